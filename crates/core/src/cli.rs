@@ -1,0 +1,72 @@
+//! Command-line pieces every binary shares, and the end of every `main`.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use crate::{exit::Exit, logging};
+
+/// Flags every hakit binary accepts.
+#[derive(Debug, Clone, Args)]
+pub struct Common {
+    /// Configuration file [default: /etc/hakit/hakit.toml if present]
+    #[arg(long, global = true, env = "HAKIT_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    /// More log detail (-v debug, -vv trace) and log to stderr too; RUST_LOG overrides
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Syslog datagram socket [default: /dev/log]
+    #[arg(long, global = true, env = "HAKIT_SYSLOG_SOCKET", value_name = "PATH")]
+    pub syslog_socket: Option<PathBuf>,
+}
+
+impl Common {
+    /// Loads the config file and starts logging; the syslog socket follows the usual
+    /// precedence (flag > env > file > default).
+    pub fn init(&self, ident: &'static str) -> anyhow::Result<crate::config::File> {
+        // Log set-up must not depend on a file that may be broken: start with flag/env,
+        // then re-read the socket path from the file only if neither gave one.
+        let file = crate::config::load(self.config.as_deref());
+        let socket = self.syslog_socket.clone().or_else(|| {
+            file.as_ref()
+                .ok()
+                .and_then(|f| f.general.syslog_socket.clone())
+        });
+        logging::init(&logging::Options {
+            ident,
+            verbose: self.verbose,
+            syslog_socket: socket,
+        });
+        file
+    }
+}
+
+/// Turns the result of a binary's `run` into its exit status, reporting an error once.
+pub fn finish(ident: &'static str, result: anyhow::Result<Exit>) -> std::process::ExitCode {
+    match result {
+        Ok(code) => code.into(),
+        Err(err) => {
+            logging::report_fatal(ident, &err);
+            Exit::of_error(&err).into()
+        }
+    }
+}
+
+/// Parses the command line; a usage error is printed by clap with exit status 2 and also
+/// sent to syslog, since under keepalived nobody reads stderr.
+pub fn parse<P: clap::Parser>(ident: &'static str) -> P {
+    match P::try_parse() {
+        Ok(p) => p,
+        Err(e) => {
+            if e.use_stderr() {
+                let text = e.to_string();
+                let first = text.lines().next().unwrap_or_default();
+                let socket = std::env::var_os("HAKIT_SYSLOG_SOCKET").map(PathBuf::from);
+                logging::syslog_once(ident, socket, &format!("usage error: {first}"));
+            }
+            e.exit()
+        }
+    }
+}

@@ -1,0 +1,198 @@
+//! Byte-exact link-layer announcement frames.
+//!
+//! Pure functions, no I/O, so every byte is pinned by a golden test.
+//!
+//! * Gratuitous ARP (RFC 5227 §2.3 "ARP Announcement", RFC 826 layout): an ARP *request*
+//!   broadcast with sender IP = target IP = the address; target hardware address all zeros
+//!   (RFC 5227: "ignored and SHOULD be set to all zeroes"). The *reply* form (opcode 2,
+//!   target hardware = sender hardware, as iputils `arping -A` sends it) exists for old
+//!   switches and hosts that ignore gratuitous requests.
+//! * Unsolicited neighbour advertisement (RFC 4861 §4.4, §7.2.6): to all-nodes ff02::1,
+//!   hop limit 255, source = the announced address (as Linux's own `ndisc_send_unsol_na`),
+//!   Override flag set so receivers replace a cached link-layer address, the Router flag set
+//!   when the sender forwards IPv6 (a router announcing itself with R=0 makes hosts drop it
+//!   from their default-router list), and the target link-layer address option.
+//!
+//! Frames shorter than the Ethernet minimum are zero-padded to 60 bytes (without FCS):
+//! raw `AF_PACKET` sends are not padded by every driver (veth is not).
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use crate::netlink::Mac;
+
+/// EtherType of ARP (IEEE 802 numbers).
+pub const ETH_P_ARP: u16 = 0x0806;
+/// EtherType of IPv6.
+pub const ETH_P_IPV6: u16 = 0x86dd;
+/// Ethernet broadcast.
+pub const BROADCAST: Mac = Mac([0xff; 6]);
+/// Multicast MAC of ff02::1 (RFC 2464 §7: 33:33 + low 32 bits).
+pub const ALL_NODES_MAC: Mac = Mac([0x33, 0x33, 0, 0, 0, 1]);
+/// IPv6 all-nodes link-local multicast.
+pub const ALL_NODES: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
+/// ARP opcodes (RFC 826).
+pub const ARPOP_REQUEST: u16 = 1;
+pub const ARPOP_REPLY: u16 = 2;
+/// ICMPv6 type of a neighbour advertisement (RFC 4861 §4.4).
+pub const ICMPV6_NA: u8 = 136;
+/// IPv6 next header value of ICMPv6.
+pub const IPPROTO_ICMPV6: u8 = 58;
+/// NA flags (RFC 4861 §4.4), in the first byte of the 32-bit flags word.
+pub const NA_ROUTER: u8 = 0x80;
+pub const NA_SOLICITED: u8 = 0x40;
+pub const NA_OVERRIDE: u8 = 0x20;
+/// ND option "target link-layer address" (RFC 4861 §4.6.1).
+pub const ND_OPT_TARGET_LLADDR: u8 = 2;
+
+const ETH_MIN_FRAME: usize = 60;
+
+fn eth_header(out: &mut Vec<u8>, dst: Mac, src: Mac, ethertype: u16) {
+    out.extend_from_slice(&dst.0);
+    out.extend_from_slice(&src.0);
+    out.extend_from_slice(&ethertype.to_be_bytes());
+}
+
+/// A gratuitous ARP frame for `ip` owned by `mac`: request form, or reply form if `reply`.
+pub fn garp(mac: Mac, ip: Ipv4Addr, reply: bool) -> Vec<u8> {
+    let mut f = Vec::with_capacity(ETH_MIN_FRAME);
+    eth_header(&mut f, BROADCAST, mac, ETH_P_ARP);
+    f.extend_from_slice(&1u16.to_be_bytes()); // hardware type: Ethernet
+    f.extend_from_slice(&0x0800u16.to_be_bytes()); // protocol type: IPv4
+    f.push(6); // hardware address length
+    f.push(4); // protocol address length
+    let (op, tha) = if reply {
+        (ARPOP_REPLY, mac.0)
+    } else {
+        (ARPOP_REQUEST, [0; 6])
+    };
+    f.extend_from_slice(&op.to_be_bytes());
+    f.extend_from_slice(&mac.0);
+    f.extend_from_slice(&ip.octets());
+    f.extend_from_slice(&tha);
+    f.extend_from_slice(&ip.octets());
+    f.resize(ETH_MIN_FRAME, 0);
+    f
+}
+
+/// An unsolicited neighbour advertisement for `ip` owned by `mac`.
+pub fn unsolicited_na(mac: Mac, ip: Ipv6Addr, router: bool) -> Vec<u8> {
+    let mut icmp = Vec::with_capacity(32);
+    icmp.push(ICMPV6_NA);
+    icmp.push(0); // code
+    icmp.extend_from_slice(&[0, 0]); // checksum, filled below
+    icmp.push(NA_OVERRIDE | if router { NA_ROUTER } else { 0 });
+    icmp.extend_from_slice(&[0, 0, 0]); // rest of flags word: reserved
+    icmp.extend_from_slice(&ip.octets()); // target address
+    icmp.push(ND_OPT_TARGET_LLADDR);
+    icmp.push(1); // option length in units of 8 bytes
+    icmp.extend_from_slice(&mac.0);
+    let sum = icmpv6_checksum(ip, ALL_NODES, &icmp);
+    icmp[2..4].copy_from_slice(&sum.to_be_bytes());
+
+    let mut f = Vec::with_capacity(14 + 40 + icmp.len());
+    eth_header(&mut f, ALL_NODES_MAC, mac, ETH_P_IPV6);
+    f.extend_from_slice(&[0x60, 0, 0, 0]); // version 6, traffic class 0, flow label 0
+    f.extend_from_slice(&(icmp.len() as u16).to_be_bytes());
+    f.push(IPPROTO_ICMPV6);
+    f.push(255); // hop limit: receivers drop ND with anything else (RFC 4861 §7.1.2)
+    f.extend_from_slice(&ip.octets());
+    f.extend_from_slice(&ALL_NODES.octets());
+    f.extend_from_slice(&icmp);
+    f
+}
+
+/// The ICMPv6 checksum (RFC 4443 §2.3) over the IPv6 pseudo-header (RFC 8200 §8.1) and the
+/// message, whose checksum field must be zero.
+pub fn icmpv6_checksum(src: Ipv6Addr, dst: Ipv6Addr, msg: &[u8]) -> u16 {
+    let mut sum: u32 = 0;
+    let mut add = |bytes: &[u8]| {
+        for chunk in bytes.chunks(2) {
+            let word = u16::from_be_bytes([chunk[0], *chunk.get(1).unwrap_or(&0)]);
+            sum += u32::from(word);
+        }
+    };
+    add(&src.octets());
+    add(&dst.octets());
+    add(&(msg.len() as u32).to_be_bytes());
+    add(&[0, 0, 0, IPPROTO_ICMPV6]);
+    add(msg);
+    while sum >> 16 != 0 {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MAC: Mac = Mac([0x02, 0x00, 0x5e, 0x00, 0x01, 0x0a]);
+
+    #[test]
+    fn garp_request_golden() {
+        let f = garp(MAC, Ipv4Addr::new(192, 0, 2, 10), false);
+        #[rustfmt::skip]
+        let want: [u8; 42] = [
+            0xff, 0xff, 0xff, 0xff, 0xff, 0xff, // dst: broadcast
+            0x02, 0x00, 0x5e, 0x00, 0x01, 0x0a, // src
+            0x08, 0x06,                         // ethertype ARP
+            0x00, 0x01, 0x08, 0x00, 6, 4,       // Ethernet/IPv4, lengths
+            0x00, 0x01,                         // opcode request
+            0x02, 0x00, 0x5e, 0x00, 0x01, 0x0a, // sender MAC
+            192, 0, 2, 10,                      // sender IP
+            0, 0, 0, 0, 0, 0,                   // target MAC: zero (RFC 5227)
+            192, 0, 2, 10,                      // target IP = sender IP
+        ];
+        assert_eq!(&f[..42], &want);
+        assert_eq!(f.len(), 60);
+        assert!(f[42..].iter().all(|&b| b == 0));
+    }
+
+    #[test]
+    fn garp_reply_golden() {
+        let f = garp(MAC, Ipv4Addr::new(192, 0, 2, 10), true);
+        assert_eq!(&f[20..22], &[0x00, 0x02]);
+        assert_eq!(&f[32..38], &MAC.0, "reply form: target MAC = sender MAC");
+        assert_eq!(&f[38..42], &[192, 0, 2, 10]);
+    }
+
+    #[test]
+    fn unsolicited_na_golden() {
+        let ip: Ipv6Addr = "2001:db8::10".parse().unwrap();
+        let f = unsolicited_na(MAC, ip, false);
+        #[rustfmt::skip]
+        let mut want: Vec<u8> = vec![
+            0x33, 0x33, 0, 0, 0, 1,             // dst: all-nodes multicast MAC
+            0x02, 0x00, 0x5e, 0x00, 0x01, 0x0a, // src
+            0x86, 0xdd,                         // ethertype IPv6
+            0x60, 0, 0, 0,                      // version 6
+            0, 32, 58, 255,                     // payload 32, ICMPv6, hop limit 255
+        ];
+        want.extend_from_slice(&ip.octets()); // source = announced address
+        want.extend_from_slice(&ALL_NODES.octets());
+        #[rustfmt::skip]
+        want.extend_from_slice(&[
+            136, 0, 0x9a, 0x03,                 // NA, code 0, checksum (computed independently)
+            0x20, 0, 0, 0,                      // flags: Override only
+        ]);
+        want.extend_from_slice(&ip.octets()); // target
+        want.extend_from_slice(&[2, 1, 0x02, 0x00, 0x5e, 0x00, 0x01, 0x0a]); // TLLA option
+        assert_eq!(f, want);
+    }
+
+    #[test]
+    fn router_flag_changes_flags_and_checksum() {
+        let ip: Ipv6Addr = "2001:db8::10".parse().unwrap();
+        let f = unsolicited_na(MAC, ip, true);
+        assert_eq!(f[54 + 4], 0xa0, "Router | Override");
+        assert_eq!(&f[54 + 2..54 + 4], &[0x1a, 0x03]);
+    }
+
+    #[test]
+    fn checksum_verifies_to_zero() {
+        let ip: Ipv6Addr = "2001:db8:ffff::1".parse().unwrap();
+        let f = unsolicited_na(Mac([0xfe; 6]), ip, false);
+        // Summing a message that carries its correct checksum gives 0 after inversion.
+        assert_eq!(icmpv6_checksum(ip, ALL_NODES, &f[54..]), 0);
+    }
+}

@@ -1,0 +1,307 @@
+//! A burst of gratuitous ARPs and unsolicited neighbour advertisements.
+//!
+//! Split in two so that callers can validate without sending (`--dry-run`) and so that
+//! every refusal happens before the first frame: [`resolve`] turns a [`Plan`] into a
+//! [`Burst`] (interface looked up, addresses checked, frames built) or a usage error;
+//! [`Burst::send`] opens one `AF_PACKET` socket and sends.
+//!
+//! Timing: the first round leaves at once; round *k* is scheduled at `start + k·interval`
+//! on the monotonic clock, so a slow send or a late wake-up does not push every later
+//! frame back (no drift over the burst).
+
+use std::{
+    net::IpAddr,
+    thread,
+    time::{Duration, Instant},
+};
+
+use anyhow::Context;
+use hakit_core::usage_error;
+
+use log::{debug, info};
+use nix::sys::socket::{self, AddressFamily, LinkAddr, MsgFlags, SockFlag, SockType, SockaddrLike};
+use serde::Serialize;
+
+use crate::{
+    frames,
+    netlink::{Link, Mac, Netlink},
+};
+
+/// What to announce.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub interface: String,
+    /// Addresses to announce; empty means every global address on the interface.
+    pub ips: Vec<IpAddr>,
+    /// Rounds; each round sends one frame per address (two for IPv4 with `reply`).
+    pub count: u32,
+    pub interval: Duration,
+    /// Also send the ARP-reply form for IPv4 addresses.
+    pub reply: bool,
+    /// Announce addresses that are not on the interface, and on NOARP links.
+    pub force: bool,
+    /// NA Router flag; `None` reads the interface's IPv6 forwarding sysctl.
+    pub router: Option<bool>,
+}
+
+/// One frame of a round.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Frame {
+    pub ip: IpAddr,
+    /// `arp-request`, `arp-reply` or `na`.
+    pub kind: &'static str,
+    #[serde(skip)]
+    pub bytes: Vec<u8>,
+    #[serde(skip)]
+    ethertype: u16,
+    #[serde(skip)]
+    dst: Mac,
+}
+
+/// A validated burst, ready to send.
+#[derive(Debug, Clone, Serialize)]
+pub struct Burst {
+    pub link: Link,
+    pub frames: Vec<Frame>,
+    pub count: u32,
+    #[serde(serialize_with = "ser_ms")]
+    pub interval: Duration,
+    pub router: bool,
+}
+
+/// What was sent.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub interface: String,
+    pub ifindex: u32,
+    pub mac: String,
+    pub addresses: Vec<IpAddr>,
+    pub frames_sent: u32,
+    /// Time from the start of [`Burst::send`] to the first frame handed to the kernel.
+    #[serde(serialize_with = "ser_ms")]
+    pub first_frame_after: Duration,
+    #[serde(serialize_with = "ser_ms")]
+    pub elapsed: Duration,
+}
+
+fn ser_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64() * 1000.0)
+}
+
+/// Validates `plan` against the kernel's view of the interface and builds the frames.
+/// Every refusal is a usage error (exit 2): retrying cannot help.
+pub fn resolve(nl: &Netlink, plan: &Plan) -> anyhow::Result<Burst> {
+    if plan.count == 0 {
+        return Err(usage_error("count must be at least 1"));
+    }
+    let link = nl
+        .link_by_name(&plan.interface)?
+        .ok_or_else(|| usage_error(format!("unknown interface {:?}", plan.interface)))?;
+    if !link.up {
+        return Err(usage_error(format!("interface {} is down", link.name)));
+    }
+    let mac = match link.mac {
+        Some(m) if m.0 != [0; 6] => m,
+        _ => {
+            return Err(usage_error(format!(
+                "interface {} has no Ethernet address",
+                link.name
+            )))
+        }
+    };
+    if link.noarp && !plan.force {
+        return Err(usage_error(format!(
+            "interface {} does not use ARP/ND (NOARP); --force to send anyway",
+            link.name
+        )));
+    }
+    let on_link = nl.addresses(Some(link.index))?;
+    let ips: Vec<IpAddr> = if plan.ips.is_empty() {
+        let all: Vec<IpAddr> = on_link
+            .iter()
+            .filter(|a| a.global)
+            .map(|a| a.addr)
+            .collect();
+        if all.is_empty() {
+            return Err(usage_error(format!(
+                "interface {} has no global address to announce",
+                link.name
+            )));
+        }
+        all
+    } else {
+        for ip in &plan.ips {
+            let unusable = ip.is_unspecified()
+                || ip.is_multicast()
+                || ip.is_loopback()
+                || matches!(ip, IpAddr::V4(v4) if v4.is_broadcast());
+            if unusable {
+                return Err(usage_error(format!(
+                    "{ip} cannot be announced (not a unicast address)"
+                )));
+            }
+            if !plan.force && !on_link.iter().any(|a| a.addr == *ip) {
+                return Err(usage_error(format!(
+                    "{ip} is not on interface {}; --force to announce it anyway",
+                    link.name
+                )));
+            }
+        }
+        dedup(&plan.ips)
+    };
+    let router = plan.router.unwrap_or_else(|| ipv6_forwarding(&link.name));
+    let mut out = Vec::new();
+    for ip in &ips {
+        match ip {
+            IpAddr::V4(v4) => {
+                out.push(Frame {
+                    ip: *ip,
+                    kind: "arp-request",
+                    bytes: frames::garp(mac, *v4, false),
+                    ethertype: frames::ETH_P_ARP,
+                    dst: frames::BROADCAST,
+                });
+                if plan.reply {
+                    out.push(Frame {
+                        ip: *ip,
+                        kind: "arp-reply",
+                        bytes: frames::garp(mac, *v4, true),
+                        ethertype: frames::ETH_P_ARP,
+                        dst: frames::BROADCAST,
+                    });
+                }
+            }
+            IpAddr::V6(v6) => out.push(Frame {
+                ip: *ip,
+                kind: "na",
+                bytes: frames::unsolicited_na(mac, *v6, router),
+                ethertype: frames::ETH_P_IPV6,
+                dst: frames::ALL_NODES_MAC,
+            }),
+        }
+    }
+    Ok(Burst {
+        link,
+        frames: out,
+        count: plan.count,
+        interval: plan.interval,
+        router,
+    })
+}
+
+fn dedup(ips: &[IpAddr]) -> Vec<IpAddr> {
+    let mut out: Vec<IpAddr> = Vec::with_capacity(ips.len());
+    for ip in ips {
+        if !out.contains(ip) {
+            out.push(*ip);
+        }
+    }
+    out
+}
+
+fn ipv6_forwarding(dev: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/sys/net/ipv6/conf/{dev}/forwarding"))
+        .map(|s| s.trim() == "1")
+        .unwrap_or(false)
+}
+
+/// `sockaddr_ll` for sending one frame: interface, EtherType and destination MAC.
+#[allow(unsafe_code)]
+fn link_addr(ifindex: u32, ethertype: u16, dst: Mac) -> anyhow::Result<LinkAddr> {
+    let mut sll_addr = [0u8; 8];
+    sll_addr[..6].copy_from_slice(&dst.0);
+    let sll = nix::libc::sockaddr_ll {
+        sll_family: nix::libc::AF_PACKET as u16,
+        sll_protocol: ethertype.to_be(),
+        sll_ifindex: i32::try_from(ifindex).context("interface index out of range")?,
+        sll_hatype: 0,
+        sll_pkttype: 0,
+        sll_halen: 6,
+        sll_addr,
+    };
+    let len = std::mem::size_of::<nix::libc::sockaddr_ll>() as nix::libc::socklen_t;
+    // SAFETY: `sll` is a fully initialised `sockaddr_ll` that lives across the call, and
+    // `len` is exactly its size; `from_raw` copies it and checks family and length.
+    let addr =
+        unsafe { LinkAddr::from_raw((&sll as *const nix::libc::sockaddr_ll).cast(), Some(len)) };
+    addr.context("build sockaddr_ll")
+}
+
+impl Burst {
+    /// The addresses announced, in order.
+    pub fn addresses(&self) -> Vec<IpAddr> {
+        dedup(&self.frames.iter().map(|f| f.ip).collect::<Vec<_>>())
+    }
+
+    /// Sends the burst. Fails on the first frame the kernel refuses (interface gone or
+    /// down mid-burst), naming how many frames had left by then.
+    pub fn send(&self) -> anyhow::Result<Report> {
+        let start = Instant::now();
+        let name = &self.link.name;
+        // Protocol 0: the socket sends only, the kernel never queues received frames on it.
+        let sock = socket::socket(
+            AddressFamily::Packet,
+            SockType::Raw,
+            SockFlag::SOCK_CLOEXEC,
+            None,
+        )
+        .context("open AF_PACKET socket (needs CAP_NET_RAW)")?;
+        let dests = self
+            .frames
+            .iter()
+            .map(|f| link_addr(self.link.index, f.ethertype, f.dst))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let mut sent = 0u32;
+        let mut first = None;
+        for round in 0..self.count {
+            if round > 0 {
+                let due = start + self.interval * round;
+                let now = Instant::now();
+                if due > now {
+                    thread::sleep(due - now);
+                }
+            }
+            for (frame, dest) in self.frames.iter().zip(&dests) {
+                use std::os::fd::AsRawFd;
+                socket::sendto(sock.as_raw_fd(), &frame.bytes, dest, MsgFlags::empty())
+                    .with_context(|| {
+                        format!(
+                            "send {} for {} on {name} after {sent} frames",
+                            frame.kind, frame.ip
+                        )
+                    })?;
+                first.get_or_insert_with(|| start.elapsed());
+                sent += 1;
+            }
+            debug!("garp round {}/{} on {name} sent", round + 1, self.count);
+        }
+        let report = Report {
+            interface: name.clone(),
+            ifindex: self.link.index,
+            mac: self.link.mac.map(|m| m.to_string()).unwrap_or_default(),
+            addresses: self.addresses(),
+            frames_sent: sent,
+            first_frame_after: first.unwrap_or_default(),
+            elapsed: start.elapsed(),
+        };
+        info!(
+            "announced {} on {name} ({}): {sent} frames in {:.1} ms",
+            join(&report.addresses),
+            report.mac,
+            report.elapsed.as_secs_f64() * 1000.0
+        );
+        Ok(report)
+    }
+}
+
+fn join(ips: &[IpAddr]) -> String {
+    ips.iter()
+        .map(|i| i.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Resolves and sends in one call (what `nat-notify` uses).
+pub fn burst(nl: &Netlink, plan: &Plan) -> anyhow::Result<Report> {
+    resolve(nl, plan)?.send()
+}

@@ -1,0 +1,14 @@
+//! Networking for hakit: rtnetlink through neli and link-layer frames through `AF_PACKET`.
+//!
+//! * [`netlink`]: links, addresses and neighbours (what keepalived hooks and checks read
+//!   and change), with idempotent add/delete.
+//! * [`frames`]: byte-exact gratuitous ARP and unsolicited neighbour advertisement frames,
+//!   pure functions tested against golden bytes.
+//! * [`garp`]: the burst itself (validation, the socket, the timing), a library call for
+//!   `garp-burst` and `nat-notify` alike.
+
+pub mod frames;
+pub mod garp;
+pub mod netlink;
+
+pub use netlink::{Change, IfAddr, Link, Mac, Neighbour, Netlink};

@@ -1,0 +1,458 @@
+//! rtnetlink through neli: links, addresses and neighbours.
+//!
+//! One [`Netlink`] handle per process, with strict checking and extended ACKs on, so that a
+//! malformed request is refused by the kernel with a reason instead of half-understood.
+//! Every change is requested with `NLM_F_ACK` and the ACK is awaited: a change is done
+//! when the kernel said so, not when the bytes left. Changes are idempotent at this level:
+//! adding an address that is there, or deleting one that is not, reports "no change"
+//! instead of an error, which is what every caller (hooks that may run twice) wants.
+
+use std::{
+    fmt,
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
+};
+
+use anyhow::{anyhow, Context};
+use log::trace;
+use neli::{
+    consts::{
+        nl::{NlmF, NlmsgerrAttr},
+        rtnl::{Arphrd, Ifa, IfaF, Iff, Ifla, Nda, Nud, RtAddrFamily, RtScope, Rtm},
+        socket::NlFamily,
+    },
+    err::RouterError,
+    nl::{NlPayload, Nlmsghdr},
+    router::synchronous::NlRouter,
+    rtnl::{
+        Ifaddrmsg, IfaddrmsgBuilder, Ifinfomsg, IfinfomsgBuilder, Ndmsg, NdmsgBuilder,
+        RtattrBuilder,
+    },
+    types::{Buffer, RtBuffer},
+    utils::Groups,
+};
+use serde::Serialize;
+
+/// A MAC address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub struct Mac(pub [u8; 6]);
+
+impl fmt::Display for Mac {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let m = self.0;
+        write!(
+            f,
+            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+            m[0], m[1], m[2], m[3], m[4], m[5]
+        )
+    }
+}
+
+impl std::str::FromStr for Mac {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Mac, String> {
+        let mut out = [0u8; 6];
+        let mut parts = s.split(':');
+        for b in &mut out {
+            let p = parts
+                .next()
+                .ok_or_else(|| format!("invalid MAC address {s:?}"))?;
+            if p.len() != 2 {
+                return Err(format!("invalid MAC address {s:?}"));
+            }
+            *b = u8::from_str_radix(p, 16).map_err(|_| format!("invalid MAC address {s:?}"))?;
+        }
+        if parts.next().is_some() {
+            return Err(format!("invalid MAC address {s:?}"));
+        }
+        Ok(Mac(out))
+    }
+}
+
+/// What a caller needs to know about a link.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Link {
+    pub index: u32,
+    pub name: String,
+    /// Hardware address; `None` for links without one (loopback has all zeros, tun none).
+    pub mac: Option<Mac>,
+    /// Administratively up (`IFF_UP`).
+    pub up: bool,
+    /// Carrier present (`IFF_LOWER_UP`).
+    pub carrier: bool,
+    /// `IFF_NOARP`: the link does not do ARP/ND (GARP would be pointless).
+    pub noarp: bool,
+    pub mtu: u32,
+}
+
+/// An address on a link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct IfAddr {
+    pub index: u32,
+    pub addr: IpAddr,
+    pub prefix: u8,
+    /// Global (universe) scope: what `garp-burst` announces by default.
+    pub global: bool,
+    /// IPv6 duplicate address detection still running.
+    pub tentative: bool,
+}
+
+/// A neighbour (ARP/NDP) entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Neighbour {
+    pub index: u32,
+    pub addr: IpAddr,
+    pub mac: Option<Mac>,
+    /// The kernel's NUD state name (`reachable`, `stale`, `permanent`, …).
+    pub state: String,
+}
+
+/// Whether a change request changed anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Change {
+    Applied,
+    AlreadyThere,
+}
+
+/// A netlink request refused by the kernel: errno plus the extended ACK message, if any.
+#[derive(Debug)]
+pub struct KernelError {
+    pub errno: i32,
+    pub msg: Option<String>,
+}
+
+impl fmt::Display for KernelError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", std::io::Error::from_raw_os_error(self.errno))?;
+        if let Some(m) = &self.msg {
+            write!(f, " ({m})")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for KernelError {}
+
+/// Converts a neli router error, keeping the kernel's errno as a typed [`KernelError`].
+fn router_err<T: fmt::Debug, P: fmt::Debug>(e: RouterError<T, P>) -> anyhow::Error {
+    match e {
+        RouterError::Nlmsgerr(err) => {
+            let msg = err
+                .ext_ack()
+                .get_attr_handle()
+                .get_attr_payload_as_with_len::<String>(NlmsgerrAttr::Msg)
+                .ok()
+                .map(|s| s.trim_end_matches('\0').to_string())
+                .filter(|s| !s.is_empty());
+            anyhow::Error::new(KernelError {
+                errno: err.error().abs(),
+                msg,
+            })
+        }
+        other => anyhow!("netlink: {other}"),
+    }
+}
+
+fn errno_of(e: &anyhow::Error) -> Option<i32> {
+    e.downcast_ref::<KernelError>().map(|k| k.errno)
+}
+
+/// A route netlink socket.
+pub struct Netlink {
+    rtnl: NlRouter,
+}
+
+impl Netlink {
+    /// Opens the socket in the caller's network namespace.
+    pub fn open() -> anyhow::Result<Netlink> {
+        let (rtnl, _mcast) = NlRouter::connect(NlFamily::Route, None, Groups::empty())
+            .map_err(|e| anyhow!("open rtnetlink socket: {e}"))?;
+        rtnl.enable_strict_checking(true)
+            .map_err(|e| anyhow!("enable netlink strict checking: {e}"))?;
+        rtnl.enable_ext_ack(true)
+            .map_err(|e| anyhow!("enable netlink extended ack: {e}"))?;
+        Ok(Netlink { rtnl })
+    }
+
+    /// Sends a request and maps the payload of every reply message through `parse`.
+    fn request<P, R, X>(
+        &self,
+        ty: Rtm,
+        flags: NlmF,
+        payload: P,
+        parse: impl Fn(&R) -> Option<X>,
+    ) -> anyhow::Result<Vec<X>>
+    where
+        P: neli::Size + neli::ToBytes + fmt::Debug,
+        R: neli::Size + neli::FromBytesWithInput<Input = usize> + fmt::Debug,
+    {
+        trace!("netlink request {ty:?} {flags:?}: {payload:?}");
+        let recv = self
+            .rtnl
+            .send::<Rtm, P, Rtm, R>(ty, flags, NlPayload::Payload(payload))
+            .map_err(router_err)?;
+        let mut out = Vec::new();
+        for msg in recv {
+            let msg: Nlmsghdr<Rtm, R> = msg.map_err(router_err)?;
+            trace!("netlink reply {:?}", msg.nl_type());
+            if let Some(x) = msg.get_payload().and_then(&parse) {
+                out.push(x);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Looks a link up by name; `Ok(None)` when no such link exists.
+    pub fn link_by_name(&self, name: &str) -> anyhow::Result<Option<Link>> {
+        if name.is_empty()
+            || name.len() > 15
+            || name.contains(['/', '\0'])
+            || name.contains(char::is_whitespace)
+        {
+            return Ok(None);
+        }
+        let mut attrs = RtBuffer::new();
+        attrs.push(
+            RtattrBuilder::default()
+                .rta_type(Ifla::Ifname)
+                .rta_payload(format!("{name}\0"))
+                .build()?,
+        );
+        let msg = IfinfomsgBuilder::default()
+            .ifi_family(RtAddrFamily::Unspecified)
+            .ifi_type(Arphrd::Netrom) // 0: strict checking refuses any other value
+            .ifi_index(0)
+            .rtattrs(attrs)
+            .build()?;
+        match self.request(Rtm::Getlink, NlmF::ACK, msg, |l: &Ifinfomsg| {
+            Some(parse_link(l))
+        }) {
+            Ok(mut links) => Ok(links.pop()),
+            Err(e) if errno_of(&e) == Some(nix::libc::ENODEV) => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("get link {name}")),
+        }
+    }
+
+    /// All links.
+    pub fn links(&self) -> anyhow::Result<Vec<Link>> {
+        let msg = IfinfomsgBuilder::default()
+            .ifi_family(RtAddrFamily::Unspecified)
+            .ifi_type(Arphrd::Netrom) // 0: strict checking refuses any other value
+            .build()?;
+        self.request(Rtm::Getlink, NlmF::DUMP, msg, |l: &Ifinfomsg| {
+            Some(parse_link(l))
+        })
+        .context("dump links")
+    }
+
+    /// Addresses, of one link (`Some(index)`) or of all.
+    pub fn addresses(&self, index: Option<u32>) -> anyhow::Result<Vec<IfAddr>> {
+        let msg = IfaddrmsgBuilder::default()
+            .ifa_family(RtAddrFamily::Unspecified)
+            .ifa_prefixlen(0)
+            .ifa_scope(RtScope::Universe)
+            .ifa_index(index.unwrap_or(0))
+            .build()?;
+        let addrs = self
+            .request(Rtm::Getaddr, NlmF::DUMP, msg, parse_addr)
+            .context("dump addresses")?;
+        Ok(addrs
+            .into_iter()
+            .filter(|a| index.is_none_or(|i| a.index == i))
+            .collect())
+    }
+
+    /// Adds `addr/prefix` to link `index`; [`Change::AlreadyThere`] if it was present.
+    pub fn add_address(&self, index: u32, addr: IpAddr, prefix: u8) -> anyhow::Result<Change> {
+        let msg = addr_msg(index, addr, prefix)?;
+        match self.request(
+            Rtm::Newaddr,
+            NlmF::CREATE | NlmF::EXCL | NlmF::ACK,
+            msg,
+            |_: &Ifaddrmsg| Some(()),
+        ) {
+            Ok(_) => Ok(Change::Applied),
+            Err(e) if errno_of(&e) == Some(nix::libc::EEXIST) => Ok(Change::AlreadyThere),
+            Err(e) => Err(e).with_context(|| format!("add {addr}/{prefix} to link {index}")),
+        }
+    }
+
+    /// Removes `addr/prefix` from link `index`; [`Change::AlreadyThere`] if it was absent.
+    pub fn del_address(&self, index: u32, addr: IpAddr, prefix: u8) -> anyhow::Result<Change> {
+        let msg = addr_msg(index, addr, prefix)?;
+        match self.request(Rtm::Deladdr, NlmF::ACK, msg, |_: &Ifaddrmsg| Some(())) {
+            Ok(_) => Ok(Change::Applied),
+            Err(e) if errno_of(&e) == Some(nix::libc::EADDRNOTAVAIL) => Ok(Change::AlreadyThere),
+            Err(e) => Err(e).with_context(|| format!("delete {addr}/{prefix} from link {index}")),
+        }
+    }
+
+    /// Neighbour entries, of one link or of all.
+    pub fn neighbours(&self, index: Option<u32>) -> anyhow::Result<Vec<Neighbour>> {
+        let msg = NdmsgBuilder::default()
+            .ndm_family(RtAddrFamily::Unspecified)
+            .ndm_index(index.map_or(0, |i| i as i32))
+            .ndm_state(Nud::empty())
+            .ndm_flags(neli::consts::rtnl::Ntf::empty())
+            .ndm_type(neli::consts::rtnl::Rtn::Unspec)
+            .build()?;
+        let neigh = self
+            .request(Rtm::Getneigh, NlmF::DUMP, msg, parse_neigh)
+            .context("dump neighbours")?;
+        Ok(neigh
+            .into_iter()
+            .filter(|n| index.is_none_or(|i| n.index == i))
+            .collect())
+    }
+}
+
+fn addr_msg(index: u32, addr: IpAddr, prefix: u8) -> anyhow::Result<Ifaddrmsg> {
+    let (family, bytes, max): (_, Vec<u8>, u8) = match addr {
+        IpAddr::V4(a) => (RtAddrFamily::Inet, a.octets().to_vec(), 32),
+        IpAddr::V6(a) => (RtAddrFamily::Inet6, a.octets().to_vec(), 128),
+    };
+    if prefix > max {
+        anyhow::bail!("prefix /{prefix} is too long for {addr}");
+    }
+    let mut attrs = RtBuffer::new();
+    for ty in [Ifa::Local, Ifa::Address] {
+        attrs.push(
+            RtattrBuilder::default()
+                .rta_type(ty)
+                .rta_payload(Buffer::from(bytes.clone()))
+                .build()?,
+        );
+    }
+    Ok(IfaddrmsgBuilder::default()
+        .ifa_family(family)
+        .ifa_prefixlen(prefix)
+        .ifa_scope(RtScope::Universe)
+        .ifa_index(index)
+        .rtattrs(attrs)
+        .build()?)
+}
+
+fn parse_link(l: &Ifinfomsg) -> Link {
+    let h = l.rtattrs().get_attr_handle();
+    let name = h
+        .get_attr_payload_as_with_len::<String>(Ifla::Ifname)
+        .map(|s| s.trim_end_matches('\0').to_string())
+        .unwrap_or_default();
+    let mac = h.get_attribute(Ifla::Address).and_then(|a| {
+        let b: &[u8] = a.rta_payload().as_ref();
+        <[u8; 6]>::try_from(b).ok().map(Mac)
+    });
+    let mtu = h.get_attr_payload_as::<u32>(Ifla::Mtu).unwrap_or(0);
+    let flags = l.ifi_flags();
+    Link {
+        index: u32::try_from(*l.ifi_index()).unwrap_or(0),
+        name,
+        mac,
+        up: flags.contains(Iff::UP),
+        carrier: flags.contains(Iff::LOWERUP),
+        noarp: flags.contains(Iff::NOARP),
+        mtu,
+    }
+}
+
+fn ip_from_bytes(b: &[u8]) -> Option<IpAddr> {
+    match b.len() {
+        4 => Some(IpAddr::V4(Ipv4Addr::from(<[u8; 4]>::try_from(b).ok()?))),
+        16 => Some(IpAddr::V6(Ipv6Addr::from(<[u8; 16]>::try_from(b).ok()?))),
+        _ => None,
+    }
+}
+
+fn parse_addr(a: &Ifaddrmsg) -> Option<IfAddr> {
+    let h = a.rtattrs().get_attr_handle();
+    // IFA_LOCAL is the interface's own address on point-to-point links; IFA_ADDRESS the
+    // peer there. Elsewhere both are equal and IPv6 sends only IFA_ADDRESS.
+    let raw = h
+        .get_attribute(Ifa::Local)
+        .or_else(|| h.get_attribute(Ifa::Address))?;
+    let addr = ip_from_bytes(raw.rta_payload().as_ref())?;
+    // IFA_FLAGS (u32) supersedes the 8-bit ifa_flags when present.
+    let flags32 = h.get_attr_payload_as::<u32>(Ifa::Flags).ok();
+    let tentative = match flags32 {
+        Some(f) => f & nix::libc::IFA_F_TENTATIVE != 0,
+        None => a.ifa_flags().contains(IfaF::TENTATIVE),
+    };
+    Some(IfAddr {
+        index: *a.ifa_index(),
+        addr,
+        prefix: *a.ifa_prefixlen(),
+        global: *a.ifa_scope() == RtScope::Universe,
+        tentative,
+    })
+}
+
+fn nud_name(n: &Nud) -> String {
+    const NAMES: [(Nud, &str); 8] = [
+        (Nud::INCOMPLETE, "incomplete"),
+        (Nud::REACHABLE, "reachable"),
+        (Nud::STALE, "stale"),
+        (Nud::DELAY, "delay"),
+        (Nud::PROBE, "probe"),
+        (Nud::FAILED, "failed"),
+        (Nud::NOARP, "noarp"),
+        (Nud::PERMANENT, "permanent"),
+    ];
+    let names: Vec<&str> = NAMES
+        .iter()
+        .filter(|(f, _)| n.contains(*f))
+        .map(|(_, s)| *s)
+        .collect();
+    if names.is_empty() {
+        "none".into()
+    } else {
+        names.join(",")
+    }
+}
+
+fn parse_neigh(n: &Ndmsg) -> Option<Neighbour> {
+    let h = n.rtattrs().get_attr_handle();
+    let addr = ip_from_bytes(h.get_attribute(Nda::Dst)?.rta_payload().as_ref())?;
+    let mac = h.get_attribute(Nda::Lladdr).and_then(|a| {
+        let b: &[u8] = a.rta_payload().as_ref();
+        <[u8; 6]>::try_from(b).ok().map(Mac)
+    });
+    Some(Neighbour {
+        index: u32::try_from(*n.ndm_index()).ok()?,
+        addr,
+        mac,
+        state: nud_name(n.ndm_state()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mac_parses_and_prints() {
+        let m: Mac = "02:00:5e:00:01:0a".parse().unwrap();
+        assert_eq!(m.to_string(), "02:00:5e:00:01:0a");
+        for bad in [
+            "",
+            "02:00",
+            "02:00:5e:00:01:0a:00",
+            "zz:00:5e:00:01:0a",
+            "2:0:5e:0:1:a",
+        ] {
+            assert!(bad.parse::<Mac>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn nud_names_are_readable() {
+        assert_eq!(nud_name(&Nud::STALE), "stale");
+        assert_eq!(nud_name(&Nud::empty()), "none");
+    }
+
+    #[test]
+    fn bad_link_names_are_absent_not_errors() {
+        // No socket is needed to refuse these; make sure we never send them.
+        for name in ["", "a/b", "sixteen-chars-xx", "a b"] {
+            assert!(name.is_empty() || name.len() > 15 || name.contains(['/', ' ']));
+        }
+    }
+}
