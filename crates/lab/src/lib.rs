@@ -1,1 +1,298 @@
-//! x
+//! The namespace lab: real network topologies on one machine, for tests, `make demo` and
+//! `make bench`.
+//!
+//! A [`Lab`] owns everything it creates: network namespaces named
+//! `hakit-<pid>-<n>-<role>` (unique per process and per lab, so tests run in parallel),
+//! the links inside them, the processes it started and a scratch directory. Dropping the
+//! lab (on success, failure or panic) kills the processes and deletes the namespaces;
+//! `make lab-clean` removes anything a killed run left behind, by the `hakit-` prefix.
+//!
+//! Links are created inside namespaces directly (`ip -n NS link add … netns PEER`), so the
+//! host's own interfaces are never touched. Setting up topology uses iproute2 (`ip`): this
+//! crate is test scaffolding, not product code, and `ip` is the reference tool. Reading
+//! state back uses hakit's own netlink code inside the namespace ([`Ns::netlink`]), so a
+//! poll costs a syscall rather than a process.
+//!
+//! Address plan: documentation ranges only (192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24,
+//! 2001:db8::/32).
+
+pub mod capture;
+pub mod keepalived;
+mod process;
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+    process::{Child, Command, Output},
+    sync::atomic::{AtomicU32, Ordering},
+    thread,
+    time::{Duration, Instant},
+};
+
+use anyhow::{bail, Context};
+
+pub use process::{run, run_ok, Spawned};
+
+/// Namespace name prefix shared by everything the lab creates.
+pub const PREFIX: &str = "hakit-";
+
+static NEXT_LAB: AtomicU32 = AtomicU32::new(0);
+
+/// Whether this process can build labs. Without root: `false` with a loud message, except
+/// under CI (`CI=true`) where a skipped lab test is a failure, so this panics.
+pub fn available(test: &str) -> bool {
+    let root = nix::unistd::geteuid().is_root();
+    let ip = which("ip").is_some();
+    if root && ip {
+        return true;
+    }
+    let why = if !root { "not running as root" } else { "iproute2 (ip) not installed" };
+    if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
+        panic!("{test}: namespace test cannot run ({why}) and CI=true: a skip is a failure");
+    }
+    eprintln!("\n!!!! SKIPPED {test}: namespace test needs root and iproute2 ({why}) !!!!\n");
+    false
+}
+
+/// Looks a program up on PATH (and the sbin directories, which non-login PATHs lack).
+pub fn which(prog: &str) -> Option<PathBuf> {
+    let path = std::env::var("PATH").unwrap_or_default();
+    let found = path
+        .split(':')
+        .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"])
+        .map(|d| Path::new(d).join(prog))
+        .find(|p| p.is_file());
+    found
+}
+
+/// A set of namespaces and processes, torn down on drop.
+pub struct Lab {
+    prefix: String,
+    namespaces: Vec<String>,
+    children: Vec<Child>,
+    dir: PathBuf,
+}
+
+/// A network namespace of a [`Lab`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ns {
+    pub name: String,
+}
+
+impl Lab {
+    /// A new, empty lab with its own scratch directory.
+    pub fn new() -> anyhow::Result<Lab> {
+        let n = NEXT_LAB.fetch_add(1, Ordering::Relaxed);
+        let prefix = format!("{PREFIX}{}-{n}", std::process::id());
+        let dir = std::env::temp_dir().join(&prefix);
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
+        Ok(Lab { prefix, namespaces: Vec::new(), children: Vec::new(), dir })
+    }
+
+    /// Scratch directory (config files, captures, logs), removed on drop.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// Creates namespace `<prefix>-<role>` with loopback up.
+    pub fn ns(&mut self, role: &str) -> anyhow::Result<Ns> {
+        let name = format!("{}-{role}", self.prefix);
+        run_ok(Command::new("ip").args(["netns", "add", &name]))?;
+        self.namespaces.push(name.clone());
+        let ns = Ns { name };
+        ns.ip(&["link", "set", "lo", "up"])?;
+        Ok(ns)
+    }
+
+    /// A veth pair: `a_if` in `a`, `b_if` in `b`, both up.
+    pub fn veth(&self, a: &Ns, a_if: &str, b: &Ns, b_if: &str) -> anyhow::Result<()> {
+        a.ip(&["link", "add", a_if, "type", "veth", "peer", "name", b_if, "netns", &b.name])?;
+        a.ip(&["link", "set", a_if, "up"])?;
+        b.ip(&["link", "set", b_if, "up"])
+    }
+
+    /// A bridge `br` in `sw`, and one veth per member: `<ifname>` in the member, a port
+    /// named `<role>` (truncated) on the bridge.
+    pub fn bridge(&self, sw: &Ns, br: &str, members: &[(&Ns, &str)]) -> anyhow::Result<()> {
+        if !sw.link_exists(br) {
+            sw.ip(&["link", "add", br, "type", "bridge", "forward_delay", "0", "stp_state", "0"])?;
+            sw.ip(&["link", "set", br, "up"])?;
+        }
+        for (ns, ifname) in members {
+            let role = ns.name.rsplit('-').next().unwrap_or("x");
+            let port: String = format!("{br}{role}").chars().take(15).collect();
+            self.veth(sw, &port, ns, ifname)?;
+            sw.ip(&["link", "set", &port, "master", br])?;
+        }
+        Ok(())
+    }
+
+    /// Starts `argv` inside `ns`; killed when the lab drops. Output goes to
+    /// `<dir>/<log>.log`.
+    pub fn spawn(&mut self, ns: &Ns, log: &str, argv: &[&str]) -> anyhow::Result<u32> {
+        let path = self.dir.join(format!("{log}.log"));
+        let out = fs::File::create(&path).with_context(|| format!("create {}", path.display()))?;
+        let child = ns
+            .command(argv)
+            .stdout(out.try_clone()?)
+            .stderr(out)
+            .spawn()
+            .with_context(|| format!("start {argv:?} in {}", ns.name))?;
+        let pid = child.id();
+        self.children.push(child);
+        Ok(pid)
+    }
+
+    /// Kills every process this lab started and every process still inside its
+    /// namespaces, then deletes the namespaces. Idempotent.
+    pub fn teardown(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        self.children.clear();
+        for ns in self.namespaces.drain(..) {
+            kill_namespace(&ns);
+        }
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        self.teardown();
+    }
+}
+
+/// Kills every process in namespace `name` and deletes it.
+pub fn kill_namespace(name: &str) {
+    if let Ok(out) = Command::new("ip").args(["netns", "pids", name]).output() {
+        for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+            if let Ok(pid) = pid.parse::<i32>() {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+    }
+    // A namespace whose last process is still exiting can refuse deletion briefly.
+    for _ in 0..50 {
+        let ok = Command::new("ip")
+            .args(["netns", "del", name])
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if ok || !Path::new("/run/netns").join(name).exists() {
+            return;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Removes every namespace with the lab prefix (for `make lab-clean`).
+pub fn clean_all() -> Vec<String> {
+    let mut removed = Vec::new();
+    if let Ok(entries) = fs::read_dir("/run/netns") {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            if name.starts_with(PREFIX) {
+                kill_namespace(&name);
+                removed.push(name);
+            }
+        }
+    }
+    removed
+}
+
+impl Ns {
+    /// A command that runs `argv` inside this namespace.
+    pub fn command(&self, argv: &[&str]) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.name]).args(argv);
+        c
+    }
+
+    /// Runs `argv` here with a timeout and returns its output, whatever the status.
+    pub fn exec(&self, argv: &[&str]) -> anyhow::Result<Output> {
+        run(&mut self.command(argv), Duration::from_secs(60))
+    }
+
+    /// `ip -n NS ARGS…`, failing on a non-zero status.
+    pub fn ip(&self, args: &[&str]) -> anyhow::Result<()> {
+        run_ok(Command::new("ip").arg("-n").arg(&self.name).args(args)).map(|_| ())
+    }
+
+    fn link_exists(&self, name: &str) -> bool {
+        self.netlink(|nl| nl.link_by_name(name)).ok().flatten().is_some()
+    }
+
+    /// Runs `f` with a netlink socket opened inside this namespace (on a helper thread
+    /// that joined the namespace, so the caller's own namespace is untouched).
+    pub fn netlink<R: Send>(
+        &self,
+        f: impl FnOnce(&hakit_net::Netlink) -> anyhow::Result<R> + Send,
+    ) -> anyhow::Result<R> {
+        self.within(|| f(&hakit_net::Netlink::open()?))
+    }
+
+    /// Runs `f` on a thread inside this namespace.
+    pub fn within<R: Send>(&self, f: impl FnOnce() -> anyhow::Result<R> + Send) -> anyhow::Result<R> {
+        let path = Path::new("/run/netns").join(&self.name);
+        thread::scope(|s| {
+            s.spawn(|| {
+                let fd = fs::File::open(&path).with_context(|| format!("open {}", path.display()))?;
+                nix::sched::setns(&fd, nix::sched::CloneFlags::CLONE_NEWNET)
+                    .with_context(|| format!("enter namespace {}", self.name))?;
+                f()
+            })
+            .join()
+            .unwrap_or_else(|_| bail!("thread inside {} panicked", self.name))
+        })
+    }
+
+    /// Whether `ip` is on `ifname` here.
+    pub fn has_addr(&self, ifname: &str, ip: std::net::IpAddr) -> anyhow::Result<bool> {
+        self.netlink(|nl| {
+            let Some(link) = nl.link_by_name(ifname)? else { return Ok(false) };
+            Ok(nl.addresses(Some(link.index))?.iter().any(|a| a.addr == ip))
+        })
+    }
+
+    /// The MAC of `ifname` here.
+    pub fn mac(&self, ifname: &str) -> anyhow::Result<hakit_net::Mac> {
+        self.netlink(|nl| {
+            nl.link_by_name(ifname)?
+                .and_then(|l| l.mac)
+                .with_context(|| format!("{ifname} has no MAC"))
+        })
+    }
+
+    /// The neighbour entry for `ip` here, if any.
+    pub fn neighbour(&self, ip: std::net::IpAddr) -> anyhow::Result<Option<hakit_net::Neighbour>> {
+        self.netlink(|nl| Ok(nl.neighbours(None)?.into_iter().find(|n| n.addr == ip)))
+    }
+}
+
+/// Polls `cond` every `step` until it holds or `timeout` passes; returns the time it took.
+pub fn wait_until(
+    timeout: Duration,
+    step: Duration,
+    mut cond: impl FnMut() -> bool,
+) -> Option<Duration> {
+    let start = Instant::now();
+    loop {
+        if cond() {
+            return Some(start.elapsed());
+        }
+        if start.elapsed() >= timeout {
+            return None;
+        }
+        thread::sleep(step);
+    }
+}

@@ -1,0 +1,124 @@
+//! Debian's keepalived inside a lab namespace.
+//!
+//! Each instance gets its own config, pid and VRRP-child pid files under the lab directory
+//! (the defaults collide between namespaces), runs in the foreground (`-n`) with console
+//! logging into `<dir>/<name>.log`, and is stopped or crashed explicitly:
+//!
+//! * [`Keepalived::stop`]: SIGTERM to the parent, the graceful path (the VRRP child sends a
+//!   priority-0 advert and the backup takes over at once).
+//! * [`Keepalived::crash`]: SIGKILL to both parent and VRRP child. Killing only the parent
+//!   lets the child hand over gracefully; killing only the child makes the parent restart it.
+
+use std::{
+    fs,
+    path::PathBuf,
+    time::Duration,
+};
+
+use anyhow::Context;
+use nix::{
+    sys::signal::{kill, Signal},
+    unistd::Pid,
+};
+
+use crate::{Lab, Ns};
+
+/// A keepalived started by [`start`].
+pub struct Keepalived {
+    pub name: String,
+    pub conf: PathBuf,
+    pub pid_file: PathBuf,
+    pub vrrp_pid_file: PathBuf,
+    pub log: PathBuf,
+    pub pid: u32,
+}
+
+/// Writes `conf` and starts keepalived in `ns`.
+pub fn start(lab: &mut Lab, ns: &Ns, name: &str, conf: &str) -> anyhow::Result<Keepalived> {
+    let dir = lab.dir().to_path_buf();
+    let conf_path = dir.join(format!("{name}.keepalived.conf"));
+    fs::write(&conf_path, conf).with_context(|| format!("write {}", conf_path.display()))?;
+    let pid_file = dir.join(format!("{name}.keepalived.pid"));
+    let vrrp_pid_file = dir.join(format!("{name}.vrrp.pid"));
+    let (c, p, r) = (
+        conf_path.to_string_lossy().to_string(),
+        pid_file.to_string_lossy().to_string(),
+        vrrp_pid_file.to_string_lossy().to_string(),
+    );
+    let log_name = format!("{name}.keepalived");
+    let pid = lab.spawn(
+        ns,
+        &log_name,
+        &["keepalived", "-f", &c, "-p", &p, "-r", &r, "--no-syslog", "-l", "-D", "-n"],
+    )?;
+    Ok(Keepalived {
+        name: name.to_string(),
+        conf: conf_path,
+        pid_file,
+        vrrp_pid_file,
+        log: dir.join(format!("{log_name}.log")),
+        pid,
+    })
+}
+
+impl Keepalived {
+    /// PID of the VRRP child, once it has written its pid file.
+    pub fn vrrp_pid(&self) -> Option<i32> {
+        fs::read_to_string(&self.vrrp_pid_file).ok()?.trim().parse().ok()
+    }
+
+    /// Waits until the VRRP child is up.
+    pub fn wait_ready(&self, timeout: Duration) -> anyhow::Result<()> {
+        crate::wait_until(timeout, Duration::from_millis(10), || self.vrrp_pid().is_some())
+            .map(|_| ())
+            .with_context(|| format!("keepalived {} did not start: {}", self.name, self.log_tail()))
+    }
+
+    /// Graceful stop (SIGTERM to the parent).
+    pub fn stop(&self) {
+        let _ = kill(Pid::from_raw(self.pid as i32), Signal::SIGTERM);
+    }
+
+    /// Crash: SIGKILL to the VRRP child and the parent.
+    pub fn crash(&self) {
+        if let Some(child) = self.vrrp_pid() {
+            let _ = kill(Pid::from_raw(child), Signal::SIGKILL);
+        }
+        let _ = kill(Pid::from_raw(self.pid as i32), Signal::SIGKILL);
+    }
+
+    /// The last lines of its log, for failure messages.
+    pub fn log_tail(&self) -> String {
+        let text = fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(15)..].join("\n")
+    }
+}
+
+/// A VRRP instance config for the lab: one instance `VI_1` on `iface`, VRRP version 3 with
+/// `advert_int`, the given priority, and `vip` (CIDR) as its virtual address.
+pub fn vrrp_conf(router_id: &str, iface: &str, priority: u8, advert_int: &str, vip: &str, extra: &str) -> String {
+    format!(
+        r#"global_defs {{
+    router_id {router_id}
+    vrrp_version 3
+    enable_script_security
+    script_user root
+    vrrp_garp_master_repeat 1
+    vrrp_garp_master_delay 0
+}}
+
+vrrp_instance VI_1 {{
+    state BACKUP
+    interface {iface}
+    virtual_router_id 51
+    priority {priority}
+    advert_int {advert_int}
+    virtual_ipaddress {{
+        {vip} dev {iface}
+    }}
+{extra}
+}}
+"#
+    )
+}

@@ -1,0 +1,153 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::{
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
+    process::{Command, Output},
+    time::Duration,
+};
+
+use hakit_lab::{Lab, Ns};
+
+/// The built binary.
+pub fn bin(name: &str) -> String {
+    match name {
+        "garp-burst" => env!("CARGO_BIN_EXE_garp-burst").to_string(),
+        other => panic!("unknown binary {other}"),
+    }
+}
+
+/// A lab, or `None` (with a loud message) where namespaces are not available; under
+/// CI=true `hakit_lab::available` panics instead.
+pub fn lab(test: &str) -> Option<Lab> {
+    if !hakit_lab::available(test) {
+        return None;
+    }
+    Some(Lab::new().expect("create lab"))
+}
+
+/// Two namespaces joined by a veth: `a` (192.0.2.1/24, 2001:db8::1/64) and `b`
+/// (192.0.2.2/24, 2001:db8::2/64), both on `eth0`.
+pub fn pair(lab: &mut Lab) -> (Ns, Ns) {
+    let a = lab.ns("a").unwrap();
+    let b = lab.ns("b").unwrap();
+    lab.veth(&a, "eth0", &b, "eth0").unwrap();
+    a.ip(&["addr", "add", "192.0.2.1/24", "dev", "eth0"]).unwrap();
+    a.ip(&["addr", "add", "2001:db8::1/64", "dev", "eth0", "nodad"]).unwrap();
+    b.ip(&["addr", "add", "192.0.2.2/24", "dev", "eth0"]).unwrap();
+    b.ip(&["addr", "add", "2001:db8::2/64", "dev", "eth0", "nodad"]).unwrap();
+    (a, b)
+}
+
+/// Runs a hakit binary inside `ns` (60 s timeout).
+pub fn run_in(ns: &Ns, name: &str, args: &[&str]) -> Output {
+    let b = bin(name);
+    let mut argv = vec![b.as_str()];
+    argv.extend_from_slice(args);
+    hakit_lab::run(&mut ns.command(&argv), Duration::from_secs(60)).expect("run binary")
+}
+
+/// Runs a hakit binary in the test's own namespace with extra environment.
+pub fn run_host(name: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut c = Command::new(bin(name));
+    c.args(args).env_remove("HAKIT_CONFIG");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    hakit_lab::run(&mut c, Duration::from_secs(60)).expect("run binary")
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+/// An ARP frame as the test reads it, independently of hakit's builder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Arp {
+    pub dst: [u8; 6],
+    pub src: [u8; 6],
+    pub op: u16,
+    pub sha: [u8; 6],
+    pub spa: Ipv4Addr,
+    pub tha: [u8; 6],
+    pub tpa: Ipv4Addr,
+}
+
+fn mac_at(d: &[u8], o: usize) -> [u8; 6] {
+    d[o..o + 6].try_into().unwrap()
+}
+
+pub fn parse_arp(d: &[u8]) -> Option<Arp> {
+    if d.len() < 42 || d[12..14] != [0x08, 0x06] {
+        return None;
+    }
+    assert_eq!(&d[14..20], &[0, 1, 8, 0, 6, 4], "Ethernet/IPv4 ARP header");
+    Some(Arp {
+        dst: mac_at(d, 0),
+        src: mac_at(d, 6),
+        op: u16::from_be_bytes([d[20], d[21]]),
+        sha: mac_at(d, 22),
+        spa: Ipv4Addr::new(d[28], d[29], d[30], d[31]),
+        tha: mac_at(d, 32),
+        tpa: Ipv4Addr::new(d[38], d[39], d[40], d[41]),
+    })
+}
+
+/// A neighbour advertisement as the test reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Na {
+    pub dst_mac: [u8; 6],
+    pub src_mac: [u8; 6],
+    pub hop_limit: u8,
+    pub src: Ipv6Addr,
+    pub dst: Ipv6Addr,
+    pub flags: u8,
+    pub target: Ipv6Addr,
+    pub opt_type: u8,
+    pub opt_len: u8,
+    pub lladdr: [u8; 6],
+    pub checksum_ok: bool,
+}
+
+pub fn parse_na(d: &[u8]) -> Option<Na> {
+    if d.len() < 86 || d[12..14] != [0x86, 0xdd] || d[20] != 58 || d[54] != 136 {
+        return None;
+    }
+    let v6 = |o: usize| Ipv6Addr::from(<[u8; 16]>::try_from(&d[o..o + 16]).unwrap());
+    let plen = u16::from_be_bytes([d[18], d[19]]) as usize;
+    // Independent one's-complement check over pseudo-header + ICMPv6 message.
+    let mut sum: u64 = 0;
+    let mut words = |b: &[u8]| {
+        for c in b.chunks(2) {
+            sum += u64::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]));
+        }
+    };
+    words(&d[22..54]);
+    words(&(plen as u32).to_be_bytes());
+    words(&[0, 0, 0, 58]);
+    words(&d[54..54 + plen]);
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    Some(Na {
+        dst_mac: mac_at(d, 0),
+        src_mac: mac_at(d, 6),
+        hop_limit: d[21],
+        src: v6(22),
+        dst: v6(38),
+        flags: d[58],
+        target: v6(62),
+        opt_type: d[78],
+        opt_len: d[79],
+        lladdr: mac_at(d, 80),
+        checksum_ok: sum == 0xffff,
+    })
+}
+
+pub fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
