@@ -9,7 +9,18 @@ fn help_teaches_and_lists_exit_codes() {
     let out = run_host("garp-burst", &["--help"], &[]);
     assert_eq!(out.status.code(), Some(0));
     let text = stdout(&out);
-    for want in ["--interface", "--ip", "--count", "--interval", "--reply", "--dry-run", "--json", "Exit codes:", "HAKIT_GARP_COUNT", "Examples:"] {
+    for want in [
+        "--interface",
+        "--ip",
+        "--count",
+        "--interval",
+        "--reply",
+        "--dry-run",
+        "--json",
+        "Exit codes:",
+        "HAKIT_GARP_COUNT",
+        "Examples:",
+    ] {
         assert!(text.contains(want), "--help lacks {want}:\n{text}");
     }
     let out = run_host("garp-burst", &["-h"], &[]);
@@ -25,17 +36,28 @@ fn unknown_config_key_is_named() {
     let out = run_host("garp-burst", &["--config", conf.to_str().unwrap()], &[]);
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
-    assert!(err.contains("typo.toml:3:1: unknown field `cuont`"), "{err}");
+    assert!(
+        err.contains("typo.toml:3:1: unknown field `cuont`"),
+        "{err}"
+    );
     assert_eq!(err.lines().count(), 1, "one-line error: {err}");
 
     // HAKIT_CONFIG is the same as --config.
-    let out = run_host("garp-burst", &[], &[("HAKIT_CONFIG", conf.to_str().unwrap())]);
+    let out = run_host(
+        "garp-burst",
+        &[],
+        &[("HAKIT_CONFIG", conf.to_str().unwrap())],
+    );
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("unknown field `cuont`"));
 
     let out = run_host("garp-burst", &["--config", "/nonexistent/hakit.toml"], &[]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("cannot read config /nonexistent/hakit.toml"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("cannot read config /nonexistent/hakit.toml"),
+        "{}",
+        stderr(&out)
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

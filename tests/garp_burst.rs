@@ -11,7 +11,9 @@ const FILTER: &str = "arp or (icmp6 and ip6[40] == 136)";
 
 #[test]
 fn frames_on_the_wire_are_exact_and_spaced() {
-    let Some(mut lab) = lab("frames_on_the_wire_are_exact_and_spaced") else { return };
+    let Some(mut lab) = lab("frames_on_the_wire_are_exact_and_spaced") else {
+        return;
+    };
     let (a, b) = pair(&mut lab);
     let mac = a.mac("eth0").unwrap().0;
     let pcap = lab.dir().join("burst.pcap");
@@ -19,7 +21,20 @@ fn frames_on_the_wire_are_exact_and_spaced() {
     let out = run_in(
         &a,
         "garp-burst",
-        &["-i", "eth0", "--ip", "192.0.2.1", "--ip", "2001:db8::1", "-c", "5", "--interval", "10ms", "--reply", "--json"],
+        &[
+            "-i",
+            "eth0",
+            "--ip",
+            "192.0.2.1",
+            "--ip",
+            "2001:db8::1",
+            "-c",
+            "5",
+            "--interval",
+            "10ms",
+            "--reply",
+            "--json",
+        ],
     );
     assert!(out.status.success(), "garp-burst failed: {}", stderr(&out));
     std::thread::sleep(Duration::from_millis(100));
@@ -28,8 +43,14 @@ fn frames_on_the_wire_are_exact_and_spaced() {
     let report: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(report["report"]["frames_sent"], 15);
 
-    let arps: Vec<_> = packets.iter().filter_map(|p| parse_arp(&p.data).map(|a| (p.ts, a))).collect();
-    let nas: Vec<_> = packets.iter().filter_map(|p| parse_na(&p.data).map(|n| (p.ts, n))).collect();
+    let arps: Vec<_> = packets
+        .iter()
+        .filter_map(|p| parse_arp(&p.data).map(|a| (p.ts, a)))
+        .collect();
+    let nas: Vec<_> = packets
+        .iter()
+        .filter_map(|p| parse_na(&p.data).map(|n| (p.ts, n)))
+        .collect();
     let requests: Vec<_> = arps.iter().filter(|(_, a)| a.op == 1).collect();
     let replies: Vec<_> = arps.iter().filter(|(_, a)| a.op == 2).collect();
     assert_eq!(requests.len(), 5, "ARP requests seen: {arps:?}");
@@ -56,14 +77,25 @@ fn frames_on_the_wire_are_exact_and_spaced() {
         assert_eq!(n.target, ip("2001:db8::1"));
         assert_eq!(n.flags & 0x20, 0x20, "override flag");
         assert_eq!(n.flags & 0x40, 0, "not solicited");
-        assert_eq!(n.flags & 0x80, 0, "no router flag: forwarding is off in the namespace");
-        assert_eq!((n.opt_type, n.opt_len, n.lladdr), (2, 1, mac), "target link-layer option");
+        assert_eq!(
+            n.flags & 0x80,
+            0,
+            "no router flag: forwarding is off in the namespace"
+        );
+        assert_eq!(
+            (n.opt_type, n.opt_len, n.lladdr),
+            (2, 1, mac),
+            "target link-layer option"
+        );
         assert!(n.checksum_ok, "ICMPv6 checksum");
     }
     // The interval is honoured: no round leaves early, and the burst does not stall.
     for w in requests.windows(2) {
         let gap = w[1].0 - w[0].0;
-        assert!(gap >= 0.008, "rounds closer than the 10ms interval: {gap:.4}s");
+        assert!(
+            gap >= 0.008,
+            "rounds closer than the 10ms interval: {gap:.4}s"
+        );
     }
     let span = requests[4].0 - requests[0].0;
     assert!(span < 1.0, "5 rounds at 10ms took {span:.3}s");
@@ -72,31 +104,64 @@ fn frames_on_the_wire_are_exact_and_spaced() {
     let text = capture::decode(&pcap).unwrap();
     assert_eq!(text.matches("[icmp6 sum ok]").count(), 5, "{text}");
     assert_eq!(text.matches("Flags [override]").count(), 5, "{text}");
-    assert_eq!(text.matches("Request who-has 192.0.2.1 tell 192.0.2.1").count(), 5, "{text}");
+    assert_eq!(
+        text.matches("Request who-has 192.0.2.1 tell 192.0.2.1")
+            .count(),
+        5,
+        "{text}"
+    );
 }
 
 #[test]
 fn router_flag_follows_ipv6_forwarding() {
-    let Some(mut lab) = lab("router_flag_follows_ipv6_forwarding") else { return };
+    let Some(mut lab) = lab("router_flag_follows_ipv6_forwarding") else {
+        return;
+    };
     let (a, b) = pair(&mut lab);
-    a.exec(&["sysctl", "-qw", "net.ipv6.conf.eth0.forwarding=1"]).unwrap();
+    a.exec(&["sysctl", "-qw", "net.ipv6.conf.eth0.forwarding=1"])
+        .unwrap();
     let pcap = lab.dir().join("router.pcap");
     let cap = Capture::start(&b, "eth0", FILTER, &pcap).unwrap();
-    let out = run_in(&a, "garp-burst", &["-i", "eth0", "--ip", "2001:db8::1", "-c", "1"]);
+    let out = run_in(
+        &a,
+        "garp-burst",
+        &["-i", "eth0", "--ip", "2001:db8::1", "-c", "1"],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     std::thread::sleep(Duration::from_millis(100));
-    let nas: Vec<_> = cap.stop().unwrap().iter().filter_map(|p| parse_na(&p.data)).collect();
+    let nas: Vec<_> = cap
+        .stop()
+        .unwrap()
+        .iter()
+        .filter_map(|p| parse_na(&p.data))
+        .collect();
     assert_eq!(nas.len(), 1);
-    assert_eq!(nas[0].flags, 0xa0, "router + override on a forwarding interface");
+    assert_eq!(
+        nas[0].flags, 0xa0,
+        "router + override on a forwarding interface"
+    );
 }
 
 #[test]
 fn neighbours_learn_the_new_mac() {
-    let Some(mut lab) = lab("neighbours_learn_the_new_mac") else { return };
+    let Some(mut lab) = lab("neighbours_learn_the_new_mac") else {
+        return;
+    };
     let (a, b) = pair(&mut lab);
     let mac = a.mac("eth0").unwrap();
     for addr in ["192.0.2.1", "2001:db8::1"] {
-        b.ip(&["neigh", "replace", addr, "lladdr", "02:00:00:00:00:99", "dev", "eth0", "nud", "stale"]).unwrap();
+        b.ip(&[
+            "neigh",
+            "replace",
+            addr,
+            "lladdr",
+            "02:00:00:00:00:99",
+            "dev",
+            "eth0",
+            "nud",
+            "stale",
+        ])
+        .unwrap();
         let before = b.neighbour(ip(addr)).unwrap().unwrap();
         assert_eq!(before.mac.unwrap().to_string(), "02:00:00:00:00:99");
     }
@@ -107,13 +172,18 @@ fn neighbours_learn_the_new_mac() {
             b.neighbour(ip(addr)).unwrap().and_then(|n| n.mac) == Some(mac)
         });
         let now = b.neighbour(ip(addr)).unwrap();
-        assert!(n.is_some(), "{addr}: neighbour entry still {now:?}, want {mac}");
+        assert!(
+            n.is_some(),
+            "{addr}: neighbour entry still {now:?}, want {mac}"
+        );
     }
 }
 
 #[test]
 fn refusals_exit_2_and_send_nothing() {
-    let Some(mut lab) = lab("refusals_exit_2_and_send_nothing") else { return };
+    let Some(mut lab) = lab("refusals_exit_2_and_send_nothing") else {
+        return;
+    };
     let (a, b) = pair(&mut lab);
     lab.veth(&a, "down0", &b, "down0").unwrap();
     a.ip(&["link", "set", "down0", "down"]).unwrap();
@@ -122,15 +192,33 @@ fn refusals_exit_2_and_send_nothing() {
     let cases: &[(&[&str], &str)] = &[
         (&["-i", "eth9"], "unknown interface \"eth9\""),
         (&["-i", "down0"], "interface down0 is down"),
-        (&["-i", "eth0", "--ip", "192.0.2.99"], "192.0.2.99 is not on interface eth0"),
-        (&["-i", "eth0", "--ip", "2001:db8::99"], "2001:db8::99 is not on interface eth0"),
-        (&["-i", "eth0", "--ip", "192.0.2.256"], "invalid value '192.0.2.256'"),
-        (&["-i", "eth0", "--ip", "not-an-ip"], "invalid value 'not-an-ip'"),
-        (&["-i", "eth0", "--interval", "10"], "invalid duration \"10\""),
+        (
+            &["-i", "eth0", "--ip", "192.0.2.99"],
+            "192.0.2.99 is not on interface eth0",
+        ),
+        (
+            &["-i", "eth0", "--ip", "2001:db8::99"],
+            "2001:db8::99 is not on interface eth0",
+        ),
+        (
+            &["-i", "eth0", "--ip", "192.0.2.256"],
+            "invalid value '192.0.2.256'",
+        ),
+        (
+            &["-i", "eth0", "--ip", "not-an-ip"],
+            "invalid value 'not-an-ip'",
+        ),
+        (
+            &["-i", "eth0", "--interval", "10"],
+            "invalid duration \"10\"",
+        ),
         (&["-i", "eth0", "--interval=-1s"], "invalid duration"),
         (&["-i", "eth0", "-c", "0"], "count must be at least 1"),
         (&["-i", "eth0", "-c", "-3"], "unexpected argument '-3'"),
-        (&["-i", "eth0", "--ip", "224.0.0.1", "--force"], "not a unicast address"),
+        (
+            &["-i", "eth0", "--ip", "224.0.0.1", "--force"],
+            "not a unicast address",
+        ),
         (&[], "no interface"),
         (&["-i", "a/b"], "unknown interface"),
         (&["-i", "this-name-is-far-too-long"], "unknown interface"),
@@ -143,20 +231,35 @@ fn refusals_exit_2_and_send_nothing() {
         assert!(!err.contains("panicked"), "{args:?}: {err}");
     }
     // --force announces an address the interface does not have.
-    let out = run_in(&a, "garp-burst", &["-i", "eth0", "--ip", "192.0.2.99", "--force", "-c", "1"]);
+    let out = run_in(
+        &a,
+        "garp-burst",
+        &["-i", "eth0", "--ip", "192.0.2.99", "--force", "-c", "1"],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     std::thread::sleep(Duration::from_millis(100));
-    let arps: Vec<_> = cap.stop().unwrap().iter().filter_map(|p| parse_arp(&p.data)).collect();
+    let arps: Vec<_> = cap
+        .stop()
+        .unwrap()
+        .iter()
+        .filter_map(|p| parse_arp(&p.data))
+        .collect();
     assert_eq!(arps.len(), 1, "only the forced frame left: {arps:?}");
     assert_eq!(arps[0].spa, Ipv4Addr::new(192, 0, 2, 99));
 }
 
 #[test]
 fn dry_run_sends_nothing_and_config_layers_apply() {
-    let Some(mut lab) = lab("dry_run_sends_nothing_and_config_layers_apply") else { return };
+    let Some(mut lab) = lab("dry_run_sends_nothing_and_config_layers_apply") else {
+        return;
+    };
     let (a, b) = pair(&mut lab);
     let conf = lab.dir().join("hakit.toml");
-    std::fs::write(&conf, "[garp]\ninterface = \"eth0\"\ncount = 2\ninterval = \"1.5s\"\nips = [\"192.0.2.1\"]\n").unwrap();
+    std::fs::write(
+        &conf,
+        "[garp]\ninterface = \"eth0\"\ncount = 2\ninterval = \"1.5s\"\nips = [\"192.0.2.1\"]\n",
+    )
+    .unwrap();
     let c = conf.to_string_lossy().to_string();
     let pcap = lab.dir().join("dry.pcap");
     let cap = Capture::start(&b, "eth0", FILTER, &pcap).unwrap();
@@ -178,7 +281,10 @@ fn dry_run_sends_nothing_and_config_layers_apply() {
     assert_eq!(v["burst"]["interval"], 1500.0);
     assert_eq!(v["burst"]["frames"][0]["ip"], "192.0.2.1");
     // env > file
-    let v = dry(&[("HAKIT_GARP_COUNT", "3"), ("HAKIT_GARP_IPS", "2001:db8::1")], &[]);
+    let v = dry(
+        &[("HAKIT_GARP_COUNT", "3"), ("HAKIT_GARP_IPS", "2001:db8::1")],
+        &[],
+    );
     assert_eq!(v["burst"]["count"], 3);
     assert_eq!(v["burst"]["frames"][0]["kind"], "na");
     // flag > env
@@ -186,18 +292,38 @@ fn dry_run_sends_nothing_and_config_layers_apply() {
     assert_eq!(v["burst"]["count"], 4);
     assert_eq!(v["burst"]["frames"][1]["kind"], "arp-reply");
     std::thread::sleep(Duration::from_millis(100));
-    assert!(cap.stop().unwrap().is_empty(), "--dry-run must send nothing");
+    assert!(
+        cap.stop().unwrap().is_empty(),
+        "--dry-run must send nothing"
+    );
 }
 
 #[test]
 fn logs_reach_syslog_with_ident() {
-    let Some(mut lab) = lab("logs_reach_syslog_with_ident") else { return };
+    let Some(mut lab) = lab("logs_reach_syslog_with_ident") else {
+        return;
+    };
     let (a, _b) = pair(&mut lab);
     let sock_path = lab.dir().join("log.sock");
     let server = UnixDatagram::bind(&sock_path).unwrap();
-    server.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    server
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
     let s = sock_path.to_string_lossy().to_string();
-    let out = run_in(&a, "garp-burst", &["-i", "eth0", "--ip", "192.0.2.1", "-c", "1", "--syslog-socket", &s]);
+    let out = run_in(
+        &a,
+        "garp-burst",
+        &[
+            "-i",
+            "eth0",
+            "--ip",
+            "192.0.2.1",
+            "-c",
+            "1",
+            "--syslog-socket",
+            &s,
+        ],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     // Not a terminal, no -v, syslog reachable: nothing on stderr.
     assert_eq!(stderr(&out), "", "stderr must stay quiet when syslog works");
@@ -214,18 +340,30 @@ fn logs_reach_syslog_with_ident() {
     let line = String::from_utf8_lossy(&buf[..n]).to_string();
     assert!(line.starts_with("<27>garp-burst["), "{line}");
     assert!(line.ends_with("unknown interface \"eth9\""), "{line}");
-    assert_eq!(stderr(&out).matches("unknown interface").count(), 1, "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out).matches("unknown interface").count(),
+        1,
+        "{}",
+        stderr(&out)
+    );
 
     // The env variable works as well as the flag, and -v adds stderr.
     let mut cmd = a.command(&[&bin("garp-burst"), "-i", "eth0", "-c", "1", "-v"]);
     cmd.env("HAKIT_SYSLOG_SOCKET", &s);
     let out = hakit_lab::run(&mut cmd, Duration::from_secs(30)).unwrap();
     assert!(out.status.success());
-    assert!(stderr(&out).contains("garp-burst: info: announced"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("garp-burst: info: announced"),
+        "{}",
+        stderr(&out)
+    );
     let mut lines = Vec::new();
     while !lines.iter().any(|l: &String| l.contains("announced")) {
         let n = server.recv(&mut buf).expect("announced line over syslog");
         lines.push(String::from_utf8_lossy(&buf[..n]).to_string());
     }
-    assert!(lines.iter().any(|l| l.starts_with("<31>garp-burst[")), "debug lines at -v: {lines:?}");
+    assert!(
+        lines.iter().any(|l| l.starts_with("<31>garp-burst[")),
+        "debug lines at -v: {lines:?}"
+    );
 }

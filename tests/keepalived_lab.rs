@@ -1,1 +1,65 @@
+//! The lab can host Debian's keepalived: VRRP between two namespaces moves a VIP, and
+//! garp-burst runs as the new master's notify hook.
 
+mod util;
+
+use std::{os::unix::net::UnixDatagram, time::Duration};
+
+use hakit_lab::keepalived;
+use util::*;
+
+#[test]
+fn vip_moves_to_backup_when_master_stops() {
+    let Some(mut lab) = lab("vip_moves_to_backup_when_master_stops") else {
+        return;
+    };
+    let (a, b) = pair(&mut lab);
+    let vip = ip("192.0.2.100");
+    let sock_path = lab.dir().join("log.sock");
+    let syslog = UnixDatagram::bind(&sock_path).unwrap();
+    syslog
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let hook = format!(
+        "    notify_master \"{} -i eth0 --ip 192.0.2.100 -c 3 --interval 10ms --syslog-socket {}\"",
+        bin("garp-burst"),
+        sock_path.display()
+    );
+    let conf_a = keepalived::vrrp_conf("a", "eth0", 150, "0.1", "192.0.2.100/24", "");
+    let conf_b = keepalived::vrrp_conf("b", "eth0", 100, "0.1", "192.0.2.100/24", &hook);
+    let ka = keepalived::start(&mut lab, &a, "a", &conf_a).unwrap();
+    let kb = keepalived::start(&mut lab, &b, "b", &conf_b).unwrap();
+    ka.wait_ready(Duration::from_secs(10)).unwrap();
+    kb.wait_ready(Duration::from_secs(10)).unwrap();
+
+    let up = hakit_lab::wait_until(Duration::from_secs(10), Duration::from_millis(5), || {
+        a.has_addr("eth0", vip).unwrap()
+    });
+    assert!(up.is_some(), "a never became master:\n{}", ka.log_tail());
+    assert!(
+        !b.has_addr("eth0", vip).unwrap(),
+        "b holds the VIP while a is master"
+    );
+
+    ka.stop();
+    let moved = hakit_lab::wait_until(Duration::from_secs(5), Duration::from_millis(1), || {
+        b.has_addr("eth0", vip).unwrap()
+    });
+    assert!(moved.is_some(), "VIP did not move to b:\n{}", kb.log_tail());
+    let gone = hakit_lab::wait_until(Duration::from_secs(5), Duration::from_millis(5), || {
+        !a.has_addr("eth0", vip).unwrap()
+    });
+    assert!(gone.is_some(), "a kept the VIP after stopping");
+
+    // keepalived ran garp-burst as b's MASTER hook, and it announced the VIP.
+    let mut buf = [0u8; 4096];
+    let n = syslog
+        .recv(&mut buf)
+        .expect("garp-burst hook logged nothing");
+    let line = String::from_utf8_lossy(&buf[..n]).to_string();
+    assert!(
+        line.contains("garp-burst[") && line.contains("announced 192.0.2.100 on eth0"),
+        "{line}"
+    );
+    assert!(line.contains("3 frames"), "{line}");
+}

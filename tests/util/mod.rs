@@ -32,10 +32,14 @@ pub fn pair(lab: &mut Lab) -> (Ns, Ns) {
     let a = lab.ns("a").unwrap();
     let b = lab.ns("b").unwrap();
     lab.veth(&a, "eth0", &b, "eth0").unwrap();
-    a.ip(&["addr", "add", "192.0.2.1/24", "dev", "eth0"]).unwrap();
-    a.ip(&["addr", "add", "2001:db8::1/64", "dev", "eth0", "nodad"]).unwrap();
-    b.ip(&["addr", "add", "192.0.2.2/24", "dev", "eth0"]).unwrap();
-    b.ip(&["addr", "add", "2001:db8::2/64", "dev", "eth0", "nodad"]).unwrap();
+    a.ip(&["addr", "add", "192.0.2.1/24", "dev", "eth0"])
+        .unwrap();
+    a.ip(&["addr", "add", "2001:db8::1/64", "dev", "eth0", "nodad"])
+        .unwrap();
+    b.ip(&["addr", "add", "192.0.2.2/24", "dev", "eth0"])
+        .unwrap();
+    b.ip(&["addr", "add", "2001:db8::2/64", "dev", "eth0", "nodad"])
+        .unwrap();
     (a, b)
 }
 

@@ -36,7 +36,16 @@ impl Capture {
     /// tcpdump says it is listening.
     pub fn start(ns: &Ns, iface: &str, filter: &str, file: &Path) -> anyhow::Result<Capture> {
         let f = file.to_string_lossy().to_string();
-        let mut argv = vec!["tcpdump", "-i", iface, "-nn", "-U", "--immediate-mode", "-w", &f];
+        let mut argv = vec![
+            "tcpdump",
+            "-i",
+            iface,
+            "-nn",
+            "-U",
+            "--immediate-mode",
+            "-w",
+            &f,
+        ];
         if !filter.is_empty() {
             argv.push(filter);
         }
@@ -54,7 +63,10 @@ impl Capture {
                 let _ = tx.send(line);
             }
         });
-        let mut cap = Capture { child: Some(child), file: file.to_path_buf() };
+        let mut cap = Capture {
+            child: Some(child),
+            file: file.to_path_buf(),
+        };
         let mut said = Vec::new();
         loop {
             match rx.recv_timeout(Duration::from_secs(10)) {
@@ -120,7 +132,11 @@ pub fn read_pcap(path: &Path) -> anyhow::Result<Vec<Packet>> {
     };
     let u32_at = |o: usize| -> u32 {
         let w = [b[o], b[o + 1], b[o + 2], b[o + 3]];
-        if le { u32::from_le_bytes(w) } else { u32::from_be_bytes(w) }
+        if le {
+            u32::from_le_bytes(w)
+        } else {
+            u32::from_be_bytes(w)
+        }
     };
     let mut out = Vec::new();
     let mut o = 24;
@@ -130,8 +146,15 @@ pub fn read_pcap(path: &Path) -> anyhow::Result<Vec<Packet>> {
         if start + caplen > b.len() {
             break; // truncated last record (capture killed mid-write)
         }
-        let frac = if nano { f64::from(frac) / 1e9 } else { f64::from(frac) / 1e6 };
-        out.push(Packet { ts: f64::from(sec) + frac, data: b[start..start + caplen].to_vec() });
+        let frac = if nano {
+            f64::from(frac) / 1e9
+        } else {
+            f64::from(frac) / 1e6
+        };
+        out.push(Packet {
+            ts: f64::from(sec) + frac,
+            data: b[start..start + caplen].to_vec(),
+        });
         o = start + caplen;
     }
     Ok(out)
@@ -140,7 +163,10 @@ pub fn read_pcap(path: &Path) -> anyhow::Result<Vec<Packet>> {
 /// tcpdump's own verbose decode of a capture file, one line per packet.
 pub fn decode(path: &Path) -> anyhow::Result<String> {
     let out = crate::run_ok(
-        std::process::Command::new("tcpdump").args(["-r"]).arg(path).args(["-nn", "-e", "-vv", "-tt"]),
+        std::process::Command::new("tcpdump")
+            .args(["-r"])
+            .arg(path)
+            .args(["-nn", "-e", "-vv", "-tt"]),
     )?;
     Ok(String::from_utf8_lossy(&out.stdout).to_string())
 }

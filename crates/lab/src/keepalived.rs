@@ -9,11 +9,7 @@
 //! * [`Keepalived::crash`]: SIGKILL to both parent and VRRP child. Killing only the parent
 //!   lets the child hand over gracefully; killing only the child makes the parent restart it.
 
-use std::{
-    fs,
-    path::PathBuf,
-    time::Duration,
-};
+use std::{fs, path::PathBuf, time::Duration};
 
 use anyhow::Context;
 use nix::{
@@ -49,7 +45,19 @@ pub fn start(lab: &mut Lab, ns: &Ns, name: &str, conf: &str) -> anyhow::Result<K
     let pid = lab.spawn(
         ns,
         &log_name,
-        &["keepalived", "-f", &c, "-p", &p, "-r", &r, "--no-syslog", "-l", "-D", "-n"],
+        &[
+            "keepalived",
+            "-f",
+            &c,
+            "-p",
+            &p,
+            "-r",
+            &r,
+            "--no-syslog",
+            "-l",
+            "-D",
+            "-n",
+        ],
     )?;
     Ok(Keepalived {
         name: name.to_string(),
@@ -64,14 +72,26 @@ pub fn start(lab: &mut Lab, ns: &Ns, name: &str, conf: &str) -> anyhow::Result<K
 impl Keepalived {
     /// PID of the VRRP child, once it has written its pid file.
     pub fn vrrp_pid(&self) -> Option<i32> {
-        fs::read_to_string(&self.vrrp_pid_file).ok()?.trim().parse().ok()
+        fs::read_to_string(&self.vrrp_pid_file)
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
     }
 
     /// Waits until the VRRP child is up.
     pub fn wait_ready(&self, timeout: Duration) -> anyhow::Result<()> {
-        crate::wait_until(timeout, Duration::from_millis(10), || self.vrrp_pid().is_some())
-            .map(|_| ())
-            .with_context(|| format!("keepalived {} did not start: {}", self.name, self.log_tail()))
+        crate::wait_until(timeout, Duration::from_millis(10), || {
+            self.vrrp_pid().is_some()
+        })
+        .map(|_| ())
+        .with_context(|| {
+            format!(
+                "keepalived {} did not start: {}",
+                self.name,
+                self.log_tail()
+            )
+        })
     }
 
     /// Graceful stop (SIGTERM to the parent).
@@ -97,7 +117,14 @@ impl Keepalived {
 
 /// A VRRP instance config for the lab: one instance `VI_1` on `iface`, VRRP version 3 with
 /// `advert_int`, the given priority, and `vip` (CIDR) as its virtual address.
-pub fn vrrp_conf(router_id: &str, iface: &str, priority: u8, advert_int: &str, vip: &str, extra: &str) -> String {
+pub fn vrrp_conf(
+    router_id: &str,
+    iface: &str,
+    priority: u8,
+    advert_int: &str,
+    vip: &str,
+    extra: &str,
+) -> String {
     format!(
         r#"global_defs {{
     router_id {router_id}

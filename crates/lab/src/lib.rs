@@ -46,7 +46,11 @@ pub fn available(test: &str) -> bool {
     if root && ip {
         return true;
     }
-    let why = if !root { "not running as root" } else { "iproute2 (ip) not installed" };
+    let why = if !root {
+        "not running as root"
+    } else {
+        "iproute2 (ip) not installed"
+    };
     if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
         panic!("{test}: namespace test cannot run ({why}) and CI=true: a skip is a failure");
     }
@@ -87,7 +91,12 @@ impl Lab {
         let dir = std::env::temp_dir().join(&prefix);
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
-        Ok(Lab { prefix, namespaces: Vec::new(), children: Vec::new(), dir })
+        Ok(Lab {
+            prefix,
+            namespaces: Vec::new(),
+            children: Vec::new(),
+            dir,
+        })
     }
 
     /// Scratch directory (config files, captures, logs), removed on drop.
@@ -111,7 +120,9 @@ impl Lab {
 
     /// A veth pair: `a_if` in `a`, `b_if` in `b`, both up.
     pub fn veth(&self, a: &Ns, a_if: &str, b: &Ns, b_if: &str) -> anyhow::Result<()> {
-        a.ip(&["link", "add", a_if, "type", "veth", "peer", "name", b_if, "netns", &b.name])?;
+        a.ip(&[
+            "link", "add", a_if, "type", "veth", "peer", "name", b_if, "netns", &b.name,
+        ])?;
         a.ip(&["link", "set", a_if, "up"])?;
         b.ip(&["link", "set", b_if, "up"])
     }
@@ -120,7 +131,17 @@ impl Lab {
     /// named `<role>` (truncated) on the bridge.
     pub fn bridge(&self, sw: &Ns, br: &str, members: &[(&Ns, &str)]) -> anyhow::Result<()> {
         if !sw.link_exists(br) {
-            sw.ip(&["link", "add", br, "type", "bridge", "forward_delay", "0", "stp_state", "0"])?;
+            sw.ip(&[
+                "link",
+                "add",
+                br,
+                "type",
+                "bridge",
+                "forward_delay",
+                "0",
+                "stp_state",
+                "0",
+            ])?;
             sw.ip(&["link", "set", br, "up"])?;
         }
         for (ns, ifname) in members {
@@ -146,6 +167,32 @@ impl Lab {
         let pid = child.id();
         self.children.push(child);
         Ok(pid)
+    }
+
+    /// Sends `sig` to a process started by [`Lab::spawn`] and waits (at most `timeout`) for
+    /// it to exit; returns whether it did.
+    pub fn signal_and_wait(
+        &mut self,
+        pid: u32,
+        sig: nix::sys::signal::Signal,
+        timeout: Duration,
+    ) -> bool {
+        let Some(pos) = self.children.iter().position(|c| c.id() == pid) else {
+            return true;
+        };
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig);
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(_)) = self.children[pos].try_wait() {
+                // Already reaped by try_wait; wait() returns the cached status at once.
+                let _ = self.children.remove(pos).wait();
+                return true;
+            }
+            if Instant::now() > deadline {
+                return false;
+            }
+            thread::sleep(Duration::from_millis(5));
+        }
     }
 
     /// Kills every process this lab started and every process still inside its
@@ -229,7 +276,10 @@ impl Ns {
     }
 
     fn link_exists(&self, name: &str) -> bool {
-        self.netlink(|nl| nl.link_by_name(name)).ok().flatten().is_some()
+        self.netlink(|nl| nl.link_by_name(name))
+            .ok()
+            .flatten()
+            .is_some()
     }
 
     /// Runs `f` with a netlink socket opened inside this namespace (on a helper thread
@@ -242,11 +292,15 @@ impl Ns {
     }
 
     /// Runs `f` on a thread inside this namespace.
-    pub fn within<R: Send>(&self, f: impl FnOnce() -> anyhow::Result<R> + Send) -> anyhow::Result<R> {
+    pub fn within<R: Send>(
+        &self,
+        f: impl FnOnce() -> anyhow::Result<R> + Send,
+    ) -> anyhow::Result<R> {
         let path = Path::new("/run/netns").join(&self.name);
         thread::scope(|s| {
             s.spawn(|| {
-                let fd = fs::File::open(&path).with_context(|| format!("open {}", path.display()))?;
+                let fd =
+                    fs::File::open(&path).with_context(|| format!("open {}", path.display()))?;
                 nix::sched::setns(&fd, nix::sched::CloneFlags::CLONE_NEWNET)
                     .with_context(|| format!("enter namespace {}", self.name))?;
                 f()
@@ -259,7 +313,9 @@ impl Ns {
     /// Whether `ip` is on `ifname` here.
     pub fn has_addr(&self, ifname: &str, ip: std::net::IpAddr) -> anyhow::Result<bool> {
         self.netlink(|nl| {
-            let Some(link) = nl.link_by_name(ifname)? else { return Ok(false) };
+            let Some(link) = nl.link_by_name(ifname)? else {
+                return Ok(false);
+            };
             Ok(nl.addresses(Some(link.index))?.iter().any(|a| a.addr == ip))
         })
     }

@@ -54,7 +54,11 @@ pub fn run_ok(cmd: &mut Command) -> anyhow::Result<Output> {
     let desc = format!("{cmd:?}");
     let out = run(cmd, Duration::from_secs(30))?;
     if !out.status.success() {
-        bail!("{desc} failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr).trim());
+        bail!(
+            "{desc} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     Ok(out)
 }

@@ -1,0 +1,54 @@
+# hakit — keepalived companions for HA NAT gateways.
+#   make demo   real two-node VRRP failover in network namespaces, with timings (root)
+#   make test   format, lint, unit, CLI and namespace tests, static build checks (root)
+#   make bench  benchmarks; rewrites BENCHMARKS.md
+#   make static fully static x86_64 binaries in $(STATIC_DIR)
+#   make lab-clean  remove namespaces left by a killed test run
+
+CARGO ?= cargo $(if $(CI),--locked,)
+MUSL := x86_64-unknown-linux-musl
+STATIC_DIR := target/$(MUSL)/release
+BINS := garp-burst
+export CC_x86_64_unknown_linux_musl ?= musl-gcc
+# Rust needs ~/.cargo/bin; a root shell from sudo may not have it.
+export PATH := $(HOME)/.cargo/bin:$(PATH):/usr/sbin:/sbin
+
+.PHONY: all deps build static validate unit test demo bench lab-clean clean
+
+all: build
+
+deps:
+	@scripts/deps.sh
+
+build:
+	$(CARGO) build --release --bins
+
+static: deps
+	$(CARGO) build --release --target $(MUSL) --bins
+	@scripts/check-static.sh $(STATIC_DIR) $(BINS)
+
+validate:
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+# Unit, CLI and namespace tests. Namespace tests need root; under CI=true they fail
+# instead of skipping.
+unit:
+	$(CARGO) test --workspace --all-targets
+
+test: deps validate unit static
+	@echo "make test: all checks passed"
+
+demo: deps
+	$(CARGO) build --release --bins -p hakit -p hakit-lab
+	target/release/hakit-demo --bin-dir target/release
+
+bench: deps static
+	$(CARGO) build --release -p hakit-lab
+	target/release/hakit-bench --static-dir $(STATIC_DIR) --out BENCHMARKS.md
+
+lab-clean:
+	@$(CARGO) run -q -p hakit-lab --bin hakit-lab-clean
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,322 @@
+//! `make bench`: measures hakit against the tools an operator would otherwise use, side by
+//! side in one run, and rewrites BENCHMARKS.md with the method, the machine and the numbers.
+//!
+//! Timing never comes from the tool under test: frames are timestamped by the kernel of a
+//! peer namespace (tcpdump capture), process start by this harness just before `spawn`,
+//! both on CLOCK_REALTIME. Runs of the two tools are interleaved so drift in machine load
+//! affects both alike.
+
+use std::{
+    fmt::Write as _,
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    thread,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use anyhow::{bail, Context};
+use hakit_lab::{capture::Capture, Lab};
+
+const RUNS: usize = 30;
+const SPACING_RUNS: usize = 10;
+const BINARIES: [(&str, u64); 4] = [
+    ("garp-burst", 1 << 20),
+    ("nat-notify", 5 << 19),
+    ("ha-check", 5 << 19),
+    ("fip-claim", 5 << 19),
+];
+
+fn now_unix() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64()
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    let m = v.len() / 2;
+    if v.len() % 2 == 1 {
+        v[m]
+    } else {
+        (v[m - 1] + v[m]) / 2.0
+    }
+}
+
+fn pct(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(f64::total_cmp);
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v[((v.len() - 1) as f64 * p).round() as usize]
+}
+
+fn sh(cmd: &str, args: &[&str]) -> String {
+    Command::new(cmd)
+        .args(args)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split(':').nth(1))
+        .unwrap_or("unknown")
+        .trim()
+        .to_string();
+    format!(
+        "{} cores ({cpu}), kernel {}, {}",
+        thread::available_parallelism().map_or(0, |n| n.get()),
+        sh("uname", &["-r"]),
+        sh("date", &["-u", "+%Y-%m-%d %H:%M UTC"])
+    )
+}
+
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("hakit-bench: error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let (mut static_dir, mut out) = (
+        PathBuf::from("target/x86_64-unknown-linux-musl/release"),
+        PathBuf::from("BENCHMARKS.md"),
+    );
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--static-dir" => {
+                static_dir = PathBuf::from(args.next().context("--static-dir needs a path")?)
+            }
+            "--out" => out = PathBuf::from(args.next().context("--out needs a path")?),
+            other => bail!(
+                "unknown argument {other:?} (usage: hakit-bench [--static-dir DIR] [--out FILE])"
+            ),
+        }
+    }
+    if !hakit_lab::available("hakit-bench") {
+        bail!("benchmarks build network namespaces: run as root");
+    }
+    let mut md = String::new();
+    writeln!(md, "# hakit benchmarks\n")?;
+    writeln!(
+        md,
+        "Written by `make bench` (do not edit by hand). Machine: {}.\n",
+        machine()
+    )?;
+    writeln!(md, "Performance is measured here, never asserted in tests. Every comparison runs the tools side by side in one run, interleaved.\n")?;
+    sizes(&mut md, &static_dir)?;
+    garp(&mut md, &static_dir.join("garp-burst"))?;
+    std::fs::write(&out, &md).with_context(|| format!("write {}", out.display()))?;
+    print!("{md}");
+    Ok(())
+}
+
+fn sizes(md: &mut String, dir: &Path) -> anyhow::Result<()> {
+    writeln!(md, "## Static binary sizes\n")?;
+    writeln!(md, "`make static`: x86_64-unknown-linux-musl, release profile (LTO, one codegen unit, `opt-level = \"s\"`, strip, panic=abort).\n")?;
+    writeln!(md, "| binary | stripped size | budget | `file` says |")?;
+    writeln!(md, "|---|---|---|---|")?;
+    for (name, budget) in BINARIES {
+        let p = dir.join(name);
+        let Ok(meta) = std::fs::metadata(&p) else {
+            continue;
+        };
+        let kind = sh("file", &["-b", &p.to_string_lossy()]);
+        let kind = kind
+            .split(", ")
+            .find(|k| k.contains("linked"))
+            .unwrap_or("?")
+            .to_string();
+        writeln!(
+            md,
+            "| {name} | {} bytes ({:.2} MiB) | {:.2} MiB | {kind} |",
+            meta.len(),
+            meta.len() as f64 / 1048576.0,
+            budget as f64 / 1048576.0
+        )?;
+    }
+    writeln!(md)?;
+    Ok(())
+}
+
+/// One tool invocation inside namespace `a`: (start time, exit ok).
+fn timed_spawn(ns: &hakit_lab::Ns, argv: &[String]) -> anyhow::Result<f64> {
+    let argv = argv.to_vec();
+    ns.within(move || {
+        let mut c = Command::new(&argv[0]);
+        c.args(&argv[1..])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let t0 = now_unix();
+        let status = c.status().with_context(|| format!("run {}", argv[0]))?;
+        if !status.success() {
+            bail!("{argv:?} failed: {status}");
+        }
+        Ok(t0)
+    })
+}
+
+fn garp(md: &mut String, garp_burst: &Path) -> anyhow::Result<()> {
+    let garp =
+        std::fs::canonicalize(garp_burst).context("static garp-burst missing: make static")?;
+    let garp = garp.to_string_lossy().to_string();
+    let arping = hakit_lab::which("arping").context("arping (iputils-arping) not installed")?;
+    let arping = arping.to_string_lossy().to_string();
+    let mut lab = Lab::new()?;
+    let a = lab.ns("a")?;
+    let b = lab.ns("b")?;
+    lab.veth(&a, "eth0", &b, "eth0")?;
+    a.ip(&["addr", "add", "192.0.2.1/24", "dev", "eth0"])?;
+    b.ip(&["addr", "add", "192.0.2.2/24", "dev", "eth0"])?;
+
+    // First frame: interleaved single-frame runs of each tool.
+    let pcap = lab.dir().join("first.pcap");
+    let cap = Capture::start(&b, "eth0", "arp and arp[6:2] == 1", &pcap)?;
+    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    let g_argv = s(&[&garp, "-i", "eth0", "--ip", "192.0.2.1", "-c", "1"]);
+    let a_argv = s(&[&arping, "-U", "-c", "1", "-I", "eth0", "192.0.2.1"]);
+    let mut starts = Vec::new(); // (tool, t0)
+    for _ in 0..RUNS {
+        for (tool, argv) in [("garp-burst", &g_argv), ("arping", &a_argv)] {
+            let t0 = timed_spawn(&a, argv)?;
+            starts.push((tool, t0));
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+    thread::sleep(Duration::from_millis(100));
+    let packets = cap.stop()?;
+    let mut first = [Vec::new(), Vec::new()];
+    for (i, (tool, t0)) in starts.iter().enumerate() {
+        let end = starts.get(i + 1).map_or(f64::INFINITY, |s| s.1);
+        if let Some(p) = packets.iter().find(|p| p.ts >= *t0 && p.ts < end) {
+            first[usize::from(*tool == "arping")].push((p.ts - t0) * 1000.0);
+        }
+    }
+    let [mut g, mut ar] = first;
+    if g.len() < RUNS / 2 || ar.len() < RUNS / 2 {
+        bail!(
+            "too few frames matched runs: garp-burst {} arping {} of {RUNS}",
+            g.len(),
+            ar.len()
+        );
+    }
+    let (gm, am) = (median(&mut g), median(&mut ar));
+    writeln!(
+        md,
+        "## garp-burst: process start to first frame on the wire\n"
+    )?;
+    writeln!(md, "Method: two namespaces joined by a veth; tcpdump in the peer timestamps each ARP request on arrival (kernel time). The harness, already inside the sender's namespace, reads CLOCK_REALTIME just before spawning the tool; the difference is start-to-wire latency, including exec, netlink look-ups and socket set-up. {RUNS} runs per tool, interleaved, one frame each (`garp-burst -c 1`, iputils `arping -U -c 1`). Static musl build of garp-burst.\n")?;
+    writeln!(md, "| tool | runs | median | p90 | max |")?;
+    writeln!(md, "|---|---|---|---|---|")?;
+    writeln!(
+        md,
+        "| garp-burst | {} | {gm:.3} ms | {:.3} ms | {:.3} ms |",
+        g.len(),
+        pct(&mut g, 0.9),
+        pct(&mut g, 1.0)
+    )?;
+    writeln!(
+        md,
+        "| arping -U (iputils) | {} | {am:.3} ms | {:.3} ms | {:.3} ms |",
+        ar.len(),
+        pct(&mut ar, 0.9),
+        pct(&mut ar, 1.0)
+    )?;
+    writeln!(md, "\nRatio of medians, arping / garp-burst: **{:.1}x**. Target: first frame within 2 ms of start — {}.\n", am / gm, if gm <= 2.0 { "met" } else { "NOT met" })?;
+
+    // Spacing accuracy.
+    let pcap = lab.dir().join("spacing.pcap");
+    let cap = Capture::start(&b, "eth0", "arp and arp[6:2] == 1", &pcap)?;
+    let mut windows = Vec::new();
+    for _ in 0..SPACING_RUNS {
+        let t0 = timed_spawn(
+            &a,
+            &s(&[
+                &garp,
+                "-i",
+                "eth0",
+                "--ip",
+                "192.0.2.1",
+                "-c",
+                "5",
+                "--interval",
+                "10ms",
+            ]),
+        )?;
+        windows.push(("garp-burst 10ms", t0, now_unix()));
+        thread::sleep(Duration::from_millis(20));
+    }
+    let t0 = timed_spawn(
+        &a,
+        &s(&[
+            &garp,
+            "-i",
+            "eth0",
+            "--ip",
+            "192.0.2.1",
+            "-c",
+            "5",
+            "--interval",
+            "1s",
+        ]),
+    )?;
+    windows.push(("garp-burst 1s", t0, now_unix()));
+    let t0 = timed_spawn(
+        &a,
+        &s(&[&arping, "-U", "-c", "5", "-I", "eth0", "192.0.2.1"]),
+    )?;
+    windows.push(("arping -U 1s", t0, now_unix()));
+    thread::sleep(Duration::from_millis(100));
+    let packets = cap.stop()?;
+    writeln!(md, "## garp-burst: spacing of 5 frames\n")?;
+    writeln!(md, "Method: same capture; gaps between consecutive frames of one run, error = |gap − interval|. iputils arping only accepts whole seconds for `-i` (`-i 0.01` is refused), so it cannot do 10 ms; both tools are also shown at 1 s.\n")?;
+    writeln!(
+        md,
+        "| tool, interval | gaps | mean gap | mean error | max error |"
+    )?;
+    writeln!(md, "|---|---|---|---|---|")?;
+    writeln!(md, "| arping, 10 ms | — | not possible | — | — |")?;
+    for label in ["garp-burst 10ms", "garp-burst 1s", "arping -U 1s"] {
+        let want = if label.ends_with("10ms") { 0.010 } else { 1.0 };
+        let mut gaps = Vec::new();
+        for (l, t0, t1) in &windows {
+            if l != &label {
+                continue;
+            }
+            let ts: Vec<f64> = packets
+                .iter()
+                .filter(|p| p.ts >= *t0 && p.ts <= *t1 + 0.05)
+                .map(|p| p.ts)
+                .collect();
+            gaps.extend(ts.windows(2).map(|w| w[1] - w[0]));
+        }
+        if gaps.is_empty() {
+            bail!("no frames captured for {label}");
+        }
+        let mean = gaps.iter().sum::<f64>() / gaps.len() as f64;
+        let errs: Vec<f64> = gaps.iter().map(|g| (g - want).abs() * 1000.0).collect();
+        let mean_err = errs.iter().sum::<f64>() / errs.len() as f64;
+        let max_err = errs.iter().copied().fold(0.0, f64::max);
+        writeln!(
+            md,
+            "| {label} | {} | {:.3} ms | {mean_err:.3} ms | {max_err:.3} ms |",
+            gaps.len(),
+            mean * 1000.0
+        )?;
+    }
+    writeln!(md)?;
+    Ok(())
+}

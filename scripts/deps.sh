@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs what hakit's build, tests, demo and benchmarks need on a fresh Debian machine:
+# Debian packages (keepalived, nftables, conntrack-tools, tcpdump, musl-tools, ...) and the
+# Rust musl target. Idempotent and quiet when everything is already there.
+set -euo pipefail
+
+pkgs=(keepalived nftables conntrack conntrackd tcpdump iproute2 iputils-arping iputils-ping
+      procps musl-tools file)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "deps: missing Debian packages: ${missing[*]} (run as root, or install them)" >&2
+    exit 1
+  fi
+  echo "deps: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl; then
+  echo "deps: adding Rust target x86_64-unknown-linux-musl"
+  rustup target add x86_64-unknown-linux-musl
+fi
+for c in rustfmt clippy; do
+  rustup component list --installed 2>/dev/null | grep -q "^$c" || rustup component add "$c"
+done
