@@ -480,7 +480,10 @@ mod tests {
     fn link_lookup_reads_the_kernel_and_refuses_bad_names() {
         // Read-only requests work without privileges in any namespace.
         let nl = Netlink::open().unwrap();
-        let lo = nl.link_by_name("lo").unwrap().expect("every namespace has lo");
+        let lo = nl
+            .link_by_name("lo")
+            .unwrap()
+            .expect("every namespace has lo");
         assert_eq!(lo.name, "lo");
         assert!(lo.index > 0);
         assert!(nl.links().unwrap().iter().any(|l| l.index == lo.index));

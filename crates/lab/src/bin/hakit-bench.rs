@@ -126,7 +126,7 @@ fn run() -> anyhow::Result<()> {
 
 fn sizes(md: &mut String, dir: &Path) -> anyhow::Result<()> {
     writeln!(md, "## Static binary sizes\n")?;
-    writeln!(md, "`make static`: x86_64-unknown-linux-musl, release profile (LTO, one codegen unit, `opt-level = \"s\"`, strip, panic=abort).\n")?;
+    writeln!(md, "`make static`: x86_64-unknown-linux-musl, release profile (LTO, one codegen unit, `opt-level = \"z\"`, strip, panic=abort).\n")?;
     writeln!(md, "| binary | stripped size | budget | `file` says |")?;
     writeln!(md, "|---|---|---|---|")?;
     for (name, budget) in BINARIES {
@@ -292,16 +292,26 @@ fn garp(md: &mut String, garp_burst: &Path) -> anyhow::Result<()> {
     for label in ["garp-burst 10ms", "garp-burst 1s", "arping -U 1s"] {
         let want = if label.ends_with("10ms") { 0.010 } else { 1.0 };
         let mut gaps = Vec::new();
-        for (l, t0, t1) in &windows {
+        let mut incomplete = 0;
+        for (i, (l, t0, t1)) in windows.iter().enumerate() {
             if l != &label {
                 continue;
             }
+            // A run owns the frames from its start to the next run's start.
+            let end = windows.get(i + 1).map_or(t1 + 0.05, |w| w.1);
             let ts: Vec<f64> = packets
                 .iter()
-                .filter(|p| p.ts >= *t0 && p.ts <= *t1 + 0.05)
+                .filter(|p| p.ts >= *t0 && p.ts < end)
                 .map(|p| p.ts)
                 .collect();
+            if ts.len() != 5 {
+                incomplete += 1;
+                continue;
+            }
             gaps.extend(ts.windows(2).map(|w| w[1] - w[0]));
+        }
+        if incomplete > 0 {
+            writeln!(md, "| {label}: {incomplete} run(s) without exactly 5 captured frames, left out | | | | |")?;
         }
         if gaps.is_empty() {
             bail!("no frames captured for {label}");
