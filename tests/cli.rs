@@ -78,3 +78,18 @@ fn garbage_arguments_never_panic() {
         assert!(!stderr(&out).contains("panicked"), "{args:?}");
     }
 }
+
+#[test]
+fn shipped_example_config_is_valid() {
+    let out = run_host(
+        "garp-burst",
+        &["--config", "examples/hakit.toml", "-i", "lo", "--dry-run"],
+        &[],
+    );
+    // The file parses (a config error would be exit 2 with "config examples/hakit.toml:").
+    assert!(
+        !stderr(&out).contains("config examples/hakit.toml"),
+        "{}",
+        stderr(&out)
+    );
+}

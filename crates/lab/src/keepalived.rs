@@ -115,8 +115,12 @@ impl Keepalived {
     }
 }
 
-/// A VRRP instance config for the lab: one instance `VI_1` on `iface`, VRRP version 3 with
-/// `advert_int`, the given priority, and `vip` (CIDR) as its virtual address.
+/// The lab's VRRP template, `keepalived/lab-vrrp.conf.in`.
+pub const TEMPLATE: &str = include_str!("../../../keepalived/lab-vrrp.conf.in");
+
+/// Renders [`TEMPLATE`]: one instance `VI_1` on `iface`, VRRP version 3 with `advert_int`,
+/// the given priority, `vip` (CIDR) as its virtual address and `extra` lines (notify
+/// hooks, track scripts) inside the instance.
 pub fn vrrp_conf(
     router_id: &str,
     iface: &str,
@@ -125,27 +129,28 @@ pub fn vrrp_conf(
     vip: &str,
     extra: &str,
 ) -> String {
-    format!(
-        r#"global_defs {{
-    router_id {router_id}
-    vrrp_version 3
-    enable_script_security
-    script_user root
-    vrrp_garp_master_repeat 1
-    vrrp_garp_master_delay 0
-}}
+    TEMPLATE
+        .replace("@ROUTER_ID@", router_id)
+        .replace("@IFACE@", iface)
+        .replace("@PRIORITY@", &priority.to_string())
+        .replace("@ADVERT_INT@", advert_int)
+        .replace("@VIP@", vip)
+        .replace("@EXTRA@", extra)
+}
 
-vrrp_instance VI_1 {{
-    state BACKUP
-    interface {iface}
-    virtual_router_id 51
-    priority {priority}
-    advert_int {advert_int}
-    virtual_ipaddress {{
-        {vip} dev {iface}
-    }}
-{extra}
-}}
-"#
-    )
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn template_renders_every_variable() {
+        let c = super::vrrp_conf(
+            "a",
+            "eth0",
+            150,
+            "0.1",
+            "192.0.2.100/24",
+            "    notify_master \"/bin/true\"",
+        );
+        assert!(!c.contains('@'), "unrendered variable:\n{c}");
+        assert!(c.contains("priority 150") && c.contains("192.0.2.100/24 dev eth0"));
+    }
 }
