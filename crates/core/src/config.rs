@@ -30,6 +30,8 @@ pub struct File {
     pub general: General,
     #[serde(default)]
     pub garp: Garp,
+    #[serde(default)]
+    pub notify: Notify,
 }
 
 /// `[general]`: settings every binary shares.
@@ -53,6 +55,162 @@ pub struct Garp {
     pub count: Option<u32>,
     pub interval: Option<HDuration>,
     pub reply: Option<bool>,
+}
+
+/// `[notify]`: `nat-notify`, the keepalived notify hook.
+#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Notify {
+    /// What an event for an instance not configured here does: `ignore` (log, exit 0) or
+    /// `fail` (exit 2).
+    pub unknown_instance: Option<UnknownInstance>,
+    /// How long a hook waits for the instance lock held by an earlier hook.
+    pub lock_timeout: Option<HDuration>,
+    /// Timeout of each external command (`nft`, `conntrackd`, `systemctl`, user commands).
+    pub command_timeout: Option<HDuration>,
+    /// Extra attempts for a failed step (bounded, with backoff).
+    pub retries: Option<u32>,
+    /// Programs, found with `which` unless given as paths.
+    pub nft: Option<String>,
+    pub conntrackd: Option<String>,
+    pub systemctl: Option<String>,
+    /// Prometheus textfile to write after every transition.
+    pub textfile: Option<PathBuf>,
+    /// One table per VRRP instance (or sync group) name: `[[notify.instance]]`.
+    #[serde(default, rename = "instance")]
+    pub instances: Vec<Instance>,
+}
+
+/// See [`Notify::unknown_instance`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum UnknownInstance {
+    Ignore,
+    Fail,
+}
+
+/// `[[notify.instance]]`: what one VRRP instance owns and does on each state.
+#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Instance {
+    /// keepalived's instance (or sync group) name, e.g. `VI_1`.
+    pub name: String,
+    /// Interface the floating IPs go on (the WAN leg).
+    pub interface: Option<String>,
+    /// Floating IPs with prefix, e.g. `203.0.113.10/32`.
+    #[serde(default)]
+    pub floating_ips: Vec<Cidr>,
+    /// keepalived's own virtual addresses of this instance: their presence tells which
+    /// state keepalived is really in when hooks race (hook mode).
+    #[serde(default)]
+    pub vrrp_vips: Vec<std::net::IpAddr>,
+    pub garp_count: Option<u32>,
+    pub garp_interval: Option<HDuration>,
+    /// LAN prefix to SNAT to the first IPv4 floating IP; enables the nftables step.
+    pub snat_source: Option<Cidr>,
+    /// nftables table (family ip) hakit keeps its SNAT chain in.
+    pub snat_table: Option<String>,
+    /// conntrackd configuration file; enables the conntrackd steps.
+    pub conntrackd_config: Option<PathBuf>,
+    /// Units restarted (or started) on MASTER and stopped on BACKUP/FAULT/STOP.
+    #[serde(default)]
+    pub units: Vec<String>,
+    /// `restart` (default) or `start`.
+    pub unit_action: Option<UnitAction>,
+    /// Commands run in order on MASTER, stopping at the first failure.
+    #[serde(default)]
+    pub up: Vec<Vec<String>>,
+    /// Commands run in order on BACKUP/FAULT/STOP (list them in the order to run,
+    /// usually the reverse of `up`); every one is attempted.
+    #[serde(default)]
+    pub down: Vec<Vec<String>>,
+    /// Steps that run on FAULT, from `commands`, `units`, `address`, `snat`, `conntrackd`.
+    pub fault_steps: Option<Vec<StepName>>,
+    /// Steps that run on STOP (same names).
+    pub stop_steps: Option<Vec<StepName>>,
+}
+
+/// See [`Instance::unit_action`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum UnitAction {
+    Restart,
+    Start,
+}
+
+/// Names of the optional step groups on FAULT/STOP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StepName {
+    Commands,
+    Units,
+    Address,
+    Snat,
+    Conntrackd,
+}
+
+/// An address with a prefix length, `203.0.113.10/32` or `2001:db8::10/128`; a bare
+/// address means a host prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Cidr {
+    pub addr: std::net::IpAddr,
+    pub prefix: u8,
+}
+
+impl Cidr {
+    /// Whether `ip` falls inside this prefix.
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        use std::net::IpAddr::{V4, V6};
+        match (self.addr, ip) {
+            (V4(n), V4(a)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(n) & mask == u32::from(a) & mask
+            }
+            (V6(n), V6(a)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(n) & mask == u128::from(a) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl std::fmt::Display for Cidr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+impl std::str::FromStr for Cidr {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Cidr, String> {
+        let bad = || format!("invalid address/prefix {s:?}: expected e.g. 203.0.113.10/32");
+        let (a, p) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let addr: std::net::IpAddr = a.trim().parse().map_err(|_| bad())?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match p {
+            Some(p) => p.trim().parse::<u8>().map_err(|_| bad())?,
+            None => max,
+        };
+        if prefix > max {
+            return Err(bad());
+        }
+        Ok(Cidr { addr, prefix })
+    }
+}
+
+impl<'de> Deserialize<'de> for Cidr {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
 }
 
 /// Flag-or-env (already merged by clap), then file, then default.
@@ -146,6 +304,58 @@ reply = true
         assert!(err.contains("invalid duration"), "{err}");
         let err = parse("[garp]\nips = [\"192.0.2.300\"]\n").unwrap_err();
         assert!(err.starts_with("2:"), "{err}");
+    }
+
+    #[test]
+    fn notify_instances_parse() {
+        let f = parse(
+            r#"
+[notify]
+unknown_instance = "fail"
+command_timeout = "5s"
+
+[[notify.instance]]
+name = "VI_1"
+interface = "eth1"
+floating_ips = ["203.0.113.10/32", "2001:db8::10"]
+vrrp_vips = ["198.51.100.1"]
+snat_source = "198.51.100.0/24"
+conntrackd_config = "/etc/conntrackd/conntrackd.conf"
+units = ["lelastic"]
+up = [["drbdadm", "primary", "r0"], ["mount", "/dev/drbd0", "/srv"]]
+down = [["umount", "/srv"], ["drbdadm", "secondary", "r0"]]
+fault_steps = ["address", "conntrackd"]
+"#,
+        )
+        .unwrap();
+        let n = &f.notify;
+        assert_eq!(n.unknown_instance, Some(UnknownInstance::Fail));
+        let i = &n.instances[0];
+        assert_eq!(i.floating_ips[1].to_string(), "2001:db8::10/128");
+        assert_eq!(i.up[1], ["mount", "/dev/drbd0", "/srv"]);
+        assert_eq!(
+            i.fault_steps.as_deref(),
+            Some(&[StepName::Address, StepName::Conntrackd][..])
+        );
+        let err = parse("[[notify.instance]]\nname = \"x\"\nfloating_ip = []\n").unwrap_err();
+        assert!(err.contains("unknown field `floating_ip`"), "{err}");
+        let err =
+            parse("[[notify.instance]]\nname = \"x\"\nfault_steps = [\"fip\"]\n").unwrap_err();
+        assert!(err.contains("unknown variant `fip`"), "{err}");
+    }
+
+    #[test]
+    fn cidr_parses_and_matches() {
+        let c: Cidr = "198.51.100.0/24".parse().unwrap();
+        assert!(c.contains("198.51.100.77".parse().unwrap()));
+        assert!(!c.contains("198.51.101.1".parse().unwrap()));
+        assert!("0.0.0.0/0"
+            .parse::<Cidr>()
+            .unwrap()
+            .contains("203.0.113.1".parse().unwrap()));
+        for bad in ["198.51.100.0/33", "x/24", "2001:db8::/129", "1.2.3.4/"] {
+            assert!(bad.parse::<Cidr>().is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -18,6 +18,7 @@
 pub mod cli;
 pub mod config;
 pub mod duration;
+pub mod exec;
 pub mod exit;
 pub mod logging;
 pub mod metrics;

@@ -11,4 +11,4 @@ pub mod frames;
 pub mod garp;
 pub mod netlink;
 
-pub use netlink::{Change, IfAddr, Link, Mac, Neighbour, Netlink};
+pub use netlink::{Change, IfAddr, Link, Mac, Neighbour, Netlink, Route};

@@ -18,13 +18,16 @@ use log::trace;
 use neli::{
     consts::{
         nl::{NlmF, NlmsgerrAttr},
-        rtnl::{Arphrd, Ifa, IfaF, Iff, Ifla, Nda, Nud, RtAddrFamily, RtScope, Rtm},
+        rtnl::{
+            Arphrd, Ifa, IfaF, Iff, Ifla, Nda, Nud, RtAddrFamily, RtScope, RtTable, Rta, Rtm, RtmF,
+            Rtn, Rtprot,
+        },
         socket::NlFamily,
     },
     nl::{NlPayload, Nlmsghdr, NlmsghdrBuilder},
     rtnl::{
         Ifaddrmsg, IfaddrmsgBuilder, Ifinfomsg, IfinfomsgBuilder, Ndmsg, NdmsgBuilder,
-        RtattrBuilder,
+        RtattrBuilder, Rtmsg, RtmsgBuilder,
     },
     socket::synchronous::NlSocketHandle,
     types::{Buffer, RtBuffer},
@@ -104,6 +107,15 @@ pub struct Neighbour {
     pub mac: Option<Mac>,
     /// The kernel's NUD state name (`reachable`, `stale`, `permanent`, …).
     pub state: String,
+}
+
+/// A route of the main table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Route {
+    pub dst: Option<IpAddr>,
+    pub dst_len: u8,
+    pub oif: Option<u32>,
+    pub gateway: Option<IpAddr>,
 }
 
 /// Whether a change request changed anything.
@@ -314,6 +326,23 @@ impl Netlink {
         }
     }
 
+    /// Routes of the main table, both families.
+    pub fn routes(&self) -> anyhow::Result<Vec<Route>> {
+        let msg = RtmsgBuilder::default()
+            .rtm_family(RtAddrFamily::Unspecified)
+            .rtm_dst_len(0)
+            .rtm_src_len(0)
+            .rtm_tos(0)
+            .rtm_table(RtTable::Unspec)
+            .rtm_protocol(Rtprot::Unspec)
+            .rtm_scope(RtScope::Universe)
+            .rtm_type(Rtn::Unspec)
+            .rtm_flags(RtmF::empty())
+            .build()?;
+        self.request(Rtm::Getroute, NlmF::DUMP, msg, parse_route)
+            .context("dump routes")
+    }
+
     /// Neighbour entries, of one link or of all.
     pub fn neighbours(&self, index: Option<u32>) -> anyhow::Result<Vec<Neighbour>> {
         let msg = NdmsgBuilder::default()
@@ -347,6 +376,16 @@ fn addr_msg(index: u32, addr: IpAddr, prefix: u8) -> anyhow::Result<Ifaddrmsg> {
             RtattrBuilder::default()
                 .rta_type(ty)
                 .rta_payload(Buffer::from(bytes.clone()))
+                .build()?,
+        );
+    }
+    if addr.is_ipv6() {
+        // A floating address must be usable at once: no duplicate address detection
+        // (keepalived adds its IPv6 VIPs the same way). Ignored on delete.
+        attrs.push(
+            RtattrBuilder::default()
+                .rta_type(Ifa::Flags)
+                .rta_payload(nix::libc::IFA_F_NODAD)
                 .build()?,
         );
     }
@@ -410,6 +449,26 @@ fn parse_addr(a: &Ifaddrmsg) -> Option<IfAddr> {
         prefix: *a.ifa_prefixlen(),
         global: *a.ifa_scope() == RtScope::Universe,
         tentative,
+    })
+}
+
+fn parse_route(r: &Rtmsg) -> Option<Route> {
+    let h = r.rtattrs().get_attr_handle();
+    let table = h
+        .get_attr_payload_as::<u32>(Rta::Table)
+        .unwrap_or(u32::from(u8::from(*r.rtm_table())));
+    if table != u32::from(nix::libc::RT_TABLE_MAIN) || *r.rtm_type() != Rtn::Unicast {
+        return None;
+    }
+    let ip = |t: Rta| {
+        h.get_attribute(t)
+            .and_then(|a| ip_from_bytes(a.rta_payload().as_ref()))
+    };
+    Some(Route {
+        dst: ip(Rta::Dst),
+        dst_len: *r.rtm_dst_len(),
+        oif: h.get_attr_payload_as::<u32>(Rta::Oif).ok(),
+        gateway: ip(Rta::Gateway),
     })
 }
 
@@ -490,6 +549,9 @@ mod tests {
         for name in ["", "a/b", "sixteen-chars-xx", "a b", "hakit-no-such"] {
             assert_eq!(nl.link_by_name(name).unwrap(), None, "{name:?}");
         }
+        // Every namespace has at least its loopback routes in table local, none in main
+        // unless configured; the dump itself must work.
+        nl.routes().unwrap();
         // Several requests on one socket keep their sequence numbers straight.
         for _ in 0..3 {
             nl.addresses(Some(lo.index)).unwrap();

@@ -1,0 +1,470 @@
+//! `nat-notify`: keepalived's notify hook for a NAT gateway. Thin main: parse, resolve the
+//! configuration layers, hand over to `hakit_notify::app`, map the outcome to an exit code.
+
+use std::{net::IpAddr, path::PathBuf, time::Duration};
+
+use clap::{Args, Parser, Subcommand};
+use hakit_core::{
+    cli::{self, Common},
+    config::{pick, Cidr, Instance, UnitAction, UnknownInstance},
+    runtime::DEFAULT_DIR,
+    usage_error, Exit, HDuration,
+};
+use hakit_notify::{
+    app,
+    engine::{self, Settings},
+    event::{self, State},
+    runtime::Runtime,
+    status,
+};
+
+const IDENT: &str = "nat-notify";
+
+/// keepalived's notify hook for an HA NAT gateway: flap-safe and idempotent.
+///
+/// On MASTER: conntrackd commit, floating IPs onto the WAN interface, gratuitous ARPs,
+/// the SNAT rule, conntrackd resync, units and `up` commands. On BACKUP/STOP: the
+/// reverse. On FAULT: the configured subset. Whatever order racing hooks run in, the node
+/// ends in the state keepalived reported last.
+///
+/// Instances are configured in [[notify.instance]] tables of the config file; a single
+/// instance can also be given with flags (--instance, --interface, --floating-ip, ...).
+#[derive(Debug, Parser)]
+#[command(name = IDENT, version, after_help = AFTER_HELP)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+
+    /// Print the steps it would take and change nothing
+    #[arg(long, global = true)]
+    dry_run: bool,
+
+    /// Print the transition (or status) report as JSON on stdout
+    #[arg(long, global = true)]
+    json: bool,
+
+    #[command(flatten)]
+    settings: SettingArgs,
+
+    #[command(flatten)]
+    instance: InstanceArgs,
+
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Become MASTER (notify_master)
+    Master,
+    /// Become BACKUP (notify_backup)
+    Backup,
+    /// Enter FAULT (notify_fault)
+    Fault,
+    /// keepalived is stopping (notify_stop)
+    Stop,
+    /// A MASTER heard a lower-priority advert: re-announce and re-claim
+    MasterRxLowerPri,
+    /// Generic notify: keepalived appends INSTANCE NAME STATE PRIORITY
+    #[command(name = "INSTANCE", hide = true)]
+    Instance(Generic),
+    /// Generic notify for a sync group: GROUP NAME STATE PRIORITY
+    #[command(name = "GROUP", hide = true)]
+    Group(Generic),
+    /// notify_fifo_script: read keepalived's FIFO (path appended by keepalived) until EOF
+    Fifo {
+        /// The FIFO keepalived writes to
+        path: PathBuf,
+    },
+    /// Show the node's state per instance; exit 1 if it is inconsistent
+    Status,
+}
+
+#[derive(Debug, Args)]
+struct Generic {
+    name: String,
+    state: String,
+    priority: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct SettingArgs {
+    /// Runtime directory for locks and recorded state [default: /run/hakit]
+    #[arg(long, global = true, env = "HAKIT_RUNTIME_DIR", value_name = "DIR")]
+    runtime_dir: Option<PathBuf>,
+    /// What an unconfigured instance does: ignore (exit 0) or fail (exit 2) [default: ignore]
+    #[arg(
+        long,
+        global = true,
+        env = "HAKIT_NOTIFY_UNKNOWN_INSTANCE",
+        value_name = "POLICY"
+    )]
+    unknown_instance: Option<UnknownInstance>,
+    /// How long to wait for an earlier transition of the instance [default: 30s]
+    #[arg(
+        long,
+        global = true,
+        env = "HAKIT_NOTIFY_LOCK_TIMEOUT",
+        value_name = "DUR"
+    )]
+    lock_timeout: Option<HDuration>,
+    /// Timeout of each external command [default: 10s]
+    #[arg(
+        long,
+        global = true,
+        env = "HAKIT_NOTIFY_COMMAND_TIMEOUT",
+        value_name = "DUR"
+    )]
+    command_timeout: Option<HDuration>,
+    /// Extra attempts for a failed step [default: 2]
+    #[arg(long, global = true, env = "HAKIT_NOTIFY_RETRIES", value_name = "N")]
+    retries: Option<u32>,
+    /// nft program [default: nft]
+    #[arg(long, global = true, env = "HAKIT_NOTIFY_NFT", value_name = "PROG")]
+    nft: Option<String>,
+    /// conntrackd program [default: conntrackd]
+    #[arg(
+        long,
+        global = true,
+        env = "HAKIT_NOTIFY_CONNTRACKD",
+        value_name = "PROG"
+    )]
+    conntrackd: Option<String>,
+    /// Service manager program [default: systemctl]
+    #[arg(
+        long,
+        global = true,
+        env = "HAKIT_NOTIFY_SYSTEMCTL",
+        value_name = "PROG"
+    )]
+    systemctl: Option<String>,
+    /// Prometheus textfile written after each transition
+    #[arg(
+        long,
+        global = true,
+        env = "HAKIT_NOTIFY_TEXTFILE",
+        value_name = "PATH"
+    )]
+    textfile: Option<PathBuf>,
+}
+
+/// A single instance from flags; overrides the file's instance of the same name.
+#[derive(Debug, Args)]
+struct InstanceArgs {
+    /// Instance the state applies to [default: the only configured instance]
+    #[arg(
+        long,
+        global = true,
+        env = "HAKIT_NOTIFY_INSTANCE",
+        value_name = "NAME"
+    )]
+    instance: Option<String>,
+    /// WAN interface for the floating IPs
+    #[arg(
+        long,
+        global = true,
+        env = "HAKIT_NOTIFY_INTERFACE",
+        value_name = "DEV"
+    )]
+    interface: Option<String>,
+    /// Floating IP with prefix (repeatable), e.g. 203.0.113.10/32
+    #[arg(
+        long = "floating-ip",
+        global = true,
+        env = "HAKIT_NOTIFY_FLOATING_IPS",
+        value_delimiter = ',',
+        value_name = "CIDR"
+    )]
+    floating_ips: Vec<Cidr>,
+    /// keepalived's own VIP of the instance (repeatable), used to detect stale hooks
+    #[arg(
+        long = "vrrp-vip",
+        global = true,
+        env = "HAKIT_NOTIFY_VRRP_VIPS",
+        value_delimiter = ',',
+        value_name = "ADDR"
+    )]
+    vrrp_vips: Vec<IpAddr>,
+    /// LAN prefix to SNAT to the floating IP
+    #[arg(
+        long,
+        global = true,
+        env = "HAKIT_NOTIFY_SNAT_SOURCE",
+        value_name = "CIDR"
+    )]
+    snat_source: Option<Cidr>,
+    /// conntrackd configuration file (enables the conntrackd steps)
+    #[arg(
+        long,
+        global = true,
+        env = "HAKIT_NOTIFY_CONNTRACKD_CONFIG",
+        value_name = "PATH"
+    )]
+    conntrackd_config: Option<PathBuf>,
+    /// Unit restarted on MASTER, stopped on BACKUP (repeatable)
+    #[arg(
+        long = "unit",
+        global = true,
+        env = "HAKIT_NOTIFY_UNITS",
+        value_delimiter = ',',
+        value_name = "UNIT"
+    )]
+    units: Vec<String>,
+    /// Start units instead of restarting them
+    #[arg(long, global = true, value_name = "ACTION")]
+    unit_action: Option<UnitAction>,
+    /// GARP rounds after taking the floating IPs [default: 3]
+    #[arg(long, global = true, env = "HAKIT_NOTIFY_GARP_COUNT", value_name = "N")]
+    garp_count: Option<u32>,
+    /// Time between GARP rounds [default: 100ms]
+    #[arg(
+        long,
+        global = true,
+        env = "HAKIT_NOTIFY_GARP_INTERVAL",
+        value_name = "DUR"
+    )]
+    garp_interval: Option<HDuration>,
+}
+
+impl InstanceArgs {
+    fn any(&self) -> bool {
+        self.interface.is_some()
+            || !self.floating_ips.is_empty()
+            || !self.vrrp_vips.is_empty()
+            || self.snat_source.is_some()
+            || self.conntrackd_config.is_some()
+            || !self.units.is_empty()
+            || self.unit_action.is_some()
+            || self.garp_count.is_some()
+            || self.garp_interval.is_some()
+    }
+
+    /// Lays the flags over the file's instances.
+    fn apply(self, mut all: Vec<Instance>) -> Vec<Instance> {
+        if !self.any() {
+            return all;
+        }
+        let name = self
+            .instance
+            .clone()
+            .or_else(|| (all.len() == 1).then(|| all[0].name.clone()))
+            .unwrap_or_else(|| "VI_1".into());
+        let pos = all.iter().position(|i| i.name == name).unwrap_or_else(|| {
+            all.push(Instance {
+                name: name.clone(),
+                ..Instance::default()
+            });
+            all.len() - 1
+        });
+        let i = &mut all[pos];
+        i.interface = self.interface.or(i.interface.take());
+        if !self.floating_ips.is_empty() {
+            i.floating_ips = self.floating_ips;
+        }
+        if !self.vrrp_vips.is_empty() {
+            i.vrrp_vips = self.vrrp_vips;
+        }
+        i.snat_source = self.snat_source.or(i.snat_source);
+        i.conntrackd_config = self.conntrackd_config.or(i.conntrackd_config.take());
+        if !self.units.is_empty() {
+            i.units = self.units;
+        }
+        i.unit_action = self.unit_action.or(i.unit_action);
+        i.garp_count = self.garp_count.or(i.garp_count);
+        i.garp_interval = self.garp_interval.or(i.garp_interval);
+        all
+    }
+}
+
+const AFTER_HELP: &str = "\
+keepalived.conf, three ways (snippets in keepalived/):
+  notify_master \"/usr/sbin/nat-notify master --instance VI_1\"   (also backup, fault, stop)
+  notify \"/usr/sbin/nat-notify\"          keepalived appends INSTANCE NAME STATE PRIORITY
+  vrrp_notify_fifo /run/keepalived.fifo
+  vrrp_notify_fifo_script \"/usr/sbin/nat-notify fifo\"   recommended: events arrive in order
+
+Exit codes:
+  0  converged (or nothing to do, or unknown instance ignored)
+  1  a step failed: the node did not fully converge (status: node inconsistent)
+  2  usage or configuration error, nothing changed
+  3  superseded by a newer state before finishing; the newer hook converges";
+
+fn run(cli: Cli) -> anyhow::Result<Exit> {
+    let file = cli.common.init(IDENT)?;
+    let (g, n) = (file.general, file.notify);
+    let secs = |d: Option<HDuration>, f: Option<HDuration>, default: u64| {
+        pick(d, f, HDuration(Duration::from_secs(default))).get()
+    };
+    let settings = Settings {
+        runtime: Runtime::open(&pick(
+            cli.settings.runtime_dir,
+            g.runtime_dir,
+            PathBuf::from(DEFAULT_DIR),
+        ))?,
+        lock_timeout: secs(cli.settings.lock_timeout, n.lock_timeout, 30),
+        command_timeout: secs(cli.settings.command_timeout, n.command_timeout, 10),
+        retries: pick(cli.settings.retries, n.retries, 2),
+        nft: pick(cli.settings.nft, n.nft, "nft".into()),
+        conntrackd: pick(cli.settings.conntrackd, n.conntrackd, "conntrackd".into()),
+        systemctl: pick(cli.settings.systemctl, n.systemctl, "systemctl".into()),
+        textfile: cli
+            .settings
+            .textfile
+            .or(n.textfile)
+            .or_else(|| g.textfile_dir.map(|d| d.join("hakit_nat_notify.prom"))),
+    };
+    let policy = pick(
+        cli.settings.unknown_instance,
+        n.unknown_instance,
+        UnknownInstance::Ignore,
+    );
+    let explicit = cli.instance.instance.clone();
+    let instances = cli.instance.apply(n.instances);
+    if instances.is_empty() {
+        return Err(usage_error("no instance configured: add [[notify.instance]] to the config file, or give --instance and --interface/--floating-ip"));
+    }
+    for i in &instances {
+        if !i.floating_ips.is_empty() && i.interface.is_none() {
+            return Err(usage_error(format!(
+                "instance {}: floating_ips need an interface",
+                i.name
+            )));
+        }
+    }
+    let (name, state) = match cli.cmd {
+        Cmd::Status => return show_status(&settings, &instances, explicit.as_deref(), cli.json),
+        Cmd::Fifo { path } => return app::fifo(&settings, &instances, policy, &path),
+        Cmd::Instance(a) => generic("INSTANCE", &a)?,
+        Cmd::Group(a) => generic("GROUP", &a)?,
+        Cmd::Master => (explicit, State::Master),
+        Cmd::Backup => (explicit, State::Backup),
+        Cmd::Fault => (explicit, State::Fault),
+        Cmd::Stop => (explicit, State::Stop),
+        Cmd::MasterRxLowerPri => (explicit, State::MasterRxLowerPri),
+    };
+    let name = match name {
+        Some(n) => n,
+        None if instances.len() == 1 => instances[0].name.clone(),
+        None => {
+            return Err(usage_error(
+                "several instances are configured: say which with --instance NAME",
+            ))
+        }
+    };
+    let Some(inst) = app::find(&instances, &name, policy)? else {
+        return Ok(Exit::Ok);
+    };
+    let report = if cli.dry_run {
+        engine::dry_run(inst, state)
+    } else {
+        app::hook(&settings, &instances, inst, state)?
+    };
+    if cli.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else if cli.dry_run {
+        println!("{} {state}: would run, in order:", report.instance);
+        for s in &report.steps {
+            let hakit_notify::engine::StepResult::Planned(d) = &s.result else {
+                continue;
+            };
+            println!("  {:<20} {d}", s.step.name());
+        }
+    }
+    Ok(app::exit_of(&report))
+}
+
+fn generic(kind: &str, a: &Generic) -> anyhow::Result<(Option<String>, State)> {
+    let ev =
+        event::from_args(kind, &a.name, &a.state, a.priority.as_deref()).map_err(usage_error)?;
+    Ok((Some(ev.name), ev.state))
+}
+
+fn show_status(
+    s: &Settings,
+    instances: &[Instance],
+    only: Option<&str>,
+    json: bool,
+) -> anyhow::Result<Exit> {
+    let chosen: Vec<Instance> = instances
+        .iter()
+        .filter(|i| only.is_none_or(|o| o == i.name))
+        .cloned()
+        .collect();
+    if chosen.is_empty() {
+        return Err(usage_error(format!(
+            "instance {:?} is not configured",
+            only.unwrap_or_default()
+        )));
+    }
+    let report = status::status(s, &chosen)?;
+    let bad = report.iter().any(|r| !r.problems.is_empty());
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({ "consistent": !bad, "instances": report })
+        );
+    } else {
+        for r in &report {
+            let st = r
+                .recorded_state
+                .map_or("none recorded".to_string(), |s| s.to_string());
+            println!(
+                "{}: {st}{} (generation {})",
+                r.instance,
+                if r.converged { ", converged" } else { "" },
+                r.generation
+            );
+            for f in &r.floating_ips {
+                println!(
+                    "  floating IP {:<22} {}",
+                    f.ip,
+                    if f.present { "present" } else { "absent" }
+                );
+            }
+            if let Some(p) = r.snat_present {
+                println!(
+                    "  SNAT rule               {}",
+                    if p { "present" } else { "absent" }
+                );
+            }
+            println!(
+                "  default route           {}",
+                r.default_route.as_deref().unwrap_or("none")
+            );
+            for (u, st) in &r.units {
+                println!("  unit {u:<18} {st}");
+            }
+            if let Some(c) = &r.conntrackd {
+                println!("  conntrackd              {c}");
+            }
+            for p in &r.problems {
+                println!("  PROBLEM: {p}");
+            }
+        }
+    }
+    Ok(if bad { Exit::Failed } else { Exit::Ok })
+}
+
+fn main() -> std::process::ExitCode {
+    let cli: Cli = cli::parse(IDENT);
+    cli::finish(IDENT, run(cli))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn generic_notify_arguments_parse() {
+        let c = Cli::try_parse_from(["nat-notify", "INSTANCE", "VI_1", "MASTER", "110"]).unwrap();
+        assert!(matches!(c.cmd, Cmd::Instance(ref g) if g.name == "VI_1" && g.state == "MASTER"));
+        let c = Cli::try_parse_from(["nat-notify", "fifo", "/run/k.fifo"]).unwrap();
+        assert!(matches!(c.cmd, Cmd::Fifo { .. }));
+    }
+}

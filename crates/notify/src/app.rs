@@ -1,0 +1,175 @@
+//! The two ways nat-notify runs: one hook invocation, or a `notify_fifo` reader.
+
+use std::{
+    collections::VecDeque,
+    fs::File,
+    io::{BufRead, BufReader},
+    path::Path,
+    sync::{Arc, Condvar, Mutex},
+    thread,
+};
+
+use anyhow::Context;
+use hakit_core::{
+    config::{Instance, UnknownInstance},
+    usage_error, Exit,
+};
+use hakit_net::Netlink;
+use log::{error, info, warn};
+
+use crate::{
+    engine::{self, Outcome, Report, Settings},
+    event::{self, Event, State},
+    supersede,
+};
+
+/// Finds the configured instance for an event; `Ok(None)` means "unknown, ignore".
+pub fn find<'a>(
+    instances: &'a [Instance],
+    name: &str,
+    policy: UnknownInstance,
+) -> anyhow::Result<Option<&'a Instance>> {
+    match instances.iter().find(|i| i.name == name) {
+        Some(i) => Ok(Some(i)),
+        None if policy == UnknownInstance::Fail => Err(usage_error(format!(
+            "instance {name:?} is not configured (known: {})",
+            instances
+                .iter()
+                .map(|i| i.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+        None => {
+            info!("instance {name:?} is not configured here: ignored, nothing touched");
+            Ok(None)
+        }
+    }
+}
+
+/// The generation a transition gets: a new one, except for MASTER_RX_LOWER_PRI, which
+/// re-asserts the current state and must not supersede a MASTER transition in progress.
+fn generation(s: &Settings, name: &str, state: State) -> anyhow::Result<u64> {
+    if state == State::MasterRxLowerPri {
+        return Ok(s
+            .runtime
+            .newer_intents(name, 0)?
+            .last()
+            .map_or(0, |i| i.generation));
+    }
+    s.runtime.register(name, state)
+}
+
+/// Maps a report to the exit code.
+pub fn exit_of(r: &Report) -> Exit {
+    match r.outcome {
+        Outcome::Converged | Outcome::DryRun => Exit::Ok,
+        Outcome::Failed => Exit::Failed,
+        Outcome::Superseded => Exit::Partial,
+    }
+}
+
+/// One hook invocation (`nat-notify master`, or the generic `notify` arguments).
+pub fn hook(
+    s: &Settings,
+    all: &[Instance],
+    inst: &Instance,
+    state: State,
+) -> anyhow::Result<Report> {
+    let gen = generation(s, &inst.name, state)?;
+    let nl = Netlink::open()?;
+    let check = supersede::hook(&s.runtime, &nl, &inst.name, &inst.vrrp_vips, state, gen);
+    let report = engine::transition(s, inst, state, gen, &check)?;
+    if let Err(e) = engine::write_metrics(s, all) {
+        warn!("{e:#}");
+    }
+    Ok(report)
+}
+
+/// Reads `notify_fifo` lines from `path` until EOF and handles them in order, serially. A
+/// malformed line or a failed transition is logged and never ends the loop.
+pub fn fifo(
+    s: &Settings,
+    all: &[Instance],
+    policy: UnknownInstance,
+    path: &Path,
+) -> anyhow::Result<Exit> {
+    let file = File::open(path).with_context(|| format!("open notify FIFO {}", path.display()))?;
+    info!("reading keepalived events from {}", path.display());
+    let pending: supersede::Pending = Arc::new(Mutex::new(VecDeque::new()));
+    let state = Arc::new((Mutex::new(false), Condvar::new())); // (eof, wake-up)
+    let (q, st) = (pending.clone(), state.clone());
+    thread::spawn(move || {
+        for line in BufReader::new(file).lines() {
+            let line = match line {
+                Ok(l) => l,
+                Err(e) => {
+                    warn!("notify FIFO: unreadable line skipped: {e}");
+                    continue;
+                }
+            };
+            match event::from_fifo_line(&line) {
+                Ok(Some(ev)) => {
+                    if let Ok(mut q) = q.lock() {
+                        q.push_back(ev);
+                    }
+                    st.1.notify_one();
+                }
+                Ok(None) => {}
+                Err(e) => warn!("notify FIFO: {e}: skipped"),
+            }
+        }
+        if let Ok(mut eof) = st.0.lock() {
+            *eof = true;
+        }
+        st.1.notify_one();
+    });
+    let mut handled = 0u64;
+    loop {
+        let next = {
+            let (eof, cv) = &*state;
+            let mut done = eof
+                .lock()
+                .map_err(|_| anyhow::anyhow!("FIFO reader lock poisoned"))?;
+            loop {
+                if let Some(ev) = pending.lock().ok().and_then(|mut q| q.pop_front()) {
+                    break Some(ev);
+                }
+                if *done {
+                    break None;
+                }
+                done = cv
+                    .wait(done)
+                    .map_err(|_| anyhow::anyhow!("FIFO reader lock poisoned"))?;
+            }
+        };
+        let Some(ev) = next else { break };
+        handled += 1;
+        if let Err(e) = fifo_event(s, all, policy, &pending, &ev) {
+            error!("{} {}: {e:#}", ev.name, ev.state);
+        }
+    }
+    info!("notify FIFO closed after {handled} event(s)");
+    Ok(Exit::Ok)
+}
+
+fn fifo_event(
+    s: &Settings,
+    all: &[Instance],
+    policy: UnknownInstance,
+    pending: &supersede::Pending,
+    ev: &Event,
+) -> anyhow::Result<()> {
+    let Some(inst) = find(all, &ev.name, policy)? else {
+        return Ok(());
+    };
+    let gen = generation(s, &inst.name, ev.state)?;
+    let check = supersede::fifo(&s.runtime, pending, &inst.name, gen);
+    let report = engine::transition(s, inst, ev.state, gen, &check)?;
+    if let Err(e) = engine::write_metrics(s, all) {
+        warn!("{e:#}");
+    }
+    if report.outcome == Outcome::Superseded {
+        info!("{} {}: superseded by a newer event", ev.name, ev.state);
+    }
+    Ok(())
+}

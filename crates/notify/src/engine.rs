@@ -1,0 +1,810 @@
+//! One transition of one instance: the ordered, idempotent steps.
+//!
+//! Order on MASTER (each step optional by configuration):
+//! 1. conntrackd commit (`-c`), before traffic can arrive;
+//! 2. floating IPs onto the WAN interface (netlink);
+//! 3. GARP/NA: the first round synchronously, the rest on a thread so later steps do not
+//!    wait for the interval;
+//! 4. the SNAT rule (nft);
+//! 5. conntrackd flush/resync/bulk (`-f` retried while the commit runs, `-R`, `-B`);
+//! 6. the provider claim (not configured yet: the fip-claim library comes with its issue);
+//! 7. units restarted/started; 8. user `up` commands in order, stopping at the first failure.
+//!
+//! The data plane (1–4) is done before anything talks to a network API. A failed step does
+//! not stop the ones after it (a broken conntrackd must not keep the address from moving);
+//! it is retried (bounded), recorded and reported in the exit code. Only the user's `up`
+//! commands stop at their first failure, since each usually depends on the one before
+//! (promote, then mount).
+//!
+//! BACKUP/STOP run the reverse (`down` commands, units stopped, floating IPs removed, SNAT
+//! removed, conntrackd backup sequence); FAULT runs the configured subset with conntrackd
+//! `-t` only. MASTER_RX_LOWER_PRI re-announces (GARP) and re-claims, only on a MASTER.
+//!
+//! Every step checks before it changes. When the previous transition already converged to
+//! the same state, steps whose effect cannot be observed (conntrackd, units, commands) are
+//! not repeated, and those that can (addresses, SNAT) are verified: a second `master` changes
+//! nothing and says so.
+//!
+//! Before every step the caller's supersession check runs: a newer state (a newer intent,
+//! keepalived's VIPs saying otherwise, a newer FIFO line) stops the transition at once and
+//! leaves the node to the newer one.
+
+use std::{
+    net::IpAddr,
+    path::PathBuf,
+    thread::{self, JoinHandle},
+    time::{Duration, Instant},
+};
+
+use anyhow::{anyhow, bail, Context};
+use hakit_core::{
+    config::{Cidr, Instance, StepName, UnitAction},
+    exec,
+    metrics::{Kind, Textfile},
+};
+use hakit_net::{garp, Change, Netlink};
+use log::{debug, error, info, warn};
+use serde::Serialize;
+
+use crate::{
+    conntrackd::Conntrackd,
+    event::State,
+    nft::Snat,
+    runtime::{now_unix, Recorded, Runtime, StepRecord},
+};
+
+/// Process-wide settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub runtime: Runtime,
+    pub lock_timeout: Duration,
+    pub command_timeout: Duration,
+    pub retries: u32,
+    pub nft: String,
+    pub conntrackd: String,
+    pub systemctl: String,
+    pub textfile: Option<PathBuf>,
+}
+
+/// The steps, in the order they can appear.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Step {
+    ConntrackdCommit,
+    AddressAdd,
+    Garp,
+    SnatEnsure,
+    ConntrackdPrimary,
+    Fip,
+    UnitsUp,
+    CommandsUp,
+    CommandsDown,
+    UnitsDown,
+    AddressRemove,
+    SnatRemove,
+    ConntrackdBackup,
+    ConntrackdFault,
+}
+
+impl Step {
+    pub fn name(self) -> &'static str {
+        match self {
+            Step::ConntrackdCommit => "conntrackd_commit",
+            Step::AddressAdd => "address_add",
+            Step::Garp => "garp",
+            Step::SnatEnsure => "snat_ensure",
+            Step::ConntrackdPrimary => "conntrackd_primary",
+            Step::Fip => "fip_claim",
+            Step::UnitsUp => "units_up",
+            Step::CommandsUp => "commands_up",
+            Step::CommandsDown => "commands_down",
+            Step::UnitsDown => "units_down",
+            Step::AddressRemove => "address_remove",
+            Step::SnatRemove => "snat_remove",
+            Step::ConntrackdBackup => "conntrackd_backup",
+            Step::ConntrackdFault => "conntrackd_fault",
+        }
+    }
+
+    fn group(self) -> StepName {
+        match self {
+            Step::CommandsDown | Step::CommandsUp => StepName::Commands,
+            Step::UnitsDown | Step::UnitsUp => StepName::Units,
+            Step::AddressRemove | Step::AddressAdd | Step::Garp => StepName::Address,
+            Step::SnatRemove | Step::SnatEnsure => StepName::Snat,
+            _ => StepName::Conntrackd,
+        }
+    }
+
+    /// Whether a failure is worth retrying (user commands are not re-run blindly).
+    fn retriable(self) -> bool {
+        !matches!(self, Step::CommandsUp | Step::CommandsDown)
+    }
+}
+
+/// The steps `state` runs for `inst`.
+pub fn plan(state: State, inst: &Instance) -> Vec<Step> {
+    use Step::*;
+    let down = [CommandsDown, UnitsDown, AddressRemove, SnatRemove];
+    let only = |allowed: &Option<Vec<StepName>>, steps: Vec<Step>| -> Vec<Step> {
+        match allowed {
+            Some(a) => steps
+                .into_iter()
+                .filter(|s| a.contains(&s.group()))
+                .collect(),
+            None => steps,
+        }
+    };
+    match state {
+        State::Master => vec![
+            ConntrackdCommit,
+            AddressAdd,
+            Garp,
+            SnatEnsure,
+            ConntrackdPrimary,
+            Fip,
+            UnitsUp,
+            CommandsUp,
+        ],
+        State::Backup => [&down[..], &[ConntrackdBackup]].concat(),
+        State::Stop => only(&inst.stop_steps, [&down[..], &[ConntrackdBackup]].concat()),
+        State::Fault => only(&inst.fault_steps, [&down[..], &[ConntrackdFault]].concat()),
+        State::MasterRxLowerPri => vec![Garp, Fip],
+    }
+}
+
+/// What one step did.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "snake_case", tag = "result", content = "detail")]
+pub enum StepResult {
+    Changed(String),
+    Unchanged(String),
+    Skipped(String),
+    Failed(String),
+    Planned(String),
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StepReport {
+    pub step: Step,
+    #[serde(flatten)]
+    pub result: StepResult,
+    pub ms: f64,
+}
+
+/// How a transition ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Converged,
+    Failed,
+    Superseded,
+    DryRun,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub instance: String,
+    pub state: State,
+    pub generation: u64,
+    pub outcome: Outcome,
+    pub reason: Option<String>,
+    pub already_converged: bool,
+    pub steps: Vec<StepReport>,
+    pub ms: f64,
+}
+
+/// Check run before each step: `Some(reason)` stops the transition as superseded.
+pub type Supersede<'a> = &'a dyn Fn() -> Option<String>;
+
+struct Ctx<'a> {
+    s: &'a Settings,
+    inst: &'a Instance,
+    nl: &'a Netlink,
+    /// The previous transition converged to this same state.
+    same: bool,
+    prev: &'a Recorded,
+    rec: &'a mut Recorded,
+    added: Vec<IpAddr>,
+    force_garp: bool,
+    garp_rest: Option<JoinHandle<anyhow::Result<garp::Report>>>,
+}
+
+/// Describes what `state` would do, without changing anything.
+pub fn dry_run(inst: &Instance, state: State) -> Report {
+    let steps = plan(state, inst)
+        .into_iter()
+        .map(|step| StepReport {
+            step,
+            result: StepResult::Planned(describe(step, inst)),
+            ms: 0.0,
+        })
+        .collect();
+    Report {
+        instance: inst.name.clone(),
+        state,
+        generation: 0,
+        outcome: Outcome::DryRun,
+        reason: None,
+        already_converged: false,
+        steps,
+        ms: 0.0,
+    }
+}
+
+fn fips(inst: &Instance) -> String {
+    inst.floating_ips
+        .iter()
+        .map(Cidr::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn describe(step: Step, i: &Instance) -> String {
+    let dev = i.interface.as_deref().unwrap_or("?");
+    let ct = |what: &str| match &i.conntrackd_config {
+        Some(c) => format!("conntrackd -C {} {what}", c.display()),
+        None => "skip: conntrackd not configured".into(),
+    };
+    let cmds = |c: &[Vec<String>]| {
+        if c.is_empty() {
+            "skip: none configured".into()
+        } else {
+            c.iter().map(|a| a.join(" ")).collect::<Vec<_>>().join("; ")
+        }
+    };
+    let units = |verb: &str| {
+        if i.units.is_empty() {
+            "skip: none configured".into()
+        } else {
+            format!("systemctl {verb} {}", i.units.join(" "))
+        }
+    };
+    match step {
+        Step::ConntrackdCommit => ct("-c"),
+        Step::ConntrackdPrimary => ct("-f, -R, -B"),
+        Step::ConntrackdBackup => ct("-s (start with -d if down), -t, -n"),
+        Step::ConntrackdFault => ct("-t"),
+        Step::AddressAdd if !i.floating_ips.is_empty() => format!("add {} to {dev}", fips(i)),
+        Step::AddressRemove if !i.floating_ips.is_empty() => {
+            format!("remove {} from {dev}", fips(i))
+        }
+        Step::Garp if !i.floating_ips.is_empty() => format!("announce {} on {dev}", fips(i)),
+        Step::AddressAdd | Step::AddressRemove | Step::Garp => "skip: no floating IPs".into(),
+        Step::SnatEnsure | Step::SnatRemove => match &i.snat_source {
+            Some(src) => format!(
+                "{} SNAT {src} -> {} (nft)",
+                if step == Step::SnatEnsure {
+                    "ensure"
+                } else {
+                    "remove"
+                },
+                i.floating_ips
+                    .iter()
+                    .find(|c| c.addr.is_ipv4())
+                    .map_or("?".into(), |c| c.addr.to_string())
+            ),
+            None => "skip: snat_source not configured".into(),
+        },
+        Step::Fip => "skip: provider claim not configured".into(),
+        Step::UnitsUp => units(match i.unit_action {
+            Some(UnitAction::Start) => "start",
+            _ => "restart",
+        }),
+        Step::UnitsDown => units("stop"),
+        Step::CommandsUp => cmds(&i.up),
+        Step::CommandsDown => cmds(&i.down),
+    }
+}
+
+/// Runs the transition of `inst` to `state` (generation `gen`).
+pub fn transition(
+    s: &Settings,
+    inst: &Instance,
+    state: State,
+    gen: u64,
+    superseded: Supersede,
+) -> anyhow::Result<Report> {
+    let start = Instant::now();
+    let _lock = s.runtime.lock(&inst.name, s.lock_timeout)?;
+    let waited = start.elapsed();
+    if waited > Duration::from_millis(5) {
+        debug!("{}: waited {waited:?} for the instance lock", inst.name);
+    }
+    let mut report = Report {
+        instance: inst.name.clone(),
+        state,
+        generation: gen,
+        outcome: Outcome::Converged,
+        reason: None,
+        already_converged: false,
+        steps: Vec::new(),
+        ms: 0.0,
+    };
+    if let Some(why) = superseded() {
+        info!(
+            "{} {state} (generation {gen}) superseded before it started: {why}",
+            inst.name
+        );
+        report.outcome = Outcome::Superseded;
+        report.reason = Some(why);
+        return Ok(report);
+    }
+    let prev = s.runtime.recorded(&inst.name)?;
+    if state == State::MasterRxLowerPri && prev.state != Some(State::Master) {
+        info!(
+            "{}: MASTER_RX_LOWER_PRI while recorded as {:?}: nothing to re-assert",
+            inst.name, prev.state
+        );
+        report.reason = Some("not MASTER".into());
+        return Ok(report);
+    }
+    let target = if state == State::MasterRxLowerPri {
+        State::Master
+    } else {
+        state
+    };
+    let same = prev.state == Some(target) && prev.converged;
+    let mut rec = prev.clone();
+    rec.generation = gen.max(prev.generation);
+    rec.state = Some(target);
+    rec.converged = false;
+    rec.superseded = false;
+    rec.at_unix = now_unix();
+    s.runtime.record(&inst.name, &rec)?;
+
+    let nl = Netlink::open()?;
+    let mut ctx = Ctx {
+        s,
+        inst,
+        nl: &nl,
+        same,
+        prev: &prev,
+        rec: &mut rec,
+        added: Vec::new(),
+        force_garp: state == State::MasterRxLowerPri,
+        garp_rest: None,
+    };
+    let mut failed = false;
+    for step in plan(state, inst) {
+        if let Some(why) = superseded() {
+            info!(
+                "{} {state} (generation {gen}) superseded before {}: {why}",
+                inst.name,
+                step.name()
+            );
+            report.outcome = Outcome::Superseded;
+            report.reason = Some(why);
+            break;
+        }
+        let t = Instant::now();
+        let mut attempt = 0;
+        let result = loop {
+            match run_step(&mut ctx, step) {
+                Ok(r) => break r,
+                Err(e) if step.retriable() && attempt < s.retries && superseded().is_none() => {
+                    attempt += 1;
+                    let pause = Duration::from_millis(50 << attempt.min(6));
+                    warn!(
+                        "{} {}: {e:#}; retry {attempt}/{} in {pause:?}",
+                        inst.name,
+                        step.name(),
+                        s.retries
+                    );
+                    thread::sleep(pause);
+                }
+                Err(e) => break StepResult::Failed(format!("{e:#}")),
+            }
+        };
+        let ms = t.elapsed().as_secs_f64() * 1000.0;
+        match &result {
+            StepResult::Changed(d) => info!("{} {state}: {}: {d}", inst.name, step.name()),
+            StepResult::Failed(d) => {
+                error!("{} {state}: {} failed: {d}", inst.name, step.name());
+                failed = true;
+                *ctx.rec
+                    .step_failures_total
+                    .entry(step.name().to_string())
+                    .or_default() += 1;
+            }
+            StepResult::Unchanged(d) | StepResult::Skipped(d) => {
+                debug!("{} {state}: {}: {d}", inst.name, step.name())
+            }
+            StepResult::Planned(_) => {}
+        }
+        ctx.rec.steps.insert(
+            step.name().to_string(),
+            StepRecord {
+                ok: !matches!(result, StepResult::Failed(_)),
+                detail: detail(&result),
+                seconds: ms / 1000.0,
+            },
+        );
+        report.steps.push(StepReport { step, result, ms });
+    }
+    if let Some(rest) = ctx.garp_rest.take() {
+        match rest.join() {
+            Ok(Ok(r)) => debug!(
+                "{}: later GARP rounds done ({} frames)",
+                inst.name, r.frames_sent
+            ),
+            Ok(Err(e)) => warn!("{}: later GARP rounds failed: {e:#}", inst.name),
+            Err(_) => warn!("{}: GARP thread panicked", inst.name),
+        }
+    }
+    report.already_converged = same
+        && report.outcome == Outcome::Converged
+        && !failed
+        && report
+            .steps
+            .iter()
+            .all(|r| !matches!(r.result, StepResult::Changed(_)));
+    if failed && report.outcome == Outcome::Converged {
+        report.outcome = Outcome::Failed;
+    }
+    rec.converged = report.outcome == Outcome::Converged;
+    rec.superseded = report.outcome == Outcome::Superseded;
+    rec.duration_seconds = start.elapsed().as_secs_f64();
+    if !report.already_converged {
+        *rec.transitions_total
+            .entry(target.as_str().to_string())
+            .or_default() += 1;
+    }
+    s.runtime.record(&inst.name, &rec)?;
+    report.ms = start.elapsed().as_secs_f64() * 1000.0;
+    match report.outcome {
+        Outcome::Converged if report.already_converged => {
+            info!(
+                "{} already converged as {target}: nothing changed ({:.1} ms)",
+                inst.name, report.ms
+            )
+        }
+        Outcome::Converged => info!("{} converged to {target} in {:.1} ms", inst.name, report.ms),
+        Outcome::Failed => error!(
+            "{} did not converge to {target}: see the failed steps above",
+            inst.name
+        ),
+        _ => {}
+    }
+    Ok(report)
+}
+
+fn detail(r: &StepResult) -> String {
+    match r {
+        StepResult::Changed(d)
+        | StepResult::Unchanged(d)
+        | StepResult::Skipped(d)
+        | StepResult::Failed(d)
+        | StepResult::Planned(d) => d.clone(),
+    }
+}
+
+fn conntrackd(ctx: &Ctx) -> Option<Conntrackd> {
+    ctx.inst.conntrackd_config.as_ref().map(|c| Conntrackd {
+        prog: ctx.s.conntrackd.clone(),
+        config: c.clone(),
+        timeout: ctx.s.command_timeout,
+    })
+}
+
+fn snat(ctx: &Ctx) -> anyhow::Result<Option<Snat>> {
+    let Some(source) = ctx.inst.snat_source else {
+        return Ok(None);
+    };
+    let to = ctx
+        .inst
+        .floating_ips
+        .iter()
+        .find(|c| c.addr.is_ipv4())
+        .context("snat_source is set but no IPv4 floating IP is configured")?;
+    Ok(Some(Snat {
+        nft: ctx.s.nft.clone(),
+        table: ctx
+            .inst
+            .snat_table
+            .clone()
+            .unwrap_or_else(|| "hakit".into()),
+        instance: ctx.inst.name.clone(),
+        source,
+        to: to.addr,
+        oifname: ctx
+            .inst
+            .interface
+            .clone()
+            .context("snat needs the instance's interface")?,
+        timeout: ctx.s.command_timeout,
+    }))
+}
+
+fn link_index(ctx: &Ctx) -> anyhow::Result<(String, u32)> {
+    let dev = ctx
+        .inst
+        .interface
+        .clone()
+        .context("floating_ips need the instance's interface")?;
+    let link = ctx
+        .nl
+        .link_by_name(&dev)?
+        .with_context(|| format!("interface {dev} does not exist"))?;
+    Ok((dev, link.index))
+}
+
+/// The conntrackd role steps share: skip when not configured or already in that role.
+fn conntrackd_role(
+    ctx: &mut Ctx,
+    role: &str,
+    f: impl Fn(&Conntrackd) -> anyhow::Result<()>,
+) -> anyhow::Result<StepResult> {
+    let Some(c) = conntrackd(ctx) else {
+        return Ok(StepResult::Skipped("conntrackd not configured".into()));
+    };
+    if ctx.same && ctx.prev.conntrackd.as_deref() == Some(role) {
+        return Ok(StepResult::Unchanged(format!("conntrackd already {role}")));
+    }
+    f(&c)?;
+    ctx.rec.conntrackd = Some(role.to_string());
+    Ok(StepResult::Changed(format!("conntrackd now {role}")))
+}
+
+fn systemctl(ctx: &Ctx, verb: &str) -> anyhow::Result<StepResult> {
+    if ctx.inst.units.is_empty() {
+        return Ok(StepResult::Skipped("no units configured".into()));
+    }
+    if ctx.same {
+        return Ok(StepResult::Unchanged(format!(
+            "units already handled: {}",
+            ctx.inst.units.join(" ")
+        )));
+    }
+    let mut errors = Vec::new();
+    for unit in &ctx.inst.units {
+        if let Err(e) = exec::run_ok(
+            &exec::argv(&[&ctx.s.systemctl, verb, unit]),
+            None,
+            ctx.s.command_timeout,
+        ) {
+            errors.push(format!("{e:#}"));
+        }
+    }
+    if !errors.is_empty() {
+        bail!("{}", errors.join("; "));
+    }
+    Ok(StepResult::Changed(format!(
+        "{verb} {}",
+        ctx.inst.units.join(" ")
+    )))
+}
+
+fn commands(ctx: &Ctx, cmds: &[Vec<String>], stop_at_first: bool) -> anyhow::Result<StepResult> {
+    if cmds.is_empty() {
+        return Ok(StepResult::Skipped("no commands configured".into()));
+    }
+    if ctx.same {
+        return Ok(StepResult::Unchanged(
+            "commands already run for this state".into(),
+        ));
+    }
+    let mut errors = Vec::new();
+    for (n, argv) in cmds.iter().enumerate() {
+        if let Err(e) = exec::run_ok(argv, None, ctx.s.command_timeout) {
+            errors.push(format!("{e:#}"));
+            if stop_at_first {
+                let left = cmds.len() - n - 1;
+                bail!("{} ({left} later command(s) not run)", errors.join("; "));
+            }
+        }
+    }
+    if !errors.is_empty() {
+        bail!("{}", errors.join("; "));
+    }
+    Ok(StepResult::Changed(format!(
+        "ran {} command(s)",
+        cmds.len()
+    )))
+}
+
+fn run_step(ctx: &mut Ctx, step: Step) -> anyhow::Result<StepResult> {
+    match step {
+        Step::ConntrackdCommit => {
+            let Some(c) = conntrackd(ctx) else {
+                return Ok(StepResult::Skipped("conntrackd not configured".into()));
+            };
+            if ctx.same && ctx.prev.conntrackd.as_deref() == Some("primary") {
+                return Ok(StepResult::Unchanged(
+                    "external cache already committed".into(),
+                ));
+            }
+            c.commit()?;
+            Ok(StepResult::Changed(
+                "external cache committed to the kernel".into(),
+            ))
+        }
+        Step::ConntrackdPrimary => conntrackd_role(ctx, "primary", Conntrackd::primary),
+        Step::ConntrackdBackup => conntrackd_role(ctx, "backup", Conntrackd::backup),
+        Step::ConntrackdFault => conntrackd_role(ctx, "fault", Conntrackd::fault),
+        Step::AddressAdd | Step::AddressRemove => {
+            if ctx.inst.floating_ips.is_empty() {
+                return Ok(StepResult::Skipped("no floating IPs".into()));
+            }
+            let (dev, index) = link_index(ctx)?;
+            let (mut changed, mut same) = (Vec::new(), Vec::new());
+            for c in &ctx.inst.floating_ips {
+                let r = if step == Step::AddressAdd {
+                    ctx.nl.add_address(index, c.addr, c.prefix)?
+                } else {
+                    ctx.nl.del_address(index, c.addr, c.prefix)?
+                };
+                match r {
+                    Change::Applied => changed.push(c.to_string()),
+                    Change::AlreadyThere => same.push(c.to_string()),
+                }
+                if r == Change::Applied && step == Step::AddressAdd {
+                    ctx.added.push(c.addr);
+                }
+            }
+            let (done, prep, already) = if step == Step::AddressAdd {
+                ("added", "to", "on")
+            } else {
+                ("removed", "from", "absent from")
+            };
+            if changed.is_empty() {
+                Ok(StepResult::Unchanged(format!(
+                    "{} already {already} {dev}",
+                    same.join(", ")
+                )))
+            } else {
+                Ok(StepResult::Changed(format!(
+                    "{done} {} {prep} {dev}",
+                    changed.join(", ")
+                )))
+            }
+        }
+        Step::Garp => {
+            if ctx.inst.floating_ips.is_empty() {
+                return Ok(StepResult::Skipped("no floating IPs".into()));
+            }
+            if ctx.same && ctx.added.is_empty() && !ctx.force_garp {
+                return Ok(StepResult::Unchanged("already announced".into()));
+            }
+            let (dev, _) = link_index(ctx)?;
+            let count = ctx.inst.garp_count.unwrap_or(3).max(1);
+            let interval = ctx
+                .inst
+                .garp_interval
+                .map_or(Duration::from_millis(100), |d| d.get());
+            let plan = garp::Plan {
+                interface: dev.clone(),
+                ips: ctx.inst.floating_ips.iter().map(|c| c.addr).collect(),
+                count: 1,
+                interval,
+                reply: false,
+                force: false,
+                router: None,
+            };
+            let burst = garp::resolve(ctx.nl, &plan)?;
+            let first = burst.send()?;
+            if count > 1 {
+                let mut rest = burst.clone();
+                rest.count = count - 1;
+                ctx.garp_rest = Some(thread::spawn(move || {
+                    thread::sleep(interval);
+                    rest.send()
+                }));
+            }
+            Ok(StepResult::Changed(format!(
+                "announced on {dev}: first round of {} frame(s) after {:.3} ms, {} more round(s) every {interval:?}",
+                first.frames_sent,
+                first.first_frame_after.as_secs_f64() * 1000.0,
+                count - 1
+            )))
+        }
+        Step::SnatEnsure => match snat(ctx)? {
+            None => Ok(StepResult::Skipped("snat_source not configured".into())),
+            Some(n) => Ok(if n.ensure()? {
+                StepResult::Changed(format!(
+                    "SNAT {} -> {} on {} added",
+                    n.source, n.to, n.oifname
+                ))
+            } else {
+                StepResult::Unchanged(format!("SNAT {} -> {} present", n.source, n.to))
+            }),
+        },
+        Step::SnatRemove => match snat(ctx)? {
+            None => Ok(StepResult::Skipped("snat_source not configured".into())),
+            Some(n) => Ok(if n.remove()? {
+                StepResult::Changed(format!("SNAT {} -> {} removed", n.source, n.to))
+            } else {
+                StepResult::Unchanged("no hakit SNAT rule present".into())
+            }),
+        },
+        Step::Fip => Ok(StepResult::Skipped("provider claim not configured".into())),
+        Step::UnitsUp => systemctl(
+            ctx,
+            match ctx.inst.unit_action {
+                Some(UnitAction::Start) => "start",
+                _ => "restart",
+            },
+        ),
+        Step::UnitsDown => systemctl(ctx, "stop"),
+        Step::CommandsUp => commands(ctx, &ctx.inst.up, true),
+        Step::CommandsDown => commands(ctx, &ctx.inst.down, false),
+    }
+}
+
+/// Writes the Prometheus textfile for `instances` from their recorded state.
+pub fn write_metrics(s: &Settings, instances: &[Instance]) -> anyhow::Result<()> {
+    let Some(path) = &s.textfile else {
+        return Ok(());
+    };
+    let mut t = Textfile::new();
+    for inst in instances {
+        let r = s.runtime.recorded(&inst.name)?;
+        let i = inst.name.as_str();
+        for st in [State::Master, State::Backup, State::Fault, State::Stop] {
+            let v = if r.state == Some(st) { 1.0 } else { 0.0 };
+            t.add(
+                "hakit_nat_notify_state",
+                Kind::Gauge,
+                "1 for the state the instance was last moved to.",
+                &[("instance", i), ("state", st.as_str())],
+                v,
+            );
+            let n = r.transitions_total.get(st.as_str()).copied().unwrap_or(0);
+            t.add(
+                "hakit_nat_notify_transitions_total",
+                Kind::Counter,
+                "Transitions that changed something, by target state.",
+                &[("instance", i), ("state", st.as_str())],
+                n as f64,
+            );
+        }
+        t.add(
+            "hakit_nat_notify_converged",
+            Kind::Gauge,
+            "1 if the last transition completed every step.",
+            &[("instance", i)],
+            f64::from(u8::from(r.converged)),
+        );
+        t.add(
+            "hakit_nat_notify_last_transition_timestamp_seconds",
+            Kind::Gauge,
+            "Unix time the last transition started.",
+            &[("instance", i)],
+            r.at_unix,
+        );
+        t.add(
+            "hakit_nat_notify_last_transition_duration_seconds",
+            Kind::Gauge,
+            "Duration of the last transition.",
+            &[("instance", i)],
+            r.duration_seconds,
+        );
+        for (step, rec) in &r.steps {
+            t.add(
+                "hakit_nat_notify_step_duration_seconds",
+                Kind::Gauge,
+                "Duration of each step in its last run.",
+                &[("instance", i), ("step", step)],
+                rec.seconds,
+            );
+            t.add(
+                "hakit_nat_notify_step_ok",
+                Kind::Gauge,
+                "1 if the step succeeded in its last run.",
+                &[("instance", i), ("step", step)],
+                f64::from(u8::from(rec.ok)),
+            );
+        }
+        for (step, n) in &r.step_failures_total {
+            t.add(
+                "hakit_nat_notify_step_failures_total",
+                Kind::Counter,
+                "Failed step runs.",
+                &[("instance", i), ("step", step)],
+                *n as f64,
+            );
+        }
+    }
+    t.write(path)
+        .map_err(|e| anyhow!("metrics textfile: {e:#}"))
+}

@@ -1,0 +1,202 @@
+//! Per-instance files under the runtime directory.
+//!
+//! * `<inst>.intents`: the log of requested transitions, each with a generation number taken
+//!   when its hook started (under a short lock), newest last. It decides which of several
+//!   racing hooks is the newest.
+//! * `<inst>.lock`: held for the whole transition: one transition at a time per instance.
+//! * `<inst>.state`: what the last transition did: target state, generation, whether it
+//!   converged, per-step results, counters for the metrics.
+//!
+//! Instance names come from keepalived's config; they are sanitised before becoming file
+//! names so a name can never escape the directory.
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use anyhow::Context;
+use hakit_core::runtime::{ensure_dir, write_atomic, Lock};
+use serde::{Deserialize, Serialize};
+
+use crate::event::State;
+
+/// How many recent intents the log keeps.
+const INTENT_LOG: usize = 64;
+
+/// One requested transition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Intent {
+    pub generation: u64,
+    pub state: State,
+}
+
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+struct IntentLog {
+    next: u64,
+    recent: Vec<Intent>,
+}
+
+/// The result of one step, as recorded.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StepRecord {
+    pub ok: bool,
+    pub detail: String,
+    pub seconds: f64,
+}
+
+/// What the last transition of an instance did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Recorded {
+    pub generation: u64,
+    pub state: Option<State>,
+    /// Every step of the transition succeeded (false while it runs or after a failure).
+    pub converged: bool,
+    pub superseded: bool,
+    pub at_unix: f64,
+    pub duration_seconds: f64,
+    /// conntrackd role hakit last commanded: `primary`, `backup` or `fault`.
+    pub conntrackd: Option<String>,
+    pub steps: BTreeMap<String, StepRecord>,
+    /// Counters for the metrics textfile; they survive until reboot (tmpfs).
+    pub transitions_total: BTreeMap<String, u64>,
+    pub step_failures_total: BTreeMap<String, u64>,
+}
+
+/// The runtime directory.
+#[derive(Debug, Clone)]
+pub struct Runtime {
+    dir: PathBuf,
+}
+
+/// Keeps `[A-Za-z0-9_.-]`, replaces the rest, so names map to safe file names.
+pub fn file_stem(instance: &str) -> String {
+    let s: String = instance
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if s.starts_with('.') {
+        format!("_{s}")
+    } else {
+        s
+    }
+}
+
+pub fn now_unix() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64()
+}
+
+impl Runtime {
+    pub fn open(dir: &Path) -> anyhow::Result<Runtime> {
+        ensure_dir(dir)?;
+        Ok(Runtime {
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn path(&self, instance: &str, ext: &str) -> PathBuf {
+        self.dir.join(format!("{}.{ext}", file_stem(instance)))
+    }
+
+    /// Records a new intent and returns its generation (strictly increasing per instance).
+    pub fn register(&self, instance: &str, state: State) -> anyhow::Result<u64> {
+        let _g = Lock::acquire(
+            &self.path(instance, "intents.lock"),
+            Duration::from_secs(10),
+        )?;
+        let path = self.path(instance, "intents");
+        let mut log: IntentLog = read_json(&path)?.unwrap_or_default();
+        log.next += 1;
+        let generation = log.next;
+        log.recent.push(Intent { generation, state });
+        if log.recent.len() > INTENT_LOG {
+            log.recent.drain(..log.recent.len() - INTENT_LOG);
+        }
+        write_atomic(&path, &serde_json::to_vec(&log)?, 0o644)?;
+        Ok(generation)
+    }
+
+    /// Intents newer than `generation`.
+    pub fn newer_intents(&self, instance: &str, generation: u64) -> anyhow::Result<Vec<Intent>> {
+        let log: IntentLog = read_json(&self.path(instance, "intents"))?.unwrap_or_default();
+        Ok(log
+            .recent
+            .into_iter()
+            .filter(|i| i.generation > generation)
+            .collect())
+    }
+
+    /// Takes the instance's transition lock.
+    pub fn lock(&self, instance: &str, wait: Duration) -> anyhow::Result<Lock> {
+        Lock::acquire(&self.path(instance, "lock"), wait)
+            .with_context(|| format!("instance {instance}: another transition still runs"))
+    }
+
+    pub fn recorded(&self, instance: &str) -> anyhow::Result<Recorded> {
+        Ok(read_json(&self.path(instance, "state"))?.unwrap_or_default())
+    }
+
+    pub fn record(&self, instance: &str, r: &Recorded) -> anyhow::Result<()> {
+        write_atomic(
+            &self.path(instance, "state"),
+            &serde_json::to_vec_pretty(r)?,
+            0o644,
+        )
+    }
+}
+
+fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> anyhow::Result<Option<T>> {
+    match std::fs::read(path) {
+        Ok(b) => serde_json::from_slice(&b)
+            .map(Some)
+            .with_context(|| format!("{} is corrupt (delete it to start afresh)", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("read {}", path.display())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generations_increase_and_newer_are_found() {
+        let d = std::env::temp_dir().join(format!("hakit-notify-rt-{}", std::process::id()));
+        let rt = Runtime::open(&d).unwrap();
+        let g1 = rt.register("VI_1", State::Master).unwrap();
+        let g2 = rt.register("VI_1", State::Backup).unwrap();
+        assert_eq!(g2, g1 + 1);
+        let newer = rt.newer_intents("VI_1", g1).unwrap();
+        assert_eq!(
+            newer,
+            vec![Intent {
+                generation: g2,
+                state: State::Backup
+            }]
+        );
+        assert!(rt.newer_intents("VI_1", g2).unwrap().is_empty());
+        assert!(rt.newer_intents("other", 0).unwrap().is_empty());
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn names_cannot_escape_the_directory() {
+        assert_eq!(file_stem("../../etc/passwd"), "_.._.._etc_passwd");
+        assert_eq!(file_stem("VI_1"), "VI_1");
+        assert_eq!(file_stem("G 1"), "G_1");
+    }
+}

@@ -1,0 +1,165 @@
+//! `nat-notify status`: the look an operator takes at a gateway during an incident, in
+//! one command: recorded role, floating IPs, SNAT rule, default route, units, conntrackd.
+//! Inconsistencies (a floating IP on a BACKUP, no SNAT rule on a MASTER, a transition that
+//! did not converge) are listed as problems and make the exit code 1.
+
+use serde::Serialize;
+
+use hakit_core::{config::Instance, exec};
+use hakit_net::Netlink;
+
+use crate::{conntrackd::Conntrackd, engine::Settings, event::State, nft::Snat};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FloatingIp {
+    pub ip: String,
+    pub present: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct InstanceStatus {
+    pub instance: String,
+    pub recorded_state: Option<State>,
+    pub converged: bool,
+    pub generation: u64,
+    pub last_transition_unix: f64,
+    pub floating_ips: Vec<FloatingIp>,
+    pub snat_present: Option<bool>,
+    pub default_route: Option<String>,
+    pub units: Vec<(String, String)>,
+    pub conntrackd: Option<String>,
+    pub problems: Vec<String>,
+}
+
+/// Looks at every configured instance.
+pub fn status(s: &Settings, instances: &[Instance]) -> anyhow::Result<Vec<InstanceStatus>> {
+    let nl = Netlink::open()?;
+    let addrs = nl.addresses(None)?;
+    let links = nl.links()?;
+    let routes = nl.routes()?;
+    let default_route = routes
+        .iter()
+        .find(|r| r.dst_len == 0 && r.dst.is_none_or(|d| d.is_ipv4()))
+        .map(|r| {
+            let dev = r
+                .oif
+                .and_then(|i| links.iter().find(|l| l.index == i))
+                .map_or("?", |l| l.name.as_str());
+            match r.gateway {
+                Some(g) => format!("via {g} dev {dev}"),
+                None => format!("dev {dev}"),
+            }
+        });
+    let mut out = Vec::new();
+    for inst in instances {
+        let rec = s.runtime.recorded(&inst.name)?;
+        let mut problems = Vec::new();
+        let fips: Vec<FloatingIp> = inst
+            .floating_ips
+            .iter()
+            .map(|c| FloatingIp {
+                ip: c.to_string(),
+                present: addrs.iter().any(|a| a.addr == c.addr),
+            })
+            .collect();
+        let master = rec.state == Some(State::Master);
+        for f in &fips {
+            if master && !f.present {
+                problems.push(format!("MASTER without its floating IP {}", f.ip));
+            }
+            if !master && f.present {
+                let st = rec
+                    .state
+                    .map_or("no recorded state".to_string(), |s| s.to_string());
+                problems.push(format!(
+                    "floating IP {} present on a node that is {st}",
+                    f.ip
+                ));
+            }
+        }
+        let snat_present = match (
+            inst.snat_source,
+            inst.floating_ips.iter().find(|c| c.addr.is_ipv4()),
+        ) {
+            (Some(source), Some(to)) => {
+                let n = Snat {
+                    nft: s.nft.clone(),
+                    table: inst.snat_table.clone().unwrap_or_else(|| "hakit".into()),
+                    instance: inst.name.clone(),
+                    source,
+                    to: to.addr,
+                    oifname: inst.interface.clone().unwrap_or_default(),
+                    timeout: s.command_timeout,
+                };
+                match n.present() {
+                    Ok(p) => Some(p),
+                    Err(e) => {
+                        problems.push(format!("cannot read nftables: {e:#}"));
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
+        if master && snat_present == Some(false) {
+            problems.push("MASTER without its SNAT rule".into());
+        }
+        if master && default_route.is_none() {
+            problems.push("MASTER without a default route".into());
+        }
+        if rec.state.is_some() && !rec.converged && !rec.superseded {
+            problems.push(format!(
+                "last transition to {} did not converge",
+                rec.state.map_or("?", State::as_str)
+            ));
+        }
+        let units = inst
+            .units
+            .iter()
+            .map(|u| {
+                let st = exec::run(
+                    &exec::argv(&[&s.systemctl, "is-active", u]),
+                    None,
+                    s.command_timeout,
+                )
+                .map(|r| r.stdout.trim().to_string())
+                .unwrap_or_else(|e| format!("unknown ({e:#})"));
+                (u.clone(), st)
+            })
+            .collect();
+        let conntrackd = inst.conntrackd_config.as_ref().map(|c| {
+            let ct = Conntrackd {
+                prog: s.conntrackd.clone(),
+                config: c.clone(),
+                timeout: s.command_timeout,
+            };
+            match ct.stats() {
+                Ok(text) => text
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ")
+                    .chars()
+                    .take(300)
+                    .collect(),
+                Err(e) => {
+                    problems.push(format!("conntrackd does not answer: {e:#}"));
+                    "not running".into()
+                }
+            }
+        });
+        out.push(InstanceStatus {
+            instance: inst.name.clone(),
+            recorded_state: rec.state,
+            converged: rec.converged,
+            generation: rec.generation,
+            last_transition_unix: rec.at_unix,
+            floating_ips: fips,
+            snat_present,
+            default_route: default_route.clone(),
+            units,
+            conntrackd,
+            problems,
+        });
+    }
+    Ok(out)
+}
