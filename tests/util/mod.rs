@@ -13,6 +13,7 @@ use hakit_lab::{Lab, Ns};
 pub fn bin(name: &str) -> String {
     match name {
         "garp-burst" => env!("CARGO_BIN_EXE_garp-burst").to_string(),
+        "nat-notify" => env!("CARGO_BIN_EXE_nat-notify").to_string(),
         other => panic!("unknown binary {other}"),
     }
 }

@@ -17,6 +17,7 @@
 //! 2001:db8::/32).
 
 pub mod capture;
+pub mod conntrackd;
 pub mod keepalived;
 mod process;
 

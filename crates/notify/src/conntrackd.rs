@@ -19,7 +19,7 @@ use anyhow::{bail, Context};
 use hakit_core::exec;
 use log::{debug, warn};
 
-/// How long `-f` is retried while a commit is still running.
+/// How long a commit may take before the flush gives up waiting for it.
 const COMMIT_WAIT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone)]
@@ -49,31 +49,79 @@ impl Conntrackd {
         self.run("-c").map(|_| ())
     }
 
-    /// `-f`, retried while the previous commit is still in progress; then `-R`, `-B`.
+    /// Flush, then `-R`, `-B`.
+    ///
+    /// Two conntrackd behaviours shape the flush. `-c` returns before the daemon has
+    /// cleared its "committing" flag, and a flush that arrives meanwhile is dropped with
+    /// only a line in conntrackd's own log ("ignoring flush command, commit still in
+    /// progress"): the `-f` client exits 0 either way. And conntrackd 1.4.7 (Debian 12)
+    /// never clears that flag after a commit, so every later full flush is dropped the
+    /// same way until it restarts. So: wait until the log says the commit finished, send
+    /// `-f`, verify it by the log (or, without a log file, by the external cache being
+    /// empty); if it was dropped, flush the internal cache (`-f internal`, which the flag
+    /// does not block) and warn, rather than report a flush that did not happen.
     pub fn primary(&self) -> anyhow::Result<()> {
-        let start = Instant::now();
-        let mut tries = 0;
-        loop {
-            tries += 1;
-            let ran = exec::run(&self.cmd("-f"), None, self.timeout)?;
-            if ran.success() {
+        let log = log_file(&self.config);
+        if let Some(l) = &log {
+            let start = Instant::now();
+            while !commit_finished(&log_tail(l)) {
+                if start.elapsed() > COMMIT_WAIT {
+                    bail!(
+                        "conntrackd: commit not finished after {COMMIT_WAIT:?} (per {})",
+                        l.display()
+                    );
+                }
+                thread::sleep(Duration::from_millis(5));
+            }
+        }
+        let mut dropped = false;
+        for attempt in 0..3 {
+            let before = log
+                .as_deref()
+                .and_then(|l| std::fs::metadata(l).ok())
+                .map_or(0, |m| m.len());
+            self.run("-f")?;
+            dropped = match &log {
+                Some(l) => log_since(l, before).contains("ignoring flush command"),
+                None => self.external_entries()? > 0,
+            };
+            if !dropped {
                 break;
             }
-            let text = format!("{}{}", ran.stdout, ran.stderr);
-            if text.contains("in progress") && start.elapsed() < COMMIT_WAIT {
-                debug!("conntrackd -f: commit still in progress (try {tries}), waiting");
-                thread::sleep(Duration::from_millis(20));
-                continue;
-            }
-            bail!(
-                "conntrackd -f: {} ({}) after {tries} tries",
-                ran.status,
-                ran.first_error_line()
+            debug!(
+                "conntrackd -f dropped (attempt {}), commit flag still set",
+                attempt + 1
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+        if dropped {
+            self.run_args(&["-f", "internal"])?;
+            warn!(
+                "conntrackd dropped the full flush (its commit flag stays set after a commit, \
+                 a conntrackd 1.4.7 defect): flushed the internal cache only; the external \
+                 cache is cleared when conntrackd restarts"
             );
         }
         self.run("-R")?;
         self.run("-B")?;
         Ok(())
+    }
+
+    fn run_args(&self, flags: &[&str]) -> anyhow::Result<exec::Ran> {
+        let mut argv = vec![
+            self.prog.clone(),
+            "-C".into(),
+            self.config.to_string_lossy().into_owned(),
+        ];
+        argv.extend(flags.iter().map(|f| f.to_string()));
+        exec::run_ok(&argv, None, self.timeout)
+            .with_context(|| format!("conntrackd {}", flags.join(" ")))
+    }
+
+    /// Entries in the external cache, from `-s`.
+    pub fn external_entries(&self) -> anyhow::Result<u64> {
+        let stats = self.run("-s")?.stdout;
+        external_entries(&stats).context("conntrackd -s: no external cache in the statistics")
     }
 
     /// Whether conntrackd answers (`-s`).
@@ -118,22 +166,103 @@ impl Conntrackd {
     }
 }
 
-/// `LockFile` from a conntrackd configuration, if set.
-pub fn lock_file(config: &Path) -> Option<PathBuf> {
+/// The value of a `Key value` line in a conntrackd configuration.
+fn config_value(config: &Path, key: &str) -> Option<String> {
     let text = std::fs::read_to_string(config).ok()?;
     text.lines()
         .map(|l| l.split('#').next().unwrap_or("").trim())
         .find_map(|l| {
             let mut w = l.split_whitespace();
-            (w.next()? == "LockFile")
-                .then(|| w.next().map(PathBuf::from))
+            (w.next()? == key)
+                .then(|| w.next().map(str::to_string))
                 .flatten()
         })
+}
+
+/// `LockFile` from a conntrackd configuration, if set.
+pub fn lock_file(config: &Path) -> Option<PathBuf> {
+    config_value(config, "LockFile").map(PathBuf::from)
+}
+
+/// `LogFile` from a conntrackd configuration, if it names a file (`on` means the default
+/// path, `off` none).
+pub fn log_file(config: &Path) -> Option<PathBuf> {
+    match config_value(config, "LogFile")?
+        .to_ascii_lowercase()
+        .as_str()
+    {
+        "off" => None,
+        "on" => Some(PathBuf::from("/var/log/conntrackd.log")),
+        _ => config_value(config, "LogFile").map(PathBuf::from),
+    }
+}
+
+/// The last 64 KiB of conntrackd's log.
+fn log_tail(path: &Path) -> String {
+    let len = std::fs::metadata(path).map_or(0, |m| m.len());
+    log_since(path, len.saturating_sub(64 * 1024))
+}
+
+/// Whether the last commit the log mentions has finished ("commit has taken" after the
+/// last "committing"); true when the log mentions no commit at all.
+pub fn commit_finished(log: &str) -> bool {
+    let started = log
+        .rfind("committing all external caches")
+        .or_else(|| log.rfind("committing conntrack cache"));
+    match started {
+        None => true,
+        Some(at) => log[at..].contains("commit has taken"),
+    }
+}
+
+/// What was appended to `path` after byte `from`.
+fn log_since(path: &Path, from: u64) -> String {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut out = String::new();
+    if let Ok(mut f) = std::fs::File::open(path) {
+        if f.seek(SeekFrom::Start(from)).is_ok() {
+            let _ = f.take(1 << 20).read_to_string(&mut out);
+        }
+    }
+    out
+}
+
+/// "current active connections" of the external cache in `conntrackd -s` output.
+pub fn external_entries(stats: &str) -> Option<u64> {
+    let ext = &stats[stats.find("cache external:")?..];
+    let line = ext
+        .lines()
+        .find(|l| l.contains("current active connections"))?;
+    line.rsplit(|c: char| c == ':' || c.is_whitespace())
+        .find(|w| !w.is_empty())?
+        .parse()
+        .ok()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // conntrackd 1.4.7 `-s`, abridged.
+    const STATS: &str = "cache internal:\ncurrent active connections:\t           4\nconnections created:\t\t           9\tfailed:\t           0\n\ncache external:\ncurrent active connections:\t          17\nconnections created:\t\t          17\tfailed:\t           0\n";
+
+    #[test]
+    fn commit_progress_from_the_log() {
+        assert!(commit_finished(""));
+        assert!(!commit_finished(
+            "[notice] committing all external caches\n"
+        ));
+        assert!(commit_finished("[notice] committing all external caches\n[notice] Committed 0 new entries\n[notice] commit has taken 0.000025 seconds\n"));
+        assert!(!commit_finished(
+            "commit has taken 1 seconds\n[notice] committing all external caches\n"
+        ));
+    }
+
+    #[test]
+    fn reads_external_cache_size() {
+        assert_eq!(external_entries(STATS), Some(17));
+        assert_eq!(external_entries("cache internal:\n"), None);
+    }
 
     #[test]
     fn finds_the_lock_file() {
@@ -146,8 +275,11 @@ mod tests {
         )
         .unwrap();
         assert_eq!(lock_file(&p), Some(PathBuf::from("/run/x.lock")));
-        std::fs::write(&p, "General {\n}\n").unwrap();
+        std::fs::write(&p, "General {\n  LogFile /run/c.log\n}\n").unwrap();
         assert_eq!(lock_file(&p), None);
+        assert_eq!(log_file(&p), Some(PathBuf::from("/run/c.log")));
+        std::fs::write(&p, "General {\n  LogFile off\n}\n").unwrap();
+        assert_eq!(log_file(&p), None);
         let _ = std::fs::remove_dir_all(&d);
     }
 }

@@ -177,7 +177,7 @@ mod tests {
             "INSTANCE \"\" MASTER 1",
             "INSTANCE \"VI_1\" MASTER 1 2",
             "INSTANCE \"\u{fffd}",
-            "GROUP \"\"\" BACKUP",
+            "GROUP \"\" BACKUP",
         ] {
             assert!(from_fifo_line(bad).is_err(), "{bad:?} was accepted");
         }

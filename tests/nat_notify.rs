@@ -1,0 +1,608 @@
+//! nat-notify on one gateway, against the real kernel, nftables and conntrackd.
+
+mod util;
+
+use std::{
+    io::Write,
+    path::PathBuf,
+    process::{Child, Stdio},
+    time::Duration,
+};
+
+use hakit_lab::{capture::Capture, conntrackd, Lab, Ns};
+use util::*;
+
+const FIP: &str = "203.0.113.10";
+const FIP6: &str = "2001:db8:1::10";
+const VIP: &str = "198.51.100.1";
+
+struct Gw {
+    lab: Lab,
+    gw: Ns,
+    wan: Ns,
+    conf: PathBuf,
+    ctd: Option<conntrackd::Conntrackd>,
+}
+
+/// A gateway namespace: eth0 on the WAN (203.0.113.0/24), eth1 on the LAN
+/// (198.51.100.0/24), sync0 towards a conntrackd peer (192.0.2.0/24).
+fn gateway(
+    test: &str,
+    with_conntrackd: bool,
+    notify_extra: &str,
+    instance_extra: &str,
+) -> Option<Gw> {
+    let mut lab = lab(test)?;
+    let gw = lab.ns("gw").unwrap();
+    let wan = lab.ns("wan").unwrap();
+    let lan = lab.ns("lan").unwrap();
+    let peer = lab.ns("peer").unwrap();
+    lab.veth(&gw, "eth0", &wan, "eth0").unwrap();
+    lab.veth(&gw, "eth1", &lan, "eth0").unwrap();
+    lab.veth(&gw, "sync0", &peer, "sync0").unwrap();
+    gw.ip(&["addr", "add", "203.0.113.2/24", "dev", "eth0"])
+        .unwrap();
+    gw.ip(&["addr", "add", "198.51.100.2/24", "dev", "eth1"])
+        .unwrap();
+    gw.ip(&["addr", "add", "192.0.2.1/24", "dev", "sync0"])
+        .unwrap();
+    gw.ip(&["route", "add", "default", "via", "203.0.113.254"])
+        .unwrap();
+    wan.ip(&["addr", "add", "203.0.113.254/24", "dev", "eth0"])
+        .unwrap();
+    peer.ip(&["addr", "add", "192.0.2.2/24", "dev", "sync0"])
+        .unwrap();
+    let ctd = with_conntrackd.then(|| {
+        conntrackd::start(&mut lab, &gw, "gw", "192.0.2.1", "192.0.2.2", "sync0").unwrap()
+    });
+    let dir = lab.dir().to_path_buf();
+    let ctd_line = ctd.as_ref().map_or(String::new(), |c| {
+        format!("conntrackd_config = \"{}\"", c.conf.display())
+    });
+    let conf = dir.join("hakit.toml");
+    std::fs::write(
+        &conf,
+        format!(
+            r#"[general]
+runtime_dir = "{d}/run"
+syslog_socket = "{d}/no-syslog.sock"
+
+[notify]
+textfile = "{d}/hakit_nat_notify.prom"
+{timeout}
+{notify_extra}
+
+[[notify.instance]]
+name = "VI_1"
+interface = "eth0"
+floating_ips = ["{FIP}/32", "{FIP6}/128"]
+vrrp_vips = ["{VIP}"]
+snat_source = "198.51.100.0/24"
+garp_count = 2
+garp_interval = "10ms"
+{ctd_line}
+{instance_extra}
+"#,
+            d = dir.display(),
+            timeout = if notify_extra.contains("command_timeout") {
+                ""
+            } else {
+                "command_timeout = \"5s\""
+            },
+        ),
+    )
+    .unwrap();
+    Some(Gw {
+        lab,
+        gw,
+        wan,
+        conf,
+        ctd,
+    })
+}
+
+impl Gw {
+    fn nn(&self, args: &[&str]) -> std::process::Output {
+        let c = self.conf.to_string_lossy().to_string();
+        let mut a = vec!["--config", &c];
+        a.extend_from_slice(args);
+        run_in(&self.gw, "nat-notify", &a)
+    }
+
+    fn spawn(&self, args: &[&str]) -> Child {
+        let bin = bin("nat-notify");
+        let c = self.conf.to_string_lossy().to_string();
+        let mut argv = vec![bin.as_str(), "--config", &c];
+        argv.extend_from_slice(args);
+        self.gw
+            .command(&argv)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    fn fip(&self) -> bool {
+        let v4 = self.gw.has_addr("eth0", ip(FIP)).unwrap();
+        let v6 = self.gw.has_addr("eth0", ip(FIP6)).unwrap();
+        assert_eq!(v4, v6, "IPv4 and IPv6 floating IPs disagree");
+        v4
+    }
+
+    fn snat(&self) -> bool {
+        let out = self.gw.exec(&["nft", "list", "ruleset"]).unwrap();
+        let text = stdout(&out);
+        let n = text.matches(&format!("snat to {FIP}")).count();
+        assert!(n <= 1, "SNAT rule duplicated:\n{text}");
+        n == 1
+    }
+
+    fn recorded(&self) -> serde_json::Value {
+        let p = self.lab.dir().join("run/VI_1.state");
+        serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap()
+    }
+
+    /// Sets keepalived's VIP as keepalived would before running a hook.
+    fn vip(&self, on: bool) {
+        if self.gw.has_addr("eth1", ip(VIP)).unwrap() != on {
+            let verb = if on { "add" } else { "del" };
+            self.gw
+                .ip(&["addr", verb, &format!("{VIP}/24"), "dev", "eth1"])
+                .unwrap();
+        }
+    }
+}
+
+fn json(out: &std::process::Output) -> serde_json::Value {
+    serde_json::from_str(&stdout(out))
+        .unwrap_or_else(|e| panic!("bad JSON ({e}): {}\n{}", stdout(out), stderr(out)))
+}
+
+#[test]
+fn master_then_backup_with_real_nft_and_conntrackd() {
+    let Some(g) = gateway(
+        "master_then_backup_with_real_nft_and_conntrackd",
+        true,
+        "",
+        "",
+    ) else {
+        return;
+    };
+    let ctd = g.ctd.as_ref().unwrap();
+    let pcap = g.lab.dir().join("garp.pcap");
+    let cap = Capture::start(&g.wan, "eth0", "arp or (icmp6 and ip6[40] == 136)", &pcap).unwrap();
+
+    // Without keepalived's VIP the hook knows keepalived is not MASTER: it stands down.
+    let out = g.nn(&["master"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("keepalived no longer holds the instance's VIPs"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!g.fip());
+    g.vip(true);
+    let out = g.nn(&["master", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let r = json(&out);
+    assert_eq!(r["outcome"], "converged");
+    assert!(g.fip() && g.snat());
+    assert_eq!(g.recorded()["state"], "MASTER");
+    assert_eq!(g.recorded()["conntrackd"], "primary");
+    let log = ctd.log_text();
+    for line in [
+        "committing all external caches",
+        "flushing caches",
+        "resync with master conntrack table",
+        "sending bulk update",
+    ] {
+        assert!(log.contains(line), "conntrackd never saw {line:?}:\n{log}");
+    }
+    let steps: Vec<&str> = r["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["step"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            "conntrackd_commit",
+            "address_add",
+            "garp",
+            "snat_ensure",
+            "conntrackd_primary",
+            "fip_claim",
+            "units_up",
+            "commands_up"
+        ]
+    );
+    std::thread::sleep(Duration::from_millis(100));
+    let frames = cap.stop().unwrap();
+    let garps = frames
+        .iter()
+        .filter_map(|p| parse_arp(&p.data))
+        .filter(|a| a.spa.to_string() == FIP)
+        .count();
+    let nas = frames
+        .iter()
+        .filter_map(|p| parse_na(&p.data))
+        .filter(|n| n.target == ip(FIP6))
+        .count();
+    assert_eq!(
+        (garps, nas),
+        (2, 2),
+        "garp_count = 2 rounds for each floating IP"
+    );
+
+    // Twice: nothing changes, and it says so.
+    let out = g.nn(&["master", "--json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let r = json(&out);
+    assert_eq!(r["already_converged"], true, "{r}");
+    assert!(
+        r["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["result"] != "changed"),
+        "{r}"
+    );
+    assert_eq!(
+        ctd.log_text()
+            .matches("committing all external caches")
+            .count(),
+        1,
+        "commit repeated"
+    );
+
+    let out = g.nn(&["status", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let st = json(&out);
+    assert_eq!(st["instances"][0]["recorded_state"], "MASTER");
+    assert_eq!(st["instances"][0]["snat_present"], true);
+    assert_eq!(
+        st["instances"][0]["default_route"],
+        "via 203.0.113.254 dev eth0"
+    );
+
+    g.vip(false);
+    let out = g.nn(&["backup"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(!g.fip() && !g.snat());
+    assert_eq!(g.recorded()["conntrackd"], "backup");
+    let log = ctd.log_text();
+    assert!(log.contains("flushing conntrack table in"), "no -t:\n{log}");
+    assert!(log.contains("resync requested"), "no -n:\n{log}");
+    assert_eq!(g.nn(&["status"]).status.code(), Some(0));
+
+    // A floating IP left on a BACKUP is reported.
+    g.gw.ip(&["addr", "add", &format!("{FIP}/32"), "dev", "eth0"])
+        .unwrap();
+    let out = g.nn(&["status"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out)
+            .contains("PROBLEM: floating IP 203.0.113.10/32 present on a node that is BACKUP"),
+        "{}",
+        stdout(&out)
+    );
+
+    // The metrics textfile tells the same story.
+    let prom = std::fs::read_to_string(g.lab.dir().join("hakit_nat_notify.prom")).unwrap();
+    assert!(
+        prom.contains("hakit_nat_notify_state{instance=\"VI_1\",state=\"BACKUP\"} 1"),
+        "{prom}"
+    );
+    assert!(
+        prom.contains("hakit_nat_notify_transitions_total{instance=\"VI_1\",state=\"MASTER\"} 1"),
+        "{prom}"
+    );
+}
+
+#[test]
+fn dry_run_changes_nothing() {
+    let Some(g) = gateway("dry_run_changes_nothing", false, "", "") else {
+        return;
+    };
+    let out = g.nn(&["master", "--dry-run"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("address_add          add 203.0.113.10/32, 2001:db8:1::10/128 to eth0"),
+        "{text}"
+    );
+    assert!(
+        text.contains("ensure SNAT 198.51.100.0/24 -> 203.0.113.10"),
+        "{text}"
+    );
+    assert!(!g.fip() && !g.snat());
+    assert!(!g.lab.dir().join("run/VI_1.state").exists());
+}
+
+#[test]
+fn units_and_commands_run_exactly_as_configured() {
+    let Some(g) = gateway(
+        "units_and_commands_run_exactly_as_configured",
+        false,
+        "systemctl = \"@REC@/systemctl\"",
+        "units = [\"lelastic\", \"nfs-server\"]\n\
+         up = [[\"@REC@/cmd\", \"up1\"], [\"@REC@/fail\", \"up2\"], [\"@REC@/cmd\", \"up3\"]]\n\
+         down = [[\"@REC@/fail\", \"down1\"], [\"@REC@/cmd\", \"down2\"]]",
+    ) else {
+        return;
+    };
+    let d = g.lab.dir().to_path_buf();
+    // Recording stand-ins: no systemd runs in the lab.
+    let text = std::fs::read_to_string(&g.conf)
+        .unwrap()
+        .replace("@REC@", &d.to_string_lossy());
+    std::fs::write(&g.conf, text).unwrap();
+    for (name, code) in [("systemctl", 0), ("cmd", 0), ("fail", 1)] {
+        let p = d.join(name);
+        std::fs::write(
+            &p,
+            format!(
+                "#!/bin/sh\necho \"$(basename $0) $*\" >> {}/calls\nexit {code}\n",
+                d.display()
+            ),
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let calls = || std::fs::read_to_string(d.join("calls")).unwrap_or_default();
+
+    g.vip(true);
+    let out = g.nn(&["master", "--json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a failed up command fails the transition: {}",
+        stderr(&out)
+    );
+    assert_eq!(
+        calls(),
+        "systemctl restart lelastic\nsystemctl restart nfs-server\ncmd up1\nfail up2\n",
+        "up3 must not run after up2 failed"
+    );
+    let r = json(&out);
+    let cmd = r["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["step"] == "commands_up")
+        .unwrap()
+        .clone();
+    assert_eq!(cmd["result"], "failed");
+    assert!(
+        cmd["detail"]
+            .as_str()
+            .unwrap()
+            .contains("1 later command(s) not run"),
+        "{cmd}"
+    );
+    assert!(g.fip(), "the data plane moved regardless");
+    assert!(
+        stderr(&out).contains("commands_up failed"),
+        "{}",
+        stderr(&out)
+    );
+
+    std::fs::remove_file(d.join("calls")).unwrap();
+    g.vip(false);
+    let out = g.nn(&["backup"]);
+    assert_eq!(out.status.code(), Some(1), "down1 failed");
+    assert_eq!(
+        calls(),
+        "fail down1\ncmd down2\nsystemctl stop lelastic\nsystemctl stop nfs-server\n",
+        "every down step is attempted"
+    );
+    assert!(!g.fip() && !g.snat());
+}
+
+#[test]
+fn failing_conntrackd_does_not_stop_the_address_and_a_hung_command_is_killed() {
+    let Some(g) = gateway(
+        "failing_conntrackd_does_not_stop_the_address_and_a_hung_command_is_killed",
+        false,
+        "conntrackd = \"@D@/broken-conntrackd\"\nretries = 1\ncommand_timeout = \"300ms\"",
+        "conntrackd_config = \"/nonexistent/conntrackd.conf\"\nup = [[\"sleep\", \"30\"]]",
+    ) else {
+        return;
+    };
+    let d = g.lab.dir().to_path_buf();
+    let text = std::fs::read_to_string(&g.conf)
+        .unwrap()
+        .replace("@D@", &d.to_string_lossy());
+    std::fs::write(&g.conf, text).unwrap();
+    let p = d.join("broken-conntrackd");
+    std::fs::write(
+        &p,
+        format!(
+            "#!/bin/sh\necho \"$*\" >> {}/ctd-calls\necho 'connect: No such file' >&2\nexit 1\n",
+            d.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+
+    g.vip(true);
+    let t = std::time::Instant::now();
+    let out = g.nn(&["master", "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        t.elapsed() < Duration::from_secs(20),
+        "a hung command hung the hook"
+    );
+    assert!(
+        g.fip() && g.snat(),
+        "address and SNAT moved despite conntrackd"
+    );
+    let r = json(&out);
+    let step = |n: &str| {
+        r["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["step"] == n)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(step("conntrackd_commit")["result"], "failed");
+    assert!(
+        step("conntrackd_commit")["detail"]
+            .as_str()
+            .unwrap()
+            .contains("connect: No such file"),
+        "{r}"
+    );
+    assert_eq!(step("address_add")["result"], "changed");
+    assert!(
+        step("commands_up")["detail"]
+            .as_str()
+            .unwrap()
+            .contains("sleep 30: timed out after 300ms, killed"),
+        "{r}"
+    );
+    let calls = std::fs::read_to_string(d.join("ctd-calls")).unwrap();
+    assert_eq!(
+        calls.matches("-c").count(),
+        2,
+        "one try plus one retry: {calls}"
+    );
+    assert_eq!(g.recorded()["converged"], false);
+}
+
+/// A small deterministic generator (xorshift64*), so a failing seed can be replayed.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn state(&mut self) -> &'static str {
+        match self.next() % 5 {
+            0 | 1 => "MASTER",
+            2 | 3 => "BACKUP",
+            _ => "FAULT",
+        }
+    }
+}
+
+fn assert_final(g: &Gw, last: &str, seed: u64) {
+    let master = last == "MASTER";
+    assert_eq!(
+        g.fip(),
+        master,
+        "seed {seed}: floating IP vs last state {last}"
+    );
+    assert_eq!(g.snat(), master, "seed {seed}: SNAT vs last state {last}");
+    let r = g.recorded();
+    assert_eq!(r["state"], last, "seed {seed}: recorded {r}");
+    assert_eq!(r["converged"], true, "seed {seed}: {r}");
+    let role = match last {
+        "MASTER" => "primary",
+        "BACKUP" => "backup",
+        _ => "fault",
+    };
+    assert_eq!(r["conntrackd"], role, "seed {seed}");
+}
+
+#[test]
+fn storm_of_racing_hooks_ends_in_the_last_state() {
+    let Some(g) = gateway(
+        "storm_of_racing_hooks_ends_in_the_last_state",
+        true,
+        "lock_timeout = \"60s\"",
+        "",
+    ) else {
+        return;
+    };
+    let intents = g.lab.dir().join("run/VI_1.intents");
+    let mut gen_before = 0u64;
+    for seed in [1u64, 7, 42] {
+        let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+        let mut children = Vec::new();
+        let mut last = "";
+        for i in 0..200u64 {
+            let st = rng.state();
+            // keepalived: VIPs change first, then the hook is started.
+            g.vip(st == "MASTER");
+            children.push(g.spawn(&[&st.to_lowercase()]));
+            last = st;
+            // Start order = invocation order: wait until this hook took its generation
+            // (as keepalived's fork/exec sequence guarantees), then overlap at random.
+            let want = gen_before + i + 1;
+            let ok =
+                hakit_lab::wait_until(Duration::from_secs(10), Duration::from_micros(200), || {
+                    std::fs::read(&intents)
+                        .ok()
+                        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+                        .and_then(|v| v["next"].as_u64())
+                        >= Some(want)
+                });
+            assert!(ok.is_some(), "seed {seed}: hook {i} never registered");
+            std::thread::sleep(Duration::from_micros(rng.next() % 3000));
+        }
+        gen_before += 200;
+        for mut c in children {
+            let status = c.wait().unwrap();
+            let code = status.code();
+            let mut err = String::new();
+            let _ = std::io::Read::read_to_string(c.stderr.as_mut().unwrap(), &mut err);
+            assert!(
+                matches!(code, Some(0) | Some(3)),
+                "seed {seed}: hook exit {code:?}: {err}"
+            );
+        }
+        assert_final(&g, last, seed);
+    }
+}
+
+#[test]
+fn storm_through_the_fifo_ends_in_the_last_state() {
+    let Some(g) = gateway(
+        "storm_through_the_fifo_ends_in_the_last_state",
+        true,
+        "",
+        "",
+    ) else {
+        return;
+    };
+    for seed in [3u64, 11] {
+        let fifo = g.lab.dir().join(format!("notify-{seed}.fifo"));
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let reader = g.spawn(&["fifo", &fifo.to_string_lossy()]);
+        let mut w = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+        let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+        let mut last = "";
+        for i in 0..200 {
+            let st = rng.state();
+            g.vip(st == "MASTER");
+            writeln!(w, "INSTANCE \"VI_1\" {st} 100").unwrap();
+            if i % 37 == 0 {
+                // keepalived's other lines, and garbage: logged, never fatal.
+                writeln!(w, "INSTANCE \"VI_1\" MASTER_PRIORITY 90\nRS 198.51.100.9:80 UP\nINSTANCE VI_1 MASTER unquoted").unwrap();
+            }
+            last = st;
+            std::thread::sleep(Duration::from_micros(rng.next() % 2000));
+        }
+        drop(w); // EOF: the reader finishes the queue and exits
+        let out = reader.wait_with_output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "seed {seed}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("malformed line"),
+            "garbage was logged"
+        );
+        assert_final(&g, last, seed);
+    }
+}
