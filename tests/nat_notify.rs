@@ -192,11 +192,22 @@ fn master_then_backup_with_real_nft_and_conntrackd() {
     let log = ctd.log_text();
     for line in [
         "committing all external caches",
-        "flushing caches",
         "resync with master conntrack table",
         "sending bulk update",
     ] {
         assert!(log.contains(line), "conntrackd never saw {line:?}:\n{log}");
+    }
+    // conntrackd 1.4.7 drops every full flush after a commit; hakit must notice, flush
+    // what it can and say so, not report a flush that never happened.
+    if log.contains("ignoring flush command") {
+        assert!(log.contains("flushing internal cache"), "{log}");
+        assert!(
+            stderr(&out).contains("flushed the internal cache only"),
+            "{}",
+            stderr(&out)
+        );
+    } else {
+        assert!(log.contains("flushing caches"), "{log}");
     }
     let steps: Vec<&str> = r["steps"]
         .as_array()
