@@ -67,8 +67,7 @@ pub struct Settings {
 }
 
 /// The steps, in the order they can appear.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {
     ConntrackdCommit,
     AddressAdd,
@@ -119,6 +118,13 @@ impl Step {
     /// Whether a failure is worth retrying (user commands are not re-run blindly).
     fn retriable(self) -> bool {
         !matches!(self, Step::CommandsUp | Step::CommandsDown)
+    }
+}
+
+// Reports, logs and metrics all name a step by [`Step::name`].
+impl Serialize for Step {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
     }
 }
 
