@@ -129,7 +129,21 @@ pub fn vrrp_conf(
     vip: &str,
     extra: &str,
 ) -> String {
+    vrrp_conf_global(router_id, iface, priority, advert_int, vip, extra, "")
+}
+
+/// [`vrrp_conf`] with extra `global` lines inside `global_defs` (notify FIFO settings).
+pub fn vrrp_conf_global(
+    router_id: &str,
+    iface: &str,
+    priority: u8,
+    advert_int: &str,
+    vip: &str,
+    extra: &str,
+    global: &str,
+) -> String {
     TEMPLATE
+        .replace("@GLOBAL@", global)
         .replace("@ROUTER_ID@", router_id)
         .replace("@IFACE@", iface)
         .replace("@PRIORITY@", &priority.to_string())

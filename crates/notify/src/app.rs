@@ -93,6 +93,7 @@ pub fn fifo(
     policy: UnknownInstance,
     path: &Path,
 ) -> anyhow::Result<Exit> {
+    ignore_termination();
     let file = File::open(path).with_context(|| format!("open notify FIFO {}", path.display()))?;
     info!("reading keepalived events from {}", path.display());
     let pending: supersede::Pending = Arc::new(Mutex::new(VecDeque::new()));
@@ -150,6 +151,21 @@ pub fn fifo(
     }
     info!("notify FIFO closed after {handled} event(s)");
     Ok(Exit::Ok)
+}
+
+/// keepalived signals its FIFO script when it shuts down, possibly while the STOP event is
+/// still queued or being applied. The reader ends at EOF instead (keepalived's exit closes
+/// the FIFO), so the last event is always handled in full.
+#[allow(unsafe_code)]
+fn ignore_termination() {
+    use nix::sys::signal::{signal, SigHandler, Signal};
+    for sig in [Signal::SIGTERM, Signal::SIGHUP] {
+        // SAFETY: SIG_IGN installs no handler code, so no async-signal-safety rules apply;
+        // the previous disposition is not needed.
+        if let Err(e) = unsafe { signal(sig, SigHandler::SigIgn) } {
+            warn!("cannot ignore {sig}: {e}");
+        }
+    }
 }
 
 fn fifo_event(
