@@ -93,3 +93,71 @@ fn shipped_example_config_is_valid() {
         stderr(&out)
     );
 }
+
+#[test]
+fn each_binary_checks_its_own_tables_and_all_check_table_names() {
+    let dir = std::env::temp_dir().join(format!("hakit-cli-tables-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let conf = dir.join("hakit.toml");
+    let c = conf.to_str().unwrap();
+    std::fs::write(
+        &conf,
+        "[[notify.instance]]\nname = \"VI_1\"\nfloating_ip = [\"203.0.113.10/32\"]\n",
+    )
+    .unwrap();
+    let out = run_host("nat-notify", &["--config", c, "status"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("hakit.toml:3:1: unknown field `floating_ip`"),
+        "{}",
+        stderr(&out)
+    );
+    std::fs::write(&conf, "[notfy]\n").unwrap();
+    for (b, arg) in [("garp-burst", "--dry-run"), ("nat-notify", "status")] {
+        let out = run_host(b, &["--config", c, arg], &[]);
+        assert_eq!(out.status.code(), Some(2), "{b}");
+        assert!(
+            stderr(&out).contains("unknown field `notfy`"),
+            "{b}: {}",
+            stderr(&out)
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn nat_notify_help_and_usage_errors() {
+    let out = run_host("nat-notify", &["--help"], &[]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = stdout(&out);
+    for want in [
+        "notify_master",
+        "vrrp_notify_fifo_script",
+        "Exit codes:",
+        "superseded",
+        "--dry-run",
+        "status",
+    ] {
+        assert!(text.contains(want), "--help lacks {want}");
+    }
+    for (args, want) in [
+        (
+            &["INSTANCE", "VI_1", "SLEEPY", "1"][..],
+            "unknown state \"SLEEPY\"",
+        ),
+        (&["INSTANCE", "VI_1", "MASTER", "x"][..], "invalid priority"),
+        (
+            &["master", "--floating-ip", "203.0.113.300/32"][..],
+            "invalid address/prefix",
+        ),
+        (&["master", "--lock-timeout", "5"][..], "invalid duration"),
+    ] {
+        let out = run_host(
+            "nat-notify",
+            args,
+            &[("HAKIT_RUNTIME_DIR", "/tmp/hakit-cli-rt")],
+        );
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(want), "{args:?}: {}", stderr(&out));
+    }
+}

@@ -267,6 +267,30 @@ fn master_then_backup_with_real_nft_and_conntrackd() {
         "commit repeated"
     );
 
+    // A MASTER that hears a lower-priority advert re-announces, and changes nothing else.
+    let pcap = g.lab.dir().join("reassert.pcap");
+    let cap = Capture::start(&g.wan, "eth0", "arp", &pcap).unwrap();
+    let out = g.nn(&["master-rx-lower-pri", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let r = json(&out);
+    let steps: Vec<&str> = r["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["step"].as_str().unwrap())
+        .collect();
+    assert_eq!(steps, ["garp", "fip_claim"]);
+    std::thread::sleep(Duration::from_millis(100));
+    let again = cap
+        .stop()
+        .unwrap()
+        .iter()
+        .filter_map(|p| parse_arp(&p.data))
+        .filter(|a| a.spa.to_string() == FIP)
+        .count();
+    assert_eq!(again, 2, "re-announced with garp_count rounds");
+    assert_eq!(g.recorded()["state"], "MASTER");
+
     let out = g.nn(&["status", "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
     let st = json(&out);

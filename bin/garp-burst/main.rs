@@ -7,7 +7,7 @@ use std::{net::IpAddr, time::Duration};
 use clap::Parser;
 use hakit_core::{
     cli::{self, Common},
-    config::pick,
+    config::{pick, GarpFile},
     exit::EXIT_CODES_HELP,
     usage_error, Exit, HDuration,
 };
@@ -94,7 +94,7 @@ Exit codes:
      interface without --force, malformed address or duration, count 0); nothing sent";
 
 fn run(cli: Cli) -> anyhow::Result<Exit> {
-    let file = cli.common.init(IDENT)?;
+    let file: GarpFile = cli.common.init(IDENT)?;
     let f = file.garp;
     let interface = pick(cli.interface, f.interface, String::new());
     if interface.is_empty() {

@@ -6,7 +6,7 @@ use std::{net::IpAddr, path::PathBuf, time::Duration};
 use clap::{Args, Parser, Subcommand};
 use hakit_core::{
     cli::{self, Common},
-    config::{pick, Cidr, Instance, UnitAction, UnknownInstance},
+    config::{pick, Cidr, Instance, NotifyFile, UnitAction, UnknownInstance},
     runtime::DEFAULT_DIR,
     usage_error, Exit, HDuration,
 };
@@ -290,7 +290,7 @@ Exit codes:
   3  superseded by a newer state before finishing; the newer hook converges";
 
 fn run(cli: Cli) -> anyhow::Result<Exit> {
-    let file = cli.common.init(IDENT)?;
+    let file: NotifyFile = cli.common.init(IDENT)?;
     let (g, n) = (file.general, file.notify);
     let secs = |d: Option<HDuration>, f: Option<HDuration>, default: u64| {
         pick(d, f, HDuration(Duration::from_secs(default))).get()
@@ -319,6 +319,12 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
         UnknownInstance::Ignore,
     );
     let explicit = cli.instance.instance.clone();
+    // The event first: a malformed one is the more precise error.
+    let event = match &cli.cmd {
+        Cmd::Instance(a) => Some(generic("INSTANCE", a)?),
+        Cmd::Group(a) => Some(generic("GROUP", a)?),
+        _ => None,
+    };
     let instances = cli.instance.apply(n.instances);
     if instances.is_empty() {
         return Err(usage_error("no instance configured: add [[notify.instance]] to the config file, or give --instance and --interface/--floating-ip"));
@@ -334,8 +340,9 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
     let (name, state) = match cli.cmd {
         Cmd::Status => return show_status(&settings, &instances, explicit.as_deref(), cli.json),
         Cmd::Fifo { path } => return app::fifo(&settings, &instances, policy, &path),
-        Cmd::Instance(a) => generic("INSTANCE", &a)?,
-        Cmd::Group(a) => generic("GROUP", &a)?,
+        Cmd::Instance(_) | Cmd::Group(_) => {
+            event.ok_or_else(|| usage_error("event arguments missing"))?
+        }
         Cmd::Master => (explicit, State::Master),
         Cmd::Backup => (explicit, State::Backup),
         Cmd::Fault => (explicit, State::Fault),

@@ -25,14 +25,14 @@ pub struct Common {
 impl Common {
     /// Loads the config file and starts logging; the syslog socket follows the usual
     /// precedence (flag > env > file > default).
-    pub fn init(&self, ident: &'static str) -> anyhow::Result<crate::config::File> {
+    pub fn init<F: crate::config::ConfigFile>(&self, ident: &'static str) -> anyhow::Result<F> {
         // Log set-up must not depend on a file that may be broken: start with flag/env,
         // then re-read the socket path from the file only if neither gave one.
-        let file = crate::config::load(self.config.as_deref());
+        let file = crate::config::load::<F>(self.config.as_deref());
         let socket = self.syslog_socket.clone().or_else(|| {
             file.as_ref()
                 .ok()
-                .and_then(|f| f.general.syslog_socket.clone())
+                .and_then(|f| f.general().syslog_socket.clone())
         });
         logging::init(&logging::Options {
             ident,

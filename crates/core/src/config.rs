@@ -23,15 +23,43 @@ use crate::{duration::HDuration, exit::usage_error};
 pub const DEFAULT_PATH: &str = "/etc/hakit/hakit.toml";
 
 /// The whole file. Absent tables are empty.
+///
+/// Each binary reads the tables it uses with their types and the others' as
+/// [`Skip`], so a binary links only its own tables' parsers (garp-burst must stay under
+/// 1 MiB). Unknown *tables* are refused by every binary; unknown keys inside a table are
+/// refused by the binaries that read that table.
 #[derive(Debug, Default, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct File {
+pub struct File<G = Garp, N = Notify> {
     #[serde(default)]
     pub general: General,
     #[serde(default)]
-    pub garp: Garp,
+    pub garp: G,
     #[serde(default)]
-    pub notify: Notify,
+    pub notify: N,
+}
+
+/// A table another binary reads: accepted as is, checked by that binary.
+pub type Skip = serde::de::IgnoredAny;
+
+/// What `garp-burst` reads.
+pub type GarpFile = File<Garp, Skip>;
+/// What `nat-notify` reads.
+pub type NotifyFile = File<Skip, Notify>;
+
+/// A configuration view with the shared `[general]` table.
+pub trait ConfigFile: for<'de> Deserialize<'de> + Default {
+    fn general(&self) -> &General;
+}
+
+impl<G, N> ConfigFile for File<G, N>
+where
+    G: for<'de> Deserialize<'de> + Default,
+    N: for<'de> Deserialize<'de> + Default,
+{
+    fn general(&self) -> &General {
+        &self.general
+    }
 }
 
 /// `[general]`: settings every binary shares.
@@ -221,16 +249,14 @@ pub fn pick<T>(cli: Option<T>, file: Option<T>, default: T) -> T {
 /// Loads the configuration. `explicit` is `--config`/`HAKIT_CONFIG`: when given, the file
 /// must exist; otherwise [`DEFAULT_PATH`] is read if present and an absent file means
 /// "all defaults". Every error is a usage error (exit 2) naming the file.
-pub fn load(explicit: Option<&Path>) -> anyhow::Result<File> {
+pub fn load<F: ConfigFile>(explicit: Option<&Path>) -> anyhow::Result<F> {
     let (path, required) = match explicit {
         Some(p) => (p, true),
         None => (Path::new(DEFAULT_PATH), false),
     };
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
-        Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => {
-            return Ok(File::default())
-        }
+        Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => return Ok(F::default()),
         Err(e) => {
             return Err(usage_error(format!(
                 "cannot read config {}: {e}",
@@ -242,7 +268,7 @@ pub fn load(explicit: Option<&Path>) -> anyhow::Result<File> {
 }
 
 /// Parses file text; the error is one line, `LINE:COL: message`.
-pub fn parse(text: &str) -> Result<File, String> {
+pub fn parse<F: ConfigFile>(text: &str) -> Result<F, String> {
     toml::from_str(text).map_err(|e| {
         let (line, col) = e.span().map(|s| line_col(text, s.start)).unwrap_or((0, 0));
         let msg = e.message().replace('\n', " ");
@@ -264,7 +290,7 @@ mod tests {
 
     #[test]
     fn parses_a_full_file() {
-        let f = parse(
+        let f: File = parse(
             r#"
 [general]
 syslog_socket = "/tmp/log.sock"
@@ -290,25 +316,25 @@ reply = true
 
     #[test]
     fn unknown_keys_are_named_with_their_line() {
-        let err = parse("[garp]\ninterface = \"eth0\"\ncuont = 3\n").unwrap_err();
+        let err = parse::<File>("[garp]\ninterface = \"eth0\"\ncuont = 3\n").unwrap_err();
         assert!(err.starts_with("3:1:"), "{err}");
         assert!(err.contains("unknown field `cuont`"), "{err}");
         assert!(!err.contains('\n'));
-        let err = parse("[garpp]\n").unwrap_err();
+        let err = parse::<File>("[garpp]\n").unwrap_err();
         assert!(err.contains("unknown field `garpp`"), "{err}");
     }
 
     #[test]
     fn bad_values_are_refused() {
-        let err = parse("[garp]\ninterval = \"200\"\n").unwrap_err();
+        let err = parse::<File>("[garp]\ninterval = \"200\"\n").unwrap_err();
         assert!(err.contains("invalid duration"), "{err}");
-        let err = parse("[garp]\nips = [\"192.0.2.300\"]\n").unwrap_err();
+        let err = parse::<File>("[garp]\nips = [\"192.0.2.300\"]\n").unwrap_err();
         assert!(err.starts_with("2:"), "{err}");
     }
 
     #[test]
     fn notify_instances_parse() {
-        let f = parse(
+        let f: File = parse(
             r#"
 [notify]
 unknown_instance = "fail"
@@ -337,10 +363,11 @@ fault_steps = ["address", "conntrackd"]
             i.fault_steps.as_deref(),
             Some(&[StepName::Address, StepName::Conntrackd][..])
         );
-        let err = parse("[[notify.instance]]\nname = \"x\"\nfloating_ip = []\n").unwrap_err();
-        assert!(err.contains("unknown field `floating_ip`"), "{err}");
         let err =
-            parse("[[notify.instance]]\nname = \"x\"\nfault_steps = [\"fip\"]\n").unwrap_err();
+            parse::<File>("[[notify.instance]]\nname = \"x\"\nfloating_ip = []\n").unwrap_err();
+        assert!(err.contains("unknown field `floating_ip`"), "{err}");
+        let err = parse::<File>("[[notify.instance]]\nname = \"x\"\nfault_steps = [\"fip\"]\n")
+            .unwrap_err();
         assert!(err.contains("unknown variant `fip`"), "{err}");
     }
 
@@ -367,7 +394,7 @@ fault_steps = ["address", "conntrackd"]
 
     #[test]
     fn missing_explicit_file_is_a_usage_error() {
-        let e = load(Some(Path::new("/nonexistent/hakit.toml"))).unwrap_err();
+        let e = load::<File>(Some(Path::new("/nonexistent/hakit.toml"))).unwrap_err();
         assert_eq!(crate::Exit::of_error(&e), crate::Exit::Usage);
         assert!(format!("{e:#}").contains("/nonexistent/hakit.toml"));
     }

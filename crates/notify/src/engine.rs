@@ -451,7 +451,7 @@ pub fn transition(
     rec.converged = report.outcome == Outcome::Converged;
     rec.superseded = report.outcome == Outcome::Superseded;
     rec.duration_seconds = start.elapsed().as_secs_f64();
-    if !report.already_converged {
+    if !report.already_converged && state != State::MasterRxLowerPri {
         *rec.transitions_total
             .entry(target.as_str().to_string())
             .or_default() += 1;
