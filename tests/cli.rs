@@ -147,10 +147,10 @@ fn nat_notify_help_and_usage_errors() {
         ),
         (&["INSTANCE", "VI_1", "MASTER", "x"][..], "invalid priority"),
         (
-            &["master", "--floating-ip", "203.0.113.300/32"][..],
+            &["--floating-ip", "203.0.113.300/32", "master"][..],
             "invalid address/prefix",
         ),
-        (&["master", "--lock-timeout", "5"][..], "invalid duration"),
+        (&["--lock-timeout", "5", "master"][..], "invalid duration"),
     ] {
         let out = run_host(
             "nat-notify",
@@ -160,4 +160,19 @@ fn nat_notify_help_and_usage_errors() {
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
         assert!(stderr(&out).contains(want), "{args:?}: {}", stderr(&out));
     }
+}
+
+#[test]
+fn shipped_example_config_is_valid_for_nat_notify() {
+    let out = run_host(
+        "nat-notify",
+        &["--config", "examples/hakit.toml", "master", "--dry-run"],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("add 203.0.113.10/32 to eth0"),
+        "{}",
+        stdout(&out)
+    );
 }

@@ -3,7 +3,10 @@
 
 mod util;
 
-use std::{path::PathBuf, time::Duration};
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use hakit_lab::{conntrackd, keepalived, wait_until, Ns};
 use util::*;
@@ -49,7 +52,7 @@ impl Node {
 }
 
 /// Substitutes the lab's paths into a shipped snippet.
-fn snippet(file: &str, conf: &PathBuf, fifo: &PathBuf) -> String {
+fn snippet(file: &str, conf: &Path, fifo: &Path) -> String {
     let text = std::fs::read_to_string(format!("keepalived/{file}")).unwrap();
     text.lines()
         .filter(|l| !l.trim_start().starts_with('#'))

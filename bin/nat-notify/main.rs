@@ -90,61 +90,31 @@ struct Generic {
 #[derive(Debug, Args)]
 struct SettingArgs {
     /// Runtime directory for locks and recorded state [default: /run/hakit]
-    #[arg(long, global = true, env = "HAKIT_RUNTIME_DIR", value_name = "DIR")]
+    #[arg(long, env = "HAKIT_RUNTIME_DIR", value_name = "DIR")]
     runtime_dir: Option<PathBuf>,
     /// What an unconfigured instance does: ignore (exit 0) or fail (exit 2) [default: ignore]
-    #[arg(
-        long,
-        global = true,
-        env = "HAKIT_NOTIFY_UNKNOWN_INSTANCE",
-        value_name = "POLICY"
-    )]
+    #[arg(long, env = "HAKIT_NOTIFY_UNKNOWN_INSTANCE", value_name = "POLICY")]
     unknown_instance: Option<UnknownInstance>,
     /// How long to wait for an earlier transition of the instance [default: 30s]
-    #[arg(
-        long,
-        global = true,
-        env = "HAKIT_NOTIFY_LOCK_TIMEOUT",
-        value_name = "DUR"
-    )]
+    #[arg(long, env = "HAKIT_NOTIFY_LOCK_TIMEOUT", value_name = "DUR")]
     lock_timeout: Option<HDuration>,
     /// Timeout of each external command [default: 10s]
-    #[arg(
-        long,
-        global = true,
-        env = "HAKIT_NOTIFY_COMMAND_TIMEOUT",
-        value_name = "DUR"
-    )]
+    #[arg(long, env = "HAKIT_NOTIFY_COMMAND_TIMEOUT", value_name = "DUR")]
     command_timeout: Option<HDuration>,
     /// Extra attempts for a failed step [default: 2]
-    #[arg(long, global = true, env = "HAKIT_NOTIFY_RETRIES", value_name = "N")]
+    #[arg(long, env = "HAKIT_NOTIFY_RETRIES", value_name = "N")]
     retries: Option<u32>,
     /// nft program [default: nft]
-    #[arg(long, global = true, env = "HAKIT_NOTIFY_NFT", value_name = "PROG")]
+    #[arg(long, env = "HAKIT_NOTIFY_NFT", value_name = "PROG")]
     nft: Option<String>,
     /// conntrackd program [default: conntrackd]
-    #[arg(
-        long,
-        global = true,
-        env = "HAKIT_NOTIFY_CONNTRACKD",
-        value_name = "PROG"
-    )]
+    #[arg(long, env = "HAKIT_NOTIFY_CONNTRACKD", value_name = "PROG")]
     conntrackd: Option<String>,
     /// Service manager program [default: systemctl]
-    #[arg(
-        long,
-        global = true,
-        env = "HAKIT_NOTIFY_SYSTEMCTL",
-        value_name = "PROG"
-    )]
+    #[arg(long, env = "HAKIT_NOTIFY_SYSTEMCTL", value_name = "PROG")]
     systemctl: Option<String>,
     /// Prometheus textfile written after each transition
-    #[arg(
-        long,
-        global = true,
-        env = "HAKIT_NOTIFY_TEXTFILE",
-        value_name = "PATH"
-    )]
+    #[arg(long, env = "HAKIT_NOTIFY_TEXTFILE", value_name = "PATH")]
     textfile: Option<PathBuf>,
 }
 
@@ -160,17 +130,11 @@ struct InstanceArgs {
     )]
     instance: Option<String>,
     /// WAN interface for the floating IPs
-    #[arg(
-        long,
-        global = true,
-        env = "HAKIT_NOTIFY_INTERFACE",
-        value_name = "DEV"
-    )]
+    #[arg(long, env = "HAKIT_NOTIFY_INTERFACE", value_name = "DEV")]
     interface: Option<String>,
     /// Floating IP with prefix (repeatable), e.g. 203.0.113.10/32
     #[arg(
         long = "floating-ip",
-        global = true,
         env = "HAKIT_NOTIFY_FLOATING_IPS",
         value_delimiter = ',',
         value_name = "CIDR"
@@ -179,50 +143,33 @@ struct InstanceArgs {
     /// keepalived's own VIP of the instance (repeatable), used to detect stale hooks
     #[arg(
         long = "vrrp-vip",
-        global = true,
         env = "HAKIT_NOTIFY_VRRP_VIPS",
         value_delimiter = ',',
         value_name = "ADDR"
     )]
     vrrp_vips: Vec<IpAddr>,
     /// LAN prefix to SNAT to the floating IP
-    #[arg(
-        long,
-        global = true,
-        env = "HAKIT_NOTIFY_SNAT_SOURCE",
-        value_name = "CIDR"
-    )]
+    #[arg(long, env = "HAKIT_NOTIFY_SNAT_SOURCE", value_name = "CIDR")]
     snat_source: Option<Cidr>,
     /// conntrackd configuration file (enables the conntrackd steps)
-    #[arg(
-        long,
-        global = true,
-        env = "HAKIT_NOTIFY_CONNTRACKD_CONFIG",
-        value_name = "PATH"
-    )]
+    #[arg(long, env = "HAKIT_NOTIFY_CONNTRACKD_CONFIG", value_name = "PATH")]
     conntrackd_config: Option<PathBuf>,
     /// Unit restarted on MASTER, stopped on BACKUP (repeatable)
     #[arg(
         long = "unit",
-        global = true,
         env = "HAKIT_NOTIFY_UNITS",
         value_delimiter = ',',
         value_name = "UNIT"
     )]
     units: Vec<String>,
     /// Start units instead of restarting them
-    #[arg(long, global = true, value_name = "ACTION")]
+    #[arg(long, value_name = "ACTION")]
     unit_action: Option<UnitAction>,
     /// GARP rounds after taking the floating IPs [default: 3]
-    #[arg(long, global = true, env = "HAKIT_NOTIFY_GARP_COUNT", value_name = "N")]
+    #[arg(long, env = "HAKIT_NOTIFY_GARP_COUNT", value_name = "N")]
     garp_count: Option<u32>,
     /// Time between GARP rounds [default: 100ms]
-    #[arg(
-        long,
-        global = true,
-        env = "HAKIT_NOTIFY_GARP_INTERVAL",
-        value_name = "DUR"
-    )]
+    #[arg(long, env = "HAKIT_NOTIFY_GARP_INTERVAL", value_name = "DUR")]
     garp_interval: Option<HDuration>,
 }
 
@@ -287,7 +234,9 @@ Exit codes:
   0  converged (or nothing to do, or unknown instance ignored)
   1  a step failed: the node did not fully converge (status: node inconsistent)
   2  usage or configuration error, nothing changed
-  3  superseded by a newer state before finishing; the newer hook converges";
+  3  superseded by a newer state before finishing; the newer hook converges
+  fifo mode runs until keepalived closes the FIFO, then exits 0; each event's outcome
+  is logged (a failed event never stops the reader)";
 
 fn run(cli: Cli) -> anyhow::Result<Exit> {
     let file: NotifyFile = cli.common.init(IDENT)?;

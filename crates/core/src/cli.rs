@@ -20,6 +20,10 @@ pub struct Common {
     /// Syslog datagram socket [default: /dev/log]
     #[arg(long, global = true, env = "HAKIT_SYSLOG_SOCKET", value_name = "PATH")]
     pub syslog_socket: Option<PathBuf>,
+
+    /// When parsing finished: the origin of `-v` log timestamps.
+    #[arg(skip = std::time::Instant::now())]
+    pub start: std::time::Instant,
 }
 
 impl Common {
@@ -38,6 +42,7 @@ impl Common {
             ident,
             verbose: self.verbose,
             syslog_socket: socket,
+            start: self.start,
         });
         file
     }

@@ -85,6 +85,101 @@ pub struct Garp {
     pub reply: Option<bool>,
 }
 
+/// `[check]`: `ha-check`, keepalived's `vrrp_script`.
+#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Check {
+    /// keepalived's `vrrp_script` interval; the overall deadline defaults to 80% of it.
+    pub interval: Option<HDuration>,
+    /// Overall deadline for all probes (overrides the 80% rule).
+    pub deadline: Option<HDuration>,
+    /// Prometheus textfile written after every run.
+    pub textfile: Option<PathBuf>,
+    /// `[[check.probe]]`: the probes, all run in parallel.
+    #[serde(default, rename = "probe")]
+    pub probes: Vec<Probe>,
+    /// `[[check.group]]`: quorum groups; a probe without a group must pass on its own.
+    #[serde(default, rename = "group")]
+    pub groups: Vec<Group>,
+}
+
+/// A quorum group: healthy when at least `min` of its probes pass.
+#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Group {
+    pub name: String,
+    /// Default: every probe of the group.
+    pub min: Option<usize>,
+}
+
+/// What a probe looks at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProbeKind {
+    Icmp,
+    Http,
+    Tcp,
+    Link,
+    Address,
+    Route,
+    NftRule,
+    Conntrack,
+    Sysctl,
+    Service,
+    Drbd,
+}
+
+/// `[[check.probe]]`: one probe. Which keys apply depends on `kind`; a key that does not
+/// apply is refused when the configuration is checked.
+#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Probe {
+    pub kind: Option<ProbeKind>,
+    /// Shown in logs, JSON and metrics; defaults to `kind:target`.
+    pub name: Option<String>,
+    /// Quorum group this probe counts towards.
+    pub group: Option<String>,
+    pub timeout: Option<HDuration>,
+    /// icmp: host; tcp: host:port; address: the address; route: prefix (default 0.0.0.0/0).
+    pub target: Option<String>,
+    /// icmp/http/tcp: bind to this interface; link/address/route: the interface.
+    pub interface: Option<String>,
+    /// icmp/http/tcp: source address to bind.
+    pub source: Option<std::net::IpAddr>,
+    /// icmp: echo requests to send (any reply passes).
+    pub count: Option<u32>,
+    /// http: the URL.
+    pub url: Option<String>,
+    /// http: the expected status (default 204).
+    pub status: Option<u16>,
+    /// http: extra CA certificate file (PEM) for https.
+    pub ca_file: Option<PathBuf>,
+    /// route: the expected gateway.
+    pub gateway: Option<std::net::IpAddr>,
+    /// address: passes when the address is absent instead.
+    pub absent: Option<bool>,
+    /// nft-rule: the LAN prefix SNATed…
+    pub snat_source: Option<Cidr>,
+    /// …to this address.
+    pub to: Option<std::net::IpAddr>,
+    /// conntrack: fail at or above this fraction of nf_conntrack_max (default 0.9).
+    pub max_usage: Option<f64>,
+    /// sysctl: `key=value` pairs, e.g. `net.ipv4.ip_forward=1`.
+    #[serde(default)]
+    pub expect: Vec<String>,
+    /// service: a systemd unit (`systemctl is-active`)…
+    pub unit: Option<String>,
+    /// …or a pidfile whose process must be alive…
+    pub pidfile: Option<PathBuf>,
+    /// …or a process name (`/proc/*/comm`).
+    pub process: Option<String>,
+    /// drbd: the resource, and the expected role, connection state and disk state.
+    pub resource: Option<String>,
+    pub role: Option<String>,
+    pub connection: Option<String>,
+    pub disk: Option<String>,
+}
+
 /// `[notify]`: `nat-notify`, the keepalived notify hook.
 #[derive(Debug, Default, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -39,6 +39,8 @@ pub struct Options {
     pub verbose: u8,
     /// Syslog socket path; `None` means [`DEFAULT_SYSLOG_SOCKET`].
     pub syslog_socket: Option<PathBuf>,
+    /// When the process started its work (for `-v` timestamps).
+    pub start: std::time::Instant,
 }
 
 struct Syslog {
@@ -92,6 +94,9 @@ struct Logger {
     stderr: bool,
     syslog: Option<Syslog>,
     stderr_lock: Mutex<()>,
+    /// With -v, stderr lines carry the time since start: where a slow failover spent it.
+    timed: bool,
+    start: std::time::Instant,
 }
 
 impl Log for Logger {
@@ -110,7 +115,16 @@ impl Log for Logger {
         if self.stderr {
             let _g = self.stderr_lock.lock();
             let level = record.level().as_str().to_ascii_lowercase();
-            let _ = writeln!(std::io::stderr(), "{}: {level}: {msg}", self.ident);
+            if self.timed {
+                let ms = self.start.elapsed().as_secs_f64() * 1000.0;
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "{}: {level}: [+{ms:.3}ms] {msg}",
+                    self.ident
+                );
+            } else {
+                let _ = writeln!(std::io::stderr(), "{}: {level}: {msg}", self.ident);
+            }
         }
     }
 
@@ -145,6 +159,8 @@ pub fn init(opts: &Options) {
         stderr,
         syslog,
         stderr_lock: Mutex::new(()),
+        timed: opts.verbose > 0,
+        start: opts.start,
     }));
     if LOGGER.set(logger).is_ok() && log::set_logger(logger).is_ok() {
         log::set_max_level(max);

@@ -3,7 +3,7 @@
 //! keepalived starts notify hooks without waiting for them, so two hooks for the same
 //! instance can run at once. They serialise on an exclusive `flock(2)` under the runtime
 //! directory (default `/run/hakit`, a tmpfs: state does not outlive a reboot, and must not).
-//! Files are replaced atomically (write to a temporary file, fsync, rename) so a reader, or a
+//! Files are replaced atomically (write to a temporary file, rename) so a reader, or a
 //! crash in the middle, never sees half a file.
 
 use std::{
@@ -101,8 +101,10 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> anyhow::Result<()> {
             .truncate(true)
             .mode(mode)
             .open(&tmp)?;
+        // No fsync: these files live on tmpfs (/run) and must not outlive a reboot anyway;
+        // the rename alone keeps readers and crashed writers consistent. An fsync cost a
+        // millisecond on the failover path when the directory sat on disk.
         f.write_all(data)?;
-        f.sync_all()?;
         fs::rename(&tmp, path)
     })();
     if res.is_err() {

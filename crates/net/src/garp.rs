@@ -11,6 +11,8 @@
 
 use std::{
     net::IpAddr,
+    os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd},
+    sync::OnceLock,
     thread,
     time::{Duration, Instant},
 };
@@ -205,6 +207,28 @@ fn ipv6_forwarding(dev: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// The process's packet socket, opened on first use and never closed before exit.
+///
+/// Closing an `AF_PACKET` socket waits for an RCU grace period (`packet_release` calls
+/// `synchronize_net`): 10–20 ms measured here. Paid in the middle of a failover it would
+/// delay every later step, so one socket serves the whole process (a FIFO reader sends
+/// many bursts) and the kernel closes it at exit, after the work is done. Protocol 0: the
+/// socket only sends; the kernel never queues received frames on it.
+fn packet_socket() -> anyhow::Result<BorrowedFd<'static>> {
+    static SOCKET: OnceLock<OwnedFd> = OnceLock::new();
+    if let Some(s) = SOCKET.get() {
+        return Ok(s.as_fd());
+    }
+    let s = socket::socket(
+        AddressFamily::Packet,
+        SockType::Raw,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .context("open AF_PACKET socket (needs CAP_NET_RAW)")?;
+    Ok(SOCKET.get_or_init(|| s).as_fd())
+}
+
 /// `sockaddr_ll` for sending one frame: interface, EtherType and destination MAC.
 #[allow(unsafe_code)]
 fn link_addr(ifindex: u32, ethertype: u16, dst: Mac) -> anyhow::Result<LinkAddr> {
@@ -238,14 +262,7 @@ impl Burst {
     pub fn send(&self) -> anyhow::Result<Report> {
         let start = Instant::now();
         let name = &self.link.name;
-        // Protocol 0: the socket sends only, the kernel never queues received frames on it.
-        let sock = socket::socket(
-            AddressFamily::Packet,
-            SockType::Raw,
-            SockFlag::SOCK_CLOEXEC,
-            None,
-        )
-        .context("open AF_PACKET socket (needs CAP_NET_RAW)")?;
+        let sock = packet_socket()?;
         let dests = self
             .frames
             .iter()
@@ -262,7 +279,6 @@ impl Burst {
                 }
             }
             for (frame, dest) in self.frames.iter().zip(&dests) {
-                use std::os::fd::AsRawFd;
                 socket::sendto(sock.as_raw_fd(), &frame.bytes, dest, MsgFlags::empty())
                     .with_context(|| {
                         format!(

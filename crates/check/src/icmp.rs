@@ -1,0 +1,177 @@
+//! ICMP and ICMPv6 echo.
+//!
+//! First choice is an ICMP datagram ("ping") socket: no privilege needed where
+//! `net.ipv4.ping_group_range` allows the caller's group, and the kernel delivers only the
+//! replies to this socket. Where that is refused, a raw socket (CAP_NET_RAW), which sees
+//! every ICMP packet the host receives: replies are matched by identifier, sequence and a
+//! per-probe nonce in the payload, so parallel probes never take each other's replies.
+
+use std::{
+    net::{IpAddr, SocketAddr},
+    os::fd::{AsRawFd, OwnedFd},
+    sync::atomic::{AtomicU16, Ordering},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use anyhow::{bail, Context};
+use nix::{
+    errno::Errno,
+    poll::PollFlags,
+    sys::socket::{recv, sendto, socket, MsgFlags, SockFlag, SockProtocol, SockType},
+};
+
+use crate::sock::{bind_to, family, sockaddr, wait};
+
+/// Echo request / reply types (RFC 792, RFC 4443).
+const ECHO_REQUEST_V4: u8 = 8;
+const ECHO_REPLY_V4: u8 = 0;
+const ECHO_REQUEST_V6: u8 = 128;
+const ECHO_REPLY_V6: u8 = 129;
+
+static SEQ: AtomicU16 = AtomicU16::new(1);
+
+fn nonce() -> [u8; 8] {
+    let t = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos() as u64;
+    (t ^ (u64::from(std::process::id()) << 32) ^ u64::from(SEQ.load(Ordering::Relaxed)))
+        .to_be_bytes()
+}
+
+fn checksum(data: &[u8]) -> u16 {
+    let mut sum: u32 = data
+        .chunks(2)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
+        .sum();
+    while sum >> 16 != 0 {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+struct Sock {
+    fd: OwnedFd,
+    raw: bool,
+}
+
+fn open(target: IpAddr) -> anyhow::Result<Sock> {
+    let proto = if target.is_ipv4() {
+        SockProtocol::Icmp
+    } else {
+        SockProtocol::IcmpV6
+    };
+    let flags = SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK;
+    match socket(family(target), SockType::Datagram, flags, proto) {
+        Ok(fd) => Ok(Sock { fd, raw: false }),
+        Err(Errno::EACCES | Errno::EPERM | Errno::EPROTONOSUPPORT) => {
+            let fd = socket(family(target), SockType::Raw, flags, proto).context(
+                "ICMP: ping sockets not allowed (net.ipv4.ping_group_range) and no CAP_NET_RAW",
+            )?;
+            Ok(Sock { fd, raw: true })
+        }
+        Err(e) => Err(e).context("open ICMP socket"),
+    }
+}
+
+/// Sends `count` echo requests to `target` and waits for any matching reply; returns the
+/// round-trip time of the first.
+pub fn echo(
+    target: IpAddr,
+    iface: Option<&str>,
+    source: Option<IpAddr>,
+    count: u32,
+    timeout: Duration,
+) -> anyhow::Result<Duration> {
+    let deadline = Instant::now() + timeout;
+    let s = open(target)?;
+    bind_to(&s.fd, iface, source)?;
+    let id = (std::process::id() as u16) ^ SEQ.fetch_add(0x1111, Ordering::Relaxed);
+    let nonce = nonce();
+    let (req, rep) = if target.is_ipv4() {
+        (ECHO_REQUEST_V4, ECHO_REPLY_V4)
+    } else {
+        (ECHO_REQUEST_V6, ECHO_REPLY_V6)
+    };
+    let mut seqs = Vec::new();
+    let start = Instant::now();
+    for _ in 0..count.max(1) {
+        let seq = SEQ.fetch_add(1, Ordering::Relaxed);
+        seqs.push(seq);
+        let mut pkt = vec![req, 0, 0, 0];
+        pkt.extend_from_slice(&id.to_be_bytes());
+        pkt.extend_from_slice(&seq.to_be_bytes());
+        pkt.extend_from_slice(&nonce);
+        pkt.extend_from_slice(b"hakit-ha");
+        if target.is_ipv4() {
+            // Datagram sockets fill in the checksum themselves; raw IPv4 sockets do not.
+            let c = checksum(&pkt);
+            pkt[2..4].copy_from_slice(&c.to_be_bytes());
+        }
+        sendto(
+            s.fd.as_raw_fd(),
+            &pkt,
+            &sockaddr(SocketAddr::new(target, 0)),
+            MsgFlags::empty(),
+        )
+        .with_context(|| format!("send echo request to {target}"))?;
+    }
+    let mut buf = [0u8; 2048];
+    loop {
+        if !wait(&s.fd, PollFlags::POLLIN, deadline)? {
+            bail!("no echo reply from {target} within {timeout:?}");
+        }
+        let n = match recv(s.fd.as_raw_fd(), &mut buf, MsgFlags::empty()) {
+            Ok(n) => n,
+            Err(Errno::EAGAIN | Errno::EINTR) => continue,
+            // ICMP errors queued on the socket (unreachable) are reported here.
+            Err(e) => bail!("echo to {target}: {}", std::io::Error::from(e)),
+        };
+        // Raw IPv4 sockets deliver the IP header too.
+        let off = if s.raw && target.is_ipv4() && n > 0 {
+            usize::from(buf[0] & 0x0f) * 4
+        } else {
+            0
+        };
+        let Some(icmp) = buf.get(off..n) else {
+            continue;
+        };
+        if icmp.len() < 16 || icmp[0] != rep {
+            continue;
+        }
+        let rid = u16::from_be_bytes([icmp[4], icmp[5]]);
+        let rseq = u16::from_be_bytes([icmp[6], icmp[7]]);
+        // Datagram sockets rewrite the identifier; the nonce still proves the reply is ours.
+        if (s.raw && rid != id) || !seqs.contains(&rseq) || icmp[8..16] != nonce {
+            continue;
+        }
+        return Ok(start.elapsed());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checksum_of_known_echo() {
+        // Echo request id 1 seq 1, no payload: checksum 0xf7fd.
+        assert_eq!(checksum(&[8, 0, 0, 0, 0, 1, 0, 1]), 0xf7fd);
+    }
+
+    #[test]
+    fn loopback_answers() {
+        // Unprivileged where ping_group_range allows it, raw otherwise (root): both work on lo.
+        let rtt = echo(
+            "127.0.0.1".parse().unwrap(),
+            None,
+            None,
+            1,
+            Duration::from_secs(2),
+        );
+        match rtt {
+            Ok(d) => assert!(d < Duration::from_secs(2)),
+            Err(e) => assert!(format!("{e:#}").contains("CAP_NET_RAW"), "{e:#}"),
+        }
+    }
+}

@@ -1,0 +1,4 @@
+//! Health probes for ha-check.
+
+pub mod icmp;
+pub mod sock;
