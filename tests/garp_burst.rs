@@ -347,16 +347,15 @@ fn logs_reach_syslog_with_ident() {
         stderr(&out)
     );
 
-    // The env variable works as well as the flag, and -v adds stderr.
+    // The env variable works as well as the flag, and -v adds stderr, with each line
+    // stamped with the time since start ("garp-burst: info: [+0.935ms] announced ...").
     let mut cmd = a.command(&[&bin("garp-burst"), "-i", "eth0", "-c", "1", "-v"]);
     cmd.env("HAKIT_SYSLOG_SOCKET", &s);
     let out = hakit_lab::run(&mut cmd, Duration::from_secs(30)).unwrap();
     assert!(out.status.success());
-    assert!(
-        stderr(&out).contains("garp-burst: info: announced"),
-        "{}",
-        stderr(&out)
-    );
+    let err = stderr(&out);
+    let line = err.lines().find(|l| l.contains("] announced 192.0.2.1")).unwrap_or_else(|| panic!("{err}"));
+    assert!(line.starts_with("garp-burst: info: [+") && line.contains("ms] announced"), "{line}");
     let mut lines = Vec::new();
     while !lines.iter().any(|l: &String| l.contains("announced")) {
         let n = server.recv(&mut buf).expect("announced line over syslog");

@@ -30,32 +30,37 @@ pub const DEFAULT_PATH: &str = "/etc/hakit/hakit.toml";
 /// refused by the binaries that read that table.
 #[derive(Debug, Default, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct File<G = Garp, N = Notify> {
+pub struct File<G = Garp, N = Notify, C = Check> {
     #[serde(default)]
     pub general: General,
     #[serde(default)]
     pub garp: G,
     #[serde(default)]
     pub notify: N,
+    #[serde(default)]
+    pub check: C,
 }
 
 /// A table another binary reads: accepted as is, checked by that binary.
 pub type Skip = serde::de::IgnoredAny;
 
 /// What `garp-burst` reads.
-pub type GarpFile = File<Garp, Skip>;
+pub type GarpFile = File<Garp, Skip, Skip>;
 /// What `nat-notify` reads.
-pub type NotifyFile = File<Skip, Notify>;
+pub type NotifyFile = File<Skip, Notify, Skip>;
+/// What `ha-check` reads.
+pub type CheckFile = File<Skip, Skip, Check>;
 
 /// A configuration view with the shared `[general]` table.
 pub trait ConfigFile: for<'de> Deserialize<'de> + Default {
     fn general(&self) -> &General;
 }
 
-impl<G, N> ConfigFile for File<G, N>
+impl<G, N, C> ConfigFile for File<G, N, C>
 where
     G: for<'de> Deserialize<'de> + Default,
     N: for<'de> Deserialize<'de> + Default,
+    C: for<'de> Deserialize<'de> + Default,
 {
     fn general(&self) -> &General {
         &self.general
