@@ -354,8 +354,14 @@ fn logs_reach_syslog_with_ident() {
     let out = hakit_lab::run(&mut cmd, Duration::from_secs(30)).unwrap();
     assert!(out.status.success());
     let err = stderr(&out);
-    let line = err.lines().find(|l| l.contains("] announced 192.0.2.1")).unwrap_or_else(|| panic!("{err}"));
-    assert!(line.starts_with("garp-burst: info: [+") && line.contains("ms] announced"), "{line}");
+    let line = err
+        .lines()
+        .find(|l| l.contains("] announced 192.0.2.1"))
+        .unwrap_or_else(|| panic!("{err}"));
+    assert!(
+        line.starts_with("garp-burst: info: [+") && line.contains("ms] announced"),
+        "{line}"
+    );
     let mut lines = Vec::new();
     while !lines.iter().any(|l: &String| l.contains("announced")) {
         let n = server.recv(&mut buf).expect("announced line over syslog");

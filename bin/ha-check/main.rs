@@ -210,13 +210,22 @@ fn adhoc(cmd: Cmd) -> Result<Probe, Exit> {
         p.timeout = b.timeout;
     };
     match cmd {
-        Cmd::Icmp { target, count, bind: b } => {
+        Cmd::Icmp {
+            target,
+            count,
+            bind: b,
+        } => {
             p.kind = Some(ProbeKind::Icmp);
             p.target = Some(target);
             p.count = count;
             bind(&mut p, b);
         }
-        Cmd::Http { url, status, ca_file, bind: b } => {
+        Cmd::Http {
+            url,
+            status,
+            ca_file,
+            bind: b,
+        } => {
             p.kind = Some(ProbeKind::Http);
             p.url = Some(url);
             p.status = status;
@@ -232,13 +241,21 @@ fn adhoc(cmd: Cmd) -> Result<Probe, Exit> {
             p.kind = Some(ProbeKind::Link);
             p.interface = Some(interface);
         }
-        Cmd::Address { address, interface, absent } => {
+        Cmd::Address {
+            address,
+            interface,
+            absent,
+        } => {
             p.kind = Some(ProbeKind::Address);
             p.target = Some(address);
             p.interface = Some(interface);
             p.absent = absent.then_some(true);
         }
-        Cmd::Route { prefix, interface, via } => {
+        Cmd::Route {
+            prefix,
+            interface,
+            via,
+        } => {
             p.kind = Some(ProbeKind::Route);
             p.target = prefix;
             p.interface = interface;
@@ -257,13 +274,22 @@ fn adhoc(cmd: Cmd) -> Result<Probe, Exit> {
             p.kind = Some(ProbeKind::Sysctl);
             p.expect = expect;
         }
-        Cmd::Service { unit, pidfile, process } => {
+        Cmd::Service {
+            unit,
+            pidfile,
+            process,
+        } => {
             p.kind = Some(ProbeKind::Service);
             p.unit = unit;
             p.pidfile = pidfile;
             p.process = process;
         }
-        Cmd::Drbd { resource, role, connection, disk } => {
+        Cmd::Drbd {
+            resource,
+            role,
+            connection,
+            disk,
+        } => {
             p.kind = Some(ProbeKind::Drbd);
             p.resource = Some(resource);
             p.role = role;
@@ -283,7 +309,19 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
     if deadline.is_zero() {
         return Err(usage_error("the deadline must be longer than 0"));
     }
-    if let Some(Cmd::Watch { peer, method, port, interval, probe_timeout, fall, rise, command_timeout, max_probes, command }) = cli.cmd {
+    if let Some(Cmd::Watch {
+        peer,
+        method,
+        port,
+        interval,
+        probe_timeout,
+        fall,
+        rise,
+        command_timeout,
+        max_probes,
+        command,
+    }) = cli.cmd
+    {
         if fall == 0 || rise == 0 || interval.get().is_zero() {
             return Err(usage_error("--fall, --rise and --interval must be above 0"));
         }
@@ -306,7 +344,10 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
     }
     let adhoc_run = cli.cmd.is_some();
     let (probes, groups): (Vec<Probe>, Vec<Group>) = match cli.cmd {
-        Some(cmd) => (vec![adhoc(cmd).map_err(|_| usage_error("not a probe"))?], Vec::new()),
+        Some(cmd) => (
+            vec![adhoc(cmd).map_err(|_| usage_error("not a probe"))?],
+            Vec::new(),
+        ),
         None => (c.probes, c.groups),
     };
     if probes.is_empty() {
@@ -314,23 +355,42 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
     }
     let mut checked: Vec<Checked> = Vec::new();
     for (i, p) in probes.iter().enumerate() {
-        checked.push(probe::validate(p, deadline).map_err(|e| usage_error(format!("probe {}: {e}", i + 1)))?);
+        checked.push(
+            probe::validate(p, deadline)
+                .map_err(|e| usage_error(format!("probe {}: {e}", i + 1)))?,
+        );
     }
     for g in &groups {
-        if !checked.iter().any(|p| p.group.as_deref() == Some(g.name.as_str())) {
+        if !checked
+            .iter()
+            .any(|p| p.group.as_deref() == Some(g.name.as_str()))
+        {
             return Err(usage_error(format!("group {:?} has no probes", g.name)));
         }
     }
     let verdict = runner::run(&checked, &groups, deadline, &Tools::default());
-    let rt = pick(cli.runtime_dir, file.general.runtime_dir, PathBuf::from(DEFAULT_DIR));
+    let rt = pick(
+        cli.runtime_dir,
+        file.general.runtime_dir,
+        PathBuf::from(DEFAULT_DIR),
+    );
     if adhoc_run {
         // A probe run by hand is logged every time and leaves vrrp_script's state alone.
         let o = &verdict.probes[0];
-        info!("{} {}: {}", o.name, if o.ok { "ok" } else { "FAILED" }, o.detail);
+        info!(
+            "{} {}: {}",
+            o.name,
+            if o.ok { "ok" } else { "FAILED" },
+            o.detail
+        );
     } else {
         log_on_change(&rt, &verdict);
     }
-    let textfile = cli.textfile.or(c.textfile).or_else(|| file.general.textfile_dir.map(|d| d.join("hakit_ha_check.prom")));
+    let textfile = cli.textfile.or(c.textfile).or_else(|| {
+        file.general
+            .textfile_dir
+            .map(|d| d.join("hakit_ha_check.prom"))
+    });
     if let Some(path) = textfile {
         if let Err(e) = metrics(&verdict).write(&path) {
             warn!("metrics textfile: {e:#}");
@@ -340,23 +400,55 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
         println!("{}", serde_json::to_string(&verdict)?);
     } else if cli.common.verbose > 0 || std::io::IsTerminal::is_terminal(&std::io::stdout()) {
         for o in &verdict.probes {
-            println!("{} {:<28} {:>9.3} ms  {}", if o.ok { "ok  " } else { "FAIL" }, o.name, o.ms, o.detail);
+            println!(
+                "{} {:<28} {:>9.3} ms  {}",
+                if o.ok { "ok  " } else { "FAIL" },
+                o.name,
+                o.ms,
+                o.detail
+            );
         }
-        println!("{} in {:.1} ms (deadline {:.0} ms)", if verdict.healthy { "healthy" } else { "UNHEALTHY" }, verdict.ms, verdict.deadline_ms);
+        println!(
+            "{} in {:.1} ms (deadline {:.0} ms)",
+            if verdict.healthy {
+                "healthy"
+            } else {
+                "UNHEALTHY"
+            },
+            verdict.ms,
+            verdict.deadline_ms
+        );
     }
-    Ok(if verdict.healthy { Exit::Ok } else { Exit::Failed })
+    Ok(if verdict.healthy {
+        Exit::Ok
+    } else {
+        Exit::Failed
+    })
 }
 
 /// Logs the verdict when it differs from the last run's (kept in the runtime directory),
 /// so a 1-second vrrp_script does not flood syslog.
 fn log_on_change(dir: &std::path::Path, v: &Verdict) {
-    let failing: Vec<String> = v.probes.iter().filter(|o| !o.ok).map(|o| format!("{}: {}", o.name, o.detail)).collect();
-    let key: Vec<&str> = v.probes.iter().filter(|o| !o.ok).map(|o| o.name.as_str()).collect();
+    let failing: Vec<String> = v
+        .probes
+        .iter()
+        .filter(|o| !o.ok)
+        .map(|o| format!("{}: {}", o.name, o.detail))
+        .collect();
+    let key: Vec<&str> = v
+        .probes
+        .iter()
+        .filter(|o| !o.ok)
+        .map(|o| o.name.as_str())
+        .collect();
     let now = format!("{}|{}", v.healthy, key.join(","));
     let path = dir.join("ha-check.last");
     let before = std::fs::read_to_string(&path).unwrap_or_default();
     if before == now {
-        log::debug!("unchanged: {}", if v.healthy { "healthy" } else { "unhealthy" });
+        log::debug!(
+            "unchanged: {}",
+            if v.healthy { "healthy" } else { "unhealthy" }
+        );
         return;
     }
     if v.healthy {
@@ -371,17 +463,56 @@ fn log_on_change(dir: &std::path::Path, v: &Verdict) {
 
 fn metrics(v: &Verdict) -> Textfile {
     let mut t = Textfile::new();
-    t.add("hakit_ha_check_healthy", Kind::Gauge, "1 if the last run was healthy.", &[], f64::from(u8::from(v.healthy)));
-    t.add("hakit_ha_check_run_duration_seconds", Kind::Gauge, "Duration of the last run.", &[], v.ms / 1000.0);
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs_f64();
-    t.add("hakit_ha_check_last_run_timestamp_seconds", Kind::Gauge, "Unix time of the last run.", &[], now);
+    t.add(
+        "hakit_ha_check_healthy",
+        Kind::Gauge,
+        "1 if the last run was healthy.",
+        &[],
+        f64::from(u8::from(v.healthy)),
+    );
+    t.add(
+        "hakit_ha_check_run_duration_seconds",
+        Kind::Gauge,
+        "Duration of the last run.",
+        &[],
+        v.ms / 1000.0,
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64();
+    t.add(
+        "hakit_ha_check_last_run_timestamp_seconds",
+        Kind::Gauge,
+        "Unix time of the last run.",
+        &[],
+        now,
+    );
     for o in &v.probes {
         let labels = [("probe", o.name.as_str()), ("kind", o.kind)];
-        t.add("hakit_ha_check_probe_up", Kind::Gauge, "1 if the probe passed in the last run.", &labels, f64::from(u8::from(o.ok)));
-        t.add("hakit_ha_check_probe_latency_seconds", Kind::Gauge, "Probe duration in the last run.", &labels, o.ms / 1000.0);
+        t.add(
+            "hakit_ha_check_probe_up",
+            Kind::Gauge,
+            "1 if the probe passed in the last run.",
+            &labels,
+            f64::from(u8::from(o.ok)),
+        );
+        t.add(
+            "hakit_ha_check_probe_latency_seconds",
+            Kind::Gauge,
+            "Probe duration in the last run.",
+            &labels,
+            o.ms / 1000.0,
+        );
     }
     for g in &v.groups {
-        t.add("hakit_ha_check_group_passed", Kind::Gauge, "Probes of the group that passed.", &[("group", g.name.as_str())], g.passed as f64);
+        t.add(
+            "hakit_ha_check_group_passed",
+            Kind::Gauge,
+            "Probes of the group that passed.",
+            &[("group", g.name.as_str())],
+            g.passed as f64,
+        );
     }
     t
 }

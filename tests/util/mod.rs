@@ -14,6 +14,7 @@ pub fn bin(name: &str) -> String {
     match name {
         "garp-burst" => env!("CARGO_BIN_EXE_garp-burst").to_string(),
         "nat-notify" => env!("CARGO_BIN_EXE_nat-notify").to_string(),
+        "ha-check" => env!("CARGO_BIN_EXE_ha-check").to_string(),
         other => panic!("unknown binary {other}"),
     }
 }

@@ -64,7 +64,12 @@ pub fn parse_url(url: &str) -> Result<Url, String> {
     if host.is_empty() || host == "[]" {
         return Err(bad());
     }
-    Ok(Url { https, host, port, path: path.to_string() })
+    Ok(Url {
+        https,
+        host,
+        port,
+        path: path.to_string(),
+    })
 }
 
 /// GETs `url` and returns (status, elapsed).
@@ -83,7 +88,9 @@ pub fn get(
     let (fd, _) = tcp_connect(to, iface, source, timeout)?;
     let stream = TcpStream::from(fd);
     stream.set_nonblocking(false)?;
-    let left = timeout.saturating_sub(start.elapsed()).max(Duration::from_millis(1));
+    let left = timeout
+        .saturating_sub(start.elapsed())
+        .max(Duration::from_millis(1));
     stream.set_read_timeout(Some(left))?;
     stream.set_write_timeout(Some(left))?;
     let mut s = stream;
@@ -101,7 +108,12 @@ pub fn get(
         match s.read(&mut chunk) {
             Ok(0) => bail!("connection closed before a status line"),
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
                 bail!("no response within {timeout:?}")
             }
             Err(e) => return Err(e).context("read response"),
@@ -113,7 +125,12 @@ pub fn get(
         .nth(1)
         .filter(|_| line.starts_with("HTTP/1."))
         .and_then(|c| c.parse::<u16>().ok())
-        .with_context(|| format!("not an HTTP response: {:?}", line.lines().next().unwrap_or("")))?;
+        .with_context(|| {
+            format!(
+                "not an HTTP response: {:?}",
+                line.lines().next().unwrap_or("")
+            )
+        })?;
     Ok((status, start.elapsed()))
 }
 
@@ -124,7 +141,9 @@ fn https_get(url: &Url, ca_file: Option<&Path>, timeout: Duration) -> anyhow::Re
         match std::fs::read(p) {
             Ok(pem) => {
                 for item in parse_pem(&pem) {
-                    if let PemItem::Certificate(c) = item.with_context(|| format!("parse {}", p.display()))? {
+                    if let PemItem::Certificate(c) =
+                        item.with_context(|| format!("parse {}", p.display()))?
+                    {
                         certs.push(c.to_owned());
                     }
                 }
@@ -138,7 +157,9 @@ fn https_get(url: &Url, ca_file: Option<&Path>, timeout: Duration) -> anyhow::Re
     if let Some(p) = ca_file {
         load(p, true)?;
     }
-    let tls = TlsConfig::builder().root_certs(RootCerts::Specific(Arc::new(certs))).build();
+    let tls = TlsConfig::builder()
+        .root_certs(RootCerts::Specific(Arc::new(certs)))
+        .build();
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(timeout))
         .http_status_as_error(false)
@@ -147,7 +168,10 @@ fn https_get(url: &Url, ca_file: Option<&Path>, timeout: Duration) -> anyhow::Re
         .build()
         .into();
     let target = format!("https://{}:{}{}", url.host, url.port, url.path);
-    let resp = agent.get(&target).call().map_err(|e| anyhow::anyhow!("GET {target}: {e}"))?;
+    let resp = agent
+        .get(&target)
+        .call()
+        .map_err(|e| anyhow::anyhow!("GET {target}: {e}"))?;
     Ok(resp.status().as_u16())
 }
 
@@ -158,11 +182,22 @@ mod tests {
     #[test]
     fn urls() {
         let u = parse_url("http://198.51.100.9:8080/generate_204").unwrap();
-        assert_eq!((u.https, u.host.as_str(), u.port, u.path.as_str()), (false, "198.51.100.9", 8080, "/generate_204"));
+        assert_eq!(
+            (u.https, u.host.as_str(), u.port, u.path.as_str()),
+            (false, "198.51.100.9", 8080, "/generate_204")
+        );
         let u = parse_url("https://[2001:db8::1]/x").unwrap();
         assert_eq!((u.host.as_str(), u.port), ("[2001:db8::1]", 443));
         assert_eq!(parse_url("http://example.test").unwrap().path, "/");
-        for bad in ["ftp://x", "http://", "http://a:b/", "http://u@h/", "http://[::1/", "http://h/a b", "198.51.100.1"] {
+        for bad in [
+            "ftp://x",
+            "http://",
+            "http://a:b/",
+            "http://u@h/",
+            "http://[::1/",
+            "http://h/a b",
+            "198.51.100.1",
+        ] {
             assert!(parse_url(bad).is_err(), "{bad}");
         }
     }

@@ -26,24 +26,70 @@ pub struct Tools {
 
 impl Default for Tools {
     fn default() -> Self {
-        Tools { nft: "nft".into(), systemctl: "systemctl".into(), drbdadm: "drbdadm".into() }
+        Tools {
+            nft: "nft".into(),
+            systemctl: "systemctl".into(),
+            drbdadm: "drbdadm".into(),
+        }
     }
 }
 
 /// What a validated probe does.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Spec {
-    Icmp { target: IpAddr, iface: Option<String>, source: Option<IpAddr>, count: u32 },
-    Http { url: http::Url, status: u16, iface: Option<String>, source: Option<IpAddr>, ca_file: Option<PathBuf> },
-    Tcp { host: String, port: u16, iface: Option<String>, source: Option<IpAddr> },
-    Link { dev: String },
-    Address { dev: String, ip: IpAddr, absent: bool },
-    Route { prefix: Cidr, dev: Option<String>, gateway: Option<IpAddr> },
-    NftRule { source: Cidr, to: IpAddr },
-    Conntrack { max: f64 },
-    Sysctl { expect: Vec<(String, String)> },
-    Service { unit: Option<String>, pidfile: Option<PathBuf>, process: Option<String> },
-    Drbd { resource: String, role: Option<String>, connection: Option<String>, disk: Option<String> },
+    Icmp {
+        target: IpAddr,
+        iface: Option<String>,
+        source: Option<IpAddr>,
+        count: u32,
+    },
+    Http {
+        url: http::Url,
+        status: u16,
+        iface: Option<String>,
+        source: Option<IpAddr>,
+        ca_file: Option<PathBuf>,
+    },
+    Tcp {
+        host: String,
+        port: u16,
+        iface: Option<String>,
+        source: Option<IpAddr>,
+    },
+    Link {
+        dev: String,
+    },
+    Address {
+        dev: String,
+        ip: IpAddr,
+        absent: bool,
+    },
+    Route {
+        prefix: Cidr,
+        dev: Option<String>,
+        gateway: Option<IpAddr>,
+    },
+    NftRule {
+        source: Cidr,
+        to: IpAddr,
+    },
+    Conntrack {
+        max: f64,
+    },
+    Sysctl {
+        expect: Vec<(String, String)>,
+    },
+    Service {
+        unit: Option<String>,
+        pidfile: Option<PathBuf>,
+        process: Option<String>,
+    },
+    Drbd {
+        resource: String,
+        role: Option<String>,
+        connection: Option<String>,
+        disk: Option<String>,
+    },
 }
 
 /// A probe ready to run.
@@ -125,14 +171,21 @@ pub fn validate(p: &Probe, default_timeout: Duration) -> Result<Checked, String>
     let kn = kind_name(kind);
     for k in keys(p) {
         if !allowed(kind).contains(&k) {
-            return Err(format!("{kn} probe: key `{k}` does not apply (allowed: {})", allowed(kind).join(", ")));
+            return Err(format!(
+                "{kn} probe: key `{k}` does not apply (allowed: {})",
+                allowed(kind).join(", ")
+            ));
         }
     }
-    let need = |v: &Option<String>, key: &str| v.clone().ok_or_else(|| format!("{kn} probe needs `{key}`"));
+    let need = |v: &Option<String>, key: &str| {
+        v.clone().ok_or_else(|| format!("{kn} probe needs `{key}`"))
+    };
     let target = p.target.clone().unwrap_or_default();
     let spec = match kind {
         ProbeKind::Icmp => Spec::Icmp {
-            target: need(&p.target, "target")?.parse().map_err(|_| format!("icmp probe: target {target:?} is not an IP address"))?,
+            target: need(&p.target, "target")?
+                .parse()
+                .map_err(|_| format!("icmp probe: target {target:?} is not an IP address"))?,
             iface: p.interface.clone(),
             source: p.source,
             count: p.count.unwrap_or(1).clamp(1, 100),
@@ -140,20 +193,42 @@ pub fn validate(p: &Probe, default_timeout: Duration) -> Result<Checked, String>
         ProbeKind::Http => {
             let url = http::parse_url(&need(&p.url, "url")?)?;
             if url.https && (p.interface.is_some() || p.source.is_some()) {
-                return Err("http probe: interface/source binding is supported for http:// URLs only".into());
+                return Err(
+                    "http probe: interface/source binding is supported for http:// URLs only"
+                        .into(),
+                );
             }
-            Spec::Http { url, status: p.status.unwrap_or(204), iface: p.interface.clone(), source: p.source, ca_file: p.ca_file.clone() }
+            Spec::Http {
+                url,
+                status: p.status.unwrap_or(204),
+                iface: p.interface.clone(),
+                source: p.source,
+                ca_file: p.ca_file.clone(),
+            }
         }
         ProbeKind::Tcp => {
             let t = need(&p.target, "target")?;
-            let (host, port) = t.rsplit_once(':').ok_or_else(|| format!("tcp probe: target {t:?} is not host:port"))?;
-            let port = port.parse().map_err(|_| format!("tcp probe: bad port in {t:?}"))?;
-            Spec::Tcp { host: host.to_string(), port, iface: p.interface.clone(), source: p.source }
+            let (host, port) = t
+                .rsplit_once(':')
+                .ok_or_else(|| format!("tcp probe: target {t:?} is not host:port"))?;
+            let port = port
+                .parse()
+                .map_err(|_| format!("tcp probe: bad port in {t:?}"))?;
+            Spec::Tcp {
+                host: host.to_string(),
+                port,
+                iface: p.interface.clone(),
+                source: p.source,
+            }
         }
-        ProbeKind::Link => Spec::Link { dev: need(&p.interface, "interface")? },
+        ProbeKind::Link => Spec::Link {
+            dev: need(&p.interface, "interface")?,
+        },
         ProbeKind::Address => Spec::Address {
             dev: need(&p.interface, "interface")?,
-            ip: need(&p.target, "target")?.parse().map_err(|_| format!("address probe: {target:?} is not an IP address"))?,
+            ip: need(&p.target, "target")?
+                .parse()
+                .map_err(|_| format!("address probe: {target:?} is not an IP address"))?,
             absent: p.absent.unwrap_or(false),
         },
         ProbeKind::Route => Spec::Route {
@@ -174,11 +249,15 @@ pub fn validate(p: &Probe, default_timeout: Duration) -> Result<Checked, String>
         }
         ProbeKind::Sysctl => {
             if p.expect.is_empty() {
-                return Err("sysctl probe needs `expect` (e.g. [\"net.ipv4.ip_forward=1\"])".into());
+                return Err(
+                    "sysctl probe needs `expect` (e.g. [\"net.ipv4.ip_forward=1\"])".into(),
+                );
             }
             let mut expect = Vec::new();
             for e in &p.expect {
-                let (k, v) = e.split_once('=').ok_or_else(|| format!("sysctl probe: {e:?} is not key=value"))?;
+                let (k, v) = e
+                    .split_once('=')
+                    .ok_or_else(|| format!("sysctl probe: {e:?} is not key=value"))?;
                 if k.is_empty() || k.contains("..") || k.starts_with('/') {
                     return Err(format!("sysctl probe: bad key {k:?}"));
                 }
@@ -187,11 +266,20 @@ pub fn validate(p: &Probe, default_timeout: Duration) -> Result<Checked, String>
             Spec::Sysctl { expect }
         }
         ProbeKind::Service => {
-            let n = [p.unit.is_some(), p.pidfile.is_some(), p.process.is_some()].iter().filter(|b| **b).count();
+            let n = [p.unit.is_some(), p.pidfile.is_some(), p.process.is_some()]
+                .iter()
+                .filter(|b| **b)
+                .count();
             if n != 1 {
-                return Err("service probe needs exactly one of `unit`, `pidfile`, `process`".into());
+                return Err(
+                    "service probe needs exactly one of `unit`, `pidfile`, `process`".into(),
+                );
             }
-            Spec::Service { unit: p.unit.clone(), pidfile: p.pidfile.clone(), process: p.process.clone() }
+            Spec::Service {
+                unit: p.unit.clone(),
+                pidfile: p.pidfile.clone(),
+                process: p.process.clone(),
+            }
         }
         ProbeKind::Drbd => Spec::Drbd {
             resource: need(&p.resource, "resource")?,
@@ -201,11 +289,29 @@ pub fn validate(p: &Probe, default_timeout: Duration) -> Result<Checked, String>
         },
     };
     let detail = match &spec {
-        Spec::Http { url, .. } => format!("{}://{}:{}{}", if url.https { "https" } else { "http" }, url.host, url.port, url.path),
+        Spec::Http { url, .. } => format!(
+            "{}://{}:{}{}",
+            if url.https { "https" } else { "http" },
+            url.host,
+            url.port,
+            url.path
+        ),
         Spec::Link { dev } => dev.clone(),
         Spec::NftRule { source, to } => format!("{source}->{to}"),
-        Spec::Sysctl { expect } => expect.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>().join(","),
-        Spec::Service { unit, pidfile, process } => unit.clone().or(process.clone()).or(pidfile.as_ref().map(|p| p.display().to_string())).unwrap_or_default(),
+        Spec::Sysctl { expect } => expect
+            .iter()
+            .map(|(k, _)| k.as_str())
+            .collect::<Vec<_>>()
+            .join(","),
+        Spec::Service {
+            unit,
+            pidfile,
+            process,
+        } => unit
+            .clone()
+            .or(process.clone())
+            .or(pidfile.as_ref().map(|p| p.display().to_string()))
+            .unwrap_or_default(),
         Spec::Drbd { resource, .. } => resource.clone(),
         Spec::Conntrack { .. } => "usage".into(),
         Spec::Route { prefix, .. } => prefix.to_string(),
@@ -251,24 +357,52 @@ impl Checked {
 
     fn exec(&self, timeout: Duration, tools: &Tools) -> anyhow::Result<String> {
         match &self.spec {
-            Spec::Icmp { target, iface, source, count } => {
+            Spec::Icmp {
+                target,
+                iface,
+                source,
+                count,
+            } => {
                 let rtt = icmp::echo(*target, iface.as_deref(), *source, *count, timeout)?;
-                Ok(format!("reply from {target} in {:.3} ms", rtt.as_secs_f64() * 1000.0))
+                Ok(format!(
+                    "reply from {target} in {:.3} ms",
+                    rtt.as_secs_f64() * 1000.0
+                ))
             }
-            Spec::Http { url, status, iface, source, ca_file } => {
-                let (got, t) = http::get(url, iface.as_deref(), *source, ca_file.as_deref(), timeout)?;
+            Spec::Http {
+                url,
+                status,
+                iface,
+                source,
+                ca_file,
+            } => {
+                let (got, t) =
+                    http::get(url, iface.as_deref(), *source, ca_file.as_deref(), timeout)?;
                 if got != *status {
                     bail!("status {got}, expected {status}");
                 }
-                Ok(format!("status {got} in {:.3} ms", t.as_secs_f64() * 1000.0))
+                Ok(format!(
+                    "status {got} in {:.3} ms",
+                    t.as_secs_f64() * 1000.0
+                ))
             }
-            Spec::Tcp { host, port, iface, source } => {
+            Spec::Tcp {
+                host,
+                port,
+                iface,
+                source,
+            } => {
                 let to = sock::resolve(host, *port)?;
                 let (_, t) = sock::tcp_connect(to, iface.as_deref(), *source, timeout)?;
-                Ok(format!("connected to {to} in {:.3} ms", t.as_secs_f64() * 1000.0))
+                Ok(format!(
+                    "connected to {to} in {:.3} ms",
+                    t.as_secs_f64() * 1000.0
+                ))
             }
             Spec::Link { dev } => {
-                let l = Netlink::open()?.link_by_name(dev)?.with_context(|| format!("interface {dev} does not exist"))?;
+                let l = Netlink::open()?
+                    .link_by_name(dev)?
+                    .with_context(|| format!("interface {dev} does not exist"))?;
                 if !l.up {
                     bail!("interface {dev} is down");
                 }
@@ -279,7 +413,9 @@ impl Checked {
             }
             Spec::Address { dev, ip, absent } => {
                 let nl = Netlink::open()?;
-                let l = nl.link_by_name(dev)?.with_context(|| format!("interface {dev} does not exist"))?;
+                let l = nl
+                    .link_by_name(dev)?
+                    .with_context(|| format!("interface {dev} does not exist"))?;
                 let present = nl.addresses(Some(l.index))?.iter().any(|a| a.addr == *ip);
                 match (present, absent) {
                     (true, false) => Ok(format!("{ip} on {dev}")),
@@ -288,10 +424,18 @@ impl Checked {
                     (false, false) => bail!("{ip} is not on {dev}"),
                 }
             }
-            Spec::Route { prefix, dev, gateway } => {
+            Spec::Route {
+                prefix,
+                dev,
+                gateway,
+            } => {
                 let nl = Netlink::open()?;
                 let oif = match dev {
-                    Some(d) => Some(nl.link_by_name(d)?.with_context(|| format!("interface {d} does not exist"))?.index),
+                    Some(d) => Some(
+                        nl.link_by_name(d)?
+                            .with_context(|| format!("interface {d} does not exist"))?
+                            .index,
+                    ),
                     None => None,
                 };
                 let routes = nl.routes()?;
@@ -301,11 +445,20 @@ impl Checked {
                         && r.dst.map_or(prefix.prefix == 0, |d| d == prefix.addr)
                         && r.dst.is_none_or(|d| d.is_ipv4() == want_v4)
                         && r.gateway.is_none_or(|g| g.is_ipv4() == want_v4 || !want_v4);
-                    dst_ok && oif.is_none_or(|i| r.oif == Some(i)) && gateway.is_none_or(|g| r.gateway == Some(g))
+                    dst_ok
+                        && oif.is_none_or(|i| r.oif == Some(i))
+                        && gateway.is_none_or(|g| r.gateway == Some(g))
                 });
                 match found {
-                    Some(r) => Ok(format!("route {prefix} via {:?} oif {:?}", r.gateway, r.oif)),
-                    None => bail!("no route {prefix}{}{}", dev.as_ref().map_or(String::new(), |d| format!(" dev {d}")), gateway.map_or(String::new(), |g| format!(" via {g}"))),
+                    Some(r) => Ok(format!(
+                        "route {prefix} via {:?} oif {:?}",
+                        r.gateway, r.oif
+                    )),
+                    None => bail!(
+                        "no route {prefix}{}{}",
+                        dev.as_ref().map_or(String::new(), |d| format!(" dev {d}")),
+                        gateway.map_or(String::new(), |g| format!(" via {g}"))
+                    ),
                 }
             }
             Spec::NftRule { source, to } => {
@@ -327,14 +480,25 @@ impl Checked {
             Spec::Conntrack { max } => {
                 let read = |f: &str| -> anyhow::Result<f64> {
                     let p = format!("/proc/sys/net/netfilter/{f}");
-                    std::fs::read_to_string(&p).with_context(|| format!("read {p} (is nf_conntrack loaded?)"))?.trim().parse::<f64>().with_context(|| format!("parse {p}"))
+                    std::fs::read_to_string(&p)
+                        .with_context(|| format!("read {p} (is nf_conntrack loaded?)"))?
+                        .trim()
+                        .parse::<f64>()
+                        .with_context(|| format!("parse {p}"))
                 };
                 let (count, limit) = (read("nf_conntrack_count")?, read("nf_conntrack_max")?);
                 let usage = if limit > 0.0 { count / limit } else { 1.0 };
                 if usage >= *max {
-                    bail!("conntrack table {count}/{limit} = {:.1}% used, limit {:.1}%", usage * 100.0, max * 100.0);
+                    bail!(
+                        "conntrack table {count}/{limit} = {:.1}% used, limit {:.1}%",
+                        usage * 100.0,
+                        max * 100.0
+                    );
                 }
-                Ok(format!("conntrack {count}/{limit} = {:.1}% used", usage * 100.0))
+                Ok(format!(
+                    "conntrack {count}/{limit} = {:.1}% used",
+                    usage * 100.0
+                ))
             }
             Spec::Sysctl { expect } => {
                 let mut bad = Vec::new();
@@ -352,17 +516,29 @@ impl Checked {
                 }
                 Ok(format!("{} sysctl(s) as expected", expect.len()))
             }
-            Spec::Service { unit, pidfile, process } => {
+            Spec::Service {
+                unit,
+                pidfile,
+                process,
+            } => {
                 if let Some(u) = unit {
-                    let r = exec::run(&exec::argv(&[&tools.systemctl, "is-active", u]), None, timeout)?;
+                    let r = exec::run(
+                        &exec::argv(&[&tools.systemctl, "is-active", u]),
+                        None,
+                        timeout,
+                    )?;
                     if !r.success() {
                         bail!("unit {u} is {}", r.stdout.trim());
                     }
                     return Ok(format!("unit {u} active"));
                 }
                 if let Some(p) = pidfile {
-                    let text = std::fs::read_to_string(p).with_context(|| format!("read pidfile {}", p.display()))?;
-                    let pid: i32 = text.trim().parse().with_context(|| format!("pidfile {} holds no pid", p.display()))?;
+                    let text = std::fs::read_to_string(p)
+                        .with_context(|| format!("read pidfile {}", p.display()))?;
+                    let pid: i32 = text
+                        .trim()
+                        .parse()
+                        .with_context(|| format!("pidfile {} holds no pid", p.display()))?;
                     if pid <= 0 {
                         bail!("pidfile {} holds pid {pid}", p.display());
                     }
@@ -373,21 +549,37 @@ impl Checked {
                 }
                 let name = process.as_deref().unwrap_or_default();
                 for e in std::fs::read_dir("/proc").context("read /proc")?.flatten() {
-                    if e.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_digit()) {
+                    if e.file_name()
+                        .to_string_lossy()
+                        .bytes()
+                        .all(|b| b.is_ascii_digit())
+                    {
                         if let Ok(comm) = std::fs::read_to_string(e.path().join("comm")) {
                             if comm.trim_end() == name {
-                                return Ok(format!("process {name} running (pid {})", e.file_name().to_string_lossy()));
+                                return Ok(format!(
+                                    "process {name} running (pid {})",
+                                    e.file_name().to_string_lossy()
+                                ));
                             }
                         }
                     }
                 }
                 bail!("no process named {name}")
             }
-            Spec::Drbd { resource, role, connection, disk } => {
+            Spec::Drbd {
+                resource,
+                role,
+                connection,
+                disk,
+            } => {
                 let mut seen = Vec::new();
                 for (what, want) in [("role", role), ("cstate", connection), ("dstate", disk)] {
                     let Some(want) = want else { continue };
-                    let r = exec::run_ok(&exec::argv(&[&tools.drbdadm, what, resource]), None, timeout)?;
+                    let r = exec::run_ok(
+                        &exec::argv(&[&tools.drbdadm, what, resource]),
+                        None,
+                        timeout,
+                    )?;
                     // drbdadm prints local/peer ("Primary/Secondary", "UpToDate/UpToDate"): the local side counts.
                     let got = r.stdout.trim().split('/').next().unwrap_or("").to_string();
                     if !got.eq_ignore_ascii_case(want) {
@@ -406,7 +598,10 @@ mod tests {
     use super::*;
 
     fn probe(kind: ProbeKind) -> Probe {
-        Probe { kind: Some(kind), ..Probe::default() }
+        Probe {
+            kind: Some(kind),
+            ..Probe::default()
+        }
     }
 
     #[test]
@@ -415,20 +610,32 @@ mod tests {
         p.target = Some("192.0.2.1".into());
         p.url = Some("http://x/".into());
         let e = validate(&p, Duration::from_secs(1)).unwrap_err();
-        assert_eq!(e, "icmp probe: key `url` does not apply (allowed: target, interface, source, count)");
+        assert_eq!(
+            e,
+            "icmp probe: key `url` does not apply (allowed: target, interface, source, count)"
+        );
     }
 
     #[test]
     fn required_keys_are_named() {
-        assert_eq!(validate(&probe(ProbeKind::Icmp), Duration::ZERO).unwrap_err(), "icmp probe needs `target`");
-        assert!(validate(&probe(ProbeKind::Service), Duration::ZERO).unwrap_err().contains("exactly one"));
+        assert_eq!(
+            validate(&probe(ProbeKind::Icmp), Duration::ZERO).unwrap_err(),
+            "icmp probe needs `target`"
+        );
+        assert!(validate(&probe(ProbeKind::Service), Duration::ZERO)
+            .unwrap_err()
+            .contains("exactly one"));
         let mut p = probe(ProbeKind::Sysctl);
         p.expect = vec!["net.ipv4.ip_forward".into()];
-        assert!(validate(&p, Duration::ZERO).unwrap_err().contains("not key=value"));
+        assert!(validate(&p, Duration::ZERO)
+            .unwrap_err()
+            .contains("not key=value"));
         let mut p = probe(ProbeKind::Http);
         p.url = Some("https://198.51.100.9/".into());
         p.interface = Some("eth0".into());
-        assert!(validate(&p, Duration::ZERO).unwrap_err().contains("http:// URLs only"));
+        assert!(validate(&p, Duration::ZERO)
+            .unwrap_err()
+            .contains("http:// URLs only"));
     }
 
     #[test]
@@ -436,6 +643,9 @@ mod tests {
         let mut p = probe(ProbeKind::Tcp);
         p.target = Some("198.51.100.9:22".into());
         let c = validate(&p, Duration::from_millis(300)).unwrap();
-        assert_eq!((c.name.as_str(), c.timeout), ("tcp:198.51.100.9:22", Duration::from_millis(300)));
+        assert_eq!(
+            (c.name.as_str(), c.timeout),
+            ("tcp:198.51.100.9:22", Duration::from_millis(300))
+        );
     }
 }

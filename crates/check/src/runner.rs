@@ -85,7 +85,10 @@ pub fn run(probes: &[Checked], groups: &[Group], deadline: Duration, tools: &Too
 pub fn judge(outcomes: &[Outcome], groups: &[Group]) -> Vec<GroupVerdict> {
     let mut by: BTreeMap<String, (usize, usize)> = BTreeMap::new();
     for o in outcomes {
-        let key = o.group.clone().unwrap_or_else(|| format!("probe:{}", o.name));
+        let key = o
+            .group
+            .clone()
+            .unwrap_or_else(|| format!("probe:{}", o.name));
         let e = by.entry(key).or_default();
         e.1 += 1;
         if o.ok {
@@ -94,8 +97,19 @@ pub fn judge(outcomes: &[Outcome], groups: &[Group]) -> Vec<GroupVerdict> {
     }
     by.into_iter()
         .map(|(name, (passed, total))| {
-            let min = groups.iter().find(|g| g.name == name).and_then(|g| g.min).unwrap_or(total).min(total);
-            GroupVerdict { ok: passed >= min, name, passed, total, min }
+            let min = groups
+                .iter()
+                .find(|g| g.name == name)
+                .and_then(|g| g.min)
+                .unwrap_or(total)
+                .min(total);
+            GroupVerdict {
+                ok: passed >= min,
+                name,
+                passed,
+                total,
+                min,
+            }
         })
         .collect()
 }
@@ -105,17 +119,42 @@ mod tests {
     use super::*;
 
     fn o(name: &str, group: Option<&str>, ok: bool) -> Outcome {
-        Outcome { name: name.into(), kind: "icmp", group: group.map(str::to_string), ok, detail: String::new(), ms: 0.0 }
+        Outcome {
+            name: name.into(),
+            kind: "icmp",
+            group: group.map(str::to_string),
+            ok,
+            detail: String::new(),
+            ms: 0.0,
+        }
     }
 
     #[test]
     fn quorum_groups() {
-        let groups = vec![Group { name: "external".into(), min: Some(1) }];
-        let outs = vec![o("a", Some("external"), false), o("b", Some("external"), true), o("c", Some("external"), false), o("gw", None, true)];
+        let groups = vec![Group {
+            name: "external".into(),
+            min: Some(1),
+        }];
+        let outs = vec![
+            o("a", Some("external"), false),
+            o("b", Some("external"), true),
+            o("c", Some("external"), false),
+            o("gw", None, true),
+        ];
         let v = judge(&outs, &groups);
         assert!(v.iter().all(|g| g.ok), "{v:?}");
-        let outs = vec![o("a", Some("external"), false), o("b", Some("external"), false), o("gw", None, true)];
-        assert!(!judge(&outs, &groups).iter().find(|g| g.name == "external").unwrap().ok);
+        let outs = vec![
+            o("a", Some("external"), false),
+            o("b", Some("external"), false),
+            o("gw", None, true),
+        ];
+        assert!(
+            !judge(&outs, &groups)
+                .iter()
+                .find(|g| g.name == "external")
+                .unwrap()
+                .ok
+        );
         // A group with no configured min needs all of its probes.
         let outs = vec![o("x", Some("snat"), true), o("y", Some("snat"), false)];
         assert!(!judge(&outs, &[])[0].ok);

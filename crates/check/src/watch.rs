@@ -48,17 +48,36 @@ pub struct Watch {
 pub fn probe(w: &Watch) -> anyhow::Result<()> {
     match w.method {
         Method::Icmp => icmp::echo(w.peer, None, None, 1, w.timeout).map(|_| ()),
-        Method::Tcp => sock::tcp_connect(std::net::SocketAddr::new(w.peer, w.port), None, None, w.timeout).map(|_| ()),
+        Method::Tcp => sock::tcp_connect(
+            std::net::SocketAddr::new(w.peer, w.port),
+            None,
+            None,
+            w.timeout,
+        )
+        .map(|_| ()),
         Method::Ssh => {
             let start = Instant::now();
-            let (fd, _) = sock::tcp_connect(std::net::SocketAddr::new(w.peer, w.port), None, None, w.timeout)?;
+            let (fd, _) = sock::tcp_connect(
+                std::net::SocketAddr::new(w.peer, w.port),
+                None,
+                None,
+                w.timeout,
+            )?;
             let mut s = std::net::TcpStream::from(fd);
             s.set_nonblocking(false)?;
-            s.set_read_timeout(Some(w.timeout.saturating_sub(start.elapsed()).max(Duration::from_millis(1))))?;
+            s.set_read_timeout(Some(
+                w.timeout
+                    .saturating_sub(start.elapsed())
+                    .max(Duration::from_millis(1)),
+            ))?;
             let mut buf = [0u8; 64];
             let n = s.read(&mut buf).context("read SSH banner")?;
             if !buf[..n].starts_with(b"SSH-") {
-                bail!("no SSH banner from {} (got {:?})", w.peer, String::from_utf8_lossy(&buf[..n]));
+                bail!(
+                    "no SSH banner from {} (got {:?})",
+                    w.peer,
+                    String::from_utf8_lossy(&buf[..n])
+                );
             }
             Ok(())
         }
@@ -70,7 +89,10 @@ pub fn run(w: &Watch, stop: Arc<AtomicBool>) -> anyhow::Result<u64> {
     let (mut fails, mut oks, mut down, mut taken) = (0u32, 0u32, false, false);
     let mut runs_ok = 0u64;
     let mut n = 0u64;
-    info!("watching {} by {:?} every {:?} (fall {}, rise {})", w.peer, w.method, w.interval, w.fall, w.rise);
+    info!(
+        "watching {} by {:?} every {:?} (fall {}, rise {})",
+        w.peer, w.method, w.interval, w.fall, w.rise
+    );
     while !stop.load(Ordering::Relaxed) && w.max_probes.is_none_or(|m| n < m) {
         let tick = Instant::now();
         n += 1;
@@ -79,7 +101,10 @@ pub fn run(w: &Watch, stop: Arc<AtomicBool>) -> anyhow::Result<u64> {
                 fails = 0;
                 oks += 1;
                 if down && oks >= w.rise {
-                    info!("peer {} answers again ({oks} in a row): back to watching", w.peer);
+                    info!(
+                        "peer {} answers again ({oks} in a row): back to watching",
+                        w.peer
+                    );
                     down = false;
                     taken = false;
                 }
@@ -91,7 +116,10 @@ pub fn run(w: &Watch, stop: Arc<AtomicBool>) -> anyhow::Result<u64> {
                     warn!("peer {} probe failed ({fails}/{}): {e:#}", w.peer, w.fall);
                 }
                 if !down && fails >= w.fall {
-                    warn!("peer {} is down after {fails} failed probes: taking over", w.peer);
+                    warn!(
+                        "peer {} is down after {fails} failed probes: taking over",
+                        w.peer
+                    );
                     down = true;
                 }
             }
@@ -109,7 +137,11 @@ pub fn run(w: &Watch, stop: Arc<AtomicBool>) -> anyhow::Result<u64> {
         let left = w.interval.saturating_sub(tick.elapsed());
         let until = Instant::now() + left;
         while Instant::now() < until && !stop.load(Ordering::Relaxed) {
-            thread::sleep(until.saturating_duration_since(Instant::now()).min(Duration::from_millis(50)));
+            thread::sleep(
+                until
+                    .saturating_duration_since(Instant::now())
+                    .min(Duration::from_millis(50)),
+            );
         }
     }
     info!("peer watch stopped after {n} probe(s)");

@@ -142,7 +142,25 @@ pub fn vrrp_conf_global(
     extra: &str,
     global: &str,
 ) -> String {
+    vrrp_conf_scripts(
+        router_id, iface, priority, advert_int, vip, extra, global, "",
+    )
+}
+
+/// [`vrrp_conf_global`] with top-level `scripts` (`vrrp_script` blocks for `track_script`).
+#[allow(clippy::too_many_arguments)]
+pub fn vrrp_conf_scripts(
+    router_id: &str,
+    iface: &str,
+    priority: u8,
+    advert_int: &str,
+    vip: &str,
+    extra: &str,
+    global: &str,
+    scripts: &str,
+) -> String {
     TEMPLATE
+        .replace("@SCRIPTS@", scripts)
         .replace("@GLOBAL@", global)
         .replace("@ROUTER_ID@", router_id)
         .replace("@IFACE@", iface)

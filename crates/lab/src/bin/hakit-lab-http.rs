@@ -14,7 +14,12 @@ fn main() -> std::process::ExitCode {
         eprintln!("usage: hakit-lab-http ADDR:PORT [--status N] [--banner TEXT] [--pidfile P]");
         return std::process::ExitCode::from(2);
     };
-    let opt = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
+    let opt = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
     let status: u16 = opt("--status").and_then(|s| s.parse().ok()).unwrap_or(204);
     let banner = opt("--banner");
     if let Some(p) = opt("--pidfile") {
@@ -44,7 +49,10 @@ fn main() -> std::process::ExitCode {
                     Ok(n) => req.extend_from_slice(&buf[..n]),
                 }
             }
-            let _ = c.write_all(format!("HTTP/1.1 {status} Lab\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").as_bytes());
+            let _ = c.write_all(
+                format!("HTTP/1.1 {status} Lab\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                    .as_bytes(),
+            );
         });
     }
     std::process::ExitCode::SUCCESS

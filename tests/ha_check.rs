@@ -1,0 +1,503 @@
+//! ha-check against real links, routes, nftables, conntrack, sysctls, processes and a real
+//! HTTP/TCP server, each probe driven to pass and to fail.
+
+mod util;
+
+use std::{path::PathBuf, time::Duration};
+
+use hakit_lab::{Lab, Ns};
+use util::*;
+
+/// The lab HTTP server binary (built by cargo next to the test binaries' crate).
+fn lab_http() -> String {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap();
+    let p = dir.join("hakit-lab-http");
+    if !p.exists() {
+        let ok = std::process::Command::new(env!("CARGO"))
+            .args(["build", "-q", "-p", "hakit-lab", "--bin", "hakit-lab-http"])
+            .status()
+            .unwrap();
+        assert!(ok.success(), "cannot build hakit-lab-http");
+    }
+    p.to_string_lossy().to_string()
+}
+
+struct Env {
+    lab: Lab,
+    gw: Ns,
+    srv: Ns,
+    conf: PathBuf,
+    server: u32,
+}
+
+/// gw (eth0 203.0.113.2, eth1 198.51.100.2 with VIP .1) — srv (203.0.113.9: HTTP 204 on 8080).
+fn env(test: &str) -> Option<Env> {
+    let mut lab = lab(test)?;
+    let gw = lab.ns("gw").unwrap();
+    let srv = lab.ns("srv").unwrap();
+    let lan = lab.ns("lan").unwrap();
+    lab.veth(&gw, "eth0", &srv, "eth0").unwrap();
+    lab.veth(&gw, "eth1", &lan, "eth0").unwrap();
+    gw.ip(&["addr", "add", "203.0.113.2/24", "dev", "eth0"])
+        .unwrap();
+    gw.ip(&["addr", "add", "198.51.100.2/24", "dev", "eth1"])
+        .unwrap();
+    gw.ip(&["addr", "add", "198.51.100.1/24", "dev", "eth1"])
+        .unwrap();
+    gw.ip(&["route", "add", "default", "via", "203.0.113.9"])
+        .unwrap();
+    srv.ip(&["addr", "add", "203.0.113.9/24", "dev", "eth0"])
+        .unwrap();
+    gw.exec(&["sysctl", "-qw", "net.ipv4.ip_forward=1"])
+        .unwrap();
+    let rules = "table ip hakit {\n chain postrouting { type nat hook postrouting priority srcnat; policy accept;\n  ip saddr 198.51.100.0/24 oifname \"eth0\" snat to 203.0.113.10 comment \"hakit:VI_1\"\n }\n}\n";
+    let d = lab.dir().to_path_buf();
+    std::fs::write(d.join("rules.nft"), rules).unwrap();
+    assert!(gw
+        .exec(&["nft", "-f", &d.join("rules.nft").to_string_lossy()])
+        .unwrap()
+        .status
+        .success());
+    let pidfile = d.join("http.pid").to_string_lossy().to_string();
+    let server = lab
+        .spawn(
+            &srv,
+            "http",
+            &[&lab_http(), "203.0.113.9:8080", "--pidfile", &pidfile],
+        )
+        .unwrap();
+    let up = hakit_lab::wait_until(Duration::from_secs(5), Duration::from_millis(10), || {
+        std::fs::read_to_string(d.join("http.log"))
+            .unwrap_or_default()
+            .contains("listening")
+    });
+    assert!(up.is_some(), "lab HTTP server did not start");
+    // drbdadm stand-in: prints what the test puts in drbd.state (role, cstate, dstate lines).
+    let bin = d.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::write(
+        bin.join("drbdadm"),
+        format!("#!/bin/sh\ncase $1 in role) sed -n 1p {d}/drbd.state;; cstate) sed -n 2p {d}/drbd.state;; dstate) sed -n 3p {d}/drbd.state;; esac\n", d = d.display()),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(bin.join("drbdadm"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(
+        d.join("drbd.state"),
+        "Primary/Secondary\nConnected\nUpToDate/UpToDate\n",
+    )
+    .unwrap();
+    let conf = d.join("hakit.toml");
+    std::fs::write(
+        &conf,
+        format!(
+            r#"[general]
+runtime_dir = "{d}/run"
+syslog_socket = "{d}/no.sock"
+
+[check]
+deadline = "400ms"
+textfile = "{d}/hakit_ha_check.prom"
+
+[[check.group]]
+name = "external"
+min = 1
+
+[[check.probe]]
+kind = "icmp"
+name = "gateway"
+target = "203.0.113.9"
+interface = "eth0"
+
+[[check.probe]]
+kind = "icmp"
+group = "external"
+target = "203.0.113.9"
+
+[[check.probe]]
+kind = "icmp"
+group = "external"
+target = "203.0.113.77"
+
+[[check.probe]]
+kind = "icmp"
+group = "external"
+target = "203.0.113.78"
+
+[[check.probe]]
+kind = "http"
+name = "http204"
+url = "http://203.0.113.9:8080/generate_204"
+source = "203.0.113.2"
+
+[[check.probe]]
+kind = "tcp"
+name = "tcp"
+target = "203.0.113.9:8080"
+
+[[check.probe]]
+kind = "link"
+name = "lan-link"
+interface = "eth1"
+
+[[check.probe]]
+kind = "address"
+name = "vip"
+target = "198.51.100.1"
+interface = "eth1"
+
+[[check.probe]]
+kind = "route"
+name = "default-route"
+interface = "eth0"
+gateway = "203.0.113.9"
+
+[[check.probe]]
+kind = "nft-rule"
+name = "snat"
+snat_source = "198.51.100.0/24"
+to = "203.0.113.10"
+
+[[check.probe]]
+kind = "conntrack"
+name = "conntrack"
+max_usage = 0.5
+
+[[check.probe]]
+kind = "sysctl"
+name = "forwarding"
+expect = ["net.ipv4.ip_forward=1"]
+
+[[check.probe]]
+kind = "service"
+name = "server-pid"
+pidfile = "{d}/http.pid"
+
+[[check.probe]]
+kind = "drbd"
+name = "drbd"
+resource = "r0"
+role = "Primary"
+connection = "Connected"
+disk = "UpToDate"
+"#,
+            d = d.display()
+        ),
+    )
+    .unwrap();
+    Some(Env {
+        lab,
+        gw,
+        srv,
+        conf,
+        server,
+    })
+}
+
+impl Env {
+    fn check(&self) -> (Option<i32>, serde_json::Value) {
+        let path = format!(
+            "{}:{}",
+            self.lab.dir().join("bin").display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let bin = bin("ha-check");
+        let c = self.conf.to_string_lossy().to_string();
+        let mut cmd = self.gw.command(&[&bin, "--config", &c, "--json"]);
+        cmd.env("PATH", path);
+        let out = hakit_lab::run(&mut cmd, Duration::from_secs(30)).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&stdout(&out))
+            .unwrap_or_else(|e| panic!("{e}: {} {}", stdout(&out), stderr(&out)));
+        (out.status.code(), v)
+    }
+
+    fn failing(&self) -> Vec<String> {
+        let (_, v) = self.check();
+        v["probes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["ok"] == false)
+            .map(|p| p["name"].as_str().unwrap().to_string())
+            .collect()
+    }
+}
+
+#[test]
+fn every_probe_passes_then_each_fails_for_its_own_reason() {
+    let Some(mut e) = env("every_probe_passes_then_each_fails_for_its_own_reason") else {
+        return;
+    };
+    let (code, v) = e.check();
+    let unreachable = ["icmp:203.0.113.77", "icmp:203.0.113.78"];
+    let failing: Vec<&str> = v["probes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["ok"] == false)
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        failing, unreachable,
+        "only the two absent external targets fail: {v}"
+    );
+    assert_eq!(code, Some(0), "1 of 3 external targets is enough: {v}");
+    // The run ended at the deadline, not at the sum of the timeouts.
+    let ms = v["ms"].as_f64().unwrap();
+    assert!(
+        ms >= 390.0 && ms < 650.0,
+        "run took {ms} ms for a 400 ms deadline"
+    );
+    let prom = std::fs::read_to_string(e.lab.dir().join("hakit_ha_check.prom")).unwrap();
+    assert!(prom.contains("hakit_ha_check_healthy 1"), "{prom}");
+    assert!(
+        prom.contains("hakit_ha_check_probe_up{probe=\"http204\",kind=\"http\"} 1"),
+        "{prom}"
+    );
+
+    // Each fault fails exactly its probe(s), and the node is unhealthy.
+    let fault = |name: &str, break_it: &dyn Fn(&Env), fix: &dyn Fn(&Env), want: &[&str]| {
+        break_it(&e);
+        let (code, v) = e.check();
+        let mut got = e.failing();
+        got.retain(|n| !unreachable.contains(&n.as_str()));
+        assert_eq!(got, want, "{name}: {v}");
+        assert_eq!(code, Some(1), "{name}");
+        fix(&e);
+    };
+    fault(
+        "link down",
+        &|e| e.gw.ip(&["link", "set", "eth1", "down"]).unwrap(),
+        &|e| e.gw.ip(&["link", "set", "eth1", "up"]).unwrap(),
+        &["lan-link"],
+    );
+    fault(
+        "VIP gone",
+        &|e| {
+            e.gw.ip(&["addr", "del", "198.51.100.1/24", "dev", "eth1"])
+                .unwrap()
+        },
+        &|e| {
+            e.gw.ip(&["addr", "add", "198.51.100.1/24", "dev", "eth1"])
+                .unwrap()
+        },
+        &["vip"],
+    );
+    fault(
+        "route removed",
+        &|e| e.gw.ip(&["route", "del", "default"]).unwrap(),
+        &|e| {
+            e.gw.ip(&["route", "add", "default", "via", "203.0.113.9"])
+                .unwrap()
+        },
+        &["default-route"],
+    );
+    fault(
+        "rule deleted",
+        &|e| {
+            assert!(e
+                .gw
+                .exec(&["nft", "delete", "table", "ip", "hakit"])
+                .unwrap()
+                .status
+                .success())
+        },
+        &|e| {
+            let f = e.lab.dir().join("rules.nft");
+            assert!(e
+                .gw
+                .exec(&["nft", "-f", &f.to_string_lossy()])
+                .unwrap()
+                .status
+                .success());
+        },
+        &["snat"],
+    );
+    fault(
+        "sysctl drifted",
+        &|e| {
+            e.gw.exec(&["sysctl", "-qw", "net.ipv4.ip_forward=0"])
+                .unwrap();
+        },
+        &|e| {
+            e.gw.exec(&["sysctl", "-qw", "net.ipv4.ip_forward=1"])
+                .unwrap();
+        },
+        &["forwarding"],
+    );
+    fault(
+        "drbd degraded",
+        &|e| {
+            std::fs::write(
+                e.lab.dir().join("drbd.state"),
+                "Secondary/Primary\nConnected\nUpToDate/UpToDate\n",
+            )
+            .unwrap()
+        },
+        &|e| {
+            std::fs::write(
+                e.lab.dir().join("drbd.state"),
+                "Primary/Secondary\nConnected\nUpToDate/UpToDate\n",
+            )
+            .unwrap()
+        },
+        &["drbd"],
+    );
+    // With the peer's side down the gateway loses carrier but keeps its default route
+    // (the kernel keeps routes on a link without carrier): only the reachability probes fail.
+    fault(
+        "uplink cut",
+        &|e| e.srv.ip(&["link", "set", "eth0", "down"]).unwrap(),
+        &|e| e.srv.ip(&["link", "set", "eth0", "up"]).unwrap(),
+        &["gateway", "icmp:203.0.113.9", "http204", "tcp"],
+    );
+    // Conntrack usage: the threshold is lowered below what the table holds after traffic.
+    let text = std::fs::read_to_string(&e.conf)
+        .unwrap()
+        .replace("max_usage = 0.5", "max_usage = 0.000001");
+    std::fs::write(&e.conf, text).unwrap();
+    assert!(e
+        .gw
+        .exec(&["ping", "-c", "1", "-W", "1", "203.0.113.9"])
+        .unwrap()
+        .status
+        .success());
+    assert_eq!(
+        e.failing()
+            .iter()
+            .filter(|n| !unreachable.contains(&n.as_str()))
+            .collect::<Vec<_>>(),
+        ["conntrack"]
+    );
+    let text = std::fs::read_to_string(&e.conf)
+        .unwrap()
+        .replace("max_usage = 0.000001", "max_usage = 0.5");
+    std::fs::write(&e.conf, text).unwrap();
+    // The server stops: HTTP, TCP and its pidfile fail; ICMP to the host still passes.
+    let server = e.server;
+    e.lab.signal_and_wait(
+        server,
+        nix::sys::signal::Signal::SIGKILL,
+        Duration::from_secs(5),
+    );
+    let mut got = e.failing();
+    got.retain(|n| !unreachable.contains(&n.as_str()));
+    assert_eq!(got, ["http204", "tcp", "server-pid"]);
+}
+
+#[test]
+fn logs_once_per_change_and_adhoc_probes_work_from_a_shell() {
+    let Some(e) = env("logs_once_per_change_and_adhoc_probes_work_from_a_shell") else {
+        return;
+    };
+    let sock = e.lab.dir().join("log.sock");
+    let server = std::os::unix::net::UnixDatagram::bind(&sock).unwrap();
+    server.set_nonblocking(true).unwrap();
+    let s = sock.to_string_lossy().to_string();
+    let c = e.conf.to_string_lossy().to_string();
+    let path = format!(
+        "{}:{}",
+        e.lab.dir().join("bin").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let run = |extra: &[&str]| {
+        let bin = bin("ha-check");
+        let mut argv = vec![bin.as_str(), "--config", &c, "--syslog-socket", &s];
+        argv.extend_from_slice(extra);
+        let mut cmd = e.gw.command(&argv);
+        cmd.env("PATH", &path);
+        hakit_lab::run(&mut cmd, Duration::from_secs(30)).unwrap()
+    };
+    let drain = || {
+        let mut lines = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = server.recv(&mut buf) {
+            lines.push(String::from_utf8_lossy(&buf[..n]).to_string());
+        }
+        lines
+    };
+    for _ in 0..3 {
+        assert_eq!(run(&[]).status.code(), Some(0));
+    }
+    let lines = drain();
+    assert_eq!(
+        lines.iter().filter(|l| l.contains("healthy:")).count(),
+        1,
+        "logged once: {lines:?}"
+    );
+    e.gw.ip(&["link", "set", "eth1", "down"]).unwrap();
+    for _ in 0..3 {
+        assert_eq!(run(&[]).status.code(), Some(1));
+    }
+    let lines = drain();
+    let bad: Vec<&String> = lines.iter().filter(|l| l.contains("UNHEALTHY")).collect();
+    assert_eq!(bad.len(), 1, "{lines:?}");
+    assert!(
+        bad[0].starts_with("<28>ha-check[")
+            && bad[0].contains("lan-link: interface eth1 has no carrier")
+            || bad[0].contains("lan-link: interface eth1 is down"),
+        "{bad:?}"
+    );
+
+    // Ad-hoc probes from a shell, each with its exit code.
+    assert_eq!(
+        run(&["icmp", "203.0.113.9", "-i", "eth0"]).status.code(),
+        Some(0)
+    );
+    assert_eq!(
+        run(&["icmp", "203.0.113.9", "-i", "eth1", "--timeout", "200ms"])
+            .status
+            .code(),
+        Some(1),
+        "bound to the wrong leg"
+    );
+    assert_eq!(
+        run(&["http", "http://203.0.113.9:8080/", "--status", "200"])
+            .status
+            .code(),
+        Some(1)
+    );
+    assert_eq!(run(&["tcp", "203.0.113.9:8080"]).status.code(), Some(0));
+    let out = run(&["http", "http://203.0.113.9:8080/", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(
+        v["probes"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .split(" in ")
+            .next(),
+        Some("status 204")
+    );
+    let out = run(&["sysctl", "net.ipv4.ip_forward"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("not key=value"), "{}", stderr(&out));
+}
+
+#[test]
+fn config_errors_exit_2_and_name_the_key() {
+    let Some(e) = env("config_errors_exit_2_and_name_the_key") else {
+        return;
+    };
+    let c = e.conf.to_string_lossy().to_string();
+    std::fs::write(
+        &e.conf,
+        "[[check.probe]]\nkind = \"icmp\"\ntarget = \"203.0.113.9\"\nurl = \"http://x/\"\n",
+    )
+    .unwrap();
+    let out = run_in(&e.gw, "ha-check", &["--config", &c]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("probe 1: icmp probe: key `url` does not apply"),
+        "{}",
+        stderr(&out)
+    );
+    std::fs::write(&e.conf, "[[check.probe]]\nkind = \"icmpp\"\n").unwrap();
+    let out = run_in(&e.gw, "ha-check", &["--config", &c]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("unknown variant `icmpp`"),
+        "{}",
+        stderr(&out)
+    );
+}
