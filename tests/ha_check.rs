@@ -8,21 +8,6 @@ use std::{path::PathBuf, time::Duration};
 use hakit_lab::{Lab, Ns};
 use util::*;
 
-/// The lab HTTP server binary (built by cargo next to the test binaries' crate).
-fn lab_http() -> String {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap();
-    let p = dir.join("hakit-lab-http");
-    if !p.exists() {
-        let ok = std::process::Command::new(env!("CARGO"))
-            .args(["build", "-q", "-p", "hakit-lab", "--bin", "hakit-lab-http"])
-            .status()
-            .unwrap();
-        assert!(ok.success(), "cannot build hakit-lab-http");
-    }
-    p.to_string_lossy().to_string()
-}
-
 struct Env {
     lab: Lab,
     gw: Ns,
@@ -246,7 +231,7 @@ fn every_probe_passes_then_each_fails_for_its_own_reason() {
     // The run ended at the deadline, not at the sum of the timeouts.
     let ms = v["ms"].as_f64().unwrap();
     assert!(
-        ms >= 390.0 && ms < 650.0,
+        (390.0..650.0).contains(&ms),
         "run took {ms} ms for a 400 ms deadline"
     );
     let prom = std::fs::read_to_string(e.lab.dir().join("hakit_ha_check.prom")).unwrap();

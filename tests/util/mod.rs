@@ -157,3 +157,18 @@ pub fn parse_na(d: &[u8]) -> Option<Na> {
 pub fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
+
+/// The lab HTTP server binary (built by cargo next to the test binaries' crate).
+pub fn lab_http() -> String {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap();
+    let p = dir.join("hakit-lab-http");
+    if !p.exists() {
+        let ok = std::process::Command::new(env!("CARGO"))
+            .args(["build", "-q", "-p", "hakit-lab", "--bin", "hakit-lab-http"])
+            .status()
+            .unwrap();
+        assert!(ok.success(), "cannot build hakit-lab-http");
+    }
+    p.to_string_lossy().to_string()
+}
