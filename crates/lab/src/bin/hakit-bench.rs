@@ -54,6 +54,13 @@ fn pct(v: &mut [f64], p: f64) -> f64 {
     v[((v.len() - 1) as f64 * p).round() as usize]
 }
 
+/// Writes one `| label | n | median | p90 | max |` row (milliseconds); returns the median.
+fn latency_row(md: &mut String, label: &str, v: &mut [f64]) -> anyhow::Result<f64> {
+    let m = median(v);
+    writeln!(md, "| {label} | {} | {m:.3} ms | {:.3} ms | {:.3} ms |", v.len(), pct(v, 0.9), pct(v, 1.0))?;
+    Ok(m)
+}
+
 fn sh(cmd: &str, args: &[&str]) -> String {
     Command::new(cmd)
         .args(args)
@@ -215,7 +222,6 @@ fn garp(md: &mut String, garp_burst: &Path) -> anyhow::Result<()> {
             ar.len()
         );
     }
-    let (gm, am) = (median(&mut g), median(&mut ar));
     writeln!(
         md,
         "## garp-burst: process start to first frame on the wire\n"
@@ -223,20 +229,8 @@ fn garp(md: &mut String, garp_burst: &Path) -> anyhow::Result<()> {
     writeln!(md, "Method: two namespaces joined by a veth; tcpdump in the peer timestamps each ARP request on arrival (kernel time). The harness, already inside the sender's namespace, reads CLOCK_REALTIME just before spawning the tool; the difference is start-to-wire latency, including exec, netlink look-ups and socket set-up. {RUNS} runs per tool, interleaved, one frame each (`garp-burst -c 1`, iputils `arping -U -c 1`). Static musl build of garp-burst.\n")?;
     writeln!(md, "| tool | runs | median | p90 | max |")?;
     writeln!(md, "|---|---|---|---|---|")?;
-    writeln!(
-        md,
-        "| garp-burst | {} | {gm:.3} ms | {:.3} ms | {:.3} ms |",
-        g.len(),
-        pct(&mut g, 0.9),
-        pct(&mut g, 1.0)
-    )?;
-    writeln!(
-        md,
-        "| arping -U (iputils) | {} | {am:.3} ms | {:.3} ms | {:.3} ms |",
-        ar.len(),
-        pct(&mut ar, 0.9),
-        pct(&mut ar, 1.0)
-    )?;
+    let gm = latency_row(md, "garp-burst", &mut g)?;
+    let am = latency_row(md, "arping -U (iputils)", &mut ar)?;
     writeln!(md, "\nRatio of medians, arping / garp-burst: **{:.1}x**. Target: first frame within 2 ms of start — {}.\n", am / gm, if gm <= 2.0 { "met" } else { "NOT met" })?;
 
     // Spacing accuracy.
@@ -437,7 +431,6 @@ fn notify(md: &mut String, nat_notify: &Path) -> anyhow::Result<()> {
         }
     }
     let [mut h, mut sh, mut hb, mut sb] = lat;
-    let (hm, sm, cm) = (median(&mut h), median(&mut sh), median(&mut commits));
     writeln!(
         md,
         "## nat-notify: MASTER hook start to floating IP up and first GARP on the wire\n"
@@ -445,42 +438,11 @@ fn notify(md: &mut String, nat_notify: &Path) -> anyhow::Result<()> {
     writeln!(md, "Method: a gateway namespace with conntrackd (FTFW, its own sync link) and a WAN peer running tcpdump. The harness, inside the gateway's namespace, reads CLOCK_REALTIME and spawns the hook; the first GARP for the floating IP is timestamped by the peer's kernel (the GARP leaves only after the address is on the interface, so it bounds both). {FAILOVERS} failovers per hook, interleaved, each followed by the hook's own undo (`nat-notify backup`, `ip addr del`). The shell hook is what people run today: `conntrackd -c && ip addr add … && arping -U -c 1`. The cost of `conntrackd -c` alone (a client round trip to the daemon) is measured in the same run.\n")?;
     writeln!(md, "| hook | failovers | median | p90 | max |")?;
     writeln!(md, "|---|---|---|---|---|")?;
-    writeln!(
-        md,
-        "| nat-notify master (static) | {} | {hm:.3} ms | {:.3} ms | {:.3} ms |",
-        h.len(),
-        pct(&mut h, 0.9),
-        pct(&mut h, 1.0)
-    )?;
-    writeln!(
-        md,
-        "| shell: conntrackd -c, ip addr add, arping -U | {} | {sm:.3} ms | {:.3} ms | {:.3} ms |",
-        sh.len(),
-        pct(&mut sh, 0.9),
-        pct(&mut sh, 1.0)
-    )?;
-    writeln!(
-        md,
-        "| `conntrackd -c` alone | {} | {cm:.3} ms | {:.3} ms | {:.3} ms |",
-        commits.len(),
-        pct(&mut commits, 0.9),
-        pct(&mut commits, 1.0)
-    )?;
-    let (hbm, sbm) = (median(&mut hb), median(&mut sb));
-    writeln!(
-        md,
-        "| nat-notify master, no conntrackd | {} | {hbm:.3} ms | {:.3} ms | {:.3} ms |",
-        hb.len(),
-        pct(&mut hb, 0.9),
-        pct(&mut hb, 1.0)
-    )?;
-    writeln!(
-        md,
-        "| shell: ip addr add, arping -U | {} | {sbm:.3} ms | {:.3} ms | {:.3} ms |",
-        sb.len(),
-        pct(&mut sb, 0.9),
-        pct(&mut sb, 1.0)
-    )?;
+    let hm = latency_row(md, "nat-notify master (static)", &mut h)?;
+    let sm = latency_row(md, "shell: conntrackd -c, ip addr add, arping -U", &mut sh)?;
+    let cm = latency_row(md, "`conntrackd -c` alone", &mut commits)?;
+    let hbm = latency_row(md, "nat-notify master, no conntrackd", &mut hb)?;
+    let sbm = latency_row(md, "shell: ip addr add, arping -U", &mut sb)?;
     writeln!(
         md,
         "\nRatio of medians, shell / nat-notify: **{:.1}x** with conntrackd, **{:.1}x** without. Most of a hook's time is `conntrackd -c`'s own client (a dynamically linked program and a round trip to the daemon), which both hooks must run. nat-notify beyond conntrackd's commit: {:.3} ms (target under 5 ms) — {}.\n",

@@ -104,6 +104,37 @@ fn stop_ping(lab: &mut Lab, p: Ping, since: f64) -> anyhow::Result<(u64, u64, Op
     Ok((sent, recv, gap.map(Duration::from_secs_f64)))
 }
 
+/// Runs `event` while the client pings the VIP; measures from the event until the VIP is
+/// on `new_master` and the client's cache points at `new_mac`, and what the pings saw.
+#[allow(clippy::too_many_arguments)]
+fn scenario<T>(
+    lab: &mut Lab,
+    client: &Ns,
+    vip: IpAddr,
+    new_master: &Ns,
+    new_mac: hakit_net::Mac,
+    name: &'static str,
+    event: impl FnOnce(&mut Lab) -> anyhow::Result<T>,
+) -> anyhow::Result<(Row, Instant, T)> {
+    let tag = name.split_whitespace().next().unwrap_or("ping").to_string();
+    let ping = start_ping(lab, client, &format!("ping-{tag}-{}", lab.dir().read_dir().map_or(0, |d| d.count())))?;
+    let since = now_unix();
+    let t0 = Instant::now();
+    let out = event(lab)?;
+    let vip_moved = wait_until(Duration::from_secs(10), Duration::from_millis(1), || {
+        new_master.has_addr("eth0", vip).unwrap_or(false)
+    })
+    .map(|_| t0.elapsed());
+    let client_arp = wait_until(Duration::from_secs(5), Duration::from_millis(1), || {
+        client.neighbour(vip).ok().flatten().and_then(|n| n.mac) == Some(new_mac)
+    })
+    .map(|_| t0.elapsed());
+    thread::sleep(Duration::from_millis(500));
+    let (sent, recv, gap) = stop_ping(lab, ping, since)?;
+    let row = Row { scenario: name, vip_moved, client_arp, lost: sent - recv, sent, longest_gap: gap };
+    Ok((row, t0, out))
+}
+
 fn main() -> std::process::ExitCode {
     match run() {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -183,91 +214,32 @@ fn run() -> anyhow::Result<()> {
         |mac| move || cref.neighbour(vip).ok().flatten().and_then(|n| n.mac) == Some(mac);
 
     // 1. Soft failover.
-    let ping = start_ping(&mut lab, &c, "ping-soft")?;
-    let since = now_unix();
-    let t0 = Instant::now();
-    ka.stop();
-    let vip_moved = wait_until(Duration::from_secs(5), Duration::from_millis(1), || {
-        b.has_addr("eth0", vip).unwrap_or(false)
-    })
-    .map(|_| t0.elapsed());
-    let client_arp = wait_until(
-        Duration::from_secs(5),
-        Duration::from_millis(1),
-        client_sees(mac_b),
-    )
-    .map(|_| t0.elapsed());
-    thread::sleep(Duration::from_millis(500));
-    let (sent, recv, gap) = stop_ping(&mut lab, ping, since)?;
+    let (row, t0, ()) = scenario(&mut lab, &c, vip, &b, mac_b, "soft failover (stop master)", |_| {
+        ka.stop();
+        Ok(())
+    })?;
     println!("\n[1] soft failover: SIGTERM to keepalived on a");
     syslog.print_since(t0);
-    rows.push(Row {
-        scenario: "soft failover (stop master)",
-        vip_moved,
-        client_arp,
-        lost: sent - recv,
-        sent,
-        longest_gap: gap,
-    });
+    rows.push(row);
 
     // 2. a comes back and preempts.
-    let ping = start_ping(&mut lab, &c, "ping-back")?;
-    let since = now_unix();
-    let t0 = Instant::now();
-    let ka2 = keepalived::start(&mut lab, &a, "a2", &conf("a", 150))?;
-    let vip_moved = wait_until(Duration::from_secs(10), Duration::from_millis(1), || {
-        a.has_addr("eth0", vip).unwrap_or(false)
-    })
-    .map(|_| t0.elapsed());
-    let client_arp = wait_until(
-        Duration::from_secs(5),
-        Duration::from_millis(1),
-        client_sees(mac_a),
-    )
-    .map(|_| t0.elapsed());
-    thread::sleep(Duration::from_millis(500));
-    let (sent, recv, gap) = stop_ping(&mut lab, ping, since)?;
+    let (row, t0, ka2) = scenario(&mut lab, &c, vip, &a, mac_a, "old master returns (preempt)", |lab| {
+        keepalived::start(lab, &a, "a2", &conf("a", 150))
+    })?;
     println!("\n[2] a returns (keepalived restarted, priority 150 preempts b)");
     syslog.print_since(t0);
-    rows.push(Row {
-        scenario: "old master returns (preempt)",
-        vip_moved,
-        client_arp,
-        lost: sent - recv,
-        sent,
-        longest_gap: gap,
-    });
+    rows.push(row);
 
     // 3. Hard failover: both keepalived processes SIGKILLed and the node's link down.
     ka2.wait_ready(Duration::from_secs(5))?;
     thread::sleep(Duration::from_millis(300));
-    let ping = start_ping(&mut lab, &c, "ping-hard")?;
-    let since = now_unix();
-    let t0 = Instant::now();
-    ka2.crash();
-    a.ip(&["link", "set", "eth0", "down"])?;
-    let vip_moved = wait_until(Duration::from_secs(5), Duration::from_millis(1), || {
-        b.has_addr("eth0", vip).unwrap_or(false)
-    })
-    .map(|_| t0.elapsed());
-    let client_arp = wait_until(
-        Duration::from_secs(5),
-        Duration::from_millis(1),
-        client_sees(mac_b),
-    )
-    .map(|_| t0.elapsed());
-    thread::sleep(Duration::from_millis(500));
-    let (sent, recv, gap) = stop_ping(&mut lab, ping, since)?;
+    let (row, t0, ()) = scenario(&mut lab, &c, vip, &b, mac_b, "hard failover (crash + link down)", |_| {
+        ka2.crash();
+        a.ip(&["link", "set", "eth0", "down"])
+    })?;
     println!("\n[3] hard failover: SIGKILL both keepalived processes on a, a's link down");
     syslog.print_since(t0);
-    rows.push(Row {
-        scenario: "hard failover (crash + link down)",
-        vip_moved,
-        client_arp,
-        lost: sent - recv,
-        sent,
-        longest_gap: gap,
-    });
+    rows.push(row);
 
     // 4. A neighbour that missed every announcement: garp-burst repairs it.
     c.ip(&[
