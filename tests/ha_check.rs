@@ -486,3 +486,140 @@ fn config_errors_exit_2_and_name_the_key() {
         stderr(&out)
     );
 }
+
+#[test]
+fn https_verifies_against_the_given_ca() {
+    let Some(mut e) = env("https_verifies_against_the_given_ca") else {
+        return;
+    };
+    let d = e.lab.dir().to_path_buf();
+    let sh = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(&d)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    // A private CA and a server certificate for 203.0.113.9 signed by it.
+    sh(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=hakit test CA",
+    ]);
+    sh(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "srv.key",
+        "-out",
+        "srv.csr",
+        "-subj",
+        "/CN=203.0.113.9",
+    ]);
+    std::fs::write(d.join("ext.cnf"), "subjectAltName=IP:203.0.113.9\n").unwrap();
+    sh(&[
+        "x509",
+        "-req",
+        "-in",
+        "srv.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "srv.pem",
+        "-days",
+        "1",
+        "-extfile",
+        "ext.cnf",
+    ]);
+    let (cert, key) = (
+        d.join("srv.pem").to_string_lossy().to_string(),
+        d.join("srv.key").to_string_lossy().to_string(),
+    );
+    let srv = e.srv.clone();
+    e.lab
+        .spawn(
+            &srv,
+            "tls",
+            &[
+                "openssl",
+                "s_server",
+                "-accept",
+                "203.0.113.9:8443",
+                "-cert",
+                &cert,
+                "-key",
+                &key,
+                "-www",
+                "-quiet",
+            ],
+        )
+        .unwrap();
+    let up = hakit_lab::wait_until(Duration::from_secs(10), Duration::from_millis(50), || {
+        run_in(
+            &e.gw,
+            "ha-check",
+            &["tcp", "203.0.113.9:8443", "--timeout", "200ms"],
+        )
+        .status
+        .success()
+    });
+    assert!(up.is_some(), "openssl s_server did not start");
+    let ca = d.join("ca.pem").to_string_lossy().to_string();
+    let ok = run_in(
+        &e.gw,
+        "ha-check",
+        &[
+            "--syslog-socket",
+            "/nonexistent",
+            "http",
+            "https://203.0.113.9:8443/",
+            "--status",
+            "200",
+            "--ca-file",
+            &ca,
+        ],
+    );
+    assert_eq!(ok.status.code(), Some(0), "{}", stderr(&ok));
+    let untrusted = run_in(
+        &e.gw,
+        "ha-check",
+        &[
+            "--syslog-socket",
+            "/nonexistent",
+            "http",
+            "https://203.0.113.9:8443/",
+            "--status",
+            "200",
+        ],
+    );
+    assert_eq!(
+        untrusted.status.code(),
+        Some(1),
+        "a certificate from an unknown CA must fail"
+    );
+    assert!(
+        stderr(&untrusted).to_lowercase().contains("certificate"),
+        "{}",
+        stderr(&untrusted)
+    );
+}

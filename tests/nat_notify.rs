@@ -559,7 +559,7 @@ fn storm_of_racing_hooks_ends_in_the_last_state() {
     };
     let intents = g.lab.dir().join("run/VI_1.intents");
     let mut gen_before = 0u64;
-    for seed in [1u64, 7, 42] {
+    for seed in [1u64, 7, 42, 1234, 99991] {
         let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
         let mut children = Vec::new();
         let mut last = "";
@@ -608,7 +608,7 @@ fn storm_through_the_fifo_ends_in_the_last_state() {
     ) else {
         return;
     };
-    for seed in [3u64, 11] {
+    for seed in [3u64, 11, 27, 8128] {
         let fifo = g.lab.dir().join(format!("notify-{seed}.fifo"));
         nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
         let reader = g.spawn(&["fifo", &fifo.to_string_lossy()]);

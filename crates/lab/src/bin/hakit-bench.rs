@@ -57,7 +57,13 @@ fn pct(v: &mut [f64], p: f64) -> f64 {
 /// Writes one `| label | n | median | p90 | max |` row (milliseconds); returns the median.
 fn latency_row(md: &mut String, label: &str, v: &mut [f64]) -> anyhow::Result<f64> {
     let m = median(v);
-    writeln!(md, "| {label} | {} | {m:.3} ms | {:.3} ms | {:.3} ms |", v.len(), pct(v, 0.9), pct(v, 1.0))?;
+    writeln!(
+        md,
+        "| {label} | {} | {m:.3} ms | {:.3} ms | {:.3} ms |",
+        v.len(),
+        pct(v, 0.9),
+        pct(v, 1.0)
+    )?;
     Ok(m)
 }
 

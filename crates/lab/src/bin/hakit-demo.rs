@@ -117,7 +117,14 @@ fn scenario<T>(
     event: impl FnOnce(&mut Lab) -> anyhow::Result<T>,
 ) -> anyhow::Result<(Row, Instant, T)> {
     let tag = name.split_whitespace().next().unwrap_or("ping").to_string();
-    let ping = start_ping(lab, client, &format!("ping-{tag}-{}", lab.dir().read_dir().map_or(0, |d| d.count())))?;
+    let ping = start_ping(
+        lab,
+        client,
+        &format!(
+            "ping-{tag}-{}",
+            lab.dir().read_dir().map_or(0, |d| d.count())
+        ),
+    )?;
     let since = now_unix();
     let t0 = Instant::now();
     let out = event(lab)?;
@@ -131,7 +138,14 @@ fn scenario<T>(
     .map(|_| t0.elapsed());
     thread::sleep(Duration::from_millis(500));
     let (sent, recv, gap) = stop_ping(lab, ping, since)?;
-    let row = Row { scenario: name, vip_moved, client_arp, lost: sent - recv, sent, longest_gap: gap };
+    let row = Row {
+        scenario: name,
+        vip_moved,
+        client_arp,
+        lost: sent - recv,
+        sent,
+        longest_gap: gap,
+    };
     Ok((row, t0, out))
 }
 
@@ -214,18 +228,32 @@ fn run() -> anyhow::Result<()> {
         |mac| move || cref.neighbour(vip).ok().flatten().and_then(|n| n.mac) == Some(mac);
 
     // 1. Soft failover.
-    let (row, t0, ()) = scenario(&mut lab, &c, vip, &b, mac_b, "soft failover (stop master)", |_| {
-        ka.stop();
-        Ok(())
-    })?;
+    let (row, t0, ()) = scenario(
+        &mut lab,
+        &c,
+        vip,
+        &b,
+        mac_b,
+        "soft failover (stop master)",
+        |_| {
+            ka.stop();
+            Ok(())
+        },
+    )?;
     println!("\n[1] soft failover: SIGTERM to keepalived on a");
     syslog.print_since(t0);
     rows.push(row);
 
     // 2. a comes back and preempts.
-    let (row, t0, ka2) = scenario(&mut lab, &c, vip, &a, mac_a, "old master returns (preempt)", |lab| {
-        keepalived::start(lab, &a, "a2", &conf("a", 150))
-    })?;
+    let (row, t0, ka2) = scenario(
+        &mut lab,
+        &c,
+        vip,
+        &a,
+        mac_a,
+        "old master returns (preempt)",
+        |lab| keepalived::start(lab, &a, "a2", &conf("a", 150)),
+    )?;
     println!("\n[2] a returns (keepalived restarted, priority 150 preempts b)");
     syslog.print_since(t0);
     rows.push(row);
@@ -233,10 +261,18 @@ fn run() -> anyhow::Result<()> {
     // 3. Hard failover: both keepalived processes SIGKILLed and the node's link down.
     ka2.wait_ready(Duration::from_secs(5))?;
     thread::sleep(Duration::from_millis(300));
-    let (row, t0, ()) = scenario(&mut lab, &c, vip, &b, mac_b, "hard failover (crash + link down)", |_| {
-        ka2.crash();
-        a.ip(&["link", "set", "eth0", "down"])
-    })?;
+    let (row, t0, ()) = scenario(
+        &mut lab,
+        &c,
+        vip,
+        &b,
+        mac_b,
+        "hard failover (crash + link down)",
+        |_| {
+            ka2.crash();
+            a.ip(&["link", "set", "eth0", "down"])
+        },
+    )?;
     println!("\n[3] hard failover: SIGKILL both keepalived processes on a, a's link down");
     syslog.print_since(t0);
     rows.push(row);
