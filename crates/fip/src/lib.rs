@@ -7,3 +7,4 @@
 //! * [`sigv4`]: AWS Signature Version 4 for the EC2 Query API.
 
 pub mod sigv4;
+pub mod xml;
