@@ -536,6 +536,9 @@ fn stop_on_signals(stop: Arc<AtomicBool>) {
     });
 }
 
+#[global_allocator]
+static ALLOC: hakit_core::alloc::Arena = hakit_core::alloc::Arena;
+
 fn main() -> std::process::ExitCode {
     let cli: Cli = cli::parse(IDENT);
     cli::finish(IDENT, run(cli))

@@ -15,6 +15,7 @@
 //! Library code here never prints and never exits; only [`cli::finish`] does, on behalf of
 //! `main`.
 
+pub mod alloc;
 pub mod cli;
 pub mod config;
 pub mod duration;

@@ -57,8 +57,11 @@ fn unescape(s: &str) -> anyhow::Result<String> {
             "gt" => '>',
             "quot" => '"',
             "apos" => '\'',
-            _ if ent.starts_with("#x") => char::from_u32(u32::from_str_radix(&ent[2..], 16)?).context("bad character reference")?,
-            _ if ent.starts_with('#') => char::from_u32(ent[1..].parse()?).context("bad character reference")?,
+            _ if ent.starts_with("#x") => char::from_u32(u32::from_str_radix(&ent[2..], 16)?)
+                .context("bad character reference")?,
+            _ if ent.starts_with('#') => {
+                char::from_u32(ent[1..].parse()?).context("bad character reference")?
+            }
             _ => bail!("unknown entity &{ent};"),
         };
         out.push(ch);
@@ -104,7 +107,9 @@ pub fn parse(doc: &str) -> anyhow::Result<Node> {
         if rest.starts_with("<!") {
             bail!("DTDs and CDATA are not expected here");
         }
-        let gt = rest.find('>').context("unterminated tag (truncated body?)")?;
+        let gt = rest
+            .find('>')
+            .context("unterminated tag (truncated body?)")?;
         let tag = &rest[1..gt];
         rest = &rest[gt + 1..];
         if let Some(name) = tag.strip_prefix('/') {
@@ -122,10 +127,17 @@ pub fn parse(doc: &str) -> anyhow::Result<Node> {
         let self_closing = tag.ends_with('/');
         let tag = tag.trim_end_matches('/');
         let name = tag.split_whitespace().next().context("empty tag")?;
-        if name.is_empty() || !name.chars().all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.' | ':')) {
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.' | ':'))
+        {
             bail!("bad element name {name:?}");
         }
-        let node = Node { name: local(name).to_string(), ..Node::default() };
+        let node = Node {
+            name: local(name).to_string(),
+            ..Node::default()
+        };
         if self_closing {
             match stack.last_mut() {
                 Some(parent) => parent.children.push(node),
@@ -137,7 +149,10 @@ pub fn parse(doc: &str) -> anyhow::Result<Node> {
         }
     }
     if !stack.is_empty() {
-        bail!("document ends inside <{}> (truncated body?)", stack.last().map_or("", |n| n.name.as_str()));
+        bail!(
+            "document ends inside <{}> (truncated body?)",
+            stack.last().map_or("", |n| n.name.as_str())
+        );
     }
     root.context("empty document")
 }
@@ -155,22 +170,41 @@ mod tests {
         assert_eq!(r.name, "DescribeAddressesResponse");
         let items = r.items("addressesSet");
         assert_eq!(items.len(), 1);
-        assert_eq!(items[0].get("allocationId").as_deref(), Some("eipalloc-8b65"));
-        assert_eq!(items[0].get("networkInterfaceId"), None, "empty element is absent");
+        assert_eq!(
+            items[0].get("allocationId").as_deref(),
+            Some("eipalloc-8b65")
+        );
+        assert_eq!(
+            items[0].get("networkInterfaceId"),
+            None,
+            "empty element is absent"
+        );
         assert_eq!(items[0].get("instanceId").as_deref(), Some("i-1"));
     }
 
     #[test]
     fn errors_and_entities() {
         let r = parse("<Response><Errors><Error><Code>AuthFailure</Code><Message>a &amp; b &lt;c&gt; &#65;&#x42;</Message></Error></Errors></Response>").unwrap();
-        assert_eq!(r.get("Errors/Error/Message").as_deref(), Some("a & b <c> AB"));
+        assert_eq!(
+            r.get("Errors/Error/Message").as_deref(),
+            Some("a & b <c> AB")
+        );
     }
 
     #[test]
     fn garbage_and_truncation_are_errors() {
         for bad in [
-            "", "not xml", "<a><b></a>", "<a>", "<a></a><b/>", "<a>&nope;</a>", "<a", "<a>x</a>trailing",
-            "<!DOCTYPE x><a/>", "<a><![CDATA[x]]></a>", "<DescribeAddressesResponse><addressesSet><item>",
+            "",
+            "not xml",
+            "<a><b></a>",
+            "<a>",
+            "<a></a><b/>",
+            "<a>&nope;</a>",
+            "<a",
+            "<a>x</a>trailing",
+            "<!DOCTYPE x><a/>",
+            "<a><![CDATA[x]]></a>",
+            "<DescribeAddressesResponse><addressesSet><item>",
         ] {
             assert!(parse(bad).is_err(), "{bad:?} accepted");
         }
