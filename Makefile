@@ -8,7 +8,7 @@
 CARGO ?= cargo $(if $(CI),--locked,)
 MUSL := x86_64-unknown-linux-musl
 STATIC_DIR := target/$(MUSL)/release
-BINS := garp-burst nat-notify ha-check
+BINS := garp-burst nat-notify ha-check fip-claim
 export CC_x86_64_unknown_linux_musl ?= musl-gcc
 # Rust needs ~/.cargo/bin; a root shell from sudo may not have it.
 export PATH := $(HOME)/.cargo/bin:$(PATH):/usr/sbin:/sbin

@@ -28,3 +28,9 @@ fi
 for c in rustfmt clippy; do
   rustup component list --installed 2>/dev/null | grep -q "^$c" || rustup component add "$c"
 done
+
+# fip-claim's AWS tests run against moto's EC2 server (loopback only).
+if ! command -v moto_server >/dev/null 2>&1; then
+  echo "deps: installing moto (PyPI) for the AWS tests"
+  python3 -m pip install -q --disable-pip-version-check 'moto[ec2,server]'
+fi

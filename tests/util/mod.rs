@@ -15,6 +15,7 @@ pub fn bin(name: &str) -> String {
         "garp-burst" => env!("CARGO_BIN_EXE_garp-burst").to_string(),
         "nat-notify" => env!("CARGO_BIN_EXE_nat-notify").to_string(),
         "ha-check" => env!("CARGO_BIN_EXE_ha-check").to_string(),
+        "fip-claim" => env!("CARGO_BIN_EXE_fip-claim").to_string(),
         other => panic!("unknown binary {other}"),
     }
 }

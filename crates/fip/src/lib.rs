@@ -6,5 +6,8 @@
 //!
 //! * [`sigv4`]: AWS Signature Version 4 for the EC2 Query API.
 
+pub mod aws;
+pub mod http;
+pub mod model;
 pub mod sigv4;
 pub mod xml;

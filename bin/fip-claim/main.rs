@@ -1,0 +1,219 @@
+//! `fip-claim`: move a floating / elastic IP to this node at the cloud provider. Thin main:
+//! parse, build the provider options, hand over to `hakit_fip`, map the outcome.
+
+use std::{net::IpAddr, path::PathBuf};
+
+use clap::{Parser, ValueEnum};
+use hakit_core::{
+    cli::{self, Common},
+    config::{File, Skip},
+    Exit, HDuration,
+};
+use hakit_fip::{
+    aws,
+    http::{agent, Client},
+    model::{Mode, Outcome, Partial, Refused},
+};
+
+const IDENT: &str = "fip-claim";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Provider {
+    Aws,
+    Linode,
+    Hetzner,
+    Digitalocean,
+}
+
+/// Move a floating IP to this node through the provider's API (and, on AWS, the route
+/// tables and the source/dest check), read-first and idempotently.
+///
+/// A node that already owns the IP makes no write and says "already converged". An IP held
+/// by a node outside the pair (--peer) is refused unless --force: that is also the
+/// shell's forced failover. --check only reads: exit 0 if this node owns the IP, 1 if not.
+/// Credentials come from the environment or files, never from the command line.
+#[derive(Debug, Parser)]
+#[command(name = IDENT, version, after_help = AFTER_HELP)]
+struct Cli {
+    /// Cloud provider
+    #[arg(long, env = "HAKIT_FIP_PROVIDER", value_enum)]
+    provider: Provider,
+    /// The floating / elastic IP
+    #[arg(long, env = "HAKIT_FIP_IP", value_name = "ADDR")]
+    ip: Option<IpAddr>,
+    /// AWS: the Elastic IP's allocation ID (instead of --ip)
+    #[arg(long, env = "HAKIT_FIP_ALLOCATION_ID", value_name = "ID")]
+    allocation_id: Option<String>,
+    /// This node's instance ID [default: from the metadata service]
+    #[arg(long, env = "HAKIT_FIP_INSTANCE_ID", value_name = "ID")]
+    instance_id: Option<String>,
+    /// AWS: this node's network interface [default: from the metadata service]
+    #[arg(long, env = "HAKIT_FIP_ENI", value_name = "ENI")]
+    eni: Option<String>,
+    /// AWS: region [default: from the metadata service]
+    #[arg(long, env = "HAKIT_FIP_REGION", value_name = "REGION")]
+    region: Option<String>,
+    /// The other node(s) of the pair (repeatable): their IP and routes may be taken
+    #[arg(
+        long = "peer",
+        env = "HAKIT_FIP_PEERS",
+        value_delimiter = ',',
+        value_name = "ID"
+    )]
+    peers: Vec<String>,
+    /// AWS: route destinations to move [default: 0.0.0.0/0]
+    #[arg(long = "route-destination", value_name = "CIDR")]
+    destinations: Vec<String>,
+    /// Provider API base URL (tests, regional endpoints)
+    #[arg(
+        long,
+        alias = "api-url",
+        env = "HAKIT_FIP_ENDPOINT_URL",
+        value_name = "URL"
+    )]
+    endpoint_url: Option<String>,
+    /// Metadata service base URL
+    #[arg(long, env = "HAKIT_FIP_METADATA_URL", value_name = "URL")]
+    metadata_url: Option<String>,
+    /// Extra CA certificate (PEM) trusted besides the system bundle
+    #[arg(long, env = "HAKIT_FIP_CA_FILE", value_name = "PATH")]
+    ca_file: Option<PathBuf>,
+    /// Connect/read timeout of each request
+    #[arg(long, default_value = "3s", value_name = "DUR")]
+    timeout: HDuration,
+    /// Overall deadline for the whole operation, retries included
+    #[arg(long, default_value = "30s", value_name = "DUR")]
+    deadline: HDuration,
+    /// Attempts per request (429, 5xx, throttling and transport errors are retried)
+    #[arg(long, default_value_t = 5)]
+    attempts: u32,
+    /// Read-only: exit 0 if this node owns the IP, 1 if not
+    #[arg(long, conflicts_with = "release")]
+    check: bool,
+    /// Linode: remove the IP from this node's shared set
+    #[arg(long)]
+    release: bool,
+    /// Take the IP even from a node outside the pair (forced failover)
+    #[arg(long)]
+    force: bool,
+    /// Print the exact write requests it would send (secrets redacted); reads still happen
+    #[arg(long)]
+    dry_run: bool,
+    /// Print what was found, what changed and every call with its time, as JSON
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    common: Common,
+}
+
+const AFTER_HELP: &str = "\
+Credentials (never on the command line):
+  aws      AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY[/AWS_SESSION_TOKEN], the shared
+           credentials file (AWS_PROFILE), or the instance role from IMDSv2
+
+Exit codes:
+  0  this node owns the IP (claimed, or already converged; --check: owns it)
+  1  the claim failed (--check: this node does not own the IP)
+  2  usage error, or refused: the IP belongs to a node outside the pair (use --force)
+  3  partially applied: some changes were made and a later one failed (listed)";
+
+fn run(cli: Cli) -> anyhow::Result<Exit> {
+    // The shared config file is read for [general] (logging); fip-claim's own table comes later.
+    let _file: File<Skip, Skip, Skip> = cli.common.init(IDENT)?;
+    let mode = if cli.check {
+        Mode::Check
+    } else if cli.release {
+        Mode::Release
+    } else {
+        Mode::Claim
+    };
+    let timeout = cli.timeout.get();
+    let client = Client::new(
+        agent(timeout, timeout, cli.ca_file.as_deref())?,
+        cli.deadline.get(),
+        cli.attempts,
+    );
+    let out: anyhow::Result<Outcome> = match cli.provider {
+        Provider::Aws => aws::run(
+            &client,
+            &aws::Options {
+                ip: cli.ip,
+                allocation_id: cli.allocation_id,
+                instance_id: cli.instance_id,
+                eni: cli.eni,
+                region: cli.region,
+                peers: cli.peers,
+                destinations: cli.destinations,
+                endpoint_url: cli.endpoint_url,
+                metadata_url: cli.metadata_url,
+                force: cli.force,
+                dry_run: cli.dry_run,
+            },
+            mode,
+        ),
+        other => {
+            return Err(hakit_core::usage_error(format!(
+                "provider {other:?} is not implemented yet in this build (aws is)"
+            )))
+        }
+    };
+    let out = match out {
+        Ok(o) => o,
+        Err(e) if e.downcast_ref::<Refused>().is_some() => {
+            return Err(hakit_core::usage_error(format!("{e:#}")))
+        }
+        Err(e) if e.downcast_ref::<Partial>().is_some() => {
+            hakit_core::logging::report_fatal(IDENT, &e);
+            return Ok(Exit::Partial);
+        }
+        Err(e) => return Err(e),
+    };
+    if cli.json {
+        println!("{}", serde_json::to_string(&out)?);
+    } else if cli.dry_run {
+        for p in &out.planned {
+            println!("would send: {p}");
+        }
+        if out.planned.is_empty() {
+            println!("nothing to send: already converged");
+        }
+    }
+    let ip = out.ip.map_or("the IP".to_string(), |i| i.to_string());
+    if mode == Mode::Check {
+        log::info!(
+            "{ip}: {} by this node ({})",
+            if out.owned { "owned" } else { "NOT owned" },
+            out.this_node
+        );
+        return Ok(if out.owned { Exit::Ok } else { Exit::Failed });
+    }
+    if out.already_converged {
+        log::info!("{ip} already converged on {}: no write made", out.this_node);
+    } else if !cli.dry_run {
+        log::info!(
+            "{ip} claimed for {}: {}",
+            out.this_node,
+            out.changed.join("; ")
+        );
+    }
+    Ok(Exit::Ok)
+}
+
+#[global_allocator]
+static ALLOC: hakit_core::alloc::Arena = hakit_core::alloc::Arena;
+
+fn main() -> std::process::ExitCode {
+    let cli: Cli = cli::parse(IDENT);
+    cli::finish(IDENT, run(cli))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,557 @@
+//! AWS: Elastic IP, route tables and source/dest check through the EC2 Query API, the
+//! job natganker did, done read-first and idempotently.
+//!
+//! Sequence: `DescribeAddresses` → `AssociateAddress` (AllocationId, NetworkInterfaceId or
+//! InstanceId, AllowReassociation=true) when the EIP is elsewhere; `DescribeRouteTables`
+//! (every page) → `ReplaceRoute` for each route to a configured destination (default
+//! 0.0.0.0/0) whose target is the peer instance or its ENI; `DescribeInstanceAttribute`
+//! → `ModifyInstanceAttribute SourceDestCheck.Value=false` if the check is still on.
+//! After writes, `DescribeAddresses` again to verify. A converged node makes only reads.
+
+use std::{
+    net::IpAddr,
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use anyhow::{bail, Context};
+use log::info;
+
+use crate::{
+    http::{Client, Request, Response},
+    model::{Mode, Outcome, Partial, Refused},
+    sigv4::{self, Credentials},
+    xml,
+};
+
+/// EC2 API version of the Query API.
+pub const VERSION: &str = "2016-11-15";
+/// The link-local instance metadata service.
+pub const IMDS: &str = "http://169.254.169.254";
+
+/// How to reach EC2 and who this node is.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub ip: Option<IpAddr>,
+    pub allocation_id: Option<String>,
+    pub instance_id: Option<String>,
+    pub eni: Option<String>,
+    pub region: Option<String>,
+    /// Peer instance IDs: routes targeting them (or their ENIs) are moved.
+    pub peers: Vec<String>,
+    /// Route destinations to move (default 0.0.0.0/0).
+    pub destinations: Vec<String>,
+    pub endpoint_url: Option<String>,
+    pub metadata_url: Option<String>,
+    pub force: bool,
+    pub dry_run: bool,
+}
+
+/// RFC 3986 unreserved characters pass; everything else is %XX (as SigV4 requires).
+pub fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn retry(r: &Response) -> bool {
+    crate::http::retry_status(r)
+        || r.body.contains("<Code>RequestLimitExceeded</Code>")
+        || r.body.contains("<Code>Throttling</Code>")
+}
+
+/// The instance metadata service, IMDSv2 (a session token first, then reads with it).
+struct Imds<'a> {
+    client: &'a Client,
+    base: String,
+    token: String,
+}
+
+impl<'a> Imds<'a> {
+    fn open(client: &'a Client, base: &str) -> anyhow::Result<Imds<'a>> {
+        let base = base.trim_end_matches('/').to_string();
+        let req = Request::new("PUT", format!("{base}/latest/api/token"), "token")
+            .header("X-aws-ec2-metadata-token-ttl-seconds", "300");
+        let r = client.send(&req, crate::http::retry_status)?;
+        if r.status != 200 || r.body.trim().is_empty() {
+            bail!("aws IMDSv2 PUT /latest/api/token: HTTP {}", r.status);
+        }
+        Ok(Imds {
+            client,
+            base,
+            token: r.body.trim().to_string(),
+        })
+    }
+
+    fn get(&self, path: &str) -> anyhow::Result<String> {
+        let req = Request::new(
+            "GET",
+            format!("{}/latest/meta-data/{path}", self.base),
+            format!("GET meta-data/{path}"),
+        )
+        .secret("X-aws-ec2-metadata-token", self.token.clone());
+        let r = self.client.send(&req, crate::http::retry_status)?;
+        if r.status != 200 {
+            bail!("aws IMDS GET meta-data/{path}: HTTP {}", r.status);
+        }
+        Ok(r.body.trim().to_string())
+    }
+}
+
+/// Credentials: `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY` (+ `AWS_SESSION_TOKEN`), else the
+/// shared credentials file (`AWS_SHARED_CREDENTIALS_FILE` or `~/.aws/credentials`, profile
+/// `AWS_PROFILE` or `default`), else the instance role from IMDS.
+fn credentials<'a>(
+    imds: &mut Option<Imds<'a>>,
+    client: &'a Client,
+    base: &str,
+) -> anyhow::Result<Credentials> {
+    if let (Ok(a), Ok(s)) = (
+        std::env::var("AWS_ACCESS_KEY_ID"),
+        std::env::var("AWS_SECRET_ACCESS_KEY"),
+    ) {
+        return Ok(Credentials {
+            access_key: a,
+            secret_key: s,
+            token: std::env::var("AWS_SESSION_TOKEN").ok(),
+        });
+    }
+    let file = std::env::var("AWS_SHARED_CREDENTIALS_FILE")
+        .ok()
+        .or_else(|| {
+            std::env::var("HOME")
+                .ok()
+                .map(|h| format!("{h}/.aws/credentials"))
+        });
+    if let Some(text) = file.and_then(|f| std::fs::read_to_string(f).ok()) {
+        let profile = std::env::var("AWS_PROFILE").unwrap_or_else(|_| "default".into());
+        let (mut inside, mut a, mut s, mut t) = (false, None, None, None);
+        for line in text.lines().map(str::trim) {
+            if line.starts_with('[') {
+                inside = line.trim_matches(['[', ']']).trim() == profile;
+            } else if let (true, Some((k, v))) = (inside, line.split_once('=')) {
+                match k.trim() {
+                    "aws_access_key_id" => a = Some(v.trim().to_string()),
+                    "aws_secret_access_key" => s = Some(v.trim().to_string()),
+                    "aws_session_token" => t = Some(v.trim().to_string()),
+                    _ => {}
+                }
+            }
+        }
+        if let (Some(a), Some(s)) = (a, s) {
+            return Ok(Credentials {
+                access_key: a,
+                secret_key: s,
+                token: t,
+            });
+        }
+    }
+    if imds.is_none() {
+        *imds = Some(
+            Imds::open(client, base)
+                .context("no credentials in the environment or shared file; IMDS")?,
+        );
+    }
+    let m = imds.as_ref().context("IMDS")?;
+    let role = m.get("iam/security-credentials/")?;
+    let role = role.lines().next().context("no instance role")?.to_string();
+    let json: serde_json::Value =
+        serde_json::from_str(&m.get(&format!("iam/security-credentials/{role}"))?)
+            .context("aws IMDS: role credentials are not JSON")?;
+    let field = |k: &str| {
+        json[k]
+            .as_str()
+            .map(str::to_string)
+            .with_context(|| format!("aws IMDS credentials lack {k}"))
+    };
+    Ok(Credentials {
+        access_key: field("AccessKeyId")?,
+        secret_key: field("SecretAccessKey")?,
+        token: field("Token").ok(),
+    })
+}
+
+struct Ec2<'a> {
+    client: &'a Client,
+    url: String,
+    host: String,
+    region: String,
+    creds: Credentials,
+    dry_run: bool,
+    planned: Vec<String>,
+}
+
+impl Ec2<'_> {
+    fn request(&self, action: &str, params: &[(String, String)]) -> Request {
+        let mut body = format!("Action={}&Version={VERSION}", encode(action));
+        for (k, v) in params {
+            body.push_str(&format!("&{}={}", encode(k), encode(v)));
+        }
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let signed = sigv4::sign(
+            &self.creds,
+            &self.region,
+            "ec2",
+            &self.host,
+            &sigv4::amz_date(now),
+            &body,
+        );
+        let mut req = Request::new("POST", format!("{}/", self.url), action)
+            .header("Content-Type", sigv4::CONTENT_TYPE)
+            .header("X-Amz-Date", signed.amz_date.clone())
+            .secret("Authorization", signed.authorization.clone())
+            .body(body);
+        if let Some(t) = signed.security_token {
+            req = req.secret("X-Amz-Security-Token", t);
+        }
+        req
+    }
+
+    /// Sends `action`; writes are only planned under --dry-run.
+    fn call(
+        &mut self,
+        action: &str,
+        params: &[(String, String)],
+        write: bool,
+    ) -> anyhow::Result<Option<xml::Node>> {
+        let req = self.request(action, params);
+        if write && self.dry_run {
+            self.planned.push(req.shown());
+            return Ok(None);
+        }
+        let r = self.client.send(&req, retry)?;
+        if r.status != 200 {
+            let (code, msg) = match xml::parse(&r.body) {
+                Ok(n) => (
+                    n.get("Errors/Error/Code").or(n.get("Error/Code")),
+                    n.get("Errors/Error/Message").or(n.get("Error/Message")),
+                ),
+                Err(_) => (None, None),
+            };
+            bail!(
+                "aws {action}: HTTP {} {}: {}",
+                r.status,
+                code.unwrap_or_else(|| "(no error code)".into()),
+                msg.unwrap_or_else(|| r.body.chars().take(200).collect())
+            );
+        }
+        xml::parse(&r.body)
+            .map(Some)
+            .with_context(|| format!("aws {action}: unreadable response"))
+    }
+}
+
+fn p(k: &str, v: &str) -> (String, String) {
+    (k.to_string(), v.to_string())
+}
+
+struct Eip {
+    allocation_id: String,
+    ip: String,
+    instance: Option<String>,
+    eni: Option<String>,
+}
+
+fn describe_eip(ec2: &mut Ec2, o: &Options) -> anyhow::Result<Eip> {
+    let params = match (&o.allocation_id, o.ip) {
+        (Some(a), _) => vec![p("AllocationId.1", a)],
+        (None, Some(ip)) => vec![
+            p("Filter.1.Name", "public-ip"),
+            p("Filter.1.Value.1", &ip.to_string()),
+        ],
+        (None, None) => {
+            bail!("aws: give the Elastic IP (--ip) or its allocation ID (--allocation-id)")
+        }
+    };
+    let n = ec2
+        .call("DescribeAddresses", &params, false)?
+        .context("DescribeAddresses")?;
+    let items = n.items("addressesSet");
+    let item = items.first().with_context(|| {
+        format!(
+            "aws DescribeAddresses: {} is not an Elastic IP of this account and region",
+            o.ip.map_or_else(
+                || o.allocation_id.clone().unwrap_or_default(),
+                |i| i.to_string()
+            )
+        )
+    })?;
+    Ok(Eip {
+        allocation_id: item.get("allocationId").context(
+            "aws DescribeAddresses: no allocationId (EC2-Classic addresses are not supported)",
+        )?,
+        ip: item.get("publicIp").unwrap_or_default(),
+        instance: item.get("instanceId"),
+        eni: item.get("networkInterfaceId"),
+    })
+}
+
+/// A value given on the command line, or else read from IMDS (opened on first need).
+fn need<'a>(
+    given: &Option<String>,
+    path: &str,
+    imds: &mut Option<Imds<'a>>,
+    client: &'a Client,
+    meta: &str,
+) -> anyhow::Result<String> {
+    if let Some(v) = given {
+        return Ok(v.clone());
+    }
+    if imds.is_none() {
+        *imds = Some(Imds::open(client, meta)?);
+    }
+    imds.as_ref().context("IMDS")?.get(path)
+}
+
+/// Runs the AWS sequence.
+pub fn run(client: &Client, o: &Options, mode: Mode) -> anyhow::Result<Outcome> {
+    let meta = o.metadata_url.clone().unwrap_or_else(|| IMDS.to_string());
+    let mut imds: Option<Imds> = None;
+    let instance = need(&o.instance_id, "instance-id", &mut imds, client, &meta)?;
+    let region = need(&o.region, "placement/region", &mut imds, client, &meta)?;
+    let eni = match &o.eni {
+        Some(e) => Some(e.clone()),
+        None if o.instance_id.is_none() => {
+            let mac = need(&None, "mac", &mut imds, client, &meta)?;
+            Some(need(
+                &None,
+                &format!("network/interfaces/macs/{mac}/interface-id"),
+                &mut imds,
+                client,
+                &meta,
+            )?)
+        }
+        None => None,
+    };
+    let creds = credentials(&mut imds, client, &meta)?;
+    let url = o
+        .endpoint_url
+        .clone()
+        .unwrap_or_else(|| format!("https://ec2.{region}.amazonaws.com"))
+        .trim_end_matches('/')
+        .to_string();
+    let host = url
+        .split("://")
+        .nth(1)
+        .unwrap_or(&url)
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let mut ec2 = Ec2 {
+        client,
+        url,
+        host,
+        region,
+        creds,
+        dry_run: o.dry_run,
+        planned: Vec::new(),
+    };
+    let mut out = Outcome {
+        provider: "aws".into(),
+        ip: o.ip,
+        this_node: instance.clone(),
+        ..Outcome::default()
+    };
+
+    let eip = describe_eip(&mut ec2, o)?;
+    let mine =
+        eip.instance.as_deref() == Some(instance.as_str()) || (eni.is_some() && eip.eni == eni);
+    out.owner_before = eip.instance.clone().or(eip.eni.clone());
+    out.ip = eip.ip.parse().ok().or(o.ip);
+    if mode == Mode::Check {
+        out.owned = mine;
+        out.already_converged = mine;
+        return finish(out, client, ec2.planned);
+    }
+    if mode == Mode::Release {
+        bail!("aws: --release is not supported (an Elastic IP is always associated somewhere or nowhere; claim it from the other node)");
+    }
+    if !mine {
+        if let Some(owner) = &eip.instance {
+            if !o.peers.contains(owner) && !o.force {
+                return Err(Refused(format!(
+                    "aws: {} belongs to {owner}, which is not this node ({instance}) nor a configured peer ({}); --force to take it",
+                    eip.ip,
+                    if o.peers.is_empty() { "none".into() } else { o.peers.join(", ") }
+                ))
+                .into());
+            }
+        }
+    }
+    let mut done: Vec<String> = Vec::new();
+    if !mine {
+        let mut params = vec![
+            p("AllocationId", &eip.allocation_id),
+            p("AllowReassociation", "true"),
+        ];
+        match &eni {
+            Some(e) => params.push(p("NetworkInterfaceId", e)),
+            None => params.push(p("InstanceId", &instance)),
+        }
+        ec2.call("AssociateAddress", &params, true)?;
+        done.push(format!(
+            "AssociateAddress {} -> {}",
+            eip.ip,
+            eni.clone().unwrap_or(instance.clone())
+        ));
+    }
+    // Routes targeting a peer (or, with --force, anyone but us) move to this node.
+    let dests: Vec<String> = if o.destinations.is_empty() {
+        vec!["0.0.0.0/0".into()]
+    } else {
+        o.destinations.clone()
+    };
+    let mut peer_enis: Vec<String> = Vec::new();
+    if !o.peers.is_empty() {
+        let params: Vec<(String, String)> = o
+            .peers
+            .iter()
+            .enumerate()
+            .map(|(i, id)| p(&format!("InstanceId.{}", i + 1), id))
+            .collect();
+        if let Some(n) = ec2
+            .call("DescribeInstances", &params, false)
+            .map_err(|e| partial(e, &done))?
+        {
+            for res in n.items("reservationSet") {
+                for inst in res.items("instancesSet") {
+                    for nic in inst.items("networkInterfaceSet") {
+                        peer_enis.extend(nic.get("networkInterfaceId"));
+                    }
+                }
+            }
+        }
+    }
+    let mut token: Option<String> = None;
+    let mut replace = Vec::new();
+    loop {
+        let mut params = Vec::new();
+        if let Some(t) = &token {
+            params.push(p("NextToken", t));
+        }
+        let page = ec2
+            .call("DescribeRouteTables", &params, false)
+            .map_err(|e| partial(e, &done))?
+            .context("DescribeRouteTables")?;
+        for rt in page.items("routeTableSet") {
+            let id = rt.get("routeTableId").unwrap_or_default();
+            for route in rt.items("routeSet") {
+                let Some(dest) = route.get("destinationCidrBlock") else {
+                    continue;
+                };
+                if !dests.contains(&dest) {
+                    continue;
+                }
+                let (ri, rn) = (route.get("instanceId"), route.get("networkInterfaceId"));
+                let ours = ri.as_deref() == Some(instance.as_str()) || (rn.is_some() && rn == eni);
+                let peer = ri.as_ref().is_some_and(|i| o.peers.contains(i))
+                    || rn.as_ref().is_some_and(|n| peer_enis.contains(n));
+                let other = ri.is_some() || rn.is_some();
+                if !ours && (peer || (o.force && other)) {
+                    replace.push((id.clone(), dest));
+                }
+            }
+        }
+        token = page.get("nextToken");
+        if token.is_none() {
+            break;
+        }
+    }
+    for (table, dest) in replace {
+        let mut params = vec![p("RouteTableId", &table), p("DestinationCidrBlock", &dest)];
+        match &eni {
+            Some(e) => params.push(p("NetworkInterfaceId", e)),
+            None => params.push(p("InstanceId", &instance)),
+        }
+        ec2.call("ReplaceRoute", &params, true)
+            .map_err(|e| partial(e, &done))?;
+        done.push(format!("ReplaceRoute {table} {dest}"));
+    }
+    let attr = ec2
+        .call(
+            "DescribeInstanceAttribute",
+            &[
+                p("InstanceId", &instance),
+                p("Attribute", "sourceDestCheck"),
+            ],
+            false,
+        )
+        .map_err(|e| partial(e, &done))?;
+    let check_on = attr
+        .and_then(|n| n.get("sourceDestCheck/value"))
+        .is_some_and(|v| v == "true");
+    if check_on {
+        ec2.call(
+            "ModifyInstanceAttribute",
+            &[
+                p("InstanceId", &instance),
+                p("SourceDestCheck.Value", "false"),
+            ],
+            true,
+        )
+        .map_err(|e| partial(e, &done))?;
+        done.push(format!(
+            "ModifyInstanceAttribute {instance} SourceDestCheck=false"
+        ));
+    }
+    out.already_converged = done.is_empty();
+    if !done.is_empty() && !o.dry_run {
+        let eip = describe_eip(&mut ec2, o).map_err(|e| partial(e, &done))?;
+        let now_mine =
+            eip.instance.as_deref() == Some(instance.as_str()) || (eni.is_some() && eip.eni == eni);
+        if !now_mine {
+            return Err(Partial {
+                done,
+                failed: format!(
+                    "read-back: {} is still on {:?}",
+                    eip.ip,
+                    eip.instance.or(eip.eni)
+                ),
+            }
+            .into());
+        }
+        info!("aws: {} now on {instance}: {}", eip.ip, done.join("; "));
+    }
+    out.owned = if o.dry_run { mine } else { true };
+    out.changed = done;
+    finish(out, client, ec2.planned)
+}
+
+/// Once something changed, a failure is a partial application, naming both halves.
+fn partial(e: anyhow::Error, done: &[String]) -> anyhow::Error {
+    if done.is_empty() {
+        e
+    } else {
+        Partial {
+            done: done.to_vec(),
+            failed: format!("{e:#}"),
+        }
+        .into()
+    }
+}
+
+fn finish(mut out: Outcome, client: &Client, planned: Vec<String>) -> anyhow::Result<Outcome> {
+    out.planned = planned;
+    out.calls = client.calls();
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodes_like_sigv4_wants() {
+        assert_eq!(encode("0.0.0.0/0"), "0.0.0.0%2F0");
+        assert_eq!(encode("a b~c"), "a%20b~c");
+        assert_eq!(encode("eipalloc-0123"), "eipalloc-0123");
+    }
+}

@@ -1,0 +1,303 @@
+//! HTTP for the provider APIs: bounded, retried, verified, recorded.
+//!
+//! Every request has a connect and a read timeout, and all attempts of one operation share
+//! one overall deadline. 429, 5xx, transport errors and provider throttling answers are
+//! retried with exponential backoff and full jitter, honouring `Retry-After`; anything else
+//! is final. TLS is verified against the system CA bundle plus an optional extra CA file.
+//! Every call is recorded (method, URL, status, time) for `--json` and request counts.
+//! Secrets: the caller passes them as headers marked secret; they never appear in records,
+//! dry-run output or errors.
+
+use std::{
+    cell::RefCell,
+    path::Path,
+    sync::Arc,
+    thread,
+    time::{Duration, Instant},
+};
+
+use anyhow::{anyhow, bail, Context};
+use log::{debug, warn};
+use serde::Serialize;
+
+/// System CA bundle (Debian's ca-certificates).
+pub const SYSTEM_CA: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+/// Certificates of the system bundle plus `extra` (which must exist when given).
+pub fn root_certs(extra: Option<&Path>) -> anyhow::Result<ureq::tls::RootCerts> {
+    use ureq::tls::{parse_pem, PemItem, RootCerts};
+    let mut certs = Vec::new();
+    let mut load = |p: &Path, required: bool| -> anyhow::Result<()> {
+        match std::fs::read(p) {
+            Ok(pem) => {
+                for item in parse_pem(&pem) {
+                    if let PemItem::Certificate(c) =
+                        item.with_context(|| format!("parse {}", p.display()))?
+                    {
+                        certs.push(c.to_owned());
+                    }
+                }
+                Ok(())
+            }
+            Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e).with_context(|| format!("read CA file {}", p.display())),
+        }
+    };
+    load(Path::new(SYSTEM_CA), false)?;
+    if let Some(p) = extra {
+        load(p, true)?;
+    }
+    Ok(RootCerts::Specific(Arc::new(certs)))
+}
+
+/// A ureq agent: timeouts, verified TLS, statuses returned rather than raised.
+pub fn agent(
+    connect: Duration,
+    read: Duration,
+    ca_file: Option<&Path>,
+) -> anyhow::Result<ureq::Agent> {
+    let tls = ureq::tls::TlsConfig::builder()
+        .root_certs(root_certs(ca_file)?)
+        .build();
+    Ok(ureq::Agent::config_builder()
+        .timeout_connect(Some(connect))
+        .timeout_recv_response(Some(read))
+        .timeout_recv_body(Some(read))
+        .http_status_as_error(false)
+        .tls_config(tls)
+        .user_agent(concat!("hakit/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .into())
+}
+
+/// One request.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub method: &'static str,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    /// Header names whose values are secrets (shown as `[redacted]`).
+    pub secret_headers: Vec<String>,
+    pub body: Option<String>,
+    /// The operation's name for messages, e.g. `AssociateAddress` or `POST /networking/ips/share`.
+    pub call: String,
+}
+
+impl Request {
+    pub fn new(method: &'static str, url: impl Into<String>, call: impl Into<String>) -> Request {
+        Request {
+            method,
+            url: url.into(),
+            headers: Vec::new(),
+            secret_headers: Vec::new(),
+            body: None,
+            call: call.into(),
+        }
+    }
+
+    pub fn header(mut self, k: &str, v: impl Into<String>) -> Request {
+        self.headers.push((k.to_string(), v.into()));
+        self
+    }
+
+    pub fn secret(mut self, k: &str, v: impl Into<String>) -> Request {
+        self.secret_headers.push(k.to_ascii_lowercase());
+        self.header(k, v)
+    }
+
+    pub fn body(mut self, b: impl Into<String>) -> Request {
+        self.body = Some(b.into());
+        self
+    }
+
+    /// The request as `--dry-run` prints it, secrets redacted.
+    pub fn shown(&self) -> String {
+        let mut s = format!("{} {}", self.method, self.url);
+        for (k, v) in &self.headers {
+            let v = if self.secret_headers.contains(&k.to_ascii_lowercase()) {
+                "[redacted]"
+            } else {
+                v
+            };
+            s.push_str(&format!("\n  {k}: {v}"));
+        }
+        if let Some(b) = &self.body {
+            s.push_str(&format!("\n  {b}"));
+        }
+        s
+    }
+}
+
+/// A response.
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    pub body: String,
+    pub retry_after: Option<Duration>,
+}
+
+/// A recorded call.
+#[derive(Debug, Clone, Serialize)]
+pub struct Call {
+    pub call: String,
+    pub method: &'static str,
+    pub url: String,
+    pub status: Option<u16>,
+    pub ms: f64,
+    pub attempt: u32,
+}
+
+/// Whether a response asks to be retried.
+pub type Retry = fn(&Response) -> bool;
+
+/// Default: 429 and 5xx.
+pub fn retry_status(r: &Response) -> bool {
+    r.status == 429 || r.status >= 500
+}
+
+/// The client of one operation: agent, deadline, retry budget, call log.
+pub struct Client {
+    agent: ureq::Agent,
+    deadline: Instant,
+    max_attempts: u32,
+    base_delay: Duration,
+    calls: RefCell<Vec<Call>>,
+    seed: std::cell::Cell<u64>,
+}
+
+impl Client {
+    pub fn new(agent: ureq::Agent, overall: Duration, max_attempts: u32) -> Client {
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64)
+            | 1;
+        Client {
+            agent,
+            deadline: Instant::now() + overall,
+            max_attempts: max_attempts.max(1),
+            base_delay: Duration::from_millis(100),
+            calls: RefCell::new(Vec::new()),
+            seed: std::cell::Cell::new(seed),
+        }
+    }
+
+    /// The calls made so far.
+    pub fn calls(&self) -> Vec<Call> {
+        self.calls.borrow().clone()
+    }
+
+    fn jitter(&self, max: Duration) -> Duration {
+        // xorshift: full jitter needs no cryptographic randomness.
+        let mut x = self.seed.get();
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.seed.set(x);
+        let ms = max.as_millis().max(1) as u64;
+        Duration::from_millis(x % ms)
+    }
+
+    fn once(&self, req: &Request) -> Result<Response, ureq::Error> {
+        let mut b = ureq::http::Request::builder()
+            .method(req.method)
+            .uri(&req.url);
+        for (k, v) in &req.headers {
+            b = b.header(k, v);
+        }
+        let r = b
+            .body(req.body.clone().unwrap_or_default())
+            .map_err(ureq::Error::from)?;
+        let mut resp = self.agent.run(r)?;
+        let status = resp.status().as_u16();
+        let retry_after = resp
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let body = resp
+            .body_mut()
+            .with_config()
+            .limit(4 << 20)
+            .read_to_string()?;
+        Ok(Response {
+            status,
+            body,
+            retry_after,
+        })
+    }
+
+    /// Sends `req`, retrying as `retry` says, within the deadline. Returns the last response
+    /// (which may be an error status: the provider module interprets it).
+    pub fn send(&self, req: &Request, retry: Retry) -> anyhow::Result<Response> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            if Instant::now() >= self.deadline {
+                bail!("{}: deadline passed before attempt {attempt}", req.call);
+            }
+            let t = Instant::now();
+            let result = self.once(req);
+            self.calls.borrow_mut().push(Call {
+                call: req.call.clone(),
+                method: req.method,
+                url: req.url.clone(),
+                status: result.as_ref().ok().map(|r| r.status),
+                ms: t.elapsed().as_secs_f64() * 1000.0,
+                attempt,
+            });
+            let (again, why, after) = match &result {
+                Ok(r) if retry(r) => (true, format!("HTTP {}", r.status), r.retry_after),
+                Ok(r) => {
+                    debug!(
+                        "{} {}: HTTP {} in {:?}",
+                        req.method,
+                        req.call,
+                        r.status,
+                        t.elapsed()
+                    );
+                    return Ok(r.clone());
+                }
+                Err(e) => (true, e.to_string(), None),
+            };
+            let delay = after.unwrap_or_else(|| {
+                self.jitter(self.base_delay * 2u32.saturating_pow(attempt.min(8)))
+            });
+            if !again || attempt >= self.max_attempts || Instant::now() + delay >= self.deadline {
+                return match result {
+                    Ok(r) => Ok(r),
+                    Err(e) => Err(anyhow!("{}: {e} (after {attempt} attempt(s))", req.call)),
+                };
+            }
+            warn!(
+                "{}: {why}; retry {attempt}/{} in {delay:?}",
+                req.call,
+                self.max_attempts - 1
+            );
+            thread::sleep(delay);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dry_run_text_redacts_secrets() {
+        let r = Request::new(
+            "POST",
+            "https://api.linode.com/v4/networking/ips/share",
+            "share",
+        )
+        .secret("Authorization", "Bearer abcdef")
+        .header("Content-Type", "application/json")
+        .body("{\"linode_id\":1}");
+        let s = r.shown();
+        assert!(
+            s.contains("Authorization: [redacted]") && !s.contains("abcdef"),
+            "{s}"
+        );
+        assert!(s.contains("{\"linode_id\":1}"));
+    }
+}

@@ -1,0 +1,81 @@
+//! What a claim is asked to do and what it reports, for every provider.
+
+use std::net::IpAddr;
+
+use serde::Serialize;
+
+use crate::http::Call;
+
+/// What to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Make the IP (and routes) point at this node.
+    Claim,
+    /// Linode only: take the IP out of this node's shared set.
+    Release,
+    /// Read-only: does this node own the IP?
+    Check,
+}
+
+/// A refusal that retrying cannot fix (the IP belongs to a node outside the pair):
+/// exit 2, like a usage error.
+#[derive(Debug)]
+pub struct Refused(pub String);
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Refused {}
+
+/// Part of the change was applied and part failed: exit 3, both halves named.
+#[derive(Debug)]
+pub struct Partial {
+    pub done: Vec<String>,
+    pub failed: String,
+}
+
+impl std::fmt::Display for Partial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "partially applied: done [{}]; failed: {}",
+            self.done.join("; "),
+            self.failed
+        )
+    }
+}
+
+impl std::error::Error for Partial {}
+
+/// What a run found and did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Outcome {
+    pub provider: String,
+    pub ip: Option<IpAddr>,
+    /// The node this run acts for.
+    pub this_node: String,
+    /// Who held the IP before.
+    pub owner_before: Option<String>,
+    /// Whether this node owns the IP now (after any change).
+    pub owned: bool,
+    /// Nothing needed changing.
+    pub already_converged: bool,
+    /// Writes performed (or, with --dry-run, that would be).
+    pub changed: Vec<String>,
+    /// --dry-run: the exact requests that would be sent, secrets redacted.
+    pub planned: Vec<String>,
+    pub calls: Vec<Call>,
+}
+
+impl Outcome {
+    pub fn writes(&self) -> usize {
+        self.calls
+            .iter()
+            .filter(|c| c.method != "GET" && !c.call.starts_with("Describe") && c.call != "token")
+            .count()
+    }
+}

@@ -1,0 +1,93 @@
+#!/usr/bin/env python3
+"""Sets up and inspects a moto EC2 world for fip-claim's tests, with boto3 (moto's own
+client library), so what the test asserts never comes from hakit's code.
+
+  moto_lab.py setup URL          -> JSON: instances, ENIs, route tables, EIP, IAM keys
+  moto_lab.py state URL ALLOC    -> JSON: EIP holder, each table's default route target,
+                                    source/dest check of every instance
+  moto_lab.py steal URL ALLOC I  -> associate the EIP with instance I (a third owner)
+  moto_lab.py auth URL           -> switch moto's signature checking on (every request)
+"""
+import json
+import sys
+import urllib.request
+
+import boto3
+
+SETUP_KEYS = dict(aws_access_key_id="setup", aws_secret_access_key="setup")
+
+
+def clients(url):
+    # Once signature checking is on, only the IAM user's key is valid (MOTO_KEY/MOTO_SECRET).
+    import os
+    keys = SETUP_KEYS
+    if os.environ.get("MOTO_KEY"):
+        keys = dict(aws_access_key_id=os.environ["MOTO_KEY"], aws_secret_access_key=os.environ["MOTO_SECRET"])
+    kw = dict(endpoint_url=url, region_name="us-east-1", **keys)
+    return boto3.client("ec2", **kw), boto3.client("iam", **kw)
+
+
+def setup(url):
+    ec2, iam = clients(url)
+    ami = ec2.describe_images()["Images"][0]["ImageId"]
+    vpc = ec2.create_vpc(CidrBlock="198.51.100.0/24")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="198.51.100.0/25")["Subnet"]["SubnetId"]
+    inst = ec2.run_instances(ImageId=ami, MinCount=3, MaxCount=3, SubnetId=subnet)["Instances"]
+    ids = [i["InstanceId"] for i in inst]
+    enis = [i["NetworkInterfaces"][0]["NetworkInterfaceId"] for i in inst]
+    tables = []
+    for _ in range(2):
+        rt = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
+        ec2.create_route(RouteTableId=rt, DestinationCidrBlock="0.0.0.0/0", InstanceId=ids[0])
+        tables.append(rt)
+    eip = ec2.allocate_address(Domain="vpc")
+    ec2.associate_address(AllocationId=eip["AllocationId"], InstanceId=ids[0])
+    iam.create_user(UserName="fip")
+    key = iam.create_access_key(UserName="fip")["AccessKey"]
+    iam.put_user_policy(
+        UserName="fip",
+        PolicyName="fip-claim",
+        PolicyDocument=json.dumps(
+            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "ec2:*", "Resource": "*"}]}
+        ),
+    )
+    print(json.dumps({
+        "primary": ids[0], "secondary": ids[1], "third": ids[2],
+        "primary_eni": enis[0], "secondary_eni": enis[1],
+        "tables": tables, "ip": eip["PublicIp"], "allocation": eip["AllocationId"],
+        "key": key["AccessKeyId"], "secret": key["SecretAccessKey"],
+    }))
+
+
+def state(url, alloc):
+    ec2, _ = clients(url)
+    addr = ec2.describe_addresses(AllocationIds=[alloc])["Addresses"][0]
+    routes = {}
+    for rt in ec2.describe_route_tables()["RouteTables"]:
+        for r in rt["Routes"]:
+            if r.get("DestinationCidrBlock") == "0.0.0.0/0":
+                routes[rt["RouteTableId"]] = r.get("NetworkInterfaceId") or r.get("InstanceId")
+    checks = {}
+    for res in ec2.describe_instances()["Reservations"]:
+        for i in res["Instances"]:
+            a = ec2.describe_instance_attribute(InstanceId=i["InstanceId"], Attribute="sourceDestCheck")
+            checks[i["InstanceId"]] = a["SourceDestCheck"]["Value"]
+    print(json.dumps({
+        "instance": addr.get("InstanceId"), "eni": addr.get("NetworkInterfaceId"),
+        "routes": routes, "source_dest_check": checks,
+    }))
+
+
+def steal(url, alloc, instance):
+    ec2, _ = clients(url)
+    ec2.associate_address(AllocationId=alloc, InstanceId=instance, AllowReassociation=True)
+
+
+def auth(url):
+    req = urllib.request.Request(url + "/moto-api/reset-auth", data=b"0", headers={"Content-Type": "text/plain"}, method="POST")
+    urllib.request.urlopen(req).read()
+
+
+if __name__ == "__main__":
+    cmd, url, *rest = sys.argv[1:]
+    {"setup": setup, "state": state, "steal": steal, "auth": auth}[cmd](url, *rest)

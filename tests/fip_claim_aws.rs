@@ -1,0 +1,225 @@
+//! fip-claim on AWS against moto's EC2 server (loopback only) with SigV4 checking on:
+//! the Elastic IP, every route table and the source/dest check move, checked with moto's own
+//! API through boto3; a converged re-run writes nothing; a wrong secret and a third owner
+//! are refused. moto hands out 127.x Elastic IPs: nothing ever sends traffic to them.
+
+mod util;
+
+use std::{
+    net::TcpListener,
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use util::*;
+
+struct Moto(Child, String);
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// moto's server on a free loopback port, or None (loudly) where moto is not installed;
+/// under CI=true a missing moto is a failure.
+fn moto(test: &str) -> Option<Moto> {
+    let Some(bin) = hakit_lab::which("moto_server") else {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("{test}: moto_server not installed (make deps installs it) and CI=true");
+        }
+        eprintln!("\n!!!! SKIPPED {test}: moto_server not installed !!!!\n");
+        return None;
+    };
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(bin)
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    let up = hakit_lab::wait_until(Duration::from_secs(20), Duration::from_millis(50), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    assert!(up.is_some(), "moto_server did not start");
+    Some(Moto(child, url))
+}
+
+fn lab_py(args: &[&str]) -> serde_json::Value {
+    lab_py_as(args, None)
+}
+
+fn lab_py_as(args: &[&str], keys: Option<&serde_json::Value>) -> serde_json::Value {
+    let mut cmd = Command::new("python3");
+    cmd.arg("tests/aws/moto_lab.py").args(args);
+    if let Some(w) = keys {
+        cmd.env("MOTO_KEY", w["key"].as_str().unwrap())
+            .env("MOTO_SECRET", w["secret"].as_str().unwrap());
+    }
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "moto_lab.py {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    if text.trim().is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap()
+    }
+}
+
+fn claim(url: &str, w: &serde_json::Value, secret: &str, extra: &[&str]) -> std::process::Output {
+    let s = |k: &str| w[k].as_str().unwrap().to_string();
+    let mut args = vec![
+        "--provider".to_string(),
+        "aws".into(),
+        "--ip".into(),
+        s("ip"),
+        "--instance-id".into(),
+        s("secondary"),
+        "--eni".into(),
+        s("secondary_eni"),
+        "--region".into(),
+        "us-east-1".into(),
+        "--peer".into(),
+        s("primary"),
+        "--endpoint-url".into(),
+        url.to_string(),
+        "--metadata-url".into(),
+        "http://127.0.0.1:9".into(),
+        "--syslog-socket".into(),
+        "/nonexistent".into(),
+        "--json".into(),
+    ];
+    args.extend(extra.iter().map(|a| a.to_string()));
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let env = [
+        ("AWS_ACCESS_KEY_ID", s("key")),
+        ("AWS_SECRET_ACCESS_KEY", secret.to_string()),
+    ];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    run_host("fip-claim", &argv, &env)
+}
+
+#[test]
+fn natganker_sequence_against_moto() {
+    let Some(m) = moto("natganker_sequence_against_moto") else {
+        return;
+    };
+    let w = lab_py(&["setup", &m.1]);
+    lab_py(&["auth", &m.1]);
+    let alloc = w["allocation"].as_str().unwrap();
+    let secret = w["secret"].as_str().unwrap();
+
+    // A wrong secret: moto recomputes the signature and refuses.
+    let out = claim(&m.1, &w, "not-the-secret", &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("aws DescribeAddresses: HTTP 401 AuthFailure"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        !stderr(&out).contains("not-the-secret"),
+        "secret leaked into an error"
+    );
+
+    // --check before: the secondary does not own it.
+    assert_eq!(claim(&m.1, &w, secret, &["--check"]).status.code(), Some(1));
+
+    // --dry-run: the exact writes, signed but redacted; nothing changes.
+    let out = claim(&m.1, &w, secret, &["--dry-run"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let plan = json_out(&out);
+    let planned = plan["planned"].as_array().unwrap();
+    assert_eq!(
+        planned.len(),
+        4,
+        "associate + 2 routes + source/dest check: {plan}"
+    );
+    assert!(planned[0]
+        .as_str()
+        .unwrap()
+        .contains("Action=AssociateAddress"));
+    assert!(planned
+        .iter()
+        .all(|p| p.as_str().unwrap().contains("Authorization: [redacted]")));
+    assert_eq!(
+        lab_py_as(&["state", &m.1, alloc], Some(&w))["instance"],
+        w["primary"]
+    );
+
+    // The claim.
+    let out = claim(&m.1, &w, secret, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let r = json_out(&out);
+    assert_eq!(r["owner_before"], w["primary"]);
+    assert_eq!(r["changed"].as_array().unwrap().len(), 4, "{r}");
+    let st = lab_py_as(&["state", &m.1, alloc], Some(&w));
+    assert_eq!(st["eni"], w["secondary_eni"], "EIP moved: {st}");
+    for t in w["tables"].as_array().unwrap() {
+        assert_eq!(
+            st["routes"][t.as_str().unwrap()],
+            w["secondary_eni"],
+            "route table {t} moved: {st}"
+        );
+    }
+    assert_eq!(
+        st["source_dest_check"][w["secondary"].as_str().unwrap()],
+        false
+    );
+
+    // Again: converged, only reads.
+    let out = claim(&m.1, &w, secret, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let r = json_out(&out);
+    assert_eq!(r["already_converged"], true, "{r}");
+    let calls: Vec<&str> = r["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["call"].as_str().unwrap())
+        .collect();
+    assert!(
+        calls.iter().all(|c| c.starts_with("Describe")),
+        "a converged re-run wrote: {calls:?}"
+    );
+    assert_eq!(claim(&m.1, &w, secret, &["--check"]).status.code(), Some(0));
+
+    // A third owner is refused without --force, taken with it.
+    lab_py_as(
+        &["steal", &m.1, alloc, w["third"].as_str().unwrap()],
+        Some(&w),
+    );
+    let out = claim(&m.1, &w, secret, &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("not this node") && stderr(&out).contains("--force"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        lab_py_as(&["state", &m.1, alloc], Some(&w))["instance"],
+        w["third"],
+        "refused means untouched"
+    );
+    let out = claim(&m.1, &w, secret, &["--force"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        lab_py_as(&["state", &m.1, alloc], Some(&w))["eni"],
+        w["secondary_eni"]
+    );
+}
+
+fn json_out(out: &std::process::Output) -> serde_json::Value {
+    serde_json::from_str(&stdout(out))
+        .unwrap_or_else(|e| panic!("{e}: {}\n{}", stdout(out), stderr(out)))
+}
