@@ -4,15 +4,18 @@
 use std::{net::IpAddr, path::PathBuf};
 
 use clap::{Parser, ValueEnum};
+use hakit_core::usage_error;
 use hakit_core::{
     cli::{self, Common},
     config::{File, Skip},
     Exit, HDuration,
 };
 use hakit_fip::{
-    aws,
+    aws, digitalocean, hetzner,
     http::{agent, Client},
+    linode,
     model::{Mode, Outcome, Partial, Refused},
+    rest::Token,
 };
 
 const IDENT: &str = "fip-claim";
@@ -41,6 +44,15 @@ struct Cli {
     /// The floating / elastic IP
     #[arg(long, env = "HAKIT_FIP_IP", value_name = "ADDR")]
     ip: Option<IpAddr>,
+    /// Hetzner: the Floating IP's ID (instead of --ip)
+    #[arg(long, env = "HAKIT_FIP_FLOATING_IP_ID", value_name = "ID")]
+    floating_ip_id: Option<u64>,
+    /// Linode: move the address with /networking/ips/assign instead of sharing it
+    #[arg(long)]
+    assign: bool,
+    /// File holding the API token (mode 0600) instead of the provider's variable
+    #[arg(long, env = "HAKIT_FIP_TOKEN_FILE", value_name = "PATH")]
+    token_file: Option<PathBuf>,
     /// AWS: the Elastic IP's allocation ID (instead of --ip)
     #[arg(long, env = "HAKIT_FIP_ALLOCATION_ID", value_name = "ID")]
     allocation_id: Option<String>,
@@ -108,8 +120,11 @@ struct Cli {
 
 const AFTER_HELP: &str = "\
 Credentials (never on the command line):
-  aws      AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY[/AWS_SESSION_TOKEN], the shared
-           credentials file (AWS_PROFILE), or the instance role from IMDSv2
+  aws           AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY[/AWS_SESSION_TOKEN], the shared
+                credentials file (AWS_PROFILE), or the instance role from IMDSv2
+  linode        LINODE_TOKEN, or --token-file (mode 0600)
+  hetzner       HCLOUD_TOKEN, or --token-file (mode 0600)
+  digitalocean  DIGITALOCEAN_TOKEN, or --token-file (mode 0600)
 
 Exit codes:
   0  this node owns the IP (claimed, or already converged; --check: owns it)
@@ -151,10 +166,69 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
             },
             mode,
         ),
-        other => {
-            return Err(hakit_core::usage_error(format!(
-                "provider {other:?} is not implemented yet in this build (aws is)"
-            )))
+        Provider::Linode | Provider::Hetzner | Provider::Digitalocean => {
+            let env = match cli.provider {
+                Provider::Linode => "LINODE_TOKEN",
+                Provider::Hetzner => "HCLOUD_TOKEN",
+                _ => "DIGITALOCEAN_TOKEN",
+            };
+            let token = Token::load(env, cli.token_file.as_deref())
+                .map_err(|e| usage_error(format!("{e:#}")))?;
+            let id = match cli.instance_id.as_deref().map(str::parse::<u64>) {
+                None => None,
+                Some(Ok(n)) => Some(n),
+                Some(Err(_)) => {
+                    return Err(usage_error(
+                        "--instance-id must be a number for this provider",
+                    ))
+                }
+            };
+            match cli.provider {
+                Provider::Linode => linode::run(
+                    &client,
+                    &token,
+                    &linode::Options {
+                        ip: cli.ip,
+                        linode_id: id,
+                        peers: cli.peers,
+                        assign: cli.assign,
+                        api_url: cli.endpoint_url,
+                        metadata_url: cli.metadata_url,
+                        force: cli.force,
+                        dry_run: cli.dry_run,
+                    },
+                    mode,
+                ),
+                Provider::Hetzner => hetzner::run(
+                    &client,
+                    &token,
+                    &hetzner::Options {
+                        ip: cli.ip,
+                        floating_ip_id: cli.floating_ip_id,
+                        server_id: id,
+                        peers: cli.peers,
+                        api_url: cli.endpoint_url,
+                        metadata_url: cli.metadata_url,
+                        force: cli.force,
+                        dry_run: cli.dry_run,
+                    },
+                    mode,
+                ),
+                _ => digitalocean::run(
+                    &client,
+                    &token,
+                    &digitalocean::Options {
+                        ip: cli.ip,
+                        droplet_id: id,
+                        peers: cli.peers,
+                        api_url: cli.endpoint_url,
+                        metadata_url: cli.metadata_url,
+                        force: cli.force,
+                        dry_run: cli.dry_run,
+                    },
+                    mode,
+                ),
+            }
         }
     };
     let out = match out {

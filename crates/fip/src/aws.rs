@@ -226,7 +226,7 @@ impl Ec2<'_> {
             self.planned.push(req.shown());
             return Ok(None);
         }
-        let r = self.client.send(&req, retry)?;
+        let r = self.client.send(&req, retry).context("aws")?;
         if r.status != 200 {
             let (code, msg) = match xml::parse(&r.body) {
                 Ok(n) => (

@@ -1,13 +1,19 @@
 //! Moving a floating IP at the cloud provider: the library behind `fip-claim`, and the
 //! provider step of `nat-notify` and the `fip-owner` probe of `ha-check`.
 //!
-//! Work in progress (issue "fip-claim"): this crate holds the pieces that are done and
-//! tested on their own; the provider clients and the binary follow.
-//!
-//! * [`sigv4`]: AWS Signature Version 4 for the EC2 Query API.
+//! * [`aws`]: Elastic IP, route tables, source/dest check (EC2 Query API, [`sigv4`], [`xml`]).
+//! * [`linode`]: IP Sharing (the union rule), assign, release.
+//! * [`hetzner`]: Floating IP assign + action polling.
+//! * [`digitalocean`]: Reserved IP assign + action polling.
+//! * [`http`]: timeouts, one deadline, retries with backoff and jitter, verified TLS, call log.
+//! * [`rest`]: bearer tokens (env or a 0600 file) and provider error texts.
 
 pub mod aws;
+pub mod digitalocean;
+pub mod hetzner;
 pub mod http;
+pub mod linode;
 pub mod model;
+pub mod rest;
 pub mod sigv4;
 pub mod xml;

@@ -1,0 +1,263 @@
+//! Linode: IP Sharing (with lelastic announcing the shared address).
+//!
+//! `POST /networking/ips/share` *replaces* a Linode's whole shared set, so the request
+//! always carries the union of what the Linode already shares (IPv4 addresses and IPv6
+//! ranges) and the floating IP: sending the floating IP alone would silently unshare the
+//! rest. `--release` sends the set minus the floating IP. `--assign` moves the address
+//! instead (`POST /networking/ips/assign`). This node's ID comes from the metadata service
+//! (`PUT /v1/token`, then `GET /v1/instance`) unless given.
+
+use std::net::IpAddr;
+
+use anyhow::{bail, Context};
+use serde_json::{json, Value};
+
+use crate::{
+    http::{retry_status, Client, Request},
+    model::{Mode, Outcome, Refused},
+    rest::{api, json, Token},
+};
+
+pub const API: &str = "https://api.linode.com/v4";
+pub const METADATA: &str = "http://169.254.169.254";
+
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub ip: Option<IpAddr>,
+    pub linode_id: Option<u64>,
+    pub peers: Vec<String>,
+    pub assign: bool,
+    pub api_url: Option<String>,
+    pub metadata_url: Option<String>,
+    pub force: bool,
+    pub dry_run: bool,
+}
+
+fn own_id(client: &Client, base: &str) -> anyhow::Result<u64> {
+    let base = base.trim_end_matches('/');
+    let t = client.send(
+        &Request::new("PUT", format!("{base}/v1/token"), "metadata PUT /v1/token")
+            .header("Metadata-Token-Expiry-Seconds", "300"),
+        retry_status,
+    )?;
+    if t.status != 200 {
+        bail!("linode metadata PUT /v1/token: HTTP {}", t.status);
+    }
+    let r = client.send(
+        &Request::new(
+            "GET",
+            format!("{base}/v1/instance"),
+            "metadata GET /v1/instance",
+        )
+        .secret("Metadata-Token", t.body.trim().to_string())
+        .header("Accept", "application/json"),
+        retry_status,
+    )?;
+    let v: Value =
+        serde_json::from_str(&r.body).context("linode metadata GET /v1/instance: not JSON")?;
+    v["id"]
+        .as_u64()
+        .context("linode metadata: instance has no id")
+}
+
+/// The addresses a Linode shares now: IPv4 `ipv4.shared[].address` and IPv6 shared ranges.
+fn shared_set(ips: &Value) -> Vec<String> {
+    let mut out: Vec<String> = ips["ipv4"]["shared"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|i| i["address"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    if let Some(ranges) = ips["ipv6"]["global"].as_array() {
+        for r in ranges {
+            // A range routed to another Linode and shared here.
+            if let (Some(range), Some(prefix)) = (r["range"].as_str(), r["prefix"].as_u64()) {
+                if r["route_target"].is_null() {
+                    out.push(format!("{range}/{prefix}"));
+                }
+            }
+        }
+    }
+    out
+}
+
+pub fn run(client: &Client, token: &Token, o: &Options, mode: Mode) -> anyhow::Result<Outcome> {
+    let ip = o.ip.context("linode: give the floating IP (--ip)")?;
+    let base = o.api_url.clone().unwrap_or_else(|| API.to_string());
+    let me = match o.linode_id {
+        Some(id) => id,
+        None => own_id(client, o.metadata_url.as_deref().unwrap_or(METADATA))?,
+    };
+    let mut out = Outcome {
+        provider: "linode".into(),
+        ip: Some(ip),
+        this_node: me.to_string(),
+        ..Outcome::default()
+    };
+    let info = json(
+        client,
+        "linode",
+        &api(
+            "GET",
+            &base,
+            &format!("/networking/ips/{ip}"),
+            "GET /networking/ips/{address}",
+            token,
+        ),
+        retry_status,
+    )?;
+    let holder = info["linode_id"].as_u64();
+    out.owner_before = holder.map(|h| h.to_string());
+    let ips = json(
+        client,
+        "linode",
+        &api(
+            "GET",
+            &base,
+            &format!("/linode/instances/{me}/ips"),
+            "GET /linode/instances/{id}/ips",
+            token,
+        ),
+        retry_status,
+    )?;
+    let shared = shared_set(&ips);
+    let ip_s = ip.to_string();
+    let mine = holder == Some(me) || shared.contains(&ip_s);
+    out.owned = mine;
+    if mode == Mode::Check {
+        out.already_converged = mine;
+        out.calls = client.calls();
+        return Ok(out);
+    }
+    if let Some(h) = holder {
+        if h != me && !o.peers.contains(&h.to_string()) && !o.force && mode == Mode::Claim {
+            return Err(Refused(format!(
+                "linode: {ip} belongs to Linode {h}, which is not this node ({me}) nor a configured peer; --force to take it"
+            ))
+            .into());
+        }
+    }
+    let (req, what) = match mode {
+        Mode::Release if !shared.contains(&ip_s) => (None, String::new()),
+        Mode::Release => {
+            let rest: Vec<&String> = shared.iter().filter(|s| **s != ip_s).collect();
+            (
+                Some(
+                    api(
+                        "POST",
+                        &base,
+                        "/networking/ips/share",
+                        "POST /networking/ips/share",
+                        token,
+                    )
+                    .header("Content-Type", "application/json")
+                    .body(json!({"linode_id": me, "ips": rest}).to_string()),
+                ),
+                format!("unshared {ip} from {me}"),
+            )
+        }
+        _ if mine => (None, String::new()),
+        _ if o.assign => {
+            let inst = json(
+                client,
+                "linode",
+                &api(
+                    "GET",
+                    &base,
+                    &format!("/linode/instances/{me}"),
+                    "GET /linode/instances/{id}",
+                    token,
+                ),
+                retry_status,
+            )?;
+            let region = inst["region"]
+                .as_str()
+                .context("linode: instance has no region")?
+                .to_string();
+            let body =
+                json!({"region": region, "assignments": [{"address": ip_s, "linode_id": me}]});
+            (
+                Some(
+                    api(
+                        "POST",
+                        &base,
+                        "/networking/ips/assign",
+                        "POST /networking/ips/assign",
+                        token,
+                    )
+                    .header("Content-Type", "application/json")
+                    .body(body.to_string()),
+                ),
+                format!("assigned {ip} to {me}"),
+            )
+        }
+        _ => {
+            let mut union = shared.clone();
+            union.push(ip_s.clone());
+            let body = json!({"linode_id": me, "ips": union});
+            (
+                Some(
+                    api(
+                        "POST",
+                        &base,
+                        "/networking/ips/share",
+                        "POST /networking/ips/share",
+                        token,
+                    )
+                    .header("Content-Type", "application/json")
+                    .body(body.to_string()),
+                ),
+                format!("shared {ip} to {me} (with {} already shared)", shared.len()),
+            )
+        }
+    };
+    let Some(req) = req else {
+        out.already_converged = true;
+        out.calls = client.calls();
+        return Ok(out);
+    };
+    if o.dry_run {
+        out.planned.push(req.shown());
+        out.changed.push(what);
+        out.calls = client.calls();
+        return Ok(out);
+    }
+    json(client, "linode", &req, retry_status)?;
+    // Read back.
+    let after = json(
+        client,
+        "linode",
+        &api(
+            "GET",
+            &base,
+            &format!("/linode/instances/{me}/ips"),
+            "GET /linode/instances/{id}/ips",
+            token,
+        ),
+        retry_status,
+    )?;
+    let now = shared_set(&after).contains(&ip_s)
+        || json(
+            client,
+            "linode",
+            &api(
+                "GET",
+                &base,
+                &format!("/networking/ips/{ip}"),
+                "GET /networking/ips/{address}",
+                token,
+            ),
+            retry_status,
+        )?["linode_id"]
+            .as_u64()
+            == Some(me);
+    if (mode == Mode::Release) == now {
+        bail!("linode: read-back after {what}: the change is not visible");
+    }
+    out.owned = now;
+    out.changed.push(what);
+    out.calls = client.calls();
+    Ok(out)
+}

@@ -1,0 +1,129 @@
+//! The JSON providers (Linode, Hetzner, DigitalOcean): bearer tokens, metadata lookups and
+//! calls whose errors carry the provider's own text.
+
+use std::{os::unix::fs::PermissionsExt, path::Path};
+
+use anyhow::{bail, Context};
+use serde_json::Value;
+
+use crate::http::{Client, Request, Response};
+
+/// A bearer token, from the provider's environment variable or a file of mode 0600 (or
+/// stricter). Never from argv; never printed.
+#[derive(Clone)]
+pub struct Token(String);
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Token([redacted])")
+    }
+}
+
+impl Token {
+    pub fn load(env: &str, file: Option<&Path>) -> anyhow::Result<Token> {
+        if let Some(p) = file {
+            let meta =
+                std::fs::metadata(p).with_context(|| format!("token file {}", p.display()))?;
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                bail!(
+                    "token file {} is readable by group or others (mode {mode:o}): chmod 600 it",
+                    p.display()
+                );
+            }
+            let t = std::fs::read_to_string(p)
+                .with_context(|| format!("read token file {}", p.display()))?;
+            let t = t.trim();
+            if t.is_empty() {
+                bail!("token file {} is empty", p.display());
+            }
+            return Ok(Token(t.to_string()));
+        }
+        match std::env::var(env) {
+            Ok(t) if !t.trim().is_empty() => Ok(Token(t.trim().to_string())),
+            _ => bail!("no API token: set {env} or give --token-file (mode 0600)"),
+        }
+    }
+
+    pub fn bearer(&self) -> String {
+        format!("Bearer {}", self.0)
+    }
+}
+
+/// A provider's error text from its JSON error shape.
+pub fn error_text(provider: &str, body: &str) -> String {
+    let Ok(v) = serde_json::from_str::<Value>(body) else {
+        let snippet: String = body.chars().take(120).collect();
+        return format!("unreadable error body {snippet:?}");
+    };
+    match provider {
+        // {"errors":[{"reason":"…","field":"…"}]}
+        "linode" => v["errors"]
+            .as_array()
+            .map(|es| {
+                es.iter()
+                    .map(|e| match e["field"].as_str() {
+                        Some(f) => format!("{} ({f})", e["reason"].as_str().unwrap_or("?")),
+                        None => e["reason"].as_str().unwrap_or("?").to_string(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            })
+            .unwrap_or_else(|| body.chars().take(120).collect()),
+        // {"error":{"code":"…","message":"…"}}
+        "hetzner" => format!(
+            "{}: {}",
+            v["error"]["code"].as_str().unwrap_or("?"),
+            v["error"]["message"].as_str().unwrap_or("?")
+        ),
+        // {"id":"…","message":"…"}
+        _ => format!(
+            "{}: {}",
+            v["id"].as_str().unwrap_or("?"),
+            v["message"].as_str().unwrap_or("?")
+        ),
+    }
+}
+
+/// Sends `req` and returns the JSON body of a 2xx answer; anything else is an error naming
+/// the provider, the call, the status and the provider's text.
+pub fn json(
+    client: &Client,
+    provider: &str,
+    req: &Request,
+    retry: fn(&Response) -> bool,
+) -> anyhow::Result<Value> {
+    let r = client
+        .send(req, retry)
+        .with_context(|| provider.to_string())?;
+    if !(200..300).contains(&r.status) {
+        bail!(
+            "{provider} {}: HTTP {} {}",
+            req.call,
+            r.status,
+            error_text(provider, &r.body)
+        );
+    }
+    if r.body.trim().is_empty() {
+        return Ok(Value::Null);
+    }
+    serde_json::from_str(&r.body).with_context(|| {
+        format!(
+            "{provider} {}: HTTP {} but the body is not JSON (truncated?): {:?}",
+            req.call,
+            r.status,
+            r.body.chars().take(80).collect::<String>()
+        )
+    })
+}
+
+/// The API request skeleton: bearer auth, JSON.
+pub fn api(method: &'static str, base: &str, path: &str, call: &str, token: &Token) -> Request {
+    Request::new(
+        method,
+        format!("{}{path}", base.trim_end_matches('/')),
+        call,
+    )
+    .secret("Authorization", token.bearer())
+    .header("Accept", "application/json")
+}

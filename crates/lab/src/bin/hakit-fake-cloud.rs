@@ -1,0 +1,316 @@
+//! A fake cloud provider for fip-claim's tests: the Linode, Hetzner and DigitalOcean
+//! calls fip-claim makes, their metadata services, real state (who holds the IP, shared
+//! sets, actions that take a poll to finish) and injected faults.
+//!
+//! Usage: hakit-fake-cloud ADDR:PORT --provider P --me ID --owner ID --ip ADDR
+//!        [--shared ADDR,...] [--fault KIND] [--log FILE]
+//! Faults: 500x2 (two 500s, then normal), 429 (one 429 with Retry-After: 1), hang (API
+//! requests never answered), garbage (200 with a non-JSON body), truncated (200 with cut
+//! JSON), 401, 403 (with the provider's error shape). Token: "Bearer fake-token".
+
+use std::{
+    collections::HashMap,
+    io::{BufRead, BufReader, Read, Write},
+    net::{TcpListener, TcpStream},
+    sync::{Arc, Mutex},
+    thread,
+    time::Duration,
+};
+
+struct State {
+    provider: String,
+    me: u64,
+    ip: String,
+    owner: Option<u64>,
+    shared: HashMap<u64, Vec<String>>,
+    fault: String,
+    faults_left: u32,
+    actions: HashMap<u64, u32>,
+    next_action: u64,
+    log: Option<String>,
+}
+
+fn error_body(provider: &str, code: &str, msg: &str) -> String {
+    match provider {
+        "linode" => format!(r#"{{"errors":[{{"reason":"{msg}"}}]}}"#),
+        "hetzner" => format!(r#"{{"error":{{"code":"{code}","message":"{msg}"}}}}"#),
+        _ => format!(r#"{{"id":"{code}","message":"{msg}"}}"#),
+    }
+}
+
+fn respond(mut s: &TcpStream, status: u16, extra: &str, body: &str) {
+    let _ = write!(s, "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n{extra}\r\n{body}", body.len());
+}
+
+fn handle(stream: TcpStream, st: Arc<Mutex<State>>) {
+    let mut r = BufReader::new(&stream);
+    let mut line = String::new();
+    if r.read_line(&mut line).is_err() {
+        return;
+    }
+    let mut parts = line.split_whitespace();
+    let (method, path) = (
+        parts.next().unwrap_or("").to_string(),
+        parts.next().unwrap_or("").to_string(),
+    );
+    if method.is_empty() {
+        return; // a readiness probe's bare connection: no request, no fault consumed
+    }
+    let (mut len, mut auth) = (0usize, String::new());
+    loop {
+        let mut h = String::new();
+        if r.read_line(&mut h).is_err() || h.trim().is_empty() {
+            break;
+        }
+        let (k, v) = h.split_once(':').unwrap_or(("", ""));
+        match k.trim().to_ascii_lowercase().as_str() {
+            "content-length" => len = v.trim().parse().unwrap_or(0),
+            "authorization" => auth = v.trim().to_string(),
+            _ => {}
+        }
+    }
+    let mut body = vec![0u8; len];
+    let _ = r.read_exact(&mut body);
+    let body = String::from_utf8_lossy(&body).to_string();
+    let mut s = st.lock().unwrap();
+    if let Some(l) = &s.log {
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(l)
+        {
+            let _ = writeln!(f, "{method} {path} {body}");
+        }
+    }
+    let p = s.provider.clone();
+    // Metadata services: no token, no faults.
+    match (method.as_str(), path.as_str()) {
+        ("PUT", "/v1/token") => return respond(&stream, 200, "", "meta-token"),
+        ("GET", "/v1/instance") => {
+            return respond(&stream, 200, "", &format!(r#"{{"id":{}}}"#, s.me))
+        }
+        ("GET", "/hetzner/v1/metadata/instance-id") | ("GET", "/metadata/v1/id") => {
+            return respond(&stream, 200, "", &s.me.to_string())
+        }
+        _ => {}
+    }
+    match s.fault.as_str() {
+        "hang" => {
+            drop(s);
+            thread::sleep(Duration::from_secs(3600));
+            return;
+        }
+        "401" | "403" => {
+            let code = if s.fault == "401" { 401 } else { 403 };
+            return respond(
+                &stream,
+                code,
+                "",
+                &error_body(
+                    &p,
+                    if code == 401 {
+                        "unauthorized"
+                    } else {
+                        "forbidden"
+                    },
+                    "token not valid for this action",
+                ),
+            );
+        }
+        "garbage" => return respond(&stream, 200, "", "<html>proxy error</html>"),
+        "truncated" if method == "GET" => return respond(&stream, 200, "", r#"{"ipv4": {"sha"#),
+        "500x2" if s.faults_left > 0 => {
+            s.faults_left -= 1;
+            return respond(
+                &stream,
+                500,
+                "",
+                &error_body(&p, "server_error", "try again"),
+            );
+        }
+        "429" if s.faults_left > 0 => {
+            s.faults_left -= 1;
+            return respond(
+                &stream,
+                429,
+                "Retry-After: 1\r\n",
+                &error_body(&p, "rate_limit_exceeded", "slow down"),
+            );
+        }
+        _ => {}
+    }
+    if auth != "Bearer fake-token" {
+        return respond(
+            &stream,
+            401,
+            "",
+            &error_body(&p, "unauthorized", "invalid token"),
+        );
+    }
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    let ip = s.ip.clone();
+    let route = path.split('?').next().unwrap_or("");
+    let seg: Vec<&str> = route.trim_start_matches('/').split('/').collect();
+    let (status, out) = match (p.as_str(), method.as_str(), seg.as_slice()) {
+        ("linode", "GET", ["v4", "networking", "ips", a]) if *a == ip => (
+            200,
+            format!(
+                r#"{{"address":"{ip}","linode_id":{}}}"#,
+                s.owner.map_or("null".into(), |o| o.to_string())
+            ),
+        ),
+        ("linode", "GET", ["v4", "linode", "instances", id, "ips"]) => {
+            let id: u64 = id.parse().unwrap_or(0);
+            let sh: Vec<String> = s
+                .shared
+                .get(&id)
+                .cloned()
+                .unwrap_or_default()
+                .iter()
+                .map(|a| format!(r#"{{"address":"{a}"}}"#))
+                .collect();
+            (
+                200,
+                format!(
+                    r#"{{"ipv4":{{"public":[],"private":[],"shared":[{}],"reserved":[]}},"ipv6":{{"global":[]}}}}"#,
+                    sh.join(",")
+                ),
+            )
+        }
+        ("linode", "GET", ["v4", "linode", "instances", id]) => {
+            (200, format!(r#"{{"id":{id},"region":"us-east"}}"#))
+        }
+        ("linode", "POST", ["v4", "networking", "ips", "share"]) => {
+            let id = json["linode_id"].as_u64().unwrap_or(0);
+            let ips: Vec<String> = json["ips"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default();
+            s.shared.insert(id, ips);
+            (200, "{}".into())
+        }
+        ("linode", "POST", ["v4", "networking", "ips", "assign"]) => {
+            s.owner = json["assignments"][0]["linode_id"].as_u64();
+            (200, "{}".into())
+        }
+        ("hetzner", "GET", ["v1", "floating_ips"]) => (
+            200,
+            format!(
+                r#"{{"floating_ips":[{{"id":7,"ip":"{ip}","server":{}}}]}}"#,
+                s.owner.map_or("null".into(), |o| o.to_string())
+            ),
+        ),
+        ("hetzner", "GET", ["v1", "floating_ips", "7"]) => (
+            200,
+            format!(
+                r#"{{"floating_ip":{{"id":7,"ip":"{ip}","server":{}}}}}"#,
+                s.owner.map_or("null".into(), |o| o.to_string())
+            ),
+        ),
+        ("hetzner", "POST", ["v1", "floating_ips", "7", "actions", "assign"])
+        | ("digitalocean", "POST", ["v2", "reserved_ips", _, "actions"]) => {
+            let target = json["server"]
+                .as_u64()
+                .or(json["droplet_id"].as_u64())
+                .unwrap_or(0);
+            s.next_action += 1;
+            let id = s.next_action;
+            s.actions.insert(id, 0);
+            // Applied when polled: the action takes one poll to finish.
+            s.shared.insert(u64::MAX - id, vec![target.to_string()]);
+            if p == "hetzner" {
+                (
+                    201,
+                    format!(r#"{{"action":{{"id":{id},"status":"running"}}}}"#),
+                )
+            } else {
+                (
+                    201,
+                    format!(r#"{{"action":{{"id":{id},"status":"in-progress"}}}}"#),
+                )
+            }
+        }
+        ("hetzner", "GET", ["v1", "actions", id])
+        | ("digitalocean", "GET", ["v2", "reserved_ips", _, "actions", id]) => {
+            let id: u64 = id.parse().unwrap_or(0);
+            let polls = s.actions.get(&id).copied().unwrap_or(0);
+            s.actions.insert(id, polls + 1);
+            let done = polls >= 1;
+            if done {
+                s.owner = s
+                    .shared
+                    .get(&(u64::MAX - id))
+                    .and_then(|v| v[0].parse().ok());
+            }
+            let st = match (p.as_str(), done) {
+                ("hetzner", true) => "success",
+                ("hetzner", false) => "running",
+                (_, true) => "completed",
+                _ => "in-progress",
+            };
+            (
+                200,
+                format!(r#"{{"action":{{"id":{id},"status":"{st}"}}}}"#),
+            )
+        }
+        ("digitalocean", "GET", ["v2", "reserved_ips", a]) if *a == ip => (
+            200,
+            format!(
+                r#"{{"reserved_ip":{{"ip":"{ip}","droplet":{}}}}}"#,
+                s.owner
+                    .map_or("null".into(), |o| format!(r#"{{"id":{o}}}"#))
+            ),
+        ),
+        _ => (404, error_body(&p, "not_found", "no such resource")),
+    };
+    respond(&stream, status, "", &out);
+}
+
+fn main() -> std::process::ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let opt = |n: &str| {
+        args.iter()
+            .position(|a| a == n)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let Some(addr) = args.first().cloned() else {
+        eprintln!("usage: hakit-fake-cloud ADDR:PORT --provider P --me ID --owner ID --ip ADDR [--shared A,B] [--fault KIND] [--log FILE]");
+        return std::process::ExitCode::from(2);
+    };
+    let me: u64 = opt("--me").and_then(|v| v.parse().ok()).unwrap_or(1);
+    let mut shared = HashMap::new();
+    if let Some(sh) = opt("--shared") {
+        shared.insert(me, sh.split(',').map(str::to_string).collect());
+    }
+    let fault = opt("--fault").unwrap_or_default();
+    let st = Arc::new(Mutex::new(State {
+        provider: opt("--provider").unwrap_or_else(|| "linode".into()),
+        me,
+        ip: opt("--ip").unwrap_or_else(|| "203.0.113.10".into()),
+        owner: opt("--owner").and_then(|v| v.parse().ok()),
+        shared,
+        faults_left: if fault == "500x2" { 2 } else { 1 },
+        fault,
+        actions: HashMap::new(),
+        next_action: 0,
+        log: opt("--log"),
+    }));
+    let listener = match TcpListener::bind(&addr) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("hakit-fake-cloud: bind {addr}: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    println!("listening on {addr}");
+    for c in listener.incoming().flatten() {
+        let st = st.clone();
+        thread::spawn(move || handle(c, st));
+    }
+    std::process::ExitCode::SUCCESS
+}

@@ -1,0 +1,345 @@
+//! fip-claim for Linode, Hetzner and DigitalOcean against a fake provider on loopback
+//! (state, action polling, faults), and the token rules.
+
+mod util;
+
+use std::{
+    net::TcpListener,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use util::*;
+
+struct Fake {
+    child: Child,
+    url: String,
+    log: std::path::PathBuf,
+}
+
+impl Drop for Fake {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.log);
+    }
+}
+
+fn lab_bin(name: &str) -> String {
+    let p = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join(name);
+    if !p.exists() {
+        let ok = Command::new(env!("CARGO"))
+            .args(["build", "-q", "-p", "hakit-lab", "--bin", name])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+    p.to_string_lossy().to_string()
+}
+
+fn fake(provider: &str, me: u64, owner: u64, extra: &[&str]) -> Fake {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let log = std::env::temp_dir().join(format!("hakit-fake-{}-{port}.log", std::process::id()));
+    let mut args: Vec<String> = vec![
+        format!("127.0.0.1:{port}"),
+        "--provider".into(),
+        provider.into(),
+        "--me".into(),
+        me.to_string(),
+        "--owner".into(),
+        owner.to_string(),
+        "--ip".into(),
+        "203.0.113.10".into(),
+        "--log".into(),
+        log.to_string_lossy().to_string(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let child = Command::new(lab_bin("hakit-fake-cloud"))
+        .args(&args)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let up = hakit_lab::wait_until(Duration::from_secs(10), Duration::from_millis(20), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    assert!(up.is_some(), "fake cloud did not start");
+    Fake {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+        log,
+    }
+}
+
+impl Fake {
+    fn requests(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+fn base(provider: &str, f: &Fake) -> String {
+    match provider {
+        "linode" => format!("{}/v4", f.url),
+        "hetzner" => format!("{}/v1", f.url),
+        _ => format!("{}/v2", f.url),
+    }
+}
+
+fn token_env(provider: &str) -> &'static str {
+    match provider {
+        "linode" => "LINODE_TOKEN",
+        "hetzner" => "HCLOUD_TOKEN",
+        _ => "DIGITALOCEAN_TOKEN",
+    }
+}
+
+fn claim(provider: &str, f: &Fake, extra: &[&str]) -> std::process::Output {
+    let b = base(provider, f);
+    let mut args = vec![
+        "--provider",
+        provider,
+        "--ip",
+        "203.0.113.10",
+        "--endpoint-url",
+        &b,
+        "--metadata-url",
+        &f.url,
+        "--syslog-socket",
+        "/nonexistent",
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    run_host("fip-claim", &args, &[(token_env(provider), "fake-token")])
+}
+
+fn json_of(out: &std::process::Output) -> serde_json::Value {
+    serde_json::from_str(&stdout(out))
+        .unwrap_or_else(|e| panic!("{e}: {} / {}", stdout(out), stderr(out)))
+}
+
+#[test]
+fn linode_shares_the_union_and_releases_only_the_floating_ip() {
+    let f = fake("linode", 2, 1, &["--shared", "192.0.2.50,192.0.2.51"]);
+    assert_eq!(
+        claim("linode", &f, &["--check"]).status.code(),
+        Some(1),
+        "not shared here yet"
+    );
+    let out = claim("linode", &f, &["--peer", "1"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let share: Vec<String> = f
+        .requests()
+        .into_iter()
+        .filter(|r| r.starts_with("POST /v4/networking/ips/share"))
+        .collect();
+    assert_eq!(share.len(), 1);
+    let body: serde_json::Value =
+        serde_json::from_str(share[0].splitn(3, ' ').nth(2).unwrap()).unwrap();
+    assert_eq!(body["linode_id"], 2);
+    assert_eq!(
+        body["ips"],
+        serde_json::json!(["192.0.2.50", "192.0.2.51", "203.0.113.10"]),
+        "the union, never the floating IP alone"
+    );
+    // Converged: reads only.
+    let out = claim("linode", &f, &["--peer", "1"]);
+    assert_eq!(json_of(&out)["already_converged"], true);
+    assert_eq!(
+        f.requests()
+            .iter()
+            .filter(|r| r.starts_with("POST"))
+            .count(),
+        1,
+        "a converged run wrote"
+    );
+    assert_eq!(claim("linode", &f, &["--check"]).status.code(), Some(0));
+    // Release removes only the floating IP.
+    let out = claim("linode", &f, &["--release"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let last = f
+        .requests()
+        .into_iter()
+        .filter(|r| r.starts_with("POST /v4/networking/ips/share"))
+        .last()
+        .unwrap();
+    assert!(
+        last.ends_with(r#"{"ips":["192.0.2.50","192.0.2.51"],"linode_id":2}"#)
+            || last.contains(r#""ips":["192.0.2.50","192.0.2.51"]"#),
+        "{last}"
+    );
+}
+
+#[test]
+fn third_owner_is_refused_without_force() {
+    for provider in ["linode", "hetzner", "digitalocean"] {
+        let f = fake(provider, 2, 9, &[]);
+        let out = claim(provider, &f, &["--peer", "1"]);
+        assert_eq!(out.status.code(), Some(2), "{provider}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("--force"),
+            "{provider}: {}",
+            stderr(&out)
+        );
+        assert!(
+            f.requests().iter().all(|r| !r.starts_with("POST")),
+            "{provider}: refused means no write"
+        );
+        let out = claim(provider, &f, &["--peer", "1", "--force"]);
+        assert_eq!(out.status.code(), Some(0), "{provider}: {}", stderr(&out));
+        assert_eq!(json_of(&out)["owned"], true);
+    }
+}
+
+#[test]
+fn hetzner_and_digitalocean_poll_their_actions() {
+    for (provider, poll) in [
+        ("hetzner", "GET /v1/actions/1"),
+        (
+            "digitalocean",
+            "GET /v2/reserved_ips/203.0.113.10/actions/1",
+        ),
+    ] {
+        let f = fake(provider, 5, 4, &[]);
+        let out = claim(provider, &f, &["--peer", "4"]);
+        assert_eq!(out.status.code(), Some(0), "{provider}: {}", stderr(&out));
+        let polls = f.requests().iter().filter(|r| r.starts_with(poll)).count();
+        assert!(
+            polls >= 2,
+            "{provider}: polled {polls} times: {:?}",
+            f.requests()
+        );
+        let r = json_of(&out);
+        assert_eq!(
+            (r["owner_before"].as_str(), r["owned"].as_bool()),
+            (Some("4"), Some(true))
+        );
+        let again = claim(provider, &f, &["--peer", "4"]);
+        assert_eq!(json_of(&again)["already_converged"], true);
+        assert_eq!(claim(provider, &f, &["--check"]).status.code(), Some(0));
+    }
+}
+
+#[test]
+fn faults_end_with_clear_errors_or_retried_success() {
+    for provider in ["linode", "hetzner", "digitalocean"] {
+        for (fault, code, want) in [
+            ("500x2", 0, ""),
+            ("429", 0, ""),
+            ("hang", 1, ": timeout"),
+            ("garbage", 1, "not JSON"),
+            ("truncated", 1, "not JSON"),
+            ("401", 1, "HTTP 401"),
+            ("403", 1, "HTTP 403"),
+        ] {
+            let f = fake(provider, 2, 1, &["--fault", fault]);
+            let t = Instant::now();
+            let out = claim(
+                provider,
+                &f,
+                &["--peer", "1", "--timeout", "300ms", "--deadline", "3s"],
+            );
+            let err = stderr(&out);
+            assert_eq!(out.status.code(), Some(code), "{provider} {fault}: {err}");
+            assert!(
+                err.contains(want),
+                "{provider} {fault}: want {want:?} in {err}"
+            );
+            if code != 0 {
+                let last = err.lines().last().unwrap_or_default();
+                assert!(
+                    last.starts_with(&format!("fip-claim: error: {provider}")),
+                    "{provider} {fault}: error must name the provider: {last}"
+                );
+            }
+            assert!(
+                !err.contains("panicked") && !err.contains("fake-token"),
+                "{provider} {fault}: {err}"
+            );
+            if fault == "429" {
+                assert!(
+                    t.elapsed() >= Duration::from_millis(900),
+                    "{provider}: Retry-After ignored"
+                );
+            }
+            if fault.starts_with("40") {
+                // The provider's own error text, from its own error shape.
+                assert!(
+                    err.contains("token not valid for this action"),
+                    "{provider} {fault}: provider text missing: {err}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn tokens_come_from_env_or_a_private_file_and_are_never_shown() {
+    let f = fake("linode", 2, 1, &[]);
+    let dir = std::env::temp_dir().join(format!("hakit-token-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("token");
+    std::fs::write(&file, "fake-token\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let b = base("linode", &f);
+    let t = file.to_string_lossy().to_string();
+    let args = [
+        "--provider",
+        "linode",
+        "--ip",
+        "203.0.113.10",
+        "--endpoint-url",
+        &b,
+        "--metadata-url",
+        &f.url,
+        "--syslog-socket",
+        "/nonexistent",
+        "--token-file",
+        &t,
+        "--peer",
+        "1",
+    ];
+    let out = run_host("fip-claim", &args, &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("readable by group or others"),
+        "{}",
+        stderr(&out)
+    );
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let mut dry = args.to_vec();
+    dry.push("--dry-run");
+    let out = run_host("fip-claim", &dry, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("Authorization: [redacted]"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(!stdout(&out).contains("fake-token") && !stderr(&out).contains("fake-token"));
+    assert!(
+        f.requests().iter().all(|r| !r.starts_with("POST")),
+        "--dry-run wrote"
+    );
+    let out = run_host("fip-claim", &args[..args.len() - 4], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("no API token: set LINODE_TOKEN"),
+        "{}",
+        stderr(&out)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
