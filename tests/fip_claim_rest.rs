@@ -172,8 +172,7 @@ fn linode_shares_the_union_and_releases_only_the_floating_ip() {
     let last = f
         .requests()
         .into_iter()
-        .filter(|r| r.starts_with("POST /v4/networking/ips/share"))
-        .last()
+        .rfind(|r| r.starts_with("POST /v4/networking/ips/share"))
         .unwrap();
     assert!(
         last.ends_with(r#"{"ips":["192.0.2.50","192.0.2.51"],"linode_id":2}"#)
