@@ -34,3 +34,11 @@ if ! command -v moto_server >/dev/null 2>&1; then
   echo "deps: installing moto (PyPI) for the AWS tests"
   python3 -m pip install -q --disable-pip-version-check 'moto[ec2,server]'
 fi
+
+# Prism validates fip-claim's Linode and Hetzner requests against the providers' OpenAPI
+# documents (../shared/specs); installed into the checkout, not globally.
+if [ ! -x .tools/prism/node_modules/.bin/prism ]; then
+  echo "deps: installing @stoplight/prism-cli (npm) into .tools/prism"
+  mkdir -p .tools/prism
+  (cd .tools/prism && npm install --silent --no-audit --no-fund @stoplight/prism-cli@5.14.2)
+fi

@@ -1,14 +1,13 @@
 //! `fip-claim`: move a floating / elastic IP to this node at the cloud provider. Thin main:
 //! parse, build the provider options, hand over to `hakit_fip`, map the outcome.
 
-use std::{net::IpAddr, path::PathBuf};
+use std::{net::IpAddr, path::PathBuf, time::Duration};
 
-use clap::{Parser, ValueEnum};
-use hakit_core::usage_error;
+use clap::Parser;
 use hakit_core::{
     cli::{self, Common},
-    config::{File, Skip},
-    Exit, HDuration,
+    config::{pick, FipFile, Provider},
+    usage_error, Exit, HDuration,
 };
 use hakit_fip::{
     aws, digitalocean, hetzner,
@@ -19,14 +18,6 @@ use hakit_fip::{
 };
 
 const IDENT: &str = "fip-claim";
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Provider {
-    Aws,
-    Linode,
-    Hetzner,
-    Digitalocean,
-}
 
 /// Move a floating IP to this node through the provider's API (and, on AWS, the route
 /// tables and the source/dest check), read-first and idempotently.
@@ -40,7 +31,7 @@ enum Provider {
 struct Cli {
     /// Cloud provider
     #[arg(long, env = "HAKIT_FIP_PROVIDER", value_enum)]
-    provider: Provider,
+    provider: Option<Provider>,
     /// The floating / elastic IP
     #[arg(long, env = "HAKIT_FIP_IP", value_name = "ADDR")]
     ip: Option<IpAddr>,
@@ -90,15 +81,15 @@ struct Cli {
     /// Extra CA certificate (PEM) trusted besides the system bundle
     #[arg(long, env = "HAKIT_FIP_CA_FILE", value_name = "PATH")]
     ca_file: Option<PathBuf>,
-    /// Connect/read timeout of each request
-    #[arg(long, default_value = "3s", value_name = "DUR")]
-    timeout: HDuration,
-    /// Overall deadline for the whole operation, retries included
-    #[arg(long, default_value = "30s", value_name = "DUR")]
-    deadline: HDuration,
-    /// Attempts per request (429, 5xx, throttling and transport errors are retried)
-    #[arg(long, default_value_t = 5)]
-    attempts: u32,
+    /// Connect/read timeout of each request [default: 3s]
+    #[arg(long, env = "HAKIT_FIP_TIMEOUT", value_name = "DUR")]
+    timeout: Option<HDuration>,
+    /// Overall deadline for the whole operation, retries included [default: 30s]
+    #[arg(long, env = "HAKIT_FIP_DEADLINE", value_name = "DUR")]
+    deadline: Option<HDuration>,
+    /// Attempts per request (429, 5xx, throttling and transport errors are retried) [default: 5]
+    #[arg(long, env = "HAKIT_FIP_ATTEMPTS", value_name = "N")]
+    attempts: Option<u32>,
     /// Read-only: exit 0 if this node owns the IP, 1 if not
     #[arg(long, conflicts_with = "release")]
     check: bool,
@@ -132,9 +123,31 @@ Exit codes:
   2  usage error, or refused: the IP belongs to a node outside the pair (use --force)
   3  partially applied: some changes were made and a later one failed (listed)";
 
-fn run(cli: Cli) -> anyhow::Result<Exit> {
-    // The shared config file is read for [general] (logging); fip-claim's own table comes later.
-    let _file: File<Skip, Skip, Skip> = cli.common.init(IDENT)?;
+fn run(mut cli: Cli) -> anyhow::Result<Exit> {
+    let file: FipFile = cli.common.init(IDENT)?;
+    // Layers: flag or env (clap), then the [fip] table, then defaults.
+    let f = file.fip;
+    let provider = cli.provider.or(f.provider).ok_or_else(|| usage_error("no provider: give --provider (or HAKIT_FIP_PROVIDER, or provider in [fip])"))?;
+    cli.ip = cli.ip.or(f.ip);
+    cli.allocation_id = cli.allocation_id.or(f.allocation_id);
+    cli.floating_ip_id = cli.floating_ip_id.or(f.floating_ip_id);
+    cli.instance_id = cli.instance_id.or(f.instance_id);
+    cli.eni = cli.eni.or(f.eni);
+    cli.region = cli.region.or(f.region);
+    if cli.peers.is_empty() {
+        cli.peers = f.peers;
+    }
+    if cli.destinations.is_empty() {
+        cli.destinations = f.route_destinations;
+    }
+    cli.assign = cli.assign || f.assign.unwrap_or(false);
+    cli.endpoint_url = cli.endpoint_url.or(f.endpoint_url);
+    cli.metadata_url = cli.metadata_url.or(f.metadata_url);
+    cli.ca_file = cli.ca_file.or(f.ca_file);
+    cli.token_file = cli.token_file.or(f.token_file);
+    let timeout = pick(cli.timeout, f.timeout, HDuration(Duration::from_secs(3))).get();
+    let deadline = pick(cli.deadline, f.deadline, HDuration(Duration::from_secs(30))).get();
+    let attempts = pick(cli.attempts, f.attempts, 5);
     let mode = if cli.check {
         Mode::Check
     } else if cli.release {
@@ -142,13 +155,8 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
     } else {
         Mode::Claim
     };
-    let timeout = cli.timeout.get();
-    let client = Client::new(
-        agent(timeout, timeout, cli.ca_file.as_deref())?,
-        cli.deadline.get(),
-        cli.attempts,
-    );
-    let out: anyhow::Result<Outcome> = match cli.provider {
+    let client = Client::new(agent(timeout, timeout, cli.ca_file.as_deref())?, deadline, attempts);
+    let out: anyhow::Result<Outcome> = match provider {
         Provider::Aws => aws::run(
             &client,
             &aws::Options {
@@ -167,7 +175,7 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
             mode,
         ),
         Provider::Linode | Provider::Hetzner | Provider::Digitalocean => {
-            let env = match cli.provider {
+            let env = match provider {
                 Provider::Linode => "LINODE_TOKEN",
                 Provider::Hetzner => "HCLOUD_TOKEN",
                 _ => "DIGITALOCEAN_TOKEN",
@@ -183,7 +191,7 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
                     ))
                 }
             };
-            match cli.provider {
+            match provider {
                 Provider::Linode => linode::run(
                     &client,
                     &token,

@@ -30,7 +30,7 @@ pub const DEFAULT_PATH: &str = "/etc/hakit/hakit.toml";
 /// refused by the binaries that read that table.
 #[derive(Debug, Default, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct File<G = Garp, N = Notify, C = Check> {
+pub struct File<G = Garp, N = Notify, C = Check, F = Fip> {
     #[serde(default)]
     pub general: General,
     #[serde(default)]
@@ -39,28 +39,33 @@ pub struct File<G = Garp, N = Notify, C = Check> {
     pub notify: N,
     #[serde(default)]
     pub check: C,
+    #[serde(default)]
+    pub fip: F,
 }
 
 /// A table another binary reads: accepted as is, checked by that binary.
 pub type Skip = serde::de::IgnoredAny;
 
 /// What `garp-burst` reads.
-pub type GarpFile = File<Garp, Skip, Skip>;
+pub type GarpFile = File<Garp, Skip, Skip, Skip>;
 /// What `nat-notify` reads.
-pub type NotifyFile = File<Skip, Notify, Skip>;
+pub type NotifyFile = File<Skip, Notify, Skip, Skip>;
 /// What `ha-check` reads.
-pub type CheckFile = File<Skip, Skip, Check>;
+pub type CheckFile = File<Skip, Skip, Check, Skip>;
+/// What `fip-claim` reads.
+pub type FipFile = File<Skip, Skip, Skip, Fip>;
 
 /// A configuration view with the shared `[general]` table.
 pub trait ConfigFile: for<'de> Deserialize<'de> + Default {
     fn general(&self) -> &General;
 }
 
-impl<G, N, C> ConfigFile for File<G, N, C>
+impl<G, N, C, F> ConfigFile for File<G, N, C, F>
 where
     G: for<'de> Deserialize<'de> + Default,
     N: for<'de> Deserialize<'de> + Default,
     C: for<'de> Deserialize<'de> + Default,
+    F: for<'de> Deserialize<'de> + Default,
 {
     fn general(&self) -> &General {
         &self.general
@@ -88,6 +93,42 @@ pub struct Garp {
     pub count: Option<u32>,
     pub interval: Option<HDuration>,
     pub reply: Option<bool>,
+}
+
+/// A cloud provider of floating IPs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Provider {
+    Aws,
+    Linode,
+    Hetzner,
+    Digitalocean,
+}
+
+/// `[fip]`: `fip-claim` (and the provider step and probe that reuse it). Tokens are never
+/// keys here: they come from the provider's environment variable or `token_file` (0600).
+#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fip {
+    pub provider: Option<Provider>,
+    pub ip: Option<std::net::IpAddr>,
+    pub allocation_id: Option<String>,
+    pub floating_ip_id: Option<u64>,
+    pub instance_id: Option<String>,
+    pub eni: Option<String>,
+    pub region: Option<String>,
+    #[serde(default)]
+    pub peers: Vec<String>,
+    #[serde(default)]
+    pub route_destinations: Vec<String>,
+    pub assign: Option<bool>,
+    pub endpoint_url: Option<String>,
+    pub metadata_url: Option<String>,
+    pub ca_file: Option<PathBuf>,
+    pub token_file: Option<PathBuf>,
+    pub timeout: Option<HDuration>,
+    pub deadline: Option<HDuration>,
+    pub attempts: Option<u32>,
 }
 
 /// `[check]`: `ha-check`, keepalived's `vrrp_script`.

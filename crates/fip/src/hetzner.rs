@@ -204,7 +204,7 @@ pub fn run(client: &Client, token: &Token, o: &Options, mode: Mode) -> anyhow::R
     )?;
     if after["floating_ip"]["server"].as_u64() != Some(me) {
         bail!(
-            "hetzner: read-back: Floating IP {id} is on {:?}, not {me}",
+            "hetzner: read-back: Floating IP {id} is on server {}, not {me}",
             after["floating_ip"]["server"]
         );
     }

@@ -72,10 +72,11 @@ fn shared_set(ips: &Value) -> Vec<String> {
         .unwrap_or_default();
     if let Some(ranges) = ips["ipv6"]["global"].as_array() {
         for r in ranges {
-            // A range routed to another Linode and shared here.
-            if let (Some(range), Some(prefix)) = (r["range"].as_str(), r["prefix"].as_u64()) {
+            // A range shared here (routed to another Linode). The share call takes ranges
+            // without their prefix length ("omit /56 and /64", per the API spec).
+            if let Some(range) = r["range"].as_str() {
                 if r["route_target"].is_null() {
-                    out.push(format!("{range}/{prefix}"));
+                    out.push(range.split('/').next().unwrap_or(range).to_string());
                 }
             }
         }
