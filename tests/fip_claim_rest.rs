@@ -80,6 +80,11 @@ fn fake(provider: &str, me: u64, owner: u64, extra: &[&str]) -> Fake {
     }
 }
 
+/// A request that changes state (EC2 reads are POSTs too).
+fn is_write(line: &str) -> bool {
+    line.starts_with("POST") && !line.contains("Action=Describe")
+}
+
 impl Fake {
     fn requests(&self) -> Vec<String> {
         std::fs::read_to_string(&self.log)
@@ -92,14 +97,25 @@ impl Fake {
 
 fn base(provider: &str, f: &Fake) -> String {
     match provider {
+        "aws" => f.url.clone(),
         "linode" => format!("{}/v4", f.url),
         "hetzner" => format!("{}/v1", f.url),
         _ => format!("{}/v2", f.url),
     }
 }
 
+/// How the fake's node N is named by the provider.
+fn node(provider: &str, n: u32) -> String {
+    if provider == "aws" {
+        format!("i-{n}")
+    } else {
+        n.to_string()
+    }
+}
+
 fn token_env(provider: &str) -> &'static str {
     match provider {
+        "aws" => "HAKIT_UNUSED",
         "linode" => "LINODE_TOKEN",
         "hetzner" => "HCLOUD_TOKEN",
         _ => "DIGITALOCEAN_TOKEN",
@@ -183,9 +199,10 @@ fn linode_shares_the_union_and_releases_only_the_floating_ip() {
 
 #[test]
 fn third_owner_is_refused_without_force() {
-    for provider in ["linode", "hetzner", "digitalocean"] {
+    for provider in ["aws", "linode", "hetzner", "digitalocean"] {
         let f = fake(provider, 2, 9, &[]);
-        let out = claim(provider, &f, &["--peer", "1"]);
+        let peer = node(provider, 1);
+        let out = claim(provider, &f, &["--peer", &peer]);
         assert_eq!(out.status.code(), Some(2), "{provider}: {}", stderr(&out));
         assert!(
             stderr(&out).contains("--force"),
@@ -193,10 +210,10 @@ fn third_owner_is_refused_without_force() {
             stderr(&out)
         );
         assert!(
-            f.requests().iter().all(|r| !r.starts_with("POST")),
+            f.requests().iter().all(|r| !is_write(r)),
             "{provider}: refused means no write"
         );
-        let out = claim(provider, &f, &["--peer", "1", "--force"]);
+        let out = claim(provider, &f, &["--peer", &peer, "--force"]);
         assert_eq!(out.status.code(), Some(0), "{provider}: {}", stderr(&out));
         assert_eq!(json_of(&out)["owned"], true);
     }
@@ -233,13 +250,30 @@ fn hetzner_and_digitalocean_poll_their_actions() {
 
 #[test]
 fn faults_end_with_clear_errors_or_retried_success() {
-    for provider in ["linode", "hetzner", "digitalocean"] {
+    for provider in ["aws", "linode", "hetzner", "digitalocean"] {
+        let peer = node(provider, 1);
         for (fault, code, want) in [
             ("500x2", 0, ""),
             ("429", 0, ""),
             ("hang", 1, ": timeout"),
-            ("garbage", 1, "not JSON"),
-            ("truncated", 1, "not JSON"),
+            (
+                "garbage",
+                1,
+                if provider == "aws" {
+                    "a proxy page?"
+                } else {
+                    "not JSON"
+                },
+            ),
+            (
+                "truncated",
+                1,
+                if provider == "aws" {
+                    "not EC2 XML"
+                } else {
+                    "not JSON"
+                },
+            ),
             ("401", 1, "HTTP 401"),
             ("403", 1, "HTTP 403"),
         ] {
@@ -248,7 +282,7 @@ fn faults_end_with_clear_errors_or_retried_success() {
             let out = claim(
                 provider,
                 &f,
-                &["--peer", "1", "--timeout", "300ms", "--deadline", "3s"],
+                &["--peer", &peer, "--timeout", "300ms", "--deadline", "3s"],
             );
             let err = stderr(&out);
             assert_eq!(out.status.code(), Some(code), "{provider} {fault}: {err}");
@@ -341,4 +375,62 @@ fn tokens_come_from_env_or_a_private_file_and_are_never_shown() {
         stderr(&out)
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn aws_identity_and_role_credentials_from_imdsv2() {
+    // No instance ID, ENI, region or credentials given: all of it comes from IMDSv2, and
+    // the fake EC2 accepts only requests signed with the role's key and session token.
+    let f = fake("aws", 2, 1, &[]);
+    let b = base("aws", &f);
+    let args = [
+        "--provider",
+        "aws",
+        "--ip",
+        "203.0.113.10",
+        "--endpoint-url",
+        &b,
+        "--metadata-url",
+        &f.url,
+        "--peer",
+        "i-1",
+        "--syslog-socket",
+        "/nonexistent",
+        "--json",
+    ];
+    let out = run_host("fip-claim", &args, &[("HOME", "/nonexistent-hakit-home")]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let r = json_of(&out);
+    assert_eq!(
+        (
+            r["this_node"].as_str(),
+            r["owner_before"].as_str(),
+            r["owned"].as_bool()
+        ),
+        (Some("i-2"), Some("i-1"), Some(true))
+    );
+    let reqs = f.requests();
+    assert!(
+        reqs.iter().any(|l| l.starts_with("PUT /latest/api/token")),
+        "{reqs:?}"
+    );
+    assert!(
+        reqs.iter().any(|l| l.contains("Action=AssociateAddress")
+            && l.contains("NetworkInterfaceId=eni-2")
+            && l.contains("AllowReassociation=true")),
+        "{reqs:?}"
+    );
+    assert!(
+        reqs.iter()
+            .any(|l| l.contains("Action=ModifyInstanceAttribute")
+                && l.contains("SourceDestCheck.Value=false")),
+        "{reqs:?}"
+    );
+    assert!(
+        !stdout(&out).contains("imds-secret") && !stderr(&out).contains("imds-session"),
+        "role credentials leaked"
+    );
+    let again = run_host("fip-claim", &args, &[("HOME", "/nonexistent-hakit-home")]);
+    let r = json_of(&again);
+    assert_eq!(r["already_converged"], true, "{r}");
 }

@@ -127,7 +127,9 @@ fn run(mut cli: Cli) -> anyhow::Result<Exit> {
     let file: FipFile = cli.common.init(IDENT)?;
     // Layers: flag or env (clap), then the [fip] table, then defaults.
     let f = file.fip;
-    let provider = cli.provider.or(f.provider).ok_or_else(|| usage_error("no provider: give --provider (or HAKIT_FIP_PROVIDER, or provider in [fip])"))?;
+    let provider = cli.provider.or(f.provider).ok_or_else(|| {
+        usage_error("no provider: give --provider (or HAKIT_FIP_PROVIDER, or provider in [fip])")
+    })?;
     cli.ip = cli.ip.or(f.ip);
     cli.allocation_id = cli.allocation_id.or(f.allocation_id);
     cli.floating_ip_id = cli.floating_ip_id.or(f.floating_ip_id);
@@ -155,7 +157,11 @@ fn run(mut cli: Cli) -> anyhow::Result<Exit> {
     } else {
         Mode::Claim
     };
-    let client = Client::new(agent(timeout, timeout, cli.ca_file.as_deref())?, deadline, attempts);
+    let client = Client::new(
+        agent(timeout, timeout, cli.ca_file.as_deref())?,
+        deadline,
+        attempts,
+    );
     let out: anyhow::Result<Outcome> = match provider {
         Provider::Aws => aws::run(
             &client,

@@ -242,9 +242,16 @@ impl Ec2<'_> {
                 msg.unwrap_or_else(|| r.body.chars().take(200).collect())
             );
         }
-        xml::parse(&r.body)
-            .map(Some)
-            .with_context(|| format!("aws {action}: unreadable response"))
+        let n = xml::parse(&r.body).with_context(|| {
+            format!(
+                "aws {action}: HTTP {} but the body is not EC2 XML (truncated?)",
+                r.status
+            )
+        })?;
+        if n.name != format!("{action}Response") {
+            bail!("aws {action}: HTTP {} but the body is <{}>, not <{action}Response> (a proxy page?)", r.status, n.name);
+        }
+        Ok(Some(n))
     }
 }
 

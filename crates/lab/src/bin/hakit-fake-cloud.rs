@@ -32,6 +32,16 @@ struct State {
 
 fn error_body(provider: &str, code: &str, msg: &str) -> String {
     match provider {
+        "aws" => {
+            let code = match code {
+                "unauthorized" => "AuthFailure",
+                "forbidden" => "UnauthorizedOperation",
+                "rate_limit_exceeded" => "RequestLimitExceeded",
+                "server_error" => "InternalError",
+                other => other,
+            };
+            format!("<Response><Errors><Error><Code>{code}</Code><Message>{msg}</Message></Error></Errors><RequestID>r</RequestID></Response>")
+        }
         "linode" => format!(r#"{{"errors":[{{"reason":"{msg}"}}]}}"#),
         "hetzner" => format!(r#"{{"error":{{"code":"{code}","message":"{msg}"}}}}"#),
         _ => format!(r#"{{"id":"{code}","message":"{msg}"}}"#),
@@ -56,7 +66,8 @@ fn handle(stream: TcpStream, st: Arc<Mutex<State>>) {
     if method.is_empty() {
         return; // a readiness probe's bare connection: no request, no fault consumed
     }
-    let (mut len, mut auth) = (0usize, String::new());
+    let (mut len, mut auth, mut imds_token, mut imds_ttl, mut amz_token) =
+        (0usize, String::new(), String::new(), false, String::new());
     loop {
         let mut h = String::new();
         if r.read_line(&mut h).is_err() || h.trim().is_empty() {
@@ -66,6 +77,9 @@ fn handle(stream: TcpStream, st: Arc<Mutex<State>>) {
         match k.trim().to_ascii_lowercase().as_str() {
             "content-length" => len = v.trim().parse().unwrap_or(0),
             "authorization" => auth = v.trim().to_string(),
+            "x-aws-ec2-metadata-token" => imds_token = v.trim().to_string(),
+            "x-aws-ec2-metadata-token-ttl-seconds" => imds_ttl = true,
+            "x-amz-security-token" => amz_token = v.trim().to_string(),
             _ => {}
         }
     }
@@ -83,6 +97,26 @@ fn handle(stream: TcpStream, st: Arc<Mutex<State>>) {
         }
     }
     let p = s.provider.clone();
+    // AWS IMDSv2: a session token first, then reads that carry it.
+    if path.starts_with("/latest/") {
+        let me = s.me;
+        let ok_token = imds_token == "imds-token";
+        let (code, body) = match (method.as_str(), path.as_str()) {
+            ("PUT", "/latest/api/token") if imds_ttl => (200, "imds-token".to_string()),
+            ("PUT", "/latest/api/token") => (400, "missing TTL".to_string()),
+            (_, _) if !ok_token => (401, String::new()),
+            (_, "/latest/meta-data/instance-id") => (200, format!("i-{me}")),
+            (_, "/latest/meta-data/placement/region") => (200, "us-east-1".into()),
+            (_, "/latest/meta-data/mac") => (200, "02:00:00:00:00:01".into()),
+            (_, "/latest/meta-data/network/interfaces/macs/02:00:00:00:00:01/interface-id") => (200, format!("eni-{me}")),
+            (_, "/latest/meta-data/iam/security-credentials/") => (200, "hakit-role".into()),
+            (_, "/latest/meta-data/iam/security-credentials/hakit-role") => {
+                (200, r#"{"Code":"Success","AccessKeyId":"AKIDIMDS","SecretAccessKey":"imds-secret","Token":"imds-session"}"#.into())
+            }
+            _ => (404, String::new()),
+        };
+        return respond(&stream, code, "", &body);
+    }
     // Metadata services: no token, no faults.
     match (method.as_str(), path.as_str()) {
         ("PUT", "/v1/token") => return respond(&stream, 200, "", "meta-token"),
@@ -118,7 +152,18 @@ fn handle(stream: TcpStream, st: Arc<Mutex<State>>) {
             );
         }
         "garbage" => return respond(&stream, 200, "", "<html>proxy error</html>"),
-        "truncated" if method == "GET" => return respond(&stream, 200, "", r#"{"ipv4": {"sha"#),
+        "truncated" if method == "GET" || p == "aws" => {
+            return respond(
+                &stream,
+                200,
+                "",
+                if p == "aws" {
+                    "<DescribeAddressesResponse><addressesSet><item>"
+                } else {
+                    r#"{"ipv4": {"sha"#
+                },
+            )
+        }
         "500x2" if s.faults_left > 0 => {
             s.faults_left -= 1;
             return respond(
@@ -139,7 +184,17 @@ fn handle(stream: TcpStream, st: Arc<Mutex<State>>) {
         }
         _ => {}
     }
-    if auth != "Bearer fake-token" {
+    if p == "aws" {
+        if !auth.starts_with("AWS4-HMAC-SHA256 Credential=AKIDIMDS/") || amz_token != "imds-session"
+        {
+            return respond(
+                &stream,
+                401,
+                "",
+                &error_body(&p, "unauthorized", "not signed with the instance role"),
+            );
+        }
+    } else if auth != "Bearer fake-token" {
         return respond(
             &stream,
             401,
@@ -265,6 +320,55 @@ fn handle(stream: TcpStream, st: Arc<Mutex<State>>) {
                     .map_or("null".into(), |o| format!(r#"{{"id":{o}}}"#))
             ),
         ),
+        ("aws", "POST", _) => {
+            let form: HashMap<String, String> = body
+                .split('&')
+                .filter_map(|kv| kv.split_once('='))
+                .map(|(k, v)| (k.to_string(), v.replace("%2F", "/").replace("%3A", ":")))
+                .collect();
+            let xml = |name: &str, inner: String| {
+                format!("<?xml version=\"1.0\"?><{name}Response xmlns=\"http://ec2.amazonaws.com/doc/2016-11-15/\">{inner}<requestId>r</requestId></{name}Response>")
+            };
+            match form.get("Action").map(String::as_str) {
+                Some("DescribeAddresses") => {
+                    let holder = s.owner.map_or(String::new(), |o| format!("<instanceId>i-{o}</instanceId><networkInterfaceId>eni-{o}</networkInterfaceId>"));
+                    (200, xml("DescribeAddresses", format!("<addressesSet><item><allocationId>eipalloc-1</allocationId><publicIp>{ip}</publicIp>{holder}</item></addressesSet>")))
+                }
+                Some("AssociateAddress") => {
+                    let target = form
+                        .get("NetworkInterfaceId")
+                        .or(form.get("InstanceId"))
+                        .cloned()
+                        .unwrap_or_default();
+                    s.owner = target.rsplit('-').next().and_then(|n| n.parse().ok());
+                    (
+                        200,
+                        xml(
+                            "AssociateAddress",
+                            "<return>true</return><associationId>eipassoc-1</associationId>".into(),
+                        ),
+                    )
+                }
+                Some("DescribeInstances") => {
+                    (200, xml("DescribeInstances", "<reservationSet/>".into()))
+                }
+                Some("DescribeRouteTables") => {
+                    (200, xml("DescribeRouteTables", "<routeTableSet/>".into()))
+                }
+                Some("DescribeInstanceAttribute") => {
+                    let on = !s.shared.contains_key(&0);
+                    (200, xml("DescribeInstanceAttribute", format!("<instanceId>i-{}</instanceId><sourceDestCheck><value>{on}</value></sourceDestCheck>", s.me)))
+                }
+                Some("ModifyInstanceAttribute") => {
+                    s.shared.insert(0, Vec::new());
+                    (
+                        200,
+                        xml("ModifyInstanceAttribute", "<return>true</return>".into()),
+                    )
+                }
+                _ => (400, error_body(&p, "InvalidAction", "unknown action")),
+            }
+        }
         _ => (404, error_body(&p, "not_found", "no such resource")),
     };
     respond(&stream, status, "", &out);
