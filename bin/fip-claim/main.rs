@@ -1,21 +1,15 @@
 //! `fip-claim`: move a floating / elastic IP to this node at the cloud provider. Thin main:
 //! parse, build the provider options, hand over to `hakit_fip`, map the outcome.
 
-use std::{net::IpAddr, path::PathBuf, time::Duration};
+use std::{net::IpAddr, path::PathBuf};
 
 use clap::Parser;
 use hakit_core::{
     cli::{self, Common},
-    config::{pick, FipFile, Provider},
+    config::{Fip, FipFile, Provider},
     usage_error, Exit, HDuration,
 };
-use hakit_fip::{
-    aws, digitalocean, hetzner,
-    http::{agent, Client},
-    linode,
-    model::{Mode, Outcome, Partial, Refused},
-    rest::Token,
-};
+use hakit_fip::model::{Mode, Partial, Refused};
 
 const IDENT: &str = "fip-claim";
 
@@ -123,33 +117,29 @@ Exit codes:
   2  usage error, or refused: the IP belongs to a node outside the pair (use --force)
   3  partially applied: some changes were made and a later one failed (listed)";
 
-fn run(mut cli: Cli) -> anyhow::Result<Exit> {
+fn run(cli: Cli) -> anyhow::Result<Exit> {
     let file: FipFile = cli.common.init(IDENT)?;
-    // Layers: flag or env (clap), then the [fip] table, then defaults.
+    // Layers: flag or env (clap), then the [fip] table, then the library's defaults.
     let f = file.fip;
-    let provider = cli.provider.or(f.provider).ok_or_else(|| {
-        usage_error("no provider: give --provider (or HAKIT_FIP_PROVIDER, or provider in [fip])")
-    })?;
-    cli.ip = cli.ip.or(f.ip);
-    cli.allocation_id = cli.allocation_id.or(f.allocation_id);
-    cli.floating_ip_id = cli.floating_ip_id.or(f.floating_ip_id);
-    cli.instance_id = cli.instance_id.or(f.instance_id);
-    cli.eni = cli.eni.or(f.eni);
-    cli.region = cli.region.or(f.region);
-    if cli.peers.is_empty() {
-        cli.peers = f.peers;
-    }
-    if cli.destinations.is_empty() {
-        cli.destinations = f.route_destinations;
-    }
-    cli.assign = cli.assign || f.assign.unwrap_or(false);
-    cli.endpoint_url = cli.endpoint_url.or(f.endpoint_url);
-    cli.metadata_url = cli.metadata_url.or(f.metadata_url);
-    cli.ca_file = cli.ca_file.or(f.ca_file);
-    cli.token_file = cli.token_file.or(f.token_file);
-    let timeout = pick(cli.timeout, f.timeout, HDuration(Duration::from_secs(3))).get();
-    let deadline = pick(cli.deadline, f.deadline, HDuration(Duration::from_secs(30))).get();
-    let attempts = pick(cli.attempts, f.attempts, 5);
+    let cfg = Fip {
+        provider: cli.provider.or(f.provider),
+        ip: cli.ip.or(f.ip),
+        allocation_id: cli.allocation_id.or(f.allocation_id),
+        floating_ip_id: cli.floating_ip_id.or(f.floating_ip_id),
+        instance_id: cli.instance_id.or(f.instance_id),
+        eni: cli.eni.or(f.eni),
+        region: cli.region.or(f.region),
+        peers: if cli.peers.is_empty() { f.peers } else { cli.peers },
+        route_destinations: if cli.destinations.is_empty() { f.route_destinations } else { cli.destinations },
+        assign: Some(cli.assign || f.assign.unwrap_or(false)),
+        endpoint_url: cli.endpoint_url.or(f.endpoint_url),
+        metadata_url: cli.metadata_url.or(f.metadata_url),
+        ca_file: cli.ca_file.or(f.ca_file),
+        token_file: cli.token_file.or(f.token_file),
+        timeout: cli.timeout.or(f.timeout),
+        deadline: cli.deadline.or(f.deadline),
+        attempts: cli.attempts.or(f.attempts),
+    };
     let mode = if cli.check {
         Mode::Check
     } else if cli.release {
@@ -157,98 +147,11 @@ fn run(mut cli: Cli) -> anyhow::Result<Exit> {
     } else {
         Mode::Claim
     };
-    let client = Client::new(
-        agent(timeout, timeout, cli.ca_file.as_deref())?,
-        deadline,
-        attempts,
-    );
-    let out: anyhow::Result<Outcome> = match provider {
-        Provider::Aws => aws::run(
-            &client,
-            &aws::Options {
-                ip: cli.ip,
-                allocation_id: cli.allocation_id,
-                instance_id: cli.instance_id,
-                eni: cli.eni,
-                region: cli.region,
-                peers: cli.peers,
-                destinations: cli.destinations,
-                endpoint_url: cli.endpoint_url,
-                metadata_url: cli.metadata_url,
-                force: cli.force,
-                dry_run: cli.dry_run,
-            },
-            mode,
-        ),
-        Provider::Linode | Provider::Hetzner | Provider::Digitalocean => {
-            let env = match provider {
-                Provider::Linode => "LINODE_TOKEN",
-                Provider::Hetzner => "HCLOUD_TOKEN",
-                _ => "DIGITALOCEAN_TOKEN",
-            };
-            let token = Token::load(env, cli.token_file.as_deref())
-                .map_err(|e| usage_error(format!("{e:#}")))?;
-            let id = match cli.instance_id.as_deref().map(str::parse::<u64>) {
-                None => None,
-                Some(Ok(n)) => Some(n),
-                Some(Err(_)) => {
-                    return Err(usage_error(
-                        "--instance-id must be a number for this provider",
-                    ))
-                }
-            };
-            match provider {
-                Provider::Linode => linode::run(
-                    &client,
-                    &token,
-                    &linode::Options {
-                        ip: cli.ip,
-                        linode_id: id,
-                        peers: cli.peers,
-                        assign: cli.assign,
-                        api_url: cli.endpoint_url,
-                        metadata_url: cli.metadata_url,
-                        force: cli.force,
-                        dry_run: cli.dry_run,
-                    },
-                    mode,
-                ),
-                Provider::Hetzner => hetzner::run(
-                    &client,
-                    &token,
-                    &hetzner::Options {
-                        ip: cli.ip,
-                        floating_ip_id: cli.floating_ip_id,
-                        server_id: id,
-                        peers: cli.peers,
-                        api_url: cli.endpoint_url,
-                        metadata_url: cli.metadata_url,
-                        force: cli.force,
-                        dry_run: cli.dry_run,
-                    },
-                    mode,
-                ),
-                _ => digitalocean::run(
-                    &client,
-                    &token,
-                    &digitalocean::Options {
-                        ip: cli.ip,
-                        droplet_id: id,
-                        peers: cli.peers,
-                        api_url: cli.endpoint_url,
-                        metadata_url: cli.metadata_url,
-                        force: cli.force,
-                        dry_run: cli.dry_run,
-                    },
-                    mode,
-                ),
-            }
-        }
-    };
+    let out = hakit_fip::run(&cfg, mode, cli.dry_run, cli.force);
     let out = match out {
         Ok(o) => o,
         Err(e) if e.downcast_ref::<Refused>().is_some() => {
-            return Err(hakit_core::usage_error(format!("{e:#}")))
+            return Err(usage_error(format!("{e:#}")))
         }
         Err(e) if e.downcast_ref::<Partial>().is_some() => {
             hakit_core::logging::report_fatal(IDENT, &e);

@@ -17,3 +17,94 @@ pub mod model;
 pub mod rest;
 pub mod sigv4;
 pub mod xml;
+
+use std::time::Duration;
+
+use hakit_core::{
+    config::{Fip, Provider},
+    usage_error,
+};
+
+/// Runs `mode` for the provider and settings of a `[fip]` configuration (flags already
+/// layered over it): the entry point of `fip-claim` and of ha-check's `fip-owner` probe.
+pub fn run(f: &Fip, mode: model::Mode, dry_run: bool, force: bool) -> anyhow::Result<model::Outcome> {
+    let provider = f
+        .provider
+        .ok_or_else(|| usage_error("no provider: give --provider (or HAKIT_FIP_PROVIDER, or provider in [fip])"))?;
+    let timeout = f.timeout.map_or(Duration::from_secs(3), |d| d.get());
+    let deadline = f.deadline.map_or(Duration::from_secs(30), |d| d.get());
+    let client = http::Client::new(http::agent(timeout, timeout, f.ca_file.as_deref())?, deadline, f.attempts.unwrap_or(5));
+    if provider == Provider::Aws {
+        let o = aws::Options {
+            ip: f.ip,
+            allocation_id: f.allocation_id.clone(),
+            instance_id: f.instance_id.clone(),
+            eni: f.eni.clone(),
+            region: f.region.clone(),
+            peers: f.peers.clone(),
+            destinations: f.route_destinations.clone(),
+            endpoint_url: f.endpoint_url.clone(),
+            metadata_url: f.metadata_url.clone(),
+            force,
+            dry_run,
+        };
+        return aws::run(&client, &o, mode);
+    }
+    let env = match provider {
+        Provider::Linode => "LINODE_TOKEN",
+        Provider::Hetzner => "HCLOUD_TOKEN",
+        _ => "DIGITALOCEAN_TOKEN",
+    };
+    let token = rest::Token::load(env, f.token_file.as_deref()).map_err(|e| usage_error(format!("{e:#}")))?;
+    let id = match f.instance_id.as_deref().map(str::parse::<u64>) {
+        None => None,
+        Some(Ok(n)) => Some(n),
+        Some(Err(_)) => return Err(usage_error("instance_id must be a number for this provider")),
+    };
+    match provider {
+        Provider::Linode => linode::run(
+            &client,
+            &token,
+            &linode::Options {
+                ip: f.ip,
+                linode_id: id,
+                peers: f.peers.clone(),
+                assign: f.assign.unwrap_or(false),
+                api_url: f.endpoint_url.clone(),
+                metadata_url: f.metadata_url.clone(),
+                force,
+                dry_run,
+            },
+            mode,
+        ),
+        Provider::Hetzner => hetzner::run(
+            &client,
+            &token,
+            &hetzner::Options {
+                ip: f.ip,
+                floating_ip_id: f.floating_ip_id,
+                server_id: id,
+                peers: f.peers.clone(),
+                api_url: f.endpoint_url.clone(),
+                metadata_url: f.metadata_url.clone(),
+                force,
+                dry_run,
+            },
+            mode,
+        ),
+        _ => digitalocean::run(
+            &client,
+            &token,
+            &digitalocean::Options {
+                ip: f.ip,
+                droplet_id: id,
+                peers: f.peers.clone(),
+                api_url: f.endpoint_url.clone(),
+                metadata_url: f.metadata_url.clone(),
+                force,
+                dry_run,
+            },
+            mode,
+        ),
+    }
+}
