@@ -434,3 +434,82 @@ fn aws_identity_and_role_credentials_from_imdsv2() {
     let r = json_of(&again);
     assert_eq!(r["already_converged"], true, "{r}");
 }
+
+#[test]
+fn ha_check_fip_owner_probe_reads_through_the_library_and_caches() {
+    let f = fake("linode", 2, 2, &[]);
+    let dir = std::env::temp_dir().join(format!("hakit-fipowner-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let conf = dir.join("hakit.toml");
+    std::fs::write(
+        &conf,
+        format!(
+            "[general]\nruntime_dir = \"{d}/run\"\nsyslog_socket = \"/nonexistent\"\n\n[fip]\nprovider = \"linode\"\nip = \"203.0.113.10\"\nendpoint_url = \"{b}\"\nmetadata_url = \"{m}\"\n\n\
+             [check]\ndeadline = \"2s\"\n\n[[check.probe]]\nkind = \"fip-owner\"\ncache = \"60s\"\n",
+            d = dir.display(),
+            b = base("linode", &f),
+            m = f.url
+        ),
+    )
+    .unwrap();
+    let c = conf.to_string_lossy().to_string();
+    let check = |extra: &[&str]| {
+        let mut a = vec!["--config", c.as_str(), "--json"];
+        a.extend_from_slice(extra);
+        run_host("ha-check", &a, &[("LINODE_TOKEN", "fake-token")])
+    };
+    let api_calls = || f.requests().iter().filter(|r| r.contains("/v4/")).count();
+    let out = check(&[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{} {}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(
+        stdout(&out).contains("owned: linode 203.0.113.10 by this node (2)"),
+        "{}",
+        stdout(&out)
+    );
+    let n = api_calls();
+    assert!(n > 0);
+    // Within the cache time: the provider is not asked again.
+    let out = check(&[]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(stdout(&out).contains("cached"), "{}", stdout(&out));
+    assert_eq!(api_calls(), n, "a cached answer made API calls");
+    // Another node takes the IP (a forced assign as Linode 1); a fresh look says so.
+    let b = base("linode", &f);
+    let out = run_host(
+        "fip-claim",
+        &[
+            "--provider",
+            "linode",
+            "--ip",
+            "203.0.113.10",
+            "--instance-id",
+            "1",
+            "--assign",
+            "--force",
+            "--endpoint-url",
+            &b,
+            "--syslog-socket",
+            "/nonexistent",
+        ],
+        &[("LINODE_TOKEN", "fake-token")],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = run_host(
+        "ha-check",
+        &["--config", &c, "--json", "fip-owner", "--cache", "0s"],
+        &[("LINODE_TOKEN", "fake-token")],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("NOT owned: linode 203.0.113.10 by this node (2), held by 1"),
+        "{}",
+        stdout(&out)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -129,8 +129,16 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
         instance_id: cli.instance_id.or(f.instance_id),
         eni: cli.eni.or(f.eni),
         region: cli.region.or(f.region),
-        peers: if cli.peers.is_empty() { f.peers } else { cli.peers },
-        route_destinations: if cli.destinations.is_empty() { f.route_destinations } else { cli.destinations },
+        peers: if cli.peers.is_empty() {
+            f.peers
+        } else {
+            cli.peers
+        },
+        route_destinations: if cli.destinations.is_empty() {
+            f.route_destinations
+        } else {
+            cli.destinations
+        },
         assign: Some(cli.assign || f.assign.unwrap_or(false)),
         endpoint_url: cli.endpoint_url.or(f.endpoint_url),
         metadata_url: cli.metadata_url.or(f.metadata_url),

@@ -156,6 +156,14 @@ enum Cmd {
         #[arg(long)]
         disk: Option<String>,
     },
+    /// This node owns the floating IP at the provider ([fip] table; read-only, cached)
+    FipOwner {
+        /// The floating IP [default: ip in [fip]]
+        ip: Option<String>,
+        /// Reuse a provider answer this long [default: 30s]
+        #[arg(long, value_name = "DUR")]
+        cache: Option<HDuration>,
+    },
     /// Watch a peer (clouds without VRRP); after --fall failures run CMD until it succeeds
     Watch {
         #[arg(long, value_name = "ADDR")]
@@ -296,6 +304,11 @@ fn adhoc(cmd: Cmd) -> Result<Probe, Exit> {
             p.connection = connection;
             p.disk = disk;
         }
+        Cmd::FipOwner { ip, cache } => {
+            p.kind = Some(ProbeKind::FipOwner);
+            p.target = ip;
+            p.cache = cache;
+        }
         Cmd::Watch { .. } => return Err(Exit::Usage),
     }
     Ok(p)
@@ -368,12 +381,17 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
             return Err(usage_error(format!("group {:?} has no probes", g.name)));
         }
     }
-    let verdict = runner::run(&checked, &groups, deadline, &Tools::default());
     let rt = pick(
         cli.runtime_dir,
         file.general.runtime_dir,
         PathBuf::from(DEFAULT_DIR),
     );
+    let tools = Tools {
+        fip: file.fip.provider.is_some().then_some(file.fip),
+        cache_dir: rt.clone(),
+        ..Tools::default()
+    };
+    let verdict = runner::run(&checked, &groups, deadline, &tools);
     if adhoc_run {
         // A probe run by hand is logged every time and leaves vrrp_script's state alone.
         let o = &verdict.probes[0];

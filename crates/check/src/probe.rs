@@ -16,12 +16,16 @@ use serde::Serialize;
 
 use crate::{http, icmp, sock};
 
-/// Programs the probes run.
+/// Programs and settings the probes use.
 #[derive(Debug, Clone)]
 pub struct Tools {
     pub nft: String,
     pub systemctl: String,
     pub drbdadm: String,
+    /// The `[fip]` table, for the fip-owner probe.
+    pub fip: Option<hakit_core::config::Fip>,
+    /// Where the fip-owner probe caches provider answers (the runtime directory).
+    pub cache_dir: PathBuf,
 }
 
 impl Default for Tools {
@@ -30,6 +34,8 @@ impl Default for Tools {
             nft: "nft".into(),
             systemctl: "systemctl".into(),
             drbdadm: "drbdadm".into(),
+            fip: None,
+            cache_dir: PathBuf::from(hakit_core::runtime::DEFAULT_DIR),
         }
     }
 }
@@ -90,6 +96,10 @@ pub enum Spec {
         connection: Option<String>,
         disk: Option<String>,
     },
+    FipOwner {
+        ip: Option<IpAddr>,
+        cache: Duration,
+    },
 }
 
 /// A probe ready to run.
@@ -115,6 +125,7 @@ fn kind_name(k: ProbeKind) -> &'static str {
         ProbeKind::Sysctl => "sysctl",
         ProbeKind::Service => "service",
         ProbeKind::Drbd => "drbd",
+        ProbeKind::FipOwner => "fip-owner",
     }
 }
 
@@ -146,6 +157,7 @@ fn keys(p: &Probe) -> Vec<&'static str> {
     add(p.role.is_some(), "role");
     add(p.connection.is_some(), "connection");
     add(p.disk.is_some(), "disk");
+    add(p.cache.is_some(), "cache");
     k
 }
 
@@ -162,6 +174,7 @@ fn allowed(kind: ProbeKind) -> &'static [&'static str] {
         ProbeKind::Sysctl => &["expect"],
         ProbeKind::Service => &["unit", "pidfile", "process"],
         ProbeKind::Drbd => &["resource", "role", "connection", "disk"],
+        ProbeKind::FipOwner => &["target", "cache"],
     }
 }
 
@@ -181,113 +194,123 @@ pub fn validate(p: &Probe, default_timeout: Duration) -> Result<Checked, String>
         v.clone().ok_or_else(|| format!("{kn} probe needs `{key}`"))
     };
     let target = p.target.clone().unwrap_or_default();
-    let spec = match kind {
-        ProbeKind::Icmp => Spec::Icmp {
-            target: need(&p.target, "target")?
-                .parse()
-                .map_err(|_| format!("icmp probe: target {target:?} is not an IP address"))?,
-            iface: p.interface.clone(),
-            source: p.source,
-            count: p.count.unwrap_or(1).clamp(1, 100),
-        },
-        ProbeKind::Http => {
-            let url = http::parse_url(&need(&p.url, "url")?)?;
-            if url.https && (p.interface.is_some() || p.source.is_some()) {
-                return Err(
-                    "http probe: interface/source binding is supported for http:// URLs only"
-                        .into(),
-                );
-            }
-            Spec::Http {
-                url,
-                status: p.status.unwrap_or(204),
+    let spec =
+        match kind {
+            ProbeKind::Icmp => Spec::Icmp {
+                target: need(&p.target, "target")?
+                    .parse()
+                    .map_err(|_| format!("icmp probe: target {target:?} is not an IP address"))?,
                 iface: p.interface.clone(),
                 source: p.source,
-                ca_file: p.ca_file.clone(),
-            }
-        }
-        ProbeKind::Tcp => {
-            let t = need(&p.target, "target")?;
-            let (host, port) = t
-                .rsplit_once(':')
-                .ok_or_else(|| format!("tcp probe: target {t:?} is not host:port"))?;
-            let port = port
-                .parse()
-                .map_err(|_| format!("tcp probe: bad port in {t:?}"))?;
-            Spec::Tcp {
-                host: host.to_string(),
-                port,
-                iface: p.interface.clone(),
-                source: p.source,
-            }
-        }
-        ProbeKind::Link => Spec::Link {
-            dev: need(&p.interface, "interface")?,
-        },
-        ProbeKind::Address => Spec::Address {
-            dev: need(&p.interface, "interface")?,
-            ip: need(&p.target, "target")?
-                .parse()
-                .map_err(|_| format!("address probe: {target:?} is not an IP address"))?,
-            absent: p.absent.unwrap_or(false),
-        },
-        ProbeKind::Route => Spec::Route {
-            prefix: p.target.as_deref().unwrap_or("0.0.0.0/0").parse()?,
-            dev: p.interface.clone(),
-            gateway: p.gateway,
-        },
-        ProbeKind::NftRule => Spec::NftRule {
-            source: p.snat_source.ok_or("nft-rule probe needs `snat_source`")?,
-            to: p.to.ok_or("nft-rule probe needs `to`")?,
-        },
-        ProbeKind::Conntrack => {
-            let max = p.max_usage.unwrap_or(0.9);
-            if !(0.0..=1.0).contains(&max) || max == 0.0 {
-                return Err(format!("conntrack probe: max_usage {max} is not in (0, 1]"));
-            }
-            Spec::Conntrack { max }
-        }
-        ProbeKind::Sysctl => {
-            if p.expect.is_empty() {
-                return Err(
-                    "sysctl probe needs `expect` (e.g. [\"net.ipv4.ip_forward=1\"])".into(),
-                );
-            }
-            let mut expect = Vec::new();
-            for e in &p.expect {
-                let (k, v) = e
-                    .split_once('=')
-                    .ok_or_else(|| format!("sysctl probe: {e:?} is not key=value"))?;
-                if k.is_empty() || k.contains("..") || k.starts_with('/') {
-                    return Err(format!("sysctl probe: bad key {k:?}"));
+                count: p.count.unwrap_or(1).clamp(1, 100),
+            },
+            ProbeKind::Http => {
+                let url = http::parse_url(&need(&p.url, "url")?)?;
+                if url.https && (p.interface.is_some() || p.source.is_some()) {
+                    return Err(
+                        "http probe: interface/source binding is supported for http:// URLs only"
+                            .into(),
+                    );
                 }
-                expect.push((k.trim().to_string(), v.trim().to_string()));
+                Spec::Http {
+                    url,
+                    status: p.status.unwrap_or(204),
+                    iface: p.interface.clone(),
+                    source: p.source,
+                    ca_file: p.ca_file.clone(),
+                }
             }
-            Spec::Sysctl { expect }
-        }
-        ProbeKind::Service => {
-            let n = [p.unit.is_some(), p.pidfile.is_some(), p.process.is_some()]
-                .iter()
-                .filter(|b| **b)
-                .count();
-            if n != 1 {
-                return Err(
-                    "service probe needs exactly one of `unit`, `pidfile`, `process`".into(),
-                );
+            ProbeKind::Tcp => {
+                let t = need(&p.target, "target")?;
+                let (host, port) = t
+                    .rsplit_once(':')
+                    .ok_or_else(|| format!("tcp probe: target {t:?} is not host:port"))?;
+                let port = port
+                    .parse()
+                    .map_err(|_| format!("tcp probe: bad port in {t:?}"))?;
+                Spec::Tcp {
+                    host: host.to_string(),
+                    port,
+                    iface: p.interface.clone(),
+                    source: p.source,
+                }
             }
-            Spec::Service {
-                unit: p.unit.clone(),
-                pidfile: p.pidfile.clone(),
-                process: p.process.clone(),
+            ProbeKind::Link => Spec::Link {
+                dev: need(&p.interface, "interface")?,
+            },
+            ProbeKind::Address => Spec::Address {
+                dev: need(&p.interface, "interface")?,
+                ip: need(&p.target, "target")?
+                    .parse()
+                    .map_err(|_| format!("address probe: {target:?} is not an IP address"))?,
+                absent: p.absent.unwrap_or(false),
+            },
+            ProbeKind::Route => Spec::Route {
+                prefix: p.target.as_deref().unwrap_or("0.0.0.0/0").parse()?,
+                dev: p.interface.clone(),
+                gateway: p.gateway,
+            },
+            ProbeKind::NftRule => Spec::NftRule {
+                source: p.snat_source.ok_or("nft-rule probe needs `snat_source`")?,
+                to: p.to.ok_or("nft-rule probe needs `to`")?,
+            },
+            ProbeKind::Conntrack => {
+                let max = p.max_usage.unwrap_or(0.9);
+                if !(0.0..=1.0).contains(&max) || max == 0.0 {
+                    return Err(format!("conntrack probe: max_usage {max} is not in (0, 1]"));
+                }
+                Spec::Conntrack { max }
             }
-        }
-        ProbeKind::Drbd => Spec::Drbd {
-            resource: need(&p.resource, "resource")?,
-            role: p.role.clone(),
-            connection: p.connection.clone(),
-            disk: p.disk.clone(),
-        },
-    };
+            ProbeKind::Sysctl => {
+                if p.expect.is_empty() {
+                    return Err(
+                        "sysctl probe needs `expect` (e.g. [\"net.ipv4.ip_forward=1\"])".into(),
+                    );
+                }
+                let mut expect = Vec::new();
+                for e in &p.expect {
+                    let (k, v) = e
+                        .split_once('=')
+                        .ok_or_else(|| format!("sysctl probe: {e:?} is not key=value"))?;
+                    if k.is_empty() || k.contains("..") || k.starts_with('/') {
+                        return Err(format!("sysctl probe: bad key {k:?}"));
+                    }
+                    expect.push((k.trim().to_string(), v.trim().to_string()));
+                }
+                Spec::Sysctl { expect }
+            }
+            ProbeKind::Service => {
+                let n = [p.unit.is_some(), p.pidfile.is_some(), p.process.is_some()]
+                    .iter()
+                    .filter(|b| **b)
+                    .count();
+                if n != 1 {
+                    return Err(
+                        "service probe needs exactly one of `unit`, `pidfile`, `process`".into(),
+                    );
+                }
+                Spec::Service {
+                    unit: p.unit.clone(),
+                    pidfile: p.pidfile.clone(),
+                    process: p.process.clone(),
+                }
+            }
+            ProbeKind::FipOwner => Spec::FipOwner {
+                ip: match &p.target {
+                    Some(t) => Some(t.parse().map_err(|_| {
+                        format!("fip-owner probe: target {t:?} is not an IP address")
+                    })?),
+                    None => None,
+                },
+                cache: p.cache.map_or(Duration::from_secs(30), |d| d.get()),
+            },
+            ProbeKind::Drbd => Spec::Drbd {
+                resource: need(&p.resource, "resource")?,
+                role: p.role.clone(),
+                connection: p.connection.clone(),
+                disk: p.disk.clone(),
+            },
+        };
     let detail = match &spec {
         Spec::Http { url, .. } => format!(
             "{}://{}:{}{}",
@@ -313,6 +336,7 @@ pub fn validate(p: &Probe, default_timeout: Duration) -> Result<Checked, String>
             .or(pidfile.as_ref().map(|p| p.display().to_string()))
             .unwrap_or_default(),
         Spec::Drbd { resource, .. } => resource.clone(),
+        Spec::FipOwner { ip, .. } => ip.map_or("configured".into(), |i| i.to_string()),
         Spec::Conntrack { .. } => "usage".into(),
         Spec::Route { prefix, .. } => prefix.to_string(),
         _ => target,
@@ -566,6 +590,7 @@ impl Checked {
                 }
                 bail!("no process named {name}")
             }
+            Spec::FipOwner { ip, cache } => fip_owner(*ip, *cache, timeout, tools),
             Spec::Drbd {
                 resource,
                 role,
@@ -647,5 +672,79 @@ mod tests {
             (c.name.as_str(), c.timeout),
             ("tcp:198.51.100.9:22", Duration::from_millis(300))
         );
+    }
+}
+
+/// Whether this node owns the floating IP at the provider: a read-only check through the
+/// fip-claim library, reused for `cache` from a file in the runtime directory.
+fn fip_owner(
+    ip: Option<IpAddr>,
+    cache: Duration,
+    timeout: Duration,
+    tools: &Tools,
+) -> anyhow::Result<String> {
+    let mut cfg = tools
+        .fip
+        .clone()
+        .context("fip-owner probe: no [fip] table (provider, ip, ...) in the config file")?;
+    cfg.ip = ip.or(cfg.ip);
+    let key = cfg
+        .ip
+        .map_or_else(
+            || cfg.allocation_id.clone().unwrap_or_else(|| "fip".into()),
+            |i| i.to_string(),
+        )
+        .replace([':', '/'], "_");
+    let path = tools
+        .cache_dir
+        .join(format!("ha-check.fip-owner.{key}.json"));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64();
+    let cached: Option<serde_json::Value> = std::fs::read(&path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    let fresh = cached.filter(|c| {
+        c["at"]
+            .as_f64()
+            .is_some_and(|at| now - at < cache.as_secs_f64() && now >= at)
+    });
+    let (owned, detail, age) = match fresh {
+        Some(c) => (
+            c["owned"].as_bool().unwrap_or(false),
+            c["detail"].as_str().unwrap_or_default().to_string(),
+            now - c["at"].as_f64().unwrap_or(now),
+        ),
+        None => {
+            cfg.deadline = Some(hakit_core::HDuration(timeout));
+            cfg.timeout = Some(hakit_core::HDuration(
+                cfg.timeout.map_or(timeout, |t| t.get().min(timeout)),
+            ));
+            cfg.attempts = Some(cfg.attempts.unwrap_or(2).min(2));
+            let out = hakit_fip::run(&cfg, hakit_fip::model::Mode::Check, false, false)?;
+            let detail = format!(
+                "{} {} by this node ({}), held by {}",
+                out.provider,
+                out.ip.map_or("?".into(), |i| i.to_string()),
+                out.this_node,
+                out.owner_before.as_deref().unwrap_or("nobody")
+            );
+            let rec = serde_json::json!({"at": now, "owned": out.owned, "detail": detail});
+            if hakit_core::runtime::ensure_dir(&tools.cache_dir).is_ok() {
+                let _ = hakit_core::runtime::write_atomic(&path, rec.to_string().as_bytes(), 0o644);
+            }
+            (out.owned, detail, 0.0)
+        }
+    };
+    let src = if age > 0.0 {
+        format!(" (cached {age:.0}s ago)")
+    } else {
+        String::new()
+    };
+    if owned {
+        Ok(format!("owned: {detail}{src}"))
+    } else {
+        bail!("NOT owned: {detail}{src}")
     }
 }

@@ -51,7 +51,7 @@ pub type GarpFile = File<Garp, Skip, Skip, Skip>;
 /// What `nat-notify` reads.
 pub type NotifyFile = File<Skip, Notify, Skip, Skip>;
 /// What `ha-check` reads.
-pub type CheckFile = File<Skip, Skip, Check, Skip>;
+pub type CheckFile = File<Skip, Skip, Check, Fip>;
 /// What `fip-claim` reads.
 pub type FipFile = File<Skip, Skip, Skip, Fip>;
 
@@ -173,6 +173,8 @@ pub enum ProbeKind {
     Sysctl,
     Service,
     Drbd,
+    /// This node owns the floating IP at the provider (settings from `[fip]`).
+    FipOwner,
 }
 
 /// `[[check.probe]]`: one probe. Which keys apply depends on `kind`; a key that does not
@@ -224,6 +226,9 @@ pub struct Probe {
     pub role: Option<String>,
     pub connection: Option<String>,
     pub disk: Option<String>,
+    /// fip-owner: how long a provider answer is reused (default 30s), so a 1-second
+    /// interval does not spend the provider's rate limit.
+    pub cache: Option<HDuration>,
 }
 
 /// `[notify]`: `nat-notify`, the keepalived notify hook.

@@ -27,13 +27,22 @@ use hakit_core::{
 
 /// Runs `mode` for the provider and settings of a `[fip]` configuration (flags already
 /// layered over it): the entry point of `fip-claim` and of ha-check's `fip-owner` probe.
-pub fn run(f: &Fip, mode: model::Mode, dry_run: bool, force: bool) -> anyhow::Result<model::Outcome> {
-    let provider = f
-        .provider
-        .ok_or_else(|| usage_error("no provider: give --provider (or HAKIT_FIP_PROVIDER, or provider in [fip])"))?;
+pub fn run(
+    f: &Fip,
+    mode: model::Mode,
+    dry_run: bool,
+    force: bool,
+) -> anyhow::Result<model::Outcome> {
+    let provider = f.provider.ok_or_else(|| {
+        usage_error("no provider: give --provider (or HAKIT_FIP_PROVIDER, or provider in [fip])")
+    })?;
     let timeout = f.timeout.map_or(Duration::from_secs(3), |d| d.get());
     let deadline = f.deadline.map_or(Duration::from_secs(30), |d| d.get());
-    let client = http::Client::new(http::agent(timeout, timeout, f.ca_file.as_deref())?, deadline, f.attempts.unwrap_or(5));
+    let client = http::Client::new(
+        http::agent(timeout, timeout, f.ca_file.as_deref())?,
+        deadline,
+        f.attempts.unwrap_or(5),
+    );
     if provider == Provider::Aws {
         let o = aws::Options {
             ip: f.ip,
@@ -55,11 +64,16 @@ pub fn run(f: &Fip, mode: model::Mode, dry_run: bool, force: bool) -> anyhow::Re
         Provider::Hetzner => "HCLOUD_TOKEN",
         _ => "DIGITALOCEAN_TOKEN",
     };
-    let token = rest::Token::load(env, f.token_file.as_deref()).map_err(|e| usage_error(format!("{e:#}")))?;
+    let token = rest::Token::load(env, f.token_file.as_deref())
+        .map_err(|e| usage_error(format!("{e:#}")))?;
     let id = match f.instance_id.as_deref().map(str::parse::<u64>) {
         None => None,
         Some(Ok(n)) => Some(n),
-        Some(Err(_)) => return Err(usage_error("instance_id must be a number for this provider")),
+        Some(Err(_)) => {
+            return Err(usage_error(
+                "instance_id must be a number for this provider",
+            ))
+        }
     };
     match provider {
         Provider::Linode => linode::run(
