@@ -618,63 +618,6 @@ impl Checked {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn probe(kind: ProbeKind) -> Probe {
-        Probe {
-            kind: Some(kind),
-            ..Probe::default()
-        }
-    }
-
-    #[test]
-    fn keys_that_do_not_apply_are_refused() {
-        let mut p = probe(ProbeKind::Icmp);
-        p.target = Some("192.0.2.1".into());
-        p.url = Some("http://x/".into());
-        let e = validate(&p, Duration::from_secs(1)).unwrap_err();
-        assert_eq!(
-            e,
-            "icmp probe: key `url` does not apply (allowed: target, interface, source, count)"
-        );
-    }
-
-    #[test]
-    fn required_keys_are_named() {
-        assert_eq!(
-            validate(&probe(ProbeKind::Icmp), Duration::ZERO).unwrap_err(),
-            "icmp probe needs `target`"
-        );
-        assert!(validate(&probe(ProbeKind::Service), Duration::ZERO)
-            .unwrap_err()
-            .contains("exactly one"));
-        let mut p = probe(ProbeKind::Sysctl);
-        p.expect = vec!["net.ipv4.ip_forward".into()];
-        assert!(validate(&p, Duration::ZERO)
-            .unwrap_err()
-            .contains("not key=value"));
-        let mut p = probe(ProbeKind::Http);
-        p.url = Some("https://198.51.100.9/".into());
-        p.interface = Some("eth0".into());
-        assert!(validate(&p, Duration::ZERO)
-            .unwrap_err()
-            .contains("http:// URLs only"));
-    }
-
-    #[test]
-    fn names_default_to_kind_and_target() {
-        let mut p = probe(ProbeKind::Tcp);
-        p.target = Some("198.51.100.9:22".into());
-        let c = validate(&p, Duration::from_millis(300)).unwrap();
-        assert_eq!(
-            (c.name.as_str(), c.timeout),
-            ("tcp:198.51.100.9:22", Duration::from_millis(300))
-        );
-    }
-}
-
 /// Whether this node owns the floating IP at the provider: a read-only check through the
 /// fip-claim library, reused for `cache` from a file in the runtime directory.
 fn fip_owner(
@@ -746,5 +689,62 @@ fn fip_owner(
         Ok(format!("owned: {detail}{src}"))
     } else {
         bail!("NOT owned: {detail}{src}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn probe(kind: ProbeKind) -> Probe {
+        Probe {
+            kind: Some(kind),
+            ..Probe::default()
+        }
+    }
+
+    #[test]
+    fn keys_that_do_not_apply_are_refused() {
+        let mut p = probe(ProbeKind::Icmp);
+        p.target = Some("192.0.2.1".into());
+        p.url = Some("http://x/".into());
+        let e = validate(&p, Duration::from_secs(1)).unwrap_err();
+        assert_eq!(
+            e,
+            "icmp probe: key `url` does not apply (allowed: target, interface, source, count)"
+        );
+    }
+
+    #[test]
+    fn required_keys_are_named() {
+        assert_eq!(
+            validate(&probe(ProbeKind::Icmp), Duration::ZERO).unwrap_err(),
+            "icmp probe needs `target`"
+        );
+        assert!(validate(&probe(ProbeKind::Service), Duration::ZERO)
+            .unwrap_err()
+            .contains("exactly one"));
+        let mut p = probe(ProbeKind::Sysctl);
+        p.expect = vec!["net.ipv4.ip_forward".into()];
+        assert!(validate(&p, Duration::ZERO)
+            .unwrap_err()
+            .contains("not key=value"));
+        let mut p = probe(ProbeKind::Http);
+        p.url = Some("https://198.51.100.9/".into());
+        p.interface = Some("eth0".into());
+        assert!(validate(&p, Duration::ZERO)
+            .unwrap_err()
+            .contains("http:// URLs only"));
+    }
+
+    #[test]
+    fn names_default_to_kind_and_target() {
+        let mut p = probe(ProbeKind::Tcp);
+        p.target = Some("198.51.100.9:22".into());
+        let c = validate(&p, Duration::from_millis(300)).unwrap();
+        assert_eq!(
+            (c.name.as_str(), c.timeout),
+            ("tcp:198.51.100.9:22", Duration::from_millis(300))
+        );
     }
 }
