@@ -223,3 +223,59 @@ fn json_out(out: &std::process::Output) -> serde_json::Value {
     serde_json::from_str(&stdout(out))
         .unwrap_or_else(|e| panic!("{e}: {}\n{}", stdout(out), stderr(out)))
 }
+
+#[test]
+fn credentials_from_the_shared_file() {
+    let Some(m) = moto("credentials_from_the_shared_file") else {
+        return;
+    };
+    let w = lab_py(&["setup", &m.1]);
+    lab_py(&["auth", &m.1]);
+    let dir = std::env::temp_dir().join(format!("hakit-awscreds-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("credentials");
+    std::fs::write(
+        &file,
+        format!(
+            "[default]\naws_access_key_id = wrong\naws_secret_access_key = wrong\n\n[hakit]\naws_access_key_id = {}\naws_secret_access_key = {}\n",
+            w["key"].as_str().unwrap(),
+            w["secret"].as_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let s = |k: &str| w[k].as_str().unwrap().to_string();
+    let (ip, inst, eni) = (s("ip"), s("primary"), s("primary_eni"));
+    let f = file.to_string_lossy().to_string();
+    let args = [
+        "--provider",
+        "aws",
+        "--ip",
+        &ip,
+        "--instance-id",
+        &inst,
+        "--eni",
+        &eni,
+        "--region",
+        "us-east-1",
+        "--endpoint-url",
+        &m.1,
+        "--syslog-socket",
+        "/nonexistent",
+        "--check",
+    ];
+    // The profile named by AWS_PROFILE is used; the primary owns the EIP.
+    let out = run_host(
+        "fip-claim",
+        &args,
+        &[
+            ("AWS_SHARED_CREDENTIALS_FILE", &f),
+            ("AWS_PROFILE", "hakit"),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // The default profile holds wrong keys: moto refuses the signature.
+    let out = run_host("fip-claim", &args, &[("AWS_SHARED_CREDENTIALS_FILE", &f)]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("AuthFailure"), "{}", stderr(&out));
+    let _ = std::fs::remove_dir_all(&dir);
+}
