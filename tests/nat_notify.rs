@@ -109,6 +109,18 @@ impl Gw {
         run_in(&self.gw, "nat-notify", &a)
     }
 
+    fn nn_env(&self, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+        let bin = bin("nat-notify");
+        let c = self.conf.to_string_lossy().to_string();
+        let mut argv = vec![bin.as_str(), "--config", &c];
+        argv.extend_from_slice(args);
+        let mut cmd = self.gw.command(&argv);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        hakit_lab::run(&mut cmd, Duration::from_secs(60)).unwrap()
+    }
+
     fn spawn(&self, args: &[&str]) -> Child {
         let bin = bin("nat-notify");
         let c = self.conf.to_string_lossy().to_string();
@@ -640,4 +652,175 @@ fn storm_through_the_fifo_ends_in_the_last_state() {
         );
         assert_final(&g, last, seed);
     }
+}
+
+#[test]
+fn provider_claim_follows_the_data_plane_and_retries_until_done() {
+    let Some(mut g) = gateway(
+        "provider_claim_follows_the_data_plane_and_retries_until_done",
+        false,
+        "",
+        "fip_claim = true\nfip_retry_for = \"20s\"",
+    ) else {
+        return;
+    };
+    // A fake Linode API inside the gateway's namespace: two 500s, then it works.
+    let log = g.lab.dir().join("provider.log");
+    let fake = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("hakit-fake-cloud");
+    assert!(fake.exists(), "hakit-fake-cloud not built");
+    let gw = g.gw.clone();
+    g.lab
+        .spawn(
+            &gw,
+            "provider-out",
+            &[
+                &fake.to_string_lossy(),
+                "127.0.0.1:18080",
+                "--provider",
+                "linode",
+                "--me",
+                "2",
+                "--owner",
+                "1",
+                "--fault",
+                "500x2",
+                "--log",
+                &log.to_string_lossy(),
+            ],
+        )
+        .unwrap();
+    let out_log = g.lab.dir().join("provider-out.log");
+    let up = hakit_lab::wait_until(Duration::from_secs(5), Duration::from_millis(20), || {
+        std::fs::read_to_string(&out_log)
+            .unwrap_or_default()
+            .contains("listening")
+    });
+    assert!(up.is_some(), "fake provider did not start");
+    let mut text = std::fs::read_to_string(&g.conf).unwrap();
+    text.push_str("\n[fip]\nprovider = \"linode\"\nip = \"203.0.113.10\"\npeers = [\"1\"]\nendpoint_url = \"http://127.0.0.1:18080/v4\"\nmetadata_url = \"http://127.0.0.1:18080\"\ntimeout = \"1s\"\n");
+    std::fs::write(&g.conf, text).unwrap();
+    g.vip(true);
+    let out = g.nn_env(&["master", "--json"], &[("LINODE_TOKEN", "fake-token")]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let r = json(&out);
+    let steps = r["steps"].as_array().unwrap();
+    let claim = steps.iter().find(|s| s["step"] == "fip_claim").unwrap();
+    assert_eq!(claim["result"], "changed", "{r}");
+    assert!(
+        claim["detail"]
+            .as_str()
+            .unwrap()
+            .contains("shared 203.0.113.10 to 2"),
+        "{r}"
+    );
+    assert_eq!(
+        stderr(&out).matches("HTTP 500; retry").count(),
+        2,
+        "the 500s were retried: {}",
+        stderr(&out)
+    );
+    assert!(g.fip() && g.snat(), "data plane in place");
+    let reqs = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(
+        reqs.lines()
+            .filter(|l| l.starts_with("POST /v4/networking/ips/share"))
+            .count(),
+        1,
+        "{reqs}"
+    );
+    // Converged: the claim only reads.
+    let out = g.nn_env(&["master", "--json"], &[("LINODE_TOKEN", "fake-token")]);
+    let r = json(&out);
+    let claim = r["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["step"] == "fip_claim")
+        .unwrap()
+        .clone();
+    assert_eq!(claim["result"], "unchanged", "{r}");
+    let reqs = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(
+        reqs.lines().filter(|l| l.starts_with("POST")).count(),
+        1,
+        "a converged claim wrote: {reqs}"
+    );
+}
+
+#[test]
+fn provider_claim_outlasts_an_outage_longer_than_one_request_budget() {
+    let Some(mut g) = gateway(
+        "provider_claim_outlasts_an_outage_longer_than_one_request_budget",
+        false,
+        "",
+        "fip_claim = true\nfip_retry_for = \"30s\"",
+    ) else {
+        return;
+    };
+    let log = g.lab.dir().join("provider.log");
+    let fake = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("hakit-fake-cloud");
+    let gw = g.gw.clone();
+    // Eight 500s: more than one request's 5 attempts, so the step's own loop must retry.
+    g.lab
+        .spawn(
+            &gw,
+            "provider-out",
+            &[
+                &fake.to_string_lossy(),
+                "127.0.0.1:18080",
+                "--provider",
+                "linode",
+                "--me",
+                "2",
+                "--owner",
+                "1",
+                "--fault",
+                "500x8",
+                "--log",
+                &log.to_string_lossy(),
+            ],
+        )
+        .unwrap();
+    let out_log = g.lab.dir().join("provider-out.log");
+    assert!(
+        hakit_lab::wait_until(Duration::from_secs(5), Duration::from_millis(20), || {
+            std::fs::read_to_string(&out_log)
+                .unwrap_or_default()
+                .contains("listening")
+        })
+        .is_some()
+    );
+    let mut text = std::fs::read_to_string(&g.conf).unwrap();
+    text.push_str("\n[fip]\nprovider = \"linode\"\nip = \"203.0.113.10\"\npeers = [\"1\"]\nendpoint_url = \"http://127.0.0.1:18080/v4\"\nmetadata_url = \"http://127.0.0.1:18080\"\ntimeout = \"1s\"\nattempts = 5\n");
+    std::fs::write(&g.conf, text).unwrap();
+    g.vip(true);
+    let out = g.nn_env(&["master", "--json"], &[("LINODE_TOKEN", "fake-token")]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("provider claim failed, retrying"),
+        "{}",
+        stderr(&out)
+    );
+    let r = json(&out);
+    let claim = r["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["step"] == "fip_claim")
+        .unwrap()
+        .clone();
+    assert_eq!(claim["result"], "changed", "{r}");
+    assert!(g.fip(), "the address was up while the API was down");
 }

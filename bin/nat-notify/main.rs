@@ -240,7 +240,7 @@ Exit codes:
 
 fn run(cli: Cli) -> anyhow::Result<Exit> {
     let file: NotifyFile = cli.common.init(IDENT)?;
-    let (g, n) = (file.general, file.notify);
+    let (g, n, fip) = (file.general, file.notify, file.fip);
     let secs = |d: Option<HDuration>, f: Option<HDuration>, default: u64| {
         pick(d, f, HDuration(Duration::from_secs(default))).get()
     };
@@ -261,6 +261,7 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
             .textfile
             .or(n.textfile)
             .or_else(|| g.textfile_dir.map(|d| d.join("hakit_nat_notify.prom"))),
+        fip: fip.provider.is_some().then_some(fip),
     };
     let policy = pick(
         cli.settings.unknown_instance,

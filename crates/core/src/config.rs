@@ -49,7 +49,7 @@ pub type Skip = serde::de::IgnoredAny;
 /// What `garp-burst` reads.
 pub type GarpFile = File<Garp, Skip, Skip, Skip>;
 /// What `nat-notify` reads.
-pub type NotifyFile = File<Skip, Notify, Skip, Skip>;
+pub type NotifyFile = File<Skip, Notify, Skip, Fip>;
 /// What `ha-check` reads.
 pub type CheckFile = File<Skip, Skip, Check, Fip>;
 /// What `fip-claim` reads.
@@ -302,6 +302,13 @@ pub struct Instance {
     pub fault_steps: Option<Vec<StepName>>,
     /// Steps that run on STOP (same names).
     pub stop_steps: Option<Vec<StepName>>,
+    /// Claim the floating IP at the provider on MASTER (and re-claim on
+    /// MASTER_RX_LOWER_PRI), with the `[fip]` table's settings.
+    pub fip_claim: Option<bool>,
+    /// The address to claim, if not `[fip]`'s `ip`.
+    pub fip_ip: Option<std::net::IpAddr>,
+    /// How long the claim is retried (with backoff) before the step fails [default: 5m].
+    pub fip_retry_for: Option<HDuration>,
 }
 
 /// See [`Instance::unit_action`].

@@ -64,6 +64,8 @@ pub struct Settings {
     pub conntrackd: String,
     pub systemctl: String,
     pub textfile: Option<PathBuf>,
+    /// The `[fip]` table, for the provider-claim step.
+    pub fip: Option<hakit_core::config::Fip>,
 }
 
 /// The steps, in the order they can appear.
@@ -115,9 +117,10 @@ impl Step {
         }
     }
 
-    /// Whether a failure is worth retrying (user commands are not re-run blindly).
+    /// Whether a failure is worth retrying here (user commands are not re-run blindly;
+    /// the provider claim has its own, longer retry loop).
     fn retriable(self) -> bool {
-        !matches!(self, Step::CommandsUp | Step::CommandsDown)
+        !matches!(self, Step::CommandsUp | Step::CommandsDown | Step::Fip)
     }
 }
 
@@ -214,6 +217,7 @@ struct Ctx<'a> {
     added: Vec<IpAddr>,
     force_garp: bool,
     garp_rest: Option<JoinHandle<anyhow::Result<garp::Report>>>,
+    superseded: Supersede<'a>,
 }
 
 /// Describes what `state` would do, without changing anything.
@@ -292,6 +296,10 @@ fn describe(step: Step, i: &Instance) -> String {
             ),
             None => "skip: snat_source not configured".into(),
         },
+        Step::Fip if i.fip_claim == Some(true) => format!(
+            "claim {} at the provider ([fip] settings), retried until done or superseded",
+            i.fip_ip.map_or("[fip] ip".to_string(), |a| a.to_string())
+        ),
         Step::Fip => "skip: provider claim not configured".into(),
         Step::UnitsUp => units(match i.unit_action {
             Some(UnitAction::Start) => "start",
@@ -370,6 +378,7 @@ pub fn transition(
         added: Vec::new(),
         force_garp: state == State::MasterRxLowerPri,
         garp_rest: None,
+        superseded,
     };
     let mut failed = false;
     for step in plan(state, inst) {
@@ -723,7 +732,7 @@ fn run_step(ctx: &mut Ctx, step: Step) -> anyhow::Result<StepResult> {
                 StepResult::Unchanged("no hakit SNAT rule present".into())
             }),
         },
-        Step::Fip => Ok(StepResult::Skipped("provider claim not configured".into())),
+        Step::Fip => claim_at_provider(ctx),
         Step::UnitsUp => systemctl(
             ctx,
             match ctx.inst.unit_action {
@@ -734,6 +743,65 @@ fn run_step(ctx: &mut Ctx, step: Step) -> anyhow::Result<StepResult> {
         Step::UnitsDown => systemctl(ctx, "stop"),
         Step::CommandsUp => commands(ctx, &ctx.inst.up, true),
         Step::CommandsDown => commands(ctx, &ctx.inst.down, false),
+    }
+}
+
+/// Step 6: claim the floating IP at the provider through the fip-claim library, retried with
+/// backoff until it succeeds, a newer state supersedes it, or `fip_retry_for` runs out. A
+/// refusal (the IP belongs to a node outside the pair) is not retried.
+fn claim_at_provider(ctx: &mut Ctx) -> anyhow::Result<StepResult> {
+    if ctx.inst.fip_claim != Some(true) {
+        return Ok(StepResult::Skipped("provider claim not configured".into()));
+    }
+    let mut cfg = ctx
+        .s
+        .fip
+        .clone()
+        .context("fip_claim is set but the config file has no [fip] table with a provider")?;
+    cfg.ip = ctx.inst.fip_ip.or(cfg.ip);
+    let limit = ctx
+        .inst
+        .fip_retry_for
+        .map_or(Duration::from_secs(300), |d| d.get());
+    let start = Instant::now();
+    let mut pause = Duration::from_millis(200);
+    loop {
+        match hakit_fip::run(&cfg, hakit_fip::model::Mode::Claim, false, false) {
+            Ok(out) if out.already_converged => {
+                return Ok(StepResult::Unchanged(format!(
+                    "{} {} already on this node",
+                    out.provider,
+                    out.ip.map_or("?".into(), |i| i.to_string())
+                )))
+            }
+            Ok(out) => {
+                return Ok(StepResult::Changed(format!(
+                    "{}: {}",
+                    out.provider,
+                    out.changed.join("; ")
+                )))
+            }
+            Err(e) if e.downcast_ref::<hakit_fip::model::Refused>().is_some() => return Err(e),
+            Err(e) => {
+                if start.elapsed() + pause > limit {
+                    bail!(
+                        "{e:#} (gave up after {:.1}s)",
+                        start.elapsed().as_secs_f64()
+                    );
+                }
+                if let Some(why) = (ctx.superseded)() {
+                    return Ok(StepResult::Skipped(format!(
+                        "superseded while claiming ({why}); last error: {e:#}"
+                    )));
+                }
+                warn!(
+                    "{}: provider claim failed, retrying in {pause:?}: {e:#}",
+                    ctx.inst.name
+                );
+                thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_secs(5));
+            }
+        }
     }
 }
 

@@ -4,7 +4,7 @@
 //!
 //! Usage: hakit-fake-cloud ADDR:PORT --provider P --me ID --owner ID --ip ADDR
 //!        [--shared ADDR,...] [--fault KIND] [--log FILE]
-//! Faults: 500x2 (two 500s, then normal), 429 (one 429 with Retry-After: 1), hang (API
+//! Faults: 500xN (N 500s, then normal), 429 (one 429 with Retry-After: 1), hang (API
 //! requests never answered), garbage (200 with a non-JSON body), truncated (200 with cut
 //! JSON), 401, 403 (with the provider's error shape). Token: "Bearer fake-token".
 
@@ -164,7 +164,7 @@ fn handle(stream: TcpStream, st: Arc<Mutex<State>>) {
                 },
             )
         }
-        "500x2" if s.faults_left > 0 => {
+        f if f.starts_with("500x") && s.faults_left > 0 => {
             s.faults_left -= 1;
             return respond(
                 &stream,
@@ -398,7 +398,10 @@ fn main() -> std::process::ExitCode {
         ip: opt("--ip").unwrap_or_else(|| "203.0.113.10".into()),
         owner: opt("--owner").and_then(|v| v.parse().ok()),
         shared,
-        faults_left: if fault == "500x2" { 2 } else { 1 },
+        faults_left: fault
+            .strip_prefix("500x")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(1),
         fault,
         actions: HashMap::new(),
         next_action: 0,
