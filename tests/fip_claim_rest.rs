@@ -25,24 +25,6 @@ impl Drop for Fake {
     }
 }
 
-fn lab_bin(name: &str) -> String {
-    let p = std::env::current_exe()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join(name);
-    if !p.exists() {
-        let ok = Command::new(env!("CARGO"))
-            .args(["build", "-q", "-p", "hakit-lab", "--bin", name])
-            .status()
-            .unwrap();
-        assert!(ok.success());
-    }
-    p.to_string_lossy().to_string()
-}
-
 fn fake(provider: &str, me: u64, owner: u64, extra: &[&str]) -> Fake {
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -426,6 +408,21 @@ fn aws_identity_and_role_credentials_from_imdsv2() {
                 && l.contains("SourceDestCheck.Value=false")),
         "{reqs:?}"
     );
+    // Route tables come in two pages (NextToken): both routes to the peer (its instance on
+    // one, its ENI on the other) move to this node's ENI.
+    assert!(
+        reqs.iter()
+            .any(|l| l.contains("Action=DescribeRouteTables") && l.contains("NextToken=page2")),
+        "{reqs:?}"
+    );
+    for t in ["rtb-1", "rtb-2"] {
+        assert!(
+            reqs.iter().any(|l| l.contains("Action=ReplaceRoute")
+                && l.contains(&format!("RouteTableId={t}"))
+                && l.contains("NetworkInterfaceId=eni-2")),
+            "{t}: {reqs:?}"
+        );
+    }
     assert!(
         !stdout(&out).contains("imds-secret") && !stderr(&out).contains("imds-session"),
         "role credentials leaked"

@@ -666,21 +666,14 @@ fn provider_claim_follows_the_data_plane_and_retries_until_done() {
     };
     // A fake Linode API inside the gateway's namespace: two 500s, then it works.
     let log = g.lab.dir().join("provider.log");
-    let fake = std::env::current_exe()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("hakit-fake-cloud");
-    assert!(fake.exists(), "hakit-fake-cloud not built");
+    let fake = lab_bin("hakit-fake-cloud");
     let gw = g.gw.clone();
     g.lab
         .spawn(
             &gw,
             "provider-out",
             &[
-                &fake.to_string_lossy(),
+                &fake,
                 "127.0.0.1:18080",
                 "--provider",
                 "linode",
@@ -764,13 +757,7 @@ fn provider_claim_outlasts_an_outage_longer_than_one_request_budget() {
         return;
     };
     let log = g.lab.dir().join("provider.log");
-    let fake = std::env::current_exe()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("hakit-fake-cloud");
+    let fake = lab_bin("hakit-fake-cloud");
     let gw = g.gw.clone();
     // Eight 500s: more than one request's 5 attempts, so the step's own loop must retry.
     g.lab
@@ -778,7 +765,7 @@ fn provider_claim_outlasts_an_outage_longer_than_one_request_budget() {
             &gw,
             "provider-out",
             &[
-                &fake.to_string_lossy(),
+                &fake,
                 "127.0.0.1:18080",
                 "--provider",
                 "linode",

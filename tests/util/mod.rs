@@ -159,17 +159,28 @@ pub fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
 
-/// The lab HTTP server binary (built by cargo next to the test binaries' crate).
-pub fn lab_http() -> String {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap();
-    let p = dir.join("hakit-lab-http");
-    if !p.exists() {
+/// A binary of the hakit-lab crate (HTTP/banner server, fake provider), built once per
+/// test process so a local `cargo test --test X` never runs a stale one.
+pub fn lab_bin(name: &str) -> String {
+    static BUILT: std::sync::Once = std::sync::Once::new();
+    BUILT.call_once(|| {
         let ok = std::process::Command::new(env!("CARGO"))
-            .args(["build", "-q", "-p", "hakit-lab", "--bin", "hakit-lab-http"])
+            .args(["build", "-q", "-p", "hakit-lab", "--bins"])
             .status()
             .unwrap();
-        assert!(ok.success(), "cannot build hakit-lab-http");
-    }
-    p.to_string_lossy().to_string()
+        assert!(ok.success(), "cannot build the lab binaries");
+    });
+    let exe = std::env::current_exe().unwrap();
+    exe.parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join(name)
+        .to_string_lossy()
+        .to_string()
+}
+
+/// The lab HTTP server binary.
+pub fn lab_http() -> String {
+    lab_bin("hakit-lab-http")
 }

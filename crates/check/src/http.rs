@@ -10,16 +10,12 @@ use std::{
     io::{Read, Write},
     net::TcpStream,
     path::Path,
-    sync::Arc,
     time::{Duration, Instant},
 };
 
 use anyhow::{bail, Context};
 
 use crate::sock::{resolve, tcp_connect};
-
-/// System CA bundle (Debian's ca-certificates).
-const SYSTEM_CA: &str = "/etc/ssl/certs/ca-certificates.crt";
 
 /// A parsed `http(s)://host[:port]/path` URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,38 +131,8 @@ pub fn get(
 }
 
 fn https_get(url: &Url, ca_file: Option<&Path>, timeout: Duration) -> anyhow::Result<u16> {
-    use ureq::tls::{parse_pem, PemItem, RootCerts, TlsConfig};
-    let mut certs = Vec::new();
-    let mut load = |p: &Path, required: bool| -> anyhow::Result<()> {
-        match std::fs::read(p) {
-            Ok(pem) => {
-                for item in parse_pem(&pem) {
-                    if let PemItem::Certificate(c) =
-                        item.with_context(|| format!("parse {}", p.display()))?
-                    {
-                        certs.push(c.to_owned());
-                    }
-                }
-                Ok(())
-            }
-            Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(e).with_context(|| format!("read CA file {}", p.display())),
-        }
-    };
-    load(Path::new(SYSTEM_CA), false)?;
-    if let Some(p) = ca_file {
-        load(p, true)?;
-    }
-    let tls = TlsConfig::builder()
-        .root_certs(RootCerts::Specific(Arc::new(certs)))
-        .build();
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_global(Some(timeout))
-        .http_status_as_error(false)
-        .tls_config(tls)
-        .user_agent("hakit-ha-check")
-        .build()
-        .into();
+    // The same verified agent fip-claim uses: system CA bundle plus the extra CA file.
+    let agent = hakit_fip::http::agent(timeout, timeout, ca_file)?;
     let target = format!("https://{}:{}{}", url.host, url.port, url.path);
     let resp = agent
         .get(&target)

@@ -28,6 +28,8 @@ struct State {
     actions: HashMap<u64, u32>,
     next_action: u64,
     log: Option<String>,
+    /// AWS: route table -> target (instance or ENI).
+    routes: HashMap<String, String>,
 }
 
 fn error_body(provider: &str, code: &str, msg: &str) -> String {
@@ -350,10 +352,41 @@ fn handle(stream: TcpStream, st: Arc<Mutex<State>>) {
                     )
                 }
                 Some("DescribeInstances") => {
-                    (200, xml("DescribeInstances", "<reservationSet/>".into()))
+                    let nics: String = form
+                        .iter()
+                        .filter(|(k, _)| k.starts_with("InstanceId."))
+                        .map(|(_, v)| {
+                            let n = v.trim_start_matches("i-");
+                            format!("<item><instanceId>{v}</instanceId><networkInterfaceSet><item><networkInterfaceId>eni-{n}</networkInterfaceId></item></networkInterfaceSet></item>")
+                        })
+                        .collect();
+                    (200, xml("DescribeInstances", format!("<reservationSet><item><instancesSet>{nics}</instancesSet></item></reservationSet>")))
                 }
                 Some("DescribeRouteTables") => {
-                    (200, xml("DescribeRouteTables", "<routeTableSet/>".into()))
+                    // Two pages: rtb-1 first with a nextToken, rtb-2 on the second page.
+                    let (table, next) =
+                        if form.get("NextToken").map(String::as_str) == Some("page2") {
+                            ("rtb-2", "")
+                        } else {
+                            ("rtb-1", "<nextToken>page2</nextToken>")
+                        };
+                    let target = s.routes.get(table).cloned().unwrap_or_default();
+                    let tag = if target.starts_with("i-") {
+                        "instanceId"
+                    } else {
+                        "networkInterfaceId"
+                    };
+                    (200, xml("DescribeRouteTables", format!("<routeTableSet><item><routeTableId>{table}</routeTableId><routeSet><item><destinationCidrBlock>0.0.0.0/0</destinationCidrBlock><{tag}>{target}</{tag}></item></routeSet></item></routeTableSet>{next}")))
+                }
+                Some("ReplaceRoute") => {
+                    let t = form.get("RouteTableId").cloned().unwrap_or_default();
+                    let target = form
+                        .get("NetworkInterfaceId")
+                        .or(form.get("InstanceId"))
+                        .cloned()
+                        .unwrap_or_default();
+                    s.routes.insert(t, target);
+                    (200, xml("ReplaceRoute", "<return>true</return>".into()))
                 }
                 Some("DescribeInstanceAttribute") => {
                     let on = !s.shared.contains_key(&0);
@@ -406,6 +439,16 @@ fn main() -> std::process::ExitCode {
         actions: HashMap::new(),
         next_action: 0,
         log: opt("--log"),
+        routes: HashMap::from([
+            (
+                "rtb-1".to_string(),
+                format!("i-{}", opt("--owner").unwrap_or_else(|| "1".into())),
+            ),
+            (
+                "rtb-2".to_string(),
+                format!("eni-{}", opt("--owner").unwrap_or_else(|| "1".into())),
+            ),
+        ]),
     }));
     let listener = match TcpListener::bind(&addr) {
         Ok(l) => l,
