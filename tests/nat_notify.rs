@@ -109,6 +109,46 @@ impl Gw {
         run_in(&self.gw, "nat-notify", &a)
     }
 
+    /// A fake Linode API inside the gateway's namespace (with `fault`), and a `[fip]` table
+    /// pointing at it; returns the provider's request log.
+    fn with_provider(&mut self, fault: &str) -> PathBuf {
+        let log = self.lab.dir().join("provider.log");
+        let (fake, gw, l) = (
+            lab_bin("hakit-fake-cloud"),
+            self.gw.clone(),
+            log.to_string_lossy().to_string(),
+        );
+        let argv = [
+            &fake,
+            "127.0.0.1:18080",
+            "--provider",
+            "linode",
+            "--me",
+            "2",
+            "--owner",
+            "1",
+            "--fault",
+            fault,
+            "--log",
+            &l,
+        ];
+        self.lab.spawn(&gw, "provider-out", &argv).unwrap();
+        let out_log = self.lab.dir().join("provider-out.log");
+        let up = hakit_lab::wait_until(Duration::from_secs(5), Duration::from_millis(20), || {
+            std::fs::read_to_string(&out_log)
+                .unwrap_or_default()
+                .contains("listening")
+        });
+        assert!(up.is_some(), "fake provider did not start");
+        let mut text = std::fs::read_to_string(&self.conf).unwrap();
+        text.push_str(
+            "\n[fip]\nprovider = \"linode\"\nip = \"203.0.113.10\"\npeers = [\"1\"]\nendpoint_url = \"http://127.0.0.1:18080/v4\"\n\
+             metadata_url = \"http://127.0.0.1:18080\"\ntimeout = \"1s\"\nattempts = 5\n",
+        );
+        std::fs::write(&self.conf, text).unwrap();
+        log
+    }
+
     fn nn_env(&self, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
         let bin = bin("nat-notify");
         let c = self.conf.to_string_lossy().to_string();
@@ -665,39 +705,7 @@ fn provider_claim_follows_the_data_plane_and_retries_until_done() {
         return;
     };
     // A fake Linode API inside the gateway's namespace: two 500s, then it works.
-    let log = g.lab.dir().join("provider.log");
-    let fake = lab_bin("hakit-fake-cloud");
-    let gw = g.gw.clone();
-    g.lab
-        .spawn(
-            &gw,
-            "provider-out",
-            &[
-                &fake,
-                "127.0.0.1:18080",
-                "--provider",
-                "linode",
-                "--me",
-                "2",
-                "--owner",
-                "1",
-                "--fault",
-                "500x2",
-                "--log",
-                &log.to_string_lossy(),
-            ],
-        )
-        .unwrap();
-    let out_log = g.lab.dir().join("provider-out.log");
-    let up = hakit_lab::wait_until(Duration::from_secs(5), Duration::from_millis(20), || {
-        std::fs::read_to_string(&out_log)
-            .unwrap_or_default()
-            .contains("listening")
-    });
-    assert!(up.is_some(), "fake provider did not start");
-    let mut text = std::fs::read_to_string(&g.conf).unwrap();
-    text.push_str("\n[fip]\nprovider = \"linode\"\nip = \"203.0.113.10\"\npeers = [\"1\"]\nendpoint_url = \"http://127.0.0.1:18080/v4\"\nmetadata_url = \"http://127.0.0.1:18080\"\ntimeout = \"1s\"\n");
-    std::fs::write(&g.conf, text).unwrap();
+    let log = g.with_provider("500x2");
     g.vip(true);
     let out = g.nn_env(&["master", "--json"], &[("LINODE_TOKEN", "fake-token")]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -756,42 +764,8 @@ fn provider_claim_outlasts_an_outage_longer_than_one_request_budget() {
     ) else {
         return;
     };
-    let log = g.lab.dir().join("provider.log");
-    let fake = lab_bin("hakit-fake-cloud");
-    let gw = g.gw.clone();
     // Eight 500s: more than one request's 5 attempts, so the step's own loop must retry.
-    g.lab
-        .spawn(
-            &gw,
-            "provider-out",
-            &[
-                &fake,
-                "127.0.0.1:18080",
-                "--provider",
-                "linode",
-                "--me",
-                "2",
-                "--owner",
-                "1",
-                "--fault",
-                "500x8",
-                "--log",
-                &log.to_string_lossy(),
-            ],
-        )
-        .unwrap();
-    let out_log = g.lab.dir().join("provider-out.log");
-    assert!(
-        hakit_lab::wait_until(Duration::from_secs(5), Duration::from_millis(20), || {
-            std::fs::read_to_string(&out_log)
-                .unwrap_or_default()
-                .contains("listening")
-        })
-        .is_some()
-    );
-    let mut text = std::fs::read_to_string(&g.conf).unwrap();
-    text.push_str("\n[fip]\nprovider = \"linode\"\nip = \"203.0.113.10\"\npeers = [\"1\"]\nendpoint_url = \"http://127.0.0.1:18080/v4\"\nmetadata_url = \"http://127.0.0.1:18080\"\ntimeout = \"1s\"\nattempts = 5\n");
-    std::fs::write(&g.conf, text).unwrap();
+    let _log = g.with_provider("500x8");
     g.vip(true);
     let out = g.nn_env(&["master", "--json"], &[("LINODE_TOKEN", "fake-token")]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));

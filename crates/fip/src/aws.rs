@@ -18,7 +18,7 @@ use log::info;
 
 use crate::{
     http::{Client, Request, Response},
-    model::{Mode, Outcome, Partial, Refused},
+    model::{refuse_third_owner, Mode, Outcome, Partial},
     sigv4::{self, Credentials},
     xml,
 };
@@ -382,16 +382,14 @@ pub fn run(client: &Client, o: &Options, mode: Mode) -> anyhow::Result<Outcome> 
         bail!("aws: --release is not supported (an Elastic IP is always associated somewhere or nowhere; claim it from the other node)");
     }
     if !mine {
-        if let Some(owner) = &eip.instance {
-            if !o.peers.contains(owner) && !o.force {
-                return Err(Refused(format!(
-                    "aws: {} belongs to {owner}, which is not this node ({instance}) nor a configured peer ({}); --force to take it",
-                    eip.ip,
-                    if o.peers.is_empty() { "none".into() } else { o.peers.join(", ") }
-                ))
-                .into());
-            }
-        }
+        refuse_third_owner(
+            "aws",
+            &eip.ip,
+            eip.instance.as_deref(),
+            &instance,
+            &o.peers,
+            o.force,
+        )?;
     }
     let mut done: Vec<String> = Vec::new();
     if !mine {

@@ -9,7 +9,7 @@ use serde_json::json;
 
 use crate::{
     http::{retry_status, Client, Request},
-    model::{Mode, Outcome, Refused},
+    model::{refuse_third_owner, Mode, Outcome},
     rest::{api, json, Token},
 };
 
@@ -79,11 +79,15 @@ pub fn run(client: &Client, token: &Token, o: &Options, mode: Mode) -> anyhow::R
     if mode == Mode::Release {
         bail!("digitalocean: --release is not supported; claim it from the other node");
     }
-    if let Some(h) = holder {
-        if !o.peers.contains(&h.to_string()) && !o.force {
-            return Err(Refused(format!("digitalocean: {ip} is on droplet {h}, not this node ({me}) nor a configured peer; --force to take it")).into());
-        }
-    }
+    let holder_s = holder.map(|h| h.to_string());
+    refuse_third_owner(
+        "digitalocean",
+        &ip.to_string(),
+        holder_s.as_deref(),
+        &me.to_string(),
+        &o.peers,
+        o.force,
+    )?;
     let req = api(
         "POST",
         &base,

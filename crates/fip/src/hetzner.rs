@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use crate::{
     http::{retry_status, Client, Request, Response},
-    model::{Mode, Outcome, Refused},
+    model::{refuse_third_owner, Mode, Outcome},
     rest::{api, json, Token},
 };
 
@@ -128,11 +128,15 @@ pub fn run(client: &Client, token: &Token, o: &Options, mode: Mode) -> anyhow::R
     if mode == Mode::Release {
         bail!("hetzner: --release is not supported; claim it from the other node");
     }
-    if let Some(h) = holder {
-        if !o.peers.contains(&h.to_string()) && !o.force {
-            return Err(Refused(format!("hetzner: Floating IP {id} is on server {h}, not this node ({me}) nor a configured peer; --force to take it")).into());
-        }
-    }
+    let holder_s = holder.map(|h| h.to_string());
+    refuse_third_owner(
+        "hetzner",
+        &format!("Floating IP {id}"),
+        holder_s.as_deref(),
+        &me.to_string(),
+        &o.peers,
+        o.force,
+    )?;
     let req = api(
         "POST",
         &base,

@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 
 use crate::{
     http::{retry_status, Client, Request},
-    model::{Mode, Outcome, Refused},
+    model::{refuse_third_owner, Mode, Outcome},
     rest::{api, json, Token},
 };
 
@@ -84,6 +84,46 @@ fn shared_set(ips: &Value) -> Vec<String> {
     out
 }
 
+/// The two reads a claim makes, before and after a write.
+struct Reads<'a> {
+    client: &'a Client,
+    base: &'a str,
+    token: &'a Token,
+    ip: IpAddr,
+    me: u64,
+}
+
+impl Reads<'_> {
+    /// The Linode the address is assigned to.
+    fn holder(&self) -> anyhow::Result<Option<u64>> {
+        let req = api(
+            "GET",
+            self.base,
+            &format!("/networking/ips/{}", self.ip),
+            "GET /networking/ips/{address}",
+            self.token,
+        );
+        Ok(json(self.client, "linode", &req, retry_status)?["linode_id"].as_u64())
+    }
+
+    /// What this Linode shares now.
+    fn shared(&self) -> anyhow::Result<Vec<String>> {
+        let req = api(
+            "GET",
+            self.base,
+            &format!("/linode/instances/{}/ips", self.me),
+            "GET /linode/instances/{id}/ips",
+            self.token,
+        );
+        Ok(shared_set(&json(
+            self.client,
+            "linode",
+            &req,
+            retry_status,
+        )?))
+    }
+}
+
 pub fn run(client: &Client, token: &Token, o: &Options, mode: Mode) -> anyhow::Result<Outcome> {
     let ip = o.ip.context("linode: give the floating IP (--ip)")?;
     let base = o.api_url.clone().unwrap_or_else(|| API.to_string());
@@ -97,33 +137,16 @@ pub fn run(client: &Client, token: &Token, o: &Options, mode: Mode) -> anyhow::R
         this_node: me.to_string(),
         ..Outcome::default()
     };
-    let info = json(
+    let read = Reads {
         client,
-        "linode",
-        &api(
-            "GET",
-            &base,
-            &format!("/networking/ips/{ip}"),
-            "GET /networking/ips/{address}",
-            token,
-        ),
-        retry_status,
-    )?;
-    let holder = info["linode_id"].as_u64();
+        base: &base,
+        token,
+        ip,
+        me,
+    };
+    let holder = read.holder()?;
     out.owner_before = holder.map(|h| h.to_string());
-    let ips = json(
-        client,
-        "linode",
-        &api(
-            "GET",
-            &base,
-            &format!("/linode/instances/{me}/ips"),
-            "GET /linode/instances/{id}/ips",
-            token,
-        ),
-        retry_status,
-    )?;
-    let shared = shared_set(&ips);
+    let shared = read.shared()?;
     let ip_s = ip.to_string();
     let mine = holder == Some(me) || shared.contains(&ip_s);
     out.owned = mine;
@@ -132,13 +155,16 @@ pub fn run(client: &Client, token: &Token, o: &Options, mode: Mode) -> anyhow::R
         out.calls = client.calls();
         return Ok(out);
     }
-    if let Some(h) = holder {
-        if h != me && !o.peers.contains(&h.to_string()) && !o.force && mode == Mode::Claim {
-            return Err(Refused(format!(
-                "linode: {ip} belongs to Linode {h}, which is not this node ({me}) nor a configured peer; --force to take it"
-            ))
-            .into());
-        }
+    if mode == Mode::Claim {
+        let holder_s = holder.map(|h| h.to_string());
+        refuse_third_owner(
+            "linode",
+            &ip.to_string(),
+            holder_s.as_deref(),
+            &me.to_string(),
+            &o.peers,
+            o.force,
+        )?;
     }
     let (req, what) = match mode {
         Mode::Release if !shared.contains(&ip_s) => (None, String::new()),
@@ -227,33 +253,7 @@ pub fn run(client: &Client, token: &Token, o: &Options, mode: Mode) -> anyhow::R
     }
     json(client, "linode", &req, retry_status)?;
     // Read back.
-    let after = json(
-        client,
-        "linode",
-        &api(
-            "GET",
-            &base,
-            &format!("/linode/instances/{me}/ips"),
-            "GET /linode/instances/{id}/ips",
-            token,
-        ),
-        retry_status,
-    )?;
-    let now = shared_set(&after).contains(&ip_s)
-        || json(
-            client,
-            "linode",
-            &api(
-                "GET",
-                &base,
-                &format!("/networking/ips/{ip}"),
-                "GET /networking/ips/{address}",
-                token,
-            ),
-            retry_status,
-        )?["linode_id"]
-            .as_u64()
-            == Some(me);
+    let now = read.shared()?.contains(&ip_s) || read.holder()? == Some(me);
     if (mode == Mode::Release) == now {
         bail!("linode: read-back after {what}: the change is not visible");
     }

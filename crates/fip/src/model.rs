@@ -79,3 +79,23 @@ impl Outcome {
             .count()
     }
 }
+
+/// natganker's rule: an IP held by a node outside the pair (this node and `peers`) is not
+/// taken without `force`. The refusal maps to exit 2: retrying cannot change it.
+pub fn refuse_third_owner(
+    provider: &str,
+    what: &str,
+    holder: Option<&str>,
+    me: &str,
+    peers: &[String],
+    force: bool,
+) -> anyhow::Result<()> {
+    match holder {
+        Some(h) if h != me && !force && !peers.iter().any(|p| p == h) => Err(Refused(format!(
+            "{provider}: {what} belongs to {h}, which is not this node ({me}) nor a configured peer ({}); --force to take it",
+            if peers.is_empty() { "none".to_string() } else { peers.join(", ") }
+        ))
+        .into()),
+        _ => Ok(()),
+    }
+}
