@@ -16,50 +16,19 @@ pub struct Conntrackd {
     pub pid: u32,
 }
 
-/// The configuration for a node whose sync address is `local`, its peer's `peer`, on `iface`.
+/// The shipped template, `keepalived/conntrackd.conf.in`.
+pub const TEMPLATE: &str = include_str!("../../../keepalived/conntrackd.conf.in");
+
+/// The configuration for a node whose sync address is `local`, its peer's `peer`, on
+/// `iface`: the shipped template with per-node lock, socket and log under `dir/name.*`.
 pub fn conf(dir: &std::path::Path, name: &str, local: &str, peer: &str, iface: &str) -> String {
-    let d = dir.display();
-    format!(
-        r#"Sync {{
-    Mode FTFW {{
-        DisableExternalCache off
-    }}
-    UDP {{
-        IPv4_address {local}
-        IPv4_Destination_Address {peer}
-        Port 3780
-        Interface {iface}
-        SndSocketBuffer 1249280
-        RcvSocketBuffer 1249280
-        Checksum on
-    }}
-}}
-General {{
-    Systemd off
-    HashSize 8192
-    HashLimit 65535
-    LogFile {d}/{name}.conntrackd.log
-    Syslog off
-    LockFile {d}/{name}.conntrackd.lock
-    UNIX {{
-        Path {d}/{name}.conntrackd.ctl
-    }}
-    NetlinkBufferSize 2097152
-    NetlinkBufferSizeMaxGrowth 8388608
-    Filter From Userspace {{
-        Protocol Accept {{
-            TCP
-            UDP
-            ICMP
-        }}
-        Address Ignore {{
-            IPv4_address 127.0.0.1
-            IPv4_address {local}
-        }}
-    }}
-}}
-"#
-    )
+    let run = dir.join(format!("{name}.conntrackd"));
+    let _ = fs::create_dir_all(&run);
+    TEMPLATE
+        .replace("@LOCAL@", local)
+        .replace("@PEER@", peer)
+        .replace("@SYNC_IF@", iface)
+        .replace("@RUN@", &run.to_string_lossy())
 }
 
 /// Writes the config and starts conntrackd in the foreground in `ns`; waits until it answers.
@@ -92,7 +61,9 @@ pub fn start(
     })?;
     Ok(Conntrackd {
         conf: conf_path,
-        log: dir.join(format!("{name}.conntrackd.log")),
+        log: dir
+            .join(format!("{name}.conntrackd"))
+            .join("conntrackd.log"),
         pid,
     })
 }

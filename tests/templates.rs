@@ -1,0 +1,182 @@
+//! The operator-facing files under keepalived/, each checked by the tool that reads it.
+//! (conntrackd.conf.in is the configuration every conntrackd in the lab runs with.)
+
+mod util;
+
+use util::*;
+
+fn render(text: &str, dir: &std::path::Path) -> String {
+    text.replace("@ROUTER_ID@", "gw-a")
+        .replace("@LAN_IF@", "eth1")
+        .replace("@WAN_IF@", "eth0")
+        .replace("@SYNC_IF@", "sync0")
+        .replace("@LAN_VIP@", "198.51.100.1/24")
+        .replace("@LAN_NET@", "198.51.100.0/24")
+        .replace("@PRIORITY@", "150")
+        .replace("@SELF_IP@", "198.51.100.2")
+        .replace("@PEER_IP@", "198.51.100.3")
+        .replace("@PEER_LAN@", "198.51.100.3")
+        .replace("@PEER_SYNC@", "192.0.2.2")
+        .replace("@ADMIN_NET@", "203.0.113.0/24")
+        .replace("@FIP@", "203.0.113.10")
+        .replace("/usr/sbin/nat-notify", &bin("nat-notify"))
+        .replace("/usr/sbin/ha-check", &bin("ha-check"))
+        .replace(
+            "/etc/hakit/hakit.toml",
+            &dir.join("hakit.toml").to_string_lossy(),
+        )
+        .replace(
+            "/run/keepalived/vrrp_notify.fifo",
+            &dir.join("vrrp.fifo").to_string_lossy(),
+        )
+}
+
+#[test]
+fn keepalived_templates_pass_keepalived_t() {
+    let Some(mut lab) = lab("keepalived_templates_pass_keepalived_t") else {
+        return;
+    };
+    let ns = lab.ns("gw").unwrap();
+    let peer = lab.ns("peer").unwrap();
+    lab.veth(&ns, "eth1", &peer, "eth1").unwrap();
+    let dir = lab.dir().to_path_buf();
+    for t in ["linode", "aws", "hetzner", "drbd-nfs"] {
+        let text = std::fs::read_to_string(format!("keepalived/{t}.conf.in")).unwrap();
+        let conf = render(&text, &dir);
+        assert!(!conf.contains('@'), "{t}: unrendered variable");
+        let path = dir.join(format!("{t}.conf"));
+        std::fs::write(&path, &conf).unwrap();
+        let out = ns
+            .exec(&["keepalived", "-t", "-f", &path.to_string_lossy()])
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{t}: keepalived -t: {}",
+            stderr(&out)
+        );
+        // The check bites: the same file with a typo is refused.
+        std::fs::write(&path, conf.replace("advert_int", "advert_intt")).unwrap();
+        let out = ns
+            .exec(&["keepalived", "-t", "-f", &path.to_string_lossy()])
+            .unwrap();
+        assert_ne!(
+            out.status.code(),
+            Some(0),
+            "{t}: a typo passed keepalived -t"
+        );
+        assert!(
+            stderr(&out).contains("Unknown keyword 'advert_intt'"),
+            "{t}: {}",
+            stderr(&out)
+        );
+    }
+}
+
+#[test]
+fn nftables_ruleset_loads_and_carries_the_snat_rule() {
+    let Some(mut lab) = lab("nftables_ruleset_loads_and_carries_the_snat_rule") else {
+        return;
+    };
+    let ns = lab.ns("gw").unwrap();
+    let dir = lab.dir().to_path_buf();
+    let text = render(
+        &std::fs::read_to_string("keepalived/nftables.conf.in").unwrap(),
+        &dir,
+    );
+    assert!(!text.contains('@'), "unrendered variable");
+    let path = dir.join("nftables.conf");
+    std::fs::write(&path, &text).unwrap();
+    let p = path.to_string_lossy().to_string();
+    let out = ns.exec(&["nft", "-c", "-f", &p]).unwrap();
+    assert!(out.status.success(), "nft -c: {}", stderr(&out));
+    let out = ns.exec(&["nft", "-f", &p]).unwrap();
+    assert!(out.status.success(), "nft -f: {}", stderr(&out));
+    // ha-check's nft-rule probe finds the SNAT rule the ruleset carries.
+    let out = run_in(
+        &ns,
+        "ha-check",
+        &[
+            "--syslog-socket",
+            "/nonexistent",
+            "nft-rule",
+            "--snat-source",
+            "198.51.100.0/24",
+            "--to",
+            "203.0.113.10",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let listed = stdout(&ns.exec(&["nft", "list", "ruleset"]).unwrap());
+    assert!(
+        listed.contains("type filter hook forward priority filter; policy drop;"),
+        "{listed}"
+    );
+    assert!(
+        listed.contains("ip protocol vrrp") && listed.contains("udp dport 3780"),
+        "{listed}"
+    );
+}
+
+#[test]
+fn sysctl_file_applies_in_a_namespace() {
+    let Some(mut lab) = lab("sysctl_file_applies_in_a_namespace") else {
+        return;
+    };
+    let ns = lab.ns("gw").unwrap();
+    // nf_conntrack sysctls exist once conntrack is in use in the namespace.
+    assert!(ns
+        .exec(&["nft", "add", "table", "ip", "t"])
+        .unwrap()
+        .status
+        .success());
+    assert!(ns
+        .exec(&[
+            "nft",
+            "add",
+            "chain",
+            "ip",
+            "t",
+            "c",
+            "{ type nat hook postrouting priority srcnat; }"
+        ])
+        .unwrap()
+        .status
+        .success());
+    let file = std::fs::canonicalize("keepalived/sysctl.d/90-hakit.conf").unwrap();
+    let _ = ns
+        .exec(&["sysctl", "-q", "-p", &file.to_string_lossy()])
+        .unwrap();
+    for line in std::fs::read_to_string(&file).unwrap().lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (key, want) = line.split_once('=').unwrap();
+        let key = key.trim();
+        if key == "net.netfilter.nf_conntrack_max" {
+            // Global: only the initial namespace may set it (EINVAL elsewhere); a test must
+            // not change the host's table size, so this one key is only parsed here.
+            assert!(want.trim().parse::<u64>().is_ok());
+            continue;
+        }
+        let got = stdout(&ns.exec(&["sysctl", "-n", key]).unwrap())
+            .trim()
+            .to_string();
+        assert_eq!(got, want.trim(), "{key}");
+    }
+    // ha-check's sysctl probe agrees.
+    let out = run_in(
+        &ns,
+        "ha-check",
+        &[
+            "--syslog-socket",
+            "/nonexistent",
+            "sysctl",
+            "net.ipv4.ip_forward=1",
+            "net.ipv4.conf.all.arp_ignore=1",
+            "net.ipv4.conf.all.arp_announce=2",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
