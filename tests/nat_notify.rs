@@ -378,11 +378,13 @@ fn master_then_backup_with_real_nft_and_conntrackd() {
     // The metrics textfile tells the same story.
     let prom = std::fs::read_to_string(g.lab.dir().join("hakit_nat_notify.prom")).unwrap();
     assert!(
-        prom.contains("hakit_nat_notify_state{instance=\"VI_1\",state=\"BACKUP\"} 1"),
+        prom.contains("hakit_nat_notify_state{vrrp_instance=\"VI_1\",state=\"BACKUP\"} 1"),
         "{prom}"
     );
     assert!(
-        prom.contains("hakit_nat_notify_transitions_total{instance=\"VI_1\",state=\"MASTER\"} 1"),
+        prom.contains(
+            "hakit_nat_notify_transitions_total{vrrp_instance=\"VI_1\",state=\"MASTER\"} 1"
+        ),
         "{prom}"
     );
 }

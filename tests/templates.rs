@@ -180,3 +180,147 @@ fn sysctl_file_applies_in_a_namespace() {
     );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }
+
+fn promtool(test: &str) -> Option<String> {
+    match hakit_lab::which("promtool") {
+        Some(p) => Some(p.to_string_lossy().to_string()),
+        None if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("{test}: promtool missing (make deps) and CI=true")
+        }
+        None => {
+            eprintln!("\n!!!! SKIPPED {test}: promtool not installed !!!!\n");
+            None
+        }
+    }
+}
+
+#[test]
+fn alert_rules_pass_promtool_and_their_unit_tests() {
+    let Some(p) = promtool("alert_rules_pass_promtool_and_their_unit_tests") else {
+        return;
+    };
+    let dir = "examples/monitoring";
+    let out = std::process::Command::new(&p)
+        .args(["check", "rules", "hakit-alerts.yml"])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = std::process::Command::new(&p)
+        .args(["test", "rules", "hakit-alerts.test.yml"])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Every hakit metric the rules use is one the binaries write (README's table).
+    let rules = std::fs::read_to_string(format!("{dir}/hakit-alerts.yml")).unwrap();
+    let readme = std::fs::read_to_string("README.md").unwrap();
+    let exprs: String = rules
+        .lines()
+        .filter(|l| l.trim_start().starts_with("expr:"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    for word in exprs.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+        if word.starts_with("hakit_") && word != "hakit_preferred" {
+            assert!(
+                readme.contains(&format!("`{word}`")),
+                "alert rule uses {word}, which no binary writes"
+            );
+        }
+    }
+}
+
+#[test]
+fn textfiles_of_both_binaries_pass_promtool_check_metrics() {
+    let Some(p) = promtool("textfiles_of_both_binaries_pass_promtool_check_metrics") else {
+        return;
+    };
+    let Some(mut lab) = lab("textfiles_of_both_binaries_pass_promtool_check_metrics") else {
+        return;
+    };
+    let ns = lab.ns("gw").unwrap();
+    let peer = lab.ns("peer").unwrap();
+    lab.veth(&ns, "eth0", &peer, "eth0").unwrap();
+    ns.ip(&["addr", "add", "203.0.113.2/24", "dev", "eth0"])
+        .unwrap();
+    peer.ip(&["addr", "add", "203.0.113.254/24", "dev", "eth0"])
+        .unwrap();
+    let d = lab.dir().to_path_buf();
+    let (nn_prom, hc_prom) = (
+        d.join("hakit_nat_notify.prom"),
+        d.join("hakit_ha_check.prom"),
+    );
+    let out = run_in(
+        &ns,
+        "nat-notify",
+        &[
+            "--runtime-dir",
+            &d.join("run").to_string_lossy(),
+            "--syslog-socket",
+            "/nonexistent",
+            "--textfile",
+            &nn_prom.to_string_lossy(),
+            "--instance",
+            "VI_1",
+            "--interface",
+            "eth0",
+            "--floating-ip",
+            "203.0.113.10/32",
+            "master",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = run_in(
+        &ns,
+        "ha-check",
+        &[
+            "--runtime-dir",
+            &d.join("run").to_string_lossy(),
+            "--syslog-socket",
+            "/nonexistent",
+            "--textfile",
+            &hc_prom.to_string_lossy(),
+            "icmp",
+            "203.0.113.254",
+            "-i",
+            "eth0",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    for f in [&nn_prom, &hc_prom] {
+        let text = std::fs::read(f).unwrap();
+        let mut child = std::process::Command::new(&p)
+            .args(["check", "metrics"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(child.stdin.as_mut().unwrap(), &text).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}: {}{}",
+            f.display(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let nn = std::fs::read_to_string(&nn_prom).unwrap();
+    assert!(
+        nn.contains("hakit_nat_notify_state{vrrp_instance=\"VI_1\",state=\"MASTER\"} 1"),
+        "{nn}"
+    );
+    assert!(std::fs::read_to_string(&hc_prom)
+        .unwrap()
+        .contains("hakit_ha_check_healthy 1"));
+}

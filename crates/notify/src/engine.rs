@@ -820,7 +820,7 @@ pub fn write_metrics(s: &Settings, instances: &[Instance]) -> anyhow::Result<()>
                 "hakit_nat_notify_state",
                 Kind::Gauge,
                 "1 for the state the instance was last moved to.",
-                &[("instance", i), ("state", st.as_str())],
+                &[("vrrp_instance", i), ("state", st.as_str())],
                 v,
             );
             let n = r.transitions_total.get(st.as_str()).copied().unwrap_or(0);
@@ -828,7 +828,7 @@ pub fn write_metrics(s: &Settings, instances: &[Instance]) -> anyhow::Result<()>
                 "hakit_nat_notify_transitions_total",
                 Kind::Counter,
                 "Transitions that changed something, by target state.",
-                &[("instance", i), ("state", st.as_str())],
+                &[("vrrp_instance", i), ("state", st.as_str())],
                 n as f64,
             );
         }
@@ -836,21 +836,21 @@ pub fn write_metrics(s: &Settings, instances: &[Instance]) -> anyhow::Result<()>
             "hakit_nat_notify_converged",
             Kind::Gauge,
             "1 if the last transition completed every step.",
-            &[("instance", i)],
+            &[("vrrp_instance", i)],
             f64::from(u8::from(r.converged)),
         );
         t.add(
             "hakit_nat_notify_last_transition_timestamp_seconds",
             Kind::Gauge,
             "Unix time the last transition started.",
-            &[("instance", i)],
+            &[("vrrp_instance", i)],
             r.at_unix,
         );
         t.add(
             "hakit_nat_notify_last_transition_duration_seconds",
             Kind::Gauge,
             "Duration of the last transition.",
-            &[("instance", i)],
+            &[("vrrp_instance", i)],
             r.duration_seconds,
         );
         for (step, rec) in &r.steps {
@@ -858,14 +858,14 @@ pub fn write_metrics(s: &Settings, instances: &[Instance]) -> anyhow::Result<()>
                 "hakit_nat_notify_step_duration_seconds",
                 Kind::Gauge,
                 "Duration of each step in its last run.",
-                &[("instance", i), ("step", step)],
+                &[("vrrp_instance", i), ("step", step)],
                 rec.seconds,
             );
             t.add(
                 "hakit_nat_notify_step_ok",
                 Kind::Gauge,
                 "1 if the step succeeded in its last run.",
-                &[("instance", i), ("step", step)],
+                &[("vrrp_instance", i), ("step", step)],
                 f64::from(u8::from(rec.ok)),
             );
         }
@@ -874,7 +874,7 @@ pub fn write_metrics(s: &Settings, instances: &[Instance]) -> anyhow::Result<()>
                 "hakit_nat_notify_step_failures_total",
                 Kind::Counter,
                 "Failed step runs.",
-                &[("instance", i), ("step", step)],
+                &[("vrrp_instance", i), ("step", step)],
                 *n as f64,
             );
         }
