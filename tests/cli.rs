@@ -176,3 +176,52 @@ fn shipped_example_config_is_valid_for_nat_notify() {
         stdout(&out)
     );
 }
+
+#[test]
+fn every_example_config_parses_with_every_table() {
+    let mut n = 0;
+    for e in std::fs::read_dir("examples").unwrap().flatten() {
+        let p = e.path().join("hakit.toml");
+        let p = if e.path().is_dir() { p } else { e.path() };
+        if p.extension().and_then(|x| x.to_str()) != Some("toml") || !p.exists() {
+            continue;
+        }
+        let text = std::fs::read_to_string(&p).unwrap();
+        let parsed: Result<hakit_core::config::File, String> = hakit_core::config::parse(&text);
+        assert!(parsed.is_ok(), "{}: {}", p.display(), parsed.unwrap_err());
+        n += 1;
+    }
+    assert!(n >= 7, "only {n} example configs found");
+}
+
+#[test]
+fn aws_iam_policy_lists_exactly_the_actions_fip_claim_calls() {
+    let policy: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string("examples/aws/iam-policy.json").unwrap())
+            .unwrap();
+    let mut granted: Vec<String> = policy["Statement"][0]["Action"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().trim_start_matches("ec2:").to_string())
+        .collect();
+    granted.sort();
+    // The actions the AWS provider sends: every string literal passed to `call(`.
+    let src = std::fs::read_to_string("crates/fip/src/aws.rs").unwrap();
+    let mut called: Vec<String> = src
+        .split(".call(")
+        .skip(1)
+        .filter_map(|rest| {
+            rest.trim_start()
+                .strip_prefix('"')
+                .and_then(|r| r.split('"').next())
+                .map(str::to_string)
+        })
+        .collect();
+    called.sort();
+    called.dedup();
+    assert_eq!(
+        granted, called,
+        "the IAM policy must grant exactly what fip-claim calls"
+    );
+}
