@@ -324,3 +324,43 @@ fn textfiles_of_both_binaries_pass_promtool_check_metrics() {
         .unwrap()
         .contains("hakit_ha_check_healthy 1"));
 }
+
+#[test]
+fn dashboard_is_valid_and_queries_only_real_metrics() {
+    let text = std::fs::read_to_string("examples/monitoring/hakit-dashboard.json").unwrap();
+    let d: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
+    let readme = std::fs::read_to_string("README.md").unwrap();
+    let panels = d["panels"].as_array().unwrap();
+    assert!(panels.len() >= 6);
+    let mut hakit = 0;
+    for p in panels {
+        for t in p["targets"].as_array().unwrap() {
+            let expr = t["expr"].as_str().unwrap();
+            for word in expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+                if word.starts_with("hakit_") {
+                    hakit += 1;
+                    assert!(
+                        readme.contains(&format!("`{word}`")),
+                        "panel {:?} queries {word}, which no binary writes",
+                        p["title"]
+                    );
+                } else if word.starts_with("node_") {
+                    // node_exporter's own metrics (conntrack, network): names it exports.
+                    assert!(
+                        [
+                            "node_nf_conntrack_entries",
+                            "node_nf_conntrack_entries_limit",
+                            "node_network_transmit_bytes_total",
+                            "node_network_receive_bytes_total",
+                            "node_network_receive_drop_total",
+                            "node_network_transmit_drop_total"
+                        ]
+                        .contains(&word),
+                        "unexpected {word}"
+                    );
+                }
+            }
+        }
+    }
+    assert!(hakit >= 6, "the dashboard hardly uses hakit's metrics");
+}
