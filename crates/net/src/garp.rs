@@ -117,7 +117,13 @@ pub fn resolve(nl: &Netlink, plan: &Plan) -> anyhow::Result<Burst> {
             link.name
         )));
     }
-    let on_link = nl.addresses(Some(link.index))?;
+    // The address dump is needed to pick addresses or to verify them; not for explicit
+    // addresses the caller vouches for (`force`), e.g. ones it has just added itself.
+    let on_link = if plan.ips.is_empty() || !plan.force {
+        nl.addresses(Some(link.index))?
+    } else {
+        Vec::new()
+    };
     let ips: Vec<IpAddr> = if plan.ips.is_empty() {
         let all: Vec<IpAddr> = on_link
             .iter()

@@ -78,7 +78,7 @@ pub fn hook(
     let gen = generation(s, &inst.name, state)?;
     let nl = Netlink::open()?;
     let check = supersede::hook(&s.runtime, &nl, &inst.name, &inst.vrrp_vips, state, gen);
-    let report = engine::transition(s, inst, state, gen, &check)?;
+    let report = engine::transition(s, inst, state, gen, &nl, &check)?;
     if let Err(e) = engine::write_metrics(s, all) {
         warn!("{e:#}");
     }
@@ -96,6 +96,8 @@ pub fn fifo(
     ignore_termination();
     let file = File::open(path).with_context(|| format!("open notify FIFO {}", path.display()))?;
     info!("reading keepalived events from {}", path.display());
+    // One netlink socket for the reader's whole life, not one per event.
+    let nl = Netlink::open()?;
     let pending: supersede::Pending = Arc::new(Mutex::new(VecDeque::new()));
     let state = Arc::new((Mutex::new(false), Condvar::new())); // (eof, wake-up)
     let (q, st) = (pending.clone(), state.clone());
@@ -145,7 +147,7 @@ pub fn fifo(
         };
         let Some(ev) = next else { break };
         handled += 1;
-        if let Err(e) = fifo_event(s, all, policy, &pending, &ev) {
+        if let Err(e) = fifo_event(s, &nl, all, policy, &pending, &ev) {
             error!("{} {}: {e:#}", ev.name, ev.state);
         }
     }
@@ -170,6 +172,7 @@ fn ignore_termination() {
 
 fn fifo_event(
     s: &Settings,
+    nl: &Netlink,
     all: &[Instance],
     policy: UnknownInstance,
     pending: &supersede::Pending,
@@ -180,7 +183,7 @@ fn fifo_event(
     };
     let gen = generation(s, &inst.name, ev.state)?;
     let check = supersede::fifo(&s.runtime, pending, &inst.name, gen);
-    let report = engine::transition(s, inst, ev.state, gen, &check)?;
+    let report = engine::transition(s, inst, ev.state, gen, nl, &check)?;
     if let Err(e) = engine::write_metrics(s, all) {
         warn!("{e:#}");
     }

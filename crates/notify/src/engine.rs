@@ -215,6 +215,9 @@ struct Ctx<'a> {
     prev: &'a Recorded,
     rec: &'a mut Recorded,
     added: Vec<IpAddr>,
+    /// This transition's address step put (or found) every floating IP on the interface,
+    /// so the GARP step need not dump the addresses again to check them.
+    addresses_on: bool,
     force_garp: bool,
     garp_rest: Option<JoinHandle<anyhow::Result<garp::Report>>>,
     superseded: Supersede<'a>,
@@ -317,6 +320,7 @@ pub fn transition(
     inst: &Instance,
     state: State,
     gen: u64,
+    nl: &Netlink,
     superseded: Supersede,
 ) -> anyhow::Result<Report> {
     let start = Instant::now();
@@ -367,15 +371,15 @@ pub fn transition(
     rec.at_unix = now_unix();
     s.runtime.record(&inst.name, &rec)?;
 
-    let nl = Netlink::open()?;
     let mut ctx = Ctx {
         s,
         inst,
-        nl: &nl,
+        nl,
         same,
         prev: &prev,
         rec: &mut rec,
         added: Vec::new(),
+        addresses_on: false,
         force_garp: state == State::MasterRxLowerPri,
         garp_rest: None,
         superseded,
@@ -657,6 +661,7 @@ fn run_step(ctx: &mut Ctx, step: Step) -> anyhow::Result<StepResult> {
                     ctx.added.push(c.addr);
                 }
             }
+            ctx.addresses_on = step == Step::AddressAdd;
             let (done, prep, already) = if step == Step::AddressAdd {
                 ("added", "to", "on")
             } else {
@@ -693,7 +698,7 @@ fn run_step(ctx: &mut Ctx, step: Step) -> anyhow::Result<StepResult> {
                 count: 1,
                 interval,
                 reply: false,
-                force: false,
+                force: ctx.addresses_on,
                 router: None,
             };
             let burst = garp::resolve(ctx.nl, &plan)?;
