@@ -1,6 +1,7 @@
 # hakit — keepalived companions for HA NAT gateways.
-#   make demo   real two-node VRRP failover in network namespaces, with timings (root)
-#   make test   format, lint, unit, CLI and namespace tests, static build checks (root)
+#   make demo   a real HA NAT pair in network namespaces fails over, with timings (root)
+#   make test   format, lint, unit, CLI and namespace tests, static build checks, chaos (root)
+#   make chaos  the acceptance scenarios on the NAT pair; target/chaos/chaos.{json,md}
 #   make bench  benchmarks; rewrites BENCHMARKS.md
 #   make static fully static x86_64 binaries in $(STATIC_DIR)
 #   make lab-clean  remove namespaces left by a killed test run
@@ -13,7 +14,7 @@ export CC_x86_64_unknown_linux_musl ?= musl-gcc
 # Rust needs ~/.cargo/bin; a root shell from sudo may not have it.
 export PATH := $(HOME)/.cargo/bin:$(PATH):/usr/sbin:/sbin
 
-.PHONY: all deps build static validate unit test demo bench lab-clean clean
+.PHONY: all deps build static validate unit test demo chaos bench lab-clean clean
 
 all: build
 
@@ -36,15 +37,22 @@ validate:
 unit:
 	$(CARGO) test --workspace --all-targets
 
-test: deps validate unit static
+test: deps validate unit static chaos
 	@echo "make test: all checks passed"
 
 demo: deps
 	$(CARGO) build --release --bins -p hakit -p hakit-lab
-	target/release/hakit-demo --bin-dir target/release
+	target/release/hakit-demo --bin-dir target/release --out-dir target/demo
+
+# The acceptance scenarios run the shipped static binaries; the lab's own tools are
+# built for the same target so the release dependencies are compiled once.
+chaos: deps static
+	$(CARGO) build --release --target $(MUSL) -p hakit-lab
+	$(STATIC_DIR)/hakit-chaos --bin-dir $(STATIC_DIR) --out-dir target/chaos
 
 bench: deps static
 	$(CARGO) build --release -p hakit-lab
+	$(CARGO) build --release --target $(MUSL) -p hakit-lab
 	target/release/hakit-bench --static-dir $(STATIC_DIR) --out BENCHMARKS.md
 
 lab-clean:

@@ -53,7 +53,18 @@ fn gateway(
     peer.ip(&["addr", "add", "192.0.2.2/24", "dev", "sync0"])
         .unwrap();
     let ctd = with_conntrackd.then(|| {
-        conntrackd::start(&mut lab, &gw, "gw", "192.0.2.1", "192.0.2.2", "sync0").unwrap()
+        // With the external cache on (the shipped template disables it): this is the path
+        // with a commit to make and conntrackd 1.4.7's dropped flush to work around.
+        conntrackd::start_with(
+            &mut lab,
+            &gw,
+            "gw",
+            "192.0.2.1",
+            "192.0.2.2",
+            "sync0",
+            |c| c.replace("DisableExternalCache on", "DisableExternalCache off"),
+        )
+        .unwrap()
     });
     let dir = lab.dir().to_path_buf();
     let ctd_line = ctd.as_ref().map_or(String::new(), |c| {
@@ -273,9 +284,9 @@ fn master_then_backup_with_real_nft_and_conntrackd() {
             "conntrackd_commit",
             "address_add",
             "garp",
+            "fip_claim",
             "snat_ensure",
             "conntrackd_primary",
-            "fip_claim",
             "units_up",
             "commands_up"
         ]

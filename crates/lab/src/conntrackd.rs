@@ -40,9 +40,22 @@ pub fn start(
     peer: &str,
     iface: &str,
 ) -> anyhow::Result<Conntrackd> {
+    start_with(lab, ns, name, local, peer, iface, |c| c)
+}
+
+/// [`start`] with the rendered configuration passed through `edit` first.
+pub fn start_with(
+    lab: &mut Lab,
+    ns: &Ns,
+    name: &str,
+    local: &str,
+    peer: &str,
+    iface: &str,
+    edit: impl FnOnce(String) -> String,
+) -> anyhow::Result<Conntrackd> {
     let dir = lab.dir().to_path_buf();
     let conf_path = dir.join(format!("{name}.conntrackd.conf"));
-    fs::write(&conf_path, conf(&dir, name, local, peer, iface))?;
+    fs::write(&conf_path, edit(conf(&dir, name, local, peer, iface)))?;
     let c = conf_path.to_string_lossy().to_string();
     let pid = lab.spawn(
         ns,

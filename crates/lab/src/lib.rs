@@ -19,6 +19,8 @@
 pub mod capture;
 pub mod conntrackd;
 pub mod keepalived;
+pub mod nat;
+pub mod png;
 mod process;
 
 use std::{
@@ -334,6 +336,17 @@ impl Ns {
     pub fn neighbour(&self, ip: std::net::IpAddr) -> anyhow::Result<Option<hakit_net::Neighbour>> {
         self.netlink(|nl| Ok(nl.neighbours(None)?.into_iter().find(|n| n.addr == ip)))
     }
+}
+
+/// The shipped ruleset, `keepalived/nftables.conf.in`.
+pub const NFTABLES_TEMPLATE: &str = include_str!("../../../keepalived/nftables.conf.in");
+
+/// [`NFTABLES_TEMPLATE`] with each `@NAME@` replaced.
+pub fn nftables_ruleset(vars: &[(&str, &str)]) -> String {
+    vars.iter()
+        .fold(NFTABLES_TEMPLATE.to_string(), |t, (k, v)| {
+            t.replace(&format!("@{k}@"), v)
+        })
 }
 
 /// Polls `cond` every `step` until it holds or `timeout` passes; returns the time it took.

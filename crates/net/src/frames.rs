@@ -74,6 +74,40 @@ pub fn garp(mac: Mac, ip: Ipv4Addr, reply: bool) -> Vec<u8> {
     f
 }
 
+/// An ARP probe (RFC 5227 §2.1.1) asking who has `ip`: a broadcast request from `mac`
+/// with sender IP 0.0.0.0, so no receiver caches anything from it. Whoever holds `ip`
+/// answers with a reply to `mac`.
+pub fn arp_probe(mac: Mac, ip: Ipv4Addr) -> Vec<u8> {
+    let mut f = Vec::with_capacity(ETH_MIN_FRAME);
+    eth_header(&mut f, BROADCAST, mac, ETH_P_ARP);
+    f.extend_from_slice(&1u16.to_be_bytes());
+    f.extend_from_slice(&0x0800u16.to_be_bytes());
+    f.push(6);
+    f.push(4);
+    f.extend_from_slice(&ARPOP_REQUEST.to_be_bytes());
+    f.extend_from_slice(&mac.0);
+    f.extend_from_slice(&[0; 4]);
+    f.extend_from_slice(&[0; 6]);
+    f.extend_from_slice(&ip.octets());
+    f.resize(ETH_MIN_FRAME, 0);
+    f
+}
+
+/// The sender of an ARP frame that claims `ip` (a reply, or a gratuitous request, with
+/// sender IP `ip`), if `frame` is one.
+pub fn arp_claimant(frame: &[u8], ip: Ipv4Addr) -> Option<Mac> {
+    if frame.len() < 42 || frame[12..14] != ETH_P_ARP.to_be_bytes() {
+        return None;
+    }
+    let op = u16::from_be_bytes([frame[20], frame[21]]);
+    if (op != ARPOP_REPLY && op != ARPOP_REQUEST) || frame[28..32] != ip.octets() {
+        return None;
+    }
+    let mut mac = [0u8; 6];
+    mac.copy_from_slice(&frame[22..28]);
+    Some(Mac(mac))
+}
+
 /// An unsolicited neighbour advertisement for `ip` owned by `mac`.
 pub fn unsolicited_na(mac: Mac, ip: Ipv6Addr, router: bool) -> Vec<u8> {
     let mut icmp = Vec::with_capacity(32);
@@ -154,6 +188,38 @@ mod tests {
         assert_eq!(&f[20..22], &[0x00, 0x02]);
         assert_eq!(&f[32..38], &MAC.0, "reply form: target MAC = sender MAC");
         assert_eq!(&f[38..42], &[192, 0, 2, 10]);
+    }
+
+    #[test]
+    fn arp_probe_golden_and_claimant() {
+        let ip = Ipv4Addr::new(198, 51, 100, 1);
+        let f = arp_probe(MAC, ip);
+        #[rustfmt::skip]
+        let want: [u8; 42] = [
+            0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+            0x02, 0x00, 0x5e, 0x00, 0x01, 0x0a,
+            0x08, 0x06,
+            0x00, 0x01, 0x08, 0x00, 6, 4,
+            0x00, 0x01,                         // request
+            0x02, 0x00, 0x5e, 0x00, 0x01, 0x0a, // sender MAC
+            0, 0, 0, 0,                         // sender IP 0.0.0.0 (RFC 5227 probe)
+            0, 0, 0, 0, 0, 0,
+            198, 51, 100, 1,                    // target IP: the address asked about
+        ];
+        assert_eq!(&f[..42], &want);
+        // Our own probe does not claim the address; a GARP or a reply from a peer does.
+        assert_eq!(arp_claimant(&f, ip), None);
+        let other = Mac([0x02, 0, 0, 0, 0, 0x02]);
+        assert_eq!(arp_claimant(&garp(other, ip, true), ip), Some(other));
+        assert_eq!(arp_claimant(&garp(other, ip, false), ip), Some(other));
+        assert_eq!(
+            arp_claimant(&garp(other, Ipv4Addr::new(198, 51, 100, 2), true), ip),
+            None
+        );
+        assert_eq!(arp_claimant(&f[..30], ip), None, "short frame");
+        let mut ipv6 = garp(other, ip, true);
+        ipv6[12..14].copy_from_slice(&ETH_P_IPV6.to_be_bytes());
+        assert_eq!(arp_claimant(&ipv6, ip), None, "not ARP");
     }
 
     #[test]

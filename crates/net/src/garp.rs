@@ -323,6 +323,63 @@ fn join(ips: &[IpAddr]) -> String {
         .join(", ")
 }
 
+/// Who else answers for `ip` on `link`: sends one ARP probe (sender IP 0.0.0.0, so no
+/// cache learns anything) and collects, for `wait`, the MACs other than `link`'s own that
+/// reply for `ip` or announce it. A non-empty answer while this node holds `ip` means two
+/// nodes hold it: a split brain. Needs CAP_NET_RAW.
+pub fn arp_claimants(
+    link: &Link,
+    ip: std::net::Ipv4Addr,
+    wait: Duration,
+) -> anyhow::Result<Vec<Mac>> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let mac = link
+        .mac
+        .with_context(|| format!("{} has no MAC address", link.name))?;
+    let sock = socket::socket(
+        AddressFamily::Packet,
+        SockType::Raw,
+        SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+        None,
+    )
+    .context("open AF_PACKET socket (needs CAP_NET_RAW)")?;
+    // Binding with the ARP EtherType starts delivery of ARP frames on this interface only.
+    socket::bind(
+        sock.as_raw_fd(),
+        &link_addr(link.index, frames::ETH_P_ARP, frames::BROADCAST)?,
+    )
+    .with_context(|| format!("bind ARP socket to {}", link.name))?;
+    socket::sendto(
+        sock.as_raw_fd(),
+        &frames::arp_probe(mac, ip),
+        &link_addr(link.index, frames::ETH_P_ARP, frames::BROADCAST)?,
+        MsgFlags::empty(),
+    )
+    .with_context(|| format!("send ARP probe for {ip} on {}", link.name))?;
+    let deadline = Instant::now() + wait;
+    let mut found: Vec<Mac> = Vec::new();
+    let mut buf = [0u8; 128];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        let ms = u16::try_from(left.as_millis().max(1)).unwrap_or(u16::MAX);
+        let mut fds = [PollFd::new(sock.as_fd(), PollFlags::POLLIN)];
+        if poll(&mut fds, PollTimeout::from(ms)).context("poll ARP socket")? == 0 {
+            continue;
+        }
+        while let Ok(n) = socket::recv(sock.as_raw_fd(), &mut buf, MsgFlags::empty()) {
+            if let Some(m) = frames::arp_claimant(&buf[..n], ip) {
+                if m != mac && !found.contains(&m) {
+                    found.push(m);
+                }
+            }
+        }
+    }
+    Ok(found)
+}
+
 /// Resolves and sends in one call (what `nat-notify` uses).
 pub fn burst(nl: &Netlink, plan: &Plan) -> anyhow::Result<Report> {
     resolve(nl, plan)?.send()

@@ -49,6 +49,13 @@ impl Conntrackd {
         self.run("-c").map(|_| ())
     }
 
+    /// `DisableExternalCache on`: the peer's state goes straight into the kernel table,
+    /// there is nothing to commit (and conntrackd logs no "commit has taken").
+    pub fn external_cache_disabled(&self) -> bool {
+        config_value(&self.config, "DisableExternalCache")
+            .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "on" | "yes"))
+    }
+
     /// Flush, then `-R`, `-B`.
     ///
     /// Two conntrackd behaviours shape the flush. `-c` returns before the daemon has
@@ -62,7 +69,7 @@ impl Conntrackd {
     /// does not block) and warn, rather than report a flush that did not happen.
     pub fn primary(&self) -> anyhow::Result<()> {
         let log = log_file(&self.config);
-        if let Some(l) = &log {
+        if let Some(l) = log.as_ref().filter(|_| !self.external_cache_disabled()) {
             let start = Instant::now();
             while !commit_finished(&log_tail(l)) {
                 if start.elapsed() > COMMIT_WAIT {

@@ -5,12 +5,16 @@
 //! 2. floating IPs onto the WAN interface (netlink);
 //! 3. GARP/NA: the first round synchronously, the rest on a thread so later steps do not
 //!    wait for the interval;
-//! 4. the SNAT rule (nft);
-//! 5. conntrackd flush/resync/bulk (`-f` retried while the commit runs, `-R`, `-B`);
-//! 6. the provider claim (not configured yet: the fip-claim library comes with its issue);
-//! 7. units restarted/started; 8. user `up` commands in order, stopping at the first failure.
+//! 4. the provider claim through the fip-claim library (`fip_claim = true`), started on its
+//!    own thread and retried until done or superseded: in a routed cloud it is what brings
+//!    the return traffic, so it must not wait behind the local steps, nor they behind it;
+//! 5. the SNAT rule (nft);
+//! 6. conntrackd flush/resync/bulk (`-f` retried while the commit runs, `-R`, `-B`);
+//! 7. units restarted/started (after the claim has finished: lelastic announces a route the
+//!    provider must already accept); 8. user `up` commands in order, stopping at the first
+//!    failure.
 //!
-//! The data plane (1–4) is done before anything talks to a network API. A failed step does
+//! The local data plane (1–3, 5) never waits for a network API. A failed step does
 //! not stop the ones after it (a broken conntrackd must not keep the address from moving);
 //! it is retried (bounded), recorded and reported in the exit code. Only the user's `up`
 //! commands stop at their first failure, since each usually depends on the one before
@@ -32,6 +36,10 @@
 use std::{
     net::IpAddr,
     path::PathBuf,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
     thread::{self, JoinHandle},
     time::{Duration, Instant},
 };
@@ -149,9 +157,9 @@ pub fn plan(state: State, inst: &Instance) -> Vec<Step> {
             ConntrackdCommit,
             AddressAdd,
             Garp,
+            Fip,
             SnatEnsure,
             ConntrackdPrimary,
-            Fip,
             UnitsUp,
             CommandsUp,
         ],
@@ -220,6 +228,9 @@ struct Ctx<'a> {
     addresses_on: bool,
     force_garp: bool,
     garp_rest: Option<JoinHandle<anyhow::Result<garp::Report>>>,
+    /// The provider claim running on its own thread: when it started, the thread, and the
+    /// flag that tells it to stop retrying (set when a newer state supersedes this one).
+    claim: Option<(Instant, JoinHandle<StepResult>, Arc<AtomicBool>)>,
     superseded: Supersede<'a>,
 }
 
@@ -382,6 +393,7 @@ pub fn transition(
         addresses_on: false,
         force_garp: state == State::MasterRxLowerPri,
         garp_rest: None,
+        claim: None,
         superseded,
     };
     let mut failed = false;
@@ -395,6 +407,32 @@ pub fn transition(
             report.outcome = Outcome::Superseded;
             report.reason = Some(why);
             break;
+        }
+        if matches!(step, Step::UnitsUp | Step::CommandsUp) {
+            // Units (lelastic announcing the route) and user commands come after the
+            // provider has the address: wait for the claim first.
+            if let Some((ms, result)) = finish_claim(&mut ctx) {
+                failed |= record_step(&mut ctx, &mut report, state, Step::Fip, result, ms);
+            }
+        }
+        if step == Step::Fip && inst.fip_claim == Some(true) {
+            match start_claim(&ctx) {
+                Ok(pending) => {
+                    // Its place in the report, filled in when the claim is joined.
+                    report.steps.push(StepReport {
+                        step,
+                        result: StepResult::Planned("running".into()),
+                        ms: 0.0,
+                    });
+                    ctx.claim = Some(pending);
+                    continue;
+                }
+                Err(e) => {
+                    let r = StepResult::Failed(format!("{e:#}"));
+                    failed |= record_step(&mut ctx, &mut report, state, step, r, 0.0);
+                    continue;
+                }
+            }
         }
         let t = Instant::now();
         let mut attempt = 0;
@@ -416,30 +454,10 @@ pub fn transition(
             }
         };
         let ms = t.elapsed().as_secs_f64() * 1000.0;
-        match &result {
-            StepResult::Changed(d) => info!("{} {state}: {}: {d}", inst.name, step.name()),
-            StepResult::Failed(d) => {
-                error!("{} {state}: {} failed: {d}", inst.name, step.name());
-                failed = true;
-                *ctx.rec
-                    .step_failures_total
-                    .entry(step.name().to_string())
-                    .or_default() += 1;
-            }
-            StepResult::Unchanged(d) | StepResult::Skipped(d) => {
-                debug!("{} {state}: {}: {d}", inst.name, step.name())
-            }
-            StepResult::Planned(_) => {}
-        }
-        ctx.rec.steps.insert(
-            step.name().to_string(),
-            StepRecord {
-                ok: !matches!(result, StepResult::Failed(_)),
-                detail: detail(&result),
-                seconds: ms / 1000.0,
-            },
-        );
-        report.steps.push(StepReport { step, result, ms });
+        failed |= record_step(&mut ctx, &mut report, state, step, result, ms);
+    }
+    if let Some((ms, result)) = finish_claim(&mut ctx) {
+        failed |= record_step(&mut ctx, &mut report, state, Step::Fip, result, ms);
     }
     if let Some(rest) = ctx.garp_rest.take() {
         match rest.join() {
@@ -486,6 +504,52 @@ pub fn transition(
         _ => {}
     }
     Ok(report)
+}
+
+/// Logs a step's result and records it in the state file and the report; returns whether
+/// it failed.
+fn record_step(
+    ctx: &mut Ctx,
+    report: &mut Report,
+    state: State,
+    step: Step,
+    result: StepResult,
+    ms: f64,
+) -> bool {
+    let name = &ctx.inst.name;
+    let failed = matches!(result, StepResult::Failed(_));
+    match &result {
+        StepResult::Changed(d) => info!("{name} {state}: {}: {d}", step.name()),
+        StepResult::Failed(d) => {
+            error!("{name} {state}: {} failed: {d}", step.name());
+            *ctx.rec
+                .step_failures_total
+                .entry(step.name().to_string())
+                .or_default() += 1;
+        }
+        StepResult::Unchanged(d) | StepResult::Skipped(d) => {
+            debug!("{name} {state}: {}: {d}", step.name())
+        }
+        StepResult::Planned(_) => {}
+    }
+    ctx.rec.steps.insert(
+        step.name().to_string(),
+        StepRecord {
+            ok: !failed,
+            detail: detail(&result),
+            seconds: ms / 1000.0,
+        },
+    );
+    let entry = StepReport { step, result, ms };
+    match report
+        .steps
+        .iter_mut()
+        .find(|r| r.step == step && matches!(r.result, StepResult::Planned(_)))
+    {
+        Some(slot) => *slot = entry,
+        None => report.steps.push(entry),
+    }
+    failed
 }
 
 fn detail(r: &StepResult) -> String {
@@ -633,6 +697,12 @@ fn run_step(ctx: &mut Ctx, step: Step) -> anyhow::Result<StepResult> {
                     "external cache already committed".into(),
                 ));
             }
+            if c.external_cache_disabled() {
+                return Ok(StepResult::Unchanged(
+                    "external cache disabled: the kernel table already holds the peer's state"
+                        .into(),
+                ));
+            }
             c.commit()?;
             Ok(StepResult::Changed(
                 "external cache committed to the kernel".into(),
@@ -737,7 +807,8 @@ fn run_step(ctx: &mut Ctx, step: Step) -> anyhow::Result<StepResult> {
                 StepResult::Unchanged("no hakit SNAT rule present".into())
             }),
         },
-        Step::Fip => claim_at_provider(ctx),
+        // Started on its own thread by the transition loop when configured.
+        Step::Fip => Ok(StepResult::Skipped("provider claim not configured".into())),
         Step::UnitsUp => systemctl(
             ctx,
             match ctx.inst.unit_action {
@@ -751,13 +822,13 @@ fn run_step(ctx: &mut Ctx, step: Step) -> anyhow::Result<StepResult> {
     }
 }
 
-/// Step 6: claim the floating IP at the provider through the fip-claim library, retried with
-/// backoff until it succeeds, a newer state supersedes it, or `fip_retry_for` runs out. A
-/// refusal (the IP belongs to a node outside the pair) is not retried.
-fn claim_at_provider(ctx: &mut Ctx) -> anyhow::Result<StepResult> {
-    if ctx.inst.fip_claim != Some(true) {
-        return Ok(StepResult::Skipped("provider claim not configured".into()));
-    }
+/// Step 4: claim the floating IP at the provider through the fip-claim library, on a thread
+/// of its own, so the local steps after it (SNAT, conntrackd) do not wait for a network API
+/// and the API does not wait for them: in a routed cloud the claim is what brings the
+/// return traffic. Retried with backoff until it succeeds, `fip_retry_for` runs out, or a
+/// newer state supersedes this one; a refusal (the IP belongs to a node outside the pair)
+/// is not retried. Joined before units and user commands run ([`finish_claim`]).
+fn start_claim(ctx: &Ctx) -> anyhow::Result<(Instant, JoinHandle<StepResult>, Arc<AtomicBool>)> {
     let mut cfg = ctx
         .s
         .fip
@@ -768,46 +839,77 @@ fn claim_at_provider(ctx: &mut Ctx) -> anyhow::Result<StepResult> {
         .inst
         .fip_retry_for
         .map_or(Duration::from_secs(300), |d| d.get());
+    let name = ctx.inst.name.clone();
+    let stop = Arc::new(AtomicBool::new(false));
+    let stopped = stop.clone();
+    let started = Instant::now();
+    let handle = thread::Builder::new()
+        .name("fip-claim".into())
+        .spawn(move || claim_loop(&cfg, &name, limit, &stopped))
+        .context("start the provider-claim thread")?;
+    Ok((started, handle, stop))
+}
+
+fn claim_loop(
+    cfg: &hakit_core::config::Fip,
+    name: &str,
+    limit: Duration,
+    stop: &AtomicBool,
+) -> StepResult {
     let start = Instant::now();
     let mut pause = Duration::from_millis(200);
     loop {
-        match hakit_fip::run(&cfg, hakit_fip::model::Mode::Claim, false, false) {
+        match hakit_fip::run(cfg, hakit_fip::model::Mode::Claim, false, false) {
             Ok(out) if out.already_converged => {
-                return Ok(StepResult::Unchanged(format!(
+                return StepResult::Unchanged(format!(
                     "{} {} already on this node",
                     out.provider,
                     out.ip.map_or("?".into(), |i| i.to_string())
-                )))
+                ))
             }
             Ok(out) => {
-                return Ok(StepResult::Changed(format!(
-                    "{}: {}",
-                    out.provider,
-                    out.changed.join("; ")
-                )))
+                return StepResult::Changed(format!("{}: {}", out.provider, out.changed.join("; ")))
             }
-            Err(e) if e.downcast_ref::<hakit_fip::model::Refused>().is_some() => return Err(e),
+            Err(e) if e.downcast_ref::<hakit_fip::model::Refused>().is_some() => {
+                return StepResult::Failed(format!("{e:#}"))
+            }
             Err(e) => {
                 if start.elapsed() + pause > limit {
-                    bail!(
+                    return StepResult::Failed(format!(
                         "{e:#} (gave up after {:.1}s)",
                         start.elapsed().as_secs_f64()
-                    );
+                    ));
                 }
-                if let Some(why) = (ctx.superseded)() {
-                    return Ok(StepResult::Skipped(format!(
-                        "superseded while claiming ({why}); last error: {e:#}"
-                    )));
+                if stop.load(Ordering::Relaxed) {
+                    return StepResult::Skipped(format!(
+                        "superseded while claiming; last error: {e:#}"
+                    ));
                 }
-                warn!(
-                    "{}: provider claim failed, retrying in {pause:?}: {e:#}",
-                    ctx.inst.name
-                );
-                thread::sleep(pause);
+                warn!("{name}: provider claim failed, retrying in {pause:?}: {e:#}");
+                let until = Instant::now() + pause;
+                while Instant::now() < until && !stop.load(Ordering::Relaxed) {
+                    thread::sleep(Duration::from_millis(20));
+                }
                 pause = (pause * 2).min(Duration::from_secs(5));
             }
         }
     }
+}
+
+/// Waits for a claim started by [`start_claim`], telling it to stop retrying as soon as a
+/// newer state supersedes this transition; returns its duration (ms) and result.
+fn finish_claim(ctx: &mut Ctx) -> Option<(f64, StepResult)> {
+    let (started, handle, stop) = ctx.claim.take()?;
+    while !handle.is_finished() {
+        if !stop.load(Ordering::Relaxed) && (ctx.superseded)().is_some() {
+            stop.store(true, Ordering::Relaxed);
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+    let result = handle
+        .join()
+        .unwrap_or_else(|_| StepResult::Failed("the provider-claim thread panicked".into()));
+    Some((started.elapsed().as_secs_f64() * 1000.0, result))
 }
 
 /// Writes the Prometheus textfile for `instances` from their recorded state.

@@ -2,6 +2,13 @@
 //! one command: recorded role, floating IPs, SNAT rule, default route, units, conntrackd.
 //! Inconsistencies (a floating IP on a BACKUP, no SNAT rule on a MASTER, a transition that
 //! did not converge) are listed as problems and make the exit code 1.
+//!
+//! Split brain is looked for from this node's side alone, the way an operator would: for
+//! every VRRP address this node holds, an ARP probe asks who else answers for it (another
+//! MASTER does); and with a provider claim configured, the provider is asked (read only)
+//! who it routes the floating IP to, which must be this node exactly when it is MASTER.
+
+use std::{net::IpAddr, time::Duration};
 
 use serde::Serialize;
 
@@ -9,6 +16,9 @@ use hakit_core::{config::Instance, exec};
 use hakit_net::Netlink;
 
 use crate::{conntrackd::Conntrackd, engine::Settings, event::State, nft::Snat};
+
+/// How long the split-brain ARP probe listens for other holders of a VRRP address.
+const ARP_WAIT: Duration = Duration::from_millis(200);
 
 #[derive(Debug, Clone, Serialize)]
 pub struct FloatingIp {
@@ -28,6 +38,10 @@ pub struct InstanceStatus {
     pub default_route: Option<String>,
     pub units: Vec<(String, String)>,
     pub conntrackd: Option<String>,
+    /// Other MACs answering ARP for a VRRP address this node holds.
+    pub vip_also_held_by: Vec<String>,
+    /// The node the provider routes the floating IP to (with a provider claim configured).
+    pub provider_owner: Option<String>,
     pub problems: Vec<String>,
 }
 
@@ -147,7 +161,58 @@ pub fn status(s: &Settings, instances: &[Instance]) -> anyhow::Result<Vec<Instan
                 }
             }
         });
+        let mut vip_also_held_by = Vec::new();
+        for vip in &inst.vrrp_vips {
+            let IpAddr::V4(v4) = vip else { continue };
+            let Some(held) = addrs.iter().find(|a| a.addr == *vip) else {
+                continue;
+            };
+            let Some(link) = links.iter().find(|l| l.index == held.index) else {
+                continue;
+            };
+            match hakit_net::garp::arp_claimants(link, *v4, ARP_WAIT) {
+                Ok(macs) if !macs.is_empty() => {
+                    let macs: Vec<String> = macs.iter().map(|m| m.to_string()).collect();
+                    problems.push(format!(
+                        "split brain: VRRP address {vip} is also answered by {} on {} (another MASTER)",
+                        macs.join(", "),
+                        link.name
+                    ));
+                    vip_also_held_by.extend(macs);
+                }
+                Ok(_) => {}
+                Err(e) => problems.push(format!("cannot probe {vip} on {}: {e:#}", link.name)),
+            }
+        }
+        let mut provider_owner = None;
+        if let (Some(true), Some(fip)) = (inst.fip_claim, &s.fip) {
+            let mut cfg = fip.clone();
+            cfg.ip = inst.fip_ip.or(cfg.ip);
+            let ip = cfg
+                .ip
+                .map_or("the floating IP".to_string(), |i| i.to_string());
+            match hakit_fip::run(&cfg, hakit_fip::model::Mode::Check, false, false) {
+                Ok(o) => {
+                    let owner = o.owner_before.clone().unwrap_or_else(|| "nobody".into());
+                    if master && !o.owned {
+                        problems.push(format!(
+                            "split brain or unfinished claim: this node ({}) is MASTER but the provider routes {ip} to {owner}",
+                            o.this_node
+                        ));
+                    } else if !master && o.owned {
+                        problems.push(format!(
+                            "the provider routes {ip} to this node ({}), which is not MASTER",
+                            o.this_node
+                        ));
+                    }
+                    provider_owner = Some(owner);
+                }
+                Err(e) => problems.push(format!("cannot ask the provider who owns {ip}: {e:#}")),
+            }
+        }
         out.push(InstanceStatus {
+            vip_also_held_by,
+            provider_owner,
             instance: inst.name.clone(),
             recorded_state: rec.state,
             converged: rec.converged,

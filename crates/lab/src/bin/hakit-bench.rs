@@ -105,6 +105,7 @@ fn main() -> std::process::ExitCode {
 fn run() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let mut only: Option<String> = None;
+    let mut soak_secs: u64 = 600;
     let (mut static_dir, mut out) = (
         PathBuf::from("target/x86_64-unknown-linux-musl/release"),
         PathBuf::from("BENCHMARKS.md"),
@@ -115,9 +116,20 @@ fn run() -> anyhow::Result<()> {
                 static_dir = PathBuf::from(args.next().context("--static-dir needs a path")?)
             }
             "--out" => out = PathBuf::from(args.next().context("--out needs a path")?),
-            "--only" => only = Some(args.next().context("--only needs garp|notify|check|fip")?),
+            "--only" => {
+                only = Some(
+                    args.next()
+                        .context("--only needs garp|notify|check|fip|failover|soak")?,
+                )
+            }
+            "--soak-secs" => {
+                soak_secs = args
+                    .next()
+                    .and_then(|s| s.parse().ok())
+                    .context("--soak-secs needs a number of seconds")?
+            }
             other => bail!(
-                "unknown argument {other:?} (usage: hakit-bench [--static-dir DIR] [--out FILE] [--only garp|notify|check|fip])"
+                "unknown argument {other:?} (usage: hakit-bench [--static-dir DIR] [--out FILE] [--only garp|notify|check|fip|failover|soak] [--soak-secs N])"
             ),
         }
     }
@@ -145,6 +157,12 @@ fn run() -> anyhow::Result<()> {
     }
     if want("fip") {
         fip(&mut md, &static_dir.join("fip-claim"))?;
+    }
+    if want("failover") {
+        failover(&mut md, &static_dir)?;
+    }
+    if want("soak") {
+        soak(&mut md, &static_dir, soak_secs)?;
     }
     std::fs::write(&out, &md).with_context(|| format!("write {}", out.display()))?;
     print!("{md}");
@@ -363,7 +381,16 @@ fn notify(md: &mut String, nat_notify: &Path) -> anyhow::Result<()> {
     gw.ip(&["addr", "add", "203.0.113.2/24", "dev", "eth0"])?;
     gw.ip(&["addr", "add", "192.0.2.1/24", "dev", "sync0"])?;
     peer.ip(&["addr", "add", "192.0.2.2/24", "dev", "sync0"])?;
-    let ctd = hakit_lab::conntrackd::start(&mut lab, &gw, "gw", "192.0.2.1", "192.0.2.2", "sync0")?;
+    // External cache on, so both hooks do the same conntrackd work (a commit).
+    let ctd = hakit_lab::conntrackd::start_with(
+        &mut lab,
+        &gw,
+        "gw",
+        "192.0.2.1",
+        "192.0.2.2",
+        "sync0",
+        |c| c.replace("DisableExternalCache on", "DisableExternalCache off"),
+    )?;
     let ctd_conf = ctd.conf.to_string_lossy().to_string();
     let dir = lab.dir().to_path_buf();
     let conf = dir.join("hakit.toml");
@@ -752,5 +779,199 @@ fn fip(md: &mut String, fip_claim: &Path) -> anyhow::Result<()> {
     let f = latency_row(md, "fip-claim (one run)", &mut fw)?;
     let c = latency_row(md, "AWS CLI sequence", &mut cw)?;
     writeln!(md, "\nRatio of medians, AWS CLI / fip-claim: **{:.0}x** (target 50x — {}). HTTP requests per move: fip-claim {freq} (reads first, a read-back at the end), AWS CLI {creq} (one process each, no reads, no verification). A converged re-run of fip-claim made {} requests, {} of them writes.\n", c / f, if c / f >= 50.0 { "met" } else { "NOT met" }, reread.0, reread.1)?;
+    Ok(())
+}
+
+/// One failover measured in the NAT lab.
+struct Run {
+    blackout_ms: f64,
+    lost: u64,
+    /// Event to VIP up on the new master (keepalived's own detection and takeover).
+    vrrp_ms: f64,
+    /// VIP up on the new master to the provider routing the floating IP there: the hook.
+    hook_ms: f64,
+    retrans: u64,
+    tcp_ok: bool,
+}
+
+fn owner_changed_at(nat: &hakit_lab::nat::NatLab) -> Option<f64> {
+    std::fs::metadata(nat.control.join("owner"))
+        .ok()?
+        .modified()
+        .ok()?
+        .duration_since(UNIX_EPOCH)
+        .ok()
+        .map(|d| d.as_secs_f64())
+}
+
+/// Soft (`hard` false) or hard failover from a to b, measured, then a restored as MASTER.
+fn one_failover(nat: &mut hakit_lab::nat::NatLab, hard: bool, tag: &str) -> anyhow::Result<Run> {
+    use hakit_lab::nat::Watch;
+    let timeout = Duration::from_secs(30);
+    let t = nat.traffic(tag, &["--tcp", "--udp-ms", "1"])?;
+    thread::sleep(Duration::from_millis(600));
+    let retrans0 = nat.server_retransmits();
+    let w = Watch::start(&nat.nodes[1].ns);
+    thread::sleep(Duration::from_millis(20));
+    let t0 = now_unix();
+    if hard {
+        nat.crash(0)?;
+    } else {
+        nat.stop_keepalived(0);
+    }
+    nat.wait_converged_peer(1, !hard, timeout)?;
+    thread::sleep(Duration::from_millis(400));
+    let retrans = nat.server_retransmits().saturating_sub(retrans0);
+    let r = nat.stop_traffic(t)?;
+    let vip_up = w
+        .finish()
+        .into_iter()
+        .find(|(_, m)| m == "VIP up")
+        .map(|(t, _)| t)
+        .context("the VIP never came up on b")?;
+    let routed = owner_changed_at(nat).context("the provider never moved the floating IP")?;
+    // Restore a as MASTER.
+    if hard {
+        nat.links_up(0)?;
+    }
+    nat.start_keepalived(0)?;
+    nat.wait_converged(0, timeout)?;
+    let u = &r["udp_1ms"];
+    Ok(Run {
+        blackout_ms: u["blackout_ms"].as_f64().unwrap_or(f64::NAN),
+        lost: u["lost"].as_u64().unwrap_or(0),
+        vrrp_ms: (vip_up - t0) * 1000.0,
+        hook_ms: (routed - vip_up) * 1000.0,
+        retrans,
+        tcp_ok: r["tcp"]["alive_at_end"] == true && r["tcp"]["first_mismatch_offset"].is_null(),
+    })
+}
+
+const FAILOVER_RUNS: usize = 10;
+
+fn failover(md: &mut String, static_dir: &Path) -> anyhow::Result<()> {
+    use hakit_lab::nat::{NatLab, Opts};
+    type Tweak = fn(&mut Opts);
+    let configs: [(&str, Tweak); 4] = [
+        ("hakit, fast profile (advert_int 0.04 s)", |_| {}),
+        ("hakit, keepalived defaults (advert_int 1 s)", |o| {
+            o.advert_int = "1".into()
+        }),
+        (
+            "shell hook (primary-backup.sh, ip, arping, nft, curl), fast profile",
+            |o| o.shell_hook = true,
+        ),
+        (
+            "hakit, fast profile, conntrackd external cache on (commit on MASTER)",
+            |o| o.external_cache = true,
+        ),
+    ];
+    writeln!(md, "## Failover in the NAT lab (`hakit_lab::nat`)\n")?;
+    writeln!(md, "Method: the full pair of `make demo`/`make chaos` (keepalived VRRP v3, nat-notify on the notify FIFO, ha-check, the shipped strict nftables ruleset, conntrackd FTFW, a fake provider that routes the floating IP to its owner). Per configuration {FAILOVER_RUNS} soft failovers (SIGTERM to keepalived on the master) and {FAILOVER_RUNS} hard ones (SIGKILL both keepalived processes, every link down), each followed by a restore. The LAN client measures through the NAT: a UDP echo every 1 ms (blackout = longest silence beyond the 1 ms interval) and a fresh TCP stream per run checked byte by byte; TCP retransmissions are the server's (`ss -ti`) during the run. VRRP = event to the VIP on the new master (netlink, polled every 1 ms inside its namespace); hook = VIP up to the provider routing the floating IP to the new master (the fake provider's owner file, written right after it moved the route). Medians, with the worst run in brackets.\n")?;
+    writeln!(md, "| configuration | failover | blackout | probes lost | VRRP | hook | TCP survived | TCP retransmissions |")?;
+    writeln!(md, "|---|---|---|---|---|---|---|---|")?;
+    let mut medians = Vec::new();
+    for (name, tweak) in configs {
+        let mut opts = Opts::new(static_dir);
+        tweak(&mut opts);
+        eprintln!("failover bench: {name}");
+        let mut nat = NatLab::up(opts)?;
+        for hard in [false, true] {
+            let mut runs = Vec::new();
+            for k in 0..FAILOVER_RUNS {
+                runs.push(one_failover(
+                    &mut nat,
+                    hard,
+                    &format!("{}{k}", u8::from(hard)),
+                )?);
+            }
+            let col = |f: fn(&Run) -> f64| {
+                let mut v: Vec<f64> = runs.iter().map(f).collect();
+                let worst = v.iter().copied().fold(f64::MIN, f64::max);
+                (median(&mut v), worst)
+            };
+            let (bo, bo_w) = col(|r| r.blackout_ms);
+            let (lost, lost_w) = col(|r| r.lost as f64);
+            let (vr, vr_w) = col(|r| r.vrrp_ms);
+            let (hk, hk_w) = col(|r| r.hook_ms);
+            let ok = runs.iter().filter(|r| r.tcp_ok).count();
+            let retrans: u64 = runs.iter().map(|r| r.retrans).sum();
+            writeln!(
+                md,
+                "| {name} | {} | {bo:.1} ms ({bo_w:.1}) | {lost:.0} ({lost_w:.0}) | {vr:.1} ms ({vr_w:.1}) | {hk:.1} ms ({hk_w:.1}) | {ok}/{} | {retrans} in {} runs |",
+                if hard { "hard" } else { "soft" },
+                runs.len(),
+                runs.len()
+            )?;
+            medians.push((name, hard, bo));
+        }
+        nat.lab.teardown();
+    }
+    let get = |n: usize, hard: bool| {
+        medians
+            .iter()
+            .filter(|m| m.1 == hard)
+            .nth(n)
+            .map_or(f64::NAN, |m| m.2)
+    };
+    writeln!(md, "\nRatios of median blackouts, shell hook / hakit (fast profile): soft **{:.1}x**, hard **{:.1}x**. keepalived defaults / fast profile: soft {:.1}x, hard {:.1}x.", get(2, false) / get(0, false), get(2, true) / get(0, true), get(1, false) / get(0, false), get(1, true) / get(0, true))?;
+    writeln!(
+        md,
+        "Targets with the fast profile: hard failover blackout ≤ 200 ms — {}; soft ≤ 15 ms — {}.\n",
+        if get(0, true) <= 200.0 {
+            "met"
+        } else {
+            "NOT met"
+        },
+        if get(0, false) <= 15.0 {
+            "met"
+        } else {
+            "NOT met"
+        }
+    )?;
+    Ok(())
+}
+
+/// A soak: the fast profile under full CPU load for `secs`; any VRRP transition is a
+/// false failover.
+fn soak(md: &mut String, static_dir: &Path, secs: u64) -> anyhow::Result<()> {
+    use hakit_lab::nat::{NatLab, Opts, Watch};
+    let nat = NatLab::up(Opts::new(static_dir))?;
+    let cpus = thread::available_parallelism().map_or(2, |n| n.get());
+    // Load: one busy process per CPU at normal priority (keepalived runs at its defaults).
+    let mut hogs = Vec::new();
+    for _ in 0..cpus {
+        hogs.push(hakit_lab::Spawned(
+            Command::new("sh")
+                .args(["-c", "while :; do :; done"])
+                .stdout(Stdio::null())
+                .spawn()
+                .context("start a CPU hog")?,
+        ));
+    }
+    let watches: Vec<Watch> = nat.nodes.iter().map(|n| Watch::start(&n.ns)).collect();
+    let load0 = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    eprintln!("soak: {secs} s under {cpus} CPU hogs");
+    thread::sleep(Duration::from_secs(secs));
+    let load1 = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    drop(hogs);
+    let events: Vec<(f64, String)> = watches.into_iter().flat_map(|w| w.finish()).collect();
+    let logs: usize = nat
+        .nodes
+        .iter()
+        .filter_map(|n| n.keepalived.as_ref())
+        .map(|k| {
+            std::fs::read_to_string(&k.log)
+                .unwrap_or_default()
+                .matches("Entering")
+                .count()
+        })
+        .sum();
+    writeln!(md, "## Soak: the fast profile under full CPU load\n")?;
+    writeln!(md, "Method: the NAT lab with the fast profile (advert_int 0.04 s), idle traffic, {cpus} busy-loop processes (one per CPU, normal priority) for {secs} s. The VIP and floating IP on both nodes are polled every 1 ms; any change is a false failover. Load average before: {}, after: {}.\n", load0.split_whitespace().take(3).collect::<Vec<_>>().join(" "), load1.split_whitespace().take(3).collect::<Vec<_>>().join(" "))?;
+    writeln!(md, "Result: **{} address changes** on either node in {secs} s ({} state-change lines in keepalived's logs, counting both nodes' start-up). {}\n", events.len(), logs, if events.is_empty() { "No false failover." } else { "FALSE FAILOVERS — see the events." })?;
+    for (t, e) in events.iter().take(10) {
+        writeln!(md, "- {t:.3}: {e}")?;
+    }
     Ok(())
 }

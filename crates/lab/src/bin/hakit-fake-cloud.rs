@@ -4,6 +4,15 @@
 //!
 //! Usage: hakit-fake-cloud ADDR:PORT --provider P --me ID --owner ID --ip ADDR
 //!        [--shared ADDR,...] [--fault KIND] [--log FILE]
+//!        [--node ID=ADDR ...] [--route-ns NS] [--instant] [--control-dir DIR]
+//!
+//! For the failover lab (several nodes, one provider), `--node ID=ADDR` names each node by
+//! the address it calls from (its metadata answers with that ID), and `--route-ns NS`
+//! makes the provider's routing real: whenever the owner changes, the floating IP's /32
+//! route in namespace NS is pointed at the new owner's address, as the cloud's network
+//! would. `--instant` completes Hetzner/DigitalOcean actions at once. `--control-dir DIR`:
+//! the provider writes the current owner to `DIR/owner` and answers every API request with
+//! 503 while `DIR/outage_until` holds a Unix time in the future.
 //! Faults: 500xN (N 500s, then normal), 429 (one 429 with Retry-After: 1), hang (API
 //! requests never answered), garbage (200 with a non-JSON body), truncated (200 with cut
 //! JSON), 401, 403 (with the provider's error shape). Token: "Bearer fake-token".
@@ -30,6 +39,64 @@ struct State {
     log: Option<String>,
     /// AWS: route table -> target (instance or ENI).
     routes: HashMap<String, String>,
+    /// Lab: node ID -> the address it calls from (and the next hop of its route).
+    nodes: Vec<(u64, std::net::IpAddr)>,
+    route_ns: Option<String>,
+    instant: bool,
+    control_dir: Option<std::path::PathBuf>,
+}
+
+impl State {
+    /// The ID of the node calling from `peer`, or the configured `--me`.
+    fn caller(&self, peer: Option<std::net::IpAddr>) -> u64 {
+        self.nodes
+            .iter()
+            .find(|(_, a)| Some(*a) == peer)
+            .map_or(self.me, |(id, _)| *id)
+    }
+
+    /// Whether the control directory declares an API outage now.
+    fn outage(&self) -> bool {
+        let Some(dir) = &self.control_dir else {
+            return false;
+        };
+        let until: f64 = std::fs::read_to_string(dir.join("outage_until"))
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+            .unwrap_or(0.0);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs_f64();
+        now < until
+    }
+
+    /// After a change of owner: point the floating IP's route at the owner and publish it.
+    fn owner_changed(&self) {
+        let owner = self.owner.map_or("none".to_string(), |o| o.to_string());
+        if let (Some(ns), Some(hop)) = (
+            &self.route_ns,
+            self.nodes
+                .iter()
+                .find(|(id, _)| Some(*id) == self.owner)
+                .map(|(_, a)| a.to_string()),
+        ) {
+            let fip = format!("{}/32", self.ip);
+            let ok = std::process::Command::new("ip")
+                .args(["-n", ns, "route", "replace", &fip, "via", &hop])
+                .status()
+                .is_ok_and(|s| s.success());
+            if !ok {
+                eprintln!("hakit-fake-cloud: could not route {fip} via {hop} in {ns}");
+            }
+        }
+        if let Some(dir) = &self.control_dir {
+            let tmp = dir.join("owner.tmp");
+            if std::fs::write(&tmp, format!("{owner}\n")).is_ok() {
+                let _ = std::fs::rename(&tmp, dir.join("owner"));
+            }
+        }
+    }
 }
 
 fn error_body(provider: &str, code: &str, msg: &str) -> String {
@@ -88,7 +155,10 @@ fn handle(stream: TcpStream, st: Arc<Mutex<State>>) {
     let mut body = vec![0u8; len];
     let _ = r.read_exact(&mut body);
     let body = String::from_utf8_lossy(&body).to_string();
+    let peer = stream.peer_addr().ok().map(|a| a.ip());
     let mut s = st.lock().unwrap();
+    let owner_before = s.owner;
+    let me = s.caller(peer);
     if let Some(l) = &s.log {
         if let Ok(mut f) = std::fs::OpenOptions::new()
             .create(true)
@@ -101,7 +171,6 @@ fn handle(stream: TcpStream, st: Arc<Mutex<State>>) {
     let p = s.provider.clone();
     // AWS IMDSv2: a session token first, then reads that carry it.
     if path.starts_with("/latest/") {
-        let me = s.me;
         let ok_token = imds_token == "imds-token";
         let (code, body) = match (method.as_str(), path.as_str()) {
             ("PUT", "/latest/api/token") if imds_ttl => (200, "imds-token".to_string()),
@@ -122,13 +191,19 @@ fn handle(stream: TcpStream, st: Arc<Mutex<State>>) {
     // Metadata services: no token, no faults.
     match (method.as_str(), path.as_str()) {
         ("PUT", "/v1/token") => return respond(&stream, 200, "", "meta-token"),
-        ("GET", "/v1/instance") => {
-            return respond(&stream, 200, "", &format!(r#"{{"id":{}}}"#, s.me))
-        }
+        ("GET", "/v1/instance") => return respond(&stream, 200, "", &format!(r#"{{"id":{me}}}"#)),
         ("GET", "/hetzner/v1/metadata/instance-id") | ("GET", "/metadata/v1/id") => {
-            return respond(&stream, 200, "", &s.me.to_string())
+            return respond(&stream, 200, "", &me.to_string())
         }
         _ => {}
+    }
+    if s.outage() {
+        return respond(
+            &stream,
+            503,
+            "",
+            &error_body(&p, "service_unavailable", "the API is down (lab outage)"),
+        );
     }
     match s.fault.as_str() {
         "hang" => {
@@ -277,9 +352,20 @@ fn handle(stream: TcpStream, st: Arc<Mutex<State>>) {
             s.next_action += 1;
             let id = s.next_action;
             s.actions.insert(id, 0);
-            // Applied when polled: the action takes one poll to finish.
+            // Applied when polled: the action takes one poll to finish (or at once).
             s.shared.insert(u64::MAX - id, vec![target.to_string()]);
-            if p == "hetzner" {
+            if s.instant {
+                s.owner = Some(target);
+                let st = if p == "hetzner" {
+                    "success"
+                } else {
+                    "completed"
+                };
+                (
+                    201,
+                    format!(r#"{{"action":{{"id":{id},"status":"{st}"}}}}"#),
+                )
+            } else if p == "hetzner" {
                 (
                     201,
                     format!(r#"{{"action":{{"id":{id},"status":"running"}}}}"#),
@@ -404,6 +490,10 @@ fn handle(stream: TcpStream, st: Arc<Mutex<State>>) {
         }
         _ => (404, error_body(&p, "not_found", "no such resource")),
     };
+    if s.owner != owner_before {
+        s.owner_changed();
+    }
+    drop(s);
     respond(&stream, status, "", &out);
 }
 
@@ -425,7 +515,19 @@ fn main() -> std::process::ExitCode {
         shared.insert(me, sh.split(',').map(str::to_string).collect());
     }
     let fault = opt("--fault").unwrap_or_default();
+    let nodes: Vec<(u64, std::net::IpAddr)> = args
+        .windows(2)
+        .filter(|w| w[0] == "--node")
+        .filter_map(|w| {
+            let (id, a) = w[1].split_once('=')?;
+            Some((id.parse().ok()?, a.parse().ok()?))
+        })
+        .collect();
     let st = Arc::new(Mutex::new(State {
+        nodes,
+        route_ns: opt("--route-ns"),
+        instant: args.iter().any(|a| a == "--instant"),
+        control_dir: opt("--control-dir").map(std::path::PathBuf::from),
         provider: opt("--provider").unwrap_or_else(|| "linode".into()),
         me,
         ip: opt("--ip").unwrap_or_else(|| "203.0.113.10".into()),
@@ -457,6 +559,9 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
+    if let Ok(s) = st.lock() {
+        s.owner_changed();
+    }
     println!("listening on {addr}");
     for c in listener.incoming().flatten() {
         let st = st.clone();

@@ -1,0 +1,556 @@
+//! `make chaos`: the acceptance scenarios on the full NAT pair ([`hakit_lab::nat`]), each
+//! with a measured result and a pass rule. Writes `chaos.json` and `chaos.md` to the output
+//! directory, prints the table, and exits 1 if any scenario failed (2 on a usage error).
+//!
+//! Usage: hakit-chaos [--bin-dir DIR] [--out-dir DIR] [--only NAME[,NAME...]]
+
+use std::{
+    fmt::Write as _,
+    path::PathBuf,
+    thread,
+    time::{Duration, Instant},
+};
+
+use anyhow::{bail, Context};
+use hakit_lab::nat::{now_unix, NatLab, Opts, Traffic};
+use serde_json::{json, Value};
+
+const A: usize = 0;
+const B: usize = 1;
+/// Pass bounds from the acceptance table.
+const SOFT_MS: f64 = 50.0;
+const HARD_MS: f64 = 500.0;
+
+struct Row {
+    name: &'static str,
+    rule: String,
+    measured: String,
+    pass: bool,
+    data: Value,
+}
+
+fn row(name: &'static str, rule: &str, measured: String, pass: bool, data: Value) -> Row {
+    println!(
+        "  {} {name}: {measured}",
+        if pass { "PASS" } else { "FAIL" }
+    );
+    Row {
+        name,
+        rule: rule.to_string(),
+        measured,
+        pass,
+        data,
+    }
+}
+
+/// A 1 ms UDP probe flow through the NAT, started before an event.
+fn probe(nat: &mut NatLab, tag: &str) -> anyhow::Result<Traffic> {
+    let t = nat.traffic(tag, &["--udp-ms", "1"])?;
+    // Let the flow's conntrack entry reach the peer before anything moves.
+    thread::sleep(Duration::from_millis(600));
+    Ok(t)
+}
+
+struct Failover {
+    converged_ms: Option<f64>,
+    blackout_ms: f64,
+    lost: u64,
+    error: Option<String>,
+    report: Value,
+}
+
+/// Runs `event` under a probe flow; waits (at most `timeout`) for node `to` to be the
+/// converged MASTER; returns what the probe saw.
+fn failover(
+    nat: &mut NatLab,
+    tag: &str,
+    to: usize,
+    peer_alive: bool,
+    timeout: Duration,
+    event: impl FnOnce(&mut NatLab) -> anyhow::Result<()>,
+) -> anyhow::Result<Failover> {
+    let p = probe(nat, tag)?;
+    let t0 = Instant::now();
+    event(nat)?;
+    let conv = nat.wait_converged_peer(to, peer_alive, timeout);
+    let converged_ms = conv
+        .as_ref()
+        .ok()
+        .map(|_| t0.elapsed().as_secs_f64() * 1000.0);
+    thread::sleep(Duration::from_millis(500));
+    let report = nat.stop_traffic(p)?;
+    let u = &report["udp_1ms"];
+    Ok(Failover {
+        converged_ms,
+        blackout_ms: u["blackout_ms"].as_f64().unwrap_or(f64::INFINITY),
+        lost: u["lost"].as_u64().unwrap_or(u64::MAX),
+        error: conv.err().map(|e| format!("{e:#}")),
+        report: json!({"converged_ms": converged_ms,
+            "new_master_steps": nat.nodes[to].recorded()["steps"],
+            "probe": {
+            "sent": u["sent"], "lost": u["lost"], "blackout_ms": u["blackout_ms"],
+            "blackout_after": u["blackout_after"]}}),
+    })
+}
+
+fn ms(v: Option<f64>) -> String {
+    v.map_or("never".into(), |v| format!("{v:.0} ms"))
+}
+
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(true) => std::process::ExitCode::SUCCESS,
+        Ok(false) => std::process::ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("hakit-chaos: error: {e:#}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
+
+fn run() -> anyhow::Result<bool> {
+    let mut args = std::env::args().skip(1);
+    let mut bin_dir = PathBuf::from("target/release");
+    let mut out_dir = PathBuf::from("target/chaos");
+    let mut only: Option<Vec<String>> = None;
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--bin-dir" => bin_dir = args.next().context("--bin-dir needs a path")?.into(),
+            "--out-dir" => out_dir = args.next().context("--out-dir needs a path")?.into(),
+            "--only" => {
+                only = Some(
+                    args.next()
+                        .context("--only needs names")?
+                        .split(',')
+                        .map(str::to_string)
+                        .collect(),
+                )
+            }
+            other => bail!(
+                "unknown argument {other:?} (usage: hakit-chaos [--bin-dir DIR] [--out-dir DIR] [--only NAME,...])"
+            ),
+        }
+    }
+    if !hakit_lab::available("hakit-chaos") {
+        bail!("the chaos lab builds network namespaces: run it as root");
+    }
+    let want = |n: &str| only.as_ref().is_none_or(|o| o.iter().any(|x| x == n));
+    let started = Instant::now();
+    let opts = Opts::new(&bin_dir);
+    println!(
+        "hakit chaos: NAT pair in namespaces, VRRP v3 advert_int {} s, preempt_delay {} s, conntrackd FTFW (external cache {})",
+        opts.advert_int,
+        opts.preempt_delay.unwrap_or(0),
+        if opts.external_cache { "on" } else { "off" }
+    );
+    let mut nat = NatLab::up(opts)?;
+    println!(
+        "  lab up in {:.1} s ({}-*)",
+        started.elapsed().as_secs_f64(),
+        nat.lab.prefix()
+    );
+    let mut rows: Vec<Row> = Vec::new();
+
+    // The long-running flows: one TCP stream across every failover up to the uplink loss,
+    // and UDP at 100 packets/s across the soft and hard failovers and both returns (an
+    // uplink loss is a blackout for as long as detection takes, by design: interval x fall).
+    let long = nat.traffic("long", &["--tcp"])?;
+    let udp = nat.traffic("udp", &["--udp-ms", "10"])?;
+    thread::sleep(Duration::from_millis(800));
+    let retrans_before = nat.server_retransmits();
+    let mut spans = Vec::new();
+
+    if want("soft") {
+        let f = failover(&mut nat, "soft", B, true, Duration::from_secs(10), |n| {
+            n.stop_keepalived(A);
+            Ok(())
+        })?;
+        rows.push(row(
+            "soft failover (stop keepalived on the master)",
+            &format!("VIP and floating IP on the backup; blackout < {SOFT_MS} ms"),
+            format!(
+                "converged after {}; blackout {:.1} ms, {} of the 1 ms probes lost",
+                ms(f.converged_ms),
+                f.blackout_ms,
+                f.lost
+            ),
+            f.error.is_none() && f.blackout_ms < SOFT_MS,
+            f.report,
+        ));
+        spans.push("soft failover");
+        // The node returns: BACKUP during preempt_delay, then takes mastership back.
+        let p = probe(&mut nat, "return")?;
+        let t0 = Instant::now();
+        nat.start_keepalived(A)?;
+        thread::sleep(Duration::from_millis(600));
+        let held = nat.converged(B);
+        let conv = nat.wait_converged(A, Duration::from_secs(10));
+        let took = t0.elapsed().as_secs_f64() * 1000.0;
+        thread::sleep(Duration::from_millis(500));
+        let r = nat.stop_traffic(p)?;
+        let bo = r["udp_1ms"]["blackout_ms"]
+            .as_f64()
+            .unwrap_or(f64::INFINITY);
+        rows.push(row(
+            "node returns (restart the stopped node)",
+            &format!("rejoins as BACKUP, takes mastership back after preempt_delay (1 s); blackout < {SOFT_MS} ms"),
+            format!(
+                "b still MASTER 0.6 s after a's restart: {}; a MASTER after {took:.0} ms; blackout {bo:.1} ms",
+                if held.is_ok() { "yes" } else { "no" }
+            ),
+            held.is_ok() && conv.is_ok() && took >= 1000.0 && bo < SOFT_MS,
+            json!({"b_held": held.is_ok(), "a_master_after_ms": took, "blackout_ms": bo,
+                   "error": conv.err().map(|e| format!("{e:#}"))}),
+        ));
+        spans.push("return");
+    }
+
+    if want("hard") {
+        let f = failover(&mut nat, "hard", B, false, Duration::from_secs(10), |n| {
+            n.crash(A)
+        })?;
+        rows.push(row(
+            "hard failover (SIGKILL both keepalived processes, links down)",
+            &format!("backup takes over on its own; blackout < {HARD_MS} ms"),
+            format!(
+                "converged after {}; blackout {:.1} ms, {} probes lost",
+                ms(f.converged_ms),
+                f.blackout_ms,
+                f.lost
+            ),
+            f.error.is_none() && f.blackout_ms < HARD_MS,
+            f.report,
+        ));
+        spans.push("hard failover");
+        let p = probe(&mut nat, "return-crash")?;
+        let t0 = Instant::now();
+        nat.links_up(A)?;
+        nat.start_keepalived(A)?;
+        let conv = nat.wait_converged(A, Duration::from_secs(15));
+        let took = t0.elapsed().as_secs_f64() * 1000.0;
+        thread::sleep(Duration::from_millis(500));
+        let r = nat.stop_traffic(p)?;
+        let bo = r["udp_1ms"]["blackout_ms"]
+            .as_f64()
+            .unwrap_or(f64::INFINITY);
+        rows.push(row(
+            "node returns after a crash (links up, keepalived restarted)",
+            &format!("cleans up as BACKUP, takes mastership back after preempt_delay; blackout < {SOFT_MS} ms"),
+            format!("a MASTER again after {took:.0} ms; blackout {bo:.1} ms"),
+            conv.is_ok() && bo < SOFT_MS,
+            json!({"a_master_after_ms": took, "blackout_ms": bo,
+                   "error": conv.err().map(|e| format!("{e:#}"))}),
+        ));
+        spans.push("return after crash");
+    }
+
+    let u = nat.stop_traffic(udp)?;
+    let u = &u["udp_10ms"];
+    let loss = u["loss_pct"].as_f64().unwrap_or(100.0);
+    let udp_row = row(
+        "UDP stream at 100 packets/s",
+        "loss under 2% over the run",
+        format!(
+            "{} of {} lost ({loss:.2}%); longest silence {:.0} ms; across: {}",
+            u["lost"],
+            u["sent"],
+            u["blackout_ms"].as_f64().unwrap_or(0.0),
+            spans.join(", ")
+        ),
+        loss < 2.0 && u["sent"].as_u64().unwrap_or(0) > 0,
+        json!({"sent": u["sent"], "lost": u["lost"], "loss_pct": loss, "longest_silence_ms": u["blackout_ms"], "across": spans}),
+    );
+
+    if want("uplink") {
+        let f = failover(&mut nat, "uplink", B, true, Duration::from_secs(15), |n| {
+            n.nodes[A].ns.ip(&["link", "set", "eth0", "down"])
+        })?;
+        let failing = nat.nodes[A].keepalived.as_ref().is_some_and(|k| {
+            std::fs::read_to_string(&k.log)
+                .unwrap_or_default()
+                .contains("chk_gateway")
+        });
+        rows.push(row(
+            "uplink loss on the master (WAN link down)",
+            "ha-check fails, priority drops, backup takes over",
+            format!(
+                "chk_gateway failed in keepalived's log: {}; b converged after {}; blackout {:.0} ms",
+                if failing { "yes" } else { "no" },
+                ms(f.converged_ms),
+                f.blackout_ms
+            ),
+            failing && f.error.is_none(),
+            f.report,
+        ));
+        spans.push("uplink loss");
+        nat.nodes[A].ns.ip(&["link", "set", "eth0", "up"])?;
+        let _ = nat.nodes[A]
+            .ns
+            .ip(&["route", "replace", "default", "via", hakit_lab::nat::SERVER]);
+        nat.wait_converged(A, Duration::from_secs(15))
+            .context("a did not take mastership back after its uplink returned")?;
+    }
+
+    thread::sleep(Duration::from_millis(500));
+    let retrans = nat.server_retransmits().saturating_sub(retrans_before);
+    let l = nat.stop_traffic(long)?;
+    let tcp = &l["tcp"];
+    let same = tcp["alive_at_end"] == true && tcp["connected"] == true;
+    let exact = tcp["first_mismatch_offset"].is_null();
+    rows.push(row(
+        "stateful TCP flow (a long-running stream through the NAT)",
+        "the same connection continues, byte-exact, across the failovers",
+        format!(
+            "same connection: {}; {} bytes, byte-exact: {}; longest stall {:.0} ms; {} server retransmissions; across: {}",
+            if same { "yes" } else { "no" },
+            tcp["bytes"],
+            if exact { "yes" } else { "no" },
+            tcp["longest_stall_ms"].as_f64().unwrap_or(0.0),
+            retrans,
+            spans.join(", ")
+        ),
+        same && exact && tcp["bytes"].as_u64().unwrap_or(0) > 0,
+        json!({"tcp": {"bytes": tcp["bytes"], "error": tcp["error"], "first_mismatch_offset": tcp["first_mismatch_offset"],
+               "longest_stall_ms": tcp["longest_stall_ms"], "retransmissions": retrans}, "across": spans}),
+    ));
+    rows.push(udp_row);
+
+    if want("flap") {
+        rows.push(flapping(&mut nat)?);
+    }
+    if want("split") {
+        rows.push(split_brain(&mut nat)?);
+    }
+    if want("api") {
+        rows.push(api_down(&mut nat)?);
+    }
+
+    let took = started.elapsed().as_secs_f64();
+    nat.lab.teardown();
+    std::fs::create_dir_all(&out_dir)?;
+    let mut md = String::new();
+    writeln!(
+        md,
+        "| scenario | pass when | measured | result |\n|---|---|---|---|"
+    )?;
+    for r in &rows {
+        writeln!(
+            md,
+            "| {} | {} | {} | {} |",
+            r.name,
+            r.rule,
+            r.measured,
+            if r.pass { "pass" } else { "**FAIL**" }
+        )?;
+    }
+    let passed = rows.iter().all(|r| r.pass);
+    let json = json!({
+        "passed": passed,
+        "seconds": took,
+        "finished_unix": now_unix(),
+        "scenarios": rows.iter().map(|r| json!({
+            "scenario": r.name, "pass_when": r.rule, "measured": r.measured, "pass": r.pass, "data": r.data
+        })).collect::<Vec<_>>(),
+    });
+    std::fs::write(
+        out_dir.join("chaos.json"),
+        serde_json::to_vec_pretty(&json)?,
+    )?;
+    std::fs::write(out_dir.join("chaos.md"), &md)?;
+    println!("\n{md}");
+    println!(
+        "{} of {} scenarios passed in {took:.0} s; results in {}/chaos.json and chaos.md",
+        rows.iter().filter(|r| r.pass).count(),
+        rows.len(),
+        out_dir.display()
+    );
+    Ok(passed)
+}
+
+/// Several forced transitions within a second: a's VRRP link flaps six times, 150 ms apart.
+/// After it settles, keepalived's final MASTER (the node holding the VIP) must hold the
+/// floating IP, the SNAT rule and conntrackd's primary role, the provider must route to
+/// it, and the other node must hold none of it.
+fn flapping(nat: &mut NatLab) -> anyhow::Result<Row> {
+    let t0 = Instant::now();
+    for k in 0..6 {
+        let up = if k % 2 == 0 { "down" } else { "up" };
+        nat.nodes[A].ns.ip(&["link", "set", "eth1", up])?;
+        thread::sleep(Duration::from_millis(150));
+    }
+    let flaps = t0.elapsed().as_secs_f64();
+    // Settled: the same node holds the VIP for 2 s and everything agrees with it.
+    let mut agree = Err(anyhow::anyhow!("never settled"));
+    let mut holder = None;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(2000));
+        let h: Vec<usize> = (0..2).filter(|&i| nat.nodes[i].has_vip()).collect();
+        if h.len() == 1 && holder == Some(h[0]) {
+            agree = nat.wait_converged(h[0], Duration::from_secs(5)).map(|_| ());
+            if agree.is_ok() {
+                break;
+            }
+        }
+        holder = h.first().copied();
+    }
+    let who = holder.map_or("nobody".into(), |i| nat.nodes[i].role.clone());
+    let transitions: usize = (0..2)
+        .map(|i| nat.nodes[i].recorded()["generation"].as_u64().unwrap_or(0) as usize)
+        .sum();
+    Ok(row(
+        "flapping (six forced transitions within a second)",
+        "the final owner of the floating IP, SNAT and conntrackd mode agree with keepalived's final state",
+        format!(
+            "a's VRRP link toggled 6 times in {flaps:.2} s; final MASTER {who}; {}",
+            match &agree {
+                Ok(()) => "FIP, SNAT, conntrackd primary, provider route all on it and none on the peer".to_string(),
+                Err(e) => format!("disagree: {e:#}"),
+            }
+        ),
+        agree.is_ok(),
+        json!({"final_master": who, "recorded_generations": transitions,
+               "error": agree.err().map(|e| format!("{e:#}"))}),
+    ))
+}
+
+/// VRRP cut between the nodes (both drop protocol 112): both become MASTER.
+fn split_brain(nat: &mut NatLab) -> anyhow::Result<Row> {
+    // Start from a as MASTER.
+    nat.wait_converged(A, Duration::from_secs(15))?;
+    for i in [A, B] {
+        nat.nodes[i].ns.exec(&[
+            "nft",
+            "insert",
+            "rule",
+            "inet",
+            "hakit_filter",
+            "input",
+            "ip",
+            "protocol",
+            "vrrp",
+            "drop",
+            "comment",
+            "\"chaos-split\"",
+        ])?;
+    }
+    let both = hakit_lab::wait_until(Duration::from_secs(5), Duration::from_millis(10), || {
+        nat.nodes[A].has_vip() && nat.nodes[B].has_vip()
+    });
+    // Let both claim.
+    let claims = hakit_lab::wait_until(Duration::from_secs(10), Duration::from_millis(20), || {
+        nat.nodes[B].recorded()["state"] == "MASTER" && nat.nodes[B].recorded()["converged"] == true
+    });
+    thread::sleep(Duration::from_millis(300));
+    let owner = nat.owner();
+    let route = nat.fip_route_via();
+    let (ca, sa) = nat.status(A)?;
+    let (cb, sb) = nat.status(B)?;
+    let conflict = |s: &Value| {
+        s["instances"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|i| i["problems"].as_array().cloned().unwrap_or_default())
+            .filter_map(|p| p.as_str().map(str::to_string))
+            .filter(|p| p.contains("split brain"))
+            .collect::<Vec<_>>()
+    };
+    let (pa, pb) = (conflict(&sa), conflict(&sb));
+    let single = owner.is_some()
+        && route
+            .zip(owner.and_then(|o| nat.by_id(o)))
+            .is_some_and(|(r, i)| nat.nodes[i].wan.parse() == Ok(r));
+    // Heal: VRRP flows again; b yields to a, and a must end up owning everything.
+    for i in [A, B] {
+        let out = nat.nodes[i].ns.exec(&[
+            "nft",
+            "-a",
+            "list",
+            "chain",
+            "inet",
+            "hakit_filter",
+            "input",
+        ])?;
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        for l in text.lines().filter(|l| l.contains("chaos-split")) {
+            if let Some(h) = l.rsplit("handle ").next() {
+                nat.nodes[i].ns.exec(&[
+                    "nft",
+                    "delete",
+                    "rule",
+                    "inet",
+                    "hakit_filter",
+                    "input",
+                    "handle",
+                    h.trim(),
+                ])?;
+            }
+        }
+    }
+    let healed = nat.wait_converged(A, Duration::from_secs(15));
+    let pass = both.is_some()
+        && claims.is_some()
+        && single
+        && !pa.is_empty()
+        && !pb.is_empty()
+        && ca != 0
+        && cb != 0
+        && healed.is_ok();
+    Ok(row(
+        "split brain (VRRP cut, both nodes MASTER)",
+        "`nat-notify status` on each node reports the conflict; the provider shows a single owner",
+        format!(
+            "both MASTER: {}; provider owner node {} (FIP routed via {}); status a (exit {ca}): {}; status b (exit {cb}): {}; healed to a: {}",
+            if both.is_some() { "yes" } else { "no" },
+            owner.map_or("none".into(), |o| o.to_string()),
+            route.map_or("nothing".into(), |r| r.to_string()),
+            pa.first().cloned().unwrap_or_else(|| "no conflict reported".into()),
+            pb.first().cloned().unwrap_or_else(|| "no conflict reported".into()),
+            if healed.is_ok() { "yes" } else { "no" }
+        ),
+        pass,
+        json!({"owner": owner, "route_via": route.map(|r| r.to_string()), "status_a": sa, "status_b": sb,
+               "healed": healed.err().map(|e| format!("{e:#}"))}),
+    ))
+}
+
+/// The provider's API is down for 5 s when the failover happens.
+fn api_down(nat: &mut NatLab) -> anyhow::Result<Row> {
+    nat.wait_converged(A, Duration::from_secs(15))?;
+    let before = nat.cloud_requests().len();
+    nat.api_outage(5.0)?;
+    let api_back = Instant::now() + Duration::from_secs(5);
+    nat.stop_keepalived(A);
+    // Meanwhile: b's local data plane is up while the provider still routes to a.
+    let local = hakit_lab::wait_until(Duration::from_secs(4), Duration::from_millis(10), || {
+        let b = &nat.nodes[B];
+        b.has_vip() && b.has_fip() && b.snat()
+    });
+    let still_a = nat.owner() == Some(nat.nodes[A].id);
+    let conv = nat.wait_converged(B, Duration::from_secs(30));
+    let after = Instant::now()
+        .saturating_duration_since(api_back)
+        .as_secs_f64()
+        * 1000.0;
+    let tries = nat.cloud_requests()[before..]
+        .iter()
+        .filter(|r| r.starts_with("POST"))
+        .count();
+    let gets = nat.cloud_requests().len() - before;
+    // Back to a for whatever runs next.
+    nat.start_keepalived(A)?;
+    let _ = nat.wait_converged(A, Duration::from_secs(15));
+    Ok(row(
+        "provider API down for 5 s during failover",
+        "fip-claim retries and converges after the API returns; the local data plane was up meanwhile",
+        format!(
+            "b had VIP, FIP and SNAT after {} while the provider still routed to a: {}; {gets} API requests ({tries} assign); converged {after:.0} ms after the API returned",
+            ms(local.map(|d| d.as_secs_f64() * 1000.0)),
+            if still_a { "yes" } else { "no" }
+        ),
+        local.is_some() && still_a && conv.is_ok() && gets > 2,
+        json!({"local_up_ms": local.map(|d| d.as_secs_f64() * 1000.0), "requests": gets,
+               "converged_after_api_back_ms": after, "error": conv.err().map(|e| format!("{e:#}"))}),
+    ))
+}

@@ -1,0 +1,838 @@
+//! The failover lab: a full HA NAT gateway pair in namespaces, for `make demo`, `make
+//! chaos` and the failover benchmarks.
+//!
+//! ```text
+//!  client 198.51.100.50 ── brlan ──┬─ eth1 a 198.51.100.2 ─ eth0 203.0.113.2 ─┬─ brwan ── inet 203.0.113.254
+//!  (default via VIP .1)            │    sync0 192.0.2.1                       │         (stream/echo server;
+//!                                  │       │ conntrackd FTFW                  │          FIP/32 routed by the
+//!                                  └─ eth1 b 198.51.100.3 ─ eth0 203.0.113.3 ─┤          provider)
+//!                                       sync0 192.0.2.2                       └── cloud 203.0.113.253
+//!                                                                                 (fake provider API)
+//! ```
+//!
+//! Each node runs keepalived (VRRP v3 on the LAN leg, VIP 198.51.100.1), `nat-notify` on
+//! keepalived's notify FIFO, `ha-check` as the `vrrp_script` (uplink ping and WAN link),
+//! the shipped strict nftables ruleset and sysctl file, and conntrackd (the shipped
+//! template) on the sync link. The floating IP 203.0.113.10 is routed by the fake provider:
+//! the "internet" reaches it through whichever node the provider says owns it, so a
+//! failover is only complete when `nat-notify` has claimed it through the fip-claim library.
+
+use std::{
+    fs,
+    net::IpAddr,
+    os::unix::{fs::PermissionsExt, net::UnixDatagram},
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex},
+    thread,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use anyhow::{bail, Context};
+use nix::{
+    sys::signal::{kill, Signal},
+    unistd::Pid,
+};
+
+use crate::{conntrackd, keepalived, keepalived::Keepalived, wait_until, Lab, Ns};
+
+pub const VIP: &str = "198.51.100.1";
+pub const FIP: &str = "203.0.113.10";
+pub const SERVER: &str = "203.0.113.254";
+pub const CLOUD: &str = "203.0.113.253";
+pub const CLIENT: &str = "198.51.100.50";
+
+/// Unix time now, in seconds.
+pub fn now_unix() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64()
+}
+
+/// How the pair is configured.
+#[derive(Debug, Clone)]
+pub struct Opts {
+    /// Where `nat-notify` and `ha-check` are.
+    pub bin_dir: PathBuf,
+    /// Where `hakit-fake-cloud` and `hakit-lab-traffic` are.
+    pub lab_bin_dir: PathBuf,
+    /// VRRP advertisement interval, seconds ("0.04" is the shipped fast profile).
+    pub advert_int: String,
+    /// keepalived's `preempt_delay` (seconds); `None` with `nopreempt` false: preempt at once.
+    pub preempt_delay: Option<u32>,
+    pub nopreempt: bool,
+    /// conntrackd's external cache (`DisableExternalCache off`): the backup keeps the peer's
+    /// state in conntrackd and commits it on MASTER; without it the kernel table is warm.
+    pub external_cache: bool,
+    /// The baseline hook instead of nat-notify: conntrack-tools' primary-backup.sh, `ip addr`,
+    /// `arping`, `nft` and `curl` against the provider, as keepalived per-state hooks.
+    pub shell_hook: bool,
+}
+
+impl Opts {
+    pub fn new(bin_dir: &Path) -> Opts {
+        Opts {
+            bin_dir: bin_dir.to_path_buf(),
+            lab_bin_dir: bin_dir.to_path_buf(),
+            advert_int: "0.04".into(),
+            preempt_delay: Some(1),
+            nopreempt: false,
+            external_cache: false,
+            shell_hook: false,
+        }
+    }
+}
+
+/// One gateway.
+pub struct Node {
+    pub ns: Ns,
+    pub role: String,
+    /// Provider ID.
+    pub id: u64,
+    pub priority: u8,
+    pub wan: String,
+    pub lan: String,
+    pub config: PathBuf,
+    pub run: PathBuf,
+    pub keepalived_conf: String,
+    pub keepalived: Option<Keepalived>,
+    pub conntrackd: conntrackd::Conntrackd,
+    starts: u32,
+    stopping: Option<u32>,
+}
+
+/// Log lines received on the lab's syslog socket, stamped with Unix time on arrival.
+#[derive(Clone)]
+pub struct Syslog {
+    lines: Arc<Mutex<Vec<(f64, String)>>>,
+    pub path: PathBuf,
+}
+
+impl Syslog {
+    pub fn listen(path: &Path) -> anyhow::Result<Syslog> {
+        let sock = UnixDatagram::bind(path).with_context(|| format!("bind {}", path.display()))?;
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = sock.recv(&mut buf) {
+                let t = now_unix();
+                let line = String::from_utf8_lossy(&buf[..n]).to_string();
+                if let Ok(mut l) = sink.lock() {
+                    l.push((t, line));
+                }
+            }
+        });
+        Ok(Syslog {
+            lines,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Lines received at or after `since` (Unix seconds), message part only.
+    pub fn since(&self, since: f64) -> Vec<(f64, String)> {
+        self.lines
+            .lock()
+            .map(|l| {
+                l.iter()
+                    .filter(|(t, _)| *t >= since)
+                    .map(|(t, m)| (*t, m.split("]: ").nth(1).unwrap_or(m).to_string()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// The whole pair with its client, server and provider.
+pub struct NatLab {
+    pub lab: Lab,
+    pub opts: Opts,
+    pub client: Ns,
+    pub inet: Ns,
+    pub cloud: Ns,
+    pub nodes: Vec<Node>,
+    pub syslog: Syslog,
+    pub control: PathBuf,
+    cloud_log: PathBuf,
+}
+
+/// A running traffic client; [`Traffic::stop`] returns its report.
+pub struct Traffic {
+    pid: u32,
+    stop: PathBuf,
+    out: PathBuf,
+}
+
+fn bin(dir: &Path, name: &str) -> anyhow::Result<String> {
+    let p = dir.join(name);
+    if !p.is_file() {
+        bail!("{} is not built", p.display());
+    }
+    Ok(fs::canonicalize(&p)?.to_string_lossy().to_string())
+}
+
+impl NatLab {
+    /// Builds the topology, starts everything and waits until node a is a converged MASTER
+    /// that owns the floating IP at the provider.
+    pub fn up(opts: Opts) -> anyhow::Result<NatLab> {
+        for tool in ["keepalived", "conntrackd", "nft", "sysctl", "ip"] {
+            crate::which(tool)
+                .with_context(|| format!("{tool} is not installed (make deps installs it)"))?;
+        }
+        let nat_notify = bin(&opts.bin_dir, "nat-notify")?;
+        let ha_check = bin(&opts.bin_dir, "ha-check")?;
+        let fake = bin(&opts.lab_bin_dir, "hakit-fake-cloud")?;
+        let traffic = bin(&opts.lab_bin_dir, "hakit-lab-traffic")?;
+        let mut lab = Lab::new()?;
+        let d = lab.dir().to_path_buf();
+        let sw = lab.ns("sw")?;
+        let a = lab.ns("a")?;
+        let b = lab.ns("b")?;
+        let client = lab.ns("client")?;
+        let inet = lab.ns("inet")?;
+        let cloud = lab.ns("cloud")?;
+        lab.bridge(
+            &sw,
+            "brlan",
+            &[(&a, "eth1"), (&b, "eth1"), (&client, "eth0")],
+        )?;
+        lab.bridge(
+            &sw,
+            "brwan",
+            &[
+                (&a, "eth0"),
+                (&b, "eth0"),
+                (&inet, "eth0"),
+                (&cloud, "eth0"),
+            ],
+        )?;
+        lab.veth(&a, "sync0", &b, "sync0")?;
+        client.ip(&["addr", "add", &format!("{CLIENT}/24"), "dev", "eth0"])?;
+        client.ip(&["route", "add", "default", "via", VIP])?;
+        inet.ip(&["addr", "add", &format!("{SERVER}/24"), "dev", "eth0"])?;
+        cloud.ip(&["addr", "add", &format!("{CLOUD}/24"), "dev", "eth0"])?;
+
+        let syslog = Syslog::listen(&d.join("syslog.sock"))?;
+        let control = d.join("cloud");
+        fs::create_dir_all(&control)?;
+        let cloud_log = d.join("cloud-requests.log");
+        lab.spawn(
+            &cloud,
+            "cloud",
+            &[
+                &fake,
+                &format!("{CLOUD}:8080"),
+                "--provider",
+                "hetzner",
+                "--ip",
+                FIP,
+                "--owner",
+                "1",
+                "--node",
+                "1=203.0.113.2",
+                "--node",
+                "2=203.0.113.3",
+                "--route-ns",
+                &inet.name,
+                "--instant",
+                "--control-dir",
+                &control.to_string_lossy(),
+                "--log",
+                &cloud_log.to_string_lossy(),
+            ],
+        )?;
+        lab.spawn(&inet, "server", &[&traffic, "server", SERVER])?;
+
+        let sysctl = d.join("hakit-sysctl.conf");
+        fs::write(
+            &sysctl,
+            include_str!("../../../keepalived/sysctl.d/90-hakit.conf")
+                .lines()
+                .filter(|l| !l.contains("nf_conntrack_max"))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        )?;
+        let mut nodes = Vec::new();
+        for (ns, id, prio) in [(&a, 1u64, 150u8), (&b, 2, 100)] {
+            let role = ns.name.rsplit('-').next().unwrap_or("x").to_string();
+            let host = id + 1;
+            let peer = 3 - id + 1;
+            let (wan, lan) = (format!("203.0.113.{host}"), format!("198.51.100.{host}"));
+            ns.ip(&["addr", "add", &format!("{wan}/24"), "dev", "eth0"])?;
+            ns.ip(&["addr", "add", &format!("{lan}/24"), "dev", "eth1"])?;
+            ns.ip(&["addr", "add", &format!("192.0.2.{id}/24"), "dev", "sync0"])?;
+            ns.ip(&["route", "add", "default", "via", SERVER])?;
+            crate::run_ok(&mut ns.command(&["sysctl", "-q", "-p", &sysctl.to_string_lossy()]))?;
+            let rules = crate::nftables_ruleset(&[
+                ("WAN_IF", "eth0"),
+                ("LAN_IF", "eth1"),
+                ("SYNC_IF", "sync0"),
+                ("LAN_NET", "198.51.100.0/24"),
+                ("FIP", FIP),
+                ("PEER_LAN", &format!("198.51.100.{peer}")),
+                ("PEER_SYNC", &format!("192.0.2.{}", 3 - id)),
+                ("ADMIN_NET", "192.0.2.0/24"),
+            ]);
+            let rules_path = d.join(format!("{role}.nft"));
+            fs::write(&rules_path, rules)?;
+            crate::run_ok(&mut ns.command(&["nft", "-f", &rules_path.to_string_lossy()]))?;
+
+            let ctd = conntrackd::start_with(
+                &mut lab,
+                ns,
+                &role,
+                &format!("192.0.2.{id}"),
+                &format!("192.0.2.{}", 3 - id),
+                "sync0",
+                |c| {
+                    if opts.external_cache {
+                        c.replace("DisableExternalCache on", "DisableExternalCache off")
+                    } else {
+                        c
+                    }
+                },
+            )?;
+            let run = d.join(format!("{role}-run"));
+            let config = d.join(format!("{role}.hakit.toml"));
+            let token = d.join(format!("{role}.token"));
+            fs::write(&token, "fake-token\n")?;
+            fs::set_permissions(&token, fs::Permissions::from_mode(0o600))?;
+            fs::write(
+                &config,
+                format!(
+                    r#"[general]
+runtime_dir = "{run}"
+syslog_socket = "{sock}"
+
+[notify]
+command_timeout = "5s"
+
+[[notify.instance]]
+name = "VI_1"
+interface = "eth0"
+floating_ips = ["{FIP}/32"]
+vrrp_vips = ["{VIP}"]
+snat_source = "198.51.100.0/24"
+conntrackd_config = "{ctd}"
+garp_count = 2
+garp_interval = "20ms"
+fip_claim = true
+fip_retry_for = "60s"
+
+[fip]
+provider = "hetzner"
+ip = "{FIP}"
+instance_id = "{id}"
+peers = ["{other}"]
+endpoint_url = "http://{CLOUD}:8080/v1"
+metadata_url = "http://{CLOUD}:8080"
+token_file = "{token}"
+timeout = "1s"
+deadline = "3s"
+
+[check]
+deadline = "150ms"
+
+[[check.probe]]
+kind = "icmp"
+name = "uplink"
+target = "{SERVER}"
+interface = "eth0"
+
+[[check.probe]]
+kind = "link"
+interface = "eth0"
+"#,
+                    run = run.display(),
+                    sock = syslog.path.display(),
+                    ctd = ctd.conf.display(),
+                    other = 3 - id,
+                    token = token.display(),
+                ),
+            )?;
+            let cfg = config.to_string_lossy().to_string();
+            let fifo = d.join(format!("{role}.vrrp.fifo"));
+            let (global, hooks) = if opts.shell_hook {
+                let hook = d.join(format!("{role}-hook.sh"));
+                fs::write(&hook, shell_hook(id, &ctd.conf))?;
+                fs::set_permissions(&hook, fs::Permissions::from_mode(0o755))?;
+                let h = hook.display();
+                (
+                    String::new(),
+                    format!(
+                        "    notify_master \"{h} primary\"\n    notify_backup \"{h} backup\"\n    notify_fault \"{h} backup\"\n    notify_stop \"{h} backup\"\n"
+                    ),
+                )
+            } else {
+                (
+                    format!(
+                        "    vrrp_notify_fifo {}\n    vrrp_notify_fifo_script \"{nat_notify} --config {cfg} fifo\"\n",
+                        fifo.display()
+                    ),
+                    String::new(),
+                )
+            };
+            let preempt = match (opts.nopreempt, opts.preempt_delay) {
+                (true, _) => "    nopreempt\n".to_string(),
+                (false, Some(s)) => format!("    preempt_delay {s}\n"),
+                (false, None) => String::new(),
+            };
+            let scripts = format!(
+                "vrrp_script chk_gateway {{\n    script \"{ha_check} --config {cfg}\"\n    interval 1\n    timeout 1\n    fall 2\n    rise 2\n    weight -60\n}}\n"
+            );
+            let extra =
+                format!("{hooks}{preempt}    track_script {{\n        chk_gateway\n    }}\n");
+            let kconf = keepalived::vrrp_conf_scripts(
+                &role,
+                "eth1",
+                prio,
+                &opts.advert_int,
+                &format!("{VIP}/24"),
+                &extra,
+                &global,
+                &scripts,
+            );
+            nodes.push(Node {
+                ns: ns.clone(),
+                role,
+                id,
+                priority: prio,
+                wan,
+                lan,
+                config,
+                run,
+                keepalived_conf: kconf,
+                keepalived: None,
+                conntrackd: ctd,
+                starts: 0,
+                stopping: None,
+            });
+        }
+        let mut nat = NatLab {
+            lab,
+            opts,
+            client,
+            inet,
+            cloud,
+            nodes,
+            syslog,
+            control,
+            cloud_log,
+        };
+        crate::wait_until(Duration::from_secs(10), Duration::from_millis(20), || {
+            nat.owner().is_some()
+        })
+        .context("the fake provider did not start")?;
+        nat.start_keepalived(0)?;
+        nat.start_keepalived(1)?;
+        if let Err(e) = nat.wait_converged(0, Duration::from_secs(20)) {
+            bail!(
+                "lab start: node a never became the converged MASTER: {e:#}\nhook log:\n{}",
+                nat.syslog_tail(20)
+            );
+        }
+        Ok(nat)
+    }
+
+    /// Starts (or restarts) keepalived on node `i`.
+    pub fn start_keepalived(&mut self, i: usize) -> anyhow::Result<()> {
+        if let Some(pid) = self.nodes[i].stopping.take() {
+            self.lab
+                .signal_and_wait(pid, Signal::SIGTERM, Duration::from_secs(10));
+        }
+        let n = &mut self.nodes[i];
+        n.starts += 1;
+        let name = format!("{}{}", n.role, n.starts);
+        let k = keepalived::start(&mut self.lab, &n.ns, &name, &n.keepalived_conf)?;
+        k.wait_ready(Duration::from_secs(10))?;
+        n.keepalived = Some(k);
+        Ok(())
+    }
+
+    /// Graceful stop of keepalived on node `i` (SIGTERM), without waiting: keepalived
+    /// hands over at once but takes about a second to exit; [`NatLab::start_keepalived`]
+    /// waits for that.
+    pub fn stop_keepalived(&mut self, i: usize) {
+        if let Some(k) = self.nodes[i].keepalived.take() {
+            k.stop();
+            self.nodes[i].stopping = Some(k.pid);
+        }
+    }
+
+    /// A crash of node `i`: SIGKILL to both keepalived processes, every link down.
+    pub fn crash(&mut self, i: usize) -> anyhow::Result<()> {
+        if let Some(k) = self.nodes[i].keepalived.take() {
+            k.crash();
+            self.lab
+                .signal_and_wait(k.pid, Signal::SIGKILL, Duration::from_secs(5));
+        }
+        for l in ["eth0", "eth1", "sync0"] {
+            self.nodes[i].ns.ip(&["link", "set", l, "down"])?;
+        }
+        Ok(())
+    }
+
+    /// Brings node `i`'s links back up (after [`NatLab::crash`]).
+    pub fn links_up(&self, i: usize) -> anyhow::Result<()> {
+        let ns = &self.nodes[i].ns;
+        for l in ["eth0", "eth1", "sync0"] {
+            ns.ip(&["link", "set", l, "up"])?;
+        }
+        // The default route went with the link.
+        let _ = ns.ip(&["route", "replace", "default", "via", SERVER]);
+        Ok(())
+    }
+
+    /// Who owns the floating IP at the provider (node ID).
+    pub fn owner(&self) -> Option<u64> {
+        fs::read_to_string(self.control.join("owner"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    /// Index of the node with provider ID `id`.
+    pub fn by_id(&self, id: u64) -> Option<usize> {
+        self.nodes.iter().position(|n| n.id == id)
+    }
+
+    /// Declares the provider's API down for `secs` from now.
+    pub fn api_outage(&self, secs: f64) -> anyhow::Result<()> {
+        fs::write(
+            self.control.join("outage_until"),
+            format!("{}\n", now_unix() + secs),
+        )?;
+        Ok(())
+    }
+
+    /// The provider's request log: (method and path) lines so far.
+    pub fn cloud_requests(&self) -> Vec<String> {
+        fs::read_to_string(&self.cloud_log)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| l.split_whitespace().take(2).collect::<Vec<_>>().join(" "))
+            .collect()
+    }
+
+    /// The next hop the "internet" uses for the floating IP.
+    pub fn fip_route_via(&self) -> Option<IpAddr> {
+        let fip: IpAddr = FIP.parse().ok()?;
+        self.inet
+            .netlink(|nl| {
+                Ok(nl
+                    .routes()?
+                    .into_iter()
+                    .find(|r| r.dst == Some(fip) && r.dst_len == 32)
+                    .and_then(|r| r.gateway))
+            })
+            .ok()
+            .flatten()
+    }
+
+    /// Everything a MASTER must hold, for node `i`, and nothing on the other; `Err` says
+    /// what is missing.
+    pub fn converged(&self, i: usize) -> anyhow::Result<()> {
+        self.converged_peer(i, true)
+    }
+
+    /// [`NatLab::converged`]; with `peer_alive` false the other node (crashed, its links
+    /// down) is not looked at.
+    pub fn converged_peer(&self, i: usize, peer_alive: bool) -> anyhow::Result<()> {
+        let n = &self.nodes[i];
+        let o = &self.nodes[1 - i];
+        let mut missing = Vec::new();
+        let vip: IpAddr = VIP.parse()?;
+        let fip: IpAddr = FIP.parse()?;
+        if !n.ns.has_addr("eth1", vip)? {
+            missing.push(format!("VIP not on {}", n.role));
+        }
+        if !n.ns.has_addr("eth0", fip)? {
+            missing.push(format!("FIP not on {}", n.role));
+        }
+        if peer_alive && o.ns.has_addr("eth1", vip).unwrap_or(false) {
+            missing.push(format!("VIP still on {}", o.role));
+        }
+        if peer_alive && o.ns.has_addr("eth0", fip).unwrap_or(false) {
+            missing.push(format!("FIP still on {}", o.role));
+        }
+        if self.owner() != Some(n.id) {
+            missing.push(format!("provider owner {:?}", self.owner()));
+        }
+        if self.fip_route_via() != n.wan.parse().ok() {
+            missing.push(format!("FIP routed via {:?}", self.fip_route_via()));
+        }
+        if !self.opts.shell_hook {
+            if !n.snat() {
+                missing.push(format!("no SNAT rule on {}", n.role));
+            }
+            let r = n.recorded();
+            if r["state"] != "MASTER" || r["converged"] != true || r["conntrackd"] != "primary" {
+                missing.push(format!("{} recorded {r}", n.role));
+            }
+        }
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            bail!("{}", missing.join("; "))
+        }
+    }
+
+    /// Waits until node `i` is the converged MASTER.
+    pub fn wait_converged(&self, i: usize, timeout: Duration) -> anyhow::Result<Duration> {
+        self.wait_converged_peer(i, true, timeout)
+    }
+
+    /// [`NatLab::wait_converged`], see [`NatLab::converged_peer`].
+    pub fn wait_converged_peer(
+        &self,
+        i: usize,
+        peer_alive: bool,
+        timeout: Duration,
+    ) -> anyhow::Result<Duration> {
+        let mut last = String::new();
+        wait_until(timeout, Duration::from_millis(5), || {
+            match self.converged_peer(i, peer_alive) {
+                Ok(()) => true,
+                Err(e) => {
+                    last = format!("{e:#}");
+                    false
+                }
+            }
+        })
+        .with_context(|| {
+            format!(
+                "{} not the converged MASTER after {timeout:?}: {last}\n{}",
+                self.nodes[i].role,
+                self.nodes[i]
+                    .keepalived
+                    .as_ref()
+                    .map_or(String::new(), |k| k.log_tail())
+            )
+        })
+    }
+
+    /// Starts a traffic client on the LAN client (see `hakit-lab-traffic`).
+    pub fn traffic(&mut self, tag: &str, flags: &[&str]) -> anyhow::Result<Traffic> {
+        let traffic = bin(&self.opts.lab_bin_dir, "hakit-lab-traffic")?;
+        let d = self.lab.dir().to_path_buf();
+        let stop = d.join(format!("{tag}.stop"));
+        let out = d.join(format!("{tag}.json"));
+        let _ = fs::remove_file(&stop);
+        let _ = fs::remove_file(&out);
+        let (s, o) = (
+            stop.to_string_lossy().to_string(),
+            out.to_string_lossy().to_string(),
+        );
+        let mut argv = vec![
+            traffic.as_str(),
+            "client",
+            SERVER,
+            "--stop-file",
+            &s,
+            "--out",
+            &o,
+        ];
+        argv.extend_from_slice(flags);
+        let pid = self
+            .lab
+            .spawn(&self.client, &format!("traffic-{tag}"), &argv)?;
+        Ok(Traffic { pid, stop, out })
+    }
+
+    /// Stops a traffic client and reads its report.
+    pub fn stop_traffic(&mut self, t: Traffic) -> anyhow::Result<serde_json::Value> {
+        fs::write(&t.stop, "")?;
+        let done = wait_until(Duration::from_secs(10), Duration::from_millis(10), || {
+            t.out.exists()
+        });
+        self.lab
+            .signal_and_wait(t.pid, Signal::SIGKILL, Duration::from_secs(1));
+        done.context("traffic client wrote no report")?;
+        Ok(serde_json::from_slice(&fs::read(&t.out)?)?)
+    }
+
+    /// Total TCP retransmissions of the server's connections (from `ss -ti`).
+    pub fn server_retransmits(&self) -> u64 {
+        let out = self
+            .inet
+            .exec(&["ss", "-tin", "state", "established"])
+            .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
+            .unwrap_or_default();
+        out.split_whitespace()
+            .filter_map(|w| w.strip_prefix("retrans:"))
+            .filter_map(|r| r.split('/').nth(1)?.parse::<u64>().ok())
+            .sum()
+    }
+
+    /// `nat-notify status --json` on node `i`: (exit code, parsed report).
+    pub fn status(&self, i: usize) -> anyhow::Result<(i32, serde_json::Value)> {
+        let n = &self.nodes[i];
+        let nat_notify = bin(&self.opts.bin_dir, "nat-notify")?;
+        let cfg = n.config.to_string_lossy().to_string();
+        let out = crate::run(
+            &mut n
+                .ns
+                .command(&[&nat_notify, "--config", &cfg, "status", "--json"]),
+            Duration::from_secs(30),
+        )?;
+        let v = serde_json::from_slice(&out.stdout).with_context(|| {
+            format!(
+                "nat-notify status on {}: {}",
+                n.role,
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })?;
+        Ok((out.status.code().unwrap_or(-1), v))
+    }
+
+    /// Sends `sig` to every keepalived on node `i` (for flapping tests).
+    pub fn signal_keepalived(&self, i: usize, sig: Signal) {
+        if let Some(k) = &self.nodes[i].keepalived {
+            let _ = kill(Pid::from_raw(k.pid as i32), sig);
+        }
+    }
+
+    /// The last `n` lines the hooks logged, for failure messages.
+    pub fn syslog_tail(&self, n: usize) -> String {
+        let l = self.syslog.since(0.0);
+        l[l.len().saturating_sub(n)..]
+            .iter()
+            .map(|(_, m)| m.as_str())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.lab.dir()
+    }
+}
+
+impl Node {
+    /// A rule SNATing the LAN to the floating IP is present: the shipped ruleset's static
+    /// one (on both nodes, so no new flow can leave un-NATed while nat-notify is still on
+    /// its way) or nat-notify's own (comment `hakit:VI_1`), which it adds if the static one
+    /// is missing.
+    pub fn snat(&self) -> bool {
+        self.ns
+            .exec(&["nft", "list", "chain", "ip", "hakit", "postrouting"])
+            .map(|o| String::from_utf8_lossy(&o.stdout).contains(&format!("snat to {FIP}")))
+            .unwrap_or(false)
+    }
+
+    /// nat-notify's recorded state for VI_1.
+    pub fn recorded(&self) -> serde_json::Value {
+        fs::read(self.run.join("VI_1.state"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    }
+
+    /// keepalived's view: MASTER holds the VIP.
+    pub fn has_vip(&self) -> bool {
+        VIP.parse()
+            .ok()
+            .and_then(|v| self.ns.has_addr("eth1", v).ok())
+            .unwrap_or(false)
+    }
+
+    pub fn has_fip(&self) -> bool {
+        FIP.parse()
+            .ok()
+            .and_then(|v| self.ns.has_addr("eth0", v).ok())
+            .unwrap_or(false)
+    }
+}
+
+/// The baseline: what people run today as keepalived hooks.
+fn shell_hook(id: u64, ctd_conf: &Path) -> String {
+    let arping = crate::which("arping").map_or("arping".into(), |p| p.display().to_string());
+    format!(
+        r#"#!/bin/sh
+# Baseline hook: conntrack-tools' primary-backup.sh, ip addr, arping, nft, curl.
+CTD=/usr/share/doc/conntrackd/examples/sync/primary-backup.sh
+case "$1" in
+primary)
+    sed -e 's#^CONNTRACKD_CONFIG=.*#CONNTRACKD_CONFIG={ctd}#' "$CTD" | sh -s primary
+    ip addr add {FIP}/32 dev eth0 2>/dev/null
+    {arping} -U -c 1 -I eth0 {FIP} >/dev/null 2>&1 &
+    nft add rule ip hakit postrouting ip saddr 198.51.100.0/24 oifname eth0 snat to {FIP} comment '"hakit:VI_1"'
+    curl -s -m 3 -X POST -H 'Authorization: Bearer fake-token' -H 'Content-Type: application/json' \
+        -d '{{"server":{id}}}' http://{CLOUD}:8080/v1/floating_ips/7/actions/assign >/dev/null
+    ;;
+backup)
+    ip addr del {FIP}/32 dev eth0 2>/dev/null
+    for h in $(nft -a list chain ip hakit postrouting | sed -n 's/.*"hakit:VI_1".*handle \([0-9]*\)/\1/p'); do
+        nft delete rule ip hakit postrouting handle "$h"
+    done
+    sed -e 's#^CONNTRACKD_CONFIG=.*#CONNTRACKD_CONFIG={ctd}#' "$CTD" | sh -s backup
+    ;;
+esac
+exit 0
+"#,
+        ctd = ctd_conf.display()
+    )
+}
+
+/// Address changes on one node, seen by polling netlink every millisecond from a thread
+/// inside its namespace: (Unix time, "VIP up", "FIP down", ...).
+pub struct Watch {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    handle: thread::JoinHandle<Vec<(f64, String)>>,
+}
+
+impl Watch {
+    pub fn start(ns: &Ns) -> Watch {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let path = Path::new("/run/netns").join(&ns.name);
+        let handle = thread::spawn(move || {
+            let mut seen = Vec::new();
+            let Ok(fd) = fs::File::open(&path) else {
+                return seen;
+            };
+            if nix::sched::setns(&fd, nix::sched::CloneFlags::CLONE_NEWNET).is_err() {
+                return seen;
+            }
+            let Ok(nl) = hakit_net::Netlink::open() else {
+                return seen;
+            };
+            let (vip, fip): (IpAddr, IpAddr) = match (VIP.parse(), FIP.parse()) {
+                (Ok(v), Ok(f)) => (v, f),
+                _ => return seen,
+            };
+            let mut last = (None, None);
+            while !flag.load(Ordering::Relaxed) {
+                if let Ok(a) = nl.addresses(None) {
+                    let now = (
+                        Some(a.iter().any(|x| x.addr == vip)),
+                        Some(a.iter().any(|x| x.addr == fip)),
+                    );
+                    let t = now_unix();
+                    if now.0 != last.0 && last.0.is_some() {
+                        seen.push((
+                            t,
+                            format!("VIP {}", if now.0 == Some(true) { "up" } else { "down" }),
+                        ));
+                    }
+                    if now.1 != last.1 && last.1.is_some() {
+                        seen.push((
+                            t,
+                            format!("FIP {}", if now.1 == Some(true) { "up" } else { "down" }),
+                        ));
+                    }
+                    last = now;
+                }
+                thread::sleep(Duration::from_millis(1));
+            }
+            seen
+        });
+        Watch { stop, handle }
+    }
+
+    pub fn finish(self) -> Vec<(f64, String)> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.handle.join().unwrap_or_default()
+    }
+}
