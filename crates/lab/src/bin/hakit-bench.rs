@@ -903,7 +903,7 @@ fn failover(md: &mut String, static_dir: &Path) -> anyhow::Result<()> {
                 runs.len(),
                 runs.len()
             )?;
-            medians.push((name, hard, bo));
+            medians.push((name, hard, bo, hk));
         }
         nat.lab.teardown();
     }
@@ -914,6 +914,14 @@ fn failover(md: &mut String, static_dir: &Path) -> anyhow::Result<()> {
             .nth(n)
             .map_or(f64::NAN, |m| m.2)
     };
+    let hook = |n: usize| {
+        medians
+            .iter()
+            .filter(|m| m.1)
+            .nth(n)
+            .map_or(f64::NAN, |m| m.3)
+    };
+    writeln!(md, "\nHook (VIP up to the provider routing the floating IP), hard failovers, shell / hakit: **{:.1}x** ({:.1} ms vs {:.1} ms): hakit starts the provider claim right after the first GARP, on its own thread; the shell hook runs primary-backup.sh first.", hook(2) / hook(0), hook(2), hook(0))?;
     writeln!(md, "\nRatios of median blackouts, shell hook / hakit (fast profile): soft **{:.1}x**, hard **{:.1}x**. keepalived defaults / fast profile: soft {:.1}x, hard {:.1}x.", get(2, false) / get(0, false), get(2, true) / get(0, true), get(1, false) / get(0, false), get(1, true) / get(0, true))?;
     writeln!(
         md,
