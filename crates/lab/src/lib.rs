@@ -219,17 +219,28 @@ impl Drop for Lab {
     }
 }
 
-/// Kills every process in namespace `name` and deletes it.
+/// Kills every process in namespace `name` and deletes it. The scan repeats until the
+/// namespace is empty: a hook still running when the scan starts can start a daemon
+/// (nat-notify restarting conntrackd with `-d`) that would otherwise outlive the namespace.
 pub fn kill_namespace(name: &str) {
-    if let Ok(out) = Command::new("ip").args(["netns", "pids", name]).output() {
-        for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-            if let Ok(pid) = pid.parse::<i32>() {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(pid),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
-            }
+    for _ in 0..50 {
+        let Ok(out) = Command::new("ip").args(["netns", "pids", name]).output() else {
+            break;
+        };
+        let pids: Vec<i32> = String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect();
+        if pids.is_empty() {
+            break;
         }
+        for pid in pids {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        thread::sleep(Duration::from_millis(20));
     }
     // A namespace whose last process is still exiting can refuse deletion briefly.
     for _ in 0..50 {
