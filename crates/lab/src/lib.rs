@@ -305,18 +305,22 @@ impl Ns {
         self.within(|| f(&hakit_net::Netlink::open()?))
     }
 
+    /// Moves the calling thread into this namespace (for a thread of its own).
+    pub fn enter(&self) -> anyhow::Result<()> {
+        let path = Path::new("/run/netns").join(&self.name);
+        let fd = fs::File::open(&path).with_context(|| format!("open {}", path.display()))?;
+        nix::sched::setns(&fd, nix::sched::CloneFlags::CLONE_NEWNET)
+            .with_context(|| format!("enter namespace {}", self.name))
+    }
+
     /// Runs `f` on a thread inside this namespace.
     pub fn within<R: Send>(
         &self,
         f: impl FnOnce() -> anyhow::Result<R> + Send,
     ) -> anyhow::Result<R> {
-        let path = Path::new("/run/netns").join(&self.name);
         thread::scope(|s| {
             s.spawn(|| {
-                let fd =
-                    fs::File::open(&path).with_context(|| format!("open {}", path.display()))?;
-                nix::sched::setns(&fd, nix::sched::CloneFlags::CLONE_NEWNET)
-                    .with_context(|| format!("enter namespace {}", self.name))?;
+                self.enter()?;
                 f()
             })
             .join()

@@ -38,6 +38,7 @@ use std::{
     path::PathBuf,
     sync::{
         atomic::{AtomicBool, Ordering},
+        mpsc::{self, Receiver, RecvTimeoutError},
         Arc,
     },
     thread::{self, JoinHandle},
@@ -228,9 +229,10 @@ struct Ctx<'a> {
     addresses_on: bool,
     force_garp: bool,
     garp_rest: Option<JoinHandle<anyhow::Result<garp::Report>>>,
-    /// The provider claim running on its own thread: when it started, the thread, and the
-    /// flag that tells it to stop retrying (set when a newer state supersedes this one).
-    claim: Option<(Instant, JoinHandle<StepResult>, Arc<AtomicBool>)>,
+    /// The provider claim running on its own thread: when it started, where its result
+    /// arrives, and the flag that tells it to stop retrying (set when a newer state
+    /// supersedes this one).
+    claim: Option<(Instant, Receiver<StepResult>, Arc<AtomicBool>)>,
     superseded: Supersede<'a>,
 }
 
@@ -828,7 +830,7 @@ fn run_step(ctx: &mut Ctx, step: Step) -> anyhow::Result<StepResult> {
 /// return traffic. Retried with backoff until it succeeds, `fip_retry_for` runs out, or a
 /// newer state supersedes this one; a refusal (the IP belongs to a node outside the pair)
 /// is not retried. Joined before units and user commands run ([`finish_claim`]).
-fn start_claim(ctx: &Ctx) -> anyhow::Result<(Instant, JoinHandle<StepResult>, Arc<AtomicBool>)> {
+fn start_claim(ctx: &Ctx) -> anyhow::Result<(Instant, Receiver<StepResult>, Arc<AtomicBool>)> {
     let mut cfg = ctx
         .s
         .fip
@@ -843,11 +845,14 @@ fn start_claim(ctx: &Ctx) -> anyhow::Result<(Instant, JoinHandle<StepResult>, Ar
     let stop = Arc::new(AtomicBool::new(false));
     let stopped = stop.clone();
     let started = Instant::now();
-    let handle = thread::Builder::new()
+    let (tx, rx) = mpsc::channel();
+    thread::Builder::new()
         .name("fip-claim".into())
-        .spawn(move || claim_loop(&cfg, &name, limit, &stopped))
+        .spawn(move || {
+            let _ = tx.send(claim_loop(&cfg, &name, limit, &stopped));
+        })
         .context("start the provider-claim thread")?;
-    Ok((started, handle, stop))
+    Ok((started, rx, stop))
 }
 
 fn claim_loop(
@@ -898,17 +903,23 @@ fn claim_loop(
 
 /// Waits for a claim started by [`start_claim`], telling it to stop retrying as soon as a
 /// newer state supersedes this transition; returns its duration (ms) and result.
+/// The result is taken the moment it arrives; the supersession check (a netlink dump and
+/// a file read) runs only while the claim is still waiting, every 100 ms.
 fn finish_claim(ctx: &mut Ctx) -> Option<(f64, StepResult)> {
-    let (started, handle, stop) = ctx.claim.take()?;
-    while !handle.is_finished() {
-        if !stop.load(Ordering::Relaxed) && (ctx.superseded)().is_some() {
-            stop.store(true, Ordering::Relaxed);
+    let (started, rx, stop) = ctx.claim.take()?;
+    let result = loop {
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(r) => break r,
+            Err(RecvTimeoutError::Timeout) => {
+                if !stop.load(Ordering::Relaxed) && (ctx.superseded)().is_some() {
+                    stop.store(true, Ordering::Relaxed);
+                }
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                break StepResult::Failed("the provider-claim thread panicked".into())
+            }
         }
-        thread::sleep(Duration::from_millis(10));
-    }
-    let result = handle
-        .join()
-        .unwrap_or_else(|_| StepResult::Failed("the provider-claim thread panicked".into()));
+    };
     Some((started.elapsed().as_secs_f64() * 1000.0, result))
 }
 

@@ -806,28 +806,20 @@ fn owner_changed_at(nat: &hakit_lab::nat::NatLab) -> Option<f64> {
 
 /// Soft (`hard` false) or hard failover from a to b, measured, then a restored as MASTER.
 fn one_failover(nat: &mut hakit_lab::nat::NatLab, hard: bool, tag: &str) -> anyhow::Result<Run> {
-    use hakit_lab::nat::Watch;
     let timeout = Duration::from_secs(30);
-    let t = nat.traffic(tag, &["--tcp", "--udp-ms", "1"])?;
-    thread::sleep(Duration::from_millis(600));
-    let retrans0 = nat.server_retransmits();
-    let w = Watch::start(&nat.nodes[1].ns);
-    thread::sleep(Duration::from_millis(20));
-    let t0 = now_unix();
-    if hard {
-        nat.crash(0)?;
-    } else {
-        nat.stop_keepalived(0);
+    let m = nat.measure(tag, &["--tcp", "--udp-ms", "1"], 1, !hard, timeout, |n| {
+        if hard {
+            n.crash(0)
+        } else {
+            n.stop_keepalived(0);
+            Ok(())
+        }
+    })?;
+    if let Err(e) = &m.converged {
+        bail!("{tag}: {e}");
     }
-    nat.wait_converged_peer(1, !hard, timeout)?;
-    thread::sleep(Duration::from_millis(400));
-    let retrans = nat.server_retransmits().saturating_sub(retrans0);
-    let r = nat.stop_traffic(t)?;
-    let vip_up = w
-        .finish()
-        .into_iter()
-        .find(|(_, m)| m == "VIP up")
-        .map(|(t, _)| t)
+    let vip_up = m
+        .first("VIP up on b")
         .context("the VIP never came up on b")?;
     let routed = owner_changed_at(nat).context("the provider never moved the floating IP")?;
     // Restore a as MASTER.
@@ -836,14 +828,13 @@ fn one_failover(nat: &mut hakit_lab::nat::NatLab, hard: bool, tag: &str) -> anyh
     }
     nat.start_keepalived(0)?;
     nat.wait_converged(0, timeout)?;
-    let u = &r["udp_1ms"];
     Ok(Run {
-        blackout_ms: u["blackout_ms"].as_f64().unwrap_or(f64::NAN),
-        lost: u["lost"].as_u64().unwrap_or(0),
-        vrrp_ms: (vip_up - t0) * 1000.0,
+        blackout_ms: m.blackout_ms(),
+        lost: m.lost(),
+        vrrp_ms: (vip_up - m.t_event) * 1000.0,
         hook_ms: (routed - vip_up) * 1000.0,
-        retrans,
-        tcp_ok: r["tcp"]["alive_at_end"] == true && r["tcp"]["first_mismatch_offset"].is_null(),
+        retrans: m.retrans,
+        tcp_ok: m.tcp_ok(),
     })
 }
 

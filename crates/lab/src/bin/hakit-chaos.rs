@@ -12,7 +12,7 @@ use std::{
 };
 
 use anyhow::{bail, Context};
-use hakit_lab::nat::{now_unix, NatLab, Opts, Traffic};
+use hakit_lab::nat::{now_unix, Measured, NatLab, Opts};
 use serde_json::{json, Value};
 
 const A: usize = 0;
@@ -43,58 +43,45 @@ fn row(name: &'static str, rule: &str, measured: String, pass: bool, data: Value
     }
 }
 
-/// A 1 ms UDP probe flow through the NAT, started before an event.
-fn probe(nat: &mut NatLab, tag: &str) -> anyhow::Result<Traffic> {
-    let t = nat.traffic(tag, &["--udp-ms", "1"])?;
-    // Let the flow's conntrack entry reach the peer before anything moves.
-    thread::sleep(Duration::from_millis(600));
-    Ok(t)
-}
-
-struct Failover {
-    converged_ms: Option<f64>,
-    blackout_ms: f64,
-    lost: u64,
-    error: Option<String>,
-    report: Value,
-}
-
-/// Runs `event` under a probe flow; waits (at most `timeout`) for node `to` to be the
-/// converged MASTER; returns what the probe saw.
+/// A failover under a 1 ms UDP probe ([`NatLab::measure`]), with what the JSON keeps of it.
 fn failover(
     nat: &mut NatLab,
     tag: &str,
     to: usize,
     peer_alive: bool,
-    timeout: Duration,
     event: impl FnOnce(&mut NatLab) -> anyhow::Result<()>,
-) -> anyhow::Result<Failover> {
-    let p = probe(nat, tag)?;
-    let t0 = Instant::now();
-    event(nat)?;
-    let conv = nat.wait_converged_peer(to, peer_alive, timeout);
-    let converged_ms = conv
-        .as_ref()
-        .ok()
-        .map(|_| t0.elapsed().as_secs_f64() * 1000.0);
-    thread::sleep(Duration::from_millis(500));
-    let report = nat.stop_traffic(p)?;
-    let u = &report["udp_1ms"];
-    Ok(Failover {
-        converged_ms,
-        blackout_ms: u["blackout_ms"].as_f64().unwrap_or(f64::INFINITY),
-        lost: u["lost"].as_u64().unwrap_or(u64::MAX),
-        error: conv.err().map(|e| format!("{e:#}")),
-        report: json!({"converged_ms": converged_ms,
-            "new_master_steps": nat.nodes[to].recorded()["steps"],
-            "probe": {
-            "sent": u["sent"], "lost": u["lost"], "blackout_ms": u["blackout_ms"],
-            "blackout_after": u["blackout_after"]}}),
-    })
+) -> anyhow::Result<(Measured, Value)> {
+    let m = nat.measure(
+        tag,
+        &["--udp-ms", "1"],
+        to,
+        peer_alive,
+        Duration::from_secs(15),
+        event,
+    )?;
+    let u = &m.report["udp_1ms"];
+    let data = json!({
+        "converged_ms": m.converged_ms(),
+        "error": m.converged.as_ref().err(),
+        "moves": m.moves.iter().map(|(t, w)| json!({"ms": (t - m.t_event) * 1000.0, "what": w})).collect::<Vec<_>>(),
+        "new_master_steps": nat.nodes[to].recorded()["steps"],
+        "probe": {"sent": u["sent"], "lost": u["lost"], "blackout_ms": u["blackout_ms"],
+                  "blackout_after": u["blackout_after"]},
+    });
+    Ok((m, data))
 }
 
 fn ms(v: Option<f64>) -> String {
     v.map_or("never".into(), |v| format!("{v:.0} ms"))
+}
+
+/// keepalived's log of node `i`'s running instance.
+fn keepalived_log(nat: &NatLab, i: usize) -> String {
+    nat.nodes[i]
+        .keepalived
+        .as_ref()
+        .and_then(|k| std::fs::read_to_string(&k.log).ok())
+        .unwrap_or_default()
 }
 
 fn main() -> std::process::ExitCode {
@@ -161,7 +148,7 @@ fn run() -> anyhow::Result<bool> {
     let mut spans = Vec::new();
 
     if want("soft") {
-        let f = failover(&mut nat, "soft", B, true, Duration::from_secs(10), |n| {
+        let (f, data) = failover(&mut nat, "soft", B, true, |n| {
             n.stop_keepalived(A);
             Ok(())
         })?;
@@ -170,76 +157,68 @@ fn run() -> anyhow::Result<bool> {
             &format!("VIP and floating IP on the backup; blackout < {SOFT_MS} ms"),
             format!(
                 "converged after {}; blackout {:.1} ms, {} of the 1 ms probes lost",
-                ms(f.converged_ms),
-                f.blackout_ms,
-                f.lost
+                ms(f.converged_ms()),
+                f.blackout_ms(),
+                f.lost()
             ),
-            f.error.is_none() && f.blackout_ms < SOFT_MS,
-            f.report,
+            f.converged.is_ok() && f.blackout_ms() < SOFT_MS,
+            data,
         ));
         spans.push("soft failover");
         // The node returns: BACKUP during preempt_delay, then takes mastership back.
-        let p = probe(&mut nat, "return")?;
-        let t0 = Instant::now();
-        nat.start_keepalived(A)?;
-        thread::sleep(Duration::from_millis(600));
-        let held = nat.converged(B);
-        let conv = nat.wait_converged(A, Duration::from_secs(10));
-        let took = t0.elapsed().as_secs_f64() * 1000.0;
-        thread::sleep(Duration::from_millis(500));
-        let r = nat.stop_traffic(p)?;
-        let bo = r["udp_1ms"]["blackout_ms"]
-            .as_f64()
-            .unwrap_or(f64::INFINITY);
+        let mut held = Err(anyhow::anyhow!("not looked at"));
+        let (f, mut data) = failover(&mut nat, "return", A, true, |n| {
+            n.start_keepalived(A)?;
+            thread::sleep(Duration::from_millis(600));
+            held = n.converged(B);
+            Ok(())
+        })?;
+        let took = f.converged_ms().unwrap_or(0.0);
+        data["b_held"] = json!(held.as_ref().err().map(|e| format!("{e:#}")));
         rows.push(row(
             "node returns (restart the stopped node)",
             &format!("rejoins as BACKUP, takes mastership back after preempt_delay (1 s); blackout < {SOFT_MS} ms"),
             format!(
-                "b still MASTER 0.6 s after a's restart: {}; a MASTER after {took:.0} ms; blackout {bo:.1} ms",
-                if held.is_ok() { "yes" } else { "no" }
+                "b still MASTER 0.6 s after a's restart: {}; a MASTER after {}; blackout {:.1} ms",
+                if held.is_ok() { "yes" } else { "no" },
+                ms(f.converged_ms()),
+                f.blackout_ms()
             ),
-            held.is_ok() && conv.is_ok() && took >= 1000.0 && bo < SOFT_MS,
-            json!({"b_held": held.is_ok(), "a_master_after_ms": took, "blackout_ms": bo,
-                   "error": conv.err().map(|e| format!("{e:#}"))}),
+            held.is_ok() && took >= 1000.0 && f.blackout_ms() < SOFT_MS,
+            data,
         ));
         spans.push("return");
     }
 
     if want("hard") {
-        let f = failover(&mut nat, "hard", B, false, Duration::from_secs(10), |n| {
-            n.crash(A)
-        })?;
+        let (f, data) = failover(&mut nat, "hard", B, false, |n| n.crash(A))?;
         rows.push(row(
             "hard failover (SIGKILL both keepalived processes, links down)",
             &format!("backup takes over on its own; blackout < {HARD_MS} ms"),
             format!(
                 "converged after {}; blackout {:.1} ms, {} probes lost",
-                ms(f.converged_ms),
-                f.blackout_ms,
-                f.lost
+                ms(f.converged_ms()),
+                f.blackout_ms(),
+                f.lost()
             ),
-            f.error.is_none() && f.blackout_ms < HARD_MS,
-            f.report,
+            f.converged.is_ok() && f.blackout_ms() < HARD_MS,
+            data,
         ));
         spans.push("hard failover");
-        let p = probe(&mut nat, "return-crash")?;
-        let t0 = Instant::now();
-        nat.links_up(A)?;
-        nat.start_keepalived(A)?;
-        let conv = nat.wait_converged(A, Duration::from_secs(15));
-        let took = t0.elapsed().as_secs_f64() * 1000.0;
-        thread::sleep(Duration::from_millis(500));
-        let r = nat.stop_traffic(p)?;
-        let bo = r["udp_1ms"]["blackout_ms"]
-            .as_f64()
-            .unwrap_or(f64::INFINITY);
+        let (f, data) = failover(&mut nat, "return-crash", A, true, |n| {
+            n.links_up(A)?;
+            n.start_keepalived(A)
+        })?;
         rows.push(row(
             "node returns after a crash (links up, keepalived restarted)",
             &format!("cleans up as BACKUP, takes mastership back after preempt_delay; blackout < {SOFT_MS} ms"),
-            format!("a MASTER again after {took:.0} ms; blackout {bo:.1} ms"),
-            conv.is_ok() && bo < SOFT_MS,
-            json!({"a_master_after_ms": took, "blackout_ms": bo,
-                   "error": conv.err().map(|e| format!("{e:#}"))}),
+            format!(
+                "a MASTER again after {}; blackout {:.1} ms",
+                ms(f.converged_ms()),
+                f.blackout_ms()
+            ),
+            f.converged.is_ok() && f.blackout_ms() < SOFT_MS,
+            data,
         ));
         spans.push("return after crash");
     }
@@ -262,25 +241,26 @@ fn run() -> anyhow::Result<bool> {
     );
 
     if want("uplink") {
-        let f = failover(&mut nat, "uplink", B, true, Duration::from_secs(15), |n| {
+        let (f, data) = failover(&mut nat, "uplink", B, true, |n| {
             n.nodes[A].ns.ip(&["link", "set", "eth0", "down"])
         })?;
-        let failing = nat.nodes[A].keepalived.as_ref().is_some_and(|k| {
-            std::fs::read_to_string(&k.log)
-                .unwrap_or_default()
-                .contains("chk_gateway")
-        });
+        // What keepalived itself saw: the script failing and a's priority dropping by its
+        // weight (150 - 60) below b's.
+        let log = keepalived_log(&nat, A);
+        let failed = log.contains("VRRP_Script(chk_gateway) failed");
+        let dropped = log.contains("effective priority from 150 to 90");
         rows.push(row(
             "uplink loss on the master (WAN link down)",
             "ha-check fails, priority drops, backup takes over",
             format!(
-                "chk_gateway failed in keepalived's log: {}; b converged after {}; blackout {:.0} ms",
-                if failing { "yes" } else { "no" },
-                ms(f.converged_ms),
-                f.blackout_ms
+                "keepalived on a: chk_gateway failed: {}, priority 150 -> 90: {}; b converged after {}; blackout {:.0} ms",
+                if failed { "yes" } else { "no" },
+                if dropped { "yes" } else { "no" },
+                ms(f.converged_ms()),
+                f.blackout_ms()
             ),
-            failing && f.error.is_none(),
-            f.report,
+            failed && dropped && f.converged.is_ok(),
+            data,
         ));
         spans.push("uplink loss");
         nat.nodes[A].ns.ip(&["link", "set", "eth0", "up"])?;
@@ -457,6 +437,11 @@ fn split_brain(nat: &mut NatLab) -> anyhow::Result<Row> {
             .collect::<Vec<_>>()
     };
     let (pa, pb) = (conflict(&sa), conflict(&sb));
+    // The MASTER the provider does not route to must also see it from the provider's side.
+    let loser = owner.and_then(|o| nat.by_id(o)).map(|i| 1 - i);
+    let provider_seen = loser
+        .map(|i| if i == A { &pa } else { &pb })
+        .is_some_and(|p| p.iter().any(|l| l.contains("provider routes")));
     let single = owner.is_some()
         && route
             .zip(owner.and_then(|o| nat.by_id(o)))
@@ -489,7 +474,8 @@ fn split_brain(nat: &mut NatLab) -> anyhow::Result<Row> {
         }
     }
     let healed = nat.wait_converged(A, Duration::from_secs(15));
-    let pass = both.is_some()
+    let pass = provider_seen
+        && both.is_some()
         && claims.is_some()
         && single
         && !pa.is_empty()
@@ -505,8 +491,8 @@ fn split_brain(nat: &mut NatLab) -> anyhow::Result<Row> {
             if both.is_some() { "yes" } else { "no" },
             owner.map_or("none".into(), |o| o.to_string()),
             route.map_or("nothing".into(), |r| r.to_string()),
-            pa.first().cloned().unwrap_or_else(|| "no conflict reported".into()),
-            pb.first().cloned().unwrap_or_else(|| "no conflict reported".into()),
+            if pa.is_empty() { "no conflict reported".into() } else { pa.join(" / ") },
+            if pb.is_empty() { "no conflict reported".into() } else { pb.join(" / ") },
             if healed.is_ok() { "yes" } else { "no" }
         ),
         pass,

@@ -23,10 +23,9 @@ use std::{
 
 use anyhow::{bail, Context};
 use hakit_lab::{
-    nat::{self, now_unix, NatLab, Opts, Watch},
+    nat::{self, Measured, NatLab, Opts},
     png::{Canvas, Rgb},
 };
-use serde_json::Value;
 
 const A: usize = 0;
 const B: usize = 1;
@@ -34,14 +33,9 @@ const B: usize = 1;
 /// One measured failover, with what the timeline needs.
 struct Panel {
     name: &'static str,
-    t_event: f64,
-    report: Value,
+    m: Measured,
+    /// The event, what moved, and nat-notify's milestones (Unix seconds, label).
     marks: Vec<(f64, String)>,
-    blackout_ms: f64,
-    lost: u64,
-    sent: u64,
-    tcp_ok: bool,
-    converged_ms: Option<f64>,
 }
 
 fn scenario(
@@ -52,30 +46,20 @@ fn scenario(
     peer_alive: bool,
     event: impl FnOnce(&mut NatLab) -> anyhow::Result<()>,
 ) -> anyhow::Result<Panel> {
-    let t = nat.traffic(tag, &["--tcp", "--udp-ms", "1"])?;
-    thread::sleep(Duration::from_millis(700));
-    let watch: Vec<(usize, Watch)> = (0..2)
-        .map(|i| (i, Watch::start(&nat.nodes[i].ns)))
-        .collect();
-    thread::sleep(Duration::from_millis(50));
-    let t_event = now_unix();
-    let t0 = Instant::now();
-    event(nat)?;
-    let conv = nat.wait_converged_peer(to, peer_alive, Duration::from_secs(15));
-    let converged_ms = conv
-        .as_ref()
-        .ok()
-        .map(|_| t0.elapsed().as_secs_f64() * 1000.0);
-    thread::sleep(Duration::from_millis(600));
-    let report = nat.stop_traffic(t)?;
-    let mut marks = vec![(t_event, "event".to_string())];
-    for (i, w) in watch {
-        let role = nat.nodes[i].role.clone();
-        for (t, what) in w.finish() {
-            marks.push((t, format!("{what} on {role}")));
-        }
+    let m = nat.measure(
+        tag,
+        &["--tcp", "--udp-ms", "1"],
+        to,
+        peer_alive,
+        Duration::from_secs(15),
+        event,
+    )?;
+    if let Err(e) = &m.converged {
+        bail!("{name}: {e}");
     }
-    for (t, line) in nat.syslog.since(t_event) {
+    let mut marks = vec![(m.t_event, "event".to_string())];
+    marks.extend(m.moves.iter().cloned());
+    for (t, line) in nat.syslog.since(m.t_event) {
         if line.contains("MASTER: fip_claim") {
             marks.push((t, "provider claim done".into()));
         } else if line.contains("converged to MASTER") {
@@ -85,38 +69,22 @@ fn scenario(
         }
     }
     marks.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let u = &report["udp_1ms"];
-    let tcp = &report["tcp"];
-    let tcp_ok = tcp["alive_at_end"] == true && tcp["first_mismatch_offset"].is_null();
-    if let Err(e) = conv {
-        bail!("{name}: {e:#}");
-    }
-    Ok(Panel {
-        name,
-        t_event,
-        blackout_ms: u["blackout_ms"].as_f64().unwrap_or(f64::NAN),
-        lost: u["lost"].as_u64().unwrap_or(0),
-        sent: u["sent"].as_u64().unwrap_or(0),
-        tcp_ok,
-        converged_ms,
-        marks,
-        report,
-    })
+    Ok(Panel { name, m, marks })
 }
 
 fn print_panel(p: &Panel) {
     println!("    what moved, from the event:");
     for (t, m) in &p.marks {
         if m != "event" {
-            println!("      {:>7.1} ms  {m}", (t - p.t_event) * 1000.0);
+            println!("      {:>7.1} ms  {m}", (t - p.m.t_event) * 1000.0);
         }
     }
     println!(
         "    client saw: blackout {:.1} ms, {} of {} probes lost, TCP stream {}",
-        p.blackout_ms,
-        p.lost,
-        p.sent,
-        if p.tcp_ok {
+        p.m.blackout_ms(),
+        p.m.lost(),
+        p.m.sent(),
+        if p.m.tcp_ok() {
             "intact (same connection, byte-exact)"
         } else {
             "BROKEN"
@@ -255,11 +223,16 @@ fn run() -> anyhow::Result<()> {
             md,
             "| {} | {:.1} ms | {} / {} | {} | {} |",
             p.name,
-            p.blackout_ms,
-            p.lost,
-            p.sent,
-            if p.tcp_ok { "yes, byte-exact" } else { "NO" },
-            p.converged_ms.map_or("—".into(), |c| format!("{c:.0} ms"))
+            p.m.blackout_ms(),
+            p.m.lost(),
+            p.m.sent(),
+            if p.m.tcp_ok() {
+                "yes, byte-exact"
+            } else {
+                "NO"
+            },
+            p.m.converged_ms()
+                .map_or("—".into(), |c| format!("{c:.0} ms"))
         )?;
     }
     println!("\n{md}");
@@ -274,7 +247,7 @@ fn run() -> anyhow::Result<()> {
         "lab torn down; demo took {:.1} s",
         started.elapsed().as_secs_f64()
     );
-    if panels.iter().any(|p| !p.tcp_ok) {
+    if panels.iter().any(|p| !p.m.tcp_ok()) {
         bail!("a TCP connection did not survive a failover");
     }
     Ok(())
@@ -315,20 +288,21 @@ fn timeline(panels: &[&Panel]) -> Canvas {
             &format!(
                 "{}: blackout {:.1} ms, {} of {} probes lost, TCP {}",
                 p.name,
-                p.blackout_ms,
-                p.lost,
-                p.sent,
-                if p.tcp_ok { "survived" } else { "broken" }
+                p.m.blackout_ms(),
+                p.m.lost(),
+                p.m.sent(),
+                if p.m.tcp_ok() { "survived" } else { "broken" }
             ),
             [0, 0, 0],
             2,
         );
-        let start = p.report["start_unix"].as_f64().unwrap_or(p.t_event);
-        let counts: Vec<u64> = p.report["udp_1ms"]["bins"]
+        let t_event = p.m.t_event;
+        let start = p.m.report["start_unix"].as_f64().unwrap_or(t_event);
+        let counts: Vec<u64> = p.m.report["udp_1ms"]["bins"]
             .as_array()
             .map(|a| a.iter().map(|v| v.as_u64().unwrap_or(0)).collect())
             .unwrap_or_default();
-        let first = ((p.t_event - BEFORE - start) / 0.01).floor() as i64;
+        let first = ((t_event - BEFORE - start) / 0.01).floor() as i64;
         let scale = 14.0; // y pixels per packet: 10 per bin is the steady state
         for i in 0..bins {
             let n = usize::try_from(first + i)
@@ -372,7 +346,7 @@ fn timeline(panels: &[&Panel]) -> Canvas {
         );
         let mut lane = 0i64;
         for (t, label) in &p.marks {
-            let dt = t - p.t_event;
+            let dt = t - t_event;
             if !(-BEFORE..=AFTER).contains(&dt) {
                 continue;
             }
