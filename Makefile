@@ -4,17 +4,24 @@
 #   make chaos  the acceptance scenarios on the NAT pair; target/chaos/chaos.{json,md}
 #   make bench  benchmarks; rewrites BENCHMARKS.md
 #   make static fully static x86_64 binaries in $(STATIC_DIR)
+#   make install  binaries, man pages, completions, templates, default config
+#                 (PREFIX=/usr/local DESTDIR= SYSCONFDIR=/etc)
+#   make deb    the Debian package in target/deb/
 #   make lab-clean  remove namespaces left by a killed test run
 
 CARGO ?= cargo $(if $(CI),--locked,)
 MUSL := x86_64-unknown-linux-musl
 STATIC_DIR := target/$(MUSL)/release
 BINS := garp-burst nat-notify ha-check fip-claim
+GEN_DIR := target/docgen
+PREFIX ?= /usr/local
+SYSCONFDIR ?= /etc
+DESTDIR ?=
 export CC_x86_64_unknown_linux_musl ?= musl-gcc
 # Rust needs ~/.cargo/bin; a root shell from sudo may not have it.
 export PATH := $(HOME)/.cargo/bin:$(PATH):/usr/sbin:/sbin
 
-.PHONY: all deps build static validate unit test demo chaos bench lab-clean clean
+.PHONY: all deps build static docs install deb package validate unit test demo chaos bench lab-clean clean
 
 all: build
 
@@ -28,6 +35,24 @@ static: deps
 	$(CARGO) build --release --target $(MUSL) --bins
 	@scripts/check-static.sh $(STATIC_DIR) $(BINS)
 
+# Man pages and bash/zsh/fish completions, rendered from the binaries' clap definitions.
+docs:
+	$(CARGO) build -p hakit-docgen
+	rm -rf $(GEN_DIR)
+	target/debug/hakit-docgen --out $(GEN_DIR)
+
+install: static docs
+	DESTDIR="$(DESTDIR)" PREFIX="$(PREFIX)" SYSCONFDIR="$(SYSCONFDIR)" \
+	  scripts/install.sh $(STATIC_DIR) $(GEN_DIR)
+
+deb: static docs
+	scripts/mkdeb.sh $(STATIC_DIR) $(GEN_DIR) target/deb
+
+# make install into a staging root, and the .deb installed, used, removed and purged
+# with dpkg in a private root (root; under CI=true a skip is a failure).
+package: static docs
+	tests/package.sh $(STATIC_DIR) $(GEN_DIR) target/deb
+
 validate:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
@@ -37,7 +62,7 @@ validate:
 unit:
 	$(CARGO) test --workspace --all-targets
 
-test: deps validate unit static chaos
+test: deps validate unit static package chaos
 	@echo "make test: all checks passed"
 
 demo: deps

@@ -118,6 +118,103 @@ fn nftables_ruleset_loads_and_carries_the_snat_rule() {
     );
 }
 
+/// The ruleset counts what it drops in named counters, and ha-check exports exactly those
+/// counts: 7 unsolicited UDP datagrams from the WAN are 7 packets of `input_drop`.
+#[test]
+fn nftables_drops_are_counted_and_exported_by_ha_check() {
+    let Some(mut lab) = lab("nftables_drops_are_counted_and_exported_by_ha_check") else {
+        return;
+    };
+    let ns = lab.ns("gw").unwrap();
+    let wan = lab.ns("wan").unwrap();
+    lab.veth(&ns, "eth0", &wan, "eth0").unwrap();
+    ns.ip(&["addr", "add", "203.0.113.2/24", "dev", "eth0"])
+        .unwrap();
+    wan.ip(&["addr", "add", "203.0.113.254/24", "dev", "eth0"])
+        .unwrap();
+    let d = lab.dir().to_path_buf();
+    let rules = d.join("nftables.conf");
+    std::fs::write(
+        &rules,
+        render(
+            &std::fs::read_to_string("keepalived/nftables.conf.in").unwrap(),
+            &d,
+        ),
+    )
+    .unwrap();
+    let out = ns.exec(&["nft", "-f", &rules.to_string_lossy()]).unwrap();
+    assert!(out.status.success(), "nft -f: {}", stderr(&out));
+    wan.within(|| {
+        let s = std::net::UdpSocket::bind("203.0.113.254:0")?;
+        for _ in 0..7 {
+            s.send_to(&[0u8; 100], "203.0.113.2:9")?;
+        }
+        Ok(())
+    })
+    .unwrap();
+    // The datagrams are delivered (or dropped) before send_to returns on a veth; the
+    // ping below waits for ARP anyway, and ICMP echo is accepted, not counted.
+    let prom = d.join("hakit_ha_check.prom");
+    let check = |table: &str| {
+        run_in(
+            &ns,
+            "ha-check",
+            &[
+                "-v",
+                "--runtime-dir",
+                &d.join("run").to_string_lossy(),
+                "--syslog-socket",
+                "/nonexistent",
+                "--textfile",
+                &prom.to_string_lossy(),
+                "--nft-counters",
+                table,
+                "icmp",
+                "203.0.113.254",
+                "-i",
+                "eth0",
+            ],
+        )
+    };
+    let out = check("inet hakit_filter");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = std::fs::read_to_string(&prom).unwrap();
+    let t = "table=\"inet hakit_filter\"";
+    for want in [
+        format!("hakit_ha_check_nft_table_readable{{{t}}} 1"),
+        format!("hakit_ha_check_nft_packets_total{{{t},counter=\"input_drop\"}} 7"),
+        // 7 x (20-byte IPv4 header + 8-byte UDP header + 100 bytes).
+        format!("hakit_ha_check_nft_bytes_total{{{t},counter=\"input_drop\"}} 896"),
+        format!("hakit_ha_check_nft_packets_total{{{t},counter=\"forward_drop\"}} 0"),
+        format!("hakit_ha_check_nft_packets_total{{{t},counter=\"input_invalid_drop\"}} 0"),
+    ] {
+        assert!(text.lines().any(|l| l == want), "no {want:?} in:\n{text}");
+    }
+    // A table that does not exist: the check still decides health, the textfile says the
+    // counters are missing, and the warning names the table.
+    let out = check("inet nope");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("nft counters of table inet nope not exported"),
+        "{}",
+        stderr(&out)
+    );
+    let text = std::fs::read_to_string(&prom).unwrap();
+    assert!(
+        text.contains("hakit_ha_check_nft_table_readable{table=\"inet nope\"} 0")
+            && !text.contains("hakit_ha_check_nft_packets_total"),
+        "{text}"
+    );
+    // A malformed table is a usage error before anything runs.
+    let out = check("inet");
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("expected \"FAMILY NAME\""),
+        "{}",
+        stderr(&out)
+    );
+}
+
 #[test]
 fn sysctl_file_applies_in_a_namespace() {
     let Some(mut lab) = lab("sysctl_file_applies_in_a_namespace") else {
@@ -279,6 +376,14 @@ fn textfiles_of_both_binaries_pass_promtool_check_metrics() {
         ],
     );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // A named nftables counter, so the counter families are in the checked file too.
+    for argv in [
+        &["nft", "add", "table", "inet", "t"][..],
+        &["nft", "add", "counter", "inet", "t", "dropped"][..],
+    ] {
+        let out = ns.exec(argv).unwrap();
+        assert!(out.status.success(), "{argv:?}: {}", stderr(&out));
+    }
     let out = run_in(
         &ns,
         "ha-check",
@@ -289,6 +394,8 @@ fn textfiles_of_both_binaries_pass_promtool_check_metrics() {
             "/nonexistent",
             "--textfile",
             &hc_prom.to_string_lossy(),
+            "--nft-counters",
+            "inet t",
             "icmp",
             "203.0.113.254",
             "-i",
@@ -320,9 +427,12 @@ fn textfiles_of_both_binaries_pass_promtool_check_metrics() {
         nn.contains("hakit_nat_notify_state{vrrp_instance=\"VI_1\",state=\"MASTER\"} 1"),
         "{nn}"
     );
-    assert!(std::fs::read_to_string(&hc_prom)
-        .unwrap()
-        .contains("hakit_ha_check_healthy 1"));
+    let hc = std::fs::read_to_string(&hc_prom).unwrap();
+    assert!(hc.contains("hakit_ha_check_healthy 1"), "{hc}");
+    assert!(
+        hc.contains("hakit_ha_check_nft_packets_total{table=\"inet t\",counter=\"dropped\"} 0"),
+        "{hc}"
+    );
 }
 
 #[test]

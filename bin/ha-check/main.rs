@@ -1,214 +1,31 @@
 //! `ha-check`: keepalived's `vrrp_script` for a NAT gateway. Thin main: parse, build the
 //! probes, hand over to `hakit_check`, map the verdict to an exit code.
 
+mod args;
+
+use args::{Bind, Cli, Cmd, IDENT};
 use std::{
-    net::IpAddr,
     path::PathBuf,
     sync::{atomic::AtomicBool, Arc},
     time::Duration,
 };
 
-use clap::{Args, Parser, Subcommand};
 use hakit_check::{
+    counters::{self, Counter, NftTable},
     probe::{self, Checked, Tools},
     runner::{self, Verdict},
-    watch::{self, Method, Watch},
+    watch::{self, Watch},
 };
 use hakit_core::{
-    cli::{self, Common},
-    config::{pick, CheckFile, Cidr, Group, Probe, ProbeKind},
+    cli::{self},
+    config::{pick, CheckFile, Group, Probe, ProbeKind},
     metrics::{Kind, Textfile},
     runtime::{self, DEFAULT_DIR},
     usage_error, Exit, HDuration,
 };
 use log::{info, warn};
 
-const IDENT: &str = "ha-check";
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
-
-/// Health checks for keepalived's vrrp_script: many probes, in parallel, one deadline.
-///
-/// With no command, runs the probes of [[check.probe]] in the config file, in parallel,
-/// under one deadline (80% of the vrrp_script interval unless --deadline says otherwise),
-/// and judges them by [[check.group]] quorums: "at least 1 of these 3 external targets
-/// answers" AND "the gateway answers" AND "the SNAT rule is present". Exit 0 healthy,
-/// 1 unhealthy. A single probe can also be run from a shell during an incident, e.g.
-/// `ha-check icmp 192.0.2.1 -i eth0`. `ha-check watch` watches a peer for clouds without
-/// VRRP and runs a takeover command when it dies.
-#[derive(Debug, Parser)]
-#[command(name = IDENT, version, after_help = AFTER_HELP)]
-struct Cli {
-    #[command(subcommand)]
-    cmd: Option<Cmd>,
-
-    /// vrrp_script interval; the deadline defaults to 80% of it [default: 1s]
-    #[arg(long, env = "HAKIT_CHECK_INTERVAL", value_name = "DUR")]
-    interval: Option<HDuration>,
-    /// Overall deadline for all probes [default: 80% of the interval]
-    #[arg(long, env = "HAKIT_CHECK_DEADLINE", value_name = "DUR")]
-    deadline: Option<HDuration>,
-    /// Prometheus textfile written after every run
-    #[arg(long, env = "HAKIT_CHECK_TEXTFILE", value_name = "PATH")]
-    textfile: Option<PathBuf>,
-    /// Runtime directory (state for logging once per change) [default: /run/hakit]
-    #[arg(long, env = "HAKIT_RUNTIME_DIR", value_name = "DIR")]
-    runtime_dir: Option<PathBuf>,
-    /// Print every probe with its result and latency as JSON
-    #[arg(long, global = true)]
-    json: bool,
-
-    #[command(flatten)]
-    common: Common,
-}
-
-#[derive(Debug, Args, Clone, Default)]
-struct Bind {
-    /// Send from this interface
-    #[arg(short, long, value_name = "DEV")]
-    interface: Option<String>,
-    /// Send from this source address
-    #[arg(long, value_name = "ADDR")]
-    source: Option<IpAddr>,
-    /// Probe timeout [default: the deadline]
-    #[arg(long, value_name = "DUR")]
-    timeout: Option<HDuration>,
-}
-
-#[derive(Debug, Subcommand)]
-enum Cmd {
-    /// ICMP/ICMPv6 echo to TARGET
-    Icmp {
-        target: String,
-        #[arg(short, long, value_name = "N")]
-        count: Option<u32>,
-        #[command(flatten)]
-        bind: Bind,
-    },
-    /// GET URL and expect a status
-    Http {
-        url: String,
-        /// Expected status [default: 204]
-        #[arg(long, value_name = "CODE")]
-        status: Option<u16>,
-        /// Extra CA certificate (PEM) for https
-        #[arg(long, value_name = "PATH")]
-        ca_file: Option<PathBuf>,
-        #[command(flatten)]
-        bind: Bind,
-    },
-    /// TCP connect to HOST:PORT
-    Tcp {
-        target: String,
-        #[command(flatten)]
-        bind: Bind,
-    },
-    /// Interface exists, is up and has carrier
-    Link { interface: String },
-    /// ADDR is (or with --absent, is not) on the interface
-    Address {
-        address: String,
-        #[arg(short, long, value_name = "DEV")]
-        interface: String,
-        #[arg(long)]
-        absent: bool,
-    },
-    /// A route for PREFIX (default 0.0.0.0/0) exists, optionally via DEV/GATEWAY
-    Route {
-        prefix: Option<String>,
-        #[arg(short, long, value_name = "DEV")]
-        interface: Option<String>,
-        #[arg(long, value_name = "GATEWAY")]
-        via: Option<IpAddr>,
-    },
-    /// The SNAT rule from the LAN prefix to the floating IP is in nftables
-    NftRule {
-        #[arg(long, value_name = "CIDR")]
-        snat_source: Cidr,
-        #[arg(long, value_name = "ADDR")]
-        to: IpAddr,
-    },
-    /// nf_conntrack_count / nf_conntrack_max below a fraction
-    Conntrack {
-        #[arg(long, value_name = "FRACTION")]
-        max_usage: Option<f64>,
-    },
-    /// Sysctls have the expected values (KEY=VALUE ...)
-    Sysctl {
-        #[arg(required = true)]
-        expect: Vec<String>,
-    },
-    /// A systemd unit is active, or a process is alive by pidfile or name
-    Service {
-        #[arg(long)]
-        unit: Option<String>,
-        #[arg(long)]
-        pidfile: Option<PathBuf>,
-        #[arg(long)]
-        process: Option<String>,
-    },
-    /// A DRBD resource has the expected role, connection and disk state
-    Drbd {
-        resource: String,
-        #[arg(long)]
-        role: Option<String>,
-        #[arg(long)]
-        connection: Option<String>,
-        #[arg(long)]
-        disk: Option<String>,
-    },
-    /// This node owns the floating IP at the provider ([fip] table; read-only, cached)
-    FipOwner {
-        /// The floating IP [default: ip in [fip]]
-        ip: Option<String>,
-        /// Reuse a provider answer this long [default: 30s]
-        #[arg(long, value_name = "DUR")]
-        cache: Option<HDuration>,
-    },
-    /// Watch a peer (clouds without VRRP); after --fall failures run CMD until it succeeds
-    Watch {
-        #[arg(long, value_name = "ADDR")]
-        peer: IpAddr,
-        #[arg(long, value_enum, default_value = "icmp")]
-        method: Method,
-        /// Port for tcp/ssh [default: 22]
-        #[arg(long, default_value_t = 22)]
-        port: u16,
-        #[arg(long, default_value = "1s", value_name = "DUR")]
-        interval: HDuration,
-        /// Probe timeout [default: 80% of the interval]
-        #[arg(long, value_name = "DUR")]
-        probe_timeout: Option<HDuration>,
-        #[arg(long, default_value_t = 3)]
-        fall: u32,
-        #[arg(long, default_value_t = 2)]
-        rise: u32,
-        /// Timeout of each CMD run
-        #[arg(long, default_value = "60s", value_name = "DUR")]
-        command_timeout: HDuration,
-        /// Stop after N probes (for testing a configuration)
-        #[arg(long, value_name = "N")]
-        max_probes: Option<u64>,
-        /// The takeover command, e.g. -- fip-claim --force ...
-        #[arg(last = true, required = true)]
-        command: Vec<String>,
-    },
-}
-
-const AFTER_HELP: &str = "\
-keepalived.conf:
-  vrrp_script chk_gateway {
-      script \"/usr/sbin/ha-check --interval 1s\"
-      interval 1
-      timeout 2
-      fall 2
-      rise 2
-      weight -30
-  }
-
-Exit codes:
-  0  healthy (watch: stopped by a signal or --max-probes)
-  1  unhealthy
-  2  usage or configuration error (also logged: keepalived hides output)";
 
 fn adhoc(cmd: Cmd) -> Result<Probe, Exit> {
     let mut p = Probe::default();
@@ -391,7 +208,33 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
         cache_dir: rt.clone(),
         ..Tools::default()
     };
+    let textfile = cli.textfile.or(c.textfile).or_else(|| {
+        file.general
+            .textfile_dir
+            .map(|d| d.join("hakit_ha_check.prom"))
+    });
+    let nft_table = cli
+        .nft_counters
+        .or(c.nft_counters)
+        .map(|s| s.parse::<NftTable>().map_err(usage_error))
+        .transpose()?;
+    // The counters are only for the textfile; read them beside the probes, same deadline.
+    let counters = nft_table.filter(|_| textfile.is_some()).map(|table| {
+        let nft = tools.nft.clone();
+        let read = std::thread::spawn({
+            let table = table.clone();
+            move || counters::read(&nft, &table, deadline)
+        });
+        (table, read)
+    });
     let verdict = runner::run(&checked, &groups, deadline, &tools);
+    let counters = counters.map(|(table, read)| {
+        let got = read
+            .join()
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("the nft counter reader panicked")));
+        log_counter_errors(&rt, &table, got.as_ref().err());
+        (table, got.ok())
+    });
     if adhoc_run {
         // A probe run by hand is logged every time and leaves vrrp_script's state alone.
         let o = &verdict.probes[0];
@@ -404,13 +247,8 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
     } else {
         log_on_change(&rt, &verdict);
     }
-    let textfile = cli.textfile.or(c.textfile).or_else(|| {
-        file.general
-            .textfile_dir
-            .map(|d| d.join("hakit_ha_check.prom"))
-    });
     if let Some(path) = textfile {
-        if let Err(e) = metrics(&verdict).write(&path) {
+        if let Err(e) = metrics(&verdict, counters.as_ref()).write(&path) {
             warn!("metrics textfile: {e:#}");
         }
     }
@@ -479,7 +317,25 @@ fn log_on_change(dir: &std::path::Path, v: &Verdict) {
     }
 }
 
-fn metrics(v: &Verdict) -> Textfile {
+/// Logs a failure to read the nft counters when it first happens or changes, and the
+/// recovery, not every second (the runtime directory remembers the last error).
+fn log_counter_errors(dir: &std::path::Path, table: &NftTable, err: Option<&anyhow::Error>) {
+    let path = dir.join("ha-check.nft-counters.last");
+    let now = err.map(|e| format!("{e:#}")).unwrap_or_default();
+    let before = std::fs::read_to_string(&path).unwrap_or_default();
+    if before == now {
+        return;
+    }
+    match err {
+        Some(_) => warn!("nft counters of table {table} not exported: {now}"),
+        None => info!("nft counters of table {table} readable again"),
+    }
+    if runtime::ensure_dir(dir).is_ok() {
+        let _ = runtime::write_atomic(&path, now.as_bytes(), 0o644);
+    }
+}
+
+fn metrics(v: &Verdict, nft: Option<&(NftTable, Option<Vec<Counter>>)>) -> Textfile {
     let mut t = Textfile::new();
     t.add(
         "hakit_ha_check_healthy",
@@ -531,6 +387,33 @@ fn metrics(v: &Verdict) -> Textfile {
             &[("group", g.name.as_str())],
             g.passed as f64,
         );
+    }
+    if let Some((table, read)) = nft {
+        let table = table.to_string();
+        t.add(
+            "hakit_ha_check_nft_table_readable",
+            Kind::Gauge,
+            "1 if the nftables table's named counters could be read in the last run.",
+            &[("table", table.as_str())],
+            f64::from(u8::from(read.is_some())),
+        );
+        for c in read.iter().flatten() {
+            let labels = [("table", table.as_str()), ("counter", c.name.as_str())];
+            t.add(
+                "hakit_ha_check_nft_packets_total",
+                Kind::Counter,
+                "Packets counted by the named nftables counter since the ruleset was loaded.",
+                &labels,
+                c.packets as f64,
+            );
+            t.add(
+                "hakit_ha_check_nft_bytes_total",
+                Kind::Counter,
+                "Bytes counted by the named nftables counter since the ruleset was loaded.",
+                &labels,
+                c.bytes as f64,
+            );
+        }
     }
     t
 }

@@ -1,12 +1,14 @@
 //! `nat-notify`: keepalived's notify hook for a NAT gateway. Thin main: parse, resolve the
 //! configuration layers, hand over to `hakit_notify::app`, map the outcome to an exit code.
 
-use std::{net::IpAddr, path::PathBuf, time::Duration};
+mod args;
 
-use clap::{Args, Parser, Subcommand};
+use args::{Cli, Cmd, Generic, InstanceArgs, IDENT};
+use std::{path::PathBuf, time::Duration};
+
 use hakit_core::{
-    cli::{self, Common},
-    config::{pick, Cidr, Instance, NotifyFile, UnitAction, UnknownInstance},
+    cli::{self},
+    config::{pick, Instance, NotifyFile, UnknownInstance},
     runtime::DEFAULT_DIR,
     usage_error, Exit, HDuration,
 };
@@ -17,161 +19,6 @@ use hakit_notify::{
     runtime::Runtime,
     status,
 };
-
-const IDENT: &str = "nat-notify";
-
-/// keepalived's notify hook for an HA NAT gateway: flap-safe and idempotent.
-///
-/// On MASTER: conntrackd commit, floating IPs onto the WAN interface, gratuitous ARPs,
-/// the SNAT rule, conntrackd resync, units and `up` commands. On BACKUP/STOP: the
-/// reverse. On FAULT: the configured subset. Whatever order racing hooks run in, the node
-/// ends in the state keepalived reported last.
-///
-/// Instances are configured in [[notify.instance]] tables of the config file; a single
-/// instance can also be given with flags (--instance, --interface, --floating-ip, ...).
-#[derive(Debug, Parser)]
-#[command(name = IDENT, version, after_help = AFTER_HELP)]
-struct Cli {
-    #[command(subcommand)]
-    cmd: Cmd,
-
-    /// Print the steps it would take and change nothing
-    #[arg(long, global = true)]
-    dry_run: bool,
-
-    /// Print the transition (or status) report as JSON on stdout
-    #[arg(long, global = true)]
-    json: bool,
-
-    #[command(flatten)]
-    settings: SettingArgs,
-
-    #[command(flatten)]
-    instance: InstanceArgs,
-
-    #[command(flatten)]
-    common: Common,
-}
-
-#[derive(Debug, Subcommand)]
-enum Cmd {
-    /// Become MASTER (notify_master)
-    Master,
-    /// Become BACKUP (notify_backup)
-    Backup,
-    /// Enter FAULT (notify_fault)
-    Fault,
-    /// keepalived is stopping (notify_stop)
-    Stop,
-    /// A MASTER heard a lower-priority advert: re-announce and re-claim
-    MasterRxLowerPri,
-    /// Generic notify: keepalived appends INSTANCE NAME STATE PRIORITY
-    #[command(name = "INSTANCE", hide = true)]
-    Instance(Generic),
-    /// Generic notify for a sync group: GROUP NAME STATE PRIORITY
-    #[command(name = "GROUP", hide = true)]
-    Group(Generic),
-    /// notify_fifo_script: read keepalived's FIFO (path appended by keepalived) until EOF
-    Fifo {
-        /// The FIFO keepalived writes to
-        path: PathBuf,
-    },
-    /// Show the node's state per instance; exit 1 if it is inconsistent
-    Status,
-}
-
-#[derive(Debug, Args)]
-struct Generic {
-    name: String,
-    state: String,
-    priority: Option<String>,
-}
-
-#[derive(Debug, Args)]
-struct SettingArgs {
-    /// Runtime directory for locks and recorded state [default: /run/hakit]
-    #[arg(long, env = "HAKIT_RUNTIME_DIR", value_name = "DIR")]
-    runtime_dir: Option<PathBuf>,
-    /// What an unconfigured instance does: ignore (exit 0) or fail (exit 2) [default: ignore]
-    #[arg(long, env = "HAKIT_NOTIFY_UNKNOWN_INSTANCE", value_name = "POLICY")]
-    unknown_instance: Option<UnknownInstance>,
-    /// How long to wait for an earlier transition of the instance [default: 30s]
-    #[arg(long, env = "HAKIT_NOTIFY_LOCK_TIMEOUT", value_name = "DUR")]
-    lock_timeout: Option<HDuration>,
-    /// Timeout of each external command [default: 10s]
-    #[arg(long, env = "HAKIT_NOTIFY_COMMAND_TIMEOUT", value_name = "DUR")]
-    command_timeout: Option<HDuration>,
-    /// Extra attempts for a failed step [default: 2]
-    #[arg(long, env = "HAKIT_NOTIFY_RETRIES", value_name = "N")]
-    retries: Option<u32>,
-    /// nft program [default: nft]
-    #[arg(long, env = "HAKIT_NOTIFY_NFT", value_name = "PROG")]
-    nft: Option<String>,
-    /// conntrackd program [default: conntrackd]
-    #[arg(long, env = "HAKIT_NOTIFY_CONNTRACKD", value_name = "PROG")]
-    conntrackd: Option<String>,
-    /// Service manager program [default: systemctl]
-    #[arg(long, env = "HAKIT_NOTIFY_SYSTEMCTL", value_name = "PROG")]
-    systemctl: Option<String>,
-    /// Prometheus textfile written after each transition
-    #[arg(long, env = "HAKIT_NOTIFY_TEXTFILE", value_name = "PATH")]
-    textfile: Option<PathBuf>,
-}
-
-/// A single instance from flags; overrides the file's instance of the same name.
-#[derive(Debug, Args)]
-struct InstanceArgs {
-    /// Instance the state applies to [default: the only configured instance]
-    #[arg(
-        long,
-        global = true,
-        env = "HAKIT_NOTIFY_INSTANCE",
-        value_name = "NAME"
-    )]
-    instance: Option<String>,
-    /// WAN interface for the floating IPs
-    #[arg(long, env = "HAKIT_NOTIFY_INTERFACE", value_name = "DEV")]
-    interface: Option<String>,
-    /// Floating IP with prefix (repeatable), e.g. 203.0.113.10/32
-    #[arg(
-        long = "floating-ip",
-        env = "HAKIT_NOTIFY_FLOATING_IPS",
-        value_delimiter = ',',
-        value_name = "CIDR"
-    )]
-    floating_ips: Vec<Cidr>,
-    /// keepalived's own VIP of the instance (repeatable), used to detect stale hooks
-    #[arg(
-        long = "vrrp-vip",
-        env = "HAKIT_NOTIFY_VRRP_VIPS",
-        value_delimiter = ',',
-        value_name = "ADDR"
-    )]
-    vrrp_vips: Vec<IpAddr>,
-    /// LAN prefix to SNAT to the floating IP
-    #[arg(long, env = "HAKIT_NOTIFY_SNAT_SOURCE", value_name = "CIDR")]
-    snat_source: Option<Cidr>,
-    /// conntrackd configuration file (enables the conntrackd steps)
-    #[arg(long, env = "HAKIT_NOTIFY_CONNTRACKD_CONFIG", value_name = "PATH")]
-    conntrackd_config: Option<PathBuf>,
-    /// Unit restarted on MASTER, stopped on BACKUP (repeatable)
-    #[arg(
-        long = "unit",
-        env = "HAKIT_NOTIFY_UNITS",
-        value_delimiter = ',',
-        value_name = "UNIT"
-    )]
-    units: Vec<String>,
-    /// Start units instead of restarting them
-    #[arg(long, value_name = "ACTION")]
-    unit_action: Option<UnitAction>,
-    /// GARP rounds after taking the floating IPs [default: 3]
-    #[arg(long, env = "HAKIT_NOTIFY_GARP_COUNT", value_name = "N")]
-    garp_count: Option<u32>,
-    /// Time between GARP rounds [default: 100ms]
-    #[arg(long, env = "HAKIT_NOTIFY_GARP_INTERVAL", value_name = "DUR")]
-    garp_interval: Option<HDuration>,
-}
 
 impl InstanceArgs {
     fn any(&self) -> bool {
@@ -222,21 +69,6 @@ impl InstanceArgs {
         all
     }
 }
-
-const AFTER_HELP: &str = "\
-keepalived.conf, three ways (snippets in keepalived/):
-  notify_master \"/usr/sbin/nat-notify master --instance VI_1\"   (also backup, fault, stop)
-  notify \"/usr/sbin/nat-notify\"          keepalived appends INSTANCE NAME STATE PRIORITY
-  vrrp_notify_fifo /run/keepalived.fifo
-  vrrp_notify_fifo_script \"/usr/sbin/nat-notify fifo\"   recommended: events arrive in order
-
-Exit codes:
-  0  converged (or nothing to do, or unknown instance ignored)
-  1  a step failed: the node did not fully converge (status: node inconsistent)
-  2  usage or configuration error, nothing changed
-  3  superseded by a newer state before finishing; the newer hook converges
-  fifo mode runs until keepalived closes the FIFO, then exits 0; each event's outcome
-  is logged (a failed event never stops the reader)";
 
 fn run(cli: Cli) -> anyhow::Result<Exit> {
     let file: NotifyFile = cli.common.init(IDENT)?;
@@ -413,7 +245,7 @@ fn main() -> std::process::ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
+    use clap::{CommandFactory, Parser};
 
     #[test]
     fn cli_definition_is_consistent() {

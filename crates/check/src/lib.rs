@@ -6,6 +6,7 @@
 //! * [`runner`]: every probe in parallel under one deadline, then quorum groups.
 //! * [`watch`]: peer-watch mode for clouds without VRRP.
 
+pub mod counters;
 pub mod http;
 pub mod icmp;
 pub mod probe;

@@ -141,6 +141,9 @@ pub struct Check {
     pub deadline: Option<HDuration>,
     /// Prometheus textfile written after every run.
     pub textfile: Option<PathBuf>,
+    /// nftables table whose named counters go into the textfile, "FAMILY NAME"
+    /// (e.g. "inet hakit_filter"): the drop-rate alert reads them.
+    pub nft_counters: Option<String>,
     /// `[[check.probe]]`: the probes, all run in parallel.
     #[serde(default, rename = "probe")]
     pub probes: Vec<Probe>,

@@ -1,0 +1,196 @@
+//! ha-check's command line. Kept apart from main so `hakit-docgen` can render the man
+//! page and shell completions from the very same clap definitions.
+
+use std::{net::IpAddr, path::PathBuf};
+
+use clap::{Args, Parser, Subcommand};
+use hakit_check::watch::Method;
+use hakit_core::{cli::Common, config::Cidr, HDuration};
+
+pub(crate) const IDENT: &str = "ha-check";
+/// Health checks for keepalived's vrrp_script: many probes, in parallel, one deadline.
+///
+/// With no command, runs the probes of [[check.probe]] in the config file, in parallel,
+/// under one deadline (80% of the vrrp_script interval unless --deadline says otherwise),
+/// and judges them by [[check.group]] quorums: "at least 1 of these 3 external targets
+/// answers" AND "the gateway answers" AND "the SNAT rule is present". Exit 0 healthy,
+/// 1 unhealthy. A single probe can also be run from a shell during an incident, e.g.
+/// `ha-check icmp 192.0.2.1 -i eth0`. `ha-check watch` watches a peer for clouds without
+/// VRRP and runs a takeover command when it dies.
+#[derive(Debug, Parser)]
+#[command(name = IDENT, version, after_help = AFTER_HELP)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) cmd: Option<Cmd>,
+
+    /// vrrp_script interval; the deadline defaults to 80% of it [default: 1s]
+    #[arg(long, env = "HAKIT_CHECK_INTERVAL", value_name = "DUR")]
+    pub(crate) interval: Option<HDuration>,
+    /// Overall deadline for all probes [default: 80% of the interval]
+    #[arg(long, env = "HAKIT_CHECK_DEADLINE", value_name = "DUR")]
+    pub(crate) deadline: Option<HDuration>,
+    /// Prometheus textfile written after every run
+    #[arg(long, env = "HAKIT_CHECK_TEXTFILE", value_name = "PATH")]
+    pub(crate) textfile: Option<PathBuf>,
+    /// nftables table whose named counters also go into the textfile, e.g. "inet hakit_filter"
+    #[arg(long, env = "HAKIT_CHECK_NFT_COUNTERS", value_name = "FAMILY NAME")]
+    pub(crate) nft_counters: Option<String>,
+    /// Runtime directory (state for logging once per change) [default: /run/hakit]
+    #[arg(long, env = "HAKIT_RUNTIME_DIR", value_name = "DIR")]
+    pub(crate) runtime_dir: Option<PathBuf>,
+    /// Print every probe with its result and latency as JSON
+    #[arg(long, global = true)]
+    pub(crate) json: bool,
+
+    #[command(flatten)]
+    pub(crate) common: Common,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub(crate) struct Bind {
+    /// Send from this interface
+    #[arg(short, long, value_name = "DEV")]
+    pub(crate) interface: Option<String>,
+    /// Send from this source address
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) source: Option<IpAddr>,
+    /// Probe timeout [default: the deadline]
+    #[arg(long, value_name = "DUR")]
+    pub(crate) timeout: Option<HDuration>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Cmd {
+    /// ICMP/ICMPv6 echo to TARGET
+    Icmp {
+        target: String,
+        #[arg(short, long, value_name = "N")]
+        count: Option<u32>,
+        #[command(flatten)]
+        bind: Bind,
+    },
+    /// GET URL and expect a status
+    Http {
+        url: String,
+        /// Expected status [default: 204]
+        #[arg(long, value_name = "CODE")]
+        status: Option<u16>,
+        /// Extra CA certificate (PEM) for https
+        #[arg(long, value_name = "PATH")]
+        ca_file: Option<PathBuf>,
+        #[command(flatten)]
+        bind: Bind,
+    },
+    /// TCP connect to HOST:PORT
+    Tcp {
+        target: String,
+        #[command(flatten)]
+        bind: Bind,
+    },
+    /// Interface exists, is up and has carrier
+    Link { interface: String },
+    /// ADDR is (or with --absent, is not) on the interface
+    Address {
+        address: String,
+        #[arg(short, long, value_name = "DEV")]
+        interface: String,
+        #[arg(long)]
+        absent: bool,
+    },
+    /// A route for PREFIX (default 0.0.0.0/0) exists, optionally via DEV/GATEWAY
+    Route {
+        prefix: Option<String>,
+        #[arg(short, long, value_name = "DEV")]
+        interface: Option<String>,
+        #[arg(long, value_name = "GATEWAY")]
+        via: Option<IpAddr>,
+    },
+    /// The SNAT rule from the LAN prefix to the floating IP is in nftables
+    NftRule {
+        #[arg(long, value_name = "CIDR")]
+        snat_source: Cidr,
+        #[arg(long, value_name = "ADDR")]
+        to: IpAddr,
+    },
+    /// nf_conntrack_count / nf_conntrack_max below a fraction
+    Conntrack {
+        #[arg(long, value_name = "FRACTION")]
+        max_usage: Option<f64>,
+    },
+    /// Sysctls have the expected values (KEY=VALUE ...)
+    Sysctl {
+        #[arg(required = true)]
+        expect: Vec<String>,
+    },
+    /// A systemd unit is active, or a process is alive by pidfile or name
+    Service {
+        #[arg(long)]
+        unit: Option<String>,
+        #[arg(long)]
+        pidfile: Option<PathBuf>,
+        #[arg(long)]
+        process: Option<String>,
+    },
+    /// A DRBD resource has the expected role, connection and disk state
+    Drbd {
+        resource: String,
+        #[arg(long)]
+        role: Option<String>,
+        #[arg(long)]
+        connection: Option<String>,
+        #[arg(long)]
+        disk: Option<String>,
+    },
+    /// This node owns the floating IP at the provider ([fip] table; read-only, cached)
+    FipOwner {
+        /// The floating IP [default: ip in [fip]]
+        ip: Option<String>,
+        /// Reuse a provider answer this long [default: 30s]
+        #[arg(long, value_name = "DUR")]
+        cache: Option<HDuration>,
+    },
+    /// Watch a peer (clouds without VRRP); after --fall failures run CMD until it succeeds
+    Watch {
+        #[arg(long, value_name = "ADDR")]
+        peer: IpAddr,
+        #[arg(long, value_enum, default_value = "icmp")]
+        method: Method,
+        /// Port for tcp/ssh [default: 22]
+        #[arg(long, default_value_t = 22)]
+        port: u16,
+        #[arg(long, default_value = "1s", value_name = "DUR")]
+        interval: HDuration,
+        /// Probe timeout [default: 80% of the interval]
+        #[arg(long, value_name = "DUR")]
+        probe_timeout: Option<HDuration>,
+        #[arg(long, default_value_t = 3)]
+        fall: u32,
+        #[arg(long, default_value_t = 2)]
+        rise: u32,
+        /// Timeout of each CMD run
+        #[arg(long, default_value = "60s", value_name = "DUR")]
+        command_timeout: HDuration,
+        /// Stop after N probes (for testing a configuration)
+        #[arg(long, value_name = "N")]
+        max_probes: Option<u64>,
+        /// The takeover command, e.g. -- fip-claim --force ...
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
+}
+
+pub(crate) const AFTER_HELP: &str = "\
+keepalived.conf:
+  vrrp_script chk_gateway {
+      script \"/usr/sbin/ha-check --interval 1s\"
+      interval 1
+      timeout 2
+      fall 2
+      rise 2
+      weight -30
+  }
+
+Exit codes:
+  0  healthy (watch: stopped by a signal or --max-probes)
+  1  unhealthy
+  2  usage or configuration error (also logged: keepalived hides output)";

@@ -1,0 +1,180 @@
+//! nat-notify's command line. Kept apart from main so `hakit-docgen` can render the man
+//! page and shell completions from the very same clap definitions.
+
+use std::{net::IpAddr, path::PathBuf};
+
+use clap::{Args, Parser, Subcommand};
+use hakit_core::{
+    cli::Common,
+    config::{Cidr, UnitAction, UnknownInstance},
+    HDuration,
+};
+
+pub(crate) const IDENT: &str = "nat-notify";
+
+/// keepalived's notify hook for an HA NAT gateway: flap-safe and idempotent.
+///
+/// On MASTER: conntrackd commit, floating IPs onto the WAN interface, gratuitous ARPs,
+/// the SNAT rule, conntrackd resync, units and `up` commands. On BACKUP/STOP: the
+/// reverse. On FAULT: the configured subset. Whatever order racing hooks run in, the node
+/// ends in the state keepalived reported last.
+///
+/// Instances are configured in [[notify.instance]] tables of the config file; a single
+/// instance can also be given with flags (--instance, --interface, --floating-ip, ...).
+#[derive(Debug, Parser)]
+#[command(name = IDENT, version, after_help = AFTER_HELP)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) cmd: Cmd,
+
+    /// Print the steps it would take and change nothing
+    #[arg(long, global = true)]
+    pub(crate) dry_run: bool,
+
+    /// Print the transition (or status) report as JSON on stdout
+    #[arg(long, global = true)]
+    pub(crate) json: bool,
+
+    #[command(flatten)]
+    pub(crate) settings: SettingArgs,
+
+    #[command(flatten)]
+    pub(crate) instance: InstanceArgs,
+
+    #[command(flatten)]
+    pub(crate) common: Common,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Cmd {
+    /// Become MASTER (notify_master)
+    Master,
+    /// Become BACKUP (notify_backup)
+    Backup,
+    /// Enter FAULT (notify_fault)
+    Fault,
+    /// keepalived is stopping (notify_stop)
+    Stop,
+    /// A MASTER heard a lower-priority advert: re-announce and re-claim
+    MasterRxLowerPri,
+    /// Generic notify: keepalived appends INSTANCE NAME STATE PRIORITY
+    #[command(name = "INSTANCE", hide = true)]
+    Instance(Generic),
+    /// Generic notify for a sync group: GROUP NAME STATE PRIORITY
+    #[command(name = "GROUP", hide = true)]
+    Group(Generic),
+    /// notify_fifo_script: read keepalived's FIFO (path appended by keepalived) until EOF
+    Fifo {
+        /// The FIFO keepalived writes to
+        path: PathBuf,
+    },
+    /// Show the node's state per instance; exit 1 if it is inconsistent
+    Status,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct Generic {
+    pub(crate) name: String,
+    pub(crate) state: String,
+    pub(crate) priority: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SettingArgs {
+    /// Runtime directory for locks and recorded state [default: /run/hakit]
+    #[arg(long, env = "HAKIT_RUNTIME_DIR", value_name = "DIR")]
+    pub(crate) runtime_dir: Option<PathBuf>,
+    /// What an unconfigured instance does: ignore (exit 0) or fail (exit 2) [default: ignore]
+    #[arg(long, env = "HAKIT_NOTIFY_UNKNOWN_INSTANCE", value_name = "POLICY")]
+    pub(crate) unknown_instance: Option<UnknownInstance>,
+    /// How long to wait for an earlier transition of the instance [default: 30s]
+    #[arg(long, env = "HAKIT_NOTIFY_LOCK_TIMEOUT", value_name = "DUR")]
+    pub(crate) lock_timeout: Option<HDuration>,
+    /// Timeout of each external command [default: 10s]
+    #[arg(long, env = "HAKIT_NOTIFY_COMMAND_TIMEOUT", value_name = "DUR")]
+    pub(crate) command_timeout: Option<HDuration>,
+    /// Extra attempts for a failed step [default: 2]
+    #[arg(long, env = "HAKIT_NOTIFY_RETRIES", value_name = "N")]
+    pub(crate) retries: Option<u32>,
+    /// nft program [default: nft]
+    #[arg(long, env = "HAKIT_NOTIFY_NFT", value_name = "PROG")]
+    pub(crate) nft: Option<String>,
+    /// conntrackd program [default: conntrackd]
+    #[arg(long, env = "HAKIT_NOTIFY_CONNTRACKD", value_name = "PROG")]
+    pub(crate) conntrackd: Option<String>,
+    /// Service manager program [default: systemctl]
+    #[arg(long, env = "HAKIT_NOTIFY_SYSTEMCTL", value_name = "PROG")]
+    pub(crate) systemctl: Option<String>,
+    /// Prometheus textfile written after each transition
+    #[arg(long, env = "HAKIT_NOTIFY_TEXTFILE", value_name = "PATH")]
+    pub(crate) textfile: Option<PathBuf>,
+}
+
+/// A single instance from flags; overrides the file's instance of the same name.
+#[derive(Debug, Args)]
+pub(crate) struct InstanceArgs {
+    /// Instance the state applies to [default: the only configured instance]
+    #[arg(
+        long,
+        global = true,
+        env = "HAKIT_NOTIFY_INSTANCE",
+        value_name = "NAME"
+    )]
+    pub(crate) instance: Option<String>,
+    /// WAN interface for the floating IPs
+    #[arg(long, env = "HAKIT_NOTIFY_INTERFACE", value_name = "DEV")]
+    pub(crate) interface: Option<String>,
+    /// Floating IP with prefix (repeatable), e.g. 203.0.113.10/32
+    #[arg(
+        long = "floating-ip",
+        env = "HAKIT_NOTIFY_FLOATING_IPS",
+        value_delimiter = ',',
+        value_name = "CIDR"
+    )]
+    pub(crate) floating_ips: Vec<Cidr>,
+    /// keepalived's own VIP of the instance (repeatable), used to detect stale hooks
+    #[arg(
+        long = "vrrp-vip",
+        env = "HAKIT_NOTIFY_VRRP_VIPS",
+        value_delimiter = ',',
+        value_name = "ADDR"
+    )]
+    pub(crate) vrrp_vips: Vec<IpAddr>,
+    /// LAN prefix to SNAT to the floating IP
+    #[arg(long, env = "HAKIT_NOTIFY_SNAT_SOURCE", value_name = "CIDR")]
+    pub(crate) snat_source: Option<Cidr>,
+    /// conntrackd configuration file (enables the conntrackd steps)
+    #[arg(long, env = "HAKIT_NOTIFY_CONNTRACKD_CONFIG", value_name = "PATH")]
+    pub(crate) conntrackd_config: Option<PathBuf>,
+    /// Unit restarted on MASTER, stopped on BACKUP (repeatable)
+    #[arg(
+        long = "unit",
+        env = "HAKIT_NOTIFY_UNITS",
+        value_delimiter = ',',
+        value_name = "UNIT"
+    )]
+    pub(crate) units: Vec<String>,
+    /// Start units instead of restarting them
+    #[arg(long, value_name = "ACTION")]
+    pub(crate) unit_action: Option<UnitAction>,
+    /// GARP rounds after taking the floating IPs [default: 3]
+    #[arg(long, env = "HAKIT_NOTIFY_GARP_COUNT", value_name = "N")]
+    pub(crate) garp_count: Option<u32>,
+    /// Time between GARP rounds [default: 100ms]
+    #[arg(long, env = "HAKIT_NOTIFY_GARP_INTERVAL", value_name = "DUR")]
+    pub(crate) garp_interval: Option<HDuration>,
+}
+pub(crate) const AFTER_HELP: &str = "\
+keepalived.conf, three ways (snippets in keepalived/):
+  notify_master \"/usr/sbin/nat-notify master --instance VI_1\"   (also backup, fault, stop)
+  notify \"/usr/sbin/nat-notify\"          keepalived appends INSTANCE NAME STATE PRIORITY
+  vrrp_notify_fifo /run/keepalived.fifo
+  vrrp_notify_fifo_script \"/usr/sbin/nat-notify fifo\"   recommended: events arrive in order
+
+Exit codes:
+  0  converged (or nothing to do, or unknown instance ignored)
+  1  a step failed: the node did not fully converge (status: node inconsistent)
+  2  usage or configuration error, nothing changed
+  3  superseded by a newer state before finishing; the newer hook converges
+  fifo mode runs until keepalived closes the FIFO, then exits 0; each event's outcome
+  is logged (a failed event never stops the reader)";

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Installs hakit: the four static binaries, man pages, bash/zsh/fish completions, the
+# templates and examples under the doc directory, and a default /etc/hakit/hakit.toml
+# (mode 0600) that configures nothing until edited. An existing config is never touched.
+#
+# Usage: install.sh BIN_DIR GEN_DIR
+#   BIN_DIR  the static binaries (make static: target/x86_64-unknown-linux-musl/release)
+#   GEN_DIR  hakit-docgen's output (make docs: target/docgen)
+# Environment: DESTDIR (staging root, default empty), PREFIX (default /usr/local),
+#   SYSCONFDIR (default /etc: the binaries look for /etc/hakit/hakit.toml whatever PREFIX is)
+# Exit codes: 0 installed, 1 a file is missing or could not be installed, 2 usage error
+set -euo pipefail
+
+[ $# -eq 2 ] || { sed -n '2,12p' "$0" >&2; exit 2; }
+bin_dir=$1 gen_dir=$2
+DESTDIR=${DESTDIR:-} PREFIX=${PREFIX:-/usr/local} SYSCONFDIR=${SYSCONFDIR:-/etc}
+top=$(cd "$(dirname "$0")/.." && pwd)
+bins=(garp-burst nat-notify ha-check fip-claim)
+
+root=$DESTDIR$PREFIX
+share=$root/share
+doc=$share/doc/hakit
+
+fail() { echo "install: $*" >&2; exit 1; }
+for b in "${bins[@]}"; do [ -x "$bin_dir/$b" ] || fail "$bin_dir/$b missing: run make static"; done
+[ -d "$gen_dir/man/man8" ] || fail "$gen_dir/man/man8 missing: run make docs"
+
+install -d -m 0755 "$root/sbin" "$share/man/man8" "$share/bash-completion/completions" \
+  "$share/zsh/vendor-completions" "$share/fish/vendor_completions.d" "$doc"
+for b in "${bins[@]}"; do
+  install -m 0755 "$bin_dir/$b" "$root/sbin/$b"
+  install -m 0644 "$gen_dir/completions/bash/$b" "$share/bash-completion/completions/$b"
+  install -m 0644 "$gen_dir/completions/zsh/_$b" "$share/zsh/vendor-completions/_$b"
+  install -m 0644 "$gen_dir/completions/fish/$b.fish" "$share/fish/vendor_completions.d/$b.fish"
+done
+for page in "$gen_dir"/man/man8/*.8; do
+  # -n: no name or time stamp in the header, so the same input gives the same package.
+  gzip -9n -c "$page" > "$share/man/man8/$(basename "$page").gz"
+  chmod 0644 "$share/man/man8/$(basename "$page").gz"
+done
+
+# Templates, examples and the runbook, as the repository lays them out.
+(cd "$top" && find keepalived examples docs -type f) | while read -r f; do
+  install -D -m 0644 "$top/$f" "$doc/$f"
+done
+install -m 0644 "$top/README.md" "$doc/README.md"
+
+# The default config: the annotated example with every setting commented out, so a fresh
+# install does nothing until the operator chooses a cloud. Mode 0600: it will hold tokens.
+conf=$DESTDIR$SYSCONFDIR/hakit/hakit.toml
+install -d -m 0755 "$DESTDIR$SYSCONFDIR/hakit"
+if [ -e "$conf" ]; then
+  echo "install: keeping the existing $conf"
+else
+  tmp=$(mktemp)
+  trap 'rm -f "$tmp"' EXIT
+  {
+    echo "# hakit's configuration: nothing is configured yet. Start from the example for your"
+    echo "# cloud in $PREFIX/share/doc/hakit/examples/ (linode, aws, hetzner, digitalocean,"
+    echo "# bare-metal, drbd-nfs) or uncomment below. Keep this file mode 0600: it may hold tokens."
+    echo "#"
+    sed -e 's/^\([^#[:space:]]\)/# \1/' "$top/examples/hakit.toml"
+  } > "$tmp"
+  install -m 0600 "$tmp" "$conf"
+fi
+echo "install: hakit installed in $root (config $conf)"

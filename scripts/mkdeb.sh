@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Builds the Debian package: scripts/install.sh into a staging root with PREFIX=/usr,
+# then control, conffiles and md5sums, packed by dpkg-deb with root ownership.
+# The binaries are static, so the package depends on nothing; keepalived, nftables and
+# conntrackd are recommended.
+#
+# Usage: mkdeb.sh BIN_DIR GEN_DIR OUT_DIR   (prints the .deb's path on stdout)
+# Exit codes: 0 built, 1 a step failed, 2 usage error
+set -euo pipefail
+
+[ $# -eq 3 ] || { sed -n '2,8p' "$0" >&2; exit 2; }
+bin_dir=$1 gen_dir=$2 out=$3
+top=$(cd "$(dirname "$0")/.." && pwd)
+version=$(sed -n 's/^version = "\(.*\)"$/\1/p' "$top/Cargo.toml" | head -n1)
+[ -n "$version" ] || { echo "mkdeb: no version in Cargo.toml" >&2; exit 1; }
+arch=amd64
+stage=$out/hakit_${version}_$arch
+deb=$out/hakit_${version}_$arch.deb
+
+rm -rf "$stage" "$deb"
+mkdir -p "$out"
+DESTDIR=$stage PREFIX=/usr SYSCONFDIR=/etc "$top/scripts/install.sh" "$bin_dir" "$gen_dir" >&2
+
+doc=$stage/usr/share/doc/hakit
+cat > "$doc/copyright" <<COPY
+Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
+Upstream-Name: hakit
+
+Files: *
+Copyright: the hakit authors
+License: Apache-2.0
+ On Debian systems the full text of the Apache License 2.0 is in
+ /usr/share/common-licenses/Apache-2.0.
+COPY
+chmod 0644 "$doc/copyright"
+# A fixed date (the commit's, when there is one) keeps the package reproducible.
+date=$(git -C "$top" log -1 --format=%aD 2>/dev/null || echo "Thu, 01 Jan 1970 00:00:00 +0000")
+printf 'hakit (%s) unstable; urgency=medium\n\n  * Release %s.\n\n -- hakit maintainers <hakit@example.invalid>  %s\n' \
+  "$version" "$version" "$date" | gzip -9n > "$doc/changelog.Debian.gz"
+chmod 0644 "$doc/changelog.Debian.gz"
+
+mkdir -p "$stage/DEBIAN"
+size=$(du -sk --exclude=DEBIAN "$stage" | cut -f1)
+cat > "$stage/DEBIAN/control" <<CTRL
+Package: hakit
+Version: $version
+Architecture: $arch
+Maintainer: hakit maintainers <hakit@example.invalid>
+Installed-Size: $size
+Recommends: keepalived, nftables, conntrackd
+Suggests: conntrack, prometheus-node-exporter
+Section: net
+Priority: optional
+Homepage: https://example.invalid/hakit
+Description: keepalived companions for highly available Linux NAT gateways
+ Four static binaries for a NAT/VIP gateway pair under keepalived:
+ nat-notify (the notify hook: floating IP, gratuitous ARPs, cloud claim,
+ conntrackd, SNAT), ha-check (the vrrp_script health check and a peer
+ watch), fip-claim (move a floating or elastic IP through the Linode, AWS,
+ Hetzner or DigitalOcean API) and garp-burst (gratuitous ARPs and
+ unsolicited neighbour advertisements). Templates for keepalived,
+ conntrackd, nftables and sysctl are in /usr/share/doc/hakit.
+CTRL
+echo /etc/hakit/hakit.toml > "$stage/DEBIAN/conffiles"
+(cd "$stage" && find . -path ./DEBIAN -prune -o -path ./etc -prune -o -type f -print0 \
+  | sort -z | xargs -0 md5sum | sed 's| \./| |') > "$stage/DEBIAN/md5sums"
+chmod 0644 "$stage/DEBIAN/"*
+dpkg-deb --root-owner-group -Zxz --build "$stage" "$deb" >&2
+rm -rf "$stage"
+echo "$deb"

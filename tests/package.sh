@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# The packaging test (make package, part of make test):
+#  1. make install's script into a staging root: every file where it belongs with its
+#     mode, the default config 0600 and loadable by every binary, a re-install keeps an
+#     edited config;
+#  2. the .deb from mkdeb.sh: control fields, conffiles, owners and modes in the archive;
+#  3. dpkg -i into a private root (dpkg --root, so the machine's own package database is
+#     never touched): the installed binaries run, the man page renders, the bash
+#     completion completes; dpkg -r removes everything but the conffile, dpkg -P that too,
+#     and nothing is left behind.
+# Needs root (dpkg's ownership); without root it skips loudly, under CI=true it fails.
+#
+# Usage: tests/package.sh BIN_DIR GEN_DIR OUT_DIR
+set -euo pipefail
+
+[ $# -eq 3 ] || { sed -n '2,14p' "$0" >&2; exit 2; }
+bin_dir=$1 gen_dir=$2 out=$3
+top=$(cd "$(dirname "$0")/.." && pwd)
+bins=(garp-burst nat-notify ha-check fip-claim)
+
+if [ "$(id -u)" -ne 0 ]; then
+  if [ "${CI:-}" = true ]; then
+    echo "package: FAILED: needs root and CI=true forbids skipping" >&2
+    exit 1
+  fi
+  echo "package: SKIPPED (needs root for dpkg): run as root to test the package" >&2
+  exit 0
+fi
+
+work=$(mktemp -d /tmp/hakit-package.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+checks=0
+fail() { echo "package: FAILED: $*" >&2; exit 1; }
+ok() { checks=$((checks + 1)); }
+mode_of() { stat -c %a "$1"; }
+
+# 1. make install ----------------------------------------------------------------------
+stage=$work/stage
+DESTDIR=$stage PREFIX=/opt/hakit SYSCONFDIR=/etc "$top/scripts/install.sh" "$bin_dir" "$gen_dir" >/dev/null
+for b in "${bins[@]}"; do
+  f=$stage/opt/hakit/sbin/$b
+  [ "$(mode_of "$f")" = 755 ] || fail "$f mode $(mode_of "$f"), want 755"
+  cmp -s "$f" "$bin_dir/$b" || fail "$f is not the static binary"
+  [ -f "$stage/opt/hakit/share/man/man8/$b.8.gz" ] || fail "man page of $b missing"
+  [ -f "$stage/opt/hakit/share/bash-completion/completions/$b" ] || fail "bash completion of $b missing"
+  [ -f "$stage/opt/hakit/share/zsh/vendor-completions/_$b" ] || fail "zsh completion of $b missing"
+  [ -f "$stage/opt/hakit/share/fish/vendor_completions.d/$b.fish" ] || fail "fish completion of $b missing"
+  ok
+done
+pages=$(find "$stage/opt/hakit/share/man/man8" -name '*.8.gz' | wc -l)
+[ "$pages" -eq "$(find "$gen_dir/man/man8" -name '*.8' | wc -l)" ] || fail "$pages man pages installed"
+for f in keepalived/linode.conf.in keepalived/nftables.conf.in keepalived/conntrackd.conf.in \
+         keepalived/sysctl.d/90-hakit.conf examples/aws/iam-policy.json \
+         examples/monitoring/hakit-alerts.yml docs/runbook-failover.md README.md; do
+  cmp -s "$stage/opt/hakit/share/doc/hakit/$f" "$top/$f" || fail "doc/hakit/$f missing or different"
+  ok
+done
+conf=$stage/etc/hakit/hakit.toml
+[ "$(mode_of "$conf")" = 600 ] || fail "$conf mode $(mode_of "$conf"), want 600"
+grep -q '^[^#]' "$conf" && fail "the default config sets something: $(grep -m1 '^[^#]' "$conf")"
+# Every key of the example is there, commented, ready to uncomment.
+grep -q '^# floating_ips = \["203.0.113.10/32"\]' "$conf" || fail "default config lacks the commented example"
+ok
+# Every binary loads the default config (a parse error would name the file and line) and
+# then says what is missing: the file was read and configures nothing.
+expect_missing() { # binary, expected message, args...
+  local b=$1 want=$2 msg rc
+  shift 2
+  set +e
+  msg=$("$stage/opt/hakit/sbin/$b" --config "$conf" --syslog-socket /dev/null "$@" 2>&1 </dev/null)
+  rc=$?
+  set -e
+  [ $rc -eq 2 ] && [[ $msg == *"$want"* ]] || fail "$b with the default config: exit $rc: $msg"
+  ok
+}
+expect_missing garp-burst "no interface"
+expect_missing nat-notify "no instance configured" status
+expect_missing ha-check "no probes"
+expect_missing fip-claim "no provider"
+# A second install keeps the operator's config.
+echo '# edited' >> "$conf"
+DESTDIR=$stage PREFIX=/opt/hakit SYSCONFDIR=/etc "$top/scripts/install.sh" "$bin_dir" "$gen_dir" >/dev/null
+tail -n1 "$conf" | grep -qx '# edited' || fail "re-install overwrote the edited config"
+ok
+
+# 2. the .deb ----------------------------------------------------------------------------
+deb=$("$top/scripts/mkdeb.sh" "$bin_dir" "$gen_dir" "$work/deb" 2>/dev/null)
+[ -f "$deb" ] || fail "mkdeb.sh made no package"
+dpkg-deb --field "$deb" Package | grep -qx hakit || fail "Package field"
+dpkg-deb --field "$deb" Architecture | grep -qx amd64 || fail "Architecture field"
+[ -z "$(dpkg-deb --field "$deb" Depends)" ] || fail "a static package should depend on nothing"
+dpkg-deb --info "$deb" conffiles | grep -qx /etc/hakit/hakit.toml || fail "conffiles"
+listing=$(dpkg-deb --contents "$deb")
+grep -q '^-rw------- root/root .* \./etc/hakit/hakit\.toml$' <<<"$listing" \
+  || fail "the config is not root-owned mode 0600 in the archive"
+for b in "${bins[@]}"; do
+  grep -q "^-rwxr-xr-x root/root .* \./usr/sbin/$b\$" <<<"$listing" || fail "/usr/sbin/$b in the archive"
+done
+grep -v ' root/root ' <<<"$listing" && fail "files not owned by root"
+ok
+
+# 3. dpkg -i / -r / -P in a private root ---------------------------------------------------
+root=$work/root
+mkdir -p "$root/var/lib/dpkg/info" "$root/var/lib/dpkg/updates"
+: > "$root/var/lib/dpkg/status"
+dpkgr() { dpkg --root="$root" --log=/dev/null --force-script-chrootless "$@"; }
+dpkgr -i "$deb" >/dev/null || fail "dpkg -i"
+dpkgr -s hakit | grep -qx 'Status: install ok installed' || fail "not installed after dpkg -i"
+[ "$(mode_of "$root/etc/hakit/hakit.toml")" = 600 ] || fail "installed config mode $(mode_of "$root/etc/hakit/hakit.toml")"
+for b in "${bins[@]}"; do
+  v=$("$root/usr/sbin/$b" --version) || fail "$b --version"
+  [ "$v" = "$b $(dpkg-deb --field "$deb" Version)" ] || fail "$b --version says $v"
+done
+ok
+if command -v man >/dev/null; then
+  page=$(MANWIDTH=100 LC_ALL=C man --warnings=all -P cat -l "$root/usr/share/man/man8/nat-notify.8.gz" 2>&1)
+  grep -q '^EXIT STATUS' <<<"$page" || fail "installed man page does not render: $page"
+  ok
+fi
+words=$(bash --norc -c 'source "$1"; COMP_WORDS=(nat-notify ma); COMP_CWORD=1
+  _nat__notify nat-notify ma nat-notify; echo "${COMPREPLY[*]}"' bash \
+  "$root/usr/share/bash-completion/completions/nat-notify")
+[ "$words" = "master master-rx-lower-pri" ] || fail "installed bash completion offers: $words"
+ok
+# The operator edits the config; dpkg -r keeps it (a conffile), dpkg -P removes it.
+echo '# edited' >> "$root/etc/hakit/hakit.toml"
+dpkgr -r hakit >/dev/null || fail "dpkg -r"
+left=$(cd "$root" && find . -mindepth 1 -path ./var/lib/dpkg -prune -o -print | sort)
+[ "$left" = "$(printf './etc\n./etc/hakit\n./etc/hakit/hakit.toml\n./var\n./var/lib')" ] \
+  || fail "dpkg -r left more than the conffile: $left"
+dpkgr -P hakit >/dev/null || fail "dpkg -P"
+left=$(cd "$root" && find . -mindepth 1 -path ./var/lib/dpkg -prune -o -print | sort)
+[ "$left" = "$(printf './var\n./var/lib')" ] || fail "dpkg -P left files behind: $left"
+dpkgr -s hakit >/dev/null 2>&1 && fail "still known to dpkg after dpkg -P"
+ok
+
+echo "package: $checks checks passed ($(basename "$deb"), $(du -k "$deb" | cut -f1) KiB)"
