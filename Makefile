@@ -21,7 +21,7 @@ export CC_x86_64_unknown_linux_musl ?= musl-gcc
 # Rust needs ~/.cargo/bin; a root shell from sudo may not have it.
 export PATH := $(HOME)/.cargo/bin:$(PATH):/usr/sbin:/sbin
 
-.PHONY: all deps build static docs install deb package validate unit test demo chaos bench lab-clean clean
+.PHONY: all deps build static docs install deb package examples validate unit test demo chaos bench lab-clean clean
 
 all: build
 
@@ -52,6 +52,14 @@ deb: static docs
 # with dpkg in a private root (root; under CI=true a skip is a failure).
 package: static docs
 	tests/package.sh $(STATIC_DIR) $(GEN_DIR) target/deb
+
+# Re-renders examples/*/keepalived.conf from their templates (the command is each file's
+# first line); a test fails when one is out of date.
+examples:
+	@for f in examples/*/keepalived.conf; do \
+	  set -- $$(sed -n '1s/^# Rendered by: //p' "$$f"); \
+	  "$$@" > "$$f.new" && mv "$$f.new" "$$f" && echo "rendered $$f"; \
+	done
 
 validate:
 	$(CARGO) fmt --all --check

@@ -31,6 +31,18 @@ fn render(text: &str, dir: &std::path::Path) -> String {
         )
 }
 
+/// A gateway namespace `gw` (203.0.113.2 on eth0) and a WAN host `wan` (203.0.113.254).
+fn gw_and_wan(lab: &mut hakit_lab::Lab) -> (hakit_lab::Ns, hakit_lab::Ns) {
+    let ns = lab.ns("gw").unwrap();
+    let wan = lab.ns("wan").unwrap();
+    lab.veth(&ns, "eth0", &wan, "eth0").unwrap();
+    ns.ip(&["addr", "add", "203.0.113.2/24", "dev", "eth0"])
+        .unwrap();
+    wan.ip(&["addr", "add", "203.0.113.254/24", "dev", "eth0"])
+        .unwrap();
+    (ns, wan)
+}
+
 #[test]
 fn keepalived_templates_pass_keepalived_t() {
     let Some(mut lab) = lab("keepalived_templates_pass_keepalived_t") else {
@@ -68,6 +80,84 @@ fn keepalived_templates_pass_keepalived_t() {
         assert!(
             stderr(&out).contains("Unknown keyword 'advert_intt'"),
             "{t}: {}",
+            stderr(&out)
+        );
+    }
+}
+
+/// Each example directory's keepalived.conf is its template rendered by keepalived/render
+/// (the command is the file's first line, so it is re-run here and must give the same
+/// bytes), and keepalived -t accepts it.
+#[test]
+fn example_keepalived_files_are_rendered_templates_and_pass_keepalived_t() {
+    let dirs = [
+        "linode",
+        "aws",
+        "hetzner",
+        "digitalocean",
+        "bare-metal",
+        "drbd-nfs",
+    ];
+    for d in dirs {
+        let path = format!("examples/{d}/keepalived.conf");
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let first = text.lines().next().unwrap_or_default();
+        let cmd = first
+            .strip_prefix("# Rendered by: ")
+            .unwrap_or_else(|| panic!("{path}: first line is not the render command"));
+        let argv: Vec<&str> = cmd.split_whitespace().collect();
+        assert!(!cmd.contains('\\'), "{path}: quoted arguments in {cmd}");
+        let out = std::process::Command::new(argv[0])
+            .args(&argv[1..])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{path}: {cmd}: {}", stderr(&out));
+        assert!(
+            out.stdout == text.as_bytes(),
+            "{path} differs from its template: run `make examples`"
+        );
+    }
+    // The renderer refuses a missing value (1) and a name the template does not have (2).
+    let r = |args: &[&str]| {
+        std::process::Command::new("keepalived/render")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = r(&["keepalived/hetzner.conf.in", "ROUTER_ID=gw-a"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("give a value for: LAN_IF LAN_VIP PEER_IP PRIORITY SELF_IP"),
+        "{}",
+        stderr(&out)
+    );
+    let out = r(&["keepalived/hetzner.conf.in", "LAN_IFF=eth1"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("has no variable LAN_IFF"),
+        "{}",
+        stderr(&out)
+    );
+
+    let Some(mut lab) = lab("example_keepalived_files_are_rendered_templates") else {
+        return;
+    };
+    let ns = lab.ns("gw").unwrap();
+    let peer = lab.ns("peer").unwrap();
+    lab.veth(&ns, "eth0", &peer, "eth0").unwrap();
+    lab.veth(&ns, "eth1", &peer, "eth1").unwrap();
+    let dir = lab.dir().to_path_buf();
+    for d in dirs {
+        let text = std::fs::read_to_string(format!("examples/{d}/keepalived.conf")).unwrap();
+        let path = dir.join(format!("{d}.conf"));
+        std::fs::write(&path, render(&text, &dir)).unwrap();
+        let out = ns
+            .exec(&["keepalived", "-t", "-f", &path.to_string_lossy()])
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{d}: keepalived -t: {}",
             stderr(&out)
         );
     }
@@ -125,13 +215,7 @@ fn nftables_drops_are_counted_and_exported_by_ha_check() {
     let Some(mut lab) = lab("nftables_drops_are_counted_and_exported_by_ha_check") else {
         return;
     };
-    let ns = lab.ns("gw").unwrap();
-    let wan = lab.ns("wan").unwrap();
-    lab.veth(&ns, "eth0", &wan, "eth0").unwrap();
-    ns.ip(&["addr", "add", "203.0.113.2/24", "dev", "eth0"])
-        .unwrap();
-    wan.ip(&["addr", "add", "203.0.113.254/24", "dev", "eth0"])
-        .unwrap();
+    let (ns, wan) = gw_and_wan(&mut lab);
     let d = lab.dir().to_path_buf();
     let rules = d.join("nftables.conf");
     std::fs::write(
@@ -344,13 +428,7 @@ fn textfiles_of_both_binaries_pass_promtool_check_metrics() {
     let Some(mut lab) = lab("textfiles_of_both_binaries_pass_promtool_check_metrics") else {
         return;
     };
-    let ns = lab.ns("gw").unwrap();
-    let peer = lab.ns("peer").unwrap();
-    lab.veth(&ns, "eth0", &peer, "eth0").unwrap();
-    ns.ip(&["addr", "add", "203.0.113.2/24", "dev", "eth0"])
-        .unwrap();
-    peer.ip(&["addr", "add", "203.0.113.254/24", "dev", "eth0"])
-        .unwrap();
+    let (ns, _wan) = gw_and_wan(&mut lab);
     let d = lab.dir().to_path_buf();
     let (nn_prom, hc_prom) = (
         d.join("hakit_nat_notify.prom"),
