@@ -27,7 +27,7 @@ Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
 Upstream-Name: hakit
 
 Files: *
-Copyright: the hakit authors
+Copyright: 2026 the hakit authors
 License: Apache-2.0
  On Debian systems the full text of the Apache License 2.0 is in
  /usr/share/common-licenses/Apache-2.0.
@@ -36,8 +36,18 @@ chmod 0644 "$doc/copyright"
 # A fixed date (the commit's, when there is one) keeps the package reproducible.
 date=$(git -C "$top" log -1 --format=%aD 2>/dev/null || echo "Thu, 01 Jan 1970 00:00:00 +0000")
 printf 'hakit (%s) unstable; urgency=medium\n\n  * Release %s.\n\n -- hakit maintainers <hakit@example.invalid>  %s\n' \
-  "$version" "$version" "$date" | gzip -9n > "$doc/changelog.Debian.gz"
-chmod 0644 "$doc/changelog.Debian.gz"
+  "$version" "$version" "$date" | gzip -9n > "$doc/changelog.gz"
+chmod 0644 "$doc/changelog.gz"
+# What lintian would flag and is meant: static binaries are the point of hakit, and the
+# config is 0600 because it holds API tokens.
+install -d -m 0755 "$stage/usr/share/lintian/overrides"
+cat > "$stage/usr/share/lintian/overrides/hakit" <<OVR
+# hakit ships fully static binaries on purpose (no runtime dependencies on a gateway).
+hakit: statically-linked-binary [usr/sbin/*]
+# The config holds provider API tokens.
+hakit: non-standard-file-perm 0600 != 0644 [etc/hakit/hakit.toml]
+OVR
+chmod 0644 "$stage/usr/share/lintian/overrides/hakit"
 
 mkdir -p "$stage/DEBIAN"
 size=$(du -sk --exclude=DEBIAN "$stage" | cut -f1)

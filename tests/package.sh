@@ -3,7 +3,8 @@
 #  1. make install's script into a staging root: every file where it belongs with its
 #     mode, the default config 0600 and loadable by every binary, a re-install keeps an
 #     edited config;
-#  2. the .deb from mkdeb.sh: control fields, conffiles, owners and modes in the archive;
+#  2. the .deb from mkdeb.sh: control fields, conffiles, owners and modes in the archive,
+#     and lintian finds no error and no warning;
 #  3. dpkg -i into a private root (dpkg --root, so the machine's own package database is
 #     never touched): the installed binaries run, the man page renders, the bash
 #     completion completes; dpkg -r removes everything but the conffile, dpkg -P that too,
@@ -98,6 +99,16 @@ for b in "${bins[@]}"; do
 done
 grep -v ' root/root ' <<<"$listing" && fail "files not owned by root"
 ok
+# Debian's own package checker: no error, no warning (the two intended ones, static
+# binaries and the 0600 config, are overridden in the package with a reason).
+if command -v lintian >/dev/null; then
+  lintian --fail-on error,warning "$deb" 2>/dev/null || fail "lintian: $(lintian "$deb" 2>&1)"
+  ok
+elif [ "${CI:-}" = true ]; then
+  fail "lintian is not installed (make deps installs it); CI=true forbids skipping"
+else
+  echo "package: SKIPPED the lintian check: lintian is not installed (make deps installs it)" >&2
+fi
 
 # 3. dpkg -i / -r / -P in a private root ---------------------------------------------------
 root=$work/root
