@@ -2,9 +2,10 @@
 //! from their own clap definitions, so the documentation cannot drift from the flags.
 //! `make install` and `make deb` run `hakit-docgen`; nothing it writes is committed.
 //!
-//! The definitions are the binaries' `args.rs` files, compiled here a second time (the
-//! `include!` idiom clap_complete documents for build scripts). That keeps the generators
-//! out of the shipped binaries, whose size budget has no room for them.
+//! The definitions are the binaries' `args.rs` files, compiled here a second time as
+//! `#[path]` modules (the idea of the `include!` that clap_complete documents for build
+//! scripts, run on demand instead of on every build). That keeps the generators out of the
+//! shipped binaries, whose size budget has no room for them.
 
 use std::{
     fs,
