@@ -137,13 +137,20 @@ fn nat_notify_help_and_usage_errors() {
         ),
         (&["--lock-timeout", "5", "master"][..], "invalid duration"),
     ] {
+        let rt = std::env::temp_dir().join(format!("hakit-cli-rt-{}", std::process::id()));
         let out = run_host(
             "nat-notify",
             args,
-            &[("HAKIT_RUNTIME_DIR", "/tmp/hakit-cli-rt")],
+            &[("HAKIT_RUNTIME_DIR", &rt.to_string_lossy())],
         );
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
         assert!(stderr(&out).contains(want), "{args:?}: {}", stderr(&out));
+        // Exit 2 means nothing changed: not even the runtime directory was created.
+        assert!(
+            !rt.exists(),
+            "{args:?}: a usage error created {}",
+            rt.display()
+        );
     }
 }
 

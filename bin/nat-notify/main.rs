@@ -76,25 +76,6 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
     let secs = |d: Option<HDuration>, f: Option<HDuration>, default: u64| {
         pick(d, f, HDuration(Duration::from_secs(default))).get()
     };
-    let settings = Settings {
-        runtime: Runtime::open(&pick(
-            cli.settings.runtime_dir,
-            g.runtime_dir,
-            PathBuf::from(DEFAULT_DIR),
-        ))?,
-        lock_timeout: secs(cli.settings.lock_timeout, n.lock_timeout, 30),
-        command_timeout: secs(cli.settings.command_timeout, n.command_timeout, 10),
-        retries: pick(cli.settings.retries, n.retries, 2),
-        nft: pick(cli.settings.nft, n.nft, "nft".into()),
-        conntrackd: pick(cli.settings.conntrackd, n.conntrackd, "conntrackd".into()),
-        systemctl: pick(cli.settings.systemctl, n.systemctl, "systemctl".into()),
-        textfile: cli
-            .settings
-            .textfile
-            .or(n.textfile)
-            .or_else(|| g.textfile_dir.map(|d| d.join("hakit_nat_notify.prom"))),
-        fip: fip.provider.is_some().then_some(fip),
-    };
     let policy = pick(
         cli.settings.unknown_instance,
         n.unknown_instance,
@@ -119,6 +100,26 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
             )));
         }
     }
+    // Only now, with every usage check passed, is the runtime directory created.
+    let settings = Settings {
+        runtime: Runtime::open(&pick(
+            cli.settings.runtime_dir,
+            g.runtime_dir,
+            PathBuf::from(DEFAULT_DIR),
+        ))?,
+        lock_timeout: secs(cli.settings.lock_timeout, n.lock_timeout, 30),
+        command_timeout: secs(cli.settings.command_timeout, n.command_timeout, 10),
+        retries: pick(cli.settings.retries, n.retries, 2),
+        nft: pick(cli.settings.nft, n.nft, "nft".into()),
+        conntrackd: pick(cli.settings.conntrackd, n.conntrackd, "conntrackd".into()),
+        systemctl: pick(cli.settings.systemctl, n.systemctl, "systemctl".into()),
+        textfile: cli
+            .settings
+            .textfile
+            .or(n.textfile)
+            .or_else(|| g.textfile_dir.map(|d| d.join("hakit_nat_notify.prom"))),
+        fip: fip.provider.is_some().then_some(fip),
+    };
     let (name, state) = match cli.cmd {
         Cmd::Status => return show_status(&settings, &instances, explicit.as_deref(), cli.json),
         Cmd::Fifo { path } => return app::fifo(&settings, &instances, policy, &path),
