@@ -83,14 +83,3 @@ fn main() -> std::process::ExitCode {
     let cli: Cli = cli::parse(IDENT);
     cli::finish(IDENT, run(cli))
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use clap::CommandFactory;
-
-    #[test]
-    fn cli_definition_is_consistent() {
-        Cli::command().debug_assert();
-    }
-}

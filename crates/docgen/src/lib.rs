@@ -213,3 +213,17 @@ pub fn generate(out: &Path) -> Result<Vec<PathBuf>> {
     }
     Ok(written)
 }
+
+#[cfg(test)]
+mod tests {
+    /// clap's own consistency checks (conflicting names, bad defaults, …) on all four command
+    /// lines, in one place: the binaries and this crate compile the same definitions.
+    #[test]
+    fn every_command_line_is_consistent() {
+        let cmds = super::commands();
+        assert_eq!(cmds.len(), 4);
+        for c in cmds {
+            c.debug_assert();
+        }
+    }
+}
