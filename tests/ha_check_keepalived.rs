@@ -51,16 +51,17 @@ fn vrrp_script_drops_priority_on_uplink_loss_and_preempts_back() {
             &mut lab,
             ns,
             &role,
-            &keepalived::vrrp_conf_scripts(
-                &role,
-                "eth1",
-                prio,
-                "0.1",
-                "198.51.100.1/24",
-                "    track_script {\n        chk_uplink\n    }",
-                "",
-                &scripts,
-            ),
+            &keepalived::Vrrp {
+                router_id: &role,
+                iface: "eth1",
+                priority: prio,
+                advert_int: "0.1",
+                vip: "198.51.100.1/24",
+                extra: "    track_script {\n        chk_uplink\n    }",
+                scripts: &scripts,
+                ..Default::default()
+            }
+            .render(),
         )
         .unwrap();
         k.wait_ready(Duration::from_secs(10)).unwrap();

@@ -25,8 +25,25 @@ fn vip_moves_to_backup_when_master_stops() {
         bin("garp-burst"),
         sock_path.display()
     );
-    let conf_a = keepalived::vrrp_conf("a", "eth0", 150, "0.1", "192.0.2.100/24", "");
-    let conf_b = keepalived::vrrp_conf("b", "eth0", 100, "0.1", "192.0.2.100/24", &hook);
+    let node = keepalived::Vrrp {
+        iface: "eth0",
+        advert_int: "0.1",
+        vip: "192.0.2.100/24",
+        ..Default::default()
+    };
+    let conf_a = keepalived::Vrrp {
+        router_id: "a",
+        priority: 150,
+        ..node
+    }
+    .render();
+    let conf_b = keepalived::Vrrp {
+        router_id: "b",
+        priority: 100,
+        extra: &hook,
+        ..node
+    }
+    .render();
     let ka = keepalived::start(&mut lab, &a, "a", &conf_a).unwrap();
     let kb = keepalived::start(&mut lab, &b, "b", &conf_b).unwrap();
     ka.wait_ready(Duration::from_secs(10)).unwrap();

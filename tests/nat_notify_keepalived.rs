@@ -138,15 +138,17 @@ fn failover(test: &str, form: &str) {
             "fifo" => (String::new(), snippet("nat-notify-fifo.conf", &conf, &fifo)),
             _ => unreachable!(),
         };
-        let kconf = keepalived::vrrp_conf_global(
-            &role,
-            "eth1",
-            prio,
-            "0.1",
-            &format!("{VIP}/24"),
-            &instance_lines,
-            &global_lines,
-        );
+        let kconf = keepalived::Vrrp {
+            router_id: &role,
+            iface: "eth1",
+            priority: prio,
+            advert_int: "0.1",
+            vip: &format!("{VIP}/24"),
+            extra: &instance_lines,
+            global: &global_lines,
+            ..Default::default()
+        }
+        .render();
         let k = keepalived::start(&mut lab, ns, &role, &kconf).unwrap();
         k.wait_ready(Duration::from_secs(10)).unwrap();
         nodes.push((

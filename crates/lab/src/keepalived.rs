@@ -118,71 +118,62 @@ impl Keepalived {
 /// The lab's VRRP template, `keepalived/lab-vrrp.conf.in`.
 pub const TEMPLATE: &str = include_str!("../../../keepalived/lab-vrrp.conf.in");
 
-/// Renders [`TEMPLATE`]: one instance `VI_1` on `iface`, VRRP version 3 with `advert_int`,
-/// the given priority, `vip` (CIDR) as its virtual address and `extra` lines (notify
-/// hooks, track scripts) inside the instance.
-pub fn vrrp_conf(
-    router_id: &str,
-    iface: &str,
-    priority: u8,
-    advert_int: &str,
-    vip: &str,
-    extra: &str,
-) -> String {
-    vrrp_conf_global(router_id, iface, priority, advert_int, vip, extra, "")
+/// One instance `VI_1` of [`TEMPLATE`], VRRP version 3; fields left at their default
+/// render as nothing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Vrrp<'a> {
+    pub router_id: &'a str,
+    pub iface: &'a str,
+    pub priority: u8,
+    pub advert_int: &'a str,
+    /// The virtual address, CIDR.
+    pub vip: &'a str,
+    /// Lines inside the instance (notify hooks, track_script, preempt_delay).
+    pub extra: &'a str,
+    /// Lines inside `global_defs` (notify FIFO settings).
+    pub global: &'a str,
+    /// Top-level blocks (`vrrp_script` for `track_script`).
+    pub scripts: &'a str,
 }
 
-/// [`vrrp_conf`] with extra `global` lines inside `global_defs` (notify FIFO settings).
-pub fn vrrp_conf_global(
-    router_id: &str,
-    iface: &str,
-    priority: u8,
-    advert_int: &str,
-    vip: &str,
-    extra: &str,
-    global: &str,
-) -> String {
-    vrrp_conf_scripts(
-        router_id, iface, priority, advert_int, vip, extra, global, "",
-    )
-}
-
-/// [`vrrp_conf_global`] with top-level `scripts` (`vrrp_script` blocks for `track_script`).
-#[allow(clippy::too_many_arguments)]
-pub fn vrrp_conf_scripts(
-    router_id: &str,
-    iface: &str,
-    priority: u8,
-    advert_int: &str,
-    vip: &str,
-    extra: &str,
-    global: &str,
-    scripts: &str,
-) -> String {
-    TEMPLATE
-        .replace("@SCRIPTS@", scripts)
-        .replace("@GLOBAL@", global)
-        .replace("@ROUTER_ID@", router_id)
-        .replace("@IFACE@", iface)
-        .replace("@PRIORITY@", &priority.to_string())
-        .replace("@ADVERT_INT@", advert_int)
-        .replace("@VIP@", vip)
-        .replace("@EXTRA@", extra)
+impl Vrrp<'_> {
+    pub fn render(&self) -> String {
+        TEMPLATE
+            .replace("@SCRIPTS@", self.scripts)
+            .replace("@GLOBAL@", self.global)
+            .replace("@ROUTER_ID@", self.router_id)
+            .replace("@IFACE@", self.iface)
+            .replace("@PRIORITY@", &self.priority.to_string())
+            .replace("@ADVERT_INT@", self.advert_int)
+            .replace("@VIP@", self.vip)
+            .replace("@EXTRA@", self.extra)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     #[test]
     fn template_renders_every_variable() {
-        let c = super::vrrp_conf(
-            "a",
-            "eth0",
-            150,
-            "0.1",
-            "192.0.2.100/24",
-            "    notify_master \"/bin/true\"",
-        );
+        let c = super::Vrrp {
+            router_id: "a",
+            iface: "eth0",
+            priority: 150,
+            advert_int: "0.1",
+            vip: "192.0.2.100/24",
+            extra: "    notify_master \"/bin/true\"",
+            global: "    vrrp_garp_master_delay 1",
+            scripts: "vrrp_script s {\n    script \"/bin/true\"\n}",
+        }
+        .render();
         assert!(!c.contains('@'), "unrendered variable:\n{c}");
-        assert!(c.contains("priority 150") && c.contains("192.0.2.100/24 dev eth0"));
+        for want in [
+            "priority 150",
+            "192.0.2.100/24 dev eth0",
+            "notify_master \"/bin/true\"",
+            "vrrp_garp_master_delay 1",
+            "vrrp_script s {",
+        ] {
+            assert!(c.contains(want), "no {want:?} in:\n{c}");
+        }
     }
 }

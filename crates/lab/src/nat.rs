@@ -436,16 +436,17 @@ interface = "eth0"
             );
             let extra =
                 format!("{hooks}{preempt}    track_script {{\n        chk_gateway\n    }}\n");
-            let kconf = keepalived::vrrp_conf_scripts(
-                &role,
-                "eth1",
-                prio,
-                &opts.advert_int,
-                &format!("{VIP}/24"),
-                &extra,
-                &global,
-                &scripts,
-            );
+            let kconf = keepalived::Vrrp {
+                router_id: &role,
+                iface: "eth1",
+                priority: prio,
+                advert_int: &opts.advert_int,
+                vip: &format!("{VIP}/24"),
+                extra: &extra,
+                global: &global,
+                scripts: &scripts,
+            }
+            .render();
             nodes.push(Node {
                 ns: ns.clone(),
                 role,
