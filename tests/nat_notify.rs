@@ -221,6 +221,14 @@ fn json(out: &std::process::Output) -> serde_json::Value {
         .unwrap_or_else(|e| panic!("bad JSON ({e}): {}\n{}", stdout(out), stderr(out)))
 }
 
+/// The named step of a `--json` transition report.
+fn step<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    report["steps"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["step"] == name))
+        .unwrap_or_else(|| panic!("no step {name} in {report}"))
+}
+
 #[test]
 fn master_then_backup_with_real_nft_and_conntrackd() {
     let Some(g) = gateway(
@@ -467,13 +475,7 @@ fn units_and_commands_run_exactly_as_configured() {
         "up3 must not run after up2 failed"
     );
     let r = json(&out);
-    let cmd = r["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["step"] == "commands_up")
-        .unwrap()
-        .clone();
+    let cmd = step(&r, "commands_up");
     assert_eq!(cmd["result"], "failed");
     assert!(
         cmd["detail"]
@@ -541,26 +543,17 @@ fn failing_conntrackd_does_not_stop_the_address_and_a_hung_command_is_killed() {
         "address and SNAT moved despite conntrackd"
     );
     let r = json(&out);
-    let step = |n: &str| {
-        r["steps"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["step"] == n)
-            .unwrap()
-            .clone()
-    };
-    assert_eq!(step("conntrackd_commit")["result"], "failed");
+    assert_eq!(step(&r, "conntrackd_commit")["result"], "failed");
     assert!(
-        step("conntrackd_commit")["detail"]
+        step(&r, "conntrackd_commit")["detail"]
             .as_str()
             .unwrap()
             .contains("connect: No such file"),
         "{r}"
     );
-    assert_eq!(step("address_add")["result"], "changed");
+    assert_eq!(step(&r, "address_add")["result"], "changed");
     assert!(
-        step("commands_up")["detail"]
+        step(&r, "commands_up")["detail"]
             .as_str()
             .unwrap()
             .contains("sleep 30: timed out after 300ms, killed"),
@@ -723,8 +716,7 @@ fn provider_claim_follows_the_data_plane_and_retries_until_done() {
     let out = g.nn_env(&["master", "--json"], &[("LINODE_TOKEN", "fake-token")]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let r = json(&out);
-    let steps = r["steps"].as_array().unwrap();
-    let claim = steps.iter().find(|s| s["step"] == "fip_claim").unwrap();
+    let claim = step(&r, "fip_claim");
     assert_eq!(claim["result"], "changed", "{r}");
     assert!(
         claim["detail"]
@@ -751,13 +743,7 @@ fn provider_claim_follows_the_data_plane_and_retries_until_done() {
     // Converged: the claim only reads.
     let out = g.nn_env(&["master", "--json"], &[("LINODE_TOKEN", "fake-token")]);
     let r = json(&out);
-    let claim = r["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["step"] == "fip_claim")
-        .unwrap()
-        .clone();
+    let claim = step(&r, "fip_claim");
     assert_eq!(claim["result"], "unchanged", "{r}");
     let reqs = std::fs::read_to_string(&log).unwrap();
     assert_eq!(
@@ -788,13 +774,7 @@ fn provider_claim_outlasts_an_outage_longer_than_one_request_budget() {
         stderr(&out)
     );
     let r = json(&out);
-    let claim = r["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["step"] == "fip_claim")
-        .unwrap()
-        .clone();
+    let claim = step(&r, "fip_claim");
     assert_eq!(claim["result"], "changed", "{r}");
     assert!(g.fip(), "the address was up while the API was down");
 }
