@@ -271,6 +271,13 @@ fn nftables_drops_are_counted_and_exported_by_ha_check() {
         "{}",
         stderr(&out)
     );
+    // Logged once per change, not every run: the same failure again is quiet.
+    let again = check("inet nope");
+    assert!(
+        !stderr(&again).contains("not exported"),
+        "repeated: {}",
+        stderr(&again)
+    );
     let text = std::fs::read_to_string(&prom).unwrap();
     assert!(
         text.contains("hakit_ha_check_nft_table_readable{table=\"inet nope\"} 0")

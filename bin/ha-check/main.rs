@@ -298,9 +298,7 @@ fn log_on_change(dir: &std::path::Path, v: &Verdict) {
         .map(|o| o.name.as_str())
         .collect();
     let now = format!("{}|{}", v.healthy, key.join(","));
-    let path = dir.join("ha-check.last");
-    let before = std::fs::read_to_string(&path).unwrap_or_default();
-    if before == now {
+    if !changed(dir, "ha-check.last", &now) {
         log::debug!(
             "unchanged: {}",
             if v.healthy { "healthy" } else { "unhealthy" }
@@ -312,27 +310,32 @@ fn log_on_change(dir: &std::path::Path, v: &Verdict) {
     } else {
         warn!("UNHEALTHY: {}", failing.join("; "));
     }
-    if runtime::ensure_dir(dir).is_ok() {
-        let _ = runtime::write_atomic(&path, now.as_bytes(), 0o644);
-    }
 }
 
 /// Logs a failure to read the nft counters when it first happens or changes, and the
 /// recovery, not every second (the runtime directory remembers the last error).
 fn log_counter_errors(dir: &std::path::Path, table: &NftTable, err: Option<&anyhow::Error>) {
-    let path = dir.join("ha-check.nft-counters.last");
     let now = err.map(|e| format!("{e:#}")).unwrap_or_default();
-    let before = std::fs::read_to_string(&path).unwrap_or_default();
-    if before == now {
+    if !changed(dir, "ha-check.nft-counters.last", &now) {
         return;
     }
     match err {
         Some(_) => warn!("nft counters of table {table} not exported: {now}"),
         None => info!("nft counters of table {table} readable again"),
     }
+}
+
+/// Whether `now` differs from what the file in the runtime directory recorded last run;
+/// records it if so. A missing file reads as "" (the quiet state).
+fn changed(dir: &std::path::Path, file: &str, now: &str) -> bool {
+    let path = dir.join(file);
+    if std::fs::read_to_string(&path).unwrap_or_default() == now {
+        return false;
+    }
     if runtime::ensure_dir(dir).is_ok() {
         let _ = runtime::write_atomic(&path, now.as_bytes(), 0o644);
     }
+    true
 }
 
 fn metrics(v: &Verdict, nft: Option<&(NftTable, Option<Vec<Counter>>)>) -> Textfile {
