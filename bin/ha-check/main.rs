@@ -220,10 +220,9 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
         .transpose()?;
     // The counters are only for the textfile; read them beside the probes, same deadline.
     let counters = nft_table.filter(|_| textfile.is_some()).map(|table| {
-        let nft = tools.nft.clone();
         let read = std::thread::spawn({
-            let table = table.clone();
-            move || counters::read(&nft, &table, deadline)
+            let (table, tools) = (table.clone(), tools.clone());
+            move || counters::parse(tools.ruleset(deadline)?, &table)
         });
         (table, read)
     });

@@ -1,11 +1,11 @@
-//! Named nftables counters for the metrics textfile: `nft -j list counters table FAMILY
-//! NAME`, read beside the probes so a drop-rate alert needs no extra exporter. The shipped
+//! Named nftables counters for the metrics textfile, taken from the run's one
+//! `nft -j list ruleset` (shared with the nft-rule probes, [`crate::probe::Tools::ruleset`])
+//! so a drop-rate alert needs no extra exporter and no extra nft process. The shipped
 //! ruleset (keepalived/nftables.conf.in) counts its drops in named counters for this.
 
-use std::{fmt, str::FromStr, time::Duration};
+use std::{fmt, str::FromStr};
 
-use anyhow::Context;
-use hakit_core::exec;
+use anyhow::{bail, Context};
 use serde_json::Value;
 
 /// An nftables table, written "FAMILY NAME" as in `nft list table inet hakit_filter`.
@@ -58,31 +58,30 @@ pub struct Counter {
     pub bytes: u64,
 }
 
-/// Lists the table's named counters through `nft` (found on PATH, killed at `timeout`).
-pub fn read(nft: &str, table: &NftTable, timeout: Duration) -> anyhow::Result<Vec<Counter>> {
-    let argv = exec::argv(&[
-        nft,
-        "-j",
-        "list",
-        "counters",
-        "table",
-        &table.family,
-        &table.name,
-    ]);
-    let ran = exec::run_ok(&argv, None, timeout)
-        .with_context(|| format!("nft counters of table {table}"))?;
-    parse(ran.stdout.as_bytes()).with_context(|| format!("nft counters of table {table}"))
-}
-
-/// Parses `nft -j list counters` output: `{"nftables": [{"metainfo": ...},
-/// {"counter": {"name": ..., "packets": N, "bytes": N, ...}}, ...]}`.
-pub fn parse(json: &[u8]) -> anyhow::Result<Vec<Counter>> {
-    let v: Value = serde_json::from_slice(json).context("nft printed no JSON")?;
+/// The named counters of `table` in `nft -j list ruleset` output: `{"nftables": [..., {"table":
+/// {"family": .., "name": ..}}, {"counter": {"family": .., "table": .., "name": ..,
+/// "packets": N, "bytes": N}}, ...]}`. A table that is not there is an error.
+pub fn parse(json: &str, table: &NftTable) -> anyhow::Result<Vec<Counter>> {
+    let v: Value = serde_json::from_str(json).context("nft printed no JSON")?;
     let items = v["nftables"]
         .as_array()
         .context("nft JSON has no \"nftables\" array")?;
+    let ours = |o: &Value, name_key: &str| {
+        o["family"] == table.family.as_str() && o[name_key] == table.name.as_str()
+    };
+    if !items
+        .iter()
+        .filter_map(|i| i.get("table"))
+        .any(|t| ours(t, "name"))
+    {
+        bail!("no table {table} in the ruleset");
+    }
     let mut out = Vec::new();
-    for c in items.iter().filter_map(|i| i.get("counter")) {
+    for c in items
+        .iter()
+        .filter_map(|i| i.get("counter"))
+        .filter(|c| ours(c, "table"))
+    {
         let field = |k: &str| {
             c[k].as_u64()
                 .with_context(|| format!("counter without {k}"))
@@ -103,42 +102,54 @@ pub fn parse(json: &[u8]) -> anyhow::Result<Vec<Counter>> {
 mod tests {
     use super::*;
 
-    /// Captured from nft 1.0.6 (Debian 12) in a namespace.
-    const LISTED: &str = r#"{"nftables": [{"metainfo": {"version": "1.0.6", "release_name": "Lester Gooch #5", "json_schema_version": 1}}, {"counter": {"family": "inet", "name": "input_drop", "table": "hakit_filter", "handle": 2, "packets": 7, "bytes": 420}}, {"counter": {"family": "inet", "name": "forward_drop", "table": "hakit_filter", "handle": 3, "packets": 0, "bytes": 0}}]}"#;
+    /// `nft -j list ruleset`, captured from nft 1.0.6 (Debian 12) in a namespace: the table
+    /// with its counter object, a rule using it, and another table with a counter of the
+    /// same name.
+    const LISTED: &str = r#"{"nftables": [{"metainfo": {"version": "1.0.6", "release_name": "Lester Gooch #5", "json_schema_version": 1}}, {"table": {"family": "inet", "name": "hakit_filter", "handle": 1}}, {"counter": {"family": "inet", "name": "input_drop", "table": "hakit_filter", "handle": 2, "packets": 7, "bytes": 420}}, {"chain": {"family": "inet", "table": "hakit_filter", "name": "input", "handle": 1, "type": "filter", "hook": "input", "prio": 0, "policy": "drop"}}, {"rule": {"family": "inet", "table": "hakit_filter", "chain": "input", "handle": 3, "expr": [{"counter": "input_drop"}, {"drop": null}]}}, {"table": {"family": "ip", "name": "other", "handle": 2}}, {"counter": {"family": "ip", "name": "input_drop", "table": "other", "handle": 1, "packets": 9, "bytes": 9}}]}"#;
+
+    fn table(s: &str) -> NftTable {
+        s.parse().unwrap()
+    }
 
     #[test]
-    fn parses_nft_json() {
-        let c = parse(LISTED.as_bytes()).unwrap();
-        assert_eq!(
-            c,
-            vec![
-                Counter {
-                    name: "input_drop".into(),
-                    packets: 7,
-                    bytes: 420
-                },
-                Counter {
-                    name: "forward_drop".into(),
-                    packets: 0,
-                    bytes: 0
-                }
-            ]
-        );
+    fn takes_only_the_tables_named_counters() {
+        let want = vec![Counter {
+            name: "input_drop".into(),
+            packets: 7,
+            bytes: 420,
+        }];
+        assert_eq!(parse(LISTED, &table("inet hakit_filter")).unwrap(), want);
+        assert_eq!(parse(LISTED, &table("ip other")).unwrap()[0].packets, 9);
+        let e = parse(LISTED, &table("inet nope")).unwrap_err();
+        assert_eq!(e.to_string(), "no table inet nope in the ruleset");
     }
 
     #[test]
     fn malformed_output_is_an_error_not_a_panic() {
+        let t = table("inet t");
+        let with = |counter: &str| {
+            format!(
+                r#"{{"nftables": [{{"table": {{"family": "inet", "name": "t"}}}}, {{"counter": {counter}}}]}}"#
+            )
+        };
         for bad in [
-            "",
-            "{}",
-            "[]",
-            r#"{"nftables": [{"counter": {"name": "x"}}]}"#,
-            r#"{"nftables": [{"counter": {"name": 1, "packets": 1, "bytes": 1}}]}"#,
-            r#"{"nftables": [{"counter": {"name": "x", "packets": -1, "bytes": 1}}]}"#,
+            String::new(),
+            "{}".into(),
+            "[]".into(),
+            with(r#"{"family": "inet", "table": "t", "name": "x"}"#),
+            with(r#"{"family": "inet", "table": "t", "name": 1, "packets": 1, "bytes": 1}"#),
+            with(r#"{"family": "inet", "table": "t", "name": "x", "packets": -1, "bytes": 1}"#),
         ] {
-            assert!(parse(bad.as_bytes()).is_err(), "{bad:?} parsed");
+            assert!(parse(&bad, &t).is_err(), "{bad:?} parsed");
         }
-        assert_eq!(parse(br#"{"nftables": []}"#).unwrap(), vec![]);
+        assert_eq!(
+            parse(
+                r#"{"nftables": [{"table": {"family": "inet", "name": "t"}}]}"#,
+                &t
+            )
+            .unwrap(),
+            vec![]
+        );
     }
 
     #[test]

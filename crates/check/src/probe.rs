@@ -3,6 +3,7 @@
 use std::{
     net::IpAddr,
     path::PathBuf,
+    sync::{Arc, OnceLock},
     time::{Duration, Instant},
 };
 
@@ -26,6 +27,28 @@ pub struct Tools {
     pub fip: Option<hakit_core::config::Fip>,
     /// Where the fip-owner probe caches provider answers (the runtime directory).
     pub cache_dir: PathBuf,
+    /// `nft -j list ruleset`, listed once per run and shared by every nft-rule probe and
+    /// the counter export (clones share it).
+    pub ruleset: Arc<OnceLock<Result<String, String>>>,
+}
+
+impl Tools {
+    /// The ruleset as `nft -j list ruleset` prints it. The first caller runs nft (killed at
+    /// `timeout`); concurrent callers wait for that one run, later ones reuse it.
+    pub fn ruleset(&self, timeout: Duration) -> anyhow::Result<&str> {
+        self.ruleset
+            .get_or_init(|| {
+                exec::run_ok(
+                    &exec::argv(&[&self.nft, "-j", "list", "ruleset"]),
+                    None,
+                    timeout,
+                )
+                .map(|ran| ran.stdout)
+                .map_err(|e| format!("{e:#}"))
+            })
+            .as_deref()
+            .map_err(|e| anyhow::anyhow!("{e}"))
+    }
 }
 
 impl Default for Tools {
@@ -36,6 +59,7 @@ impl Default for Tools {
             drbdadm: "drbdadm".into(),
             fip: None,
             cache_dir: PathBuf::from(hakit_core::runtime::DEFAULT_DIR),
+            ruleset: Arc::default(),
         }
     }
 }
@@ -486,16 +510,8 @@ impl Checked {
                 }
             }
             Spec::NftRule { source, to } => {
-                let rules = hakit_notify::nft::Snat {
-                    nft: tools.nft.clone(),
-                    table: String::new(),
-                    instance: String::new(),
-                    source: *source,
-                    to: *to,
-                    oifname: String::new(),
-                    timeout,
-                };
-                if rules.present()? {
+                let rules = hakit_notify::nft::parse_ruleset(tools.ruleset(timeout)?)?;
+                if rules.iter().any(|r| r.translates(*source, *to)) {
                     Ok(format!("SNAT {source} -> {to} present"))
                 } else {
                     bail!("no SNAT rule {source} -> {to}")

@@ -25,6 +25,13 @@ pub struct SnatRule {
     pub to: Option<IpAddr>,
 }
 
+impl SnatRule {
+    /// Whether the rule SNATs `source` to `to` (whoever wrote it).
+    pub fn translates(&self, source: Cidr, to: IpAddr) -> bool {
+        self.to == Some(to) && self.saddr == Some(source)
+    }
+}
+
 /// The SNAT a node should have.
 #[derive(Debug, Clone)]
 pub struct Snat {
@@ -53,7 +60,7 @@ impl Snat {
     }
 
     fn matches(&self, r: &SnatRule) -> bool {
-        r.to == Some(self.to) && r.saddr == Some(self.source)
+        r.translates(self.source, self.to)
     }
 
     /// Whether a rule SNATing the source prefix to the floating IP exists.
