@@ -25,13 +25,7 @@ impl Drop for Moto {
 /// moto's server on a free loopback port, or None (loudly) where moto is not installed;
 /// under CI=true a missing moto is a failure.
 fn moto(test: &str) -> Option<Moto> {
-    let Some(bin) = hakit_lab::which("moto_server") else {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("{test}: moto_server not installed (make deps installs it) and CI=true");
-        }
-        eprintln!("\n!!!! SKIPPED {test}: moto_server not installed !!!!\n");
-        return None;
-    };
+    let bin = hakit_lab::require(test, "moto_server")?;
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

@@ -358,16 +358,7 @@ fn sysctl_file_applies_in_a_namespace() {
 }
 
 fn promtool(test: &str) -> Option<String> {
-    match hakit_lab::which("promtool") {
-        Some(p) => Some(p.to_string_lossy().to_string()),
-        None if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("{test}: promtool missing (make deps) and CI=true")
-        }
-        None => {
-            eprintln!("\n!!!! SKIPPED {test}: promtool not installed !!!!\n");
-            None
-        }
-    }
+    hakit_lab::require(test, "promtool").map(|p| p.to_string_lossy().to_string())
 }
 
 #[test]

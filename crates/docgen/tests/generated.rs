@@ -7,7 +7,7 @@
 use std::{
     collections::BTreeSet,
     path::{Path, PathBuf},
-    process::{Command as Proc, Stdio},
+    process::Command as Proc,
 };
 
 use clap::Command;
@@ -38,20 +38,8 @@ impl Drop for Generated {
 
 /// A missing reader is a loud skip locally and a failure under CI (`make deps` installs
 /// all of them).
-fn have(tool: &str) -> bool {
-    let found = Proc::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !found {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "{tool} is not installed; under CI=true that is a failure (make deps installs it)"
-        );
-        eprintln!("SKIPPED: {tool} is not installed (make deps installs it)");
-    }
-    found
+fn have(test: &str, tool: &str) -> bool {
+    hakit_lab::require(test, tool).is_some()
 }
 
 /// One command line to complete and the words its completion must offer.
@@ -174,7 +162,7 @@ fn output(cmd: &mut Proc) -> String {
 
 #[test]
 fn bash_completes_every_flag_subcommand_and_value() {
-    if !have("bash") {
+    if !have("bash_completes_every_flag_subcommand_and_value", "bash") {
         return;
     }
     let g = Generated::new("bash");
@@ -205,7 +193,7 @@ fn bash_completes_every_flag_subcommand_and_value() {
 
 #[test]
 fn fish_completes_every_flag_subcommand_and_value() {
-    if !have("fish") {
+    if !have("fish_completes_every_flag_subcommand_and_value", "fish") {
         return;
     }
     let g = Generated::new("fish");
@@ -223,7 +211,7 @@ fn fish_completes_every_flag_subcommand_and_value() {
 
 #[test]
 fn zsh_completes_every_flag_subcommand_and_value() {
-    if !have("zsh") {
+    if !have("zsh_completes_every_flag_subcommand_and_value", "zsh") {
         return;
     }
     let g = Generated::new("zsh");
@@ -243,7 +231,7 @@ fn zsh_completes_every_flag_subcommand_and_value() {
 
 #[test]
 fn man_pages_render_cleanly_and_document_every_flag() {
-    if !have("man") {
+    if !have("man_pages_render_cleanly_and_document_every_flag", "man") {
         return;
     }
     let g = Generated::new("man");

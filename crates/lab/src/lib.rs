@@ -50,15 +50,33 @@ pub fn available(test: &str) -> bool {
         return true;
     }
     let why = if !root {
-        "not running as root"
+        "namespace test, not running as root"
     } else {
-        "iproute2 (ip) not installed"
+        "namespace test, iproute2 (ip) not installed"
     };
-    if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
-        panic!("{test}: namespace test cannot run ({why}) and CI=true: a skip is a failure");
-    }
-    eprintln!("\n!!!! SKIPPED {test}: namespace test needs root and iproute2 ({why}) !!!!\n");
+    skip(test, why);
     false
+}
+
+/// Reports a test that cannot run here: a loud SKIPPED locally, a failure under CI
+/// (`CI=true` or `CI=1`), where `make deps` has installed every prerequisite.
+pub fn skip(test: &str, why: &str) {
+    if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
+        panic!("{test} cannot run ({why}) and CI is set: a skip is a failure");
+    }
+    eprintln!("\n!!!! SKIPPED {test}: {why} !!!!\n");
+}
+
+/// A program the test needs, or None after [`skip`] when it is not installed.
+pub fn require(test: &str, prog: &str) -> Option<PathBuf> {
+    let found = which(prog);
+    if found.is_none() {
+        skip(
+            test,
+            &format!("{prog} not installed (make deps installs it)"),
+        );
+    }
+    found
 }
 
 /// Looks a program up on PATH (and the sbin directories, which non-login PATHs lack).
