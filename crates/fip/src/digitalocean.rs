@@ -50,18 +50,22 @@ pub fn run(client: &Client, token: &Token, o: &Options, mode: Mode) -> anyhow::R
             })?
         }
     };
-    let info = json(
-        client,
-        "digitalocean",
-        &api(
-            "GET",
-            &base,
-            &format!("/reserved_ips/{ip}"),
-            "GET /reserved_ips/{ip}",
-            token,
-        ),
-        retry_status,
-    )?;
+    // The Reserved IP's holder: read first, and read back after the assign.
+    let read = || {
+        json(
+            client,
+            "digitalocean",
+            &api(
+                "GET",
+                &base,
+                &format!("/reserved_ips/{ip}"),
+                "GET /reserved_ips/{ip}",
+                token,
+            ),
+            retry_status,
+        )
+    };
+    let info = read()?;
     let holder = info["reserved_ip"]["droplet"]["id"].as_u64();
     let mut out = Outcome {
         provider: "digitalocean".into(),
@@ -133,18 +137,7 @@ pub fn run(client: &Client, token: &Token, o: &Options, mode: Mode) -> anyhow::R
     if status != "completed" {
         bail!("digitalocean assign action {id}: {status}");
     }
-    let after = json(
-        client,
-        "digitalocean",
-        &api(
-            "GET",
-            &base,
-            &format!("/reserved_ips/{ip}"),
-            "GET /reserved_ips/{ip}",
-            token,
-        ),
-        retry_status,
-    )?;
+    let after = read()?;
     if after["reserved_ip"]["droplet"]["id"].as_u64() != Some(me) {
         bail!("digitalocean: read-back: {ip} is not on droplet {me}");
     }

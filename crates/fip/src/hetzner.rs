@@ -63,8 +63,9 @@ pub fn run(client: &Client, token: &Token, o: &Options, mode: Mode) -> anyhow::R
             })?
         }
     };
-    let fip: Value = match (o.floating_ip_id, o.ip) {
-        (Some(id), _) => json(
+    // One Floating IP by ID: read first (when the ID is given), and read back after the assign.
+    let read = |id: u64| {
+        json(
             client,
             "hetzner",
             &api(
@@ -75,8 +76,10 @@ pub fn run(client: &Client, token: &Token, o: &Options, mode: Mode) -> anyhow::R
                 token,
             ),
             retry,
-        )?["floating_ip"]
-            .clone(),
+        )
+    };
+    let fip: Value = match (o.floating_ip_id, o.ip) {
+        (Some(id), _) => read(id)?["floating_ip"].clone(),
         (None, Some(ip)) => {
             let list = json(
                 client,
@@ -194,18 +197,7 @@ pub fn run(client: &Client, token: &Token, o: &Options, mode: Mode) -> anyhow::R
             );
         }
     }
-    let after = json(
-        client,
-        "hetzner",
-        &api(
-            "GET",
-            &base,
-            &format!("/floating_ips/{id}"),
-            "GET /floating_ips/{id}",
-            token,
-        ),
-        retry,
-    )?;
+    let after = read(id)?;
     if after["floating_ip"]["server"].as_u64() != Some(me) {
         bail!(
             "hetzner: read-back: Floating IP {id} is on server {}, not {me}",
