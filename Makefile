@@ -7,6 +7,7 @@
 #   make install  binaries, man pages, completions, templates, default config
 #                 (PREFIX=/usr/local DESTDIR= SYSCONFDIR=/etc)
 #   make deb    the Debian package in target/deb/
+#   make syslab the .deb and the README's install steps on two containers under real systemd
 #   make lab-clean  remove namespaces left by a killed test run
 
 CARGO ?= cargo $(if $(CI),--locked,)
@@ -21,7 +22,7 @@ export CC_x86_64_unknown_linux_musl ?= musl-gcc
 # Rust needs ~/.cargo/bin; a root shell from sudo may not have it.
 export PATH := $(HOME)/.cargo/bin:$(PATH):/usr/sbin:/sbin
 
-.PHONY: all deps build static docs install deb package examples validate unit test demo chaos bench lab-clean clean
+.PHONY: all deps build static docs install deb package syslab examples validate unit test demo chaos bench lab-clean clean
 
 all: build
 
@@ -53,13 +54,23 @@ deb: static docs
 package: static docs
 	tests/package.sh $(STATIC_DIR) $(GEN_DIR) target/deb
 
+# The .deb and the bare-metal README's steps on two Debian 12 containers under a real
+# systemd (tests/systemd-lab.sh; root; the base image is cached in target/systemd-lab).
+syslab: deps deb
+	$(CARGO) build --release --target $(MUSL) -p hakit-lab --bin hakit-lab-traffic
+	tests/systemd-lab.sh $$(ls target/deb/hakit_*_amd64.deb | head -n1) $(STATIC_DIR)
+
 # Re-renders examples/*/keepalived.conf from their templates (the command is each file's
 # first line); a test fails when one is out of date.
 examples:
-	@for f in examples/*/keepalived.conf; do \
-	  set -- $$(sed -n '1s/^# Rendered by: //p' "$$f"); \
-	  "$$@" > "$$f.new" && mv "$$f.new" "$$f" && echo "rendered $$f"; \
+	@for v in examples/*/pair.values; do \
+	  d=$$(dirname "$$v"); rm -rf target/examples; \
+	  scripts/hakit-setup --node a --root target/examples "$$v" >/dev/null && \
+	  cp target/examples/etc/keepalived/keepalived.conf "$$d/keepalived.conf" && \
+	  cp target/examples/etc/hakit/hakit.toml "$$d/hakit.toml" && echo "rendered $$d"; \
 	done
+	@set -- $$(sed -n '1s/^# Rendered by: render //p' examples/drbd-nfs/keepalived.conf); \
+	  keepalived/render -o examples/drbd-nfs/keepalived.conf "$$@" && echo "rendered examples/drbd-nfs"
 
 validate:
 	$(CARGO) fmt --all --check
@@ -70,7 +81,7 @@ validate:
 unit:
 	$(CARGO) test --workspace --all-targets
 
-test: deps validate unit static package chaos
+test: deps validate unit static package chaos syslab
 	@echo "make test: all checks passed"
 
 demo: deps

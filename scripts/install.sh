@@ -39,6 +39,20 @@ for page in "$gen_dir"/man/man8/*.8; do
   chmod 0644 "$share/man/man8/$(basename "$page").gz"
 done
 
+# hakit-setup renders a node's files from the templates under share/hakit (not the doc
+# directory: documentation may be left out of an installation, templates may not).
+install -m 0755 "$top/scripts/hakit-setup" "$root/sbin/hakit-setup"
+(cd "$top" && find keepalived -type f; find examples -name '*.in') | while read -r f; do
+  install -D -m 0644 "$top/$f" "$share/hakit/$f"
+done
+chmod 0755 "$share/hakit/keepalived/render"
+# Boot-time pieces systemd reads from /usr/lib whatever the prefix: the runtime directories
+# (tmpfiles.d) and nf_conntrack before systemd-sysctl (modules-load.d).
+lib=$DESTDIR/usr/lib
+[ "$PREFIX" = /usr ] || lib=$root/lib
+install -D -m 0644 "$top/packaging/tmpfiles.conf" "$lib/tmpfiles.d/hakit.conf"
+install -D -m 0644 "$top/packaging/modules-load.conf" "$lib/modules-load.d/hakit.conf"
+
 # Templates, examples and the runbook, as the repository lays them out.
 (cd "$top" && find keepalived examples docs -type f) | while read -r f; do
   install -D -m 0644 "$top/$f" "$doc/$f"

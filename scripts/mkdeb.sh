@@ -72,9 +72,10 @@ Description: keepalived companions for highly available Linux NAT gateways
  conntrackd, nftables and sysctl are in /usr/share/doc/hakit.
 CTRL
 echo /etc/hakit/hakit.toml > "$stage/DEBIAN/conffiles"
+install -m 0755 "$top/packaging/postinst" "$stage/DEBIAN/postinst"
 (cd "$stage" && find . -path ./DEBIAN -prune -o -path ./etc -prune -o -type f -print0 \
   | sort -z | xargs -0 md5sum | sed 's| \./| |') > "$stage/DEBIAN/md5sums"
-chmod 0644 "$stage/DEBIAN/"*
+chmod 0644 "$stage/DEBIAN/control" "$stage/DEBIAN/conffiles" "$stage/DEBIAN/md5sums"
 dpkg-deb --root-owner-group -Zxz --build "$stage" "$deb" >&2
 rm -rf "$stage"
 echo "$deb"

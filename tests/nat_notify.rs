@@ -253,6 +253,16 @@ fn master_then_backup_with_real_nft_and_conntrackd() {
     );
     assert!(!g.fip());
     g.vip(true);
+    // keepalived is MASTER (it holds the VIP) but no hook has applied it: the node routes
+    // nothing and status must say so (the failure an uncreated notify FIFO directory gives).
+    let out = g.nn(&["status"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stdout(&out)
+            .contains("keepalived is MASTER (holds 198.51.100.1) but nat-notify recorded nothing"),
+        "{}",
+        stdout(&out)
+    );
     let out = g.nn(&["master", "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let r = json(&out);
@@ -361,7 +371,32 @@ fn master_then_backup_with_real_nft_and_conntrackd() {
         .count();
     assert_eq!(again, 2, "re-announced with garp_count rounds");
     assert_eq!(g.recorded()["state"], "MASTER");
+    // keepalived reports MASTER_RX_LOWER_PRI for every advert it hears during a one-way
+    // VRRP loss (25/s at advert_int 0.04): a second one within a second re-announces
+    // nothing and asks the provider nothing.
+    let out = g.nn(&["master-rx-lower-pri", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let r = json(&out);
+    assert_eq!(r["reason"], "re-asserted moments ago", "{r}");
+    assert!(r["steps"].as_array().unwrap().is_empty(), "{r}");
 
+    // A MASTER that does not forward is not a gateway: status says so (exit 1) ...
+    let out = g.nn(&["status"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("PROBLEM: MASTER with net.ipv4.ip_forward = 0"),
+        "{}",
+        stdout(&out)
+    );
+    // ... and is clean once it does.
+    for key in ["net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"] {
+        assert!(g
+            .gw
+            .exec(&["sysctl", "-q", "-w", key])
+            .unwrap()
+            .status
+            .success());
+    }
     let out = g.nn(&["status", "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
     let st = json(&out);

@@ -51,7 +51,7 @@ done
 pages=$(find "$stage/opt/hakit/share/man/man8" -name '*.8.gz' | wc -l)
 [ "$pages" -eq "$(find "$gen_dir/man/man8" -name '*.8' | wc -l)" ] || fail "$pages man pages installed"
 for f in keepalived/linode.conf.in keepalived/nftables.conf.in keepalived/conntrackd.conf.in \
-         keepalived/sysctl.d/90-hakit.conf examples/aws/iam-policy.json \
+         keepalived/sysctl.d/90-hakit.conf.in examples/aws/iam-policy.json \
          examples/monitoring/hakit-alerts.yml docs/runbook-failover.md README.md; do
   cmp -s "$stage/opt/hakit/share/doc/hakit/$f" "$top/$f" || fail "doc/hakit/$f missing or different"
   ok

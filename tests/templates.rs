@@ -104,30 +104,52 @@ fn keepalived_templates_and_examples_pass_keepalived_t() {
     }
 }
 
-/// Each example directory's keepalived.conf is its template rendered by keepalived/render:
-/// the command is the file's first line, so it is re-run here and must give the same bytes
-/// (keepalived -t on them is in the test above).
+/// Each NAT example directory's keepalived.conf and hakit.toml are what hakit-setup renders
+/// from its pair.values for node a (the first line names the command); drbd-nfs's
+/// keepalived.conf is its template rendered by keepalived/render. Both are re-run here and
+/// must give the same bytes (keepalived -t on them is in the test above).
 #[test]
-fn example_keepalived_files_are_their_templates_rendered() {
+fn example_files_are_their_templates_rendered() {
+    let root = std::env::temp_dir().join(format!("hakit-examples-{}", std::process::id()));
     for d in EXAMPLE_DIRS {
         let path = format!("examples/{d}/keepalived.conf");
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-        let first = text.lines().next().unwrap_or_default();
-        let cmd = first
-            .strip_prefix("# Rendered by: ")
-            .unwrap_or_else(|| panic!("{path}: first line is not the render command"));
-        let argv: Vec<&str> = cmd.split_whitespace().collect();
-        assert!(!cmd.contains('\\'), "{path}: quoted arguments in {cmd}");
-        let out = std::process::Command::new(argv[0])
-            .args(&argv[1..])
+        if d == "drbd-nfs" {
+            let cmd = text
+                .lines()
+                .next()
+                .and_then(|l| l.strip_prefix("# Rendered by: render "))
+                .unwrap_or_else(|| panic!("{path}: first line is not the render command"));
+            assert!(!cmd.contains('\\'), "{path}: quoted arguments in {cmd}");
+            let out = std::process::Command::new("keepalived/render")
+                .args(cmd.split_whitespace())
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{path}: {cmd}: {}", stderr(&out));
+            assert!(out.stdout == text.as_bytes(), "{path}: run `make examples`");
+            continue;
+        }
+        let _ = std::fs::remove_dir_all(&root);
+        let out = std::process::Command::new("scripts/hakit-setup")
+            .args(["--node", "a", "--root"])
+            .arg(&root)
+            .arg(format!("examples/{d}/pair.values"))
             .output()
             .unwrap();
-        assert!(out.status.success(), "{path}: {cmd}: {}", stderr(&out));
-        assert!(
-            out.stdout == text.as_bytes(),
-            "{path} differs from its template: run `make examples`"
-        );
+        assert!(out.status.success(), "{d}: hakit-setup: {}", stderr(&out));
+        for (example, installed) in [
+            ("keepalived.conf", "etc/keepalived/keepalived.conf"),
+            ("hakit.toml", "etc/hakit/hakit.toml"),
+        ] {
+            let want = std::fs::read(root.join(installed)).unwrap();
+            let have = std::fs::read(format!("examples/{d}/{example}")).unwrap();
+            assert!(
+                want == have,
+                "examples/{d}/{example} is not what hakit-setup renders: run `make examples`"
+            );
+        }
     }
+    let _ = std::fs::remove_dir_all(&root);
     // The renderer refuses a missing value (1) and a name the template does not have (2).
     let r = |args: &[&str]| {
         std::process::Command::new("keepalived/render")
@@ -135,7 +157,7 @@ fn example_keepalived_files_are_their_templates_rendered() {
             .output()
             .unwrap()
     };
-    let out = r(&["keepalived/hetzner.conf.in", "ROUTER_ID=gw-a"]);
+    let out = r(&["hetzner.conf.in", "ROUTER_ID=gw-a"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         stderr(&out).contains("give a value for: LAN_IF LAN_VIP PEER_IP PRIORITY SELF_IP"),
@@ -149,6 +171,138 @@ fn example_keepalived_files_are_their_templates_rendered() {
         "{}",
         stderr(&out)
     );
+}
+
+/// Every template's "Variables:" header names exactly the variables it uses (render refuses
+/// any other name, so a wrong header sends the operator into an error).
+#[test]
+fn template_headers_name_exactly_their_variables() {
+    let mut files: Vec<String> = std::fs::read_dir("keepalived")
+        .unwrap()
+        .flatten()
+        .map(|e| e.path().to_string_lossy().into_owned())
+        .filter(|p| p.ends_with(".in") && !p.ends_with("lab-vrrp.conf.in"))
+        .collect();
+    files.push("keepalived/sysctl.d/90-hakit.conf.in".into());
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        let mut used: Vec<String> = text
+            .split('@')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_string)
+            .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_uppercase() || b == b'_'))
+            .collect();
+        used.sort();
+        used.dedup();
+        let header = text
+            .lines()
+            .find_map(|l| {
+                l.split_once("Variables (each written between at-signs)")
+                    .map(|x| x.1)
+            })
+            .unwrap_or_else(|| panic!("{f}: no Variables header"));
+        let mut named: Vec<String> = header
+            .trim_start_matches([':', ' '])
+            .split([',', '.', ' '])
+            .filter(|w| !w.is_empty())
+            .map(str::to_string)
+            .collect();
+        if f.ends_with("nftables.conf.in") {
+            // The ruleset lists its variables one per comment line below the header.
+            named = text
+                .lines()
+                .filter_map(|l| l.strip_prefix("#   "))
+                .flat_map(|l| l.split("  ").next().unwrap_or("").split(", "))
+                .map(|w| w.trim().to_string())
+                .filter(|w| !w.is_empty())
+                .collect();
+        }
+        named.sort();
+        named.dedup();
+        assert_eq!(named, used, "{f}: header vs. variables used");
+    }
+}
+
+/// `render -o FILE` and hakit-setup leave the file as it was on any error (a shell redirect
+/// would have emptied it first: keepalived.service then silently skips an empty config);
+/// a "#!" first line stays first (Debian runs /etc/nftables.conf as a script).
+#[test]
+fn render_and_setup_never_leave_a_half_written_file() {
+    let dir = std::env::temp_dir().join(format!("hakit-render-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let conf = dir.join("keepalived.conf");
+    std::fs::write(&conf, "working config\n").unwrap();
+    // From any directory the template name resolves beside render (the command is run from
+    // / here), and the missing values leave the file untouched.
+    let out2 = std::process::Command::new(std::fs::canonicalize("keepalived/render").unwrap())
+        .arg("-o")
+        .arg(&conf)
+        .args(["hetzner.conf.in", "ROUTER_ID=gw-a"])
+        .current_dir("/")
+        .output()
+        .unwrap();
+    assert_eq!(out2.status.code(), Some(1), "{}", stderr(&out2));
+    assert_eq!(std::fs::read_to_string(&conf).unwrap(), "working config\n");
+    let nft = dir.join("nftables.conf");
+    let out = std::process::Command::new("keepalived/render")
+        .arg("-o")
+        .arg(&nft)
+        .args([
+            "nftables.conf.in",
+            "WAN_IF=eth0",
+            "LAN_IF=eth1",
+            "SYNC_IF=eth2",
+            "LAN_NET=198.51.100.0/24",
+            "PEER_LAN=198.51.100.3",
+            "PEER_SYNC=192.0.2.2",
+            "ADMIN_NET=203.0.113.0/24",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = std::fs::read_to_string(&nft).unwrap();
+    assert!(
+        text.starts_with("#!/usr/sbin/nft -f\n# Rendered by: render nftables.conf.in"),
+        "{text}"
+    );
+
+    // hakit-setup: a missing value (1), an unknown one (2), a malformed one (2), an
+    // undetermined node (2): each one line, and nothing written.
+    let root = dir.join("root");
+    let base = std::fs::read_to_string("examples/bare-metal/pair.values").unwrap();
+    for (values, code, says) in [
+        (
+            base.replace("FIP=203.0.113.10\n", ""),
+            1,
+            "give a value for: FIP",
+        ),
+        (format!("{base}LAN_IFF=eth1\n"), 2, "unknown value LAN_IFF"),
+        (
+            base.replace("WAN_IF=eth0", "WAN_IF=eth0\";flush ruleset"),
+            2,
+            "WAN_IF=eth0\";flush ruleset is not valid",
+        ),
+        (
+            base.clone(),
+            2,
+            "neither A_LAN 198.51.100.2 nor B_LAN 198.51.100.3",
+        ),
+    ] {
+        let v = dir.join("pair.values");
+        std::fs::write(&v, values).unwrap();
+        let mut cmd = std::process::Command::new("scripts/hakit-setup");
+        if code == 1 || says.starts_with("unknown") || says.contains("flush") {
+            cmd.args(["--node", "a"]);
+        }
+        let out = cmd.arg("--root").arg(&root).arg(&v).output().unwrap();
+        assert_eq!(out.status.code(), Some(code), "{says}: {}", stderr(&out));
+        assert!(stderr(&out).contains(says), "{says}: {}", stderr(&out));
+        assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
+        assert!(!root.exists(), "{says}: something was written");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -319,23 +473,35 @@ fn sysctl_file_applies_in_a_namespace() {
         .unwrap()
         .status
         .success());
-    let file = std::fs::canonicalize("keepalived/sysctl.d/90-hakit.conf").unwrap();
-    let _ = ns
+    // The template, rendered for a WAN interface the namespace has.
+    let text = std::fs::read_to_string("keepalived/sysctl.d/90-hakit.conf.in")
+        .unwrap()
+        .replace("@WAN_IF@", "lo");
+    let file = std::env::temp_dir().join(format!("hakit-sysctl-{}.conf", std::process::id()));
+    std::fs::write(&file, &text).unwrap();
+    let applied = ns
         .exec(&["sysctl", "-q", "-p", &file.to_string_lossy()])
         .unwrap();
-    for line in std::fs::read_to_string(&file).unwrap().lines() {
+    let _ = std::fs::remove_file(&file);
+    // A "-" line that cannot be set here (nf_conntrack_max outside the initial namespace)
+    // must not fail the whole file, as it would fail systemd-sysctl.service in a container.
+    assert!(applied.status.success(), "{}", stderr(&applied));
+    for line in text.lines() {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
         let (key, want) = line.split_once('=').unwrap();
         let key = key.trim();
-        if key == "net.netfilter.nf_conntrack_max" {
-            // Global: only the initial namespace may set it (EINVAL elsewhere); a test must
-            // not change the host's table size, so this one key is only parsed here.
-            assert!(want.trim().parse::<u64>().is_ok());
-            continue;
+        if let Some(key) = key.strip_prefix('-') {
+            if key == "net.netfilter.nf_conntrack_max" {
+                // Global: only the initial namespace may set it (EINVAL elsewhere); a test
+                // must not change the host's table size, so this one key is only parsed.
+                assert!(want.trim().parse::<u64>().is_ok());
+                continue;
+            }
         }
+        let key = key.trim_start_matches('-');
         let got = stdout(&ns.exec(&["sysctl", "-n", key]).unwrap())
             .trim()
             .to_string();

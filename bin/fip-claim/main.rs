@@ -63,13 +63,13 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
         Err(e) => return Err(e),
     };
     if cli.json {
-        println!("{}", serde_json::to_string(&out)?);
+        hakit_core::outln!("{}", serde_json::to_string(&out)?);
     } else if cli.dry_run {
         for p in &out.planned {
-            println!("would send: {p}");
+            hakit_core::outln!("would send: {p}");
         }
         if out.planned.is_empty() {
-            println!("nothing to send: already converged");
+            hakit_core::outln!("nothing to send: already converged");
         }
     }
     let ip = out.ip.map_or("the IP".to_string(), |i| i.to_string());

@@ -51,24 +51,24 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
     let burst = garp::resolve(&nl, &plan)?;
     if cli.dry_run {
         if cli.json {
-            println!("{}", serde_json::json!({ "dry_run": true, "burst": burst }));
+            hakit_core::outln!("{}", serde_json::json!({ "dry_run": true, "burst": burst }));
         } else {
             let mac = burst.link.mac.map(|m| m.to_string()).unwrap_or_default();
-            println!(
+            hakit_core::outln!(
                 "would send {} round(s) every {} on {} ({mac}):",
                 burst.count,
                 HDuration(burst.interval),
                 burst.link.name
             );
             for f in &burst.frames {
-                println!("  {:<12} {}", f.kind, f.ip);
+                hakit_core::outln!("  {:<12} {}", f.kind, f.ip);
             }
         }
         return Ok(Exit::Ok);
     }
     let report = burst.send()?;
     if cli.json {
-        println!(
+        hakit_core::outln!(
             "{}",
             serde_json::json!({ "dry_run": false, "report": report })
         );

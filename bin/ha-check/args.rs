@@ -151,8 +151,9 @@ pub(crate) enum Cmd {
     },
     /// Watch a peer (clouds without VRRP); after --fall failures run CMD until it succeeds
     Watch {
-        #[arg(long, value_name = "ADDR")]
-        peer: IpAddr,
+        /// The primary's address [default: watch_peer in [check]; there is no other default]
+        #[arg(long, env = "HAKIT_WATCH_PEER", value_name = "ADDR")]
+        peer: Option<IpAddr>,
         #[arg(long, value_enum, default_value = "icmp")]
         method: Method,
         /// Port for tcp/ssh [default: 22]

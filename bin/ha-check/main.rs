@@ -155,6 +155,11 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
         if fall == 0 || rise == 0 || interval.get().is_zero() {
             return Err(usage_error("--fall, --rise and --interval must be above 0"));
         }
+        // Never a placeholder: a peer that matches nothing looks dead, and the watch would
+        // take the floating IP from a healthy primary.
+        let peer = peer.or(c.watch_peer).ok_or_else(|| {
+            usage_error("no peer to watch: set watch_peer in [check] (the primary's address) or give --peer")
+        })?;
         let w = Watch {
             peer,
             method,
@@ -252,10 +257,10 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
         }
     }
     if cli.json {
-        println!("{}", serde_json::to_string(&verdict)?);
+        hakit_core::outln!("{}", serde_json::to_string(&verdict)?);
     } else if cli.common.verbose > 0 || std::io::IsTerminal::is_terminal(&std::io::stdout()) {
         for o in &verdict.probes {
-            println!(
+            hakit_core::outln!(
                 "{} {:<28} {:>9.3} ms  {}",
                 if o.ok { "ok  " } else { "FAIL" },
                 o.name,
@@ -263,7 +268,7 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
                 o.detail
             );
         }
-        println!(
+        hakit_core::outln!(
             "{} in {:.1} ms (deadline {:.0} ms)",
             if verdict.healthy {
                 "healthy"

@@ -118,6 +118,9 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
             .textfile
             .or(n.textfile)
             .or_else(|| g.textfile_dir.map(|d| d.join("hakit_nat_notify.prom"))),
+        keepalived_config: n
+            .keepalived_config
+            .unwrap_or_else(|| PathBuf::from("/etc/keepalived/keepalived.conf")),
         fip: fip.provider.is_some().then_some(fip),
     };
     let (name, state) = match cli.cmd {
@@ -150,14 +153,14 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
         app::hook(&settings, &instances, inst, state)?
     };
     if cli.json {
-        println!("{}", serde_json::to_string(&report)?);
+        hakit_core::outln!("{}", serde_json::to_string(&report)?);
     } else if cli.dry_run {
-        println!("{} {state}: would run, in order:", report.instance);
+        hakit_core::outln!("{} {state}: would run, in order:", report.instance);
         for s in &report.steps {
             let hakit_notify::engine::StepResult::Planned(d) = &s.result else {
                 continue;
             };
-            println!("  {:<20} {d}", s.step.name());
+            hakit_core::outln!("  {:<20} {d}", s.step.name());
         }
     }
     Ok(app::exit_of(&report))
@@ -189,7 +192,7 @@ fn show_status(
     let report = status::status(s, &chosen)?;
     let bad = report.iter().any(|r| !r.problems.is_empty());
     if json {
-        println!(
+        hakit_core::outln!(
             "{}",
             serde_json::json!({ "consistent": !bad, "instances": report })
         );
@@ -198,37 +201,37 @@ fn show_status(
             let st = r
                 .recorded_state
                 .map_or("none recorded".to_string(), |s| s.to_string());
-            println!(
+            hakit_core::outln!(
                 "{}: {st}{} (generation {})",
                 r.instance,
                 if r.converged { ", converged" } else { "" },
                 r.generation
             );
             for f in &r.floating_ips {
-                println!(
+                hakit_core::outln!(
                     "  floating IP {:<22} {}",
                     f.ip,
                     if f.present { "present" } else { "absent" }
                 );
             }
             if let Some(p) = r.snat_present {
-                println!(
+                hakit_core::outln!(
                     "  SNAT rule               {}",
                     if p { "present" } else { "absent" }
                 );
             }
-            println!(
+            hakit_core::outln!(
                 "  default route           {}",
                 r.default_route.as_deref().unwrap_or("none")
             );
             for (u, st) in &r.units {
-                println!("  unit {u:<18} {st}");
+                hakit_core::outln!("  unit {u:<18} {st}");
             }
             if let Some(c) = &r.conntrackd {
-                println!("  conntrackd              {c}");
+                hakit_core::outln!("  conntrackd              {c}");
             }
             for p in &r.problems {
-                println!("  PROBLEM: {p}");
+                hakit_core::outln!("  PROBLEM: {p}");
             }
         }
     }

@@ -499,8 +499,10 @@ impl Checked {
                 });
                 match found {
                     Some(r) => Ok(format!(
-                        "route {prefix} via {:?} oif {:?}",
-                        r.gateway, r.oif
+                        "route {prefix}{}{}",
+                        r.gateway.map_or(String::new(), |g| format!(" via {g}")),
+                        r.oif
+                            .map_or(String::new(), |i| format!(" dev {}", link_name(i)))
                     )),
                     None => bail!(
                         "no route {prefix}{}{}",
@@ -763,4 +765,18 @@ mod tests {
             ("tcp:198.51.100.9:22", Duration::from_millis(300))
         );
     }
+}
+
+/// An interface's name for messages (its index when the name cannot be read).
+fn link_name(index: u32) -> String {
+    std::fs::read_dir("/sys/class/net")
+        .ok()
+        .and_then(|d| {
+            d.flatten().find_map(|e| {
+                let idx = std::fs::read_to_string(e.path().join("ifindex")).ok()?;
+                (idx.trim().parse::<u32>().ok()? == index)
+                    .then(|| e.file_name().to_string_lossy().into_owned())
+            })
+        })
+        .unwrap_or_else(|| format!("#{index}"))
 }

@@ -29,6 +29,17 @@ pub enum Method {
     Ssh,
 }
 
+impl Method {
+    /// The name as written on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Icmp => "icmp",
+            Method::Tcp => "tcp",
+            Method::Ssh => "ssh",
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Watch {
     pub peer: IpAddr,
@@ -90,8 +101,12 @@ pub fn run(w: &Watch, stop: Arc<AtomicBool>) -> anyhow::Result<u64> {
     let mut runs_ok = 0u64;
     let mut n = 0u64;
     info!(
-        "watching {} by {:?} every {:?} (fall {}, rise {})",
-        w.peer, w.method, w.interval, w.fall, w.rise
+        "watching {} by {} every {:?} (fall {}, rise {})",
+        w.peer,
+        w.method.as_str(),
+        w.interval,
+        w.fall,
+        w.rise
     );
     while !stop.load(Ordering::Relaxed) && w.max_probes.is_none_or(|m| n < m) {
         let tick = Instant::now();

@@ -75,3 +75,35 @@ pub fn parse<P: clap::Parser>(ident: &'static str) -> P {
         }
     }
 }
+
+/// Set once standard output has been closed by its reader (`nat-notify status | head -1`).
+static STDOUT_CLOSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Writes one line to standard output. A reader that went away (`| head -1`, `| true`) is
+/// a normal end of output, never a panic: later lines are dropped and the exit status
+/// stays the one the work earned. Other write errors are logged once.
+pub fn write_line(args: std::fmt::Arguments<'_>) {
+    use std::{io::Write, sync::atomic::Ordering};
+    if STDOUT_CLOSED.load(Ordering::Relaxed) {
+        return;
+    }
+    let mut out = std::io::stdout().lock();
+    let res = out
+        .write_fmt(args)
+        .and_then(|()| out.write_all(b"\n"))
+        .and_then(|()| out.flush());
+    if let Err(e) = res {
+        STDOUT_CLOSED.store(true, Ordering::Relaxed);
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            log::warn!("standard output: {e}");
+        }
+    }
+}
+
+/// `println!` that survives a closed pipe: see [`write_line`].
+#[macro_export]
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::cli::write_line(format_args!($($arg)*))
+    };
+}

@@ -144,6 +144,9 @@ pub struct Check {
     /// nftables table whose named counters go into the textfile, "FAMILY NAME"
     /// (e.g. "inet hakit_filter"): the drop-rate alert reads them.
     pub nft_counters: Option<String>,
+    /// The primary's address for `ha-check watch` (the peer-watch unit reads it from here,
+    /// so the unit file carries no per-node value).
+    pub watch_peer: Option<std::net::IpAddr>,
     /// `[[check.probe]]`: the probes, all run in parallel.
     #[serde(default, rename = "probe")]
     pub probes: Vec<Probe>,
@@ -253,6 +256,9 @@ pub struct Notify {
     pub systemctl: Option<String>,
     /// Prometheus textfile to write after every transition.
     pub textfile: Option<PathBuf>,
+    /// keepalived's configuration, read by `status` to learn whether nat-notify is its
+    /// notify FIFO script (then a live FIFO reader is required while keepalived runs).
+    pub keepalived_config: Option<PathBuf>,
     /// One table per VRRP instance (or sync group) name: `[[notify.instance]]`.
     #[serde(default, rename = "instance")]
     pub instances: Vec<Instance>,

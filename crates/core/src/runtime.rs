@@ -9,7 +9,7 @@
 use std::{
     fs,
     io::Write,
-    os::unix::fs::{DirBuilderExt, OpenOptionsExt},
+    os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt},
     path::{Path, PathBuf},
     thread,
     time::{Duration, Instant},
@@ -21,12 +21,18 @@ use nix::fcntl::{Flock, FlockArg};
 /// Default runtime directory.
 pub const DEFAULT_DIR: &str = "/run/hakit";
 
-/// Creates `dir` (mode 0755, parents included) if it does not exist.
+/// Creates `dir` (mode 0755, parents included) if it does not exist. The mode is set
+/// explicitly: keepalived runs its scripts with umask 0177, which would otherwise make a
+/// fresh `/run/hakit` `drw-------` (unusable, even for listing).
 pub fn ensure_dir(dir: &Path) -> anyhow::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
     fs::DirBuilder::new()
         .recursive(true)
         .mode(0o755)
         .create(dir)
+        .and_then(|()| fs::set_permissions(dir, fs::Permissions::from_mode(0o755)))
         .with_context(|| format!("create runtime directory {}", dir.display()))
 }
 
@@ -80,7 +86,14 @@ fn open_lock_file(path: &Path) -> anyhow::Result<fs::File> {
         .with_context(|| format!("open lock file {}", path.display()))
 }
 
-/// Replaces `path` with `data` atomically, with the given mode.
+/// Replaces `path` with `data` atomically, with exactly the given mode.
+///
+/// The temporary file gets an unpredictable name and is created with `O_EXCL|O_NOFOLLOW`,
+/// so a link planted in a directory another user can write (node_exporter's textfile
+/// directory belongs to `prometheus`) is never followed; the mode is set with `fchmod`, so
+/// the caller's umask (keepalived runs scripts with 0177) cannot make a metrics file
+/// unreadable to the exporter. `rename(2)` replaces a link at `path` itself, never its
+/// target.
 pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> anyhow::Result<()> {
     let dir = path
         .parent()
@@ -89,28 +102,63 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> anyhow::Result<()> {
     let name = path
         .file_name()
         .with_context(|| format!("{} has no file name", path.display()))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp.{}",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    let res = (|| {
-        let mut f = fs::OpenOptions::new()
+    let mut last = None;
+    for _ in 0..8 {
+        let tmp = dir.join(format!(
+            ".{}.tmp.{:016x}",
+            name.to_string_lossy(),
+            random_u64()
+        ));
+        let mut f = match fs::OpenOptions::new()
             .write(true)
-            .create(true)
-            .truncate(true)
+            .create_new(true)
+            .custom_flags(libc_o_nofollow())
             .mode(mode)
-            .open(&tmp)?;
-        // No fsync: these files live on tmpfs (/run) and must not outlive a reboot anyway;
-        // the rename alone keeps readers and crashed writers consistent. An fsync cost a
-        // millisecond on the failover path when the directory sat on disk.
-        f.write_all(data)?;
-        fs::rename(&tmp, path)
-    })();
-    if res.is_err() {
-        let _ = fs::remove_file(&tmp);
+            .open(&tmp)
+        {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                last = Some(e);
+                continue;
+            }
+            Err(e) => return Err(e).with_context(|| format!("write {}", path.display())),
+        };
+        let res = (|| {
+            f.set_permissions(fs::Permissions::from_mode(mode))?;
+            // No fsync: these files live on tmpfs (/run) and must not outlive a reboot
+            // anyway; the rename alone keeps readers and crashed writers consistent. An
+            // fsync cost a millisecond on the failover path when the directory sat on disk.
+            f.write_all(data)?;
+            fs::rename(&tmp, path)
+        })();
+        if res.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        return res.with_context(|| format!("write {}", path.display()));
     }
-    res.with_context(|| format!("write {}", path.display()))
+    Err(last.unwrap_or_else(|| std::io::Error::other("no free temporary name")))
+        .with_context(|| format!("write {}", path.display()))
+}
+
+fn libc_o_nofollow() -> i32 {
+    nix::fcntl::OFlag::O_NOFOLLOW.bits()
+}
+
+/// 64 unpredictable bits for a temporary name (the kernel's CSPRNG; a clock-derived
+/// fallback only if /dev/urandom cannot be read, where `O_EXCL` still keeps us safe).
+fn random_u64() -> u64 {
+    use std::io::Read;
+    let mut b = [0u8; 8];
+    if fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut b))
+        .is_ok()
+    {
+        return u64::from_ne_bytes(b);
+    }
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    (t.as_nanos() as u64) ^ (u64::from(std::process::id()) << 32)
 }
 
 #[cfg(test)]
@@ -152,6 +200,47 @@ mod tests {
             1,
             "no temporary file left"
         );
+        let _ = fs::remove_dir_all(&d);
+    }
+
+    /// keepalived runs hooks with umask 0177: the metrics file must still come out 0644,
+    /// or node_exporter (user prometheus) cannot read it.
+    #[test]
+    fn atomic_write_mode_ignores_the_umask() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tmpdir("umask");
+        let p = d.join("m.prom");
+        let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o177));
+        let res = write_atomic(&p, b"x 1\n", 0o644);
+        let sub = d.join("run-hakit");
+        let made = ensure_dir(&sub);
+        nix::sys::stat::umask(old);
+        res.unwrap();
+        made.unwrap();
+        assert_eq!(
+            fs::metadata(&sub).unwrap().permissions().mode() & 0o777,
+            0o755,
+            "a runtime directory created under keepalived's umask"
+        );
+        assert_eq!(
+            fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o644
+        );
+        let _ = fs::remove_dir_all(&d);
+    }
+
+    /// A link planted where the final file goes is replaced, never followed: its target
+    /// keeps its content.
+    #[test]
+    fn atomic_write_never_follows_a_planted_link() {
+        let d = tmpdir("link");
+        let victim = d.join("victim");
+        fs::write(&victim, b"secret").unwrap();
+        let p = d.join("m.prom");
+        std::os::unix::fs::symlink(&victim, &p).unwrap();
+        write_atomic(&p, b"x 1\n", 0o644).unwrap();
+        assert_eq!(fs::read(&victim).unwrap(), b"secret");
+        assert!(!fs::symlink_metadata(&p).unwrap().file_type().is_symlink());
         let _ = fs::remove_dir_all(&d);
     }
 }

@@ -249,13 +249,7 @@ impl Client {
             let (again, why, after) = match &result {
                 Ok(r) if retry(r) => (true, format!("HTTP {}", r.status), r.retry_after),
                 Ok(r) => {
-                    debug!(
-                        "{} {}: HTTP {} in {:?}",
-                        req.method,
-                        req.call,
-                        r.status,
-                        t.elapsed()
-                    );
+                    debug!("{}: HTTP {} in {:?}", req.call, r.status, t.elapsed());
                     return Ok(r.clone());
                 }
                 Err(e) => (true, e.to_string(), None),

@@ -300,7 +300,8 @@ impl NatLab {
         let sysctl = d.join("hakit-sysctl.conf");
         fs::write(
             &sysctl,
-            include_str!("../../../keepalived/sysctl.d/90-hakit.conf")
+            include_str!("../../../keepalived/sysctl.d/90-hakit.conf.in")
+                .replace("@WAN_IF@", "eth0")
                 .lines()
                 .filter(|l| !l.contains("nf_conntrack_max"))
                 .collect::<Vec<_>>()

@@ -146,6 +146,9 @@ pub fn fifo(
             }
         };
         let Some(ev) = next else { break };
+        let Some(ev) = pending.lock().ok().and_then(|mut q| coalesce(&mut q, ev)) else {
+            continue;
+        };
         handled += 1;
         if let Err(e) = fifo_event(s, &nl, all, policy, &pending, &ev) {
             error!("{} {}: {e:#}", ev.name, ev.state);
@@ -153,6 +156,26 @@ pub fn fifo(
     }
     info!("notify FIFO closed after {handled} event(s)");
     Ok(Exit::Ok)
+}
+
+/// Only the newest event of an instance matters. Given the event just taken from the
+/// queue, returns the one to apply now, or `None` when a newer queued event makes it
+/// pointless: a later MASTER/BACKUP/FAULT/STOP of the same instance replaces it, and a
+/// later MASTER_RX_LOWER_PRI replaces an earlier one. MASTER_RX_LOWER_PRI events queued
+/// behind a MASTER are dropped (the MASTER transition re-announces anyway). keepalived
+/// sends MASTER_RX_LOWER_PRI with every advert it hears during a one-way VRRP loss (25/s at
+/// advert_int 0.04): applied one by one they kept a node re-announcing for minutes after the
+/// cut healed.
+pub fn coalesce(queue: &mut VecDeque<Event>, ev: Event) -> Option<Event> {
+    let rx = |e: &Event| e.state == State::MasterRxLowerPri;
+    let mut later = queue.iter().filter(|e| e.name == ev.name);
+    if later.clone().any(|e| !rx(e)) || (rx(&ev) && later.any(rx)) {
+        return None;
+    }
+    if !rx(&ev) && ev.state == State::Master {
+        queue.retain(|e| !(e.name == ev.name && rx(e)));
+    }
+    Some(ev)
 }
 
 /// keepalived signals its FIFO script when it shuts down, possibly while the STOP event is
@@ -191,4 +214,67 @@ fn fifo_event(
         info!("{} {}: superseded by a newer event", ev.name, ev.state);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(name: &str, state: State) -> Event {
+        Event {
+            group: false,
+            name: name.into(),
+            state,
+            priority: None,
+        }
+    }
+
+    fn drain(events: &[(&str, State)]) -> Vec<(String, State)> {
+        let mut q: VecDeque<Event> = events.iter().map(|(n, s)| ev(n, *s)).collect();
+        let mut applied = Vec::new();
+        while let Some(e) = q.pop_front() {
+            if let Some(e) = coalesce(&mut q, e) {
+                applied.push((e.name, e.state));
+            }
+        }
+        applied
+    }
+
+    #[test]
+    fn a_burst_of_rx_lower_pri_is_applied_once() {
+        let burst: Vec<_> = (0..1000)
+            .map(|_| ("VI_1", State::MasterRxLowerPri))
+            .collect();
+        assert_eq!(
+            drain(&burst),
+            vec![("VI_1".to_string(), State::MasterRxLowerPri)]
+        );
+    }
+
+    #[test]
+    fn only_the_newest_state_of_each_instance_is_applied() {
+        use State::*;
+        let got = drain(&[
+            ("VI_1", Master),
+            ("VI_2", Backup),
+            ("VI_1", Backup),
+            ("VI_1", Master),
+            ("VI_1", MasterRxLowerPri),
+            ("VI_2", Master),
+            ("VI_1", MasterRxLowerPri),
+        ]);
+        assert_eq!(
+            got,
+            vec![("VI_1".to_string(), Master), ("VI_2".to_string(), Master)]
+        );
+    }
+
+    #[test]
+    fn rx_lower_pri_after_a_backup_is_kept_for_the_engine_to_judge() {
+        use State::*;
+        assert_eq!(
+            drain(&[("VI_1", Backup), ("VI_1", MasterRxLowerPri)]),
+            vec![("VI_1".to_string(), MasterRxLowerPri)]
+        );
+    }
 }

@@ -5,8 +5,8 @@
 //!   flush the caches (`-f`), resync the internal cache from the kernel (`-R`) and send a
 //!   bulk update to the peer (`-B`). `-c` returns before the commit has finished, and a
 //!   `-f` sent meanwhile is refused ("commit still in progress"): it is retried, bounded.
-//! * backup: check conntrackd answers (`-s`); if not, remove a stale lock file and start it
-//!   (`-d`); shorten kernel timers to expire zombie entries (`-t`); request a resync (`-n`).
+//! * backup: check conntrackd answers (`-s`); if not, start it (through systemd where it is
+//!   the init system, else `-d` after removing a stale lock; never on STOP); shorten kernel timers to expire zombie entries (`-t`); request a resync (`-n`).
 //! * fault: shorten kernel timers (`-t`).
 
 use std::{
@@ -21,6 +21,32 @@ use log::{debug, warn};
 
 /// How long a commit may take before the flush gives up waiting for it.
 const COMMIT_WAIT: Duration = Duration::from_secs(10);
+
+/// How the backup sequence starts a conntrackd that does not answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Starter {
+    /// Not at all (STOP).
+    Never,
+    /// `systemctl start UNIT` (systemd is the init system).
+    Systemd { systemctl: String, unit: String },
+    /// `conntrackd -d` (no service manager).
+    Daemon,
+}
+
+impl Starter {
+    /// The way to start conntrackd on this node: through systemd when it is the init
+    /// system (sd_booted(3): `/run/systemd/system` exists), else as a daemon.
+    pub fn for_this_node(systemctl: &str) -> Starter {
+        if Path::new("/run/systemd/system").is_dir() {
+            Starter::Systemd {
+                systemctl: systemctl.to_string(),
+                unit: "conntrackd.service".into(),
+            }
+        } else {
+            Starter::Daemon
+        }
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct Conntrackd {
@@ -141,30 +167,47 @@ impl Conntrackd {
         Ok(self.run("-s")?.stdout)
     }
 
-    /// The backup sequence.
-    pub fn backup(&self) -> anyhow::Result<()> {
+    /// The backup sequence. A conntrackd that does not answer is started as `start` says:
+    /// never on STOP (keepalived is going down, usually with the whole node: a daemon
+    /// started now would outlive its service manager's view of it), through systemd where
+    /// systemd is the init system (a `conntrackd -d` started from a hook lives in
+    /// keepalived's cgroup, blocks `conntrackd.service` with its lock file and dies with
+    /// `systemctl stop keepalived`), and with `-d` only where there is no service manager.
+    ///
+    /// Returns false when conntrackd was down and left down (STOP).
+    pub fn backup(&self, start: &Starter) -> anyhow::Result<bool> {
         if !self.running() {
-            if let Some(lock) = lock_file(&self.config) {
-                if lock.exists() {
-                    warn!(
-                        "conntrackd does not answer; removing stale lock {}",
-                        lock.display()
-                    );
-                    let _ = std::fs::remove_file(&lock);
+            match start {
+                Starter::Never => return Ok(false),
+                Starter::Systemd { systemctl, unit } => {
+                    warn!("conntrackd does not answer; starting {unit} through systemd");
+                    exec::run_ok(&exec::argv(&[systemctl, "start", unit]), None, self.timeout)
+                        .with_context(|| format!("systemctl start {unit}"))?;
+                }
+                Starter::Daemon => {
+                    if let Some(lock) = lock_file(&self.config) {
+                        if lock.exists() {
+                            warn!(
+                                "conntrackd does not answer; removing stale lock {}",
+                                lock.display()
+                            );
+                            let _ = std::fs::remove_file(&lock);
+                        }
+                    }
+                    self.run("-d")?;
                 }
             }
-            self.run("-d")?;
             let up = Instant::now();
             while !self.running() {
                 if up.elapsed() > self.timeout {
-                    bail!("conntrackd started with -d but does not answer -s");
+                    bail!("conntrackd was started but does not answer -s");
                 }
                 thread::sleep(Duration::from_millis(20));
             }
         }
         self.run("-t")?;
         self.run("-n")?;
-        Ok(())
+        Ok(true)
     }
 
     /// The fault sequence.

@@ -56,11 +56,16 @@ use log::{debug, error, info, warn};
 use serde::Serialize;
 
 use crate::{
-    conntrackd::Conntrackd,
+    conntrackd::{Conntrackd, Starter},
     event::State,
     nft::Snat,
     runtime::{now_unix, Recorded, Runtime, StepRecord},
 };
+
+/// MASTER_RX_LOWER_PRI re-announces (GARPs, provider claim) at most this often per
+/// instance: keepalived reports it for every advert heard during a one-way VRRP loss
+/// (25/s at advert_int 0.04), and each re-claim is a provider API read.
+pub const REASSERT_EVERY: Duration = Duration::from_secs(1);
 
 /// Process-wide settings.
 #[derive(Debug, Clone)]
@@ -73,6 +78,8 @@ pub struct Settings {
     pub conntrackd: String,
     pub systemctl: String,
     pub textfile: Option<PathBuf>,
+    /// keepalived's configuration (for `status`).
+    pub keepalived_config: PathBuf,
     /// The `[fip]` table, for the provider-claim step.
     pub fip: Option<hakit_core::config::Fip>,
 }
@@ -228,6 +235,8 @@ struct Ctx<'a> {
     /// so the GARP step need not dump the addresses again to check them.
     addresses_on: bool,
     force_garp: bool,
+    /// A STOP transition: nothing is started (keepalived, and often the node, is going down).
+    stopping: bool,
     garp_rest: Option<JoinHandle<anyhow::Result<garp::Report>>>,
     /// The provider claim running on its own thread: when it started, where its result
     /// arrives, and the flag that tells it to stop retrying (set when a newer state
@@ -364,10 +373,22 @@ pub fn transition(
     let prev = s.runtime.recorded(&inst.name)?;
     if state == State::MasterRxLowerPri && prev.state != Some(State::Master) {
         info!(
-            "{}: MASTER_RX_LOWER_PRI while recorded as {:?}: nothing to re-assert",
-            inst.name, prev.state
+            "{}: MASTER_RX_LOWER_PRI while recorded as {}: nothing to re-assert",
+            inst.name,
+            prev.state.map_or("nothing", State::as_str)
         );
         report.reason = Some("not MASTER".into());
+        return Ok(report);
+    }
+    if state == State::MasterRxLowerPri
+        && prev.converged
+        && (0.0..REASSERT_EVERY.as_secs_f64()).contains(&(now_unix() - prev.reasserted_unix))
+    {
+        debug!(
+            "{}: MASTER_RX_LOWER_PRI within {REASSERT_EVERY:?} of the last one: already re-asserted",
+            inst.name
+        );
+        report.reason = Some("re-asserted moments ago".into());
         return Ok(report);
     }
     let target = if state == State::MasterRxLowerPri {
@@ -382,6 +403,9 @@ pub fn transition(
     rec.converged = false;
     rec.superseded = false;
     rec.at_unix = now_unix();
+    if state == State::MasterRxLowerPri {
+        rec.reasserted_unix = rec.at_unix;
+    }
     s.runtime.record(&inst.name, &rec)?;
 
     let mut ctx = Ctx {
@@ -394,6 +418,7 @@ pub fn transition(
         added: Vec::new(),
         addresses_on: false,
         force_garp: state == State::MasterRxLowerPri,
+        stopping: state == State::Stop,
         garp_rest: None,
         claim: None,
         superseded,
@@ -711,7 +736,27 @@ fn run_step(ctx: &mut Ctx, step: Step) -> anyhow::Result<StepResult> {
             ))
         }
         Step::ConntrackdPrimary => conntrackd_role(ctx, "primary", Conntrackd::primary),
-        Step::ConntrackdBackup => conntrackd_role(ctx, "backup", Conntrackd::backup),
+        Step::ConntrackdBackup => {
+            let start = if ctx.stopping {
+                Starter::Never
+            } else {
+                Starter::for_this_node(&ctx.s.systemctl)
+            };
+            let Some(c) = conntrackd(ctx) else {
+                return Ok(StepResult::Skipped("conntrackd not configured".into()));
+            };
+            if ctx.same && ctx.prev.conntrackd.as_deref() == Some("backup") {
+                return Ok(StepResult::Unchanged("conntrackd already backup".into()));
+            }
+            if c.backup(&start)? {
+                ctx.rec.conntrackd = Some("backup".into());
+                Ok(StepResult::Changed("conntrackd now backup".into()))
+            } else {
+                Ok(StepResult::Unchanged(
+                    "conntrackd is not running; not started on STOP".into(),
+                ))
+            }
+        }
         Step::ConntrackdFault => conntrackd_role(ctx, "fault", Conntrackd::fault),
         Step::AddressAdd | Step::AddressRemove => {
             if ctx.inst.floating_ips.is_empty() {

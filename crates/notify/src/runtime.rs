@@ -55,6 +55,9 @@ pub struct Recorded {
     pub converged: bool,
     pub superseded: bool,
     pub at_unix: f64,
+    /// When a MASTER_RX_LOWER_PRI last re-announced (they are rate-limited).
+    #[serde(default)]
+    pub reasserted_unix: f64,
     pub duration_seconds: f64,
     /// conntrackd role hakit last commanded: `primary`, `backup` or `fault`.
     pub conntrackd: Option<String>,

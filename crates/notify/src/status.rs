@@ -64,10 +64,26 @@ pub fn status(s: &Settings, instances: &[Instance]) -> anyhow::Result<Vec<Instan
                 None => format!("dev {dev}"),
             }
         });
+    let fifo_problem = fifo_reader_problem(&s.keepalived_config);
     let mut out = Vec::new();
     for inst in instances {
         let rec = s.runtime.recorded(&inst.name)?;
         let mut problems = Vec::new();
+        problems.extend(fifo_problem.clone());
+        // keepalived's own view: it holds an instance's VRRP addresses exactly while MASTER.
+        let keepalived_master = crate::supersede::vips_held(&nl, &inst.vrrp_vips);
+        let recorded = rec.state.map_or("nothing".to_string(), |s| s.to_string());
+        match keepalived_master {
+            Some(true) if rec.state != Some(State::Master) => problems.push(format!(
+                "keepalived is MASTER (holds {}) but nat-notify recorded {recorded}: its notify hook did not run or failed (journalctl -t nat-notify; does the notify FIFO's directory exist?)",
+                join(&inst.vrrp_vips)
+            )),
+            Some(false) if rec.state == Some(State::Master) => problems.push(format!(
+                "nat-notify recorded MASTER but keepalived does not hold {}: keepalived is not MASTER",
+                join(&inst.vrrp_vips)
+            )),
+            _ => {}
+        }
         let fips: Vec<FloatingIp> = inst
             .floating_ips
             .iter()
@@ -77,6 +93,24 @@ pub fn status(s: &Settings, instances: &[Instance]) -> anyhow::Result<Vec<Instan
             })
             .collect();
         let master = rec.state == Some(State::Master);
+        if master || keepalived_master == Some(true) {
+            for (key, v6) in [
+                ("net/ipv4/ip_forward", false),
+                ("net/ipv6/conf/all/forwarding", true),
+            ] {
+                let wanted = inst.floating_ips.iter().any(|c| c.addr.is_ipv6() == v6) || !v6;
+                let value = std::fs::read_to_string(format!("/proc/sys/{key}"))
+                    .map(|v| v.trim().to_string())
+                    .unwrap_or_default();
+                if wanted && value != "1" {
+                    problems.push(format!(
+                        "MASTER with {} = {}: this node does not route the LAN (apply /etc/sysctl.d/90-hakit.conf)",
+                        key.replace('/', "."),
+                        if value.is_empty() { "?" } else { &value }
+                    ));
+                }
+            }
+        }
         for f in &fips {
             if master && !f.present {
                 problems.push(format!("MASTER without its floating IP {}", f.ip));
@@ -227,4 +261,69 @@ pub fn status(s: &Settings, instances: &[Instance]) -> anyhow::Result<Vec<Instan
         });
     }
     Ok(out)
+}
+
+fn join(ips: &[IpAddr]) -> String {
+    ips.iter()
+        .map(IpAddr::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// When keepalived's configuration names nat-notify as its notify FIFO script and
+/// keepalived runs, a nat-notify FIFO reader must be alive: without one, no event is
+/// applied while keepalived looks healthy (a FIFO whose directory does not exist is the
+/// classic way to get there).
+fn fifo_reader_problem(keepalived_config: &std::path::Path) -> Option<String> {
+    let conf = std::fs::read_to_string(keepalived_config).ok()?;
+    let wants_reader = conf.lines().any(|l| {
+        let l = l.split(['#', '!']).next().unwrap_or("").trim();
+        l.starts_with("vrrp_notify_fifo_script") || l.starts_with("notify_fifo_script")
+    } && l.contains("nat-notify") && l.contains("fifo"));
+    if !wants_reader {
+        return None;
+    }
+    let procs = processes();
+    if !procs
+        .iter()
+        .any(|argv| basename(argv.first()) == "keepalived")
+    {
+        return None;
+    }
+    let reader = procs.iter().any(|argv| {
+        basename(argv.first()) == "nat-notify" && argv.iter().skip(1).any(|a| a == "fifo")
+    });
+    (!reader).then(|| {
+        format!(
+            "keepalived runs with nat-notify as its notify FIFO script ({}) but no nat-notify FIFO reader is alive: no event is applied (journalctl -u keepalived)",
+            keepalived_config.display()
+        )
+    })
+}
+
+fn basename(arg: Option<&String>) -> &str {
+    arg.map_or("", |a| a.rsplit('/').next().unwrap_or(a))
+}
+
+/// Every process's argv (from /proc; kernel threads and vanished processes skipped).
+fn processes() -> Vec<Vec<String>> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        })
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .filter(|c| !c.is_empty())
+        .map(|c| {
+            c.split(|&b| b == 0)
+                .filter(|a| !a.is_empty())
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect()
+        })
+        .collect()
 }
