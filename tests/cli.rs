@@ -217,3 +217,50 @@ fn aws_iam_policy_lists_exactly_the_actions_fip_claim_calls() {
         "the IAM policy must grant exactly what fip-claim calls"
     );
 }
+
+/// `nat-notify status | head -1`, `ha-check -v | true`: a reader that goes away is a normal
+/// end of output, never a panic (it was exit 134, "failed printing to stdout"). The pipe is
+/// closed before the binary writes; the exit status is the one the work earned.
+#[test]
+fn a_closed_stdout_pipe_is_not_a_panic() {
+    use std::process::{Command, Stdio};
+    let cases: [(&str, &[&str], i32); 3] = [
+        (
+            "nat-notify",
+            &["--config", "examples/hakit.toml", "master", "--dry-run"],
+            0,
+        ),
+        (
+            "nat-notify",
+            &[
+                "--config",
+                "examples/hakit.toml",
+                "master",
+                "--dry-run",
+                "--json",
+            ],
+            0,
+        ),
+        ("garp-burst", &["--help"], 0),
+    ];
+    for (name, args, want) in cases {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = Command::new(bin(name))
+            .args(args)
+            .env_remove("HAKIT_CONFIG")
+            .env("HAKIT_SYSLOG_SOCKET", "/nonexistent")
+            .stdout(Stdio::from(writer))
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(want),
+            "{name} {args:?} with a closed stdout: {:?} {}",
+            out.status,
+            stderr(&out)
+        );
+        assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
+    }
+}

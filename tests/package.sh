@@ -98,6 +98,17 @@ for b in "${bins[@]}"; do
   grep -q "^-rwxr-xr-x root/root .* \./usr/sbin/$b\$" <<<"$listing" || fail "/usr/sbin/$b in the archive"
 done
 grep -v ' root/root ' <<<"$listing" && fail "files not owned by root"
+# What a node needs beyond the binaries: the setup command and its templates, the runtime
+# directories at every boot (keepalived's notify FIFO lives in /run/keepalived, which nothing
+# else creates), nf_conntrack before systemd-sysctl, and a postinst making the directories now.
+for f in ./usr/sbin/hakit-setup ./usr/lib/tmpfiles.d/hakit.conf ./usr/lib/modules-load.d/hakit.conf \
+         ./usr/share/hakit/keepalived/nftables.conf.in ./usr/share/hakit/keepalived/render \
+         ./usr/share/hakit/examples/bare-metal/hakit.toml.in; do
+  grep -q " $f\$" <<<"$listing" || fail "$f is not in the package"
+done
+dpkg-deb --fsys-tarfile "$deb" | tar -xOf - ./usr/lib/tmpfiles.d/hakit.conf | grep -q '^d /run/keepalived 0755 root root' \
+  || fail "tmpfiles.d does not create /run/keepalived"
+dpkg-deb --info "$deb" postinst | grep -q 'systemd-tmpfiles --create hakit.conf' || fail "postinst does not create the runtime directories"
 ok
 # Debian's own package checker: no error, no warning (the two intended ones, static
 # binaries and the 0600 config, are overridden in the package with a reason).

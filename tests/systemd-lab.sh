@@ -103,7 +103,13 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-fail() { echo "systemd-lab: FAIL: $*" >&2; exit 1; }
+fail() {
+  echo "systemd-lab: FAIL: $*" >&2
+  # HAKIT_SYSLAB_PAUSE=SECONDS keeps the lab up after a failure, to look inside
+  # (nsenter -t "$(pgrep -P "$(cat target/systemd-lab/run-*/a.nspawn)" -x systemd)" -a bash).
+  [ -z "${HAKIT_SYSLAB_PAUSE:-}" ] || sleep "$HAKIT_SYSLAB_PAUSE"
+  exit 1
+}
 ok() { echo "systemd-lab: ok: $*"; }
 mkdir -p "$run"
 
@@ -113,11 +119,17 @@ ip netns add "$up"
 for ns in "$lan" "$up"; do ip -n "$ns" link set lo up; done
 ip -n "$lan" link add br0 type bridge
 ip -n "$lan" link add brs type bridge
+# Fixed MACs: a bridge without one takes the lowest MAC of its ports, so a container's
+# fresh veth after a reboot would change the client's and the upstream's MAC under traffic
+# (a lab artifact, not a failover).
+ip -n "$lan" link set br0 address 02:68:6b:00:00:01
+ip -n "$lan" link set brs address 02:68:6b:00:00:02
 ip -n "$lan" link set br0 up
 ip -n "$lan" link set brs up
 ip -n "$lan" addr add 198.51.100.50/24 dev br0
 ip -n "$lan" route add default via 198.51.100.1
 ip -n "$up" link add br0 type bridge
+ip -n "$up" link set br0 address 02:68:6b:00:00:03
 ip -n "$up" link set br0 up
 ip -n "$up" addr add 203.0.113.1/24 dev br0
 ip -n "$up" addr add 192.0.2.80/32 dev lo
@@ -175,9 +187,8 @@ Name=eth0
 Address=203.0.113.$h/24
 Gateway=203.0.113.1
 LinkLocalAddressing=no
-ConfigureWithoutCarrier=yes
 [Link]
-RequiredForOnline=no
+RequiredForOnline=routable
 EOF
   cat > "$r/etc/systemd/network/20-lan.network" <<EOF
 [Match]
@@ -229,6 +240,8 @@ master_is() { # node: it holds the floating IP and the other does not, and both 
   local o; o=$([ "$1" = a ] && echo b || echo a)
   has_fip "$1" && ! has_fip "$o" && status_ok "$1" && status_ok "$o"
 }
+boots() { if [ -f "$run/$1.boots" ]; then wc -l < "$run/$1.boots"; else echo 0; fi; }
+rebooted() { [ "$(boots "$1")" -gt "$2" ]; }
 show_status() { for n in a b; do echo "--- gw-$n: nat-notify status"; inside "$n" nat-notify status || true; done; }
 
 for n in a b; do wait_for 120 "gw-$n boots with systemd as PID 1" booted "$n"; done
@@ -279,10 +292,18 @@ wait_for 15 "gw-a's node_exporter serves ha-check's metrics" serves_check
 metrics=$(scrape a) || fail "node_exporter on gw-a does not answer"
 grep -q '^hakit_nat_notify_state{.*state="MASTER".*} 1' <<<"$metrics" || fail "node_exporter does not serve hakit_nat_notify_state"
 grep -q '^hakit_ha_check_healthy 1' <<<"$metrics" || fail "node_exporter does not serve hakit_ha_check_healthy 1"
-if grep -q 'node_textfile_scrape_error 1' <<<"$metrics"; then fail "node_exporter reports a textfile scrape error"; fi
+if grep -q '^node_textfile_scrape_error 1' <<<"$metrics"; then
+  fail "node_exporter reports a textfile scrape error: $(inside a journalctl -u prometheus-node-exporter --no-pager | grep -i textfile | tail -n 3)"
+fi
 ok "node_exporter serves hakit_nat_notify_state and hakit_ha_check_healthy"
 inside a journalctl -t nat-notify --no-pager | grep -q 'converged to MASTER' || fail "journalctl -t nat-notify has no transition line"
 ok "journalctl -t nat-notify has the transitions"
+# Reloading the firewall on the MASTER keeps nat-notify's SNAT rule (the shipped ruleset
+# never flushes the whole ruleset).
+inside a systemctl reload nftables.service
+inside a nft list table ip hakit | grep -q 'snat to 203.0.113.10' || fail "systemctl reload nftables removed the MASTER's SNAT rule"
+status_ok a || { show_status; fail "status not clean after reloading the firewall"; }
+ok "systemctl reload nftables keeps the MASTER's SNAT rule"
 
 # ---------------------------------------------------------------------------------------
 # Traffic through the NAT for every failover below.
@@ -314,17 +335,16 @@ wait_for 25 "gw-a takes the role back after its restart" master_is a || { show_s
 ok "keepalived restart: over to gw-b and back"
 
 phase "reboot the MASTER gw-a"
-boots_a=$(wc -l < "$run/a.boots" 2>/dev/null || echo 0)
+boots_a=$(boots a)
 inside a systemctl reboot || true
 wait_for 10 "gw-b takes over while gw-a reboots" has_fip b
-rebooted() { [ "$(wc -l < "$run/$1.boots" 2>/dev/null || echo 0)" -gt "$2" ]; }
 wait_for 60 "gw-a comes back from its reboot" rebooted a "$boots_a"
 wait_for 60 "gw-a boots again" booted a
 wait_for 30 "gw-a, rebooted, takes the role back (its notify FIFO exists at boot)" master_is a || { show_status; exit 1; }
 ok "MASTER reboot: gw-b took over, gw-a came back and took the role back"
 
 phase "reboot the BACKUP gw-b, then fail over to it"
-boots_b=$(wc -l < "$run/b.boots" 2>/dev/null || echo 0)
+boots_b=$(boots b)
 inside b systemctl reboot || true
 wait_for 60 "gw-b comes back from its reboot" rebooted b "$boots_b"
 wait_for 60 "gw-b boots again" booted b
@@ -382,7 +402,7 @@ expect_problem a "net.ipv4.ip_forward = 0" "MASTER with forwarding off"
 inside a sysctl -q -w net.ipv4.ip_forward=1
 status_ok a || fail "status not clean again once forwarding is back"
 ok "status exits 1 on a MASTER that does not forward"
-inside a pkill -f 'nat-notify .*fifo'
+inside a pkill -KILL -f 'nat-notify .*fifo'
 no_reader() { ! inside a pgrep -f 'nat-notify .*fifo'; }
 wait_for 5 "the FIFO reader is gone" no_reader
 expect_problem a "no nat-notify FIFO reader is alive" "keepalived without its FIFO reader"

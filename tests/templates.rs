@@ -306,8 +306,8 @@ fn render_and_setup_never_leave_a_half_written_file() {
 }
 
 #[test]
-fn nftables_ruleset_loads_and_carries_the_snat_rule() {
-    let Some(mut lab) = lab("nftables_ruleset_loads_and_carries_the_snat_rule") else {
+fn nftables_ruleset_loads_fails_closed_and_keeps_natnotifys_rule() {
+    let Some(mut lab) = lab("nftables_ruleset_loads_fails_closed_and_keeps_natnotifys_rule") else {
         return;
     };
     let ns = lab.ns("gw").unwrap();
@@ -324,20 +324,46 @@ fn nftables_ruleset_loads_and_carries_the_snat_rule() {
     assert!(out.status.success(), "nft -c: {}", stderr(&out));
     let out = ns.exec(&["nft", "-f", &p]).unwrap();
     assert!(out.status.success(), "nft -f: {}", stderr(&out));
-    // ha-check's nft-rule probe finds the SNAT rule the ruleset carries.
-    let out = run_in(
-        &ns,
-        "ha-check",
-        &[
-            "--syslog-socket",
-            "/nonexistent",
-            "nft-rule",
-            "--snat-source",
-            "198.51.100.0/24",
-            "--to",
-            "203.0.113.10",
-        ],
-    );
+    // Source NAT belongs to nat-notify: the ruleset carries no SNAT rule of its own, so the
+    // nft-rule probe fails on a node nat-notify has not made MASTER (a BACKUP, a drained node).
+    let probe = || {
+        run_in(
+            &ns,
+            "ha-check",
+            &[
+                "--syslog-socket",
+                "/nonexistent",
+                "nft-rule",
+                "--snat-source",
+                "198.51.100.0/24",
+                "--to",
+                "203.0.113.10",
+            ],
+        )
+    };
+    let out = probe();
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    // nat-notify's rule goes into the declared chain, and reloading the file keeps it.
+    let rule = [
+        "nft",
+        "add",
+        "rule",
+        "ip",
+        "hakit",
+        "postrouting",
+        "ip",
+        "saddr",
+        "198.51.100.0/24",
+        "oifname",
+        "eth0",
+        "snat",
+        "to",
+        "203.0.113.10",
+    ];
+    assert!(ns.exec(&rule).unwrap().status.success());
+    let out = ns.exec(&["nft", "-f", &p]).unwrap();
+    assert!(out.status.success(), "reload: {}", stderr(&out));
+    let out = probe();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let listed = stdout(&ns.exec(&["nft", "list", "ruleset"]).unwrap());
     assert!(
@@ -347,6 +373,19 @@ fn nftables_ruleset_loads_and_carries_the_snat_rule() {
     assert!(
         listed.contains("ip protocol vrrp") && listed.contains("udp dport 3780"),
         "{listed}"
+    );
+    // Fail closed: after source NAT nothing from the LAN leaves by the WAN.
+    assert!(
+        listed.contains("type filter hook postrouting priority srcnat + 10")
+            && listed.contains(
+                "oifname \"eth0\" ip saddr 198.51.100.0/24 counter name \"unnatted_drop\" drop"
+            ),
+        "{listed}"
+    );
+    assert_eq!(
+        listed.matches("snat to").count(),
+        1,
+        "one SNAT rule after a reload: {listed}"
     );
 }
 
