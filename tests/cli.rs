@@ -264,3 +264,60 @@ fn a_closed_stdout_pipe_is_not_a_panic() {
         assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
     }
 }
+
+/// Every NAT example's health checks judge the uplink: a link probe of the WAN interface and
+/// ICMP probes bound to it, none aimed inside the LAN prefix that is NATed (such a target
+/// tests the LAN, not the uplink: the old examples probed 198.51.100.53 inside
+/// 198.51.100.0/24), and the example writes its metrics where Debian's node_exporter reads.
+#[test]
+fn nat_examples_check_the_uplink_and_export_metrics() {
+    fn inside(net: &hakit_core::config::Cidr, ip: std::net::IpAddr) -> bool {
+        match (net.addr, ip) {
+            (std::net::IpAddr::V4(n), std::net::IpAddr::V4(i)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(net.prefix))
+                    .unwrap_or(0);
+                u32::from(n) & mask == u32::from(i) & mask
+            }
+            _ => false,
+        }
+    }
+    for d in ["bare-metal", "linode", "aws", "hetzner", "digitalocean"] {
+        let p = format!("examples/{d}/hakit.toml");
+        let f: hakit_core::config::File =
+            hakit_core::config::parse(&std::fs::read_to_string(&p).unwrap()).unwrap();
+        let inst = &f.notify.instances[0];
+        let wan = inst.interface.clone().unwrap();
+        let lan = inst.snat_source.unwrap();
+        let kind = |p: &hakit_core::config::Probe| format!("{:?}", p.kind.unwrap());
+        let probes = &f.check.probes;
+        assert!(
+            probes
+                .iter()
+                .any(|p| kind(p) == "Link" && p.interface.as_deref() == Some(&wan)),
+            "{p}: no link probe of the WAN {wan}"
+        );
+        let icmp: Vec<_> = probes.iter().filter(|p| kind(p) == "Icmp").collect();
+        assert!(
+            icmp.len() >= 2,
+            "{p}: the upstream gateway and a target beyond it"
+        );
+        for pr in icmp {
+            let t: std::net::IpAddr = pr.target.as_deref().unwrap().parse().unwrap();
+            assert!(
+                !inside(&lan, t),
+                "{p}: ICMP target {t} is inside the LAN {lan}"
+            );
+            assert_eq!(
+                pr.interface.as_deref(),
+                Some(wan.as_str()),
+                "{p}: {t} not bound to the WAN"
+            );
+        }
+        assert_eq!(
+            f.general.textfile_dir.as_deref(),
+            Some(std::path::Path::new("/var/lib/prometheus/node-exporter")),
+            "{p}: metrics off or not where node_exporter reads"
+        );
+    }
+}

@@ -228,6 +228,12 @@ fn every_probe_passes_then_each_fails_for_its_own_reason() {
         "only the two absent external targets fail: {v}"
     );
     assert_eq!(code, Some(0), "1 of 3 external targets is enough: {v}");
+    // What reaches users is written for them, not Rust's Debug format ("via Some(…) oif
+    // Some(2)" was the route probe's detail).
+    assert!(
+        !v.to_string().contains("Some(") && v.to_string().contains("via 203.0.113.9 dev eth0"),
+        "{v}"
+    );
     // The run ended at the deadline, not at the sum of the timeouts.
     // Two unreachable probes of 400 ms each, run one after the other, would take 800 ms.
     let ms = v["ms"].as_f64().unwrap();

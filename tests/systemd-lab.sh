@@ -411,6 +411,24 @@ wait_for 25 "gw-a MASTER again after a keepalived restart" master_is a || { show
 ok "status exits 1 while keepalived runs without a notify FIFO reader"
 
 # ---------------------------------------------------------------------------------------
+# conntrackd down on the BACKUP: a STOP never starts it (keepalived, often the node, is going
+# down); the next BACKUP starts it through systemd, never as an orphan in keepalived's cgroup.
+inside b systemctl stop conntrackd.service
+inside b systemctl stop keepalived.service
+sleep 1
+[ "$(inside b systemctl is-active conntrackd.service)" != active ] || fail "gw-b: STOP started conntrackd.service"
+if inside b pgrep -x conntrackd >/dev/null; then fail "gw-b: a conntrackd runs after STOP: $(inside b ps -o pid,cgroup -C conntrackd)"; fi
+inside b systemctl start keepalived.service
+ctd_active() { [ "$(inside b systemctl is-active conntrackd.service)" = active ]; }
+wait_for 15 "gw-b's BACKUP transition starts conntrackd.service" ctd_active
+cg=$(inside b sh -c 'cat /proc/$(pidof conntrackd)/cgroup' | tail -n1)
+case $cg in *conntrackd.service*) ;; *) fail "gw-b: conntrackd was started outside its unit: $cg" ;; esac
+inside b journalctl -t nat-notify --no-pager | grep -q 'starting conntrackd.service through systemd' \
+  || fail "gw-b: nat-notify did not say it started conntrackd"
+wait_for 10 "gw-b clean BACKUP again" master_is a || { show_status; exit 1; }
+ok "STOP leaves a stopped conntrackd alone; BACKUP starts it through systemd"
+
+# ---------------------------------------------------------------------------------------
 # The AWS peer-watch unit, as shipped, on gw-b watching gw-a.
 sh_in b "cp /usr/share/doc/hakit/examples/aws/hakit-watch.service /etc/systemd/system/ && systemctl daemon-reload"
 inside b systemctl start hakit-watch.service || true
