@@ -710,6 +710,20 @@ fn fip_owner(
     }
 }
 
+/// An interface's name for messages (its index when the name cannot be read).
+fn link_name(index: u32) -> String {
+    std::fs::read_dir("/sys/class/net")
+        .ok()
+        .and_then(|d| {
+            d.flatten().find_map(|e| {
+                let idx = std::fs::read_to_string(e.path().join("ifindex")).ok()?;
+                (idx.trim().parse::<u32>().ok()? == index)
+                    .then(|| e.file_name().to_string_lossy().into_owned())
+            })
+        })
+        .unwrap_or_else(|| format!("#{index}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -765,18 +779,4 @@ mod tests {
             ("tcp:198.51.100.9:22", Duration::from_millis(300))
         );
     }
-}
-
-/// An interface's name for messages (its index when the name cannot be read).
-fn link_name(index: u32) -> String {
-    std::fs::read_dir("/sys/class/net")
-        .ok()
-        .and_then(|d| {
-            d.flatten().find_map(|e| {
-                let idx = std::fs::read_to_string(e.path().join("ifindex")).ok()?;
-                (idx.trim().parse::<u32>().ok()? == index)
-                    .then(|| e.file_name().to_string_lossy().into_owned())
-            })
-        })
-        .unwrap_or_else(|| format!("#{index}"))
 }

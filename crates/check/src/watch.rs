@@ -140,7 +140,7 @@ pub fn run(w: &Watch, stop: Arc<AtomicBool>) -> anyhow::Result<u64> {
             }
         }
         if down && !taken {
-            match exec::run_ok(&w.command, None, w.command_timeout) {
+            match exec::run_ok_with_credentials(&w.command, w.command_timeout) {
                 Ok(_) => {
                     info!("takeover command succeeded: {}", w.command.join(" "));
                     taken = true;

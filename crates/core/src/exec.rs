@@ -62,16 +62,49 @@ pub fn find(prog: &str) -> anyhow::Result<PathBuf> {
         .map_err(|_| anyhow!("{prog}: program not found on PATH"))
 }
 
+/// Variables that hold provider credentials: read once by hakit, never handed to a child
+/// (`nft`, `systemctl`, a conntrackd daemon that would keep them for life, user commands).
+pub const SECRET_VARS: [&str; 9] = [
+    "HCLOUD_TOKEN",
+    "LINODE_TOKEN",
+    "LINODE_CLI_TOKEN",
+    "DIGITALOCEAN_TOKEN",
+    "DIGITALOCEAN_ACCESS_TOKEN",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECURITY_TOKEN",
+];
+
 /// Runs `argv` with optional `stdin`, killing it after `timeout`. Errors only when it could
 /// not run or timed out; a non-zero exit is returned in [`Ran`] (see [`run_ok`]).
+///
+/// The timeout bounds the whole call: once the command has exited, output still held open
+/// by something it left running (`sh -c 'daemon &'`, init scripts) is read only as far as
+/// it is already there, never waited for.
 pub fn run(argv: &[String], stdin: Option<&[u8]>, timeout: Duration) -> anyhow::Result<Ran> {
+    spawn_and_wait(argv, stdin, timeout, false)
+}
+
+/// [`run_ok`] for the one kind of child documented to need the provider credentials:
+/// `ha-check watch`'s takeover command (typically `fip-claim`, which reads them).
+pub fn run_ok_with_credentials(argv: &[String], timeout: Duration) -> anyhow::Result<Ran> {
+    ok_or_error(argv, spawn_and_wait(argv, None, timeout, true)?)
+}
+
+fn spawn_and_wait(
+    argv: &[String],
+    stdin: Option<&[u8]>,
+    timeout: Duration,
+    credentials: bool,
+) -> anyhow::Result<Ran> {
     let (prog, args) = argv.split_first().context("empty command")?;
     let path = find(prog)?;
     let shown = argv.join(" ");
     debug!("run: {shown}");
     let start = Instant::now();
-    let mut child = Command::new(&path)
-        .args(args)
+    let mut cmd = Command::new(&path);
+    cmd.args(args)
         .stdin(if stdin.is_some() {
             Stdio::piped()
         } else {
@@ -80,19 +113,22 @@ pub fn run(argv: &[String], stdin: Option<&[u8]>, timeout: Duration) -> anyhow::
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         // Own process group, so a timeout kills the command and everything it started.
-        .process_group(0)
-        .spawn()
-        .with_context(|| format!("start {shown}"))?;
+        .process_group(0);
+    if !credentials {
+        for v in SECRET_VARS {
+            cmd.env_remove(v);
+        }
+    }
+    default_signals(&mut cmd);
+    let mut child = cmd.spawn().with_context(|| format!("start {shown}"))?;
     if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
         let data = data.to_vec();
         thread::spawn(move || {
             let _ = pipe.write_all(&data);
         });
     }
-    let mut out_pipe = child.stdout.take();
-    let mut err_pipe = child.stderr.take();
-    let out_t = thread::spawn(move || drain(out_pipe.as_mut()));
-    let err_t = thread::spawn(move || drain(err_pipe.as_mut()));
+    let mut out = Output::new(child.stdout.take());
+    let mut err = Output::new(child.stderr.take());
     let mut pause = Duration::from_micros(50);
     let status = loop {
         if let Some(s) = child
@@ -107,33 +143,150 @@ pub fn run(argv: &[String], stdin: Option<&[u8]>, timeout: Duration) -> anyhow::
             let _ = child.wait();
             bail!("{shown}: timed out after {timeout:?}, killed");
         }
-        thread::sleep(pause);
+        // Wait for output or the next status check, whichever comes first.
+        wait_and_read(&mut out, &mut err, pause);
         // Most commands finish in a few ms; back off to 2 ms polls for slow ones.
         pause = (pause * 2).min(Duration::from_millis(2));
     };
-    let stdout = out_t.join().unwrap_or_default();
-    let stderr = err_t.join().unwrap_or_default();
+    // The command has exited: take what its output pipes already hold (a background child
+    // may keep them open for ever), up to the rest of the timeout for a writer that is
+    // still flushing.
+    let grace = Instant::now()
+        + timeout
+            .saturating_sub(start.elapsed())
+            .min(Duration::from_millis(50));
+    while !(out.done && err.done) && Instant::now() < grace {
+        wait_and_read(&mut out, &mut err, Duration::from_millis(5));
+    }
     let ran = Ran {
         status,
-        stdout,
-        stderr,
+        stdout: out.text(),
+        stderr: err.text(),
         elapsed: start.elapsed(),
     };
     debug!("run: {shown}: {} in {:?}", ran.status, ran.elapsed);
     Ok(ran)
 }
 
-fn drain<R: Read>(r: Option<&mut R>) -> String {
-    let mut v = Vec::new();
-    if let Some(r) = r {
-        let _ = r.read_to_end(&mut v);
+/// Children start with the default disposition of the signals a FIFO reader ignores
+/// (SIG_IGN survives exec: a daemon an `up` command starts could not be stopped with
+/// SIGTERM) and with no signal blocked.
+#[allow(unsafe_code)]
+fn default_signals(cmd: &mut Command) {
+    use nix::sys::signal::{signal, sigprocmask, SigHandler, SigSet, SigmaskHow, Signal};
+    // SAFETY: runs in the child between fork and exec; signal(2) and sigprocmask(2) are
+    // async-signal-safe, and nothing is allocated.
+    unsafe {
+        cmd.pre_exec(|| {
+            for sig in [
+                Signal::SIGTERM,
+                Signal::SIGHUP,
+                Signal::SIGINT,
+                Signal::SIGPIPE,
+            ] {
+                signal(sig, SigHandler::SigDfl).map_err(std::io::Error::from)?;
+            }
+            sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
+                .map_err(std::io::Error::from)?;
+            Ok(())
+        });
     }
-    String::from_utf8_lossy(&v).into_owned()
+}
+
+/// A child's output pipe, read without blocking.
+struct Output<R> {
+    pipe: Option<R>,
+    data: Vec<u8>,
+    done: bool,
+}
+
+/// At most this much of a command's output is kept (the rest is read and dropped).
+const OUTPUT_CAP: usize = 1 << 20;
+
+impl<R: Read + std::os::fd::AsFd> Output<R> {
+    fn new(pipe: Option<R>) -> Self {
+        if let Some(p) = &pipe {
+            use nix::fcntl::{fcntl, FcntlArg, OFlag};
+            let fd = p.as_fd();
+            if let Ok(flags) = fcntl(fd, FcntlArg::F_GETFL) {
+                let _ = fcntl(
+                    fd,
+                    FcntlArg::F_SETFL(OFlag::from_bits_truncate(flags) | OFlag::O_NONBLOCK),
+                );
+            }
+        }
+        let done = pipe.is_none();
+        Output {
+            pipe,
+            data: Vec::new(),
+            done,
+        }
+    }
+
+    fn read_available(&mut self) {
+        let Some(p) = self.pipe.as_mut() else { return };
+        let mut buf = [0u8; 8192];
+        loop {
+            match p.read(&mut buf) {
+                Ok(0) => {
+                    self.done = true;
+                    self.pipe = None;
+                    return;
+                }
+                Ok(n) => {
+                    let room = OUTPUT_CAP.saturating_sub(self.data.len());
+                    self.data.extend_from_slice(&buf[..n.min(room)]);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(_) => {
+                    self.done = true;
+                    self.pipe = None;
+                    return;
+                }
+            }
+        }
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.data).into_owned()
+    }
+
+    fn fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        self.pipe.as_ref().filter(|_| !self.done).map(|p| p.as_fd())
+    }
+}
+
+/// Waits up to `wait` for either pipe to be readable, then reads what both hold.
+fn wait_and_read<A, B>(a: &mut Output<A>, b: &mut Output<B>, wait: Duration)
+where
+    A: Read + std::os::fd::AsFd,
+    B: Read + std::os::fd::AsFd,
+{
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    {
+        let mut fds: Vec<PollFd> = [a.fd(), b.fd()]
+            .into_iter()
+            .flatten()
+            .map(|fd| PollFd::new(fd, PollFlags::POLLIN))
+            .collect();
+        if fds.is_empty() {
+            thread::sleep(wait);
+        } else {
+            let ms = u16::try_from(wait.as_millis().max(1)).unwrap_or(u16::MAX);
+            let _ = poll(&mut fds, PollTimeout::from(ms));
+        }
+    }
+    a.read_available();
+    b.read_available();
 }
 
 /// Like [`run`], but a non-zero exit is an error naming the status and the first stderr line.
 pub fn run_ok(argv: &[String], stdin: Option<&[u8]>, timeout: Duration) -> anyhow::Result<Ran> {
-    let ran = run(argv, stdin, timeout)?;
+    ok_or_error(argv, run(argv, stdin, timeout)?)
+}
+
+fn ok_or_error(argv: &[String], ran: Ran) -> anyhow::Result<Ran> {
     if !ran.success() {
         bail!(
             "{}: {} ({})",
@@ -202,6 +355,75 @@ mod tests {
             start.elapsed() < Duration::from_secs(10),
             "timeout did not stop the wait"
         );
+    }
+
+    /// A command that leaves a background child holding its stdout open (init scripts,
+    /// `sh -c 'daemon &'`) returns when the command exits, not when the child lets go.
+    #[test]
+    fn a_background_child_holding_the_pipes_does_not_hold_us() {
+        let start = Instant::now();
+        let r = run(
+            &argv(&["sh", "-c", "echo started; sleep 5 & exit 0"]),
+            None,
+            Duration::from_secs(3),
+        )
+        .unwrap();
+        assert!(r.success());
+        assert_eq!(r.stdout, "started\n");
+        assert!(
+            start.elapsed() < Duration::from_secs(1),
+            "waited {:?} for the background child",
+            start.elapsed()
+        );
+    }
+
+    /// Children get SIGTERM back even when we ignore it (the FIFO reader does), and none of
+    /// the provider secrets in our environment.
+    #[test]
+    fn children_get_default_signals_and_no_secrets() {
+        use nix::sys::signal::{signal, SigHandler, Signal};
+        #[allow(unsafe_code)]
+        // SAFETY: SIG_IGN installs no handler code.
+        let old = unsafe { signal(Signal::SIGHUP, SigHandler::SigIgn) }.unwrap();
+        // A secret in our own environment, as a token variable would be (no other test of
+        // this binary reads or writes it).
+        std::env::set_var("HCLOUD_TOKEN", "hakit-test-secret");
+        let r = run(
+            &argv(&["sh", "-c", "grep -E '^SigIgn' /proc/self/status; env"]),
+            None,
+            Duration::from_secs(5),
+        );
+        #[allow(unsafe_code)]
+        // SAFETY: restores the previous disposition.
+        unsafe {
+            let _ = signal(Signal::SIGHUP, old);
+        }
+        let r = r.unwrap();
+        let ign = r
+            .stdout
+            .lines()
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .nth(1)
+            .unwrap();
+        let mask = u64::from_str_radix(ign, 16).unwrap();
+        assert_eq!(
+            mask & (1 << (libc_sighup() - 1)),
+            0,
+            "SIGHUP still ignored: {ign}"
+        );
+        for v in SECRET_VARS {
+            assert!(
+                !r.stdout.contains(&format!("{v}=")),
+                "{v} reached the child"
+            );
+        }
+        assert!(!r.stdout.contains("hakit-test-secret"));
+    }
+
+    fn libc_sighup() -> i32 {
+        nix::sys::signal::Signal::SIGHUP as i32
     }
 
     #[test]

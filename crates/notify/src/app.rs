@@ -4,6 +4,7 @@ use std::{
     collections::VecDeque,
     fs::File,
     io::{BufRead, BufReader},
+    os::unix::fs::FileTypeExt,
     path::Path,
     sync::{Arc, Condvar, Mutex},
     thread,
@@ -93,6 +94,18 @@ pub fn fifo(
     policy: UnknownInstance,
     path: &Path,
 ) -> anyhow::Result<Exit> {
+    // Anything but a FIFO is a usage error: a directory made the reader spin at 100% CPU on
+    // EISDIR, a regular file would be read once and end the reader at its end.
+    match std::fs::metadata(path) {
+        Ok(m) if m.file_type().is_fifo() => {}
+        Ok(_) => {
+            return Err(usage_error(format!(
+                "{} is not a FIFO (keepalived's vrrp_notify_fifo creates one)",
+                path.display()
+            )))
+        }
+        Err(e) => return Err(usage_error(format!("notify FIFO {}: {e}", path.display()))),
+    }
     ignore_termination();
     let file = File::open(path).with_context(|| format!("open notify FIFO {}", path.display()))?;
     info!("reading keepalived events from {}", path.display());
@@ -102,23 +115,31 @@ pub fn fifo(
     let state = Arc::new((Mutex::new(false), Condvar::new())); // (eof, wake-up)
     let (q, st) = (pending.clone(), state.clone());
     thread::spawn(move || {
-        for line in BufReader::new(file).lines() {
-            let line = match line {
-                Ok(l) => l,
-                Err(e) => {
-                    warn!("notify FIFO: unreadable line skipped: {e}");
-                    continue;
-                }
-            };
-            match event::from_fifo_line(&line) {
-                Ok(Some(ev)) => {
-                    if let Ok(mut q) = q.lock() {
-                        q.push_back(ev);
+        let mut reader = BufReader::new(file);
+        let mut buf = Vec::new();
+        loop {
+            match read_line(&mut reader, &mut buf) {
+                Ok(Line::Eof) => break,
+                Ok(Line::TooLong(n)) => warn!(
+                    "notify FIFO: a line of {n} bytes or more skipped (events are under {MAX_LINE})"
+                ),
+                Ok(Line::Text) => match event::from_fifo_line(&String::from_utf8_lossy(&buf)) {
+                    Ok(Some(ev)) => {
+                        // Push and wake under the lock the worker waits with, or a wake-up
+                        // between its look at the queue and its wait is lost.
+                        let Ok(_guard) = st.0.lock() else { break };
+                        if let Ok(mut q) = q.lock() {
+                            push_coalesced(&mut q, ev);
+                        }
+                        st.1.notify_one();
                     }
-                    st.1.notify_one();
+                    Ok(None) => {}
+                    Err(e) => warn!("notify FIFO: {}: skipped", capped(&e, 200)),
+                },
+                Err(e) => {
+                    error!("notify FIFO: read error, the reader stops: {e}");
+                    break;
                 }
-                Ok(None) => {}
-                Err(e) => warn!("notify FIFO: {e}: skipped"),
             }
         }
         if let Ok(mut eof) = st.0.lock() {
@@ -156,6 +177,82 @@ pub fn fifo(
     }
     info!("notify FIFO closed after {handled} event(s)");
     Ok(Exit::Ok)
+}
+
+/// keepalived's FIFO lines are ~40 bytes; anything this long is not one of them.
+const MAX_LINE: usize = 4096;
+/// Queued events at most (after coalescing there are at most two per instance; this only
+/// bounds a flood of lines for instances that are not configured).
+const MAX_QUEUE: usize = 10_000;
+
+enum Line {
+    Text,
+    TooLong(usize),
+    Eof,
+}
+
+/// Reads one line into `buf` (without its newline), never holding more than [`MAX_LINE`]
+/// bytes of it: a longer line is read to its end and dropped.
+fn read_line(r: &mut impl BufRead, buf: &mut Vec<u8>) -> std::io::Result<Line> {
+    buf.clear();
+    let mut dropped = 0usize;
+    loop {
+        let chunk = match r.fill_buf() {
+            Ok(c) => c,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if chunk.is_empty() {
+            return Ok(if dropped > 0 {
+                Line::TooLong(dropped)
+            } else if buf.is_empty() {
+                Line::Eof
+            } else {
+                Line::Text
+            });
+        }
+        let (part, end) = match chunk.iter().position(|&b| b == b'\n') {
+            Some(i) => (&chunk[..i], Some(i + 1)),
+            None => (chunk, None),
+        };
+        if dropped > 0 || buf.len() + part.len() > MAX_LINE {
+            dropped += buf.len() + part.len();
+            buf.clear();
+        } else {
+            buf.extend_from_slice(part);
+        }
+        let used = end.unwrap_or(chunk.len());
+        r.consume(used);
+        if end.is_some() {
+            return Ok(if dropped > 0 {
+                Line::TooLong(dropped)
+            } else {
+                Line::Text
+            });
+        }
+    }
+}
+
+/// At most `n` characters of `s`, control characters escaped: an error that quotes input
+/// must not carry a whole hostile line (or terminal escapes) into the log.
+fn capped(s: &str, n: usize) -> String {
+    let mut out: String = s.chars().take(n).flat_map(char::escape_debug).collect();
+    if s.chars().nth(n).is_some() {
+        out.push('…');
+    }
+    out
+}
+
+/// Queues `ev`, dropping the queued events of its instance it makes pointless (see
+/// [`coalesce`]), so a burst of any size leaves at most a couple of events per instance.
+pub fn push_coalesced(queue: &mut VecDeque<Event>, ev: Event) {
+    let rx = ev.state == State::MasterRxLowerPri;
+    queue.retain(|e| !(e.name == ev.name && (!rx || e.state == State::MasterRxLowerPri)));
+    if queue.len() >= MAX_QUEUE {
+        warn!("notify FIFO: {MAX_QUEUE} events queued; the oldest is dropped");
+        queue.pop_front();
+    }
+    queue.push_back(ev);
 }
 
 /// Only the newest event of an instance matters. Given the event just taken from the
@@ -270,11 +367,53 @@ mod tests {
     }
 
     #[test]
+    fn a_burst_queues_a_couple_of_events_per_instance() {
+        let mut q = VecDeque::new();
+        for i in 0..100_000u32 {
+            let state = [State::Master, State::Backup, State::MasterRxLowerPri][i as usize % 3];
+            push_coalesced(&mut q, ev(if i % 2 == 0 { "VI_1" } else { "VI_2" }, state));
+        }
+        assert!(q.len() <= 4, "{q:?}");
+        // The newest state of each instance survives.
+        let last = |n: &str| {
+            q.iter()
+                .rev()
+                .find(|e| e.name == n && e.state != State::MasterRxLowerPri)
+                .map(|e| e.state)
+        };
+        assert_eq!(last("VI_1"), Some(State::Master)); // i = 99_996, 99_996 % 3 == 0
+        assert_eq!(last("VI_2"), Some(State::Master)); // i = 99_999, 99_999 % 3 == 0
+    }
+
+    #[test]
+    fn long_lines_are_dropped_without_being_held() {
+        let long = "x".repeat(1 << 20);
+        let input = format!("INSTANCE \"VI_1\" MASTER 150\n{long}\nINSTANCE \"VI_1\" BACKUP 150");
+        let mut r = BufReader::with_capacity(64, input.as_bytes());
+        let mut buf = Vec::new();
+        assert!(matches!(read_line(&mut r, &mut buf).unwrap(), Line::Text));
+        assert_eq!(buf, b"INSTANCE \"VI_1\" MASTER 150");
+        assert!(matches!(read_line(&mut r, &mut buf).unwrap(), Line::TooLong(n) if n == 1 << 20));
+        assert!(
+            buf.capacity() <= 2 * MAX_LINE,
+            "held {} bytes",
+            buf.capacity()
+        );
+        assert!(matches!(read_line(&mut r, &mut buf).unwrap(), Line::Text));
+        assert_eq!(buf, b"INSTANCE \"VI_1\" BACKUP 150");
+        assert!(matches!(read_line(&mut r, &mut buf).unwrap(), Line::Eof));
+        assert_eq!(capped("a\u{1b}[31mb", 3), "a\\u{1b}[…");
+    }
+
+    #[test]
     fn rx_lower_pri_after_a_backup_is_kept_for_the_engine_to_judge() {
         use State::*;
         assert_eq!(
             drain(&[("VI_1", Backup), ("VI_1", MasterRxLowerPri)]),
-            vec![("VI_1".to_string(), MasterRxLowerPri)]
+            vec![
+                ("VI_1".to_string(), Backup),
+                ("VI_1".to_string(), MasterRxLowerPri)
+            ]
         );
     }
 }
