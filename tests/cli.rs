@@ -136,6 +136,40 @@ fn nat_notify_help_and_usage_errors() {
             "invalid address/prefix",
         ),
         (&["--lock-timeout", "5", "master"][..], "invalid duration"),
+        // Hardening: every name that reaches nft, a file name or systemctl is checked first,
+        // and every duration and count is bounded.
+        (
+            &[
+                "--interface",
+                "eth0\" ; flush ruleset ; \"",
+                "--floating-ip",
+                "203.0.113.10/32",
+                "master",
+            ][..],
+            "not a Linux interface name",
+        ),
+        (
+            &["--instance", "VI/1", "--interface", "eth0", "master"][..],
+            "instance name \"VI/1\"",
+        ),
+        (
+            &["--lock-timeout", "18000000000000000000s", "master"][..],
+            "invalid duration",
+        ),
+        (
+            &[
+                "--interface",
+                "eth0",
+                "--garp-count",
+                "4294967295",
+                "master",
+            ][..],
+            "garp_count is at most 100",
+        ),
+        (
+            &["--interface", "eth0", "--unit=--root=/", "master"][..],
+            "not a systemd unit name",
+        ),
     ] {
         let rt = std::env::temp_dir().join(format!("hakit-cli-rt-{}", std::process::id()));
         let out = run_host(
@@ -145,6 +179,12 @@ fn nat_notify_help_and_usage_errors() {
         );
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
         assert!(stderr(&out).contains(want), "{args:?}: {}", stderr(&out));
+        assert_eq!(
+            stderr(&out).lines().count(),
+            1,
+            "{args:?}: one line: {}",
+            stderr(&out)
+        );
         // Exit 2 means nothing changed: not even the runtime directory was created.
         assert!(
             !rt.exists(),

@@ -17,7 +17,7 @@ use hakit_notify::{
     engine::{self, Settings},
     event::{self, State},
     runtime::Runtime,
-    status,
+    status, validate,
 };
 
 impl InstanceArgs {
@@ -92,7 +92,15 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
     if instances.is_empty() {
         return Err(usage_error("no instance configured: add [[notify.instance]] to the config file, or give --instance and --interface/--floating-ip"));
     }
+    let retries = pick(cli.settings.retries, n.retries, 2);
+    if retries > validate::MAX_RETRIES {
+        return Err(usage_error(format!(
+            "retries is at most {}",
+            validate::MAX_RETRIES
+        )));
+    }
     for i in &instances {
+        validate::instance(i).map_err(usage_error)?;
         if !i.floating_ips.is_empty() && i.interface.is_none() {
             return Err(usage_error(format!(
                 "instance {}: floating_ips need an interface",
@@ -109,7 +117,7 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
         ))?,
         lock_timeout: secs(cli.settings.lock_timeout, n.lock_timeout, 30),
         command_timeout: secs(cli.settings.command_timeout, n.command_timeout, 10),
-        retries: pick(cli.settings.retries, n.retries, 2),
+        retries,
         nft: pick(cli.settings.nft, n.nft, "nft".into()),
         conntrackd: pick(cli.settings.conntrackd, n.conntrackd, "conntrackd".into()),
         systemctl: pick(cli.settings.systemctl, n.systemctl, "systemctl".into()),

@@ -66,10 +66,15 @@ pub fn parse<P: clap::Parser>(ident: &'static str) -> P {
         Ok(p) => p,
         Err(e) => {
             if e.use_stderr() {
+                // One line, as every usage error of ours: clap's own adds a "try --help"
+                // paragraph (and usage blocks for some errors).
                 let text = e.to_string();
                 let first = text.lines().next().unwrap_or_default();
                 let socket = std::env::var_os("HAKIT_SYSLOG_SOCKET").map(PathBuf::from);
                 logging::syslog_once(ident, socket, &format!("usage error: {first}"));
+                use std::io::Write;
+                let _ = writeln!(std::io::stderr(), "{first} (see {ident} --help)");
+                std::process::exit(Exit::Usage as i32);
             }
             e.exit()
         }

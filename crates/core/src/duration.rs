@@ -21,6 +21,11 @@ impl From<HDuration> for Duration {
     }
 }
 
+/// The longest duration any hakit setting takes. Nothing hakit waits for is longer, and a
+/// bound at parse time keeps every `Instant + Duration` and multiplication later from
+/// overflowing (`18000000000000000000s` used to abort the binaries).
+pub const MAX: Duration = Duration::from_secs(24 * 3600);
+
 /// Parses a duration; the error text names the input and the accepted forms.
 pub fn parse(s: &str) -> Result<Duration, String> {
     let t = s.trim();
@@ -58,6 +63,9 @@ pub fn parse(s: &str) -> Result<Duration, String> {
         scale /= 10;
         let digit = u128::from(d.to_digit(10).ok_or_else(bad)?);
         nanos = nanos.checked_add(digit * scale).ok_or_else(bad)?;
+    }
+    if nanos > MAX.as_nanos() {
+        return Err(format!("invalid duration {s:?}: at most 24h"));
     }
     let secs = u64::try_from(nanos / 1_000_000_000).map_err(|_| bad())?;
     Ok(Duration::new(secs, (nanos % 1_000_000_000) as u32))
@@ -108,6 +116,23 @@ mod tests {
         assert_eq!(parse("2m"), Ok(Duration::from_secs(120)));
         assert_eq!(parse(" 10 ms "), Ok(Duration::from_millis(10)));
         assert_eq!(parse("0s"), Ok(Duration::ZERO));
+    }
+
+    #[test]
+    fn refuses_durations_beyond_a_day() {
+        assert_eq!(parse("24h").unwrap(), MAX);
+        for s in [
+            "25h",
+            "18000000000000000000s",
+            "2562047788015216h",
+            "86401s",
+        ] {
+            let e = parse(s).unwrap_err();
+            assert!(
+                e.contains("at most 24h") || e.contains("invalid duration"),
+                "{s}: {e}"
+            );
+        }
     }
 
     #[test]

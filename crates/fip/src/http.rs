@@ -64,6 +64,10 @@ pub fn agent(
         .timeout_recv_response(Some(read))
         .timeout_recv_body(Some(read))
         .http_status_as_error(false)
+        // Provider and metadata APIs never redirect: a redirect is an answer to report, not
+        // to follow (an IMDSv2 token request sent on to another host, or an https request
+        // continued over http, would hand a credential to whoever answered).
+        .max_redirects(0)
         .tls_config(tls)
         .user_agent(concat!("hakit/", env!("CARGO_PKG_VERSION")))
         .build()
@@ -276,6 +280,44 @@ impl Client {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A redirect comes back as the response it is; its target is never contacted.
+    #[test]
+    fn redirects_are_not_followed() {
+        use std::io::{Read, Write};
+        let target = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let target_port = target.local_addr().unwrap().port();
+        target.set_nonblocking(true).unwrap();
+        let origin = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = origin.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            let (mut c, _) = origin.accept().unwrap();
+            let mut buf = [0u8; 2048];
+            let _ = c.read(&mut buf);
+            let _ = write!(
+                c,
+                "HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:{target_port}/token\r\nContent-Length: 0\r\n\r\n"
+            );
+        });
+        let client = Client::new(
+            agent(Duration::from_secs(2), Duration::from_secs(2), None).unwrap(),
+            Duration::from_secs(5),
+            1,
+        );
+        let req = Request::new(
+            "GET",
+            format!("http://127.0.0.1:{port}/latest/meta-data"),
+            "metadata",
+        )
+        .secret("X-aws-ec2-metadata-token-ttl-seconds", "60");
+        let r = client.send(&req, |_| false).unwrap();
+        server.join().unwrap();
+        assert_eq!(r.status, 302);
+        assert!(
+            target.accept().is_err(),
+            "the redirect's target was contacted"
+        );
+    }
 
     #[test]
     fn dry_run_text_redacts_secrets() {

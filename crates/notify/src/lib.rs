@@ -12,6 +12,7 @@
 //! * [`supersede`]: the checks themselves (newer intents, keepalived's own VIPs).
 //! * [`nft`], [`conntrackd`]: the two external programs with real state.
 //! * [`status`]: one look at the node, for operators.
+//! * [`validate`]: what names and counts may be, checked at load (exit 2).
 
 pub mod app;
 pub mod conntrackd;
@@ -21,3 +22,4 @@ pub mod nft;
 pub mod runtime;
 pub mod status;
 pub mod supersede;
+pub mod validate;

@@ -1,0 +1,164 @@
+//! What an instance's names and numbers may be, checked when the configuration is loaded
+//! (exit 2, nothing touched), because every one of them reaches a root-run program:
+//! interface and table names go into the `nft -f` script, instance names become file
+//! names under the runtime directory, unit names are `systemctl` arguments. An interface
+//! name with a quote and a newline once ran `flush ruleset` as root.
+
+use hakit_core::config::Instance;
+
+/// Longest instance name: keepalived's own names are short, and the name becomes a file
+/// name (a 300-byte name failed every transition with ENAMETOOLONG).
+pub const MAX_NAME: usize = 64;
+/// More GARP rounds than this only keep a hook (and its lock) busy.
+pub const MAX_GARP_COUNT: u32 = 100;
+/// Addresses per list: VRRP and floating addresses are a handful, not thousands.
+pub const MAX_ADDRESSES: usize = 64;
+/// Extra attempts of a failed step.
+pub const MAX_RETRIES: u32 = 10;
+
+/// A keepalived instance (or sync group) name hakit accepts: letters, digits, `_ . -`, not
+/// starting with a dot. Names that differ stay different files (no two names collide).
+pub fn instance_name(s: &str) -> Result<(), String> {
+    let ok = !s.is_empty()
+        && s.len() <= MAX_NAME
+        && !s.starts_with('.')
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+    ok.then_some(()).ok_or_else(|| {
+        format!(
+            "instance name {:?}: use 1 to {MAX_NAME} letters, digits, '_', '.' or '-' (not starting with '.')",
+            shown(s)
+        )
+    })
+}
+
+/// A Linux interface name as nft may quote it: 1 to 15 bytes, no '/', whitespace, quotes
+/// or control characters, not "." or "..".
+pub fn interface(s: &str) -> Result<(), String> {
+    let ok = !s.is_empty()
+        && s.len() <= 15
+        && s != "."
+        && s != ".."
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-' | b'@'));
+    ok.then_some(()).ok_or_else(|| {
+        format!(
+            "interface {:?}: not a Linux interface name (1 to 15 letters, digits, '_', '.', '-', '@')",
+            shown(s)
+        )
+    })
+}
+
+/// An nftables identifier (table name): a letter, then letters, digits or '_', at most 32.
+pub fn nft_identifier(s: &str) -> Result<(), String> {
+    let mut b = s.bytes();
+    let ok = s.len() <= 32
+        && b.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && b.all(|c| c.is_ascii_alphanumeric() || c == b'_');
+    ok.then_some(())
+        .ok_or_else(|| format!("snat_table {:?}: not an nftables identifier", shown(s)))
+}
+
+/// A systemd unit name given to `systemctl`: never something it would read as an option.
+pub fn unit(s: &str) -> Result<(), String> {
+    let ok = !s.is_empty()
+        && s.len() <= 256
+        && !s.starts_with('-')
+        && s.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-' | b'@' | b':' | b'\\')
+        });
+    ok.then_some(())
+        .ok_or_else(|| format!("unit {:?}: not a systemd unit name", shown(s)))
+}
+
+/// Every check of one instance; the error names the instance and the value.
+pub fn instance(i: &Instance) -> Result<(), String> {
+    instance_name(&i.name)?;
+    let name = &i.name;
+    if let Some(dev) = &i.interface {
+        interface(dev).map_err(|e| format!("instance {name}: {e}"))?;
+    }
+    if let Some(t) = &i.snat_table {
+        nft_identifier(t).map_err(|e| format!("instance {name}: {e}"))?;
+    }
+    for u in &i.units {
+        unit(u).map_err(|e| format!("instance {name}: {e}"))?;
+    }
+    if i.garp_count.is_some_and(|c| c > MAX_GARP_COUNT) {
+        return Err(format!(
+            "instance {name}: garp_count is at most {MAX_GARP_COUNT}"
+        ));
+    }
+    if i.vrrp_vips.len() > MAX_ADDRESSES || i.floating_ips.len() > MAX_ADDRESSES {
+        return Err(format!(
+            "instance {name}: at most {MAX_ADDRESSES} vrrp_vips and {MAX_ADDRESSES} floating_ips"
+        ));
+    }
+    Ok(())
+}
+
+/// A value as it may appear in one log line: capped, control characters escaped.
+fn shown(s: &str) -> String {
+    let mut out: String = s.chars().take(80).flat_map(char::escape_debug).collect();
+    if s.chars().count() > 80 {
+        out.push('…');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostile_names_are_refused() {
+        for bad in [
+            "",
+            ".x",
+            "VI 1",
+            "VI/1",
+            "a\"b",
+            &"x".repeat(300),
+            "../../etc",
+        ] {
+            assert!(instance_name(bad).is_err(), "{bad:?}");
+        }
+        for good in ["VI_1", "G-1.v4", "vi1"] {
+            assert!(instance_name(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "eth0\"; flush ruleset; \"",
+            "eth 0",
+            "a/b",
+            "..",
+            "sixteen_chars_xx",
+            "",
+        ] {
+            assert!(interface(bad).is_err(), "{bad:?}");
+        }
+        for good in ["eth0", "enp0s31f6", "bond0.100", "veth-a@x"] {
+            assert!(interface(good).is_ok(), "{good}");
+        }
+        assert!(nft_identifier("hakit").is_ok());
+        for bad in ["1abc", "a b", "x;flush", ""] {
+            assert!(nft_identifier(bad).is_err(), "{bad:?}");
+        }
+        assert!(unit("lelastic.service").is_ok() && unit("getty@tty1.service").is_ok());
+        assert!(unit("--root=/").is_err() && unit("a b").is_err());
+        let e = instance_name(&format!("a\n{}", "b".repeat(500))).unwrap_err();
+        assert!(e.len() < 300 && !e.contains('\n'), "{e}");
+    }
+
+    #[test]
+    fn counts_are_bounded() {
+        let mut i = Instance {
+            name: "VI_1".into(),
+            garp_count: Some(u32::MAX),
+            ..Instance::default()
+        };
+        assert!(instance(&i).unwrap_err().contains("garp_count"));
+        i.garp_count = Some(3);
+        i.vrrp_vips = vec!["198.51.100.1".parse().unwrap(); 10_000];
+        assert!(instance(&i).unwrap_err().contains("vrrp_vips"));
+    }
+}
