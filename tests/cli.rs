@@ -170,6 +170,25 @@ fn nat_notify_help_and_usage_errors() {
             &["--interface", "eth0", "--unit=--root=/", "master"][..],
             "not a systemd unit name",
         ),
+        // Usage errors found after the configuration was read change nothing either.
+        (
+            &[
+                "--interface",
+                "eth0",
+                "--unknown-instance",
+                "fail",
+                "INSTANCE",
+                "VI_9",
+                "MASTER",
+                "100",
+            ][..],
+            "instance \"VI_9\" is not configured",
+        ),
+        (&["--interface", "eth0", "fifo", "/"][..], "/ is not a FIFO"),
+        (
+            &["--interface", "eth0", "fifo", "/nonexistent/fifo"][..],
+            "notify FIFO /nonexistent/fifo",
+        ),
     ] {
         let rt = std::env::temp_dir().join(format!("hakit-cli-rt-{}", std::process::id()));
         let out = run_host(
@@ -359,5 +378,43 @@ fn nat_examples_check_the_uplink_and_export_metrics() {
             Some(std::path::Path::new("/var/lib/prometheus/node-exporter")),
             "{p}: metrics off or not where node_exporter reads"
         );
+    }
+}
+
+/// `status` and `--dry-run` only look: they create no runtime directory.
+#[test]
+fn looking_creates_nothing() {
+    let rt = std::env::temp_dir().join(format!("hakit-cli-look-{}", std::process::id()));
+    for args in [
+        &[
+            "--interface",
+            "eth0",
+            "--floating-ip",
+            "203.0.113.10/32",
+            "status",
+        ][..],
+        &[
+            "--interface",
+            "eth0",
+            "--floating-ip",
+            "203.0.113.10/32",
+            "master",
+            "--dry-run",
+        ][..],
+    ] {
+        let out = run_host(
+            "nat-notify",
+            args,
+            &[
+                ("HAKIT_RUNTIME_DIR", &rt.to_string_lossy()),
+                ("HAKIT_SYSLOG_SOCKET", "/nonexistent"),
+            ],
+        );
+        assert!(
+            matches!(out.status.code(), Some(0 | 1)),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+        assert!(!rt.exists(), "{args:?} created {}", rt.display());
     }
 }

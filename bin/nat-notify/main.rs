@@ -108,13 +108,14 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
             )));
         }
     }
-    // Only now, with every usage check passed, is the runtime directory created.
+    // The runtime directory is created only once every usage check has passed, and only by
+    // a command that records something (not status, not --dry-run).
     let settings = Settings {
-        runtime: Runtime::open(&pick(
+        runtime: Runtime::at(&pick(
             cli.settings.runtime_dir,
             g.runtime_dir,
             PathBuf::from(DEFAULT_DIR),
-        ))?,
+        )),
         lock_timeout: secs(cli.settings.lock_timeout, n.lock_timeout, 30),
         command_timeout: secs(cli.settings.command_timeout, n.command_timeout, 10),
         retries,
@@ -133,7 +134,11 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
     };
     let (name, state) = match cli.cmd {
         Cmd::Status => return show_status(&settings, &instances, explicit.as_deref(), cli.json),
-        Cmd::Fifo { path } => return app::fifo(&settings, &instances, policy, &path),
+        Cmd::Fifo { path } => {
+            app::check_fifo(&path)?;
+            settings.runtime.create()?;
+            return app::fifo(&settings, &instances, policy, &path);
+        }
         Cmd::Instance(_) | Cmd::Group(_) => {
             event.ok_or_else(|| usage_error("event arguments missing"))?
         }
@@ -158,6 +163,7 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
     let report = if cli.dry_run {
         engine::dry_run(inst, state)
     } else {
+        settings.runtime.create()?;
         app::hook(&settings, &instances, inst, state)?
     };
     if cli.json {

@@ -36,6 +36,37 @@ pub fn ensure_dir(dir: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("create runtime directory {}", dir.display()))
 }
 
+/// Creates `dir` like [`ensure_dir`] and refuses it (a usage error: nothing is written) when
+/// another user could plant files or links in it: it must be a real directory, not a link,
+/// owned by the caller (root) and not writable by group or others.
+pub fn ensure_private_dir(dir: &Path) -> anyhow::Result<()> {
+    ensure_dir(dir)?;
+    let m = fs::symlink_metadata(dir).with_context(|| format!("stat {}", dir.display()))?;
+    let me = nix::unistd::geteuid().as_raw();
+    use std::os::unix::fs::MetadataExt;
+    let why = if m.file_type().is_symlink() {
+        Some("is a symbolic link".to_string())
+    } else if !m.is_dir() {
+        Some("is not a directory".to_string())
+    } else if m.uid() != me {
+        Some(format!("belongs to uid {}, not {me}", m.uid()))
+    } else if m.mode() & 0o022 != 0 {
+        Some(format!(
+            "is writable by group or others (mode {:o})",
+            m.mode() & 0o7777
+        ))
+    } else {
+        None
+    };
+    match why {
+        Some(w) => Err(crate::usage_error(format!(
+            "runtime directory {} {w}: refusing it (another user could plant files there)",
+            dir.display()
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// An exclusive lock held until dropped.
 #[derive(Debug)]
 pub struct Lock {
@@ -82,6 +113,8 @@ fn open_lock_file(path: &Path) -> anyhow::Result<fs::File> {
         .create(true)
         .truncate(false)
         .mode(0o600)
+        // A link planted at the lock's name is refused (ELOOP), never followed.
+        .custom_flags(libc_o_nofollow())
         .open(path)
         .with_context(|| format!("open lock file {}", path.display()))
 }
@@ -226,6 +259,30 @@ mod tests {
             fs::metadata(&p).unwrap().permissions().mode() & 0o777,
             0o644
         );
+        let _ = fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn runtime_dirs_others_can_write_are_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tmpdir("private");
+        let open = d.join("open");
+        fs::create_dir(&open).unwrap();
+        fs::set_permissions(&open, fs::Permissions::from_mode(0o777)).unwrap();
+        let e = ensure_private_dir(&open).unwrap_err();
+        assert!(
+            format!("{e:#}").contains("writable by group or others"),
+            "{e:#}"
+        );
+        let link = d.join("link");
+        std::os::unix::fs::symlink(&open, &link).unwrap();
+        assert!(format!("{:#}", ensure_private_dir(&link).unwrap_err()).contains("symbolic link"));
+        ensure_private_dir(&d.join("fresh")).unwrap();
+        // A lock file planted as a link is refused, and its target stays untouched.
+        let victim = d.join("victim");
+        fs::write(&victim, b"x").unwrap();
+        std::os::unix::fs::symlink(&victim, d.join("vi.lock")).unwrap();
+        assert!(Lock::acquire(&d.join("vi.lock"), Duration::ZERO).is_err());
         let _ = fs::remove_dir_all(&d);
     }
 

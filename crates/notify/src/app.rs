@@ -94,18 +94,7 @@ pub fn fifo(
     policy: UnknownInstance,
     path: &Path,
 ) -> anyhow::Result<Exit> {
-    // Anything but a FIFO is a usage error: a directory made the reader spin at 100% CPU on
-    // EISDIR, a regular file would be read once and end the reader at its end.
-    match std::fs::metadata(path) {
-        Ok(m) if m.file_type().is_fifo() => {}
-        Ok(_) => {
-            return Err(usage_error(format!(
-                "{} is not a FIFO (keepalived's vrrp_notify_fifo creates one)",
-                path.display()
-            )))
-        }
-        Err(e) => return Err(usage_error(format!("notify FIFO {}: {e}", path.display()))),
-    }
+    check_fifo(path)?;
     ignore_termination();
     let file = File::open(path).with_context(|| format!("open notify FIFO {}", path.display()))?;
     info!("reading keepalived events from {}", path.display());
@@ -177,6 +166,19 @@ pub fn fifo(
     }
     info!("notify FIFO closed after {handled} event(s)");
     Ok(Exit::Ok)
+}
+
+/// Anything but a FIFO is a usage error: a directory made the reader spin at 100% CPU on
+/// EISDIR, a regular file would be read once and end the reader at its end.
+pub fn check_fifo(path: &Path) -> anyhow::Result<()> {
+    match std::fs::metadata(path) {
+        Ok(m) if m.file_type().is_fifo() => Ok(()),
+        Ok(_) => Err(usage_error(format!(
+            "{} is not a FIFO (keepalived's vrrp_notify_fifo creates one)",
+            path.display()
+        ))),
+        Err(e) => Err(usage_error(format!("notify FIFO {}: {e}", path.display()))),
+    }
 }
 
 /// keepalived's FIFO lines are ~40 bytes; anything this long is not one of them.

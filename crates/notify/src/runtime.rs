@@ -17,7 +17,7 @@ use std::{
 };
 
 use anyhow::Context;
-use hakit_core::runtime::{ensure_dir, write_atomic, Lock};
+use hakit_core::runtime::{ensure_private_dir, write_atomic, Lock};
 use serde::{Deserialize, Serialize};
 
 use crate::event::State;
@@ -100,11 +100,24 @@ pub fn now_unix() -> f64 {
 }
 
 impl Runtime {
+    /// Creates (or checks) the directory and returns it.
     pub fn open(dir: &Path) -> anyhow::Result<Runtime> {
-        ensure_dir(dir)?;
-        Ok(Runtime {
+        let rt = Runtime::at(dir);
+        rt.create()?;
+        Ok(rt)
+    }
+
+    /// The directory, untouched: reading from it works whether or not it exists (nothing
+    /// recorded yet), so `status`, `--dry-run` and usage errors create nothing.
+    pub fn at(dir: &Path) -> Runtime {
+        Runtime {
             dir: dir.to_path_buf(),
-        })
+        }
+    }
+
+    /// Creates the directory (mode 0755), refusing one another user could write into.
+    pub fn create(&self) -> anyhow::Result<()> {
+        ensure_private_dir(&self.dir)
     }
 
     pub fn dir(&self) -> &Path {
