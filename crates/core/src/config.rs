@@ -408,6 +408,9 @@ pub fn pick<T>(cli: Option<T>, file: Option<T>, default: T) -> T {
     cli.or(file).unwrap_or(default)
 }
 
+/// The largest configuration file read (the annotated example is ~5 KB).
+pub const MAX_CONFIG: u64 = 1 << 20;
+
 /// Loads the configuration. `explicit` is `--config`/`HAKIT_CONFIG`: when given, the file
 /// must exist; otherwise [`DEFAULT_PATH`] is read if present and an absent file means
 /// "all defaults". Every error is a usage error (exit 2) naming the file.
@@ -416,16 +419,11 @@ pub fn load<F: ConfigFile>(explicit: Option<&Path>) -> anyhow::Result<F> {
         Some(p) => (p, true),
         None => (Path::new(DEFAULT_PATH), false),
     };
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => return Ok(F::default()),
-        Err(e) => {
-            return Err(usage_error(format!(
-                "cannot read config {}: {e}",
-                path.display()
-            )))
-        }
-    };
+    if !required && !path.exists() {
+        return Ok(F::default());
+    }
+    let text = crate::runtime::read_file(path, MAX_CONFIG, crate::runtime::Trust::Config)
+        .map_err(|e| usage_error(format!("cannot read {e:#}")))?;
     parse(&text).map_err(|msg| usage_error(format!("config {}:{msg}", path.display())))
 }
 

@@ -67,6 +67,84 @@ pub fn ensure_private_dir(dir: &Path) -> anyhow::Result<()> {
     }
 }
 
+/// How strictly [`read_file`] checks a file before reading it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trust {
+    /// Configuration: a regular file (a link to one is fine), not larger than the cap.
+    Config,
+    /// A secret (API token), as OpenSSH's StrictModes checks keys: a regular file that is
+    /// not a link, owned by root or the caller, mode 0600 or stricter, in a directory no
+    /// other user can write.
+    Secret,
+}
+
+/// Reads a small file without ever blocking or following a planted link: the open is
+/// non-blocking (a FIFO named as a config or token file once hung a claim past its
+/// deadline), the type and size are checked on the open file (`/dev/zero` as a config file
+/// exhausted memory), and at most `cap` bytes are read. Every refusal is a usage error.
+pub fn read_file(path: &Path, cap: u64, trust: Trust) -> anyhow::Result<String> {
+    use std::{io::Read, os::unix::fs::MetadataExt};
+    let what = match trust {
+        Trust::Config => "config",
+        Trust::Secret => "token file",
+    };
+    let refuse = |why: String| crate::usage_error(format!("{what} {}: {why}", path.display()));
+    let mut flags = nix::fcntl::OFlag::O_NONBLOCK.bits();
+    if trust == Trust::Secret {
+        flags |= libc_o_nofollow();
+    }
+    let mut f = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(flags)
+        .open(path)
+        .map_err(|e| {
+            if e.raw_os_error() == Some(nix::errno::Errno::ELOOP as i32) {
+                refuse("is a symbolic link (refused for secrets)".into())
+            } else {
+                refuse(e.to_string())
+            }
+        })?;
+    let m = f.metadata().map_err(|e| refuse(e.to_string()))?;
+    if !m.is_file() {
+        return Err(refuse("is not a regular file".into()));
+    }
+    if m.len() > cap {
+        return Err(refuse(format!("is {} bytes, more than {cap}", m.len())));
+    }
+    if trust == Trust::Secret {
+        let me = nix::unistd::geteuid().as_raw();
+        if m.uid() != 0 && m.uid() != me {
+            return Err(refuse(format!("belongs to uid {}, not root", m.uid())));
+        }
+        if m.mode() & 0o077 != 0 {
+            return Err(refuse(format!(
+                "is readable by group or others (mode {:o}): chmod 600 it",
+                m.mode() & 0o777
+            )));
+        }
+        let parent = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let pm = fs::metadata(parent).map_err(|e| refuse(e.to_string()))?;
+        if pm.mode() & 0o022 != 0 || (pm.uid() != 0 && pm.uid() != me) {
+            return Err(refuse(format!(
+                "lies in {}, which another user can write",
+                parent.display()
+            )));
+        }
+    }
+    let mut text = String::new();
+    (&mut f)
+        .take(cap + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| refuse(e.to_string()))?;
+    if text.len() as u64 > cap {
+        return Err(refuse(format!("is more than {cap} bytes")));
+    }
+    Ok(text)
+}
+
 /// An exclusive lock held until dropped.
 #[derive(Debug)]
 pub struct Lock {
@@ -258,6 +336,47 @@ mod tests {
         assert_eq!(
             fs::metadata(&p).unwrap().permissions().mode() & 0o777,
             0o644
+        );
+        let _ = fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn files_are_read_without_blocking_following_or_exhausting() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tmpdir("files");
+        let tok = d.join("token");
+        fs::write(&tok, "abc\n").unwrap();
+        fs::set_permissions(&tok, fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(read_file(&tok, 4096, Trust::Secret).unwrap(), "abc\n");
+        // A link to a root-only file is not a token.
+        let link = d.join("link");
+        std::os::unix::fs::symlink(&tok, &link).unwrap();
+        let e = read_file(&link, 4096, Trust::Secret).unwrap_err();
+        assert!(format!("{e:#}").contains("symbolic link"), "{e:#}");
+        // Readable by others, too large, a FIFO, a device: refused at once.
+        fs::set_permissions(&tok, fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(
+            format!("{:#}", read_file(&tok, 4096, Trust::Secret).unwrap_err())
+                .contains("group or others")
+        );
+        assert!(
+            format!("{:#}", read_file(&tok, 2, Trust::Config).unwrap_err()).contains("more than 2")
+        );
+        let fifo = d.join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let t = Instant::now();
+        assert!(
+            format!("{:#}", read_file(&fifo, 4096, Trust::Config).unwrap_err())
+                .contains("not a regular file")
+        );
+        assert!(t.elapsed() < Duration::from_secs(1));
+        assert!(read_file(Path::new("/dev/zero"), 4096, Trust::Config).is_err());
+        // A token in a directory others can write is refused.
+        fs::set_permissions(&tok, fs::Permissions::from_mode(0o600)).unwrap();
+        fs::set_permissions(&d, fs::Permissions::from_mode(0o777)).unwrap();
+        assert!(
+            format!("{:#}", read_file(&tok, 4096, Trust::Secret).unwrap_err())
+                .contains("another user can write")
         );
         let _ = fs::remove_dir_all(&d);
     }

@@ -1,9 +1,13 @@
 //! The JSON providers (Linode, Hetzner, DigitalOcean): bearer tokens, metadata lookups and
 //! calls whose errors carry the provider's own text.
 
-use std::{os::unix::fs::PermissionsExt, path::Path};
+use std::path::Path;
 
 use anyhow::{bail, Context};
+use hakit_core::{
+    runtime::{read_file, Trust},
+    usage_error,
+};
 use serde_json::Value;
 
 use crate::http::{Client, Request, Response};
@@ -21,28 +25,27 @@ impl std::fmt::Debug for Token {
 
 impl Token {
     pub fn load(env: &str, file: Option<&Path>) -> anyhow::Result<Token> {
-        if let Some(p) = file {
-            let meta =
-                std::fs::metadata(p).with_context(|| format!("token file {}", p.display()))?;
-            let mode = meta.permissions().mode() & 0o777;
-            if mode & 0o077 != 0 {
-                bail!(
-                    "token file {} is readable by group or others (mode {mode:o}): chmod 600 it",
-                    p.display()
-                );
-            }
-            let t = std::fs::read_to_string(p)
-                .with_context(|| format!("read token file {}", p.display()))?;
-            let t = t.trim();
-            if t.is_empty() {
-                bail!("token file {} is empty", p.display());
-            }
-            return Ok(Token(t.to_string()));
+        let (t, from) = match file {
+            Some(p) => (
+                read_file(p, 4096, Trust::Secret)?,
+                format!("token file {}", p.display()),
+            ),
+            None => match std::env::var(env) {
+                Ok(t) if !t.trim().is_empty() => (t, env.to_string()),
+                _ => bail!("no API token: set {env} or give --token-file (mode 0600)"),
+            },
+        };
+        let t = t.trim();
+        if t.is_empty() {
+            return Err(usage_error(format!("{from} is empty")));
         }
-        match std::env::var(env) {
-            Ok(t) if !t.trim().is_empty() => Ok(Token(t.trim().to_string())),
-            _ => bail!("no API token: set {env} or give --token-file (mode 0600)"),
+        // It goes into an Authorization header: visible ASCII only (never echoed).
+        if !t.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(usage_error(format!(
+                "{from}: the token has characters an HTTP header cannot carry"
+            )));
         }
+        Ok(Token(t.to_string()))
     }
 
     pub fn bearer(&self) -> String {

@@ -75,9 +75,17 @@ fn local(name: &str) -> &str {
     name.rsplit(':').next().unwrap_or(name)
 }
 
+/// EC2's answers nest about eight deep; the tree is dropped recursively, so depth is
+/// bounded well below what a thread's stack survives (a 280 KB answer of nested elements
+/// aborted a hook; 1.4 MB crashed fip-claim).
+pub const MAX_DEPTH: usize = 64;
+/// Elements in one answer: a page of 1,000 route tables with their routes stays far below.
+pub const MAX_ELEMENTS: usize = 500_000;
+
 /// Parses a document into its root element.
 pub fn parse(doc: &str) -> anyhow::Result<Node> {
     let mut stack: Vec<Node> = Vec::new();
+    let mut elements = 0usize;
     let mut root: Option<Node> = None;
     let mut rest = doc.trim_start_matches('\u{feff}');
     loop {
@@ -133,6 +141,13 @@ pub fn parse(doc: &str) -> anyhow::Result<Node> {
                 .all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.' | ':'))
         {
             bail!("bad element name {name:?}");
+        }
+        elements += 1;
+        if elements > MAX_ELEMENTS {
+            bail!("more than {MAX_ELEMENTS} elements: not an EC2 answer");
+        }
+        if stack.len() >= MAX_DEPTH {
+            bail!("elements nested more than {MAX_DEPTH} deep: not an EC2 answer");
         }
         let node = Node {
             name: local(name).to_string(),
@@ -208,5 +223,17 @@ mod tests {
         ] {
             assert!(parse(bad).is_err(), "{bad:?} accepted");
         }
+    }
+
+    /// Deep nesting is refused before it can exhaust the stack (building or dropping).
+    #[test]
+    fn hostile_depth_and_size_are_errors_not_crashes() {
+        let deep = format!("{}{}", "<a>".repeat(200_000), "</a>".repeat(200_000));
+        let e = parse(&deep).unwrap_err();
+        assert!(format!("{e:#}").contains("nested more than"), "{e:#}");
+        let wide = format!("<a>{}</a>", "<b/>".repeat(MAX_ELEMENTS + 1));
+        assert!(format!("{:#}", parse(&wide).unwrap_err()).contains("elements"));
+        let ok = format!("{}{}", "<a>".repeat(MAX_DEPTH), "</a>".repeat(MAX_DEPTH));
+        assert!(parse(&ok).is_ok());
     }
 }
