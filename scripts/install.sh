@@ -42,6 +42,8 @@ done
 # hakit-setup renders a node's files from the templates under share/hakit (not the doc
 # directory: documentation may be left out of an installation, templates may not).
 install -m 0755 "$top/scripts/hakit-setup" "$root/sbin/hakit-setup"
+gzip -9n -c "$top/packaging/hakit-setup.8" > "$share/man/man8/hakit-setup.8.gz"
+chmod 0644 "$share/man/man8/hakit-setup.8.gz"
 (cd "$top" && find keepalived -type f; find examples -name '*.in') | while read -r f; do
   install -D -m 0644 "$top/$f" "$share/hakit/$f"
 done

@@ -46,6 +46,8 @@ cat > "$stage/usr/share/lintian/overrides/hakit" <<OVR
 hakit: statically-linked-binary [usr/sbin/*]
 # The config holds provider API tokens.
 hakit: non-standard-file-perm 0600 != 0644 [etc/hakit/hakit.toml]
+# A template for /etc/nftables.conf (Debian runs that file with nft); never run from here.
+hakit: unusual-interpreter /usr/sbin/nft [usr/share/hakit/keepalived/nftables.conf.in]
 OVR
 chmod 0644 "$stage/usr/share/lintian/overrides/hakit"
 
