@@ -813,3 +813,40 @@ fn provider_claim_outlasts_an_outage_longer_than_one_request_budget() {
     assert_eq!(claim["result"], "changed", "{r}");
     assert!(g.fip(), "the address was up while the API was down");
 }
+
+/// A newer intent never loses to a long older transition: MASTER runs long `up` commands
+/// (each shorter than command_timeout, together far longer than lock_timeout), BACKUP
+/// arrives a second later. The BACKUP hook waits for the lock, the MASTER hook notices it is
+/// superseded inside its running command, stops it and gives way (exit 3), and the node
+/// ends BACKUP without the floating IP. (Before: the BACKUP hook gave up after lock_timeout
+/// with exit 1 and the node kept the floating IP while keepalived was BACKUP.)
+#[test]
+fn a_newer_state_stops_a_long_older_transition() {
+    let Some(g) = gateway(
+        "a_newer_state_stops_a_long_older_transition",
+        false,
+        "lock_timeout = \"3s\"\ncommand_timeout = \"20s\"",
+        "up = [[\"sleep\", \"9\"], [\"sleep\", \"9\"], [\"sleep\", \"9\"], [\"sleep\", \"9\"]]",
+    ) else {
+        return;
+    };
+    g.vip(true);
+    let t0 = std::time::Instant::now();
+    let mut master = g.spawn(&["master"]);
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(g.fip(), "MASTER's data plane is up before its commands");
+    g.vip(false);
+    let out = g.nn(&["backup", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(json(&out)["outcome"], "converged");
+    let code = master.wait().unwrap().code();
+    assert_eq!(code, Some(3), "the older MASTER gives way as superseded");
+    assert!(
+        t0.elapsed() < Duration::from_secs(6),
+        "the MASTER's commands kept the lock for {:?}",
+        t0.elapsed()
+    );
+    assert!(!g.fip(), "the newer BACKUP won");
+    assert_eq!(g.recorded()["state"], "BACKUP");
+    assert_eq!(g.recorded()["converged"], true);
+}

@@ -83,13 +83,24 @@ pub const SECRET_VARS: [&str; 9] = [
 /// by something it left running (`sh -c 'daemon &'`, init scripts) is read only as far as
 /// it is already there, never waited for.
 pub fn run(argv: &[String], stdin: Option<&[u8]>, timeout: Duration) -> anyhow::Result<Ran> {
-    spawn_and_wait(argv, stdin, timeout, false)
+    spawn_and_wait(argv, stdin, timeout, false, &|| None)
+}
+
+/// [`run_ok`] that also stops the command (its whole process group) as soon as `stop`
+/// gives a reason, checked every 50 ms: a transition that a newer state superseded must
+/// not keep the instance lock for the rest of a long user command.
+pub fn run_ok_until(
+    argv: &[String],
+    timeout: Duration,
+    stop: &dyn Fn() -> Option<String>,
+) -> anyhow::Result<Ran> {
+    ok_or_error(argv, spawn_and_wait(argv, None, timeout, false, stop)?)
 }
 
 /// [`run_ok`] for the one kind of child documented to need the provider credentials:
 /// `ha-check watch`'s takeover command (typically `fip-claim`, which reads them).
 pub fn run_ok_with_credentials(argv: &[String], timeout: Duration) -> anyhow::Result<Ran> {
-    ok_or_error(argv, spawn_and_wait(argv, None, timeout, true)?)
+    ok_or_error(argv, spawn_and_wait(argv, None, timeout, true, &|| None)?)
 }
 
 fn spawn_and_wait(
@@ -97,6 +108,7 @@ fn spawn_and_wait(
     stdin: Option<&[u8]>,
     timeout: Duration,
     credentials: bool,
+    stop: &dyn Fn() -> Option<String>,
 ) -> anyhow::Result<Ran> {
     let (prog, args) = argv.split_first().context("empty command")?;
     let path = find(prog)?;
@@ -130,6 +142,12 @@ fn spawn_and_wait(
     let mut out = Output::new(child.stdout.take());
     let mut err = Output::new(child.stderr.take());
     let mut pause = Duration::from_micros(50);
+    let mut next_stop_check = start + Duration::from_millis(50);
+    let kill = |child: &mut std::process::Child| {
+        let pgid = nix::unistd::Pid::from_raw(child.id() as i32);
+        let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
+        let _ = child.wait();
+    };
     let status = loop {
         if let Some(s) = child
             .try_wait()
@@ -138,10 +156,15 @@ fn spawn_and_wait(
             break s;
         }
         if start.elapsed() >= timeout {
-            let pgid = nix::unistd::Pid::from_raw(child.id() as i32);
-            let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
-            let _ = child.wait();
+            kill(&mut child);
             bail!("{shown}: timed out after {timeout:?}, killed");
+        }
+        if Instant::now() >= next_stop_check {
+            next_stop_check = Instant::now() + Duration::from_millis(50);
+            if let Some(why) = stop() {
+                kill(&mut child);
+                bail!("{shown}: stopped, {why}");
+            }
         }
         // Wait for output or the next status check, whichever comes first.
         wait_and_read(&mut out, &mut err, pause);

@@ -15,7 +15,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use nix::fcntl::{Flock, FlockArg};
 
 /// Default runtime directory.
@@ -145,6 +145,14 @@ pub fn read_file(path: &Path, cap: u64, trust: Trust) -> anyhow::Result<String> 
     Ok(text)
 }
 
+/// Why [`Lock::acquire_unless`] returned without the lock.
+#[derive(Debug)]
+pub enum LockWait {
+    /// The caller's check said to give way (its reason).
+    GaveWay(String),
+    Failed(anyhow::Error),
+}
+
 /// An exclusive lock held until dropped.
 #[derive(Debug)]
 pub struct Lock {
@@ -159,8 +167,23 @@ impl Lock {
 
     /// Takes the exclusive lock on `path` (created 0600 if missing), waiting at most `wait`.
     pub fn acquire(path: &Path, wait: Duration) -> anyhow::Result<Lock> {
+        Lock::acquire_unless(path, wait, &|| None).map_err(|e| match e {
+            LockWait::Failed(e) => e,
+            LockWait::GaveWay(why) => anyhow::anyhow!("{why}"),
+        })
+    }
+
+    /// Like [`Lock::acquire`], but gives way (without the lock) as soon as `give_way` says
+    /// why, checked every 20 ms while waiting: a hook that a newer state superseded must
+    /// not keep waiting, and so must not give up the newer one later.
+    pub fn acquire_unless(
+        path: &Path,
+        wait: Duration,
+        give_way: &dyn Fn() -> Option<String>,
+    ) -> Result<Lock, LockWait> {
         let deadline = Instant::now() + wait;
-        let mut file = open_lock_file(path)?;
+        let mut next_check = Instant::now() + Duration::from_millis(20);
+        let mut file = open_lock_file(path).map_err(LockWait::Failed)?;
         loop {
             match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
                 Ok(flock) => {
@@ -171,13 +194,24 @@ impl Lock {
                 }
                 Err((f, nix::errno::Errno::EWOULDBLOCK)) => {
                     if Instant::now() >= deadline {
-                        bail!("lock {} is still held after {wait:?}", path.display());
+                        return Err(LockWait::Failed(anyhow::anyhow!(
+                            "lock {} is still held after {wait:?}",
+                            path.display()
+                        )));
+                    }
+                    if Instant::now() >= next_check {
+                        next_check = Instant::now() + Duration::from_millis(20);
+                        if let Some(why) = give_way() {
+                            return Err(LockWait::GaveWay(why));
+                        }
                     }
                     file = f;
                     thread::sleep(Duration::from_millis(2));
                 }
                 Err((_, e)) => {
-                    return Err(e).with_context(|| format!("lock {}", path.display()));
+                    return Err(LockWait::Failed(
+                        anyhow::Error::from(e).context(format!("lock {}", path.display())),
+                    ));
                 }
             }
         }

@@ -47,16 +47,11 @@ pub fn find<'a>(
     }
 }
 
-/// The generation a transition gets: a new one, except for MASTER_RX_LOWER_PRI, which
-/// re-asserts the current state and must not supersede a MASTER transition in progress.
+/// The generation a transition gets: a new one for every event. MASTER_RX_LOWER_PRI
+/// takes its own too (it used to reuse the newest, so a BACKUP racing it could not
+/// supersede it and the provider ended up routing to a BACKUP); it never supersedes
+/// anything itself ([`supersede`] ignores such intents).
 fn generation(s: &Settings, name: &str, state: State) -> anyhow::Result<u64> {
-    if state == State::MasterRxLowerPri {
-        return Ok(s
-            .runtime
-            .newer_intents(name, 0)?
-            .last()
-            .map_or(0, |i| i.generation));
-    }
     s.runtime.register(name, state)
 }
 

@@ -346,11 +346,6 @@ pub fn transition(
     superseded: Supersede,
 ) -> anyhow::Result<Report> {
     let start = Instant::now();
-    let _lock = s.runtime.lock(&inst.name, s.lock_timeout)?;
-    let waited = start.elapsed();
-    if waited > Duration::from_millis(5) {
-        debug!("{}: waited {waited:?} for the instance lock", inst.name);
-    }
     let mut report = Report {
         instance: inst.name.clone(),
         state,
@@ -361,6 +356,25 @@ pub fn transition(
         steps: Vec::new(),
         ms: 0.0,
     };
+    // While an older transition holds the lock, this one keeps asking whether it is itself
+    // superseded: the newest intent waits (the older one stops at its next check, within
+    // a running command too), an older one gives way at once.
+    let _lock = match s.runtime.lock(&inst.name, s.lock_timeout, superseded)? {
+        Ok(l) => l,
+        Err(why) => {
+            info!(
+                "{} {state} (generation {gen}) superseded while waiting for the lock: {why}",
+                inst.name
+            );
+            report.outcome = Outcome::Superseded;
+            report.reason = Some(why);
+            return Ok(report);
+        }
+    };
+    let waited = start.elapsed();
+    if waited > Duration::from_millis(5) {
+        debug!("{}: waited {waited:?} for the instance lock", inst.name);
+    }
     if let Some(why) = superseded() {
         info!(
             "{} {state} (generation {gen}) superseded before it started: {why}",
@@ -371,11 +385,25 @@ pub fn transition(
         return Ok(report);
     }
     let prev = s.runtime.recorded(&inst.name)?;
-    if state == State::MasterRxLowerPri && prev.state != Some(State::Master) {
+    // The state to re-assert is the newest one keepalived asked for, not only the one
+    // recorded: a BACKUP hook that registered but has not run yet makes this node BACKUP.
+    let asked = s
+        .runtime
+        .newer_intents(&inst.name, 0)
+        .ok()
+        .and_then(|i| {
+            i.into_iter()
+                .rev()
+                .find(|i| i.state != State::MasterRxLowerPri)
+        })
+        .map(|i| i.state);
+    if state == State::MasterRxLowerPri
+        && (prev.state != Some(State::Master) || asked.is_some_and(|a| a != State::Master))
+    {
         info!(
             "{}: MASTER_RX_LOWER_PRI while recorded as {}: nothing to re-assert",
             inst.name,
-            prev.state.map_or("nothing", State::as_str)
+            asked.or(prev.state).map_or("nothing", State::as_str)
         );
         report.reason = Some("not MASTER".into());
         return Ok(report);
@@ -485,6 +513,13 @@ pub fn transition(
     }
     if let Some((ms, result)) = finish_claim(&mut ctx) {
         failed |= record_step(&mut ctx, &mut report, state, Step::Fip, result, ms);
+    }
+    // A last step stopped because a newer state arrived is superseded, not failed.
+    if failed && report.outcome == Outcome::Converged {
+        if let Some(why) = superseded() {
+            report.outcome = Outcome::Superseded;
+            report.reason = Some(why);
+        }
     }
     if let Some(rest) = ctx.garp_rest.take() {
         match rest.join() {
@@ -668,10 +703,13 @@ fn systemctl(ctx: &Ctx, verb: &str) -> anyhow::Result<StepResult> {
     }
     let mut errors = Vec::new();
     for unit in &ctx.inst.units {
-        if let Err(e) = exec::run_ok(
+        if let Some(why) = (ctx.superseded)() {
+            bail!("superseded before {verb} {unit}: {why}");
+        }
+        if let Err(e) = exec::run_ok_until(
             &exec::argv(&[&ctx.s.systemctl, verb, unit]),
-            None,
             ctx.s.command_timeout,
+            ctx.superseded,
         ) {
             errors.push(format!("{e:#}"));
         }
@@ -696,7 +734,14 @@ fn commands(ctx: &Ctx, cmds: &[Vec<String>], stop_at_first: bool) -> anyhow::Res
     }
     let mut errors = Vec::new();
     for (n, argv) in cmds.iter().enumerate() {
-        if let Err(e) = exec::run_ok(argv, None, ctx.s.command_timeout) {
+        if let Some(why) = (ctx.superseded)() {
+            bail!(
+                "superseded before command {} of {}: {why}",
+                n + 1,
+                cmds.len()
+            );
+        }
+        if let Err(e) = exec::run_ok_until(argv, ctx.s.command_timeout, ctx.superseded) {
             errors.push(format!("{e:#}"));
             if stop_at_first {
                 let left = cmds.len() - n - 1;

@@ -17,7 +17,7 @@ use std::{
 };
 
 use anyhow::Context;
-use hakit_core::runtime::{ensure_private_dir, write_atomic, Lock};
+use hakit_core::runtime::{ensure_private_dir, write_atomic, Lock, LockWait};
 use serde::{Deserialize, Serialize};
 
 use crate::event::State;
@@ -156,10 +156,21 @@ impl Runtime {
             .collect())
     }
 
-    /// Takes the instance's transition lock.
-    pub fn lock(&self, instance: &str, wait: Duration) -> anyhow::Result<Lock> {
-        Lock::acquire(&self.path(instance, "lock"), wait)
-            .with_context(|| format!("instance {instance}: another transition still runs"))
+    /// Takes the instance's transition lock, giving way (`Ok(Err(reason))`) as soon as
+    /// `give_way` says this transition is superseded.
+    pub fn lock(
+        &self,
+        instance: &str,
+        wait: Duration,
+        give_way: &dyn Fn() -> Option<String>,
+    ) -> anyhow::Result<Result<Lock, String>> {
+        match Lock::acquire_unless(&self.path(instance, "lock"), wait, give_way) {
+            Ok(l) => Ok(Ok(l)),
+            Err(LockWait::GaveWay(why)) => Ok(Err(why)),
+            Err(LockWait::Failed(e)) => Err(e.context(format!(
+                "instance {instance}: another transition still runs"
+            ))),
+        }
     }
 
     pub fn recorded(&self, instance: &str) -> anyhow::Result<Recorded> {

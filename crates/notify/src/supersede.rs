@@ -9,6 +9,8 @@
 //!   supersedes an older one. A newer intent that disagrees is itself stale (a hook that
 //!   happened to start late) and must not make the right one give up.
 //!
+//! MASTER_RX_LOWER_PRI re-asserts the current state: its intent supersedes nothing.
+//!
 //! FIFO mode: lines are read in keepalived's order, so a newer line for the same instance
 //! waiting in the queue supersedes the transition in progress; intents from concurrent hook
 //! invocations count too.
@@ -62,6 +64,7 @@ pub fn hook<'a>(
             Ok(newer) => newer
                 .iter()
                 .rev()
+                .filter(|i| i.state != State::MasterRxLowerPri)
                 .find(|i| agrees(i.state))
                 .map(|i| format!("newer {} (generation {})", i.state, i.generation)),
             // Cannot read the log: do not guess, carry on (the lock still serialises us).
@@ -93,7 +96,42 @@ pub fn fifo<'a>(
         }
         rt.newer_intents(instance, gen)
             .ok()?
-            .last()
+            .iter()
+            .rev()
+            .find(|i| i.state != State::MasterRxLowerPri)
             .map(|i| format!("newer {} (generation {})", i.state, i.generation))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rt(tag: &str) -> (Runtime, std::path::PathBuf) {
+        let d = std::env::temp_dir().join(format!("hakit-supersede-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        (Runtime::open(&d).unwrap(), d)
+    }
+
+    /// MASTER_RX_LOWER_PRI has its own generation: a BACKUP registered after it supersedes
+    /// it, and it never supersedes the MASTER transition it re-asserts.
+    #[test]
+    fn rx_lower_pri_is_superseded_by_a_later_backup_and_supersedes_nothing() {
+        let (rt, d) = rt("rx");
+        let nl = Netlink::open().unwrap();
+        let master = rt.register("VI_1", State::Master).unwrap();
+        let rx = rt.register("VI_1", State::MasterRxLowerPri).unwrap();
+        assert!(rx > master);
+        // Without VIPs to look at (hook mode without vrrp_vips), only the intent log speaks.
+        assert_eq!(hook(&rt, &nl, "VI_1", &[], State::Master, master)(), None);
+        let pending: Pending = Arc::new(Mutex::new(VecDeque::new()));
+        assert_eq!(fifo(&rt, &pending, "VI_1", master)(), None);
+        let backup = rt.register("VI_1", State::Backup).unwrap();
+        let why = hook(&rt, &nl, "VI_1", &[], State::MasterRxLowerPri, rx)().unwrap();
+        assert!(
+            why.contains(&format!("newer BACKUP (generation {backup})")),
+            "{why}"
+        );
+        let _ = std::fs::remove_dir_all(&d);
     }
 }
