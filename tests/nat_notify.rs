@@ -850,3 +850,46 @@ fn a_newer_state_stops_a_long_older_transition() {
     assert_eq!(g.recorded()["state"], "BACKUP");
     assert_eq!(g.recorded()["converged"], true);
 }
+
+/// Bookkeeping never blocks the data plane: with a runtime directory that cannot be
+/// created (here under a regular file, as on a full or read-only /run) MASTER still moves
+/// the floating IP; state and intent files of another schema or plain garbage are read
+/// leniently and replaced.
+#[test]
+fn bookkeeping_never_blocks_the_data_plane() {
+    let Some(g) = gateway("bookkeeping_never_blocks_the_data_plane", false, "", "") else {
+        return;
+    };
+    let d = g.lab.dir().to_path_buf();
+    std::fs::write(d.join("afile"), "not a directory").unwrap();
+    let text = std::fs::read_to_string(&g.conf).unwrap();
+    let broken = text.replace(
+        &format!("runtime_dir = \"{}/run\"", d.display()),
+        &format!("runtime_dir = \"{}/afile/run\"", d.display()),
+    );
+    assert_ne!(broken, text);
+    std::fs::write(&g.conf, &broken).unwrap();
+    g.vip(true);
+    let out = g.nn(&["master"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(g.fip() && g.snat(), "the data plane moved");
+    assert!(stderr(&out).contains("going on"), "{}", stderr(&out));
+
+    // Back to a real runtime directory whose files are garbage and another version's schema.
+    std::fs::write(&g.conf, &text).unwrap();
+    g.vip(false);
+    let out = g.nn(&["backup"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    std::fs::write(
+        d.join("run/VI_1.state"),
+        "{\"state\":\"BACKUP\",\"future_field\":1}",
+    )
+    .unwrap();
+    std::fs::write(d.join("run/VI_1.intents"), "\u{0}garbage").unwrap();
+    g.vip(true);
+    let out = g.nn(&["master", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(json(&out)["outcome"], "converged");
+    assert!(g.fip());
+    assert_eq!(g.recorded()["state"], "MASTER");
+}

@@ -136,7 +136,7 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
         Cmd::Status => return show_status(&settings, &instances, explicit.as_deref(), cli.json),
         Cmd::Fifo { path } => {
             app::check_fifo(&path)?;
-            settings.runtime.create()?;
+            create_runtime(&settings.runtime)?;
             return app::fifo(&settings, &instances, policy, &path);
         }
         Cmd::Instance(_) | Cmd::Group(_) => {
@@ -163,7 +163,7 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
     let report = if cli.dry_run {
         engine::dry_run(inst, state)
     } else {
-        settings.runtime.create()?;
+        create_runtime(&settings.runtime)?;
         app::hook(&settings, &instances, inst, state)?
     };
     if cli.json {
@@ -178,6 +178,20 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
         }
     }
     Ok(app::exit_of(&report))
+}
+
+/// Creates the runtime directory. One another user could write into is refused (exit 2);
+/// one that cannot be created (a full or read-only /run) is only a warning: bookkeeping
+/// never keeps the floating IP from moving.
+fn create_runtime(rt: &Runtime) -> anyhow::Result<()> {
+    match rt.create() {
+        Err(e) if Exit::of_error(&e) == Exit::Usage => Err(e),
+        Err(e) => {
+            log::warn!("{e:#}: going on without recorded state");
+            Ok(())
+        }
+        Ok(()) => Ok(()),
+    }
 }
 
 fn generic(kind: &str, a: &Generic) -> anyhow::Result<(Option<String>, State)> {

@@ -150,6 +150,8 @@ pub fn read_file(path: &Path, cap: u64, trust: Trust) -> anyhow::Result<String> 
 pub enum LockWait {
     /// The caller's check said to give way (its reason).
     GaveWay(String),
+    /// The lock file cannot be opened or created (read-only or full file system).
+    Unavailable(anyhow::Error),
     Failed(anyhow::Error),
 }
 
@@ -168,7 +170,7 @@ impl Lock {
     /// Takes the exclusive lock on `path` (created 0600 if missing), waiting at most `wait`.
     pub fn acquire(path: &Path, wait: Duration) -> anyhow::Result<Lock> {
         Lock::acquire_unless(path, wait, &|| None).map_err(|e| match e {
-            LockWait::Failed(e) => e,
+            LockWait::Failed(e) | LockWait::Unavailable(e) => e,
             LockWait::GaveWay(why) => anyhow::anyhow!("{why}"),
         })
     }
@@ -183,7 +185,7 @@ impl Lock {
     ) -> Result<Lock, LockWait> {
         let deadline = Instant::now() + wait;
         let mut next_check = Instant::now() + Duration::from_millis(20);
-        let mut file = open_lock_file(path).map_err(LockWait::Failed)?;
+        let mut file = open_lock_file(path).map_err(LockWait::Unavailable)?;
         loop {
             match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
                 Ok(flock) => {

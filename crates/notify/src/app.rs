@@ -51,8 +51,15 @@ pub fn find<'a>(
 /// takes its own too (it used to reuse the newest, so a BACKUP racing it could not
 /// supersede it and the provider ended up routing to a BACKUP); it never supersedes
 /// anything itself ([`supersede`] ignores such intents).
+///
+/// Bookkeeping never blocks the data plane: when the intent log cannot be written (a full
+/// or read-only /run), the transition runs as the newest there is (keepalived's VIPs still
+/// tell a stale hook apart).
 fn generation(s: &Settings, name: &str, state: State) -> anyhow::Result<u64> {
-    s.runtime.register(name, state)
+    Ok(s.runtime.register(name, state).unwrap_or_else(|e| {
+        warn!("{name}: cannot record the intent ({e:#}): going on as the newest");
+        u64::MAX
+    }))
 }
 
 /// Maps a report to the exit code.

@@ -384,7 +384,7 @@ pub fn transition(
         report.reason = Some(why);
         return Ok(report);
     }
-    let prev = s.runtime.recorded(&inst.name)?;
+    let prev = s.runtime.recorded(&inst.name).unwrap_or_default();
     // The state to re-assert is the newest one keepalived asked for, not only the one
     // recorded: a BACKUP hook that registered but has not run yet makes this node BACKUP.
     let asked = s
@@ -434,7 +434,9 @@ pub fn transition(
     if state == State::MasterRxLowerPri {
         rec.reasserted_unix = rec.at_unix;
     }
-    s.runtime.record(&inst.name, &rec)?;
+    if let Err(e) = s.runtime.record(&inst.name, &rec) {
+        warn!("{}: {e:#}: the transition goes on unrecorded", inst.name);
+    }
 
     let mut ctx = Ctx {
         s,
@@ -549,7 +551,9 @@ pub fn transition(
             .entry(target.as_str().to_string())
             .or_default() += 1;
     }
-    s.runtime.record(&inst.name, &rec)?;
+    if let Err(e) = s.runtime.record(&inst.name, &rec) {
+        warn!("{}: {e:#}: the transition goes on unrecorded", inst.name);
+    }
     report.ms = start.elapsed().as_secs_f64() * 1000.0;
     match report.outcome {
         Outcome::Converged if report.already_converged => {

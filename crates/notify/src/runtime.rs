@@ -16,7 +16,6 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use anyhow::Context;
 use hakit_core::runtime::{ensure_private_dir, write_atomic, Lock, LockWait};
 use serde::{Deserialize, Serialize};
 
@@ -33,6 +32,7 @@ pub struct Intent {
 }
 
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
+#[serde(default)]
 struct IntentLog {
     next: u64,
     recent: Vec<Intent>,
@@ -40,6 +40,7 @@ struct IntentLog {
 
 /// The result of one step, as recorded.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct StepRecord {
     pub ok: bool,
     pub detail: String,
@@ -48,6 +49,7 @@ pub struct StepRecord {
 
 /// What the last transition of an instance did.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Recorded {
     pub generation: u64,
     pub state: Option<State>,
@@ -163,10 +165,16 @@ impl Runtime {
         instance: &str,
         wait: Duration,
         give_way: &dyn Fn() -> Option<String>,
-    ) -> anyhow::Result<Result<Lock, String>> {
+    ) -> anyhow::Result<Result<Option<Lock>, String>> {
         match Lock::acquire_unless(&self.path(instance, "lock"), wait, give_way) {
-            Ok(l) => Ok(Ok(l)),
+            Ok(l) => Ok(Ok(Some(l))),
             Err(LockWait::GaveWay(why)) => Ok(Err(why)),
+            Err(LockWait::Unavailable(e)) => {
+                // A full, read-only or missing runtime directory: the data plane still
+                // moves, unserialised (keepalived's VIPs still tell stale hooks apart).
+                log::warn!("instance {instance}: no transition lock ({e:#}): going on without it");
+                Ok(Ok(None))
+            }
             Err(LockWait::Failed(e)) => Err(e.context(format!(
                 "instance {instance}: another transition still runs"
             ))),
@@ -186,13 +194,29 @@ impl Runtime {
     }
 }
 
+/// Reads a bookkeeping file leniently: bookkeeping must never keep the data plane from
+/// moving. Missing or unknown fields (another version's schema) are tolerated; a file that
+/// is not JSON at all, or cannot be read, counts as absent (with a warning) and is
+/// replaced by the next write.
 fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> anyhow::Result<Option<T>> {
-    match std::fs::read(path) {
-        Ok(b) => serde_json::from_slice(&b)
-            .map(Some)
-            .with_context(|| format!("{} is corrupt (delete it to start afresh)", path.display())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e).with_context(|| format!("read {}", path.display())),
+    let text =
+        match hakit_core::runtime::read_file(path, 1 << 20, hakit_core::runtime::Trust::Config) {
+            Ok(t) => t,
+            Err(_) if !path.exists() => return Ok(None),
+            Err(e) => {
+                log::warn!("{e:#}: ignored, starting afresh");
+                return Ok(None);
+            }
+        };
+    match serde_json::from_str(&text) {
+        Ok(v) => Ok(Some(v)),
+        Err(e) => {
+            log::warn!(
+                "{} is not readable bookkeeping ({e}): ignored, starting afresh",
+                path.display()
+            );
+            Ok(None)
+        }
     }
 }
 
