@@ -418,3 +418,45 @@ fn looking_creates_nothing() {
         assert!(!rt.exists(), "{args:?} created {}", rt.display());
     }
 }
+
+/// A CA file that is missing or holds no certificate is a configuration error (exit 2),
+/// never a silent fall-back to the system bundle; a token with characters an HTTP header
+/// cannot carry likewise. Nothing is sent (the endpoint would refuse the connection).
+#[test]
+fn fip_claim_refuses_a_useless_ca_file_and_a_malformed_token() {
+    let dir = std::env::temp_dir().join(format!("hakit-cli-ca-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let empty = dir.join("empty.pem");
+    std::fs::write(&empty, "").unwrap();
+    let base = [
+        "--provider",
+        "linode",
+        "--ip",
+        "203.0.113.10",
+        "--endpoint-url",
+        "http://127.0.0.1:1/v4",
+        "--metadata-url",
+        "http://127.0.0.1:1",
+        "--syslog-socket",
+        "/nonexistent",
+    ];
+    for (ca, token, want) in [
+        (empty.to_str().unwrap(), "abc", "no PEM certificate"),
+        ("/nonexistent/ca.pem", "abc", "/nonexistent/ca.pem"),
+        ("", "abc\ndef", "characters an HTTP header cannot carry"),
+    ] {
+        let mut args: Vec<&str> = base.to_vec();
+        if !ca.is_empty() {
+            args.extend(["--ca-file", ca]);
+        }
+        let out = run_host("fip-claim", &args, &[("LINODE_TOKEN", token)]);
+        assert_eq!(out.status.code(), Some(2), "{want}: {}", stderr(&out));
+        assert!(stderr(&out).contains(want), "{want}: {}", stderr(&out));
+        assert!(
+            !stderr(&out).contains("abc"),
+            "the token leaked: {}",
+            stderr(&out)
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -73,9 +73,7 @@ impl Syslog {
             self.ident,
             self.pid
         );
-        for c in msg.chars() {
-            line.push(if c == '\n' { ' ' } else { c });
-        }
+        line.push_str(&one_line(msg));
         if line.len() > MAX_DATAGRAM {
             let mut cut = MAX_DATAGRAM;
             while !line.is_char_boundary(cut) {
@@ -108,7 +106,7 @@ impl Log for Logger {
         if !self.filter.matches(record) {
             return;
         }
-        let msg = record.args().to_string();
+        let msg = one_line(&record.args().to_string());
         if let Some(s) = &self.syslog {
             s.send(record.level(), &msg);
         }
@@ -167,10 +165,33 @@ pub fn init(opts: &Options) {
     }
 }
 
+/// The longest log line: provider error texts and metadata bodies (3 MiB seen) quoted in
+/// an error are cut here.
+pub const MAX_LINE: usize = 2000;
+
+/// A message as one log line: newlines become spaces, other control characters (terminal
+/// escapes included) are escaped, and it is cut at [`MAX_LINE`] characters. Whatever a
+/// provider, a config file or keepalived sent, it cannot forge lines or drive a terminal.
+pub fn one_line(msg: &str) -> String {
+    let mut out = String::with_capacity(msg.len().min(MAX_LINE));
+    for (n, c) in msg.chars().enumerate() {
+        if n >= MAX_LINE {
+            out.push_str("… (cut)");
+            break;
+        }
+        match c {
+            '\n' | '\r' => out.push(' '),
+            c if c.is_control() => out.extend(c.escape_default()),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// Reports the error that ends the process: once on stderr (always, scripts read it) and
 /// once to syslog, never twice on the same stream.
 pub fn report_fatal(ident: &str, err: &anyhow::Error) {
-    let msg = format!("{err:#}");
+    let msg = one_line(&format!("{err:#}"));
     if let Some(l) = LOGGER.get() {
         if let Some(s) = &l.syslog {
             s.send(Level::Error, &msg);
@@ -193,6 +214,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn hostile_messages_become_one_short_clean_line() {
+        let body = format!("line1\nline2\u{1b}[31mred{}", "x".repeat(3 << 20));
+        let l = one_line(&body);
+        assert!(l.starts_with("line1 line2\\u{1b}[31mred"), "{}", &l[..40]);
+        assert!(l.chars().count() <= MAX_LINE + 20 && l.ends_with("(cut)"));
+        assert!(!l.contains('\u{1b}') && !l.contains('\n'));
+    }
+
+    #[test]
     fn syslog_lines_are_single_and_prefixed() {
         let dir = std::env::temp_dir().join(format!("hakit-log-{}", std::process::id()));
         let _ = std::fs::create_dir_all(&dir);
@@ -210,7 +240,8 @@ mod tests {
             format!("<28>garp-burst[{}]: two lines", std::process::id())
         );
         let n = server.recv(&mut buf).unwrap();
-        assert_eq!(n, MAX_DATAGRAM);
+        assert!(n <= MAX_DATAGRAM, "{n}");
+        assert!(std::str::from_utf8(&buf[..n]).unwrap().ends_with("… (cut)"));
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -155,6 +155,28 @@ pub enum LockWait {
     Failed(anyhow::Error),
 }
 
+/// [`read_file`] for binary content (a PEM bundle): a regular file, at most `cap` bytes,
+/// opened without blocking. Refusals are usage errors.
+pub fn read_file_bytes(path: &Path, cap: u64) -> anyhow::Result<Vec<u8>> {
+    use std::io::Read;
+    let refuse = |why: String| crate::usage_error(format!("{}: {why}", path.display()));
+    let mut f = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits())
+        .open(path)
+        .map_err(|e| refuse(e.to_string()))?;
+    let m = f.metadata().map_err(|e| refuse(e.to_string()))?;
+    if !m.is_file() || m.len() > cap {
+        return Err(refuse(format!("not a regular file of at most {cap} bytes")));
+    }
+    let mut v = Vec::new();
+    (&mut f)
+        .take(cap + 1)
+        .read_to_end(&mut v)
+        .map_err(|e| refuse(e.to_string()))?;
+    Ok(v)
+}
+
 /// An exclusive lock held until dropped.
 #[derive(Debug)]
 pub struct Lock {

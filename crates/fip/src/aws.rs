@@ -99,7 +99,21 @@ impl<'a> Imds<'a> {
         if r.status != 200 {
             bail!("aws IMDS GET meta-data/{path}: HTTP {}", r.status);
         }
-        Ok(r.body.trim().to_string())
+        // IDs, MACs, regions and names: short, visible ASCII. Anything else is not the
+        // metadata service, and must not travel on into requests, logs or JSON.
+        let v = r.body.trim();
+        if v.is_empty() || v.len() > 256 || !v.bytes().all(|b| b.is_ascii_graphic() || b == b'\n') {
+            bail!(
+                "aws IMDS GET meta-data/{path}: not a metadata value ({} bytes{})",
+                v.len(),
+                if v.len() > 256 {
+                    ""
+                } else {
+                    ", unexpected characters"
+                }
+            );
+        }
+        Ok(v.to_string())
     }
 }
 
@@ -239,7 +253,7 @@ impl Ec2<'_> {
                 "aws {action}: HTTP {} {}: {}",
                 r.status,
                 code.unwrap_or_else(|| "(no error code)".into()),
-                msg.unwrap_or_else(|| r.body.chars().take(200).collect())
+                crate::rest::clip(&msg.unwrap_or_else(|| r.body.clone()))
             );
         }
         let n = xml::parse(&r.body).with_context(|| {

@@ -45,7 +45,7 @@ pub fn run(client: &Client, token: &Token, o: &Options, mode: Mode) -> anyhow::R
             r.body.trim().parse().with_context(|| {
                 format!(
                     "digitalocean metadata: id {:?} is not a number",
-                    r.body.trim()
+                    crate::rest::clip(r.body.trim())
                 )
             })?
         }

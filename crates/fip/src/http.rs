@@ -16,38 +16,56 @@ use std::{
     time::{Duration, Instant},
 };
 
-use anyhow::{anyhow, bail, Context};
+use anyhow::{anyhow, bail};
+use hakit_core::usage_error;
 use log::{debug, warn};
 use serde::Serialize;
 
 /// System CA bundle (Debian's ca-certificates).
 pub const SYSTEM_CA: &str = "/etc/ssl/certs/ca-certificates.crt";
 
-/// Certificates of the system bundle plus `extra` (which must exist when given).
+/// Certificates of the system bundle plus `extra`. `extra` is configuration: missing,
+/// unreadable or without a single certificate, it is a usage error (exit 2), never a
+/// silent fall-back to the system bundle alone.
 pub fn root_certs(extra: Option<&Path>) -> anyhow::Result<ureq::tls::RootCerts> {
     use ureq::tls::{parse_pem, PemItem, RootCerts};
     let mut certs = Vec::new();
-    let mut load = |p: &Path, required: bool| -> anyhow::Result<()> {
-        match std::fs::read(p) {
-            Ok(pem) => {
-                for item in parse_pem(&pem) {
-                    if let PemItem::Certificate(c) =
-                        item.with_context(|| format!("parse {}", p.display()))?
-                    {
-                        certs.push(c.to_owned());
-                    }
-                }
-                Ok(())
+    let mut add = |pem: &[u8], name: &Path| -> anyhow::Result<usize> {
+        let mut n = 0;
+        for item in parse_pem(pem) {
+            let item = item.map_err(|e| usage_error(format!("CA file {}: {e}", name.display())))?;
+            if let PemItem::Certificate(c) = item {
+                certs.push(c.to_owned());
+                n += 1;
             }
-            Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(e).with_context(|| format!("read CA file {}", p.display())),
         }
+        Ok(n)
     };
-    load(Path::new(SYSTEM_CA), false)?;
+    if let Ok(pem) = std::fs::read(SYSTEM_CA) {
+        add(&pem, Path::new(SYSTEM_CA))?;
+    }
     if let Some(p) = extra {
-        load(p, true)?;
+        let pem = hakit_core::runtime::read_file_bytes(p, 4 << 20)?;
+        if add(&pem, p)? == 0 {
+            return Err(usage_error(format!(
+                "CA file {}: no PEM certificate in it",
+                p.display()
+            )));
+        }
     }
     Ok(RootCerts::Specific(Arc::new(certs)))
+}
+
+/// Whether a failed request may succeed when sent again: lost connections, timeouts and
+/// name lookups may; a certificate that does not verify, a malformed answer or one that is
+/// too large will not, and is reported at once instead of spending the deadline.
+pub fn transient(e: &ureq::Error) -> bool {
+    use ureq::Error as E;
+    match e {
+        E::Io(io) => io.kind() != std::io::ErrorKind::InvalidData,
+        E::Timeout(_) | E::HostNotFound | E::ConnectionFailed => true,
+        _ => false,
+    }
 }
 
 /// A ureq agent: timeouts, verified TLS, statuses returned rather than raised.
@@ -211,6 +229,15 @@ impl Client {
         let r = b
             .body(req.body.clone().unwrap_or_default())
             .map_err(ureq::Error::from)?;
+        // One attempt never outlives the overall deadline: its connect, response and body
+        // timeouts are each capped by the time that is left (they could add up to twice
+        // --timeout past --deadline).
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        let r = self
+            .agent
+            .configure_request(r)
+            .timeout_global(Some(left.max(Duration::from_millis(1))))
+            .build();
         let mut resp = self.agent.run(r)?;
         let status = resp.status().as_u16();
         let retry_after = resp
@@ -256,7 +283,7 @@ impl Client {
                     debug!("{}: HTTP {} in {:?}", req.call, r.status, t.elapsed());
                     return Ok(r.clone());
                 }
-                Err(e) => (true, e.to_string(), None),
+                Err(e) => (transient(e), e.to_string(), None),
             };
             let delay = after.unwrap_or_else(|| {
                 self.jitter(self.base_delay * 2u32.saturating_pow(attempt.min(8)))
@@ -280,6 +307,46 @@ impl Client {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A server that accepts and never answers costs the deadline, not the per-request
+    /// timeouts (2 s here) on top of it.
+    #[test]
+    fn an_attempt_never_outlives_the_deadline() {
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = silent.local_addr().unwrap().port();
+        let client = Client::new(
+            agent(Duration::from_secs(2), Duration::from_secs(2), None).unwrap(),
+            Duration::from_millis(400),
+            5,
+        );
+        let t = Instant::now();
+        let req = Request::new("GET", format!("http://127.0.0.1:{port}/"), "silent");
+        assert!(client.send(&req, |_| false).is_err());
+        assert!(
+            t.elapsed() < Duration::from_millis(1000),
+            "took {:?} for a 400 ms deadline",
+            t.elapsed()
+        );
+        drop(silent);
+    }
+
+    /// A certificate that does not verify or a malformed answer is final; a lost
+    /// connection is worth another attempt.
+    #[test]
+    fn only_transport_trouble_is_retried() {
+        use std::io::{Error as IoError, ErrorKind};
+        assert!(transient(&ureq::Error::ConnectionFailed));
+        assert!(transient(&ureq::Error::HostNotFound));
+        assert!(transient(&ureq::Error::Io(IoError::from(
+            ErrorKind::ConnectionReset
+        ))));
+        assert!(!transient(&ureq::Error::Io(IoError::from(
+            ErrorKind::InvalidData
+        ))));
+        assert!(!transient(&ureq::Error::Tls("certificate")));
+        assert!(!transient(&ureq::Error::BodyExceedsLimit(4 << 20)));
+        assert!(!transient(&ureq::Error::LargeResponseHeader(1, 2)));
+    }
 
     /// A redirect comes back as the response it is; its target is never contacted.
     #[test]

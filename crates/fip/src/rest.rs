@@ -53,8 +53,26 @@ impl Token {
     }
 }
 
+/// At most 300 characters of a provider's text, control characters escaped: an error line
+/// quotes the provider, it does not carry its whole body (3 MiB was seen) or its escapes.
+pub fn clip(text: &str) -> String {
+    let mut out: String = text
+        .chars()
+        .take(300)
+        .flat_map(char::escape_debug)
+        .collect();
+    if text.chars().nth(300).is_some() {
+        out.push('…');
+    }
+    out
+}
+
 /// A provider's error text from its JSON error shape.
 pub fn error_text(provider: &str, body: &str) -> String {
+    clip(&raw_error_text(provider, body))
+}
+
+fn raw_error_text(provider: &str, body: &str) -> String {
     let Ok(v) = serde_json::from_str::<Value>(body) else {
         let snippet: String = body.chars().take(120).collect();
         return format!("unreadable error body {snippet:?}");
@@ -129,4 +147,20 @@ pub fn api(method: &'static str, base: &str, path: &str, call: &str, token: &Tok
     )
     .secret("Authorization", token.bearer())
     .header("Accept", "application/json")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A hostile provider answer is quoted, not carried: capped and escaped.
+    #[test]
+    fn provider_error_texts_are_capped_and_escaped() {
+        let reason = format!("bad\n\u{1b}[2J{}", "y".repeat(3 << 20));
+        let body = serde_json::json!({"errors": [{"reason": reason}]}).to_string();
+        let t = error_text("linode", &body);
+        assert!(t.chars().count() < 400, "{} chars", t.chars().count());
+        assert!(!t.contains('\n') && !t.contains('\u{1b}'), "{t}");
+        assert!(t.starts_with("bad\\n\\u{1b}[2J") && t.ends_with('…'), "{t}");
+    }
 }
