@@ -3,6 +3,7 @@
 #   make test   format, lint, unit, CLI and namespace tests, static build checks, chaos (root)
 #   make chaos  the acceptance scenarios on the NAT pair; target/chaos/chaos.{json,md}
 #   make bench  benchmarks; rewrites BENCHMARKS.md
+#   make fuzz   the parser and command-line fuzzers for 15 minutes
 #   make static fully static x86_64 binaries in $(STATIC_DIR)
 #   make install  binaries, man pages, completions, templates, default config
 #                 (PREFIX=/usr/local DESTDIR= SYSCONFDIR=/etc)
@@ -22,7 +23,7 @@ export CC_x86_64_unknown_linux_musl ?= musl-gcc
 # Rust needs ~/.cargo/bin; a root shell from sudo may not have it.
 export PATH := $(HOME)/.cargo/bin:$(PATH):/usr/sbin:/sbin
 
-.PHONY: all deps build static docs install deb package syslab examples validate unit test demo chaos bench lab-clean clean
+.PHONY: all deps build static docs install deb package syslab examples validate unit test fuzz demo chaos bench lab-clean clean
 
 all: build
 
@@ -83,6 +84,12 @@ unit:
 
 test: deps validate unit static package chaos syslab
 	@echo "make test: all checks passed"
+
+# The parser fuzzer (tests/fuzz_parsers.rs) and the CLI fuzzer (tests/cli_fuzz.rs), longer
+# than the 30 s + 20 s they get in make test. Crashing inputs land in target/fuzz-crashes/.
+fuzz: deps
+	HAKIT_FUZZ_SECONDS=$${HAKIT_FUZZ_SECONDS:-600} HAKIT_CLI_FUZZ_SECONDS=$${HAKIT_CLI_FUZZ_SECONDS:-300} \
+	  $(CARGO) test --test fuzz_parsers --test cli_fuzz -- --nocapture
 
 demo: deps
 	$(CARGO) build --release --bins -p hakit -p hakit-lab

@@ -60,8 +60,9 @@ fn own_id(client: &Client, base: &str) -> anyhow::Result<u64> {
         .context("linode metadata: instance has no id")
 }
 
-/// The addresses a Linode shares now: IPv4 `ipv4.shared[].address` and IPv6 shared ranges.
-fn shared_set(ips: &Value) -> Vec<String> {
+/// The addresses a Linode shares now: IPv4 `ipv4.shared[].address` and IPv6 shared ranges
+/// (public for the fuzz harness: provider JSON is outside input).
+pub fn shared_set(ips: &Value) -> Vec<String> {
     let mut out: Vec<String> = ips["ipv4"]["shared"]
         .as_array()
         .map(|a| {

@@ -56,13 +56,13 @@ impl Token {
 /// At most 300 characters of a provider's text, control characters escaped: an error line
 /// quotes the provider, it does not carry its whole body (3 MiB was seen) or its escapes.
 pub fn clip(text: &str) -> String {
-    let mut out: String = text
-        .chars()
-        .take(300)
-        .flat_map(char::escape_debug)
-        .collect();
-    if text.chars().nth(300).is_some() {
-        out.push('…');
+    let mut out = String::new();
+    for (n, c) in text.chars().enumerate() {
+        if n >= 300 || out.len() >= 600 {
+            out.push('…');
+            break;
+        }
+        out.extend(c.escape_debug());
     }
     out
 }

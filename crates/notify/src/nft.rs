@@ -13,7 +13,7 @@ use hakit_core::{config::Cidr, exec};
 use serde_json::Value;
 
 /// One SNAT rule found in the ruleset.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SnatRule {
     pub family: String,
     pub table: String,
@@ -42,6 +42,30 @@ pub struct Snat {
     pub to: IpAddr,
     pub oifname: String,
     pub timeout: Duration,
+}
+
+/// A name as it may enter an `nft -f` script: letters, digits and `_ . : @ -`, at most 64.
+/// Configured names are validated when the configuration is loaded; this is the last line
+/// (a name read back from the ruleset, a value from a flag) before a root-run script.
+fn word(s: &str) -> anyhow::Result<&str> {
+    let ok = !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'@' | b'-'));
+    if !ok {
+        bail!("{s:?} cannot go into an nft script");
+    }
+    Ok(s)
+}
+
+fn delete_rule(r: &SnatRule) -> anyhow::Result<String> {
+    Ok(format!(
+        "delete rule {} {} {} handle {}\n",
+        word(&r.family)?,
+        word(&r.table)?,
+        word(&r.chain)?,
+        r.handle
+    ))
 }
 
 impl Snat {
@@ -81,15 +105,14 @@ impl Snat {
         if stale.is_empty() && rules.iter().any(|r| self.matches(r)) {
             return Ok(false);
         }
-        let t = &self.table;
+        let t = word(&self.table)?;
+        word(&self.oifname)?;
+        word(&ours)?;
         let mut script = format!(
             "table ip {t} {{\n  chain postrouting {{ type nat hook postrouting priority srcnat; policy accept; }}\n}}\n"
         );
         for r in &stale {
-            script.push_str(&format!(
-                "delete rule {} {} {} handle {}\n",
-                r.family, r.table, r.chain, r.handle
-            ));
+            script.push_str(&delete_rule(r)?);
         }
         if !rules.iter().any(|r| self.matches(r)) {
             let IpAddr::V4(to) = self.to else {
@@ -120,15 +143,10 @@ impl Snat {
         if mine.is_empty() {
             return Ok(false);
         }
-        let script: String = mine
+        let script = mine
             .iter()
-            .map(|r| {
-                format!(
-                    "delete rule {} {} {} handle {}\n",
-                    r.family, r.table, r.chain, r.handle
-                )
-            })
-            .collect();
+            .map(delete_rule)
+            .collect::<anyhow::Result<String>>()?;
         exec::run_ok(
             &exec::argv(&[&self.nft, "-f", "-"]),
             Some(script.as_bytes()),
@@ -195,6 +213,22 @@ pub fn parse_ruleset(json: &str) -> anyhow::Result<Vec<SnatRule>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_plain_words_enter_a_script() {
+        assert!(word("hakit").is_ok() && word("hakit:VI_1").is_ok() && word("eth0.100").is_ok());
+        for bad in ["eth0\" ; flush ruleset ; \"", "a b", "x\ny", "", "{", "a;b"] {
+            assert!(word(bad).is_err(), "{bad:?}");
+        }
+        let hostile = SnatRule {
+            family: "ip".into(),
+            table: "t; flush ruleset".into(),
+            chain: "postrouting".into(),
+            handle: 3,
+            ..SnatRule::default()
+        };
+        assert!(delete_rule(&hostile).is_err());
+    }
 
     // Captured from nft 1.0.6 after `add rule ip hakit postrouting ip saddr 198.51.100.0/24
     // oifname "eth0" snat to 203.0.113.10 comment "hakit:VI_1"`.

@@ -1,0 +1,360 @@
+//! Fuzzing every parser that takes outside input, on stable Rust, in-process.
+//!
+//! A mutation fuzzer without coverage feedback (cargo-fuzz and libFuzzer need a nightly
+//! compiler): each target starts from seeds of real inputs (tests/fuzz/*, inline ones
+//! below) and applies random mutations (bit flips, byte and token insertions, deletions,
+//! duplications, splices of two seeds, interesting bytes and numbers). Every input runs
+//! under `catch_unwind`: a panic, or a single input that takes more than a second, fails
+//! the test and leaves the input in target/fuzz-crashes/ to replay.
+//!
+//! `make test` runs it for HAKIT_FUZZ_SECONDS (default 30, split across the targets);
+//! `make fuzz` for ten minutes. The seed of the random generator is printed; set
+//! HAKIT_FUZZ_SEED to replay a run.
+
+use std::{
+    panic::{catch_unwind, AssertUnwindSafe},
+    time::{Duration, Instant},
+};
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        // xorshift64*: fast, and good enough to choose mutations.
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        if n == 0 {
+            0
+        } else {
+            (self.next() % n as u64) as usize
+        }
+    }
+}
+
+/// Tokens that make mutations reach deeper than random bytes do: the grammar's own words.
+const TOKENS: &[&str] = &[
+    "\"",
+    "[",
+    "]",
+    "{",
+    "}",
+    "=",
+    "\n",
+    "<",
+    ">",
+    "/>",
+    "</",
+    "&amp;",
+    "&#x",
+    "&#",
+    ";",
+    ":",
+    ",",
+    "0",
+    "-1",
+    "18446744073709551616",
+    "1e309",
+    "NaN",
+    "ms",
+    "s",
+    "h",
+    "us",
+    ".",
+    "INSTANCE",
+    "GROUP",
+    "MASTER",
+    "BACKUP",
+    "FAULT",
+    "STOP",
+    "MASTER_RX_LOWER_PRI",
+    "[[notify.instance]]",
+    "[check]",
+    "[[check.probe]]",
+    "[fip]",
+    "name",
+    "interface",
+    "floating_ips",
+    "kind",
+    "target",
+    "\"nftables\"",
+    "\"rule\"",
+    "\"expr\"",
+    "\"snat\"",
+    "\"counter\"",
+    "<item>",
+    "</item>",
+    "<?xml",
+    "<!--",
+    "]]>",
+    "\u{0}",
+    "\u{1b}",
+    "\u{feff}",
+    "€",
+    "\r\n",
+    "\\",
+    "\\u0000",
+    "null",
+    "true",
+    "{\"a\":",
+    "commit has taken",
+];
+
+fn mutate(rng: &mut Rng, seeds: &[Vec<u8>], out: &mut Vec<u8>) {
+    out.clear();
+    out.extend_from_slice(&seeds[rng.below(seeds.len())]);
+    for _ in 0..1 + rng.below(8) {
+        let len = out.len();
+        match rng.below(9) {
+            0 if len > 0 => {
+                let i = rng.below(len);
+                out[i] ^= 1 << rng.below(8);
+            }
+            1 if len > 0 => {
+                let i = rng.below(len);
+                out[i] = rng.next() as u8;
+            }
+            2 => {
+                let t = TOKENS[rng.below(TOKENS.len())].as_bytes();
+                let i = rng.below(len + 1);
+                out.splice(i..i, t.iter().copied());
+            }
+            3 if len > 0 => {
+                let a = rng.below(len);
+                let b = (a + 1 + rng.below(16)).min(len);
+                out.drain(a..b);
+            }
+            4 if len > 0 => {
+                // Duplicate a run (nesting, repetition: depth and size limits).
+                let a = rng.below(len);
+                let b = (a + 1 + rng.below(64)).min(len);
+                let run: Vec<u8> = out[a..b].to_vec();
+                let many = rng.below(20) == 0;
+                let times = 1 + rng.below(if many { 2000 } else { 4 });
+                for _ in 0..times {
+                    out.splice(b..b, run.iter().copied());
+                }
+            }
+            5 => {
+                // Splice with another seed.
+                let other = &seeds[rng.below(seeds.len())];
+                if !other.is_empty() {
+                    let a = rng.below(other.len());
+                    let i = rng.below(len + 1);
+                    out.splice(i..i, other[a..].iter().copied());
+                }
+            }
+            6 if len > 0 => {
+                let i = rng.below(len);
+                out.truncate(i);
+            }
+            7 => {
+                let n: &[u8] = match rng.below(4) {
+                    0 => b"4294967295",
+                    1 => b"9223372036854775807",
+                    2 => b"99999999999999999999999",
+                    _ => b"-0",
+                };
+                let i = rng.below(len + 1);
+                out.splice(i..i, n.iter().copied());
+            }
+            _ => {}
+        }
+        if out.len() > 1 << 20 {
+            out.truncate(1 << 20);
+        }
+    }
+}
+
+type Target = (&'static str, Vec<Vec<u8>>, fn(&[u8]));
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn seeds_from(dir: &str, inline: &[&str]) -> Vec<Vec<u8>> {
+    let mut v: Vec<Vec<u8>> = inline.iter().map(|s| s.as_bytes().to_vec()).collect();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            if let Ok(b) = std::fs::read(e.path()) {
+                v.push(b);
+            }
+        }
+    }
+    v
+}
+
+fn targets() -> Vec<Target> {
+    let mut configs = vec![std::fs::read("examples/hakit.toml").unwrap()];
+    for d in [
+        "bare-metal",
+        "linode",
+        "aws",
+        "hetzner",
+        "digitalocean",
+        "drbd-nfs",
+    ] {
+        if let Ok(b) = std::fs::read(format!("examples/{d}/hakit.toml")) {
+            configs.push(b);
+        }
+    }
+    vec![
+        ("config", configs, |b| {
+            let _ = hakit_core::config::parse::<hakit_core::config::File>(&text(b));
+        }),
+        (
+            "duration",
+            seeds_from("", &["200ms", "1.5s", "2562047788015216h", "0.000000001s", "24h"]),
+            |b| {
+                let _ = hakit_core::duration::parse(&text(b));
+            },
+        ),
+        (
+            "keepalived-event",
+            seeds_from(
+                "",
+                &[
+                    "INSTANCE \"VI_1\" MASTER 150",
+                    "GROUP \"G 1\" BACKUP 100",
+                    "INSTANCE \"VI_1\" MASTER_RX_LOWER_PRI 150",
+                    "VS \"x\" UP",
+                    "INSTANCE VI_1 FAULT",
+                ],
+            ),
+            |b| {
+                let t = text(b);
+                let _ = hakit_notify::event::from_fifo_line(&t);
+                let mut w = t.split_whitespace();
+                let (k, n, s, p) = (w.next(), w.next(), w.next(), w.next());
+                if let (Some(k), Some(n), Some(s)) = (k, n, s) {
+                    let _ = hakit_notify::event::from_args(k, n, s, p);
+                }
+                for part in t.split_whitespace() {
+                    let _ = hakit_notify::validate::instance_name(part);
+                    let _ = hakit_notify::validate::interface(part);
+                }
+            },
+        ),
+        ("ec2-xml", seeds_from("tests/fuzz/ec2", &[
+            "<DescribeAddressesResponse><addressesSet><item><publicIp>203.0.113.10</publicIp><instanceId>i-1</instanceId></item></addressesSet></DescribeAddressesResponse>",
+            "<Response><Errors><Error><Code>AuthFailure</Code><Message>a &amp; b &#65;</Message></Error></Errors></Response>",
+        ]), |b| {
+            if let Ok(n) = hakit_fip::xml::parse(&text(b)) {
+                let _ = n.get("Errors/Error/Code");
+                let _ = n.items("addressesSet");
+            }
+        }),
+        ("provider-json", seeds_from("tests/fuzz/json", &[
+            r#"{"ipv4":{"shared":[{"address":"203.0.113.10"}]},"ipv6":{"global":[{"range":"2001:db8::","prefix":64}]}}"#,
+            r#"{"errors":[{"reason":"Not found","field":"ip"}]}"#,
+            r#"{"error":{"code":"locked","message":"x"}}"#,
+            r#"{"id":"not_found","message":"The resource you requested could not be found."}"#,
+        ]), |b| {
+            let t = text(b);
+            for p in ["linode", "hetzner", "digitalocean"] {
+                let e = hakit_fip::rest::error_text(p, &t);
+                assert!(e.len() <= 700, "{p}: error text not capped ({} bytes)", e.len());
+            }
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&t) {
+                let _ = hakit_fip::linode::shared_set(&v);
+            }
+        }),
+        ("nft-json", seeds_from("tests/fuzz/nft", &[
+            r#"{"nftables":[{"metainfo":{"json_schema_version":1}},{"table":{"family":"ip","name":"hakit","handle":1}},{"rule":{"family":"ip","table":"hakit","chain":"postrouting","handle":3,"comment":"hakit:VI_1","expr":[{"match":{"op":"==","left":{"payload":{"protocol":"ip","field":"saddr"}},"right":{"prefix":{"addr":"198.51.100.0","len":24}}}},{"match":{"op":"==","left":{"meta":{"key":"oifname"}},"right":"eth0"}},{"snat":{"addr":"203.0.113.10"}}]}},{"counter":{"family":"inet","name":"input_drop","table":"hakit_filter","handle":2,"packets":5,"bytes":300}}]}"#,
+        ]), |b| {
+            let t = text(b);
+            let _ = hakit_notify::nft::parse_ruleset(&t);
+            let table: hakit_check::counters::NftTable = "inet hakit_filter".parse().unwrap();
+            let _ = hakit_check::counters::parse(&t, &table);
+        }),
+        ("conntrackd-output", seeds_from("", &[
+            "cache internal:\ncurrent active connections:            4\nconnections created:                 10    failed:            0\ncache external:\ncurrent active connections:            7\n",
+            "[Sat Nov 28 17:30:16 2026] (pid=35) [notice] committing all external caches\n[Sat Nov 28 17:30:16 2026] (pid=35) [notice] Committed 7 new entries\n[Sat Nov 28 17:30:16 2026] (pid=35) [notice] commit has taken 0.000123 seconds\n",
+        ]), |b| {
+            let t = text(b);
+            let _ = hakit_notify::conntrackd::external_entries(&t);
+            let _ = hakit_notify::conntrackd::commit_finished(&t);
+        }),
+        ("arp-frame", {
+            let mac = hakit_net::Mac([2, 0, 0, 0, 0, 1]);
+            let ip = "203.0.113.10".parse().unwrap();
+            vec![
+                hakit_net::frames::garp(mac, ip, true),
+                hakit_net::frames::garp(mac, ip, false),
+                hakit_net::frames::arp_probe(mac, ip),
+            ]
+        }, |b| {
+            let _ = hakit_net::frames::arp_claimant(b, "203.0.113.10".parse().unwrap());
+        }),
+        ("url", seeds_from("", &["http://203.0.113.80:8080/generate_204", "https://[2001:db8::1]/x", "http://a@b/"]), |b| {
+            let _ = hakit_check::http::parse_url(&text(b));
+        }),
+    ]
+}
+
+#[test]
+fn every_parser_survives_mutated_input() {
+    let total: u64 = std::env::var("HAKIT_FUZZ_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(30);
+    let seed: u64 = std::env::var("HAKIT_FUZZ_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+                | 1
+        });
+    let targets = targets();
+    let per = Duration::from_secs(total) / targets.len() as u32;
+    // Panics are expected to be caught and reported here, not printed by the hook.
+    std::panic::set_hook(Box::new(|_| {}));
+    let crashes = std::path::Path::new("target/fuzz-crashes");
+    let mut failures = Vec::new();
+    let mut report = Vec::new();
+    for (name, seeds, run) in &targets {
+        assert!(!seeds.is_empty(), "{name}: no seeds");
+        let mut rng = Rng(seed ^ (name.len() as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let mut input = Vec::new();
+        let (start, mut n) = (Instant::now(), 0u64);
+        // Every seed as it is first, then mutations until the target's share of time is up.
+        for s in seeds {
+            let _ = catch_unwind(AssertUnwindSafe(|| run(s)));
+        }
+        while start.elapsed() < per {
+            mutate(&mut rng, seeds, &mut input);
+            n += 1;
+            let t = Instant::now();
+            let res = catch_unwind(AssertUnwindSafe(|| run(&input)));
+            let slow = t.elapsed() > Duration::from_secs(1);
+            if res.is_err() || slow {
+                let _ = std::fs::create_dir_all(crashes);
+                let file = crashes.join(format!("{name}-{seed}-{n}"));
+                let _ = std::fs::write(&file, &input);
+                failures.push(format!(
+                    "{name}: {} on input {} ({} bytes)",
+                    if slow {
+                        "took over a second"
+                    } else {
+                        "panicked"
+                    },
+                    file.display(),
+                    input.len()
+                ));
+                if failures.len() > 20 {
+                    break;
+                }
+            }
+        }
+        report.push(format!("{name}: {n} inputs"));
+    }
+    let _ = std::panic::take_hook();
+    println!("fuzz seed {seed}: {}", report.join(", "));
+    assert!(failures.is_empty(), "seed {seed}:\n{}", failures.join("\n"));
+}
