@@ -333,12 +333,15 @@ fn log_counter_errors(dir: &std::path::Path, table: &NftTable, err: Option<&anyh
 /// records it if so. A missing file reads as "" (the quiet state).
 fn changed(dir: &std::path::Path, file: &str, now: &str) -> bool {
     let path = dir.join(file);
+    // Only a private runtime directory keeps this state: in one another user can write,
+    // every run logs (noisier, never misled).
+    if runtime::ensure_private_dir(dir).is_err() {
+        return true;
+    }
     if std::fs::read_to_string(&path).unwrap_or_default() == now {
         return false;
     }
-    if runtime::ensure_dir(dir).is_ok() {
-        let _ = runtime::write_atomic(&path, now.as_bytes(), 0o644);
-    }
+    let _ = runtime::write_atomic(&path, now.as_bytes(), 0o644);
     true
 }
 

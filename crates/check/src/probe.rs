@@ -663,9 +663,15 @@ fn fip_owner(
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default()
         .as_secs_f64();
-    let cached: Option<serde_json::Value> = std::fs::read(&path)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok());
+    // A cache in a directory another user can write could claim ownership: it is trusted
+    // (and written) only in a private one.
+    let private = hakit_core::runtime::ensure_private_dir(&tools.cache_dir).is_ok();
+    let cached: Option<serde_json::Value> = private
+        .then(|| {
+            hakit_core::runtime::read_file(&path, 64 << 10, hakit_core::runtime::Trust::Config).ok()
+        })
+        .flatten()
+        .and_then(|t| serde_json::from_str(&t).ok());
     let fresh = cached.filter(|c| {
         c["at"]
             .as_f64()
@@ -692,7 +698,7 @@ fn fip_owner(
                 out.owner_before.as_deref().unwrap_or("nobody")
             );
             let rec = serde_json::json!({"at": now, "owned": out.owned, "detail": detail});
-            if hakit_core::runtime::ensure_dir(&tools.cache_dir).is_ok() {
+            if private {
                 let _ = hakit_core::runtime::write_atomic(&path, rec.to_string().as_bytes(), 0o644);
             }
             (out.owned, detail, 0.0)
