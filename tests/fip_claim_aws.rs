@@ -136,8 +136,8 @@ fn natganker_sequence_against_moto() {
     let planned = plan["planned"].as_array().unwrap();
     assert_eq!(
         planned.len(),
-        4,
-        "associate + 2 routes + source/dest check: {plan}"
+        5,
+        "associate + 2 IPv4 routes + 1 IPv6 route + source/dest check: {plan}"
     );
     assert!(planned[0]
         .as_str()
@@ -151,13 +151,30 @@ fn natganker_sequence_against_moto() {
         w["primary"]
     );
 
-    // The claim.
-    let out = claim(&m.1, &w, secret, &[]);
+    // The claim, with --force (the shipped peer watch's form) and a peer that no longer
+    // exists beside the real one: the EIP, this pair's IPv4 and IPv6 default routes and the
+    // source/dest check move; the unrelated NAT instance's table stays its own.
+    let out = claim(
+        &m.1,
+        &w,
+        secret,
+        &["--force", "--peer", "i-0deadbeefdeadbeef"],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let r = json_out(&out);
     assert_eq!(r["owner_before"], w["primary"]);
-    assert_eq!(r["changed"].as_array().unwrap().len(), 4, "{r}");
+    assert_eq!(r["changed"].as_array().unwrap().len(), 5, "{r}");
     let st = lab_py_as(&["state", &m.1, alloc], Some(&w));
+    let unrelated = w["unrelated_table"].as_str().unwrap();
+    assert_eq!(
+        st["routes"][unrelated], w["third"],
+        "--force took an unrelated NAT instance's route table: {st}"
+    );
+    let t0 = w["tables"][0].as_str().unwrap();
+    assert_eq!(
+        st["routes6"][t0], w["secondary_eni"],
+        "::/0 moved with 0.0.0.0/0: {st}"
+    );
     assert_eq!(st["eni"], w["secondary_eni"], "EIP moved: {st}");
     for t in w["tables"].as_array().unwrap() {
         assert_eq!(
@@ -210,6 +227,25 @@ fn natganker_sequence_against_moto() {
     assert_eq!(
         lab_py_as(&["state", &m.1, alloc], Some(&w))["eni"],
         w["secondary_eni"]
+    );
+
+    // An EIP held through an ENI attached to nothing (no instanceId in the answer) is a
+    // third owner too: refused without --force.
+    let stolen = lab_py_as(
+        &["steal-eni", &m.1, alloc, w["subnet"].as_str().unwrap()],
+        Some(&w),
+    );
+    let out = claim(&m.1, &w, secret, &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(stolen["eni"].as_str().unwrap()),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        lab_py_as(&["state", &m.1, alloc], Some(&w))["eni"],
+        stolen["eni"],
+        "refused means untouched"
     );
 }
 

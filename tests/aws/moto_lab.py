@@ -6,6 +6,7 @@ client library), so what the test asserts never comes from hakit's code.
   moto_lab.py state URL ALLOC    -> JSON: EIP holder, each table's default route target,
                                     source/dest check of every instance
   moto_lab.py steal URL ALLOC I  -> associate the EIP with instance I (a third owner)
+  moto_lab.py steal-eni URL ALLOC -> associate the EIP with a fresh ENI attached to nothing
   moto_lab.py auth URL           -> switch moto's signature checking on (every request)
 """
 import json
@@ -40,6 +41,11 @@ def setup(url):
         rt = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
         ec2.create_route(RouteTableId=rt, DestinationCidrBlock="0.0.0.0/0", InstanceId=ids[0])
         tables.append(rt)
+    # IPv6 egress through the primary too, in the first table.
+    ec2.create_route(RouteTableId=tables[0], DestinationIpv6CidrBlock="::/0", InstanceId=ids[0])
+    # An unrelated NAT instance (the third) with its own table: never this pair's to take.
+    unrelated = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
+    ec2.create_route(RouteTableId=unrelated, DestinationCidrBlock="0.0.0.0/0", InstanceId=ids[2])
     eip = ec2.allocate_address(Domain="vpc")
     ec2.associate_address(AllocationId=eip["AllocationId"], InstanceId=ids[0])
     iam.create_user(UserName="fip")
@@ -54,7 +60,8 @@ def setup(url):
     print(json.dumps({
         "primary": ids[0], "secondary": ids[1], "third": ids[2],
         "primary_eni": enis[0], "secondary_eni": enis[1],
-        "tables": tables, "ip": eip["PublicIp"], "allocation": eip["AllocationId"],
+        "tables": tables, "unrelated_table": unrelated, "subnet": subnet,
+        "ip": eip["PublicIp"], "allocation": eip["AllocationId"],
         "key": key["AccessKeyId"], "secret": key["SecretAccessKey"],
     }))
 
@@ -62,11 +69,13 @@ def setup(url):
 def state(url, alloc):
     ec2, _ = clients(url)
     addr = ec2.describe_addresses(AllocationIds=[alloc])["Addresses"][0]
-    routes = {}
+    routes, routes6 = {}, {}
     for rt in ec2.describe_route_tables()["RouteTables"]:
         for r in rt["Routes"]:
             if r.get("DestinationCidrBlock") == "0.0.0.0/0":
                 routes[rt["RouteTableId"]] = r.get("NetworkInterfaceId") or r.get("InstanceId")
+            if r.get("DestinationIpv6CidrBlock") == "::/0":
+                routes6[rt["RouteTableId"]] = r.get("NetworkInterfaceId") or r.get("InstanceId")
     checks = {}
     for res in ec2.describe_instances()["Reservations"]:
         for i in res["Instances"]:
@@ -74,13 +83,20 @@ def state(url, alloc):
             checks[i["InstanceId"]] = a["SourceDestCheck"]["Value"]
     print(json.dumps({
         "instance": addr.get("InstanceId"), "eni": addr.get("NetworkInterfaceId"),
-        "routes": routes, "source_dest_check": checks,
+        "routes": routes, "routes6": routes6, "source_dest_check": checks,
     }))
 
 
 def steal(url, alloc, instance):
     ec2, _ = clients(url)
     ec2.associate_address(AllocationId=alloc, InstanceId=instance, AllowReassociation=True)
+
+
+def steal_eni(url, alloc, subnet):
+    ec2, _ = clients(url)
+    eni = ec2.create_network_interface(SubnetId=subnet)["NetworkInterface"]["NetworkInterfaceId"]
+    ec2.associate_address(AllocationId=alloc, NetworkInterfaceId=eni, AllowReassociation=True)
+    print(json.dumps({"eni": eni}))
 
 
 def auth(url):
@@ -90,4 +106,4 @@ def auth(url):
 
 if __name__ == "__main__":
     cmd, url, *rest = sys.argv[1:]
-    {"setup": setup, "state": state, "steal": steal, "auth": auth}[cmd](url, *rest)
+    {"setup": setup, "state": state, "steal": steal, "steal-eni": steal_eni, "auth": auth}[cmd](url, *rest)

@@ -395,15 +395,40 @@ pub fn run(client: &Client, o: &Options, mode: Mode) -> anyhow::Result<Outcome> 
     if mode == Mode::Release {
         bail!("aws: --release is not supported (an Elastic IP is always associated somewhere or nowhere; claim it from the other node)");
     }
+    // This node's VPC and the peers' ENIs, in one read that tolerates peers that no longer
+    // exist (a filter, not InstanceId.N: one stale ID made DescribeInstances fail with
+    // InvalidInstanceID.NotFound and aborted every claim after the Elastic IP had moved).
+    let mut ids = vec![instance.clone()];
+    ids.extend(o.peers.iter().cloned());
+    let mut params = vec![p("Filter.1.Name", "instance-id")];
+    params.extend(
+        ids.iter()
+            .enumerate()
+            .map(|(i, id)| p(&format!("Filter.1.Value.{}", i + 1), id)),
+    );
+    let mut vpc: Option<String> = None;
+    let mut peer_enis: Vec<String> = Vec::new();
+    if let Some(n) = ec2.call("DescribeInstances", &params, false)? {
+        for res in n.items("reservationSet") {
+            for inst in res.items("instancesSet") {
+                let id = inst.get("instanceId").unwrap_or_default();
+                if id == instance {
+                    vpc = inst.get("vpcId");
+                } else if o.peers.contains(&id) {
+                    for nic in inst.items("networkInterfaceSet") {
+                        peer_enis.extend(nic.get("networkInterfaceId"));
+                    }
+                }
+            }
+        }
+    }
     if !mine {
-        refuse_third_owner(
-            "aws",
-            &eip.ip,
-            eip.instance.as_deref(),
-            &instance,
-            &o.peers,
-            o.force,
-        )?;
+        // The holder is an instance, or an ENI with no instance (AWS returns no instanceId
+        // for an ENI that is not attached): either must be this pair's.
+        let holder = eip.instance.clone().or(eip.eni.clone());
+        let mut pair: Vec<String> = o.peers.clone();
+        pair.extend(peer_enis.iter().cloned());
+        refuse_third_owner("aws", &eip.ip, holder.as_deref(), &instance, &pair, o.force)?;
     }
     let mut done: Vec<String> = Vec::new();
     if !mine {
@@ -422,37 +447,25 @@ pub fn run(client: &Client, o: &Options, mode: Mode) -> anyhow::Result<Outcome> 
             eni.clone().unwrap_or(instance.clone())
         ));
     }
-    // Routes targeting a peer (or, with --force, anyone but us) move to this node.
+    // Routes move only when they target this pair's peers (an instance ID or a peer's ENI),
+    // in this node's VPC. --force widens who may hold the Elastic IP, never whose routes
+    // are taken: it once moved an unrelated NAT instance's route table. IPv6 default routes
+    // (::/0) move with IPv4 ones.
     let dests: Vec<String> = if o.destinations.is_empty() {
-        vec!["0.0.0.0/0".into()]
+        vec!["0.0.0.0/0".into(), "::/0".into()]
     } else {
         o.destinations.clone()
     };
-    let mut peer_enis: Vec<String> = Vec::new();
-    if !o.peers.is_empty() {
-        let params: Vec<(String, String)> = o
-            .peers
-            .iter()
-            .enumerate()
-            .map(|(i, id)| p(&format!("InstanceId.{}", i + 1), id))
-            .collect();
-        if let Some(n) = ec2
-            .call("DescribeInstances", &params, false)
-            .map_err(|e| partial(e, &done))?
-        {
-            for res in n.items("reservationSet") {
-                for inst in res.items("instancesSet") {
-                    for nic in inst.items("networkInterfaceSet") {
-                        peer_enis.extend(nic.get("networkInterfaceId"));
-                    }
-                }
-            }
-        }
-    }
     let mut token: Option<String> = None;
     let mut replace = Vec::new();
     loop {
-        let mut params = Vec::new();
+        // One VPC's tables, a page at a time (DescribeRouteTables: Filter vpc-id,
+        // MaxResults 5-100, NextToken), so the cost does not grow with the account.
+        let mut params = vec![p("MaxResults", "100")];
+        if let Some(v) = &vpc {
+            params.push(p("Filter.1.Name", "vpc-id"));
+            params.push(p("Filter.1.Value.1", v));
+        }
         if let Some(t) = &token {
             params.push(p("NextToken", t));
         }
@@ -462,8 +475,14 @@ pub fn run(client: &Client, o: &Options, mode: Mode) -> anyhow::Result<Outcome> 
             .context("DescribeRouteTables")?;
         for rt in page.items("routeTableSet") {
             let id = rt.get("routeTableId").unwrap_or_default();
+            if vpc.is_some() && rt.get("vpcId").is_some_and(|v| Some(&v) != vpc.as_ref()) {
+                continue;
+            }
             for route in rt.items("routeSet") {
-                let Some(dest) = route.get("destinationCidrBlock") else {
+                let Some(dest) = route
+                    .get("destinationCidrBlock")
+                    .or_else(|| route.get("destinationIpv6CidrBlock"))
+                else {
                     continue;
                 };
                 if !dests.contains(&dest) {
@@ -473,8 +492,7 @@ pub fn run(client: &Client, o: &Options, mode: Mode) -> anyhow::Result<Outcome> 
                 let ours = ri.as_deref() == Some(instance.as_str()) || (rn.is_some() && rn == eni);
                 let peer = ri.as_ref().is_some_and(|i| o.peers.contains(i))
                     || rn.as_ref().is_some_and(|n| peer_enis.contains(n));
-                let other = ri.is_some() || rn.is_some();
-                if !ours && (peer || (o.force && other)) {
+                if !ours && peer {
                     replace.push((id.clone(), dest));
                 }
             }
@@ -485,7 +503,12 @@ pub fn run(client: &Client, o: &Options, mode: Mode) -> anyhow::Result<Outcome> 
         }
     }
     for (table, dest) in replace {
-        let mut params = vec![p("RouteTableId", &table), p("DestinationCidrBlock", &dest)];
+        let key = if dest.contains(':') {
+            "DestinationIpv6CidrBlock"
+        } else {
+            "DestinationCidrBlock"
+        };
+        let mut params = vec![p("RouteTableId", &table), p(key, &dest)];
         match &eni {
             Some(e) => params.push(p("NetworkInterfaceId", e)),
             None => params.push(p("InstanceId", &instance)),
