@@ -274,6 +274,25 @@ wait_for 20 "gw-a becomes MASTER with the floating IP, both statuses clean" mast
 for n in a b; do run_section Verify "$n"; done
 ok "converged: gw-a MASTER, gw-b BACKUP, README verify steps exit 0 on both"
 
+# What the package and the setup command put in place, as the nodes see it.
+for n in a b; do
+  [ "$(inside "$n" stat -c %a /run/hakit)" = 755 ] || fail "gw-$n: /run/hakit is not 0755 (keepalived's umask)"
+  [ "$(inside "$n" sysctl -n net.ipv4.ip_forward)" = 1 ] || fail "gw-$n: forwarding is off after the README steps"
+  [ "$(inside "$n" sysctl -n net.ipv6.conf.eth0.accept_ra)" = 2 ] || fail "gw-$n: accept_ra is not 2 on the WAN"
+  inside "$n" systemctl is-failed --quiet systemd-sysctl.service && fail "gw-$n: systemd-sysctl.service failed on the shipped file"
+  inside "$n" test -f /usr/lib/modules-load.d/hakit.conf || fail "gw-$n: no modules-load.d entry"
+  for m in hakit_nat_notify hakit_ha_check; do
+    [ "$(inside "$n" stat -c %a "/var/lib/prometheus/node-exporter/$m.prom")" = 644 ] \
+      || fail "gw-$n: $m.prom is not 0644 (node_exporter runs as prometheus)"
+  done
+  # A closed pipe is a normal end of output, on the installed binaries too.
+  out=$(inside "$n" bash -c 'nat-notify status | true; echo "exit ${PIPESTATUS[0]}"' 2>&1) || true
+  [ "$out" = "exit 0" ] || fail "gw-$n: nat-notify status | true: $out"
+done
+inside b nft list table ip hakit | grep -q snat && fail "the BACKUP gw-b has a SNAT rule (nat-notify owns SNAT)"
+inside a nft list ruleset | grep -q 'counter name "unnatted_drop" drop' || fail "no fail-closed rule on gw-a"
+ok "runtime directories, sysctls, metrics modes, SNAT ownership and the fail-closed rule as installed"
+
 # The notify FIFO's directory exists because the package made it (tmpfiles.d), and the
 # reader is alive under keepalived.
 inside a test -p /run/keepalived/vrrp_notify.fifo || fail "no notify FIFO on gw-a"

@@ -6,7 +6,7 @@ use std::{
     io::{BufRead, BufReader},
     os::unix::fs::FileTypeExt,
     path::Path,
-    sync::{Arc, Condvar, Mutex},
+    sync::Arc,
     thread,
 };
 
@@ -102,9 +102,8 @@ pub fn fifo(
     info!("reading keepalived events from {}", path.display());
     // One netlink socket for the reader's whole life, not one per event.
     let nl = Netlink::open()?;
-    let pending: supersede::Pending = Arc::new(Mutex::new(VecDeque::new()));
-    let state = Arc::new((Mutex::new(false), Condvar::new())); // (eof, wake-up)
-    let (q, st) = (pending.clone(), state.clone());
+    let pending: supersede::Pending = Arc::new(supersede::Inbox::default());
+    let inbox = pending.clone();
     thread::spawn(move || {
         let mut reader = BufReader::new(file);
         let mut buf = Vec::new();
@@ -115,15 +114,7 @@ pub fn fifo(
                     "notify FIFO: a line of {n} bytes or more skipped (events are under {MAX_LINE})"
                 ),
                 Ok(Line::Text) => match event::from_fifo_line(&String::from_utf8_lossy(&buf)) {
-                    Ok(Some(ev)) => {
-                        // Push and wake under the lock the worker waits with, or a wake-up
-                        // between its look at the queue and its wait is lost.
-                        let Ok(_guard) = st.0.lock() else { break };
-                        if let Ok(mut q) = q.lock() {
-                            push_coalesced(&mut q, ev);
-                        }
-                        st.1.notify_one();
-                    }
+                    Ok(Some(ev)) => inbox.push(ev),
                     Ok(None) => {}
                     Err(e) => warn!("notify FIFO: {}: skipped", capped(&e, 200)),
                 },
@@ -133,34 +124,10 @@ pub fn fifo(
                 }
             }
         }
-        if let Ok(mut eof) = st.0.lock() {
-            *eof = true;
-        }
-        st.1.notify_one();
+        inbox.close();
     });
     let mut handled = 0u64;
-    loop {
-        let next = {
-            let (eof, cv) = &*state;
-            let mut done = eof
-                .lock()
-                .map_err(|_| anyhow::anyhow!("FIFO reader lock poisoned"))?;
-            loop {
-                if let Some(ev) = pending.lock().ok().and_then(|mut q| q.pop_front()) {
-                    break Some(ev);
-                }
-                if *done {
-                    break None;
-                }
-                done = cv
-                    .wait(done)
-                    .map_err(|_| anyhow::anyhow!("FIFO reader lock poisoned"))?;
-            }
-        };
-        let Some(ev) = next else { break };
-        let Some(ev) = pending.lock().ok().and_then(|mut q| coalesce(&mut q, ev)) else {
-            continue;
-        };
+    while let Some(ev) = pending.next() {
         handled += 1;
         if let Err(e) = fifo_event(s, &nl, all, policy, &pending, &ev) {
             error!("{} {}: {e:#}", ev.name, ev.state);

@@ -18,7 +18,7 @@
 use std::{
     collections::VecDeque,
     net::IpAddr,
-    sync::{Arc, Mutex},
+    sync::{Arc, Condvar, Mutex},
 };
 
 use hakit_net::Netlink;
@@ -73,8 +73,62 @@ pub fn hook<'a>(
     }
 }
 
-/// Events read from the FIFO and not yet handled.
-pub type Pending = Arc<Mutex<VecDeque<Event>>>;
+/// Events read from the FIFO and not yet handled, and whether the FIFO has ended: one lock
+/// for both, and the wake-up sent under it, so the worker can never miss an event between
+/// its look at the queue and its wait (a lost wake-up left an event unapplied until
+/// keepalived wrote another line).
+#[derive(Debug, Default)]
+pub struct Inbox {
+    queue: Mutex<(VecDeque<Event>, bool)>,
+    ready: Condvar,
+}
+
+impl Inbox {
+    /// Queues an event (coalesced with what it makes pointless) and wakes the worker.
+    pub fn push(&self, ev: Event) {
+        if let Ok(mut q) = self.queue.lock() {
+            crate::app::push_coalesced(&mut q.0, ev);
+            self.ready.notify_one();
+        }
+    }
+
+    /// Marks the end of the FIFO and wakes the worker.
+    pub fn close(&self) {
+        if let Ok(mut q) = self.queue.lock() {
+            q.1 = true;
+            self.ready.notify_one();
+        }
+    }
+
+    /// The next event to apply (older events it makes pointless dropped), waiting for
+    /// one; `None` once the FIFO has ended and everything queued was taken.
+    pub fn next(&self) -> Option<Event> {
+        let mut q = self.queue.lock().ok()?;
+        loop {
+            while let Some(ev) = q.0.pop_front() {
+                if let Some(ev) = crate::app::coalesce(&mut q.0, ev) {
+                    return Some(ev);
+                }
+            }
+            if q.1 {
+                return None;
+            }
+            q = self.ready.wait(q).ok()?;
+        }
+    }
+
+    /// The newest queued state (not MASTER_RX_LOWER_PRI) of `instance`, if any.
+    pub fn newer(&self, instance: &str) -> Option<State> {
+        let q = self.queue.lock().ok()?;
+        q.0.iter()
+            .rev()
+            .find(|e| e.name == instance && e.state != State::MasterRxLowerPri)
+            .map(|e| e.state)
+    }
+}
+
+/// The FIFO reader's inbox, shared by the reading thread and the worker.
+pub type Pending = Arc<Inbox>;
 
 /// The FIFO-mode check: a newer line for `instance` is queued, or a hook registered a
 /// newer intent.
@@ -85,14 +139,8 @@ pub fn fifo<'a>(
     gen: u64,
 ) -> impl Fn() -> Option<String> + 'a {
     move || {
-        if let Ok(q) = pending.lock() {
-            if let Some(e) = q
-                .iter()
-                .rev()
-                .find(|e| e.name == instance && e.state != State::MasterRxLowerPri)
-            {
-                return Some(format!("newer {} queued in the FIFO", e.state));
-            }
+        if let Some(state) = pending.newer(instance) {
+            return Some(format!("newer {state} queued in the FIFO"));
         }
         rt.newer_intents(instance, gen)
             .ok()?
@@ -106,6 +154,38 @@ pub fn fifo<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every event pushed from another thread is taken, however the two interleave, and
+    /// the end of the FIFO is seen once everything queued was taken.
+    #[test]
+    fn the_inbox_never_loses_a_wake_up() {
+        let inbox: Pending = Arc::new(Inbox::default());
+        let producer = {
+            let inbox = inbox.clone();
+            std::thread::spawn(move || {
+                for i in 0..20_000u32 {
+                    inbox.push(Event {
+                        group: false,
+                        name: format!("VI_{i}"),
+                        state: State::Backup,
+                        priority: None,
+                    });
+                    if i % 64 == 0 {
+                        std::thread::yield_now();
+                    }
+                }
+                inbox.close();
+            })
+        };
+        let mut taken = 0;
+        while let Some(ev) = inbox.next() {
+            assert_eq!(ev.name, format!("VI_{taken}"));
+            taken += 1;
+        }
+        producer.join().unwrap();
+        assert_eq!(taken, 20_000);
+        assert_eq!(inbox.next(), None, "the end stays the end");
+    }
 
     fn rt(tag: &str) -> (Runtime, std::path::PathBuf) {
         let d = std::env::temp_dir().join(format!("hakit-supersede-{tag}-{}", std::process::id()));
@@ -124,7 +204,7 @@ mod tests {
         assert!(rx > master);
         // Without VIPs to look at (hook mode without vrrp_vips), only the intent log speaks.
         assert_eq!(hook(&rt, &nl, "VI_1", &[], State::Master, master)(), None);
-        let pending: Pending = Arc::new(Mutex::new(VecDeque::new()));
+        let pending: Pending = Arc::new(Inbox::default());
         assert_eq!(fifo(&rt, &pending, "VI_1", master)(), None);
         let backup = rt.register("VI_1", State::Backup).unwrap();
         let why = hook(&rt, &nl, "VI_1", &[], State::MasterRxLowerPri, rx)().unwrap();
