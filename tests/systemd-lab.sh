@@ -225,6 +225,9 @@ inside() { # node, argv... (a login-like environment, no variables of ours)
   nsenter -t "$l" -a env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 TERM=dumb "$@"
 }
 sh_in() { local n=$1; shift; inside "$n" /bin/bash -c "cd /root && $*"; }
+# PATTERN, command...: the command's whole output matches. Not `cmd | grep -q`: under
+# pipefail grep's early exit can SIGPIPE the command and turn a match into a failure.
+matches() { local pat=$1 out; shift; out=$("$@" 2>&1) || true; grep -q -- "$pat" <<<"$out"; }
 wait_for() { # seconds, description, command...
   local secs=$1 what=$2 end; shift 2
   end=$(( $(date +%s%N) + secs * 1000000000 ))
@@ -234,7 +237,7 @@ wait_for() { # seconds, description, command...
   done
 }
 booted() { local s; s=$(inside "$1" systemctl is-system-running 2>/dev/null) || true; [ "$s" = running ] || [ "$s" = degraded ]; }
-has_fip() { inside "$1" ip -o addr show dev eth0 | grep -q ' 203\.0\.113\.10/'; }
+has_fip() { matches ' 203\.0\.113\.10/' inside "$1" ip -o addr show dev eth0; }
 status_ok() { inside "$1" nat-notify status >/dev/null 2>&1; }
 master_is() { # node: it holds the floating IP and the other does not, and both statuses are clean
   local o; o=$([ "$1" = a ] && echo b || echo a)
@@ -289,8 +292,8 @@ for n in a b; do
   out=$(inside "$n" bash -c 'nat-notify status | true; echo "exit ${PIPESTATUS[0]}"' 2>&1) || true
   [ "$out" = "exit 0" ] || fail "gw-$n: nat-notify status | true: $out"
 done
-inside b nft list table ip hakit | grep -q snat && fail "the BACKUP gw-b has a SNAT rule (nat-notify owns SNAT)"
-inside a nft list ruleset | grep -q 'counter name "unnatted_drop" drop' || fail "no fail-closed rule on gw-a"
+matches snat inside b nft list table ip hakit && fail "the BACKUP gw-b has a SNAT rule (nat-notify owns SNAT)"
+matches 'counter name "unnatted_drop" drop' inside a nft list ruleset || fail "no fail-closed rule on gw-a"
 ok "runtime directories, sysctls, metrics modes, SNAT ownership and the fail-closed rule as installed"
 
 # The notify FIFO's directory exists because the package made it (tmpfiles.d), and the
@@ -306,7 +309,7 @@ done
 ok "conntrackd runs as conntrackd.service on both nodes"
 # Metrics through node_exporter, as Prometheus would scrape them; files readable by it.
 scrape() { nsenter -t "$(leader "$1")" -n curl -sf --max-time 5 http://127.0.0.1:9100/metrics; }
-serves_check() { scrape a | grep -q '^hakit_ha_check_healthy'; }
+serves_check() { matches '^hakit_ha_check_healthy' scrape a; }
 wait_for 15 "gw-a's node_exporter serves ha-check's metrics" serves_check
 metrics=$(scrape a) || fail "node_exporter on gw-a does not answer"
 grep -q '^hakit_nat_notify_state{.*state="MASTER".*} 1' <<<"$metrics" || fail "node_exporter does not serve hakit_nat_notify_state"
@@ -315,12 +318,12 @@ if grep -q '^node_textfile_scrape_error 1' <<<"$metrics"; then
   fail "node_exporter reports a textfile scrape error: $(inside a journalctl -u prometheus-node-exporter --no-pager | grep -i textfile | tail -n 3)"
 fi
 ok "node_exporter serves hakit_nat_notify_state and hakit_ha_check_healthy"
-inside a journalctl -t nat-notify --no-pager | grep -q 'converged to MASTER' || fail "journalctl -t nat-notify has no transition line"
+matches 'converged to MASTER' inside a journalctl -t nat-notify --no-pager || fail "journalctl -t nat-notify has no transition line"
 ok "journalctl -t nat-notify has the transitions"
 # Reloading the firewall on the MASTER keeps nat-notify's SNAT rule (the shipped ruleset
 # never flushes the whole ruleset).
 inside a systemctl reload nftables.service
-inside a nft list table ip hakit | grep -q 'snat to 203.0.113.10' || fail "systemctl reload nftables removed the MASTER's SNAT rule"
+matches 'snat to 203.0.113.10' inside a nft list table ip hakit || fail "systemctl reload nftables removed the MASTER's SNAT rule"
 status_ok a || { show_status; fail "status not clean after reloading the firewall"; }
 ok "systemctl reload nftables keeps the MASTER's SNAT rule"
 
@@ -340,7 +343,7 @@ phase "soft failover: systemctl stop keepalived on gw-a"
 inside a systemctl stop keepalived.service
 wait_for 10 "gw-b takes over after gw-a's keepalived stops" master_is b || { show_status; exit 1; }
 ok "soft failover: gw-b MASTER, gw-a drained, both statuses clean"
-inside a nft list table ip hakit | grep -q snat && fail "the drained gw-a still has a SNAT rule"
+matches snat inside a nft list table ip hakit && fail "the drained gw-a still has a SNAT rule"
 
 phase "return: systemctl start keepalived on gw-a"
 inside a systemctl start keepalived.service
@@ -442,7 +445,7 @@ ctd_active() { [ "$(inside b systemctl is-active conntrackd.service)" = active ]
 wait_for 15 "gw-b's BACKUP transition starts conntrackd.service" ctd_active
 cg=$(inside b sh -c 'cat /proc/$(pidof conntrackd)/cgroup' | tail -n1)
 case $cg in *conntrackd.service*) ;; *) fail "gw-b: conntrackd was started outside its unit: $cg" ;; esac
-inside b journalctl -t nat-notify --no-pager | grep -q 'starting conntrackd.service through systemd' \
+matches 'starting conntrackd.service through systemd' inside b journalctl -t nat-notify --no-pager \
   || fail "gw-b: nat-notify did not say it started conntrackd"
 wait_for 10 "gw-b clean BACKUP again" master_is a || { show_status; exit 1; }
 ok "STOP leaves a stopped conntrackd alone; BACKUP starts it through systemd"
@@ -453,7 +456,7 @@ sh_in b "cp /usr/share/doc/hakit/examples/aws/hakit-watch.service /etc/systemd/s
 inside b systemctl start hakit-watch.service || true
 watch_failed() { [ "$(inside b systemctl is-active hakit-watch.service)" = failed ]; }
 wait_for 10 "hakit-watch without a peer stops" watch_failed
-inside b journalctl -u hakit-watch.service --no-pager | grep -q 'no peer to watch' || fail "hakit-watch without a peer does not say why"
+matches 'no peer to watch' inside b journalctl -u hakit-watch.service --no-pager || fail "hakit-watch without a peer does not say why"
 ok "hakit-watch refuses to start without a configured peer"
 sh_in b "mkdir -p /etc/systemd/system/hakit-watch.service.d && printf '[Service]\nEnvironment=HAKIT_WATCH_PEER=198.51.100.2\n' > /etc/systemd/system/hakit-watch.service.d/peer.conf && systemctl daemon-reload && systemctl reset-failed hakit-watch.service && systemctl start hakit-watch.service"
 sleep 6
@@ -463,7 +466,7 @@ grep -q 'taking over' "$run/watch.log" && fail "hakit-watch took over from a hea
 ok "hakit-watch with the peer configured leaves a healthy primary alone (SSH probe let through)"
 # The same check bites: with gw-a's sshd gone the watch does take over.
 inside a systemctl stop ssh.service ssh.socket 2>/dev/null || true
-took_over() { inside b journalctl -u hakit-watch.service --no-pager | grep -q 'taking over'; }
+took_over() { matches 'taking over' inside b journalctl -u hakit-watch.service --no-pager; }
 wait_for 15 "hakit-watch notices a dead primary" took_over
 inside b systemctl stop hakit-watch.service
 ok "hakit-watch takes over once gw-a stops answering (negative control)"
