@@ -510,3 +510,96 @@ fn ha_check_fip_owner_probe_reads_through_the_library_and_caches() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Hetzner as its API behaves (#16): a project with more Floating IPs than one page holds is
+/// paged through; an IPv6 Floating IP (a /64) is found by the address configured on the
+/// node; a 429 that announces only `RateLimit-Reset` is waited out, not hammered; an assign
+/// stuck in `running` is polled with backoff and reported by what is pending, and a second
+/// claim follows the running assign instead of starting another.
+#[test]
+fn hetzner_pages_contains_waits_for_the_reset_and_follows_a_running_assign() {
+    // 120 other Floating IPs first: ours is on the third page of 50.
+    let f = fake("hetzner", 5, 4, &["--extra-fips", "120"]);
+    let out = claim("hetzner", &f, &["--peer", "4"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let pages: Vec<String> = f
+        .requests()
+        .into_iter()
+        .filter(|r| r.starts_with("GET /v1/floating_ips?"))
+        .collect();
+    assert_eq!(pages.len(), 3, "{pages:?}");
+    assert!(pages[2].contains("page=3"), "{pages:?}");
+    drop(f);
+
+    // IPv6: the API names the /64, the node has ::1 of it.
+    let f = fake("hetzner", 5, 4, &["--ip", "2001:db8:1::/64"]);
+    let b = base("hetzner", &f);
+    let out = run_host(
+        "fip-claim",
+        &[
+            "--provider",
+            "hetzner",
+            "--ip",
+            "2001:db8:1::1",
+            "--peer",
+            "4",
+            "--endpoint-url",
+            &b,
+            "--metadata-url",
+            &f.url,
+            "--syslog-socket",
+            "/nonexistent",
+            "--json",
+        ],
+        &[("HCLOUD_TOKEN", "fake-token")],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(json_of(&out)["owned"], true);
+    drop(f);
+
+    // RateLimit-Reset two seconds ahead: one wait, then success, not five quick failures.
+    let f = fake("hetzner", 5, 4, &["--fault", "reset"]);
+    let t = std::time::Instant::now();
+    let out = claim("hetzner", &f, &["--peer", "4", "--deadline", "10s"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        t.elapsed() >= Duration::from_millis(900),
+        "did not wait: {:?}",
+        t.elapsed()
+    );
+    let tries = f
+        .requests()
+        .iter()
+        .filter(|r| r.starts_with("GET /v1/floating_ips?"))
+        .count();
+    assert!(tries <= 3, "{tries} list requests: {:?}", f.requests());
+    drop(f);
+
+    // An action that never finishes: backed off, and the error says what is pending.
+    let f = fake("hetzner", 5, 4, &["--fault", "stuck"]);
+    let out = claim("hetzner", &f, &["--peer", "4", "--deadline", "6s"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("assign action 1 of Floating IP 7 still running after"),
+        "{}",
+        stderr(&out)
+    );
+    let polls = f
+        .requests()
+        .iter()
+        .filter(|r| r.starts_with("GET /v1/actions/"))
+        .count();
+    assert!(
+        (2..=8).contains(&polls),
+        "{polls} polls in 6 s: {:?}",
+        f.requests()
+    );
+    // The next claim (nat-notify's retry) follows the running assign: no second POST.
+    let _ = claim("hetzner", &f, &["--peer", "4", "--deadline", "2s"]);
+    let posts = f
+        .requests()
+        .iter()
+        .filter(|r| r.starts_with("POST /v1/floating_ips/7/actions/assign"))
+        .count();
+    assert_eq!(posts, 1, "a second assign was started: {:?}", f.requests());
+}

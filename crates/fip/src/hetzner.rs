@@ -81,29 +81,34 @@ pub fn run(client: &Client, token: &Token, o: &Options, mode: Mode) -> anyhow::R
     let fip: Value = match (o.floating_ip_id, o.ip) {
         (Some(id), _) => read(id)?["floating_ip"].clone(),
         (None, Some(ip)) => {
-            let list = json(
-                client,
-                "hetzner",
-                &api(
-                    "GET",
-                    &base,
-                    "/floating_ips?per_page=50",
-                    "GET /floating_ips",
-                    token,
-                ),
-                retry,
-            )?;
-            list["floating_ips"]
-                .as_array()
-                .and_then(|a| {
+            // Every page (the API returns at most 50 a page; a project with more used to
+            // say "no Floating IP" for one beyond the first page). An IPv6 Floating IP is a
+            // /64: the address configured on the node (…::1) is found by containment.
+            let mut page = 1u64;
+            loop {
+                let list = json(
+                    client,
+                    "hetzner",
+                    &api(
+                        "GET",
+                        &base,
+                        &format!("/floating_ips?page={page}&per_page=50"),
+                        "GET /floating_ips",
+                        token,
+                    ),
+                    retry,
+                )?;
+                if let Some(f) = list["floating_ips"].as_array().and_then(|a| {
                     a.iter()
-                        .find(|f| {
-                            f["ip"].as_str().and_then(|s| s.split('/').next())
-                                == Some(&ip.to_string())
-                        })
-                        .cloned()
-                })
-                .with_context(|| format!("hetzner: no Floating IP {ip} in this project"))?
+                        .find(|f| f["ip"].as_str().is_some_and(|n| contains(n, ip)))
+                }) {
+                    break f.clone();
+                }
+                match list["meta"]["pagination"]["next_page"].as_u64() {
+                    Some(next) if next > page && page < 1000 => page = next,
+                    _ => bail!("hetzner: no Floating IP {ip} in this project"),
+                }
+            }
         }
         (None, None) => bail!("hetzner: give the Floating IP (--ip) or its ID (--floating-ip-id)"),
     };
@@ -156,14 +161,62 @@ pub fn run(client: &Client, token: &Token, o: &Options, mode: Mode) -> anyhow::R
         out.calls = client.calls();
         return Ok(out);
     }
-    let action = json(client, "hetzner", &req, retry)?["action"].clone();
-    let mut action_id = action["id"]
-        .as_u64()
-        .context("hetzner: assign returned no action")?;
-    let mut status = action["status"].as_str().unwrap_or("running").to_string();
+    // An assign still running (a retry after a timeout, or nat-notify's next attempt) is
+    // followed, not started twice.
+    let running = json(
+        client,
+        "hetzner",
+        &api(
+            "GET",
+            &base,
+            &format!("/floating_ips/{id}/actions?status=running"),
+            "GET /floating_ips/{id}/actions",
+            token,
+        ),
+        retry,
+    )?;
+    let to_me = |x: &Value| {
+        x["resources"].as_array().is_some_and(|r| {
+            r.iter()
+                .any(|r| r["type"] == "server" && r["id"].as_u64() == Some(me))
+        })
+    };
+    let pending = running["actions"].as_array().and_then(|a| {
+        a.iter()
+            .find(|x| x["command"] == "assign_floating_ip" && x["status"] == "running" && to_me(x))
+            .and_then(|x| x["id"].as_u64())
+    });
+    let (mut action_id, mut status) = match pending {
+        Some(a) => {
+            log::info!(
+                "hetzner: assign action {a} of Floating IP {id} is still running: following it"
+            );
+            (a, "running".to_string())
+        }
+        None => {
+            let action = json(client, "hetzner", &req, retry)?["action"].clone();
+            (
+                action["id"]
+                    .as_u64()
+                    .context("hetzner: assign returned no action")?,
+                action["status"].as_str().unwrap_or("running").to_string(),
+            )
+        }
+    };
+    let started = std::time::Instant::now();
+    let mut pause = Duration::from_millis(200);
     let mut attempts = 0;
     while status == "running" {
-        thread::sleep(Duration::from_millis(200));
+        // Backed off (200 ms doubling to 2 s), and never past the deadline: then the error
+        // says what is pending, not which transport attempt did not happen.
+        if client.time_left() <= pause {
+            bail!(
+                "hetzner: assign action {action_id} of Floating IP {id} still running after {:.1} s",
+                started.elapsed().as_secs_f64()
+            );
+        }
+        thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_secs(2));
         let a = json(
             client,
             "hetzner",
@@ -178,23 +231,26 @@ pub fn run(client: &Client, token: &Token, o: &Options, mode: Mode) -> anyhow::R
         )?["action"]
             .clone();
         status = a["status"].as_str().unwrap_or("running").to_string();
-        if status == "error" {
-            let code = a["error"]["code"].as_str().unwrap_or("?").to_string();
-            if ["locked", "conflict", "rate_limit_exceeded"].contains(&code.as_str())
-                && attempts < 3
-            {
-                attempts += 1;
-                let again = json(client, "hetzner", &req, retry)?["action"].clone();
-                action_id = again["id"]
-                    .as_u64()
-                    .context("hetzner: assign returned no action")?;
-                status = "running".into();
-                continue;
+        match status.as_str() {
+            "running" => continue,
+            "error" => {
+                let code = a["error"]["code"].as_str().unwrap_or("?").to_string();
+                if ["locked", "conflict", "rate_limit_exceeded"].contains(&code.as_str())
+                    && attempts < 3
+                {
+                    attempts += 1;
+                    action_id = json(client, "hetzner", &req, retry)?["action"]["id"]
+                        .as_u64()
+                        .context("hetzner: assign returned no action")?;
+                    status = "running".into();
+                    continue;
+                }
+                bail!(
+                    "hetzner assign action {action_id}: error {code}: {}",
+                    crate::rest::clip(a["error"]["message"].as_str().unwrap_or("?"))
+                );
             }
-            bail!(
-                "hetzner assign action {action_id}: error {code}: {}",
-                a["error"]["message"].as_str().unwrap_or("?")
-            );
+            _ => {}
         }
     }
     let after = read(id)?;
@@ -209,4 +265,45 @@ pub fn run(client: &Client, token: &Token, o: &Options, mode: Mode) -> anyhow::R
         .push(format!("assigned Floating IP {id} to server {me}"));
     out.calls = client.calls();
     Ok(out)
+}
+
+/// Whether the Floating IP `net` (an address, or a network with a prefix as IPv6 Floating
+/// IPs are: `2001:db8::/64`) is or contains `ip`.
+fn contains(net: &str, ip: IpAddr) -> bool {
+    let (addr, len) = match net.split_once('/') {
+        Some((a, l)) => (a, l.parse::<u32>().ok()),
+        None => (net, None),
+    };
+    let Ok(addr) = addr.parse::<IpAddr>() else {
+        return false;
+    };
+    match (addr, ip) {
+        (IpAddr::V4(a), IpAddr::V4(b)) => {
+            let l = len.unwrap_or(32).min(32);
+            let mask = u32::MAX.checked_shl(32 - l).unwrap_or(0);
+            u32::from(a) & mask == u32::from(b) & mask
+        }
+        (IpAddr::V6(a), IpAddr::V6(b)) => {
+            let l = len.unwrap_or(128).min(128);
+            let mask = u128::MAX.checked_shl(128 - l).unwrap_or(0);
+            u128::from(a) & mask == u128::from(b) & mask
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn floating_ips_match_by_containment() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert!(contains("2001:db8:1::/64", ip("2001:db8:1::1")));
+        assert!(contains("2001:db8:1::/64", ip("2001:db8:1::")));
+        assert!(!contains("2001:db8:1::/64", ip("2001:db8:2::1")));
+        assert!(contains("203.0.113.10", ip("203.0.113.10")));
+        assert!(!contains("203.0.113.10", ip("203.0.113.11")));
+        assert!(!contains("203.0.113.10", ip("2001:db8::1")));
+    }
 }

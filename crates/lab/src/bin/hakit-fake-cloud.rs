@@ -15,7 +15,10 @@
 //! 503 while `DIR/outage_until` holds a Unix time in the future.
 //! Faults: 500xN (N 500s, then normal), 429 (one 429 with Retry-After: 1), hang (API
 //! requests never answered), garbage (200 with a non-JSON body), truncated (200 with cut
-//! JSON), 401, 403 (with the provider's error shape). Token: "Bearer fake-token".
+//! JSON), 401, 403 (with the provider's error shape), reset (one Hetzner-style 429 with only
+//! `RateLimit-Reset`, two seconds ahead), stuck (actions never finish).
+//! `--extra-fips N` (Hetzner): N other Floating IPs listed before this one, paged as the API
+//! pages (`page`, `per_page`, `meta.pagination.next_page`). Token: "Bearer fake-token".
 
 use std::{
     collections::HashMap,
@@ -44,6 +47,7 @@ struct State {
     route_ns: Option<String>,
     instant: bool,
     control_dir: Option<std::path::PathBuf>,
+    extra_fips: u64,
 }
 
 impl State {
@@ -250,6 +254,20 @@ fn handle(stream: TcpStream, st: Arc<Mutex<State>>) {
                 &error_body(&p, "server_error", "try again"),
             );
         }
+        "reset" if s.faults_left > 0 => {
+            s.faults_left -= 1;
+            let reset = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_secs()
+                + 2;
+            return respond(
+                &stream,
+                429,
+                &format!("RateLimit-Limit: 3600\r\nRateLimit-Remaining: 0\r\nRateLimit-Reset: {reset}\r\n"),
+                &error_body(&p, "rate_limit_exceeded", "slow down"),
+            );
+        }
         "429" if s.faults_left > 0 => {
             s.faults_left -= 1;
             return respond(
@@ -329,13 +347,78 @@ fn handle(stream: TcpStream, st: Arc<Mutex<State>>) {
             s.owner = json["assignments"][0]["linode_id"].as_u64();
             (200, "{}".into())
         }
-        ("hetzner", "GET", ["v1", "floating_ips"]) => (
-            200,
-            format!(
-                r#"{{"floating_ips":[{{"id":7,"ip":"{ip}","server":{}}}]}}"#,
-                s.owner.map_or("null".into(), |o| o.to_string())
-            ),
-        ),
+        ("hetzner", "GET", ["v1", "floating_ips"]) => {
+            // Every Floating IP of the project, ours last, a page at a time.
+            let q = |k: &str| {
+                path.split_once('?')
+                    .map(|(_, q)| q)
+                    .unwrap_or("")
+                    .split('&')
+                    .find_map(|kv| kv.strip_prefix(&format!("{k}=")))
+                    .and_then(|v| v.parse::<u64>().ok())
+            };
+            let (page, per) = (
+                q("page").unwrap_or(1).max(1),
+                q("per_page").unwrap_or(25).clamp(1, 50),
+            );
+            let total = s.extra_fips + 1;
+            let all: Vec<String> = (0..total)
+                .map(|i| {
+                    if i + 1 == total {
+                        format!(
+                            r#"{{"id":7,"ip":"{ip}","server":{}}}"#,
+                            s.owner.map_or("null".into(), |o| o.to_string())
+                        )
+                    } else {
+                        format!(
+                            r#"{{"id":{},"ip":"192.0.2.{}","server":null}}"#,
+                            1000 + i,
+                            i % 250
+                        )
+                    }
+                })
+                .collect();
+            let from = ((page - 1) * per).min(total) as usize;
+            let to = (page * per).min(total) as usize;
+            let next = if (to as u64) < total {
+                (page + 1).to_string()
+            } else {
+                "null".into()
+            };
+            (
+                200,
+                format!(
+                    r#"{{"floating_ips":[{}],"meta":{{"pagination":{{"page":{page},"per_page":{per},"previous_page":null,"next_page":{next},"last_page":{},"total_entries":{total}}}}}}}"#,
+                    all[from..to].join(","),
+                    total.div_ceil(per)
+                ),
+            )
+        }
+        ("hetzner", "GET", ["v1", "floating_ips", "7", "actions"]) => {
+            // Assign actions not finished yet (status=running is the only filter used).
+            let running: Vec<String> = s
+                .actions
+                .iter()
+                .filter(|(_, polls)| s.fault == "stuck" || **polls < 1)
+                .filter(|_| !s.instant)
+                .map(|(id, _)| {
+                    let target = s
+                        .shared
+                        .get(&(u64::MAX - id))
+                        .and_then(|v| v.first().cloned())
+                        .unwrap_or_default();
+                    format!(r#"{{"id":{id},"command":"assign_floating_ip","status":"running","resources":[{{"id":{target},"type":"server"}},{{"id":7,"type":"floating_ip"}}]}}"#)
+                })
+                .collect();
+            (
+                200,
+                format!(
+                    r#"{{"actions":[{}],"meta":{{"pagination":{{"page":1,"per_page":25,"previous_page":null,"next_page":null,"last_page":1,"total_entries":{}}}}}}}"#,
+                    running.join(","),
+                    running.len()
+                ),
+            )
+        }
         ("hetzner", "GET", ["v1", "floating_ips", "7"]) => (
             200,
             format!(
@@ -382,7 +465,7 @@ fn handle(stream: TcpStream, st: Arc<Mutex<State>>) {
             let id: u64 = id.parse().unwrap_or(0);
             let polls = s.actions.get(&id).copied().unwrap_or(0);
             s.actions.insert(id, polls + 1);
-            let done = polls >= 1;
+            let done = polls >= 1 && s.fault != "stuck";
             if done {
                 s.owner = s
                     .shared
@@ -440,10 +523,16 @@ fn handle(stream: TcpStream, st: Arc<Mutex<State>>) {
                 Some("DescribeInstances") => {
                     let nics: String = form
                         .iter()
-                        .filter(|(k, _)| k.starts_with("InstanceId."))
+                        // By InstanceId.N or by the instance-id filter's values (what fip-claim
+                        // sends: unknown IDs are then skipped, not an error).
+                        .filter(|(k, _)| {
+                            k.starts_with("InstanceId.")
+                                || (k.starts_with("Filter.1.Value.")
+                                    && form.get("Filter.1.Name").map(String::as_str) == Some("instance-id"))
+                        })
                         .map(|(_, v)| {
                             let n = v.trim_start_matches("i-");
-                            format!("<item><instanceId>{v}</instanceId><networkInterfaceSet><item><networkInterfaceId>eni-{n}</networkInterfaceId></item></networkInterfaceSet></item>")
+                            format!("<item><instanceId>{v}</instanceId><vpcId>vpc-1</vpcId><networkInterfaceSet><item><networkInterfaceId>eni-{n}</networkInterfaceId></item></networkInterfaceSet></item>")
                         })
                         .collect();
                     (200, xml("DescribeInstances", format!("<reservationSet><item><instancesSet>{nics}</instancesSet></item></reservationSet>")))
@@ -499,9 +588,10 @@ fn handle(stream: TcpStream, st: Arc<Mutex<State>>) {
 
 fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    // The last occurrence wins, as on most command lines (tests append overrides).
     let opt = |n: &str| {
         args.iter()
-            .position(|a| a == n)
+            .rposition(|a| a == n)
             .and_then(|i| args.get(i + 1))
             .cloned()
     };
@@ -528,6 +618,9 @@ fn main() -> std::process::ExitCode {
         route_ns: opt("--route-ns"),
         instant: args.iter().any(|a| a == "--instant"),
         control_dir: opt("--control-dir").map(std::path::PathBuf::from),
+        extra_fips: opt("--extra-fips")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0),
         provider: opt("--provider").unwrap_or_else(|| "linode".into()),
         me,
         ip: opt("--ip").unwrap_or_else(|| "203.0.113.10".into()),
