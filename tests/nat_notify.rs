@@ -406,6 +406,32 @@ fn master_then_backup_with_real_nft_and_conntrackd() {
         st["instances"][0]["default_route"],
         "via 203.0.113.254 dev eth0"
     );
+    // A directly connected WAN without a default route is still a way out (#16): only a
+    // MASTER with no route out of its WAN at all is a problem.
+    g.gw.ip(&["route", "del", "default"]).unwrap();
+    let out = g.nn(&["status"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    g.gw.ip(&["route", "flush", "dev", "eth0"]).unwrap();
+    let out = g.nn(&["status"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stdout(&out)
+            .contains("PROBLEM: MASTER without a route out: no default route and none via eth0"),
+        "{}",
+        stdout(&out)
+    );
+    g.gw.ip(&[
+        "route",
+        "add",
+        "203.0.113.0/24",
+        "dev",
+        "eth0",
+        "src",
+        "203.0.113.2",
+    ])
+    .unwrap();
+    g.gw.ip(&["route", "add", "default", "via", "203.0.113.254"])
+        .unwrap();
 
     g.vip(false);
     let out = g.nn(&["backup"]);

@@ -152,8 +152,23 @@ pub fn status(s: &Settings, instances: &[Instance]) -> anyhow::Result<Vec<Instan
         if master && snat_present == Some(false) {
             problems.push("MASTER without its SNAT rule".into());
         }
-        if master && default_route.is_none() {
-            problems.push("MASTER without a default route".into());
+        // The WAN is reachable the way the node routes: by a default route, or, where the
+        // upstream is directly connected, by a route out of the instance's WAN interface.
+        let wan = inst
+            .interface
+            .as_deref()
+            .and_then(|dev| links.iter().find(|l| l.name == dev))
+            .map(|l| l.index);
+        let routed_out_of_wan = wan.is_some_and(|i| {
+            routes
+                .iter()
+                .any(|r| r.oif == Some(i) && r.dst.is_none_or(|d| d.is_ipv4()))
+        });
+        if master && default_route.is_none() && !routed_out_of_wan {
+            problems.push(format!(
+                "MASTER without a route out: no default route and none via {}",
+                inst.interface.as_deref().unwrap_or("its interface")
+            ));
         }
         if rec.state.is_some() && !rec.converged && !rec.superseded {
             problems.push(format!(
