@@ -30,23 +30,6 @@ const SECRETS: [(&str, &str); 4] = [
 ];
 const FILE_SECRET: &str = "hakitfuzzsecretFILE";
 
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn pick<'a, T>(&mut self, v: &'a [T]) -> &'a T {
-        &v[(self.next() % v.len() as u64) as usize]
-    }
-    fn chance(&mut self, n: u64) -> bool {
-        self.next() % n == 0
-    }
-}
-
 fn flags(bin: &str) -> &'static [&'static str] {
     match bin {
         "garp-burst" => &[
@@ -153,22 +136,8 @@ fn every_binary_survives_mutated_argv_env_and_config() {
         eprintln!("SKIPPED every_binary_survives_mutated_argv_env_and_config: {why}");
         return;
     }
-    let budget = Duration::from_secs(
-        std::env::var("HAKIT_CLI_FUZZ_SECONDS")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(20),
-    );
-    let seed: u64 = std::env::var("HAKIT_FUZZ_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-                | 1
-        });
+    let budget = Duration::from_secs(env_number("HAKIT_CLI_FUZZ_SECONDS", 20));
+    let seed = fuzz_seed();
     let mut rng = Rng(seed);
     let d = std::env::temp_dir().join(format!("hakit-cli-fuzz-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);

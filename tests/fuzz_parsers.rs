@@ -11,29 +11,14 @@
 //! `make fuzz` for ten minutes. The seed of the random generator is printed; set
 //! HAKIT_FUZZ_SEED to replay a run.
 
+mod util;
+
 use std::{
     panic::{catch_unwind, AssertUnwindSafe},
     time::{Duration, Instant},
 };
 
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        // xorshift64*: fast, and good enough to choose mutations.
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        if n == 0 {
-            0
-        } else {
-            (self.next() % n as u64) as usize
-        }
-    }
-}
+use util::{env_number, fuzz_seed, Rng};
 
 /// Tokens that make mutations reach deeper than random bytes do: the grammar's own words.
 const TOKENS: &[&str] = &[
@@ -297,20 +282,8 @@ fn targets() -> Vec<Target> {
 
 #[test]
 fn every_parser_survives_mutated_input() {
-    let total: u64 = std::env::var("HAKIT_FUZZ_SECONDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(30);
-    let seed: u64 = std::env::var("HAKIT_FUZZ_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-                | 1
-        });
+    let total = env_number("HAKIT_FUZZ_SECONDS", 30);
+    let seed = fuzz_seed();
     let targets = targets();
     let per = Duration::from_secs(total) / targets.len() as u32;
     // Panics are expected to be caught and reported here, not printed by the hook.

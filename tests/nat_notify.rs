@@ -629,21 +629,12 @@ fn failing_conntrackd_does_not_stop_the_address_and_a_hung_command_is_killed() {
     assert_eq!(g.recorded()["converged"], false);
 }
 
-/// A small deterministic generator (xorshift64*), so a failing seed can be replayed.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn state(&mut self) -> &'static str {
-        match self.next() % 5 {
-            0 | 1 => "MASTER",
-            2 | 3 => "BACKUP",
-            _ => "FAULT",
-        }
+/// The storms' states, drawn from the shared generator.
+fn state(rng: &mut Rng) -> &'static str {
+    match rng.next() % 5 {
+        0 | 1 => "MASTER",
+        2 | 3 => "BACKUP",
+        _ => "FAULT",
     }
 }
 
@@ -683,7 +674,7 @@ fn storm_of_racing_hooks_ends_in_the_last_state() {
         let mut children = Vec::new();
         let mut last = "";
         for i in 0..200u64 {
-            let st = rng.state();
+            let st = state(&mut rng);
             // keepalived: VIPs change first, then the hook is started.
             g.vip(st == "MASTER");
             children.push(g.spawn(&[&st.to_lowercase()]));
@@ -735,7 +726,7 @@ fn storm_through_the_fifo_ends_in_the_last_state() {
         let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
         let mut last = "";
         for i in 0..200 {
-            let st = rng.state();
+            let st = state(&mut rng);
             g.vip(st == "MASTER");
             writeln!(w, "INSTANCE \"VI_1\" {st} 100").unwrap();
             if i % 37 == 0 {

@@ -184,3 +184,53 @@ pub fn lab_bin(name: &str) -> String {
 pub fn lab_http() -> String {
     lab_bin("hakit-lab-http")
 }
+
+/// A small deterministic generator (xorshift64*): fast, and a failing seed can be replayed.
+pub struct Rng(pub u64);
+
+#[allow(dead_code)]
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// A number below `n` (0 for 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        if n == 0 {
+            0
+        } else {
+            (self.next() % n as u64) as usize
+        }
+    }
+
+    pub fn pick<'a, T>(&mut self, v: &'a [T]) -> &'a T {
+        &v[self.below(v.len())]
+    }
+
+    /// True one time in `n`.
+    pub fn chance(&mut self, n: u64) -> bool {
+        self.next() % n == 0
+    }
+}
+
+/// A number from the environment, or `default`.
+#[allow(dead_code)]
+pub fn env_number(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The fuzzers' seed: HAKIT_FUZZ_SEED to replay a run, else the clock (odd, never 0).
+#[allow(dead_code)]
+pub fn fuzz_seed() -> u64 {
+    let clock = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos() as u64;
+    env_number("HAKIT_FUZZ_SEED", clock | 1)
+}

@@ -396,15 +396,7 @@ fn notify(md: &mut String, nat_notify: &Path) -> anyhow::Result<()> {
     )?;
     let ctd_conf = ctd.conf.to_string_lossy().to_string();
     let dir = lab.dir().to_path_buf();
-    let conf = dir.join("hakit.toml");
-    std::fs::write(
-        &conf,
-        format!(
-            "[general]\nruntime_dir = \"{d}/run\"\nsyslog_socket = \"{d}/no.sock\"\n\n[[notify.instance]]\nname = \"VI_1\"\n\
-             interface = \"eth0\"\nfloating_ips = [\"203.0.113.10/32\"]\nconntrackd_config = \"{ctd_conf}\"\ngarp_count = 1\n",
-            d = dir.display()
-        ),
-    )?;
+    let conf = notify_conf(&dir, &format!("conntrackd_config = \"{ctd_conf}\"\n"))?;
     let c = conf.to_string_lossy().to_string();
     let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
     let hook = s(&[&nn, "--config", &c, "master"]);
@@ -503,6 +495,21 @@ fn notify(md: &mut String, nat_notify: &Path) -> anyhow::Result<()> {
 }
 
 /// CPU time (user + system) of all waited-for children so far, in ms.
+/// nat-notify's config for the one-gateway benchmarks: instance VI_1, the floating IP on
+/// eth0, one GARP round, state under `dir`; `extra` adds instance keys.
+fn notify_conf(dir: &Path, extra: &str) -> anyhow::Result<PathBuf> {
+    let conf = dir.join("hakit.toml");
+    std::fs::write(
+        &conf,
+        format!(
+            "[general]\nruntime_dir = \"{d}/run\"\nsyslog_socket = \"{d}/no.sock\"\n\n[[notify.instance]]\nname = \"VI_1\"\n\
+             interface = \"eth0\"\nfloating_ips = [\"203.0.113.10/32\"]\ngarp_count = 1\n{extra}",
+            d = dir.display()
+        ),
+    )?;
+    Ok(conf)
+}
+
 /// A flood of keepalived events through the notify FIFO: how long after the flood's last
 /// line the newest state is in force. Each queued event used to cost a transition (~3 ms):
 /// 100,000 of them were applied 296 s late.
@@ -518,15 +525,7 @@ fn fifo_burst(md: &mut String, nat_notify: &Path) -> anyhow::Result<()> {
     lab.veth(&gw, "eth0", &wan, "eth0")?;
     gw.ip(&["addr", "add", "203.0.113.2/24", "dev", "eth0"])?;
     let dir = lab.dir().to_path_buf();
-    let conf = dir.join("hakit.toml");
-    std::fs::write(
-        &conf,
-        format!(
-            "[general]\nruntime_dir = \"{d}/run\"\nsyslog_socket = \"{d}/no.sock\"\n\n[[notify.instance]]\nname = \"VI_1\"\n\
-             interface = \"eth0\"\nfloating_ips = [\"203.0.113.10/32\"]\ngarp_count = 1\n",
-            d = dir.display()
-        ),
-    )?;
+    let conf = notify_conf(&dir, "")?;
     let c = conf.to_string_lossy().to_string();
     let state = dir.join("run/VI_1.state");
     let (mut late, mut flood) = (Vec::new(), Vec::new());
