@@ -1,7 +1,8 @@
 # hakit — keepalived companions for HA NAT gateways.
 #   make demo   a real HA NAT pair in network namespaces fails over, with timings (root)
 #   make test   format, lint, unit, CLI and namespace tests, static build checks, chaos (root)
-#   make chaos  the acceptance scenarios on the NAT pair; target/chaos/chaos.{json,md}
+#   make chaos  the acceptance scenarios on the NAT pair and on the Linode (BGP) labs;
+#               target/chaos/chaos{,-linode,-linode-frr}.{json,md}
 #   make bench  benchmarks; rewrites BENCHMARKS.md
 #   make fuzz   the parser and command-line fuzzers for 15 minutes
 #   make static fully static x86_64 binaries in $(STATIC_DIR)
@@ -100,6 +101,8 @@ demo: deps
 chaos: deps static
 	$(CARGO) build --release --target $(MUSL) -p hakit-lab
 	$(STATIC_DIR)/hakit-chaos --bin-dir $(STATIC_DIR) --out-dir target/chaos
+	$(STATIC_DIR)/hakit-chaos --bin-dir $(STATIC_DIR) --out-dir target/chaos --lab linode
+	$(STATIC_DIR)/hakit-chaos --bin-dir $(STATIC_DIR) --out-dir target/chaos --lab linode-frr
 
 bench: deps static
 	$(CARGO) build --release -p hakit-lab

@@ -7,7 +7,8 @@ set -euo pipefail
 pkgs=(keepalived nftables conntrack conntrackd tcpdump iproute2 iputils-arping iputils-ping
       procps musl-tools file curl time openssl prometheus
       man-db zsh fish lintian    # readers of the man pages, completions and package in tests
-      systemd-container debootstrap)   # the systemd lab: Debian 12 containers, real systemd
+      systemd-container debootstrap    # the systemd lab: Debian 12 containers, real systemd
+      frr gobgpd)                      # the Linode lab: a real route server and lelastic's GoBGP
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -13,7 +13,12 @@ use hakit_core::{
 use hakit_fip::model::{Mode, Partial, Refused};
 
 fn run(cli: Cli) -> anyhow::Result<Exit> {
-    let file: FipFile = cli.common.init(IDENT)?;
+    let file: FipFile<hakit_bgp::Config> = cli.common.init(IDENT)?;
+    let speaker = if file.bgp == hakit_bgp::Config::default() {
+        None
+    } else {
+        Some(hakit_bgp::Speaker::new(&file.bgp).map_err(usage_error)?)
+    };
     // Layers: flag or env (clap), then the [fip] table, then the library's defaults.
     let f = file.fip;
     let cfg = Fip {
@@ -50,7 +55,7 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
     } else {
         Mode::Claim
     };
-    let out = hakit_fip::run(&cfg, mode, cli.dry_run, cli.force);
+    let out = hakit_fip::run_with(&cfg, mode, cli.dry_run, cli.force, speaker.as_ref());
     let out = match out {
         Ok(o) => o,
         Err(e) if e.downcast_ref::<Refused>().is_some() => {
@@ -75,9 +80,12 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
     let ip = out.ip.map_or("the IP".to_string(), |i| i.to_string());
     if mode == Mode::Check {
         log::info!(
-            "{ip}: {} by this node ({})",
+            "{ip}: {} by this node ({}){}",
             if out.owned { "owned" } else { "NOT owned" },
-            out.this_node
+            out.this_node,
+            out.announced
+                .as_deref()
+                .map_or(String::new(), |a| format!("; announced {a}"))
         );
         return Ok(if out.owned { Exit::Ok } else { Exit::Failed });
     }

@@ -132,7 +132,7 @@ fn adhoc(cmd: Cmd) -> Result<Probe, Exit> {
 }
 
 fn run(cli: Cli) -> anyhow::Result<Exit> {
-    let file: CheckFile = cli.common.init(IDENT)?;
+    let file: CheckFile<hakit_bgp::Config> = cli.common.init(IDENT)?;
     let c = file.check;
     let interval = pick(cli.interval, c.interval, HDuration(DEFAULT_INTERVAL)).get();
     let deadline = pick(cli.deadline, c.deadline, HDuration(interval * 4 / 5)).get();
@@ -208,7 +208,22 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
         file.general.runtime_dir,
         PathBuf::from(DEFAULT_DIR),
     );
+    let bgp = if file.bgp == hakit_bgp::Config::default() {
+        None
+    } else {
+        Some(hakit_bgp::Speaker::new(&file.bgp).map_err(usage_error)?)
+    };
+    if bgp.is_none()
+        && checked
+            .iter()
+            .any(|c| matches!(c.spec, probe::Spec::Bgp { .. }))
+    {
+        return Err(usage_error(
+            "a bgp probe needs a [bgp] table (speaker, prefixes)",
+        ));
+    }
     let tools = Tools {
+        bgp,
         fip: file.fip.provider.is_some().then_some(file.fip),
         cache_dir: rt.clone(),
         ..Tools::default()

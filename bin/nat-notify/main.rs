@@ -71,8 +71,13 @@ impl InstanceArgs {
 }
 
 fn run(cli: Cli) -> anyhow::Result<Exit> {
-    let file: NotifyFile = cli.common.init(IDENT)?;
+    let file: NotifyFile<hakit_bgp::Config> = cli.common.init(IDENT)?;
     let (g, n, fip) = (file.general, file.notify, file.fip);
+    let bgp = if file.bgp == hakit_bgp::Config::default() {
+        None
+    } else {
+        Some(hakit_bgp::Speaker::new(&file.bgp).map_err(usage_error)?)
+    };
     let secs = |d: Option<HDuration>, f: Option<HDuration>, default: u64| {
         pick(d, f, HDuration(Duration::from_secs(default))).get()
     };
@@ -101,6 +106,12 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
     }
     for i in &instances {
         validate::instance(i).map_err(usage_error)?;
+        if i.announce == Some(true) && bgp.is_none() {
+            return Err(usage_error(format!(
+                "instance {}: announce = true needs a [bgp] table (speaker, prefixes)",
+                i.name
+            )));
+        }
         if !i.floating_ips.is_empty() && i.interface.is_none() {
             return Err(usage_error(format!(
                 "instance {}: floating_ips need an interface",
@@ -131,6 +142,7 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
             .keepalived_config
             .unwrap_or_else(|| PathBuf::from("/etc/keepalived/keepalived.conf")),
         fip: fip.provider.is_some().then_some(fip),
+        bgp,
     };
     let (name, state) = match cli.cmd {
         Cmd::Status => return show_status(&settings, &instances, explicit.as_deref(), cli.json),
@@ -161,7 +173,7 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
         return Ok(Exit::Ok);
     };
     let report = if cli.dry_run {
-        engine::dry_run(inst, state)
+        engine::dry_run(inst, state, settings.bgp.as_ref())
     } else {
         create_runtime(&settings.runtime)?;
         app::hook(&settings, &instances, inst, state)?
@@ -257,6 +269,12 @@ fn show_status(
             }
             if let Some(c) = &r.conntrackd {
                 hakit_core::outln!("  conntrackd              {c}");
+            }
+            if let Some(a) = &r.bgp_announcement {
+                hakit_core::outln!("  bgp announcement        {a}");
+            }
+            if let Some(a) = &r.bgp_sessions {
+                hakit_core::outln!("  bgp sessions            {a}");
             }
             for p in &r.problems {
                 hakit_core::outln!("  PROBLEM: {p}");

@@ -25,6 +25,8 @@ pub struct Tools {
     pub drbdadm: String,
     /// The `[fip]` table, for the fip-owner probe.
     pub fip: Option<hakit_core::config::Fip>,
+    /// The `[bgp]` speaker, for the bgp probe.
+    pub bgp: Option<hakit_bgp::Speaker>,
     /// Where the fip-owner probe caches provider answers (the runtime directory).
     pub cache_dir: PathBuf,
     /// `nft -j list ruleset`, listed once per run and shared by every nft-rule probe and
@@ -58,6 +60,7 @@ impl Default for Tools {
             systemctl: "systemctl".into(),
             drbdadm: "drbdadm".into(),
             fip: None,
+            bgp: None,
             cache_dir: PathBuf::from(hakit_core::runtime::DEFAULT_DIR),
             ruleset: Arc::default(),
         }
@@ -124,6 +127,11 @@ pub enum Spec {
         ip: Option<IpAddr>,
         cache: Duration,
     },
+    Bgp {
+        ip: Option<IpAddr>,
+        sessions: Option<usize>,
+        community: Option<hakit_bgp::Community>,
+    },
 }
 
 /// A probe ready to run.
@@ -150,6 +158,7 @@ fn kind_name(k: ProbeKind) -> &'static str {
         ProbeKind::Service => "service",
         ProbeKind::Drbd => "drbd",
         ProbeKind::FipOwner => "fip-owner",
+        ProbeKind::Bgp => "bgp",
     }
 }
 
@@ -182,6 +191,8 @@ fn keys(p: &Probe) -> Vec<&'static str> {
     add(p.connection.is_some(), "connection");
     add(p.disk.is_some(), "disk");
     add(p.cache.is_some(), "cache");
+    add(p.sessions.is_some(), "sessions");
+    add(p.community.is_some(), "community");
     k
 }
 
@@ -199,6 +210,7 @@ fn allowed(kind: ProbeKind) -> &'static [&'static str] {
         ProbeKind::Service => &["unit", "pidfile", "process"],
         ProbeKind::Drbd => &["resource", "role", "connection", "disk"],
         ProbeKind::FipOwner => &["target", "cache"],
+        ProbeKind::Bgp => &["target", "sessions", "community"],
     }
 }
 
@@ -328,6 +340,20 @@ pub fn validate(p: &Probe, default_timeout: Duration) -> Result<Checked, String>
                 },
                 cache: p.cache.map_or(Duration::from_secs(30), |d| d.get()),
             },
+            ProbeKind::Bgp => Spec::Bgp {
+                ip: match &p.target {
+                    Some(t) => Some(
+                        t.parse()
+                            .map_err(|_| format!("bgp probe: target {t:?} is not an IP address"))?,
+                    ),
+                    None => None,
+                },
+                sessions: p.sessions,
+                community: match &p.community {
+                    Some(c) => Some(c.parse().map_err(|e| format!("bgp probe: {e}"))?),
+                    None => None,
+                },
+            },
             ProbeKind::Drbd => Spec::Drbd {
                 resource: need(&p.resource, "resource")?,
                 role: p.role.clone(),
@@ -361,6 +387,7 @@ pub fn validate(p: &Probe, default_timeout: Duration) -> Result<Checked, String>
             .unwrap_or_default(),
         Spec::Drbd { resource, .. } => resource.clone(),
         Spec::FipOwner { ip, .. } => ip.map_or("configured".into(), |i| i.to_string()),
+        Spec::Bgp { ip, .. } => ip.map_or("sessions".into(), |i| i.to_string()),
         Spec::Conntrack { .. } => "usage".into(),
         Spec::Route { prefix, .. } => prefix.to_string(),
         _ => target,
@@ -609,6 +636,11 @@ impl Checked {
                 bail!("no process named {name}")
             }
             Spec::FipOwner { ip, cache } => fip_owner(*ip, *cache, timeout, tools),
+            Spec::Bgp {
+                ip,
+                sessions,
+                community,
+            } => bgp(*ip, *sessions, *community, timeout, tools),
             Spec::Drbd {
                 resource,
                 role,
@@ -714,6 +746,59 @@ fn fip_owner(
     } else {
         bail!("NOT owned: {detail}{src}")
     }
+}
+
+/// The bgp probe: at least `min` sessions established (default all), and `ip`'s prefix
+/// announced with `community` (default: with either role's community).
+fn bgp(
+    ip: Option<IpAddr>,
+    min: Option<usize>,
+    community: Option<hakit_bgp::Community>,
+    timeout: Duration,
+    tools: &Tools,
+) -> anyhow::Result<String> {
+    let mut sp = tools
+        .bgp
+        .clone()
+        .context("the bgp probe needs a [bgp] table")?;
+    sp.timeout = sp.timeout.min(timeout);
+    let sessions = sp.sessions()?;
+    let up = sessions.iter().filter(|s| s.established).count();
+    let need = min.unwrap_or(sessions.len()).max(1);
+    let list = sessions
+        .iter()
+        .map(|s| format!("{} {}", s.peer, s.state))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if up < need {
+        bail!(
+            "{up} of {} session(s) established, {need} needed ({list})",
+            sessions.len()
+        );
+    }
+    let mut out = format!("{up} of {} session(s) established", sessions.len());
+    if let Some(ip) = ip {
+        let prefix = sp
+            .prefixes
+            .iter()
+            .find(|p| p.contains(ip))
+            .with_context(|| format!("[bgp] prefixes do not include {ip}"))?;
+        let seen = sp.read(prefix)?;
+        let ok = match (community, &seen) {
+            (Some(c), hakit_bgp::Seen::Path(cs)) => cs.contains(&c),
+            (None, _) => sp.role_of(&seen).is_some(),
+            _ => false,
+        };
+        let what = sp.describe(&seen);
+        if !ok {
+            bail!(
+                "{prefix} is {what}{}",
+                community.map_or(String::new(), |c| format!(", expected {c}"))
+            );
+        }
+        out.push_str(&format!("; {prefix} {what}"));
+    }
+    Ok(out)
 }
 
 /// An interface's name for messages (its index when the name cannot be read).

@@ -30,7 +30,7 @@ pub const DEFAULT_PATH: &str = "/etc/hakit/hakit.toml";
 /// refused by the binaries that read that table.
 #[derive(Debug, Default, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct File<G = Garp, N = Notify, C = Check, F = Fip> {
+pub struct File<G = Garp, N = Notify, C = Check, F = Fip, B = Skip> {
     #[serde(default)]
     pub general: General,
     #[serde(default)]
@@ -41,6 +41,9 @@ pub struct File<G = Garp, N = Notify, C = Check, F = Fip> {
     pub check: C,
     #[serde(default)]
     pub fip: F,
+    /// `[bgp]`: the local BGP speaker (its type lives in `hakit-bgp`, which owns it).
+    #[serde(default)]
+    pub bgp: B,
 }
 
 /// A table another binary reads: accepted as is, checked by that binary.
@@ -49,19 +52,20 @@ pub type Skip = serde::de::IgnoredAny;
 /// What `garp-burst` reads.
 pub type GarpFile = File<Garp, Skip, Skip, Skip>;
 /// What `nat-notify` reads.
-pub type NotifyFile = File<Skip, Notify, Skip, Fip>;
+pub type NotifyFile<B = Skip> = File<Skip, Notify, Skip, Fip, B>;
 /// What `ha-check` reads.
-pub type CheckFile = File<Skip, Skip, Check, Fip>;
+pub type CheckFile<B = Skip> = File<Skip, Skip, Check, Fip, B>;
 /// What `fip-claim` reads.
-pub type FipFile = File<Skip, Skip, Skip, Fip>;
+pub type FipFile<B = Skip> = File<Skip, Skip, Skip, Fip, B>;
 
 /// A configuration view with the shared `[general]` table.
 pub trait ConfigFile: for<'de> Deserialize<'de> + Default {
     fn general(&self) -> &General;
 }
 
-impl<G, N, C, F> ConfigFile for File<G, N, C, F>
+impl<G, N, C, F, B> ConfigFile for File<G, N, C, F, B>
 where
+    B: for<'de> Deserialize<'de> + Default,
     G: for<'de> Deserialize<'de> + Default,
     N: for<'de> Deserialize<'de> + Default,
     C: for<'de> Deserialize<'de> + Default,
@@ -181,6 +185,8 @@ pub enum ProbeKind {
     Drbd,
     /// This node owns the floating IP at the provider (settings from `[fip]`).
     FipOwner,
+    /// The `[bgp]` speaker has sessions with the route servers and announces the address.
+    Bgp,
 }
 
 /// `[[check.probe]]`: one probe. Which keys apply depends on `kind`; a key that does not
@@ -235,6 +241,11 @@ pub struct Probe {
     /// fip-owner: how long a provider answer is reused (default 30s), so a 1-second
     /// interval does not spend the provider's rate limit.
     pub cache: Option<HDuration>,
+    /// bgp: at least this many sessions established (default: every configured one).
+    pub sessions: Option<usize>,
+    /// bgp: the announcement of `target` must carry this community (default: either
+    /// role's community).
+    pub community: Option<String>,
 }
 
 /// `[notify]`: `nat-notify`, the keepalived notify hook.
@@ -291,6 +302,9 @@ pub struct Instance {
     pub garp_interval: Option<HDuration>,
     /// LAN prefix to SNAT to the first IPv4 floating IP; enables the nftables step.
     pub snat_source: Option<Cidr>,
+    /// The address the LAN is NATed to when nat-notify does not move it (a BGP-announced
+    /// shared IP kept on `lo` of both nodes) [default: the first IPv4 floating IP].
+    pub snat_to: Option<std::net::IpAddr>,
     /// nftables table (family ip) hakit keeps its SNAT chain in.
     pub snat_table: Option<String>,
     /// conntrackd configuration file; enables the conntrackd steps.
@@ -318,6 +332,9 @@ pub struct Instance {
     pub fip_ip: Option<std::net::IpAddr>,
     /// How long the claim is retried (with backoff) before the step fails [default: 5m].
     pub fip_retry_for: Option<HDuration>,
+    /// Set the role of the `[bgp]` speaker's announcement: primary on MASTER, secondary
+    /// on BACKUP (FAULT and STOP as `[bgp]` says), in place.
+    pub announce: Option<bool>,
 }
 
 /// See [`Instance::unit_action`].
@@ -337,6 +354,8 @@ pub enum StepName {
     Address,
     Snat,
     Conntrackd,
+    /// The BGP announcement's role.
+    Bgp,
 }
 
 /// An address with a prefix length, `203.0.113.10/32` or `2001:db8::10/128`; a bare

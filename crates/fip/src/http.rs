@@ -68,6 +68,99 @@ pub fn transient(e: &ureq::Error) -> bool {
     }
 }
 
+/// rustls on *ring* with the AES-GCM cipher suites only (TLS 1.3 and 1.2), X25519 and the
+/// NIST curves, and webpki's signature algorithms, as rustls's own ring provider lists them.
+/// Every provider API (and metadata and probe endpoint worth the name) offers AES-GCM;
+/// leaving ChaCha20-Poly1305 out keeps ~45 KB of code out of each binary's size budget.
+pub fn crypto() -> std::sync::Arc<rustls::crypto::CryptoProvider> {
+    use rustls::{
+        crypto::{ring as r, WebPkiSupportedAlgorithms},
+        SignatureScheme as S,
+    };
+    use webpki::ring as w;
+    static SIG_ALGS: WebPkiSupportedAlgorithms = WebPkiSupportedAlgorithms {
+        all: &[
+            w::ECDSA_P256_SHA256,
+            w::ECDSA_P256_SHA384,
+            w::ECDSA_P384_SHA256,
+            w::ECDSA_P384_SHA384,
+            w::ED25519,
+            w::RSA_PSS_2048_8192_SHA256_LEGACY_KEY,
+            w::RSA_PSS_2048_8192_SHA384_LEGACY_KEY,
+            w::RSA_PSS_2048_8192_SHA512_LEGACY_KEY,
+            w::RSA_PKCS1_2048_8192_SHA256,
+            w::RSA_PKCS1_2048_8192_SHA384,
+            w::RSA_PKCS1_2048_8192_SHA512,
+            w::RSA_PKCS1_2048_8192_SHA256_ABSENT_PARAMS,
+            w::RSA_PKCS1_2048_8192_SHA384_ABSENT_PARAMS,
+            w::RSA_PKCS1_2048_8192_SHA512_ABSENT_PARAMS,
+        ],
+        mapping: &[
+            (
+                S::ECDSA_NISTP384_SHA384,
+                &[w::ECDSA_P384_SHA384, w::ECDSA_P256_SHA384],
+            ),
+            (
+                S::ECDSA_NISTP256_SHA256,
+                &[w::ECDSA_P256_SHA256, w::ECDSA_P384_SHA256],
+            ),
+            (S::ED25519, &[w::ED25519]),
+            (S::RSA_PSS_SHA512, &[w::RSA_PSS_2048_8192_SHA512_LEGACY_KEY]),
+            (S::RSA_PSS_SHA384, &[w::RSA_PSS_2048_8192_SHA384_LEGACY_KEY]),
+            (S::RSA_PSS_SHA256, &[w::RSA_PSS_2048_8192_SHA256_LEGACY_KEY]),
+            (S::RSA_PKCS1_SHA512, &[w::RSA_PKCS1_2048_8192_SHA512]),
+            (S::RSA_PKCS1_SHA384, &[w::RSA_PKCS1_2048_8192_SHA384]),
+            (S::RSA_PKCS1_SHA256, &[w::RSA_PKCS1_2048_8192_SHA256]),
+        ],
+    };
+    std::sync::Arc::new(rustls::crypto::CryptoProvider {
+        cipher_suites: vec![
+            r::cipher_suite::TLS13_AES_256_GCM_SHA384,
+            r::cipher_suite::TLS13_AES_128_GCM_SHA256,
+            r::cipher_suite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+            r::cipher_suite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+            r::cipher_suite::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+            r::cipher_suite::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+        ],
+        kx_groups: vec![
+            r::kx_group::X25519,
+            r::kx_group::SECP256R1,
+            r::kx_group::SECP384R1,
+        ],
+        signature_verification_algorithms: SIG_ALGS,
+        secure_random: &SystemRandom,
+        key_provider: &NoClientKeys,
+    })
+}
+
+/// The operating system's randomness, through *ring*.
+#[derive(Debug)]
+struct SystemRandom;
+
+impl rustls::crypto::SecureRandom for SystemRandom {
+    fn fill(&self, buf: &mut [u8]) -> Result<(), rustls::crypto::GetRandomFailed> {
+        use ring::rand::SecureRandom;
+        ring::rand::SystemRandom::new()
+            .fill(buf)
+            .map_err(|_| rustls::crypto::GetRandomFailed)
+    }
+}
+
+/// hakit never authenticates with a client certificate.
+#[derive(Debug)]
+struct NoClientKeys;
+
+impl rustls::crypto::KeyProvider for NoClientKeys {
+    fn load_private_key(
+        &self,
+        _key: rustls::pki_types::PrivateKeyDer<'static>,
+    ) -> Result<std::sync::Arc<dyn rustls::sign::SigningKey>, rustls::Error> {
+        Err(rustls::Error::General(
+            "client certificates are not supported".into(),
+        ))
+    }
+}
+
 /// A ureq agent: timeouts, verified TLS, statuses returned rather than raised.
 pub fn agent(
     connect: Duration,
@@ -76,6 +169,7 @@ pub fn agent(
 ) -> anyhow::Result<ureq::Agent> {
     let tls = ureq::tls::TlsConfig::builder()
         .root_certs(root_certs(ca_file)?)
+        .unversioned_rustls_crypto_provider(crypto())
         .build();
     Ok(ureq::Agent::config_builder()
         .timeout_connect(Some(connect))

@@ -33,6 +33,18 @@ pub fn run(
     dry_run: bool,
     force: bool,
 ) -> anyhow::Result<model::Outcome> {
+    run_with(f, mode, dry_run, force, None)
+}
+
+/// [`run`] where a BGP speaker announces the address (Linode with lelastic or FRR): the
+/// check then answers from the speaker's announced role (primary) plus the share set.
+pub fn run_with(
+    f: &Fip,
+    mode: model::Mode,
+    dry_run: bool,
+    force: bool,
+    speaker: Option<&hakit_bgp::Speaker>,
+) -> anyhow::Result<model::Outcome> {
     let provider = f.provider.ok_or_else(|| {
         usage_error("no provider: give --provider (or HAKIT_FIP_PROVIDER, or provider in [fip])")
     })?;
@@ -88,6 +100,7 @@ pub fn run(
                 metadata_url: f.metadata_url.clone(),
                 force,
                 dry_run,
+                speaker: speaker.cloned(),
             },
             mode,
         ),

@@ -31,6 +31,9 @@ pub struct Options {
     pub metadata_url: Option<String>,
     pub force: bool,
     pub dry_run: bool,
+    /// The local BGP speaker announcing the address (lelastic/FRR): `--check` is "this node
+    /// announces it as primary and shares it", not "the API lists it".
+    pub speaker: Option<hakit_bgp::Speaker>,
 }
 
 fn own_id(client: &Client, base: &str) -> anyhow::Result<u64> {
@@ -145,6 +148,27 @@ pub fn run(client: &Client, token: &Token, o: &Options, mode: Mode) -> anyhow::R
         ip,
         me,
     };
+    if let (Mode::Check, Some(sp)) = (mode, &o.speaker) {
+        // IP Sharing only authorises; the route servers follow the announcement. The role
+        // is read first (local, no API): a node that does not announce primary does not
+        // get the traffic, whatever the API says.
+        let prefix = sp
+            .prefixes
+            .iter()
+            .find(|p| p.contains(ip))
+            .with_context(|| format!("linode: [bgp] prefixes do not include {ip}"))?;
+        let seen = sp.read(prefix)?;
+        out.announced = Some(sp.describe(&seen));
+        if !sp.is(&seen, hakit_bgp::Target::Announce(hakit_bgp::Role::Primary)) {
+            out.calls = client.calls();
+            return Ok(out);
+        }
+        let shared = read.shared()?;
+        out.owned = shared.contains(&ip.to_string()) || read.holder()? == Some(me);
+        out.already_converged = out.owned;
+        out.calls = client.calls();
+        return Ok(out);
+    }
     let holder = read.holder()?;
     out.owner_before = holder.map(|h| h.to_string());
     let shared = read.shared()?;

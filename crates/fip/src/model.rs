@@ -64,6 +64,9 @@ pub struct Outcome {
     pub owned: bool,
     /// Nothing needed changing.
     pub already_converged: bool,
+    /// Where a BGP speaker announces the address: its role ("primary (65000:1)").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub announced: Option<String>,
     /// Writes performed (or, with --dry-run, that would be).
     pub changed: Vec<String>,
     /// --dry-run: the exact requests that would be sent, secrets redacted.

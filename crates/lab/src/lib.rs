@@ -16,6 +16,7 @@
 //! Address plan: documentation ranges only (192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24,
 //! 2001:db8::/32).
 
+pub mod bgp;
 pub mod capture;
 pub mod conntrackd;
 pub mod keepalived;

@@ -33,7 +33,7 @@ use nix::{
     unistd::Pid,
 };
 
-use crate::{conntrackd, keepalived, keepalived::Keepalived, wait_until, Lab, Ns};
+use crate::{bgp, conntrackd, keepalived, keepalived::Keepalived, wait_until, Lab, Ns};
 
 pub const VIP: &str = "198.51.100.1";
 pub const FIP: &str = "203.0.113.10";
@@ -67,6 +67,9 @@ pub struct Opts {
     /// The baseline hook instead of nat-notify: conntrack-tools' primary-backup.sh, `ip addr`,
     /// `arping`, `nft` and `curl` against the provider, as keepalived per-state hooks.
     pub shell_hook: bool,
+    /// Linode as it routes: the shared IP on `lo` of both nodes, announced by a BGP speaker
+    /// on each to an FRR route server in `inet` ([`crate::bgp`]); no provider call moves it.
+    pub bgp: Option<bgp::Opts>,
 }
 
 impl Opts {
@@ -79,6 +82,7 @@ impl Opts {
             nopreempt: false,
             external_cache: false,
             shell_hook: false,
+            bgp: None,
         }
     }
 }
@@ -97,6 +101,13 @@ pub struct Node {
     pub keepalived_conf: String,
     pub keepalived: Option<Keepalived>,
     pub conntrackd: conntrackd::Conntrackd,
+    /// BGP mode: the WAN's IPv6 address (the next hop the route server sees), lelastic's
+    /// control script (GoBGP) or the node's FRR.
+    pub wan6: String,
+    /// BGP mode: eth0's link-local address (FRR's speaker sends it as the next hop).
+    pub wan_ll: String,
+    pub speaker_script: Option<PathBuf>,
+    pub frr: Option<bgp::Frr>,
     starts: u32,
     stopping: Option<u32>,
 }
@@ -270,31 +281,48 @@ impl NatLab {
         let control = d.join("cloud");
         fs::create_dir_all(&control)?;
         let cloud_log = d.join("cloud-requests.log");
-        lab.spawn(
-            &cloud,
-            "cloud",
-            &[
-                &fake,
-                &format!("{CLOUD}:8080"),
-                "--provider",
-                "hetzner",
-                "--ip",
-                FIP,
-                "--owner",
-                "1",
-                "--node",
-                "1=203.0.113.2",
-                "--node",
-                "2=203.0.113.3",
-                "--route-ns",
-                &inet.name,
-                "--instant",
-                "--control-dir",
-                &control.to_string_lossy(),
-                "--log",
-                &cloud_log.to_string_lossy(),
-            ],
-        )?;
+        let (control_s, log_s) = (
+            control.to_string_lossy().to_string(),
+            cloud_log.to_string_lossy().to_string(),
+        );
+        let mut cloud_argv = vec![
+            fake.as_str(),
+            "--ip",
+            FIP,
+            "--owner",
+            "1",
+            "--node",
+            "1=203.0.113.2",
+            "--node",
+            "2=203.0.113.3",
+            "--instant",
+            "--control-dir",
+            &control_s,
+            "--log",
+            &log_s,
+        ];
+        let listen = format!("{CLOUD}:8080");
+        cloud_argv.insert(1, &listen);
+        if opts.bgp.is_some() {
+            // Linode: the API only authorises (IP Sharing); the route server routes.
+            cloud_argv.extend(["--provider", "linode"]);
+        } else {
+            cloud_argv.extend(["--provider", "hetzner", "--route-ns", &inet.name]);
+        }
+        lab.spawn(&cloud, "cloud", &cloud_argv)?;
+        if let Some(b) = opts.bgp {
+            inet.ip(&[
+                "addr",
+                "add",
+                &format!("{}/64", bgp::RS),
+                "dev",
+                "eth0",
+                "nodad",
+            ])?;
+            let conf = bgp::route_server_conf(FIP, &["2001:db8:ff::2", "2001:db8:ff::3"]);
+            bgp::start_frr(&mut lab, &inet, "rs", &conf, 179)?;
+            let _ = b;
+        }
         lab.spawn(&inet, "server", &[&traffic, "server", SERVER])?;
 
         let sysctl = d.join("hakit-sysctl.conf");
@@ -318,6 +346,44 @@ impl NatLab {
             ns.ip(&["addr", "add", &format!("192.0.2.{id}/24"), "dev", "sync0"])?;
             ns.ip(&["route", "add", "default", "via", SERVER])?;
             crate::run_ok(&mut ns.command(&["sysctl", "-q", "-p", &sysctl.to_string_lossy()]))?;
+            let wan6 = format!("2001:db8:ff::{host}");
+            let (mut speaker_script, mut frr) = (None, None);
+            if let Some(b) = opts.bgp {
+                // The route server's FRR sends router advertisements (extended next hop):
+                // the gateway keeps the one static address the route server peers with.
+                crate::run_ok(&mut ns.command(&[
+                    "sysctl",
+                    "-q",
+                    "-w",
+                    "net.ipv6.conf.eth0.autoconf=0",
+                    "net.ipv6.conf.eth0.accept_ra=0",
+                    // A static address survives a link bounce, as networkd restores it.
+                    "net.ipv6.conf.eth0.keep_addr_on_down=1",
+                ]))?;
+                ns.ip(&["addr", "add", &format!("{wan6}/64"), "dev", "eth0", "nodad"])?;
+                // The shared IP lives on lo of both nodes, as Linode documents.
+                ns.ip(&["addr", "add", &format!("{FIP}/32"), "dev", "lo"])?;
+                match b.speaker {
+                    bgp::Speaker::Gobgp => {
+                        let sc = bgp::lelastic_script(&d, &role, FIP)?;
+                        let first = match b.method {
+                            bgp::Method::RestartOnMaster if id == 1 => "primary",
+                            _ => "secondary",
+                        };
+                        crate::run_ok(&mut ns.command(&[&sc.to_string_lossy(), "start", first]))?;
+                        speaker_script = Some(sc);
+                    }
+                    bgp::Speaker::Frr => {
+                        frr = Some(bgp::start_frr(
+                            &mut lab,
+                            ns,
+                            &role,
+                            &bgp::frr_gateway_conf(&wan, FIP),
+                            0,
+                        )?);
+                    }
+                }
+            }
             let rules = crate::nftables_ruleset(&[
                 ("WAN_IF", "eth0"),
                 ("LAN_IF", "eth1"),
@@ -352,6 +418,50 @@ impl NatLab {
             let token = d.join(format!("{role}.token"));
             fs::write(&token, "fake-token\n")?;
             fs::set_permissions(&token, fs::Permissions::from_mode(0o600))?;
+            let (instance, fip) = match opts.bgp {
+                None => (
+                    format!(
+                        r#"floating_ips = ["{FIP}/32"]
+garp_count = 2
+garp_interval = "20ms"
+fip_claim = true
+fip_retry_for = "60s"
+"#
+                    ),
+                    format!(
+                        r#"provider = "hetzner"
+endpoint_url = "http://{CLOUD}:8080/v1""#
+                    ),
+                ),
+                Some(b) => {
+                    let script = speaker_script
+                        .as_ref()
+                        .map_or(String::new(), |p| p.display().to_string());
+                    let mine = if id == 1 { "primary" } else { "secondary" };
+                    let announce = match b.method {
+                        bgp::Method::InPlace => "announce = true\n".to_string(),
+                        bgp::Method::RestartOnMaster => format!(
+                            "up = [[\"{script}\", \"restart\", \"{mine}\"]]\ndown = [[\"{script}\", \"stop\"]]\n"
+                        ),
+                        bgp::Method::RestartSwapped => format!(
+                            "up = [[\"{script}\", \"restart\", \"primary\"]]\ndown = [[\"{script}\", \"restart\", \"secondary\"]]\n"
+                        ),
+                    };
+                    let speaker = match (b.speaker, &frr) {
+                        (bgp::Speaker::Frr, Some(f)) => format!(
+                            "speaker = \"frr\"\nfrr_asn = 65001\nfrr_vty_socket = \"{}\"\n",
+                            f.dir.display()
+                        ),
+                        _ => "speaker = \"gobgp\"\n".to_string(),
+                    };
+                    (
+                        format!("snat_to = \"{FIP}\"\n{announce}"),
+                        format!(
+                            "provider = \"linode\"\nendpoint_url = \"http://{CLOUD}:8080/v4\"\n\n[bgp]\n{speaker}prefixes = [\"{FIP}/32\"]"
+                        ),
+                    )
+                }
+            };
             fs::write(
                 &config,
                 format!(
@@ -365,25 +475,19 @@ command_timeout = "5s"
 [[notify.instance]]
 name = "VI_1"
 interface = "eth0"
-floating_ips = ["{FIP}/32"]
 vrrp_vips = ["{VIP}"]
 snat_source = "198.51.100.0/24"
 conntrackd_config = "{ctd}"
-garp_count = 2
-garp_interval = "20ms"
-fip_claim = true
-fip_retry_for = "60s"
-
+{instance}
 [fip]
-provider = "hetzner"
 ip = "{FIP}"
 instance_id = "{id}"
 peers = ["{other}"]
-endpoint_url = "http://{CLOUD}:8080/v1"
 metadata_url = "http://{CLOUD}:8080"
 token_file = "{token}"
 timeout = "1s"
 deadline = "3s"
+{fip}
 
 [check]
 deadline = "150ms"
@@ -460,6 +564,14 @@ interface = "eth0"
                 keepalived_conf: kconf,
                 keepalived: None,
                 conntrackd: ctd,
+                wan_ll: if opts.bgp.is_some() {
+                    bgp::link_local(ns, "eth0")
+                } else {
+                    String::new()
+                },
+                wan6,
+                speaker_script,
+                frr,
                 starts: 0,
                 stopping: None,
             });
@@ -479,6 +591,12 @@ interface = "eth0"
             nat.owner().is_some()
         })
         .context("the fake provider did not start")?;
+        if nat.opts.bgp.is_some() {
+            // GoBGP waits 5-9 s before its first connect.
+            for i in 0..2 {
+                nat.wait_session(i, Duration::from_secs(30))?;
+            }
+        }
         nat.start_keepalived(0)?;
         nat.start_keepalived(1)?;
         if let Err(e) = nat.wait_converged(0, Duration::from_secs(20)) {
@@ -517,10 +635,21 @@ interface = "eth0"
 
     /// A crash of node `i`: SIGKILL to both keepalived processes, every link down.
     pub fn crash(&mut self, i: usize) -> anyhow::Result<()> {
+        if self.opts.bgp.is_some() {
+            // Power lost: the links go first, so the dying speaker's kernel cannot send a
+            // FIN that would tell the route server at once.
+            for l in ["eth0", "eth1", "sync0"] {
+                self.nodes[i].ns.ip(&["link", "set", l, "down"])?;
+            }
+        }
         if let Some(k) = self.nodes[i].keepalived.take() {
             k.crash();
             self.lab
                 .signal_and_wait(k.pid, Signal::SIGKILL, Duration::from_secs(5));
+        }
+        if self.opts.bgp.is_some() {
+            self.kill_speaker(i);
+            return Ok(());
         }
         for l in ["eth0", "eth1", "sync0"] {
             self.nodes[i].ns.ip(&["link", "set", l, "down"])?;
@@ -595,6 +724,9 @@ interface = "eth0"
     /// [`NatLab::converged`]; with `peer_alive` false the other node (crashed, its links
     /// down) is not looked at.
     pub fn converged_peer(&self, i: usize, peer_alive: bool) -> anyhow::Result<()> {
+        if let Some(b) = self.opts.bgp {
+            return self.converged_bgp(i, peer_alive, b);
+        }
         let n = &self.nodes[i];
         let o = &self.nodes[1 - i];
         let mut missing = Vec::new();
@@ -632,6 +764,133 @@ interface = "eth0"
         } else {
             bail!("{}", missing.join("; "))
         }
+    }
+
+    /// BGP mode: keepalived's VIP on `i` only, the route server routing the shared IP to
+    /// `i`, its SNAT rule and recorded MASTER, and (hakit's in-place method) `i` announcing
+    /// primary while the other does not.
+    fn converged_bgp(&self, i: usize, peer_alive: bool, b: bgp::Opts) -> anyhow::Result<()> {
+        let n = &self.nodes[i];
+        let o = &self.nodes[1 - i];
+        let mut missing = Vec::new();
+        if !n.has_vip() {
+            missing.push(format!("VIP not on {}", n.role));
+        }
+        if peer_alive && o.has_vip() {
+            missing.push(format!("VIP still on {}", o.role));
+        }
+        let via = bgp::routed_via(&self.inet, FIP);
+        if via.as_deref() != Some(n.wan6.as_str()) && via.as_deref() != Some(n.wan_ll.as_str()) {
+            missing.push(format!(
+                "route server routes {FIP} via {via:?}, not {} or {}",
+                n.wan6, n.wan_ll
+            ));
+        }
+        if !n.snat() {
+            missing.push(format!("no SNAT rule on {}", n.role));
+        }
+        let r = n.recorded();
+        if r["state"] != "MASTER" || r["converged"] != true || r["conntrackd"] != "primary" {
+            missing.push(format!("{} recorded {r}", n.role));
+        }
+        if b.method == bgp::Method::InPlace {
+            let mine = self.announced(i);
+            if mine != "primary" {
+                missing.push(format!("{} announces {mine}", n.role));
+            }
+            if peer_alive {
+                let theirs = self.announced(1 - i);
+                if theirs == "primary" {
+                    missing.push(format!("{} announces {theirs}", o.role));
+                }
+            }
+        }
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            bail!("{}", missing.join("; "))
+        }
+    }
+
+    /// BGP mode: the role node `i`'s speaker announces the shared IP with.
+    pub fn announced(&self, i: usize) -> String {
+        let n = &self.nodes[i];
+        match self.opts.bgp {
+            Some(b) => bgp::announced(&n.ns, b.speaker, n.frr.as_ref(), &format!("{FIP}/32")),
+            None => "not in BGP mode".into(),
+        }
+    }
+
+    /// BGP mode: kills node `i`'s speaker (SIGKILL: no NOTIFICATION reaches the route
+    /// server, which keeps the path until its hold timer expires).
+    pub fn kill_speaker(&mut self, i: usize) {
+        let n = &self.nodes[i];
+        let pidfiles: Vec<PathBuf> = match (&n.speaker_script, &n.frr) {
+            (Some(_), _) => vec![self.lab.dir().join(format!("{}-gobgpd.pid", n.role))],
+            (_, Some(f)) => vec![f.dir.join("bgpd.pid"), f.dir.join("zebra.pid")],
+            _ => Vec::new(),
+        };
+        for p in pidfiles {
+            if let Some(pid) = fs::read_to_string(&p)
+                .ok()
+                .and_then(|t| t.trim().parse::<i32>().ok())
+            {
+                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+                let proc = PathBuf::from(format!("/proc/{pid}"));
+                wait_until(Duration::from_secs(5), Duration::from_millis(5), || {
+                    fs::read_to_string(proc.join("stat")).map_or(true, |s| s.contains(") Z "))
+                });
+            }
+        }
+    }
+
+    /// BGP mode: starts node `i`'s speaker again (lelastic as secondary, or FRR with its
+    /// configuration), as a reboot would.
+    pub fn start_speaker(&mut self, i: usize, role: &str) -> anyhow::Result<()> {
+        let n = &self.nodes[i];
+        if let Some(sc) = &n.speaker_script {
+            crate::run_ok(&mut n.ns.command(&[&sc.to_string_lossy(), "restart", role]))?;
+        } else if n.frr.is_some() {
+            // systemctl restart frr: the running configuration (the role set through
+            // vtysh) is lost; frr.conf's (secondary) comes back.
+            self.kill_speaker(i);
+            let n = &self.nodes[i];
+            let (ns, r, wan) = (n.ns.clone(), n.role.clone(), n.wan.clone());
+            let f = bgp::start_frr(&mut self.lab, &ns, &r, &bgp::frr_gateway_conf(&wan, FIP), 0)?;
+            self.nodes[i].frr = Some(f);
+        }
+        Ok(())
+    }
+
+    /// Waits until node `i`'s speaker has a session established with the route server.
+    pub fn wait_session(&self, i: usize, timeout: Duration) -> anyhow::Result<()> {
+        let n = &self.nodes[i];
+        wait_until(timeout, Duration::from_millis(100), || {
+            let out = match &n.frr {
+                Some(f) => f.vtysh(&n.ns, &["show bgp neighbors json"]).ok(),
+                None => crate::run(
+                    &mut n.ns.command(&["gobgp", "neighbor", "-j"]),
+                    Duration::from_secs(5),
+                )
+                .ok()
+                .map(|o| String::from_utf8_lossy(&o.stdout).to_string()),
+            };
+            out.is_some_and(|o| {
+                let s = if n.frr.is_some() {
+                    hakit_bgp::parse_frr_neighbors(&o)
+                } else {
+                    hakit_bgp::parse_gobgp_neighbors(&o)
+                };
+                s.is_ok_and(|s| s.iter().any(|s| s.established))
+            })
+        })
+        .map(|_| ())
+        .with_context(|| {
+            format!(
+                "{}'s speaker has no established session after {timeout:?}",
+                n.role
+            )
+        })
     }
 
     /// Waits until node `i` is the converged MASTER.

@@ -46,6 +46,7 @@ use std::{
 };
 
 use anyhow::{anyhow, bail, Context};
+use hakit_bgp::{Demote, Role, Speaker, Target};
 use hakit_core::{
     config::{Cidr, Instance, StepName, UnitAction},
     exec,
@@ -82,6 +83,8 @@ pub struct Settings {
     pub keepalived_config: PathBuf,
     /// The `[fip]` table, for the provider-claim step.
     pub fip: Option<hakit_core::config::Fip>,
+    /// The `[bgp]` speaker, for the announcement step.
+    pub bgp: Option<hakit_bgp::Speaker>,
 }
 
 /// The steps, in the order they can appear.
@@ -93,6 +96,7 @@ pub enum Step {
     SnatEnsure,
     ConntrackdPrimary,
     Fip,
+    Announce,
     UnitsUp,
     CommandsUp,
     CommandsDown,
@@ -112,6 +116,7 @@ impl Step {
             Step::SnatEnsure => "snat_ensure",
             Step::ConntrackdPrimary => "conntrackd_primary",
             Step::Fip => "fip_claim",
+            Step::Announce => "bgp_announce",
             Step::UnitsUp => "units_up",
             Step::CommandsUp => "commands_up",
             Step::CommandsDown => "commands_down",
@@ -129,6 +134,7 @@ impl Step {
             Step::UnitsDown | Step::UnitsUp => StepName::Units,
             Step::AddressRemove | Step::AddressAdd | Step::Garp => StepName::Address,
             Step::SnatRemove | Step::SnatEnsure => StepName::Snat,
+            Step::Announce => StepName::Bgp,
             _ => StepName::Conntrackd,
         }
     }
@@ -150,7 +156,8 @@ impl Serialize for Step {
 /// The steps `state` runs for `inst`.
 pub fn plan(state: State, inst: &Instance) -> Vec<Step> {
     use Step::*;
-    let down = [CommandsDown, UnitsDown, AddressRemove, SnatRemove];
+    // The announcement is demoted first: traffic leaves before the local state goes.
+    let down = [Announce, CommandsDown, UnitsDown, AddressRemove, SnatRemove];
     let only = |allowed: &Option<Vec<StepName>>, steps: Vec<Step>| -> Vec<Step> {
         match allowed {
             Some(a) => steps
@@ -168,13 +175,14 @@ pub fn plan(state: State, inst: &Instance) -> Vec<Step> {
             Fip,
             SnatEnsure,
             ConntrackdPrimary,
+            Announce,
             UnitsUp,
             CommandsUp,
         ],
         State::Backup => [&down[..], &[ConntrackdBackup]].concat(),
         State::Stop => only(&inst.stop_steps, [&down[..], &[ConntrackdBackup]].concat()),
         State::Fault => only(&inst.fault_steps, [&down[..], &[ConntrackdFault]].concat()),
-        State::MasterRxLowerPri => vec![Garp, Fip],
+        State::MasterRxLowerPri => vec![Garp, Fip, Announce],
     }
 }
 
@@ -237,6 +245,8 @@ struct Ctx<'a> {
     force_garp: bool,
     /// A STOP transition: nothing is started (keepalived, and often the node, is going down).
     stopping: bool,
+    /// The state this transition runs.
+    state: State,
     garp_rest: Option<JoinHandle<anyhow::Result<garp::Report>>>,
     /// The provider claim running on its own thread: when it started, where its result
     /// arrives, and the flag that tells it to stop retrying (set when a newer state
@@ -246,12 +256,12 @@ struct Ctx<'a> {
 }
 
 /// Describes what `state` would do, without changing anything.
-pub fn dry_run(inst: &Instance, state: State) -> Report {
+pub fn dry_run(inst: &Instance, state: State, bgp: Option<&Speaker>) -> Report {
     let steps = plan(state, inst)
         .into_iter()
         .map(|step| StepReport {
             step,
-            result: StepResult::Planned(describe(step, inst)),
+            result: StepResult::Planned(describe(step, inst, bgp, state)),
             ms: 0.0,
         })
         .collect();
@@ -275,7 +285,31 @@ fn fips(inst: &Instance) -> String {
         .join(", ")
 }
 
-fn describe(step: Step, i: &Instance) -> String {
+/// The address the LAN is NATed to: `snat_to`, else the first IPv4 floating IP.
+pub fn snat_to(i: &Instance) -> Option<IpAddr> {
+    i.snat_to.or_else(|| {
+        i.floating_ips
+            .iter()
+            .find(|c| c.addr.is_ipv4())
+            .map(|c| c.addr)
+    })
+}
+
+/// What `state` makes of the announcement.
+pub fn announce_target(b: &Speaker, state: State) -> Target {
+    let demote = |d| match d {
+        Demote::Secondary => Target::Announce(Role::Secondary),
+        Demote::Withdraw => Target::Withdraw,
+    };
+    match state {
+        State::Master | State::MasterRxLowerPri => Target::Announce(Role::Primary),
+        State::Backup => Target::Announce(Role::Secondary),
+        State::Fault => demote(b.fault),
+        State::Stop => demote(b.stop),
+    }
+}
+
+fn describe(step: Step, i: &Instance, bgp: Option<&Speaker>, state: State) -> String {
     let dev = i.interface.as_deref().unwrap_or("?");
     let ct = |what: &str| match &i.conntrackd_config {
         Some(c) => format!("conntrackd -C {} {what}", c.display()),
@@ -314,10 +348,7 @@ fn describe(step: Step, i: &Instance) -> String {
                 } else {
                     "remove"
                 },
-                i.floating_ips
-                    .iter()
-                    .find(|c| c.addr.is_ipv4())
-                    .map_or("?".into(), |c| c.addr.to_string())
+                snat_to(i).map_or("?".into(), |a| a.to_string())
             ),
             None => "skip: snat_source not configured".into(),
         },
@@ -326,6 +357,27 @@ fn describe(step: Step, i: &Instance) -> String {
             i.fip_ip.map_or("[fip] ip".to_string(), |a| a.to_string())
         ),
         Step::Fip => "skip: provider claim not configured".into(),
+        Step::Announce if i.announce == Some(true) => match bgp {
+            Some(b) => {
+                let t = announce_target(b, state);
+                format!(
+                    "{} {} {t} on {}",
+                    if t == Target::Withdraw {
+                        "withdraw"
+                    } else {
+                        "announce"
+                    },
+                    b.prefixes
+                        .iter()
+                        .map(Cidr::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    b.kind_name()
+                )
+            }
+            None => "fails: announce is set but there is no [bgp] table".into(),
+        },
+        Step::Announce => "skip: announce not configured".into(),
         Step::UnitsUp => units(match i.unit_action {
             Some(UnitAction::Start) => "start",
             _ => "restart",
@@ -449,6 +501,7 @@ pub fn transition(
         addresses_on: false,
         force_garp: state == State::MasterRxLowerPri,
         stopping: state == State::Stop,
+        state,
         garp_rest: None,
         claim: None,
         superseded,
@@ -640,12 +693,8 @@ fn snat(ctx: &Ctx) -> anyhow::Result<Option<Snat>> {
     let Some(source) = ctx.inst.snat_source else {
         return Ok(None);
     };
-    let to = ctx
-        .inst
-        .floating_ips
-        .iter()
-        .find(|c| c.addr.is_ipv4())
-        .context("snat_source is set but no IPv4 floating IP is configured")?;
+    let to = snat_to(ctx.inst)
+        .context("snat_source is set but neither snat_to nor an IPv4 floating IP is configured")?;
     Ok(Some(Snat {
         nft: ctx.s.nft.clone(),
         table: ctx
@@ -655,7 +704,7 @@ fn snat(ctx: &Ctx) -> anyhow::Result<Option<Snat>> {
             .unwrap_or_else(|| "hakit".into()),
         instance: ctx.inst.name.clone(),
         source,
-        to: to.addr,
+        to,
         oifname: ctx
             .inst
             .interface
@@ -912,10 +961,102 @@ fn run_step(ctx: &mut Ctx, step: Step) -> anyhow::Result<StepResult> {
                 _ => "restart",
             },
         ),
+        Step::Announce => announce(ctx),
         Step::UnitsDown => systemctl(ctx, "stop"),
         Step::CommandsUp => commands(ctx, &ctx.inst.up, true),
         Step::CommandsDown => commands(ctx, &ctx.inst.down, false),
     }
+}
+
+/// How long a speaker started by the announcement step gets to come up and announce what
+/// it was started with, before the step sets the role over it.
+const SPEAKER_START: Duration = Duration::from_secs(10);
+
+/// The announcement step: the `[bgp]` speaker's role for this state, in place (read, write
+/// what differs, read back; never a restart). A speaker that does not answer is said to be
+/// down loudly and started (never on STOP) through its unit; the step then fails until the
+/// speaker has a session to announce on.
+fn announce(ctx: &mut Ctx) -> anyhow::Result<StepResult> {
+    if ctx.inst.announce != Some(true) {
+        return Ok(StepResult::Skipped("announce not configured".into()));
+    }
+    let b = ctx
+        .s
+        .bgp
+        .as_ref()
+        .context("announce is set but the config file has no [bgp] table")?;
+    let target = announce_target(b, ctx.state);
+    let prefixes = b
+        .prefixes
+        .iter()
+        .map(Cidr::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let err = match b.ensure(target) {
+        Ok(a) if a.changed.is_empty() => {
+            return Ok(StepResult::Unchanged(format!(
+                "{prefixes} already {target} on {}",
+                b.kind_name()
+            )))
+        }
+        Ok(a) => {
+            let was = a
+                .changed
+                .iter()
+                .map(|(p, w)| format!("{p} was {w}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            return Ok(StepResult::Changed(format!(
+                "{prefixes} now {target} on {} ({was})",
+                b.kind_name()
+            )));
+        }
+        Err(e) => e,
+    };
+    let Some(unit) = b.unit.as_deref().filter(|_| !ctx.stopping) else {
+        return Err(err);
+    };
+    let active = exec::run(
+        &exec::argv(&[&ctx.s.systemctl, "is-active", "--quiet", unit]),
+        None,
+        ctx.s.command_timeout,
+    )
+    .is_ok_and(|r| r.success());
+    if active {
+        return Err(err);
+    }
+    error!(
+        "{}: the bgp speaker is not running ({unit} inactive; {err:#}): starting it",
+        ctx.inst.name
+    );
+    exec::run_ok_until(
+        &exec::argv(&[&ctx.s.systemctl, "start", unit]),
+        ctx.s.command_timeout,
+        ctx.superseded,
+    )?;
+    // lelastic adds its paths (with the role it was started with) once its API is up:
+    // setting the role before that would be overwritten.
+    let first = b.prefixes[0];
+    let until = Instant::now() + SPEAKER_START;
+    while !matches!(b.read(&first), Ok(hakit_bgp::Seen::Path(_))) && Instant::now() < until {
+        if let Some(why) = (ctx.superseded)() {
+            bail!("superseded while {unit} started: {why}");
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
+    b.ensure(target)
+        .with_context(|| format!("{unit} was started but"))?;
+    let up = b
+        .sessions()
+        .map_or(0, |s| s.iter().filter(|s| s.established).count());
+    if up == 0 {
+        bail!(
+            "{unit} was not running: started it and set {prefixes} {target}; no BGP session is established yet, so nothing is announced"
+        );
+    }
+    Ok(StepResult::Changed(format!(
+        "{unit} was not running: started it; {prefixes} now {target} ({up} session(s) up)"
+    )))
 }
 
 /// Step 4: claim the floating IP at the provider through the fip-claim library, on a thread

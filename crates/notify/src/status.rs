@@ -42,6 +42,10 @@ pub struct InstanceStatus {
     pub vip_also_held_by: Vec<String>,
     /// The node the provider routes the floating IP to (with a provider claim configured).
     pub provider_owner: Option<String>,
+    /// The `[bgp]` speaker's announcement of each prefix (with `announce = true`).
+    pub bgp_announcement: Option<String>,
+    /// Its sessions, "N/M established (peer state, ...)".
+    pub bgp_sessions: Option<String>,
     pub problems: Vec<String>,
 }
 
@@ -125,17 +129,14 @@ pub fn status(s: &Settings, instances: &[Instance]) -> anyhow::Result<Vec<Instan
                 ));
             }
         }
-        let snat_present = match (
-            inst.snat_source,
-            inst.floating_ips.iter().find(|c| c.addr.is_ipv4()),
-        ) {
+        let snat_present = match (inst.snat_source, crate::engine::snat_to(inst)) {
             (Some(source), Some(to)) => {
                 let n = Snat {
                     nft: s.nft.clone(),
                     table: inst.snat_table.clone().unwrap_or_else(|| "hakit".into()),
                     instance: inst.name.clone(),
                     source,
-                    to: to.addr,
+                    to,
                     oifname: inst.interface.clone().unwrap_or_default(),
                     timeout: s.command_timeout,
                 };
@@ -259,7 +260,13 @@ pub fn status(s: &Settings, instances: &[Instance]) -> anyhow::Result<Vec<Instan
                 Err(e) => problems.push(format!("cannot ask the provider who owns {ip}: {e:#}")),
             }
         }
+        let (bgp_announcement, bgp_sessions) = match (inst.announce, &s.bgp) {
+            (Some(true), Some(b)) => bgp_status(b, rec.state, &mut problems),
+            _ => (None, None),
+        };
         out.push(InstanceStatus {
+            bgp_announcement,
+            bgp_sessions,
             vip_also_held_by,
             provider_owner,
             instance: inst.name.clone(),
@@ -276,6 +283,68 @@ pub fn status(s: &Settings, instances: &[Instance]) -> anyhow::Result<Vec<Instan
         });
     }
     Ok(out)
+}
+
+/// The announcement's role against the recorded state: a MASTER must announce primary,
+/// any other state must not; and the speaker must have a session to announce on.
+fn bgp_status(
+    b: &hakit_bgp::Speaker,
+    state: Option<State>,
+    problems: &mut Vec<String>,
+) -> (Option<String>, Option<String>) {
+    let announcement = match b.current() {
+        Ok((role, text)) => {
+            let want = state.map(|st| crate::engine::announce_target(b, st));
+            let primary = hakit_bgp::Target::Announce(hakit_bgp::Role::Primary);
+            match (state, role) {
+                (Some(State::Master), r) if r != Some(primary) => problems.push(format!(
+                    "MASTER but the {} speaker announces {text}: traffic is routed to the peer (or nowhere)",
+                    b.kind_name()
+                )),
+                (Some(st), Some(r)) if st != State::Master && r == primary => problems.push(format!(
+                    "{st} but the {} speaker announces {text}: the route servers send traffic here",
+                    b.kind_name()
+                )),
+                (Some(st), r) if want.is_some() && r != want && st != State::Master => {
+                    problems.push(format!(
+                        "{st} should announce {} but the {} speaker announces {text}",
+                        want.map_or("?".into(), |w| w.to_string()),
+                        b.kind_name()
+                    ))
+                }
+                _ => {}
+            }
+            Some(text)
+        }
+        Err(e) => {
+            problems.push(format!("the bgp speaker does not answer: {e:#}"));
+            None
+        }
+    };
+    let sessions = match b.sessions() {
+        Ok(list) => {
+            let up = list.iter().filter(|s| s.established).count();
+            if up == 0 {
+                problems.push(format!(
+                    "no BGP session established ({} configured): nothing this node announces reaches the route servers",
+                    list.len()
+                ));
+            }
+            let detail = list
+                .iter()
+                .map(|s| format!("{} {}", s.peer, s.state))
+                .collect::<Vec<_>>()
+                .join(", ");
+            Some(format!("{up}/{} established ({detail})", list.len()))
+        }
+        Err(e) => {
+            if announcement.is_some() {
+                problems.push(format!("cannot list the bgp sessions: {e:#}"));
+            }
+            None
+        }
+    };
+    (announcement, sessions)
 }
 
 fn join(ips: &[IpAddr]) -> String {

@@ -119,7 +119,7 @@ fn run() -> anyhow::Result<()> {
             "--only" => {
                 only = Some(
                     args.next()
-                        .context("--only needs garp|notify|fifo|check|fip|failover|soak")?,
+                        .context("--only needs garp|notify|fifo|check|fip|failover|linode|soak")?,
                 )
             }
             "--soak-secs" => {
@@ -129,7 +129,7 @@ fn run() -> anyhow::Result<()> {
                     .context("--soak-secs needs a number of seconds")?
             }
             other => bail!(
-                "unknown argument {other:?} (usage: hakit-bench [--static-dir DIR] [--out FILE] [--only garp|notify|fifo|check|fip|failover|soak] [--soak-secs N])"
+                "unknown argument {other:?} (usage: hakit-bench [--static-dir DIR] [--out FILE] [--only garp|notify|fifo|check|fip|failover|linode|soak] [--soak-secs N])"
             ),
         }
     }
@@ -163,6 +163,9 @@ fn run() -> anyhow::Result<()> {
     }
     if want("failover") {
         failover(&mut md, &static_dir)?;
+    }
+    if want("linode") {
+        linode(&mut md, &static_dir)?;
     }
     if want("soak") {
         soak(&mut md, &static_dir, soak_secs)?;
@@ -1009,6 +1012,88 @@ fn failover(md: &mut String, static_dir: &Path) -> anyhow::Result<()> {
         } else {
             "NOT met"
         }
+    )?;
+    Ok(())
+}
+
+const LINODE_RUNS: usize = 5;
+
+/// Linode's routing (`hakit_lab::bgp`): a graceful failover with the announcement changed
+/// three ways, side by side in one run.
+fn linode(md: &mut String, static_dir: &Path) -> anyhow::Result<()> {
+    use hakit_lab::{
+        bgp::{Method, Opts as BgpOpts, Speaker},
+        nat::{NatLab, Opts},
+    };
+    writeln!(
+        md,
+        "## Linode failover: the announcement in place vs restarting the speaker\n"
+    )?;
+    writeln!(md, "Method: the Linode lab of `make chaos --lab linode`: an FRR route server emulating Linode's (65000:1 over 65000:2 by local preference, the selected path kept between equals), Debian's gobgpd with lelastic's exact configuration on both gateways (the shared IP on `lo`), keepalived and nat-notify as shipped, conntrackd FTFW. Per method {LINODE_RUNS} graceful failovers (SIGTERM to keepalived on the master), each followed by a restore; a 1 ms UDP echo and a TCP stream through the NAT. *In place*: nat-notify's announcement step rewrites the community with the `gobgp` CLI. *Linode guide*: `up`/`down` commands restart lelastic on MASTER and stop it on BACKUP (a configured primary, b secondary). *Seed design*: restart lelastic `-primary` on MASTER, `-secondary` on BACKUP. Converged = keepalived's VIP, nat-notify's state and the route server's kernel route all on the new master. Medians, worst run in brackets.\n")?;
+    writeln!(
+        md,
+        "| method | blackout | converged | probes lost | TCP survived |"
+    )?;
+    writeln!(md, "|---|---|---|---|---|")?;
+    let mut medians = Vec::new();
+    for method in [
+        Method::InPlace,
+        Method::RestartOnMaster,
+        Method::RestartSwapped,
+    ] {
+        let mut opts = Opts::new(static_dir);
+        opts.bgp = Some(BgpOpts {
+            speaker: Speaker::Gobgp,
+            method,
+        });
+        eprintln!("linode bench: {}", method.name());
+        let mut nat = NatLab::up(opts)?;
+        let timeout = Duration::from_secs(40);
+        let mut runs: Vec<(f64, f64, u64, bool)> = Vec::new();
+        for k in 0..LINODE_RUNS {
+            let m = nat.measure(
+                &format!("l{k}"),
+                &["--tcp", "--udp-ms", "1"],
+                1,
+                true,
+                timeout,
+                |n| {
+                    n.stop_keepalived(0);
+                    Ok(())
+                },
+            )?;
+            runs.push((
+                m.blackout_ms(),
+                m.converged_ms().unwrap_or(f64::NAN),
+                m.lost(),
+                m.tcp_ok(),
+            ));
+            nat.start_keepalived(0)?;
+            nat.wait_converged(0, timeout)?;
+        }
+        let col = |f: fn(&(f64, f64, u64, bool)) -> f64| {
+            let mut v: Vec<f64> = runs.iter().map(f).collect();
+            let worst = v.iter().copied().fold(f64::MIN, f64::max);
+            (median(&mut v), worst)
+        };
+        let (bo, bo_w) = col(|r| r.0);
+        let (cv, cv_w) = col(|r| r.1);
+        let (lost, lost_w) = col(|r| r.2 as f64);
+        let ok = runs.iter().filter(|r| r.3).count();
+        writeln!(
+            md,
+            "| {} | {bo:.1} ms ({bo_w:.1}) | {cv:.0} ms ({cv_w:.0}) | {lost:.0} ({lost_w:.0}) | {ok}/{} |",
+            method.name(),
+            runs.len()
+        )?;
+        medians.push(bo);
+        nat.lab.teardown();
+    }
+    writeln!(
+        md,
+        "\nRatios of median blackouts: Linode guide / in place **{:.0}x**, seed design / in place **{:.0}x**. A crash is different: the route server keeps the dead node's path until its hold timer (9 s with lelastic's timers) expires, whatever the survivor does (`make chaos`, chaos-linode.md).\n",
+        medians[1] / medians[0],
+        medians[2] / medians[0]
     )?;
     Ok(())
 }

@@ -3,6 +3,12 @@
 //! directory, prints the table, and exits 1 if any scenario failed (2 on a usage error).
 //!
 //! Usage: hakit-chaos [--bin-dir DIR] [--out-dir DIR] [--only NAME[,NAME...]]
+//!                    [--lab nat|linode|linode-frr]
+//!
+//! `--lab linode` runs Linode's routing for real ([`hakit_lab::bgp`]): an FRR route server,
+//! lelastic's GoBGP configuration on both gateways, hakit rewriting the announcement's
+//! community in place; `linode-frr` the same with FRR as the gateways' speaker. Results go
+//! to `chaos-<lab>.json` and `chaos-<lab>.md` (`chaos.*` for the NAT lab).
 
 use std::{
     fmt::Write as _,
@@ -12,7 +18,10 @@ use std::{
 };
 
 use anyhow::{bail, Context};
-use hakit_lab::nat::{now_unix, Measured, NatLab, Opts};
+use hakit_lab::{
+    bgp,
+    nat::{now_unix, Measured, NatLab, Opts},
+};
 use serde_json::{json, Value};
 
 const A: usize = 0;
@@ -100,8 +109,10 @@ fn run() -> anyhow::Result<bool> {
     let mut bin_dir = PathBuf::from("target/release");
     let mut out_dir = PathBuf::from("target/chaos");
     let mut only: Option<Vec<String>> = None;
+    let mut which = "nat".to_string();
     while let Some(a) = args.next() {
         match a.as_str() {
+            "--lab" => which = args.next().context("--lab needs nat, linode or linode-frr")?,
             "--bin-dir" => bin_dir = args.next().context("--bin-dir needs a path")?.into(),
             "--out-dir" => out_dir = args.next().context("--out-dir needs a path")?.into(),
             "--only" => {
@@ -114,7 +125,7 @@ fn run() -> anyhow::Result<bool> {
                 )
             }
             other => bail!(
-                "unknown argument {other:?} (usage: hakit-chaos [--bin-dir DIR] [--out-dir DIR] [--only NAME,...])"
+                "unknown argument {other:?} (usage: hakit-chaos [--bin-dir DIR] [--out-dir DIR] [--only NAME,...] [--lab nat|linode|linode-frr])"
             ),
         }
     }
@@ -123,6 +134,16 @@ fn run() -> anyhow::Result<bool> {
     }
     let want = |n: &str| only.as_ref().is_none_or(|o| o.iter().any(|x| x == n));
     let started = Instant::now();
+    let speaker = match which.as_str() {
+        "nat" => None,
+        "linode" => Some(bgp::Speaker::Gobgp),
+        "linode-frr" => Some(bgp::Speaker::Frr),
+        other => bail!("--lab {other:?}: expected nat, linode or linode-frr"),
+    };
+    if let Some(speaker) = speaker {
+        let rows = linode(&bin_dir, speaker, &want)?;
+        return write_results(&rows, &out_dir, &format!("chaos-{which}"), started);
+    }
     let opts = Opts::new(&bin_dir);
     println!(
         "hakit chaos: NAT pair in namespaces, VRRP v3 advert_int {} s, preempt_delay {} s, conntrackd FTFW (external cache {})",
@@ -305,15 +326,25 @@ fn run() -> anyhow::Result<bool> {
         rows.push(api_down(&mut nat)?);
     }
 
-    let took = started.elapsed().as_secs_f64();
     nat.lab.teardown();
-    std::fs::create_dir_all(&out_dir)?;
+    write_results(&rows, &out_dir, "chaos", started)
+}
+
+/// Writes `<name>.json` and `<name>.md`, prints the table; whether every row passed.
+fn write_results(
+    rows: &[Row],
+    out_dir: &std::path::Path,
+    name: &str,
+    started: Instant,
+) -> anyhow::Result<bool> {
+    let took = started.elapsed().as_secs_f64();
+    std::fs::create_dir_all(out_dir)?;
     let mut md = String::new();
     writeln!(
         md,
         "| scenario | pass when | measured | result |\n|---|---|---|---|"
     )?;
-    for r in &rows {
+    for r in rows {
         writeln!(
             md,
             "| {} | {} | {} | {} |",
@@ -333,18 +364,296 @@ fn run() -> anyhow::Result<bool> {
         })).collect::<Vec<_>>(),
     });
     std::fs::write(
-        out_dir.join("chaos.json"),
+        out_dir.join(format!("{name}.json")),
         serde_json::to_vec_pretty(&json)?,
     )?;
-    std::fs::write(out_dir.join("chaos.md"), &md)?;
+    std::fs::write(out_dir.join(format!("{name}.md")), &md)?;
     println!("\n{md}");
     println!(
-        "{} of {} scenarios passed in {took:.0} s; results in {}/chaos.json and chaos.md",
+        "{} of {} scenarios passed in {took:.0} s; results in {}/{name}.json and {name}.md",
         rows.iter().filter(|r| r.pass).count(),
         rows.len(),
         out_dir.display()
     );
     Ok(passed)
+}
+
+/// A hakit binary run inside node `i`'s namespace with its config: (exit code, stdout,
+/// stderr).
+fn node_run(
+    nat: &NatLab,
+    i: usize,
+    bin: &str,
+    args: &[&str],
+) -> anyhow::Result<(i32, String, String)> {
+    let n = &nat.nodes[i];
+    let prog = nat.opts.bin_dir.join(bin).to_string_lossy().to_string();
+    let cfg = n.config.to_string_lossy().to_string();
+    let mut argv = vec![prog.as_str(), "--config", cfg.as_str()];
+    argv.extend_from_slice(args);
+    let out = hakit_lab::run(&mut n.ns.command(&argv), Duration::from_secs(30))?;
+    Ok((
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    ))
+}
+
+/// The Linode lab's acceptance scenarios (issue: Linode as it really fails over).
+fn linode(
+    bin_dir: &std::path::Path,
+    speaker: bgp::Speaker,
+    want: &dyn Fn(&str) -> bool,
+) -> anyhow::Result<Vec<Row>> {
+    const BLACKOUT_MS: f64 = 300.0;
+    let mut opts = Opts::new(bin_dir);
+    opts.bgp = Some(bgp::Opts {
+        speaker,
+        method: bgp::Method::InPlace,
+    });
+    let started = Instant::now();
+    let name = match speaker {
+        bgp::Speaker::Gobgp => "lelastic's GoBGP",
+        bgp::Speaker::Frr => "FRR",
+    };
+    println!(
+        "hakit chaos, Linode lab: FRR route server, {name} on both gateways, VRRP v3 advert_int {} s",
+        opts.advert_int
+    );
+    let mut nat = NatLab::up(opts)?;
+    println!(
+        "  lab up in {:.1} s ({}-*)",
+        started.elapsed().as_secs_f64(),
+        nat.lab.prefix()
+    );
+    let mut rows = Vec::new();
+    // IP Sharing is set up once (the union of each Linode's shared set and the IP), then
+    // the API is declared down for the rest of the run: no failover may need it.
+    let mut share = Vec::new();
+    for i in [A, B] {
+        share.push(node_run(&nat, i, "fip-claim", &[])?.0);
+    }
+    nat.api_outage(24.0 * 3600.0)?;
+    let requests_before = nat.cloud_requests().len();
+
+    let long = nat.traffic("long", &["--tcp"])?;
+    thread::sleep(Duration::from_millis(800));
+    let mut spans = Vec::new();
+    let blackout_row = |tag: &'static str, what: &str, f: &Measured, data: Value| {
+        row(
+            tag,
+            &format!("{what}; blackout <= {BLACKOUT_MS} ms"),
+            format!(
+                "converged after {}; blackout {:.1} ms, {} of {} probes lost",
+                ms(f.converged_ms()),
+                f.blackout_ms(),
+                f.lost(),
+                f.sent()
+            ),
+            f.converged.is_ok() && f.blackout_ms() <= BLACKOUT_MS,
+            data,
+        )
+    };
+    if want("soft") {
+        let (f, data) = failover(&mut nat, "soft", B, true, |n| {
+            n.stop_keepalived(A);
+            Ok(())
+        })?;
+        rows.push(blackout_row(
+            "graceful failover (stop keepalived on the master)",
+            "b announces primary, a secondary; the route server routes to b",
+            &f,
+            data,
+        ));
+        spans.push("graceful failover");
+        let (f, data) = failover(&mut nat, "return", A, true, |n| n.start_keepalived(A))?;
+        rows.push(blackout_row(
+            "node returns (keepalived restarted on a)",
+            "a takes the primary role back after preempt_delay",
+            &f,
+            data,
+        ));
+        spans.push("return");
+    }
+    if want("health") {
+        // The path beyond a's upstream breaks: the upstream drops a's health probes (its
+        // BGP session, and so its announcement, stay up).
+        let (f, data) = failover(&mut nat, "health", B, true, |n| {
+            hakit_lab::run_ok(&mut n.inet.command(&[
+                "nft", "add table inet hklab; add chain inet hklab in { type filter hook input priority 0; }; add rule inet hklab in ip saddr 203.0.113.2 icmp type echo-request drop",
+            ]))
+            .map(|_| ())
+        })?;
+        rows.push(blackout_row(
+            "health failover (a's uplink check fails)",
+            "ha-check fails on a, b takes over and announces primary",
+            &f,
+            data,
+        ));
+        spans.push("health failover");
+        hakit_lab::run_ok(&mut nat.inet.command(&["nft", "delete table inet hklab"]))?;
+        nat.wait_converged(A, Duration::from_secs(20))
+            .context("a did not take the primary role back after its uplink check recovered")?;
+    }
+    thread::sleep(Duration::from_millis(500));
+    let l = nat.stop_traffic(long)?;
+    let tcp = &l["tcp"];
+    let same = tcp["alive_at_end"] == true && tcp["connected"] == true;
+    let exact = tcp["first_mismatch_offset"].is_null();
+    rows.push(row(
+        "stateful TCP flow through the NAT",
+        "the same connection continues, byte-exact, across the failovers",
+        format!(
+            "same connection: {}; {} bytes, byte-exact: {}; longest stall {:.0} ms; across: {}",
+            if same { "yes" } else { "no" },
+            tcp["bytes"],
+            if exact { "yes" } else { "no" },
+            tcp["longest_stall_ms"].as_f64().unwrap_or(0.0),
+            spans.join(", ")
+        ),
+        same && exact && tcp["bytes"].as_u64().unwrap_or(0) > 0,
+        json!({"tcp": {"bytes": tcp["bytes"], "error": tcp["error"], "first_mismatch_offset": tcp["first_mismatch_offset"],
+               "longest_stall_ms": tcp["longest_stall_ms"]}, "across": spans}),
+    ));
+    if want("flap") {
+        rows.push(flapping(&mut nat)?);
+        // Back to a for what follows.
+        if nat.wait_converged(A, Duration::from_secs(1)).is_err() {
+            nat.stop_keepalived(B);
+            nat.wait_converged(A, Duration::from_secs(15))?;
+            nat.start_keepalived(B)?;
+        }
+    }
+    if want("speaker") {
+        // lelastic restarted behind hakit's back on the MASTER: it comes back announcing
+        // the role it was started with (secondary).
+        nat.start_speaker(A, "secondary")?;
+        nat.wait_session(A, Duration::from_secs(30))?;
+        thread::sleep(Duration::from_millis(500));
+        let (code, report) = nat.status(A)?;
+        let problems = report["instances"][0]["problems"].to_string();
+        let reported = code == 1 && problems.contains("MASTER but the");
+        // The next transition heals it: a failover to b and back.
+        nat.stop_keepalived(A);
+        let to_b = nat.wait_converged(B, Duration::from_secs(15));
+        nat.start_keepalived(A)?;
+        let back = nat.wait_converged(A, Duration::from_secs(20));
+        let (code_after, _) = nat.status(A)?;
+        rows.push(row(
+            "speaker restarted behind hakit's back (on the master)",
+            "nat-notify status exits 1 naming the role; the next transitions heal it",
+            format!(
+                "status exit {code} ({}); after a failover to b and back: a converged {}, status exit {code_after}",
+                if reported { "reports MASTER announcing secondary" } else { "did not report it" },
+                if back.is_ok() && to_b.is_ok() { "yes" } else { "no" }
+            ),
+            reported && to_b.is_ok() && back.is_ok() && code_after == 0,
+            json!({"status_exit": code, "problems": report["instances"][0]["problems"],
+                   "status_exit_after": code_after,
+                   "error": back.err().or(to_b.err()).map(|e| format!("{e:#}"))}),
+        ));
+    }
+    if want("probe") {
+        // ha-check's bgp probe against the real speaker: lelastic lists two route
+        // servers, one of which never answers.
+        let d = nat.dir().to_path_buf();
+        let n = &nat.nodes[A];
+        let base = std::fs::read_to_string(&n.config)?;
+        let bgp_table = base
+            .split("\n[bgp]\n")
+            .nth(1)
+            .and_then(|t| t.split("\n[").next())
+            .unwrap_or_default()
+            .to_string();
+        let probe = |extra: &str| -> anyhow::Result<(i32, String)> {
+            let path = d.join("probe.toml");
+            std::fs::write(
+                &path,
+                format!("[bgp]\n{bgp_table}\n\n[check]\ndeadline = \"3s\"\n\n[[check.probe]]\nkind = \"bgp\"\ntarget = \"{}\"\n{extra}", hakit_lab::nat::FIP),
+            )?;
+            let prog = nat
+                .opts
+                .bin_dir
+                .join("ha-check")
+                .to_string_lossy()
+                .to_string();
+            let p = path.to_string_lossy().to_string();
+            let out = hakit_lab::run(
+                &mut n.ns.command(&[&prog, "--config", &p, "--json"]),
+                Duration::from_secs(20),
+            )?;
+            Ok((
+                out.status.code().unwrap_or(-1),
+                String::from_utf8_lossy(&out.stdout).to_string()
+                    + &String::from_utf8_lossy(&out.stderr),
+            ))
+        };
+        let (one, one_out) = probe("sessions = 1\ncommunity = \"65000:1\"\n")?;
+        let (all, all_out) = match speaker {
+            bgp::Speaker::Gobgp => probe("")?,
+            // FRR's gateway lists one route server only: ask for a second that is not there.
+            bgp::Speaker::Frr => probe("sessions = 2\n")?,
+        };
+        let (wrong, wrong_out) = probe("community = \"65000:2\"\n")?;
+        let pass = one == 0 && all == 1 && all_out.contains("1 of") && wrong == 1;
+        rows.push(row(
+            "ha-check bgp probe against the speaker",
+            "passes with 1 session needed and the primary community; fails when more sessions or another community are required",
+            format!("exit {one} (1 session, 65000:1), {all} (more sessions than established), {wrong} (65000:2 expected)"),
+            pass,
+            json!({"one": one_out, "all": all_out, "wrong": wrong_out}),
+        ));
+    }
+    if want("crash") {
+        let (f, data) = nat.measure(
+            "crash",
+            &["--udp-ms", "1"],
+            B,
+            false,
+            Duration::from_secs(25),
+            |n| n.crash(A),
+        ).map(|m| {
+            let d = json!({"converged_ms": m.converged_ms(), "error": m.converged.as_ref().err(),
+                "probe": {"sent": m.report["udp_1ms"]["sent"], "lost": m.report["udp_1ms"]["lost"], "blackout_ms": m.report["udp_1ms"]["blackout_ms"]}});
+            (m, d)
+        })?;
+        let bound = (bgp::HOLD_S + 1.0) * 1000.0;
+        rows.push(row(
+            "crash of the master (SIGKILL keepalived and the speaker, links down)",
+            &format!("b takes over; the route server drops a's path at its hold timer: blackout <= hold time + 1 s ({bound:.0} ms)"),
+            format!(
+                "converged after {}; blackout {:.0} ms (the hold-timer bound: nothing b does can shorten it)",
+                ms(f.converged_ms()),
+                f.blackout_ms()
+            ),
+            f.converged.is_ok() && f.blackout_ms() <= bound,
+            data,
+        ));
+        nat.links_up(A)?;
+        nat.start_speaker(A, "secondary")?;
+        nat.start_keepalived(A)?;
+        nat.wait_converged(A, Duration::from_secs(40))
+            .context("a did not return after the crash")?;
+    }
+    // IP Sharing was set up once; no failover made a single API request.
+    let during = nat.cloud_requests().len() - requests_before;
+    std::fs::remove_file(nat.dir().join("cloud").join("outage_until"))?;
+    let check: Vec<i32> = [A, B]
+        .iter()
+        .map(|&i| node_run(&nat, i, "fip-claim", &["--check"]).map_or(-1, |r| r.0))
+        .collect();
+    rows.push(row(
+        "provider API down for the whole run",
+        "no failover makes an API request; IP Sharing set once; fip-claim --check is 0 on the MASTER only",
+        format!(
+            "share set-up exit {share:?}; {during} API requests during the failovers; fip-claim --check: a {}, b {}",
+            check[0], check[1]
+        ),
+        share == [0, 0] && during == 0 && check == [0, 1],
+        json!({"share_exit": share, "requests_during": during, "check_exit": check}),
+    ));
+    nat.lab.teardown();
+    Ok(rows)
 }
 
 /// Several forced transitions within a second: a's VRRP link flaps six times, 150 ms apart.
