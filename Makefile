@@ -1,5 +1,6 @@
 # hakit — keepalived companions for HA NAT gateways.
 #   make demo   a real HA NAT pair in network namespaces fails over, with timings (root)
+#   make demo-linode  the same, routed as on Linode: lelastic's GoBGP, an FRR route server
 #   make test   format, lint, unit, CLI and namespace tests, static build checks, chaos (root)
 #   make chaos  the acceptance scenarios on the NAT pair and on the Linode (BGP) labs;
 #               target/chaos/chaos{,-linode,-linode-frr}.{json,md}
@@ -24,7 +25,7 @@ export CC_x86_64_unknown_linux_musl ?= musl-gcc
 # Rust needs ~/.cargo/bin; a root shell from sudo may not have it.
 export PATH := $(HOME)/.cargo/bin:$(PATH):/usr/sbin:/sbin
 
-.PHONY: all deps build static docs install deb package syslab examples validate unit test fuzz demo chaos bench lab-clean clean
+.PHONY: all deps build static docs install deb package syslab examples validate unit test fuzz demo demo-linode chaos bench lab-clean clean
 
 all: build
 
@@ -95,6 +96,11 @@ fuzz: deps
 demo: deps
 	$(CARGO) build --release --bins -p hakit -p hakit-lab
 	target/release/hakit-demo --bin-dir target/release --out-dir target/demo
+
+# The same pair routed as Linode routes it: lelastic's GoBGP, an FRR route server (BGP).
+demo-linode: deps
+	$(CARGO) build --release --bins -p hakit -p hakit-lab
+	target/release/hakit-demo --bin-dir target/release --out-dir target/demo-linode --linode
 
 # The acceptance scenarios run the shipped static binaries; the lab's own tools are
 # built for the same target so the release dependencies are compiled once.

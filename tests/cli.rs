@@ -460,3 +460,85 @@ fn fip_claim_refuses_a_useless_ca_file_and_a_malformed_token() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A config file in a fresh directory, with the runtime directory beside it.
+fn bgp_config(tag: &str, body: &str) -> (std::path::PathBuf, String) {
+    let dir = std::env::temp_dir().join(format!("hakit-cli-bgp-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let conf = dir.join("hakit.toml");
+    std::fs::write(
+        &conf,
+        format!(
+            "[general]\nruntime_dir = \"{}\"\n\n[[notify.instance]]\nname = \"VI_1\"\nannounce = true\n\n{body}",
+            dir.join("run").display()
+        ),
+    )
+    .unwrap();
+    (dir, conf.to_string_lossy().to_string())
+}
+
+#[test]
+fn bad_bgp_tables_are_usage_errors() {
+    for (tag, body, want) in [
+        ("kind", "[bgp]\nspeaker = \"bird\"\nprefixes = [\"203.0.113.10/32\"]\n", "unknown variant `bird`"),
+        ("none", "", "announce = true needs a [bgp] table"),
+        ("asn", "[bgp]\nspeaker = \"frr\"\nprefixes = [\"203.0.113.10/32\"]\n", "frr_asn is required"),
+        ("comm", "[bgp]\nspeaker = \"gobgp\"\nprefixes = [\"203.0.113.10/32\"]\nprimary = \"65000:70000\"\n", "invalid community"),
+        ("host", "[bgp]\nspeaker = \"gobgp\"\nprefixes = [\"203.0.113.10/24\"]\n", "host bits"),
+    ] {
+        let (dir, conf) = bgp_config(tag, body);
+        let out = run_host("nat-notify", &["--config", &conf, "INSTANCE", "VI_1", "MASTER", "100"], &[]);
+        assert_eq!(out.status.code(), Some(2), "{tag}: {}", stderr(&out));
+        assert!(stderr(&out).contains(want), "{tag}: {}", stderr(&out));
+        assert_eq!(stderr(&out).lines().count(), 1, "{tag}: one line: {}", stderr(&out));
+        // Nothing was started: the runtime directory was never created.
+        assert!(!dir.join("run").exists(), "{tag}: runtime dir created");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+#[test]
+fn an_unreachable_speaker_fails_the_announcement_step() {
+    for (tag, body, want) in [
+        (
+            "gobgp",
+            "[bgp]\nspeaker = \"gobgp\"\nprefixes = [\"203.0.113.10/32\"]\ngobgp_api = \"127.0.0.1:9\"\n",
+            "GoBGP API 127.0.0.1:9",
+        ),
+        (
+            "frr",
+            "[bgp]\nspeaker = \"frr\"\nfrr_asn = 65001\nprefixes = [\"203.0.113.10/32\"]\nfrr_vty_socket = \"@DIR@\"\n",
+            "failed to connect to any daemons",
+        ),
+    ] {
+        let prog = if tag == "frr" { "vtysh" } else { "gobgp" };
+        if hakit_lab::which(prog).is_none() {
+            hakit_lab::skip("an_unreachable_speaker_fails_the_announcement_step", &format!("{prog} is not installed (make deps)"));
+            continue;
+        }
+        let (dir, conf) = bgp_config(tag, "");
+        let body = body.replace("@DIR@", &dir.join("vty").display().to_string());
+        std::fs::create_dir_all(dir.join("vty")).unwrap();
+        let text = std::fs::read_to_string(&conf).unwrap() + &body;
+        std::fs::write(&conf, text).unwrap();
+        let out = run_host("nat-notify", &["--config", &conf, "--json", "INSTANCE", "VI_1", "MASTER", "100"], &[]);
+        assert_eq!(out.status.code(), Some(1), "{tag}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert!(err.contains("bgp_announce failed") && err.contains(want), "{tag}: {err}");
+        let report: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+        let step = report["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["step"] == "bgp_announce")
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(step["result"], "failed", "{tag}: {report}");
+        // --dry-run says what MASTER would do, and BACKUP demotes.
+        let out = run_host("nat-notify", &["--config", &conf, "--dry-run", "INSTANCE", "VI_1", "BACKUP", "100"], &[]);
+        assert_eq!(out.status.code(), Some(0), "{tag}: {}", stderr(&out));
+        assert!(stdout(&out).contains("announce 203.0.113.10/32 secondary"), "{tag}: {}", stdout(&out));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

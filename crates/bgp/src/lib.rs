@@ -377,8 +377,17 @@ impl Speaker {
             .find(|l| l.trim_start().starts_with('%'));
         if !ran.success() || refused.is_some() {
             let line = refused.unwrap_or_else(|| ran.first_error_line());
+            let at = match self.kind {
+                Kind::Gobgp => format!("GoBGP API {}", self.api),
+                Kind::Frr => format!(
+                    "FRR vty {}",
+                    self.vty_socket
+                        .as_ref()
+                        .map_or("(default)".into(), |d| d.display().to_string())
+                ),
+            };
             bail!(
-                "{} {}: {} ({})",
+                "{at}: {} {}: {} ({})",
                 self.kind_name(),
                 args.iter()
                     .filter(|a| a.as_str() != "-c")

@@ -372,10 +372,14 @@ pub fn routed_via(inet: &Ns, prefix: &str) -> Option<String> {
     )
     .ok()?;
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
-    let r = v.as_array()?.first()?;
-    r["via"]["host"]
+    // The kernel uses the lowest metric; the lab's unreachable fallback has no next hop.
+    let best = v
+        .as_array()?
+        .iter()
+        .min_by_key(|r| r["metric"].as_u64().unwrap_or(0))?;
+    best["via"]["host"]
         .as_str()
-        .or(r["gateway"].as_str())
+        .or(best["gateway"].as_str())
         .map(str::to_string)
 }
 
@@ -396,4 +400,36 @@ pub fn link_local(ns: &Ns, ifname: &str) -> String {
         u16::from_be_bytes([m[4], m[5]]),
     );
     ip.to_string()
+}
+
+/// systemctl as far as the announcement step uses it, for lelastic's unit in a lab without
+/// systemd: `is-active [--quiet] UNIT` (gobgpd's PID alive) and `start UNIT` (the speaker
+/// script's start, as secondary: what lelastic.service would run). Every call is logged.
+pub fn systemctl_script(dir: &Path, role: &str, speaker: &Path) -> anyhow::Result<PathBuf> {
+    let script = dir.join(format!("{role}-systemctl.sh"));
+    let pidfile = dir.join(format!("{role}-gobgpd.pid"));
+    let log = dir.join(format!("{role}-systemctl.log"));
+    fs::write(
+        &script,
+        format!(
+            r#"#!/bin/sh
+echo "$*" >> {log}
+[ "$2" = "--quiet" ] && {{ quiet=1; shift; }}
+case "$1" in
+is-active)
+    if [ -s {pid} ] && kill -0 "$(cat {pid})" 2>/dev/null; then
+        [ -n "$quiet" ] || echo active; exit 0
+    fi
+    [ -n "$quiet" ] || echo inactive; exit 3 ;;
+start) exec {speaker} start secondary ;;
+*) echo "lab systemctl: $1 not supported" >&2; exit 1 ;;
+esac
+"#,
+            log = log.display(),
+            pid = pidfile.display(),
+            speaker = speaker.display(),
+        ),
+    )?;
+    fs::set_permissions(&script, fs::Permissions::from_mode(0o755))?;
+    Ok(script)
 }

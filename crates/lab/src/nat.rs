@@ -319,6 +319,15 @@ impl NatLab {
                 "eth0",
                 "nodad",
             ])?;
+            // The shared IP sits in the WAN prefix and both gateways hold it on lo: were it
+            // on-link here, the "internet" would ARP for it whenever no BGP path exists and
+            // reach a gateway no route server chose. Only the upper half is on-link (plus
+            // the gateways' own addresses): no path means no traffic, as on Linode.
+            inet.ip(&["addr", "del", &format!("{SERVER}/24"), "dev", "eth0"])?;
+            inet.ip(&["addr", "add", &format!("{SERVER}/25"), "dev", "eth0"])?;
+            for gw in ["203.0.113.2", "203.0.113.3"] {
+                inet.ip(&["route", "add", &format!("{gw}/32"), "dev", "eth0"])?;
+            }
             let conf = bgp::route_server_conf(FIP, &["2001:db8:ff::2", "2001:db8:ff::3"]);
             bgp::start_frr(&mut lab, &inet, "rs", &conf, 179)?;
             let _ = b;
@@ -418,6 +427,13 @@ impl NatLab {
             let token = d.join(format!("{role}.token"));
             fs::write(&token, "fake-token\n")?;
             fs::set_permissions(&token, fs::Permissions::from_mode(0o600))?;
+            let systemctl = match &speaker_script {
+                Some(sc) => format!(
+                    "systemctl = \"{}\"\n",
+                    bgp::systemctl_script(&d, &role, sc)?.display()
+                ),
+                None => String::new(),
+            };
             let (instance, fip) = match opts.bgp {
                 None => (
                     format!(
@@ -452,7 +468,8 @@ endpoint_url = "http://{CLOUD}:8080/v1""#
                             "speaker = \"frr\"\nfrr_asn = 65001\nfrr_vty_socket = \"{}\"\n",
                             f.dir.display()
                         ),
-                        _ => "speaker = \"gobgp\"\n".to_string(),
+                        // lelastic's unit, started through (the lab's) systemctl when dead.
+                        _ => "speaker = \"gobgp\"\nunit = \"lelastic.service\"\n".to_string(),
                     };
                     (
                         format!("snat_to = \"{FIP}\"\n{announce}"),
@@ -471,7 +488,7 @@ syslog_socket = "{sock}"
 
 [notify]
 command_timeout = "5s"
-
+{systemctl}
 [[notify.instance]]
 name = "VI_1"
 interface = "eth0"

@@ -10,9 +10,11 @@
 //!    the return traffic, so it must not wait behind the local steps, nor they behind it;
 //! 5. the SNAT rule (nft);
 //! 6. conntrackd flush/resync/bulk (`-f` retried while the commit runs, `-R`, `-B`);
-//! 7. units restarted/started (after the claim has finished: lelastic announces a route the
-//!    provider must already accept); 8. user `up` commands in order, stopping at the first
-//!    failure.
+//! 7. the `[bgp]` speaker's announcement set to primary, in place (`announce = true`: where
+//!    the provider routes by BGP, as Linode does, this is what moves the traffic; after the
+//!    SNAT rule and conntrackd's commit, so the traffic it attracts finds both);
+//! 8. units restarted/started (after the claim has finished); 9. user `up` commands in
+//!    order, stopping at the first failure.
 //!
 //! The local data plane (1–3, 5) never waits for a network API. A failed step does
 //! not stop the ones after it (a broken conntrackd must not keep the address from moving);
@@ -20,9 +22,10 @@
 //! commands stop at their first failure, since each usually depends on the one before
 //! (promote, then mount).
 //!
-//! BACKUP/STOP run the reverse (`down` commands, units stopped, floating IPs removed, SNAT
-//! removed, conntrackd backup sequence); FAULT runs the configured subset with conntrackd
-//! `-t` only. MASTER_RX_LOWER_PRI re-announces (GARP) and re-claims, only on a MASTER.
+//! BACKUP/STOP run the reverse (the announcement demoted first, `down` commands, units
+//! stopped, floating IPs removed, SNAT removed, conntrackd backup sequence); FAULT runs the
+//! configured subset with conntrackd `-t` only. MASTER_RX_LOWER_PRI re-announces (GARP, the
+//! primary role) and re-claims, only on a MASTER.
 //!
 //! Every step checks before it changes. When the previous transition already converged to
 //! the same state, steps whose effect cannot be observed (conntrackd, units, commands) are
@@ -1050,9 +1053,11 @@ fn announce(ctx: &mut Ctx) -> anyhow::Result<StepResult> {
         .sessions()
         .map_or(0, |s| s.iter().filter(|s| s.established).count());
     if up == 0 {
-        bail!(
+        // Not retried here: the sessions take seconds (GoBGP waits 5-9 s to connect), and
+        // this transition must say that nothing is announced yet.
+        return Ok(StepResult::Failed(format!(
             "{unit} was not running: started it and set {prefixes} {target}; no BGP session is established yet, so nothing is announced"
-        );
+        )));
     }
     Ok(StepResult::Changed(format!(
         "{unit} was not running: started it; {prefixes} now {target} ({up} session(s) up)"

@@ -553,6 +553,44 @@ fn linode(
                    "error": back.err().or(to_b.err()).map(|e| format!("{e:#}"))}),
         ));
     }
+    if want("dead") && speaker == bgp::Speaker::Gobgp {
+        // lelastic dies on the MASTER: its path goes, the route server sends the traffic to
+        // b (secondary, BACKUP). The next transitions find the speaker dead, say so, start
+        // it through its unit (never on STOP) and set the role.
+        nat.kill_speaker(A);
+        thread::sleep(Duration::from_millis(300));
+        let (code, report) = nat.status(A)?;
+        let said = report["instances"][0]["problems"].to_string();
+        let reported = code == 1 && said.contains("does not answer");
+        let log = nat.dir().join("a-systemctl.log");
+        let _ = std::fs::remove_file(&log);
+        nat.stop_keepalived(A);
+        let to_b = nat.wait_converged(B, Duration::from_secs(15));
+        let started_on_stop = std::fs::read_to_string(&log).unwrap_or_default();
+        nat.start_keepalived(A)?;
+        let back = nat.wait_converged(A, Duration::from_secs(30));
+        let calls = std::fs::read_to_string(&log).unwrap_or_default();
+        let started = calls.lines().any(|l| l == "start lelastic.service");
+        let loud = nat
+            .syslog
+            .since(0.0)
+            .iter()
+            .any(|(_, l)| l.contains("the bgp speaker is not running"));
+        rows.push(row(
+            "speaker dead on the master (lelastic killed)",
+            "status exits 1; STOP does not start it; the next transition starts it through its unit, says so, and a converges",
+            format!(
+                "status exit {code}; systemctl calls on STOP: {}; after a's restart: {}; logged: {}; a converged: {}",
+                if started_on_stop.contains("start") { "start (wrong)" } else { "no start" },
+                calls.lines().collect::<Vec<_>>().join(", "),
+                if loud { "yes" } else { "no" },
+                if back.is_ok() { "yes" } else { "no" }
+            ),
+            reported && to_b.is_ok() && !started_on_stop.contains("start") && started && loud && back.is_ok(),
+            json!({"status_exit": code, "problems": report["instances"][0]["problems"], "systemctl": calls,
+                   "error": back.err().or(to_b.err()).map(|e| format!("{e:#}"))}),
+        ));
+    }
     if want("probe") {
         // ha-check's bgp probe against the real speaker: lelastic lists two route
         // servers, one of which never answers.

@@ -8,6 +8,10 @@
 //! link); a LAN client; an "internet" server; and a fake cloud provider that routes the
 //! floating IP to whichever gateway claimed it last.
 //!
+//! `--linode`: the same pair as Linode routes it ([`hakit_lab::bgp`]): the shared IP on `lo`
+//! of both gateways, lelastic's GoBGP on each, an FRR route server routing the IP by the
+//! announcement's community, which nat-notify rewrites in place; no provider call.
+//!
 //! Scenarios: a soft failover (keepalived stopped on the master), the master returning
 //! (preempting after 1 s), a hard failover (both keepalived processes SIGKILLed and every
 //! link down), and the crashed node returning. Each is measured by the client itself: a UDP
@@ -51,7 +55,8 @@ fn scenario(
         &["--tcp", "--udp-ms", "1"],
         to,
         peer_alive,
-        Duration::from_secs(15),
+        // A crash under BGP lasts until the route server's hold timer (9 s) expires.
+        Duration::from_secs(if nat.opts.bgp.is_some() { 30 } else { 15 }),
         event,
     )?;
     if let Err(e) = &m.converged {
@@ -66,6 +71,8 @@ fn scenario(
             marks.push((t, "nat-notify converged".into()));
         } else if line.contains("MASTER: address_add") {
             marks.push((t, "nat-notify FIP added".into()));
+        } else if line.contains("MASTER: bgp_announce") {
+            marks.push((t, "nat-notify announced primary".into()));
         }
     }
     marks.sort_by(|a, b| a.0.total_cmp(&b.0));
@@ -106,12 +113,14 @@ fn run() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let mut bin_dir = PathBuf::from("target/release");
     let mut out_dir = PathBuf::from("target/demo");
+    let mut linode = false;
     while let Some(a) = args.next() {
         match a.as_str() {
+            "--linode" => linode = true,
             "--bin-dir" => bin_dir = args.next().context("--bin-dir needs a path")?.into(),
             "--out-dir" => out_dir = args.next().context("--out-dir needs a path")?.into(),
             other => bail!(
-                "unknown argument {other:?} (usage: hakit-demo [--bin-dir DIR] [--out-dir DIR])"
+                "unknown argument {other:?} (usage: hakit-demo [--bin-dir DIR] [--out-dir DIR] [--linode])"
             ),
         }
     }
@@ -119,8 +128,21 @@ fn run() -> anyhow::Result<()> {
         bail!("the demo builds network namespaces: run it as root");
     }
     let started = Instant::now();
-    let opts = Opts::new(&bin_dir);
-    println!("hakit demo: an HA NAT gateway pair in network namespaces\n");
+    let mut opts = Opts::new(&bin_dir);
+    if linode {
+        opts.bgp = Some(hakit_lab::bgp::Opts {
+            speaker: hakit_lab::bgp::Speaker::Gobgp,
+            method: hakit_lab::bgp::Method::InPlace,
+        });
+    }
+    println!(
+        "hakit demo: an HA NAT gateway pair in network namespaces{}\n",
+        if linode {
+            ", routed as on Linode (BGP)"
+        } else {
+            ""
+        }
+    );
     println!(
         "  client {}  --LAN--  gateways a (priority 150) / b (100), VIP {}",
         nat::CLIENT,
@@ -131,10 +153,18 @@ fn run() -> anyhow::Result<()> {
         nat::SERVER,
         nat::CLOUD
     );
-    println!(
-        "  floating IP {} (LAN SNATed to it), routed by the provider to its owner",
-        nat::FIP
-    );
+    if linode {
+        println!(
+            "  shared IP {} on lo of both (LAN SNATed to it); lelastic's GoBGP on each announces it to an",
+            nat::FIP
+        );
+        println!("  FRR route server (65000:1 primary over 65000:2 secondary); nat-notify rewrites the role in place");
+    } else {
+        println!(
+            "  floating IP {} (LAN SNATed to it), routed by the provider to its owner",
+            nat::FIP
+        );
+    }
     println!(
         "  keepalived VRRP v3 advert_int {} s, preempt_delay 1 s; nat-notify on the notify FIFO;",
         opts.advert_int
@@ -204,6 +234,11 @@ fn run() -> anyhow::Result<()> {
         true,
         |n| {
             n.links_up(A)?;
+            if n.opts.bgp.is_some() {
+                // lelastic comes back with the node, announcing secondary until hakit
+                // promotes it; GoBGP waits 5-9 s before it connects.
+                n.start_speaker(A, "secondary")?;
+            }
             n.start_keepalived(A)
         },
     )?;
@@ -237,7 +272,12 @@ fn run() -> anyhow::Result<()> {
     }
     println!("\n{md}");
     println!("Blackout: the client's longest silence in a UDP echo every 1 ms through the NAT.");
-    println!("Converged: until VIP, floating IP, SNAT, conntrackd role, provider route all agree (polled).");
+    if linode {
+        println!("Converged: until VIP, SNAT, conntrackd role, announced role and the route server's route all agree (polled).");
+        println!("A crash lasts until the route server's hold timer drops the dead node's path: nothing the survivor does shortens it.");
+    } else {
+        println!("Converged: until VIP, floating IP, SNAT, conntrackd role, provider route all agree (polled).");
+    }
     println!(
         "Timeline (UDP echoes per 10 ms around both failovers): {}",
         png.display()
