@@ -591,6 +591,76 @@ fn linode(
                    "error": back.err().or(to_b.err()).map(|e| format!("{e:#}"))}),
         ));
     }
+    if want("refused") && speaker == bgp::Speaker::Frr {
+        // A role FRR does not take: the secondary route-map does not exist on b. The
+        // announcement step reads back, says so, fails (exit 1); the peer keeps the traffic.
+        let n = &nat.nodes[B];
+        let text = std::fs::read_to_string(&n.config)?;
+        let bad = nat.dir().join("b-refused.toml");
+        std::fs::write(
+            &bad,
+            text.replace(
+                "frr_asn = 65001\n",
+                "frr_asn = 65001\nfrr_secondary_route_map = \"nosuch\"\n",
+            ),
+        )?;
+        // b's announcement withdrawn behind hakit's back, so the BACKUP transition must
+        // write it again.
+        if let Some(f) = &n.frr {
+            f.vtysh(
+                &n.ns,
+                &[
+                    "configure terminal",
+                    "router bgp 65001",
+                    "address-family ipv4 unicast",
+                    &format!("no network {}/32", hakit_lab::nat::FIP),
+                ],
+            )?;
+        }
+        let prog = nat
+            .opts
+            .bin_dir
+            .join("nat-notify")
+            .to_string_lossy()
+            .to_string();
+        let b = bad.to_string_lossy().to_string();
+        let t0 = now_unix();
+        let out = hakit_lab::run(
+            &mut n
+                .ns
+                .command(&[&prog, "--config", &b, "INSTANCE", "VI_1", "BACKUP", "100"]),
+            Duration::from_secs(60),
+        )?;
+        let code = out.status.code().unwrap_or(-1);
+        // nat-notify logs to the lab's syslog socket (the config's syslog_socket).
+        let logged: Vec<String> = nat
+            .syslog
+            .since(t0)
+            .into_iter()
+            .map(|(_, l)| l)
+            .filter(|l| l.contains("bgp_announce"))
+            .collect();
+        let named = logged.iter().any(|l| l.contains("did not take"));
+        let still_a = nat.converged(A);
+        let (fixed, _, _) = node_run(
+            &nat,
+            B,
+            "nat-notify",
+            &["INSTANCE", "VI_1", "BACKUP", "100"],
+        )?;
+        let after = nat.announced(B);
+        rows.push(row(
+            "a role the speaker refuses (route-map missing on b)",
+            "the step reads back, names what the speaker announces, fails (exit 1); a keeps the traffic; the right config restores it",
+            format!(
+                "exit {code}, {}; a still converged: {}; with the right config: exit {fixed}, b announces {after}",
+                if named { "named the refusal" } else { "did not name it" },
+                if still_a.is_ok() { "yes" } else { "no" }
+            ),
+            code == 1 && named && still_a.is_ok() && fixed == 0 && after == "secondary",
+            json!({"log": logged}),
+        ));
+    }
     if want("probe") {
         // ha-check's bgp probe against the real speaker: lelastic lists two route
         // servers, one of which never answers.
