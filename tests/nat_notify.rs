@@ -305,6 +305,7 @@ fn master_then_backup_with_real_nft_and_conntrackd() {
             "fip_claim",
             "snat_ensure",
             "conntrackd_primary",
+            "bgp_announce",
             "units_up",
             "commands_up"
         ]
@@ -360,7 +361,7 @@ fn master_then_backup_with_real_nft_and_conntrackd() {
         .iter()
         .map(|s| s["step"].as_str().unwrap())
         .collect();
-    assert_eq!(steps, ["garp", "fip_claim"]);
+    assert_eq!(steps, ["garp", "fip_claim", "bgp_announce"]);
     std::thread::sleep(Duration::from_millis(100));
     let again = cap
         .stop()

@@ -596,11 +596,48 @@ fn alert_rules_pass_promtool_and_their_unit_tests() {
     // Every hakit metric the rules use is one the binaries write (README's table).
     let rules = std::fs::read_to_string(format!("{dir}/hakit-alerts.yml")).unwrap();
     let readme = std::fs::read_to_string("README.md").unwrap();
-    let exprs: String = rules
+    // Each expr, with its continuation lines (`expr: |` blocks).
+    let mut exprs = String::new();
+    let mut in_expr = None;
+    for l in rules.lines() {
+        let indent = l.len() - l.trim_start().len();
+        if l.trim_start().starts_with("expr:") {
+            in_expr = Some(indent);
+            exprs.push_str(l);
+            exprs.push('\n');
+        } else if in_expr.is_some_and(|i| indent > i) {
+            exprs.push_str(l);
+            exprs.push('\n');
+        } else {
+            in_expr = None;
+        }
+    }
+    assert!(exprs.contains("hakit_nat_notify_fifo_heartbeat_timestamp_seconds"));
+    // Every runbook link names a section that exists.
+    let runbook = std::fs::read_to_string("docs/runbook-failover.md").unwrap();
+    let slugs: Vec<String> = runbook
         .lines()
-        .filter(|l| l.trim_start().starts_with("expr:"))
-        .collect::<Vec<_>>()
-        .join("\n");
+        .filter_map(|l| l.strip_prefix("## "))
+        .map(|h| {
+            h.to_lowercase()
+                .chars()
+                .filter(|c| c.is_alphanumeric() || *c == ' ' || *c == '-')
+                .map(|c| if c == ' ' { '-' } else { c })
+                .collect()
+        })
+        .collect();
+    let mut links = 0;
+    for l in rules.lines() {
+        if let Some(url) = l.trim_start().strip_prefix("runbook_url: ") {
+            let anchor = url.trim_matches('"').split('#').nth(1).unwrap_or("");
+            assert!(
+                slugs.iter().any(|s| s == anchor),
+                "{url}: no such section in {slugs:?}"
+            );
+            links += 1;
+        }
+    }
+    assert!(links >= 8, "every rule links its runbook section");
     for word in exprs.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
         if word.starts_with("hakit_") && word != "hakit_preferred" {
             assert!(
@@ -742,4 +779,65 @@ fn dashboard_is_valid_and_queries_only_real_metrics() {
         }
     }
     assert!(hakit >= 6, "the dashboard hardly uses hakit's metrics");
+    // Variables, not constants: datasource, job, pair, node, WAN interface.
+    let vars: Vec<&str> = d["templating"]["list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v["name"].as_str())
+        .collect();
+    for v in ["datasource", "job", "pair", "instance", "wan"] {
+        assert!(vars.contains(&v), "no ${v} variable: {vars:?}");
+    }
+    assert_eq!(d["uid"], "hakit-pair", "a stable uid");
+    assert!(d["schemaVersion"].as_u64().unwrap() >= 39);
+    let exprs: Vec<&str> = panels
+        .iter()
+        .flat_map(|p| p["targets"].as_array().unwrap())
+        .filter_map(|t| t["expr"].as_str())
+        .collect();
+    for e in &exprs {
+        assert!(!e.contains("eth0"), "hard-coded interface: {e}");
+        for f in ["rate(", "increase("] {
+            if e.contains(f) {
+                assert!(e.contains("[$__rate_interval]"), "fixed window: {e}");
+            }
+        }
+        if e.contains("hakit_") {
+            assert!(
+                e.contains("$instance") || e.contains("$pair"),
+                "unfiltered: {e}"
+            );
+        }
+    }
+    // One panel per alert's signal: the metric each rule is about is on the dashboard.
+    for (alert, metric) in [
+        (
+            "HakitBothNodesMaster",
+            "sum by (pair, vrrp_instance) (hakit_nat_notify_state",
+        ),
+        (
+            "HakitPreferredNodeNotMaster",
+            "hakit_nat_notify_state{state=\"MASTER\"",
+        ),
+        ("HakitFloatingIPClaimFailing", "hakit_nat_notify_step_ok"),
+        ("HakitHealthCheckFailing", "hakit_ha_check_failures_total"),
+        (
+            "HakitWriterSilent",
+            "hakit_nat_notify_fifo_heartbeat_timestamp_seconds",
+        ),
+        (
+            "HakitConntrackTableFilling",
+            "node_nf_conntrack_entries_limit",
+        ),
+        (
+            "HakitNftablesDropRateHigh",
+            "hakit_ha_check_nft_packets_total",
+        ),
+    ] {
+        assert!(
+            exprs.iter().any(|e| e.contains(metric)),
+            "{alert}: no panel shows {metric}"
+        );
+    }
 }

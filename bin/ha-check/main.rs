@@ -208,6 +208,9 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
         file.general.runtime_dir,
         PathBuf::from(DEFAULT_DIR),
     );
+    if let Some(p) = &file.general.pair {
+        hakit_core::metrics::check_pair(p).map_err(usage_error)?;
+    }
     let bgp = if file.bgp == hakit_bgp::Config::default() {
         None
     } else {
@@ -267,7 +270,35 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
         log_on_change(&rt, &verdict);
     }
     if let Some(path) = textfile {
-        if let Err(e) = metrics(&verdict, counters.as_ref()).write(&path) {
+        let mut t = metrics(file.general.pair.as_deref(), &verdict, counters.as_ref());
+        if !adhoc_run {
+            // Counters, so an alert can count failed runs in a window whatever the scrape
+            // interval (a gauge sampled by scrapes cannot count events); kept in the
+            // runtime directory across runs, reset with it (Prometheus handles resets).
+            let (runs, failures) = count_run(&rt, verdict.healthy);
+            t.add(
+                "hakit_ha_check_runs_total",
+                Kind::Counter,
+                "Runs of the configured checks.",
+                &[],
+                runs as f64,
+            );
+            t.add(
+                "hakit_ha_check_failures_total",
+                Kind::Counter,
+                "Runs whose verdict was unhealthy.",
+                &[],
+                failures as f64,
+            );
+            t.add(
+                "hakit_ha_check_interval_seconds",
+                Kind::Gauge,
+                "How often ha-check is expected to run (its vrrp_script interval).",
+                &[],
+                interval.as_secs_f64(),
+            );
+        }
+        if let Err(e) = t.write(&path) {
             warn!("metrics textfile: {e:#}");
         }
     }
@@ -360,8 +391,37 @@ fn changed(dir: &std::path::Path, file: &str, now: &str) -> bool {
     true
 }
 
-fn metrics(v: &Verdict, nft: Option<&(NftTable, Option<Vec<Counter>>)>) -> Textfile {
-    let mut t = Textfile::new();
+/// Adds this run to the counters kept in the runtime directory: (runs, failures) so far.
+/// Without a private runtime directory they start from this run (still valid counters:
+/// Prometheus reads a drop as a reset).
+fn count_run(dir: &std::path::Path, healthy: bool) -> (u64, u64) {
+    let path = dir.join("ha-check.counters");
+    let private = runtime::ensure_private_dir(dir).is_ok();
+    let (mut runs, mut failures) = private
+        .then(|| std::fs::read_to_string(&path).ok())
+        .flatten()
+        .and_then(|t| {
+            let (r, f) = t.trim().split_once(' ')?;
+            Some((r.parse::<u64>().ok()?, f.parse::<u64>().ok()?))
+        })
+        .filter(|(r, f)| f <= r)
+        .unwrap_or((0, 0));
+    runs = runs.saturating_add(1);
+    if !healthy {
+        failures = failures.saturating_add(1);
+    }
+    if private {
+        let _ = runtime::write_atomic(&path, format!("{runs} {failures}\n").as_bytes(), 0o644);
+    }
+    (runs, failures)
+}
+
+fn metrics(
+    pair: Option<&str>,
+    v: &Verdict,
+    nft: Option<&(NftTable, Option<Vec<Counter>>)>,
+) -> Textfile {
+    let mut t = Textfile::for_pair(pair);
     t.add(
         "hakit_ha_check_healthy",
         Kind::Gauge,

@@ -121,7 +121,14 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
     }
     // The runtime directory is created only once every usage check has passed, and only by
     // a command that records something (not status, not --dry-run).
-    let settings = Settings {
+    if let Some(p) = &g.pair {
+        hakit_core::metrics::check_pair(p).map_err(usage_error)?;
+    }
+    let heartbeat = secs(None, n.fifo_heartbeat, 10);
+    if heartbeat < Duration::from_millis(100) {
+        return Err(usage_error("fifo_heartbeat is at least 100ms"));
+    }
+    let mut settings = Settings {
         runtime: Runtime::at(&pick(
             cli.settings.runtime_dir,
             g.runtime_dir,
@@ -143,11 +150,14 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
             .unwrap_or_else(|| PathBuf::from("/etc/keepalived/keepalived.conf")),
         fip: fip.provider.is_some().then_some(fip),
         bgp,
+        pair: g.pair.clone(),
+        heartbeat: None,
     };
     let (name, state) = match cli.cmd {
         Cmd::Status => return show_status(&settings, &instances, explicit.as_deref(), cli.json),
         Cmd::Fifo { path } => {
             app::check_fifo(&path)?;
+            settings.heartbeat = Some(heartbeat);
             create_runtime(&settings.runtime)?;
             return app::fifo(&settings, &instances, policy, &path);
         }

@@ -86,6 +86,8 @@ pub struct General {
     pub runtime_dir: Option<PathBuf>,
     /// Directory of the Prometheus node_exporter textfile collector (`HAKIT_TEXTFILE_DIR`).
     pub textfile_dir: Option<PathBuf>,
+    /// The pair's name, on every metric as `pair="…"` (alerts count MASTERs per pair).
+    pub pair: Option<String>,
 }
 
 /// `[garp]`: defaults for `garp-burst` and for the GARP step of `nat-notify`.
@@ -270,6 +272,9 @@ pub struct Notify {
     /// keepalived's configuration, read by `status` to learn whether nat-notify is its
     /// notify FIFO script (then a live FIFO reader is required while keepalived runs).
     pub keepalived_config: Option<PathBuf>,
+    /// How often the FIFO reader refreshes its heartbeat in the textfile (default 10s): a
+    /// reader that died or hangs leaves it stale, and the staleness alert fires.
+    pub fifo_heartbeat: Option<HDuration>,
     /// One table per VRRP instance (or sync group) name: `[[notify.instance]]`.
     #[serde(default, rename = "instance")]
     pub instances: Vec<Instance>,

@@ -25,11 +25,39 @@ struct Family {
 #[derive(Debug, Default)]
 pub struct Textfile {
     families: BTreeMap<String, Family>,
+    /// Labels every sample carries (the pair's name): they come first.
+    common: Vec<(String, String)>,
+}
+
+/// `[general] pair`: the name that tells which two nodes form a pair, put on every hakit
+/// series as `pair="…"` so alerts can count MASTERs per pair (two pairs may both call their
+/// instance VI_1).
+pub fn check_pair(p: &str) -> Result<(), String> {
+    if p.is_empty()
+        || p.len() > 63
+        || !p
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.:-".contains(&b))
+    {
+        return Err(format!(
+            "[general] pair {p:?}: 1 to 63 letters, digits, _ . : -"
+        ));
+    }
+    Ok(())
 }
 
 impl Textfile {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A textfile whose every sample carries `pair="…"` (when a pair name is configured).
+    pub fn for_pair(pair: Option<&str>) -> Self {
+        let mut t = Self::default();
+        if let Some(p) = pair {
+            t.common.push(("pair".into(), p.to_string()));
+        }
+        t
     }
 
     /// Adds one sample. The first call for a name fixes its help and type.
@@ -61,9 +89,9 @@ impl Textfile {
             let _ = writeln!(out, "# TYPE {name} {kind}");
             for (labels, value) in &fam.samples {
                 out.push_str(name);
-                if !labels.is_empty() {
+                if !labels.is_empty() || !self.common.is_empty() {
                     out.push('{');
-                    for (i, (k, v)) in labels.iter().enumerate() {
+                    for (i, (k, v)) in self.common.iter().chain(labels).enumerate() {
                         if i > 0 {
                             out.push(',');
                         }

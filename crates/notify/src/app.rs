@@ -126,6 +126,17 @@ pub fn fifo(
         }
         inbox.close();
     });
+    if let Some(every) = s.heartbeat {
+        // The reader's heartbeat: the textfile rewritten every `every`, so a reader that
+        // died or hangs shows as stale (HakitWriterSilent), not as the last healthy state.
+        let (hs, all) = (s.clone(), all.to_vec());
+        thread::spawn(move || loop {
+            if let Err(e) = engine::write_metrics(&hs, &all) {
+                warn!("metrics textfile (heartbeat): {e:#}");
+            }
+            thread::sleep(every);
+        });
+    }
     let mut handled = 0u64;
     while let Some(ev) = pending.next() {
         handled += 1;

@@ -88,6 +88,11 @@ pub struct Settings {
     pub fip: Option<hakit_core::config::Fip>,
     /// The `[bgp]` speaker, for the announcement step.
     pub bgp: Option<hakit_bgp::Speaker>,
+    /// `[general] pair`: on every metric as `pair="…"`.
+    pub pair: Option<String>,
+    /// Set in the FIFO reader: its heartbeat interval (the textfile then carries the
+    /// heartbeat, refreshed that often).
+    pub heartbeat: Option<Duration>,
 }
 
 /// The steps, in the order they can appear.
@@ -1168,7 +1173,23 @@ pub fn write_metrics(s: &Settings, instances: &[Instance]) -> anyhow::Result<()>
     let Some(path) = &s.textfile else {
         return Ok(());
     };
-    let mut t = Textfile::new();
+    let mut t = Textfile::for_pair(s.pair.as_deref());
+    if let Some(every) = s.heartbeat {
+        t.add(
+            "hakit_nat_notify_fifo_heartbeat_timestamp_seconds",
+            Kind::Gauge,
+            "Unix time the notify FIFO reader last proved it is alive.",
+            &[],
+            now_unix(),
+        );
+        t.add(
+            "hakit_nat_notify_fifo_heartbeat_interval_seconds",
+            Kind::Gauge,
+            "How often the FIFO reader refreshes its heartbeat.",
+            &[],
+            every.as_secs_f64(),
+        );
+    }
     for inst in instances {
         let r = s.runtime.recorded(&inst.name)?;
         let i = inst.name.as_str();
