@@ -312,8 +312,10 @@ scrape() { nsenter -t "$(leader "$1")" -n curl -sf --max-time 5 http://127.0.0.1
 serves_check() { matches '^hakit_ha_check_healthy' scrape a; }
 wait_for 15 "gw-a's node_exporter serves ha-check's metrics" serves_check
 metrics=$(scrape a) || fail "node_exporter on gw-a does not answer"
-grep -q '^hakit_nat_notify_state{.*state="MASTER".*} 1' <<<"$metrics" || fail "node_exporter does not serve hakit_nat_notify_state"
-grep -q '^hakit_ha_check_healthy 1' <<<"$metrics" || fail "node_exporter does not serve hakit_ha_check_healthy 1"
+# Every series names the pair (hakit-setup renders [general] pair from the values file).
+grep -q '^hakit_nat_notify_state{pair="gw-a-gw-b",.*state="MASTER".*} 1' <<<"$metrics" || fail "node_exporter does not serve hakit_nat_notify_state with the pair label"
+grep -q '^hakit_ha_check_healthy{pair="gw-a-gw-b"} 1' <<<"$metrics" || fail "node_exporter does not serve hakit_ha_check_healthy 1 with the pair label"
+grep -q '^hakit_ha_check_failures_total{pair="gw-a-gw-b"} ' <<<"$metrics" || fail "node_exporter does not serve ha-check's failure counter"
 if grep -q '^node_textfile_scrape_error 1' <<<"$metrics"; then
   fail "node_exporter reports a textfile scrape error: $(inside a journalctl -u prometheus-node-exporter --no-pager | grep -i textfile | tail -n 3)"
 fi
