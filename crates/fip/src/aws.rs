@@ -76,6 +76,7 @@ impl<'a> Imds<'a> {
     fn open(client: &'a Client, base: &str) -> anyhow::Result<Imds<'a>> {
         let base = base.trim_end_matches('/').to_string();
         let req = Request::new("PUT", format!("{base}/latest/api/token"), "token")
+            .metadata()
             .header("X-aws-ec2-metadata-token-ttl-seconds", "300");
         let r = client.send(&req, crate::http::retry_status)?;
         if r.status != 200 || r.body.trim().is_empty() {
@@ -94,6 +95,7 @@ impl<'a> Imds<'a> {
             format!("{}/latest/meta-data/{path}", self.base),
             format!("GET meta-data/{path}"),
         )
+        .metadata()
         .secret("X-aws-ec2-metadata-token", self.token.clone());
         let r = self.client.send(&req, crate::http::retry_status)?;
         if r.status != 200 {

@@ -39,7 +39,7 @@ pub fn run(client: &Client, token: &Token, o: &Options, mode: Mode) -> anyhow::R
                 .unwrap_or(METADATA)
                 .trim_end_matches('/');
             let r = client.send(
-                &Request::new("GET", format!("{m}/metadata/v1/id"), "metadata id"),
+                &Request::new("GET", format!("{m}/metadata/v1/id"), "metadata id").metadata(),
                 retry_status,
             )?;
             r.body.trim().parse().with_context(|| {

@@ -52,7 +52,8 @@ pub fn run(client: &Client, token: &Token, o: &Options, mode: Mode) -> anyhow::R
                     "GET",
                     format!("{m}/hetzner/v1/metadata/instance-id"),
                     "metadata instance-id",
-                ),
+                )
+                .metadata(),
                 retry_status,
             )?;
             r.body.trim().parse().with_context(|| {

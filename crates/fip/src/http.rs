@@ -186,6 +186,31 @@ pub fn agent(
         .into())
 }
 
+/// Whether `url`'s host is link-local (169.254.0.0/16, fe80::/10) or AWS's IPv6 IMDS
+/// (fd00:ec2::254): metadata endpoints, never reached through a proxy.
+fn link_local(url: &str) -> bool {
+    let host = url
+        .split_once("://")
+        .map_or(url, |(_, r)| r)
+        .split('/')
+        .next()
+        .unwrap_or("");
+    let host = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(h, _)| h),
+    };
+    // A zone (`fe80::1%25eth0`) is not part of the address.
+    let host = host.split('%').next().unwrap_or(host);
+    match host.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(a)) => a.is_link_local(),
+        Ok(std::net::IpAddr::V6(a)) => {
+            (a.segments()[0] & 0xffc0) == 0xfe80
+                || a == std::net::Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254)
+        }
+        Err(_) => false,
+    }
+}
+
 /// One request.
 #[derive(Debug, Clone)]
 pub struct Request {
@@ -197,9 +222,19 @@ pub struct Request {
     pub body: Option<String>,
     /// The operation's name for messages, e.g. `AssociateAddress` or `POST /networking/ips/share`.
     pub call: String,
+    /// Never through a proxy (instance metadata: see [`Request::metadata`]).
+    pub direct: bool,
 }
 
 impl Request {
+    /// An instance-metadata request: sent straight to the metadata service, never through
+    /// `HTTPS_PROXY`/`HTTP_PROXY`/`ALL_PROXY` (which the API calls honour, with `NO_PROXY`):
+    /// a proxy would answer with its own host's metadata, or see an IMDSv2 token.
+    pub fn metadata(mut self) -> Request {
+        self.direct = true;
+        self
+    }
+
     pub fn new(method: &'static str, url: impl Into<String>, call: impl Into<String>) -> Request {
         Request {
             method,
@@ -208,6 +243,7 @@ impl Request {
             secret_headers: Vec::new(),
             body: None,
             call: call.into(),
+            direct: false,
         }
     }
 
@@ -332,11 +368,14 @@ impl Client {
         // timeouts are each capped by the time that is left (they could add up to twice
         // --timeout past --deadline).
         let left = self.deadline.saturating_duration_since(Instant::now());
-        let r = self
+        let mut cfg = self
             .agent
             .configure_request(r)
-            .timeout_global(Some(left.max(Duration::from_millis(1))))
-            .build();
+            .timeout_global(Some(left.max(Duration::from_millis(1))));
+        if req.direct || link_local(&req.url) {
+            cfg = cfg.proxy(None);
+        }
+        let r = cfg.build();
         let mut resp = self.agent.run(r)?;
         let status = resp.status().as_u16();
         let header = |name: &str| {
@@ -497,6 +536,68 @@ mod tests {
             target.accept().is_err(),
             "the redirect's target was contacted"
         );
+    }
+
+    /// API calls go through the configured proxy (HTTPS_PROXY and friends); instance
+    /// metadata never does, whatever the environment says.
+    #[test]
+    fn metadata_never_goes_through_the_proxy() {
+        use std::io::{Read, Write};
+        // An "HTTP proxy" that answers every request itself, and counts them.
+        let proxy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let proxy_port = proxy.local_addr().unwrap().port();
+        let origin = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = origin.local_addr().unwrap().port();
+        let serve = |l: std::net::TcpListener, who: &'static str| {
+            std::thread::spawn(move || {
+                let (mut c, _) = l.accept().unwrap();
+                let (mut got, mut buf) = (Vec::new(), [0u8; 4096]);
+                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match c.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = write!(
+                    c,
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{who}",
+                    who.len()
+                );
+                String::from_utf8_lossy(&got).to_string()
+            })
+        };
+        let (p, o) = (serve(proxy, "proxy"), serve(origin, "origin"));
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .proxy(Some(
+                ureq::Proxy::new(&format!("http://127.0.0.1:{proxy_port}")).unwrap(),
+            ))
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let client = Client::new(agent, Duration::from_secs(5), 1);
+        let url = format!("http://127.0.0.1:{port}/v1/token");
+        let meta = client
+            .send(
+                &Request::new("PUT", url.as_str(), "token").metadata(),
+                |_| false,
+            )
+            .unwrap();
+        assert_eq!(meta.body, "origin", "metadata went through the proxy");
+        // ureq tunnels through the proxy (CONNECT); this one does not, so the call fails,
+        // but the proxy is what it asked.
+        let _ = client.send(&Request::new("GET", url.as_str(), "api"), |_| false);
+        assert!(o.join().unwrap().starts_with("PUT /v1/token"));
+        let asked = p.join().unwrap();
+        assert!(
+            asked.starts_with(&format!("CONNECT 127.0.0.1:{port}")),
+            "the API call did not use the proxy: {asked}"
+        );
+        // Link-local hosts are metadata services even if a call site forgot to say so.
+        assert!(link_local("http://169.254.169.254/latest/api/token"));
+        assert!(link_local("http://[fd00:ec2::254]/latest"));
+        assert!(link_local("http://[fe80::1%25eth0]:80/"));
+        assert!(!link_local("https://api.linode.com/v4"));
+        assert!(!link_local("http://203.0.113.253:8080"));
     }
 
     #[test]

@@ -71,10 +71,12 @@ pub fn run_with(
         };
         return aws::run(&client, &o, mode);
     }
-    let env = match provider {
-        Provider::Linode => "LINODE_TOKEN",
-        Provider::Hetzner => "HCLOUD_TOKEN",
-        _ => "DIGITALOCEAN_TOKEN",
+    let env: &[&str] = match provider {
+        Provider::Linode => &["LINODE_TOKEN", "LINODE_CLI_TOKEN"],
+        Provider::Hetzner => &["HCLOUD_TOKEN"],
+        Provider::Digitalocean => &["DIGITALOCEAN_TOKEN", "DIGITALOCEAN_ACCESS_TOKEN"],
+        // Answered above: AWS signs with its own credentials, not a token.
+        Provider::Aws => &[],
     };
     let token = rest::Token::load(env, f.token_file.as_deref())
         .map_err(|e| usage_error(format!("{e:#}")))?;
@@ -119,7 +121,7 @@ pub fn run_with(
             },
             mode,
         ),
-        _ => digitalocean::run(
+        Provider::Digitalocean => digitalocean::run(
             &client,
             &token,
             &digitalocean::Options {
@@ -133,5 +135,6 @@ pub fn run_with(
             },
             mode,
         ),
+        Provider::Aws => anyhow::bail!("aws: handled before the token providers"),
     }
 }

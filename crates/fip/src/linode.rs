@@ -40,6 +40,7 @@ fn own_id(client: &Client, base: &str) -> anyhow::Result<u64> {
     let base = base.trim_end_matches('/');
     let t = client.send(
         &Request::new("PUT", format!("{base}/v1/token"), "metadata PUT /v1/token")
+            .metadata()
             .header("Metadata-Token-Expiry-Seconds", "300"),
         retry_status,
     )?;
@@ -52,6 +53,7 @@ fn own_id(client: &Client, base: &str) -> anyhow::Result<u64> {
             format!("{base}/v1/instance"),
             "metadata GET /v1/instance",
         )
+        .metadata()
         .secret("Metadata-Token", t.body.trim().to_string())
         .header("Accept", "application/json"),
         retry_status,

@@ -24,16 +24,24 @@ impl std::fmt::Debug for Token {
 }
 
 impl Token {
-    pub fn load(env: &str, file: Option<&Path>) -> anyhow::Result<Token> {
-        let (t, from) = match file {
-            Some(p) => (
+    /// The token from `file`, else the first of `envs` that is set: hakit's own name first,
+    /// then the provider CLI's (`LINODE_CLI_TOKEN` for linode-cli, `DIGITALOCEAN_ACCESS_TOKEN`
+    /// for doctl), so a host already set up for the provider's tool needs nothing more.
+    pub fn load(envs: &[&str], file: Option<&Path>) -> anyhow::Result<Token> {
+        let found = envs.iter().find_map(|e| match std::env::var(e) {
+            Ok(t) if !t.trim().is_empty() => Some((t, e.to_string())),
+            _ => None,
+        });
+        let (t, from) = match (file, found) {
+            (Some(p), _) => (
                 read_file(p, 4096, Trust::Secret)?,
                 format!("token file {}", p.display()),
             ),
-            None => match std::env::var(env) {
-                Ok(t) if !t.trim().is_empty() => (t, env.to_string()),
-                _ => bail!("no API token: set {env} or give --token-file (mode 0600)"),
-            },
+            (None, Some(f)) => f,
+            (None, None) => bail!(
+                "no API token: set {} or give --token-file (mode 0600)",
+                envs.join(" or ")
+            ),
         };
         let t = t.trim();
         if t.is_empty() {
@@ -151,6 +159,24 @@ pub fn api(method: &'static str, base: &str, path: &str, call: &str, token: &Tok
 
 #[cfg(test)]
 mod tests {
+
+    /// hakit's own variable wins; the provider CLI's is the fallback; neither: one line
+    /// naming both.
+    #[test]
+    fn tokens_come_from_the_first_variable_set() {
+        let (own, cli) = ("HAKIT_TEST_TOKEN_OWN_7", "HAKIT_TEST_TOKEN_CLI_7");
+        std::env::remove_var(own);
+        std::env::remove_var(cli);
+        let e = Token::load(&[own, cli], None).unwrap_err().to_string();
+        assert!(e.contains(own) && e.contains(cli), "{e}");
+        std::env::set_var(cli, "from-cli");
+        assert_eq!(Token::load(&[own, cli], None).unwrap().0, "from-cli");
+        std::env::set_var(own, "from-own");
+        assert_eq!(Token::load(&[own, cli], None).unwrap().0, "from-own");
+        std::env::remove_var(own);
+        std::env::remove_var(cli);
+    }
+
     use super::*;
 
     /// A hostile provider answer is quoted, not carried: capped and escaped.
