@@ -1,7 +1,8 @@
 # hakit — keepalived companions for HA NAT gateways.
 #   make demo   a real HA NAT pair in network namespaces fails over, with timings (root)
 #   make demo-linode  the same, routed as on Linode: lelastic's GoBGP, an FRR route server
-#   make test   format, lint, unit, CLI and namespace tests, static build checks, chaos (root)
+#   make test   format, lint, MSRV check, unit, CLI and namespace tests, static build checks,
+#               chaos, the systemd lab (root)
 #   make chaos  the acceptance scenarios on the NAT pair and on the Linode (BGP) labs;
 #               target/chaos/chaos{,-linode,-linode-frr}.{json,md}
 #   make bench  benchmarks; rewrites BENCHMARKS.md
@@ -22,10 +23,12 @@ PREFIX ?= /usr/local
 SYSCONFDIR ?= /etc
 DESTDIR ?=
 export CC_x86_64_unknown_linux_musl ?= musl-gcc
+# --version names the commit (build.rs); -dirty when the tree has local changes.
+export HAKIT_COMMIT := $(shell git rev-parse --short=12 HEAD 2>/dev/null)$(shell git diff --quiet HEAD -- 2>/dev/null || echo -dirty)
 # Rust needs ~/.cargo/bin; a root shell from sudo may not have it.
 export PATH := $(HOME)/.cargo/bin:$(PATH):/usr/sbin:/sbin
 
-.PHONY: all deps build static docs install deb package syslab examples validate unit test fuzz demo demo-linode chaos bench lab-clean clean
+.PHONY: all deps build static docs install deb package syslab examples validate msrv unit test fuzz demo demo-linode chaos bench lab-clean clean
 
 all: build
 
@@ -84,7 +87,13 @@ validate:
 unit:
 	$(CARGO) test --workspace --all-targets
 
-test: deps validate unit static package chaos syslab
+# The declared MSRV (rust-version = "1.85") is checked, not assumed: resolver 3 keeps new
+# lock entries within it, and the whole workspace (tests included) must check with 1.85.
+MSRV := $(shell sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml)
+msrv: deps
+	cargo +$(MSRV) check --workspace --all-targets --locked --target-dir target/msrv
+
+test: deps validate msrv unit static package chaos syslab
 	@echo "make test: all checks passed"
 
 # The parser fuzzer (tests/fuzz_parsers.rs) and the CLI fuzzer (tests/cli_fuzz.rs), longer

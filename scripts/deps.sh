@@ -28,6 +28,12 @@ if ! rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-
   echo "deps: adding Rust target x86_64-unknown-linux-musl"
   rustup target add x86_64-unknown-linux-musl
 fi
+# The MSRV toolchain (Cargo.toml's rust-version), for `make msrv`.
+msrv=$(sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml)
+if ! rustup toolchain list 2>/dev/null | grep -q "^$msrv"; then
+  echo "deps: installing Rust $msrv (the MSRV) for make msrv"
+  rustup toolchain install "$msrv" --profile minimal
+fi
 for c in rustfmt clippy; do
   rustup component list --installed 2>/dev/null | grep -q "^$c" || rustup component add "$c"
 done

@@ -303,7 +303,8 @@ fn a_closed_stdout_pipe_is_not_a_panic() {
         ("garp-burst", &["--help"], 0),
     ];
     for (name, args, want) in cases {
-        let (reader, writer) = std::io::pipe().unwrap();
+        // nix's pipe(2), not std::io::pipe (Rust 1.87; the MSRV is 1.85).
+        let (reader, writer) = nix::unistd::pipe().unwrap();
         drop(reader);
         let out = Command::new(bin(name))
             .args(args)
@@ -540,5 +541,23 @@ fn an_unreachable_speaker_fails_the_announcement_step() {
         assert_eq!(out.status.code(), Some(0), "{tag}: {}", stderr(&out));
         assert!(stdout(&out).contains("announce 203.0.113.10/32 secondary"), "{tag}: {}", stdout(&out));
         let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+/// `--version` names the commit the binary was built from when the build said which
+/// (`make` exports HAKIT_COMMIT; build.rs puts it in the version).
+#[test]
+fn version_names_the_commit_when_built_by_make() {
+    for name in ["garp-burst", "nat-notify", "ha-check", "fip-claim"] {
+        let out = run_host(name, &["--version"], &[]);
+        assert_eq!(out.status.code(), Some(0), "{name}: {}", stderr(&out));
+        let v = stdout(&out);
+        assert!(
+            v.starts_with(&format!("{name} {}", env!("CARGO_PKG_VERSION"))),
+            "{v}"
+        );
+        if let Some(c) = option_env!("HAKIT_COMMIT").filter(|c| !c.is_empty()) {
+            assert!(v.contains(&format!("(commit {c})")), "{name}: {v}");
+        }
     }
 }

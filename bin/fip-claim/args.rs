@@ -16,7 +16,7 @@ pub(crate) const IDENT: &str = "fip-claim";
 /// shell's forced failover. --check only reads: exit 0 if this node owns the IP, 1 if not.
 /// Credentials come from the environment or files, never from the command line.
 #[derive(Debug, Parser)]
-#[command(name = IDENT, version, after_help = AFTER_HELP)]
+#[command(name = IDENT, version = hakit_core::version!(), after_help = AFTER_HELP)]
 pub(crate) struct Cli {
     /// Cloud provider
     #[arg(long, env = "HAKIT_FIP_PROVIDER", value_enum)]

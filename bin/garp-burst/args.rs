@@ -20,7 +20,7 @@ pub(crate) const IDENT: &str = "garp-burst";
 #[derive(Debug, Parser)]
 #[command(
     name = IDENT,
-    version,
+    version = hakit_core::version!(),
     after_help = EXIT_CODES_HELP,
     after_long_help = LONG_AFTER_HELP,
 )]

@@ -18,7 +18,7 @@ pub(crate) const IDENT: &str = "ha-check";
 /// `ha-check icmp 192.0.2.1 -i eth0`. `ha-check watch` watches a peer for clouds without
 /// VRRP and runs a takeover command when it dies.
 #[derive(Debug, Parser)]
-#[command(name = IDENT, version, after_help = AFTER_HELP)]
+#[command(name = IDENT, version = hakit_core::version!(), after_help = AFTER_HELP)]
 pub(crate) struct Cli {
     #[command(subcommand)]
     pub(crate) cmd: Option<Cmd>,

@@ -22,7 +22,7 @@ pub(crate) const IDENT: &str = "nat-notify";
 /// Instances are configured in [[notify.instance]] tables of the config file; a single
 /// instance can also be given with flags (--instance, --interface, --floating-ip, ...).
 #[derive(Debug, Parser)]
-#[command(name = IDENT, version, after_help = AFTER_HELP)]
+#[command(name = IDENT, version = hakit_core::version!(), after_help = AFTER_HELP)]
 pub(crate) struct Cli {
     #[command(subcommand)]
     pub(crate) cmd: Cmd,

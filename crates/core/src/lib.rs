@@ -26,4 +26,16 @@ pub mod metrics;
 pub mod runtime;
 
 pub use duration::HDuration;
+
+/// The `--version` text: the package version, and the commit when the build named it
+/// (build.rs of the hakit package, from `HAKIT_COMMIT`).
+#[macro_export]
+macro_rules! version {
+    () => {
+        match option_env!("HAKIT_VERSION") {
+            Some(v) => v,
+            None => env!("CARGO_PKG_VERSION"),
+        }
+    };
+}
 pub use exit::{usage_error, Exit, UsageError};
