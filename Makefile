@@ -42,11 +42,13 @@ static: deps
 	$(CARGO) build --release --target $(MUSL) --bins
 	@scripts/check-static.sh $(STATIC_DIR) $(BINS)
 
-# Man pages and bash/zsh/fish completions, rendered from the binaries' clap definitions.
+# Man pages and bash/zsh/fish completions, rendered from the binaries' clap definitions, and
+# the third-party notices of every crate linked into the binaries (from Cargo.lock).
 docs:
 	$(CARGO) build -p hakit-docgen
 	rm -rf $(GEN_DIR)
 	target/debug/hakit-docgen --out $(GEN_DIR)
+	scripts/notices.py $(MUSL) $(GEN_DIR)/THIRD-PARTY-NOTICES
 
 install: static docs
 	DESTDIR="$(DESTDIR)" PREFIX="$(PREFIX)" SYSCONFDIR="$(SYSCONFDIR)" \

@@ -24,6 +24,7 @@ doc=$share/doc/hakit
 fail() { echo "install: $*" >&2; exit 1; }
 for b in "${bins[@]}"; do [ -x "$bin_dir/$b" ] || fail "$bin_dir/$b missing: run make static"; done
 [ -d "$gen_dir/man/man8" ] || fail "$gen_dir/man/man8 missing: run make docs"
+[ -f "$gen_dir/THIRD-PARTY-NOTICES" ] || fail "$gen_dir/THIRD-PARTY-NOTICES missing: run make docs"
 
 install -d -m 0755 "$root/sbin" "$share/man/man8" "$share/bash-completion/completions" \
   "$share/zsh/vendor-completions" "$share/fish/vendor_completions.d" "$doc"
@@ -38,6 +39,11 @@ for page in "$gen_dir"/man/man8/*.8; do
   gzip -9n -c "$page" > "$share/man/man8/$(basename "$page").gz"
   chmod 0644 "$share/man/man8/$(basename "$page").gz"
 done
+
+# The licences and notices of the crates linked into the binaries (MIT, BSD-3-Clause and
+# ISC require them in binary redistributions).
+gzip -9n -c "$gen_dir/THIRD-PARTY-NOTICES" > "$doc/THIRD-PARTY-NOTICES.gz"
+chmod 0644 "$doc/THIRD-PARTY-NOTICES.gz"
 
 # hakit-setup renders a node's files from the templates under share/hakit (not the doc
 # directory: documentation may be left out of an installation, templates may not).

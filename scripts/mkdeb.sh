@@ -22,6 +22,9 @@ mkdir -p "$out"
 DESTDIR=$stage PREFIX=/usr SYSCONFDIR=/etc "$top/scripts/install.sh" "$bin_dir" "$gen_dir" >&2
 
 doc=$stage/usr/share/doc/hakit
+# The licences of the linked crates, from the notices make docs generated.
+licences() { sed -n 's/^Licences: //p' "$gen_dir/THIRD-PARTY-NOTICES"; }
+[ -n "$(licences)" ] || { echo "mkdeb: $gen_dir/THIRD-PARTY-NOTICES names no licences: run make docs" >&2; exit 1; }
 cat > "$doc/copyright" <<COPY
 Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
 Upstream-Name: hakit
@@ -31,6 +34,9 @@ Copyright: 2026 the hakit authors
 License: Apache-2.0
  On Debian systems the full text of the Apache License 2.0 is in
  /usr/share/common-licenses/Apache-2.0.
+Comment: The static binaries in /usr/sbin also contain third-party Rust crates under
+ $(licences). Every crate, its licence and its own licence and notice files are
+ listed in /usr/share/doc/hakit/THIRD-PARTY-NOTICES.gz.
 COPY
 chmod 0644 "$doc/copyright"
 # A fixed date (the commit's, when there is one) keeps the package reproducible.

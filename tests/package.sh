@@ -110,6 +110,15 @@ done
 dpkg-deb --fsys-tarfile "$deb" | tar -xOf - ./usr/lib/tmpfiles.d/hakit.conf | grep -q '^d /run/keepalived 0755 root root' \
   || fail "tmpfiles.d does not create /run/keepalived"
 dpkg-deb --info "$deb" postinst | grep -q 'systemd-tmpfiles --create hakit.conf' || fail "postinst does not create the runtime directories"
+# Binary redistribution carries the linked crates' licences and notices.
+notices=$(dpkg-deb --fsys-tarfile "$deb" | tar -xOf - ./usr/share/doc/hakit/THIRD-PARTY-NOTICES.gz | gunzip)
+for want in 'neli 0.7.5 .*BSD-3-Clause' 'rustls-webpki .*ISC' '^--- LICENSE' 'ring 0.17'; do
+  grep -q "$want" <<<"$notices" || fail "THIRD-PARTY-NOTICES lacks $want"
+done
+copyright=$(dpkg-deb --fsys-tarfile "$deb" | tar -xOf - ./usr/share/doc/hakit/copyright)
+for l in BSD-3-Clause ISC MIT THIRD-PARTY-NOTICES; do
+  grep -q "$l" <<<"$copyright" || fail "copyright does not name $l"
+done
 ok
 # Debian's own package checker: no error, no warning (the two intended ones, static
 # binaries and the 0600 config, are overridden in the package with a reason).
