@@ -11,6 +11,7 @@
 #   make install  binaries, man pages, completions, templates, default config
 #                 (PREFIX=/usr/local DESTDIR= SYSCONFDIR=/etc)
 #   make deb    the Debian package in target/deb/
+#   make rpm    the RPM (RHEL family) in target/rpm/, from the same install script
 #   make syslab the .deb and the README's install steps on two containers under real systemd
 #   make lab-clean  remove namespaces left by a killed test run
 
@@ -28,7 +29,7 @@ export HAKIT_COMMIT := $(shell git rev-parse --short=12 HEAD 2>/dev/null)$(shell
 # Rust needs ~/.cargo/bin; a root shell from sudo may not have it.
 export PATH := $(HOME)/.cargo/bin:$(PATH):/usr/sbin:/sbin
 
-.PHONY: all deps build static docs install deb package syslab examples validate msrv unit test fuzz demo demo-linode chaos bench lab-clean clean
+.PHONY: all deps build static docs install deb rpm package syslab examples validate msrv unit test fuzz demo demo-linode chaos bench lab-clean clean
 
 all: build
 
@@ -57,10 +58,15 @@ install: static docs
 deb: static docs
 	scripts/mkdeb.sh $(STATIC_DIR) $(GEN_DIR) target/deb
 
+rpm: static docs
+	scripts/mkrpm.sh $(STATIC_DIR) $(GEN_DIR) target/rpm
+
 # make install into a staging root, and the .deb installed, used, removed and purged
-# with dpkg in a private root (root; under CI=true a skip is a failure).
+# with dpkg in a private root (root; under CI=true a skip is a failure); the RPM built,
+# installed, verified and erased in a private rpm root, rpmlint clean.
 package: static docs
 	tests/package.sh $(STATIC_DIR) $(GEN_DIR) target/deb
+	tests/rpm.sh $(STATIC_DIR) $(GEN_DIR) target/rpm
 
 # The .deb and the bare-metal README's steps on two Debian 12 containers under a real
 # systemd (tests/systemd-lab.sh; root; the base image is cached in target/systemd-lab).
