@@ -617,6 +617,11 @@ fn linode(
                 ],
             )?;
         }
+        // FRR applies the withdrawal in its own time: wait until b's RIB shows it.
+        hakit_lab::wait_until(Duration::from_secs(10), Duration::from_millis(50), || {
+            nat.announced(B) == "withdrawn"
+        })
+        .context("b's announcement was not withdrawn")?;
         let prog = nat
             .opts
             .bin_dir
