@@ -60,6 +60,9 @@ lib=$DESTDIR/usr/lib
 [ "$PREFIX" = /usr ] || lib=$root/lib
 install -D -m 0644 "$top/packaging/tmpfiles.conf" "$lib/tmpfiles.d/hakit.conf"
 install -D -m 0644 "$top/packaging/modules-load.conf" "$lib/modules-load.d/hakit.conf"
+# The peer-watch unit (AWS without keepalived), its peer from the configuration; installed,
+# never enabled by the package.
+install -D -m 0644 "$top/packaging/hakit-watch.service" "$lib/systemd/system/hakit-watch.service"
 
 # Templates, examples and the runbook, as the repository lays them out.
 (cd "$top" && find keepalived examples docs -type f) | while read -r f; do
