@@ -26,7 +26,7 @@ for b in "${bins[@]}"; do [ -x "$bin_dir/$b" ] || fail "$bin_dir/$b missing: run
 [ -d "$gen_dir/man/man8" ] || fail "$gen_dir/man/man8 missing: run make docs"
 [ -f "$gen_dir/THIRD-PARTY-NOTICES" ] || fail "$gen_dir/THIRD-PARTY-NOTICES missing: run make docs"
 
-install -d -m 0755 "$root/sbin" "$share/man/man8" "$share/bash-completion/completions" \
+install -d -m 0755 "$root/sbin" "$share/man/man8" "$share/man/man5" "$share/bash-completion/completions" \
   "$share/zsh/vendor-completions" "$share/fish/vendor_completions.d" "$doc"
 for b in "${bins[@]}"; do
   install -m 0755 "$bin_dir/$b" "$root/sbin/$b"
@@ -44,6 +44,10 @@ done
 # ISC require them in binary redistributions).
 gzip -9n -c "$gen_dir/THIRD-PARTY-NOTICES" > "$doc/THIRD-PARTY-NOTICES.gz"
 chmod 0644 "$doc/THIRD-PARTY-NOTICES.gz"
+
+# hakit.toml(5), generated from the configuration schema.
+gzip -9n -c "$gen_dir/man/man5/hakit.toml.5" > "$share/man/man5/hakit.toml.5.gz"
+chmod 0644 "$share/man/man5/hakit.toml.5.gz"
 
 # hakit-setup renders a node's files from the templates under share/hakit (not the doc
 # directory: documentation may be left out of an installation, templates may not).

@@ -56,11 +56,13 @@ pub struct Config {
     pub prefixes: Vec<Cidr>,
     /// Communities of the two roles [default: 65000:1 and 65000:2, Linode's].
     pub primary: Option<String>,
+    /// The secondary role's community [default: 65000:2].
     pub secondary: Option<String>,
     /// What FAULT and STOP do to the announcement: `secondary` (default: the peer's
     /// primary path wins, and this node still carries traffic if the peer has none) or
     /// `withdraw`.
     pub fault: Option<Demote>,
+    /// What STOP does to the announcement (as `fault`).
     pub stop: Option<Demote>,
     /// gobgp: the GoBGP API, host:port [default: 127.0.0.1:50051, lelastic's].
     pub gobgp_api: Option<String>,
@@ -68,6 +70,7 @@ pub struct Config {
     pub frr_asn: Option<u32>,
     /// frr: route-maps that set each role's community [default: primary, secondary].
     pub frr_primary_route_map: Option<String>,
+    /// frr: the route-map of the secondary role [default: secondary].
     pub frr_secondary_route_map: Option<String>,
     /// frr: vtysh's `--vty_socket` directory (default: FRR's own).
     pub frr_vty_socket: Option<PathBuf>,

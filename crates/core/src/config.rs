@@ -94,10 +94,15 @@ pub struct General {
 #[derive(Debug, Default, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Garp {
+    /// Interface the frames go out of (the WAN leg).
     pub interface: Option<String>,
+    /// Addresses to announce: gratuitous ARP for IPv4, unsolicited neighbour advertisements for IPv6.
     pub ips: Option<Vec<IpAddr>>,
+    /// Rounds of frames to send [default: 3].
     pub count: Option<u32>,
+    /// Time between rounds [default: 100ms].
     pub interval: Option<HDuration>,
+    /// Send ARP replies instead of requests (some switches only learn from replies).
     pub reply: Option<bool>,
 }
 
@@ -116,24 +121,41 @@ pub enum Provider {
 #[derive(Debug, Default, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Fip {
+    /// The cloud: `aws`, `linode`, `hetzner` or `digitalocean`.
     pub provider: Option<Provider>,
+    /// The floating / elastic / reserved IP to claim.
     pub ip: Option<std::net::IpAddr>,
+    /// aws: the Elastic IP's allocation ID (instead of `ip`).
     pub allocation_id: Option<String>,
+    /// hetzner: the Floating IP's ID (instead of `ip`).
     pub floating_ip_id: Option<u64>,
+    /// This node's instance, Linode, server or droplet ID [default: from the metadata service].
     pub instance_id: Option<String>,
+    /// aws: associate with this network interface instead of the instance.
     pub eni: Option<String>,
+    /// aws: the region [default: from the metadata service].
     pub region: Option<String>,
+    /// The other node(s) of the pair by ID: an IP they hold may be taken; one held by anyone else is refused unless --force.
     #[serde(default)]
     pub peers: Vec<String>,
+    /// aws: route destinations moved to this node when they target a peer [default: 0.0.0.0/0 and ::/0].
     #[serde(default)]
     pub route_destinations: Vec<String>,
+    /// linode: move the address (`/networking/ips/assign`) instead of IP Sharing.
     pub assign: Option<bool>,
+    /// The provider API's base URL [default: the provider's public endpoint].
     pub endpoint_url: Option<String>,
+    /// The metadata service's base URL [default: http://169.254.169.254]; never reached through a proxy.
     pub metadata_url: Option<String>,
+    /// Extra CA certificate file (PEM) trusted beside the system bundle.
     pub ca_file: Option<PathBuf>,
+    /// File holding the API token (mode 0600; refused if others can read it).
     pub token_file: Option<PathBuf>,
+    /// Connect and read timeout of each request [default: 3s].
     pub timeout: Option<HDuration>,
+    /// Overall deadline of a run, retries included [default: 30s].
     pub deadline: Option<HDuration>,
+    /// Attempts per request for retriable failures [default: 5].
     pub attempts: Option<u32>,
 }
 
@@ -165,6 +187,7 @@ pub struct Check {
 #[derive(Debug, Default, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Group {
+    /// The group's name, which probes name in their `group` key.
     pub name: String,
     /// Default: every probe of the group.
     pub min: Option<usize>,
@@ -196,11 +219,13 @@ pub enum ProbeKind {
 #[derive(Debug, Default, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Probe {
+    /// What the probe looks at (required).
     pub kind: Option<ProbeKind>,
     /// Shown in logs, JSON and metrics; defaults to `kind:target`.
     pub name: Option<String>,
     /// Quorum group this probe counts towards.
     pub group: Option<String>,
+    /// How long the probe may take [default: the run's deadline].
     pub timeout: Option<HDuration>,
     /// icmp: host; tcp: host:port; address: the address; route: prefix (default 0.0.0.0/0).
     pub target: Option<String>,
@@ -237,8 +262,11 @@ pub struct Probe {
     pub process: Option<String>,
     /// drbd: the resource, and the expected role, connection state and disk state.
     pub resource: Option<String>,
+    /// drbd: the expected role (`drbdadm role`), e.g. `Primary`.
     pub role: Option<String>,
+    /// drbd: the expected connection state (`drbdadm cstate`), e.g. `Connected`.
     pub connection: Option<String>,
+    /// drbd: the expected disk state (`drbdadm dstate`), e.g. `UpToDate`.
     pub disk: Option<String>,
     /// fip-owner: how long a provider answer is reused (default 30s), so a 1-second
     /// interval does not spend the provider's rate limit.
@@ -265,7 +293,9 @@ pub struct Notify {
     pub retries: Option<u32>,
     /// Programs, found with `which` unless given as paths.
     pub nft: Option<String>,
+    /// `conntrackd` (path or name on PATH).
     pub conntrackd: Option<String>,
+    /// `systemctl` (path or name on PATH): units, conntrackd.service and the BGP speaker are started through it.
     pub systemctl: Option<String>,
     /// Prometheus textfile to write after every transition.
     pub textfile: Option<PathBuf>,
@@ -303,7 +333,9 @@ pub struct Instance {
     /// state keepalived is really in when hooks race (hook mode).
     #[serde(default)]
     pub vrrp_vips: Vec<std::net::IpAddr>,
+    /// Rounds of gratuitous ARP / NA for the floating IPs on MASTER [default: 3].
     pub garp_count: Option<u32>,
+    /// Time between those rounds [default: 100ms].
     pub garp_interval: Option<HDuration>,
     /// LAN prefix to SNAT to the first IPv4 floating IP; enables the nftables step.
     pub snat_source: Option<Cidr>,

@@ -13,6 +13,8 @@ use std::{
 };
 
 use anyhow::{Context, Result};
+
+pub mod config_man;
 use clap::{Command, CommandFactory};
 use clap_complete::Shell;
 use roff::{bold, roman, Roff};
@@ -203,7 +205,8 @@ fn write(path: &Path, data: &[u8]) -> Result<()> {
     fs::write(path, data).with_context(|| format!("writing {}", path.display()))
 }
 
-/// Writes every man page under `out/man/man8` and every completion under
+/// Writes every man page under `out/man/man8` (and `hakit.toml(5)` under `out/man/man5`)
+/// and every completion under
 /// `out/completions/{bash,zsh,fish}`; returns the files written.
 pub fn generate(out: &Path) -> Result<Vec<PathBuf>> {
     let mut written = Vec::new();
@@ -211,6 +214,9 @@ pub fn generate(out: &Path) -> Result<Vec<PathBuf>> {
         written.extend(man_pages(&cmd, &out.join("man/man8"))?);
         written.extend(completions(&cmd, &out.join("completions"))?);
     }
+    let page = out.join("man/man5/hakit.toml.5");
+    write(&page, config_man::render().as_bytes())?;
+    written.push(page);
     Ok(written)
 }
 

@@ -279,6 +279,29 @@ fn man_pages_render_cleanly_and_document_every_flag() {
         }
         pages += 1;
     }
+    // hakit.toml(5), from the configuration schema: renders cleanly, every table in it.
+    let page = out().join("man/man5/hakit.toml.5");
+    let o = Proc::new("man")
+        .args(["--warnings=all", "-P", "cat", "-l"])
+        .arg(&page)
+        .env("MANWIDTH", "200")
+        .env("LC_ALL", "C")
+        .output()
+        .expect("run man");
+    let warnings = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        o.status.success() && warnings.trim().is_empty(),
+        "{}: man says {}\n{warnings}",
+        page.display(),
+        o.status
+    );
+    let text = strip_overstrike(&String::from_utf8_lossy(&o.stdout));
+    for (table, _, _) in hakit_docgen::config_man::TABLES {
+        assert!(text.lines().any(|l| l == table), "hakit.toml(5) has no {table} section");
+    }
+    for key in ["pair", "fifo_heartbeat", "snat_to", "announce", "speaker", "watch_peer"] {
+        assert!(text.contains(key), "hakit.toml(5) does not document {key}");
+    }
     let on_disk = std::fs::read_dir(out().join("man/man8"))
         .expect("man8")
         .count();

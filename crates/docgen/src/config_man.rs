@@ -1,0 +1,196 @@
+//! `hakit.toml(5)`, generated from the configuration schema itself: the structs that
+//! serde reads the file into (`hakit-core`'s config module, `hakit-bgp`'s `[bgp]` table),
+//! their fields and their `///` documentation. A key added to a struct is in the page on the
+//! next build; a key without documentation fails the build's test, not the reader.
+
+use roff::{bold, italic, roman, Roff};
+
+/// The schema sources, as the binaries compile them.
+const CORE: &str = include_str!("../../core/src/config.rs");
+const BGP: &str = include_str!("../../bgp/src/lib.rs");
+
+/// Each table of the file: its header, the struct that reads it, and where that struct is.
+pub const TABLES: [(&str, &str, &str); 9] = [
+    ("[general]", "General", CORE),
+    ("[garp]", "Garp", CORE),
+    ("[notify]", "Notify", CORE),
+    ("[[notify.instance]]", "Instance", CORE),
+    ("[check]", "Check", CORE),
+    ("[[check.group]]", "Group", CORE),
+    ("[[check.probe]]", "Probe", CORE),
+    ("[fip]", "Fip", CORE),
+    ("[bgp]", "Config", BGP),
+];
+
+/// One key: its TOML name, its value type in words, its documentation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Key {
+    pub name: String,
+    pub kind: String,
+    pub doc: String,
+}
+
+/// The keys of `pub struct NAME` in `src`, in declaration order (sub-tables excluded).
+pub fn keys(src: &str, name: &str) -> Vec<Key> {
+    let start = format!("pub struct {name}");
+    let mut out = Vec::new();
+    let mut inside = false;
+    let mut doc: Vec<String> = Vec::new();
+    let mut rename: Option<String> = None;
+    for line in src.lines() {
+        let t = line.trim();
+        if !inside {
+            inside = t.starts_with(&start) && t.ends_with('{');
+            continue;
+        }
+        if t == "}" {
+            break;
+        }
+        if let Some(d) = t.strip_prefix("///") {
+            doc.push(d.trim().to_string());
+        } else if let Some(r) = t.split("rename = \"").nth(1) {
+            rename = r.split('"').next().map(str::to_string);
+        } else if let Some(f) = t.strip_prefix("pub ") {
+            let (field, ty) = f.split_once(':').unwrap_or((f, ""));
+            let ty = ty.trim().trim_end_matches(',');
+            let name = rename.take().unwrap_or_else(|| field.trim().to_string());
+            // Arrays of tables are documented as tables of their own.
+            if !["instance", "probe", "group"].contains(&name.as_str()) {
+                out.push(Key {
+                    name,
+                    kind: words(ty),
+                    doc: ascii(&doc.join(" ")),
+                });
+            }
+            doc.clear();
+        } else if !t.starts_with("#[") && !t.is_empty() {
+            doc.clear();
+        }
+    }
+    out
+}
+
+/// The documentation's typography in characters every man font has.
+fn ascii(s: &str) -> String {
+    s.replace('…', "...")
+        .replace('—', "--")
+        .replace('–', "-")
+        .replace(['’', '‘'], "'")
+        .replace(['“', '”'], "\"")
+        .replace('×', "x")
+        .replace('`', "")
+}
+
+/// A Rust type as the file spells the value.
+fn words(ty: &str) -> String {
+    let ty = ty.trim();
+    if let Some(inner) = ty.strip_prefix("Option<").and_then(|t| t.strip_suffix('>')) {
+        return words(inner);
+    }
+    if let Some(inner) = ty.strip_prefix("Vec<").and_then(|t| t.strip_suffix('>')) {
+        return format!("list of {}", words(inner));
+    }
+    match ty.rsplit("::").next().unwrap_or(ty) {
+        "String" => "string",
+        "bool" => "boolean",
+        "u8" | "u16" | "u32" | "u64" | "usize" => "integer",
+        "f64" => "number",
+        "HDuration" => "duration (e.g. 200ms, 1s, 5m)",
+        "PathBuf" => "path",
+        "IpAddr" => "IP address",
+        "Cidr" => "address/prefix",
+        "Provider" => "aws | linode | hetzner | digitalocean",
+        "ProbeKind" => "icmp | http | tcp | link | address | route | nft-rule | conntrack | sysctl | service | drbd | fip-owner | bgp",
+        "UnknownInstance" => "ignore | fail",
+        "UnitAction" => "restart | start",
+        "StepName" => "commands | units | address | snat | conntrackd | bgp",
+        "Kind" => "gobgp | frr",
+        "Demote" => "secondary | withdraw",
+        other => other,
+    }
+    .to_string()
+}
+
+/// The page, in roff.
+pub fn render() -> String {
+    let mut r = Roff::new();
+    r.control("TH", ["HAKIT.TOML", "5", "", "hakit", "hakit"]);
+    r.control("SH", ["NAME"]);
+    r.text([roman("hakit.toml - configuration of the hakit binaries")]);
+    r.control("SH", ["SYNOPSIS"]);
+    r.text([bold("/etc/hakit/hakit.toml")]);
+    r.control("SH", ["DESCRIPTION"]);
+    r.text([roman(
+        "One TOML file configures garp-burst, nat-notify, ha-check and fip-claim: one table per \
+         binary plus [general] and [bgp]. Each binary reads the tables it uses and refuses an \
+         unknown key in them, naming the key and its line (exit 2); an unknown table is refused \
+         by every binary. A flag or an environment variable (HAKIT_<TABLE>_<KEY>) overrides a \
+         key where the binary offers one: flag, then environment, then file, then default. The \
+         file may hold no secret: provider tokens come from the environment or a token_file of \
+         mode 0600. hakit-setup(8) renders this file for a node from the pair's values file.",
+    )]);
+    for (header, ty, src) in TABLES {
+        r.control("SH", [header]);
+        for k in keys(src, ty) {
+            r.control("TP", []);
+            r.text([bold(&k.name), roman(" ("), italic(&k.kind), roman(")")]);
+            r.text([roman(&k.doc)]);
+        }
+    }
+    r.control("SH", ["FILES"]);
+    r.control("TP", []);
+    r.text([bold("/etc/hakit/hakit.toml")]);
+    r.text([roman(
+        "The default path; --config PATH or HAKIT_CONFIG name another.",
+    )]);
+    r.control("TP", []);
+    r.text([bold("/usr/share/doc/hakit/examples/")]);
+    r.text([roman(
+        "An annotated file with every key (hakit.toml) and one per cloud.",
+    )]);
+    r.control("SH", ["SEE ALSO"]);
+    r.text([roman(
+        "nat-notify(8), ha-check(8), fip-claim(8), garp-burst(8), hakit-setup(8), keepalived.conf(5)",
+    )]);
+    r.to_roff()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every key of every table is in the page, and documented: a field added without a
+    /// `///` line fails here.
+    #[test]
+    fn every_key_is_documented() {
+        let page = render();
+        let mut n = 0;
+        for (header, ty, src) in TABLES {
+            let ks = keys(src, ty);
+            assert!(!ks.is_empty(), "{header}: no keys found in {ty}");
+            for k in ks {
+                assert!(!k.doc.is_empty(), "{header} {}: no documentation", k.name);
+                assert!(
+                    page.contains(&k.name),
+                    "{header} {} not in the page",
+                    k.name
+                );
+                n += 1;
+            }
+        }
+        assert!(n > 80, "only {n} keys");
+        let general = keys(CORE, "General");
+        assert!(general.iter().any(|k| k.name == "pair"));
+        let notify = keys(CORE, "Notify");
+        assert!(notify
+            .iter()
+            .all(|k| k.name != "instance" && k.name != "instances"));
+        let probe = keys(CORE, "Probe");
+        assert_eq!(probe[0].name, "kind");
+        assert!(probe[0].kind.contains("bgp"));
+        let bgp = keys(BGP, "Config");
+        assert!(bgp
+            .iter()
+            .any(|k| k.name == "speaker" && k.kind == "gobgp | frr"));
+    }
+}
