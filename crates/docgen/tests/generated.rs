@@ -297,9 +297,19 @@ fn man_pages_render_cleanly_and_document_every_flag() {
     );
     let text = strip_overstrike(&String::from_utf8_lossy(&o.stdout));
     for (table, _, _) in hakit_docgen::config_man::TABLES {
-        assert!(text.lines().any(|l| l == table), "hakit.toml(5) has no {table} section");
+        assert!(
+            text.lines().any(|l| l == table),
+            "hakit.toml(5) has no {table} section"
+        );
     }
-    for key in ["pair", "fifo_heartbeat", "snat_to", "announce", "speaker", "watch_peer"] {
+    for key in [
+        "pair",
+        "fifo_heartbeat",
+        "snat_to",
+        "announce",
+        "speaker",
+        "watch_peer",
+    ] {
         assert!(text.contains(key), "hakit.toml(5) does not document {key}");
     }
     let on_disk = std::fs::read_dir(out().join("man/man8"))
