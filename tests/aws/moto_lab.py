@@ -2,7 +2,8 @@
 """Sets up and inspects a moto EC2 world for fip-claim's tests, with boto3 (moto's own
 client library), so what the test asserts never comes from hakit's code.
 
-  moto_lab.py setup URL          -> JSON: instances, ENIs, route tables, EIP, IAM keys
+  moto_lab.py setup URL [N]      -> JSON: instances, ENIs, N route tables (default 2) whose
+                                    default route targets the primary, EIP, IAM keys
   moto_lab.py state URL ALLOC    -> JSON: EIP holder, each table's default route target,
                                     source/dest check of every instance
   moto_lab.py steal URL ALLOC I  -> associate the EIP with instance I (a third owner)
@@ -28,7 +29,7 @@ def clients(url):
     return boto3.client("ec2", **kw), boto3.client("iam", **kw)
 
 
-def setup(url):
+def setup(url, tables="2"):
     ec2, iam = clients(url)
     ami = ec2.describe_images()["Images"][0]["ImageId"]
     vpc = ec2.create_vpc(CidrBlock="198.51.100.0/24")["Vpc"]["VpcId"]
@@ -37,7 +38,7 @@ def setup(url):
     ids = [i["InstanceId"] for i in inst]
     enis = [i["NetworkInterfaces"][0]["NetworkInterfaceId"] for i in inst]
     tables = []
-    for _ in range(2):
+    for _ in range(int(tables)):
         rt = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
         ec2.create_route(RouteTableId=rt, DestinationCidrBlock="0.0.0.0/0", InstanceId=ids[0])
         tables.append(rt)

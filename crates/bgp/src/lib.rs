@@ -308,6 +308,16 @@ impl Speaker {
         }
     }
 
+    /// The announced prefix that holds `ip`, and what the speaker originates for it.
+    pub fn read_ip(&self, ip: IpAddr) -> anyhow::Result<(Cidr, Seen)> {
+        let prefix = *self
+            .prefixes
+            .iter()
+            .find(|p| p.contains(ip))
+            .with_context(|| format!("[bgp] prefixes do not include {ip}"))?;
+        Ok((prefix, self.read(&prefix)?))
+    }
+
     /// The role these communities say, if any.
     pub fn role_of(&self, seen: &Seen) -> Option<Role> {
         match seen {

@@ -778,12 +778,7 @@ fn bgp(
     }
     let mut out = format!("{up} of {} session(s) established", sessions.len());
     if let Some(ip) = ip {
-        let prefix = sp
-            .prefixes
-            .iter()
-            .find(|p| p.contains(ip))
-            .with_context(|| format!("[bgp] prefixes do not include {ip}"))?;
-        let seen = sp.read(prefix)?;
+        let (prefix, seen) = sp.read_ip(ip)?;
         let ok = match (community, &seen) {
             (Some(c), hakit_bgp::Seen::Path(cs)) => cs.contains(&c),
             (None, _) => sp.role_of(&seen).is_some(),

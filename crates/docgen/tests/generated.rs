@@ -239,23 +239,7 @@ fn man_pages_render_cleanly_and_document_every_flag() {
     let mut pages = 0;
     for (path, cmd) in paths() {
         let page = out().join(format!("man/man8/{}.8", path.join("-")));
-        let o = Proc::new("man")
-            .args(["--warnings=all", "-P", "cat", "-l"])
-            .arg(&page)
-            .env("MANWIDTH", "200")
-            .env("LC_ALL", "C")
-            .output()
-            .expect("run man");
-        let text = String::from_utf8_lossy(&o.stdout);
-        let warnings = String::from_utf8_lossy(&o.stderr);
-        assert!(
-            o.status.success() && warnings.trim().is_empty(),
-            "{}: man says {}\n{warnings}",
-            page.display(),
-            o.status
-        );
-        // groff inserts backspace overstrikes for bold in -P cat output; drop them.
-        let text = strip_overstrike(&text);
+        let text = man_clean(&page);
         for flag in visible_longs(&cmd) {
             assert!(
                 text.contains(&flag),
@@ -280,22 +264,7 @@ fn man_pages_render_cleanly_and_document_every_flag() {
         pages += 1;
     }
     // hakit.toml(5), from the configuration schema: renders cleanly, every table in it.
-    let page = out().join("man/man5/hakit.toml.5");
-    let o = Proc::new("man")
-        .args(["--warnings=all", "-P", "cat", "-l"])
-        .arg(&page)
-        .env("MANWIDTH", "200")
-        .env("LC_ALL", "C")
-        .output()
-        .expect("run man");
-    let warnings = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        o.status.success() && warnings.trim().is_empty(),
-        "{}: man says {}\n{warnings}",
-        page.display(),
-        o.status
-    );
-    let text = strip_overstrike(&String::from_utf8_lossy(&o.stdout));
+    let text = man_clean(&out().join("man/man5/hakit.toml.5"));
     for (table, _, _) in hakit_docgen::config_man::TABLES {
         assert!(
             text.lines().any(|l| l == table),
@@ -319,6 +288,26 @@ fn man_pages_render_cleanly_and_document_every_flag() {
         pages, on_disk,
         "a man page without a command, or the reverse"
     );
+}
+
+/// `man -l PAGE` with every groff warning on: the text, which must come without a warning.
+fn man_clean(page: &std::path::Path) -> String {
+    let o = Proc::new("man")
+        .args(["--warnings=all", "-P", "cat", "-l"])
+        .arg(page)
+        .env("MANWIDTH", "200")
+        .env("LC_ALL", "C")
+        .output()
+        .expect("run man");
+    let warnings = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        o.status.success() && warnings.trim().is_empty(),
+        "{}: man says {}\n{warnings}",
+        page.display(),
+        o.status
+    );
+    // groff inserts backspace overstrikes for bold in -P cat output; drop them.
+    strip_overstrike(&String::from_utf8_lossy(&o.stdout))
 }
 
 fn strip_overstrike(s: &str) -> String {

@@ -154,12 +154,7 @@ pub fn run(client: &Client, token: &Token, o: &Options, mode: Mode) -> anyhow::R
         // IP Sharing only authorises; the route servers follow the announcement. The role
         // is read first (local, no API): a node that does not announce primary does not
         // get the traffic, whatever the API says.
-        let prefix = sp
-            .prefixes
-            .iter()
-            .find(|p| p.contains(ip))
-            .with_context(|| format!("linode: [bgp] prefixes do not include {ip}"))?;
-        let seen = sp.read(prefix)?;
+        let (_, seen) = sp.read_ip(ip).context("linode")?;
         out.announced = Some(sp.describe(&seen));
         if !sp.is(&seen, hakit_bgp::Target::Announce(hakit_bgp::Role::Primary)) {
             out.calls = client.calls();
