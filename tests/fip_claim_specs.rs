@@ -26,6 +26,16 @@ impl Drop for Prism {
 }
 
 fn prism(test: &str, spec: &str) -> Option<Prism> {
+    prism_with(test, spec, &["mock"], &[])
+}
+
+/// Prism in front of `upstream` (`prism proxy --errors`): every request and every answer
+/// is validated against the spec, and a violation in either becomes an error response.
+fn prism_proxy(test: &str, spec: &str, upstream: &str) -> Option<Prism> {
+    prism_with(test, spec, &["proxy"], &[upstream, "--errors"])
+}
+
+fn prism_with(test: &str, spec: &str, mode: &[&str], extra: &[&str]) -> Option<Prism> {
     let bin = Path::new(".tools/prism/node_modules/.bin/prism");
     let spec = Path::new("../shared/specs").join(spec);
     if !bin.exists() || !spec.exists() {
@@ -44,15 +54,14 @@ fn prism(test: &str, spec: &str) -> Option<Prism> {
         .port();
     let log = std::env::temp_dir().join(format!("hakit-prism-{}-{port}.log", std::process::id()));
     let out = std::fs::File::create(&log).unwrap();
+    let spec_s = spec.to_string_lossy().to_string();
+    let port_s = port.to_string();
+    let mut args: Vec<&str> = mode.to_vec();
+    args.push(&spec_s);
+    args.extend_from_slice(extra);
+    args.extend(["-h", "127.0.0.1", "-p", &port_s]);
     let child = Command::new(bin)
-        .args([
-            "mock",
-            &spec.to_string_lossy(),
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-        ])
+        .args(&args)
         .stdout(out.try_clone().unwrap())
         .stderr(out)
         .stdin(Stdio::null())
@@ -147,4 +156,110 @@ fn hetzner_assign_matches_the_spec() {
         &["--floating-ip-id", "42"],
         "/floating_ips/42/actions/assign",
     );
+}
+
+/// hakit's own fake provider answers as the providers' specs say: Prism's validating proxy
+/// stands between fip-claim and the fake, and any request or answer that breaks Linode's or
+/// Hetzner's document fails the run (the fake cannot drift from the real API unnoticed).
+#[test]
+fn the_fake_provider_answers_as_the_specs_say() {
+    for (provider, spec, env, prefix) in [
+        ("linode", "linode-openapi.yaml", "LINODE_TOKEN", "/v4"),
+        (
+            "hetzner",
+            "hetzner-cloud-openapi.unofficial.json",
+            "HCLOUD_TOKEN",
+            "/v1",
+        ),
+    ] {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let fake_url = format!("http://127.0.0.1:{port}");
+        let _fake = hakit_lab::Spawned(
+            Command::new(lab_bin("hakit-fake-cloud"))
+                .args([
+                    &format!("127.0.0.1:{port}"),
+                    "--provider",
+                    provider,
+                    "--ip",
+                    "203.0.113.10",
+                    "--owner",
+                    "2",
+                    "--node",
+                    "1=203.0.113.2",
+                    "--node",
+                    "2=203.0.113.3",
+                    "--extra-fips",
+                    "3",
+                ])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        // Linode's document lists its paths under /v4, Hetzner's under the server's /v1.
+        let (upstream, base) = if provider == "linode" {
+            (fake_url.clone(), None)
+        } else {
+            (format!("{fake_url}{prefix}"), Some(()))
+        };
+        let Some(p) = prism_proxy(
+            "the_fake_provider_answers_as_the_specs_say",
+            spec,
+            &upstream,
+        ) else {
+            return;
+        };
+        let endpoint = match base {
+            None => format!("{}{prefix}", p.1),
+            Some(()) => p.1.clone(),
+        };
+        let run = |extra: &[&str]| {
+            let mut args = vec![
+                "--provider",
+                provider,
+                "--ip",
+                "203.0.113.10",
+                "--instance-id",
+                "1",
+                "--peer",
+                "2",
+                "--endpoint-url",
+                &endpoint,
+                "--metadata-url",
+                &fake_url,
+                "--syslog-socket",
+                "/nonexistent",
+            ];
+            args.extend_from_slice(extra);
+            run_host("fip-claim", &args, &[(env, "fake-token")])
+        };
+        // Claim (a write, polled to its end for Hetzner), a converged re-run, a check.
+        for extra in [&[][..], &[], &["--check"]] {
+            let out = run(extra);
+            let log = std::fs::read_to_string(&p.2).unwrap_or_default();
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "{provider} {extra:?}: {}\nprism: {}",
+                stderr(&out),
+                log.lines()
+                    .filter(|l| l.contains("error") || l.contains("Violation"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            );
+        }
+        let log = std::fs::read_to_string(&p.2).unwrap();
+        assert!(
+            !log.contains("VIOLATIONS") && !log.contains("Violation"),
+            "{provider}: {log}"
+        );
+        assert!(
+            log.contains("Forwarding"),
+            "{provider}: nothing went through the proxy: {log}"
+        );
+    }
 }

@@ -29,7 +29,7 @@ def clients(url):
     return boto3.client("ec2", **kw), boto3.client("iam", **kw)
 
 
-def setup(url, tables="2"):
+def setup(url, count="2"):
     ec2, iam = clients(url)
     ami = ec2.describe_images()["Images"][0]["ImageId"]
     vpc = ec2.create_vpc(CidrBlock="198.51.100.0/24")["Vpc"]["VpcId"]
@@ -38,7 +38,7 @@ def setup(url, tables="2"):
     ids = [i["InstanceId"] for i in inst]
     enis = [i["NetworkInterfaces"][0]["NetworkInterfaceId"] for i in inst]
     tables = []
-    for _ in range(int(tables)):
+    for _ in range(int(count)):
         rt = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
         ec2.create_route(RouteTableId=rt, DestinationCidrBlock="0.0.0.0/0", InstanceId=ids[0])
         tables.append(rt)

@@ -365,16 +365,9 @@ fn handle(stream: TcpStream, st: Arc<Mutex<State>>) {
             let all: Vec<String> = (0..total)
                 .map(|i| {
                     if i + 1 == total {
-                        format!(
-                            r#"{{"id":7,"ip":"{ip}","server":{}}}"#,
-                            s.owner.map_or("null".into(), |o| o.to_string())
-                        )
+                        hetzner_fip(7, &ip, s.owner)
                     } else {
-                        format!(
-                            r#"{{"id":{},"ip":"192.0.2.{}","server":null}}"#,
-                            1000 + i,
-                            i % 250
-                        )
+                        hetzner_fip(1000 + i, &format!("192.0.2.{}", i % 250), None)
                     }
                 })
                 .collect();
@@ -407,7 +400,7 @@ fn handle(stream: TcpStream, st: Arc<Mutex<State>>) {
                         .get(&(u64::MAX - id))
                         .and_then(|v| v.first().cloned())
                         .unwrap_or_default();
-                    format!(r#"{{"id":{id},"command":"assign_floating_ip","status":"running","resources":[{{"id":{target},"type":"server"}},{{"id":7,"type":"floating_ip"}}]}}"#)
+                    hetzner_action(*id, "running", &target)
                 })
                 .collect();
             (
@@ -421,10 +414,7 @@ fn handle(stream: TcpStream, st: Arc<Mutex<State>>) {
         }
         ("hetzner", "GET", ["v1", "floating_ips", "7"]) => (
             200,
-            format!(
-                r#"{{"floating_ip":{{"id":7,"ip":"{ip}","server":{}}}}}"#,
-                s.owner.map_or("null".into(), |o| o.to_string())
-            ),
+            format!(r#"{{"floating_ip":{}}}"#, hetzner_fip(7, &ip, s.owner)),
         ),
         ("hetzner", "POST", ["v1", "floating_ips", "7", "actions", "assign"])
         | ("digitalocean", "POST", ["v2", "reserved_ips", _, "actions"]) => {
@@ -444,14 +434,19 @@ fn handle(stream: TcpStream, st: Arc<Mutex<State>>) {
                 } else {
                     "completed"
                 };
-                (
-                    201,
-                    format!(r#"{{"action":{{"id":{id},"status":"{st}"}}}}"#),
-                )
+                let action = if p == "hetzner" {
+                    hetzner_action(id, st, &target.to_string())
+                } else {
+                    format!(r#"{{"id":{id},"status":"{st}"}}"#)
+                };
+                (201, format!(r#"{{"action":{action}}}"#))
             } else if p == "hetzner" {
                 (
                     201,
-                    format!(r#"{{"action":{{"id":{id},"status":"running"}}}}"#),
+                    format!(
+                        r#"{{"action":{}}}"#,
+                        hetzner_action(id, "running", &target.to_string())
+                    ),
                 )
             } else {
                 (
@@ -478,10 +473,17 @@ fn handle(stream: TcpStream, st: Arc<Mutex<State>>) {
                 (_, true) => "completed",
                 _ => "in-progress",
             };
-            (
-                200,
-                format!(r#"{{"action":{{"id":{id},"status":"{st}"}}}}"#),
-            )
+            let action = if p == "hetzner" {
+                let server = s
+                    .shared
+                    .get(&(u64::MAX - id))
+                    .and_then(|v| v.first().cloned())
+                    .unwrap_or_else(|| "0".into());
+                hetzner_action(id, st, &server)
+            } else {
+                format!(r#"{{"id":{id},"status":"{st}"}}"#)
+            };
+            (200, format!(r#"{{"action":{action}}}"#))
         }
         ("digitalocean", "GET", ["v2", "reserved_ips", a]) if *a == ip => (
             200,
@@ -661,4 +663,26 @@ fn main() -> std::process::ExitCode {
         thread::spawn(move || handle(c, st));
     }
     std::process::ExitCode::SUCCESS
+}
+
+/// A Floating IP with every property Hetzner's API document requires (Prism's validating
+/// proxy in fip_claim_specs.rs holds the fake to it).
+fn hetzner_fip(id: u64, ip: &str, server: Option<u64>) -> String {
+    let ty = if ip.contains(':') { "ipv6" } else { "ipv4" };
+    format!(
+        r#"{{"id":{id},"ip":"{ip}","server":{},"type":"{ty}","name":"fip-{id}","description":null,"blocked":false,"created":"2026-01-01T00:00:00+00:00","dns_ptr":[],"labels":{{}},"protection":{{"delete":false}},"home_location":{{"id":1,"name":"fsn1","description":"Falkenstein DC Park 1","country":"DE","city":"Falkenstein","latitude":50.47612,"longitude":12.370071,"network_zone":"eu-central"}}}}"#,
+        server.map_or("null".into(), |s| s.to_string())
+    )
+}
+
+/// An assign action with every property Hetzner's API document requires.
+fn hetzner_action(id: u64, status: &str, server: &str) -> String {
+    let (progress, finished) = if status == "running" {
+        (50, "null")
+    } else {
+        (100, r#""2026-01-01T00:00:01+00:00""#)
+    };
+    format!(
+        r#"{{"id":{id},"command":"assign_floating_ip","status":"{status}","progress":{progress},"started":"2026-01-01T00:00:00+00:00","finished":{finished},"resources":[{{"id":{server},"type":"server"}},{{"id":7,"type":"floating_ip"}}],"error":null}}"#
+    )
 }
