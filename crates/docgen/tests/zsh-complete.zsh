@@ -12,6 +12,9 @@ zpty -w z "PS1='%% '; LISTMAX=100000; COLUMNS=400; zstyle ':completion:*' menu n
 zpty -w z 'print HAKIT-START'
 zpty -r z _ '*HAKIT-START*HAKIT-START*'
 zpty -n -w z "$2"$'\t\t'
+# ZLE does not draw a completion list while more input is waiting (typeahead): give it the
+# time to draw before the next keys arrive (under load it once lost that race).
+sleep 0.5
 zpty -w z $'\C-u print HAKIT-''END'
 zpty -r z out '*HAKIT-END*HAKIT-END*' || { print -u2 "no answer from zsh"; exit 4 }
 zpty -d z
