@@ -434,6 +434,31 @@ fn aws_identity_and_role_credentials_from_imdsv2() {
     let again = run_host("fip-claim", &args, &[("HOME", "/nonexistent-hakit-home")]);
     let r = json_of(&again);
     assert_eq!(r["already_converged"], true, "{r}");
+    // The region from the standard variables, as the AWS CLI reads them: IMDS is not asked.
+    let before = f.requests().len();
+    let out = run_host(
+        "fip-claim",
+        &args,
+        &[
+            ("HOME", "/nonexistent-hakit-home"),
+            ("AWS_REGION", "eu-west-3"),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let reqs = f.requests();
+    assert!(
+        reqs[before..]
+            .iter()
+            .all(|l| !l.contains("placement/region")),
+        "AWS_REGION was ignored: {:?}",
+        &reqs[before..]
+    );
+    assert!(
+        reqs[..before]
+            .iter()
+            .any(|l| l.contains("placement/region")),
+        "without AWS_REGION the region came from IMDS: {reqs:?}"
+    );
 }
 
 #[test]

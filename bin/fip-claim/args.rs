@@ -42,7 +42,7 @@ pub(crate) struct Cli {
     /// AWS: this node's network interface [default: from the metadata service]
     #[arg(long, env = "HAKIT_FIP_ENI", value_name = "ENI")]
     pub(crate) eni: Option<String>,
-    /// AWS: region [default: from the metadata service]
+    /// AWS: region [default: AWS_REGION, AWS_DEFAULT_REGION, else the metadata service]
     #[arg(long, env = "HAKIT_FIP_REGION", value_name = "REGION")]
     pub(crate) region: Option<String>,
     /// The other node(s) of the pair (repeatable): their IP and routes may be taken

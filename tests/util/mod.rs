@@ -57,7 +57,11 @@ pub fn run_in(ns: &Ns, name: &str, args: &[&str]) -> Output {
 /// Runs a hakit binary in the test's own namespace with extra environment.
 pub fn run_host(name: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut c = Command::new(bin(name));
-    c.args(args).env_remove("HAKIT_CONFIG");
+    // Hermetic: the caller's config and AWS region never leak into a test.
+    c.args(args)
+        .env_remove("HAKIT_CONFIG")
+        .env_remove("AWS_REGION")
+        .env_remove("AWS_DEFAULT_REGION");
     for (k, v) in env {
         c.env(k, v);
     }

@@ -333,12 +333,31 @@ fn need<'a>(
     imds.as_ref().context("IMDS")?.get(path)
 }
 
+/// The region from the standard variables (`AWS_REGION`, then `AWS_DEFAULT_REGION`, as the
+/// AWS CLI and SDKs read them), when it has a region's shape.
+fn env_region() -> Option<String> {
+    ["AWS_REGION", "AWS_DEFAULT_REGION"].iter().find_map(|k| {
+        std::env::var(k).ok().filter(|r| {
+            !r.is_empty()
+                && r.len() <= 32
+                && r.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        })
+    })
+}
+
 /// Runs the AWS sequence.
 pub fn run(client: &Client, o: &Options, mode: Mode) -> anyhow::Result<Outcome> {
     let meta = o.metadata_url.clone().unwrap_or_else(|| IMDS.to_string());
     let mut imds: Option<Imds> = None;
     let instance = need(&o.instance_id, "instance-id", &mut imds, client, &meta)?;
-    let region = need(&o.region, "placement/region", &mut imds, client, &meta)?;
+    let region = need(
+        &o.region.clone().or_else(env_region),
+        "placement/region",
+        &mut imds,
+        client,
+        &meta,
+    )?;
     let eni = match &o.eni {
         Some(e) => Some(e.clone()),
         None if o.instance_id.is_none() => {
