@@ -142,7 +142,10 @@ dpkgr -s hakit | grep -qx 'Status: install ok installed' || fail "not installed 
 [ "$(mode_of "$root/etc/hakit/hakit.toml")" = 600 ] || fail "installed config mode $(mode_of "$root/etc/hakit/hakit.toml")"
 for b in "${bins[@]}"; do
   v=$("$root/usr/sbin/$b" --version) || fail "$b --version"
-  [ "$v" = "$b $(dpkg-deb --field "$deb" Version)" ] || fail "$b --version says $v"
+  # The package's version, and the commit when the build named one (make exports HAKIT_COMMIT).
+  want="$b $(dpkg-deb --field "$deb" Version)"
+  [ -z "${HAKIT_COMMIT:-}" ] || want="$want (commit $HAKIT_COMMIT)"
+  [ "$v" = "$want" ] || fail "$b --version says $v, not $want"
 done
 ok
 if command -v man >/dev/null; then
