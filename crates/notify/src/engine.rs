@@ -447,16 +447,20 @@ pub fn transition(
     let prev = s.runtime.recorded(&inst.name).unwrap_or_default();
     // The state to re-assert is the newest one keepalived asked for, not only the one
     // recorded: a BACKUP hook that registered but has not run yet makes this node BACKUP.
-    let asked = s
-        .runtime
-        .newer_intents(&inst.name, 0)
-        .ok()
-        .and_then(|i| {
-            i.into_iter()
-                .rev()
-                .find(|i| i.state != State::MasterRxLowerPri)
-        })
-        .map(|i| i.state);
+    // Only a re-assertion needs it (the intent log is read from disk: not on every hook).
+    let asked = if state == State::MasterRxLowerPri {
+        s.runtime
+            .newer_intents(&inst.name, 0)
+            .ok()
+            .and_then(|i| {
+                i.into_iter()
+                    .rev()
+                    .find(|i| i.state != State::MasterRxLowerPri)
+            })
+            .map(|i| i.state)
+    } else {
+        None
+    };
     if state == State::MasterRxLowerPri
         && (prev.state != Some(State::Master) || asked.is_some_and(|a| a != State::Master))
     {
