@@ -80,6 +80,30 @@ fn failover(
     Ok((m, data))
 }
 
+/// The long TCP stream's row: the same connection at the end, byte-exact throughout
+/// (`retrans`: the server's retransmissions, where they were counted).
+fn tcp_row(name: &'static str, report: &Value, retrans: Option<u64>, spans: &[&str]) -> Row {
+    let tcp = &report["tcp"];
+    let same = tcp["alive_at_end"] == true && tcp["connected"] == true;
+    let exact = tcp["first_mismatch_offset"].is_null();
+    row(
+        name,
+        "the same connection continues, byte-exact, across the failovers",
+        format!(
+            "same connection: {}; {} bytes, byte-exact: {}; longest stall {:.0} ms; {}across: {}",
+            if same { "yes" } else { "no" },
+            tcp["bytes"],
+            if exact { "yes" } else { "no" },
+            tcp["longest_stall_ms"].as_f64().unwrap_or(0.0),
+            retrans.map_or(String::new(), |r| format!("{r} server retransmissions; ")),
+            spans.join(", ")
+        ),
+        same && exact && tcp["bytes"].as_u64().unwrap_or(0) > 0,
+        json!({"tcp": {"bytes": tcp["bytes"], "error": tcp["error"], "first_mismatch_offset": tcp["first_mismatch_offset"],
+               "longest_stall_ms": tcp["longest_stall_ms"], "retransmissions": retrans}, "across": spans}),
+    )
+}
+
 fn ms(v: Option<f64>) -> String {
     v.map_or("never".into(), |v| format!("{v:.0} ms"))
 }
@@ -295,24 +319,11 @@ fn run() -> anyhow::Result<bool> {
     thread::sleep(Duration::from_millis(500));
     let retrans = nat.server_retransmits().saturating_sub(retrans_before);
     let l = nat.stop_traffic(long)?;
-    let tcp = &l["tcp"];
-    let same = tcp["alive_at_end"] == true && tcp["connected"] == true;
-    let exact = tcp["first_mismatch_offset"].is_null();
-    rows.push(row(
+    rows.push(tcp_row(
         "stateful TCP flow (a long-running stream through the NAT)",
-        "the same connection continues, byte-exact, across the failovers",
-        format!(
-            "same connection: {}; {} bytes, byte-exact: {}; longest stall {:.0} ms; {} server retransmissions; across: {}",
-            if same { "yes" } else { "no" },
-            tcp["bytes"],
-            if exact { "yes" } else { "no" },
-            tcp["longest_stall_ms"].as_f64().unwrap_or(0.0),
-            retrans,
-            spans.join(", ")
-        ),
-        same && exact && tcp["bytes"].as_u64().unwrap_or(0) > 0,
-        json!({"tcp": {"bytes": tcp["bytes"], "error": tcp["error"], "first_mismatch_offset": tcp["first_mismatch_offset"],
-               "longest_stall_ms": tcp["longest_stall_ms"], "retransmissions": retrans}, "across": spans}),
+        &l,
+        Some(retrans),
+        &spans,
     ));
     rows.push(udp_row);
 
@@ -497,23 +508,11 @@ fn linode(
     }
     thread::sleep(Duration::from_millis(500));
     let l = nat.stop_traffic(long)?;
-    let tcp = &l["tcp"];
-    let same = tcp["alive_at_end"] == true && tcp["connected"] == true;
-    let exact = tcp["first_mismatch_offset"].is_null();
-    rows.push(row(
+    rows.push(tcp_row(
         "stateful TCP flow through the NAT",
-        "the same connection continues, byte-exact, across the failovers",
-        format!(
-            "same connection: {}; {} bytes, byte-exact: {}; longest stall {:.0} ms; across: {}",
-            if same { "yes" } else { "no" },
-            tcp["bytes"],
-            if exact { "yes" } else { "no" },
-            tcp["longest_stall_ms"].as_f64().unwrap_or(0.0),
-            spans.join(", ")
-        ),
-        same && exact && tcp["bytes"].as_u64().unwrap_or(0) > 0,
-        json!({"tcp": {"bytes": tcp["bytes"], "error": tcp["error"], "first_mismatch_offset": tcp["first_mismatch_offset"],
-               "longest_stall_ms": tcp["longest_stall_ms"]}, "across": spans}),
+        &l,
+        None,
+        &spans,
     ));
     if want("flap") {
         rows.push(flapping(&mut nat)?);
