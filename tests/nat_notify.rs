@@ -304,8 +304,8 @@ fn master_then_backup_with_real_nft_and_conntrackd() {
             "garp",
             "fip_claim",
             "snat_ensure",
-            "conntrackd_primary",
             "bgp_announce",
+            "conntrackd_primary",
             "units_up",
             "commands_up"
         ]

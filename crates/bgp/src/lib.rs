@@ -204,10 +204,6 @@ impl Speaker {
             return Err("[bgp] prefixes is empty: list the shared addresses announced".into());
         }
         for p in &c.prefixes {
-            let host = Cidr {
-                addr: p.addr,
-                prefix: p.prefix,
-            };
             let net_ok = match p.addr {
                 IpAddr::V4(a) => {
                     let m = u32::MAX.checked_shl(32 - u32::from(p.prefix)).unwrap_or(0);
@@ -222,7 +218,7 @@ impl Speaker {
             };
             if !net_ok {
                 return Err(format!(
-                    "[bgp] prefixes: {host} has host bits set (a speaker announces networks)"
+                    "[bgp] prefixes: {p} has host bits set (a speaker announces networks)"
                 ));
             }
         }
@@ -299,6 +295,15 @@ impl Speaker {
             unit: c.unit.clone(),
             timeout: c.timeout.map_or(TIMEOUT, HDuration::get),
         })
+    }
+
+    /// The prefixes, for messages: `203.0.113.10/32, 2001:db8::/64`.
+    pub fn prefixes_text(&self) -> String {
+        self.prefixes
+            .iter()
+            .map(Cidr::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 
     pub fn kind_name(&self) -> &'static str {

@@ -55,47 +55,42 @@ pub fn run_with(
         deadline,
         f.attempts.unwrap_or(5),
     );
-    if provider == Provider::Aws {
-        let o = aws::Options {
-            ip: f.ip,
-            allocation_id: f.allocation_id.clone(),
-            instance_id: f.instance_id.clone(),
-            eni: f.eni.clone(),
-            region: f.region.clone(),
-            peers: f.peers.clone(),
-            destinations: f.route_destinations.clone(),
-            endpoint_url: f.endpoint_url.clone(),
-            metadata_url: f.metadata_url.clone(),
-            force,
-            dry_run,
-        };
-        return aws::run(&client, &o, mode);
-    }
-    let env: &[&str] = match provider {
-        Provider::Linode => &["LINODE_TOKEN", "LINODE_CLI_TOKEN"],
-        Provider::Hetzner => &["HCLOUD_TOKEN"],
-        Provider::Digitalocean => &["DIGITALOCEAN_TOKEN", "DIGITALOCEAN_ACCESS_TOKEN"],
-        // Answered above: AWS signs with its own credentials, not a token.
-        Provider::Aws => &[],
+    // AWS signs with its own credentials; the others take a bearer token, from hakit's
+    // variable or the provider CLI's, and a numeric ID.
+    let token = |env: &[&str]| {
+        rest::Token::load(env, f.token_file.as_deref()).map_err(|e| usage_error(format!("{e:#}")))
     };
-    let token = rest::Token::load(env, f.token_file.as_deref())
-        .map_err(|e| usage_error(format!("{e:#}")))?;
-    let id = match f.instance_id.as_deref().map(str::parse::<u64>) {
-        None => None,
-        Some(Ok(n)) => Some(n),
-        Some(Err(_)) => {
-            return Err(usage_error(
-                "instance_id must be a number for this provider",
-            ))
-        }
+    let id = || match f.instance_id.as_deref().map(str::parse::<u64>) {
+        None => Ok(None),
+        Some(Ok(n)) => Ok(Some(n)),
+        Some(Err(_)) => Err(usage_error(
+            "instance_id must be a number for this provider",
+        )),
     };
     match provider {
+        Provider::Aws => aws::run(
+            &client,
+            &aws::Options {
+                ip: f.ip,
+                allocation_id: f.allocation_id.clone(),
+                instance_id: f.instance_id.clone(),
+                eni: f.eni.clone(),
+                region: f.region.clone(),
+                peers: f.peers.clone(),
+                destinations: f.route_destinations.clone(),
+                endpoint_url: f.endpoint_url.clone(),
+                metadata_url: f.metadata_url.clone(),
+                force,
+                dry_run,
+            },
+            mode,
+        ),
         Provider::Linode => linode::run(
             &client,
-            &token,
+            &token(&["LINODE_TOKEN", "LINODE_CLI_TOKEN"])?,
             &linode::Options {
                 ip: f.ip,
-                linode_id: id,
+                linode_id: id()?,
                 peers: f.peers.clone(),
                 assign: f.assign.unwrap_or(false),
                 api_url: f.endpoint_url.clone(),
@@ -108,11 +103,11 @@ pub fn run_with(
         ),
         Provider::Hetzner => hetzner::run(
             &client,
-            &token,
+            &token(&["HCLOUD_TOKEN"])?,
             &hetzner::Options {
                 ip: f.ip,
                 floating_ip_id: f.floating_ip_id,
-                server_id: id,
+                server_id: id()?,
                 peers: f.peers.clone(),
                 api_url: f.endpoint_url.clone(),
                 metadata_url: f.metadata_url.clone(),
@@ -123,10 +118,10 @@ pub fn run_with(
         ),
         Provider::Digitalocean => digitalocean::run(
             &client,
-            &token,
+            &token(&["DIGITALOCEAN_TOKEN", "DIGITALOCEAN_ACCESS_TOKEN"])?,
             &digitalocean::Options {
                 ip: f.ip,
-                droplet_id: id,
+                droplet_id: id()?,
                 peers: f.peers.clone(),
                 api_url: f.endpoint_url.clone(),
                 metadata_url: f.metadata_url.clone(),
@@ -135,6 +130,5 @@ pub fn run_with(
             },
             mode,
         ),
-        Provider::Aws => anyhow::bail!("aws: handled before the token providers"),
     }
 }

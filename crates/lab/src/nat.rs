@@ -310,7 +310,7 @@ impl NatLab {
             cloud_argv.extend(["--provider", "hetzner", "--route-ns", &inet.name]);
         }
         lab.spawn(&cloud, "cloud", &cloud_argv)?;
-        if let Some(b) = opts.bgp {
+        if opts.bgp.is_some() {
             inet.ip(&[
                 "addr",
                 "add",
@@ -330,7 +330,6 @@ impl NatLab {
             }
             let conf = bgp::route_server_conf(FIP, &["2001:db8:ff::2", "2001:db8:ff::3"]);
             bgp::start_frr(&mut lab, &inet, "rs", &conf, 179)?;
-            let _ = b;
         }
         lab.spawn(&inet, "server", &[&traffic, "server", SERVER])?;
 

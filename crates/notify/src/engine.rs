@@ -9,10 +9,10 @@
 //!    own thread and retried until done or superseded: in a routed cloud it is what brings
 //!    the return traffic, so it must not wait behind the local steps, nor they behind it;
 //! 5. the SNAT rule (nft);
-//! 6. conntrackd flush/resync/bulk (`-f` retried while the commit runs, `-R`, `-B`);
-//! 7. the `[bgp]` speaker's announcement set to primary, in place (`announce = true`: where
+//! 6. the `[bgp]` speaker's announcement set to primary, in place (`announce = true`: where
 //!    the provider routes by BGP, as Linode does, this is what moves the traffic; after the
 //!    SNAT rule and conntrackd's commit, so the traffic it attracts finds both);
+//! 7. conntrackd flush/resync/bulk (`-f` retried while the commit runs, `-R`, `-B`);
 //! 8. units restarted/started (after the claim has finished); 9. user `up` commands in
 //!    order, stopping at the first failure.
 //!
@@ -182,8 +182,10 @@ pub fn plan(state: State, inst: &Instance) -> Vec<Step> {
             Garp,
             Fip,
             SnatEnsure,
-            ConntrackdPrimary,
+            // The announcement moves the traffic: it needs conntrackd's commit (first) and the
+            // SNAT rule, not the flush, resync and bulk send that follow.
             Announce,
+            ConntrackdPrimary,
             UnitsUp,
             CommandsUp,
         ],
@@ -251,9 +253,8 @@ struct Ctx<'a> {
     /// so the GARP step need not dump the addresses again to check them.
     addresses_on: bool,
     force_garp: bool,
-    /// A STOP transition: nothing is started (keepalived, and often the node, is going down).
-    stopping: bool,
-    /// The state this transition runs.
+    /// The state this transition runs (on STOP nothing is started: keepalived, and often
+    /// the node, is going down).
     state: State,
     garp_rest: Option<JoinHandle<anyhow::Result<garp::Report>>>,
     /// The provider claim running on its own thread: when it started, where its result
@@ -375,11 +376,7 @@ fn describe(step: Step, i: &Instance, bgp: Option<&Speaker>, state: State) -> St
                     } else {
                         "announce"
                     },
-                    b.prefixes
-                        .iter()
-                        .map(Cidr::to_string)
-                        .collect::<Vec<_>>()
-                        .join(", "),
+                    b.prefixes_text(),
                     b.kind_name()
                 )
             }
@@ -512,7 +509,6 @@ pub fn transition(
         added: Vec::new(),
         addresses_on: false,
         force_garp: state == State::MasterRxLowerPri,
-        stopping: state == State::Stop,
         state,
         garp_rest: None,
         claim: None,
@@ -847,7 +843,7 @@ fn run_step(ctx: &mut Ctx, step: Step) -> anyhow::Result<StepResult> {
         }
         Step::ConntrackdPrimary => conntrackd_role(ctx, "primary", Conntrackd::primary),
         Step::ConntrackdBackup => {
-            let start = if ctx.stopping {
+            let start = if ctx.state == State::Stop {
                 Starter::Never
             } else {
                 Starter::for_this_node(&ctx.s.systemctl)
@@ -998,12 +994,7 @@ fn announce(ctx: &mut Ctx) -> anyhow::Result<StepResult> {
         .as_ref()
         .context("announce is set but the config file has no [bgp] table")?;
     let target = announce_target(b, ctx.state);
-    let prefixes = b
-        .prefixes
-        .iter()
-        .map(Cidr::to_string)
-        .collect::<Vec<_>>()
-        .join(", ");
+    let prefixes = b.prefixes_text();
     let err = match b.ensure(target) {
         Ok(a) if a.changed.is_empty() => {
             return Ok(StepResult::Unchanged(format!(
@@ -1025,7 +1016,7 @@ fn announce(ctx: &mut Ctx) -> anyhow::Result<StepResult> {
         }
         Err(e) => e,
     };
-    let Some(unit) = b.unit.as_deref().filter(|_| !ctx.stopping) else {
+    let Some(unit) = b.unit.as_deref().filter(|_| ctx.state != State::Stop) else {
         return Err(err);
     };
     let active = exec::run(
