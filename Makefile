@@ -1,22 +1,30 @@
 # hakit — keepalived companions for HA NAT gateways.
 #   make demo   a real HA NAT pair in network namespaces fails over, with timings (root)
 #   make demo-linode  the same, routed as on Linode: lelastic's GoBGP, an FRR route server
-#   make test   format, lint, MSRV check, unit, CLI and namespace tests, static build checks,
-#               chaos, the systemd lab (root)
+#   make test   format, lint, cargo-deny, MSRV check, unit, CLI and namespace tests, static
+#               build checks, packages, chaos, the systemd lab, arm64 under qemu (root)
 #   make chaos  the acceptance scenarios on the NAT pair and on the Linode (BGP) labs;
 #               target/chaos/chaos{,-linode,-linode-frr}.{json,md}
 #   make bench  benchmarks; rewrites BENCHMARKS.md
 #   make fuzz   the parser and command-line fuzzers for 15 minutes
-#   make static fully static x86_64 binaries in $(STATIC_DIR)
+#   make static fully static x86_64 binaries in $(STATIC_DIR) (ARCH=arm64: aarch64)
 #   make install  binaries, man pages, completions, templates, default config
 #                 (PREFIX=/usr/local DESTDIR= SYSCONFDIR=/etc)
-#   make deb    the Debian package in target/deb/
+#   make deb    the Debian package in target/deb/ (ARCH=arm64: the arm64 package)
 #   make rpm    the RPM (RHEL family) in target/rpm/, from the same install script
 #   make syslab the .deb and the README's install steps on two containers under real systemd
 #   make lab-clean  remove namespaces left by a killed test run
 
 CARGO ?= cargo $(if $(CI),--locked,)
-MUSL := x86_64-unknown-linux-musl
+# ARCH=arm64 builds static aarch64 binaries and the arm64 .deb/RPM (cross gcc for ring's C,
+# qemu-user to run them); the default is the build machine's amd64.
+ARCH ?= amd64
+TRIPLE_amd64 := x86_64-unknown-linux-musl
+TRIPLE_arm64 := aarch64-unknown-linux-musl
+MUSL := $(TRIPLE_$(ARCH))
+ifeq ($(MUSL),)
+$(error ARCH=$(ARCH): amd64 or arm64)
+endif
 STATIC_DIR := target/$(MUSL)/release
 BINS := garp-burst nat-notify ha-check fip-claim
 GEN_DIR := target/docgen
@@ -24,12 +32,16 @@ PREFIX ?= /usr/local
 SYSCONFDIR ?= /etc
 DESTDIR ?=
 export CC_x86_64_unknown_linux_musl ?= musl-gcc
+export CC_aarch64_unknown_linux_musl ?= aarch64-linux-gnu-gcc
+export AR_aarch64_unknown_linux_musl ?= aarch64-linux-gnu-ar
+export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER ?= aarch64-linux-gnu-gcc
+export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_RUNNER ?= qemu-aarch64-static
 # --version names the commit (build.rs); -dirty when the tree has local changes.
 export HAKIT_COMMIT := $(shell git rev-parse --short=12 HEAD 2>/dev/null)$(shell git diff --quiet HEAD -- 2>/dev/null || echo -dirty)
 # Rust needs ~/.cargo/bin; a root shell from sudo may not have it.
 export PATH := $(HOME)/.cargo/bin:$(PATH):/usr/sbin:/sbin
 
-.PHONY: all deps build static docs install deb rpm package syslab examples validate msrv unit test fuzz demo demo-linode chaos bench lab-clean clean
+.PHONY: all deps build static docs install deb rpm package syslab examples validate msrv deny arm64 unit test fuzz demo demo-linode chaos bench lab-clean clean
 
 all: build
 
@@ -101,7 +113,19 @@ MSRV := $(shell sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml)
 msrv: deps
 	cargo +$(MSRV) check --workspace --all-targets --locked --target-dir target/msrv
 
-test: deps validate msrv unit static package chaos syslab
+# Licences (every linked crate's is allowed and its notice shipped), bans and sources of the
+# dependency graph (deny.toml). The advisory database needs the network: not run here.
+deny: deps
+	cargo deny --locked check licenses bans sources
+
+# The aarch64 build as its users get it: static binaries within budget, the arm64 .deb, the
+# library crates' unit tests and the namespace tests that cross the kernel boundary (frames
+# on the wire, netlink, ICMP, TLS, a provider claim), all run under qemu-user.
+arm64: deps
+	$(MAKE) --no-print-directory static deb ARCH=arm64
+	CARGO="$(CARGO)" tests/arm64.sh target/$(TRIPLE_arm64)/release $$(ls target/deb/hakit_*_arm64.deb | head -n1)
+
+test: deps validate deny msrv unit static package chaos syslab arm64
 	@echo "make test: all checks passed"
 
 # The parser fuzzer (tests/fuzz_parsers.rs) and the CLI fuzzer (tests/cli_fuzz.rs), longer

@@ -13,7 +13,12 @@ bin_dir=$1 gen_dir=$2 out=$3
 top=$(cd "$(dirname "$0")/.." && pwd)
 version=$(sed -n 's/^version = "\(.*\)"$/\1/p' "$top/Cargo.toml" | head -n1)
 [ -n "$version" ] || { echo "mkdeb: no version in Cargo.toml" >&2; exit 1; }
-arch=amd64
+# The package's architecture is the binaries' own.
+case "$(file -b "$bin_dir/garp-burst")" in
+  *x86-64*) arch=amd64 ;;
+  *aarch64*) arch=arm64 ;;
+  *) echo "mkdeb: $bin_dir/garp-burst: not an x86-64 or aarch64 binary" >&2; exit 1 ;;
+esac
 stage=$out/hakit_${version}_$arch
 deb=$out/hakit_${version}_$arch.deb
 

@@ -21,6 +21,12 @@ out=$(cd "$out" && pwd)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 stage=$work/stage
+# The package's architecture is the binaries' own.
+case "$(file -b "$bin_dir/garp-burst")" in
+  *x86-64*) arch=x86_64 ;;
+  *aarch64*) arch=aarch64 ;;
+  *) echo "mkrpm: $bin_dir/garp-burst: not an x86-64 or aarch64 binary" >&2; exit 1 ;;
+esac
 DESTDIR=$stage PREFIX=/usr SYSCONFDIR=/etc "$top/scripts/install.sh" "$bin_dir" "$gen_dir" >&2
 
 # Every file and directory hakit owns, for %files: directories only where hakit made them.
@@ -43,7 +49,7 @@ License:        $spdx
 Group:          System Environment/Daemons
 Packager:       hakit maintainers <hakit@example.invalid>
 URL:            https://example.invalid/hakit
-BuildArch:      x86_64
+# The architecture comes from rpmbuild --target (BuildArch would refuse a cross build).
 # Static binaries: nothing to require; what a gateway runs beside them is recommended.
 AutoReqProv:    no
 Recommends:     keepalived nftables conntrack-tools
@@ -78,6 +84,6 @@ SPEC
 rpmbuild --quiet --define "_topdir $work/rpmbuild" --define "_rpmdir $out" \
   --define '_build_id_links none' --define 'debug_package %{nil}' \
   --define '__os_install_post %{nil}' \
-  --define '_binary_payload w9.xzdio' -bb "$work/hakit.spec" >&2
-rpm=$(ls "$out"/x86_64/hakit-"$version"-1.x86_64.rpm)
+  --define '_binary_payload w9.xzdio' --target "$arch-linux" -bb "$work/hakit.spec" >&2
+rpm=$(ls "$out/$arch/hakit-$version-1.$arch.rpm")
 echo "$rpm"

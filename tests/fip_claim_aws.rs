@@ -309,3 +309,181 @@ fn credentials_from_the_shared_file() {
     assert!(stderr(&out).contains("AuthFailure"), "{}", stderr(&out));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The `--check` arguments for the primary, with credentials left to the chain.
+fn check_args(m: &Moto, w: &serde_json::Value) -> Vec<String> {
+    let s = |k: &str| w[k].as_str().unwrap().to_string();
+    [
+        "--provider",
+        "aws",
+        "--ip",
+        &s("ip"),
+        "--instance-id",
+        &s("primary"),
+        "--eni",
+        &s("primary_eni"),
+        "--region",
+        "us-east-1",
+        "--endpoint-url",
+        &m.1,
+        "--syslog-socket",
+        "/nonexistent",
+        "--json",
+        "--check",
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect()
+}
+
+fn call_names(out: &std::process::Output) -> Vec<String> {
+    json_out(out)["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["call"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn credentials_from_role_profiles_and_web_identity() {
+    let Some(m) = moto("credentials_from_role_profiles_and_web_identity") else {
+        return;
+    };
+    let w = lab_py(&["setup", &m.1]);
+    let r = lab_py(&["role", &m.1]);
+    lab_py(&["auth", &m.1]);
+    let dir = std::env::temp_dir().join(format!("hakit-awsroles-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (creds, config, token) = (
+        dir.join("credentials"),
+        dir.join("config"),
+        dir.join("token"),
+    );
+    let arn = r["role_arn"].as_str().unwrap();
+    std::fs::write(
+        &creds,
+        format!(
+            "[base]\naws_access_key_id = {}\naws_secret_access_key = {}\n",
+            r["base_key"].as_str().unwrap(),
+            r["base_secret"].as_str().unwrap()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "[default]\nregion = us-east-1\n\n[profile hakit]\nrole_arn = {arn}\nsource_profile = base\nrole_session_name = gw-a\n\n\
+             [profile web]\nrole_arn = {arn}\nweb_identity_token_file = {}\n\n\
+             [profile loop-a]\nrole_arn = {arn}\nsource_profile = loop-b\n[profile loop-b]\nrole_arn = {arn}\nsource_profile = loop-a\n\n\
+             [profile bad]\nrole_arn = arn:aws:iam::1:user/x\nsource_profile = base\n",
+            token.display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(&token, "eyJhbGciOiJSUzI1NiJ9.e30.c2ln\n").unwrap();
+    let (c, f) = (creds.to_string_lossy(), config.to_string_lossy());
+    let files = [
+        ("AWS_SHARED_CREDENTIALS_FILE", &*c),
+        ("AWS_CONFIG_FILE", &*f),
+        ("AWS_ENDPOINT_URL_STS", &m.1),
+    ];
+    let args = check_args(&m, &w);
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let with = |extra: &[(&str, &str)]| {
+        let mut env = files.to_vec();
+        env.extend_from_slice(extra);
+        run_host("fip-claim", &argv, &env)
+    };
+
+    // The base user may only assume the role: with its own keys moto refuses EC2.
+    let out = with(&[("AWS_PROFILE", "base")]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("user/base is not authorized to perform: ec2:DescribeAddresses"),
+        "{}",
+        stderr(&out)
+    );
+
+    // A role profile: AssumeRole signed with the base keys, then EC2 with the role's
+    // temporary credentials (moto checks the signature and the session token).
+    let out = with(&[("AWS_PROFILE", "hakit")]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(call_names(&out), ["sts:AssumeRole", "DescribeAddresses"]);
+    assert!(
+        stderr(&out).contains("assumed-role/hakit-fip/gw-a"),
+        "{}",
+        stderr(&out)
+    );
+
+    // A role profile with a web identity token file, and the same from the environment.
+    // AssumeRoleWithWebIdentity is unsigned, as STS specifies; moto's checker fails on a
+    // request without a signature (HTTP 500), so that one request is let through and
+    // every request after it is checked again: EC2 with the role's credentials.
+    lab_py(&["auth", &m.1, "1"]);
+    let out = with(&[("AWS_PROFILE", "web")]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        call_names(&out),
+        ["sts:AssumeRoleWithWebIdentity", "DescribeAddresses"]
+    );
+    let t = token.to_string_lossy();
+    lab_py(&["auth", &m.1, "1"]);
+    let out = with(&[("AWS_WEB_IDENTITY_TOKEN_FILE", &t), ("AWS_ROLE_ARN", arn)]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        call_names(&out),
+        ["sts:AssumeRoleWithWebIdentity", "DescribeAddresses"]
+    );
+    // The token never reaches the output.
+    assert!(!stderr(&out).contains("c2ln") && !stdout(&out).contains("c2ln"));
+
+    // Without --region and AWS_REGION, the default profile's region is used (IMDS is not
+    // asked: its URL is a closed port).
+    let mut no_region = args.clone();
+    let i = no_region.iter().position(|a| a == "--region").unwrap();
+    no_region.drain(i..i + 2);
+    no_region.extend(["--metadata-url".into(), "http://127.0.0.1:9".into()]);
+    let nr: Vec<&str> = no_region.iter().map(String::as_str).collect();
+    let mut env = files.to_vec();
+    env.extend([
+        ("AWS_ACCESS_KEY_ID", w["key"].as_str().unwrap()),
+        ("AWS_SECRET_ACCESS_KEY", w["secret"].as_str().unwrap()),
+    ]);
+    let out = run_host("fip-claim", &nr, &env);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+
+    // Mistakes are named.
+    for (profile, says) in [
+        ("loop-a", "role chain longer than 4"),
+        ("bad", "is not an IAM role ARN"),
+        ("missing", "AWS_PROFILE=\"missing\": no such profile in"),
+    ] {
+        let out = with(&[("AWS_PROFILE", profile)]);
+        assert_eq!(out.status.code(), Some(1), "{profile}: {}", stderr(&out));
+        assert!(stderr(&out).contains(says), "{profile}: {}", stderr(&out));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The instance role as IMDS serves it: moto's metadata service answers the document in
+/// its own format (spaces after the colons), not the lab's; signature checking stays off
+/// here because moto's metadata keys are not an IAM user's.
+#[test]
+fn credentials_from_the_instance_role() {
+    let Some(m) = moto("credentials_from_the_instance_role") else {
+        return;
+    };
+    let w = lab_py(&["setup", &m.1]);
+    let mut args = check_args(&m, &w);
+    args.extend(["--metadata-url".into(), m.1.clone()]);
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = run_host("fip-claim", &argv, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let calls = call_names(&out);
+    assert!(
+        calls.iter().any(|c| c.contains("security-credentials/"))
+            && calls.last().map(String::as_str) == Some("DescribeAddresses"),
+        "{calls:?}"
+    );
+}

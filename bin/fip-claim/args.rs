@@ -100,11 +100,15 @@ pub(crate) struct Cli {
 
 pub(crate) const AFTER_HELP: &str = "\
 Credentials (never on the command line):
-  aws           AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY[/AWS_SESSION_TOKEN], the shared
-                credentials file (AWS_PROFILE), or the instance role from IMDSv2
-  linode        LINODE_TOKEN, or --token-file (mode 0600)
+  aws           as the AWS CLI finds them: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY
+                [/AWS_SESSION_TOKEN]; a role profile (AWS_PROFILE or default: role_arn
+                with source_profile, credential_source or web_identity_token_file);
+                AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN; the profile's keys in
+                ~/.aws/credentials or ~/.aws/config; the instance role from IMDSv2.
+                Roles are assumed through STS (AWS_ENDPOINT_URL_STS) for 15 minutes
+  linode        LINODE_TOKEN or LINODE_CLI_TOKEN, or --token-file (mode 0600)
   hetzner       HCLOUD_TOKEN, or --token-file (mode 0600)
-  digitalocean  DIGITALOCEAN_TOKEN, or --token-file (mode 0600)
+  digitalocean  DIGITALOCEAN_TOKEN or DIGITALOCEAN_ACCESS_TOKEN, or --token-file (0600)
 
 Exit codes:
   0  this node owns the IP (claimed, or already converged; --check: owns it)

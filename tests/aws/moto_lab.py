@@ -8,7 +8,10 @@ client library), so what the test asserts never comes from hakit's code.
                                     source/dest check of every instance
   moto_lab.py steal URL ALLOC I  -> associate the EIP with instance I (a third owner)
   moto_lab.py steal-eni URL ALLOC -> associate the EIP with a fresh ENI attached to nothing
-  moto_lab.py auth URL           -> switch moto's signature checking on (every request)
+  moto_lab.py auth URL [N]       -> switch moto's signature checking on after N free requests
+                                    (default 0: every request)
+  moto_lab.py role URL           -> JSON: role "hakit-fip" (ec2:* only) and a user "base"
+                                    whose keys may only assume it (sts:AssumeRole, no ec2)
 """
 import json
 import sys
@@ -100,11 +103,28 @@ def steal_eni(url, alloc, subnet):
     print(json.dumps({"eni": eni}))
 
 
-def auth(url):
-    req = urllib.request.Request(url + "/moto-api/reset-auth", data=b"0", headers={"Content-Type": "text/plain"}, method="POST")
+def role(url):
+    _, iam = clients(url)
+    iam.create_user(UserName="base")
+    user = iam.get_user(UserName="base")["User"]["Arn"]
+    key = iam.create_access_key(UserName="base")["AccessKey"]
+    iam.put_user_policy(UserName="base", PolicyName="assume", PolicyDocument=json.dumps(
+        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"}]}))
+    trust = {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"AWS": user}, "Action": "sts:AssumeRole"},
+        {"Effect": "Allow", "Principal": {"Federated": "arn:aws:iam::123456789012:oidc-provider/example"},
+         "Action": "sts:AssumeRoleWithWebIdentity"}]}
+    arn = iam.create_role(RoleName="hakit-fip", AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+    iam.put_role_policy(RoleName="hakit-fip", PolicyName="fip-claim", PolicyDocument=json.dumps(
+        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "ec2:*", "Resource": "*"}]}))
+    print(json.dumps({"role_arn": arn, "base_key": key["AccessKeyId"], "base_secret": key["SecretAccessKey"]}))
+
+
+def auth(url, free="0"):
+    req = urllib.request.Request(url + "/moto-api/reset-auth", data=free.encode(), headers={"Content-Type": "text/plain"}, method="POST")
     urllib.request.urlopen(req).read()
 
 
 if __name__ == "__main__":
     cmd, url, *rest = sys.argv[1:]
-    {"setup": setup, "state": state, "steal": steal, "steal-eni": steal_eni, "auth": auth}[cmd](url, *rest)
+    {"setup": setup, "state": state, "steal": steal, "steal-eni": steal_eni, "auth": auth, "role": role}[cmd](url, *rest)

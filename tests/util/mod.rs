@@ -9,8 +9,14 @@ use std::{
 
 use hakit_lab::{Lab, Ns};
 
-/// The built binary.
+/// The built binary; with `HAKIT_TEST_BIN_DIR` set, that directory's (tests/arm64.sh points
+/// it at wrappers that run the aarch64 binaries under qemu-user).
 pub fn bin(name: &str) -> String {
+    if let Some(dir) = std::env::var_os("HAKIT_TEST_BIN_DIR") {
+        let p = std::path::Path::new(&dir).join(name);
+        assert!(p.is_file(), "HAKIT_TEST_BIN_DIR has no {name}");
+        return p.to_string_lossy().into_owned();
+    }
     match name {
         "garp-burst" => env!("CARGO_BIN_EXE_garp-burst").to_string(),
         "nat-notify" => env!("CARGO_BIN_EXE_nat-notify").to_string(),
@@ -57,11 +63,28 @@ pub fn run_in(ns: &Ns, name: &str, args: &[&str]) -> Output {
 /// Runs a hakit binary in the test's own namespace with extra environment.
 pub fn run_host(name: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut c = Command::new(bin(name));
-    // Hermetic: the caller's config and AWS region never leak into a test.
+    // Hermetic: the caller's config, AWS region, profiles and credentials never leak into
+    // a test (HOME too: ~/.aws is read).
     c.args(args)
         .env_remove("HAKIT_CONFIG")
-        .env_remove("AWS_REGION")
-        .env_remove("AWS_DEFAULT_REGION");
+        .env("HOME", "/nonexistent");
+    for k in [
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+        "AWS_PROFILE",
+        "AWS_CONFIG_FILE",
+        "AWS_SHARED_CREDENTIALS_FILE",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_ROLE_ARN",
+        "AWS_ROLE_SESSION_NAME",
+        "AWS_ENDPOINT_URL",
+        "AWS_ENDPOINT_URL_STS",
+    ] {
+        c.env_remove(k);
+    }
     for (k, v) in env {
         c.env(k, v);
     }

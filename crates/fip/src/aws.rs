@@ -66,14 +66,14 @@ fn retry(r: &Response) -> bool {
 }
 
 /// The instance metadata service, IMDSv2 (a session token first, then reads with it).
-struct Imds<'a> {
+pub(crate) struct Imds<'a> {
     client: &'a Client,
     base: String,
     token: String,
 }
 
 impl<'a> Imds<'a> {
-    fn open(client: &'a Client, base: &str) -> anyhow::Result<Imds<'a>> {
+    pub(crate) fn open(client: &'a Client, base: &str) -> anyhow::Result<Imds<'a>> {
         let base = base.trim_end_matches('/').to_string();
         let req = Request::new("PUT", format!("{base}/latest/api/token"), "token")
             .metadata()
@@ -89,7 +89,8 @@ impl<'a> Imds<'a> {
         })
     }
 
-    fn get(&self, path: &str) -> anyhow::Result<String> {
+    /// The body of `meta-data/{path}`, unchecked (the role's credentials are a JSON document).
+    pub(crate) fn get_raw(&self, path: &str) -> anyhow::Result<String> {
         let req = Request::new(
             "GET",
             format!("{}/latest/meta-data/{path}", self.base),
@@ -101,9 +102,15 @@ impl<'a> Imds<'a> {
         if r.status != 200 {
             bail!("aws IMDS GET meta-data/{path}: HTTP {}", r.status);
         }
+        Ok(r.body)
+    }
+
+    /// A metadata value: an ID, MAC, region or role name.
+    pub(crate) fn get(&self, path: &str) -> anyhow::Result<String> {
+        let body = self.get_raw(path)?;
         // IDs, MACs, regions and names: short, visible ASCII. Anything else is not the
         // metadata service, and must not travel on into requests, logs or JSON.
-        let v = r.body.trim();
+        let v = body.trim();
         if v.is_empty() || v.len() > 256 || !v.bytes().all(|b| b.is_ascii_graphic() || b == b'\n') {
             bail!(
                 "aws IMDS GET meta-data/{path}: not a metadata value ({} bytes{})",
@@ -117,79 +124,6 @@ impl<'a> Imds<'a> {
         }
         Ok(v.to_string())
     }
-}
-
-/// Credentials: `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY` (+ `AWS_SESSION_TOKEN`), else the
-/// shared credentials file (`AWS_SHARED_CREDENTIALS_FILE` or `~/.aws/credentials`, profile
-/// `AWS_PROFILE` or `default`), else the instance role from IMDS.
-fn credentials<'a>(
-    imds: &mut Option<Imds<'a>>,
-    client: &'a Client,
-    base: &str,
-) -> anyhow::Result<Credentials> {
-    if let (Ok(a), Ok(s)) = (
-        std::env::var("AWS_ACCESS_KEY_ID"),
-        std::env::var("AWS_SECRET_ACCESS_KEY"),
-    ) {
-        return Ok(Credentials {
-            access_key: a,
-            secret_key: s,
-            token: std::env::var("AWS_SESSION_TOKEN").ok(),
-        });
-    }
-    let file = std::env::var("AWS_SHARED_CREDENTIALS_FILE")
-        .ok()
-        .or_else(|| {
-            std::env::var("HOME")
-                .ok()
-                .map(|h| format!("{h}/.aws/credentials"))
-        });
-    if let Some(text) = file.and_then(|f| std::fs::read_to_string(f).ok()) {
-        let profile = std::env::var("AWS_PROFILE").unwrap_or_else(|_| "default".into());
-        let (mut inside, mut a, mut s, mut t) = (false, None, None, None);
-        for line in text.lines().map(str::trim) {
-            if line.starts_with('[') {
-                inside = line.trim_matches(['[', ']']).trim() == profile;
-            } else if let (true, Some((k, v))) = (inside, line.split_once('=')) {
-                match k.trim() {
-                    "aws_access_key_id" => a = Some(v.trim().to_string()),
-                    "aws_secret_access_key" => s = Some(v.trim().to_string()),
-                    "aws_session_token" => t = Some(v.trim().to_string()),
-                    _ => {}
-                }
-            }
-        }
-        if let (Some(a), Some(s)) = (a, s) {
-            return Ok(Credentials {
-                access_key: a,
-                secret_key: s,
-                token: t,
-            });
-        }
-    }
-    if imds.is_none() {
-        *imds = Some(
-            Imds::open(client, base)
-                .context("no credentials in the environment or shared file; IMDS")?,
-        );
-    }
-    let m = imds.as_ref().context("IMDS")?;
-    let role = m.get("iam/security-credentials/")?;
-    let role = role.lines().next().context("no instance role")?.to_string();
-    let json: serde_json::Value =
-        serde_json::from_str(&m.get(&format!("iam/security-credentials/{role}"))?)
-            .context("aws IMDS: role credentials are not JSON")?;
-    let field = |k: &str| {
-        json[k]
-            .as_str()
-            .map(str::to_string)
-            .with_context(|| format!("aws IMDS credentials lack {k}"))
-    };
-    Ok(Credentials {
-        access_key: field("AccessKeyId")?,
-        secret_key: field("SecretAccessKey")?,
-        token: field("Token").ok(),
-    })
 }
 
 struct Ec2<'a> {
@@ -337,12 +271,9 @@ fn need<'a>(
 /// AWS CLI and SDKs read them), when it has a region's shape.
 fn env_region() -> Option<String> {
     ["AWS_REGION", "AWS_DEFAULT_REGION"].iter().find_map(|k| {
-        std::env::var(k).ok().filter(|r| {
-            !r.is_empty()
-                && r.len() <= 32
-                && r.bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        })
+        std::env::var(k)
+            .ok()
+            .filter(|r| crate::aws_credentials::region_shape(r))
     })
 }
 
@@ -352,7 +283,10 @@ pub fn run(client: &Client, o: &Options, mode: Mode) -> anyhow::Result<Outcome> 
     let mut imds: Option<Imds> = None;
     let instance = need(&o.instance_id, "instance-id", &mut imds, client, &meta)?;
     let region = need(
-        &o.region.clone().or_else(env_region),
+        &o.region
+            .clone()
+            .or_else(env_region)
+            .or_else(crate::aws_credentials::profile_region),
         "placement/region",
         &mut imds,
         client,
@@ -372,7 +306,14 @@ pub fn run(client: &Client, o: &Options, mode: Mode) -> anyhow::Result<Outcome> 
         }
         None => None,
     };
-    let creds = credentials(&mut imds, client, &meta)?;
+    let (creds, source) = crate::aws_credentials::Resolver {
+        client,
+        imds: &mut imds,
+        meta: &meta,
+        region: &region,
+    }
+    .resolve()?;
+    info!("aws: credentials from {source}");
     let url = o
         .endpoint_url
         .clone()
