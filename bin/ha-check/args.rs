@@ -87,6 +87,15 @@ pub(crate) enum Cmd {
         #[command(flatten)]
         bind: Bind,
     },
+    /// TARGET answers ARP (IPv4) or neighbour solicitation (IPv6) on the interface
+    Neighbour {
+        target: String,
+        #[arg(short, long, value_name = "DEV")]
+        interface: String,
+        /// How long to wait for the answer [default: the deadline]
+        #[arg(long, value_name = "DUR")]
+        timeout: Option<HDuration>,
+    },
     /// Interface exists, is up and has carrier
     Link { interface: String },
     /// ADDR is (or with --absent, is not) on the interface
@@ -149,6 +158,36 @@ pub(crate) enum Cmd {
         #[arg(long, value_name = "DUR")]
         cache: Option<HDuration>,
     },
+    /// Run the configured probes continuously; write keepalived's track_file on every change
+    ///
+    /// Each probe runs at its own `interval` (20ms for icmp and neighbour, 1s for most
+    /// others) with `fall`/`rise` hysteresis and the [[check.group]] quorums; link, address
+    /// and route probes also re-run the moment the kernel reports a change. The track file
+    /// gets 0 (healthy) or 1 on every change of verdict; FILE.heartbeat is refreshed every
+    /// 250ms for `ha-check monitor-alive`. Runs until SIGTERM.
+    Monitor {
+        /// keepalived's track_file [default: track_file in [check]]
+        #[arg(long, value_name = "PATH")]
+        track_file: Option<PathBuf>,
+        /// How often the Prometheus textfile is rewritten (and on every change)
+        #[arg(long, default_value = "5s", value_name = "DUR")]
+        textfile_interval: HDuration,
+        /// Stop after this long (for testing a configuration)
+        #[arg(long, value_name = "DUR")]
+        duration: Option<HDuration>,
+    },
+    /// Exit 0 if `ha-check monitor` is alive: its heartbeat is fresh and its process exists
+    ///
+    /// keepalived runs this as a vrrp_script with a negative weight, so a dead or hung
+    /// monitor demotes the node instead of leaving a stale "healthy" track file trusted.
+    MonitorAlive {
+        /// keepalived's track_file [default: track_file in [check]]
+        #[arg(long, value_name = "PATH")]
+        track_file: Option<PathBuf>,
+        /// The oldest heartbeat accepted
+        #[arg(long, default_value = "2s", value_name = "DUR")]
+        max_age: HDuration,
+    },
     /// Watch a peer (clouds without VRRP); after --fall failures run CMD until it succeeds
     Watch {
         /// The primary's address [default: watch_peer in [check]; there is no other default]
@@ -191,7 +230,23 @@ keepalived.conf:
       weight -30
   }
 
+
+  # ha-check monitor (hakit-monitor.service): keepalived acts on the file at once
+  track_file hakit_uplink {
+      file /run/hakit-monitor/uplink
+      weight 0            # non-zero: FAULT
+      init_file 1         # FAULT until the monitor has a verdict
+  }
+  vrrp_script chk_hakit_monitor {
+      script \"/usr/sbin/ha-check monitor-alive\"
+      interval 1
+      fall 2
+      rise 1
+      weight -60          # a dead monitor demotes the node
+  }
+
 Exit codes:
-  0  healthy (watch: stopped by a signal or --max-probes)
+  0  healthy (watch, monitor: stopped by a signal, --max-probes or --duration;
+     monitor-alive: the monitor is alive)
   1  unhealthy
   2  usage or configuration error (also logged: keepalived hides output)";

@@ -12,6 +12,7 @@ use std::{
 
 use hakit_check::{
     counters::{self, Counter, NftTable},
+    monitor::{self, Monitored},
     probe::{self, Checked, Tools},
     runner::{self, Verdict},
     watch::{self, Watch},
@@ -126,7 +127,19 @@ fn adhoc(cmd: Cmd) -> Result<Probe, Exit> {
             p.target = ip;
             p.cache = cache;
         }
-        Cmd::Watch { .. } => return Err(Exit::Usage),
+        Cmd::Neighbour {
+            target,
+            interface,
+            timeout,
+        } => {
+            p.kind = Some(ProbeKind::Neighbour);
+            p.target = Some(target);
+            p.interface = Some(interface);
+            p.timeout = timeout;
+        }
+        Cmd::Watch { .. } | Cmd::Monitor { .. } | Cmd::MonitorAlive { .. } => {
+            return Err(Exit::Usage)
+        }
     }
     Ok(p)
 }
@@ -177,8 +190,54 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
         watch::run(&w, stop)?;
         return Ok(Exit::Ok);
     }
-    let adhoc_run = cli.cmd.is_some();
-    let (probes, groups): (Vec<Probe>, Vec<Group>) = match cli.cmd {
+    if let Some(Cmd::MonitorAlive {
+        track_file,
+        max_age,
+    }) = &cli.cmd
+    {
+        let track = track_file.clone().or(c.track_file.clone()).ok_or_else(|| {
+            usage_error("no track file: set track_file in [check] or give --track-file")
+        })?;
+        let rt = pick(
+            cli.runtime_dir.clone(),
+            file.general.runtime_dir.clone(),
+            PathBuf::from(DEFAULT_DIR),
+        );
+        return Ok(match hakit_check::monitor::alive(&track, max_age.get()) {
+            Ok(hb) => {
+                if changed(&rt, "ha-check.monitor-alive.last", "") {
+                    info!("the monitor (pid {}) is alive", hb.pid);
+                }
+                Exit::Ok
+            }
+            Err(e) => {
+                // keepalived runs this every second: said once per change, not every run.
+                let now = format!("{e:#}");
+                let key = now.split(" (").next().unwrap_or_default().to_string();
+                if changed(&rt, "ha-check.monitor-alive.last", &key) {
+                    warn!("monitor not alive: {now}");
+                }
+                Exit::Failed
+            }
+        });
+    }
+    let monitor = match &cli.cmd {
+        Some(Cmd::Monitor {
+            track_file,
+            textfile_interval,
+            duration,
+        }) => {
+            let track = track_file.clone().or(c.track_file.clone()).ok_or_else(|| {
+                usage_error("no track file: set track_file in [check] or give --track-file")
+            })?;
+            check_track_dir(&track)?;
+            Some((track, textfile_interval.get(), duration.map(HDuration::get)))
+        }
+        _ => None,
+    };
+    let adhoc_run = cli.cmd.is_some() && monitor.is_none();
+    let cmd = if monitor.is_some() { None } else { cli.cmd };
+    let (probes, groups): (Vec<Probe>, Vec<Group>) = match cmd {
         Some(cmd) => (
             vec![adhoc(cmd).map_err(|_| usage_error("not a probe"))?],
             Vec::new(),
@@ -189,11 +248,36 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
         return Err(usage_error("no probes: add [[check.probe]] tables to the config file, or run one, e.g. `ha-check icmp 192.0.2.1`"));
     }
     let mut checked: Vec<Checked> = Vec::new();
+    let mut monitored: Vec<Monitored> = Vec::new();
     for (i, p) in probes.iter().enumerate() {
-        checked.push(
-            probe::validate(p, deadline)
-                .map_err(|e| usage_error(format!("probe {}: {e}", i + 1)))?,
-        );
+        let mut ck = probe::validate(p, deadline)
+            .map_err(|e| usage_error(format!("probe {}: {e}", i + 1)))?;
+        let (interval, fall, rise) = monitor::defaults(&ck.spec);
+        let interval = p.interval.map_or(interval, HDuration::get);
+        let (fall, rise) = (p.fall.unwrap_or(fall), p.rise.unwrap_or(rise));
+        if monitor.is_some() {
+            if interval < monitor::MIN_INTERVAL {
+                return Err(usage_error(format!(
+                    "probe {}: interval {interval:?} is below the minimum of 5ms",
+                    i + 1
+                )));
+            }
+            if fall == 0 || rise == 0 {
+                return Err(usage_error(format!(
+                    "probe {}: fall and rise must be at least 1",
+                    i + 1
+                )));
+            }
+            // A monitored probe answers within its interval unless told otherwise.
+            ck.timeout = p.timeout.map_or(interval, HDuration::get);
+            monitored.push(Monitored {
+                probe: ck.clone(),
+                interval,
+                fall,
+                rise,
+            });
+        }
+        checked.push(ck);
     }
     for g in &groups {
         if !checked
@@ -241,6 +325,44 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
         .or(c.nft_counters)
         .map(|s| s.parse::<NftTable>().map_err(usage_error))
         .transpose()?;
+    if let Some((track, every, duration)) = monitor {
+        let stop = Arc::new(AtomicBool::new(false));
+        stop_on_signals(stop.clone());
+        info!(
+            "monitoring {} probe(s); verdicts to {}",
+            monitored.len(),
+            track.display()
+        );
+        let pair = file.general.pair.clone();
+        let mut publish = |v: &Verdict| {
+            if let Some(path) = &textfile {
+                let mut t = metrics(pair.as_deref(), v, None);
+                t.add(
+                    "hakit_ha_check_interval_seconds",
+                    Kind::Gauge,
+                    "How often ha-check is expected to write (the monitor: its textfile interval).",
+                    &[],
+                    every.as_secs_f64(),
+                );
+                if let Err(e) = t.write(path) {
+                    warn!("metrics textfile: {e:#}");
+                }
+            }
+        };
+        monitor::run(
+            monitored,
+            groups,
+            tools,
+            monitor::Settings {
+                track_file: track,
+                max_duration: duration,
+            },
+            stop,
+            every,
+            &mut publish,
+        )?;
+        return Ok(Exit::Ok);
+    }
     // The counters are only for the textfile; read them beside the probes, same deadline.
     let counters = nft_table.filter(|_| textfile.is_some()).map(|table| {
         let read = std::thread::spawn({
@@ -330,6 +452,31 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
     } else {
         Exit::Failed
     })
+}
+
+/// The track file's directory must exist and be writable now: keepalived cannot be told
+/// anything otherwise (the unit creates it: RuntimeDirectory=hakit-monitor).
+fn check_track_dir(track: &std::path::Path) -> anyhow::Result<()> {
+    let dir = track
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let meta = std::fs::metadata(dir).map_err(|e| {
+        usage_error(format!(
+            "track file directory {}: {e} (hakit-monitor.service creates /run/hakit-monitor)",
+            dir.display()
+        ))
+    })?;
+    if !meta.is_dir() {
+        return Err(usage_error(format!("{} is not a directory", dir.display())));
+    }
+    if nix::unistd::access(dir, nix::unistd::AccessFlags::W_OK).is_err() {
+        return Err(usage_error(format!(
+            "track file directory {} is not writable",
+            dir.display()
+        )));
+    }
+    Ok(())
 }
 
 /// Logs the verdict when it differs from the last run's (kept in the runtime directory),

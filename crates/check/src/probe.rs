@@ -132,6 +132,16 @@ pub enum Spec {
         sessions: Option<usize>,
         community: Option<hakit_bgp::Community>,
     },
+    Neighbour {
+        target: IpAddr,
+        dev: String,
+    },
+}
+
+/// What a probe keeps between runs of the monitor (a fresh one for a single run).
+#[derive(Default)]
+pub struct Session {
+    asker: Option<hakit_net::neighbour::Asker>,
 }
 
 /// A probe ready to run.
@@ -159,6 +169,7 @@ fn kind_name(k: ProbeKind) -> &'static str {
         ProbeKind::Drbd => "drbd",
         ProbeKind::FipOwner => "fip-owner",
         ProbeKind::Bgp => "bgp",
+        ProbeKind::Neighbour => "neighbour",
     }
 }
 
@@ -211,6 +222,7 @@ fn allowed(kind: ProbeKind) -> &'static [&'static str] {
         ProbeKind::Drbd => &["resource", "role", "connection", "disk"],
         ProbeKind::FipOwner => &["target", "cache"],
         ProbeKind::Bgp => &["target", "sessions", "community"],
+        ProbeKind::Neighbour => &["target", "interface"],
     }
 }
 
@@ -354,6 +366,12 @@ pub fn validate(p: &Probe, default_timeout: Duration) -> Result<Checked, String>
                     None => None,
                 },
             },
+            ProbeKind::Neighbour => Spec::Neighbour {
+                target: need(&p.target, "target")?.parse().map_err(|_| {
+                    format!("neighbour probe: target {target:?} is not an IP address")
+                })?,
+                dev: need(&p.interface, "interface")?,
+            },
             ProbeKind::Drbd => Spec::Drbd {
                 resource: need(&p.resource, "resource")?,
                 role: p.role.clone(),
@@ -415,8 +433,13 @@ pub struct Outcome {
 impl Checked {
     /// Runs the probe within `timeout` (the smaller of its own and what the deadline leaves).
     pub fn run(&self, timeout: Duration, tools: &Tools) -> Outcome {
+        self.run_in(&mut Session::default(), timeout, tools)
+    }
+
+    /// [`Checked::run`] keeping what can be reused in `session` (the monitor's loop).
+    pub fn run_in(&self, session: &mut Session, timeout: Duration, tools: &Tools) -> Outcome {
         let start = Instant::now();
-        let r = self.exec(timeout, tools);
+        let r = self.exec(session, timeout, tools);
         Outcome {
             name: self.name.clone(),
             kind: self.kind,
@@ -430,7 +453,12 @@ impl Checked {
         }
     }
 
-    fn exec(&self, timeout: Duration, tools: &Tools) -> anyhow::Result<String> {
+    fn exec(
+        &self,
+        session: &mut Session,
+        timeout: Duration,
+        tools: &Tools,
+    ) -> anyhow::Result<String> {
         match &self.spec {
             Spec::Icmp {
                 target,
@@ -473,6 +501,40 @@ impl Checked {
                     "connected to {to} in {:.3} ms",
                     t.as_secs_f64() * 1000.0
                 ))
+            }
+            Spec::Neighbour { target, dev } => {
+                if session.asker.is_none() {
+                    let nl = Netlink::open()?;
+                    let l = nl
+                        .link_by_name(dev)?
+                        .with_context(|| format!("interface {dev} does not exist"))?;
+                    session.asker = Some(hakit_net::neighbour::Asker::open(&nl, &l, *target)?);
+                }
+                let start = Instant::now();
+                let asked = session.asker.as_ref().map(|a| a.ask(timeout));
+                let answer = match asked {
+                    Some(Ok(a)) => a,
+                    Some(Err(e)) => {
+                        // The link went away or changed: a new socket next time.
+                        session.asker = None;
+                        return Err(e);
+                    }
+                    None => None,
+                };
+                match answer {
+                    Some(mac) => Ok(format!(
+                        "{target} is at {mac} ({:.3} ms)",
+                        start.elapsed().as_secs_f64() * 1000.0
+                    )),
+                    None => bail!(
+                        "{target} did not answer {} on {dev} within {timeout:?}",
+                        if target.is_ipv4() {
+                            "ARP"
+                        } else {
+                            "neighbour solicitation"
+                        }
+                    ),
+                }
             }
             Spec::Link { dev } => {
                 let l = Netlink::open()?

@@ -175,6 +175,9 @@ pub struct Check {
     /// The primary's address for `ha-check watch` (the peer-watch unit reads it from here,
     /// so the unit file carries no per-node value).
     pub watch_peer: Option<std::net::IpAddr>,
+    /// keepalived's `track_file` that `ha-check monitor` writes (0 healthy, 1 not) on every
+    /// change of verdict, with its heartbeat beside it (`FILE.heartbeat`).
+    pub track_file: Option<PathBuf>,
     /// `[[check.probe]]`: the probes, all run in parallel.
     #[serde(default, rename = "probe")]
     pub probes: Vec<Probe>,
@@ -212,6 +215,9 @@ pub enum ProbeKind {
     FipOwner,
     /// The `[bgp]` speaker has sessions with the route servers and announces the address.
     Bgp,
+    /// A neighbour answers at layer 2: ARP (IPv4) or neighbour solicitation (IPv6), for an
+    /// upstream gateway that rate-limits or filters ICMP.
+    Neighbour,
 }
 
 /// `[[check.probe]]`: one probe. Which keys apply depends on `kind`; a key that does not
@@ -225,9 +231,18 @@ pub struct Probe {
     pub name: Option<String>,
     /// Quorum group this probe counts towards.
     pub group: Option<String>,
-    /// How long the probe may take [default: the run's deadline].
+    /// How long the probe may take [default: the run's deadline; monitor: its interval].
     pub timeout: Option<HDuration>,
-    /// icmp: host; tcp: host:port; address: the address; route: prefix (default 0.0.0.0/0).
+    /// monitor: how often the probe runs [default: 20ms for icmp and neighbour, 1s for the
+    /// others, 30s for fip-owner]; at least 5ms.
+    pub interval: Option<HDuration>,
+    /// monitor: consecutive failures that make the probe down [default: 4; 1 for link,
+    /// address and route, which the kernel's events re-check at once].
+    pub fall: Option<u32>,
+    /// monitor: consecutive passes that make a down probe up again [default: 5].
+    pub rise: Option<u32>,
+    /// icmp, neighbour: host; tcp: host:port; address: the address; route: prefix (default
+    /// 0.0.0.0/0).
     pub target: Option<String>,
     /// icmp/http/tcp: bind to this interface; link/address/route: the interface.
     pub interface: Option<String>,

@@ -135,6 +135,75 @@ pub fn unsolicited_na(mac: Mac, ip: Ipv6Addr, router: bool) -> Vec<u8> {
     f
 }
 
+/// ICMPv6 type of a neighbour solicitation (RFC 4861 §4.3).
+pub const ICMPV6_NS: u8 = 135;
+/// ND option "source link-layer address" (RFC 4861 §4.6.1).
+pub const ND_OPT_SOURCE_LLADDR: u8 = 1;
+
+/// The solicited-node multicast address of `ip` (RFC 4291 §2.7.1): ff02::1:ffXX:XXXX.
+pub fn solicited_node(ip: Ipv6Addr) -> Ipv6Addr {
+    let o = ip.octets();
+    Ipv6Addr::new(
+        0xff02,
+        0,
+        0,
+        0,
+        0,
+        1,
+        0xff00 | u16::from(o[13]),
+        u16::from_be_bytes([o[14], o[15]]),
+    )
+}
+
+/// A neighbour solicitation (RFC 4861 §4.3, §7.2.2) from `src` (this link's link-local
+/// address) and `mac` for `target`, to target's solicited-node group, hop limit 255, with
+/// the source link-layer address option: what a host sends to resolve its gateway.
+pub fn neighbour_solicitation(mac: Mac, src: Ipv6Addr, target: Ipv6Addr) -> Vec<u8> {
+    let group = solicited_node(target);
+    let mut icmp = Vec::with_capacity(32);
+    icmp.push(ICMPV6_NS);
+    icmp.push(0); // code
+    icmp.extend_from_slice(&[0, 0]); // checksum, filled below
+    icmp.extend_from_slice(&[0, 0, 0, 0]); // reserved
+    icmp.extend_from_slice(&target.octets());
+    icmp.push(ND_OPT_SOURCE_LLADDR);
+    icmp.push(1);
+    icmp.extend_from_slice(&mac.0);
+    let sum = icmpv6_checksum(src, group, &icmp);
+    icmp[2..4].copy_from_slice(&sum.to_be_bytes());
+    let g = group.octets();
+    let dst = Mac([0x33, 0x33, g[12], g[13], g[14], g[15]]);
+    let mut f = Vec::with_capacity(14 + 40 + icmp.len());
+    eth_header(&mut f, dst, mac, ETH_P_IPV6);
+    f.extend_from_slice(&[0x60, 0, 0, 0]);
+    f.extend_from_slice(&(icmp.len() as u16).to_be_bytes());
+    f.push(IPPROTO_ICMPV6);
+    f.push(255);
+    f.extend_from_slice(&src.octets());
+    f.extend_from_slice(&group.octets());
+    f.extend_from_slice(&icmp);
+    f
+}
+
+/// The sender of a neighbour advertisement for `target` (an Ethernet frame carrying IPv6
+/// with ICMPv6 directly, hop limit 255 as RFC 4861 §7.1.2 requires), if `frame` is one.
+pub fn na_sender(frame: &[u8], target: Ipv6Addr) -> Option<Mac> {
+    if frame.len() < 14 + 40 + 24 || frame[12..14] != ETH_P_IPV6.to_be_bytes() {
+        return None;
+    }
+    let ip = &frame[14..];
+    if ip[0] >> 4 != 6 || ip[6] != IPPROTO_ICMPV6 || ip[7] != 255 {
+        return None;
+    }
+    let icmp = &ip[40..];
+    if icmp[0] != ICMPV6_NA || icmp[1] != 0 || icmp[8..24] != target.octets() {
+        return None;
+    }
+    let mut mac = [0u8; 6];
+    mac.copy_from_slice(&frame[6..12]);
+    Some(Mac(mac))
+}
+
 /// The ICMPv6 checksum (RFC 4443 §2.3) over the IPv6 pseudo-header (RFC 8200 §8.1) and the
 /// message, whose checksum field must be zero.
 pub fn icmpv6_checksum(src: Ipv6Addr, dst: Ipv6Addr, msg: &[u8]) -> u16 {
@@ -159,6 +228,42 @@ pub fn icmpv6_checksum(src: Ipv6Addr, dst: Ipv6Addr, msg: &[u8]) -> u16 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn neighbour_solicitation_golden() {
+        let src: Ipv6Addr = "fe80::5eff:fe00:10a".parse().unwrap();
+        let target: Ipv6Addr = "2001:db8::1:2:3".parse().unwrap();
+        let f = neighbour_solicitation(MAC, src, target);
+        assert_eq!(solicited_node(target).to_string(), "ff02::1:ff02:3");
+        #[rustfmt::skip]
+        let head: [u8; 22] = [
+            0x33, 0x33, 0xff, 0x02, 0x00, 0x03, // dst: 33:33 + the group's low 32 bits
+            0x02, 0x00, 0x5e, 0x00, 0x01, 0x0a, // src
+            0x86, 0xdd,                         // ethertype IPv6
+            0x60, 0, 0, 0,                      // version 6
+            0x00, 0x20,                         // payload: 32 bytes
+            58, 255,                            // ICMPv6, hop limit 255
+        ];
+        assert_eq!(f[..22], head);
+        assert_eq!(f[22..38], src.octets());
+        assert_eq!(f[38..54], solicited_node(target).octets());
+        let icmp = &f[54..];
+        assert_eq!(icmp.len(), 32);
+        assert_eq!((icmp[0], icmp[1]), (ICMPV6_NS, 0));
+        assert_eq!(icmp[8..24], target.octets());
+        assert_eq!(icmp[24..26], [ND_OPT_SOURCE_LLADDR, 1]);
+        assert_eq!(icmp[26..32], MAC.0);
+        // The checksum verifies: summing with it in place gives 0.
+        let mut zeroed = icmp.to_vec();
+        let sum = u16::from_be_bytes([icmp[2], icmp[3]]);
+        zeroed[2..4].copy_from_slice(&[0, 0]);
+        assert_eq!(icmpv6_checksum(src, solicited_node(target), &zeroed), sum);
+        // An NA for the target, as the gateway answers, is recognised; others are not.
+        let na = unsolicited_na(Mac([2, 0, 0, 0, 0, 1]), target, true);
+        assert_eq!(na_sender(&na, target), Some(Mac([2, 0, 0, 0, 0, 1])));
+        assert_eq!(na_sender(&na, src), None);
+        assert_eq!(na_sender(&f, target), None);
+    }
 
     const MAC: Mac = Mac([0x02, 0x00, 0x5e, 0x00, 0x01, 0x0a]);
 

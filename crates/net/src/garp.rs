@@ -237,7 +237,7 @@ fn packet_socket() -> anyhow::Result<BorrowedFd<'static>> {
 
 /// `sockaddr_ll` for sending one frame: interface, EtherType and destination MAC.
 #[allow(unsafe_code)]
-fn link_addr(ifindex: u32, ethertype: u16, dst: Mac) -> anyhow::Result<LinkAddr> {
+pub(crate) fn link_addr(ifindex: u32, ethertype: u16, dst: Mac) -> anyhow::Result<LinkAddr> {
     let mut sll_addr = [0u8; 8];
     sll_addr[..6].copy_from_slice(&dst.0);
     let sll = nix::libc::sockaddr_ll {

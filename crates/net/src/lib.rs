@@ -6,9 +6,12 @@
 //!   pure functions tested against golden bytes.
 //! * [`garp`]: the burst itself (validation, the socket, the timing), a library call for
 //!   `garp-burst` and `nat-notify` alike.
+//! * [`neighbour`]: ARP / neighbour solicitation to one neighbour (the monitor's gateway
+//!   probe), and rtnetlink's link/address/route events.
 
 pub mod frames;
 pub mod garp;
+pub mod neighbour;
 pub mod netlink;
 
 pub use netlink::{Change, IfAddr, Link, Mac, Neighbour, Netlink, Route};

@@ -1,0 +1,491 @@
+//! `ha-check monitor`: the probes run continuously, each at its own cadence, and the
+//! verdict goes to keepalived through a `track_file` the moment it changes.
+//!
+//! A process started by `vrrp_script` every second cannot see an uplink die in less than
+//! a second, plus `fall` intervals. This loop can: each probe has a thread that runs it
+//! every `interval` (20 ms for ICMP and neighbour probes of the gateway), fall/rise
+//! hysteresis per probe, the quorum groups of a normal run, and a netlink event socket
+//! that re-runs the link, address and route probes at once when the kernel reports a
+//! change (carrier lost, the WAN address removed, the default route withdrawn).
+//!
+//! keepalived's side (see keepalived.conf(5), `track_file`): with `weight 0`, any non-zero
+//! value puts the instance in FAULT, which sends a priority-0 advert; the backup takes over
+//! without waiting for `preempt_delay`. The file is replaced atomically (rename), only when
+//! the verdict changes, and not at all until every probe has answered once: a restarted
+//! monitor never flaps the pair with a premature value.
+//!
+//! Fail-safe: the monitor also refreshes `FILE.heartbeat` every 250 ms (JSON: pid, time,
+//! verdict, what fails). `ha-check monitor-alive`, a `vrrp_script` with a negative weight,
+//! fails when the heartbeat is stale or its process is gone, so a dead or hung monitor
+//! lowers this node's priority (the peer takes over if it is healthy) instead of leaving
+//! keepalived trusting a stale "healthy" file.
+
+use std::{
+    path::{Path, PathBuf},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        mpsc, Arc,
+    },
+    thread,
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use hakit_core::{config::Group, runtime};
+use log::{info, warn};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    probe::{Checked, Outcome, Spec, Tools},
+    runner::{judge, Verdict},
+};
+
+/// The shortest probe interval accepted.
+pub const MIN_INTERVAL: Duration = Duration::from_millis(5);
+/// How often the heartbeat is refreshed.
+pub const HEARTBEAT: Duration = Duration::from_millis(250);
+
+/// A probe with its cadence and hysteresis.
+#[derive(Debug, Clone)]
+pub struct Monitored {
+    pub probe: Checked,
+    pub interval: Duration,
+    pub fall: u32,
+    pub rise: u32,
+}
+
+impl Monitored {
+    /// Link, address and route probes read the kernel's state: its events re-run them.
+    pub fn kernel(&self) -> bool {
+        matches!(
+            self.probe.spec,
+            Spec::Link { .. } | Spec::Address { .. } | Spec::Route { .. }
+        )
+    }
+}
+
+/// The defaults of a kind: (interval, fall, rise).
+pub fn defaults(spec: &Spec) -> (Duration, u32, u32) {
+    let ms = Duration::from_millis;
+    match spec {
+        Spec::Icmp { .. } | Spec::Neighbour { .. } => (ms(20), 4, 5),
+        Spec::Link { .. } | Spec::Address { .. } | Spec::Route { .. } => (ms(1000), 1, 1),
+        Spec::FipOwner { .. } => (ms(30_000), 1, 1),
+        _ => (ms(1000), 2, 2),
+    }
+}
+
+/// Where and how the verdict is published.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub track_file: PathBuf,
+    /// Stop after this long (tests and benchmarks); `None` runs until `stop`.
+    pub max_duration: Option<Duration>,
+}
+
+impl Settings {
+    pub fn heartbeat_file(&self) -> PathBuf {
+        heartbeat_path(&self.track_file)
+    }
+}
+
+/// `FILE.heartbeat` beside the track file.
+pub fn heartbeat_path(track_file: &Path) -> PathBuf {
+    let mut s = track_file.as_os_str().to_owned();
+    s.push(".heartbeat");
+    PathBuf::from(s)
+}
+
+/// What the heartbeat file holds.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Heartbeat {
+    pub pid: u32,
+    /// Unix time of this write, milliseconds.
+    pub at_ms: u64,
+    /// The verdict written to the track file; `None` until every probe answered once.
+    pub healthy: Option<bool>,
+    /// Unix time the verdict last changed, milliseconds.
+    pub since_ms: u64,
+    /// The probes that are down, with their last answer.
+    pub failing: Vec<String>,
+    pub probes: usize,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// One probe's state: the last answer and the hysteresis.
+#[derive(Debug, Clone, Default)]
+struct State {
+    up: Option<bool>,
+    streak: u32,
+    last: Option<Outcome>,
+}
+
+impl State {
+    /// Applies one answer; true when the probe's up/down state changed.
+    fn apply(&mut self, o: Outcome, fall: u32, rise: u32) -> bool {
+        let ok = o.ok;
+        self.last = Some(o);
+        match self.up {
+            None => {
+                self.up = Some(ok);
+                self.streak = 0;
+                true
+            }
+            Some(up) if up == ok => {
+                self.streak = 0;
+                false
+            }
+            Some(up) => {
+                self.streak += 1;
+                if self.streak >= if up { fall } else { rise } {
+                    self.up = Some(ok);
+                    self.streak = 0;
+                    true
+                } else {
+                    false
+                }
+            }
+        }
+    }
+}
+
+/// The verdict of the probes' current states (each probe counts as its hysteresis says).
+fn verdict(states: &[State], probes: &[Monitored], groups: &[Group]) -> Option<Verdict> {
+    let mut outcomes = Vec::with_capacity(states.len());
+    for (s, m) in states.iter().zip(probes) {
+        let mut o = s.last.clone()?;
+        o.ok = s.up?;
+        o.group = m.probe.group.clone();
+        outcomes.push(o);
+    }
+    let g = judge(&outcomes, groups);
+    Some(Verdict {
+        healthy: g.iter().all(|g| g.ok),
+        groups: g,
+        probes: outcomes,
+        deadline_ms: 0.0,
+        ms: 0.0,
+    })
+}
+
+/// Runs until `stop` (or `max_duration`). `publish` is called with the verdict on every
+/// change and at least every `publish_every` (the Prometheus textfile).
+pub fn run(
+    probes: Vec<Monitored>,
+    groups: Vec<Group>,
+    tools: Tools,
+    settings: Settings,
+    stop: Arc<AtomicBool>,
+    publish_every: Duration,
+    publish: &mut dyn FnMut(&Verdict),
+) -> anyhow::Result<()> {
+    let start = Instant::now();
+    let (tx, rx) = mpsc::channel::<(usize, Outcome)>();
+    let mut wakers: Vec<mpsc::Sender<()>> = Vec::new();
+    for (i, m) in probes.iter().enumerate() {
+        let (m, tx, tools, stop) = (m.clone(), tx.clone(), tools.clone(), stop.clone());
+        let (wtx, wrx) = mpsc::channel::<()>();
+        if m.kernel() {
+            wakers.push(wtx);
+        }
+        thread::Builder::new()
+            .name(format!("probe-{i}"))
+            .spawn(move || probe_loop(i, &m, &tools, &tx, &wrx, &stop))?;
+    }
+    drop(tx);
+    if !wakers.is_empty() {
+        let events = hakit_net::neighbour::Events::open()?;
+        let stop = stop.clone();
+        thread::Builder::new()
+            .name("netlink-events".into())
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    match events.wait(Duration::from_millis(500)) {
+                        Ok(true) => {
+                            for w in &wakers {
+                                let _ = w.send(());
+                            }
+                        }
+                        Ok(false) => {}
+                        Err(e) => {
+                            warn!("kernel events: {e:#}; link, address and route probes fall back to their interval");
+                            return;
+                        }
+                    }
+                }
+            })?;
+    }
+
+    let mut states = vec![State::default(); probes.len()];
+    let mut healthy: Option<bool> = None;
+    let mut since_ms = now_ms();
+    let mut next_beat = Instant::now();
+    let mut next_publish = Instant::now() + publish_every;
+    let mut beat_error = false;
+    let beat_file = settings.heartbeat_file();
+    loop {
+        if stop.load(Ordering::Relaxed)
+            || settings.max_duration.is_some_and(|d| start.elapsed() >= d)
+        {
+            break;
+        }
+        let wait = next_beat.saturating_duration_since(Instant::now());
+        let mut changed = false;
+        match rx.recv_timeout(wait) {
+            Ok((i, o)) => {
+                let m = &probes[i];
+                let was = states[i].up;
+                if states[i].apply(o, m.fall, m.rise) {
+                    changed = true;
+                    let o = states[i].last.as_ref().map_or("", |o| o.detail.as_str());
+                    match (was, states[i].up) {
+                        (Some(true), Some(false)) => {
+                            warn!("{} down after {} failure(s): {o}", m.probe.name, m.fall)
+                        }
+                        (Some(false), Some(true)) => info!("{} up again: {o}", m.probe.name),
+                        (None, Some(false)) => warn!("{} down: {o}", m.probe.name),
+                        _ => {}
+                    }
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                anyhow::bail!("every probe thread ended")
+            }
+        }
+        let v = if changed {
+            verdict(&states, &probes, &groups)
+        } else {
+            None
+        };
+        if let Some(v) = &v {
+            if healthy != Some(v.healthy) {
+                write_track(&settings.track_file, v.healthy)?;
+                since_ms = now_ms();
+                if v.healthy {
+                    info!(
+                        "healthy: {} probe(s) up; {} written 0",
+                        v.probes.len(),
+                        settings.track_file.display()
+                    );
+                } else {
+                    warn!(
+                        "UNHEALTHY: {}; {} written 1",
+                        failing(v).join("; "),
+                        settings.track_file.display()
+                    );
+                }
+                healthy = Some(v.healthy);
+                publish(v);
+                next_publish = Instant::now() + publish_every;
+            }
+        }
+        let now = Instant::now();
+        if now >= next_beat {
+            next_beat = now + HEARTBEAT;
+            let current = verdict(&states, &probes, &groups);
+            let hb = Heartbeat {
+                pid: std::process::id(),
+                at_ms: now_ms(),
+                healthy,
+                since_ms,
+                failing: current.as_ref().map(failing).unwrap_or_default(),
+                probes: probes.len(),
+            };
+            let r = runtime::write_atomic(&beat_file, &serde_json::to_vec(&hb)?, 0o644);
+            match (&r, beat_error) {
+                (Err(e), false) => warn!("heartbeat: {e:#}"),
+                (Ok(()), true) => info!("heartbeat written again"),
+                _ => {}
+            }
+            beat_error = r.is_err();
+            if now >= next_publish {
+                if let Some(v) = &current {
+                    publish(v);
+                }
+                next_publish = now + publish_every;
+            }
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    Ok(())
+}
+
+fn failing(v: &Verdict) -> Vec<String> {
+    v.probes
+        .iter()
+        .filter(|o| !o.ok)
+        .map(|o| format!("{}: {}", o.name, o.detail))
+        .collect()
+}
+
+/// keepalived's track file: `0` healthy, `1` not (non-zero with weight 0 means FAULT).
+pub fn write_track(path: &Path, healthy: bool) -> anyhow::Result<()> {
+    runtime::write_atomic(path, if healthy { b"0\n" } else { b"1\n" }, 0o644)
+}
+
+fn probe_loop(
+    i: usize,
+    m: &Monitored,
+    tools: &Tools,
+    tx: &mpsc::Sender<(usize, Outcome)>,
+    wake: &mpsc::Receiver<()>,
+    stop: &AtomicBool,
+) {
+    let kernel = m.kernel();
+    let mut session = crate::probe::Session::default();
+    let mut next = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        // A fresh ruleset listing per run: the shared one of a single run would be stale.
+        let t = Tools {
+            ruleset: Arc::default(),
+            ..tools.clone()
+        };
+        let o = m.probe.run_in(&mut session, m.probe.timeout, &t);
+        if tx.send((i, o)).is_err() {
+            return;
+        }
+        // The next tick on the schedule (no drift); a probe that overran starts again now.
+        next += m.interval;
+        let now = Instant::now();
+        if next < now {
+            next = now;
+        }
+        let wait = next - now;
+        if kernel {
+            // A kernel event runs the probe at once (and restarts its schedule).
+            if wake.recv_timeout(wait).is_ok() {
+                while wake.try_recv().is_ok() {}
+                next = Instant::now();
+            }
+        } else {
+            thread::sleep(wait);
+        }
+    }
+}
+
+/// Reads the heartbeat and judges it: Ok(heartbeat) when fresh (written within `max_age`
+/// by a process that still exists), else an error saying why.
+pub fn alive(track_file: &Path, max_age: Duration) -> anyhow::Result<Heartbeat> {
+    let path = heartbeat_path(track_file);
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| anyhow::anyhow!("no heartbeat at {}: {e}", path.display()))?;
+    if text.len() > 64 * 1024 {
+        anyhow::bail!("{} is not a heartbeat (too large)", path.display());
+    }
+    let hb: Heartbeat = serde_json::from_str(&text)
+        .map_err(|e| anyhow::anyhow!("{} is not a heartbeat: {e}", path.display()))?;
+    let age = now_ms().saturating_sub(hb.at_ms);
+    if age > max_age.as_millis() as u64 {
+        anyhow::bail!(
+            "the monitor's heartbeat is {:.1} s old (pid {}; limit {:.1} s)",
+            age as f64 / 1000.0,
+            hb.pid,
+            max_age.as_secs_f64()
+        );
+    }
+    if hb.pid == 0 || !Path::new(&format!("/proc/{}", hb.pid)).exists() {
+        anyhow::bail!("the monitor (pid {}) is gone", hb.pid);
+    }
+    Ok(hb)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn o(ok: bool) -> Outcome {
+        Outcome {
+            name: "gw".into(),
+            kind: "icmp",
+            group: None,
+            ok,
+            detail: String::new(),
+            ms: 0.0,
+        }
+    }
+
+    #[test]
+    fn hysteresis_needs_fall_failures_and_rise_passes() {
+        let mut s = State::default();
+        assert!(s.apply(o(true), 3, 2), "the first answer sets the state");
+        assert!(!s.apply(o(false), 3, 2));
+        assert!(!s.apply(o(false), 3, 2));
+        assert!(!s.apply(o(true), 3, 2), "a pass resets the failure streak");
+        assert!(!s.apply(o(false), 3, 2));
+        assert!(!s.apply(o(false), 3, 2));
+        assert!(s.apply(o(false), 3, 2), "three in a row: down");
+        assert_eq!(s.up, Some(false));
+        assert!(!s.apply(o(true), 3, 2));
+        assert!(s.apply(o(true), 3, 2), "two passes: up");
+        assert_eq!(s.up, Some(true));
+        let mut s = State::default();
+        assert!(s.apply(o(false), 3, 2));
+        assert_eq!(s.up, Some(false), "a first failure counts at once");
+    }
+
+    #[test]
+    fn no_verdict_until_every_probe_answered() {
+        let p = Monitored {
+            probe: crate::probe::validate(
+                &hakit_core::config::Probe {
+                    kind: Some(hakit_core::config::ProbeKind::Link),
+                    interface: Some("lo".into()),
+                    ..Default::default()
+                },
+                Duration::from_secs(1),
+            )
+            .unwrap(),
+            interval: Duration::from_secs(1),
+            fall: 1,
+            rise: 1,
+        };
+        let probes = vec![p.clone(), p];
+        let mut states = vec![State::default(); 2];
+        states[0].apply(o(true), 1, 1);
+        assert!(verdict(&states, &probes, &[]).is_none());
+        states[1].apply(o(false), 1, 1);
+        assert!(!verdict(&states, &probes, &[]).unwrap().healthy);
+    }
+
+    #[test]
+    fn heartbeat_age_and_process() {
+        let dir = std::env::temp_dir().join(format!("hakit-hb-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let track = dir.join("uplink");
+        let mut hb = Heartbeat {
+            pid: std::process::id(),
+            at_ms: now_ms(),
+            healthy: Some(true),
+            since_ms: now_ms(),
+            failing: vec![],
+            probes: 1,
+        };
+        let write = |hb: &Heartbeat| {
+            std::fs::write(heartbeat_path(&track), serde_json::to_vec(hb).unwrap()).unwrap()
+        };
+        assert!(alive(&track, Duration::from_secs(3)).is_err(), "no file");
+        write(&hb);
+        assert_eq!(alive(&track, Duration::from_secs(3)).unwrap(), hb);
+        hb.at_ms -= 5000;
+        write(&hb);
+        let e = alive(&track, Duration::from_secs(3))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("old"), "{e}");
+        hb.at_ms = now_ms();
+        hb.pid = u32::MAX - 1;
+        write(&hb);
+        let e = alive(&track, Duration::from_secs(3))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("gone"), "{e}");
+        std::fs::write(heartbeat_path(&track), "junk").unwrap();
+        assert!(alive(&track, Duration::from_secs(3)).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
