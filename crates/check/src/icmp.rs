@@ -83,9 +83,38 @@ pub fn echo(
     count: u32,
     timeout: Duration,
 ) -> anyhow::Result<Duration> {
+    Pinger::open(target, iface, source)?.echo(count, timeout)
+}
+
+/// A bound ICMP socket kept across echoes (the monitor pings every 20 ms: one socket
+/// instead of fifty a second).
+pub struct Pinger {
+    s: Sock,
+    target: IpAddr,
+}
+
+impl Pinger {
+    pub fn open(
+        target: IpAddr,
+        iface: Option<&str>,
+        source: Option<IpAddr>,
+    ) -> anyhow::Result<Pinger> {
+        let s = open(target)?;
+        bind_to(&s.fd, iface, source)?;
+        Ok(Pinger { s, target })
+    }
+
+    /// One round: `count` requests, the first matching reply within `timeout`.
+    pub fn echo(&self, count: u32, timeout: Duration) -> anyhow::Result<Duration> {
+        let mut buf = [0u8; 2048];
+        // Late replies to earlier rounds (and queued errors) are not this round's.
+        while recv(self.s.fd.as_raw_fd(), &mut buf, MsgFlags::empty()).is_ok() {}
+        round(&self.s, self.target, count, timeout)
+    }
+}
+
+fn round(s: &Sock, target: IpAddr, count: u32, timeout: Duration) -> anyhow::Result<Duration> {
     let deadline = Instant::now() + timeout;
-    let s = open(target)?;
-    bind_to(&s.fd, iface, source)?;
     let id = (std::process::id() as u16) ^ SEQ.fetch_add(0x1111, Ordering::Relaxed);
     let nonce = nonce();
     let (req, rep) = if target.is_ipv4() {

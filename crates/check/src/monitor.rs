@@ -340,12 +340,19 @@ fn probe_loop(
     let mut session = crate::probe::Session::default();
     let mut next = Instant::now();
     while !stop.load(Ordering::Relaxed) {
-        // A fresh ruleset listing per run: the shared one of a single run would be stale.
-        let t = Tools {
-            ruleset: Arc::default(),
-            ..tools.clone()
+        // nft-rule: a fresh ruleset listing per run (a single run's shared one would be
+        // stale); every other probe reads the tools as they are.
+        let fresh;
+        let t = if matches!(m.probe.spec, Spec::NftRule { .. }) {
+            fresh = Tools {
+                ruleset: Arc::default(),
+                ..tools.clone()
+            };
+            &fresh
+        } else {
+            tools
         };
-        let o = m.probe.run_in(&mut session, m.probe.timeout, &t);
+        let o = m.probe.run_in(&mut session, m.probe.timeout, t);
         if tx.send((i, o)).is_err() {
             return;
         }

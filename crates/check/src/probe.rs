@@ -142,6 +142,7 @@ pub enum Spec {
 #[derive(Default)]
 pub struct Session {
     asker: Option<hakit_net::neighbour::Asker>,
+    pinger: Option<icmp::Pinger>,
 }
 
 /// A probe ready to run.
@@ -466,7 +467,18 @@ impl Checked {
                 source,
                 count,
             } => {
-                let rtt = icmp::echo(*target, iface.as_deref(), *source, *count, timeout)?;
+                if session.pinger.is_none() {
+                    session.pinger = Some(icmp::Pinger::open(*target, iface.as_deref(), *source)?);
+                }
+                let r = session.pinger.as_ref().map_or_else(
+                    || Err(anyhow::anyhow!("no ICMP socket")),
+                    |p| p.echo(*count, timeout),
+                );
+                if r.is_err() {
+                    // A new socket next time: the interface may have gone and come back.
+                    session.pinger = None;
+                }
+                let rtt = r?;
                 Ok(format!(
                     "reply from {target} in {:.3} ms",
                     rtt.as_secs_f64() * 1000.0

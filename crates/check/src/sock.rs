@@ -47,12 +47,16 @@ pub fn bind_to(fd: &OwnedFd, iface: Option<&str>, source: Option<IpAddr>) -> any
 pub fn wait(fd: &OwnedFd, flags: PollFlags, deadline: Instant) -> anyhow::Result<bool> {
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Ok(false);
-        }
-        let ms = u16::try_from(left.as_millis().max(1)).unwrap_or(u16::MAX);
+        // Past the deadline, one last look without waiting: an answer that arrived while
+        // this thread was not scheduled (a loaded machine) is still an answer in time.
+        let ms = if left.is_zero() {
+            0
+        } else {
+            u16::try_from(left.as_millis().max(1)).unwrap_or(u16::MAX)
+        };
         let mut fds = [PollFd::new(fd.as_fd(), flags)];
         match poll(&mut fds, PollTimeout::from(ms)) {
+            Ok(0) if ms == 0 => return Ok(false),
             Ok(0) => continue,
             Ok(_) => return Ok(true),
             Err(Errno::EINTR) => continue,

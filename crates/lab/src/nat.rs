@@ -41,6 +41,13 @@ pub const SERVER: &str = "203.0.113.254";
 pub const CLOUD: &str = "203.0.113.253";
 pub const CLIENT: &str = "198.51.100.50";
 
+/// `FILE.heartbeat`, where `ha-check monitor` writes its heartbeat.
+fn hakit_check_heartbeat(track: &Path) -> PathBuf {
+    let mut s = track.as_os_str().to_owned();
+    s.push(".heartbeat");
+    PathBuf::from(s)
+}
+
 /// Unix time now, in seconds.
 pub fn now_unix() -> f64 {
     SystemTime::now()
@@ -70,7 +77,14 @@ pub struct Opts {
     /// Linode as it routes: the shared IP on `lo` of both nodes, announced by a BGP speaker
     /// on each to an FRR route server in `inet` ([`crate::bgp`]); no provider call moves it.
     pub bgp: Option<bgp::Opts>,
+    /// Uplink health by `ha-check monitor` and keepalived's `track_file` (the shipped
+    /// profile) instead of `ha-check` as a 1-second `vrrp_script`.
+    pub monitor: bool,
 }
+
+/// An address beyond the upstream gateway (on `inet`'s loopback): the monitor's
+/// "external target", routed through the gateway by a host route on each node.
+pub const EXTERNAL: &str = "192.0.2.200";
 
 impl Opts {
     pub fn new(bin_dir: &Path) -> Opts {
@@ -83,6 +97,7 @@ impl Opts {
             external_cache: false,
             shell_hook: false,
             bgp: None,
+            monitor: false,
         }
     }
 }
@@ -110,6 +125,10 @@ pub struct Node {
     pub frr: Option<bgp::Frr>,
     starts: u32,
     stopping: Option<u32>,
+    /// Monitor profile: the running `ha-check monitor`, its track file and its starts.
+    pub monitor: Option<u32>,
+    pub track_file: PathBuf,
+    monitor_starts: u32,
 }
 
 /// Log lines received on the lab's syslog socket, stamped with Unix time on arrival.
@@ -332,6 +351,9 @@ impl NatLab {
             bgp::start_frr(&mut lab, &inet, "rs", &conf, 179)?;
         }
         lab.spawn(&inet, "server", &[&traffic, "server", SERVER])?;
+        if opts.monitor {
+            inet.ip(&["addr", "add", &format!("{EXTERNAL}/32"), "dev", "lo"])?;
+        }
 
         let sysctl = d.join("hakit-sysctl.conf");
         fs::write(
@@ -353,6 +375,9 @@ impl NatLab {
             ns.ip(&["addr", "add", &format!("{lan}/24"), "dev", "eth1"])?;
             ns.ip(&["addr", "add", &format!("192.0.2.{id}/24"), "dev", "sync0"])?;
             ns.ip(&["route", "add", "default", "via", SERVER])?;
+            if opts.monitor {
+                ns.ip(&["route", "add", &format!("{EXTERNAL}/32"), "via", SERVER])?;
+            }
             crate::run_ok(&mut ns.command(&["sysctl", "-q", "-p", &sysctl.to_string_lossy()]))?;
             let wan6 = format!("2001:db8:ff::{host}");
             let (mut speaker_script, mut frr) = (None, None);
@@ -507,7 +532,50 @@ deadline = "3s"
 
 [check]
 deadline = "150ms"
+{check}"#,
+                    check = if opts.monitor {
+                        format!(
+                            r#"track_file = "{track}"
 
+# The upstream gateway, by ICMP and at layer 2, every 20 ms (the defaults).
+[[check.probe]]
+kind = "icmp"
+name = "gateway"
+target = "{SERVER}"
+interface = "eth0"
+
+[[check.probe]]
+kind = "neighbour"
+name = "gateway-arp"
+target = "{SERVER}"
+interface = "eth0"
+
+# Beyond the gateway.
+[[check.probe]]
+kind = "icmp"
+name = "external"
+target = "{EXTERNAL}"
+group = "external"
+
+[[check.group]]
+name = "external"
+min = 1
+
+# The kernel's view, re-checked on every netlink event.
+[[check.probe]]
+kind = "link"
+interface = "eth0"
+
+[[check.probe]]
+kind = "route"
+target = "0.0.0.0/0"
+interface = "eth0"
+"#,
+                            track = run.join("monitor").join("uplink").display()
+                        )
+                    } else {
+                        format!(
+                            r#"
 [[check.probe]]
 kind = "icmp"
 name = "uplink"
@@ -517,7 +585,9 @@ interface = "eth0"
 [[check.probe]]
 kind = "link"
 interface = "eth0"
-"#,
+"#
+                        )
+                    },
                     run = run.display(),
                     sock = syslog.path.display(),
                     ctd = ctd.conf.display(),
@@ -552,11 +622,27 @@ interface = "eth0"
                 (false, Some(s)) => format!("    preempt_delay {s}\n"),
                 (false, None) => String::new(),
             };
-            let scripts = format!(
-                "vrrp_script chk_gateway {{\n    script \"{ha_check} --config {cfg}\"\n    interval 1\n    timeout 1\n    fall 2\n    rise 2\n    weight -60\n}}\n"
-            );
-            let extra =
-                format!("{hooks}{preempt}    track_script {{\n        chk_gateway\n    }}\n");
+            let track_file = run.join("monitor").join("uplink");
+            let (scripts, extra) = if opts.monitor {
+                // As the shipped templates wire it: the verdict by track_file (weight 0:
+                // FAULT at once), the monitor's heartbeat by a vrrp_script that demotes.
+                (
+                    format!(
+                        "track_file hakit_uplink {{\n    file {tf}\n    weight 0\n    init_file 1\n}}\nvrrp_script chk_hakit_monitor {{\n    script \"{ha_check} --config {cfg} monitor-alive\"\n    interval 1\n    timeout 1\n    fall 2\n    rise 1\n    weight -60\n}}\n",
+                        tf = track_file.display()
+                    ),
+                    format!(
+                        "{hooks}{preempt}    track_file {{\n        hakit_uplink\n    }}\n    track_script {{\n        chk_hakit_monitor\n    }}\n"
+                    ),
+                )
+            } else {
+                (
+                    format!(
+                        "vrrp_script chk_gateway {{\n    script \"{ha_check} --config {cfg}\"\n    interval 1\n    timeout 1\n    fall 2\n    rise 2\n    weight -60\n}}\n"
+                    ),
+                    format!("{hooks}{preempt}    track_script {{\n        chk_gateway\n    }}\n"),
+                )
+            };
             let kconf = keepalived::Vrrp {
                 router_id: &role,
                 iface: "eth1",
@@ -590,6 +676,9 @@ interface = "eth0"
                 frr,
                 starts: 0,
                 stopping: None,
+                monitor: None,
+                track_file,
+                monitor_starts: 0,
             });
         }
         let mut nat = NatLab {
@@ -611,6 +700,12 @@ interface = "eth0"
             // GoBGP waits 5-9 s before its first connect.
             for i in 0..2 {
                 nat.wait_session(i, Duration::from_secs(30))?;
+            }
+        }
+        if nat.opts.monitor {
+            // Before keepalived, as the unit orders it.
+            for i in 0..2 {
+                nat.start_monitor(i)?;
             }
         }
         nat.start_keepalived(0)?;
@@ -637,6 +732,47 @@ interface = "eth0"
         k.wait_ready(Duration::from_secs(10))?;
         n.keepalived = Some(k);
         Ok(())
+    }
+
+    /// Starts `ha-check monitor` on node `i` (as hakit-monitor.service does: its track
+    /// file's directory created first) and waits for its first verdict.
+    pub fn start_monitor(&mut self, i: usize) -> anyhow::Result<()> {
+        let ha_check = bin(&self.opts.bin_dir, "ha-check")?;
+        let n = &mut self.nodes[i];
+        if let Some(dir) = n.track_file.parent() {
+            fs::create_dir_all(dir)?;
+        }
+        n.monitor_starts += 1;
+        let log = format!("{}-monitor{}", n.role, n.monitor_starts);
+        let cfg = n.config.to_string_lossy().to_string();
+        let pid = self
+            .lab
+            .spawn(&n.ns, &log, &[&ha_check, "--config", &cfg, "monitor"])?;
+        n.monitor = Some(pid);
+        let hb = hakit_check_heartbeat(&n.track_file);
+        crate::wait_until(Duration::from_secs(10), Duration::from_millis(10), || {
+            fs::read_to_string(&hb).is_ok_and(|t| {
+                t.contains(&format!("\"pid\":{pid},")) && !t.contains("\"healthy\":null")
+            })
+        })
+        .with_context(|| format!("the monitor on {} gave no verdict", n.role))?;
+        Ok(())
+    }
+
+    /// SIGKILL to node `i`'s monitor (no restart until [`NatLab::start_monitor`]).
+    pub fn kill_monitor(&mut self, i: usize) {
+        if let Some(pid) = self.nodes[i].monitor.take() {
+            self.lab
+                .signal_and_wait(pid, Signal::SIGKILL, Duration::from_secs(5));
+        }
+    }
+
+    /// The value in node `i`'s track file ("0", "1"; "" when absent).
+    pub fn track_value(&self, i: usize) -> String {
+        fs::read_to_string(&self.nodes[i].track_file)
+            .unwrap_or_default()
+            .trim()
+            .to_string()
     }
 
     /// Graceful stop of keepalived on node `i` (SIGTERM), without waiting: keepalived

@@ -121,20 +121,25 @@ impl Asker {
         let deadline = Instant::now() + wait;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Ok(None);
-            }
-            if !readable(&self.sock, left)? {
+            // Past the deadline, the frames already received are still read once (an
+            // answer that came while this thread was not scheduled is in time).
+            let late = left.is_zero();
+            if !late && !readable(&self.sock, left)? {
                 continue;
             }
+            let mut found = None;
             while let Ok(n) = socket::recv(self.sock.as_raw_fd(), &mut buf, MsgFlags::empty()) {
                 let from = match self.ip {
                     IpAddr::V4(v4) => frames::arp_claimant(&buf[..n], v4),
                     IpAddr::V6(v6) => frames::na_sender(&buf[..n], v6),
                 };
                 if let Some(m) = from.filter(|m| *m != self.mac) {
-                    return Ok(Some(m));
+                    found = Some(m);
+                    break;
                 }
+            }
+            if found.is_some() || late {
+                return Ok(found);
             }
         }
     }

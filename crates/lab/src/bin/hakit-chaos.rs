@@ -136,7 +136,7 @@ fn run() -> anyhow::Result<bool> {
     let mut which = "nat".to_string();
     while let Some(a) = args.next() {
         match a.as_str() {
-            "--lab" => which = args.next().context("--lab needs nat, linode or linode-frr")?,
+            "--lab" => which = args.next().context("--lab needs nat, monitor, linode or linode-frr")?,
             "--bin-dir" => bin_dir = args.next().context("--bin-dir needs a path")?.into(),
             "--out-dir" => out_dir = args.next().context("--out-dir needs a path")?.into(),
             "--only" => {
@@ -149,7 +149,7 @@ fn run() -> anyhow::Result<bool> {
                 )
             }
             other => bail!(
-                "unknown argument {other:?} (usage: hakit-chaos [--bin-dir DIR] [--out-dir DIR] [--only NAME,...] [--lab nat|linode|linode-frr])"
+                "unknown argument {other:?} (usage: hakit-chaos [--bin-dir DIR] [--out-dir DIR] [--only NAME,...] [--lab nat|monitor|linode|linode-frr])"
             ),
         }
     }
@@ -162,8 +162,13 @@ fn run() -> anyhow::Result<bool> {
         "nat" => None,
         "linode" => Some(bgp::Speaker::Gobgp),
         "linode-frr" => Some(bgp::Speaker::Frr),
-        other => bail!("--lab {other:?}: expected nat, linode or linode-frr"),
+        "monitor" => None,
+        other => bail!("--lab {other:?}: expected nat, monitor, linode or linode-frr"),
     };
+    if which == "monitor" {
+        let rows = monitor_lab(&bin_dir, &want)?;
+        return write_results(&rows, &out_dir, "chaos-monitor", started);
+    }
     if let Some(speaker) = speaker {
         let rows = linode(&bin_dir, speaker, &want)?;
         return write_results(&rows, &out_dir, &format!("chaos-{which}"), started);
@@ -959,5 +964,338 @@ fn api_down(nat: &mut NatLab) -> anyhow::Result<Row> {
         local.is_some() && still_a && conv.is_ok() && gets > 2,
         json!({"local_up_ms": local.map(|d| d.as_secs_f64() * 1000.0), "requests": gets,
                "converged_after_api_back_ms": after, "error": conv.err().map(|e| format!("{e:#}"))}),
+    ))
+}
+
+/// nft in `inet`: drop what node `i` sends (by its WAN MAC), optionally only to `daddr`.
+fn upstream_drops(nat: &NatLab, i: usize, daddr: Option<&str>) -> anyhow::Result<()> {
+    let mac = String::from_utf8(
+        nat.nodes[i]
+            .ns
+            .exec(&["cat", "/sys/class/net/eth0/address"])?
+            .stdout,
+    )?
+    .trim()
+    .to_string();
+    let inet = &nat.inet;
+    hakit_lab::run_ok(&mut inet.command(&["nft", "add", "table", "netdev", "hakit_chaos"]))?;
+    hakit_lab::run_ok(&mut inet.command(&[
+        "nft",
+        "add chain netdev hakit_chaos in { type filter hook ingress device eth0 priority 0; }",
+    ]))?;
+    let mut rule = vec![
+        "nft",
+        "add",
+        "rule",
+        "netdev",
+        "hakit_chaos",
+        "in",
+        "ether",
+        "saddr",
+        &mac,
+    ];
+    if let Some(d) = daddr {
+        rule.extend(["ip", "daddr", d]);
+    }
+    rule.push("drop");
+    hakit_lab::run_ok(&mut inet.command(&rule))?;
+    Ok(())
+}
+
+fn upstream_heals(nat: &NatLab) {
+    let _ = hakit_lab::run_ok(&mut nat.inet.command(&[
+        "nft",
+        "delete",
+        "table",
+        "netdev",
+        "hakit_chaos",
+    ]));
+}
+
+/// Lines of keepalived's log on node `i` that say it entered FAULT.
+fn faults(nat: &NatLab, i: usize) -> usize {
+    keepalived_log(nat, i)
+        .matches("Entering FAULT STATE")
+        .count()
+}
+
+/// The uplink monitor (`ha-check monitor` + keepalived `track_file`): the acceptance
+/// scenarios of uplink loss, a dead monitor and a lossy, loaded uplink.
+fn monitor_lab(bin_dir: &std::path::Path, want: &dyn Fn(&str) -> bool) -> anyhow::Result<Vec<Row>> {
+    const BLACKOUT_MS: f64 = 200.0;
+    let mut opts = Opts::new(bin_dir);
+    opts.monitor = true;
+    let started = Instant::now();
+    println!(
+        "hakit chaos: NAT pair, uplink health by ha-check monitor (20 ms probes) and keepalived track_file; advert_int {} s",
+        opts.advert_int
+    );
+    let mut nat = NatLab::up(opts)?;
+    println!(
+        "  lab up in {:.1} s ({}-*)",
+        started.elapsed().as_secs_f64(),
+        nat.lab.prefix()
+    );
+    let mut rows = Vec::new();
+    let long = nat.traffic("long", &["--tcp"])?;
+    thread::sleep(Duration::from_millis(800));
+    let retrans_before = nat.server_retransmits();
+    let mut spans = Vec::new();
+
+    type Event = fn(&mut NatLab) -> anyhow::Result<()>;
+    type Heal = fn(&mut NatLab) -> anyhow::Result<()>;
+    let cases: [(&str, &'static str, Event, Heal); 3] = [
+        (
+            "wan-down",
+            "(a) WAN link down on the master",
+            |n| n.nodes[A].ns.ip(&["link", "set", "eth0", "down"]),
+            |n| {
+                n.nodes[A].ns.ip(&["link", "set", "eth0", "up"])?;
+                let _ = n.nodes[A].ns.ip(&[
+                    "route",
+                    "replace",
+                    "default",
+                    "via",
+                    hakit_lab::nat::SERVER,
+                ]);
+                let _ = n.nodes[A].ns.ip(&[
+                    "route",
+                    "replace",
+                    &format!("{}/32", hakit_lab::nat::EXTERNAL),
+                    "via",
+                    hakit_lab::nat::SERVER,
+                ]);
+                Ok(())
+            },
+        ),
+        (
+            "gateway-dead",
+            "(b) upstream gateway dead, link up (it drops everything from the master)",
+            |n| upstream_drops(n, A, None),
+            |n| {
+                upstream_heals(n);
+                Ok(())
+            },
+        ),
+        (
+            "path-dead",
+            "(c) the path beyond the gateway dead (external target lost, gateway alive)",
+            |n| upstream_drops(n, A, Some(hakit_lab::nat::EXTERNAL)),
+            |n| {
+                upstream_heals(n);
+                Ok(())
+            },
+        ),
+    ];
+    for (tag, name, event, heal) in cases {
+        if !want(tag) {
+            continue;
+        }
+        let faults0 = faults(&nat, A);
+        let (f, data) = failover(&mut nat, tag, B, true, event)?;
+        let fault = faults(&nat, A) > faults0;
+        let track = nat.track_value(A);
+        let blackout = f.blackout_ms();
+        rows.push(row(
+            name,
+            &format!("the monitor writes 1, keepalived on a enters FAULT, b takes over; blackout at the LAN client <= {BLACKOUT_MS:.0} ms"),
+            format!(
+                "a's track file {track}; a entered FAULT: {}; b converged after {}; blackout {blackout:.0} ms",
+                if fault { "yes" } else { "no" },
+                ms(f.converged_ms()),
+            ),
+            track == "1" && fault && f.converged.is_ok() && blackout <= BLACKOUT_MS,
+            data,
+        ));
+        spans.push(tag);
+        heal(&mut nat)?;
+        nat.wait_converged(A, Duration::from_secs(15))
+            .with_context(|| {
+                format!("{tag}: a did not take mastership back after the uplink healed")
+            })?;
+    }
+    thread::sleep(Duration::from_millis(500));
+    let retrans = nat.server_retransmits().saturating_sub(retrans_before);
+    let l = nat.stop_traffic(long)?;
+    rows.push(tcp_row(
+        "stateful TCP flow across (a)-(c)",
+        &l,
+        Some(retrans),
+        &spans,
+    ));
+
+    if want("monitor-killed") {
+        // (d): SIGKILL, and no restart for a while (a unit in a crash loop): the track file
+        // keeps its last value (no FAULT, no flap), the heartbeat goes stale, keepalived's
+        // chk_hakit_monitor fails and a's priority drops by 60 below b's: one handover.
+        // Then the "unit" starts it again: a is healthy and takes mastership back.
+        let faults0 = faults(&nat, A);
+        let t0 = Instant::now();
+        nat.kill_monitor(A);
+        let demoted = nat.wait_converged(B, Duration::from_secs(15));
+        let demoted_ms = t0.elapsed().as_secs_f64() * 1000.0;
+        let log = keepalived_log(&nat, A);
+        let failed = log.contains("VRRP_Script(chk_hakit_monitor) failed");
+        let dropped = log.contains("effective priority from 150 to 90");
+        let track = nat.track_value(A);
+        let no_fault = faults(&nat, A) == faults0;
+        let t1 = Instant::now();
+        nat.start_monitor(A)?;
+        let back = nat.wait_converged(A, Duration::from_secs(15));
+        rows.push(row(
+            "(d) the monitor SIGKILLed on the master",
+            "no FAULT (the track file keeps its value); chk_hakit_monitor fails, a's priority 150 -> 90, b takes over; the restarted monitor brings a back",
+            format!(
+                "track file {track}; a entered FAULT: {}; chk_hakit_monitor failed: {}; priority 150 -> 90: {}; b master after {demoted_ms:.0} ms; a back {:.1} s after the restart",
+                if no_fault { "no" } else { "yes" },
+                if failed { "yes" } else { "no" },
+                if dropped { "yes" } else { "no" },
+                t1.elapsed().as_secs_f64()
+            ),
+            track == "0" && no_fault && failed && dropped && demoted.is_ok() && back.is_ok(),
+            json!({"demoted_ms": demoted_ms, "error": demoted.err().map(|e| format!("{e:#}")), "back_error": back.err().map(|e| format!("{e:#}"))}),
+        ));
+    }
+
+    if want("soak") {
+        rows.push(soak(&mut nat)?);
+    }
+    nat.lab.teardown();
+    Ok(rows)
+}
+
+/// (e): 2% random loss in each direction on both gateways' uplinks, every core busy,
+/// for HAKIT_CHAOS_SOAK_SECONDS (default 600): no false failover. Also the monitor's CPU
+/// per second and its resident memory at the start and the end.
+fn soak(nat: &mut NatLab) -> anyhow::Result<Row> {
+    let secs: u64 = std::env::var("HAKIT_CHAOS_SOAK_SECONDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(600);
+    // netem is the tool for this, but this machine's kernel has no sch_netem (nor
+    // nfnetlink_queue for a userspace delayer): the loss is nftables' random numbers on the
+    // WAN link, 2% of the frames in each direction; the jitter is what the busy cores add.
+    for n in &nat.nodes {
+        hakit_lab::run_ok(
+            &mut n
+                .ns
+                .command(&["nft", "add", "table", "netdev", "hakit_loss"]),
+        )?;
+        for (chain, hook) in [("in", "ingress"), ("out", "egress")] {
+            hakit_lab::run_ok(&mut n.ns.command(&[
+                "nft",
+                &format!("add chain netdev hakit_loss {chain} {{ type filter hook {hook} device eth0 priority 0; }}"),
+            ]))?;
+            hakit_lab::run_ok(&mut n.ns.command(&[
+                "nft",
+                "add",
+                "rule",
+                "netdev",
+                "hakit_loss",
+                chain,
+                "numgen",
+                "random",
+                "mod",
+                "100",
+                "<",
+                "2",
+                "counter",
+                "drop",
+            ]))?;
+        }
+    }
+    let pid = nat.nodes[A].monitor.context("no monitor on a")?;
+    let cpu = |pid: u32| -> Option<f64> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let f: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+        Some(ticks / 100.0)
+    };
+    let rss = |pid: u32| -> Option<u64> {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()?
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    };
+    let faults0 = (faults(nat, A), faults(nat, B));
+    let owner0 = nat.owner();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let burners: Vec<_> = (0..std::thread::available_parallelism().map_or(2, |n| n.get()))
+        .map(|_| {
+            let stop = stop.clone();
+            thread::spawn(move || {
+                let mut x = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+                    std::hint::black_box(x);
+                }
+            })
+        })
+        .collect();
+    println!(
+        "  soak: 2% loss each way on both uplinks (nftables), {} busy threads, {secs} s",
+        burners.len()
+    );
+    let (cpu0, rss0) = (cpu(pid), rss(pid));
+    let t0 = Instant::now();
+    let mut ones = 0u32;
+    let mut last = nat.track_value(A);
+    let mut rss_max = rss0.unwrap_or(0);
+    while t0.elapsed() < Duration::from_secs(secs) {
+        thread::sleep(Duration::from_millis(50));
+        let v = nat.track_value(A);
+        if v != last && v == "1" {
+            ones += 1;
+        }
+        last = v;
+        rss_max = rss_max.max(rss(pid).unwrap_or(0));
+    }
+    let elapsed = t0.elapsed().as_secs_f64();
+    let (cpu1, rss1) = (cpu(pid), rss(pid));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for b in burners {
+        let _ = b.join();
+    }
+    let dropped = String::from_utf8_lossy(
+        &nat.nodes[A]
+            .ns
+            .exec(&["nft", "list", "table", "netdev", "hakit_loss"])?
+            .stdout,
+    )
+    .matches("packets ")
+    .count();
+    for n in &nat.nodes {
+        let _ = hakit_lab::run_ok(&mut n.ns.command(&[
+            "nft",
+            "delete",
+            "table",
+            "netdev",
+            "hakit_loss",
+        ]));
+    }
+    let faults1 = (faults(nat, A), faults(nat, B));
+    let cpu_pct = match (cpu0, cpu1) {
+        (Some(a), Some(b)) => (b - a) / elapsed * 100.0,
+        _ => f64::NAN,
+    };
+    let master_kept = nat.converged(A).is_ok() && nat.owner() == owner0;
+    Ok(row(
+        "(e) 2% loss each way on the uplinks, every core busy (no netem in this kernel: no added jitter)",
+        "no false failover: a's track file never 1, no FAULT on either node, a still the converged MASTER",
+        format!(
+            "{elapsed:.0} s; track file went to 1: {ones} times; FAULTs a/b: {}/{}; a still master: {}; monitor CPU {cpu_pct:.2}% of a core; RSS {} kB at start, {} kB at end, {} kB max",
+            faults1.0 - faults0.0,
+            faults1.1 - faults0.1,
+            if master_kept { "yes" } else { "no" },
+            rss0.unwrap_or(0),
+            rss1.unwrap_or(0),
+            rss_max
+        ),
+        ones == 0 && faults1 == faults0 && master_kept,
+        json!({"seconds": elapsed, "track_ones": ones, "loss_counters": dropped, "cpu_pct": cpu_pct, "rss_kb_start": rss0, "rss_kb_end": rss1, "rss_kb_max": rss_max}),
     ))
 }
