@@ -3,8 +3,10 @@
 #   make demo-linode  the same, routed as on Linode: lelastic's GoBGP, an FRR route server
 #   make test   format, lint, cargo-deny, MSRV check, unit, CLI and namespace tests, static
 #               build checks, packages, chaos, the systemd lab, arm64 under qemu (root)
-#   make chaos  the acceptance scenarios on the NAT pair and on the Linode (BGP) labs;
-#               target/chaos/chaos{,-linode,-linode-frr}.{json,md}
+#   make chaos  the acceptance scenarios on the NAT pair (vrrp_script and uplink-monitor
+#               profiles; the monitor's includes a 10-minute lossy soak,
+#               HAKIT_CHAOS_SOAK_SECONDS) and on the Linode (BGP) labs;
+#               target/chaos/chaos{,-monitor,-linode,-linode-frr}.{json,md}
 #   make bench  benchmarks; rewrites BENCHMARKS.md
 #   make fuzz   the parser and command-line fuzzers for 15 minutes
 #   make static fully static x86_64 binaries in $(STATIC_DIR) (ARCH=arm64: aarch64)
@@ -148,6 +150,7 @@ demo-linode: deps
 chaos: deps static
 	$(CARGO) build --release --target $(MUSL) -p hakit-lab
 	$(STATIC_DIR)/hakit-chaos --bin-dir $(STATIC_DIR) --out-dir target/chaos
+	$(STATIC_DIR)/hakit-chaos --bin-dir $(STATIC_DIR) --out-dir target/chaos --lab monitor
 	$(STATIC_DIR)/hakit-chaos --bin-dir $(STATIC_DIR) --out-dir target/chaos --lab linode
 	$(STATIC_DIR)/hakit-chaos --bin-dir $(STATIC_DIR) --out-dir target/chaos --lab linode-frr
 

@@ -67,6 +67,9 @@ install -D -m 0644 "$top/packaging/modules-load.conf" "$lib/modules-load.d/hakit
 # The peer-watch unit (AWS without keepalived), its peer from the configuration; installed,
 # never enabled by the package.
 install -D -m 0644 "$top/packaging/hakit-watch.service" "$lib/systemd/system/hakit-watch.service"
+# The uplink monitor the keepalived templates read through track_file (enabled by the
+# examples' install steps, not by the package).
+install -D -m 0644 "$top/packaging/hakit-monitor.service" "$lib/systemd/system/hakit-monitor.service"
 
 # Templates, examples and the runbook, as the repository lays them out.
 (cd "$top" && find keepalived examples docs -type f) | while read -r f; do

@@ -630,3 +630,198 @@ fn https_verifies_against_the_given_ca() {
         stderr(&untrusted)
     );
 }
+
+/// `ha-check monitor` against a real gateway namespace: the track file follows the verdict
+/// (the gateway going silent at layer 3 and 2, then back), the heartbeat proves it alive to
+/// `monitor-alive` and goes stale when it stops; bad settings are refused before anything
+/// is written. The neighbour probe from a shell: ARP and neighbour solicitation answered by
+/// the real kernel, silence named.
+#[test]
+fn monitor_follows_the_uplink_and_refuses_bad_settings() {
+    let Some(mut e) = env("monitor_follows_the_uplink_and_refuses_bad_settings") else {
+        return;
+    };
+    let d = e.lab.dir().to_path_buf();
+    let track = d.join("monitor").join("uplink");
+    let conf = d.join("monitor.toml");
+    let c = conf.to_string_lossy().to_string();
+    let write = |extra: &str| {
+        std::fs::write(
+            &conf,
+            format!(
+                "[general]\nruntime_dir = \"{rt}\"\nsyslog_socket = \"/nonexistent\"\n\n[check]\ntrack_file = \"{t}\"\n\n\
+                 [[check.probe]]\nkind = \"icmp\"\nname = \"gw\"\ntarget = \"203.0.113.9\"\ninterface = \"eth0\"\n{extra}\n\
+                 [[check.probe]]\nkind = \"neighbour\"\nname = \"gw-arp\"\ntarget = \"203.0.113.9\"\ninterface = \"eth0\"\n\n\
+                 [[check.probe]]\nkind = \"link\"\ninterface = \"eth0\"\n",
+                rt = d.join("run").display(),
+                t = track.display()
+            ),
+        )
+        .unwrap()
+    };
+
+    // Refused at start, one line, exit 2, no track file written.
+    write("");
+    for (extra, args, says) in [
+        ("", vec!["monitor"], "track file directory"),
+        (
+            "interval = \"1ms\"\n",
+            vec!["monitor"],
+            "below the minimum of 5ms",
+        ),
+        (
+            "fall = 0\n",
+            vec!["monitor"],
+            "fall and rise must be at least 1",
+        ),
+        (
+            "",
+            vec!["monitor", "--track-file", "/proc/hakit-no/uplink"],
+            "track file directory",
+        ),
+    ] {
+        write(extra);
+        if says != "track file directory" {
+            std::fs::create_dir_all(track.parent().unwrap()).unwrap();
+        }
+        let mut argv = vec!["--config", c.as_str()];
+        argv.extend(args.iter().copied());
+        let out = run_in(&e.gw, "ha-check", &argv);
+        assert_eq!(out.status.code(), Some(2), "{extra:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(says), "{extra:?}: {}", stderr(&out));
+        assert_eq!(stderr(&out).trim().lines().count(), 1, "{}", stderr(&out));
+        assert!(
+            !track.exists(),
+            "{extra:?}: a refused start wrote the track file"
+        );
+        let _ = std::fs::remove_dir_all(track.parent().unwrap());
+    }
+
+    // The neighbour probe from a shell: ARP answered by srv's kernel, then IPv6 NS.
+    let out = run_in(
+        &e.gw,
+        "ha-check",
+        &["neighbour", "203.0.113.9", "-i", "eth0", "-v"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("203.0.113.9 is at"),
+        "{}",
+        stdout(&out)
+    );
+    let out = run_in(
+        &e.gw,
+        "ha-check",
+        &[
+            "neighbour",
+            "203.0.113.99",
+            "-i",
+            "eth0",
+            "--timeout",
+            "200ms",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("203.0.113.99 did not answer ARP on eth0"),
+        "{}",
+        stderr(&out)
+    );
+    e.srv
+        .ip(&["addr", "add", "2001:db8::9/64", "dev", "eth0", "nodad"])
+        .unwrap();
+    e.gw.ip(&["addr", "add", "2001:db8::2/64", "dev", "eth0", "nodad"])
+        .unwrap();
+    let v6 = hakit_lab::wait_until(Duration::from_secs(5), Duration::from_millis(100), || {
+        run_in(
+            &e.gw,
+            "ha-check",
+            &[
+                "neighbour",
+                "2001:db8::9",
+                "-i",
+                "eth0",
+                "--timeout",
+                "200ms",
+            ],
+        )
+        .status
+        .success()
+    });
+    assert!(v6.is_some(), "no neighbour advertisement from 2001:db8::9");
+
+    // Running: healthy, then the gateway drops everything at ingress (link up): 1; back: 0.
+    write("");
+    std::fs::create_dir_all(track.parent().unwrap()).unwrap();
+    let bin = bin("ha-check");
+    let pid = e
+        .lab
+        .spawn(
+            &e.gw,
+            "monitor",
+            &[&bin, "--config", &c, "monitor", "--duration", "60s"],
+        )
+        .unwrap();
+    let value = || {
+        std::fs::read_to_string(&track)
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    };
+    let wait_value = |want: &str| {
+        hakit_lab::wait_until(Duration::from_secs(10), Duration::from_millis(5), || {
+            value() == want
+        })
+        .is_some()
+    };
+    assert!(
+        wait_value("0"),
+        "no healthy verdict: {:?}",
+        std::fs::read_to_string(d.join("monitor.log"))
+    );
+    let alive = run_in(&e.gw, "ha-check", &["--config", &c, "monitor-alive"]);
+    assert_eq!(alive.status.code(), Some(0), "{}", stderr(&alive));
+    e.srv.exec(&["nft", "add", "table", "netdev", "t"]).unwrap();
+    let drop = e
+        .srv
+        .exec(&["nft", "add chain netdev t c { type filter hook ingress device eth0 priority 0; policy drop; }"])
+        .unwrap();
+    assert!(
+        drop.status.success(),
+        "{}",
+        String::from_utf8_lossy(&drop.stderr)
+    );
+    assert!(wait_value("1"), "the dead gateway was not noticed");
+    e.srv
+        .exec(&["nft", "delete", "table", "netdev", "t"])
+        .unwrap();
+    assert!(wait_value("0"), "the gateway's return was not noticed");
+    let log = std::fs::read_to_string(d.join("monitor.log")).unwrap();
+    assert!(log.contains("gw down after 4 failure(s)"), "{log}");
+    assert!(log.contains("UNHEALTHY"), "{log}");
+    let hb: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(d.join("monitor").join("uplink.heartbeat")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(hb["pid"].as_u64(), Some(u64::from(pid)));
+    assert_eq!(hb["healthy"], true, "{hb}");
+
+    // Stopped: the heartbeat goes stale and monitor-alive says so.
+    assert!(e.lab.signal_and_wait(
+        pid,
+        nix::sys::signal::Signal::SIGKILL,
+        Duration::from_secs(5)
+    ));
+    std::thread::sleep(Duration::from_millis(700));
+    let dead = run_in(
+        &e.gw,
+        "ha-check",
+        &["--config", &c, "monitor-alive", "--max-age", "500ms"],
+    );
+    assert_eq!(dead.status.code(), Some(1));
+    assert_eq!(
+        value(),
+        "0",
+        "a killed monitor must leave its last verdict in place"
+    );
+}

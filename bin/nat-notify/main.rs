@@ -73,6 +73,7 @@ impl InstanceArgs {
 fn run(cli: Cli) -> anyhow::Result<Exit> {
     let file: NotifyFile<hakit_bgp::Config> = cli.common.init(IDENT)?;
     let (g, n, fip) = (file.general, file.notify, file.fip);
+    let monitor_track_file = file.check.track_file;
     let bgp = if file.bgp == hakit_bgp::Config::default() {
         None
     } else {
@@ -152,6 +153,7 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
         bgp,
         pair: g.pair.clone(),
         heartbeat: None,
+        monitor_track_file,
     };
     let (name, state) = match cli.cmd {
         Cmd::Status => return show_status(&settings, &instances, explicit.as_deref(), cli.json),
@@ -285,6 +287,9 @@ fn show_status(
             }
             if let Some(a) = &r.bgp_sessions {
                 hakit_core::outln!("  bgp sessions            {a}");
+            }
+            if let Some(m) = &r.uplink_monitor {
+                hakit_core::outln!("  uplink monitor          {m}");
             }
             for p in &r.problems {
                 hakit_core::outln!("  PROBLEM: {p}");

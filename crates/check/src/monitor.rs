@@ -24,7 +24,7 @@ use std::{
     path::{Path, PathBuf},
     sync::{
         atomic::{AtomicBool, Ordering},
-        mpsc, Arc,
+        mpsc, Arc, Mutex,
     },
     thread,
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
@@ -153,6 +153,20 @@ impl State {
     }
 }
 
+/// A probe's up/down state changed.
+struct Change {
+    i: usize,
+    was: Option<bool>,
+    now: Option<bool>,
+    detail: String,
+}
+
+/// The states, also when a probe thread panicked while holding them (never poisoned for
+/// good: the data is a plain record, valid after any partial update).
+fn lock(m: &Mutex<Vec<State>>) -> std::sync::MutexGuard<'_, Vec<State>> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// The verdict of the probes' current states (each probe counts as its hysteresis says).
 fn verdict(states: &[State], probes: &[Monitored], groups: &[Group]) -> Option<Verdict> {
     let mut outcomes = Vec::with_capacity(states.len());
@@ -184,17 +198,27 @@ pub fn run(
     publish: &mut dyn FnMut(&Verdict),
 ) -> anyhow::Result<()> {
     let start = Instant::now();
-    let (tx, rx) = mpsc::channel::<(usize, Outcome)>();
+    // Each probe thread applies its answers to its own slot and wakes the loop below only
+    // when its up/down state changes: 50 answers a second per probe cost no extra thread
+    // switch (a context switch is most of a probe's price in a VM).
+    let states = Arc::new(Mutex::new(vec![State::default(); probes.len()]));
+    let (tx, rx) = mpsc::channel::<Change>();
     let mut wakers: Vec<mpsc::Sender<()>> = Vec::new();
     for (i, m) in probes.iter().enumerate() {
-        let (m, tx, tools, stop) = (m.clone(), tx.clone(), tools.clone(), stop.clone());
+        let (m, tx, tools, stop, states) = (
+            m.clone(),
+            tx.clone(),
+            tools.clone(),
+            stop.clone(),
+            states.clone(),
+        );
         let (wtx, wrx) = mpsc::channel::<()>();
         if m.kernel() {
             wakers.push(wtx);
         }
         thread::Builder::new()
             .name(format!("probe-{i}"))
-            .spawn(move || probe_loop(i, &m, &tools, &tx, &wrx, &stop))?;
+            .spawn(move || probe_loop(i, &m, &tools, &states, &tx, &wrx, &stop))?;
     }
     drop(tx);
     if !wakers.is_empty() {
@@ -220,7 +244,6 @@ pub fn run(
             })?;
     }
 
-    let mut states = vec![State::default(); probes.len()];
     let mut healthy: Option<bool> = None;
     let mut since_ms = now_ms();
     let mut next_beat = Instant::now();
@@ -236,13 +259,17 @@ pub fn run(
         let wait = next_beat.saturating_duration_since(Instant::now());
         let mut changed = false;
         match rx.recv_timeout(wait) {
-            Ok((i, o)) => {
+            Ok(Change {
+                i,
+                was,
+                now,
+                detail,
+            }) => {
                 let m = &probes[i];
-                let was = states[i].up;
-                if states[i].apply(o, m.fall, m.rise) {
-                    changed = true;
-                    let o = states[i].last.as_ref().map_or("", |o| o.detail.as_str());
-                    match (was, states[i].up) {
+                changed = true;
+                {
+                    let o = detail.as_str();
+                    match (was, now) {
                         (Some(true), Some(false)) => {
                             warn!("{} down after {} failure(s): {o}", m.probe.name, m.fall)
                         }
@@ -258,7 +285,7 @@ pub fn run(
             }
         }
         let v = if changed {
-            verdict(&states, &probes, &groups)
+            verdict(&lock(&states), &probes, &groups)
         } else {
             None
         };
@@ -280,6 +307,8 @@ pub fn run(
                     );
                 }
                 healthy = Some(v.healthy);
+                // The heartbeat says the new verdict at once (nat-notify status reads it).
+                next_beat = Instant::now();
                 publish(v);
                 next_publish = Instant::now() + publish_every;
             }
@@ -287,7 +316,7 @@ pub fn run(
         let now = Instant::now();
         if now >= next_beat {
             next_beat = now + HEARTBEAT;
-            let current = verdict(&states, &probes, &groups);
+            let current = verdict(&lock(&states), &probes, &groups);
             let hb = Heartbeat {
                 pid: std::process::id(),
                 at_ms: now_ms(),
@@ -332,7 +361,8 @@ fn probe_loop(
     i: usize,
     m: &Monitored,
     tools: &Tools,
-    tx: &mpsc::Sender<(usize, Outcome)>,
+    states: &Mutex<Vec<State>>,
+    tx: &mpsc::Sender<Change>,
     wake: &mpsc::Receiver<()>,
     stop: &AtomicBool,
 ) {
@@ -353,8 +383,24 @@ fn probe_loop(
             tools
         };
         let o = m.probe.run_in(&mut session, m.probe.timeout, t);
-        if tx.send((i, o)).is_err() {
-            return;
+        let detail = o.detail.clone();
+        let change = {
+            let mut st = lock(states);
+            let was = st[i].up;
+            st[i].apply(o, m.fall, m.rise).then(|| (was, st[i].up))
+        };
+        if let Some((was, now)) = change {
+            if tx
+                .send(Change {
+                    i,
+                    was,
+                    now,
+                    detail,
+                })
+                .is_err()
+            {
+                return;
+            }
         }
         // The next tick on the schedule (no drift); a probe that overran starts again now.
         next += m.interval;

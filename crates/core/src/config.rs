@@ -52,7 +52,14 @@ pub type Skip = serde::de::IgnoredAny;
 /// What `garp-burst` reads.
 pub type GarpFile = File<Garp, Skip, Skip, Skip>;
 /// What `nat-notify` reads.
-pub type NotifyFile<B = Skip> = File<Skip, Notify, Skip, Fip, B>;
+pub type NotifyFile<B = Skip> = File<Skip, Notify, CheckTrackFile, Fip, B>;
+
+/// The one key of `[check]` that `nat-notify status` reads: where the uplink monitor writes
+/// its verdict (and its heartbeat beside it). Every other key of the table is ignored here.
+#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
+pub struct CheckTrackFile {
+    pub track_file: Option<PathBuf>,
+}
 /// What `ha-check` reads.
 pub type CheckFile<B = Skip> = File<Skip, Skip, Check, Fip, B>;
 /// What `fip-claim` reads.

@@ -93,6 +93,8 @@ pub struct Settings {
     /// Set in the FIFO reader: its heartbeat interval (the textfile then carries the
     /// heartbeat, refreshed that often).
     pub heartbeat: Option<Duration>,
+    /// `[check] track_file`: `status` shows the uplink monitor's verdict and its age.
+    pub monitor_track_file: Option<PathBuf>,
 }
 
 /// The steps, in the order they can appear.

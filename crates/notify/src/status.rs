@@ -46,7 +46,68 @@ pub struct InstanceStatus {
     pub bgp_announcement: Option<String>,
     /// Its sessions, "N/M established (peer state, ...)".
     pub bgp_sessions: Option<String>,
+    /// `ha-check monitor`'s verdict (`[check] track_file`) and the age of its heartbeat.
+    pub uplink_monitor: Option<String>,
     pub problems: Vec<String>,
+}
+
+/// The heartbeat older than this: the monitor is dead or hung (keepalived's
+/// chk_hakit_monitor, `ha-check monitor-alive`, uses the same limit by default).
+const MONITOR_STALE_MS: u64 = 2000;
+
+/// The uplink monitor as `ha-check monitor` left it in `FILE.heartbeat`: a line for the
+/// status, and the problem it shows, if any.
+pub fn uplink_monitor(track_file: &std::path::Path) -> (String, Option<String>) {
+    let mut hb = track_file.as_os_str().to_owned();
+    hb.push(".heartbeat");
+    let text = match hakit_core::runtime::read_file(
+        std::path::Path::new(&hb),
+        64 << 10,
+        hakit_core::runtime::Trust::Config,
+    ) {
+        Ok(t) => t,
+        Err(e) => {
+            let p =
+                format!("uplink monitor: no heartbeat ({e:#}); is hakit-monitor.service running?");
+            return ("no heartbeat".into(), Some(p));
+        }
+    };
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let (Some(at), Some(pid)) = (v["at_ms"].as_u64(), v["pid"].as_u64()) else {
+        return (
+            "unreadable heartbeat".into(),
+            Some("uplink monitor: the heartbeat file is not a heartbeat".into()),
+        );
+    };
+    let age = now.saturating_sub(at);
+    let since = now.saturating_sub(v["since_ms"].as_u64().unwrap_or(at)) as f64 / 1000.0;
+    let failing: Vec<&str> = v["failing"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|f| f.as_str()).collect())
+        .unwrap_or_default();
+    let verdict = match v["healthy"].as_bool() {
+        Some(true) => format!("healthy for {since:.1} s"),
+        Some(false) => format!("UNHEALTHY for {since:.1} s: {}", failing.join("; ")),
+        None => "no verdict yet".into(),
+    };
+    let line = format!(
+        "{verdict} (heartbeat {:.1} s old, pid {pid})",
+        age as f64 / 1000.0
+    );
+    let problem = if age > MONITOR_STALE_MS {
+        Some(format!(
+            "uplink monitor: heartbeat {:.1} s old (pid {pid}): dead or hung, keepalived demotes this node",
+            age as f64 / 1000.0
+        ))
+    } else if v["healthy"].as_bool() == Some(false) {
+        Some(format!("uplink monitor: unhealthy: {}", failing.join("; ")))
+    } else {
+        None
+    };
+    (line, problem)
 }
 
 /// Looks at every configured instance.
@@ -264,9 +325,15 @@ pub fn status(s: &Settings, instances: &[Instance]) -> anyhow::Result<Vec<Instan
             (Some(true), Some(b)) => bgp_status(b, rec.state, &mut problems),
             _ => (None, None),
         };
+        let uplink_monitor = s.monitor_track_file.as_deref().map(|t| {
+            let (line, problem) = uplink_monitor(t);
+            problems.extend(problem);
+            line
+        });
         out.push(InstanceStatus {
             bgp_announcement,
             bgp_sessions,
+            uplink_monitor,
             vip_also_held_by,
             provider_owner,
             instance: inst.name.clone(),

@@ -1130,6 +1130,16 @@ fn monitor_lab(bin_dir: &std::path::Path, want: &dyn Fn(&str) -> bool) -> anyhow
         // chk_hakit_monitor fails and a's priority drops by 60 below b's: one handover.
         // Then the "unit" starts it again: a is healthy and takes mastership back.
         let faults0 = faults(&nat, A);
+        let monitor_line = |nat: &NatLab| -> (i32, String, String) {
+            let (code, v) = nat.status(A).unwrap_or((-1, Value::Null));
+            let line = v["instances"][0]["uplink_monitor"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            let problems = v["instances"][0]["problems"].to_string();
+            (code, line, problems)
+        };
+        let before = monitor_line(&nat);
         let t0 = Instant::now();
         nat.kill_monitor(A);
         let demoted = nat.wait_converged(B, Duration::from_secs(15));
@@ -1139,6 +1149,12 @@ fn monitor_lab(bin_dir: &std::path::Path, want: &dyn Fn(&str) -> bool) -> anyhow
         let dropped = log.contains("effective priority from 150 to 90");
         let track = nat.track_value(A);
         let no_fault = faults(&nat, A) == faults0;
+        let during = monitor_line(&nat);
+        // nat-notify status: the verdict and its age while alive, the stale heartbeat after.
+        let status_ok = before.0 == 0
+            && before.1.starts_with("healthy")
+            && during.0 == 1
+            && during.2.contains("uplink monitor: heartbeat");
         let t1 = Instant::now();
         nat.start_monitor(A)?;
         let back = nat.wait_converged(A, Duration::from_secs(15));
@@ -1146,13 +1162,17 @@ fn monitor_lab(bin_dir: &std::path::Path, want: &dyn Fn(&str) -> bool) -> anyhow
             "(d) the monitor SIGKILLed on the master",
             "no FAULT (the track file keeps its value); chk_hakit_monitor fails, a's priority 150 -> 90, b takes over; the restarted monitor brings a back",
             format!(
-                "track file {track}; a entered FAULT: {}; chk_hakit_monitor failed: {}; priority 150 -> 90: {}; b master after {demoted_ms:.0} ms; a back {:.1} s after the restart",
+                "track file {track}; a entered FAULT: {}; chk_hakit_monitor failed: {}; priority 150 -> 90: {}; b master after {demoted_ms:.0} ms; a back {:.1} s after the restart; nat-notify status before: \"{}\" (exit {}), after the kill: exit {} naming the stale heartbeat: {}",
                 if no_fault { "no" } else { "yes" },
                 if failed { "yes" } else { "no" },
                 if dropped { "yes" } else { "no" },
-                t1.elapsed().as_secs_f64()
+                t1.elapsed().as_secs_f64(),
+                before.1,
+                before.0,
+                during.0,
+                if status_ok { "yes" } else { "no" }
             ),
-            track == "0" && no_fault && failed && dropped && demoted.is_ok() && back.is_ok(),
+            track == "0" && no_fault && failed && dropped && demoted.is_ok() && back.is_ok() && status_ok,
             json!({"demoted_ms": demoted_ms, "error": demoted.err().map(|e| format!("{e:#}")), "back_error": back.err().map(|e| format!("{e:#}"))}),
         ));
     }
@@ -1266,8 +1286,10 @@ fn soak(nat: &mut NatLab) -> anyhow::Result<Row> {
             .exec(&["nft", "list", "table", "netdev", "hakit_loss"])?
             .stdout,
     )
-    .matches("packets ")
-    .count();
+    .split("packets ")
+    .skip(1)
+    .filter_map(|t| t.split_whitespace().next()?.parse::<u64>().ok())
+    .sum::<u64>();
     for n in &nat.nodes {
         let _ = hakit_lab::run_ok(&mut n.ns.command(&[
             "nft",
@@ -1287,7 +1309,7 @@ fn soak(nat: &mut NatLab) -> anyhow::Result<Row> {
         "(e) 2% loss each way on the uplinks, every core busy (no netem in this kernel: no added jitter)",
         "no false failover: a's track file never 1, no FAULT on either node, a still the converged MASTER",
         format!(
-            "{elapsed:.0} s; track file went to 1: {ones} times; FAULTs a/b: {}/{}; a still master: {}; monitor CPU {cpu_pct:.2}% of a core; RSS {} kB at start, {} kB at end, {} kB max",
+            "{elapsed:.0} s, {dropped} frames dropped on a's uplink; track file went to 1: {ones} times; FAULTs a/b: {}/{}; a still master: {}; monitor CPU {cpu_pct:.2}% of a core; RSS {} kB at start, {} kB at end, {} kB max",
             faults1.0 - faults0.0,
             faults1.1 - faults0.1,
             if master_kept { "yes" } else { "no" },
@@ -1296,6 +1318,6 @@ fn soak(nat: &mut NatLab) -> anyhow::Result<Row> {
             rss_max
         ),
         ones == 0 && faults1 == faults0 && master_kept,
-        json!({"seconds": elapsed, "track_ones": ones, "loss_counters": dropped, "cpu_pct": cpu_pct, "rss_kb_start": rss0, "rss_kb_end": rss1, "rss_kb_max": rss_max}),
+        json!({"seconds": elapsed, "track_ones": ones, "frames_dropped_on_a": dropped, "cpu_pct": cpu_pct, "rss_kb_start": rss0, "rss_kb_end": rss1, "rss_kb_max": rss_max}),
     ))
 }
