@@ -32,7 +32,7 @@ pub struct Key {
 
 /// The keys of `pub struct NAME` in `src`, in declaration order (sub-tables excluded).
 pub fn keys(src: &str, name: &str) -> Vec<Key> {
-    let start = format!("pub struct {name}");
+    let start = format!("pub struct {name} ");
     let mut out = Vec::new();
     let mut inside = false;
     let mut doc: Vec<String> = Vec::new();
@@ -100,7 +100,7 @@ fn words(ty: &str) -> String {
         "IpAddr" => "IP address",
         "Cidr" => "address/prefix",
         "Provider" => "aws | linode | hetzner | digitalocean",
-        "ProbeKind" => "icmp | http | tcp | link | address | route | nft-rule | conntrack | sysctl | service | drbd | fip-owner | bgp",
+        "ProbeKind" => "icmp | http | tcp | link | address | route | nft-rule | conntrack | sysctl | service | drbd | fip-owner | bgp | neighbour",
         "UnknownInstance" => "ignore | fail",
         "UnitAction" => "restart | start",
         "StepName" => "commands | units | address | snat | conntrackd | bgp",
