@@ -307,6 +307,14 @@ for n in a b; do
   case $cg in *conntrackd.service*) ;; *) fail "gw-$n: conntrackd is not in its unit's cgroup: $cg" ;; esac
 done
 ok "conntrackd runs as conntrackd.service on both nodes"
+# The uplink monitor as the README starts it: its unit, its verdict in keepalived's track file
+# (the directory made by the unit), and nat-notify status reading its heartbeat.
+for n in a b; do
+  [ "$(inside "$n" systemctl is-active hakit-monitor.service)" = active ] || fail "gw-$n: hakit-monitor.service not active"
+  [ "$(inside "$n" cat /run/hakit-monitor/uplink)" = 0 ] || fail "gw-$n: the monitor's track file does not say healthy (0)"
+  matches 'uplink monitor  *healthy' inside "$n" nat-notify status || fail "gw-$n: nat-notify status does not show a healthy uplink monitor"
+done
+ok "hakit-monitor.service runs on both nodes: track file 0, nat-notify status shows it healthy"
 # Metrics through node_exporter, as Prometheus would scrape them; files readable by it.
 scrape() { nsenter -t "$(leader "$1")" -n curl -sf --max-time 5 http://127.0.0.1:9100/metrics; }
 serves_check() { matches '^hakit_ha_check_healthy' scrape a; }

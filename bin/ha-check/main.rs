@@ -347,6 +347,23 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
         let mut publish = |v: &Verdict| {
             if let Some(path) = &textfile {
                 let mut t = metrics(pair.as_deref(), v, None);
+                // The counters the alerts read, per published verdict (every textfile
+                // interval and every change), kept in the runtime directory as for runs.
+                let (runs, failures) = count_run(&rt, v.healthy);
+                t.add(
+                    "hakit_ha_check_runs_total",
+                    Kind::Counter,
+                    "Runs of the configured checks.",
+                    &[],
+                    runs as f64,
+                );
+                t.add(
+                    "hakit_ha_check_failures_total",
+                    Kind::Counter,
+                    "Runs whose verdict was unhealthy.",
+                    &[],
+                    failures as f64,
+                );
                 t.add(
                     "hakit_ha_check_interval_seconds",
                     Kind::Gauge,

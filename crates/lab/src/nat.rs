@@ -80,6 +80,9 @@ pub struct Opts {
     /// Uplink health by `ha-check monitor` and keepalived's `track_file` (the shipped
     /// profile) instead of `ha-check` as a 1-second `vrrp_script`.
     pub monitor: bool,
+    /// The seed design's health check instead of ha-check: `ha-check.sh` (ping the gateway
+    /// once, `-W 1`) as a vrrp_script with interval 2, fall 2.
+    pub seed_check: bool,
 }
 
 /// An address beyond the upstream gateway (on `inet`'s loopback): the monitor's
@@ -98,6 +101,7 @@ impl Opts {
             shell_hook: false,
             bgp: None,
             monitor: false,
+            seed_check: false,
         }
     }
 }
@@ -634,6 +638,20 @@ interface = "eth0"
                     format!(
                         "{hooks}{preempt}    track_file {{\n        hakit_uplink\n    }}\n    track_script {{\n        chk_hakit_monitor\n    }}\n"
                     ),
+                )
+            } else if opts.seed_check {
+                let sh = d.join(format!("{role}-ha-check.sh"));
+                fs::write(
+                    &sh,
+                    format!("#!/bin/sh\n# The seed design's check: the uplink answers one ping.\nexec ping -c 1 -W 1 -I eth0 {SERVER} >/dev/null 2>&1\n"),
+                )?;
+                fs::set_permissions(&sh, fs::Permissions::from_mode(0o755))?;
+                (
+                    format!(
+                        "vrrp_script chk_gateway {{\n    script \"{}\"\n    interval 2\n    timeout 2\n    fall 2\n    rise 2\n    weight -60\n}}\n",
+                        sh.display()
+                    ),
+                    format!("{hooks}{preempt}    track_script {{\n        chk_gateway\n    }}\n"),
                 )
             } else {
                 (
