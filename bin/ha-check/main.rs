@@ -350,20 +350,7 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
                 // The counters the alerts read, per published verdict (every textfile
                 // interval and every change), kept in the runtime directory as for runs.
                 let (runs, failures) = count_run(&rt, v.healthy);
-                t.add(
-                    "hakit_ha_check_runs_total",
-                    Kind::Counter,
-                    "Runs of the configured checks.",
-                    &[],
-                    runs as f64,
-                );
-                t.add(
-                    "hakit_ha_check_failures_total",
-                    Kind::Counter,
-                    "Runs whose verdict was unhealthy.",
-                    &[],
-                    failures as f64,
-                );
+                add_counters(&mut t, runs, failures);
                 t.add(
                     "hakit_ha_check_interval_seconds",
                     Kind::Gauge,
@@ -425,20 +412,7 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
             // interval (a gauge sampled by scrapes cannot count events); kept in the
             // runtime directory across runs, reset with it (Prometheus handles resets).
             let (runs, failures) = count_run(&rt, verdict.healthy);
-            t.add(
-                "hakit_ha_check_runs_total",
-                Kind::Counter,
-                "Runs of the configured checks.",
-                &[],
-                runs as f64,
-            );
-            t.add(
-                "hakit_ha_check_failures_total",
-                Kind::Counter,
-                "Runs whose verdict was unhealthy.",
-                &[],
-                failures as f64,
-            );
+            add_counters(&mut t, runs, failures);
             t.add(
                 "hakit_ha_check_interval_seconds",
                 Kind::Gauge,
@@ -588,6 +562,24 @@ fn count_run(dir: &std::path::Path, healthy: bool) -> (u64, u64) {
         let _ = runtime::write_atomic(&path, format!("{runs} {failures}\n").as_bytes(), 0o644);
     }
     (runs, failures)
+}
+
+/// The run and failure counters the alerts read (`increase(...)` over a window).
+fn add_counters(t: &mut Textfile, runs: u64, failures: u64) {
+    t.add(
+        "hakit_ha_check_runs_total",
+        Kind::Counter,
+        "Runs of the configured checks.",
+        &[],
+        runs as f64,
+    );
+    t.add(
+        "hakit_ha_check_failures_total",
+        Kind::Counter,
+        "Runs whose verdict was unhealthy.",
+        &[],
+        failures as f64,
+    );
 }
 
 fn metrics(

@@ -178,19 +178,7 @@ impl Ec2<'_> {
         }
         let r = self.client.send(&req, retry).context("aws")?;
         if r.status != 200 {
-            let (code, msg) = match xml::parse(&r.body) {
-                Ok(n) => (
-                    n.get("Errors/Error/Code").or(n.get("Error/Code")),
-                    n.get("Errors/Error/Message").or(n.get("Error/Message")),
-                ),
-                Err(_) => (None, None),
-            };
-            bail!(
-                "aws {action}: HTTP {} {}: {}",
-                r.status,
-                code.unwrap_or_else(|| "(no error code)".into()),
-                crate::rest::clip(&msg.unwrap_or_else(|| r.body.clone()))
-            );
+            bail!("aws {action}: {}", error_text(&r));
         }
         let n = xml::parse(&r.body).with_context(|| {
             format!(
@@ -203,6 +191,35 @@ impl Ec2<'_> {
         }
         Ok(Some(n))
     }
+}
+
+/// An AWS Query API error as "HTTP 403 Code: message": EC2 answers
+/// `<Response><Errors><Error>`, STS `<ErrorResponse><Error>` (moto's STS as EC2 does).
+pub(crate) fn error_text(r: &Response) -> String {
+    let (code, msg) = match xml::parse(&r.body) {
+        Ok(n) => (
+            n.get("Errors/Error/Code").or(n.get("Error/Code")),
+            n.get("Errors/Error/Message").or(n.get("Error/Message")),
+        ),
+        Err(_) => (None, None),
+    };
+    format!(
+        "HTTP {} {}: {}",
+        r.status,
+        code.unwrap_or_else(|| "(no error code)".into()),
+        crate::rest::clip(&msg.unwrap_or_else(|| r.body.clone()))
+    )
+}
+
+/// The host of an endpoint URL (what SigV4 signs).
+pub(crate) fn host_of(url: &str) -> String {
+    url.split("://")
+        .nth(1)
+        .unwrap_or(url)
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .to_string()
 }
 
 fn p(k: &str, v: &str) -> (String, String) {
@@ -320,14 +337,7 @@ pub fn run(client: &Client, o: &Options, mode: Mode) -> anyhow::Result<Outcome> 
         .unwrap_or_else(|| format!("https://ec2.{region}.amazonaws.com"))
         .trim_end_matches('/')
         .to_string();
-    let host = url
-        .split("://")
-        .nth(1)
-        .unwrap_or(&url)
-        .split('/')
-        .next()
-        .unwrap_or_default()
-        .to_string();
+    let host = host_of(&url);
     let mut ec2 = Ec2 {
         client,
         url,

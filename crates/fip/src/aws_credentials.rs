@@ -391,14 +391,7 @@ impl<'a> Resolver<'a, '_> {
             .unwrap_or_else(|| format!("https://sts.{}.amazonaws.com", self.region))
             .trim_end_matches('/')
             .to_string();
-        let host = url
-            .split("://")
-            .nth(1)
-            .unwrap_or(&url)
-            .split('/')
-            .next()
-            .unwrap_or_default()
-            .to_string();
+        let host = crate::aws::host_of(&url);
         let mut body = format!("Action={action}&Version={STS_VERSION}");
         for (k, v) in params {
             body.push_str(&format!("&{k}={}", crate::aws::encode(v)));
@@ -428,24 +421,11 @@ impl<'a> Resolver<'a, '_> {
             .client
             .send(&req.body(body), crate::http::retry_status)
             .with_context(|| format!("aws sts {action}"))?;
-        let n = xml::parse(&r.body);
         if r.status != 200 {
-            let (code, msg) = match &n {
-                // STS answers <ErrorResponse><Error>; moto (as EC2) <Errors><Error>.
-                Ok(n) => (
-                    n.get("Error/Code").or(n.get("Errors/Error/Code")),
-                    n.get("Error/Message").or(n.get("Errors/Error/Message")),
-                ),
-                Err(_) => (None, None),
-            };
-            bail!(
-                "aws sts {action}: HTTP {} {}: {}",
-                r.status,
-                code.unwrap_or_else(|| "(no error code)".into()),
-                crate::rest::clip(&msg.unwrap_or_else(|| r.body.clone()))
-            );
+            bail!("aws sts {action}: {}", crate::aws::error_text(&r));
         }
-        let n = n.with_context(|| format!("aws sts {action}: HTTP 200 but not STS XML"))?;
+        let n = xml::parse(&r.body)
+            .with_context(|| format!("aws sts {action}: HTTP 200 but not STS XML"))?;
         if n.name != format!("{action}Response") {
             bail!("aws sts {action}: HTTP 200 but the body is <{}>", n.name);
         }
