@@ -19,6 +19,7 @@
 pub mod bgp;
 pub mod capture;
 pub mod conntrackd;
+pub mod impair;
 pub mod keepalived;
 pub mod nat;
 pub mod png;

@@ -1184,7 +1184,8 @@ fn monitor_lab(bin_dir: &std::path::Path, want: &dyn Fn(&str) -> bool) -> anyhow
     Ok(rows)
 }
 
-/// (e): 2% random loss in each direction on both gateways' uplinks, every core busy,
+/// (e): 2% random loss in each direction and 5 ms +- 5 ms of delay on both gateways'
+/// uplinks, every core busy,
 /// for HAKIT_CHAOS_SOAK_SECONDS (default 600): no false failover. Also the monitor's CPU
 /// per second and its resident memory at the start and the end.
 fn soak(nat: &mut NatLab) -> anyhow::Result<Row> {
@@ -1193,8 +1194,22 @@ fn soak(nat: &mut NatLab) -> anyhow::Result<Row> {
         .and_then(|v| v.parse().ok())
         .unwrap_or(600);
     // netem is the tool for this, but this machine's kernel has no sch_netem (nor
-    // nfnetlink_queue for a userspace delayer): the loss is nftables' random numbers on the
-    // WAN link, 2% of the frames in each direction; the jitter is what the busy cores add.
+    // nfnetlink_queue): the loss is nftables' random numbers on the WAN link, 2% of the
+    // frames in each direction; the delay, 5 ms +- 5 ms, a user-space forwarder in the
+    // switch on each gateway's WAN port (hakit_lab::impair), as netem delay 5ms 5ms.
+    let sw = hakit_lab::Ns {
+        name: format!("{}-sw", nat.lab.prefix()),
+    };
+    let mut jitter = Vec::new();
+    for n in &nat.nodes {
+        jitter.push(hakit_lab::impair::Impair::start(
+            &sw,
+            "brwan",
+            &format!("brwan{}", n.role),
+            Duration::from_millis(5),
+            Duration::from_millis(5),
+        )?);
+    }
     for n in &nat.nodes {
         hakit_lab::run_ok(
             &mut n
@@ -1224,6 +1239,33 @@ fn soak(nat: &mut NatLab) -> anyhow::Result<Row> {
             ]))?;
         }
     }
+    // The impairment as a ping from a sees it: min/avg/max/mdev of the round trip.
+    let ping = String::from_utf8_lossy(
+        &nat.nodes[A]
+            .ns
+            .exec(&[
+                "ping",
+                "-q",
+                "-c",
+                "50",
+                "-i",
+                "0.02",
+                "-I",
+                "eth0",
+                hakit_lab::nat::SERVER,
+            ])?
+            .stdout,
+    )
+    .to_string();
+    let rtt = ping
+        .lines()
+        .find_map(|l| l.split_once("= ").map(|(_, v)| v.to_string()))
+        .unwrap_or_default();
+    let avg: f64 = rtt
+        .split('/')
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
     let pid = nat.nodes[A].monitor.context("no monitor on a")?;
     let cpu = |pid: u32| -> Option<f64> {
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -1257,7 +1299,7 @@ fn soak(nat: &mut NatLab) -> anyhow::Result<Row> {
         })
         .collect();
     println!(
-        "  soak: 2% loss each way on both uplinks (nftables), {} busy threads, {secs} s",
+        "  soak: 2% loss each way (nftables) and 5 ms +- 5 ms delay (user-space forwarder) on both uplinks, {} busy threads, {secs} s",
         burners.len()
     );
     let (cpu0, rss0) = (cpu(pid), rss(pid));
@@ -1299,6 +1341,11 @@ fn soak(nat: &mut NatLab) -> anyhow::Result<Row> {
             "hakit_loss",
         ]));
     }
+    let mut delayed = 0;
+    for j in jitter {
+        delayed += j.frames.load(std::sync::atomic::Ordering::Relaxed);
+        j.stop()?;
+    }
     let faults1 = (faults(nat, A), faults(nat, B));
     let cpu_pct = match (cpu0, cpu1) {
         (Some(a), Some(b)) => (b - a) / elapsed * 100.0,
@@ -1306,10 +1353,10 @@ fn soak(nat: &mut NatLab) -> anyhow::Result<Row> {
     };
     let master_kept = nat.converged(A).is_ok() && nat.owner() == owner0;
     Ok(row(
-        "(e) 2% loss each way on the uplinks, every core busy (no netem in this kernel: no added jitter)",
+        "(e) 2% loss each way and 5 ms +- 5 ms delay on the uplinks, every core busy",
         "no false failover: a's track file never 1, no FAULT on either node, a still the converged MASTER",
         format!(
-            "{elapsed:.0} s, {dropped} frames dropped on a's uplink; track file went to 1: {ones} times; FAULTs a/b: {}/{}; a still master: {}; monitor CPU {cpu_pct:.2}% of a core; RSS {} kB at start, {} kB at end, {} kB max",
+            "{elapsed:.0} s, {dropped} frames dropped on a's uplink, {delayed} frames delayed 0-10 ms (ping a -> gateway: rtt min/avg/max/mdev {rtt}); track file went to 1: {ones} times; FAULTs a/b: {}/{}; a still master: {}; monitor CPU {cpu_pct:.2}% of a core; RSS {} kB at start, {} kB at end, {} kB max",
             faults1.0 - faults0.0,
             faults1.1 - faults0.1,
             if master_kept { "yes" } else { "no" },
@@ -1317,7 +1364,7 @@ fn soak(nat: &mut NatLab) -> anyhow::Result<Row> {
             rss1.unwrap_or(0),
             rss_max
         ),
-        ones == 0 && faults1 == faults0 && master_kept,
-        json!({"seconds": elapsed, "track_ones": ones, "frames_dropped_on_a": dropped, "cpu_pct": cpu_pct, "rss_kb_start": rss0, "rss_kb_end": rss1, "rss_kb_max": rss_max}),
+        ones == 0 && faults1 == faults0 && master_kept && avg >= 4.0,
+        json!({"seconds": elapsed, "track_ones": ones, "frames_dropped_on_a": dropped, "frames_delayed": delayed, "ping_rtt": rtt, "cpu_pct": cpu_pct, "rss_kb_start": rss0, "rss_kb_end": rss1, "rss_kb_max": rss_max}),
     ))
 }
