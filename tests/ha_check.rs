@@ -697,6 +697,27 @@ fn monitor_follows_the_uplink_and_refuses_bad_settings() {
         let _ = std::fs::remove_dir_all(track.parent().unwrap());
     }
 
+    // Only role-dependent probes (fip-owner fails on a BACKUP): nothing for the monitor.
+    std::fs::create_dir_all(track.parent().unwrap()).unwrap();
+    std::fs::write(
+        &conf,
+        format!(
+            "[check]\ntrack_file = \"{}\"\n[[check.probe]]\nkind = \"fip-owner\"\n",
+            track.display()
+        ),
+    )
+    .unwrap();
+    let out = run_in(&e.gw, "ha-check", &["--config", &c, "monitor"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no probe for the monitor"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(stderr(&out).trim().lines().count(), 1, "{}", stderr(&out));
+    assert!(!track.exists());
+    let _ = std::fs::remove_dir_all(track.parent().unwrap());
+
     // The neighbour probe from a shell: ARP answered by srv's kernel, then IPv6 NS.
     let out = run_in(
         &e.gw,

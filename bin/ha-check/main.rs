@@ -249,6 +249,7 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
     }
     let mut checked: Vec<Checked> = Vec::new();
     let mut monitored: Vec<Monitored> = Vec::new();
+    let mut left_out: Vec<String> = Vec::new();
     for (i, p) in probes.iter().enumerate() {
         let mut ck = probe::validate(p, deadline)
             .map_err(|e| usage_error(format!("probe {}: {e}", i + 1)))?;
@@ -271,10 +272,7 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
             if matches!(ck.spec, probe::Spec::FipOwner { .. }) {
                 // It fails on the BACKUP by design: in a track file (weight 0) that would be
                 // a FAULT, and a BACKUP in FAULT can never take over.
-                info!(
-                    "{}: role-dependent (fails on the BACKUP), not part of the monitor's verdict",
-                    ck.name
-                );
+                left_out.push(ck.name.clone());
                 checked.push(ck);
                 continue;
             }
@@ -335,6 +333,14 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
         .or(c.nft_counters)
         .map(|s| s.parse::<NftTable>().map_err(usage_error))
         .transpose()?;
+    if monitor.is_some() && monitored.is_empty() {
+        return Err(usage_error(
+            "no probe for the monitor: fip-owner probes are role-dependent and left out; add the uplink's (icmp, neighbour, link, route)",
+        ));
+    }
+    for name in &left_out {
+        info!("{name}: role-dependent (fails on the BACKUP), not part of the monitor's verdict");
+    }
     if let Some((track, every, duration)) = monitor {
         let stop = Arc::new(AtomicBool::new(false));
         stop_on_signals(stop.clone());
