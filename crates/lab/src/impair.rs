@@ -2,8 +2,9 @@
 //! kernels without `sch_netem` (this machine kind's has none, nor `nfnetlink_queue`).
 //!
 //! A bridge port is taken off its bridge and a veth pair put in its place; two `AF_PACKET`
-//! sockets forward every frame between the port and the pair, each held for a delay drawn
-//! uniformly from `[delay - jitter, delay + jitter]` (so frames reorder, as with netem).
+//! sockets forward every frame between the port and the pair. Frames the port's host sends
+//! (its egress, where netem would sit) are held for a delay drawn uniformly from
+//! `[delay - jitter, delay + jitter]` (so they reorder, as with netem); the way back is not.
 //! [`Impair::stop`] puts the port back. Lab-only: frames larger than the MTU (GSO) are
 //! dropped, which is why the lab uses it only where traffic is probes and control packets.
 
@@ -116,7 +117,13 @@ impl Impair {
         let stop = Arc::new(AtomicBool::new(false));
         let frames = Arc::new(AtomicU64::new(0));
         let mut threads = Vec::new();
-        for (from, to, to_index) in [(a.clone(), b.clone(), bi), (b, a, ai)] {
+        // netem is an egress qdisc: only what the port's host sends is held; the way back
+        // goes through the forwarder at once.
+        let zero = Duration::ZERO;
+        for (from, to, to_index, delay, jitter) in [
+            (a.clone(), b.clone(), bi, delay, jitter),
+            (b, a, ai, zero, zero),
+        ] {
             let q: Queue = Arc::default();
             let (stop1, q1, n) = (stop.clone(), q.clone(), frames.clone());
             threads.push(thread::spawn(move || {
