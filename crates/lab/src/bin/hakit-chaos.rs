@@ -1217,28 +1217,27 @@ fn soak(nat: &mut NatLab) -> anyhow::Result<Row> {
                 .ns
                 .command(&["nft", "add", "table", "netdev", "hakit_loss"]),
         )?;
-        for (chain, hook) in [("out", "egress")] {
-            hakit_lab::run_ok(&mut n.ns.command(&[
-                "nft",
-                &format!("add chain netdev hakit_loss {chain} {{ type filter hook {hook} device eth0 priority 0; }}"),
-            ]))?;
-            hakit_lab::run_ok(&mut n.ns.command(&[
-                "nft",
-                "add",
-                "rule",
-                "netdev",
-                "hakit_loss",
-                chain,
-                "numgen",
-                "random",
-                "mod",
-                "100",
-                "<",
-                "2",
-                "counter",
-                "drop",
-            ]))?;
-        }
+        let (chain, hook) = ("out", "egress");
+        hakit_lab::run_ok(&mut n.ns.command(&[
+            "nft",
+            &format!("add chain netdev hakit_loss {chain} {{ type filter hook {hook} device eth0 priority 0; }}"),
+        ]))?;
+        hakit_lab::run_ok(&mut n.ns.command(&[
+            "nft",
+            "add",
+            "rule",
+            "netdev",
+            "hakit_loss",
+            chain,
+            "numgen",
+            "random",
+            "mod",
+            "100",
+            "<",
+            "2",
+            "counter",
+            "drop",
+        ]))?;
     }
     // The impairment as a ping from a sees it: min/avg/max/mdev of the round trip.
     let ping = String::from_utf8_lossy(
