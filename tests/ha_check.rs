@@ -697,6 +697,26 @@ fn monitor_follows_the_uplink_and_refuses_bad_settings() {
         let _ = std::fs::remove_dir_all(track.parent().unwrap());
     }
 
+    // A real-time priority beyond Linux's 99.
+    std::fs::create_dir_all(track.parent().unwrap()).unwrap();
+    write("");
+    let text = std::fs::read_to_string(&conf).unwrap().replacen(
+        "[check]\n",
+        "[check]\nmonitor_rt_priority = 100\n",
+        1,
+    );
+    std::fs::write(&conf, text).unwrap();
+    let out = run_in(&e.gw, "ha-check", &["--config", &c, "monitor"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("monitor_rt_priority 100 is outside 0-99"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(stderr(&out).trim().lines().count(), 1, "{}", stderr(&out));
+    assert!(!track.exists());
+    let _ = std::fs::remove_dir_all(track.parent().unwrap());
+
     // Only role-dependent probes (fip-owner fails on a BACKUP): nothing for the monitor.
     std::fs::create_dir_all(track.parent().unwrap()).unwrap();
     std::fs::write(
@@ -802,6 +822,38 @@ fn monitor_follows_the_uplink_and_refuses_bad_settings() {
     );
     let alive = run_in(&e.gw, "ha-check", &["--config", &c, "monitor-alive"]);
     assert_eq!(alive.status.code(), Some(0), "{}", stderr(&alive));
+    // The loop and every probe thread real-time (SCHED_RR = 2, priority 10 by default), as
+    // the kernel says (proc(5): fields 40 and 41 of each thread's stat).
+    let mut sched = Vec::new();
+    for t in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let t = t.unwrap().path();
+        let comm = std::fs::read_to_string(t.join("comm")).unwrap_or_default();
+        let stat = std::fs::read_to_string(t.join("stat")).unwrap_or_default();
+        let f: Vec<&str> = stat
+            .rsplit_once(')')
+            .map(|(_, r)| r.split_whitespace().collect())
+            .unwrap_or_default();
+        sched.push((
+            comm.trim().to_string(),
+            f.get(40 - 3).copied().unwrap_or("?").to_string(),
+            f.get(41 - 3).copied().unwrap_or("?").to_string(),
+        ));
+    }
+    // The ICMP and ARP probes share the 20 ms tick thread; the link probe has its own.
+    let probes: Vec<_> = sched
+        .iter()
+        .filter(|s| s.0.starts_with("probe-") || s.0.starts_with("tick-"))
+        .collect();
+    let mut names: Vec<_> = probes.iter().map(|s| s.0.as_str()).collect();
+    names.sort_unstable();
+    assert_eq!(names, ["probe-2", "tick-20ms"], "{sched:?}");
+    assert!(
+        probes.iter().all(|s| s.1 == "10" && s.2 == "2"),
+        "probe threads not SCHED_RR 10: {sched:?}"
+    );
+    assert!(std::fs::read_to_string(d.join("monitor.log"))
+        .unwrap()
+        .contains("real-time scheduling: SCHED_RR priority 10"),);
     e.srv.exec(&["nft", "add", "table", "netdev", "t"]).unwrap();
     let drop = e
         .srv

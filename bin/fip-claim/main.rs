@@ -101,9 +101,6 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
     Ok(Exit::Ok)
 }
 
-#[global_allocator]
-static ALLOC: hakit_core::alloc::Arena = hakit_core::alloc::Arena;
-
 fn main() -> std::process::ExitCode {
     let cli: Cli = cli::parse(IDENT);
     cli::finish(IDENT, run(cli))

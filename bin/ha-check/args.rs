@@ -175,6 +175,10 @@ pub(crate) enum Cmd {
         /// Stop after this long (for testing a configuration)
         #[arg(long, value_name = "DUR")]
         duration: Option<HDuration>,
+        /// Real-time priority (SCHED_RR), 0 for none [default: monitor_rt_priority in
+        /// [check], else 10]
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(0..=99))]
+        rt_priority: Option<u8>,
     },
     /// Exit 0 if `ha-check monitor` is alive: its heartbeat is fresh and its process exists
     ///

@@ -226,12 +226,25 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
             track_file,
             textfile_interval,
             duration,
+            rt_priority,
         }) => {
             let track = track_file.clone().or(c.track_file.clone()).ok_or_else(|| {
                 usage_error("no track file: set track_file in [check] or give --track-file")
             })?;
             check_track_dir(&track)?;
-            Some((track, textfile_interval.get(), duration.map(HDuration::get)))
+            let rt = rt_priority.or(c.monitor_rt_priority).unwrap_or(10);
+            if rt > hakit_core::sched::MAX_PRIORITY {
+                return Err(usage_error(format!(
+                    "monitor_rt_priority {rt} is outside 0-{}",
+                    hakit_core::sched::MAX_PRIORITY
+                )));
+            }
+            Some((
+                track,
+                textfile_interval.get(),
+                duration.map(HDuration::get),
+                rt,
+            ))
         }
         _ => None,
     };
@@ -341,7 +354,7 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
     for name in &left_out {
         info!("{name}: role-dependent (fails on the BACKUP), not part of the monitor's verdict");
     }
-    if let Some((track, every, duration)) = monitor {
+    if let Some((track, every, duration, rt_priority)) = monitor {
         let stop = Arc::new(AtomicBool::new(false));
         stop_on_signals(stop.clone());
         info!(
@@ -376,6 +389,7 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
             monitor::Settings {
                 track_file: track,
                 max_duration: duration,
+                rt_priority,
             },
             stop,
             every,
@@ -693,9 +707,6 @@ fn stop_on_signals(stop: Arc<AtomicBool>) {
         }
     });
 }
-
-#[global_allocator]
-static ALLOC: hakit_core::alloc::Arena = hakit_core::alloc::Arena;
 
 fn main() -> std::process::ExitCode {
     let cli: Cli = cli::parse(IDENT);

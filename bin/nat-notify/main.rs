@@ -299,9 +299,6 @@ fn show_status(
     Ok(if bad { Exit::Failed } else { Exit::Ok })
 }
 
-#[global_allocator]
-static ALLOC: hakit_core::alloc::Arena = hakit_core::alloc::Arena;
-
 fn main() -> std::process::ExitCode {
     let cli: Cli = cli::parse(IDENT);
     cli::finish(IDENT, run(cli))

@@ -3,12 +3,13 @@
 //! First choice is an ICMP datagram ("ping") socket: no privilege needed where
 //! `net.ipv4.ping_group_range` allows the caller's group, and the kernel delivers only the
 //! replies to this socket. Where that is refused, a raw socket (CAP_NET_RAW), which sees
-//! every ICMP packet the host receives: replies are matched by identifier, sequence and a
-//! per-probe nonce in the payload, so parallel probes never take each other's replies.
+//! every ICMP packet the host receives unless connected (it is, to the target): replies are
+//! matched by identifier, sequence and a per-probe nonce in the payload, so parallel probes
+//! never take each other's replies.
 
 use std::{
     net::{IpAddr, SocketAddr},
-    os::fd::{AsRawFd, OwnedFd},
+    os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd},
     sync::atomic::{AtomicU16, Ordering},
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
@@ -17,7 +18,7 @@ use anyhow::{bail, Context};
 use nix::{
     errno::Errno,
     poll::PollFlags,
-    sys::socket::{recv, sendto, socket, MsgFlags, SockFlag, SockProtocol, SockType},
+    sys::socket::{connect, recv, sendto, socket, MsgFlags, SockFlag, SockProtocol, SockType},
 };
 
 use crate::sock::{bind_to, family, sockaddr, wait};
@@ -101,81 +102,137 @@ impl Pinger {
     ) -> anyhow::Result<Pinger> {
         let s = open(target)?;
         bind_to(&s.fd, iface, source)?;
+        if s.raw {
+            // A raw socket sees every ICMP packet the host receives (the other probes'
+            // replies too: a wake-up each, fifty a second per probe in the monitor).
+            // Connected, the kernel hands it only what `target` sends. An optimisation
+            // only: where it fails (no route yet), sendto still names the target and the
+            // replies are still matched by identifier, sequence and nonce.
+            let _ = connect(s.fd.as_raw_fd(), &sockaddr(SocketAddr::new(target, 0)));
+        }
         Ok(Pinger { s, target })
     }
 
     /// One round: `count` requests, the first matching reply within `timeout`.
     pub fn echo(&self, count: u32, timeout: Duration) -> anyhow::Result<Duration> {
+        let round = self.send(count)?;
+        let deadline = round.start + timeout;
+        loop {
+            if !wait(&self.s.fd, PollFlags::POLLIN, deadline)? {
+                // Past the deadline, what already arrived is still read once.
+                if let Some(rtt) = self.read(&round)? {
+                    return Ok(rtt);
+                }
+                bail!("no echo reply from {} within {timeout:?}", self.target);
+            }
+            if let Some(rtt) = self.read(&round)? {
+                return Ok(rtt);
+            }
+        }
+    }
+
+    /// The requests of one round, on the wire (late replies to earlier rounds, and errors
+    /// queued for them, are dropped first). With [`Pinger::read`] and [`Pinger::fd`], a
+    /// caller can wait for several probes in one poll (the monitor's tick).
+    pub fn send(&self, count: u32) -> anyhow::Result<Round> {
         let mut buf = [0u8; 2048];
-        // Late replies to earlier rounds (and queued errors) are not this round's.
         while recv(self.s.fd.as_raw_fd(), &mut buf, MsgFlags::empty()).is_ok() {}
-        round(&self.s, self.target, count, timeout)
+        let target = self.target;
+        let id = (std::process::id() as u16) ^ SEQ.fetch_add(0x1111, Ordering::Relaxed);
+        let nonce = nonce();
+        let req = if target.is_ipv4() {
+            ECHO_REQUEST_V4
+        } else {
+            ECHO_REQUEST_V6
+        };
+        let mut seqs = Vec::new();
+        let start = Instant::now();
+        for _ in 0..count.max(1) {
+            let seq = SEQ.fetch_add(1, Ordering::Relaxed);
+            seqs.push(seq);
+            let mut pkt = vec![req, 0, 0, 0];
+            pkt.extend_from_slice(&id.to_be_bytes());
+            pkt.extend_from_slice(&seq.to_be_bytes());
+            pkt.extend_from_slice(&nonce);
+            pkt.extend_from_slice(b"hakit-ha");
+            if target.is_ipv4() {
+                // Datagram sockets fill in the checksum themselves; raw IPv4 sockets do not.
+                let c = checksum(&pkt);
+                pkt[2..4].copy_from_slice(&c.to_be_bytes());
+            }
+            sendto(
+                self.s.fd.as_raw_fd(),
+                &pkt,
+                &sockaddr(SocketAddr::new(target, 0)),
+                MsgFlags::empty(),
+            )
+            .with_context(|| format!("send echo request to {target}"))?;
+        }
+        Ok(Round {
+            id,
+            seqs,
+            nonce,
+            start,
+        })
+    }
+
+    /// Reads what has arrived, without waiting: the round trip if a reply of `round` is
+    /// among it. An error queued on the socket (unreachable) is returned as such.
+    pub fn read(&self, round: &Round) -> anyhow::Result<Option<Duration>> {
+        let (s, target) = (&self.s, self.target);
+        let rep = if target.is_ipv4() {
+            ECHO_REPLY_V4
+        } else {
+            ECHO_REPLY_V6
+        };
+        let mut buf = [0u8; 2048];
+        loop {
+            let n = match recv(s.fd.as_raw_fd(), &mut buf, MsgFlags::empty()) {
+                Ok(n) => n,
+                Err(Errno::EAGAIN) => return Ok(None),
+                Err(Errno::EINTR) => continue,
+                // ICMP errors queued on the socket (unreachable) are reported here.
+                Err(e) => bail!("echo to {target}: {}", std::io::Error::from(e)),
+            };
+            // Raw IPv4 sockets deliver the IP header too.
+            let off = if s.raw && target.is_ipv4() && n > 0 {
+                usize::from(buf[0] & 0x0f) * 4
+            } else {
+                0
+            };
+            let Some(icmp) = buf.get(off..n) else {
+                continue;
+            };
+            if icmp.len() < 16 || icmp[0] != rep {
+                continue;
+            }
+            let rid = u16::from_be_bytes([icmp[4], icmp[5]]);
+            let rseq = u16::from_be_bytes([icmp[6], icmp[7]]);
+            // Datagram sockets rewrite the identifier; the nonce still proves the reply is ours.
+            if (s.raw && rid != round.id)
+                || !round.seqs.contains(&rseq)
+                || icmp[8..16] != round.nonce
+            {
+                continue;
+            }
+            return Ok(Some(round.start.elapsed()));
+        }
+    }
+
+    /// The socket, to poll for [`Pinger::read`].
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.s.fd.as_fd()
     }
 }
 
-fn round(s: &Sock, target: IpAddr, count: u32, timeout: Duration) -> anyhow::Result<Duration> {
-    let deadline = Instant::now() + timeout;
-    let id = (std::process::id() as u16) ^ SEQ.fetch_add(0x1111, Ordering::Relaxed);
-    let nonce = nonce();
-    let (req, rep) = if target.is_ipv4() {
-        (ECHO_REQUEST_V4, ECHO_REPLY_V4)
-    } else {
-        (ECHO_REQUEST_V6, ECHO_REPLY_V6)
-    };
-    let mut seqs = Vec::new();
-    let start = Instant::now();
-    for _ in 0..count.max(1) {
-        let seq = SEQ.fetch_add(1, Ordering::Relaxed);
-        seqs.push(seq);
-        let mut pkt = vec![req, 0, 0, 0];
-        pkt.extend_from_slice(&id.to_be_bytes());
-        pkt.extend_from_slice(&seq.to_be_bytes());
-        pkt.extend_from_slice(&nonce);
-        pkt.extend_from_slice(b"hakit-ha");
-        if target.is_ipv4() {
-            // Datagram sockets fill in the checksum themselves; raw IPv4 sockets do not.
-            let c = checksum(&pkt);
-            pkt[2..4].copy_from_slice(&c.to_be_bytes());
-        }
-        sendto(
-            s.fd.as_raw_fd(),
-            &pkt,
-            &sockaddr(SocketAddr::new(target, 0)),
-            MsgFlags::empty(),
-        )
-        .with_context(|| format!("send echo request to {target}"))?;
-    }
-    let mut buf = [0u8; 2048];
-    loop {
-        if !wait(&s.fd, PollFlags::POLLIN, deadline)? {
-            bail!("no echo reply from {target} within {timeout:?}");
-        }
-        let n = match recv(s.fd.as_raw_fd(), &mut buf, MsgFlags::empty()) {
-            Ok(n) => n,
-            Err(Errno::EAGAIN | Errno::EINTR) => continue,
-            // ICMP errors queued on the socket (unreachable) are reported here.
-            Err(e) => bail!("echo to {target}: {}", std::io::Error::from(e)),
-        };
-        // Raw IPv4 sockets deliver the IP header too.
-        let off = if s.raw && target.is_ipv4() && n > 0 {
-            usize::from(buf[0] & 0x0f) * 4
-        } else {
-            0
-        };
-        let Some(icmp) = buf.get(off..n) else {
-            continue;
-        };
-        if icmp.len() < 16 || icmp[0] != rep {
-            continue;
-        }
-        let rid = u16::from_be_bytes([icmp[4], icmp[5]]);
-        let rseq = u16::from_be_bytes([icmp[6], icmp[7]]);
-        // Datagram sockets rewrite the identifier; the nonce still proves the reply is ours.
-        if (s.raw && rid != id) || !seqs.contains(&rseq) || icmp[8..16] != nonce {
-            continue;
-        }
-        return Ok(start.elapsed());
-    }
+/// The requests of one round, as [`Pinger::read`] matches their replies.
+#[derive(Debug, Clone)]
+pub struct Round {
+    id: u16,
+    seqs: Vec<u16>,
+    nonce: [u8; 8],
+    /// When the first request left.
+    pub start: Instant,
 }
 
 #[cfg(test)]

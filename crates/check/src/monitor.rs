@@ -32,7 +32,6 @@ use std::{
 
 use hakit_core::{config::Group, runtime};
 use log::{info, warn};
-use serde::{Deserialize, Serialize};
 
 use crate::{
     probe::{Checked, Outcome, Spec, Tools},
@@ -43,6 +42,18 @@ use crate::{
 pub const MIN_INTERVAL: Duration = Duration::from_millis(5);
 /// How often the heartbeat is refreshed.
 pub const HEARTBEAT: Duration = Duration::from_millis(250);
+/// The bound under SCHED_RR: CPU time a thread may use without blocking (a probe blocks
+/// every few microseconds; a thread that spins is killed, and the unit restarts it).
+pub const RTTIME: Duration = Duration::from_millis(200);
+
+/// The calling thread real-time, if asked (per thread: the children a probe runs, `nft`
+/// or `systemctl`, are not; see hakit_core::sched).
+fn realtime(priority: u8) -> anyhow::Result<()> {
+    if priority == 0 {
+        return Ok(());
+    }
+    hakit_core::sched::realtime(priority, RTTIME)
+}
 
 /// A probe with its cadence and hysteresis.
 #[derive(Debug, Clone)]
@@ -80,6 +91,8 @@ pub struct Settings {
     pub track_file: PathBuf,
     /// Stop after this long (tests and benchmarks); `None` runs until `stop`.
     pub max_duration: Option<Duration>,
+    /// SCHED_RR priority of the loop and the probe threads (0: a normal process).
+    pub rt_priority: u8,
 }
 
 impl Settings {
@@ -88,27 +101,7 @@ impl Settings {
     }
 }
 
-/// `FILE.heartbeat` beside the track file.
-pub fn heartbeat_path(track_file: &Path) -> PathBuf {
-    let mut s = track_file.as_os_str().to_owned();
-    s.push(".heartbeat");
-    PathBuf::from(s)
-}
-
-/// What the heartbeat file holds.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Heartbeat {
-    pub pid: u32,
-    /// Unix time of this write, milliseconds.
-    pub at_ms: u64,
-    /// The verdict written to the track file; `None` until every probe answered once.
-    pub healthy: Option<bool>,
-    /// Unix time the verdict last changed, milliseconds.
-    pub since_ms: u64,
-    /// The probes that are down, with their last answer.
-    pub failing: Vec<String>,
-    pub probes: usize,
-}
+pub use hakit_core::heartbeat::{path as heartbeat_path, Heartbeat};
 
 fn now_ms() -> u64 {
     SystemTime::now()
@@ -198,13 +191,51 @@ pub fn run(
     publish: &mut dyn FnMut(&Verdict),
 ) -> anyhow::Result<()> {
     let start = Instant::now();
+    match realtime(settings.rt_priority) {
+        Ok(()) if settings.rt_priority > 0 => info!(
+            "real-time scheduling: SCHED_RR priority {}",
+            settings.rt_priority
+        ),
+        Ok(()) => {}
+        Err(e) => warn!(
+            "real-time scheduling refused ({e:#}): running as a normal process; on a busy machine probes may miss"
+        ),
+    }
     // Each probe thread applies its answers to its own slot and wakes the loop below only
     // when its up/down state changes: 50 answers a second per probe cost no extra thread
     // switch (a context switch is most of a probe's price in a VM).
     let states = Arc::new(Mutex::new(vec![State::default(); probes.len()]));
     let (tx, rx) = mpsc::channel::<Change>();
     let mut wakers: Vec<mpsc::Sender<()>> = Vec::new();
+    // The probes that are one question and one answer (icmp, neighbour) share a thread per
+    // interval: asked together on each tick, answered in one poll. At 20 ms that is one
+    // wake-up per tick instead of one per probe, most of their CPU in a VM.
+    let mut ticks: std::collections::BTreeMap<Duration, Vec<usize>> = Default::default();
     for (i, m) in probes.iter().enumerate() {
+        if m.probe.splits() {
+            ticks.entry(m.interval).or_default().push(i);
+        }
+    }
+    for (interval, members) in ticks {
+        let (probes, tx, stop, states, rt) = (
+            probes.clone(),
+            tx.clone(),
+            stop.clone(),
+            states.clone(),
+            settings.rt_priority,
+        );
+        thread::Builder::new()
+            .name(format!("tick-{}ms", interval.as_millis()))
+            .spawn(move || {
+                // As the loop's (whose outcome is logged above).
+                let _ = realtime(rt);
+                tick_loop(&members, &probes, interval, &states, &tx, &stop)
+            })?;
+    }
+    for (i, m) in probes.iter().enumerate() {
+        if m.probe.splits() {
+            continue;
+        }
         let (m, tx, tools, stop, states) = (
             m.clone(),
             tx.clone(),
@@ -216,17 +247,23 @@ pub fn run(
         if m.kernel() {
             wakers.push(wtx);
         }
+        let rt = settings.rt_priority;
         thread::Builder::new()
             .name(format!("probe-{i}"))
-            .spawn(move || probe_loop(i, &m, &tools, &states, &tx, &wrx, &stop))?;
+            .spawn(move || {
+                // As the loop's (whose outcome is logged above).
+                let _ = realtime(rt);
+                probe_loop(i, &m, &tools, &states, &tx, &wrx, &stop)
+            })?;
     }
     drop(tx);
     if !wakers.is_empty() {
         let events = hakit_net::neighbour::Events::open()?;
-        let stop = stop.clone();
+        let (stop, rt) = (stop.clone(), settings.rt_priority);
         thread::Builder::new()
             .name("netlink-events".into())
             .spawn(move || {
+                let _ = realtime(rt);
                 while !stop.load(Ordering::Relaxed) {
                     match events.wait(Duration::from_millis(500)) {
                         Ok(true) => {
@@ -357,6 +394,101 @@ pub fn write_track(path: &Path, healthy: bool) -> anyhow::Result<()> {
     runtime::write_atomic(path, if healthy { b"0\n" } else { b"1\n" }, 0o644)
 }
 
+/// Applies one answer to probe `i`'s state; tells the loop when its up/down state changed.
+/// False when the loop is gone.
+fn apply(
+    i: usize,
+    m: &Monitored,
+    o: Outcome,
+    states: &Mutex<Vec<State>>,
+    tx: &mpsc::Sender<Change>,
+) -> bool {
+    let detail = o.detail.clone();
+    let change = {
+        let mut st = lock(states);
+        let was = st[i].up;
+        st[i].apply(o, m.fall, m.rise).then(|| (was, st[i].up))
+    };
+    match change {
+        Some((was, now)) => tx
+            .send(Change {
+                i,
+                was,
+                now,
+                detail,
+            })
+            .is_ok(),
+        None => true,
+    }
+}
+
+/// The probes `members` (all [`Checked::splits`], same `interval`) on one schedule: each
+/// tick sends every question, then waits in one poll until each is answered or its
+/// timeout passes (what arrived by then is read once more: an answer that came while
+/// this thread waited for a core is in time).
+fn tick_loop(
+    members: &[usize],
+    probes: &[Monitored],
+    interval: Duration,
+    states: &Mutex<Vec<State>>,
+    tx: &mpsc::Sender<Change>,
+    stop: &AtomicBool,
+) {
+    let mut sessions: Vec<crate::probe::Session> =
+        members.iter().map(|_| Default::default()).collect();
+    let mut next = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        // Each answer is applied as it comes (a slow probe does not hold back the others).
+        let mut gone = false;
+        let mut waiting = Vec::with_capacity(members.len());
+        for (k, &i) in members.iter().enumerate() {
+            match probes[i]
+                .probe
+                .ask(&mut sessions[k], probes[i].probe.timeout)
+            {
+                Ok(asked) => waiting.push((k, asked)),
+                Err(o) => gone |= !apply(i, &probes[i], o, states, tx),
+            }
+        }
+        while !waiting.is_empty() && !gone {
+            let now = Instant::now();
+            waiting.retain(|(k, asked)| {
+                let i = members[*k];
+                match probes[i].probe.answer(&mut sessions[*k], asked, now) {
+                    Some(o) => {
+                        gone |= !apply(i, &probes[i], o, states, tx);
+                        false
+                    }
+                    None => true,
+                }
+            });
+            let Some(deadline) = waiting.iter().map(|(_, a)| a.deadline()).min() else {
+                break;
+            };
+            let fds: Vec<_> = waiting
+                .iter()
+                .filter_map(|(k, _)| sessions[*k].fd())
+                .collect();
+            if fds.is_empty() {
+                thread::sleep(deadline.saturating_duration_since(Instant::now()));
+            } else if let Err(e) = crate::sock::wait_any(&fds, deadline) {
+                warn!("poll: {e:#}");
+                thread::sleep(deadline.saturating_duration_since(Instant::now()));
+            }
+        }
+        if gone {
+            return;
+        }
+        // The next tick on the schedule (no drift); a tick that overran starts again now.
+        next += interval;
+        let now = Instant::now();
+        if next < now {
+            next = now;
+        }
+        thread::sleep(next - now);
+    }
+}
+
 fn probe_loop(
     i: usize,
     m: &Monitored,
@@ -383,24 +515,8 @@ fn probe_loop(
             tools
         };
         let o = m.probe.run_in(&mut session, m.probe.timeout, t);
-        let detail = o.detail.clone();
-        let change = {
-            let mut st = lock(states);
-            let was = st[i].up;
-            st[i].apply(o, m.fall, m.rise).then(|| (was, st[i].up))
-        };
-        if let Some((was, now)) = change {
-            if tx
-                .send(Change {
-                    i,
-                    was,
-                    now,
-                    detail,
-                })
-                .is_err()
-            {
-                return;
-            }
+        if !apply(i, m, o, states, tx) {
+            return;
         }
         // The next tick on the schedule (no drift); a probe that overran starts again now.
         next += m.interval;

@@ -145,6 +145,31 @@ pub struct Session {
     pinger: Option<icmp::Pinger>,
 }
 
+impl Session {
+    /// The socket an asked probe's answer arrives on, to poll.
+    pub fn fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        self.pinger
+            .as_ref()
+            .map(icmp::Pinger::fd)
+            .or_else(|| self.asker.as_ref().map(hakit_net::neighbour::Asker::fd))
+    }
+}
+
+/// A question on the wire ([`Checked::ask`]), waiting for its answer.
+#[derive(Debug, Clone)]
+pub struct Asked {
+    pub start: Instant,
+    timeout: Duration,
+    round: Option<icmp::Round>,
+}
+
+impl Asked {
+    /// When it counts as unanswered.
+    pub fn deadline(&self) -> Instant {
+        self.start + self.timeout
+    }
+}
+
 /// A probe ready to run.
 #[derive(Debug, Clone)]
 pub struct Checked {
@@ -441,6 +466,32 @@ impl Checked {
     pub fn run_in(&self, session: &mut Session, timeout: Duration, tools: &Tools) -> Outcome {
         let start = Instant::now();
         let r = self.exec(session, timeout, tools);
+        self.outcome(r, start)
+    }
+
+    /// Whether [`Checked::ask`] applies: one question and one answer on a socket the
+    /// session keeps (icmp, neighbour). The monitor asks all of these on one tick and
+    /// waits for their answers in one poll: a wake-up per tick, not one per probe.
+    pub fn splits(&self) -> bool {
+        matches!(self.spec, Spec::Icmp { .. } | Spec::Neighbour { .. })
+    }
+
+    /// Sends the question (opening the session's socket first if needed); an error is
+    /// the probe's failed outcome.
+    pub fn ask(&self, session: &mut Session, timeout: Duration) -> Result<Asked, Outcome> {
+        let start = Instant::now();
+        self.ask_in(session, timeout)
+            .map_err(|e| self.outcome(Err(e), start))
+    }
+
+    /// The outcome once the answer has arrived (read without waiting), or once `now` is
+    /// past the timeout and it has not; `None` while still waiting.
+    pub fn answer(&self, session: &mut Session, asked: &Asked, now: Instant) -> Option<Outcome> {
+        self.answer_in(session, asked, now)
+            .map(|r| self.outcome(r, asked.start))
+    }
+
+    fn outcome(&self, r: anyhow::Result<String>, start: Instant) -> Outcome {
         Outcome {
             name: self.name.clone(),
             kind: self.kind,
@@ -454,13 +505,9 @@ impl Checked {
         }
     }
 
-    fn exec(
-        &self,
-        session: &mut Session,
-        timeout: Duration,
-        tools: &Tools,
-    ) -> anyhow::Result<String> {
-        match &self.spec {
+    fn ask_in(&self, session: &mut Session, timeout: Duration) -> anyhow::Result<Asked> {
+        let start = Instant::now();
+        let round = match &self.spec {
             Spec::Icmp {
                 target,
                 iface,
@@ -470,19 +517,118 @@ impl Checked {
                 if session.pinger.is_none() {
                     session.pinger = Some(icmp::Pinger::open(*target, iface.as_deref(), *source)?);
                 }
-                let r = session.pinger.as_ref().map_or_else(
-                    || Err(anyhow::anyhow!("no ICMP socket")),
-                    |p| p.echo(*count, timeout),
-                );
-                if r.is_err() {
+                let sent = session
+                    .pinger
+                    .as_ref()
+                    .context("no ICMP socket")?
+                    .send(*count);
+                if sent.is_err() {
                     // A new socket next time: the interface may have gone and come back.
                     session.pinger = None;
                 }
-                let rtt = r?;
-                Ok(format!(
-                    "reply from {target} in {:.3} ms",
-                    rtt.as_secs_f64() * 1000.0
-                ))
+                Some(sent?)
+            }
+            Spec::Neighbour { target, dev } => {
+                if session.asker.is_none() {
+                    let nl = Netlink::open()?;
+                    let l = nl
+                        .link_by_name(dev)?
+                        .with_context(|| format!("interface {dev} does not exist"))?;
+                    session.asker = Some(hakit_net::neighbour::Asker::open(&nl, &l, *target)?);
+                }
+                let sent = session.asker.as_ref().context("no packet socket")?.send();
+                if sent.is_err() {
+                    // The link went away or changed: a new socket next time.
+                    session.asker = None;
+                }
+                sent?;
+                None
+            }
+            _ => bail!("{} probes are not asked and answered apart", self.kind),
+        };
+        Ok(Asked {
+            start,
+            timeout,
+            round,
+        })
+    }
+
+    fn answer_in(
+        &self,
+        session: &mut Session,
+        asked: &Asked,
+        now: Instant,
+    ) -> Option<anyhow::Result<String>> {
+        let late = now >= asked.deadline();
+        match &self.spec {
+            Spec::Icmp { target, .. } => {
+                let read = match (session.pinger.as_ref(), asked.round.as_ref()) {
+                    (Some(p), Some(round)) => p.read(round),
+                    _ => Err(anyhow::anyhow!("no ICMP socket")),
+                };
+                match read {
+                    Ok(Some(rtt)) => Some(Ok(format!(
+                        "reply from {target} in {:.3} ms",
+                        rtt.as_secs_f64() * 1000.0
+                    ))),
+                    Ok(None) if !late => None,
+                    r => {
+                        // A new socket next time: the interface may have gone and come back.
+                        session.pinger = None;
+                        Some(Err(r.err().unwrap_or_else(|| {
+                            anyhow::anyhow!(
+                                "no echo reply from {target} within {:?}",
+                                asked.timeout
+                            )
+                        })))
+                    }
+                }
+            }
+            Spec::Neighbour { target, dev } => {
+                match session.asker.as_ref().and_then(|a| a.read()) {
+                    Some(mac) => Some(Ok(format!(
+                        "{target} is at {mac} ({:.3} ms)",
+                        asked.start.elapsed().as_secs_f64() * 1000.0
+                    ))),
+                    None if !late => None,
+                    None => Some(Err(anyhow::anyhow!(
+                        "{target} did not answer {} on {dev} within {:?}",
+                        if target.is_ipv4() {
+                            "ARP"
+                        } else {
+                            "neighbour solicitation"
+                        },
+                        asked.timeout
+                    ))),
+                }
+            }
+            _ => Some(Err(anyhow::anyhow!(
+                "{} probes are not asked and answered apart",
+                self.kind
+            ))),
+        }
+    }
+
+    fn exec(
+        &self,
+        session: &mut Session,
+        timeout: Duration,
+        tools: &Tools,
+    ) -> anyhow::Result<String> {
+        match &self.spec {
+            Spec::Icmp { .. } | Spec::Neighbour { .. } => {
+                let asked = self.ask_in(session, timeout)?;
+                loop {
+                    if let Some(r) = self.answer_in(session, &asked, Instant::now()) {
+                        return r;
+                    }
+                    match session.fd() {
+                        Some(fd) => sock::wait_any(&[fd], asked.deadline())?,
+                        None => std::thread::sleep(
+                            asked.deadline().saturating_duration_since(Instant::now()),
+                        ),
+                    }
+                }
             }
             Spec::Http {
                 url,
@@ -513,40 +659,6 @@ impl Checked {
                     "connected to {to} in {:.3} ms",
                     t.as_secs_f64() * 1000.0
                 ))
-            }
-            Spec::Neighbour { target, dev } => {
-                if session.asker.is_none() {
-                    let nl = Netlink::open()?;
-                    let l = nl
-                        .link_by_name(dev)?
-                        .with_context(|| format!("interface {dev} does not exist"))?;
-                    session.asker = Some(hakit_net::neighbour::Asker::open(&nl, &l, *target)?);
-                }
-                let start = Instant::now();
-                let asked = session.asker.as_ref().map(|a| a.ask(timeout));
-                let answer = match asked {
-                    Some(Ok(a)) => a,
-                    Some(Err(e)) => {
-                        // The link went away or changed: a new socket next time.
-                        session.asker = None;
-                        return Err(e);
-                    }
-                    None => None,
-                };
-                match answer {
-                    Some(mac) => Ok(format!(
-                        "{target} is at {mac} ({:.3} ms)",
-                        start.elapsed().as_secs_f64() * 1000.0
-                    )),
-                    None => bail!(
-                        "{target} did not answer {} on {dev} within {timeout:?}",
-                        if target.is_ipv4() {
-                            "ARP"
-                        } else {
-                            "neighbour solicitation"
-                        }
-                    ),
-                }
             }
             Spec::Link { dev } => {
                 let l = Netlink::open()?

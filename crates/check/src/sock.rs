@@ -4,7 +4,7 @@
 
 use std::{
     net::{IpAddr, SocketAddr},
-    os::fd::{AsFd, AsRawFd, OwnedFd},
+    os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd},
     time::{Duration, Instant},
 };
 
@@ -62,6 +62,24 @@ pub fn wait(fd: &OwnedFd, flags: PollFlags, deadline: Instant) -> anyhow::Result
             Err(Errno::EINTR) => continue,
             Err(e) => return Err(e).context("poll"),
         }
+    }
+}
+
+/// Waits until one of `fds` is readable or `deadline` passes (the caller reads; what
+/// arrived by then is read once more past the deadline).
+pub fn wait_any(fds: &[BorrowedFd<'_>], deadline: Instant) -> anyhow::Result<()> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return Ok(());
+    }
+    let ms = u16::try_from(left.as_millis().max(1)).unwrap_or(u16::MAX);
+    let mut polled: Vec<PollFd> = fds
+        .iter()
+        .map(|fd| PollFd::new(*fd, PollFlags::POLLIN))
+        .collect();
+    match poll(&mut polled, PollTimeout::from(ms)) {
+        Ok(_) | Err(Errno::EINTR) => Ok(()),
+        Err(e) => Err(e).context("poll"),
     }
 }
 

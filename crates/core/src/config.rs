@@ -185,6 +185,10 @@ pub struct Check {
     /// keepalived's `track_file` that `ha-check monitor` writes (0 healthy, 1 not) on every
     /// change of verdict, with its heartbeat beside it (`FILE.heartbeat`).
     pub track_file: Option<PathBuf>,
+    /// `ha-check monitor`'s real-time priority (SCHED_RR, 1-99; 0: a normal process). Default
+    /// 10, below the templates' `vrrp_rt_priority 20` for keepalived: on a busy machine a
+    /// normal process can wait 100 ms for a core, long enough for four 20 ms probes to miss.
+    pub monitor_rt_priority: Option<u8>,
     /// `[[check.probe]]`: the probes, all run in parallel.
     #[serde(default, rename = "probe")]
     pub probes: Vec<Probe>,

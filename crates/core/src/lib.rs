@@ -11,19 +11,21 @@
 //! * [`logging`]: syslog (`/dev/log`, overridable) plus stderr when interactive or `-v`.
 //! * [`runtime`]: the runtime directory, exclusive locks and atomic file replacement.
 //! * [`metrics`]: a Prometheus textfile writer (written atomically).
+//! * [`sched`]: real-time scheduling, bounded, for the loops that must keep their cadence.
 //!
 //! Library code here never prints and never exits; only [`cli::finish`] does, on behalf of
 //! `main`.
 
-pub mod alloc;
 pub mod cli;
 pub mod config;
 pub mod duration;
 pub mod exec;
 pub mod exit;
+pub mod heartbeat;
 pub mod logging;
 pub mod metrics;
 pub mod runtime;
+pub mod sched;
 
 pub use duration::HDuration;
 

@@ -10,7 +10,7 @@ use std::{
     fs,
     io::Write,
     os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt},
-    path::{Path, PathBuf},
+    path::Path,
     thread,
     time::{Duration, Instant},
 };
@@ -181,14 +181,9 @@ pub fn read_file_bytes(path: &Path, cap: u64) -> anyhow::Result<Vec<u8>> {
 #[derive(Debug)]
 pub struct Lock {
     _flock: Flock<fs::File>,
-    path: PathBuf,
 }
 
 impl Lock {
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Takes the exclusive lock on `path` (created 0600 if missing), waiting at most `wait`.
     pub fn acquire(path: &Path, wait: Duration) -> anyhow::Result<Lock> {
         Lock::acquire_unless(path, wait, &|| None).map_err(|e| match e {
@@ -211,10 +206,7 @@ impl Lock {
         loop {
             match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
                 Ok(flock) => {
-                    return Ok(Lock {
-                        _flock: flock,
-                        path: path.to_path_buf(),
-                    });
+                    return Ok(Lock { _flock: flock });
                 }
                 Err((f, nix::errno::Errno::EWOULDBLOCK)) => {
                     if Instant::now() >= deadline {
@@ -333,6 +325,7 @@ fn random_u64() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
     fn tmpdir(tag: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("hakit-rt-{tag}-{}", std::process::id()));

@@ -74,15 +74,6 @@ pub struct Outcome {
     pub calls: Vec<Call>,
 }
 
-impl Outcome {
-    pub fn writes(&self) -> usize {
-        self.calls
-            .iter()
-            .filter(|c| c.method != "GET" && !c.call.starts_with("Describe") && c.call != "token")
-            .count()
-    }
-}
-
 /// natganker's rule: an IP held by a node outside the pair (this node and `peers`) is not
 /// taken without `force`. The refusal maps to exit 2: retrying cannot change it.
 pub fn refuse_third_owner(

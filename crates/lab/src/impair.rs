@@ -45,6 +45,16 @@ pub struct Impair {
 
 type Queue = Arc<(Mutex<BinaryHeap<Reverse<(Instant, u64, Vec<u8>)>>>, Condvar)>;
 
+/// netem runs in the kernel's softirq, which no process can starve; this forwarder stands
+/// in for it, so it runs real-time above everything the lab measures (the monitor's 10,
+/// keepalived's 20). Without it, a loaded machine delays the forwarder and the lab would
+/// blame the uplink monitor for the lab's own stalls.
+fn kernel_like() {
+    if let Err(e) = hakit_core::sched::realtime(50, Duration::from_millis(500)) {
+        log::warn!("impair: forwarder not real-time ({e:#}): delays may exceed the model's");
+    }
+}
+
 fn packet_socket(ns: &Ns, dev: &str) -> anyhow::Result<(OwnedFd, u32)> {
     let (ns, dev) = (ns.name.clone(), dev.to_string());
     // A thread of its own enters the namespace: the socket stays there once opened.
@@ -127,10 +137,14 @@ impl Impair {
             let q: Queue = Arc::default();
             let (stop1, q1, n) = (stop.clone(), q.clone(), frames.clone());
             threads.push(thread::spawn(move || {
+                kernel_like();
                 receive(&from, &q1, &stop1, delay, jitter, &n)
             }));
             let (stop2, q2) = (stop.clone(), q);
-            threads.push(thread::spawn(move || send(&to, to_index, &q2, &stop2)));
+            threads.push(thread::spawn(move || {
+                kernel_like();
+                send(&to, to_index, &q2, &stop2)
+            }));
         }
         // Only now off the bridge: the forwarder is already there to carry its frames.
         ns.ip(&["link", "set", port, "nomaster"])?;

@@ -41,13 +41,6 @@ pub const SERVER: &str = "203.0.113.254";
 pub const CLOUD: &str = "203.0.113.253";
 pub const CLIENT: &str = "198.51.100.50";
 
-/// `FILE.heartbeat`, where `ha-check monitor` writes its heartbeat.
-fn hakit_check_heartbeat(track: &Path) -> PathBuf {
-    let mut s = track.as_os_str().to_owned();
-    s.push(".heartbeat");
-    PathBuf::from(s)
-}
-
 /// Unix time now, in seconds.
 pub fn now_unix() -> f64 {
     SystemTime::now()
@@ -627,6 +620,13 @@ interface = "eth0"
                 (false, None) => String::new(),
             };
             let track_file = run.join("monitor").join("uplink");
+            // The shipped templates' keepalived runs real-time (vrrp_rt_priority 20), above
+            // the monitor (10): both keep their cadence when every core is busy.
+            let global = if opts.monitor {
+                format!("{global}    vrrp_rt_priority 20\n")
+            } else {
+                global
+            };
             let (scripts, extra) = if opts.monitor {
                 // As the shipped templates wire it: the verdict by track_file (weight 0:
                 // FAULT at once), the monitor's heartbeat by a vrrp_script that demotes.
@@ -767,7 +767,7 @@ interface = "eth0"
             .lab
             .spawn(&n.ns, &log, &[&ha_check, "--config", &cfg, "monitor"])?;
         n.monitor = Some(pid);
-        let hb = hakit_check_heartbeat(&n.track_file);
+        let hb = hakit_core::heartbeat::path(&n.track_file);
         crate::wait_until(Duration::from_secs(10), Duration::from_millis(10), || {
             fs::read_to_string(&hb).is_ok_and(|t| {
                 t.contains(&format!("\"pid\":{pid},")) && !t.contains("\"healthy\":null")

@@ -379,8 +379,3 @@ pub fn arp_claimants(
     }
     Ok(found)
 }
-
-/// Resolves and sends in one call (what `nat-notify` uses).
-pub fn burst(nl: &Netlink, plan: &Plan) -> anyhow::Result<Report> {
-    resolve(nl, plan)?.send()
-}

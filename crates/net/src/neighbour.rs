@@ -13,7 +13,7 @@
 
 use std::{
     net::{IpAddr, Ipv6Addr},
-    os::fd::{AsFd, AsRawFd, OwnedFd},
+    os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd},
     time::{Duration, Instant},
 };
 
@@ -108,16 +108,7 @@ impl Asker {
 
     /// Asks once and waits up to `wait`; the MAC that answered, or `None`.
     pub fn ask(&self, wait: Duration) -> anyhow::Result<Option<Mac>> {
-        let mut buf = [0u8; 256];
-        // Answers to earlier questions that came late are not this answer.
-        while socket::recv(self.sock.as_raw_fd(), &mut buf, MsgFlags::empty()).is_ok() {}
-        socket::sendto(
-            self.sock.as_raw_fd(),
-            &self.frame,
-            &self.addr,
-            MsgFlags::empty(),
-        )
-        .with_context(|| format!("send to {}", self.ip))?;
+        self.send()?;
         let deadline = Instant::now() + wait;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -127,21 +118,47 @@ impl Asker {
             if !late && !readable(&self.sock, left)? {
                 continue;
             }
-            let mut found = None;
-            while let Ok(n) = socket::recv(self.sock.as_raw_fd(), &mut buf, MsgFlags::empty()) {
-                let from = match self.ip {
-                    IpAddr::V4(v4) => frames::arp_claimant(&buf[..n], v4),
-                    IpAddr::V6(v6) => frames::na_sender(&buf[..n], v6),
-                };
-                if let Some(m) = from.filter(|m| *m != self.mac) {
-                    found = Some(m);
-                    break;
-                }
-            }
+            let found = self.read();
             if found.is_some() || late {
                 return Ok(found);
             }
         }
+    }
+
+    /// The question, on the wire (what came before it, late answers to earlier questions,
+    /// is dropped first: not this answer). With [`Asker::read`] and [`Asker::fd`], a caller
+    /// can wait for several probes in one poll (the monitor's tick).
+    pub fn send(&self) -> anyhow::Result<()> {
+        let mut buf = [0u8; 256];
+        while socket::recv(self.sock.as_raw_fd(), &mut buf, MsgFlags::empty()).is_ok() {}
+        socket::sendto(
+            self.sock.as_raw_fd(),
+            &self.frame,
+            &self.addr,
+            MsgFlags::empty(),
+        )
+        .with_context(|| format!("send to {}", self.ip))?;
+        Ok(())
+    }
+
+    /// Reads what has arrived, without waiting: the MAC that answered, if any did.
+    pub fn read(&self) -> Option<Mac> {
+        let mut buf = [0u8; 256];
+        while let Ok(n) = socket::recv(self.sock.as_raw_fd(), &mut buf, MsgFlags::empty()) {
+            let from = match self.ip {
+                IpAddr::V4(v4) => frames::arp_claimant(&buf[..n], v4),
+                IpAddr::V6(v6) => frames::na_sender(&buf[..n], v6),
+            };
+            if let Some(m) = from.filter(|m| *m != self.mac) {
+                return Some(m);
+            }
+        }
+        None
+    }
+
+    /// The socket, to poll for [`Asker::read`].
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.sock.as_fd()
     }
 }
 

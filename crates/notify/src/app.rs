@@ -301,10 +301,8 @@ mod tests {
 
     fn ev(name: &str, state: State) -> Event {
         Event {
-            group: false,
             name: name.into(),
             state,
-            priority: None,
         }
     }
 

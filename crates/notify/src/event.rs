@@ -61,10 +61,8 @@ impl fmt::Display for State {
 /// One event for one instance or sync group.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
-    pub group: bool,
     pub name: String,
     pub state: State,
-    pub priority: Option<i64>,
 }
 
 /// Parses the generic `notify` arguments `INSTANCE|GROUP NAME STATE [PRIORITY]`.
@@ -74,9 +72,8 @@ pub fn from_args(
     state: &str,
     priority: Option<&str>,
 ) -> Result<Event, String> {
-    let group = match kind {
-        "INSTANCE" => false,
-        "GROUP" => true,
+    match kind {
+        "INSTANCE" | "GROUP" => {}
         other => {
             return Err(format!(
                 "unknown event type {other:?}: expected INSTANCE or GROUP"
@@ -84,21 +81,17 @@ pub fn from_args(
         }
     };
     let state = State::parse(state).ok_or_else(|| format!("unknown state {state:?}"))?;
-    let priority = match priority {
-        Some(p) => Some(
-            p.parse::<i64>()
-                .map_err(|_| format!("invalid priority {p:?}"))?,
-        ),
-        None => None,
-    };
+    // Validated, not used: a transition does not depend on the priority.
+    if let Some(p) = priority {
+        p.parse::<i64>()
+            .map_err(|_| format!("invalid priority {p:?}"))?;
+    }
     if name.is_empty() {
         return Err("empty instance name".into());
     }
     Ok(Event {
-        group,
         name: name.to_string(),
         state,
-        priority,
     })
 }
 
@@ -144,15 +137,9 @@ mod tests {
         let e = from_fifo_line("INSTANCE \"VI_1\" MASTER 110\n")
             .unwrap()
             .unwrap();
-        assert_eq!(
-            (e.group, e.name.as_str(), e.state, e.priority),
-            (false, "VI_1", State::Master, Some(110))
-        );
+        assert_eq!((e.name.as_str(), e.state), ("VI_1", State::Master));
         let e = from_fifo_line("GROUP \"G 1\" BACKUP 0").unwrap().unwrap();
-        assert_eq!(
-            (e.group, e.name.as_str(), e.state),
-            (true, "G 1", State::Backup)
-        );
+        assert_eq!((e.name.as_str(), e.state), ("G 1", State::Backup));
         let e = from_fifo_line("INSTANCE \"VI_1\" MASTER_RX_LOWER_PRI 110")
             .unwrap()
             .unwrap();

@@ -122,10 +122,6 @@ impl Runtime {
         ensure_private_dir(&self.dir)
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     fn path(&self, instance: &str, ext: &str) -> PathBuf {
         self.dir.join(format!("{}.{ext}", file_stem(instance)))
     }

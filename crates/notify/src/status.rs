@@ -51,27 +51,22 @@ pub struct InstanceStatus {
     pub problems: Vec<String>,
 }
 
-/// The heartbeat older than this: the monitor is dead or hung (keepalived's
-/// chk_hakit_monitor, `ha-check monitor-alive`, uses the same limit by default).
-const MONITOR_STALE_MS: u64 = 2000;
-
 /// The uplink monitor as `ha-check monitor` left it in `FILE.heartbeat`: a line for the
 /// status, and the problem it shows, if any.
 pub fn uplink_monitor(track_file: &std::path::Path) -> (String, Option<String>) {
-    let mut hb = track_file.as_os_str().to_owned();
-    hb.push(".heartbeat");
-    let text = match hakit_core::runtime::read_file(
-        std::path::Path::new(&hb),
-        64 << 10,
-        hakit_core::runtime::Trust::Config,
-    ) {
-        Ok(t) => t,
-        Err(e) => {
-            let p =
-                format!("uplink monitor: no heartbeat ({e:#}); is hakit-monitor.service running?");
-            return ("no heartbeat".into(), Some(p));
-        }
-    };
+    let hb = hakit_core::heartbeat::path(track_file);
+    let text =
+        match hakit_core::runtime::read_file(&hb, 64 << 10, hakit_core::runtime::Trust::Config) {
+            Ok(t) => t,
+            Err(e) => {
+                let p = format!(
+                    "uplink monitor: no heartbeat ({e:#}); is hakit-monitor.service running?"
+                );
+                return ("no heartbeat".into(), Some(p));
+            }
+        };
+    // The fields of hakit_core::heartbeat::Heartbeat, read loosely (a Value costs this
+    // binary less than a second deserializer).
     let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -97,7 +92,7 @@ pub fn uplink_monitor(track_file: &std::path::Path) -> (String, Option<String>) 
         "{verdict} (heartbeat {:.1} s old, pid {pid})",
         age as f64 / 1000.0
     );
-    let problem = if age > MONITOR_STALE_MS {
+    let problem = if age > hakit_core::heartbeat::STALE.as_millis() as u64 {
         Some(format!(
             "uplink monitor: heartbeat {:.1} s old (pid {pid}): dead or hung, keepalived demotes this node",
             age as f64 / 1000.0

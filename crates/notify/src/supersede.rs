@@ -165,10 +165,8 @@ mod tests {
             std::thread::spawn(move || {
                 for i in 0..20_000u32 {
                     inbox.push(Event {
-                        group: false,
                         name: format!("VI_{i}"),
                         state: State::Backup,
-                        priority: None,
                     });
                     if i % 64 == 0 {
                         std::thread::yield_now();
