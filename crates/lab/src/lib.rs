@@ -276,6 +276,46 @@ pub fn kill_namespace(name: &str) {
     }
 }
 
+/// For the lab's own programs (demo, chaos, bench): on SIGINT, SIGTERM or SIGHUP, remove
+/// what this process created (its `hakit-<pid>-*` namespaces with every process in them,
+/// its scratch directories) and exit 128+signal, instead of leaving it for `make
+/// lab-clean`. Call it first in `main`, before any thread exists: the signals are blocked
+/// in every thread and taken by one waiting thread (children start with an empty mask:
+/// std's Command resets it).
+pub fn clean_up_on_signals() -> anyhow::Result<()> {
+    use nix::sys::signal::{SigSet, Signal};
+    let mut set = SigSet::empty();
+    for sig in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+        set.add(sig);
+    }
+    set.thread_block().context("block SIGINT/SIGTERM/SIGHUP")?;
+    thread::Builder::new()
+        .name("lab-signals".into())
+        .spawn(move || {
+            let Ok(sig) = set.wait() else { return };
+            let mine = format!("{PREFIX}{}-", std::process::id());
+            eprintln!("{sig}: removing this run's namespaces ({mine}*) and scratch directories");
+            if let Ok(entries) = fs::read_dir("/run/netns") {
+                for e in entries.flatten() {
+                    let name = e.file_name().to_string_lossy().to_string();
+                    if name.starts_with(&mine) {
+                        kill_namespace(&name);
+                    }
+                }
+            }
+            if let Ok(entries) = fs::read_dir(std::env::temp_dir()) {
+                for e in entries.flatten() {
+                    if e.file_name().to_string_lossy().starts_with(&mine) {
+                        let _ = fs::remove_dir_all(e.path());
+                    }
+                }
+            }
+            std::process::exit(128 + sig as i32);
+        })
+        .context("signal thread")?;
+    Ok(())
+}
+
 /// Removes every namespace with the lab prefix (for `make lab-clean`).
 pub fn clean_all() -> Vec<String> {
     let mut removed = Vec::new();

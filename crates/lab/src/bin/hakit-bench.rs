@@ -93,6 +93,10 @@ fn machine() -> String {
 }
 
 fn main() -> std::process::ExitCode {
+    if let Err(e) = hakit_lab::clean_up_on_signals() {
+        eprintln!("{e:#}");
+        return std::process::ExitCode::from(2);
+    }
     match run() {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

@@ -118,6 +118,10 @@ fn keepalived_log(nat: &NatLab, i: usize) -> String {
 }
 
 fn main() -> std::process::ExitCode {
+    if let Err(e) = hakit_lab::clean_up_on_signals() {
+        eprintln!("{e:#}");
+        return std::process::ExitCode::from(2);
+    }
     match run() {
         Ok(true) => std::process::ExitCode::SUCCESS,
         Ok(false) => std::process::ExitCode::FAILURE,

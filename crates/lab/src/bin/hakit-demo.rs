@@ -100,6 +100,10 @@ fn print_panel(p: &Panel) {
 }
 
 fn main() -> std::process::ExitCode {
+    if let Err(e) = hakit_lab::clean_up_on_signals() {
+        eprintln!("{e:#}");
+        return std::process::ExitCode::from(2);
+    }
     match run() {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
