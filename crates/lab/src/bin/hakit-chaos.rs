@@ -1356,14 +1356,25 @@ fn soak(nat: &mut NatLab) -> anyhow::Result<Row> {
         (Some(a), Some(b)) => (b - a) / elapsed * 100.0,
         _ => f64::NAN,
     };
-    let master_kept = nat.converged(A).is_ok() && nat.owner() == owner0;
-    // What the monitors said went down (their logs), for a failure's diagnosis.
+    // Why a is not the converged MASTER any more, when it is not (the first CI failure of
+    // this row could not say).
+    let owner1 = nat.owner();
+    let not_master = match nat.converged(A) {
+        Err(e) => Some(format!("{e:#}")),
+        Ok(_) if owner1 != owner0 => Some(format!("provider owner {owner1:?}, was {owner0:?}")),
+        Ok(_) => None,
+    };
+    let master_kept = not_master.is_none();
+    // What the monitors said went down and every transition nat-notify ran (their logs),
+    // for a failure's diagnosis.
     let downs: Vec<String> = nat
         .syslog
         .since(soak_start)
         .into_iter()
-        .filter(|(_, l)| l.contains(" down after ") || l.contains(" down: "))
-        .take(20)
+        .filter(|(_, l)| {
+            l.contains(" down after ") || l.contains(" down: ") || l.contains(" converged to ")
+        })
+        .take(40)
         .map(|(t, l)| format!("{:.3} {l}", t - soak_start))
         .collect();
     Ok(row(
@@ -1379,6 +1390,6 @@ fn soak(nat: &mut NatLab) -> anyhow::Result<Row> {
             rss_max
         ),
         ones == 0 && faults1 == faults0 && master_kept && avg >= 3.0,
-        json!({"seconds": elapsed, "track_ones": ones, "frames_dropped_on_a": dropped, "frames_delayed": delayed, "ping_rtt": rtt, "monitor_downs": downs, "cpu_pct": cpu_pct, "rss_kb_start": rss0, "rss_kb_end": rss1, "rss_kb_max": rss_max}),
+        json!({"seconds": elapsed, "track_ones": ones, "frames_dropped_on_a": dropped, "frames_delayed": delayed, "ping_rtt": rtt, "monitor_downs": downs, "not_master": not_master, "cpu_pct": cpu_pct, "rss_kb_start": rss0, "rss_kb_end": rss1, "rss_kb_max": rss_max}),
     ))
 }
