@@ -14,8 +14,9 @@ use hakit_core::{
 };
 use hakit_notify::{
     app,
-    engine::{self, Settings},
+    engine::Settings,
     event::{self, State},
+    plan,
     runtime::Runtime,
     status, validate,
 };
@@ -185,7 +186,7 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
         return Ok(Exit::Ok);
     };
     let report = if cli.dry_run {
-        engine::dry_run(inst, state, settings.bgp.as_ref())
+        plan::dry_run(inst, state, settings.bgp.as_ref())
     } else {
         create_runtime(&settings.runtime)?;
         app::hook(&settings, &instances, inst, state)?
@@ -195,7 +196,7 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
     } else if cli.dry_run {
         hakit_core::outln!("{} {state}: would run, in order:", report.instance);
         for s in &report.steps {
-            let hakit_notify::engine::StepResult::Planned(d) = &s.result else {
+            let hakit_notify::plan::StepResult::Planned(d) = &s.result else {
                 continue;
             };
             hakit_core::outln!("  {:<20} {d}", s.step.name());

@@ -19,8 +19,10 @@ use hakit_net::Netlink;
 use log::{error, info, warn};
 
 use crate::{
-    engine::{self, Outcome, Report, Settings},
+    engine::{self, Settings},
     event::{self, Event, State},
+    metrics,
+    plan::{Outcome, Report},
     supersede,
 };
 
@@ -82,7 +84,7 @@ pub fn hook(
     let nl = Netlink::open()?;
     let check = supersede::hook(&s.runtime, &nl, &inst.name, &inst.vrrp_vips, state, gen);
     let report = engine::transition(s, inst, state, gen, &nl, &check)?;
-    if let Err(e) = engine::write_metrics(s, all) {
+    if let Err(e) = metrics::write_metrics(s, all) {
         warn!("{e:#}");
     }
     Ok(report)
@@ -131,7 +133,7 @@ pub fn fifo(
         // died or hangs shows as stale (HakitWriterSilent), not as the last healthy state.
         let (hs, all) = (s.clone(), all.to_vec());
         thread::spawn(move || loop {
-            if let Err(e) = engine::write_metrics(&hs, &all) {
+            if let Err(e) = metrics::write_metrics(&hs, &all) {
                 warn!("metrics textfile (heartbeat): {e:#}");
             }
             thread::sleep(every);
@@ -286,7 +288,7 @@ fn fifo_event(
     let gen = generation(s, &inst.name, ev.state)?;
     let check = supersede::fifo(&s.runtime, pending, &inst.name, gen);
     let report = engine::transition(s, inst, ev.state, gen, nl, &check)?;
-    if let Err(e) = engine::write_metrics(s, all) {
+    if let Err(e) = metrics::write_metrics(s, all) {
         warn!("{e:#}");
     }
     if report.outcome == Outcome::Superseded {

@@ -7,8 +7,11 @@
 //! * [`event`]: the three ways keepalived reports a state (argument, generic `notify`
 //!   arguments, `notify_fifo` lines).
 //! * [`runtime`]: per-instance intent log (generations), lock and recorded state.
-//! * [`engine`]: the ordered, idempotent steps of one transition, with a supersession check
-//!   before every step.
+//! * [`plan`]: which steps each state runs, in which order (pure; the dry run).
+//! * [`engine`]: the loop of one transition (retries, a supersession check before every
+//!   step, background steps, the record), against the [`engine::Host`] seam.
+//! * [`steps`]: the real host: what each step does to the node and beyond.
+//! * [`metrics`]: the Prometheus textfile.
 //! * [`supersede`]: the checks themselves (newer intents, keepalived's own VIPs).
 //! * [`nft`], [`conntrackd`]: the two external programs with real state.
 //! * [`status`]: one look at the node, for operators.
@@ -18,8 +21,11 @@ pub mod app;
 pub mod conntrackd;
 pub mod engine;
 pub mod event;
+pub mod metrics;
 pub mod nft;
+pub mod plan;
 pub mod runtime;
 pub mod status;
+pub mod steps;
 pub mod supersede;
 pub mod validate;

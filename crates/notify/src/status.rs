@@ -185,7 +185,7 @@ pub fn status(s: &Settings, instances: &[Instance]) -> anyhow::Result<Vec<Instan
                 ));
             }
         }
-        let snat_present = match (inst.snat_source, crate::engine::snat_to(inst)) {
+        let snat_present = match (inst.snat_source, crate::plan::snat_to(inst)) {
             (Some(source), Some(to)) => {
                 let n = Snat {
                     nft: s.nft.clone(),
@@ -356,7 +356,7 @@ fn bgp_status(
 ) -> (Option<String>, Option<String>) {
     let announcement = match b.current() {
         Ok((role, text)) => {
-            let want = state.map(|st| crate::engine::announce_target(b, st));
+            let want = state.map(|st| crate::plan::announce_target(b, st));
             let primary = hakit_bgp::Target::Announce(hakit_bgp::Role::Primary);
             match (state, role) {
                 (Some(State::Master), r) if r != Some(primary) => problems.push(format!(
