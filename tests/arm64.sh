@@ -51,7 +51,7 @@ echo "arm64: $(basename "$deb") and $(basename "$rpm") carry the aarch64 binarie
 : "${CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_RUNNER:?run from make arm64}"
 cd "$top"
 $cargo test --target aarch64-unknown-linux-musl --lib \
-  -p hakit-core -p hakit-net -p hakit-fip -p hakit-check -p hakit-notify -p hakit-bgp \
+  -p hakit-core -p hakit-net -p hakit-fip -p hakit-check -p hakit-notify -p hakit-bgp -p hakit-cli \
   > "$work/unit.log" 2>&1 || { tail -40 "$work/unit.log" >&2; fail "unit tests under qemu"; }
 grep -E '^test result' "$work/unit.log" | sed 's/^/arm64: unit: /'
 grep -q '^test result: ok' "$work/unit.log" || fail "no unit test ran"

@@ -115,12 +115,7 @@ fn natganker_sequence_against_moto() {
 
     // A wrong secret: moto recomputes the signature and refuses.
     let out = claim(&m.1, &w, "not-the-secret", &[]);
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("aws DescribeAddresses: HTTP 401 AuthFailure"),
-        "{}",
-        stderr(&out)
-    );
+    assert_exit(&out, 1, "aws DescribeAddresses: HTTP 401 AuthFailure");
     assert!(
         !stderr(&out).contains("not-the-secret"),
         "secret leaked into an error"
@@ -131,7 +126,7 @@ fn natganker_sequence_against_moto() {
 
     // --dry-run: the exact writes, signed but redacted; nothing changes.
     let out = claim(&m.1, &w, secret, &["--dry-run"]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_exit(&out, 0, "");
     let plan = json_out(&out);
     let planned = plan["planned"].as_array().unwrap();
     assert_eq!(
@@ -160,7 +155,7 @@ fn natganker_sequence_against_moto() {
         secret,
         &["--force", "--peer", "i-0deadbeefdeadbeef"],
     );
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_exit(&out, 0, "");
     let r = json_out(&out);
     assert_eq!(r["owner_before"], w["primary"]);
     assert_eq!(r["changed"].as_array().unwrap().len(), 5, "{r}");
@@ -190,7 +185,7 @@ fn natganker_sequence_against_moto() {
 
     // Again: converged, only reads.
     let out = claim(&m.1, &w, secret, &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_exit(&out, 0, "");
     let r = json_out(&out);
     assert_eq!(r["already_converged"], true, "{r}");
     let calls: Vec<&str> = r["calls"]
@@ -211,7 +206,7 @@ fn natganker_sequence_against_moto() {
         Some(&w),
     );
     let out = claim(&m.1, &w, secret, &[]);
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_exit(&out, 2, "");
     assert!(
         stderr(&out).contains("not this node") && stderr(&out).contains("--force"),
         "{}",
@@ -223,7 +218,7 @@ fn natganker_sequence_against_moto() {
         "refused means untouched"
     );
     let out = claim(&m.1, &w, secret, &["--force"]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_exit(&out, 0, "");
     assert_eq!(
         lab_py_as(&["state", &m.1, alloc], Some(&w))["eni"],
         w["secondary_eni"]
@@ -236,12 +231,7 @@ fn natganker_sequence_against_moto() {
         Some(&w),
     );
     let out = claim(&m.1, &w, secret, &[]);
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains(stolen["eni"].as_str().unwrap()),
-        "{}",
-        stderr(&out)
-    );
+    assert_exit(&out, 2, stolen["eni"].as_str().unwrap());
     assert_eq!(
         lab_py_as(&["state", &m.1, alloc], Some(&w))["eni"],
         stolen["eni"],
@@ -302,11 +292,10 @@ fn credentials_from_the_shared_file() {
             ("AWS_PROFILE", "hakit"),
         ],
     );
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_exit(&out, 0, "");
     // The default profile holds wrong keys: moto refuses the signature.
     let out = run_host("fip-claim", &args, &[("AWS_SHARED_CREDENTIALS_FILE", &f)]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("AuthFailure"), "{}", stderr(&out));
+    assert_exit(&out, 1, "AuthFailure");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -398,17 +387,16 @@ fn credentials_from_role_profiles_and_web_identity() {
 
     // The base user may only assume the role: with its own keys moto refuses EC2.
     let out = with(&[("AWS_PROFILE", "base")]);
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("user/base is not authorized to perform: ec2:DescribeAddresses"),
-        "{}",
-        stderr(&out)
+    assert_exit(
+        &out,
+        1,
+        "user/base is not authorized to perform: ec2:DescribeAddresses",
     );
 
     // A role profile: AssumeRole signed with the base keys, then EC2 with the role's
     // temporary credentials (moto checks the signature and the session token).
     let out = with(&[("AWS_PROFILE", "hakit")]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_exit(&out, 0, "");
     assert_eq!(call_names(&out), ["sts:AssumeRole", "DescribeAddresses"]);
     assert!(
         stderr(&out).contains("assumed-role/hakit-fip/gw-a"),
@@ -422,7 +410,7 @@ fn credentials_from_role_profiles_and_web_identity() {
     // every request after it is checked again: EC2 with the role's credentials.
     lab_py(&["auth", &m.1, "1"]);
     let out = with(&[("AWS_PROFILE", "web")]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_exit(&out, 0, "");
     assert_eq!(
         call_names(&out),
         ["sts:AssumeRoleWithWebIdentity", "DescribeAddresses"]
@@ -430,7 +418,7 @@ fn credentials_from_role_profiles_and_web_identity() {
     let t = token.to_string_lossy();
     lab_py(&["auth", &m.1, "1"]);
     let out = with(&[("AWS_WEB_IDENTITY_TOKEN_FILE", &t), ("AWS_ROLE_ARN", arn)]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_exit(&out, 0, "");
     assert_eq!(
         call_names(&out),
         ["sts:AssumeRoleWithWebIdentity", "DescribeAddresses"]
@@ -451,7 +439,7 @@ fn credentials_from_role_profiles_and_web_identity() {
         ("AWS_SECRET_ACCESS_KEY", w["secret"].as_str().unwrap()),
     ]);
     let out = run_host("fip-claim", &nr, &env);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_exit(&out, 0, "");
 
     // Mistakes are named.
     for (profile, says) in [
@@ -479,7 +467,7 @@ fn credentials_from_the_instance_role() {
     args.extend(["--metadata-url".into(), m.1.clone()]);
     let argv: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = run_host("fip-claim", &argv, &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_exit(&out, 0, "");
     let calls = call_names(&out);
     assert!(
         calls.iter().any(|c| c.contains("security-credentials/"))

@@ -141,7 +141,7 @@ fn linode_shares_the_union_and_releases_only_the_floating_ip() {
         "not shared here yet"
     );
     let out = claim("linode", &f, &["--peer", "1"]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_exit(&out, 0, "");
     let share: Vec<String> = f
         .requests()
         .into_iter()
@@ -170,7 +170,7 @@ fn linode_shares_the_union_and_releases_only_the_floating_ip() {
     assert_eq!(claim("linode", &f, &["--check"]).status.code(), Some(0));
     // Release removes only the floating IP.
     let out = claim("linode", &f, &["--release"]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_exit(&out, 0, "");
     let last = f
         .requests()
         .into_iter()
@@ -332,17 +332,12 @@ fn tokens_come_from_env_or_a_private_file_and_are_never_shown() {
         "1",
     ];
     let out = run_host("fip-claim", &args, &[]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains("readable by group or others"),
-        "{}",
-        stderr(&out)
-    );
+    assert_exit(&out, 2, "readable by group or others");
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
     let mut dry = args.to_vec();
     dry.push("--dry-run");
     let out = run_host("fip-claim", &dry, &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_exit(&out, 0, "");
     assert!(
         stdout(&out).contains("Authorization: [redacted]"),
         "{}",
@@ -354,12 +349,7 @@ fn tokens_come_from_env_or_a_private_file_and_are_never_shown() {
         "--dry-run wrote"
     );
     let out = run_host("fip-claim", &args[..args.len() - 4], &[]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains("no API token: set LINODE_TOKEN"),
-        "{}",
-        stderr(&out)
-    );
+    assert_exit(&out, 2, "no API token: set LINODE_TOKEN");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -385,7 +375,7 @@ fn aws_identity_and_role_credentials_from_imdsv2() {
         "--json",
     ];
     let out = run_host("fip-claim", &args, &[("HOME", "/nonexistent-hakit-home")]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_exit(&out, 0, "");
     let r = json_of(&out);
     assert_eq!(
         (
@@ -444,7 +434,7 @@ fn aws_identity_and_role_credentials_from_imdsv2() {
             ("AWS_REGION", "eu-west-3"),
         ],
     );
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_exit(&out, 0, "");
     let reqs = f.requests();
     assert!(
         reqs[before..]
@@ -502,7 +492,7 @@ fn ha_check_fip_owner_probe_reads_through_the_library_and_caches() {
     assert!(n > 0);
     // Within the cache time: the provider is not asked again.
     let out = check(&[]);
-    assert_eq!(out.status.code(), Some(0));
+    assert_exit(&out, 0, "");
     assert!(stdout(&out).contains("cached"), "{}", stdout(&out));
     assert_eq!(api_calls(), n, "a cached answer made API calls");
     // Another node takes the IP (a forced assign as Linode 1); a fresh look says so.
@@ -525,7 +515,7 @@ fn ha_check_fip_owner_probe_reads_through_the_library_and_caches() {
         ],
         &[("LINODE_TOKEN", "fake-token")],
     );
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_exit(&out, 0, "");
     let out = run_host(
         "ha-check",
         &["--config", &c, "--json", "fip-owner", "--cache", "0s"],
@@ -550,7 +540,7 @@ fn hetzner_pages_contains_waits_for_the_reset_and_follows_a_running_assign() {
     // 120 other Floating IPs first: ours is on the third page of 50.
     let f = fake("hetzner", 5, 4, &["--extra-fips", "120"]);
     let out = claim("hetzner", &f, &["--peer", "4"]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_exit(&out, 0, "");
     let pages: Vec<String> = f
         .requests()
         .into_iter()
@@ -563,7 +553,7 @@ fn hetzner_pages_contains_waits_for_the_reset_and_follows_a_running_assign() {
     // IPv6: the API names the /64, the node has ::1 of it.
     let f = fake("hetzner", 5, 4, &["--ip", "2001:db8:1::/64"]);
     let out = claim_ip("hetzner", &f, "2001:db8:1::1", &["--peer", "4"]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_exit(&out, 0, "");
     assert_eq!(json_of(&out)["owned"], true);
     drop(f);
 
@@ -571,7 +561,7 @@ fn hetzner_pages_contains_waits_for_the_reset_and_follows_a_running_assign() {
     let f = fake("hetzner", 5, 4, &["--fault", "reset"]);
     let t = std::time::Instant::now();
     let out = claim("hetzner", &f, &["--peer", "4", "--deadline", "10s"]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_exit(&out, 0, "");
     assert!(
         t.elapsed() >= Duration::from_millis(900),
         "did not wait: {:?}",
@@ -588,11 +578,10 @@ fn hetzner_pages_contains_waits_for_the_reset_and_follows_a_running_assign() {
     // An action that never finishes: backed off, and the error says what is pending.
     let f = fake("hetzner", 5, 4, &["--fault", "stuck"]);
     let out = claim("hetzner", &f, &["--peer", "4", "--deadline", "6s"]);
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("assign action 1 of Floating IP 7 still running after"),
-        "{}",
-        stderr(&out)
+    assert_exit(
+        &out,
+        1,
+        "assign action 1 of Floating IP 7 still running after",
     );
     let polls = f
         .requests()

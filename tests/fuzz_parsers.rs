@@ -251,9 +251,9 @@ fn targets() -> Vec<Target> {
             r#"{"nftables":[{"metainfo":{"json_schema_version":1}},{"table":{"family":"ip","name":"hakit","handle":1}},{"rule":{"family":"ip","table":"hakit","chain":"postrouting","handle":3,"comment":"hakit:VI_1","expr":[{"match":{"op":"==","left":{"payload":{"protocol":"ip","field":"saddr"}},"right":{"prefix":{"addr":"198.51.100.0","len":24}}}},{"match":{"op":"==","left":{"meta":{"key":"oifname"}},"right":"eth0"}},{"snat":{"addr":"203.0.113.10"}}]}},{"counter":{"family":"inet","name":"input_drop","table":"hakit_filter","handle":2,"packets":5,"bytes":300}}]}"#,
         ]), |b| {
             let t = text(b);
-            let _ = hakit_notify::nft::parse_ruleset(&t);
-            let table: hakit_check::counters::NftTable = "inet hakit_filter".parse().unwrap();
-            let _ = hakit_check::counters::parse(&t, &table);
+            let _ = hakit_net::nft::parse_ruleset(&t);
+            let table: hakit_net::nft::counters::NftTable = "inet hakit_filter".parse().unwrap();
+            let _ = hakit_net::nft::counters::parse(&t, &table);
         }),
         ("conntrackd-output", seeds_from("", &[
             "cache internal:\ncurrent active connections:            4\nconnections created:                 10    failed:            0\ncache external:\ncurrent active connections:            7\n",

@@ -2,9 +2,12 @@
 
 mod util;
 
-use std::{net::Ipv4Addr, os::unix::net::UnixDatagram, time::Duration};
+use std::{net::Ipv4Addr, time::Duration};
 
-use hakit_lab::capture::{self, Capture};
+use hakit_lab::{
+    capture::{self, Capture},
+    syslog::Syslog,
+};
 use util::*;
 
 const FILTER: &str = "arp or (icmp6 and ip6[40] == 136)";
@@ -307,10 +310,7 @@ fn logs_reach_syslog_with_ident() {
     };
     let (a, _b) = pair(&mut lab);
     let sock_path = lab.dir().join("log.sock");
-    let server = UnixDatagram::bind(&sock_path).unwrap();
-    server
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
+    let syslog = Syslog::listen(&sock_path).unwrap();
     let s = sock_path.to_string_lossy().to_string();
     let out = run_in(
         &a,
@@ -329,17 +329,22 @@ fn logs_reach_syslog_with_ident() {
     assert!(out.status.success(), "{}", stderr(&out));
     // Not a terminal, no -v, syslog reachable: nothing on stderr.
     assert_eq!(stderr(&out), "", "stderr must stay quiet when syslog works");
-    let mut buf = [0u8; 4096];
-    let n = server.recv(&mut buf).unwrap();
-    let line = String::from_utf8_lossy(&buf[..n]).to_string();
+    let lines = syslog.take().unwrap();
+    let line = lines
+        .iter()
+        .find(|l| l.contains("announced"))
+        .unwrap_or_else(|| panic!("{lines:?}"));
     assert!(line.starts_with("<30>garp-burst["), "{line}");
     assert!(line.contains("]: announced 192.0.2.1 on eth0"), "{line}");
 
     // A failure is logged at err (daemon.err = 27) and printed once on stderr.
     let out = run_in(&a, "garp-burst", &["-i", "eth9", "--syslog-socket", &s]);
-    assert_eq!(out.status.code(), Some(2));
-    let n = server.recv(&mut buf).unwrap();
-    let line = String::from_utf8_lossy(&buf[..n]).to_string();
+    assert_exit(&out, 2, "");
+    let lines = syslog.take().unwrap();
+    let line = lines
+        .iter()
+        .find(|l| l.contains("unknown interface"))
+        .unwrap_or_else(|| panic!("{lines:?}"));
     assert!(line.starts_with("<27>garp-burst["), "{line}");
     assert!(line.ends_with("unknown interface \"eth9\""), "{line}");
     assert_eq!(
@@ -364,11 +369,11 @@ fn logs_reach_syslog_with_ident() {
         line.starts_with("garp-burst: info: [+") && line.contains("ms] announced"),
         "{line}"
     );
-    let mut lines = Vec::new();
-    while !lines.iter().any(|l: &String| l.contains("announced")) {
-        let n = server.recv(&mut buf).expect("announced line over syslog");
-        lines.push(String::from_utf8_lossy(&buf[..n]).to_string());
-    }
+    let lines = syslog.take().unwrap();
+    assert!(
+        lines.iter().any(|l| l.contains("announced")),
+        "announced line over syslog: {lines:?}"
+    );
     assert!(
         lines.iter().any(|l| l.starts_with("<31>garp-burst[")),
         "debug lines at -v: {lines:?}"

@@ -384,8 +384,7 @@ fn logs_once_per_change_and_adhoc_probes_work_from_a_shell() {
         return;
     };
     let sock = e.lab.dir().join("log.sock");
-    let server = std::os::unix::net::UnixDatagram::bind(&sock).unwrap();
-    server.set_nonblocking(true).unwrap();
+    let syslog = hakit_lab::syslog::Syslog::listen(&sock).unwrap();
     let s = sock.to_string_lossy().to_string();
     let c = e.conf.to_string_lossy().to_string();
     let path = format!(
@@ -401,14 +400,7 @@ fn logs_once_per_change_and_adhoc_probes_work_from_a_shell() {
         cmd.env("PATH", &path);
         hakit_lab::run(&mut cmd, Duration::from_secs(30)).unwrap()
     };
-    let drain = || {
-        let mut lines = Vec::new();
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = server.recv(&mut buf) {
-            lines.push(String::from_utf8_lossy(&buf[..n]).to_string());
-        }
-        lines
-    };
+    let drain = || syslog.take().unwrap();
     for _ in 0..3 {
         assert_eq!(run(&[]).status.code(), Some(0));
     }
@@ -462,8 +454,7 @@ fn logs_once_per_change_and_adhoc_probes_work_from_a_shell() {
         Some("status 204")
     );
     let out = run(&["sysctl", "net.ipv4.ip_forward"]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("not key=value"), "{}", stderr(&out));
+    assert_exit(&out, 2, "not key=value");
 }
 
 #[test]
@@ -478,20 +469,10 @@ fn config_errors_exit_2_and_name_the_key() {
     )
     .unwrap();
     let out = run_in(&e.gw, "ha-check", &["--config", &c]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains("probe 1: icmp probe: key `url` does not apply"),
-        "{}",
-        stderr(&out)
-    );
+    assert_exit(&out, 2, "probe 1: icmp probe: key `url` does not apply");
     std::fs::write(&e.conf, "[[check.probe]]\nkind = \"icmpp\"\n").unwrap();
     let out = run_in(&e.gw, "ha-check", &["--config", &c]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains("unknown variant `icmpp`"),
-        "{}",
-        stderr(&out)
-    );
+    assert_exit(&out, 2, "unknown variant `icmpp`");
 }
 
 #[test]
@@ -606,7 +587,7 @@ fn https_verifies_against_the_given_ca() {
             &ca,
         ],
     );
-    assert_eq!(ok.status.code(), Some(0), "{}", stderr(&ok));
+    assert_exit(&ok, 0, "");
     let untrusted = run_in(
         &e.gw,
         "ha-check",
@@ -707,12 +688,7 @@ fn monitor_follows_the_uplink_and_refuses_bad_settings() {
     );
     std::fs::write(&conf, text).unwrap();
     let out = run_in(&e.gw, "ha-check", &["--config", &c, "monitor"]);
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("monitor_rt_priority 100 is outside 0-99"),
-        "{}",
-        stderr(&out)
-    );
+    assert_exit(&out, 2, "monitor_rt_priority 100 is outside 0-99");
     assert_eq!(stderr(&out).trim().lines().count(), 1, "{}", stderr(&out));
     assert!(!track.exists());
     let _ = std::fs::remove_dir_all(track.parent().unwrap());
@@ -728,12 +704,7 @@ fn monitor_follows_the_uplink_and_refuses_bad_settings() {
     )
     .unwrap();
     let out = run_in(&e.gw, "ha-check", &["--config", &c, "monitor"]);
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("no probe for the monitor"),
-        "{}",
-        stderr(&out)
-    );
+    assert_exit(&out, 2, "no probe for the monitor");
     assert_eq!(stderr(&out).trim().lines().count(), 1, "{}", stderr(&out));
     assert!(!track.exists());
     let _ = std::fs::remove_dir_all(track.parent().unwrap());
@@ -744,7 +715,7 @@ fn monitor_follows_the_uplink_and_refuses_bad_settings() {
         "ha-check",
         &["neighbour", "203.0.113.9", "-i", "eth0", "-v"],
     );
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_exit(&out, 0, "");
     assert!(
         stdout(&out).contains("203.0.113.9 is at"),
         "{}",
@@ -762,12 +733,7 @@ fn monitor_follows_the_uplink_and_refuses_bad_settings() {
             "200ms",
         ],
     );
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains("203.0.113.99 did not answer ARP on eth0"),
-        "{}",
-        stderr(&out)
-    );
+    assert_exit(&out, 1, "203.0.113.99 did not answer ARP on eth0");
     e.srv
         .ip(&["addr", "add", "2001:db8::9/64", "dev", "eth0", "nodad"])
         .unwrap();
@@ -821,7 +787,7 @@ fn monitor_follows_the_uplink_and_refuses_bad_settings() {
         std::fs::read_to_string(d.join("monitor.log"))
     );
     let alive = run_in(&e.gw, "ha-check", &["--config", &c, "monitor-alive"]);
-    assert_eq!(alive.status.code(), Some(0), "{}", stderr(&alive));
+    assert_exit(&alive, 0, "");
     // The loop and every probe thread real-time (SCHED_RR = 2, priority 10 by default), as
     // the kernel says (proc(5): fields 40 and 41 of each thread's stat).
     let mut sched = Vec::new();
@@ -898,7 +864,7 @@ fn monitor_follows_the_uplink_and_refuses_bad_settings() {
         "ha-check",
         &["--config", &c, "monitor-alive", "--max-age", "500ms"],
     );
-    assert_eq!(dead.status.code(), Some(1));
+    assert_exit(&dead, 1, "");
     assert_eq!(
         value(),
         "0",

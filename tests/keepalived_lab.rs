@@ -3,9 +3,9 @@
 
 mod util;
 
-use std::{os::unix::net::UnixDatagram, time::Duration};
+use std::time::Duration;
 
-use hakit_lab::keepalived;
+use hakit_lab::{keepalived, syslog::Syslog};
 use util::*;
 
 #[test]
@@ -16,10 +16,7 @@ fn vip_moves_to_backup_when_master_stops() {
     let (a, b) = pair(&mut lab);
     let vip = ip("192.0.2.100");
     let sock_path = lab.dir().join("log.sock");
-    let syslog = UnixDatagram::bind(&sock_path).unwrap();
-    syslog
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
+    let syslog = Syslog::listen(&sock_path).unwrap();
     let hook = format!(
         "    notify_master \"{} -i eth0 --ip 192.0.2.100 -c 3 --interval 10ms --syslog-socket {}\"",
         bin("garp-burst"),
@@ -69,11 +66,9 @@ fn vip_moves_to_backup_when_master_stops() {
     assert!(gone.is_some(), "a kept the VIP after stopping");
 
     // keepalived ran garp-burst as b's MASTER hook, and it announced the VIP.
-    let mut buf = [0u8; 4096];
-    let n = syslog
-        .recv(&mut buf)
+    let line = syslog
+        .wait_for(Duration::from_secs(10), |l| l.contains("garp-burst["))
         .expect("garp-burst hook logged nothing");
-    let line = String::from_utf8_lossy(&buf[..n]).to_string();
     assert!(
         line.contains("garp-burst[") && line.contains("announced 192.0.2.100 on eth0"),
         "{line}"

@@ -245,12 +245,7 @@ fn master_then_backup_with_real_nft_and_conntrackd() {
 
     // Without keepalived's VIP the hook knows keepalived is not MASTER: it stands down.
     let out = g.nn(&["master"]);
-    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("keepalived no longer holds the instance's VIPs"),
-        "{}",
-        stderr(&out)
-    );
+    assert_exit(&out, 3, "keepalived no longer holds the instance's VIPs");
     assert!(!g.fip());
     g.vip(true);
     // keepalived is MASTER (it holds the VIP) but no hook has applied it: the node routes
@@ -264,7 +259,7 @@ fn master_then_backup_with_real_nft_and_conntrackd() {
         stdout(&out)
     );
     let out = g.nn(&["master", "--json"]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_exit(&out, 0, "");
     let r = json(&out);
     assert_eq!(r["outcome"], "converged");
     assert!(g.fip() && g.snat());
@@ -330,7 +325,7 @@ fn master_then_backup_with_real_nft_and_conntrackd() {
 
     // Twice: nothing changes, and it says so.
     let out = g.nn(&["master", "--json"]);
-    assert_eq!(out.status.code(), Some(0));
+    assert_exit(&out, 0, "");
     let r = json(&out);
     assert_eq!(r["already_converged"], true, "{r}");
     assert!(
@@ -353,7 +348,7 @@ fn master_then_backup_with_real_nft_and_conntrackd() {
     let pcap = g.lab.dir().join("reassert.pcap");
     let cap = Capture::start(&g.wan, "eth0", "arp", &pcap).unwrap();
     let out = g.nn(&["master-rx-lower-pri", "--json"]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_exit(&out, 0, "");
     let r = json(&out);
     let steps: Vec<&str> = r["steps"]
         .as_array()
@@ -376,7 +371,7 @@ fn master_then_backup_with_real_nft_and_conntrackd() {
     // VRRP loss (25/s at advert_int 0.04): a second one within a second re-announces
     // nothing and asks the provider nothing.
     let out = g.nn(&["master-rx-lower-pri", "--json"]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_exit(&out, 0, "");
     let r = json(&out);
     assert_eq!(r["reason"], "re-asserted moments ago", "{r}");
     assert!(r["steps"].as_array().unwrap().is_empty(), "{r}");
@@ -436,7 +431,7 @@ fn master_then_backup_with_real_nft_and_conntrackd() {
 
     g.vip(false);
     let out = g.nn(&["backup"]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_exit(&out, 0, "");
     assert!(!g.fip() && !g.snat());
     assert_eq!(g.recorded()["conntrackd"], "backup");
     let log = ctd.log_text();
@@ -448,7 +443,7 @@ fn master_then_backup_with_real_nft_and_conntrackd() {
     g.gw.ip(&["addr", "add", &format!("{FIP}/32"), "dev", "eth0"])
         .unwrap();
     let out = g.nn(&["status"]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_exit(&out, 1, "");
     assert!(
         stdout(&out)
             .contains("PROBLEM: floating IP 203.0.113.10/32 present on a node that is BACKUP"),
@@ -476,7 +471,7 @@ fn dry_run_changes_nothing() {
         return;
     };
     let out = g.nn(&["master", "--dry-run"]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_exit(&out, 0, "");
     let text = stdout(&out);
     assert!(
         text.contains("address_add          add 203.0.113.10/32, 2001:db8:1::10/128 to eth0"),
@@ -595,7 +590,7 @@ fn failing_conntrackd_does_not_stop_the_address_and_a_hung_command_is_killed() {
     g.vip(true);
     let t = std::time::Instant::now();
     let out = g.nn(&["master", "--json"]);
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_exit(&out, 1, "");
     assert!(
         t.elapsed() < Duration::from_secs(20),
         "a hung command hung the hook"
@@ -767,7 +762,7 @@ fn provider_claim_follows_the_data_plane_and_retries_until_done() {
     let log = g.with_provider("500x2");
     g.vip(true);
     let out = g.nn_env(&["master", "--json"], &[("LINODE_TOKEN", "fake-token")]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_exit(&out, 0, "");
     let r = json(&out);
     let claim = step(&r, "fip_claim");
     assert_eq!(claim["result"], "changed", "{r}");
@@ -820,12 +815,7 @@ fn provider_claim_outlasts_an_outage_longer_than_one_request_budget() {
     let _log = g.with_provider("500x8");
     g.vip(true);
     let out = g.nn_env(&["master", "--json"], &[("LINODE_TOKEN", "fake-token")]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("provider claim failed, retrying"),
-        "{}",
-        stderr(&out)
-    );
+    assert_exit(&out, 0, "provider claim failed, retrying");
     let r = json(&out);
     let claim = step(&r, "fip_claim");
     assert_eq!(claim["result"], "changed", "{r}");
@@ -855,7 +845,7 @@ fn a_newer_state_stops_a_long_older_transition() {
     assert!(g.fip(), "MASTER's data plane is up before its commands");
     g.vip(false);
     let out = g.nn(&["backup", "--json"]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_exit(&out, 0, "");
     assert_eq!(json(&out)["outcome"], "converged");
     let code = master.wait().unwrap().code();
     assert_eq!(code, Some(3), "the older MASTER gives way as superseded");
@@ -889,7 +879,7 @@ fn bookkeeping_never_blocks_the_data_plane() {
     std::fs::write(&g.conf, &broken).unwrap();
     g.vip(true);
     let out = g.nn(&["master"]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_exit(&out, 0, "");
     assert!(g.fip() && g.snat(), "the data plane moved");
     assert!(stderr(&out).contains("going on"), "{}", stderr(&out));
 
@@ -897,7 +887,7 @@ fn bookkeeping_never_blocks_the_data_plane() {
     std::fs::write(&g.conf, &text).unwrap();
     g.vip(false);
     let out = g.nn(&["backup"]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_exit(&out, 0, "");
     std::fs::write(
         d.join("run/VI_1.state"),
         "{\"state\":\"BACKUP\",\"future_field\":1}",
@@ -906,7 +896,7 @@ fn bookkeeping_never_blocks_the_data_plane() {
     std::fs::write(d.join("run/VI_1.intents"), "\u{0}garbage").unwrap();
     g.vip(true);
     let out = g.nn(&["master", "--json"]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_exit(&out, 0, "");
     assert_eq!(json(&out)["outcome"], "converged");
     assert!(g.fip());
     assert_eq!(g.recorded()["state"], "MASTER");

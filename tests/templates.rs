@@ -158,19 +158,13 @@ fn example_files_are_their_templates_rendered() {
             .unwrap()
     };
     let out = r(&["hetzner.conf.in", "ROUTER_ID=gw-a"]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains("give a value for: LAN_IF LAN_VIP PEER_IP PRIORITY SELF_IP"),
-        "{}",
-        stderr(&out)
+    assert_exit(
+        &out,
+        1,
+        "give a value for: LAN_IF LAN_VIP PEER_IP PRIORITY SELF_IP",
     );
     let out = r(&["keepalived/hetzner.conf.in", "LAN_IFF=eth1"]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains("has no variable LAN_IFF"),
-        "{}",
-        stderr(&out)
-    );
+    assert_exit(&out, 2, "has no variable LAN_IFF");
 }
 
 /// Every template's "Variables:" header names exactly the variables it uses (render refuses
@@ -243,7 +237,7 @@ fn render_and_setup_never_leave_a_half_written_file() {
         .current_dir("/")
         .output()
         .unwrap();
-    assert_eq!(out2.status.code(), Some(1), "{}", stderr(&out2));
+    assert_exit(&out2, 1, "");
     assert_eq!(std::fs::read_to_string(&conf).unwrap(), "working config\n");
     let nft = dir.join("nftables.conf");
     let out = std::process::Command::new("keepalived/render")
@@ -364,7 +358,7 @@ fn nftables_ruleset_loads_fails_closed_and_keeps_natnotifys_rule() {
     let out = ns.exec(&["nft", "-f", &p]).unwrap();
     assert!(out.status.success(), "reload: {}", stderr(&out));
     let out = probe();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_exit(&out, 0, "");
     let listed = stdout(&ns.exec(&["nft", "list", "ruleset"]).unwrap());
     assert!(
         listed.contains("type filter hook forward priority filter; policy drop;"),
@@ -442,7 +436,7 @@ fn nftables_drops_are_counted_and_exported_by_ha_check() {
         )
     };
     let out = check("inet hakit_filter");
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_exit(&out, 0, "");
     let text = std::fs::read_to_string(&prom).unwrap();
     let t = "table=\"inet hakit_filter\"";
     for want in [
@@ -458,12 +452,7 @@ fn nftables_drops_are_counted_and_exported_by_ha_check() {
     // A table that does not exist: the check still decides health, the textfile says the
     // counters are missing, and the warning names the table.
     let out = check("inet nope");
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("nft counters of table inet nope not exported"),
-        "{}",
-        stderr(&out)
-    );
+    assert_exit(&out, 0, "nft counters of table inet nope not exported");
     // Logged once per change, not every run: the same failure again is quiet.
     let again = check("inet nope");
     assert!(
@@ -479,12 +468,7 @@ fn nftables_drops_are_counted_and_exported_by_ha_check() {
     );
     // A malformed table is a usage error before anything runs.
     let out = check("inet");
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("expected \"FAMILY NAME\""),
-        "{}",
-        stderr(&out)
-    );
+    assert_exit(&out, 2, "expected \"FAMILY NAME\"");
 }
 
 #[test]
@@ -559,7 +543,7 @@ fn sysctl_file_applies_in_a_namespace() {
             "net.ipv4.conf.all.arp_announce=2",
         ],
     );
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_exit(&out, 0, "");
 }
 
 fn promtool(test: &str) -> Option<String> {
@@ -681,7 +665,7 @@ fn textfiles_of_both_binaries_pass_promtool_check_metrics() {
             "master",
         ],
     );
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_exit(&out, 0, "");
     // A named nftables counter, so the counter families are in the checked file too.
     for argv in [
         &["nft", "add", "table", "inet", "t"][..],
@@ -708,7 +692,7 @@ fn textfiles_of_both_binaries_pass_promtool_check_metrics() {
             "eth0",
         ],
     );
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_exit(&out, 0, "");
     for f in [&nn_prom, &hc_prom] {
         let text = std::fs::read(f).unwrap();
         let mut child = std::process::Command::new(&p)

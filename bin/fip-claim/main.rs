@@ -1,10 +1,7 @@
 //! `fip-claim`: move a floating / elastic IP to this node at the cloud provider. Thin main:
 //! parse, build the provider options, hand over to `hakit_fip`, map the outcome.
 
-mod args;
-
-use args::{Cli, IDENT};
-
+use hakit_cli::fip_claim::{Cli, IDENT};
 use hakit_core::{
     cli::{self},
     config::{Fip, FipFile},

@@ -2,11 +2,9 @@
 //! neighbour advertisements (IPv6). Thin main: parse, resolve the configuration layers,
 //! call `hakit_net::garp`, map the outcome to an exit code.
 
-mod args;
-
-use args::{Cli, IDENT};
 use std::time::Duration;
 
+use hakit_cli::garp_burst::{Cli, IDENT};
 use hakit_core::{
     cli::{self},
     config::{pick, GarpFile},

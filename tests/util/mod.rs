@@ -99,6 +99,20 @@ pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).to_string()
 }
 
+/// Asserts that the run exited with `code` and that its stderr contains `text` ("" for
+/// anything); a failure shows the code, both streams and the caller's line. Returns stderr.
+#[track_caller]
+pub fn assert_exit(out: &Output, code: i32, text: &str) -> String {
+    let err = stderr(out);
+    assert!(
+        out.status.code() == Some(code) && err.contains(text),
+        "want exit {code} and stderr containing {text:?}; got exit {:?}\n--- stderr\n{err}--- stdout\n{}",
+        out.status.code(),
+        stdout(out)
+    );
+    err
+}
+
 /// An ARP frame as the test reads it, independently of hakit's builder.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Arp {

@@ -34,7 +34,7 @@ use hakit_core::{config::Group, runtime};
 use log::{info, warn};
 
 use crate::{
-    probe::{Checked, Outcome, Spec, Tools},
+    probe::{Checked, ProbeResult, Spec, Tools},
     runner::{judge, Verdict},
 };
 
@@ -114,12 +114,12 @@ fn now_ms() -> u64 {
 struct State {
     up: Option<bool>,
     streak: u32,
-    last: Option<Outcome>,
+    last: Option<ProbeResult>,
 }
 
 impl State {
     /// Applies one answer; true when the probe's up/down state changed.
-    fn apply(&mut self, o: Outcome, fall: u32, rise: u32) -> bool {
+    fn apply(&mut self, o: ProbeResult, fall: u32, rise: u32) -> bool {
         let ok = o.ok;
         self.last = Some(o);
         match self.up {
@@ -399,7 +399,7 @@ pub fn write_track(path: &Path, healthy: bool) -> anyhow::Result<()> {
 fn apply(
     i: usize,
     m: &Monitored,
-    o: Outcome,
+    o: ProbeResult,
     states: &Mutex<Vec<State>>,
     tx: &mpsc::Sender<Change>,
 ) -> bool {
@@ -567,8 +567,8 @@ pub fn alive(track_file: &Path, max_age: Duration) -> anyhow::Result<Heartbeat> 
 mod tests {
     use super::*;
 
-    fn o(ok: bool) -> Outcome {
-        Outcome {
+    fn o(ok: bool) -> ProbeResult {
+        ProbeResult {
             name: "gw".into(),
             kind: "icmp",
             group: None,

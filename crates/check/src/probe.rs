@@ -40,13 +40,7 @@ impl Tools {
     pub fn ruleset(&self, timeout: Duration) -> anyhow::Result<&str> {
         self.ruleset
             .get_or_init(|| {
-                exec::run_ok(
-                    &exec::argv(&[&self.nft, "-j", "list", "ruleset"]),
-                    None,
-                    timeout,
-                )
-                .map(|ran| ran.stdout)
-                .map_err(|e| format!("{e:#}"))
+                hakit_net::nft::list_ruleset(&self.nft, timeout).map_err(|e| format!("{e:#}"))
             })
             .as_deref()
             .map_err(|e| anyhow::anyhow!("{e}"))
@@ -447,7 +441,7 @@ pub fn validate(p: &Probe, default_timeout: Duration) -> Result<Checked, String>
 
 /// The result of one probe.
 #[derive(Debug, Clone, Serialize)]
-pub struct Outcome {
+pub struct ProbeResult {
     pub name: String,
     pub kind: &'static str,
     pub group: Option<String>,
@@ -458,12 +452,12 @@ pub struct Outcome {
 
 impl Checked {
     /// Runs the probe within `timeout` (the smaller of its own and what the deadline leaves).
-    pub fn run(&self, timeout: Duration, tools: &Tools) -> Outcome {
+    pub fn run(&self, timeout: Duration, tools: &Tools) -> ProbeResult {
         self.run_in(&mut Session::default(), timeout, tools)
     }
 
     /// [`Checked::run`] keeping what can be reused in `session` (the monitor's loop).
-    pub fn run_in(&self, session: &mut Session, timeout: Duration, tools: &Tools) -> Outcome {
+    pub fn run_in(&self, session: &mut Session, timeout: Duration, tools: &Tools) -> ProbeResult {
         let start = Instant::now();
         let r = self.exec(session, timeout, tools);
         self.outcome(r, start)
@@ -478,7 +472,7 @@ impl Checked {
 
     /// Sends the question (opening the session's socket first if needed); an error is
     /// the probe's failed outcome.
-    pub fn ask(&self, session: &mut Session, timeout: Duration) -> Result<Asked, Outcome> {
+    pub fn ask(&self, session: &mut Session, timeout: Duration) -> Result<Asked, ProbeResult> {
         let start = Instant::now();
         self.ask_in(session, timeout)
             .map_err(|e| self.outcome(Err(e), start))
@@ -486,13 +480,18 @@ impl Checked {
 
     /// The outcome once the answer has arrived (read without waiting), or once `now` is
     /// past the timeout and it has not; `None` while still waiting.
-    pub fn answer(&self, session: &mut Session, asked: &Asked, now: Instant) -> Option<Outcome> {
+    pub fn answer(
+        &self,
+        session: &mut Session,
+        asked: &Asked,
+        now: Instant,
+    ) -> Option<ProbeResult> {
         self.answer_in(session, asked, now)
             .map(|r| self.outcome(r, asked.start))
     }
 
-    fn outcome(&self, r: anyhow::Result<String>, start: Instant) -> Outcome {
-        Outcome {
+    fn outcome(&self, r: anyhow::Result<String>, start: Instant) -> ProbeResult {
+        ProbeResult {
             name: self.name.clone(),
             kind: self.kind,
             group: self.group.clone(),
@@ -725,7 +724,7 @@ impl Checked {
                 }
             }
             Spec::NftRule { source, to } => {
-                let rules = hakit_notify::nft::parse_ruleset(tools.ruleset(timeout)?)?;
+                let rules = hakit_net::nft::parse_ruleset(tools.ruleset(timeout)?)?;
                 if rules.iter().any(|r| r.translates(*source, *to)) {
                     Ok(format!("SNAT {source} -> {to} present"))
                 } else {
@@ -777,13 +776,9 @@ impl Checked {
                 process,
             } => {
                 if let Some(u) = unit {
-                    let r = exec::run(
-                        &exec::argv(&[&tools.systemctl, "is-active", u]),
-                        None,
-                        timeout,
-                    )?;
-                    if !r.success() {
-                        bail!("unit {u} is {}", r.stdout.trim());
+                    let st = hakit_net::systemd::unit_state(&tools.systemctl, u, timeout)?;
+                    if !st.active {
+                        bail!("unit {u} is {}", st.word);
                     }
                     return Ok(format!("unit {u} active"));
                 }

@@ -16,7 +16,7 @@ use std::{
 use hakit_core::config::Group;
 use serde::Serialize;
 
-use crate::probe::{Checked, Outcome, Tools};
+use crate::probe::{Checked, ProbeResult, Tools};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct GroupVerdict {
@@ -31,7 +31,7 @@ pub struct GroupVerdict {
 pub struct Verdict {
     pub healthy: bool,
     pub groups: Vec<GroupVerdict>,
-    pub probes: Vec<Outcome>,
+    pub probes: Vec<ProbeResult>,
     pub deadline_ms: f64,
     pub ms: f64,
 }
@@ -49,7 +49,7 @@ pub fn run(probes: &[Checked], groups: &[Group], deadline: Duration, tools: &Too
         });
     }
     drop(tx);
-    let mut results: Vec<Option<Outcome>> = vec![None; probes.len()];
+    let mut results: Vec<Option<ProbeResult>> = vec![None; probes.len()];
     while results.iter().any(Option::is_none) {
         let left = end.saturating_duration_since(Instant::now());
         match rx.recv_timeout(left) {
@@ -57,11 +57,11 @@ pub fn run(probes: &[Checked], groups: &[Group], deadline: Duration, tools: &Too
             Err(_) => break,
         }
     }
-    let outcomes: Vec<Outcome> = results
+    let outcomes: Vec<ProbeResult> = results
         .into_iter()
         .zip(probes)
         .map(|(r, p)| {
-            r.unwrap_or_else(|| Outcome {
+            r.unwrap_or_else(|| ProbeResult {
                 name: p.name.clone(),
                 kind: p.kind,
                 group: p.group.clone(),
@@ -82,7 +82,7 @@ pub fn run(probes: &[Checked], groups: &[Group], deadline: Duration, tools: &Too
 }
 
 /// Quorum per group; a probe without a group is a group of one that must pass.
-pub fn judge(outcomes: &[Outcome], groups: &[Group]) -> Vec<GroupVerdict> {
+pub fn judge(outcomes: &[ProbeResult], groups: &[Group]) -> Vec<GroupVerdict> {
     let mut by: BTreeMap<String, (usize, usize)> = BTreeMap::new();
     for o in outcomes {
         let key = o
@@ -118,8 +118,8 @@ pub fn judge(outcomes: &[Outcome], groups: &[Group]) -> Vec<GroupVerdict> {
 mod tests {
     use super::*;
 
-    fn o(name: &str, group: Option<&str>, ok: bool) -> Outcome {
-        Outcome {
+    fn o(name: &str, group: Option<&str>, ok: bool) -> ProbeResult {
+        ProbeResult {
             name: name.into(),
             kind: "icmp",
             group: group.map(str::to_string),

@@ -20,25 +20,7 @@ use log::{error, info, warn};
 
 use crate::{icmp, sock};
 
-/// How the peer is probed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Method {
-    Icmp,
-    Tcp,
-    /// A TCP connect plus the SSH version banner (`SSH-`).
-    Ssh,
-}
-
-impl Method {
-    /// The name as written on the command line.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Method::Icmp => "icmp",
-            Method::Tcp => "tcp",
-            Method::Ssh => "ssh",
-        }
-    }
-}
+pub use hakit_cli::ha_check::Method;
 
 #[derive(Debug, Clone)]
 pub struct Watch {

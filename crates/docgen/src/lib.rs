@@ -2,10 +2,9 @@
 //! from their own clap definitions, so the documentation cannot drift from the flags.
 //! `make install` and `make deb` run `hakit-docgen`; nothing it writes is committed.
 //!
-//! The definitions are the binaries' `args.rs` files, compiled here a second time as
-//! `#[path]` modules (the idea of the `include!` that clap_complete documents for build
-//! scripts, run on demand instead of on every build). That keeps the generators out of the
-//! shipped binaries, whose size budget has no room for them.
+//! The definitions are `hakit-cli`'s, the crate the mains parse with: this crate depends
+//! on it, never the other way, which keeps the generators out of the shipped binaries,
+//! whose size budget has no room for them.
 
 use std::{
     fs,
@@ -19,18 +18,7 @@ use clap::{Command, CommandFactory};
 use clap_complete::Shell;
 use roff::{bold, roman, Roff};
 
-#[allow(dead_code)]
-#[path = "../../../bin/fip-claim/args.rs"]
-mod fip_claim;
-#[allow(dead_code)]
-#[path = "../../../bin/garp-burst/args.rs"]
-mod garp_burst;
-#[allow(dead_code)]
-#[path = "../../../bin/ha-check/args.rs"]
-mod ha_check;
-#[allow(dead_code)]
-#[path = "../../../bin/nat-notify/args.rs"]
-mod nat_notify;
+use hakit_cli::{fip_claim, garp_burst, ha_check, nat_notify};
 
 /// Man section 8: the binaries are system administration commands installed in /usr/sbin.
 pub const SECTION: &str = "8";

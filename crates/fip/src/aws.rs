@@ -18,7 +18,7 @@ use log::info;
 
 use crate::{
     http::{Client, Request, Response},
-    model::{refuse_third_owner, Mode, Outcome, Partial},
+    model::{refuse_third_owner, Mode, Partial, Report},
     sigv4::{self, Credentials},
     xml,
 };
@@ -295,7 +295,7 @@ fn env_region() -> Option<String> {
 }
 
 /// Runs the AWS sequence.
-pub fn run(client: &Client, o: &Options, mode: Mode) -> anyhow::Result<Outcome> {
+pub fn run(client: &Client, o: &Options, mode: Mode) -> anyhow::Result<Report> {
     let meta = o.metadata_url.clone().unwrap_or_else(|| IMDS.to_string());
     let mut imds: Option<Imds> = None;
     let instance = need(&o.instance_id, "instance-id", &mut imds, client, &meta)?;
@@ -347,11 +347,11 @@ pub fn run(client: &Client, o: &Options, mode: Mode) -> anyhow::Result<Outcome> 
         dry_run: o.dry_run,
         planned: Vec::new(),
     };
-    let mut out = Outcome {
+    let mut out = Report {
         provider: "aws".into(),
         ip: o.ip,
         this_node: instance.clone(),
-        ..Outcome::default()
+        ..Report::default()
     };
 
     let eip = describe_eip(&mut ec2, o)?;
@@ -552,7 +552,7 @@ fn partial(e: anyhow::Error, done: &[String]) -> anyhow::Error {
     }
 }
 
-fn finish(mut out: Outcome, client: &Client, planned: Vec<String>) -> anyhow::Result<Outcome> {
+fn finish(mut out: Report, client: &Client, planned: Vec<String>) -> anyhow::Result<Report> {
     out.planned = planned;
     out.calls = client.calls();
     Ok(out)

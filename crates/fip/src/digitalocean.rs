@@ -9,7 +9,7 @@ use serde_json::json;
 
 use crate::{
     http::{retry_status, Client, Request},
-    model::{refuse_third_owner, Mode, Outcome},
+    model::{refuse_third_owner, Mode, Report},
     rest::{api, json, Token},
 };
 
@@ -27,7 +27,7 @@ pub struct Options {
     pub dry_run: bool,
 }
 
-pub fn run(client: &Client, token: &Token, o: &Options, mode: Mode) -> anyhow::Result<Outcome> {
+pub fn run(client: &Client, token: &Token, o: &Options, mode: Mode) -> anyhow::Result<Report> {
     let ip = o.ip.context("digitalocean: give the reserved IP (--ip)")?;
     let base = o.api_url.clone().unwrap_or_else(|| API.to_string());
     let me = match o.droplet_id {
@@ -67,13 +67,13 @@ pub fn run(client: &Client, token: &Token, o: &Options, mode: Mode) -> anyhow::R
     };
     let info = read()?;
     let holder = info["reserved_ip"]["droplet"]["id"].as_u64();
-    let mut out = Outcome {
+    let mut out = Report {
         provider: "digitalocean".into(),
         ip: Some(ip),
         this_node: me.to_string(),
         owner_before: holder.map(|h| h.to_string()),
         owned: holder == Some(me),
-        ..Outcome::default()
+        ..Report::default()
     };
     if mode == Mode::Check || holder == Some(me) {
         out.already_converged = holder == Some(me);

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use crate::{
     http::{retry_status, Client, Request, Response},
-    model::{refuse_third_owner, Mode, Outcome},
+    model::{refuse_third_owner, Mode, Report},
     rest::{api, json, Token},
 };
 
@@ -37,7 +37,7 @@ fn retry(r: &Response) -> bool {
                 .any(|c| r.body.contains(c))
 }
 
-pub fn run(client: &Client, token: &Token, o: &Options, mode: Mode) -> anyhow::Result<Outcome> {
+pub fn run(client: &Client, token: &Token, o: &Options, mode: Mode) -> anyhow::Result<Report> {
     let base = o.api_url.clone().unwrap_or_else(|| API.to_string());
     let me = match o.server_id {
         Some(id) => id,
@@ -117,7 +117,7 @@ pub fn run(client: &Client, token: &Token, o: &Options, mode: Mode) -> anyhow::R
         .as_u64()
         .context("hetzner: Floating IP without id")?;
     let holder = fip["server"].as_u64();
-    let mut out = Outcome {
+    let mut out = Report {
         provider: "hetzner".into(),
         ip: fip["ip"]
             .as_str()
@@ -127,7 +127,7 @@ pub fn run(client: &Client, token: &Token, o: &Options, mode: Mode) -> anyhow::R
         this_node: me.to_string(),
         owner_before: holder.map(|h| h.to_string()),
         owned: holder == Some(me),
-        ..Outcome::default()
+        ..Report::default()
     };
     if mode == Mode::Check || holder == Some(me) {
         out.already_converged = holder == Some(me);

@@ -34,7 +34,7 @@ pub fn run(
     mode: model::Mode,
     dry_run: bool,
     force: bool,
-) -> anyhow::Result<model::Outcome> {
+) -> anyhow::Result<model::Report> {
     run_with(f, mode, dry_run, force, None)
 }
 
@@ -46,7 +46,7 @@ pub fn run_with(
     dry_run: bool,
     force: bool,
     speaker: Option<&hakit_bgp::Speaker>,
-) -> anyhow::Result<model::Outcome> {
+) -> anyhow::Result<model::Report> {
     let provider = f.provider.ok_or_else(|| {
         usage_error("no provider: give --provider (or HAKIT_FIP_PROVIDER, or provider in [fip])")
     })?;

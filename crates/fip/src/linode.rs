@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 
 use crate::{
     http::{retry_status, Client, Request},
-    model::{refuse_third_owner, Mode, Outcome},
+    model::{refuse_third_owner, Mode, Report},
     rest::{api, json, Token},
 };
 
@@ -130,18 +130,18 @@ impl Reads<'_> {
     }
 }
 
-pub fn run(client: &Client, token: &Token, o: &Options, mode: Mode) -> anyhow::Result<Outcome> {
+pub fn run(client: &Client, token: &Token, o: &Options, mode: Mode) -> anyhow::Result<Report> {
     let ip = o.ip.context("linode: give the floating IP (--ip)")?;
     let base = o.api_url.clone().unwrap_or_else(|| API.to_string());
     let me = match o.linode_id {
         Some(id) => id,
         None => own_id(client, o.metadata_url.as_deref().unwrap_or(METADATA))?,
     };
-    let mut out = Outcome {
+    let mut out = Report {
         provider: "linode".into(),
         ip: Some(ip),
         this_node: me.to_string(),
-        ..Outcome::default()
+        ..Report::default()
     };
     let read = Reads {
         client,

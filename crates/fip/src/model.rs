@@ -53,7 +53,7 @@ impl std::error::Error for Partial {}
 
 /// What a run found and did.
 #[derive(Debug, Clone, Default, Serialize)]
-pub struct Outcome {
+pub struct Report {
     pub provider: String,
     pub ip: Option<IpAddr>,
     /// The node this run acts for.

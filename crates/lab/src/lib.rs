@@ -22,8 +22,9 @@ pub mod conntrackd;
 pub mod impair;
 pub mod keepalived;
 pub mod nat;
-pub mod png;
 mod process;
+pub mod svg;
+pub mod syslog;
 
 use std::{
     fs,

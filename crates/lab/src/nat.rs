@@ -20,9 +20,9 @@
 use std::{
     fs,
     net::IpAddr,
-    os::unix::{fs::PermissionsExt, net::UnixDatagram},
+    os::unix::fs::PermissionsExt,
     path::{Path, PathBuf},
-    sync::{Arc, Mutex},
+    sync::Arc,
     thread,
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
@@ -33,6 +33,7 @@ use nix::{
     unistd::Pid,
 };
 
+pub use crate::syslog::Syslog;
 use crate::{bgp, conntrackd, keepalived, keepalived::Keepalived, wait_until, Lab, Ns};
 
 pub const VIP: &str = "198.51.100.1";
@@ -126,48 +127,6 @@ pub struct Node {
     pub monitor: Option<u32>,
     pub track_file: PathBuf,
     monitor_starts: u32,
-}
-
-/// Log lines received on the lab's syslog socket, stamped with Unix time on arrival.
-#[derive(Clone)]
-pub struct Syslog {
-    lines: Arc<Mutex<Vec<(f64, String)>>>,
-    pub path: PathBuf,
-}
-
-impl Syslog {
-    pub fn listen(path: &Path) -> anyhow::Result<Syslog> {
-        let sock = UnixDatagram::bind(path).with_context(|| format!("bind {}", path.display()))?;
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let sink = lines.clone();
-        thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = sock.recv(&mut buf) {
-                let t = now_unix();
-                let line = String::from_utf8_lossy(&buf[..n]).to_string();
-                if let Ok(mut l) = sink.lock() {
-                    l.push((t, line));
-                }
-            }
-        });
-        Ok(Syslog {
-            lines,
-            path: path.to_path_buf(),
-        })
-    }
-
-    /// Lines received at or after `since` (Unix seconds), message part only.
-    pub fn since(&self, since: f64) -> Vec<(f64, String)> {
-        self.lines
-            .lock()
-            .map(|l| {
-                l.iter()
-                    .filter(|(t, _)| *t >= since)
-                    .map(|(t, m)| (*t, m.split("]: ").nth(1).unwrap_or(m).to_string()))
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
 }
 
 /// The whole pair with its client, server and provider.

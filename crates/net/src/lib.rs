@@ -1,4 +1,6 @@
-//! Networking for hakit: rtnetlink through neli and link-layer frames through `AF_PACKET`.
+//! The boundaries to the kernel's networking and the programs that own a domain of it:
+//! rtnetlink through neli, link-layer frames through `AF_PACKET`, nftables through `nft`,
+//! units through `systemctl`.
 //!
 //! * [`netlink`]: links, addresses and neighbours (what keepalived hooks and checks read
 //!   and change), with idempotent add/delete.
@@ -8,10 +10,14 @@
 //!   `garp-burst` and `nat-notify` alike.
 //! * [`neighbour`]: ARP / neighbour solicitation to one neighbour (the monitor's gateway
 //!   probe), and rtnetlink's link/address/route events.
+//! * [`nft`]: nftables through `nft` (the SNAT rule, named counters, the ruleset).
+//! * [`systemd`]: a unit's state through `systemctl`.
 
 pub mod frames;
 pub mod garp;
 pub mod neighbour;
 pub mod netlink;
+pub mod nft;
+pub mod systemd;
 
 pub use netlink::{Change, IfAddr, Link, Mac, Neighbour, Netlink, Route};

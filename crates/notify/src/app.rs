@@ -22,7 +22,7 @@ use crate::{
     engine::{self, Settings},
     event::{self, Event, State},
     metrics,
-    plan::{Outcome, Report},
+    plan::{Ended, Report},
     supersede,
 };
 
@@ -67,9 +67,9 @@ fn generation(s: &Settings, name: &str, state: State) -> anyhow::Result<u64> {
 /// Maps a report to the exit code.
 pub fn exit_of(r: &Report) -> Exit {
     match r.outcome {
-        Outcome::Converged | Outcome::DryRun => Exit::Ok,
-        Outcome::Failed => Exit::Failed,
-        Outcome::Superseded => Exit::Partial,
+        Ended::Converged | Ended::DryRun => Exit::Ok,
+        Ended::Failed => Exit::Failed,
+        Ended::Superseded => Exit::Partial,
     }
 }
 
@@ -291,7 +291,7 @@ fn fifo_event(
     if let Err(e) = metrics::write_metrics(s, all) {
         warn!("{e:#}");
     }
-    if report.outcome == Outcome::Superseded {
+    if report.outcome == Ended::Superseded {
         info!("{} {}: superseded by a newer event", ev.name, ev.state);
     }
     Ok(())

@@ -53,7 +53,7 @@ use log::{debug, error, info, warn};
 
 use crate::{
     event::State,
-    plan::{plan, Outcome, Report, Step, StepReport, StepResult},
+    plan::{plan, Ended, Report, Step, StepReport, StepResult},
     runtime::{now_unix, Recorded, Runtime, StepRecord},
 };
 
@@ -172,7 +172,7 @@ pub fn run(
         instance: inst.name.clone(),
         state,
         generation: gen,
-        outcome: Outcome::Converged,
+        outcome: Ended::Converged,
         reason: None,
         already_converged: false,
         steps: Vec::new(),
@@ -188,7 +188,7 @@ pub fn run(
                 "{} {state} (generation {gen}) superseded while waiting for the lock: {why}",
                 inst.name
             );
-            report.outcome = Outcome::Superseded;
+            report.outcome = Ended::Superseded;
             report.reason = Some(why);
             return Ok(report);
         }
@@ -202,7 +202,7 @@ pub fn run(
             "{} {state} (generation {gen}) superseded before it started: {why}",
             inst.name
         );
-        report.outcome = Outcome::Superseded;
+        report.outcome = Ended::Superseded;
         report.reason = Some(why);
         return Ok(report);
     }
@@ -282,7 +282,7 @@ pub fn run(
                 inst.name,
                 step.name()
             );
-            report.outcome = Outcome::Superseded;
+            report.outcome = Ended::Superseded;
             report.reason = Some(why);
             break;
         }
@@ -337,25 +337,25 @@ pub fn run(
     }
     failed |= join(&mut background, &mut turn, &mut report);
     // A last step stopped because a newer state arrived is superseded, not failed.
-    if failed && report.outcome == Outcome::Converged {
+    if failed && report.outcome == Ended::Converged {
         if let Some(why) = superseded() {
-            report.outcome = Outcome::Superseded;
+            report.outcome = Ended::Superseded;
             report.reason = Some(why);
         }
     }
     host.settle(&turn);
     report.already_converged = same
-        && report.outcome == Outcome::Converged
+        && report.outcome == Ended::Converged
         && !failed
         && report
             .steps
             .iter()
             .all(|r| !matches!(r.result, StepResult::Changed(_)));
-    if failed && report.outcome == Outcome::Converged {
-        report.outcome = Outcome::Failed;
+    if failed && report.outcome == Ended::Converged {
+        report.outcome = Ended::Failed;
     }
-    rec.converged = report.outcome == Outcome::Converged;
-    rec.superseded = report.outcome == Outcome::Superseded;
+    rec.converged = report.outcome == Ended::Converged;
+    rec.superseded = report.outcome == Ended::Superseded;
     rec.duration_seconds = start.elapsed().as_secs_f64();
     if !report.already_converged && state != State::MasterRxLowerPri {
         *rec.transitions_total
@@ -367,14 +367,14 @@ pub fn run(
     }
     report.ms = start.elapsed().as_secs_f64() * 1000.0;
     match report.outcome {
-        Outcome::Converged if report.already_converged => {
+        Ended::Converged if report.already_converged => {
             info!(
                 "{} already converged as {target}: nothing changed ({:.1} ms)",
                 inst.name, report.ms
             )
         }
-        Outcome::Converged => info!("{} converged to {target} in {:.1} ms", inst.name, report.ms),
-        Outcome::Failed => error!(
+        Ended::Converged => info!("{} converged to {target} in {:.1} ms", inst.name, report.ms),
+        Ended::Failed => error!(
             "{} did not converge to {target}: see the failed steps above",
             inst.name
         ),
@@ -656,7 +656,7 @@ mod tests {
                 .collect::<Vec<_>>()
         );
         assert!(matches!(r.steps[3].result, StepResult::Changed(ref d) if d == "claimed"));
-        assert_eq!(r.outcome, Outcome::Converged);
+        assert_eq!(r.outcome, Ended::Converged);
         assert!(!r.already_converged);
         let rec = s.runtime.recorded("VI_1").unwrap();
         assert!(rec.converged && !rec.superseded);
@@ -684,7 +684,7 @@ mod tests {
         inst.fip_claim = None;
         let r = run(&mut fake, &s, &inst, State::Master, 3, &never).unwrap();
         assert!(r.already_converged);
-        assert_eq!(r.outcome, Outcome::Converged);
+        assert_eq!(r.outcome, Ended::Converged);
         let rec = s.runtime.recorded("VI_1").unwrap();
         assert_eq!(rec.generation, 3);
         assert_eq!(
@@ -704,7 +704,7 @@ mod tests {
             logged(&log).iter().filter(|l| *l == "snat_ensure").count(),
             2
         );
-        assert_eq!(r.outcome, Outcome::Converged);
+        assert_eq!(r.outcome, Ended::Converged);
 
         let (s, log) = (settings("retry-fails"), Log::default());
         let mut fake = Fake::new(&log);
@@ -720,7 +720,7 @@ mod tests {
             log.contains(&"commands_up".to_string()),
             "later steps still ran"
         );
-        assert_eq!(r.outcome, Outcome::Failed);
+        assert_eq!(r.outcome, Ended::Failed);
         let failed = r.steps.iter().find(|x| x.step == Step::SnatEnsure).unwrap();
         assert!(matches!(&failed.result, StepResult::Failed(d) if d == "snat_ensure broke"));
         let rec = s.runtime.recorded("VI_1").unwrap();
@@ -739,7 +739,7 @@ mod tests {
             logged(&log).iter().filter(|l| *l == "commands_up").count(),
             1
         );
-        assert_eq!(r.outcome, Outcome::Failed);
+        assert_eq!(r.outcome, Ended::Failed);
     }
 
     #[test]
@@ -755,7 +755,7 @@ mod tests {
         };
         let r = run(&mut Fake::new(&log), &s, &inst, State::Master, 1, &newer).unwrap();
         assert_eq!(logged(&log), ["conntrackd_commit", "address_add", "settle"]);
-        assert_eq!(r.outcome, Outcome::Superseded);
+        assert_eq!(r.outcome, Ended::Superseded);
         assert_eq!(r.reason.as_deref(), Some("a newer BACKUP"));
         let rec = s.runtime.recorded("VI_1").unwrap();
         assert!(rec.superseded && !rec.converged);
@@ -781,7 +781,7 @@ mod tests {
             "{log:?}"
         );
         assert!(!log.contains(&"units_up".to_string()));
-        assert_eq!(r.outcome, Outcome::Superseded);
+        assert_eq!(r.outcome, Ended::Superseded);
         let claim = r.steps.iter().find(|x| x.step == Step::Fip).unwrap();
         assert!(matches!(claim.result, StepResult::Skipped(_)));
     }
@@ -861,7 +861,7 @@ mod tests {
             (asked.get() > 2).then(|| "generation 9 is newer".to_string())
         };
         let r = run(&mut Fake::new(&log), &s, &inst, State::Master, 1, &newer).unwrap();
-        assert_eq!(r.outcome, Outcome::Superseded);
+        assert_eq!(r.outcome, Ended::Superseded);
         assert_eq!(r.reason.as_deref(), Some("generation 9 is newer"));
         assert!(logged(&log).is_empty(), "no step ran");
         drop(held);

@@ -13,8 +13,10 @@
 //! * [`steps`]: the real host: what each step does to the node and beyond.
 //! * [`metrics`]: the Prometheus textfile.
 //! * [`supersede`]: the checks themselves (newer intents, keepalived's own VIPs).
-//! * [`nft`], [`conntrackd`]: the two external programs with real state.
+//! * [`conntrackd`]: the conntrack daemon, an external program with real state (nftables
+//!   is `hakit_net::nft`).
 //! * [`status`]: one look at the node, for operators.
+//! * [`run`]: the command line's modes, from the configuration layers to an exit code.
 //! * [`validate`]: what names and counts may be, checked at load (exit 2).
 
 pub mod app;
@@ -22,8 +24,8 @@ pub mod conntrackd;
 pub mod engine;
 pub mod event;
 pub mod metrics;
-pub mod nft;
 pub mod plan;
+pub mod run;
 pub mod runtime;
 pub mod status;
 pub mod steps;

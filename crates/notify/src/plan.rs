@@ -139,7 +139,7 @@ pub struct StepReport {
 /// How a transition ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Outcome {
+pub enum Ended {
     Converged,
     Failed,
     Superseded,
@@ -151,7 +151,7 @@ pub struct Report {
     pub instance: String,
     pub state: State,
     pub generation: u64,
-    pub outcome: Outcome,
+    pub outcome: Ended,
     pub reason: Option<String>,
     pub already_converged: bool,
     pub steps: Vec<StepReport>,
@@ -173,7 +173,7 @@ pub fn dry_run(inst: &Instance, state: State, bgp: Option<&Speaker>) -> Report {
         instance: inst.name.clone(),
         state,
         generation: 0,
-        outcome: Outcome::DryRun,
+        outcome: Ended::DryRun,
         reason: None,
         already_converged: false,
         steps,

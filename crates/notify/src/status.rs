@@ -12,10 +12,12 @@ use std::{net::IpAddr, time::Duration};
 
 use serde::Serialize;
 
-use hakit_core::{config::Instance, exec};
+use hakit_core::config::Instance;
 use hakit_net::Netlink;
 
-use crate::{conntrackd::Conntrackd, engine::Settings, event::State, nft::Snat};
+use hakit_net::nft::Snat;
+
+use crate::{conntrackd::Conntrackd, engine::Settings, event::State};
 
 /// How long the split-brain ARP probe listens for other holders of a VRRP address.
 const ARP_WAIT: Duration = Duration::from_millis(200);
@@ -237,13 +239,8 @@ pub fn status(s: &Settings, instances: &[Instance]) -> anyhow::Result<Vec<Instan
             .units
             .iter()
             .map(|u| {
-                let st = exec::run(
-                    &exec::argv(&[&s.systemctl, "is-active", u]),
-                    None,
-                    s.command_timeout,
-                )
-                .map(|r| r.stdout.trim().to_string())
-                .unwrap_or_else(|e| format!("unknown ({e:#})"));
+                let st = hakit_net::systemd::unit_state(&s.systemctl, u, s.command_timeout)
+                    .map_or_else(|e| format!("unknown ({e:#})"), |u| u.word);
                 (u.clone(), st)
             })
             .collect();

@@ -18,14 +18,13 @@ use hakit_core::{
     config::{Instance, UnitAction},
     exec,
 };
-use hakit_net::{garp, Change, Netlink};
+use hakit_net::{garp, nft::Snat, Change, Netlink};
 use log::{debug, error, warn};
 
 use crate::{
     conntrackd::{Conntrackd, Starter},
     engine::{Host, Pending, Settings, Supersede, Turn},
     event::State,
-    nft::Snat,
     plan::{announce_target, snat_to, Step, StepResult},
     runtime::Recorded,
 };
@@ -438,12 +437,8 @@ fn announce(ctx: &mut Ctx) -> anyhow::Result<StepResult> {
     let Some(unit) = b.unit.as_deref().filter(|_| ctx.state != State::Stop) else {
         return Err(err);
     };
-    let active = exec::run(
-        &exec::argv(&[&ctx.s.systemctl, "is-active", "--quiet", unit]),
-        None,
-        ctx.s.command_timeout,
-    )
-    .is_ok_and(|r| r.success());
+    let active = hakit_net::systemd::unit_state(&ctx.s.systemctl, unit, ctx.s.command_timeout)
+        .is_ok_and(|u| u.active);
     if active {
         return Err(err);
     }

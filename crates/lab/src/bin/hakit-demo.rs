@@ -28,7 +28,7 @@ use std::{
 use anyhow::{bail, Context};
 use hakit_lab::{
     nat::{self, Measured, NatLab, Opts},
-    png::{Canvas, Rgb},
+    svg::{lanes, text_width, Svg},
 };
 
 const A: usize = 0;
@@ -250,9 +250,9 @@ fn run() -> anyhow::Result<()> {
     panels.push(p);
 
     std::fs::create_dir_all(&out_dir)?;
-    let png = out_dir.join("failover-timeline.png");
-    std::fs::write(&png, timeline(&[&panels[0], &panels[2]]).png())
-        .with_context(|| format!("write {}", png.display()))?;
+    let svg = out_dir.join("failover-timeline.svg");
+    std::fs::write(&svg, timeline(&[&panels[0], &panels[2]]))
+        .with_context(|| format!("write {}", svg.display()))?;
 
     let mut md = String::new();
     writeln!(md, "| scenario | blackout | packets lost (1 ms probes) | TCP connection survived | converged after |")?;
@@ -284,7 +284,7 @@ fn run() -> anyhow::Result<()> {
     }
     println!(
         "Timeline (UDP echoes per 10 ms around both failovers): {}",
-        png.display()
+        svg.display()
     );
     nat.lab.teardown();
     println!(
@@ -297,38 +297,40 @@ fn run() -> anyhow::Result<()> {
     Ok(())
 }
 
-const W: usize = 1100;
-const PANEL_H: usize = 300;
-const LEFT: i64 = 60;
+const W: f64 = 1100.0;
+const PANEL_H: f64 = 350.0;
+const LEFT: f64 = 70.0;
 const BEFORE: f64 = 0.1;
 const AFTER: f64 = 0.4;
 
-fn colour(label: &str) -> Rgb {
+fn colour(label: &str) -> &'static str {
     if label == "event" {
-        [200, 30, 30]
+        "#c81e1e"
     } else if label.starts_with("VIP") {
-        [30, 90, 200]
+        "#1e5ac8"
     } else if label.starts_with("FIP") || label.contains("FIP") {
-        [20, 140, 60]
+        "#148c3c"
     } else if label.contains("provider") {
-        [220, 120, 0]
+        "#dc7800"
     } else {
-        [130, 50, 160]
+        "#8232a0"
     }
 }
 
-/// Packets per 10 ms around each failover, with the events marked.
-fn timeline(panels: &[&Panel]) -> Canvas {
-    let mut c = Canvas::new(W, PANEL_H * panels.len() + 10, [255, 255, 255]);
-    let plot_w = (W as i64) - LEFT - 20;
+/// Packets per 10 ms around each failover, with the events marked (labels in lanes, so
+/// marks a few milliseconds apart stay readable).
+fn timeline(panels: &[&Panel]) -> String {
+    let mut c = Svg::new(W, PANEL_H * panels.len() as f64 + 10.0);
+    let plot_w = W - LEFT - 20.0;
     let bins = ((BEFORE + AFTER) / 0.01).round() as i64;
-    let bar = plot_w / bins;
+    let bar = plot_w / bins as f64;
+    let x_of = |dt: f64| LEFT + (dt + BEFORE) / 0.01 * bar;
     for (k, p) in panels.iter().enumerate() {
-        let top = (k * PANEL_H) as i64 + 10;
-        let base = top + 200;
+        let top = k as f64 * PANEL_H + 10.0;
+        let base = top + 250.0;
         c.text(
-            10,
-            top,
+            10.0,
+            top + 16.0,
             &format!(
                 "{}: blackout {:.1} ms, {} of {} probes lost, TCP {}",
                 p.name,
@@ -337,8 +339,9 @@ fn timeline(panels: &[&Panel]) -> Canvas {
                 p.m.sent(),
                 if p.m.tcp_ok() { "survived" } else { "broken" }
             ),
-            [0, 0, 0],
-            2,
+            16.0,
+            "black",
+            "start",
         );
         let t_event = p.m.t_event;
         let start = p.m.report["start_unix"].as_f64().unwrap_or(t_event);
@@ -347,60 +350,70 @@ fn timeline(panels: &[&Panel]) -> Canvas {
             .map(|a| a.iter().map(|v| v.as_u64().unwrap_or(0)).collect())
             .unwrap_or_default();
         let first = ((t_event - BEFORE - start) / 0.01).floor() as i64;
-        let scale = 14.0; // y pixels per packet: 10 per bin is the steady state
+        let scale = 10.0; // y pixels per packet: 10 per bin is the steady state
         for i in 0..bins {
             let n = usize::try_from(first + i)
                 .ok()
                 .and_then(|j| counts.get(j))
                 .copied()
                 .unwrap_or(0);
-            let h = ((n as f64) * scale).min(170.0) as i64;
-            let col = if n == 0 {
-                [230, 80, 80]
-            } else {
-                [120, 160, 220]
-            };
-            c.rect(LEFT + i * bar, base - h.max(2), bar - 1, h.max(2), col);
+            let h = ((n as f64) * scale).clamp(2.0, 120.0);
+            let col = if n == 0 { "#e65050" } else { "#78a0dc" };
+            c.rect(LEFT + i as f64 * bar, base - h, bar - 1.0, h, col);
         }
-        c.hline(LEFT, LEFT + bins * bar, base, [0, 0, 0]);
-        c.hline(
-            LEFT,
-            LEFT + bins * bar,
-            base - (10.0 * scale) as i64,
-            [200, 200, 200],
+        let right = LEFT + bins as f64 * bar;
+        c.line((LEFT, base), (right, base), "black", 0.0);
+        c.line(
+            (LEFT, base - 10.0 * scale),
+            (right, base - 10.0 * scale),
+            "#c8c8c8",
+            0.0,
         );
         c.text(
-            8,
-            base - (10.0 * scale) as i64 - 3,
-            "10/10MS",
-            [90, 90, 90],
-            1,
+            LEFT - 6.0,
+            base - 10.0 * scale + 4.0,
+            "10 / 10 ms",
+            11.0,
+            "#5a5a5a",
+            "end",
         );
         for ms in (-100i64..=400).step_by(50) {
-            let x = LEFT + ((ms as f64 / 1000.0 + BEFORE) / 0.01 * bar as f64) as i64;
-            c.vline(x, base, base + 5, [0, 0, 0], 0);
-            c.text(x - 12, base + 8, &format!("{ms}"), [0, 0, 0], 1);
+            let x = x_of(ms as f64 / 1000.0);
+            c.line((x, base), (x, base + 5.0), "black", 0.0);
+            c.text(x, base + 18.0, &ms.to_string(), 11.0, "black", "middle");
         }
         c.text(
-            LEFT + bins * bar - 60,
-            base + 20,
-            "MS FROM EVENT",
-            [0, 0, 0],
-            1,
+            right,
+            base + 34.0,
+            "ms from the event",
+            12.0,
+            "black",
+            "end",
         );
-        let mut lane = 0i64;
-        for (t, label) in &p.marks {
-            let dt = t - t_event;
-            if !(-BEFORE..=AFTER).contains(&dt) {
-                continue;
-            }
-            let x = LEFT + ((dt + BEFORE) / 0.01 * bar as f64) as i64;
-            let col = colour(label);
-            c.vline(x, top + 30, base, col, 4);
-            let y = top + 34 + (lane % 5) * 11;
-            c.text(x + 3, y, &format!("{label} {:.0}", dt * 1000.0), col, 1);
-            lane += 1;
+        // Marks inside the window, labelled in lanes above the bars.
+        let marks: Vec<(f64, String, &str)> = p
+            .marks
+            .iter()
+            .map(|(t, label)| (t - t_event, label))
+            .filter(|(dt, _)| (-BEFORE..=AFTER).contains(dt))
+            .map(|(dt, label)| {
+                (
+                    x_of(dt),
+                    format!("{label} {:.0} ms", dt * 1000.0),
+                    colour(label),
+                )
+            })
+            .collect();
+        let spans: Vec<(f64, f64)> = marks
+            .iter()
+            .map(|(x, text, _)| (*x, text_width(text, 11.0) + 3.0))
+            .collect();
+        let lane = lanes(&spans, 6.0);
+        for ((x, text, col), lane) in marks.iter().zip(lane) {
+            let y = top + 36.0 + (lane as f64) * 13.0;
+            c.line((*x, y - 10.0), (*x, base), col, 4.0);
+            c.text(x + 3.0, y, text, 11.0, col, "start");
         }
     }
-    c
+    c.finish()
 }

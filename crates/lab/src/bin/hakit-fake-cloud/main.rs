@@ -29,7 +29,25 @@ use std::{
     time::Duration,
 };
 
-struct State {
+mod actions;
+mod aws;
+mod digitalocean;
+mod hetzner;
+mod linode;
+
+/// One API request, parsed.
+pub(crate) struct Req {
+    pub method: String,
+    /// With the query string.
+    pub path: String,
+    /// The path's segments, without the query string.
+    pub seg: Vec<String>,
+    pub body: String,
+    /// The body as JSON (null when it is not).
+    pub json: serde_json::Value,
+}
+
+pub(crate) struct State {
     provider: String,
     me: u64,
     ip: String,
@@ -297,290 +315,27 @@ fn handle(stream: TcpStream, st: Arc<Mutex<State>>) {
             &error_body(&p, "unauthorized", "invalid token"),
         );
     }
-    let json: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
-    let ip = s.ip.clone();
-    let route = path.split('?').next().unwrap_or("");
-    let seg: Vec<&str> = route.trim_start_matches('/').split('/').collect();
-    let (status, out) = match (p.as_str(), method.as_str(), seg.as_slice()) {
-        ("linode", "GET", ["v4", "networking", "ips", a]) if *a == ip => (
-            200,
-            format!(
-                r#"{{"address":"{ip}","linode_id":{}}}"#,
-                s.owner.map_or("null".into(), |o| o.to_string())
-            ),
-        ),
-        ("linode", "GET", ["v4", "linode", "instances", id, "ips"]) => {
-            let id: u64 = id.parse().unwrap_or(0);
-            let sh: Vec<String> = s
-                .shared
-                .get(&id)
-                .cloned()
-                .unwrap_or_default()
-                .iter()
-                .map(|a| format!(r#"{{"address":"{a}"}}"#))
-                .collect();
-            (
-                200,
-                format!(
-                    r#"{{"ipv4":{{"public":[],"private":[],"shared":[{}],"reserved":[]}},"ipv6":{{"global":[]}}}}"#,
-                    sh.join(",")
-                ),
-            )
-        }
-        ("linode", "GET", ["v4", "linode", "instances", id]) => {
-            (200, format!(r#"{{"id":{id},"region":"us-east"}}"#))
-        }
-        ("linode", "POST", ["v4", "networking", "ips", "share"]) => {
-            let id = json["linode_id"].as_u64().unwrap_or(0);
-            let ips: Vec<String> = json["ips"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|v| v.as_str().map(str::to_string))
-                        .collect()
-                })
-                .unwrap_or_default();
-            s.shared.insert(id, ips);
-            (200, "{}".into())
-        }
-        ("linode", "POST", ["v4", "networking", "ips", "assign"]) => {
-            s.owner = json["assignments"][0]["linode_id"].as_u64();
-            (200, "{}".into())
-        }
-        ("hetzner", "GET", ["v1", "floating_ips"]) => {
-            // Every Floating IP of the project, ours last, a page at a time.
-            let q = |k: &str| {
-                path.split_once('?')
-                    .map(|(_, q)| q)
-                    .unwrap_or("")
-                    .split('&')
-                    .find_map(|kv| kv.strip_prefix(&format!("{k}=")))
-                    .and_then(|v| v.parse::<u64>().ok())
-            };
-            let (page, per) = (
-                q("page").unwrap_or(1).max(1),
-                q("per_page").unwrap_or(25).clamp(1, 50),
-            );
-            let total = s.extra_fips + 1;
-            let all: Vec<String> = (0..total)
-                .map(|i| {
-                    if i + 1 == total {
-                        hetzner_fip(7, &ip, s.owner)
-                    } else {
-                        hetzner_fip(1000 + i, &format!("192.0.2.{}", i % 250), None)
-                    }
-                })
-                .collect();
-            let from = ((page - 1) * per).min(total) as usize;
-            let to = (page * per).min(total) as usize;
-            let next = if (to as u64) < total {
-                (page + 1).to_string()
-            } else {
-                "null".into()
-            };
-            (
-                200,
-                format!(
-                    r#"{{"floating_ips":[{}],"meta":{{"pagination":{{"page":{page},"per_page":{per},"previous_page":null,"next_page":{next},"last_page":{},"total_entries":{total}}}}}}}"#,
-                    all[from..to].join(","),
-                    total.div_ceil(per)
-                ),
-            )
-        }
-        ("hetzner", "GET", ["v1", "floating_ips", "7", "actions"]) => {
-            // Assign actions not finished yet (status=running is the only filter used).
-            let running: Vec<String> = s
-                .actions
-                .iter()
-                .filter(|(_, polls)| s.fault == "stuck" || **polls < 1)
-                .filter(|_| !s.instant)
-                .map(|(id, _)| {
-                    let target = s
-                        .shared
-                        .get(&(u64::MAX - id))
-                        .and_then(|v| v.first().cloned())
-                        .unwrap_or_default();
-                    hetzner_action(*id, "running", &target)
-                })
-                .collect();
-            (
-                200,
-                format!(
-                    r#"{{"actions":[{}],"meta":{{"pagination":{{"page":1,"per_page":25,"previous_page":null,"next_page":null,"last_page":1,"total_entries":{}}}}}}}"#,
-                    running.join(","),
-                    running.len()
-                ),
-            )
-        }
-        ("hetzner", "GET", ["v1", "floating_ips", "7"]) => (
-            200,
-            format!(r#"{{"floating_ip":{}}}"#, hetzner_fip(7, &ip, s.owner)),
-        ),
-        ("hetzner", "POST", ["v1", "floating_ips", "7", "actions", "assign"])
-        | ("digitalocean", "POST", ["v2", "reserved_ips", _, "actions"]) => {
-            let target = json["server"]
-                .as_u64()
-                .or(json["droplet_id"].as_u64())
-                .unwrap_or(0);
-            s.next_action += 1;
-            let id = s.next_action;
-            s.actions.insert(id, 0);
-            // Applied when polled: the action takes one poll to finish (or at once).
-            s.shared.insert(u64::MAX - id, vec![target.to_string()]);
-            if s.instant {
-                s.owner = Some(target);
-                let st = if p == "hetzner" {
-                    "success"
-                } else {
-                    "completed"
-                };
-                let action = if p == "hetzner" {
-                    hetzner_action(id, st, &target.to_string())
-                } else {
-                    format!(r#"{{"id":{id},"status":"{st}"}}"#)
-                };
-                (201, format!(r#"{{"action":{action}}}"#))
-            } else if p == "hetzner" {
-                (
-                    201,
-                    format!(
-                        r#"{{"action":{}}}"#,
-                        hetzner_action(id, "running", &target.to_string())
-                    ),
-                )
-            } else {
-                (
-                    201,
-                    format!(r#"{{"action":{{"id":{id},"status":"in-progress"}}}}"#),
-                )
-            }
-        }
-        ("hetzner", "GET", ["v1", "actions", id])
-        | ("digitalocean", "GET", ["v2", "reserved_ips", _, "actions", id]) => {
-            let id: u64 = id.parse().unwrap_or(0);
-            let polls = s.actions.get(&id).copied().unwrap_or(0);
-            s.actions.insert(id, polls + 1);
-            let done = polls >= 1 && s.fault != "stuck";
-            if done {
-                s.owner = s
-                    .shared
-                    .get(&(u64::MAX - id))
-                    .and_then(|v| v[0].parse().ok());
-            }
-            let st = match (p.as_str(), done) {
-                ("hetzner", true) => "success",
-                ("hetzner", false) => "running",
-                (_, true) => "completed",
-                _ => "in-progress",
-            };
-            let action = if p == "hetzner" {
-                let server = s
-                    .shared
-                    .get(&(u64::MAX - id))
-                    .and_then(|v| v.first().cloned())
-                    .unwrap_or_else(|| "0".into());
-                hetzner_action(id, st, &server)
-            } else {
-                format!(r#"{{"id":{id},"status":"{st}"}}"#)
-            };
-            (200, format!(r#"{{"action":{action}}}"#))
-        }
-        ("digitalocean", "GET", ["v2", "reserved_ips", a]) if *a == ip => (
-            200,
-            format!(
-                r#"{{"reserved_ip":{{"ip":"{ip}","droplet":{}}}}}"#,
-                s.owner
-                    .map_or("null".into(), |o| format!(r#"{{"id":{o}}}"#))
-            ),
-        ),
-        ("aws", "POST", _) => {
-            let form: HashMap<String, String> = body
-                .split('&')
-                .filter_map(|kv| kv.split_once('='))
-                .map(|(k, v)| (k.to_string(), v.replace("%2F", "/").replace("%3A", ":")))
-                .collect();
-            let xml = |name: &str, inner: String| {
-                format!("<?xml version=\"1.0\"?><{name}Response xmlns=\"http://ec2.amazonaws.com/doc/2016-11-15/\">{inner}<requestId>r</requestId></{name}Response>")
-            };
-            match form.get("Action").map(String::as_str) {
-                Some("DescribeAddresses") => {
-                    let holder = s.owner.map_or(String::new(), |o| format!("<instanceId>i-{o}</instanceId><networkInterfaceId>eni-{o}</networkInterfaceId>"));
-                    (200, xml("DescribeAddresses", format!("<addressesSet><item><allocationId>eipalloc-1</allocationId><publicIp>{ip}</publicIp>{holder}</item></addressesSet>")))
-                }
-                Some("AssociateAddress") => {
-                    let target = form
-                        .get("NetworkInterfaceId")
-                        .or(form.get("InstanceId"))
-                        .cloned()
-                        .unwrap_or_default();
-                    s.owner = target.rsplit('-').next().and_then(|n| n.parse().ok());
-                    (
-                        200,
-                        xml(
-                            "AssociateAddress",
-                            "<return>true</return><associationId>eipassoc-1</associationId>".into(),
-                        ),
-                    )
-                }
-                Some("DescribeInstances") => {
-                    let nics: String = form
-                        .iter()
-                        // By InstanceId.N or by the instance-id filter's values (what fip-claim
-                        // sends: unknown IDs are then skipped, not an error).
-                        .filter(|(k, _)| {
-                            k.starts_with("InstanceId.")
-                                || (k.starts_with("Filter.1.Value.")
-                                    && form.get("Filter.1.Name").map(String::as_str) == Some("instance-id"))
-                        })
-                        .map(|(_, v)| {
-                            let n = v.trim_start_matches("i-");
-                            format!("<item><instanceId>{v}</instanceId><vpcId>vpc-1</vpcId><networkInterfaceSet><item><networkInterfaceId>eni-{n}</networkInterfaceId></item></networkInterfaceSet></item>")
-                        })
-                        .collect();
-                    (200, xml("DescribeInstances", format!("<reservationSet><item><instancesSet>{nics}</instancesSet></item></reservationSet>")))
-                }
-                Some("DescribeRouteTables") => {
-                    // Two pages: rtb-1 first with a nextToken, rtb-2 on the second page.
-                    let (table, next) =
-                        if form.get("NextToken").map(String::as_str) == Some("page2") {
-                            ("rtb-2", "")
-                        } else {
-                            ("rtb-1", "<nextToken>page2</nextToken>")
-                        };
-                    let target = s.routes.get(table).cloned().unwrap_or_default();
-                    let tag = if target.starts_with("i-") {
-                        "instanceId"
-                    } else {
-                        "networkInterfaceId"
-                    };
-                    (200, xml("DescribeRouteTables", format!("<routeTableSet><item><routeTableId>{table}</routeTableId><routeSet><item><destinationCidrBlock>0.0.0.0/0</destinationCidrBlock><{tag}>{target}</{tag}></item></routeSet></item></routeTableSet>{next}")))
-                }
-                Some("ReplaceRoute") => {
-                    let t = form.get("RouteTableId").cloned().unwrap_or_default();
-                    let target = form
-                        .get("NetworkInterfaceId")
-                        .or(form.get("InstanceId"))
-                        .cloned()
-                        .unwrap_or_default();
-                    s.routes.insert(t, target);
-                    (200, xml("ReplaceRoute", "<return>true</return>".into()))
-                }
-                Some("DescribeInstanceAttribute") => {
-                    let on = !s.shared.contains_key(&0);
-                    (200, xml("DescribeInstanceAttribute", format!("<instanceId>i-{}</instanceId><sourceDestCheck><value>{on}</value></sourceDestCheck>", s.me)))
-                }
-                Some("ModifyInstanceAttribute") => {
-                    s.shared.insert(0, Vec::new());
-                    (
-                        200,
-                        xml("ModifyInstanceAttribute", "<return>true</return>".into()),
-                    )
-                }
-                _ => (400, error_body(&p, "InvalidAction", "unknown action")),
-            }
-        }
-        _ => (404, error_body(&p, "not_found", "no such resource")),
+    let route = path.split('?').next().unwrap_or("").to_string();
+    let r = Req {
+        json: serde_json::from_str(&body).unwrap_or_default(),
+        seg: route
+            .trim_start_matches('/')
+            .split('/')
+            .map(str::to_string)
+            .collect(),
+        method,
+        path,
+        body,
     };
+    let found = match p.as_str() {
+        "linode" => linode::route(&mut s, &r),
+        "hetzner" => hetzner::route(&mut s, &r),
+        "digitalocean" => digitalocean::route(&mut s, &r),
+        "aws" if r.method == "POST" => Some(aws::route(&mut s, &r)),
+        _ => None,
+    };
+    let (status, out) =
+        found.unwrap_or_else(|| (404, error_body(&p, "not_found", "no such resource")));
     if s.owner != owner_before {
         s.owner_changed();
     }
@@ -663,26 +418,4 @@ fn main() -> std::process::ExitCode {
         thread::spawn(move || handle(c, st));
     }
     std::process::ExitCode::SUCCESS
-}
-
-/// A Floating IP with every property Hetzner's API document requires (Prism's validating
-/// proxy in fip_claim_specs.rs holds the fake to it).
-fn hetzner_fip(id: u64, ip: &str, server: Option<u64>) -> String {
-    let ty = if ip.contains(':') { "ipv6" } else { "ipv4" };
-    format!(
-        r#"{{"id":{id},"ip":"{ip}","server":{},"type":"{ty}","name":"fip-{id}","description":null,"blocked":false,"created":"2026-01-01T00:00:00+00:00","dns_ptr":[],"labels":{{}},"protection":{{"delete":false}},"home_location":{{"id":1,"name":"fsn1","description":"Falkenstein DC Park 1","country":"DE","city":"Falkenstein","latitude":50.47612,"longitude":12.370071,"network_zone":"eu-central"}}}}"#,
-        server.map_or("null".into(), |s| s.to_string())
-    )
-}
-
-/// An assign action with every property Hetzner's API document requires.
-fn hetzner_action(id: u64, status: &str, server: &str) -> String {
-    let (progress, finished) = if status == "running" {
-        (50, "null")
-    } else {
-        (100, r#""2026-01-01T00:00:01+00:00""#)
-    };
-    format!(
-        r#"{{"id":{id},"command":"assign_floating_ip","status":"{status}","progress":{progress},"started":"2026-01-01T00:00:00+00:00","finished":{finished},"resources":[{{"id":{server},"type":"server"}},{{"id":7,"type":"floating_ip"}}],"error":null}}"#
-    )
 }

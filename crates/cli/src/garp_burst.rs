@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use clap::Parser;
 use hakit_core::{cli::Common, exit::EXIT_CODES_HELP, HDuration};
 
-pub(crate) const IDENT: &str = "garp-burst";
+pub const IDENT: &str = "garp-burst";
 /// Send a burst of gratuitous ARPs and unsolicited neighbour advertisements.
 ///
 /// After a floating address moves to this node, switches and neighbours still send its
@@ -24,10 +24,10 @@ pub(crate) const IDENT: &str = "garp-burst";
     after_help = EXIT_CODES_HELP,
     after_long_help = LONG_AFTER_HELP,
 )]
-pub(crate) struct Cli {
+pub struct Cli {
     /// Interface to send on
     #[arg(short, long, env = "HAKIT_GARP_INTERFACE", value_name = "DEV")]
-    pub(crate) interface: Option<String>,
+    pub interface: Option<String>,
 
     /// Address to announce (repeatable) [default: every global address on DEV]
     #[arg(
@@ -36,41 +36,41 @@ pub(crate) struct Cli {
         value_delimiter = ',',
         value_name = "ADDR"
     )]
-    pub(crate) ips: Vec<IpAddr>,
+    pub ips: Vec<IpAddr>,
 
     /// Frames per address [default: 5]
     #[arg(short, long, env = "HAKIT_GARP_COUNT", value_name = "N")]
-    pub(crate) count: Option<u32>,
+    pub count: Option<u32>,
 
     /// Time between rounds, e.g. 10ms, 200ms, 1s [default: 200ms]
     #[arg(long, env = "HAKIT_GARP_INTERVAL", value_name = "DUR")]
-    pub(crate) interval: Option<HDuration>,
+    pub interval: Option<HDuration>,
 
     /// Also send the ARP-reply form for IPv4 addresses
     #[arg(long, env = "HAKIT_GARP_REPLY", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
-    pub(crate) reply: Option<bool>,
+    pub reply: Option<bool>,
 
     /// Announce addresses that are not on DEV, and send on NOARP links
     #[arg(long)]
-    pub(crate) force: bool,
+    pub force: bool,
 
     /// Set the Router flag in neighbour advertisements [default: DEV's IPv6 forwarding]
     #[arg(long, value_name = "BOOL")]
-    pub(crate) router: Option<bool>,
+    pub router: Option<bool>,
 
     /// Validate and print the frames that would be sent; send nothing
     #[arg(long)]
-    pub(crate) dry_run: bool,
+    pub dry_run: bool,
 
     /// Print the result as JSON on stdout
     #[arg(long)]
-    pub(crate) json: bool,
+    pub json: bool,
 
     #[command(flatten)]
-    pub(crate) common: Common,
+    pub common: Common,
 }
 
-pub(crate) const LONG_AFTER_HELP: &str = "\
+pub const LONG_AFTER_HELP: &str = "\
 Examples:
   garp-burst -i eth0                         announce every global address of eth0
   garp-burst -i eth0 --ip 203.0.113.10 -c 3  three GARPs for one address

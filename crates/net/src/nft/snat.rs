@@ -1,4 +1,4 @@
-//! The SNAT rule, through `nft` (the program that owns nftables).
+//! The SNAT rule nat-notify keeps on the MASTER.
 //!
 //! Presence is decided semantically from `nft -j list ruleset`: any rule that SNATs the LAN
 //! prefix to the floating IP counts, whoever wrote it, so hakit never adds a duplicate of
@@ -75,12 +75,7 @@ impl Snat {
 
     /// Every SNAT rule in the ruleset.
     pub fn list(&self) -> anyhow::Result<Vec<SnatRule>> {
-        let ran = exec::run_ok(
-            &exec::argv(&[&self.nft, "-j", "list", "ruleset"]),
-            None,
-            self.timeout,
-        )?;
-        parse_ruleset(&ran.stdout)
+        parse_ruleset(&super::list_ruleset(&self.nft, self.timeout)?)
     }
 
     fn matches(&self, r: &SnatRule) -> bool {

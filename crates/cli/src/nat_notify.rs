@@ -6,11 +6,11 @@ use std::{net::IpAddr, path::PathBuf};
 use clap::{Args, Parser, Subcommand};
 use hakit_core::{
     cli::Common,
-    config::{Cidr, UnitAction, UnknownInstance},
+    config::{Cidr, Instance, UnitAction, UnknownInstance},
     HDuration,
 };
 
-pub(crate) const IDENT: &str = "nat-notify";
+pub const IDENT: &str = "nat-notify";
 
 /// keepalived's notify hook for an HA NAT gateway: flap-safe and idempotent.
 ///
@@ -23,30 +23,30 @@ pub(crate) const IDENT: &str = "nat-notify";
 /// instance can also be given with flags (--instance, --interface, --floating-ip, ...).
 #[derive(Debug, Parser)]
 #[command(name = IDENT, version = hakit_core::version!(), after_help = AFTER_HELP)]
-pub(crate) struct Cli {
+pub struct Cli {
     #[command(subcommand)]
-    pub(crate) cmd: Cmd,
+    pub cmd: Cmd,
 
     /// Print the steps it would take and change nothing
     #[arg(long, global = true)]
-    pub(crate) dry_run: bool,
+    pub dry_run: bool,
 
     /// Print the transition (or status) report as JSON on stdout
     #[arg(long, global = true)]
-    pub(crate) json: bool,
+    pub json: bool,
 
     #[command(flatten)]
-    pub(crate) settings: SettingArgs,
+    pub settings: SettingArgs,
 
     #[command(flatten)]
-    pub(crate) instance: InstanceArgs,
+    pub instance: InstanceArgs,
 
     #[command(flatten)]
-    pub(crate) common: Common,
+    pub common: Common,
 }
 
 #[derive(Debug, Subcommand)]
-pub(crate) enum Cmd {
+pub enum Cmd {
     /// Become MASTER (notify_master)
     Master,
     /// Become BACKUP (notify_backup)
@@ -73,46 +73,46 @@ pub(crate) enum Cmd {
 }
 
 #[derive(Debug, Args)]
-pub(crate) struct Generic {
-    pub(crate) name: String,
-    pub(crate) state: String,
-    pub(crate) priority: Option<String>,
+pub struct Generic {
+    pub name: String,
+    pub state: String,
+    pub priority: Option<String>,
 }
 
 #[derive(Debug, Args)]
-pub(crate) struct SettingArgs {
+pub struct SettingArgs {
     /// Runtime directory for locks and recorded state [default: /run/hakit]
     #[arg(long, env = "HAKIT_RUNTIME_DIR", value_name = "DIR")]
-    pub(crate) runtime_dir: Option<PathBuf>,
+    pub runtime_dir: Option<PathBuf>,
     /// What an unconfigured instance does: ignore (exit 0) or fail (exit 2) [default: ignore]
     #[arg(long, env = "HAKIT_NOTIFY_UNKNOWN_INSTANCE", value_name = "POLICY")]
-    pub(crate) unknown_instance: Option<UnknownInstance>,
+    pub unknown_instance: Option<UnknownInstance>,
     /// How long to wait for an earlier transition of the instance [default: 30s]
     #[arg(long, env = "HAKIT_NOTIFY_LOCK_TIMEOUT", value_name = "DUR")]
-    pub(crate) lock_timeout: Option<HDuration>,
+    pub lock_timeout: Option<HDuration>,
     /// Timeout of each external command [default: 10s]
     #[arg(long, env = "HAKIT_NOTIFY_COMMAND_TIMEOUT", value_name = "DUR")]
-    pub(crate) command_timeout: Option<HDuration>,
+    pub command_timeout: Option<HDuration>,
     /// Extra attempts for a failed step [default: 2]
     #[arg(long, env = "HAKIT_NOTIFY_RETRIES", value_name = "N")]
-    pub(crate) retries: Option<u32>,
+    pub retries: Option<u32>,
     /// nft program [default: nft]
     #[arg(long, env = "HAKIT_NOTIFY_NFT", value_name = "PROG")]
-    pub(crate) nft: Option<String>,
+    pub nft: Option<String>,
     /// conntrackd program [default: conntrackd]
     #[arg(long, env = "HAKIT_NOTIFY_CONNTRACKD", value_name = "PROG")]
-    pub(crate) conntrackd: Option<String>,
+    pub conntrackd: Option<String>,
     /// Service manager program [default: systemctl]
     #[arg(long, env = "HAKIT_NOTIFY_SYSTEMCTL", value_name = "PROG")]
-    pub(crate) systemctl: Option<String>,
+    pub systemctl: Option<String>,
     /// Prometheus textfile written after each transition
     #[arg(long, env = "HAKIT_NOTIFY_TEXTFILE", value_name = "PATH")]
-    pub(crate) textfile: Option<PathBuf>,
+    pub textfile: Option<PathBuf>,
 }
 
 /// A single instance from flags; overrides the file's instance of the same name.
 #[derive(Debug, Args)]
-pub(crate) struct InstanceArgs {
+pub struct InstanceArgs {
     /// Instance the state applies to [default: the only configured instance]
     #[arg(
         long,
@@ -120,10 +120,10 @@ pub(crate) struct InstanceArgs {
         env = "HAKIT_NOTIFY_INSTANCE",
         value_name = "NAME"
     )]
-    pub(crate) instance: Option<String>,
+    pub instance: Option<String>,
     /// WAN interface for the floating IPs
     #[arg(long, env = "HAKIT_NOTIFY_INTERFACE", value_name = "DEV")]
-    pub(crate) interface: Option<String>,
+    pub interface: Option<String>,
     /// Floating IP with prefix (repeatable), e.g. 203.0.113.10/32
     #[arg(
         long = "floating-ip",
@@ -131,7 +131,7 @@ pub(crate) struct InstanceArgs {
         value_delimiter = ',',
         value_name = "CIDR"
     )]
-    pub(crate) floating_ips: Vec<Cidr>,
+    pub floating_ips: Vec<Cidr>,
     /// keepalived's own VIP of the instance (repeatable), used to detect stale hooks
     #[arg(
         long = "vrrp-vip",
@@ -139,13 +139,13 @@ pub(crate) struct InstanceArgs {
         value_delimiter = ',',
         value_name = "ADDR"
     )]
-    pub(crate) vrrp_vips: Vec<IpAddr>,
+    pub vrrp_vips: Vec<IpAddr>,
     /// LAN prefix to SNAT to the floating IP
     #[arg(long, env = "HAKIT_NOTIFY_SNAT_SOURCE", value_name = "CIDR")]
-    pub(crate) snat_source: Option<Cidr>,
+    pub snat_source: Option<Cidr>,
     /// conntrackd configuration file (enables the conntrackd steps)
     #[arg(long, env = "HAKIT_NOTIFY_CONNTRACKD_CONFIG", value_name = "PATH")]
-    pub(crate) conntrackd_config: Option<PathBuf>,
+    pub conntrackd_config: Option<PathBuf>,
     /// Unit restarted on MASTER, stopped on BACKUP (repeatable)
     #[arg(
         long = "unit",
@@ -153,18 +153,18 @@ pub(crate) struct InstanceArgs {
         value_delimiter = ',',
         value_name = "UNIT"
     )]
-    pub(crate) units: Vec<String>,
+    pub units: Vec<String>,
     /// Start units instead of restarting them
     #[arg(long, value_name = "ACTION")]
-    pub(crate) unit_action: Option<UnitAction>,
+    pub unit_action: Option<UnitAction>,
     /// GARP rounds after taking the floating IPs [default: 3]
     #[arg(long, env = "HAKIT_NOTIFY_GARP_COUNT", value_name = "N")]
-    pub(crate) garp_count: Option<u32>,
+    pub garp_count: Option<u32>,
     /// Time between GARP rounds [default: 100ms]
     #[arg(long, env = "HAKIT_NOTIFY_GARP_INTERVAL", value_name = "DUR")]
-    pub(crate) garp_interval: Option<HDuration>,
+    pub garp_interval: Option<HDuration>,
 }
-pub(crate) const AFTER_HELP: &str = "\
+pub const AFTER_HELP: &str = "\
 keepalived.conf, three ways (snippets in keepalived/):
   notify_master \"/usr/sbin/nat-notify master --instance VI_1\"   (also backup, fault, stop)
   notify \"/usr/sbin/nat-notify\"          keepalived appends INSTANCE NAME STATE PRIORITY
@@ -178,3 +178,66 @@ Exit codes:
   3  superseded by a newer state before finishing; the newer hook converges
   fifo mode runs until keepalived closes the FIFO, then exits 0; each event's outcome
   is logged (a failed event never stops the reader)";
+
+impl InstanceArgs {
+    pub fn any(&self) -> bool {
+        self.interface.is_some()
+            || !self.floating_ips.is_empty()
+            || !self.vrrp_vips.is_empty()
+            || self.snat_source.is_some()
+            || self.conntrackd_config.is_some()
+            || !self.units.is_empty()
+            || self.unit_action.is_some()
+            || self.garp_count.is_some()
+            || self.garp_interval.is_some()
+    }
+
+    /// Lays the flags over the file's instances.
+    pub fn apply(self, mut all: Vec<Instance>) -> Vec<Instance> {
+        if !self.any() {
+            return all;
+        }
+        let name = self
+            .instance
+            .clone()
+            .or_else(|| (all.len() == 1).then(|| all[0].name.clone()))
+            .unwrap_or_else(|| "VI_1".into());
+        let pos = all.iter().position(|i| i.name == name).unwrap_or_else(|| {
+            all.push(Instance {
+                name: name.clone(),
+                ..Instance::default()
+            });
+            all.len() - 1
+        });
+        let i = &mut all[pos];
+        i.interface = self.interface.or(i.interface.take());
+        if !self.floating_ips.is_empty() {
+            i.floating_ips = self.floating_ips;
+        }
+        if !self.vrrp_vips.is_empty() {
+            i.vrrp_vips = self.vrrp_vips;
+        }
+        i.snat_source = self.snat_source.or(i.snat_source);
+        i.conntrackd_config = self.conntrackd_config.or(i.conntrackd_config.take());
+        if !self.units.is_empty() {
+            i.units = self.units;
+        }
+        i.unit_action = self.unit_action.or(i.unit_action);
+        i.garp_count = self.garp_count.or(i.garp_count);
+        i.garp_interval = self.garp_interval.or(i.garp_interval);
+        all
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generic_notify_arguments_parse() {
+        let c = Cli::try_parse_from(["nat-notify", "INSTANCE", "VI_1", "MASTER", "110"]).unwrap();
+        assert!(matches!(c.cmd, Cmd::Instance(ref g) if g.name == "VI_1" && g.state == "MASTER"));
+        let c = Cli::try_parse_from(["nat-notify", "fifo", "/run/k.fifo"]).unwrap();
+        assert!(matches!(c.cmd, Cmd::Fifo { .. }));
+    }
+}

@@ -1,5 +1,5 @@
-//! Named nftables counters for the metrics textfile, taken from the run's one
-//! `nft -j list ruleset` (shared with the nft-rule probes, [`crate::probe::Tools::ruleset`])
+//! Named nftables counters for the metrics textfile, taken from ha-check's one
+//! `nft -j list ruleset` per run (shared with its nft-rule probes)
 //! so a drop-rate alert needs no extra exporter and no extra nft process. The shipped
 //! ruleset (keepalived/nftables.conf.in) counts its drops in named counters for this.
 

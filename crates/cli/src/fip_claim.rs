@@ -6,7 +6,7 @@ use std::{net::IpAddr, path::PathBuf};
 use clap::Parser;
 use hakit_core::{cli::Common, config::Provider, HDuration};
 
-pub(crate) const IDENT: &str = "fip-claim";
+pub const IDENT: &str = "fip-claim";
 
 /// Move a floating IP to this node through the provider's API (and, on AWS, the route
 /// tables and the source/dest check), read-first and idempotently.
@@ -17,34 +17,34 @@ pub(crate) const IDENT: &str = "fip-claim";
 /// Credentials come from the environment or files, never from the command line.
 #[derive(Debug, Parser)]
 #[command(name = IDENT, version = hakit_core::version!(), after_help = AFTER_HELP)]
-pub(crate) struct Cli {
+pub struct Cli {
     /// Cloud provider
     #[arg(long, env = "HAKIT_FIP_PROVIDER", value_enum)]
-    pub(crate) provider: Option<Provider>,
+    pub provider: Option<Provider>,
     /// The floating / elastic IP
     #[arg(long, env = "HAKIT_FIP_IP", value_name = "ADDR")]
-    pub(crate) ip: Option<IpAddr>,
+    pub ip: Option<IpAddr>,
     /// Hetzner: the Floating IP's ID (instead of --ip)
     #[arg(long, env = "HAKIT_FIP_FLOATING_IP_ID", value_name = "ID")]
-    pub(crate) floating_ip_id: Option<u64>,
+    pub floating_ip_id: Option<u64>,
     /// Linode: move the address with /networking/ips/assign instead of sharing it
     #[arg(long)]
-    pub(crate) assign: bool,
+    pub assign: bool,
     /// File holding the API token (mode 0600) instead of the provider's variable
     #[arg(long, env = "HAKIT_FIP_TOKEN_FILE", value_name = "PATH")]
-    pub(crate) token_file: Option<PathBuf>,
+    pub token_file: Option<PathBuf>,
     /// AWS: the Elastic IP's allocation ID (instead of --ip)
     #[arg(long, env = "HAKIT_FIP_ALLOCATION_ID", value_name = "ID")]
-    pub(crate) allocation_id: Option<String>,
+    pub allocation_id: Option<String>,
     /// This node's instance ID [default: from the metadata service]
     #[arg(long, env = "HAKIT_FIP_INSTANCE_ID", value_name = "ID")]
-    pub(crate) instance_id: Option<String>,
+    pub instance_id: Option<String>,
     /// AWS: this node's network interface [default: from the metadata service]
     #[arg(long, env = "HAKIT_FIP_ENI", value_name = "ENI")]
-    pub(crate) eni: Option<String>,
+    pub eni: Option<String>,
     /// AWS: region [default: AWS_REGION, AWS_DEFAULT_REGION, else the metadata service]
     #[arg(long, env = "HAKIT_FIP_REGION", value_name = "REGION")]
-    pub(crate) region: Option<String>,
+    pub region: Option<String>,
     /// The other node(s) of the pair (repeatable): their IP and routes may be taken
     #[arg(
         long = "peer",
@@ -52,10 +52,10 @@ pub(crate) struct Cli {
         value_delimiter = ',',
         value_name = "ID"
     )]
-    pub(crate) peers: Vec<String>,
+    pub peers: Vec<String>,
     /// AWS: route destinations to move [default: 0.0.0.0/0]
     #[arg(long = "route-destination", value_name = "CIDR")]
-    pub(crate) destinations: Vec<String>,
+    pub destinations: Vec<String>,
     /// Provider API base URL (tests, regional endpoints)
     #[arg(
         long,
@@ -63,42 +63,42 @@ pub(crate) struct Cli {
         env = "HAKIT_FIP_ENDPOINT_URL",
         value_name = "URL"
     )]
-    pub(crate) endpoint_url: Option<String>,
+    pub endpoint_url: Option<String>,
     /// Metadata service base URL
     #[arg(long, env = "HAKIT_FIP_METADATA_URL", value_name = "URL")]
-    pub(crate) metadata_url: Option<String>,
+    pub metadata_url: Option<String>,
     /// Extra CA certificate (PEM) trusted besides the system bundle
     #[arg(long, env = "HAKIT_FIP_CA_FILE", value_name = "PATH")]
-    pub(crate) ca_file: Option<PathBuf>,
+    pub ca_file: Option<PathBuf>,
     /// Connect/read timeout of each request [default: 3s]
     #[arg(long, env = "HAKIT_FIP_TIMEOUT", value_name = "DUR")]
-    pub(crate) timeout: Option<HDuration>,
+    pub timeout: Option<HDuration>,
     /// Overall deadline for the whole operation, retries included [default: 30s]
     #[arg(long, env = "HAKIT_FIP_DEADLINE", value_name = "DUR")]
-    pub(crate) deadline: Option<HDuration>,
+    pub deadline: Option<HDuration>,
     /// Attempts per request (429, 5xx, throttling and transport errors are retried) [default: 5]
     #[arg(long, env = "HAKIT_FIP_ATTEMPTS", value_name = "N")]
-    pub(crate) attempts: Option<u32>,
+    pub attempts: Option<u32>,
     /// Read-only: exit 0 if this node owns the IP, 1 if not
     #[arg(long, conflicts_with = "release")]
-    pub(crate) check: bool,
+    pub check: bool,
     /// Linode: remove the IP from this node's shared set
     #[arg(long)]
-    pub(crate) release: bool,
+    pub release: bool,
     /// Take the IP even from a node outside the pair (forced failover)
     #[arg(long)]
-    pub(crate) force: bool,
+    pub force: bool,
     /// Print the exact write requests it would send (secrets redacted); reads still happen
     #[arg(long)]
-    pub(crate) dry_run: bool,
+    pub dry_run: bool,
     /// Print what was found, what changed and every call with its time, as JSON
     #[arg(long)]
-    pub(crate) json: bool,
+    pub json: bool,
     #[command(flatten)]
-    pub(crate) common: Common,
+    pub common: Common,
 }
 
-pub(crate) const AFTER_HELP: &str = "\
+pub const AFTER_HELP: &str = "\
 Credentials (never on the command line):
   aws           as the AWS CLI finds them: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY
                 [/AWS_SESSION_TOKEN]; a role profile (AWS_PROFILE or default: role_arn

@@ -3,11 +3,10 @@
 
 use std::{net::IpAddr, path::PathBuf};
 
-use clap::{Args, Parser, Subcommand};
-use hakit_check::watch::Method;
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use hakit_core::{cli::Common, config::Cidr, HDuration};
 
-pub(crate) const IDENT: &str = "ha-check";
+pub const IDENT: &str = "ha-check";
 /// Health checks for keepalived's vrrp_script: many probes, in parallel, one deadline.
 ///
 /// With no command, runs the probes of [[check.probe]] in the config file, in parallel,
@@ -19,48 +18,48 @@ pub(crate) const IDENT: &str = "ha-check";
 /// VRRP and runs a takeover command when it dies.
 #[derive(Debug, Parser)]
 #[command(name = IDENT, version = hakit_core::version!(), after_help = AFTER_HELP)]
-pub(crate) struct Cli {
+pub struct Cli {
     #[command(subcommand)]
-    pub(crate) cmd: Option<Cmd>,
+    pub cmd: Option<Cmd>,
 
     /// vrrp_script interval; the deadline defaults to 80% of it [default: 1s]
     #[arg(long, env = "HAKIT_CHECK_INTERVAL", value_name = "DUR")]
-    pub(crate) interval: Option<HDuration>,
+    pub interval: Option<HDuration>,
     /// Overall deadline for all probes [default: 80% of the interval]
     #[arg(long, env = "HAKIT_CHECK_DEADLINE", value_name = "DUR")]
-    pub(crate) deadline: Option<HDuration>,
+    pub deadline: Option<HDuration>,
     /// Prometheus textfile written after every run
     #[arg(long, env = "HAKIT_CHECK_TEXTFILE", value_name = "PATH")]
-    pub(crate) textfile: Option<PathBuf>,
+    pub textfile: Option<PathBuf>,
     /// nftables table whose named counters also go into the textfile, e.g. "inet hakit_filter"
     #[arg(long, env = "HAKIT_CHECK_NFT_COUNTERS", value_name = "FAMILY NAME")]
-    pub(crate) nft_counters: Option<String>,
+    pub nft_counters: Option<String>,
     /// Runtime directory (state for logging once per change) [default: /run/hakit]
     #[arg(long, env = "HAKIT_RUNTIME_DIR", value_name = "DIR")]
-    pub(crate) runtime_dir: Option<PathBuf>,
+    pub runtime_dir: Option<PathBuf>,
     /// Print every probe with its result and latency as JSON
     #[arg(long, global = true)]
-    pub(crate) json: bool,
+    pub json: bool,
 
     #[command(flatten)]
-    pub(crate) common: Common,
+    pub common: Common,
 }
 
 #[derive(Debug, Args, Clone, Default)]
-pub(crate) struct Bind {
+pub struct Bind {
     /// Send from this interface
     #[arg(short, long, value_name = "DEV")]
-    pub(crate) interface: Option<String>,
+    pub interface: Option<String>,
     /// Send from this source address
     #[arg(long, value_name = "ADDR")]
-    pub(crate) source: Option<IpAddr>,
+    pub source: Option<IpAddr>,
     /// Probe timeout [default: the deadline]
     #[arg(long, value_name = "DUR")]
-    pub(crate) timeout: Option<HDuration>,
+    pub timeout: Option<HDuration>,
 }
 
 #[derive(Debug, Subcommand)]
-pub(crate) enum Cmd {
+pub enum Cmd {
     /// ICMP/ICMPv6 echo to TARGET
     Icmp {
         target: String,
@@ -223,7 +222,7 @@ pub(crate) enum Cmd {
     },
 }
 
-pub(crate) const AFTER_HELP: &str = "\
+pub const AFTER_HELP: &str = "\
 keepalived.conf:
   vrrp_script chk_gateway {
       script \"/usr/sbin/ha-check --interval 1s\"
@@ -254,3 +253,23 @@ Exit codes:
      monitor-alive: the monitor is alive)
   1  unhealthy
   2  usage or configuration error (also logged: keepalived hides output)";
+
+/// How the peer is probed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Method {
+    Icmp,
+    Tcp,
+    /// A TCP connect plus the SSH version banner (`SSH-`).
+    Ssh,
+}
+
+impl Method {
+    /// The name as written on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Icmp => "icmp",
+            Method::Tcp => "tcp",
+            Method::Ssh => "ssh",
+        }
+    }
+}
