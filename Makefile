@@ -37,7 +37,7 @@ export CC_aarch64_unknown_linux_musl ?= aarch64-linux-gnu-gcc
 export AR_aarch64_unknown_linux_musl ?= aarch64-linux-gnu-ar
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER ?= aarch64-linux-gnu-gcc
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_RUNNER ?= qemu-aarch64-static
-# --version names the commit (build.rs); -dirty when the tree has local changes.
+# --version names the commit (crates/cli/build.rs); -dirty when the tree has local changes.
 export HAKIT_COMMIT := $(shell git rev-parse --short=12 HEAD 2>/dev/null)$(shell git diff --quiet HEAD -- 2>/dev/null || echo -dirty)
 # Rust needs ~/.cargo/bin; a root shell from sudo may not have it.
 export PATH := $(HOME)/.cargo/bin:$(PATH):/usr/sbin:/sbin

@@ -239,9 +239,9 @@ fn targets() -> Vec<Target> {
             r#"{"id":"not_found","message":"The resource you requested could not be found."}"#,
         ]), |b| {
             let t = text(b);
-            for p in ["linode", "hetzner", "digitalocean"] {
+            for p in [&hakit_fip::linode::SHAPE, &hakit_fip::hetzner::SHAPE, &hakit_fip::digitalocean::SHAPE] {
                 let e = hakit_fip::rest::error_text(p, &t);
-                assert!(e.len() <= 700, "{p}: error text not capped ({} bytes)", e.len());
+                assert!(e.len() <= 700, "{}: error text not capped ({} bytes)", p.name, e.len());
             }
             if let Ok(v) = serde_json::from_str::<serde_json::Value>(&t) {
                 let _ = hakit_fip::linode::shared_set(&v);

@@ -18,9 +18,16 @@ use log::info;
 
 use crate::{
     http::{Client, Request, Response},
-    model::{refuse_third_owner, Mode, Partial, Report},
+    model::{Mode, Partial},
+    provider::{Held, Provider, Shape, Writes},
     sigv4::{self, Credentials},
     xml,
+};
+
+/// EC2 answers XML (its errors are read by `error_text`); the JSON shape is unused.
+pub static SHAPE: Shape = Shape {
+    name: "aws",
+    errors: |v| v.to_string(),
 };
 
 /// EC2 API version of the Query API.
@@ -42,8 +49,6 @@ pub struct Options {
     pub destinations: Vec<String>,
     pub endpoint_url: Option<String>,
     pub metadata_url: Option<String>,
-    pub force: bool,
-    pub dry_run: bool,
 }
 
 /// RFC 3986 unreserved characters pass; everything else is %XX (as SigV4 requires).
@@ -294,249 +299,312 @@ fn env_region() -> Option<String> {
     })
 }
 
-/// Runs the AWS sequence.
-pub fn run(client: &Client, o: &Options, mode: Mode) -> anyhow::Result<Report> {
-    let meta = o.metadata_url.clone().unwrap_or_else(|| IMDS.to_string());
-    let mut imds: Option<Imds> = None;
-    let instance = need(&o.instance_id, "instance-id", &mut imds, client, &meta)?;
-    let region = need(
-        &o.region
-            .clone()
-            .or_else(env_region)
-            .or_else(crate::aws_credentials::profile_region),
-        "placement/region",
-        &mut imds,
-        client,
-        &meta,
-    )?;
-    let eni = match &o.eni {
-        Some(e) => Some(e.clone()),
-        None if o.instance_id.is_none() => {
-            let mac = need(&None, "mac", &mut imds, client, &meta)?;
-            Some(need(
-                &None,
-                &format!("network/interfaces/macs/{mac}/interface-id"),
-                &mut imds,
-                client,
-                &meta,
-            )?)
-        }
-        None => None,
-    };
-    let (creds, source) = crate::aws_credentials::Resolver {
-        client,
-        imds: &mut imds,
-        meta: &meta,
-        region: &region,
-    }
-    .resolve()?;
-    info!("aws: credentials from {source}");
-    let url = o
-        .endpoint_url
-        .clone()
-        .unwrap_or_else(|| format!("https://ec2.{region}.amazonaws.com"))
-        .trim_end_matches('/')
-        .to_string();
-    let host = host_of(&url);
-    let mut ec2 = Ec2 {
-        client,
-        url,
-        host,
-        region,
-        creds,
-        dry_run: o.dry_run,
-        planned: Vec::new(),
-    };
-    let mut out = Report {
-        provider: "aws".into(),
-        ip: o.ip,
-        this_node: instance.clone(),
-        ..Report::default()
-    };
+/// Who this node is and how to reach EC2: resolved once per session.
+struct Who {
+    instance: String,
+    region: String,
+    eni: Option<String>,
+    creds: Credentials,
+    url: String,
+    host: String,
+}
 
-    let eip = describe_eip(&mut ec2, o)?;
-    let mine =
-        eip.instance.as_deref() == Some(instance.as_str()) || (eni.is_some() && eip.eni == eni);
-    out.owner_before = eip.instance.clone().or(eip.eni.clone());
-    out.ip = eip.ip.parse().ok().or(o.ip);
-    if mode == Mode::Check {
-        out.owned = mine;
-        out.already_converged = mine;
-        return finish(out, client, ec2.planned);
+/// The EC2 provider: the Elastic IP, the routes that target the pair, the source/dest check.
+pub struct Aws {
+    o: Options,
+    who: Option<Who>,
+    /// From the last read.
+    eip: Option<Eip>,
+    /// This node's VPC and the peers' network interfaces (read before a claim).
+    vpc: Option<String>,
+    peer_enis: Vec<String>,
+}
+
+impl Aws {
+    pub fn new(o: Options) -> Aws {
+        Aws {
+            o,
+            who: None,
+            eip: None,
+            vpc: None,
+            peer_enis: Vec::new(),
+        }
     }
-    if mode == Mode::Release {
-        bail!("aws: --release is not supported (an Elastic IP is always associated somewhere or nowhere; claim it from the other node)");
+
+    fn ec2<'c>(&self, c: &'c Client, dry_run: bool) -> anyhow::Result<Ec2<'c>> {
+        let w = self.who.as_ref().context("aws: this node not resolved")?;
+        Ok(Ec2 {
+            client: c,
+            url: w.url.clone(),
+            host: w.host.clone(),
+            region: w.region.clone(),
+            creds: w.creds.clone(),
+            dry_run,
+            planned: Vec::new(),
+        })
     }
-    // This node's VPC and the peers' ENIs, in one read that tolerates peers that no longer
-    // exist (a filter, not InstanceId.N: one stale ID made DescribeInstances fail with
-    // InvalidInstanceID.NotFound and aborted every claim after the Elastic IP had moved).
-    let mut ids = vec![instance.clone()];
-    ids.extend(o.peers.iter().cloned());
-    let mut params = vec![p("Filter.1.Name", "instance-id")];
-    params.extend(
-        ids.iter()
-            .enumerate()
-            .map(|(i, id)| p(&format!("Filter.1.Value.{}", i + 1), id)),
-    );
-    let mut vpc: Option<String> = None;
-    let mut peer_enis: Vec<String> = Vec::new();
-    if let Some(n) = ec2.call("DescribeInstances", &params, false)? {
-        for res in n.items("reservationSet") {
-            for inst in res.items("instancesSet") {
-                let id = inst.get("instanceId").unwrap_or_default();
-                if id == instance {
-                    vpc = inst.get("vpcId");
-                } else if o.peers.contains(&id) {
-                    for nic in inst.items("networkInterfaceSet") {
-                        peer_enis.extend(nic.get("networkInterfaceId"));
+
+    fn resolve(&self, client: &Client) -> anyhow::Result<Who> {
+        let o = &self.o;
+        let meta = o.metadata_url.clone().unwrap_or_else(|| IMDS.to_string());
+        let mut imds: Option<Imds> = None;
+        let instance = need(&o.instance_id, "instance-id", &mut imds, client, &meta)?;
+        let region = need(
+            &o.region
+                .clone()
+                .or_else(env_region)
+                .or_else(crate::aws_credentials::profile_region),
+            "placement/region",
+            &mut imds,
+            client,
+            &meta,
+        )?;
+        let eni = match &o.eni {
+            Some(e) => Some(e.clone()),
+            None if o.instance_id.is_none() => {
+                let mac = need(&None, "mac", &mut imds, client, &meta)?;
+                Some(need(
+                    &None,
+                    &format!("network/interfaces/macs/{mac}/interface-id"),
+                    &mut imds,
+                    client,
+                    &meta,
+                )?)
+            }
+            None => None,
+        };
+        let (creds, source) = crate::aws_credentials::Resolver {
+            client,
+            imds: &mut imds,
+            meta: &meta,
+            region: &region,
+        }
+        .resolve()?;
+        info!("aws: credentials from {source}");
+        let url = o
+            .endpoint_url
+            .clone()
+            .unwrap_or_else(|| format!("https://ec2.{region}.amazonaws.com"))
+            .trim_end_matches('/')
+            .to_string();
+        Ok(Who {
+            host: host_of(&url),
+            instance,
+            region,
+            eni,
+            creds,
+            url,
+        })
+    }
+}
+
+impl Provider for Aws {
+    fn shape(&self) -> &'static Shape {
+        &SHAPE
+    }
+
+    fn me(&mut self, c: &Client) -> anyhow::Result<String> {
+        if self.who.is_none() {
+            self.who = Some(self.resolve(c)?);
+        }
+        Ok(self.who.as_ref().context("aws")?.instance.clone())
+    }
+
+    fn read(&mut self, c: &Client, me: &str) -> anyhow::Result<Held> {
+        let eip = describe_eip(&mut self.ec2(c, false)?, &self.o)?;
+        let eni = self.who.as_ref().and_then(|w| w.eni.clone());
+        let held = Held {
+            ip: eip.ip.parse().ok().or(self.o.ip),
+            what: eip.ip.clone(),
+            holder: eip.instance.clone().or(eip.eni.clone()),
+            mine: eip.instance.as_deref() == Some(me) || (eni.is_some() && eip.eni == eni),
+        };
+        self.eip = Some(eip);
+        Ok(held)
+    }
+
+    /// The peers and their network interfaces (the holder is an instance, or an ENI with
+    /// no instance: AWS returns no instanceId for an ENI that is not attached); this node's
+    /// VPC on the way. One read that tolerates peers that no longer exist (a filter, not
+    /// InstanceId.N: one stale ID made DescribeInstances fail with InvalidInstanceID.NotFound
+    /// and aborted every claim after the Elastic IP had moved).
+    fn pair(&mut self, c: &Client, me: &str) -> anyhow::Result<Vec<String>> {
+        let mut ids = vec![me.to_string()];
+        ids.extend(self.o.peers.iter().cloned());
+        let mut params = vec![p("Filter.1.Name", "instance-id")];
+        params.extend(
+            ids.iter()
+                .enumerate()
+                .map(|(i, id)| p(&format!("Filter.1.Value.{}", i + 1), id)),
+        );
+        let (mut vpc, mut peer_enis) = (None, Vec::new());
+        if let Some(n) = self
+            .ec2(c, false)?
+            .call("DescribeInstances", &params, false)?
+        {
+            for res in n.items("reservationSet") {
+                for inst in res.items("instancesSet") {
+                    let id = inst.get("instanceId").unwrap_or_default();
+                    if id == me {
+                        vpc = inst.get("vpcId");
+                    } else if self.o.peers.contains(&id) {
+                        for nic in inst.items("networkInterfaceSet") {
+                            peer_enis.extend(nic.get("networkInterfaceId"));
+                        }
                     }
                 }
             }
         }
+        self.vpc = vpc;
+        self.peer_enis = peer_enis;
+        let mut pair = self.o.peers.clone();
+        pair.extend(self.peer_enis.iter().cloned());
+        Ok(pair)
     }
-    if !mine {
-        // The holder is an instance, or an ENI with no instance (AWS returns no instanceId
-        // for an ENI that is not attached): either must be this pair's.
-        let holder = eip.instance.clone().or(eip.eni.clone());
-        let mut pair: Vec<String> = o.peers.clone();
-        pair.extend(peer_enis.iter().cloned());
-        refuse_third_owner("aws", &eip.ip, holder.as_deref(), &instance, &pair, o.force)?;
+
+    fn no_release(&self) -> Option<&'static str> {
+        Some("--release is not supported (an Elastic IP is always associated somewhere or nowhere; claim it from the other node)")
     }
-    let mut done: Vec<String> = Vec::new();
-    if !mine {
-        let mut params = vec![
-            p("AllocationId", &eip.allocation_id),
-            p("AllowReassociation", "true"),
-        ];
-        match &eni {
-            Some(e) => params.push(p("NetworkInterfaceId", e)),
-            None => params.push(p("InstanceId", &instance)),
-        }
-        ec2.call("AssociateAddress", &params, true)?;
-        done.push(format!(
-            "AssociateAddress {} -> {}",
-            eip.ip,
-            eni.clone().unwrap_or(instance.clone())
-        ));
+
+    fn converge(
+        &mut self,
+        c: &Client,
+        me: &str,
+        held: &Held,
+        _mode: Mode,
+        w: &mut Writes,
+    ) -> anyhow::Result<()> {
+        let mut ec2 = self.ec2(c, w.dry_run())?;
+        let r = self.moves(&mut ec2, me, held.mine);
+        w.planned.append(&mut ec2.planned);
+        w.done.extend(r?);
+        Ok(())
     }
-    // Routes move only when they target this pair's peers (an instance ID or a peer's ENI),
-    // in this node's VPC. --force widens who may hold the Elastic IP, never whose routes
-    // are taken: it once moved an unrelated NAT instance's route table. IPv6 default routes
-    // (::/0) move with IPv4 ones.
-    let dests: Vec<String> = if o.destinations.is_empty() {
-        vec!["0.0.0.0/0".into(), "::/0".into()]
-    } else {
-        o.destinations.clone()
-    };
-    let mut token: Option<String> = None;
-    let mut replace = Vec::new();
-    loop {
-        // One VPC's tables, a page at a time (DescribeRouteTables: Filter vpc-id,
-        // MaxResults 5-100, NextToken), so the cost does not grow with the account.
-        let mut params = vec![p("MaxResults", "100")];
-        if let Some(v) = &vpc {
-            params.push(p("Filter.1.Name", "vpc-id"));
-            params.push(p("Filter.1.Value.1", v));
-        }
-        if let Some(t) = &token {
-            params.push(p("NextToken", t));
-        }
-        let page = ec2
-            .call("DescribeRouteTables", &params, false)
-            .map_err(|e| partial(e, &done))?
-            .context("DescribeRouteTables")?;
-        for rt in page.items("routeTableSet") {
-            let id = rt.get("routeTableId").unwrap_or_default();
-            if vpc.is_some() && rt.get("vpcId").is_some_and(|v| Some(&v) != vpc.as_ref()) {
-                continue;
+}
+
+impl Aws {
+    /// The writes of a claim, in order: the Elastic IP, the routes, the source/dest check.
+    /// Returns what was done (or, under --dry-run, planned); a failure after a change is
+    /// a partial application, naming both halves.
+    fn moves(&self, ec2: &mut Ec2, instance: &str, mine: bool) -> anyhow::Result<Vec<String>> {
+        let o = &self.o;
+        let eni = self.who.as_ref().and_then(|w| w.eni.clone());
+        let eip = self.eip.as_ref().context("aws: Elastic IP not read")?;
+        let vpc = &self.vpc;
+        let peer_enis = &self.peer_enis;
+        let mut done: Vec<String> = Vec::new();
+        if !mine {
+            let mut params = vec![
+                p("AllocationId", &eip.allocation_id),
+                p("AllowReassociation", "true"),
+            ];
+            match &eni {
+                Some(e) => params.push(p("NetworkInterfaceId", e)),
+                None => params.push(p("InstanceId", instance)),
             }
-            for route in rt.items("routeSet") {
-                let Some(dest) = route
-                    .get("destinationCidrBlock")
-                    .or_else(|| route.get("destinationIpv6CidrBlock"))
-                else {
-                    continue;
-                };
-                if !dests.contains(&dest) {
-                    continue;
-                }
-                let (ri, rn) = (route.get("instanceId"), route.get("networkInterfaceId"));
-                let ours = ri.as_deref() == Some(instance.as_str()) || (rn.is_some() && rn == eni);
-                let peer = ri.as_ref().is_some_and(|i| o.peers.contains(i))
-                    || rn.as_ref().is_some_and(|n| peer_enis.contains(n));
-                if !ours && peer {
-                    replace.push((id.clone(), dest));
-                }
-            }
+            ec2.call("AssociateAddress", &params, true)?;
+            done.push(format!(
+                "AssociateAddress {} -> {}",
+                eip.ip,
+                eni.clone().unwrap_or(instance.to_string())
+            ));
         }
-        token = page.get("nextToken");
-        if token.is_none() {
-            break;
-        }
-    }
-    for (table, dest) in replace {
-        let key = if dest.contains(':') {
-            "DestinationIpv6CidrBlock"
+        // Routes move only when they target this pair's peers (an instance ID or a peer's ENI),
+        // in this node's VPC. --force widens who may hold the Elastic IP, never whose routes
+        // are taken: it once moved an unrelated NAT instance's route table. IPv6 default routes
+        // (::/0) move with IPv4 ones.
+        let dests: Vec<String> = if o.destinations.is_empty() {
+            vec!["0.0.0.0/0".into(), "::/0".into()]
         } else {
-            "DestinationCidrBlock"
+            o.destinations.clone()
         };
-        let mut params = vec![p("RouteTableId", &table), p(key, &dest)];
-        match &eni {
-            Some(e) => params.push(p("NetworkInterfaceId", e)),
-            None => params.push(p("InstanceId", &instance)),
-        }
-        ec2.call("ReplaceRoute", &params, true)
-            .map_err(|e| partial(e, &done))?;
-        done.push(format!("ReplaceRoute {table} {dest}"));
-    }
-    let attr = ec2
-        .call(
-            "DescribeInstanceAttribute",
-            &[
-                p("InstanceId", &instance),
-                p("Attribute", "sourceDestCheck"),
-            ],
-            false,
-        )
-        .map_err(|e| partial(e, &done))?;
-    let check_on = attr
-        .and_then(|n| n.get("sourceDestCheck/value"))
-        .is_some_and(|v| v == "true");
-    if check_on {
-        ec2.call(
-            "ModifyInstanceAttribute",
-            &[
-                p("InstanceId", &instance),
-                p("SourceDestCheck.Value", "false"),
-            ],
-            true,
-        )
-        .map_err(|e| partial(e, &done))?;
-        done.push(format!(
-            "ModifyInstanceAttribute {instance} SourceDestCheck=false"
-        ));
-    }
-    out.already_converged = done.is_empty();
-    if !done.is_empty() && !o.dry_run {
-        let eip = describe_eip(&mut ec2, o).map_err(|e| partial(e, &done))?;
-        let now_mine =
-            eip.instance.as_deref() == Some(instance.as_str()) || (eni.is_some() && eip.eni == eni);
-        if !now_mine {
-            return Err(Partial {
-                done,
-                failed: format!(
-                    "read-back: {} is still on {:?}",
-                    eip.ip,
-                    eip.instance.or(eip.eni)
-                ),
+        let mut token: Option<String> = None;
+        let mut replace = Vec::new();
+        loop {
+            // One VPC's tables, a page at a time (DescribeRouteTables: Filter vpc-id,
+            // MaxResults 5-100, NextToken), so the cost does not grow with the account.
+            let mut params = vec![p("MaxResults", "100")];
+            if let Some(v) = &vpc {
+                params.push(p("Filter.1.Name", "vpc-id"));
+                params.push(p("Filter.1.Value.1", v));
             }
-            .into());
+            if let Some(t) = &token {
+                params.push(p("NextToken", t));
+            }
+            let page = ec2
+                .call("DescribeRouteTables", &params, false)
+                .map_err(|e| partial(e, &done))?
+                .context("DescribeRouteTables")?;
+            for rt in page.items("routeTableSet") {
+                let id = rt.get("routeTableId").unwrap_or_default();
+                if vpc.is_some() && rt.get("vpcId").is_some_and(|v| Some(&v) != vpc.as_ref()) {
+                    continue;
+                }
+                for route in rt.items("routeSet") {
+                    let Some(dest) = route
+                        .get("destinationCidrBlock")
+                        .or_else(|| route.get("destinationIpv6CidrBlock"))
+                    else {
+                        continue;
+                    };
+                    if !dests.contains(&dest) {
+                        continue;
+                    }
+                    let (ri, rn) = (route.get("instanceId"), route.get("networkInterfaceId"));
+                    let ours = ri.as_deref() == Some(instance) || (rn.is_some() && rn == eni);
+                    let peer = ri.as_ref().is_some_and(|i| o.peers.contains(i))
+                        || rn.as_ref().is_some_and(|n| peer_enis.contains(n));
+                    if !ours && peer {
+                        replace.push((id.clone(), dest));
+                    }
+                }
+            }
+            token = page.get("nextToken");
+            if token.is_none() {
+                break;
+            }
         }
-        info!("aws: {} now on {instance}: {}", eip.ip, done.join("; "));
+        for (table, dest) in replace {
+            let key = if dest.contains(':') {
+                "DestinationIpv6CidrBlock"
+            } else {
+                "DestinationCidrBlock"
+            };
+            let mut params = vec![p("RouteTableId", &table), p(key, &dest)];
+            match &eni {
+                Some(e) => params.push(p("NetworkInterfaceId", e)),
+                None => params.push(p("InstanceId", instance)),
+            }
+            ec2.call("ReplaceRoute", &params, true)
+                .map_err(|e| partial(e, &done))?;
+            done.push(format!("ReplaceRoute {table} {dest}"));
+        }
+        let attr = ec2
+            .call(
+                "DescribeInstanceAttribute",
+                &[p("InstanceId", instance), p("Attribute", "sourceDestCheck")],
+                false,
+            )
+            .map_err(|e| partial(e, &done))?;
+        let check_on = attr
+            .and_then(|n| n.get("sourceDestCheck/value"))
+            .is_some_and(|v| v == "true");
+        if check_on {
+            ec2.call(
+                "ModifyInstanceAttribute",
+                &[
+                    p("InstanceId", instance),
+                    p("SourceDestCheck.Value", "false"),
+                ],
+                true,
+            )
+            .map_err(|e| partial(e, &done))?;
+            done.push(format!(
+                "ModifyInstanceAttribute {instance} SourceDestCheck=false"
+            ));
+        }
+        Ok(done)
     }
-    out.owned = if o.dry_run { mine } else { true };
-    out.changed = done;
-    finish(out, client, ec2.planned)
 }
 
 /// Once something changed, a failure is a partial application, naming both halves.
@@ -550,12 +618,6 @@ fn partial(e: anyhow::Error, done: &[String]) -> anyhow::Error {
         }
         .into()
     }
-}
-
-fn finish(mut out: Report, client: &Client, planned: Vec<String>) -> anyhow::Result<Report> {
-    out.planned = planned;
-    out.calls = client.calls();
-    Ok(out)
 }
 
 #[cfg(test)]

@@ -5,16 +5,31 @@
 use std::{net::IpAddr, thread, time::Duration};
 
 use anyhow::{bail, Context};
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::{
     http::{retry_status, Client, Request},
-    model::{refuse_third_owner, Mode, Report},
+    model::Mode,
+    provider::{Held, Provider, Shape, Writes},
     rest::{api, json, Token},
 };
 
 pub const API: &str = "https://api.digitalocean.com/v2";
 pub const METADATA: &str = "http://169.254.169.254";
+/// hakit's variable first, then doctl's.
+pub const TOKEN_VARS: &[&str] = &["DIGITALOCEAN_TOKEN", "DIGITALOCEAN_ACCESS_TOKEN"];
+
+/// `{"id":"…","message":"…"}`
+pub static SHAPE: Shape = Shape {
+    name: "digitalocean",
+    errors: |v: &Value| {
+        format!(
+            "{}: {}",
+            v["id"].as_str().unwrap_or("?"),
+            v["message"].as_str().unwrap_or("?")
+        )
+    },
+};
 
 #[derive(Debug, Clone, Default)]
 pub struct Options {
@@ -23,126 +38,132 @@ pub struct Options {
     pub peers: Vec<String>,
     pub api_url: Option<String>,
     pub metadata_url: Option<String>,
-    pub force: bool,
-    pub dry_run: bool,
 }
 
-pub fn run(client: &Client, token: &Token, o: &Options, mode: Mode) -> anyhow::Result<Report> {
-    let ip = o.ip.context("digitalocean: give the reserved IP (--ip)")?;
-    let base = o.api_url.clone().unwrap_or_else(|| API.to_string());
-    let me = match o.droplet_id {
-        Some(id) => id,
-        None => {
-            let m = o
-                .metadata_url
-                .as_deref()
-                .unwrap_or(METADATA)
-                .trim_end_matches('/');
-            let r = client.send(
-                &Request::new("GET", format!("{m}/metadata/v1/id"), "metadata id").metadata(),
-                retry_status,
-            )?;
-            r.body.trim().parse().with_context(|| {
-                format!(
-                    "digitalocean metadata: id {:?} is not a number",
-                    crate::rest::clip(r.body.trim())
-                )
-            })?
-        }
-    };
-    // The Reserved IP's holder: read first, and read back after the assign.
-    let read = || {
+pub struct DigitalOcean {
+    o: Options,
+    token: Token,
+    ip: IpAddr,
+    base: String,
+    me: Option<u64>,
+}
+
+impl DigitalOcean {
+    pub fn new(o: Options, token: Token) -> anyhow::Result<DigitalOcean> {
+        let ip = o.ip.context("digitalocean: give the reserved IP (--ip)")?;
+        let base = o.api_url.clone().unwrap_or_else(|| API.to_string());
+        Ok(DigitalOcean {
+            me: o.droplet_id,
+            o,
+            token,
+            ip,
+            base,
+        })
+    }
+
+    fn get(&self, c: &Client, path: &str, call: &str) -> anyhow::Result<Value> {
         json(
-            client,
-            "digitalocean",
-            &api(
-                "GET",
-                &base,
-                &format!("/reserved_ips/{ip}"),
-                "GET /reserved_ips/{ip}",
-                token,
-            ),
+            c,
+            &SHAPE,
+            &api("GET", &self.base, path, call, &self.token),
             retry_status,
         )
-    };
-    let info = read()?;
-    let holder = info["reserved_ip"]["droplet"]["id"].as_u64();
-    let mut out = Report {
-        provider: "digitalocean".into(),
-        ip: Some(ip),
-        this_node: me.to_string(),
-        owner_before: holder.map(|h| h.to_string()),
-        owned: holder == Some(me),
-        ..Report::default()
-    };
-    if mode == Mode::Check || holder == Some(me) {
-        out.already_converged = holder == Some(me);
-        out.calls = client.calls();
-        return Ok(out);
     }
-    if mode == Mode::Release {
-        bail!("digitalocean: --release is not supported; claim it from the other node");
+}
+
+impl Provider for DigitalOcean {
+    fn shape(&self) -> &'static Shape {
+        &SHAPE
     }
-    let holder_s = holder.map(|h| h.to_string());
-    refuse_third_owner(
-        "digitalocean",
-        &ip.to_string(),
-        holder_s.as_deref(),
-        &me.to_string(),
-        &o.peers,
-        o.force,
-    )?;
-    let req = api(
-        "POST",
-        &base,
-        &format!("/reserved_ips/{ip}/actions"),
-        "POST /reserved_ips/{ip}/actions",
-        token,
-    )
-    .header("Content-Type", "application/json")
-    .body(json!({"type": "assign", "droplet_id": me}).to_string());
-    if o.dry_run {
-        out.planned.push(req.shown());
-        out.changed.push(format!("assign {ip} to droplet {me}"));
-        out.calls = client.calls();
-        return Ok(out);
-    }
-    let action = json(client, "digitalocean", &req, retry_status)?["action"].clone();
-    let id = action["id"]
-        .as_u64()
-        .context("digitalocean: assign returned no action")?;
-    let mut status = action["status"]
-        .as_str()
-        .unwrap_or("in-progress")
-        .to_string();
-    while status == "in-progress" {
-        thread::sleep(Duration::from_millis(200));
-        let a = json(
-            client,
-            "digitalocean",
-            &api(
-                "GET",
-                &base,
-                &format!("/reserved_ips/{ip}/actions/{id}"),
-                "GET /reserved_ips/{ip}/actions/{id}",
-                token,
-            ),
+
+    fn me(&mut self, c: &Client) -> anyhow::Result<String> {
+        if let Some(id) = self.me {
+            return Ok(id.to_string());
+        }
+        let m = self
+            .o
+            .metadata_url
+            .as_deref()
+            .unwrap_or(METADATA)
+            .trim_end_matches('/');
+        let r = c.send(
+            &Request::new("GET", format!("{m}/metadata/v1/id"), "metadata id").metadata(),
             retry_status,
         )?;
-        status = a["action"]["status"]
+        let id: u64 = r.body.trim().parse().with_context(|| {
+            format!(
+                "digitalocean metadata: id {:?} is not a number",
+                crate::rest::clip(r.body.trim())
+            )
+        })?;
+        self.me = Some(id);
+        Ok(id.to_string())
+    }
+
+    fn read(&mut self, c: &Client, me: &str) -> anyhow::Result<Held> {
+        let ip = self.ip;
+        let info = self.get(c, &format!("/reserved_ips/{ip}"), "GET /reserved_ips/{ip}")?;
+        let holder = info["reserved_ip"]["droplet"]["id"].as_u64();
+        Ok(Held {
+            ip: Some(ip),
+            what: ip.to_string(),
+            holder: holder.map(|h| h.to_string()),
+            mine: holder.is_some_and(|h| h.to_string() == me),
+        })
+    }
+
+    fn pair(&mut self, _c: &Client, _me: &str) -> anyhow::Result<Vec<String>> {
+        Ok(self.o.peers.clone())
+    }
+
+    fn converge(
+        &mut self,
+        c: &Client,
+        me: &str,
+        held: &Held,
+        _mode: Mode,
+        w: &mut Writes,
+    ) -> anyhow::Result<()> {
+        if held.mine {
+            return Ok(());
+        }
+        let (ip, me_n): (IpAddr, u64) = (self.ip, me.parse()?);
+        let req = api(
+            "POST",
+            &self.base,
+            &format!("/reserved_ips/{ip}/actions"),
+            "POST /reserved_ips/{ip}/actions",
+            &self.token,
+        )
+        .header("Content-Type", "application/json")
+        .body(json!({"type": "assign", "droplet_id": me_n}).to_string());
+        if !w.begin(&req, format!("assign {ip} to droplet {me}")) {
+            return Ok(());
+        }
+        let action = json(c, &SHAPE, &req, retry_status)?["action"].clone();
+        let id = action["id"]
+            .as_u64()
+            .context("digitalocean: assign returned no action")?;
+        let mut status = action["status"]
             .as_str()
             .unwrap_or("in-progress")
             .to_string();
+        while status == "in-progress" {
+            thread::sleep(Duration::from_millis(200));
+            let a = self.get(
+                c,
+                &format!("/reserved_ips/{ip}/actions/{id}"),
+                "GET /reserved_ips/{ip}/actions/{id}",
+            )?;
+            status = a["action"]["status"]
+                .as_str()
+                .unwrap_or("in-progress")
+                .to_string();
+        }
+        if status != "completed" {
+            bail!("digitalocean assign action {id}: {status}");
+        }
+        w.made(format!("assigned {ip} to droplet {me}"));
+        Ok(())
     }
-    if status != "completed" {
-        bail!("digitalocean assign action {id}: {status}");
-    }
-    let after = read()?;
-    if after["reserved_ip"]["droplet"]["id"].as_u64() != Some(me) {
-        bail!("digitalocean: read-back: {ip} is not on droplet {me}");
-    }
-    out.owned = true;
-    out.changed.push(format!("assigned {ip} to droplet {me}"));
-    out.calls = client.calls();
-    Ok(out)
 }

@@ -10,12 +10,27 @@ use serde_json::{json, Value};
 
 use crate::{
     http::{retry_status, Client, Request, Response},
-    model::{refuse_third_owner, Mode, Report},
+    model::Mode,
+    provider::{Held, Provider, Shape, Writes},
     rest::{api, json, Token},
 };
 
 pub const API: &str = "https://api.hetzner.cloud/v1";
 pub const METADATA: &str = "http://169.254.169.254";
+/// hcloud's variable.
+pub const TOKEN_VARS: &[&str] = &["HCLOUD_TOKEN"];
+
+/// `{"error":{"code":"…","message":"…"}}`
+pub static SHAPE: Shape = Shape {
+    name: "hetzner",
+    errors: |v: &Value| {
+        format!(
+            "{}: {}",
+            v["error"]["code"].as_str().unwrap_or("?"),
+            v["error"]["message"].as_str().unwrap_or("?")
+        )
+    },
+};
 
 #[derive(Debug, Clone, Default)]
 pub struct Options {
@@ -25,8 +40,6 @@ pub struct Options {
     pub peers: Vec<String>,
     pub api_url: Option<String>,
     pub metadata_url: Option<String>,
-    pub force: bool,
-    pub dry_run: bool,
 }
 
 fn retry(r: &Response) -> bool {
@@ -37,235 +50,233 @@ fn retry(r: &Response) -> bool {
                 .any(|c| r.body.contains(c))
 }
 
-pub fn run(client: &Client, token: &Token, o: &Options, mode: Mode) -> anyhow::Result<Report> {
-    let base = o.api_url.clone().unwrap_or_else(|| API.to_string());
-    let me = match o.server_id {
-        Some(id) => id,
-        None => {
-            let m = o
-                .metadata_url
-                .as_deref()
-                .unwrap_or(METADATA)
-                .trim_end_matches('/');
-            let r = client.send(
-                &Request::new(
-                    "GET",
-                    format!("{m}/hetzner/v1/metadata/instance-id"),
-                    "metadata instance-id",
-                )
-                .metadata(),
-                retry_status,
-            )?;
-            r.body.trim().parse().with_context(|| {
-                format!(
-                    "hetzner metadata: instance-id {:?} is not a number",
-                    r.body.trim()
-                )
-            })?
+pub struct Hetzner {
+    o: Options,
+    token: Token,
+    base: String,
+    me: Option<u64>,
+    /// The Floating IP's ID, once found (by ID or by address).
+    id: Option<u64>,
+}
+
+impl Hetzner {
+    pub fn new(o: Options, token: Token) -> anyhow::Result<Hetzner> {
+        if o.floating_ip_id.is_none() && o.ip.is_none() {
+            bail!("hetzner: give the Floating IP (--ip) or its ID (--floating-ip-id)");
         }
-    };
-    // One Floating IP by ID: read first (when the ID is given), and read back after the assign.
-    let read = |id: u64| {
+        Ok(Hetzner {
+            base: o.api_url.clone().unwrap_or_else(|| API.to_string()),
+            me: o.server_id,
+            id: o.floating_ip_id,
+            o,
+            token,
+        })
+    }
+
+    fn get(&self, c: &Client, path: &str, call: &str) -> anyhow::Result<Value> {
         json(
-            client,
-            "hetzner",
-            &api(
-                "GET",
-                &base,
-                &format!("/floating_ips/{id}"),
-                "GET /floating_ips/{id}",
-                token,
-            ),
+            c,
+            &SHAPE,
+            &api("GET", &self.base, path, call, &self.token),
             retry,
         )
-    };
-    let fip: Value = match (o.floating_ip_id, o.ip) {
-        (Some(id), _) => read(id)?["floating_ip"].clone(),
-        (None, Some(ip)) => {
-            // Every page (the API returns at most 50 a page; a project with more used to
-            // say "no Floating IP" for one beyond the first page). An IPv6 Floating IP is a
-            // /64: the address configured on the node (…::1) is found by containment.
-            let mut page = 1u64;
-            loop {
-                let list = json(
-                    client,
-                    "hetzner",
-                    &api(
-                        "GET",
-                        &base,
-                        &format!("/floating_ips?page={page}&per_page=50"),
-                        "GET /floating_ips",
-                        token,
-                    ),
-                    retry,
-                )?;
-                if let Some(f) = list["floating_ips"].as_array().and_then(|a| {
-                    a.iter()
-                        .find(|f| f["ip"].as_str().is_some_and(|n| contains(n, ip)))
-                }) {
-                    break f.clone();
-                }
-                match list["meta"]["pagination"]["next_page"].as_u64() {
-                    Some(next) if next > page && page < 1000 => page = next,
-                    _ => bail!("hetzner: no Floating IP {ip} in this project"),
-                }
+    }
+
+    /// The Floating IP: by ID, else by address through every page (the API returns at most
+    /// 50 a page; a project with more used to say "no Floating IP" for one beyond the first
+    /// page). An IPv6 Floating IP is a /64: the address configured on the node (…::1) is
+    /// found by containment.
+    fn floating_ip(&self, c: &Client) -> anyhow::Result<Value> {
+        if let Some(id) = self.id {
+            return Ok(
+                self.get(c, &format!("/floating_ips/{id}"), "GET /floating_ips/{id}")?
+                    ["floating_ip"]
+                    .clone(),
+            );
+        }
+        let ip = self.o.ip.context("hetzner: no Floating IP address")?;
+        let mut page = 1u64;
+        loop {
+            let list = self.get(
+                c,
+                &format!("/floating_ips?page={page}&per_page=50"),
+                "GET /floating_ips",
+            )?;
+            if let Some(f) = list["floating_ips"].as_array().and_then(|a| {
+                a.iter()
+                    .find(|f| f["ip"].as_str().is_some_and(|n| contains(n, ip)))
+            }) {
+                return Ok(f.clone());
+            }
+            match list["meta"]["pagination"]["next_page"].as_u64() {
+                Some(next) if next > page && page < 1000 => page = next,
+                _ => bail!("hetzner: no Floating IP {ip} in this project"),
             }
         }
-        (None, None) => bail!("hetzner: give the Floating IP (--ip) or its ID (--floating-ip-id)"),
-    };
-    let id = fip["id"]
-        .as_u64()
-        .context("hetzner: Floating IP without id")?;
-    let holder = fip["server"].as_u64();
-    let mut out = Report {
-        provider: "hetzner".into(),
-        ip: fip["ip"]
-            .as_str()
-            .and_then(|s| s.split('/').next())
-            .and_then(|s| s.parse().ok())
-            .or(o.ip),
-        this_node: me.to_string(),
-        owner_before: holder.map(|h| h.to_string()),
-        owned: holder == Some(me),
-        ..Report::default()
-    };
-    if mode == Mode::Check || holder == Some(me) {
-        out.already_converged = holder == Some(me);
-        out.calls = client.calls();
-        return Ok(out);
     }
-    if mode == Mode::Release {
-        bail!("hetzner: --release is not supported; claim it from the other node");
+}
+
+impl Provider for Hetzner {
+    fn shape(&self) -> &'static Shape {
+        &SHAPE
     }
-    let holder_s = holder.map(|h| h.to_string());
-    refuse_third_owner(
-        "hetzner",
-        &format!("Floating IP {id}"),
-        holder_s.as_deref(),
-        &me.to_string(),
-        &o.peers,
-        o.force,
-    )?;
-    let req = api(
-        "POST",
-        &base,
-        &format!("/floating_ips/{id}/actions/assign"),
-        "POST /floating_ips/{id}/actions/assign",
-        token,
-    )
-    .header("Content-Type", "application/json")
-    .body(json!({"server": me}).to_string());
-    if o.dry_run {
-        out.planned.push(req.shown());
-        out.changed
-            .push(format!("assign Floating IP {id} to server {me}"));
-        out.calls = client.calls();
-        return Ok(out);
+
+    fn me(&mut self, c: &Client) -> anyhow::Result<String> {
+        if let Some(id) = self.me {
+            return Ok(id.to_string());
+        }
+        let m = self
+            .o
+            .metadata_url
+            .as_deref()
+            .unwrap_or(METADATA)
+            .trim_end_matches('/');
+        let r = c.send(
+            &Request::new(
+                "GET",
+                format!("{m}/hetzner/v1/metadata/instance-id"),
+                "metadata instance-id",
+            )
+            .metadata(),
+            retry_status,
+        )?;
+        let id: u64 = r.body.trim().parse().with_context(|| {
+            format!(
+                "hetzner metadata: instance-id {:?} is not a number",
+                crate::rest::clip(r.body.trim())
+            )
+        })?;
+        self.me = Some(id);
+        Ok(id.to_string())
     }
-    // An assign still running (a retry after a timeout, or nat-notify's next attempt) is
-    // followed, not started twice.
-    let running = json(
-        client,
-        "hetzner",
-        &api(
-            "GET",
-            &base,
+
+    fn read(&mut self, c: &Client, me: &str) -> anyhow::Result<Held> {
+        let fip = self.floating_ip(c)?;
+        let id = fip["id"]
+            .as_u64()
+            .context("hetzner: Floating IP without id")?;
+        self.id = Some(id);
+        let holder = fip["server"].as_u64();
+        Ok(Held {
+            ip: fip["ip"]
+                .as_str()
+                .and_then(|s| s.split('/').next())
+                .and_then(|s| s.parse().ok())
+                .or(self.o.ip),
+            what: format!("Floating IP {id}"),
+            holder: holder.map(|h| h.to_string()),
+            mine: holder.is_some_and(|h| h.to_string() == me),
+        })
+    }
+
+    fn pair(&mut self, _c: &Client, _me: &str) -> anyhow::Result<Vec<String>> {
+        Ok(self.o.peers.clone())
+    }
+
+    fn converge(
+        &mut self,
+        c: &Client,
+        me: &str,
+        held: &Held,
+        _mode: Mode,
+        w: &mut Writes,
+    ) -> anyhow::Result<()> {
+        if held.mine {
+            return Ok(());
+        }
+        let id = self.id.context("hetzner: Floating IP not read")?;
+        let me_n: u64 = me.parse()?;
+        let req = api(
+            "POST",
+            &self.base,
+            &format!("/floating_ips/{id}/actions/assign"),
+            "POST /floating_ips/{id}/actions/assign",
+            &self.token,
+        )
+        .header("Content-Type", "application/json")
+        .body(json!({"server": me_n}).to_string());
+        if !w.begin(&req, format!("assign Floating IP {id} to server {me}")) {
+            return Ok(());
+        }
+        // An assign still running (a retry after a timeout, or nat-notify's next attempt) is
+        // followed, not started twice.
+        let running = self.get(
+            c,
             &format!("/floating_ips/{id}/actions?status=running"),
             "GET /floating_ips/{id}/actions",
-            token,
-        ),
-        retry,
-    )?;
-    let to_me = |x: &Value| {
-        x["resources"].as_array().is_some_and(|r| {
-            r.iter()
-                .any(|r| r["type"] == "server" && r["id"].as_u64() == Some(me))
-        })
-    };
-    let pending = running["actions"].as_array().and_then(|a| {
-        a.iter()
-            .find(|x| x["command"] == "assign_floating_ip" && x["status"] == "running" && to_me(x))
-            .and_then(|x| x["id"].as_u64())
-    });
-    let (mut action_id, mut status) = match pending {
-        Some(a) => {
-            log::info!(
-                "hetzner: assign action {a} of Floating IP {id} is still running: following it"
-            );
-            (a, "running".to_string())
-        }
-        None => {
-            let action = json(client, "hetzner", &req, retry)?["action"].clone();
-            (
-                action["id"]
-                    .as_u64()
-                    .context("hetzner: assign returned no action")?,
-                action["status"].as_str().unwrap_or("running").to_string(),
-            )
-        }
-    };
-    let started = std::time::Instant::now();
-    let mut pause = Duration::from_millis(200);
-    let mut attempts = 0;
-    while status == "running" {
-        // Backed off (200 ms doubling to 2 s), and never past the deadline: then the error
-        // says what is pending, not which transport attempt did not happen.
-        if client.time_left() <= pause {
-            bail!(
-                "hetzner: assign action {action_id} of Floating IP {id} still running after {:.1} s",
-                started.elapsed().as_secs_f64()
-            );
-        }
-        thread::sleep(pause);
-        pause = (pause * 2).min(Duration::from_secs(2));
-        let a = json(
-            client,
-            "hetzner",
-            &api(
-                "GET",
-                &base,
-                &format!("/actions/{action_id}"),
-                "GET /actions/{id}",
-                token,
-            ),
-            retry,
-        )?["action"]
-            .clone();
-        status = a["status"].as_str().unwrap_or("running").to_string();
-        match status.as_str() {
-            "running" => continue,
-            "error" => {
-                let code = a["error"]["code"].as_str().unwrap_or("?").to_string();
-                if ["locked", "conflict", "rate_limit_exceeded"].contains(&code.as_str())
-                    && attempts < 3
-                {
-                    attempts += 1;
-                    action_id = json(client, "hetzner", &req, retry)?["action"]["id"]
+        )?;
+        let to_me = |x: &Value| {
+            x["resources"].as_array().is_some_and(|r| {
+                r.iter()
+                    .any(|r| r["type"] == "server" && r["id"].as_u64() == Some(me_n))
+            })
+        };
+        let pending = running["actions"].as_array().and_then(|a| {
+            a.iter()
+                .find(|x| {
+                    x["command"] == "assign_floating_ip" && x["status"] == "running" && to_me(x)
+                })
+                .and_then(|x| x["id"].as_u64())
+        });
+        let (mut action_id, mut status) = match pending {
+            Some(a) => {
+                log::info!(
+                    "hetzner: assign action {a} of Floating IP {id} is still running: following it"
+                );
+                (a, "running".to_string())
+            }
+            None => {
+                let action = json(c, &SHAPE, &req, retry)?["action"].clone();
+                (
+                    action["id"]
                         .as_u64()
-                        .context("hetzner: assign returned no action")?;
-                    status = "running".into();
-                    continue;
-                }
+                        .context("hetzner: assign returned no action")?,
+                    action["status"].as_str().unwrap_or("running").to_string(),
+                )
+            }
+        };
+        let started = std::time::Instant::now();
+        let mut pause = Duration::from_millis(200);
+        let mut attempts = 0;
+        while status == "running" {
+            // Backed off (200 ms doubling to 2 s), and never past the deadline: then the
+            // error says what is pending, not which transport attempt did not happen.
+            if c.time_left() <= pause {
                 bail!(
-                    "hetzner assign action {action_id}: error {code}: {}",
-                    crate::rest::clip(a["error"]["message"].as_str().unwrap_or("?"))
+                    "hetzner: assign action {action_id} of Floating IP {id} still running after {:.1} s",
+                    started.elapsed().as_secs_f64()
                 );
             }
-            _ => {}
+            thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_secs(2));
+            let a = self.get(c, &format!("/actions/{action_id}"), "GET /actions/{id}")?["action"]
+                .clone();
+            status = a["status"].as_str().unwrap_or("running").to_string();
+            match status.as_str() {
+                "running" => continue,
+                "error" => {
+                    let code = a["error"]["code"].as_str().unwrap_or("?").to_string();
+                    if ["locked", "conflict", "rate_limit_exceeded"].contains(&code.as_str())
+                        && attempts < 3
+                    {
+                        attempts += 1;
+                        action_id = json(c, &SHAPE, &req, retry)?["action"]["id"]
+                            .as_u64()
+                            .context("hetzner: assign returned no action")?;
+                        status = "running".into();
+                        continue;
+                    }
+                    bail!(
+                        "hetzner assign action {action_id}: error {code}: {}",
+                        crate::rest::clip(a["error"]["message"].as_str().unwrap_or("?"))
+                    );
+                }
+                _ => {}
+            }
         }
+        w.made(format!("assigned Floating IP {id} to server {me}"));
+        Ok(())
     }
-    let after = read(id)?;
-    if after["floating_ip"]["server"].as_u64() != Some(me) {
-        bail!(
-            "hetzner: read-back: Floating IP {id} is on server {}, not {me}",
-            after["floating_ip"]["server"]
-        );
-    }
-    out.owned = true;
-    out.changed
-        .push(format!("assigned Floating IP {id} to server {me}"));
-    out.calls = client.calls();
-    Ok(out)
 }
 
 /// Whether the Floating IP `net` (an address, or a network with a prefix as IPv6 Floating

@@ -8,6 +8,10 @@
 //! * [`digitalocean`]: Reserved IP assign + action polling.
 //! * [`http`]: timeouts, one deadline, retries with backoff and jitter, verified TLS, call log.
 //! * [`rest`]: bearer tokens (env or a 0600 file) and provider error texts.
+//! * [`provider`]: the claim flow every provider shares, the trait each implements, and
+//!   the recipe for adding one.
+//! * [`Session`]: a provider resolved once (agent, token, this node's identity), run as
+//!   often as a retry loop needs.
 
 pub mod aws;
 pub mod aws_credentials;
@@ -16,6 +20,7 @@ pub mod hetzner;
 pub mod http;
 pub mod linode;
 pub mod model;
+pub mod provider;
 pub mod rest;
 pub mod sigv4;
 pub mod xml;
@@ -23,9 +28,11 @@ pub mod xml;
 use std::time::Duration;
 
 use hakit_core::{
-    config::{Fip, Provider},
+    config::{Fip, Provider as Kind},
     usage_error,
 };
+
+use crate::provider::Provider;
 
 /// Runs `mode` for the provider and settings of a `[fip]` configuration (flags already
 /// layered over it): the entry point of `fip-claim` and of ha-check's `fip-owner` probe.
@@ -47,32 +54,42 @@ pub fn run_with(
     force: bool,
     speaker: Option<&hakit_bgp::Speaker>,
 ) -> anyhow::Result<model::Report> {
-    let provider = f.provider.ok_or_else(|| {
-        usage_error("no provider: give --provider (or HAKIT_FIP_PROVIDER, or provider in [fip])")
-    })?;
-    let timeout = f.timeout.map_or(Duration::from_secs(3), |d| d.get());
-    let deadline = f.deadline.map_or(Duration::from_secs(30), |d| d.get());
-    let client = http::Client::new(
-        http::agent(timeout, timeout, f.ca_file.as_deref())?,
-        deadline,
-        f.attempts.unwrap_or(5),
-    );
-    // AWS signs with its own credentials; the others take a bearer token, from hakit's
-    // variable or the provider CLI's, and a numeric ID.
-    let token = |env: &[&str]| {
-        rest::Token::load(env, f.token_file.as_deref()).map_err(|e| usage_error(format!("{e:#}")))
-    };
-    let id = || match f.instance_id.as_deref().map(str::parse::<u64>) {
-        None => Ok(None),
-        Some(Ok(n)) => Ok(Some(n)),
-        Some(Err(_)) => Err(usage_error(
-            "instance_id must be a number for this provider",
-        )),
-    };
-    match provider {
-        Provider::Aws => aws::run(
-            &client,
-            &aws::Options {
+    Session::new(f, speaker)?.run(mode, dry_run, force)
+}
+
+/// A provider resolved once: the TLS agent, the token, and (after the first run) this
+/// node's identity, kept across runs. nat-notify's claim retries run the same session;
+/// each run gets the configured deadline and attempts afresh.
+pub struct Session {
+    agent: ureq::Agent,
+    deadline: Duration,
+    attempts: u32,
+    provider: Box<dyn Provider + Send>,
+}
+
+impl Session {
+    pub fn new(f: &Fip, speaker: Option<&hakit_bgp::Speaker>) -> anyhow::Result<Session> {
+        let kind = f.provider.ok_or_else(|| {
+            usage_error(
+                "no provider: give --provider (or HAKIT_FIP_PROVIDER, or provider in [fip])",
+            )
+        })?;
+        let timeout = f.timeout.map_or(Duration::from_secs(3), |d| d.get());
+        // The others take a bearer token, from hakit's variable or the provider CLI's, and
+        // a numeric ID; AWS signs with its own credentials.
+        let token = |env: &[&str]| {
+            rest::Token::load(env, f.token_file.as_deref())
+                .map_err(|e| usage_error(format!("{e:#}")))
+        };
+        let id = || match f.instance_id.as_deref().map(str::parse::<u64>) {
+            None => Ok(None),
+            Some(Ok(n)) => Ok(Some(n)),
+            Some(Err(_)) => Err(usage_error(
+                "instance_id must be a number for this provider",
+            )),
+        };
+        let provider: Box<dyn Provider + Send> = match kind {
+            Kind::Aws => Box::new(aws::Aws::new(aws::Options {
                 ip: f.ip,
                 allocation_id: f.allocation_id.clone(),
                 instance_id: f.instance_id.clone(),
@@ -82,55 +99,57 @@ pub fn run_with(
                 destinations: f.route_destinations.clone(),
                 endpoint_url: f.endpoint_url.clone(),
                 metadata_url: f.metadata_url.clone(),
-                force,
-                dry_run,
-            },
-            mode,
-        ),
-        Provider::Linode => linode::run(
-            &client,
-            &token(&["LINODE_TOKEN", "LINODE_CLI_TOKEN"])?,
-            &linode::Options {
-                ip: f.ip,
-                linode_id: id()?,
-                peers: f.peers.clone(),
-                assign: f.assign.unwrap_or(false),
-                api_url: f.endpoint_url.clone(),
-                metadata_url: f.metadata_url.clone(),
-                force,
-                dry_run,
-                speaker: speaker.cloned(),
-            },
-            mode,
-        ),
-        Provider::Hetzner => hetzner::run(
-            &client,
-            &token(&["HCLOUD_TOKEN"])?,
-            &hetzner::Options {
-                ip: f.ip,
-                floating_ip_id: f.floating_ip_id,
-                server_id: id()?,
-                peers: f.peers.clone(),
-                api_url: f.endpoint_url.clone(),
-                metadata_url: f.metadata_url.clone(),
-                force,
-                dry_run,
-            },
-            mode,
-        ),
-        Provider::Digitalocean => digitalocean::run(
-            &client,
-            &token(&["DIGITALOCEAN_TOKEN", "DIGITALOCEAN_ACCESS_TOKEN"])?,
-            &digitalocean::Options {
-                ip: f.ip,
-                droplet_id: id()?,
-                peers: f.peers.clone(),
-                api_url: f.endpoint_url.clone(),
-                metadata_url: f.metadata_url.clone(),
-                force,
-                dry_run,
-            },
-            mode,
-        ),
+            })),
+            Kind::Linode => Box::new(linode::Linode::new(
+                linode::Options {
+                    ip: f.ip,
+                    linode_id: id()?,
+                    peers: f.peers.clone(),
+                    assign: f.assign.unwrap_or(false),
+                    api_url: f.endpoint_url.clone(),
+                    metadata_url: f.metadata_url.clone(),
+                    speaker: speaker.cloned(),
+                },
+                token(linode::TOKEN_VARS)?,
+            )?),
+            Kind::Hetzner => Box::new(hetzner::Hetzner::new(
+                hetzner::Options {
+                    ip: f.ip,
+                    floating_ip_id: f.floating_ip_id,
+                    server_id: id()?,
+                    peers: f.peers.clone(),
+                    api_url: f.endpoint_url.clone(),
+                    metadata_url: f.metadata_url.clone(),
+                },
+                token(hetzner::TOKEN_VARS)?,
+            )?),
+            Kind::Digitalocean => Box::new(digitalocean::DigitalOcean::new(
+                digitalocean::Options {
+                    ip: f.ip,
+                    droplet_id: id()?,
+                    peers: f.peers.clone(),
+                    api_url: f.endpoint_url.clone(),
+                    metadata_url: f.metadata_url.clone(),
+                },
+                token(digitalocean::TOKEN_VARS)?,
+            )?),
+        };
+        Ok(Session {
+            agent: http::agent(timeout, timeout, f.ca_file.as_deref())?,
+            deadline: f.deadline.map_or(Duration::from_secs(30), |d| d.get()),
+            attempts: f.attempts.unwrap_or(5),
+            provider,
+        })
+    }
+
+    /// One run of `mode`, under its own deadline.
+    pub fn run(
+        &mut self,
+        mode: model::Mode,
+        dry_run: bool,
+        force: bool,
+    ) -> anyhow::Result<model::Report> {
+        let client = http::Client::new(self.agent.clone(), self.deadline, self.attempts);
+        provider::run(self.provider.as_mut(), &client, mode, dry_run, force)
     }
 }

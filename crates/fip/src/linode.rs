@@ -14,12 +14,34 @@ use serde_json::{json, Value};
 
 use crate::{
     http::{retry_status, Client, Request},
-    model::{refuse_third_owner, Mode, Report},
+    model::Mode,
+    provider::{Checked, Held, Provider, Shape, Writes},
     rest::{api, json, Token},
 };
 
 pub const API: &str = "https://api.linode.com/v4";
 pub const METADATA: &str = "http://169.254.169.254";
+/// hakit's variable first, then linode-cli's.
+pub const TOKEN_VARS: &[&str] = &["LINODE_TOKEN", "LINODE_CLI_TOKEN"];
+
+/// `{"errors":[{"reason":"…","field":"…"}]}`
+pub static SHAPE: Shape = Shape {
+    name: "linode",
+    errors: |v: &Value| {
+        v["errors"]
+            .as_array()
+            .map(|es| {
+                es.iter()
+                    .map(|e| match e["field"].as_str() {
+                        Some(f) => format!("{} ({f})", e["reason"].as_str().unwrap_or("?")),
+                        None => e["reason"].as_str().unwrap_or("?").to_string(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            })
+            .unwrap_or_else(|| v.to_string().chars().take(120).collect())
+    },
+};
 
 #[derive(Debug, Clone, Default)]
 pub struct Options {
@@ -29,8 +51,6 @@ pub struct Options {
     pub assign: bool,
     pub api_url: Option<String>,
     pub metadata_url: Option<String>,
-    pub force: bool,
-    pub dry_run: bool,
     /// The local BGP speaker announcing the address (lelastic/FRR): `--check` is "this node
     /// announces it as primary and shares it", not "the API lists it".
     pub speaker: Option<hakit_bgp::Speaker>,
@@ -90,197 +110,177 @@ pub fn shared_set(ips: &Value) -> Vec<String> {
     out
 }
 
-/// The two reads a claim makes, before and after a write.
-struct Reads<'a> {
-    client: &'a Client,
-    base: &'a str,
-    token: &'a Token,
+pub struct Linode {
+    o: Options,
+    token: Token,
     ip: IpAddr,
-    me: u64,
+    base: String,
+    me: Option<u64>,
+    /// What this Linode shared at the last read (a share request carries the union).
+    shared: Vec<String>,
 }
 
-impl Reads<'_> {
+impl Linode {
+    pub fn new(o: Options, token: Token) -> anyhow::Result<Linode> {
+        let ip = o.ip.context("linode: give the floating IP (--ip)")?;
+        Ok(Linode {
+            base: o.api_url.clone().unwrap_or_else(|| API.to_string()),
+            me: o.linode_id,
+            o,
+            token,
+            ip,
+            shared: Vec::new(),
+        })
+    }
+
+    fn get(&self, c: &Client, path: &str, call: &str) -> anyhow::Result<Value> {
+        json(
+            c,
+            &SHAPE,
+            &api("GET", &self.base, path, call, &self.token),
+            retry_status,
+        )
+    }
+
     /// The Linode the address is assigned to.
-    fn holder(&self) -> anyhow::Result<Option<u64>> {
-        let req = api(
-            "GET",
-            self.base,
+    fn holder(&self, c: &Client) -> anyhow::Result<Option<u64>> {
+        Ok(self.get(
+            c,
             &format!("/networking/ips/{}", self.ip),
             "GET /networking/ips/{address}",
-            self.token,
-        );
-        Ok(json(self.client, "linode", &req, retry_status)?["linode_id"].as_u64())
+        )?["linode_id"]
+            .as_u64())
     }
 
     /// What this Linode shares now.
-    fn shared(&self) -> anyhow::Result<Vec<String>> {
-        let req = api(
-            "GET",
-            self.base,
-            &format!("/linode/instances/{}/ips", self.me),
+    fn shared_now(&self, c: &Client, me: &str) -> anyhow::Result<Vec<String>> {
+        Ok(shared_set(&self.get(
+            c,
+            &format!("/linode/instances/{me}/ips"),
             "GET /linode/instances/{id}/ips",
-            self.token,
-        );
-        Ok(shared_set(&json(
-            self.client,
-            "linode",
-            &req,
-            retry_status,
         )?))
+    }
+
+    fn post(&self, path: &str, call: &str, body: &Value) -> Request {
+        api("POST", &self.base, path, call, &self.token)
+            .header("Content-Type", "application/json")
+            .body(body.to_string())
     }
 }
 
-pub fn run(client: &Client, token: &Token, o: &Options, mode: Mode) -> anyhow::Result<Report> {
-    let ip = o.ip.context("linode: give the floating IP (--ip)")?;
-    let base = o.api_url.clone().unwrap_or_else(|| API.to_string());
-    let me = match o.linode_id {
-        Some(id) => id,
-        None => own_id(client, o.metadata_url.as_deref().unwrap_or(METADATA))?,
-    };
-    let mut out = Report {
-        provider: "linode".into(),
-        ip: Some(ip),
-        this_node: me.to_string(),
-        ..Report::default()
-    };
-    let read = Reads {
-        client,
-        base: &base,
-        token,
-        ip,
-        me,
-    };
-    if let (Mode::Check, Some(sp)) = (mode, &o.speaker) {
-        // IP Sharing only authorises; the route servers follow the announcement. The role
-        // is read first (local, no API): a node that does not announce primary does not
-        // get the traffic, whatever the API says.
-        let (_, seen) = sp.read_ip(ip).context("linode")?;
-        out.announced = Some(sp.describe(&seen));
-        if !sp.is(&seen, hakit_bgp::Target::Announce(hakit_bgp::Role::Primary)) {
-            out.calls = client.calls();
-            return Ok(out);
+impl Provider for Linode {
+    fn shape(&self) -> &'static Shape {
+        &SHAPE
+    }
+
+    fn me(&mut self, c: &Client) -> anyhow::Result<String> {
+        if let Some(id) = self.me {
+            return Ok(id.to_string());
         }
-        let shared = read.shared()?;
-        out.owned = shared.contains(&ip.to_string()) || read.holder()? == Some(me);
-        out.already_converged = out.owned;
-        out.calls = client.calls();
-        return Ok(out);
+        let id = own_id(c, self.o.metadata_url.as_deref().unwrap_or(METADATA))?;
+        self.me = Some(id);
+        Ok(id.to_string())
     }
-    let holder = read.holder()?;
-    out.owner_before = holder.map(|h| h.to_string());
-    let shared = read.shared()?;
-    let ip_s = ip.to_string();
-    let mine = holder == Some(me) || shared.contains(&ip_s);
-    out.owned = mine;
-    if mode == Mode::Check {
-        out.already_converged = mine;
-        out.calls = client.calls();
-        return Ok(out);
+
+    /// With a BGP speaker, IP Sharing only authorises; the route servers follow the
+    /// announcement. The role is read first (local, no API): a node that does not announce
+    /// primary does not get the traffic, whatever the API says.
+    fn check(&mut self, c: &Client, me: &str) -> anyhow::Result<Option<Checked>> {
+        let Some(sp) = &self.o.speaker else {
+            return Ok(None);
+        };
+        let (_, seen) = sp.read_ip(self.ip).context("linode")?;
+        let announced = Some(sp.describe(&seen));
+        if !sp.is(&seen, hakit_bgp::Target::Announce(hakit_bgp::Role::Primary)) {
+            return Ok(Some(Checked {
+                owned: false,
+                announced,
+            }));
+        }
+        let owned = self.shared_now(c, me)?.contains(&self.ip.to_string())
+            || self.holder(c)?.is_some_and(|h| h.to_string() == me);
+        Ok(Some(Checked { owned, announced }))
     }
-    if mode == Mode::Claim {
-        let holder_s = holder.map(|h| h.to_string());
-        refuse_third_owner(
-            "linode",
-            &ip.to_string(),
-            holder_s.as_deref(),
-            &me.to_string(),
-            &o.peers,
-            o.force,
-        )?;
+
+    fn read(&mut self, c: &Client, me: &str) -> anyhow::Result<Held> {
+        let holder = self.holder(c)?;
+        self.shared = self.shared_now(c, me)?;
+        let ip_s = self.ip.to_string();
+        Ok(Held {
+            ip: Some(self.ip),
+            what: ip_s.clone(),
+            holder: holder.map(|h| h.to_string()),
+            mine: holder.is_some_and(|h| h.to_string() == me) || self.shared.contains(&ip_s),
+        })
     }
-    let (req, what) = match mode {
-        Mode::Release if !shared.contains(&ip_s) => (None, String::new()),
-        Mode::Release => {
-            let rest: Vec<&String> = shared.iter().filter(|s| **s != ip_s).collect();
-            (
-                Some(
-                    api(
-                        "POST",
-                        &base,
+
+    fn pair(&mut self, _c: &Client, _me: &str) -> anyhow::Result<Vec<String>> {
+        Ok(self.o.peers.clone())
+    }
+
+    fn no_release(&self) -> Option<&'static str> {
+        None
+    }
+
+    fn converge(
+        &mut self,
+        c: &Client,
+        me: &str,
+        held: &Held,
+        mode: Mode,
+        w: &mut Writes,
+    ) -> anyhow::Result<()> {
+        let (ip, ip_s) = (self.ip, self.ip.to_string());
+        let me_n: u64 = me.parse()?;
+        let shared = &self.shared;
+        let (req, what) = match mode {
+            Mode::Release if !shared.contains(&ip_s) => return Ok(()),
+            Mode::Release => {
+                let rest: Vec<&String> = shared.iter().filter(|s| **s != ip_s).collect();
+                (
+                    self.post(
                         "/networking/ips/share",
                         "POST /networking/ips/share",
-                        token,
-                    )
-                    .header("Content-Type", "application/json")
-                    .body(json!({"linode_id": me, "ips": rest}).to_string()),
-                ),
-                format!("unshared {ip} from {me}"),
-            )
-        }
-        _ if mine => (None, String::new()),
-        _ if o.assign => {
-            let inst = json(
-                client,
-                "linode",
-                &api(
-                    "GET",
-                    &base,
+                        &json!({"linode_id": me_n, "ips": rest}),
+                    ),
+                    format!("unshared {ip} from {me}"),
+                )
+            }
+            _ if held.mine => return Ok(()),
+            _ if self.o.assign => {
+                let inst = self.get(
+                    c,
                     &format!("/linode/instances/{me}"),
                     "GET /linode/instances/{id}",
-                    token,
-                ),
-                retry_status,
-            )?;
-            let region = inst["region"]
-                .as_str()
-                .context("linode: instance has no region")?
-                .to_string();
-            let body =
-                json!({"region": region, "assignments": [{"address": ip_s, "linode_id": me}]});
-            (
-                Some(
-                    api(
-                        "POST",
-                        &base,
+                )?;
+                let region = inst["region"]
+                    .as_str()
+                    .context("linode: instance has no region")?
+                    .to_string();
+                (
+                    self.post(
                         "/networking/ips/assign",
                         "POST /networking/ips/assign",
-                        token,
-                    )
-                    .header("Content-Type", "application/json")
-                    .body(body.to_string()),
-                ),
-                format!("assigned {ip} to {me}"),
-            )
-        }
-        _ => {
-            let mut union = shared.clone();
-            union.push(ip_s.clone());
-            let body = json!({"linode_id": me, "ips": union});
-            (
-                Some(
-                    api(
-                        "POST",
-                        &base,
+                        &json!({"region": region, "assignments": [{"address": ip_s, "linode_id": me_n}]}),
+                    ),
+                    format!("assigned {ip} to {me}"),
+                )
+            }
+            _ => {
+                // The union: a share request replaces the whole set.
+                let mut union = shared.clone();
+                union.push(ip_s.clone());
+                (
+                    self.post(
                         "/networking/ips/share",
                         "POST /networking/ips/share",
-                        token,
-                    )
-                    .header("Content-Type", "application/json")
-                    .body(body.to_string()),
-                ),
-                format!("shared {ip} to {me} (with {} already shared)", shared.len()),
-            )
-        }
-    };
-    let Some(req) = req else {
-        out.already_converged = true;
-        out.calls = client.calls();
-        return Ok(out);
-    };
-    if o.dry_run {
-        out.planned.push(req.shown());
-        out.changed.push(what);
-        out.calls = client.calls();
-        return Ok(out);
+                        &json!({"linode_id": me_n, "ips": union}),
+                    ),
+                    format!("shared {ip} to {me} (with {} already shared)", shared.len()),
+                )
+            }
+        };
+        w.json(c, &SHAPE, &req, retry_status, what)?;
+        Ok(())
     }
-    json(client, "linode", &req, retry_status)?;
-    // Read back.
-    let now = read.shared()?.contains(&ip_s) || read.holder()? == Some(me);
-    if (mode == Mode::Release) == now {
-        bail!("linode: read-back after {what}: the change is not visible");
-    }
-    out.owned = now;
-    out.changed.push(what);
-    out.calls = client.calls();
-    Ok(out)
 }

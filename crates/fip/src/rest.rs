@@ -10,7 +10,10 @@ use hakit_core::{
 };
 use serde_json::Value;
 
-use crate::http::{Client, Request, Response};
+use crate::{
+    http::{Client, Request, Response},
+    provider::Shape,
+};
 
 /// A bearer token, from the provider's environment variable or a file of mode 0600 (or
 /// stricter). Never from argv; never printed.
@@ -75,42 +78,14 @@ pub fn clip(text: &str) -> String {
     out
 }
 
-/// A provider's error text from its JSON error shape.
-pub fn error_text(provider: &str, body: &str) -> String {
-    clip(&raw_error_text(provider, body))
-}
-
-fn raw_error_text(provider: &str, body: &str) -> String {
-    let Ok(v) = serde_json::from_str::<Value>(body) else {
-        let snippet: String = body.chars().take(120).collect();
-        return format!("unreadable error body {snippet:?}");
-    };
-    match provider {
-        // {"errors":[{"reason":"…","field":"…"}]}
-        "linode" => v["errors"]
-            .as_array()
-            .map(|es| {
-                es.iter()
-                    .map(|e| match e["field"].as_str() {
-                        Some(f) => format!("{} ({f})", e["reason"].as_str().unwrap_or("?")),
-                        None => e["reason"].as_str().unwrap_or("?").to_string(),
-                    })
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            })
-            .unwrap_or_else(|| body.chars().take(120).collect()),
-        // {"error":{"code":"…","message":"…"}}
-        "hetzner" => format!(
-            "{}: {}",
-            v["error"]["code"].as_str().unwrap_or("?"),
-            v["error"]["message"].as_str().unwrap_or("?")
-        ),
-        // {"id":"…","message":"…"}
-        _ => format!(
-            "{}: {}",
-            v["id"].as_str().unwrap_or("?"),
-            v["message"].as_str().unwrap_or("?")
-        ),
+/// A provider's error text from its JSON error body, by its own shape.
+pub fn error_text(shape: &Shape, body: &str) -> String {
+    match serde_json::from_str::<Value>(body) {
+        Ok(v) => clip(&(shape.errors)(&v)),
+        Err(_) => {
+            let snippet: String = body.chars().take(120).collect();
+            format!("unreadable error body {:?}", clip(&snippet))
+        }
     }
 }
 
@@ -118,10 +93,11 @@ fn raw_error_text(provider: &str, body: &str) -> String {
 /// the provider, the call, the status and the provider's text.
 pub fn json(
     client: &Client,
-    provider: &str,
+    shape: &Shape,
     req: &Request,
     retry: fn(&Response) -> bool,
 ) -> anyhow::Result<Value> {
+    let provider = shape.name;
     let r = client
         .send(req, retry)
         .with_context(|| provider.to_string())?;
@@ -130,7 +106,7 @@ pub fn json(
             "{provider} {}: HTTP {} {}",
             req.call,
             r.status,
-            error_text(provider, &r.body)
+            error_text(shape, &r.body)
         );
     }
     if r.body.trim().is_empty() {
@@ -184,7 +160,7 @@ mod tests {
     fn provider_error_texts_are_capped_and_escaped() {
         let reason = format!("bad\n\u{1b}[2J{}", "y".repeat(3 << 20));
         let body = serde_json::json!({"errors": [{"reason": reason}]}).to_string();
-        let t = error_text("linode", &body);
+        let t = error_text(&crate::linode::SHAPE, &body);
         assert!(t.chars().count() < 400, "{} chars", t.chars().count());
         assert!(!t.contains('\n') && !t.contains('\u{1b}'), "{t}");
         assert!(t.starts_with("bad\\n\\u{1b}[2J") && t.ends_with('…'), "{t}");

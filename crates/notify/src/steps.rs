@@ -514,8 +514,15 @@ fn claim_loop(
 ) -> StepResult {
     let start = Instant::now();
     let mut pause = Duration::from_millis(200);
+    // Resolved once (TLS agent, token; this node's identity after the first try), not on
+    // every retry. A configuration that cannot make a session (no token) cannot be retried
+    // into one.
+    let mut session = match hakit_fip::Session::new(cfg, None) {
+        Ok(s) => s,
+        Err(e) => return StepResult::Failed(format!("{e:#}")),
+    };
     loop {
-        match hakit_fip::run(cfg, hakit_fip::model::Mode::Claim, false, false) {
+        match session.run(hakit_fip::model::Mode::Claim, false, false) {
             Ok(out) if out.already_converged => {
                 return StepResult::Unchanged(format!(
                     "{} {} already on this node",
