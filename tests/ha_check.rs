@@ -788,6 +788,22 @@ fn monitor_follows_the_uplink_and_refuses_bad_settings() {
     );
     let alive = run_in(&e.gw, "ha-check", &["--config", &c, "monitor-alive"]);
     assert_exit(&alive, 0, "");
+    // A track file on a disk is said once at start (its heartbeat can stall with the
+    // disk); as the kernel names the directory's file system.
+    let fs_type = |dir: &std::path::Path| {
+        let o = std::process::Command::new("stat")
+            .args(["-f", "-c", "%T"])
+            .arg(dir)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    };
+    let log = std::fs::read_to_string(d.join("monitor.log")).unwrap_or_default();
+    assert_eq!(
+        log.contains("is not a tmpfs"),
+        fs_type(track.parent().unwrap()) != "tmpfs",
+        "{log}"
+    );
     // The loop and every probe thread real-time (SCHED_RR = 2, priority 10 by default), as
     // the kernel says (proc(5): fields 40 and 41 of each thread's stat).
     let mut sched = Vec::new();
@@ -870,4 +886,21 @@ fn monitor_follows_the_uplink_and_refuses_bad_settings() {
         "0",
         "a killed monitor must leave its last verdict in place"
     );
+
+    // The track file where the shipped unit keeps it, a tmpfs (/run): no warning.
+    let shm = d.join("run-tmpfs");
+    e.lab.tmpfs(&shm).unwrap();
+    let text = std::fs::read_to_string(&conf).unwrap().replace(
+        &track.display().to_string(),
+        &shm.join("uplink").display().to_string(),
+    );
+    std::fs::write(&conf, text).unwrap();
+    let out = run_in(
+        &e.gw,
+        "ha-check",
+        &["--config", &c, "monitor", "--duration", "1s"],
+    );
+    assert_exit(&out, 0, "");
+    assert!(!stderr(&out).contains("is not a tmpfs"), "{}", stderr(&out));
+    assert_eq!(fs_type(&shm), "tmpfs");
 }

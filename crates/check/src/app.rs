@@ -384,6 +384,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
                 }
             }
         };
+        warn_unless_tmpfs(&track);
         monitor::run(
             monitored,
             groups,
@@ -500,6 +501,27 @@ fn check_track_dir(track: &std::path::Path) -> anyhow::Result<()> {
         )));
     }
     Ok(())
+}
+
+/// The heartbeat is replaced four times a second. On a disk, a rename that frees blocks can
+/// wait for the disk (a synchronous discard), seconds when it is busy: the heartbeat goes
+/// stale and monitor-alive demotes a healthy node. /run is a tmpfs. Said once, at start,
+/// after every refusal (those are one line).
+fn warn_unless_tmpfs(track: &std::path::Path) {
+    use nix::sys::statfs::{statfs, FsType, TMPFS_MAGIC};
+    const RAMFS_MAGIC: FsType = FsType(0x8584_58f6);
+    let dir = track
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    if let Ok(fs) = statfs(dir) {
+        if fs.filesystem_type() != TMPFS_MAGIC && fs.filesystem_type() != RAMFS_MAGIC {
+            warn!(
+                "track file directory {} is not a tmpfs: a busy disk can stall the heartbeat and demote this node; keep it under /run (hakit-monitor.service uses /run/hakit-monitor)",
+                dir.display()
+            );
+        }
+    }
 }
 
 /// Logs the verdict when it differs from the last run's (kept in the runtime directory),

@@ -1036,6 +1036,86 @@ mod tests {
             .contains("http:// URLs only"));
     }
 
+    /// Every kind, checked complete: `index` is an exhaustive match, so a new kind does
+    /// not compile until it has an index, and the test below fails until it is listed.
+    const KINDS: [ProbeKind; 14] = [
+        ProbeKind::Icmp,
+        ProbeKind::Http,
+        ProbeKind::Tcp,
+        ProbeKind::Link,
+        ProbeKind::Address,
+        ProbeKind::Route,
+        ProbeKind::NftRule,
+        ProbeKind::Conntrack,
+        ProbeKind::Sysctl,
+        ProbeKind::Service,
+        ProbeKind::Drbd,
+        ProbeKind::FipOwner,
+        ProbeKind::Bgp,
+        ProbeKind::Neighbour,
+    ];
+
+    fn index(k: ProbeKind) -> usize {
+        match k {
+            ProbeKind::Icmp => 0,
+            ProbeKind::Http => 1,
+            ProbeKind::Tcp => 2,
+            ProbeKind::Link => 3,
+            ProbeKind::Address => 4,
+            ProbeKind::Route => 5,
+            ProbeKind::NftRule => 6,
+            ProbeKind::Conntrack => 7,
+            ProbeKind::Sysctl => 8,
+            ProbeKind::Service => 9,
+            ProbeKind::Drbd => 10,
+            ProbeKind::FipOwner => 11,
+            ProbeKind::Bgp => 12,
+            ProbeKind::Neighbour => 13,
+        }
+    }
+
+    /// The `[[check.probe]]` table, `keys` (what a probe has set) and `allowed` (what each
+    /// kind takes) are three lists of the same keys: one added to the table and not to
+    /// `keys` would be silently ignored, one no kind allows always refused.
+    #[test]
+    fn the_key_lists_agree_with_the_probe_table() {
+        let mut seen: Vec<usize> = KINDS.iter().map(|k| index(*k)).collect();
+        seen.sort_unstable();
+        assert_eq!(
+            seen,
+            (0..KINDS.len()).collect::<Vec<_>>(),
+            "KINDS lists each kind once"
+        );
+        let common = [
+            "kind", "name", "group", "timeout", "interval", "fall", "rise",
+        ];
+        let table = include_str!("../../core/src/config.rs")
+            .split("pub struct Probe {")
+            .nth(1)
+            .and_then(|b| b.split("\n}").next())
+            .expect("pub struct Probe in hakit-core's config.rs");
+        let fields: std::collections::BTreeSet<&str> = table
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("pub "))
+            .filter_map(|f| f.split(':').next())
+            .map(str::trim)
+            .filter(|f| !common.contains(f))
+            .collect();
+        let keys_fn = include_str!("probe.rs")
+            .split("fn keys(p: &Probe)")
+            .nth(1)
+            .and_then(|b| b.split("\n}").next())
+            .expect("fn keys");
+        let listed: std::collections::BTreeSet<&str> =
+            keys_fn.split('"').skip(1).step_by(2).collect();
+        assert_eq!(fields, listed, "the Probe table and keys()");
+        let allowed_any: std::collections::BTreeSet<&str> = KINDS
+            .iter()
+            .flat_map(|k| allowed(*k).iter().copied())
+            .collect();
+        assert_eq!(fields, allowed_any, "the Probe table and allowed()");
+    }
+
     #[test]
     fn names_default_to_kind_and_target() {
         let mut p = probe(ProbeKind::Tcp);

@@ -8,7 +8,7 @@ use anyhow::{bail, Context};
 use serde_json::{json, Value};
 
 use crate::{
-    http::{retry_status, Client, Request},
+    http::{retry_status, Client},
     model::Mode,
     provider::{Held, Provider, Shape, Writes},
     rest::{api, json, Token},
@@ -80,22 +80,13 @@ impl Provider for DigitalOcean {
         if let Some(id) = self.me {
             return Ok(id.to_string());
         }
-        let m = self
-            .o
-            .metadata_url
-            .as_deref()
-            .unwrap_or(METADATA)
-            .trim_end_matches('/');
-        let r = c.send(
-            &Request::new("GET", format!("{m}/metadata/v1/id"), "metadata id").metadata(),
-            retry_status,
+        let id = crate::rest::metadata_id(
+            c,
+            self.o.metadata_url.as_deref().unwrap_or(METADATA),
+            "/metadata/v1/id",
+            "digitalocean",
+            "id",
         )?;
-        let id: u64 = r.body.trim().parse().with_context(|| {
-            format!(
-                "digitalocean metadata: id {:?} is not a number",
-                crate::rest::clip(r.body.trim())
-            )
-        })?;
         self.me = Some(id);
         Ok(id.to_string())
     }

@@ -9,7 +9,7 @@ use anyhow::{bail, Context};
 use serde_json::{json, Value};
 
 use crate::{
-    http::{retry_status, Client, Request, Response},
+    http::{retry_status, Client, Response},
     model::Mode,
     provider::{Held, Provider, Shape, Writes},
     rest::{api, json, Token},
@@ -125,27 +125,13 @@ impl Provider for Hetzner {
         if let Some(id) = self.me {
             return Ok(id.to_string());
         }
-        let m = self
-            .o
-            .metadata_url
-            .as_deref()
-            .unwrap_or(METADATA)
-            .trim_end_matches('/');
-        let r = c.send(
-            &Request::new(
-                "GET",
-                format!("{m}/hetzner/v1/metadata/instance-id"),
-                "metadata instance-id",
-            )
-            .metadata(),
-            retry_status,
+        let id = crate::rest::metadata_id(
+            c,
+            self.o.metadata_url.as_deref().unwrap_or(METADATA),
+            "/hetzner/v1/metadata/instance-id",
+            "hetzner",
+            "instance-id",
         )?;
-        let id: u64 = r.body.trim().parse().with_context(|| {
-            format!(
-                "hetzner metadata: instance-id {:?} is not a number",
-                crate::rest::clip(r.body.trim())
-            )
-        })?;
         self.me = Some(id);
         Ok(id.to_string())
     }

@@ -122,6 +122,33 @@ pub fn json(
     })
 }
 
+/// This node's numeric ID from a provider's metadata service (`GET base/path`, plain text,
+/// never through a proxy); `name` and `what` for the error ("hetzner metadata: instance-id
+/// \"x\" is not a number").
+pub fn metadata_id(
+    client: &Client,
+    base: &str,
+    path: &str,
+    name: &str,
+    what: &str,
+) -> anyhow::Result<u64> {
+    let r = client.send(
+        &Request::new(
+            "GET",
+            format!("{}{path}", base.trim_end_matches('/')),
+            format!("metadata {what}"),
+        )
+        .metadata(),
+        crate::http::retry_status,
+    )?;
+    r.body.trim().parse().with_context(|| {
+        format!(
+            "{name} metadata: {what} {:?} is not a number",
+            clip(r.body.trim())
+        )
+    })
+}
+
 /// The API request skeleton: bearer auth, JSON.
 pub fn api(method: &'static str, base: &str, path: &str, call: &str, token: &Token) -> Request {
     Request::new(

@@ -99,6 +99,8 @@ pub struct Lab {
     namespaces: Vec<String>,
     children: Vec<Child>,
     dir: PathBuf,
+    /// tmpfs mounted inside `dir` ([`Lab::tmpfs`]), unmounted at teardown.
+    mounts: Vec<PathBuf>,
 }
 
 /// A network namespace of a [`Lab`].
@@ -120,7 +122,28 @@ impl Lab {
             namespaces: Vec::new(),
             children: Vec::new(),
             dir,
+            mounts: Vec::new(),
         })
+    }
+
+    /// Makes `dir` (inside the scratch directory) a tmpfs of its own: for what a node keeps
+    /// in /run, a tmpfs on the real thing (nat-notify's runtime directory, the monitor's
+    /// track file and heartbeat). On a disk they would share its stalls (a rename that
+    /// frees blocks waits for a synchronous discard here), which a node never sees.
+    pub fn tmpfs(&mut self, dir: &Path) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            dir.starts_with(&self.dir),
+            "{} is not in the lab",
+            dir.display()
+        );
+        fs::create_dir_all(dir)?;
+        run_ok(
+            Command::new("mount")
+                .args(["-t", "tmpfs", "-o", "size=64m,mode=0755", "tmpfs"])
+                .arg(dir),
+        )?;
+        self.mounts.push(dir.to_path_buf());
+        Ok(())
     }
 
     /// Scratch directory (config files, captures, logs), removed on drop.
@@ -230,6 +253,9 @@ impl Lab {
         for ns in self.namespaces.drain(..) {
             kill_namespace(&ns);
         }
+        for m in self.mounts.drain(..).rev() {
+            unmount(&m);
+        }
         let _ = fs::remove_dir_all(&self.dir);
     }
 }
@@ -304,6 +330,7 @@ pub fn clean_up_on_signals() -> anyhow::Result<()> {
                     }
                 }
             }
+            unmount_labs(&mine);
             if let Ok(entries) = fs::read_dir(std::env::temp_dir()) {
                 for e in entries.flatten() {
                     if e.file_name().to_string_lossy().starts_with(&mine) {
@@ -317,8 +344,37 @@ pub fn clean_up_on_signals() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Removes every namespace with the lab prefix (for `make lab-clean`).
+/// Unmounts (lazily) `dir`.
+fn unmount(dir: &Path) {
+    let _ = Command::new("umount")
+        .arg("-l")
+        .arg(dir)
+        .stderr(std::process::Stdio::null())
+        .status();
+}
+
+/// Unmounts every mount inside a scratch directory whose name starts with `prefix`
+/// (a killed run's tmpfs), so the directories can be removed.
+pub fn unmount_labs(prefix: &str) {
+    let base = std::env::temp_dir().join(prefix);
+    let base = base.to_string_lossy().to_string();
+    let mounts = fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    let mut points: Vec<&str> = mounts
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .filter(|m| m.starts_with(&base))
+        .collect();
+    // Deepest first.
+    points.sort_by_key(|m| std::cmp::Reverse(m.len()));
+    for m in points {
+        unmount(Path::new(m));
+    }
+}
+
+/// Removes every namespace with the lab prefix (for `make lab-clean`), and unmounts what
+/// killed runs left mounted in their scratch directories.
 pub fn clean_all() -> Vec<String> {
+    unmount_labs(PREFIX);
     let mut removed = Vec::new();
     if let Ok(entries) = fs::read_dir("/run/netns") {
         for e in entries.flatten() {

@@ -254,7 +254,7 @@ impl NatLab {
 
         let syslog = Syslog::listen(&d.join("syslog.sock"))?;
         let control = d.join("cloud");
-        fs::create_dir_all(&control)?;
+        lab.tmpfs(&control)?;
         let cloud_log = d.join("cloud-requests.log");
         let (control_s, log_s) = (
             control.to_string_lossy().to_string(),
@@ -402,7 +402,10 @@ impl NatLab {
                     }
                 },
             )?;
+            // As /run on a node: a tmpfs (nat-notify's runtime directory, the monitor's
+            // track file and heartbeat).
             let run = d.join(format!("{role}-run"));
+            lab.tmpfs(&run)?;
             let config = d.join(format!("{role}.hakit.toml"));
             let token = d.join(format!("{role}.token"));
             fs::write(&token, "fake-token\n")?;

@@ -170,7 +170,7 @@ fn run() -> anyhow::Result<bool> {
         other => bail!("--lab {other:?}: expected nat, monitor, linode or linode-frr"),
     };
     if which == "monitor" {
-        let rows = monitor_lab(&bin_dir, &want)?;
+        let rows = monitor_lab(&bin_dir, &out_dir, &want)?;
         return write_results(&rows, &out_dir, "chaos-monitor", started);
     }
     if let Some(speaker) = speaker {
@@ -1025,7 +1025,11 @@ fn faults(nat: &NatLab, i: usize) -> usize {
 
 /// The uplink monitor (`ha-check monitor` + keepalived `track_file`): the acceptance
 /// scenarios of uplink loss, a dead monitor and a lossy, loaded uplink.
-fn monitor_lab(bin_dir: &std::path::Path, want: &dyn Fn(&str) -> bool) -> anyhow::Result<Vec<Row>> {
+fn monitor_lab(
+    bin_dir: &std::path::Path,
+    out_dir: &std::path::Path,
+    want: &dyn Fn(&str) -> bool,
+) -> anyhow::Result<Vec<Row>> {
     const BLACKOUT_MS: f64 = 200.0;
     let mut opts = Opts::new(bin_dir);
     opts.monitor = true;
@@ -1182,7 +1186,25 @@ fn monitor_lab(bin_dir: &std::path::Path, want: &dyn Fn(&str) -> bool) -> anyhow
     }
 
     if want("soak") {
-        rows.push(soak(&mut nat)?);
+        let row = soak(&mut nat)?;
+        if !row.pass {
+            // The lab's logs (keepalived, the provider's requests, the monitors) outlive
+            // the lab for the diagnosis.
+            let keep = out_dir.join("soak-logs");
+            let _ = std::fs::create_dir_all(&keep);
+            for e in std::fs::read_dir(nat.lab.dir())
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                let name = e.file_name().to_string_lossy().to_string();
+                if name.ends_with(".log") {
+                    let _ = std::fs::copy(e.path(), keep.join(&name));
+                }
+            }
+            println!("  soak logs kept in {}", keep.display());
+        }
+        rows.push(row);
     }
     nat.lab.teardown();
     Ok(rows)
@@ -1289,6 +1311,12 @@ fn soak(nat: &mut NatLab) -> anyhow::Result<Row> {
     };
     let faults0 = (faults(nat, A), faults(nat, B));
     let owner0 = nat.owner();
+    // keepalived's own lines during the soak (state changes, its scripts, priorities):
+    // whatever moves a failover, keepalived says it first.
+    let ka_lines0 = [
+        keepalived_log(nat, A).lines().count(),
+        keepalived_log(nat, B).lines().count(),
+    ];
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let burners: Vec<_> = (0..std::thread::available_parallelism().map_or(2, |n| n.get()))
         .map(|_| {
@@ -1375,12 +1403,34 @@ fn soak(nat: &mut NatLab) -> anyhow::Result<Row> {
         .iter()
         .filter(|(_, l)| l.contains(" converged to ") || l.contains(" did not converge to "))
         .count();
+    let keepalived: Vec<String> = [A, B]
+        .iter()
+        .flat_map(|&i| {
+            keepalived_log(nat, i)
+                .lines()
+                .skip(ka_lines0[i])
+                .filter(|l| {
+                    l.contains("Entering")
+                        || l.contains("Script")
+                        || l.contains("priority from")
+                        || l.contains("Master received")
+                })
+                .map(|l| format!("{}: {l}", nat.nodes[i].role))
+                .collect::<Vec<_>>()
+        })
+        .take(60)
+        .collect();
     let downs: Vec<String> = nat
         .syslog
         .since(soak_start)
         .into_iter()
         .filter(|(_, l)| {
-            l.contains(" down after ") || l.contains(" down: ") || l.contains(" converged to ")
+            l.contains(" down after ")
+                || l.contains(" down: ")
+                || l.contains(" converged to ")
+                || l.contains(" did not converge to ")
+                || l.contains("heartbeat")
+                || l.contains("monitor")
         })
         .take(40)
         .map(|(t, l)| format!("{:.3} {l}", t - soak_start))
@@ -1398,6 +1448,6 @@ fn soak(nat: &mut NatLab) -> anyhow::Result<Row> {
             rss_max
         ),
         ones == 0 && faults1 == faults0 && transitions == 0 && master_kept && avg >= 3.0,
-        json!({"seconds": elapsed, "track_ones": ones, "transitions": transitions, "frames_dropped_on_a": dropped, "frames_delayed": delayed, "ping_rtt": rtt, "monitor_downs": downs, "not_master": not_master, "cpu_pct": cpu_pct, "rss_kb_start": rss0, "rss_kb_end": rss1, "rss_kb_max": rss_max}),
+        json!({"seconds": elapsed, "track_ones": ones, "transitions": transitions, "frames_dropped_on_a": dropped, "frames_delayed": delayed, "ping_rtt": rtt, "monitor_downs": downs, "keepalived": keepalived, "not_master": not_master, "cpu_pct": cpu_pct, "rss_kb_start": rss0, "rss_kb_end": rss1, "rss_kb_max": rss_max}),
     ))
 }
