@@ -137,9 +137,19 @@ pub enum Spec {
 pub struct Session {
     asker: Option<hakit_net::neighbour::Asker>,
     pinger: Option<icmp::Pinger>,
+    /// The rtnetlink socket of the link, address and route probes (the monitor asks every
+    /// second: one socket, not one a run).
+    netlink: Option<Netlink>,
 }
 
 impl Session {
+    fn netlink(&mut self) -> anyhow::Result<&Netlink> {
+        if self.netlink.is_none() {
+            self.netlink = Some(Netlink::open()?);
+        }
+        self.netlink.as_ref().context("no netlink socket")
+    }
+
     /// The socket an asked probe's answer arrives on, to poll.
     pub fn fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
         self.pinger
@@ -460,6 +470,10 @@ impl Checked {
     pub fn run_in(&self, session: &mut Session, timeout: Duration, tools: &Tools) -> ProbeResult {
         let start = Instant::now();
         let r = self.exec(session, timeout, tools);
+        if r.is_err() {
+            // A fresh socket next time (the failure may be the socket's).
+            session.netlink = None;
+        }
         self.outcome(r, start)
     }
 
@@ -660,7 +674,8 @@ impl Checked {
                 ))
             }
             Spec::Link { dev } => {
-                let l = Netlink::open()?
+                let l = session
+                    .netlink()?
                     .link_by_name(dev)?
                     .with_context(|| format!("interface {dev} does not exist"))?;
                 if !l.up {
@@ -672,7 +687,7 @@ impl Checked {
                 Ok(format!("{dev} up, carrier"))
             }
             Spec::Address { dev, ip, absent } => {
-                let nl = Netlink::open()?;
+                let nl = session.netlink()?;
                 let l = nl
                     .link_by_name(dev)?
                     .with_context(|| format!("interface {dev} does not exist"))?;
@@ -689,7 +704,7 @@ impl Checked {
                 dev,
                 gateway,
             } => {
-                let nl = Netlink::open()?;
+                let nl = session.netlink()?;
                 let oif = match dev {
                     Some(d) => Some(
                         nl.link_by_name(d)?
@@ -713,8 +728,11 @@ impl Checked {
                     Some(r) => Ok(format!(
                         "route {prefix}{}{}",
                         r.gateway.map_or(String::new(), |g| format!(" via {g}")),
-                        r.oif
-                            .map_or(String::new(), |i| format!(" dev {}", link_name(i)))
+                        match (dev, r.oif) {
+                            (Some(d), _) => format!(" dev {d}"),
+                            (None, Some(i)) => format!(" dev {}", link_name(nl, i)),
+                            (None, None) => String::new(),
+                        }
                     )),
                     None => bail!(
                         "no route {prefix}{}{}",
@@ -978,17 +996,11 @@ fn bgp(
 }
 
 /// An interface's name for messages (its index when the name cannot be read).
-fn link_name(index: u32) -> String {
-    std::fs::read_dir("/sys/class/net")
+fn link_name(nl: &Netlink, index: u32) -> String {
+    nl.links()
         .ok()
-        .and_then(|d| {
-            d.flatten().find_map(|e| {
-                let idx = std::fs::read_to_string(e.path().join("ifindex")).ok()?;
-                (idx.trim().parse::<u32>().ok()? == index)
-                    .then(|| e.file_name().to_string_lossy().into_owned())
-            })
-        })
-        .unwrap_or_else(|| format!("#{index}"))
+        .and_then(|l| l.into_iter().find(|l| l.index == index))
+        .map_or_else(|| format!("#{index}"), |l| l.name)
 }
 
 #[cfg(test)]
