@@ -428,7 +428,7 @@ impl Provider for Aws {
     /// VPC on the way. One read that tolerates peers that no longer exist (a filter, not
     /// InstanceId.N: one stale ID made DescribeInstances fail with InvalidInstanceID.NotFound
     /// and aborted every claim after the Elastic IP had moved).
-    fn pair(&mut self, c: &Client, me: &str) -> anyhow::Result<Vec<String>> {
+    fn peer_aliases(&mut self, c: &Client, me: &str) -> anyhow::Result<Vec<String>> {
         let mut ids = vec![me.to_string()];
         ids.extend(self.o.peers.iter().cloned());
         let mut params = vec![p("Filter.1.Name", "instance-id")];
@@ -457,9 +457,7 @@ impl Provider for Aws {
         }
         self.vpc = vpc;
         self.peer_enis = peer_enis;
-        let mut pair = self.o.peers.clone();
-        pair.extend(self.peer_enis.iter().cloned());
-        Ok(pair)
+        Ok(self.peer_enis.clone())
     }
 
     fn no_release(&self) -> Option<&'static str> {

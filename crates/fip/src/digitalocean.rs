@@ -35,7 +35,6 @@ pub static SHAPE: Shape = Shape {
 pub struct Options {
     pub ip: Option<IpAddr>,
     pub droplet_id: Option<u64>,
-    pub peers: Vec<String>,
     pub api_url: Option<String>,
     pub metadata_url: Option<String>,
 }
@@ -101,10 +100,6 @@ impl Provider for DigitalOcean {
             holder: holder.map(|h| h.to_string()),
             mine: holder.is_some_and(|h| h.to_string() == me),
         })
-    }
-
-    fn pair(&mut self, _c: &Client, _me: &str) -> anyhow::Result<Vec<String>> {
-        Ok(self.o.peers.clone())
     }
 
     fn converge(

@@ -37,7 +37,6 @@ pub struct Options {
     pub ip: Option<IpAddr>,
     pub floating_ip_id: Option<u64>,
     pub server_id: Option<u64>,
-    pub peers: Vec<String>,
     pub api_url: Option<String>,
     pub metadata_url: Option<String>,
 }
@@ -153,10 +152,6 @@ impl Provider for Hetzner {
             holder: holder.map(|h| h.to_string()),
             mine: holder.is_some_and(|h| h.to_string() == me),
         })
-    }
-
-    fn pair(&mut self, _c: &Client, _me: &str) -> anyhow::Result<Vec<String>> {
-        Ok(self.o.peers.clone())
     }
 
     fn converge(

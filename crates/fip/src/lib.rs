@@ -64,6 +64,8 @@ pub struct Session {
     agent: ureq::Agent,
     deadline: Duration,
     attempts: u32,
+    /// The other node(s) of the pair: their IP may be taken.
+    peers: Vec<String>,
     provider: Box<dyn Provider + Send>,
 }
 
@@ -104,7 +106,6 @@ impl Session {
                 linode::Options {
                     ip: f.ip,
                     linode_id: id()?,
-                    peers: f.peers.clone(),
                     assign: f.assign.unwrap_or(false),
                     api_url: f.endpoint_url.clone(),
                     metadata_url: f.metadata_url.clone(),
@@ -117,7 +118,6 @@ impl Session {
                     ip: f.ip,
                     floating_ip_id: f.floating_ip_id,
                     server_id: id()?,
-                    peers: f.peers.clone(),
                     api_url: f.endpoint_url.clone(),
                     metadata_url: f.metadata_url.clone(),
                 },
@@ -127,7 +127,6 @@ impl Session {
                 digitalocean::Options {
                     ip: f.ip,
                     droplet_id: id()?,
-                    peers: f.peers.clone(),
                     api_url: f.endpoint_url.clone(),
                     metadata_url: f.metadata_url.clone(),
                 },
@@ -138,6 +137,7 @@ impl Session {
             agent: http::agent(timeout, timeout, f.ca_file.as_deref())?,
             deadline: f.deadline.map_or(Duration::from_secs(30), |d| d.get()),
             attempts: f.attempts.unwrap_or(5),
+            peers: f.peers.clone(),
             provider,
         })
     }
@@ -150,6 +150,13 @@ impl Session {
         force: bool,
     ) -> anyhow::Result<model::Report> {
         let client = http::Client::new(self.agent.clone(), self.deadline, self.attempts);
-        provider::run(self.provider.as_mut(), &client, mode, dry_run, force)
+        provider::run(
+            self.provider.as_mut(),
+            &client,
+            &self.peers,
+            mode,
+            dry_run,
+            force,
+        )
     }
 }

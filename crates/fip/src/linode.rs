@@ -47,7 +47,6 @@ pub static SHAPE: Shape = Shape {
 pub struct Options {
     pub ip: Option<IpAddr>,
     pub linode_id: Option<u64>,
-    pub peers: Vec<String>,
     pub assign: bool,
     pub api_url: Option<String>,
     pub metadata_url: Option<String>,
@@ -212,10 +211,6 @@ impl Provider for Linode {
             holder: holder.map(|h| h.to_string()),
             mine: holder.is_some_and(|h| h.to_string() == me) || self.shared.contains(&ip_s),
         })
-    }
-
-    fn pair(&mut self, _c: &Client, _me: &str) -> anyhow::Result<Vec<String>> {
-        Ok(self.o.peers.clone())
     }
 
     fn no_release(&self) -> Option<&'static str> {

@@ -9,9 +9,10 @@
 //! # Adding a provider
 //! 1. A file `src/<name>.rs` with a struct that implements [`Provider`]: `shape` (its name
 //!    and the reader of its JSON errors), `me` (the node's ID, given or from the provider's
-//!    metadata service), `read` (who holds the address), `pair` (who else may), and
-//!    `converge` (the writes through [`Writes`], following any action until it is done);
-//!    its token variables and defaults (API and metadata URLs) are constants of that file.
+//!    metadata service), `read` (who holds the address) and `converge` (the writes through
+//!    [`Writes`], following any action until it is done); the flow brings the configured
+//!    peers, `peer_aliases` adds other names for them if the provider has any. Its token
+//!    variables and defaults (API and metadata URLs) are constants of that file.
 //! 2. Its variant in `hakit_core::config::Provider` (the `[fip] provider` value) and one
 //!    arm in [`crate::Session::new`] building it from the `[fip]` table: the match is
 //!    exhaustive, so the compiler names every place a new variant must be handled.
@@ -124,9 +125,12 @@ pub trait Provider {
     /// Who holds the address now: read before any write, and read back after.
     fn read(&mut self, c: &Client, me: &str) -> anyhow::Result<Held>;
 
-    /// The nodes besides this one that may hold the address: the configured peers (AWS
-    /// adds their network interfaces). Asked before a claim, for the third-owner refusal.
-    fn pair(&mut self, c: &Client, me: &str) -> anyhow::Result<Vec<String>>;
+    /// Other names the provider knows the configured peers by (AWS: their network
+    /// interfaces, which can hold an Elastic IP); none by default. Asked before a claim,
+    /// for the third-owner refusal.
+    fn peer_aliases(&mut self, _c: &Client, _me: &str) -> anyhow::Result<Vec<String>> {
+        Ok(Vec::new())
+    }
 
     /// Why `--release` cannot be done here, if it cannot.
     fn no_release(&self) -> Option<&'static str> {
@@ -150,6 +154,7 @@ pub trait Provider {
 pub fn run(
     p: &mut dyn Provider,
     c: &Client,
+    peers: &[String],
     mode: Mode,
     dry_run: bool,
     force: bool,
@@ -185,9 +190,10 @@ pub fn run(
         }
     }
     if mode == Mode::Claim {
-        // The pair is read either way (AWS learns this node's VPC there, for the routes);
-        // an address already this node's has no third owner to refuse.
-        let pair = p.pair(c, &me)?;
+        // The aliases are read either way (AWS learns this node's VPC there, for the
+        // routes); an address already this node's has no third owner to refuse.
+        let mut pair = peers.to_vec();
+        pair.extend(p.peer_aliases(c, &me)?);
         if !held.mine {
             refuse_third_owner(name, &held.what, held.holder.as_deref(), &me, &pair, force)?;
         }
@@ -270,9 +276,6 @@ mod tests {
                 mine: self.holder.as_deref() == Some(me),
             })
         }
-        fn pair(&mut self, _c: &Client, _me: &str) -> anyhow::Result<Vec<String>> {
-            Ok(vec!["2".into()])
-        }
         fn converge(
             &mut self,
             _c: &Client,
@@ -308,6 +311,10 @@ mod tests {
         }
     }
 
+    fn peers() -> Vec<String> {
+        vec!["2".into()]
+    }
+
     fn client() -> Client {
         Client::new(
             crate::http::agent(Duration::from_secs(1), Duration::from_secs(1), None).unwrap(),
@@ -319,12 +326,12 @@ mod tests {
     #[test]
     fn a_claim_from_the_peer_writes_and_reads_back() {
         let mut p = fake("2", 1, false);
-        let r = run(&mut p, &client(), Mode::Claim, false, false).unwrap();
+        let r = run(&mut p, &client(), &peers(), Mode::Claim, false, false).unwrap();
         assert!(r.owned && !r.already_converged);
         assert_eq!(r.owner_before.as_deref(), Some("2"));
         assert_eq!(r.changed, ["wrote 0"]);
         // Again: nothing to write.
-        let r = run(&mut p, &client(), Mode::Claim, false, false).unwrap();
+        let r = run(&mut p, &client(), &peers(), Mode::Claim, false, false).unwrap();
         assert!(r.owned && r.already_converged && r.changed.is_empty());
         assert_eq!(p.sent.len(), 1);
     }
@@ -332,7 +339,7 @@ mod tests {
     #[test]
     fn a_dry_run_shows_the_writes_and_sends_none() {
         let mut p = fake("2", 2, false);
-        let r = run(&mut p, &client(), Mode::Claim, true, false).unwrap();
+        let r = run(&mut p, &client(), &peers(), Mode::Claim, true, false).unwrap();
         assert!(p.sent.is_empty());
         assert!(!r.owned);
         assert_eq!(r.changed, ["write 0", "write 1"]);
@@ -343,10 +350,10 @@ mod tests {
     #[test]
     fn a_third_owner_is_refused_unless_forced() {
         let mut p = fake("9", 1, false);
-        let e = run(&mut p, &client(), Mode::Claim, false, false).unwrap_err();
+        let e = run(&mut p, &client(), &peers(), Mode::Claim, false, false).unwrap_err();
         assert!(e.downcast_ref::<crate::model::Refused>().is_some(), "{e:#}");
         assert!(p.sent.is_empty(), "nothing written before the refusal");
-        let r = run(&mut p, &client(), Mode::Claim, false, true).unwrap();
+        let r = run(&mut p, &client(), &peers(), Mode::Claim, false, true).unwrap();
         assert!(r.owned);
     }
 
@@ -356,6 +363,7 @@ mod tests {
         let e = run(
             &mut fake("2", 1, true),
             &client(),
+            &peers(),
             Mode::Claim,
             false,
             false,
@@ -370,6 +378,7 @@ mod tests {
         let e = run(
             &mut fake("2", 2, true),
             &client(),
+            &peers(),
             Mode::Claim,
             false,
             false,
@@ -383,9 +392,9 @@ mod tests {
     #[test]
     fn check_reads_only_and_release_is_refused_where_unsupported() {
         let mut p = fake("1", 1, false);
-        let r = run(&mut p, &client(), Mode::Check, false, false).unwrap();
+        let r = run(&mut p, &client(), &peers(), Mode::Check, false, false).unwrap();
         assert!(r.owned && r.changed.is_empty());
-        let e = run(&mut p, &client(), Mode::Release, false, false).unwrap_err();
+        let e = run(&mut p, &client(), &peers(), Mode::Release, false, false).unwrap_err();
         assert!(format!("{e:#}").starts_with("fake: --release is not supported"));
         assert!(p.sent.is_empty());
     }
