@@ -333,32 +333,37 @@ fn nat_examples_check_the_uplink_and_export_metrics() {
     }
     for d in ["bare-metal", "linode", "aws", "hetzner", "digitalocean"] {
         let p = format!("examples/{d}/hakit.toml");
-        let f: hakit_core::config::File =
-            hakit_core::config::parse(&std::fs::read_to_string(&p).unwrap()).unwrap();
+        let text = std::fs::read_to_string(&p).unwrap();
+        let f: hakit_core::config::File = hakit_core::config::parse(&text).unwrap();
+        let c: hakit_check::config::CheckFile = hakit_core::config::parse(&text).unwrap();
         let inst = &f.notify.instances[0];
         let wan = inst.interface.clone().unwrap();
         let lan = inst.snat_source.unwrap();
-        let kind = |p: &hakit_core::config::Probe| format!("{:?}", p.kind.unwrap());
-        let probes = &f.check.probes;
+        let kind = |p: &hakit_check::config::Probe| p.kind.clone().unwrap();
+        let key = |p: &hakit_check::config::Probe, k: &str| match p.keys.0.get(k) {
+            Some(hakit_check::config::Value::Str(s)) => Some(s.clone()),
+            _ => None,
+        };
+        let probes = &c.check.probes;
         assert!(
             probes
                 .iter()
-                .any(|p| kind(p) == "Link" && p.interface.as_deref() == Some(&wan)),
+                .any(|p| kind(p) == "link" && key(p, "interface").as_ref() == Some(&wan)),
             "{p}: no link probe of the WAN {wan}"
         );
-        let icmp: Vec<_> = probes.iter().filter(|p| kind(p) == "Icmp").collect();
+        let icmp: Vec<_> = probes.iter().filter(|p| kind(p) == "icmp").collect();
         assert!(
             icmp.len() >= 2,
             "{p}: the upstream gateway and a target beyond it"
         );
         for pr in icmp {
-            let t: std::net::IpAddr = pr.target.as_deref().unwrap().parse().unwrap();
+            let t: std::net::IpAddr = key(pr, "target").unwrap().parse().unwrap();
             assert!(
                 !inside(&lan, t),
                 "{p}: ICMP target {t} is inside the LAN {lan}"
             );
             assert_eq!(
-                pr.interface.as_deref(),
+                key(pr, "interface").as_deref(),
                 Some(wan.as_str()),
                 "{p}: {t} not bound to the WAN"
             );

@@ -472,7 +472,11 @@ fn config_errors_exit_2_and_name_the_key() {
     assert_exit(&out, 2, "probe 1: icmp probe: key `url` does not apply");
     std::fs::write(&e.conf, "[[check.probe]]\nkind = \"icmpp\"\n").unwrap();
     let out = run_in(&e.gw, "ha-check", &["--config", &c]);
-    assert_exit(&out, 2, "unknown variant `icmpp`");
+    assert_exit(
+        &out,
+        2,
+        "probe 1: unknown kind `icmpp` (kinds: icmp, neighbour,",
+    );
 }
 
 #[test]

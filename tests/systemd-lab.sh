@@ -484,9 +484,18 @@ sh_in b "systemctl cat hakit-watch.service >/dev/null"
 inside b systemctl start hakit-watch.service || true
 watch_failed() { [ "$(inside b systemctl is-active hakit-watch.service)" = failed ]; }
 wait_for 10 "hakit-watch without a peer stops" watch_failed
-# journald may store the unit's last line a moment after systemd marks it failed.
+# journald may store the unit's last line a while after systemd marks it failed (one CI run
+# did not see it within 5 s; the bound is generous, what is asserted is that it is said, and
+# where: under the unit, where an operator looks first).
 says_why() { matches 'no peer to watch' inside b journalctl -u hakit-watch.service --no-pager; }
-wait_for 5 "hakit-watch without a peer says why" says_why || fail "hakit-watch without a peer does not say why"
+if ! (wait_for 30 "hakit-watch without a peer says why" says_why); then
+  echo "systemd-lab: journalctl -u hakit-watch.service:" >&2
+  inside b journalctl -u hakit-watch.service --no-pager -o short-precise 2>&1 | tail -n 20 >&2 || true
+  echo "systemd-lab: journalctl -t ha-check:" >&2
+  inside b journalctl -t ha-check --no-pager -o short-precise 2>&1 | tail -n 20 >&2 || true
+  inside b systemctl status --no-pager hakit-watch.service 2>&1 | tail -n 20 >&2 || true
+  fail "hakit-watch without a peer does not say why under its unit"
+fi
 ok "hakit-watch refuses to start without a configured peer"
 sh_in b "mkdir -p /etc/systemd/system/hakit-watch.service.d && printf '[Service]\nEnvironment=HAKIT_WATCH_PEER=198.51.100.2\n' > /etc/systemd/system/hakit-watch.service.d/peer.conf && systemctl daemon-reload && systemctl reset-failed hakit-watch.service && systemctl start hakit-watch.service"
 sleep 6

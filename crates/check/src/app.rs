@@ -9,9 +9,9 @@ use std::{
     time::Duration,
 };
 
-use hakit_cli::ha_check::{Bind, Cli, Cmd, IDENT};
+use hakit_cli::ha_check::{Cli, Cmd, IDENT};
 use hakit_core::{
-    config::{pick, CheckFile, Group, Probe, ProbeKind},
+    config::pick,
     metrics::{Kind, Textfile},
     runtime::{self, DEFAULT_DIR},
     usage_error, Exit, HDuration,
@@ -20,6 +20,8 @@ use hakit_net::nft::{counters, Counter, NftTable};
 use log::{info, warn};
 
 use crate::{
+    config::{CheckFile, Group, Keys, Probe, Value},
+    kinds::Class,
     monitor::{self, Monitored},
     probe::{self, Checked, Tools},
     runner::{self, Verdict},
@@ -28,23 +30,31 @@ use crate::{
 
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
 
+/// The probe a subcommand names (`ha-check icmp 192.0.2.1`), as its table would say it.
 fn adhoc(cmd: Cmd) -> Result<Probe, Exit> {
     let mut p = Probe::default();
-    let bind = |p: &mut Probe, b: Bind| {
-        p.interface = b.interface;
-        p.source = b.source;
-        p.timeout = b.timeout;
+    let mut kind = |k: &str| p.kind = Some(k.to_string());
+    let mut keys = Keys::default();
+    let mut set = |k: &str, v: Option<Value>| {
+        if let Some(v) = v {
+            keys.0.insert(k.to_string(), v);
+        }
     };
+    let s = |v: String| Some(Value::Str(v));
+    let ip = |v: Option<std::net::IpAddr>| v.map(|i| Value::Str(i.to_string()));
+    let mut timeout = None;
     match cmd {
         Cmd::Icmp {
             target,
             count,
             bind: b,
         } => {
-            p.kind = Some(ProbeKind::Icmp);
-            p.target = Some(target);
-            p.count = count;
-            bind(&mut p, b);
+            kind("icmp");
+            set("target", s(target));
+            set("count", count.map(|c| Value::Int(c.into())));
+            set("interface", b.interface.map(Value::Str));
+            set("source", ip(b.source));
+            timeout = b.timeout;
         }
         Cmd::Http {
             url,
@@ -52,63 +62,73 @@ fn adhoc(cmd: Cmd) -> Result<Probe, Exit> {
             ca_file,
             bind: b,
         } => {
-            p.kind = Some(ProbeKind::Http);
-            p.url = Some(url);
-            p.status = status;
-            p.ca_file = ca_file;
-            bind(&mut p, b);
+            kind("http");
+            set("url", s(url));
+            set("status", status.map(|c| Value::Int(c.into())));
+            set(
+                "ca_file",
+                ca_file.map(|f| Value::Str(f.to_string_lossy().into_owned())),
+            );
+            set("interface", b.interface.map(Value::Str));
+            set("source", ip(b.source));
+            timeout = b.timeout;
         }
         Cmd::Tcp { target, bind: b } => {
-            p.kind = Some(ProbeKind::Tcp);
-            p.target = Some(target);
-            bind(&mut p, b);
+            kind("tcp");
+            set("target", s(target));
+            set("interface", b.interface.map(Value::Str));
+            set("source", ip(b.source));
+            timeout = b.timeout;
         }
         Cmd::Link { interface } => {
-            p.kind = Some(ProbeKind::Link);
-            p.interface = Some(interface);
+            kind("link");
+            set("interface", s(interface));
         }
         Cmd::Address {
             address,
             interface,
             absent,
         } => {
-            p.kind = Some(ProbeKind::Address);
-            p.target = Some(address);
-            p.interface = Some(interface);
-            p.absent = absent.then_some(true);
+            kind("address");
+            set("target", s(address));
+            set("interface", s(interface));
+            set("absent", absent.then_some(Value::Bool(true)));
         }
         Cmd::Route {
             prefix,
             interface,
             via,
         } => {
-            p.kind = Some(ProbeKind::Route);
-            p.target = prefix;
-            p.interface = interface;
-            p.gateway = via;
+            kind("route");
+            set("target", prefix.map(Value::Str));
+            set("interface", interface.map(Value::Str));
+            set("gateway", ip(via));
         }
         Cmd::NftRule { snat_source, to } => {
-            p.kind = Some(ProbeKind::NftRule);
-            p.snat_source = Some(snat_source);
-            p.to = Some(to);
+            kind("nft-rule");
+            set("snat_source", s(snat_source.to_string()));
+            set("to", ip(Some(to)));
         }
         Cmd::Conntrack { max_usage } => {
-            p.kind = Some(ProbeKind::Conntrack);
-            p.max_usage = max_usage;
+            kind("conntrack");
+            set("max_usage", max_usage.map(Value::Float));
         }
         Cmd::Sysctl { expect } => {
-            p.kind = Some(ProbeKind::Sysctl);
-            p.expect = expect;
+            kind("sysctl");
+            set("expect", Some(Value::List(expect)));
         }
         Cmd::Service {
             unit,
             pidfile,
             process,
         } => {
-            p.kind = Some(ProbeKind::Service);
-            p.unit = unit;
-            p.pidfile = pidfile;
-            p.process = process;
+            kind("service");
+            set("unit", unit.map(Value::Str));
+            set(
+                "pidfile",
+                pidfile.map(|f| Value::Str(f.to_string_lossy().into_owned())),
+            );
+            set("process", process.map(Value::Str));
         }
         Cmd::Drbd {
             resource,
@@ -116,31 +136,36 @@ fn adhoc(cmd: Cmd) -> Result<Probe, Exit> {
             connection,
             disk,
         } => {
-            p.kind = Some(ProbeKind::Drbd);
-            p.resource = Some(resource);
-            p.role = role;
-            p.connection = connection;
-            p.disk = disk;
+            kind("drbd");
+            set("resource", s(resource));
+            set("role", role.map(Value::Str));
+            set("connection", connection.map(Value::Str));
+            set("disk", disk.map(Value::Str));
         }
-        Cmd::FipOwner { ip, cache } => {
-            p.kind = Some(ProbeKind::FipOwner);
-            p.target = ip;
-            p.cache = cache;
+        Cmd::FipOwner { ip: addr, cache } => {
+            kind("fip-owner");
+            set("target", addr.map(Value::Str));
+            set(
+                "cache",
+                cache.map(|c| Value::Str(format!("{}ms", c.get().as_millis()))),
+            );
         }
         Cmd::Neighbour {
             target,
             interface,
-            timeout,
+            timeout: t,
         } => {
-            p.kind = Some(ProbeKind::Neighbour);
-            p.target = Some(target);
-            p.interface = Some(interface);
-            p.timeout = timeout;
+            kind("neighbour");
+            set("target", s(target));
+            set("interface", s(interface));
+            timeout = t;
         }
         Cmd::Watch { .. } | Cmd::Monitor { .. } | Cmd::MonitorAlive { .. } => {
             return Err(Exit::Usage)
         }
     }
+    p.keys = keys;
+    p.timeout = timeout;
     Ok(p)
 }
 
@@ -268,7 +293,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
     for (i, p) in probes.iter().enumerate() {
         let mut ck = probe::validate(p, deadline)
             .map_err(|e| usage_error(format!("probe {}: {e}", i + 1)))?;
-        let (interval, fall, rise) = monitor::defaults(&ck.spec);
+        let (interval, fall, rise) = ck.class().defaults();
         let interval = p.interval.map_or(interval, HDuration::get);
         let (fall, rise) = (p.fall.unwrap_or(fall), p.rise.unwrap_or(rise));
         if monitor.is_some() {
@@ -284,7 +309,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
                     i + 1
                 )));
             }
-            if matches!(ck.spec, probe::Spec::FipOwner { .. }) {
+            if ck.class() == Class::Provider {
                 // It fails on the BACKUP by design: in a track file (weight 0) that would be
                 // a FAULT, and a BACKUP in FAULT can never take over.
                 left_out.push(ck.name.clone());
@@ -323,21 +348,16 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
     } else {
         Some(hakit_bgp::Speaker::new(&file.bgp).map_err(usage_error)?)
     };
-    if bgp.is_none()
-        && checked
-            .iter()
-            .any(|c| matches!(c.spec, probe::Spec::Bgp { .. }))
-    {
-        return Err(usage_error(
-            "a bgp probe needs a [bgp] table (speaker, prefixes)",
-        ));
-    }
     let tools = Tools {
         bgp,
         fip: file.fip.provider.is_some().then_some(file.fip),
         cache_dir: rt.clone(),
         ..Tools::default()
     };
+    for (i, ck) in checked.iter().enumerate() {
+        ck.needs(&tools)
+            .map_err(|e| usage_error(format!("probe {}: {e}", i + 1)))?;
+    }
     let textfile = cli.textfile.or(c.textfile).or_else(|| {
         file.general
             .textfile_dir

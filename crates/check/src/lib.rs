@@ -1,16 +1,20 @@
 //! The probes behind `ha-check`, keepalived's `vrrp_script` for a NAT gateway.
 //!
 //! * [`app`]: the command line's modes, from the resolved configuration to an exit code.
-//! * [`probe`]: validation (keys that do not apply to a kind are refused) and the probes:
-//!   ICMP/ICMPv6 echo, HTTP status, TCP connect (each bindable to an interface or source),
-//!   link, address, route, the SNAT rule, conntrack usage, sysctls, services, DRBD.
+//! * [`config`]: the `[check]` table and its probes and groups, as the file has them.
+//! * [`kinds`]: the probe kinds, one file each (ICMP/ICMPv6 echo, neighbour, HTTP status,
+//!   TCP connect, link, address, route, the SNAT rule, conntrack usage, sysctls, services,
+//!   DRBD, the provider's owner, BGP), and the recipe for adding one.
+//! * [`probe`]: a probe validated by its kind and run (once, or kept in a session).
 //! * [`runner`]: every probe in parallel under one deadline, then quorum groups.
 //! * [`monitor`]: the probes continuously, the verdict to keepalived's `track_file`.
 //! * [`watch`]: peer-watch mode for clouds without VRRP.
 
 pub mod app;
+pub mod config;
 pub mod http;
 pub mod icmp;
+pub mod kinds;
 pub mod monitor;
 pub mod probe;
 pub mod runner;

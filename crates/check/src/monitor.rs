@@ -30,11 +30,13 @@ use std::{
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
-use hakit_core::{config::Group, runtime};
+use hakit_core::runtime;
 use log::{info, warn};
 
 use crate::{
-    probe::{Checked, ProbeResult, Spec, Tools},
+    config::Group,
+    kinds::Class,
+    probe::{Checked, ProbeResult, Tools},
     runner::{judge, Verdict},
 };
 
@@ -67,21 +69,7 @@ pub struct Monitored {
 impl Monitored {
     /// Link, address and route probes read the kernel's state: its events re-run them.
     pub fn kernel(&self) -> bool {
-        matches!(
-            self.probe.spec,
-            Spec::Link { .. } | Spec::Address { .. } | Spec::Route { .. }
-        )
-    }
-}
-
-/// The defaults of a kind: (interval, fall, rise).
-pub fn defaults(spec: &Spec) -> (Duration, u32, u32) {
-    let ms = Duration::from_millis;
-    match spec {
-        Spec::Icmp { .. } | Spec::Neighbour { .. } => (ms(20), 4, 5),
-        Spec::Link { .. } | Spec::Address { .. } | Spec::Route { .. } => (ms(1000), 1, 1),
-        Spec::FipOwner { .. } => (ms(30_000), 1, 1),
-        _ => (ms(1000), 2, 2),
+        self.probe.class() == Class::Kernel
     }
 }
 
@@ -505,7 +493,7 @@ fn probe_loop(
         // nft-rule: a fresh ruleset listing per run (a single run's shared one would be
         // stale); every other probe reads the tools as they are.
         let fresh;
-        let t = if matches!(m.probe.spec, Spec::NftRule { .. }) {
+        let t = if m.probe.class() == Class::Ruleset {
             fresh = Tools {
                 ruleset: Arc::default(),
                 ..tools.clone()
@@ -601,9 +589,11 @@ mod tests {
     fn no_verdict_until_every_probe_answered() {
         let p = Monitored {
             probe: crate::probe::validate(
-                &hakit_core::config::Probe {
-                    kind: Some(hakit_core::config::ProbeKind::Link),
-                    interface: Some("lo".into()),
+                &crate::config::Probe {
+                    kind: Some("link".into()),
+                    keys: crate::config::Keys(
+                        [("interface".into(), crate::config::Value::Str("lo".into()))].into(),
+                    ),
                     ..Default::default()
                 },
                 Duration::from_secs(1),

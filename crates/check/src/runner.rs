@@ -13,7 +13,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use hakit_core::config::Group;
+use crate::config::Group;
 use serde::Serialize;
 
 use crate::probe::{Checked, ProbeResult, Tools};

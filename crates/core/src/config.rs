@@ -30,13 +30,14 @@ pub const DEFAULT_PATH: &str = "/etc/hakit/hakit.toml";
 /// refused by the binaries that read that table.
 #[derive(Debug, Default, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct File<G = Garp, N = Notify, C = Check, F = Fip, B = Skip> {
+pub struct File<G = Garp, N = Notify, C = Skip, F = Fip, B = Skip> {
     #[serde(default)]
     pub general: General,
     #[serde(default)]
     pub garp: G,
     #[serde(default)]
     pub notify: N,
+    /// `[check]`: its types live in `hakit-check`, which owns them.
     #[serde(default)]
     pub check: C,
     #[serde(default)]
@@ -60,8 +61,6 @@ pub type NotifyFile<B = Skip> = File<Skip, Notify, CheckTrackFile, Fip, B>;
 pub struct CheckTrackFile {
     pub track_file: Option<PathBuf>,
 }
-/// What `ha-check` reads.
-pub type CheckFile<B = Skip> = File<Skip, Skip, Check, Fip, B>;
 /// What `fip-claim` reads.
 pub type FipFile<B = Skip> = File<Skip, Skip, Skip, Fip, B>;
 
@@ -164,144 +163,6 @@ pub struct Fip {
     pub deadline: Option<HDuration>,
     /// Attempts per request for retriable failures [default: 5].
     pub attempts: Option<u32>,
-}
-
-/// `[check]`: `ha-check`, keepalived's `vrrp_script`.
-#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Check {
-    /// keepalived's `vrrp_script` interval; the overall deadline defaults to 80% of it.
-    pub interval: Option<HDuration>,
-    /// Overall deadline for all probes (overrides the 80% rule).
-    pub deadline: Option<HDuration>,
-    /// Prometheus textfile written after every run.
-    pub textfile: Option<PathBuf>,
-    /// nftables table whose named counters go into the textfile, "FAMILY NAME"
-    /// (e.g. "inet hakit_filter"): the drop-rate alert reads them.
-    pub nft_counters: Option<String>,
-    /// The primary's address for `ha-check watch` (the peer-watch unit reads it from here,
-    /// so the unit file carries no per-node value).
-    pub watch_peer: Option<std::net::IpAddr>,
-    /// keepalived's `track_file` that `ha-check monitor` writes (0 healthy, 1 not) on every
-    /// change of verdict, with its heartbeat beside it (`FILE.heartbeat`).
-    pub track_file: Option<PathBuf>,
-    /// `ha-check monitor`'s real-time priority (SCHED_RR, 1-99; 0: a normal process). Default
-    /// 10, below the templates' `vrrp_rt_priority 20` for keepalived: on a busy machine a
-    /// normal process can wait 100 ms for a core, long enough for four 20 ms probes to miss.
-    pub monitor_rt_priority: Option<u8>,
-    /// `[[check.probe]]`: the probes, all run in parallel.
-    #[serde(default, rename = "probe")]
-    pub probes: Vec<Probe>,
-    /// `[[check.group]]`: quorum groups; a probe without a group must pass on its own.
-    #[serde(default, rename = "group")]
-    pub groups: Vec<Group>,
-}
-
-/// A quorum group: healthy when at least `min` of its probes pass.
-#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Group {
-    /// The group's name, which probes name in their `group` key.
-    pub name: String,
-    /// Default: every probe of the group.
-    pub min: Option<usize>,
-}
-
-/// What a probe looks at.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ProbeKind {
-    Icmp,
-    Http,
-    Tcp,
-    Link,
-    Address,
-    Route,
-    NftRule,
-    Conntrack,
-    Sysctl,
-    Service,
-    Drbd,
-    /// This node owns the floating IP at the provider (settings from `[fip]`).
-    FipOwner,
-    /// The `[bgp]` speaker has sessions with the route servers and announces the address.
-    Bgp,
-    /// A neighbour answers at layer 2: ARP (IPv4) or neighbour solicitation (IPv6), for an
-    /// upstream gateway that rate-limits or filters ICMP.
-    Neighbour,
-}
-
-/// `[[check.probe]]`: one probe. Which keys apply depends on `kind`; a key that does not
-/// apply is refused when the configuration is checked.
-#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Probe {
-    /// What the probe looks at (required).
-    pub kind: Option<ProbeKind>,
-    /// Shown in logs, JSON and metrics; defaults to `kind:target`.
-    pub name: Option<String>,
-    /// Quorum group this probe counts towards.
-    pub group: Option<String>,
-    /// How long the probe may take [default: the run's deadline; monitor: its interval].
-    pub timeout: Option<HDuration>,
-    /// monitor: how often the probe runs [default: 20ms for icmp and neighbour, 1s for the
-    /// others, 30s for fip-owner]; at least 5ms.
-    pub interval: Option<HDuration>,
-    /// monitor: consecutive failures that make the probe down [default: 4; 1 for link,
-    /// address and route, which the kernel's events re-check at once].
-    pub fall: Option<u32>,
-    /// monitor: consecutive passes that make a down probe up again [default: 5].
-    pub rise: Option<u32>,
-    /// icmp, neighbour: host; tcp: host:port; address: the address; route: prefix (default
-    /// 0.0.0.0/0).
-    pub target: Option<String>,
-    /// icmp/http/tcp: bind to this interface; link/address/route: the interface.
-    pub interface: Option<String>,
-    /// icmp/http/tcp: source address to bind.
-    pub source: Option<std::net::IpAddr>,
-    /// icmp: echo requests to send (any reply passes).
-    pub count: Option<u32>,
-    /// http: the URL.
-    pub url: Option<String>,
-    /// http: the expected status (default 204).
-    pub status: Option<u16>,
-    /// http: extra CA certificate file (PEM) for https.
-    pub ca_file: Option<PathBuf>,
-    /// route: the expected gateway.
-    pub gateway: Option<std::net::IpAddr>,
-    /// address: passes when the address is absent instead.
-    pub absent: Option<bool>,
-    /// nft-rule: the LAN prefix SNATed…
-    pub snat_source: Option<Cidr>,
-    /// …to this address.
-    pub to: Option<std::net::IpAddr>,
-    /// conntrack: fail at or above this fraction of nf_conntrack_max (default 0.9).
-    pub max_usage: Option<f64>,
-    /// sysctl: `key=value` pairs, e.g. `net.ipv4.ip_forward=1`.
-    #[serde(default)]
-    pub expect: Vec<String>,
-    /// service: a systemd unit (`systemctl is-active`)…
-    pub unit: Option<String>,
-    /// …or a pidfile whose process must be alive…
-    pub pidfile: Option<PathBuf>,
-    /// …or a process name (`/proc/*/comm`).
-    pub process: Option<String>,
-    /// drbd: the resource, and the expected role, connection state and disk state.
-    pub resource: Option<String>,
-    /// drbd: the expected role (`drbdadm role`), e.g. `Primary`.
-    pub role: Option<String>,
-    /// drbd: the expected connection state (`drbdadm cstate`), e.g. `Connected`.
-    pub connection: Option<String>,
-    /// drbd: the expected disk state (`drbdadm dstate`), e.g. `UpToDate`.
-    pub disk: Option<String>,
-    /// fip-owner: how long a provider answer is reused (default 30s), so a 1-second
-    /// interval does not spend the provider's rate limit.
-    pub cache: Option<HDuration>,
-    /// bgp: at least this many sessions established (default: every configured one).
-    pub sessions: Option<usize>,
-    /// bgp: the announcement of `target` must carry this community (default: either
-    /// role's community).
-    pub community: Option<String>,
 }
 
 /// `[notify]`: `nat-notify`, the keepalived notify hook.

@@ -194,26 +194,17 @@ fn spawn_and_wait(
 /// Children start with the default disposition of the signals a FIFO reader ignores
 /// (SIG_IGN survives exec: a daemon an `up` command starts could not be stopped with
 /// SIGTERM) and with no signal blocked.
-#[allow(unsafe_code)]
 fn default_signals(cmd: &mut Command) {
-    use nix::sys::signal::{signal, sigprocmask, SigHandler, SigSet, SigmaskHow, Signal};
-    // SAFETY: runs in the child between fork and exec; signal(2) and sigprocmask(2) are
-    // async-signal-safe, and nothing is allocated.
-    unsafe {
-        cmd.pre_exec(|| {
-            for sig in [
-                Signal::SIGTERM,
-                Signal::SIGHUP,
-                Signal::SIGINT,
-                Signal::SIGPIPE,
-            ] {
-                signal(sig, SigHandler::SigDfl).map_err(std::io::Error::from)?;
-            }
-            sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
-                .map_err(std::io::Error::from)?;
-            Ok(())
-        });
-    }
+    use nix::sys::signal::Signal;
+    hakit_sys::signal::defaults_in_child(
+        cmd,
+        &[
+            Signal::SIGTERM,
+            Signal::SIGHUP,
+            Signal::SIGINT,
+            Signal::SIGPIPE,
+        ],
+    );
 }
 
 /// A child's output pipe, read without blocking.
@@ -404,10 +395,8 @@ mod tests {
     /// the provider secrets in our environment.
     #[test]
     fn children_get_default_signals_and_no_secrets() {
-        use nix::sys::signal::{signal, SigHandler, Signal};
-        #[allow(unsafe_code)]
-        // SAFETY: SIG_IGN installs no handler code.
-        let old = unsafe { signal(Signal::SIGHUP, SigHandler::SigIgn) }.unwrap();
+        use nix::sys::signal::Signal;
+        let old = hakit_sys::signal::ignore(Signal::SIGHUP).unwrap();
         // A secret in our own environment, as a token variable would be (no other test of
         // this binary reads or writes it).
         std::env::set_var("HCLOUD_TOKEN", "hakit-test-secret");
@@ -416,11 +405,7 @@ mod tests {
             None,
             Duration::from_secs(5),
         );
-        #[allow(unsafe_code)]
-        // SAFETY: restores the previous disposition.
-        unsafe {
-            let _ = signal(Signal::SIGHUP, old);
-        }
+        let _ = hakit_sys::signal::restore(Signal::SIGHUP, old);
         let r = r.unwrap();
         let ign = r
             .stdout

@@ -25,7 +25,7 @@ pub mod heartbeat;
 pub mod logging;
 pub mod metrics;
 pub mod runtime;
-pub mod sched;
+pub use hakit_sys::sched;
 
 pub use duration::HDuration;
 

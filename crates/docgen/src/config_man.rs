@@ -7,6 +7,7 @@ use roff::{bold, italic, roman, Roff};
 
 /// The schema sources, as the binaries compile them.
 const CORE: &str = include_str!("../../core/src/config.rs");
+const CHECK: &str = include_str!("../../check/src/config.rs");
 const BGP: &str = include_str!("../../bgp/src/lib.rs");
 
 /// Each table of the file: its header, the struct that reads it, and where that struct is.
@@ -15,9 +16,9 @@ pub const TABLES: [(&str, &str, &str); 9] = [
     ("[garp]", "Garp", CORE),
     ("[notify]", "Notify", CORE),
     ("[[notify.instance]]", "Instance", CORE),
-    ("[check]", "Check", CORE),
-    ("[[check.group]]", "Group", CORE),
-    ("[[check.probe]]", "Probe", CORE),
+    ("[check]", "Check", CHECK),
+    ("[[check.group]]", "Group", CHECK),
+    ("[[check.probe]]", "Probe", CHECK),
     ("[fip]", "Fip", CORE),
     ("[bgp]", "Config", BGP),
 ];
@@ -54,8 +55,9 @@ pub fn keys(src: &str, name: &str) -> Vec<Key> {
             let (field, ty) = f.split_once(':').unwrap_or((f, ""));
             let ty = ty.trim().trim_end_matches(',');
             let name = rename.take().unwrap_or_else(|| field.trim().to_string());
-            // Arrays of tables are documented as tables of their own.
-            if !["instance", "probe", "group"].contains(&name.as_str()) {
+            // Arrays of tables are documented as tables of their own, a probe's
+            // kind-specific keys with their kind.
+            if !["Vec<Instance>", "Vec<Probe>", "Vec<Group>", "Keys"].contains(&ty) {
                 out.push(Key {
                     name,
                     kind: words(ty),
@@ -100,7 +102,6 @@ fn words(ty: &str) -> String {
         "IpAddr" => "IP address",
         "Cidr" => "address/prefix",
         "Provider" => "aws | linode | hetzner | digitalocean",
-        "ProbeKind" => "icmp | http | tcp | link | address | route | nft-rule | conntrack | sysctl | service | drbd | fip-owner | bgp | neighbour",
         "UnknownInstance" => "ignore | fail",
         "UnitAction" => "restart | start",
         "StepName" => "commands | units | address | snat | conntrackd | bgp",
@@ -109,6 +110,24 @@ fn words(ty: &str) -> String {
         other => other,
     }
     .to_string()
+}
+
+/// Each probe kind and its own keys, from the kinds' definitions (hakit-check's registry).
+fn kinds(r: &mut Roff) {
+    r.control("PP", []);
+    r.text([roman(&format!(
+        "kind is one of: {}. Each kind takes the common keys above and its own:",
+        hakit_check::kinds::names()
+    ))]);
+    for d in hakit_check::kinds::KINDS {
+        r.control("SS", [format!("kind = {}", d.name).as_str()]);
+        r.text([roman(&ascii(d.about))]);
+        for k in d.keys {
+            r.control("TP", []);
+            r.text([bold(k.name), roman(" ("), italic(k.ty), roman(")")]);
+            r.text([roman(&ascii(k.doc))]);
+        }
+    }
 }
 
 /// The page, in roff.
@@ -135,6 +154,9 @@ pub fn render() -> String {
             r.control("TP", []);
             r.text([bold(&k.name), roman(" ("), italic(&k.kind), roman(")")]);
             r.text([roman(&k.doc)]);
+        }
+        if ty == "Probe" {
+            kinds(&mut r);
         }
     }
     r.control("SH", ["FILES"]);
@@ -185,9 +207,28 @@ mod tests {
         assert!(notify
             .iter()
             .all(|k| k.name != "instance" && k.name != "instances"));
-        let probe = keys(CORE, "Probe");
+        let probe = keys(CHECK, "Probe");
         assert_eq!(probe[0].name, "kind");
-        assert!(probe[0].kind.contains("bgp"));
+        assert!(probe.iter().all(|k| k.name != "keys"));
+        assert!(
+            probe.iter().any(|k| k.name == "group"),
+            "a probe's group key"
+        );
+        for d in hakit_check::kinds::KINDS {
+            assert!(
+                page.contains(&format!(".SS \"kind = {}\"", d.name)),
+                "{}",
+                d.name
+            );
+            for k in d.keys {
+                assert!(
+                    page.contains(k.name),
+                    "{}.{} not in the page",
+                    d.name,
+                    k.name
+                );
+            }
+        }
         let bgp = keys(BGP, "Config");
         assert!(bgp
             .iter()

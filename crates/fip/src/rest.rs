@@ -84,7 +84,9 @@ pub fn error_text(shape: &Shape, body: &str) -> String {
         Ok(v) => clip(&(shape.errors)(&v)),
         Err(_) => {
             let snippet: String = body.chars().take(120).collect();
-            format!("unreadable error body {:?}", clip(&snippet))
+            // clip escapes already: quoting with {:?} would escape its escapes again
+            // (a body of control characters grew past the cap).
+            format!("unreadable error body \"{}\"", clip(&snippet))
         }
     }
 }
@@ -162,6 +164,20 @@ pub fn api(method: &'static str, base: &str, path: &str, call: &str, token: &Tok
 
 #[cfg(test)]
 mod tests {
+
+    /// A body that is not JSON is quoted once, escaped once, and capped (the fuzzer found
+    /// 120 control characters escaped twice: 840 bytes).
+    #[test]
+    fn unreadable_bodies_are_escaped_once_and_capped() {
+        let shape = &crate::linode::SHAPE;
+        let e = super::error_text(shape, &"\u{2}".repeat(1320));
+        assert!(e.len() <= 700, "{} bytes", e.len());
+        assert!(e.starts_with("unreadable error body \"\\u{2}\\u{2}"), "{e}");
+        assert_eq!(
+            super::error_text(shape, "<html>"),
+            "unreadable error body \"<html>\""
+        );
+    }
 
     /// hakit's own variable wins; the provider CLI's is the fallback; neither: one line
     /// naming both.

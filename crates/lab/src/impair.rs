@@ -79,25 +79,7 @@ fn packet_socket(ns: &Ns, dev: &str) -> anyhow::Result<(OwnedFd, u32)> {
 
 fn link_addr(index: u32) -> anyhow::Result<LinkAddr> {
     // ETH_P_ALL, the interface; nothing else matters to bind or to sendto on a raw socket.
-    let sll = nix::libc::sockaddr_ll {
-        sll_family: nix::libc::AF_PACKET as u16,
-        sll_protocol: (nix::libc::ETH_P_ALL as u16).to_be(),
-        sll_ifindex: index as i32,
-        sll_hatype: 0,
-        sll_pkttype: 0,
-        sll_halen: 0,
-        sll_addr: [0; 8],
-    };
-    let len = std::mem::size_of::<nix::libc::sockaddr_ll>() as nix::libc::socklen_t;
-    // SAFETY: a fully initialised sockaddr_ll of exactly `len` bytes, copied by from_raw.
-    #[allow(unsafe_code)]
-    let a = unsafe {
-        <LinkAddr as nix::sys::socket::SockaddrLike>::from_raw(
-            (&sll as *const nix::libc::sockaddr_ll).cast(),
-            Some(len),
-        )
-    };
-    a.context("sockaddr_ll")
+    hakit_sys::packet::link_addr(index, nix::libc::ETH_P_ALL as u16, 0, [0; 8])
 }
 
 impl Impair {

@@ -21,7 +21,7 @@ use anyhow::Context;
 use hakit_core::usage_error;
 
 use log::{debug, info};
-use nix::sys::socket::{self, AddressFamily, LinkAddr, MsgFlags, SockFlag, SockType, SockaddrLike};
+use nix::sys::socket::{self, AddressFamily, LinkAddr, MsgFlags, SockFlag, SockType};
 use serde::Serialize;
 
 use crate::{
@@ -236,25 +236,10 @@ fn packet_socket() -> anyhow::Result<BorrowedFd<'static>> {
 }
 
 /// `sockaddr_ll` for sending one frame: interface, EtherType and destination MAC.
-#[allow(unsafe_code)]
 pub(crate) fn link_addr(ifindex: u32, ethertype: u16, dst: Mac) -> anyhow::Result<LinkAddr> {
     let mut sll_addr = [0u8; 8];
     sll_addr[..6].copy_from_slice(&dst.0);
-    let sll = nix::libc::sockaddr_ll {
-        sll_family: nix::libc::AF_PACKET as u16,
-        sll_protocol: ethertype.to_be(),
-        sll_ifindex: i32::try_from(ifindex).context("interface index out of range")?,
-        sll_hatype: 0,
-        sll_pkttype: 0,
-        sll_halen: 6,
-        sll_addr,
-    };
-    let len = std::mem::size_of::<nix::libc::sockaddr_ll>() as nix::libc::socklen_t;
-    // SAFETY: `sll` is a fully initialised `sockaddr_ll` that lives across the call, and
-    // `len` is exactly its size; `from_raw` copies it and checks family and length.
-    let addr =
-        unsafe { LinkAddr::from_raw((&sll as *const nix::libc::sockaddr_ll).cast(), Some(len)) };
-    addr.context("build sockaddr_ll")
+    hakit_sys::packet::link_addr(ifindex, ethertype, 6, sll_addr)
 }
 
 impl Burst {

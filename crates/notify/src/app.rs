@@ -262,13 +262,10 @@ pub fn coalesce(queue: &mut VecDeque<Event>, ev: Event) -> Option<Event> {
 /// keepalived signals its FIFO script when it shuts down, possibly while the STOP event is
 /// still queued or being applied. The reader ends at EOF instead (keepalived's exit closes
 /// the FIFO), so the last event is always handled in full.
-#[allow(unsafe_code)]
 fn ignore_termination() {
-    use nix::sys::signal::{signal, SigHandler, Signal};
+    use nix::sys::signal::Signal;
     for sig in [Signal::SIGTERM, Signal::SIGHUP] {
-        // SAFETY: SIG_IGN installs no handler code, so no async-signal-safety rules apply;
-        // the previous disposition is not needed.
-        if let Err(e) = unsafe { signal(sig, SigHandler::SigIgn) } {
+        if let Err(e) = hakit_sys::signal::ignore(sig) {
             warn!("cannot ignore {sig}: {e}");
         }
     }

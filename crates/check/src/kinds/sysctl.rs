@@ -1,0 +1,66 @@
+//! `sysctl`: kernel settings have the values a gateway needs (forwarding on, …).
+
+use anyhow::{bail, Context};
+
+use super::{Cx, Def, Key, Kind, Reader};
+
+pub const KIND: Def = Def {
+    name: "sysctl",
+    about: "Kernel settings have the expected values.",
+    keys: &[Key {
+        name: "expect",
+        ty: "list of strings",
+        doc: "key=value pairs, e.g. [\"net.ipv4.ip_forward=1\"] (required).",
+    }],
+    build,
+};
+
+fn build(r: &Reader) -> Result<Box<dyn Kind>, String> {
+    let list = r.strings("expect")?;
+    if list.is_empty() {
+        return Err("sysctl probe needs `expect` (e.g. [\"net.ipv4.ip_forward=1\"])".into());
+    }
+    let mut expect = Vec::new();
+    for e in &list {
+        let (k, v) = e
+            .split_once('=')
+            .ok_or_else(|| format!("sysctl probe: {e:?} is not key=value"))?;
+        if k.is_empty() || k.contains("..") || k.starts_with('/') {
+            return Err(format!("sysctl probe: bad key {k:?}"));
+        }
+        expect.push((k.trim().to_string(), v.trim().to_string()));
+    }
+    Ok(Box::new(Sysctl { expect }))
+}
+
+#[derive(Debug)]
+struct Sysctl {
+    expect: Vec<(String, String)>,
+}
+
+impl Kind for Sysctl {
+    fn detail(&self) -> String {
+        self.expect
+            .iter()
+            .map(|(k, _)| k.as_str())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    fn run(&self, _cx: &mut Cx<'_>) -> anyhow::Result<String> {
+        let mut bad = Vec::new();
+        for (k, v) in &self.expect {
+            let p = format!("/proc/sys/{}", k.replace('.', "/"));
+            let got = std::fs::read_to_string(&p).with_context(|| format!("read {k}"))?;
+            let got = got.split_whitespace().collect::<Vec<_>>().join(" ");
+            let want = v.split_whitespace().collect::<Vec<_>>().join(" ");
+            if got != want {
+                bad.push(format!("{k}={got} (expected {want})"));
+            }
+        }
+        if !bad.is_empty() {
+            bail!("{}", bad.join(", "));
+        }
+        Ok(format!("{} sysctl(s) as expected", self.expect.len()))
+    }
+}
