@@ -10,6 +10,7 @@ pkgs=(keepalived nftables conntrack conntrackd tcpdump iproute2 iputils-arping i
       rpm rpmlint cpio           # make rpm (rpmbuild) and its tests (private rpm root, rpm2cpio)
       systemd-container debootstrap    # the systemd lab: Debian 12 containers, real systemd
       frr gobgpd                       # the Linode lab: a real route server and lelastic's GoBGP
+      dnsmasq-base                     # a real resolver for the dns probe
       gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static)  # make arm64 (ring's C; qemu-user)
 missing=()
 for p in "${pkgs[@]}"; do

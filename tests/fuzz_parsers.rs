@@ -277,6 +277,17 @@ fn targets() -> Vec<Target> {
         ("url", seeds_from("", &["http://203.0.113.80:8080/generate_204", "https://[2001:db8::1]/x", "http://a@b/"]), |b| {
             let _ = hakit_check::http::parse_url(&text(b));
         }),
+        // A DNS server's answer to the dns probe (the ID taken from the input itself, so
+        // mutations reach past the ID check).
+        ("dns-answer", vec![
+            [&[0x12u8, 0x34, 0x85, 0x80, 0, 1, 0, 1, 0, 0, 0, 0, 2][..], b"gw\x07example\x00\x00\x01\x00\x01\xc0\x0c\x00\x01\x00\x01\x00\x00\x00\x00\x00\x04\xcb\x00\x71\x4d"].concat(),
+            [&[0xab, 0xcd, 0x81, 0x83, 0, 1, 0, 0, 0, 0, 0, 0, 2][..], b"nx\x07example\x00\x00\x1c\x00\x01"].concat(),
+        ], |b| {
+            let id = b.get(..2).map_or(0, |i| u16::from_be_bytes([i[0], i[1]]));
+            if let Ok(Some(a)) = hakit_check::kinds::dns::parse(id, b) {
+                assert!(a.addrs.len() <= b.len() / 14, "{} addresses from {} bytes", a.addrs.len(), b.len());
+            }
+        }),
     ]
 }
 

@@ -908,3 +908,128 @@ fn monitor_follows_the_uplink_and_refuses_bad_settings() {
     assert!(!stderr(&out).contains("is not a tmpfs"), "{}", stderr(&out));
     assert_eq!(fs_type(&shm), "tmpfs");
 }
+
+/// The dns probe (the first kind written as one file by the recipe) against a real
+/// resolver, dnsmasq, in the peer namespace: what it asked is read from dnsmasq's own log.
+#[test]
+fn dns_probe_asks_a_real_resolver() {
+    let Some(mut lab) = lab("dns_probe_asks_a_real_resolver") else {
+        return;
+    };
+    if !std::path::Path::new("/usr/sbin/dnsmasq").exists() {
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "dnsmasq missing under CI (make deps installs dnsmasq-base)"
+        );
+        eprintln!("SKIP dns_probe_asks_a_real_resolver: no /usr/sbin/dnsmasq");
+        return;
+    }
+    let (a, b) = pair(&mut lab);
+    let d = lab.dir().to_path_buf();
+    let dnsmasq = lab
+        .spawn(
+            &b,
+            "dnsmasq",
+            &[
+                "/usr/sbin/dnsmasq",
+                "--keep-in-foreground",
+                "--conf-file=/dev/null",
+                "--no-hosts",
+                "--no-resolv",
+                "--bind-interfaces",
+                "--listen-address=192.0.2.2",
+                "--listen-address=2001:db8::2",
+                "--address=/gw.example/203.0.113.77",
+                "--address=/gw.example/2001:db8::77",
+                "--pid-file=",
+                "--user=root",
+                "--log-queries",
+                "--log-facility=-",
+            ],
+        )
+        .unwrap();
+    let log = || std::fs::read_to_string(d.join("dnsmasq.log")).unwrap_or_default();
+    let up = hakit_lab::wait_until(Duration::from_secs(5), Duration::from_millis(20), || {
+        log().contains("started, version")
+    });
+    assert!(up.is_some(), "dnsmasq did not start: {}", log());
+    let conf = d.join("hakit.toml");
+    let c = conf.to_string_lossy().to_string();
+    let probe = |keys: &str| -> (i32, String) {
+        std::fs::write(
+            &conf,
+            format!(
+                "[general]\nruntime_dir = \"{}/run\"\nsyslog_socket = \"{}/no.sock\"\n\n[check]\ndeadline = \"1s\"\n\n[[check.probe]]\nkind = \"dns\"\n{keys}",
+                d.display(),
+                d.display()
+            ),
+        )
+        .unwrap();
+        let out = run_in(&a, "ha-check", &["--config", &c, "--json"]);
+        let detail = serde_json::from_str::<serde_json::Value>(&stdout(&out))
+            .map(|v| {
+                v["probes"][0]["detail"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string()
+            })
+            .unwrap_or_else(|_| stderr(&out));
+        (out.status.code().unwrap_or(-1), detail)
+    };
+    let (code, detail) = probe(
+        "target = \"192.0.2.2\"\nquery = \"gw.example\"\naddress = \"203.0.113.77\"\ninterface = \"eth0\"\n",
+    );
+    assert_eq!(code, 0, "{detail}");
+    assert!(
+        detail.starts_with("gw.example is 203.0.113.77 at 192.0.2.2:53"),
+        "{detail}"
+    );
+    assert!(
+        log().contains("query[A] gw.example from 192.0.2.1"),
+        "dnsmasq: {}",
+        log()
+    );
+
+    let (code, detail) =
+        probe("target = \"192.0.2.2\"\nquery = \"gw.example\"\naddress = \"203.0.113.78\"\n");
+    assert_eq!(code, 1, "{detail}");
+    assert_eq!(
+        detail,
+        "gw.example is 203.0.113.77 at 192.0.2.2:53, expected 203.0.113.78"
+    );
+
+    let (code, detail) = probe(
+        "target = \"[2001:db8::2]:53\"\nquery = \"gw.example.\"\naddress = \"2001:db8::77\"\n",
+    );
+    assert_eq!(code, 0, "{detail}");
+    assert!(
+        log().contains("query[AAAA] gw.example from 2001:db8::1"),
+        "dnsmasq: {}",
+        log()
+    );
+
+    // dnsmasq has no upstream: a name it does not know is not answered with an address.
+    let (code, detail) = probe("target = \"192.0.2.2\"\nquery = \"nx.example\"\n");
+    assert_eq!(code, 1, "{detail}");
+    assert!(detail.starts_with("192.0.2.2:53 answered "), "{detail}");
+
+    let (code, detail) = probe("target = \"192.0.2.2\"\nquery = \"gw example\"\n");
+    assert_eq!(code, 2, "{detail}");
+    assert!(
+        detail.contains("dns probe: query \"gw example\""),
+        "{detail}"
+    );
+
+    assert!(lab.signal_and_wait(
+        dnsmasq,
+        nix::sys::signal::Signal::SIGTERM,
+        Duration::from_secs(5)
+    ));
+    let (code, detail) = probe("target = \"192.0.2.2\"\nquery = \"gw.example\"\n");
+    assert_eq!(code, 1, "{detail}");
+    assert!(
+        detail.starts_with("no answer from 192.0.2.2:53"),
+        "{detail}"
+    );
+}
