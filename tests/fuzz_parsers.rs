@@ -188,7 +188,7 @@ fn targets() -> Vec<Target> {
     }
     vec![
         ("config", configs, |b| {
-            let _ = hakit_core::config::parse::<hakit_core::config::File>(&text(b));
+            let _ = hakit_core::config::parse::<hakit_core::config::File<hakit_net::garp::Garp, hakit_notify::config::Notify, hakit_check::config::Check, hakit_fip::config::Fip, hakit_bgp::Config>>(&text(b));
         }),
         (
             "duration",

@@ -4,10 +4,12 @@
 use hakit_cli::fip_claim::{Cli, IDENT};
 use hakit_core::{
     cli::{self},
-    config::{Fip, FipFile},
     usage_error, Exit,
 };
-use hakit_fip::model::{Mode, Partial, Refused};
+use hakit_fip::{
+    config::{Fip, FipFile},
+    model::{Mode, Partial, Refused},
+};
 
 fn run(cli: Cli) -> anyhow::Result<Exit> {
     let file: FipFile<hakit_bgp::Config> = cli.common.init(IDENT)?;

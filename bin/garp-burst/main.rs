@@ -7,7 +7,7 @@ use std::time::Duration;
 use hakit_cli::garp_burst::{Cli, IDENT};
 use hakit_core::{
     cli::{self},
-    config::{pick, GarpFile},
+    config::pick,
     usage_error, Exit, HDuration,
 };
 use hakit_net::{garp, Netlink};
@@ -17,7 +17,7 @@ const DEFAULT_INTERVAL: Duration = Duration::from_millis(200);
 const MAX_COUNT: u32 = 10_000;
 
 fn run(cli: Cli) -> anyhow::Result<Exit> {
-    let file: GarpFile = cli.common.init(IDENT)?;
+    let file: garp::GarpFile = cli.common.init(IDENT)?;
     let f = file.garp;
     let interface = pick(cli.interface, f.interface, String::new());
     if interface.is_empty() {

@@ -7,9 +7,10 @@
 use std::{collections::BTreeMap, fmt, path::PathBuf};
 
 use hakit_core::{
-    config::{File, Fip, Skip},
+    config::{File, Skip},
     HDuration,
 };
+use hakit_fip::config::Fip;
 use serde::{
     de::{self, MapAccess, SeqAccess, Visitor},
     Deserialize, Deserializer,

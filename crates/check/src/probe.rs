@@ -24,7 +24,7 @@ pub struct Tools {
     pub systemctl: String,
     pub drbdadm: String,
     /// The `[fip]` table, for the fip-owner probe.
-    pub fip: Option<hakit_core::config::Fip>,
+    pub fip: Option<hakit_fip::config::Fip>,
     /// The `[bgp]` speaker, for the bgp probe.
     pub bgp: Option<hakit_bgp::Speaker>,
     /// Where the fip-owner probe caches provider answers (the runtime directory).

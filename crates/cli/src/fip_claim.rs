@@ -4,7 +4,8 @@
 use std::{net::IpAddr, path::PathBuf};
 
 use clap::Parser;
-use hakit_core::{cli::Common, config::Provider, HDuration};
+use hakit_core::{cli::Common, HDuration};
+use hakit_fip::config::Provider;
 
 pub const IDENT: &str = "fip-claim";
 

@@ -4,11 +4,8 @@
 use std::{net::IpAddr, path::PathBuf};
 
 use clap::{Args, Parser, Subcommand};
-use hakit_core::{
-    cli::Common,
-    config::{Cidr, Instance, UnitAction, UnknownInstance},
-    HDuration,
-};
+use hakit_core::{cli::Common, config::Cidr, HDuration};
+use serde::Deserialize;
 
 pub const IDENT: &str = "nat-notify";
 
@@ -164,6 +161,23 @@ pub struct InstanceArgs {
     #[arg(long, env = "HAKIT_NOTIFY_GARP_INTERVAL", value_name = "DUR")]
     pub garp_interval: Option<HDuration>,
 }
+/// What an event for an unconfigured instance does (`--unknown-instance`, `[notify]
+/// unknown_instance`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum UnknownInstance {
+    Ignore,
+    Fail,
+}
+
+/// How units start on MASTER (`--unit-action`, `[[notify.instance]] unit_action`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum UnitAction {
+    Restart,
+    Start,
+}
+
 pub const AFTER_HELP: &str = "\
 keepalived.conf, three ways (snippets in keepalived/):
   notify_master \"/usr/sbin/nat-notify master --instance VI_1\"   (also backup, fault, stop)
@@ -190,42 +204,6 @@ impl InstanceArgs {
             || self.unit_action.is_some()
             || self.garp_count.is_some()
             || self.garp_interval.is_some()
-    }
-
-    /// Lays the flags over the file's instances.
-    pub fn apply(self, mut all: Vec<Instance>) -> Vec<Instance> {
-        if !self.any() {
-            return all;
-        }
-        let name = self
-            .instance
-            .clone()
-            .or_else(|| (all.len() == 1).then(|| all[0].name.clone()))
-            .unwrap_or_else(|| "VI_1".into());
-        let pos = all.iter().position(|i| i.name == name).unwrap_or_else(|| {
-            all.push(Instance {
-                name: name.clone(),
-                ..Instance::default()
-            });
-            all.len() - 1
-        });
-        let i = &mut all[pos];
-        i.interface = self.interface.or(i.interface.take());
-        if !self.floating_ips.is_empty() {
-            i.floating_ips = self.floating_ips;
-        }
-        if !self.vrrp_vips.is_empty() {
-            i.vrrp_vips = self.vrrp_vips;
-        }
-        i.snat_source = self.snat_source.or(i.snat_source);
-        i.conntrackd_config = self.conntrackd_config.or(i.conntrackd_config.take());
-        if !self.units.is_empty() {
-            i.units = self.units;
-        }
-        i.unit_action = self.unit_action.or(i.unit_action);
-        i.garp_count = self.garp_count.or(i.garp_count);
-        i.garp_interval = self.garp_interval.or(i.garp_interval);
-        all
     }
 }
 

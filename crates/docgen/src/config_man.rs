@@ -1,25 +1,29 @@
 //! `hakit.toml(5)`, generated from the configuration schema itself: the structs that
-//! serde reads the file into (`hakit-core`'s config module, `hakit-bgp`'s `[bgp]` table),
+//! serde reads the file into (each in the crate that owns its table) and the probe kinds,
 //! their fields and their `///` documentation. A key added to a struct is in the page on the
 //! next build; a key without documentation fails the build's test, not the reader.
 
 use roff::{bold, italic, roman, Roff};
 
-/// The schema sources, as the binaries compile them.
+/// The schema sources, as the binaries compile them: each table's types live in the crate
+/// that uses it.
 const CORE: &str = include_str!("../../core/src/config.rs");
+const GARP: &str = include_str!("../../net/src/garp.rs");
+const NOTIFY: &str = include_str!("../../notify/src/config.rs");
 const CHECK: &str = include_str!("../../check/src/config.rs");
+const FIP: &str = include_str!("../../fip/src/config.rs");
 const BGP: &str = include_str!("../../bgp/src/lib.rs");
 
 /// Each table of the file: its header, the struct that reads it, and where that struct is.
 pub const TABLES: [(&str, &str, &str); 9] = [
     ("[general]", "General", CORE),
-    ("[garp]", "Garp", CORE),
-    ("[notify]", "Notify", CORE),
-    ("[[notify.instance]]", "Instance", CORE),
+    ("[garp]", "Garp", GARP),
+    ("[notify]", "Notify", NOTIFY),
+    ("[[notify.instance]]", "Instance", NOTIFY),
     ("[check]", "Check", CHECK),
     ("[[check.group]]", "Group", CHECK),
     ("[[check.probe]]", "Probe", CHECK),
-    ("[fip]", "Fip", CORE),
+    ("[fip]", "Fip", FIP),
     ("[bgp]", "Config", BGP),
 ];
 
@@ -203,7 +207,7 @@ mod tests {
         assert!(n > 80, "only {n} keys");
         let general = keys(CORE, "General");
         assert!(general.iter().any(|k| k.name == "pair"));
-        let notify = keys(CORE, "Notify");
+        let notify = keys(NOTIFY, "Notify");
         assert!(notify
             .iter()
             .all(|k| k.name != "instance" && k.name != "instances"));

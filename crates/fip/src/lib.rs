@@ -15,6 +15,7 @@
 
 pub mod aws;
 pub mod aws_credentials;
+pub mod config;
 pub mod digitalocean;
 pub mod hetzner;
 pub mod http;
@@ -27,12 +28,12 @@ pub mod xml;
 
 use std::time::Duration;
 
-use hakit_core::{
-    config::{Fip, Provider as Kind},
-    usage_error,
-};
+use hakit_core::usage_error;
 
-use crate::provider::Provider;
+use crate::{
+    config::{Fip, Provider as Kind},
+    provider::Provider,
+};
 
 /// Runs `mode` for the provider and settings of a `[fip]` configuration (flags already
 /// layered over it): the entry point of `fip-claim` and of ha-check's `fip-owner` probe.

@@ -13,7 +13,7 @@
 //!    [`Writes`], following any action until it is done); the flow brings the configured
 //!    peers, `peer_aliases` adds other names for them if the provider has any. Its token
 //!    variables and defaults (API and metadata URLs) are constants of that file.
-//! 2. Its variant in `hakit_core::config::Provider` (the `[fip] provider` value) and one
+//! 2. Its variant in `hakit_fip::config::Provider` (the `[fip] provider` value) and one
 //!    arm in [`crate::Session::new`] building it from the `[fip]` table: the match is
 //!    exhaustive, so the compiler names every place a new variant must be handled.
 //! 3. Its API in the fake cloud (`crates/lab/src/bin/hakit-fake-cloud/<name>.rs`) and, if

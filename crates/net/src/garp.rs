@@ -18,16 +18,37 @@ use std::{
 };
 
 use anyhow::Context;
-use hakit_core::usage_error;
+use hakit_core::{usage_error, HDuration};
 
 use log::{debug, info};
 use nix::sys::socket::{self, AddressFamily, LinkAddr, MsgFlags, SockFlag, SockType};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::{
     frames,
     netlink::{Link, Mac, Netlink},
 };
+
+/// What `garp-burst` reads.
+pub type GarpFile = hakit_core::config::File<Garp>;
+
+/// `[garp]`: garp-burst's defaults (each key is also a flag; nat-notify's GARP step takes
+/// its count and interval from its instance).
+#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Garp {
+    /// Interface the frames go out of (the WAN leg).
+    pub interface: Option<String>,
+    /// Addresses to announce: gratuitous ARP for IPv4, unsolicited neighbour advertisements
+    /// for IPv6 [default: every global address on the interface].
+    pub ips: Option<Vec<IpAddr>>,
+    /// Frames per address [default: 5] (garp-burst's own default, as `--count` says).
+    pub count: Option<u32>,
+    /// Time between rounds [default: 200ms].
+    pub interval: Option<HDuration>,
+    /// Send ARP replies instead of requests (some switches only learn from replies).
+    pub reply: Option<bool>,
+}
 
 /// What to announce.
 #[derive(Debug, Clone, PartialEq)]

@@ -11,14 +11,13 @@ use std::{
 };
 
 use anyhow::Context;
-use hakit_core::{
-    config::{Instance, UnknownInstance},
-    usage_error, Exit,
-};
+use hakit_cli::nat_notify::UnknownInstance;
+use hakit_core::{usage_error, Exit};
 use hakit_net::Netlink;
 use log::{error, info, warn};
 
 use crate::{
+    config::Instance,
     engine::{self, Settings},
     event::{self, Event, State},
     metrics,

@@ -47,7 +47,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use hakit_core::config::Instance;
+use crate::config::Instance;
 use hakit_net::Netlink;
 use log::{debug, error, info, warn};
 
@@ -76,7 +76,7 @@ pub struct Settings {
     /// keepalived's configuration (for `status`).
     pub keepalived_config: PathBuf,
     /// The `[fip]` table, for the provider-claim step.
-    pub fip: Option<hakit_core::config::Fip>,
+    pub fip: Option<hakit_fip::config::Fip>,
     /// The `[bgp]` speaker, for the announcement step.
     pub bgp: Option<hakit_bgp::Speaker>,
     /// `[general] pair`: on every metric as `pair="…"`.
@@ -467,7 +467,7 @@ mod tests {
         rc::Rc,
     };
 
-    use hakit_core::config::StepName;
+    use crate::config::StepName;
 
     use super::*;
 

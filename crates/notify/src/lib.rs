@@ -20,6 +20,7 @@
 //! * [`validate`]: what names and counts may be, checked at load (exit 2).
 
 pub mod app;
+pub mod config;
 pub mod conntrackd;
 pub mod engine;
 pub mod event;

@@ -1,12 +1,9 @@
 //! The Prometheus textfile nat-notify writes from the recorded state of each instance.
 
 use anyhow::anyhow;
-use hakit_core::{
-    config::Instance,
-    metrics::{Kind, Textfile},
-};
+use hakit_core::metrics::{Kind, Textfile};
 
-use crate::{engine::Settings, event::State, runtime::now_unix};
+use crate::{config::Instance, engine::Settings, event::State, runtime::now_unix};
 
 /// Writes the Prometheus textfile for `instances` from their recorded state.
 pub fn write_metrics(s: &Settings, instances: &[Instance]) -> anyhow::Result<()> {

@@ -4,7 +4,10 @@
 use std::net::IpAddr;
 
 use hakit_bgp::{Demote, Role, Speaker, Target};
-use hakit_core::config::{Cidr, Instance, StepName, UnitAction};
+use hakit_cli::nat_notify::UnitAction;
+use hakit_core::config::Cidr;
+
+use crate::config::{Instance, StepName};
 use serde::Serialize;
 
 use crate::event::State;

@@ -5,15 +5,12 @@
 
 use std::{path::PathBuf, time::Duration};
 
-use hakit_cli::nat_notify::{Cli, Cmd, Generic, IDENT};
-use hakit_core::{
-    config::{pick, Instance, NotifyFile, UnknownInstance},
-    runtime::DEFAULT_DIR,
-    usage_error, Exit, HDuration,
-};
+use hakit_cli::nat_notify::{Cli, Cmd, Generic, UnknownInstance, IDENT};
+use hakit_core::{config::pick, runtime::DEFAULT_DIR, usage_error, Exit, HDuration};
 
 use crate::{
     app,
+    config::{self, Instance, NotifyFile},
     engine::Settings,
     event::{self, State},
     plan,
@@ -47,7 +44,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         Cmd::Group(a) => Some(generic("GROUP", a)?),
         _ => None,
     };
-    let instances = cli.instance.apply(n.instances);
+    let instances = config::apply(cli.instance, n.instances);
     if instances.is_empty() {
         return Err(usage_error("no instance configured: add [[notify.instance]] to the config file, or give --instance and --interface/--floating-ip"));
     }

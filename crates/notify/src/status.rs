@@ -12,7 +12,7 @@ use std::{net::IpAddr, time::Duration};
 
 use serde::Serialize;
 
-use hakit_core::config::Instance;
+use crate::config::Instance;
 use hakit_net::Netlink;
 
 use hakit_net::nft::Snat;

@@ -14,14 +14,13 @@ use std::{
 };
 
 use anyhow::{bail, Context};
-use hakit_core::{
-    config::{Instance, UnitAction},
-    exec,
-};
+use hakit_cli::nat_notify::UnitAction;
+use hakit_core::exec;
 use hakit_net::{garp, nft::Snat, Change, Netlink};
 use log::{debug, error, warn};
 
 use crate::{
+    config::Instance,
     conntrackd::{Conntrackd, Starter},
     engine::{Host, Pending, Settings, Supersede, Turn},
     event::State,
@@ -507,7 +506,7 @@ fn start_claim(s: &Settings, inst: &Instance) -> anyhow::Result<Claim> {
 }
 
 fn claim_loop(
-    cfg: &hakit_core::config::Fip,
+    cfg: &hakit_fip::config::Fip,
     name: &str,
     limit: Duration,
     stop: &AtomicBool,

@@ -4,7 +4,7 @@
 //! names under the runtime directory, unit names are `systemctl` arguments. An interface
 //! name with a quote and a newline once ran `flush ruleset` as root.
 
-use hakit_core::config::Instance;
+use crate::config::Instance;
 
 /// Longest instance name: keepalived's own names are short, and the name becomes a file
 /// name (a 300-byte name failed every transition with ENAMETOOLONG).
