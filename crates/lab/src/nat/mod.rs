@@ -22,7 +22,6 @@ use std::{
     net::IpAddr,
     os::unix::fs::PermissionsExt,
     path::{Path, PathBuf},
-    sync::Arc,
     thread,
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
@@ -33,8 +32,14 @@ use nix::{
     unistd::Pid,
 };
 
+mod converge;
+mod measure;
+mod watch;
+
 pub use crate::syslog::Syslog;
 use crate::{bgp, conntrackd, keepalived, keepalived::Keepalived, wait_until, Lab, Ns};
+pub use measure::{Measured, Traffic};
+pub use watch::Watch;
 
 pub const VIP: &str = "198.51.100.1";
 pub const FIP: &str = "203.0.113.10";
@@ -140,67 +145,6 @@ pub struct NatLab {
     pub syslog: Syslog,
     pub control: PathBuf,
     cloud_log: PathBuf,
-}
-
-/// One failover measured by [`NatLab::measure`].
-pub struct Measured {
-    /// When the event started (Unix seconds).
-    pub t_event: f64,
-    /// Milliseconds from the event until everything agreed on the new MASTER (polled every
-    /// 5 ms), or what was still missing at the timeout.
-    pub converged: Result<f64, String>,
-    /// The traffic client's report (`udp_<N>ms`, `tcp`).
-    pub report: serde_json::Value,
-    /// Address changes on both nodes, in time order: (Unix seconds, "VIP up on b").
-    pub moves: Vec<(f64, String)>,
-    /// The server's TCP retransmissions during the run.
-    pub retrans: u64,
-}
-
-impl Measured {
-    fn probe(&self) -> &serde_json::Value {
-        &self.report["udp_1ms"]
-    }
-
-    pub fn converged_ms(&self) -> Option<f64> {
-        self.converged.as_ref().ok().copied()
-    }
-
-    /// The 1 ms probe's longest silence beyond its interval.
-    pub fn blackout_ms(&self) -> f64 {
-        self.probe()["blackout_ms"]
-            .as_f64()
-            .unwrap_or(f64::INFINITY)
-    }
-
-    pub fn lost(&self) -> u64 {
-        self.probe()["lost"].as_u64().unwrap_or(u64::MAX)
-    }
-
-    pub fn sent(&self) -> u64 {
-        self.probe()["sent"].as_u64().unwrap_or(0)
-    }
-
-    /// The TCP stream is the same connection at the end and was byte-exact throughout.
-    pub fn tcp_ok(&self) -> bool {
-        let t = &self.report["tcp"];
-        t["alive_at_end"] == true && t["first_mismatch_offset"].is_null()
-    }
-
-    /// When `what` (e.g. "VIP up on b") first happened after the event.
-    pub fn first(&self, what: &str) -> Option<f64> {
-        self.moves
-            .iter()
-            .find(|(t, m)| *t >= self.t_event && m == what)
-            .map(|(t, _)| *t)
-    }
-}
-
-/// A running traffic client; [`NatLab::stop_traffic`] returns its report.
-pub struct Traffic {
-    pid: u32,
-    stop: PathBuf,
-    out: PathBuf,
 }
 
 fn bin(dir: &Path, name: &str) -> anyhow::Result<String> {
@@ -314,7 +258,7 @@ impl NatLab {
         let sysctl = d.join("hakit-sysctl.conf");
         fs::write(
             &sysctl,
-            include_str!("../../../keepalived/sysctl.d/90-hakit.conf.in")
+            include_str!("../../../../keepalived/sysctl.d/90-hakit.conf.in")
                 .replace("@WAN_IF@", "eth0")
                 .lines()
                 .filter(|l| !l.contains("nf_conntrack_max"))
@@ -847,112 +791,6 @@ interface = "eth0"
             .flatten()
     }
 
-    /// Everything a MASTER must hold, for node `i`, and nothing on the other; `Err` says
-    /// what is missing.
-    pub fn converged(&self, i: usize) -> anyhow::Result<()> {
-        self.converged_peer(i, true)
-    }
-
-    /// [`NatLab::converged`]; with `peer_alive` false the other node (crashed, its links
-    /// down) is not looked at.
-    pub fn converged_peer(&self, i: usize, peer_alive: bool) -> anyhow::Result<()> {
-        if let Some(b) = self.opts.bgp {
-            return self.converged_bgp(i, peer_alive, b);
-        }
-        let n = &self.nodes[i];
-        let o = &self.nodes[1 - i];
-        let mut missing = Vec::new();
-        let vip: IpAddr = VIP.parse()?;
-        let fip: IpAddr = FIP.parse()?;
-        if !n.ns.has_addr("eth1", vip)? {
-            missing.push(format!("VIP not on {}", n.role));
-        }
-        if !n.ns.has_addr("eth0", fip)? {
-            missing.push(format!("FIP not on {}", n.role));
-        }
-        if peer_alive && o.ns.has_addr("eth1", vip).unwrap_or(false) {
-            missing.push(format!("VIP still on {}", o.role));
-        }
-        if peer_alive && o.ns.has_addr("eth0", fip).unwrap_or(false) {
-            missing.push(format!("FIP still on {}", o.role));
-        }
-        if self.owner() != Some(n.id) {
-            missing.push(format!("provider owner {:?}", self.owner()));
-        }
-        if self.fip_route_via() != n.wan.parse().ok() {
-            missing.push(format!("FIP routed via {:?}", self.fip_route_via()));
-        }
-        if !self.opts.shell_hook {
-            if !n.snat() {
-                missing.push(format!("no SNAT rule on {}", n.role));
-            }
-            let r = n.recorded();
-            if r["state"] != "MASTER" || r["converged"] != true || r["conntrackd"] != "primary" {
-                missing.push(format!("{} recorded {r}", n.role));
-            }
-        }
-        if missing.is_empty() {
-            Ok(())
-        } else {
-            bail!("{}", missing.join("; "))
-        }
-    }
-
-    /// BGP mode: keepalived's VIP on `i` only, the route server routing the shared IP to
-    /// `i`, its SNAT rule and recorded MASTER, and (hakit's in-place method) `i` announcing
-    /// primary while the other does not.
-    fn converged_bgp(&self, i: usize, peer_alive: bool, b: bgp::Opts) -> anyhow::Result<()> {
-        let n = &self.nodes[i];
-        let o = &self.nodes[1 - i];
-        let mut missing = Vec::new();
-        if !n.has_vip() {
-            missing.push(format!("VIP not on {}", n.role));
-        }
-        if peer_alive && o.has_vip() {
-            missing.push(format!("VIP still on {}", o.role));
-        }
-        let via = bgp::routed_via(&self.inet, FIP);
-        if via.as_deref() != Some(n.wan6.as_str()) && via.as_deref() != Some(n.wan_ll.as_str()) {
-            missing.push(format!(
-                "route server routes {FIP} via {via:?}, not {} or {}",
-                n.wan6, n.wan_ll
-            ));
-        }
-        if !n.snat() {
-            missing.push(format!("no SNAT rule on {}", n.role));
-        }
-        let r = n.recorded();
-        if r["state"] != "MASTER" || r["converged"] != true || r["conntrackd"] != "primary" {
-            missing.push(format!("{} recorded {r}", n.role));
-        }
-        if b.method == bgp::Method::InPlace {
-            let mine = self.announced(i);
-            if mine != "primary" {
-                missing.push(format!("{} announces {mine}", n.role));
-            }
-            if peer_alive {
-                let theirs = self.announced(1 - i);
-                if theirs == "primary" {
-                    missing.push(format!("{} announces {theirs}", o.role));
-                }
-            }
-        }
-        if missing.is_empty() {
-            Ok(())
-        } else {
-            bail!("{}", missing.join("; "))
-        }
-    }
-
-    /// BGP mode: the role node `i`'s speaker announces the shared IP with.
-    pub fn announced(&self, i: usize) -> String {
-        let n = &self.nodes[i];
-        match self.opts.bgp {
-            Some(b) => bgp::announced(&n.ns, b.speaker, n.frr.as_ref(), &format!("{FIP}/32")),
-            None => "not in BGP mode".into(),
-        }
-    }
-
     /// BGP mode: kills node `i`'s speaker (SIGKILL: no NOTIFICATION reaches the route
     /// server, which keeps the path until its hold timer expires).
     pub fn kill_speaker(&mut self, i: usize) {
@@ -992,173 +830,6 @@ interface = "eth0"
             self.nodes[i].frr = Some(f);
         }
         Ok(())
-    }
-
-    /// Waits until node `i`'s speaker has a session established with the route server.
-    pub fn wait_session(&self, i: usize, timeout: Duration) -> anyhow::Result<()> {
-        let n = &self.nodes[i];
-        wait_until(timeout, Duration::from_millis(100), || {
-            let out = match &n.frr {
-                Some(f) => f.vtysh(&n.ns, &["show bgp neighbors json"]).ok(),
-                None => crate::run(
-                    &mut n.ns.command(&["gobgp", "neighbor", "-j"]),
-                    Duration::from_secs(5),
-                )
-                .ok()
-                .map(|o| String::from_utf8_lossy(&o.stdout).to_string()),
-            };
-            out.is_some_and(|o| {
-                let s = if n.frr.is_some() {
-                    hakit_bgp::parse_frr_neighbors(&o)
-                } else {
-                    hakit_bgp::parse_gobgp_neighbors(&o)
-                };
-                s.is_ok_and(|s| s.iter().any(|s| s.established))
-            })
-        })
-        .map(|_| ())
-        .with_context(|| {
-            format!(
-                "{}'s speaker has no established session after {timeout:?}",
-                n.role
-            )
-        })
-    }
-
-    /// Waits until node `i` is the converged MASTER.
-    pub fn wait_converged(&self, i: usize, timeout: Duration) -> anyhow::Result<Duration> {
-        self.wait_converged_peer(i, true, timeout)
-    }
-
-    /// [`NatLab::wait_converged`], see [`NatLab::converged_peer`].
-    pub fn wait_converged_peer(
-        &self,
-        i: usize,
-        peer_alive: bool,
-        timeout: Duration,
-    ) -> anyhow::Result<Duration> {
-        let mut last = String::new();
-        wait_until(timeout, Duration::from_millis(5), || {
-            match self.converged_peer(i, peer_alive) {
-                Ok(()) => true,
-                Err(e) => {
-                    last = format!("{e:#}");
-                    false
-                }
-            }
-        })
-        .with_context(|| {
-            format!(
-                "{} not the converged MASTER after {timeout:?}: {last}\n{}",
-                self.nodes[i].role,
-                self.nodes[i]
-                    .keepalived
-                    .as_ref()
-                    .map_or(String::new(), |k| k.log_tail())
-            )
-        })
-    }
-
-    /// Starts a traffic client on the LAN client (see `hakit-lab-traffic`).
-    pub fn traffic(&mut self, tag: &str, flags: &[&str]) -> anyhow::Result<Traffic> {
-        let traffic = bin(&self.opts.lab_bin_dir, "hakit-lab-traffic")?;
-        let d = self.lab.dir().to_path_buf();
-        let stop = d.join(format!("{tag}.stop"));
-        let out = d.join(format!("{tag}.json"));
-        let _ = fs::remove_file(&stop);
-        let _ = fs::remove_file(&out);
-        let (s, o) = (
-            stop.to_string_lossy().to_string(),
-            out.to_string_lossy().to_string(),
-        );
-        let mut argv = vec![
-            traffic.as_str(),
-            "client",
-            SERVER,
-            "--stop-file",
-            &s,
-            "--out",
-            &o,
-        ];
-        argv.extend_from_slice(flags);
-        let pid = self
-            .lab
-            .spawn(&self.client, &format!("traffic-{tag}"), &argv)?;
-        Ok(Traffic { pid, stop, out })
-    }
-
-    /// Stops a traffic client and reads its report.
-    pub fn stop_traffic(&mut self, t: Traffic) -> anyhow::Result<serde_json::Value> {
-        fs::write(&t.stop, "")?;
-        let done = wait_until(Duration::from_secs(10), Duration::from_millis(10), || {
-            t.out.exists()
-        });
-        self.lab
-            .signal_and_wait(t.pid, Signal::SIGKILL, Duration::from_secs(1));
-        done.context("traffic client wrote no report")?;
-        Ok(serde_json::from_slice(&fs::read(&t.out)?)?)
-    }
-
-    /// Runs `event` while the LAN client sends traffic (`hakit-lab-traffic client` flags,
-    /// e.g. `--udp-ms 1` for a 1 ms probe), and measures it: waits (at most `timeout`) for
-    /// node `to` to be the converged MASTER (with `peer_alive` false the other node is not
-    /// looked at), records every address change on both nodes, and the server's TCP
-    /// retransmissions. The shared core of `make demo`, `make chaos` and the failover bench.
-    pub fn measure(
-        &mut self,
-        tag: &str,
-        flags: &[&str],
-        to: usize,
-        peer_alive: bool,
-        timeout: Duration,
-        event: impl FnOnce(&mut NatLab) -> anyhow::Result<()>,
-    ) -> anyhow::Result<Measured> {
-        let t = self.traffic(tag, flags)?;
-        // Let the flows' conntrack entries reach the peer before anything moves.
-        thread::sleep(Duration::from_millis(600));
-        let retrans0 = self.server_retransmits();
-        let watches: Vec<Watch> = self.nodes.iter().map(|n| Watch::start(&n.ns)).collect();
-        thread::sleep(Duration::from_millis(20));
-        let t_event = now_unix();
-        let t0 = std::time::Instant::now();
-        let converged = match event(self) {
-            Ok(()) => self
-                .wait_converged_peer(to, peer_alive, timeout)
-                .map(|_| t0.elapsed().as_secs_f64() * 1000.0)
-                .map_err(|e| format!("{e:#}")),
-            Err(e) => Err(format!("the event failed: {e:#}")),
-        };
-        // Stragglers and the settled state after the move.
-        thread::sleep(Duration::from_millis(500));
-        let retrans = self.server_retransmits().saturating_sub(retrans0);
-        let mut moves = Vec::new();
-        for (w, n) in watches.into_iter().zip(&self.nodes) {
-            for (t, what) in w.finish() {
-                moves.push((t, format!("{what} on {}", n.role)));
-            }
-        }
-        moves.sort_by(|a, b| a.0.total_cmp(&b.0));
-        let report = self.stop_traffic(t)?;
-        Ok(Measured {
-            t_event,
-            converged,
-            report,
-            moves,
-            retrans,
-        })
-    }
-
-    /// Total TCP retransmissions of the server's connections (from `ss -ti`).
-    pub fn server_retransmits(&self) -> u64 {
-        let out = self
-            .inet
-            .exec(&["ss", "-tin", "state", "established"])
-            .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
-            .unwrap_or_default();
-        out.split_whitespace()
-            .filter_map(|w| w.strip_prefix("retrans:"))
-            .filter_map(|r| r.split('/').nth(1)?.parse::<u64>().ok())
-            .sum()
     }
 
     /// `nat-notify status --json` on node `i`: (exit code, parsed report).
@@ -1268,64 +939,4 @@ exit 0
 "#,
         ctd = ctd_conf.display()
     )
-}
-
-/// Address changes on one node, seen by polling netlink every millisecond from a thread
-/// inside its namespace: (Unix time, "VIP up", "FIP down", ...).
-pub struct Watch {
-    stop: Arc<std::sync::atomic::AtomicBool>,
-    handle: thread::JoinHandle<Vec<(f64, String)>>,
-}
-
-impl Watch {
-    pub fn start(ns: &Ns) -> Watch {
-        use std::sync::atomic::{AtomicBool, Ordering};
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let ns = ns.clone();
-        let handle = thread::spawn(move || {
-            let mut seen = Vec::new();
-            if ns.enter().is_err() {
-                return seen;
-            }
-            let Ok(nl) = hakit_net::Netlink::open() else {
-                return seen;
-            };
-            let (vip, fip): (IpAddr, IpAddr) = match (VIP.parse(), FIP.parse()) {
-                (Ok(v), Ok(f)) => (v, f),
-                _ => return seen,
-            };
-            let mut last = (None, None);
-            while !flag.load(Ordering::Relaxed) {
-                if let Ok(a) = nl.addresses(None) {
-                    let now = (
-                        Some(a.iter().any(|x| x.addr == vip)),
-                        Some(a.iter().any(|x| x.addr == fip)),
-                    );
-                    let t = now_unix();
-                    if now.0 != last.0 && last.0.is_some() {
-                        seen.push((
-                            t,
-                            format!("VIP {}", if now.0 == Some(true) { "up" } else { "down" }),
-                        ));
-                    }
-                    if now.1 != last.1 && last.1.is_some() {
-                        seen.push((
-                            t,
-                            format!("FIP {}", if now.1 == Some(true) { "up" } else { "down" }),
-                        ));
-                    }
-                    last = now;
-                }
-                thread::sleep(Duration::from_millis(1));
-            }
-            seen
-        });
-        Watch { stop, handle }
-    }
-
-    pub fn finish(self) -> Vec<(f64, String)> {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        self.handle.join().unwrap_or_default()
-    }
 }
