@@ -15,7 +15,7 @@ use std::{
 
 use anyhow::{bail, Context};
 
-use crate::sock::{resolve, tcp_connect};
+use hakit_net::sock::{resolve, tcp_connect};
 
 /// A parsed `http(s)://host[:port]/path` URL.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -4,7 +4,8 @@
 //! * [`config`]: the `[check]` table and its probes and groups, as the file has them.
 //! * [`kinds`]: the probe kinds, one file each (ICMP/ICMPv6 echo, neighbour, HTTP status,
 //!   TCP connect, link, address, route, the SNAT rule, conntrack usage, sysctls, services,
-//!   DRBD, the provider's owner, BGP), and the recipe for adding one.
+//!   DRBD, the provider's owner, BGP, DNS), and the recipe for adding one (the sockets
+//!   and ICMP they use are hakit-net's).
 //! * [`probe`]: a probe validated by its kind and run (once, or kept in a session).
 //! * [`runner`]: every probe in parallel under one deadline, then quorum groups.
 //! * [`monitor`]: the probes continuously, the verdict to keepalived's `track_file`.
@@ -13,10 +14,8 @@
 pub mod app;
 pub mod config;
 pub mod http;
-pub mod icmp;
 pub mod kinds;
 pub mod monitor;
 pub mod probe;
 pub mod runner;
-pub mod sock;
 pub mod watch;

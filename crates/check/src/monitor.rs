@@ -459,7 +459,7 @@ fn tick_loop(
                 .collect();
             if fds.is_empty() {
                 thread::sleep(deadline.saturating_duration_since(Instant::now()));
-            } else if let Err(e) = crate::sock::wait_any(&fds, deadline) {
+            } else if let Err(e) = hakit_net::sock::wait_any(&fds, deadline) {
                 warn!("poll: {e:#}");
                 thread::sleep(deadline.saturating_duration_since(Instant::now()));
             }

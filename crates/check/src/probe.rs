@@ -8,12 +8,11 @@ use std::{
 };
 
 use anyhow::Context;
-use hakit_net::Netlink;
+use hakit_net::{icmp, Netlink};
 use serde::Serialize;
 
 use crate::{
     config::Probe,
-    icmp,
     kinds::{self, Class, Cx, Kind},
 };
 

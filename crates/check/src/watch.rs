@@ -18,7 +18,7 @@ use anyhow::{bail, Context};
 use hakit_core::exec;
 use log::{error, info, warn};
 
-use crate::{icmp, sock};
+use hakit_net::{icmp, sock};
 
 pub use hakit_cli::ha_check::Method;
 

@@ -119,17 +119,17 @@ fn words(ty: &str) -> String {
 /// Each probe kind and its own keys, from the kinds' definitions (hakit-check's registry).
 fn kinds(r: &mut Roff) {
     r.control("PP", []);
-    r.text([roman(&format!(
+    r.text([roman(format!(
         "kind is one of: {}. Each kind takes the common keys above and its own:",
         hakit_check::kinds::names()
     ))]);
     for d in hakit_check::kinds::KINDS {
         r.control("SS", [format!("kind = {}", d.name).as_str()]);
-        r.text([roman(&ascii(d.about))]);
+        r.text([roman(ascii(d.about))]);
         for k in d.keys {
             r.control("TP", []);
             r.text([bold(k.name), roman(" ("), italic(k.ty), roman(")")]);
-            r.text([roman(&ascii(k.doc))]);
+            r.text([roman(ascii(k.doc))]);
         }
     }
 }

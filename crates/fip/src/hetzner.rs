@@ -261,28 +261,10 @@ impl Provider for Hetzner {
 }
 
 /// Whether the Floating IP `net` (an address, or a network with a prefix as IPv6 Floating
-/// IPs are: `2001:db8::/64`) is or contains `ip`.
+/// IPs are: `2001:db8::/64`) is or contains `ip`; an answer that is neither contains nothing.
 fn contains(net: &str, ip: IpAddr) -> bool {
-    let (addr, len) = match net.split_once('/') {
-        Some((a, l)) => (a, l.parse::<u32>().ok()),
-        None => (net, None),
-    };
-    let Ok(addr) = addr.parse::<IpAddr>() else {
-        return false;
-    };
-    match (addr, ip) {
-        (IpAddr::V4(a), IpAddr::V4(b)) => {
-            let l = len.unwrap_or(32).min(32);
-            let mask = u32::MAX.checked_shl(32 - l).unwrap_or(0);
-            u32::from(a) & mask == u32::from(b) & mask
-        }
-        (IpAddr::V6(a), IpAddr::V6(b)) => {
-            let l = len.unwrap_or(128).min(128);
-            let mask = u128::MAX.checked_shl(128 - l).unwrap_or(0);
-            u128::from(a) & mask == u128::from(b) & mask
-        }
-        _ => false,
-    }
+    net.parse::<hakit_core::config::Cidr>()
+        .is_ok_and(|c| c.contains(ip))
 }
 
 #[cfg(test)]

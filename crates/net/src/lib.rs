@@ -1,6 +1,6 @@
 //! The boundaries to the kernel's networking and the programs that own a domain of it:
-//! rtnetlink through neli, link-layer frames through `AF_PACKET`, nftables through `nft`,
-//! units through `systemctl`.
+//! rtnetlink through neli, link-layer frames through `AF_PACKET`, ICMP and bound sockets,
+//! nftables through `nft`, units through `systemctl`.
 //!
 //! * [`netlink`]: links, addresses and neighbours (what keepalived hooks and checks read
 //!   and change), with idempotent add/delete.
@@ -10,14 +10,18 @@
 //!   `garp-burst` and `nat-notify` alike.
 //! * [`neighbour`]: ARP / neighbour solicitation to one neighbour (the monitor's gateway
 //!   probe), and rtnetlink's link/address/route events.
+//! * [`icmp`]: ICMP/ICMPv6 echo (datagram socket where allowed, raw otherwise).
+//! * [`sock`]: sockets bound to an interface and/or source address; polling with deadlines.
 //! * [`nft`]: nftables through `nft` (the SNAT rule, named counters, the ruleset).
 //! * [`systemd`]: a unit's state through `systemctl`.
 
 pub mod frames;
 pub mod garp;
+pub mod icmp;
 pub mod neighbour;
 pub mod netlink;
 pub mod nft;
+pub mod sock;
 pub mod systemd;
 
 pub use netlink::{Change, IfAddr, Link, Mac, Neighbour, Netlink, Route};

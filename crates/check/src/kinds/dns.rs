@@ -19,7 +19,7 @@ use nix::{
 };
 
 use super::{Cx, Def, Key, Kind, Reader};
-use crate::sock;
+use hakit_net::sock;
 
 pub const KIND: Def = Def {
     name: "dns",

@@ -65,9 +65,9 @@ impl Kind for Icmp {
         super::ask_and_wait(self, cx)
     }
 
-    fn ask(&self, session: &mut Session) -> anyhow::Result<Option<crate::icmp::Round>> {
+    fn ask(&self, session: &mut Session) -> anyhow::Result<Option<hakit_net::icmp::Round>> {
         if session.pinger.is_none() {
-            session.pinger = Some(crate::icmp::Pinger::open(
+            session.pinger = Some(hakit_net::icmp::Pinger::open(
                 self.target,
                 self.iface.as_deref(),
                 self.source,

@@ -174,7 +174,7 @@ pub trait Kind: std::fmt::Debug + Send + Sync {
     }
 
     /// Kinds of [`Class::Asked`]: sends the question.
-    fn ask(&self, _session: &mut Session) -> anyhow::Result<Option<crate::icmp::Round>> {
+    fn ask(&self, _session: &mut Session) -> anyhow::Result<Option<hakit_net::icmp::Round>> {
         anyhow::bail!("not asked and answered apart")
     }
 
@@ -204,7 +204,7 @@ fn ask_and_wait(k: &dyn Kind, cx: &mut Cx<'_>) -> anyhow::Result<String> {
             return r;
         }
         match cx.session.fd() {
-            Some(fd) => crate::sock::wait_any(&[fd], asked.deadline())?,
+            Some(fd) => hakit_net::sock::wait_any(&[fd], asked.deadline())?,
             None => std::thread::sleep(
                 asked
                     .deadline()

@@ -52,7 +52,7 @@ impl Kind for Neighbour {
         super::ask_and_wait(self, cx)
     }
 
-    fn ask(&self, session: &mut Session) -> anyhow::Result<Option<crate::icmp::Round>> {
+    fn ask(&self, session: &mut Session) -> anyhow::Result<Option<hakit_net::icmp::Round>> {
         if session.asker.is_none() {
             let nl = hakit_net::Netlink::open()?;
             let l = nl

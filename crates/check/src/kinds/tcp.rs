@@ -3,7 +3,7 @@
 use std::net::IpAddr;
 
 use super::{Cx, Def, Key, Kind, Reader};
-use crate::sock;
+use hakit_net::sock;
 
 pub const KIND: Def = Def {
     name: "tcp",
