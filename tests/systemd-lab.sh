@@ -315,6 +315,18 @@ for n in a b; do
   matches 'uplink monitor  *healthy' inside "$n" nat-notify status || fail "gw-$n: nat-notify status does not show a healthy uplink monitor"
 done
 ok "hakit-monitor.service runs on both nodes: track file 0, nat-notify status shows it healthy"
+# Its track file on a tmpfs, as the unit makes it: the monitor's start said so by saying
+# nothing (it warns when the directory is on a disk, whose stalls can demote the node). The
+# line it logs next is there, so the journal did keep the start.
+for n in a b; do
+  [ "$(inside "$n" stat -f -c %T /run/hakit-monitor)" = tmpfs ] || fail "gw-$n: /run/hakit-monitor is not a tmpfs"
+  started() { matches 'real-time scheduling: SCHED_RR priority 10' inside "$1" journalctl -u hakit-monitor.service --no-pager; }
+  wait_for 30 "gw-$n: hakit-monitor's start in its journal" started "$n"
+  if matches 'is not a tmpfs' inside "$n" journalctl -u hakit-monitor.service --no-pager; then
+    fail "gw-$n: hakit-monitor warns that its track-file directory is not a tmpfs"
+  fi
+done
+ok "the installed monitor's track file is on a tmpfs and it does not warn"
 # Real-time as shipped, under systemd in a container: the monitor's 20 ms tick thread SCHED_RR
 # (policy 2) at monitor_rt_priority's default 10, keepalived's VRRP process at the template's
 # vrrp_rt_priority 20 (proc(5): fields 40 and 41 of each thread's stat).
