@@ -360,8 +360,10 @@ mod tests {
         }
     }
 
-    /// Each kind reads only keys it declares: built with every declared key set to a value
-    /// of the wrong type, the error is about a key's type or value, never an undeclared read.
+    /// Each kind reads only keys it declares, as far as a build without values and one with
+    /// every declared key of the wrong type get (both stop at the first error): the error is
+    /// about a key, never an undeclared read. Past that, the reader refuses an undeclared
+    /// read at run time with a message that names it a hakit bug.
     #[test]
     fn kinds_read_only_declared_keys() {
         for d in KINDS {
