@@ -553,3 +553,25 @@ fn version_names_the_commit_when_built_by_make() {
         }
     }
 }
+
+/// A probe that needs a table configured elsewhere says so at start (the kind's `needs`),
+/// not at its first run: exit 2, one line naming the probe.
+#[test]
+fn a_bgp_probe_without_a_bgp_table_is_a_usage_error() {
+    let dir = std::env::temp_dir().join(format!("hakit-cli-bgp-probe-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let conf = dir.join("hakit.toml");
+    std::fs::write(
+        &conf,
+        "[[check.probe]]\nkind = \"link\"\ninterface = \"lo\"\n\n[[check.probe]]\nkind = \"bgp\"\n",
+    )
+    .unwrap();
+    let out = run_host("ha-check", &["--config", &conf.to_string_lossy()], &[]);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_exit(
+        &out,
+        2,
+        "probe 2: a bgp probe needs a [bgp] table (speaker, prefixes)",
+    );
+    assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
+}

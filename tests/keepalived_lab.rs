@@ -75,3 +75,54 @@ fn vip_moves_to_backup_when_master_stops() {
     );
     assert!(line.contains("3 frames"), "{line}");
 }
+
+/// A run killed with SIGKILL cannot clean up after itself: the next lab removes what it left
+/// (its namespaces, tmpfs mounts and scratch directory, found by the dead pid in their
+/// names) and leaves a live process's lab alone.
+#[test]
+fn a_new_lab_removes_what_an_exited_run_left() {
+    if !hakit_lab::available("a_new_lab_removes_what_an_exited_run_left") {
+        return;
+    }
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let pid = child.id();
+    child.wait().unwrap();
+    let dead = format!("hakit-{pid}-0-orphan");
+    let live = format!("hakit-{}-999-live", std::process::id());
+    for ns in [&dead, &live] {
+        assert!(std::process::Command::new("ip")
+            .args(["netns", "add", ns])
+            .status()
+            .unwrap()
+            .success());
+    }
+    let dir = std::env::temp_dir().join(format!("hakit-{pid}-0"));
+    let run = dir.join("a-run");
+    std::fs::create_dir_all(&run).unwrap();
+    assert!(std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "tmpfs"])
+        .arg(&run)
+        .status()
+        .unwrap()
+        .success());
+    let mounted = || {
+        std::fs::read_to_string("/proc/self/mounts")
+            .unwrap()
+            .contains(&*run.to_string_lossy())
+    };
+    assert!(mounted());
+    let removed = hakit_lab::reap_orphans();
+    let exists = |ns: &str| std::path::Path::new("/run/netns").join(ns).exists();
+    let live_left = exists(&live);
+    let _ = std::process::Command::new("ip")
+        .args(["netns", "del", &live])
+        .status();
+    assert!(removed.contains(&dead), "{removed:?}");
+    assert!(!exists(&dead), "the dead run's namespace is still there");
+    assert!(!mounted(), "the dead run's tmpfs is still mounted");
+    assert!(
+        !dir.exists(),
+        "the dead run's scratch directory is still there"
+    );
+    assert!(live_left, "a live process's namespace was removed");
+}

@@ -112,6 +112,18 @@ pub struct Ns {
 impl Lab {
     /// A new, empty lab with its own scratch directory.
     pub fn new() -> anyhow::Result<Lab> {
+        // What a run killed with SIGKILL (or a stopped CI job) left behind is removed by
+        // the next lab, whatever test, demo or benchmark starts it.
+        static REAPED: std::sync::Once = std::sync::Once::new();
+        REAPED.call_once(|| {
+            let gone = reap_orphans();
+            if !gone.is_empty() {
+                eprintln!(
+                    "lab: removed what exited runs left behind: {}",
+                    gone.join(" ")
+                );
+            }
+        });
         let n = NEXT_LAB.fetch_add(1, Ordering::Relaxed);
         let prefix = format!("{PREFIX}{}-{n}", std::process::id());
         let dir = std::env::temp_dir().join(&prefix);
@@ -373,6 +385,49 @@ pub fn unmount_labs(prefix: &str) {
 
 /// Removes every namespace with the lab prefix (for `make lab-clean`), and unmounts what
 /// killed runs left mounted in their scratch directories.
+/// The `hakit-<pid>-` prefix of a lab name whose process no longer runs (`None` for a
+/// live process's lab, or a name not of that shape).
+fn orphan_prefix(name: &str) -> Option<String> {
+    let pid: i32 = name.strip_prefix(PREFIX)?.split('-').next()?.parse().ok()?;
+    if pid <= 0 {
+        return None;
+    }
+    match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None) {
+        Err(nix::errno::Errno::ESRCH) => Some(format!("{PREFIX}{pid}-")),
+        _ => None,
+    }
+}
+
+/// Removes the namespaces (and the processes in them), tmpfs mounts and scratch directories
+/// of labs whose process has exited without cleaning up: named `hakit-<pid>-…` for a pid
+/// that no longer runs. Labs of running processes are left alone, so concurrent runs are
+/// safe. Returns the namespaces removed.
+pub fn reap_orphans() -> Vec<String> {
+    let names = |dir: &Path| -> Vec<String> {
+        fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().to_string())
+            .collect()
+    };
+    let mut removed = Vec::new();
+    for name in names(Path::new("/run/netns")) {
+        if orphan_prefix(&name).is_some() {
+            kill_namespace(&name);
+            removed.push(name);
+        }
+    }
+    let tmp = std::env::temp_dir();
+    for name in names(&tmp) {
+        if let Some(prefix) = orphan_prefix(&name) {
+            unmount_labs(&prefix);
+            let _ = fs::remove_dir_all(tmp.join(&name));
+        }
+    }
+    removed
+}
+
 pub fn clean_all() -> Vec<String> {
     unmount_labs(PREFIX);
     let mut removed = Vec::new();
