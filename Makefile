@@ -149,7 +149,7 @@ demo-linode: deps
 chaos: deps static
 	$(CARGO) build --release --target $(MUSL) -p hakit-lab
 	$(STATIC_DIR)/hakit-chaos --bin-dir $(STATIC_DIR) --out-dir target/chaos
-	$(STATIC_DIR)/hakit-chaos --bin-dir $(STATIC_DIR) --out-dir target/chaos --lab monitor --only wan-down,gateway-dead,path-dead,monitor-killed,soak
+	$(STATIC_DIR)/hakit-chaos --bin-dir $(STATIC_DIR) --out-dir target/chaos --lab monitor --only wan-down,gateway-dead,path-dead,shared-blip,monitor-killed,soak
 	$(STATIC_DIR)/hakit-chaos --bin-dir $(STATIC_DIR) --out-dir target/chaos --lab linode
 	$(STATIC_DIR)/hakit-chaos --bin-dir $(STATIC_DIR) --out-dir target/chaos --lab linode-frr
 

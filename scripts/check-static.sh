@@ -18,4 +18,13 @@ for b in "$@"; do
   printf 'static: %-12s %8d bytes (limit %d)  %s\n' "$b" "$size" "$limit" "${kind%%,*}"
   [ "$size" -le "$limit" ] || { echo "static: $b is over its size limit" >&2; fail=1; }
 done
+# hakit's own debug lines (-v) survive the release build's release_max_level_info, which
+# compiles only the dependencies' out (hakit_core::debug!). Runs where the binary runs.
+if [ -x "$dir/ha-check" ] && "$dir/ha-check" --version >/dev/null 2>&1 && command -v nft >/dev/null; then
+  out=$("$dir/ha-check" -v nft-rule --snat-source 198.51.100.0/24 --to 203.0.113.10 2>&1 || true)
+  case "$out" in
+    *"debug: "*"run: nft"*) echo "static: ha-check -v logs hakit's debug lines" ;;
+    *) echo "static: ha-check -v shows no debug line: $out" >&2; fail=1 ;;
+  esac
+fi
 exit $fail

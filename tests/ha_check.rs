@@ -1033,3 +1033,158 @@ fn dns_probe_asks_a_real_resolver() {
         "{detail}"
     );
 }
+
+/// Two monitors that compare notes ([check.peer]) on loopback, as two nodes do over their
+/// sync link, each probing a TCP listener of this test: a failure both see (one listener
+/// both probe, closed) never makes either write 1; a failure only one sees (its own
+/// listener closed, the peer's open) does; a failing node whose peer falls silent acts
+/// alone. Needs no root: loopback TCP and UDP, no real-time priority.
+#[test]
+fn monitors_compare_notes_before_giving_the_role_away() {
+    use std::net::{TcpListener, UdpSocket};
+    use std::process::{Child, Command, Stdio};
+
+    struct Kill(Vec<Child>);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            for c in &mut self.0 {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+    let d = std::env::temp_dir().join(format!("hakit-peer-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    // One UDP port free on both loopback addresses.
+    let port = (0..50)
+        .find_map(|_| {
+            let a = UdpSocket::bind("127.0.0.1:0").ok()?;
+            let p = a.local_addr().ok()?.port();
+            UdpSocket::bind(("127.0.0.2", p)).ok().map(|_| p)
+        })
+        .expect("a free UDP port");
+    let shared = TcpListener::bind("127.0.0.1:0").unwrap();
+    let shared_port = shared.local_addr().unwrap().port();
+    let own_b = TcpListener::bind("127.0.0.1:0").unwrap();
+    let own_b_port = own_b.local_addr().unwrap().port();
+    let closed_port = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let track = |n: &str| d.join(n).join("uplink");
+    let start = |n: &str, me: &str, peer: &str, target: u16| -> Child {
+        let dir = d.join(n);
+        std::fs::create_dir_all(&dir).unwrap();
+        let conf = dir.join("hakit.toml");
+        std::fs::write(
+            &conf,
+            format!(
+                "[general]\nruntime_dir = \"{rt}\"\nsyslog_socket = \"/nonexistent\"\n\n[check]\n\
+                 track_file = \"{t}\"\nmonitor_rt_priority = 0\n\n[check.peer]\nbind = \"{me}\"\n\
+                 address = \"{peer}\"\nport = {port}\n\n[[check.probe]]\nkind = \"tcp\"\n\
+                 name = \"upstream\"\ntarget = \"127.0.0.1:{target}\"\ninterval = \"20ms\"\n\
+                 timeout = \"20ms\"\nfall = 3\nrise = 3\n",
+                rt = dir.display(),
+                t = dir.join("uplink").display(),
+            ),
+        )
+        .unwrap();
+        let log = std::fs::File::create(dir.join("monitor.log")).unwrap();
+        Command::new(bin("ha-check"))
+            .args(["--config", &conf.to_string_lossy(), "-v", "monitor"])
+            .env("HOME", "/nonexistent")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap()
+    };
+    let value = |n: &str| std::fs::read_to_string(track(n)).unwrap_or_default();
+    let log = |n: &str| std::fs::read_to_string(d.join(n).join("monitor.log")).unwrap_or_default();
+    let wait = |n: &str, v: &str, secs: u64| {
+        hakit_lab::wait_until(Duration::from_secs(secs), Duration::from_millis(10), || {
+            value(n).trim() == v
+        })
+        .is_some()
+    };
+
+    // Both probe the same listener: both healthy, and they hear each other.
+    let mut kids = Kill(vec![
+        start("a", "127.0.0.1", "127.0.0.2", shared_port),
+        start("b", "127.0.0.2", "127.0.0.1", shared_port),
+    ]);
+    assert!(
+        wait("a", "0", 10) && wait("b", "0", 10),
+        "a: {} b: {}",
+        log("a"),
+        log("b")
+    );
+    assert!(
+        hakit_lab::wait_until(Duration::from_secs(5), Duration::from_millis(10), || {
+            log("a").contains("peer reports: heard from 127.0.0.2")
+                && log("b").contains("peer reports: heard from 127.0.0.1")
+        })
+        .is_some(),
+        "a: {} b: {}",
+        log("a"),
+        log("b")
+    );
+    // The shared listener closes: both see it, neither gives the role away.
+    drop(shared);
+    let held = hakit_lab::wait_until(Duration::from_secs(5), Duration::from_millis(10), || {
+        log("a").contains("holding the role") && log("b").contains("holding the role")
+    });
+    assert!(held.is_some(), "a: {} b: {}", log("a"), log("b"));
+    let t0 = std::time::Instant::now();
+    while t0.elapsed() < Duration::from_secs(1) {
+        assert_eq!(value("a").trim(), "0", "a gave the role away: {}", log("a"));
+        assert_eq!(value("b").trim(), "0", "b gave the role away: {}", log("b"));
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let hb: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(d.join("a").join("uplink.heartbeat")).unwrap(),
+    )
+    .unwrap();
+    assert!(
+        hb["held"]
+            .as_str()
+            .is_some_and(|w| w.contains("unhealthy too") || w.contains("no healthier")),
+        "{hb}"
+    );
+    drop(kids);
+
+    // Only a's target is gone; b's passes: a is worse off and gives the role away.
+    kids = Kill(vec![
+        start("a", "127.0.0.1", "127.0.0.2", own_b_port),
+        start("b", "127.0.0.2", "127.0.0.1", own_b_port),
+    ]);
+    assert!(
+        wait("a", "0", 10) && wait("b", "0", 10),
+        "a: {} b: {}",
+        log("a"),
+        log("b")
+    );
+    drop(kids);
+    let _ = std::fs::remove_file(track("a"));
+    kids = Kill(vec![
+        start("b", "127.0.0.2", "127.0.0.1", own_b_port),
+        start("a", "127.0.0.1", "127.0.0.2", closed_port),
+    ]);
+    assert!(wait("a", "1", 10), "a: {}", log("a"));
+    assert!(log("a").contains("the peer is healthier"), "{}", log("a"));
+    assert_eq!(value("b").trim(), "0", "{}", log("b"));
+
+    // The peer falls silent while a fails: a acts alone (as without [check.peer]).
+    let mut b = kids.0.remove(0);
+    let _ = b.kill();
+    let _ = b.wait();
+    drop(kids);
+    let _ = std::fs::remove_file(track("a"));
+    kids = Kill(vec![start("a", "127.0.0.1", "127.0.0.2", closed_port)]);
+    assert!(wait("a", "1", 10), "a: {}", log("a"));
+    assert!(log("a").contains("acting alone"), "{}", log("a"));
+    drop(kids);
+    drop(own_b);
+    let _ = std::fs::remove_dir_all(&d);
+}

@@ -259,6 +259,19 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
                 usage_error("no track file: set track_file in [check] or give --track-file")
             })?;
             check_track_dir(&track)?;
+            let peer = c
+                .peer
+                .as_ref()
+                .map(|p| {
+                    crate::peer::PeerConfig::new(
+                        p.bind,
+                        p.address,
+                        p.port,
+                        p.silent_after.map(HDuration::get),
+                    )
+                })
+                .transpose()
+                .map_err(usage_error)?;
             let rt = rt_priority.or(c.monitor_rt_priority).unwrap_or(10);
             if rt > hakit_core::sched::MAX_PRIORITY {
                 return Err(usage_error(format!(
@@ -271,6 +284,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
                 textfile_interval.get(),
                 duration.map(HDuration::get),
                 rt,
+                peer,
             ))
         }
         _ => None,
@@ -376,7 +390,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
     for name in &left_out {
         info!("{name}: role-dependent (fails on the BACKUP), not part of the monitor's verdict");
     }
-    if let Some((track, every, duration, rt_priority)) = monitor {
+    if let Some((track, every, duration, rt_priority, peer)) = monitor {
         let stop = Arc::new(AtomicBool::new(false));
         stop_on_signals(stop.clone());
         info!(
@@ -413,6 +427,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
                 track_file: track,
                 max_duration: duration,
                 rt_priority,
+                peer,
             },
             stop,
             every,
@@ -561,7 +576,7 @@ fn log_on_change(dir: &std::path::Path, v: &Verdict) {
         .collect();
     let now = format!("{}|{}", v.healthy, key.join(","));
     if !changed(dir, "ha-check.last", &now) {
-        log::debug!(
+        hakit_core::debug!(
             "unchanged: {}",
             if v.healthy { "healthy" } else { "unhealthy" }
         );

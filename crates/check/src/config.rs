@@ -42,12 +42,31 @@ pub struct Check {
     /// 10, below the templates' `vrrp_rt_priority 20` for keepalived: on a busy machine a
     /// normal process can wait 100 ms for a core, long enough for four 20 ms probes to miss.
     pub monitor_rt_priority: Option<u8>,
+    /// `[check.peer]`: the pair's monitors compare notes over the sync link, and a node
+    /// gives the role away (writes 1) only when the peer is healthier: a failure both see
+    /// never puts both in FAULT. Without it a node writes 1 on any failure.
+    pub peer: Option<PeerTable>,
     /// `[[check.probe]]`: the probes, all run in parallel.
     #[serde(default, rename = "probe")]
     pub probes: Vec<Probe>,
     /// `[[check.group]]`: quorum groups; a probe without a group must pass on its own.
     #[serde(default, rename = "group")]
     pub groups: Vec<Group>,
+}
+
+/// `[check.peer]`: where the two monitors talk (UDP, both ends bound to these addresses).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerTable {
+    /// This node's address on the sync link, e.g. "192.0.2.1".
+    pub bind: std::net::IpAddr,
+    /// The peer's address on the sync link, e.g. "192.0.2.2".
+    pub address: std::net::IpAddr,
+    /// UDP port, the same on both nodes [default: 7447].
+    pub port: Option<u16>,
+    /// A peer not heard from for this long counts as absent, and an unhealthy node then
+    /// gives the role away as without this table [default: 250ms; 50ms-10s].
+    pub silent_after: Option<HDuration>,
 }
 
 /// A quorum group: healthy when at least `min` of its probes pass.

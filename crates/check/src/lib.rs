@@ -9,6 +9,7 @@
 //! * [`probe`]: a probe validated by its kind and run (once, or kept in a session).
 //! * [`runner`]: every probe in parallel under one deadline, then quorum groups.
 //! * [`monitor`]: the probes continuously, the verdict to keepalived's `track_file`.
+//! * [`peer`]: the pair's monitors compare notes: no FAULT unless the peer is healthier.
 //! * [`watch`]: peer-watch mode for clouds without VRRP.
 
 pub mod app;
@@ -16,6 +17,7 @@ pub mod config;
 pub mod http;
 pub mod kinds;
 pub mod monitor;
+pub mod peer;
 pub mod probe;
 pub mod runner;
 pub mod watch;

@@ -36,6 +36,7 @@ use log::{info, warn};
 use crate::{
     config::Group,
     kinds::Class,
+    peer::{self, Decision, PeerConfig},
     probe::{Checked, ProbeResult, Tools},
     runner::{judge, Verdict},
 };
@@ -50,7 +51,7 @@ pub const RTTIME: Duration = Duration::from_millis(200);
 
 /// The calling thread real-time, if asked (per thread: the children a probe runs, `nft`
 /// or `systemctl`, are not; see hakit_core::sched).
-fn realtime(priority: u8) -> anyhow::Result<()> {
+pub(crate) fn realtime(priority: u8) -> anyhow::Result<()> {
     if priority == 0 {
         return Ok(());
     }
@@ -81,6 +82,8 @@ pub struct Settings {
     pub max_duration: Option<Duration>,
     /// SCHED_RR priority of the loop and the probe threads (0: a normal process).
     pub rt_priority: u8,
+    /// `[check.peer]`: compare notes with the peer's monitor before giving the role away.
+    pub peer: Option<PeerConfig>,
 }
 
 impl Settings {
@@ -97,20 +100,40 @@ fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// One probe's state: the last answer and the hysteresis.
+/// One probe's state: the last answer, the hysteresis, and the times the peer's monitor
+/// compares (see [`crate::peer`]).
 #[derive(Debug, Clone, Default)]
 struct State {
     up: Option<bool>,
     streak: u32,
     last: Option<ProbeResult>,
+    /// When the current run of passes began (`None` while failing).
+    ok_since: Option<Instant>,
+    last_ok: Option<Instant>,
+    /// When the current run of failures began (`None` while passing).
+    fail_since: Option<Instant>,
+    /// While down: when the failing run that took it down began.
+    down_since: Option<Instant>,
 }
 
 impl State {
     /// Applies one answer; true when the probe's up/down state changed.
     fn apply(&mut self, o: ProbeResult, fall: u32, rise: u32) -> bool {
+        self.apply_at(o, fall, rise, Instant::now())
+    }
+
+    fn apply_at(&mut self, o: ProbeResult, fall: u32, rise: u32, now: Instant) -> bool {
         let ok = o.ok;
         self.last = Some(o);
-        match self.up {
+        if ok {
+            self.last_ok = Some(now);
+            self.ok_since.get_or_insert(now);
+            self.fail_since = None;
+        } else {
+            self.ok_since = None;
+            self.fail_since.get_or_insert(now);
+        }
+        let changed = match self.up {
             None => {
                 self.up = Some(ok);
                 self.streak = 0;
@@ -130,8 +153,74 @@ impl State {
                     false
                 }
             }
+        };
+        if changed {
+            self.down_since = if ok { None } else { self.fail_since };
         }
+        changed
     }
+}
+
+/// What this node tells the peer's monitor ([`crate::peer`]).
+fn report(
+    states: &[State],
+    probes: &[Monitored],
+    groups: &[Group],
+    seq: u64,
+    now: Instant,
+) -> peer::Report {
+    let ms = |t: Option<Instant>| t.map(|t| now.saturating_duration_since(t).as_millis() as u64);
+    peer::Report {
+        seq,
+        healthy: verdict(states, probes, groups).map(|v| v.healthy),
+        probes: states
+            .iter()
+            .zip(probes)
+            .map(|(s, m)| peer::ProbeReport {
+                name: m.probe.name.clone(),
+                up: s.up,
+                ok_for_ms: ms(s.ok_since),
+                last_ok_ms: ms(s.last_ok),
+            })
+            .collect(),
+    }
+}
+
+/// This node's probes and failing groups as [`peer::decide`] reads them.
+fn mine(
+    states: &[State],
+    probes: &[Monitored],
+    v: &Verdict,
+) -> (Vec<peer::Mine>, Vec<peer::Failing>) {
+    let mine = states
+        .iter()
+        .zip(probes)
+        .map(|(s, m)| peer::Mine {
+            name: m.probe.name.clone(),
+            group: m
+                .probe
+                .group
+                .clone()
+                .unwrap_or_else(|| format!("probe:{}", m.probe.name)),
+            local: m.kernel(),
+            interval: m.interval,
+            fall: m.fall,
+            rise: m.rise,
+            up: s.up,
+            down_since: s.down_since,
+            last_ok: s.ok_since.is_some(),
+        })
+        .collect();
+    let failing = v
+        .groups
+        .iter()
+        .filter(|g| !g.ok)
+        .map(|g| peer::Failing {
+            group: g.name.clone(),
+            min: g.min,
+        })
+        .collect();
+    (mine, failing)
 }
 
 /// A probe's up/down state changed.
@@ -269,7 +358,33 @@ pub fn run(
             })?;
     }
 
+    // The pair's other monitor, if configured: its reports, and how often they come.
+    let every = probes
+        .iter()
+        .map(|m| m.interval)
+        .min()
+        .unwrap_or(HEARTBEAT)
+        .clamp(Duration::from_millis(10), HEARTBEAT);
+    let stale = every * 3;
+    let listening = Instant::now();
+    let peer_latest = match &settings.peer {
+        Some(cfg) => {
+            let (states, probes, groups) = (states.clone(), probes.clone(), groups.clone());
+            Some(peer::spawn(
+                cfg,
+                every,
+                settings.rt_priority,
+                stop.clone(),
+                move |seq| report(&lock(&states), &probes, &groups, seq, Instant::now()),
+            )?)
+        }
+        None => None,
+    };
+
+    // The verdict, and what the track file says (true: 1, give the role away).
     let mut healthy: Option<bool> = None;
+    let mut written: Option<bool> = None;
+    let mut held: Option<String> = None;
     let mut since_ms = now_ms();
     let mut next_beat = Instant::now();
     let mut next_publish = Instant::now() + publish_every;
@@ -281,7 +396,11 @@ pub fn run(
         {
             break;
         }
-        let wait = next_beat.saturating_duration_since(Instant::now());
+        let mut wait = next_beat.saturating_duration_since(Instant::now());
+        if held.is_some() {
+            // Holding: decide again as the peer's reports come.
+            wait = wait.min(every);
+        }
         let mut changed = false;
         match rx.recv_timeout(wait) {
             Ok(Change {
@@ -309,29 +428,70 @@ pub fn run(
                 anyhow::bail!("every probe thread ended")
             }
         }
-        let v = if changed {
+        let v = if changed || held.is_some() {
             verdict(&lock(&states), &probes, &groups)
         } else {
             None
         };
         if let Some(v) = &v {
-            if healthy != Some(v.healthy) {
-                write_track(&settings.track_file, v.healthy)?;
+            let (fault, why) = if v.healthy {
+                (false, String::new())
+            } else if written == Some(true) {
+                // Given away: it stays given away until this node is healthy again (a peer
+                // that fails later holds the role itself; it never comes back here).
+                (true, String::new())
+            } else {
+                match (&settings.peer, &peer_latest) {
+                    (Some(cfg), Some(latest)) => {
+                        let (m, f) = mine(&lock(&states), &probes, v);
+                        let seen = peer::latest(latest);
+                        match peer::decide(
+                            &m,
+                            &f,
+                            seen.as_ref(),
+                            (cfg.silent_after, stale),
+                            listening,
+                            Instant::now(),
+                        ) {
+                            Decision::Fault(w) => (true, w),
+                            Decision::Hold(w) => (false, w),
+                        }
+                    }
+                    _ => (true, String::new()),
+                }
+            };
+            let verdict_changed = healthy != Some(v.healthy);
+            healthy = Some(v.healthy);
+            if verdict_changed && !v.healthy {
+                warn!("UNHEALTHY: {}", failing(v).join("; "));
+            }
+            match (&held, !v.healthy && !fault) {
+                (None, true) => warn!("holding the role: {why}"),
+                (Some(_), false) if !v.healthy => info!("no longer holding: {why}"),
+                _ => {}
+            }
+            held = (!v.healthy && !fault).then_some(why.clone());
+            if written != Some(fault) {
+                write_track(&settings.track_file, !fault)?;
                 since_ms = now_ms();
-                if v.healthy {
+                if fault {
+                    let why = if why.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({why})")
+                    };
+                    warn!("{} written 1{why}", settings.track_file.display());
+                } else {
                     info!(
-                        "healthy: {} probe(s) up; {} written 0",
+                        "{}: {} probe(s); {} written 0",
+                        if v.healthy { "healthy" } else { "holding" },
                         v.probes.len(),
                         settings.track_file.display()
                     );
-                } else {
-                    warn!(
-                        "UNHEALTHY: {}; {} written 1",
-                        failing(v).join("; "),
-                        settings.track_file.display()
-                    );
                 }
-                healthy = Some(v.healthy);
+                written = Some(fault);
+            }
+            if verdict_changed {
                 // The heartbeat says the new verdict at once (nat-notify status reads it).
                 next_beat = Instant::now();
                 publish(v);
@@ -345,10 +505,11 @@ pub fn run(
             let hb = Heartbeat {
                 pid: std::process::id(),
                 at_ms: now_ms(),
-                healthy,
+                healthy: written.map(|fault| !fault),
                 since_ms,
                 failing: current.as_ref().map(failing).unwrap_or_default(),
                 probes: probes.len(),
+                held: held.clone(),
             };
             let r = runtime::write_atomic(&beat_file, &serde_json::to_vec(&hb)?, 0o644);
             match (&r, beat_error) {
@@ -623,6 +784,7 @@ mod tests {
             since_ms: now_ms(),
             failing: vec![],
             probes: 1,
+            held: None,
         };
         let write = |hb: &Heartbeat| {
             std::fs::write(heartbeat_path(&track), serde_json::to_vec(hb).unwrap()).unwrap()

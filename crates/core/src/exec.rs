@@ -16,7 +16,6 @@ use std::{
 };
 
 use anyhow::{anyhow, bail, Context};
-use log::debug;
 
 /// What a finished command left behind.
 #[derive(Debug, Clone)]
@@ -113,7 +112,7 @@ fn spawn_and_wait(
     let (prog, args) = argv.split_first().context("empty command")?;
     let path = find(prog)?;
     let shown = argv.join(" ");
-    debug!("run: {shown}");
+    crate::debug!("run: {shown}");
     let start = Instant::now();
     let mut cmd = Command::new(&path);
     cmd.args(args)
@@ -187,7 +186,7 @@ fn spawn_and_wait(
         stderr: err.text(),
         elapsed: start.elapsed(),
     };
-    debug!("run: {shown}: {} in {:?}", ran.status, ran.elapsed);
+    crate::debug!("run: {shown}: {} in {:?}", ran.status, ran.elapsed);
     Ok(ran)
 }
 

@@ -34,6 +34,9 @@ pub struct Heartbeat {
     /// The probes that are down, with their last answer.
     pub failing: Vec<String>,
     pub probes: usize,
+    /// Unhealthy, but keeping the role: why (the peer is no better off; see `[check.peer]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held: Option<String>,
 }
 
 #[cfg(test)]

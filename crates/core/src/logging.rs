@@ -209,6 +209,29 @@ pub fn syslog_once(ident: &'static str, socket: Option<PathBuf>, msg: &str) {
     }
 }
 
+/// hakit's own debug lines (`-v`). The `log` crate is built with `release_max_level_info`,
+/// which compiles the dependencies' debug lines out of release builds (rustls's handshake,
+/// ureq's and neli's internals: ~25 KB of formatting in each binary, and nothing an
+/// operator of hakit reads); this macro hands hakit's own to the logger directly, so `-v`
+/// still shows them.
+#[macro_export]
+macro_rules! debug {
+    ($($arg:tt)+) => {
+        if ::log::max_level() >= ::log::LevelFilter::Debug {
+            ::log::logger().log(
+                &::log::Record::builder()
+                    .args(format_args!($($arg)+))
+                    .level(::log::Level::Debug)
+                    .target(module_path!())
+                    .module_path_static(Some(module_path!()))
+                    .file_static(Some(file!()))
+                    .line(Some(line!()))
+                    .build(),
+            );
+        }
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,8 +17,9 @@ use std::{
 };
 
 use anyhow::{anyhow, bail};
+use hakit_core::debug;
 use hakit_core::usage_error;
-use log::{debug, warn};
+use log::warn;
 use serde::Serialize;
 
 /// System CA bundle (Debian's ca-certificates).

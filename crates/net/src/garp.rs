@@ -20,7 +20,8 @@ use std::{
 use anyhow::Context;
 use hakit_core::{usage_error, HDuration};
 
-use log::{debug, info};
+use hakit_core::debug;
+use log::info;
 use nix::sys::socket::{self, AddressFamily, LinkAddr, MsgFlags, SockFlag, SockType};
 use serde::{Deserialize, Serialize};
 

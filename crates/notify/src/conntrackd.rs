@@ -16,8 +16,9 @@ use std::{
 };
 
 use anyhow::{bail, Context};
+use hakit_core::debug;
 use hakit_core::exec;
-use log::{debug, warn};
+use log::warn;
 
 /// How long a commit may take before the flush gives up waiting for it.
 const COMMIT_WAIT: Duration = Duration::from_secs(10);

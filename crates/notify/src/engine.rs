@@ -48,8 +48,9 @@ use std::{
 };
 
 use crate::config::Instance;
+use hakit_core::debug;
 use hakit_net::Netlink;
-use log::{debug, error, info, warn};
+use log::{error, info, warn};
 
 use crate::{
     event::State,

@@ -15,9 +15,10 @@ use std::{
 
 use anyhow::{bail, Context};
 use hakit_cli::nat_notify::UnitAction;
+use hakit_core::debug;
 use hakit_core::exec;
 use hakit_net::{garp, nft::Snat, Change, Netlink};
-use log::{debug, error, warn};
+use log::{error, warn};
 
 use crate::{
     config::Instance,

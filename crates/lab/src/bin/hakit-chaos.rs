@@ -1016,6 +1016,100 @@ fn upstream_heals(nat: &NatLab) {
     ]));
 }
 
+/// (f) A failure both nodes see: the shared upstream gateway drops everything from both
+/// nodes, then only what goes to the shared external target, for 50 to 500 ms each, in one
+/// nft transaction (both nodes from the same instant). Neither node is better off, so the
+/// monitors compare notes ([check.peer]) and hold: no track file ever 1, no FAULT, no
+/// transition, a still the converged MASTER and the provider's owner unchanged.
+fn shared_blips(nat: &mut NatLab) -> anyhow::Result<Row> {
+    let faults0 = (faults(nat, A), faults(nat, B));
+    let owner0 = nat.owner();
+    let start = hakit_lab::nat::now_unix();
+    let mut ones = [0u32; 2];
+    let mut last = [nat.track_value(A), nat.track_value(B)];
+    let mut watch = |nat: &NatLab, ones: &mut [u32; 2], d: Duration| {
+        let t0 = Instant::now();
+        while t0.elapsed() < d {
+            for (i, l) in last.iter_mut().enumerate() {
+                let v = nat.track_value(i);
+                if v != *l && v == "1" {
+                    ones[i] += 1;
+                }
+                *l = v;
+            }
+            thread::sleep(Duration::from_millis(5));
+        }
+    };
+    let mut blips = Vec::new();
+    for (what, daddr) in [
+        ("the upstream gateway", None),
+        ("the external target", Some(hakit_lab::nat::EXTERNAL)),
+    ] {
+        for ms in [50u64, 150, 300, 500] {
+            let inet = &nat.inet;
+            hakit_lab::run_ok(&mut inet.command(&[
+                "nft",
+                "add",
+                "table",
+                "netdev",
+                "hakit_chaos",
+            ]))?;
+            hakit_lab::run_ok(&mut inet.command(&[
+                "nft",
+                "add chain netdev hakit_chaos in { type filter hook ingress device eth0 priority 0; }",
+            ]))?;
+            let mut rule = vec!["nft", "add", "rule", "netdev", "hakit_chaos", "in"];
+            if let Some(d) = daddr {
+                rule.extend(["ip", "daddr", d]);
+            }
+            rule.push("drop");
+            hakit_lab::run_ok(&mut inet.command(&rule))?;
+            watch(nat, &mut ones, Duration::from_millis(ms));
+            upstream_heals(nat);
+            watch(nat, &mut ones, Duration::from_millis(1500));
+            blips.push(format!("{what} {ms} ms"));
+        }
+    }
+    let _ = nat.syslog.sync(Duration::from_secs(2));
+    let lines = nat.syslog.since(start);
+    let count = |pat: &str| lines.iter().filter(|(_, l)| l.contains(pat)).count();
+    let transitions = count(" converged to ") + count(" did not converge to ");
+    let holds = count("holding the role");
+    let faults1 = (faults(nat, A), faults(nat, B));
+    let converged = nat.converged(A);
+    let owner1 = nat.owner();
+    let said: Vec<String> = lines
+        .iter()
+        .filter(|(_, l)| {
+            l.contains("holding") || l.contains("written 1") || l.contains(" down after ")
+        })
+        .take(40)
+        .map(|(t, l)| format!("{:.3} {l}", t - start))
+        .collect();
+    Ok(row(
+        "(f) a failure both nodes see: the shared upstream, then the shared external target, silent for 50, 150, 300 and 500 ms for both nodes at once",
+        "0 transitions: no track file ever 1, no FAULT on either node, a still the converged MASTER, the provider's owner unchanged; the monitors held the role (peer reports)",
+        format!(
+            "{}; track file went to 1: a {} b {} times; FAULTs a/b: {}/{}; nat-notify transitions: {transitions}; monitors' holds: {holds}; a converged MASTER: {}; provider owner {:?} -> {:?}",
+            blips.join(", "),
+            ones[0],
+            ones[1],
+            faults1.0 - faults0.0,
+            faults1.1 - faults0.1,
+            converged.as_ref().map_or_else(|e| format!("no ({e:#})"), |_| "yes".into()),
+            owner0,
+            owner1,
+        ),
+        ones == [0, 0]
+            && faults1 == faults0
+            && transitions == 0
+            && holds > 0
+            && converged.is_ok()
+            && owner0 == owner1,
+        json!({"blips": blips, "track_ones": ones, "transitions": transitions, "holds": holds, "lines": said}),
+    ))
+}
+
 /// Lines of keepalived's log on node `i` that say it entered FAULT.
 fn faults(nat: &NatLab, i: usize) -> usize {
     keepalived_log(nat, i)
@@ -1131,6 +1225,10 @@ fn monitor_lab(
         Some(retrans),
         &spans,
     ));
+
+    if want("shared-blip") {
+        rows.push(shared_blips(&mut nat)?);
+    }
 
     if want("monitor-killed") {
         // (d): SIGKILL, and no restart for a while (a unit in a crash loop): the track file

@@ -440,6 +440,11 @@ deadline = "150ms"
                         format!(
                             r#"track_file = "{track}"
 
+# The monitors compare notes over the sync link: no FAULT unless the peer is healthier.
+[check.peer]
+bind = "192.0.2.{id}"
+address = "192.0.2.{other}"
+
 # The upstream gateway, by ICMP and at layer 2, every 20 ms (the defaults).
 [[check.probe]]
 kind = "icmp"
@@ -474,7 +479,8 @@ kind = "route"
 target = "0.0.0.0/0"
 interface = "eth0"
 "#,
-                            track = run.join("monitor").join("uplink").display()
+                            track = run.join("monitor").join("uplink").display(),
+                            other = 3 - id,
                         )
                     } else {
                         format!(
