@@ -149,7 +149,8 @@ demo-linode: deps
 chaos: deps static
 	$(CARGO) build --release --target $(MUSL) -p hakit-lab
 	$(STATIC_DIR)/hakit-chaos --bin-dir $(STATIC_DIR) --out-dir target/chaos
-	$(STATIC_DIR)/hakit-chaos --bin-dir $(STATIC_DIR) --out-dir target/chaos --lab monitor --only wan-down,gateway-dead,path-dead,shared-blip,monitor-killed,soak
+	HAKIT_CHAOS_SOAK_SECONDS=$${HAKIT_CHAOS_SOAK_SECONDS:-180} \
+	  $(STATIC_DIR)/hakit-chaos --bin-dir $(STATIC_DIR) --out-dir target/chaos --lab monitor --only wan-down,gateway-dead,path-dead,shared-blip,monitor-killed,soak
 	$(STATIC_DIR)/hakit-chaos --bin-dir $(STATIC_DIR) --out-dir target/chaos --lab linode
 	$(STATIC_DIR)/hakit-chaos --bin-dir $(STATIC_DIR) --out-dir target/chaos --lab linode-frr
 
@@ -159,11 +160,13 @@ bench: deps static
 	$(CARGO) build --release --target $(MUSL) -p hakit-lab
 	target/release/hakit-bench --static-dir $(STATIC_DIR) --out BENCHMARKS.md
 
-# Only the uplink monitor's soak (also the last scenario of make chaos): 2% loss and
-# 5 ms +- 5 ms of delay with every core busy, for HAKIT_CHAOS_SOAK_SECONDS (default 600).
+# Only the uplink monitor's soak (the last scenario of make chaos, 180 s there): 2% loss
+# and 5 ms +- 5 ms of delay on each node's WAN and LAN (VRRP) egress, a CPU hog in each
+# node, ten keepalived reloads, for HAKIT_CHAOS_SOAK_SECONDS (default 600).
 chaos-soak: deps static
 	$(CARGO) build --release --target $(MUSL) -p hakit-lab
-	$(STATIC_DIR)/hakit-chaos --bin-dir $(STATIC_DIR) --out-dir target/chaos --lab monitor --only soak
+	HAKIT_CHAOS_SOAK_SECONDS=$${HAKIT_CHAOS_SOAK_SECONDS:-600} \
+	  $(STATIC_DIR)/hakit-chaos --bin-dir $(STATIC_DIR) --out-dir target/chaos --lab monitor --only soak
 
 lab-clean:
 	@$(CARGO) run -q -p hakit-lab --bin hakit-lab-clean

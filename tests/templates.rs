@@ -264,38 +264,103 @@ fn render_and_setup_never_leave_a_half_written_file() {
 
     // hakit-setup: a missing value (1), an unknown one (2), a malformed one (2), an
     // undetermined node (2): each one line, and nothing written.
+    // Each error says the shape it wants, with the name the user wrote.
     let root = dir.join("root");
     let base = std::fs::read_to_string("examples/bare-metal/pair.values").unwrap();
-    for (values, code, says) in [
+    let aws = std::fs::read_to_string("examples/aws/pair.values").unwrap();
+    let node_a = ["--node", "a"].as_slice();
+    for (values, args, code, says) in [
         (
             base.replace("FIP=203.0.113.10\n", ""),
+            node_a,
             1,
             "give a value for: FIP",
         ),
-        (format!("{base}LAN_IFF=eth1\n"), 2, "unknown value LAN_IFF"),
+        (
+            format!("{base}LAN_IFF=eth1\n"),
+            node_a,
+            2,
+            "unknown value LAN_IFF",
+        ),
         (
             base.replace("WAN_IF=eth0", "WAN_IF=eth0\";flush ruleset"),
+            node_a,
             2,
-            "WAN_IF=eth0\";flush ruleset is not valid",
+            "WAN_IF=eth0\";flush ruleset wants an interface name",
         ),
         (
             base.clone(),
+            [].as_slice(),
             2,
             "neither A_LAN 198.51.100.2 nor B_LAN 198.51.100.3",
+        ),
+        (
+            base.replace("LAN_VIP=198.51.100.1/24", "LAN_VIP=198.51.100.1"),
+            node_a,
+            2,
+            "LAN_VIP=198.51.100.1 wants ADDRESS/PREFIX, e.g. 198.51.100.1/24",
+        ),
+        (
+            base.replace("FIP=203.0.113.10", "FIP=203.0.113.999"),
+            node_a,
+            2,
+            "FIP=203.0.113.999 is out of range: it wants an IPv4 ADDRESS",
+        ),
+        (
+            base.replace("LAN_VIP=198.51.100.1/24", "LAN_VIP=198.51.100.3/24"),
+            node_a,
+            2,
+            "LAN_VIP=198.51.100.3/24 is B_LAN's own address",
+        ),
+        (
+            base.replace("A_LAN=198.51.100.2", "A_LAN=198.51.101.2"),
+            node_a,
+            2,
+            "A_LAN=198.51.101.2 is outside LAN_NET=198.51.100.0/24",
+        ),
+        (
+            base.replace("B_SYNC=192.0.2.2", "B_SYNC=192.0.2.1"),
+            node_a,
+            2,
+            "A_SYNC and B_SYNC are both 192.0.2.1",
+        ),
+        // The templates say PEER_ID; the user wrote (or forgot) B_ID.
+        (
+            aws.lines()
+                .filter(|l| !l.starts_with("B_ID="))
+                .map(|l| format!("{l}\n"))
+                .collect(),
+            node_a,
+            1,
+            "give a value for: B_ID",
         ),
     ] {
         let v = dir.join("pair.values");
         std::fs::write(&v, values).unwrap();
         let mut cmd = std::process::Command::new("scripts/hakit-setup");
-        if code == 1 || says.starts_with("unknown") || says.contains("flush") {
-            cmd.args(["--node", "a"]);
-        }
+        cmd.args(args);
         let out = cmd.arg("--root").arg(&root).arg(&v).output().unwrap();
         assert_eq!(out.status.code(), Some(code), "{says}: {}", stderr(&out));
         assert!(stderr(&out).contains(says), "{says}: {}", stderr(&out));
         assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
         assert!(!root.exists(), "{says}: something was written");
     }
+    // On the machine itself (no --root) an interface that is not there is refused: nft
+    // would accept the name and drop everything. --dry-run: nothing is written either way.
+    let v = dir.join("pair.values");
+    std::fs::write(&v, base.replace("WAN_IF=eth0", "WAN_IF=hakitnone0")).unwrap();
+    let out = std::process::Command::new("scripts/hakit-setup")
+        .args(["--node", "a", "--dry-run"])
+        .arg(&v)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("WAN_IF=hakitnone0: no such interface on this machine (it has: "),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
     let _ = std::fs::remove_dir_all(&dir);
 }
 

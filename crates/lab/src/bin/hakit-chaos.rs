@@ -1317,23 +1317,31 @@ fn soak(nat: &mut NatLab) -> anyhow::Result<Row> {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(600);
-    // What `tc qdisc add dev eth0 root netem delay 5ms 5ms loss 2%` does on each gateway's
-    // WAN (an egress qdisc: what the gateway sends). This machine's kernel has no sch_netem
-    // (nor nfnetlink_queue): the loss is nftables' random numbers on eth0's egress, 2% of the
-    // frames; the delay, 5 ms +- 5 ms, a user-space forwarder in the switch on the frames
-    // from each gateway's WAN port (hakit_lab::impair).
+    // What `tc qdisc add dev DEV root netem delay 5ms 5ms loss 2%` does on each gateway's
+    // links, per link: the WAN (eth0, what the uplink probes cross) and the LAN (eth1, where
+    // the VRRP adverts go). An egress qdisc: what the gateway sends. This machine's kernel
+    // has no sch_netem (nor nfnetlink_queue): the loss is nftables' random numbers on the
+    // device's egress, 2% of the frames; the delay, 5 ms +- 5 ms, a user-space forwarder in
+    // the switch on the frames from the gateway's port (hakit_lab::impair). The sync link
+    // (the monitors' reports, conntrackd) is left as it is: it is the pair's own cable.
+    const LINKS: [(&str, &str, &str); 2] = [
+        ("WAN (uplink probes)", "eth0", "brwan"),
+        ("LAN (VRRP adverts)", "eth1", "brlan"),
+    ];
     let sw = hakit_lab::Ns {
         name: format!("{}-sw", nat.lab.prefix()),
     };
     let mut jitter = Vec::new();
     for n in &nat.nodes {
-        jitter.push(hakit_lab::impair::Impair::start(
-            &sw,
-            "brwan",
-            &format!("brwan{}", n.role),
-            Duration::from_millis(5),
-            Duration::from_millis(5),
-        )?);
+        for (_, _, bridge) in LINKS {
+            jitter.push(hakit_lab::impair::Impair::start(
+                &sw,
+                bridge,
+                &format!("{bridge}{}", n.role),
+                Duration::from_millis(5),
+                Duration::from_millis(5),
+            )?);
+        }
     }
     for n in &nat.nodes {
         hakit_lab::run_ok(
@@ -1341,27 +1349,28 @@ fn soak(nat: &mut NatLab) -> anyhow::Result<Row> {
                 .ns
                 .command(&["nft", "add", "table", "netdev", "hakit_loss"]),
         )?;
-        let (chain, hook) = ("out", "egress");
-        hakit_lab::run_ok(&mut n.ns.command(&[
-            "nft",
-            &format!("add chain netdev hakit_loss {chain} {{ type filter hook {hook} device eth0 priority 0; }}"),
-        ]))?;
-        hakit_lab::run_ok(&mut n.ns.command(&[
-            "nft",
-            "add",
-            "rule",
-            "netdev",
-            "hakit_loss",
-            chain,
-            "numgen",
-            "random",
-            "mod",
-            "100",
-            "<",
-            "2",
-            "counter",
-            "drop",
-        ]))?;
+        for (_, dev, _) in LINKS {
+            hakit_lab::run_ok(&mut n.ns.command(&[
+                "nft",
+                &format!("add chain netdev hakit_loss out_{dev} {{ type filter hook egress device {dev} priority 0; }}"),
+            ]))?;
+            hakit_lab::run_ok(&mut n.ns.command(&[
+                "nft",
+                "add",
+                "rule",
+                "netdev",
+                "hakit_loss",
+                &format!("out_{dev}"),
+                "numgen",
+                "random",
+                "mod",
+                "100",
+                "<",
+                "2",
+                "counter",
+                "drop",
+            ]))?;
+        }
     }
     // The impairment as a ping from a sees it: min/avg/max/mdev of the round trip.
     let ping = String::from_utf8_lossy(
@@ -1415,31 +1424,48 @@ fn soak(nat: &mut NatLab) -> anyhow::Result<Row> {
         keepalived_log(nat, A).lines().count(),
         keepalived_log(nat, B).lines().count(),
     ];
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let burners: Vec<_> = (0..std::thread::available_parallelism().map_or(2, |n| n.get()))
-        .map(|_| {
-            let stop = stop.clone();
-            thread::spawn(move || {
-                let mut x = 0u64;
-                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
-                    std::hint::black_box(x);
-                }
-            })
-        })
-        .collect();
+    // A CPU hog in each node: a busy loop started in its namespace, as a runaway process
+    // on a real gateway (two nodes, two cores: every core busy).
+    let mut hogs = Vec::new();
+    for i in [A, B] {
+        let ns = nat.nodes[i].ns.clone();
+        let log = format!("{}-hog", nat.nodes[i].role);
+        hogs.push(
+            nat.lab
+                .spawn(&ns, &log, &["sh", "-c", "while :; do :; done"])?,
+        );
+    }
+    let writes = |nat: &NatLab| {
+        nat.cloud_requests()
+            .iter()
+            .filter(|r| !r.starts_with("GET "))
+            .count()
+    };
+    let writes0 = writes(nat);
+    // Ten keepalived reloads (SIGHUP, as `systemctl reload keepalived`), alternating nodes,
+    // spread over the soak.
+    const RELOADS: u32 = 10;
     println!(
-        "  soak: 2% loss and 5 ms +- 5 ms delay on both uplinks' egress, as netem there (nftables, a user-space forwarder), {} busy threads, {secs} s",
-        burners.len()
+        "  soak: 2% loss and 5 ms +- 5 ms delay on each node's {} and {} egress (as netem: nftables, a user-space forwarder), a CPU hog in each node, {RELOADS} keepalived reloads, {secs} s",
+        LINKS[0].0, LINKS[1].0
     );
     let (cpu0, rss0) = (cpu(pid), rss(pid));
     let soak_start = hakit_lab::nat::now_unix();
     let t0 = Instant::now();
     let mut ones = 0u32;
+    let mut reloads = 0u32;
     let mut last = nat.track_value(A);
     let mut rss_max = rss0.unwrap_or(0);
     while t0.elapsed() < Duration::from_secs(secs) {
         thread::sleep(Duration::from_millis(50));
+        let due = Duration::from_secs(secs) * (reloads + 1) / (RELOADS + 1);
+        if reloads < RELOADS && t0.elapsed() >= due {
+            nat.signal_keepalived(
+                if reloads % 2 == 0 { A } else { B },
+                nix::sys::signal::Signal::SIGHUP,
+            );
+            reloads += 1;
+        }
         let v = nat.track_value(A);
         if v != last && v == "1" {
             ones += 1;
@@ -1449,10 +1475,11 @@ fn soak(nat: &mut NatLab) -> anyhow::Result<Row> {
     }
     let elapsed = t0.elapsed().as_secs_f64();
     let (cpu1, rss1) = (cpu(pid), rss(pid));
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    for b in burners {
-        let _ = b.join();
+    for h in hogs {
+        nat.lab
+            .signal_and_wait(h, nix::sys::signal::Signal::SIGKILL, Duration::from_secs(5));
     }
+    let provider_writes = writes(nat) - writes0;
     let dropped = String::from_utf8_lossy(
         &nat.nodes[A]
             .ns
@@ -1534,10 +1561,10 @@ fn soak(nat: &mut NatLab) -> anyhow::Result<Row> {
         .map(|(t, l)| format!("{:.3} {l}", t - soak_start))
         .collect();
     Ok(row(
-        "(e) 2% loss and 5 ms +- 5 ms delay on the uplinks (egress, as netem), every core busy",
-        "no false failover: a's track file never 1, no FAULT and no transition on either node, a still the converged MASTER",
+        "(e) 2% loss and 5 ms +- 5 ms delay on the uplinks and the VRRP path (each node's WAN and LAN egress, as netem), a CPU hog in each node, ten keepalived reloads",
+        "no false failover: a's track file never 1, no FAULT and no transition on either node, no provider write, a still the converged MASTER",
         format!(
-            "{elapsed:.0} s, {dropped} frames dropped on a's uplink, {delayed} frames delayed 0-10 ms (ping a -> gateway: rtt min/avg/max/mdev {rtt}); track file went to 1: {ones} times; FAULTs a/b: {}/{}; nat-notify transitions: {transitions}; a still master: {}; monitor CPU {cpu_pct:.2}% of a core; RSS {} kB at start, {} kB at end, {} kB max",
+            "{elapsed:.0} s, {dropped} frames dropped on a's WAN and LAN, {delayed} frames delayed 0-10 ms (ping a -> gateway: rtt min/avg/max/mdev {rtt}); {reloads} keepalived reloads; track file went to 1: {ones} times; FAULTs a/b: {}/{}; nat-notify transitions: {transitions}; provider writes: {provider_writes}; a still master: {}; monitor CPU {cpu_pct:.2}% of a core; RSS {} kB at start, {} kB at end, {} kB max",
             faults1.0 - faults0.0,
             faults1.1 - faults0.1,
             if master_kept { "yes" } else { "no" },
@@ -1545,7 +1572,13 @@ fn soak(nat: &mut NatLab) -> anyhow::Result<Row> {
             rss1.unwrap_or(0),
             rss_max
         ),
-        ones == 0 && faults1 == faults0 && transitions == 0 && master_kept && avg >= 3.0,
-        json!({"seconds": elapsed, "track_ones": ones, "transitions": transitions, "frames_dropped_on_a": dropped, "frames_delayed": delayed, "ping_rtt": rtt, "monitor_downs": downs, "keepalived": keepalived, "not_master": not_master, "cpu_pct": cpu_pct, "rss_kb_start": rss0, "rss_kb_end": rss1, "rss_kb_max": rss_max}),
+        ones == 0
+            && faults1 == faults0
+            && transitions == 0
+            && provider_writes == 0
+            && reloads == RELOADS
+            && master_kept
+            && avg >= 3.0,
+        json!({"seconds": elapsed, "track_ones": ones, "transitions": transitions, "provider_writes": provider_writes, "reloads": reloads, "frames_dropped_on_a": dropped, "frames_delayed": delayed, "ping_rtt": rtt, "monitor_downs": downs, "keepalived": keepalived, "not_master": not_master, "cpu_pct": cpu_pct, "rss_kb_start": rss0, "rss_kb_end": rss1, "rss_kb_max": rss_max}),
     ))
 }

@@ -62,8 +62,11 @@ pub struct Opts {
     pub bin_dir: PathBuf,
     /// Where `hakit-fake-cloud` and `hakit-lab-traffic` are.
     pub lab_bin_dir: PathBuf,
-    /// VRRP advertisement interval, seconds ("0.04" is the shipped fast profile).
+    /// VRRP advertisement interval, seconds ("0.02" is the shipped fast profile).
     pub advert_int: String,
+    /// keepalived's `down_timer_adverts`: adverts missed before the backup takes over (the
+    /// shipped profile: 6, so that 2% loss on the VRRP path cannot take a pair down).
+    pub down_timer_adverts: Option<u32>,
     /// keepalived's `preempt_delay` (seconds); `None` with `nopreempt` false: preempt at once.
     pub preempt_delay: Option<u32>,
     pub nopreempt: bool,
@@ -93,7 +96,8 @@ impl Opts {
         Opts {
             bin_dir: bin_dir.to_path_buf(),
             lab_bin_dir: bin_dir.to_path_buf(),
-            advert_int: "0.04".into(),
+            advert_int: "0.02".into(),
+            down_timer_adverts: Some(6),
             preempt_delay: Some(1),
             nopreempt: false,
             external_cache: false,
@@ -532,10 +536,10 @@ interface = "eth0"
                 (false, None) => String::new(),
             };
             let track_file = run.join("monitor").join("uplink");
-            // The shipped templates' keepalived runs real-time (vrrp_rt_priority 20), above
-            // the monitor (10): both keep their cadence when every core is busy.
+            // As the shipped templates: keepalived's VRRP process at nice -20 (real time
+            // breaks its reloads, see keepalived/linode.conf.in), the monitor real-time.
             let global = if opts.monitor {
-                format!("{global}    vrrp_rt_priority 20\n")
+                format!("{global}    vrrp_priority -20\n")
             } else {
                 global
             };
@@ -579,7 +583,10 @@ interface = "eth0"
                 priority: prio,
                 advert_int: &opts.advert_int,
                 vip: &format!("{VIP}/24"),
-                extra: &extra,
+                extra: &match opts.down_timer_adverts {
+                    Some(n) => format!("    down_timer_adverts {n}\n{extra}"),
+                    None => extra.clone(),
+                },
                 global: &global,
                 scripts: &scripts,
             }
