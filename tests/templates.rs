@@ -324,6 +324,25 @@ fn render_and_setup_never_leave_a_half_written_file() {
             2,
             "A_SYNC and B_SYNC are both 192.0.2.1",
         ),
+        // One health target would take the whole pair down when it stops answering.
+        (
+            base.replace("CHECK_TARGETS=192.0.2.80 192.0.2.81", "CHECK_TARGETS=192.0.2.80"),
+            node_a,
+            2,
+            "CHECK_TARGETS=192.0.2.80 wants at least two different hosts beyond the gateway",
+        ),
+        (
+            base.replace("CHECK_TARGETS=192.0.2.80 192.0.2.81", "CHECK_TARGET=192.0.2.80"),
+            node_a,
+            2,
+            "CHECK_TARGET=192.0.2.80 is one health target: one silent host would put both nodes in FAULT; give CHECK_TARGETS=192.0.2.80 ANOTHER",
+        ),
+        (
+            base.replace("CHECK_TARGETS=192.0.2.80 192.0.2.81", "CHECK_TARGETS=192.0.2.80 198.51.100.9"),
+            node_a,
+            2,
+            "CHECK_TARGETS: 198.51.100.9 is inside LAN_NET=198.51.100.0/24",
+        ),
         // The templates say PEER_ID; the user wrote (or forgot) B_ID.
         (
             aws.lines()

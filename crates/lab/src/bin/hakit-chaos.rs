@@ -1041,11 +1041,22 @@ fn shared_blips(nat: &mut NatLab) -> anyhow::Result<Row> {
         }
     };
     let mut blips = Vec::new();
-    for (what, daddr) in [
-        ("the upstream gateway", None),
-        ("the external target", Some(hakit_lab::nat::EXTERNAL)),
+    let short: &[u64] = &[50, 150, 300, 500];
+    for (what, daddr, lengths) in [
+        ("the upstream gateway", None, short),
+        (
+            "both external targets",
+            Some(hakit_lab::nat::EXTERNALS),
+            short,
+        ),
+        // One of the two silent for long: the quorum group holds, nothing goes down.
+        (
+            "one of the two external targets",
+            Some(hakit_lab::nat::EXTERNAL),
+            &[3000],
+        ),
     ] {
-        for ms in [50u64, 150, 300, 500] {
+        for &ms in lengths {
             let inet = &nat.inet;
             hakit_lab::run_ok(&mut inet.command(&[
                 "nft",
@@ -1087,7 +1098,7 @@ fn shared_blips(nat: &mut NatLab) -> anyhow::Result<Row> {
         .map(|(t, l)| format!("{:.3} {l}", t - start))
         .collect();
     Ok(row(
-        "(f) a failure both nodes see: the shared upstream, then the shared external target, silent for 50, 150, 300 and 500 ms for both nodes at once",
+        "(f) a failure both nodes see: the shared upstream, then both shared external targets, silent for 50, 150, 300 and 500 ms for both nodes at once; then one of the two external targets for 3 s",
         "0 transitions: no track file ever 1, no FAULT on either node, a still the converged MASTER, the provider's owner unchanged; the monitors held the role (peer reports)",
         format!(
             "{}; track file went to 1: a {} b {} times; FAULTs a/b: {}/{}; nat-notify transitions: {transitions}; monitors' holds: {holds}; a converged MASTER: {}; provider owner {:?} -> {:?}",
@@ -1163,7 +1174,7 @@ fn monitor_lab(
                 let _ = n.nodes[A].ns.ip(&[
                     "route",
                     "replace",
-                    &format!("{}/32", hakit_lab::nat::EXTERNAL),
+                    hakit_lab::nat::EXTERNALS,
                     "via",
                     hakit_lab::nat::SERVER,
                 ]);
@@ -1181,8 +1192,8 @@ fn monitor_lab(
         ),
         (
             "path-dead",
-            "(c) the path beyond the gateway dead (external target lost, gateway alive)",
-            |n| upstream_drops(n, A, Some(hakit_lab::nat::EXTERNAL)),
+            "(c) the path beyond the gateway dead (both external targets lost, gateway alive)",
+            |n| upstream_drops(n, A, Some(hakit_lab::nat::EXTERNALS)),
             |n| {
                 upstream_heals(n);
                 Ok(())

@@ -90,6 +90,11 @@ pub struct Opts {
 /// An address beyond the upstream gateway (on `inet`'s loopback): the monitor's
 /// "external target", routed through the gateway by a host route on each node.
 pub const EXTERNAL: &str = "192.0.2.200";
+/// A second host beyond the gateway: the shipped profiles want at least two (a quorum
+/// group, any one answering is enough).
+pub const EXTERNAL2: &str = "192.0.2.201";
+/// Both, as one prefix (the nodes' host route, a filter that silences both).
+pub const EXTERNALS: &str = "192.0.2.200/31";
 
 impl Opts {
     pub fn new(bin_dir: &Path) -> Opts {
@@ -257,6 +262,7 @@ impl NatLab {
         lab.spawn(&inet, "server", &[&traffic, "server", SERVER])?;
         if opts.monitor {
             inet.ip(&["addr", "add", &format!("{EXTERNAL}/32"), "dev", "lo"])?;
+            inet.ip(&["addr", "add", &format!("{EXTERNAL2}/32"), "dev", "lo"])?;
         }
 
         let sysctl = d.join("hakit-sysctl.conf");
@@ -280,7 +286,7 @@ impl NatLab {
             ns.ip(&["addr", "add", &format!("192.0.2.{id}/24"), "dev", "sync0"])?;
             ns.ip(&["route", "add", "default", "via", SERVER])?;
             if opts.monitor {
-                ns.ip(&["route", "add", &format!("{EXTERNAL}/32"), "via", SERVER])?;
+                ns.ip(&["route", "add", EXTERNALS, "via", SERVER])?;
             }
             crate::run_ok(&mut ns.command(&["sysctl", "-q", "-p", &sysctl.to_string_lossy()]))?;
             let wan6 = format!("2001:db8:ff::{host}");
@@ -449,24 +455,37 @@ deadline = "150ms"
 bind = "192.0.2.{id}"
 address = "192.0.2.{other}"
 
-# The upstream gateway, by ICMP and at layer 2, every 20 ms (the defaults).
+# The upstream gateway, by ICMP and at layer 2, every 20 ms (the defaults): one group,
+# either answering is enough (as the shipped profiles).
+[[check.group]]
+name = "gateway"
+min = 1
+
 [[check.probe]]
 kind = "icmp"
 name = "gateway"
 target = "{SERVER}"
 interface = "eth0"
+group = "gateway"
 
 [[check.probe]]
 kind = "neighbour"
 name = "gateway-arp"
 target = "{SERVER}"
 interface = "eth0"
+group = "gateway"
 
-# Beyond the gateway.
+# Beyond the gateway: two hosts, any one answering is enough.
 [[check.probe]]
 kind = "icmp"
 name = "external"
 target = "{EXTERNAL}"
+group = "external"
+
+[[check.probe]]
+kind = "icmp"
+name = "external-2"
+target = "{EXTERNAL2}"
 group = "external"
 
 [[check.group]]

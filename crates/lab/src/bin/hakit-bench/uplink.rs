@@ -53,7 +53,7 @@ pub(crate) fn uplink(md: &mut String, static_dir: &Path) -> anyhow::Result<()> {
             let _ = a.ip(&[
                 "route",
                 "replace",
-                &format!("{}/32", hakit_lab::nat::EXTERNAL),
+                hakit_lab::nat::EXTERNALS,
                 "via",
                 hakit_lab::nat::SERVER,
             ]);
