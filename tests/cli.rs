@@ -575,3 +575,74 @@ fn a_bgp_probe_without_a_bgp_table_is_a_usage_error() {
     );
     assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
 }
+
+/// A checker refuses what cannot work (hakit-setup runs `nat-notify master --dry-run` on the
+/// rendered file): SNAT with nothing to NAT to is refused at load, by every command; the dry
+/// run refuses an interface the node does not have and a SNAT target that is neither a
+/// floating IP nor the node's own address. Exit 2, one line naming the key; root-free.
+#[test]
+fn checkers_refuse_a_plan_that_cannot_work() {
+    let dir = std::env::temp_dir().join(format!("hakit-plan-check-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let conf = dir.join("hakit.toml");
+    let c = conf.to_string_lossy().to_string();
+    let write = |instance: &str| {
+        std::fs::write(
+            &conf,
+            format!(
+                "[general]\nruntime_dir = \"{}\"\nsyslog_socket = \"/nonexistent\"\n\n[[notify.instance]]\nname = \"VI_1\"\nsnat_source = \"198.51.100.0/24\"\n{instance}",
+                dir.join("run").display()
+            ),
+        )
+        .unwrap()
+    };
+    // No target: the AWS and DigitalOcean profiles shipped like this and never NATed.
+    write("interface = \"lo\"\n");
+    for args in [&["master", "--dry-run"][..], &["status"][..]] {
+        let mut argv = vec!["--config", c.as_str()];
+        argv.extend_from_slice(args);
+        let out = run_host("nat-notify", &argv, &[]);
+        assert_exit(
+            &out,
+            2,
+            "instance VI_1: snat_source is set but nothing to NAT to: set snat_to = ADDRESS",
+        );
+        assert_eq!(stderr(&out).trim().lines().count(), 1, "{}", stderr(&out));
+    }
+    write("snat_to = \"127.0.0.1\"\n");
+    let out = run_host("nat-notify", &["--config", &c, "master", "--dry-run"], &[]);
+    assert_exit(&out, 2, "snat_source is set but interface is not");
+    // A NIC the node does not have (cloud images say ens5, not eth0).
+    write("interface = \"hakitnone0\"\nsnat_to = \"127.0.0.1\"\n");
+    let out = run_host("nat-notify", &["--config", &c, "master", "--dry-run"], &[]);
+    assert_exit(
+        &out,
+        2,
+        "instance VI_1: interface = \"hakitnone0\": no such interface on this node (it has: ",
+    );
+    assert_eq!(stderr(&out).trim().lines().count(), 1, "{}", stderr(&out));
+    // A target that is neither a floating IP nor the node's: the provider would not
+    // translate it.
+    write("interface = \"lo\"\nsnat_to = \"203.0.113.77\"\n");
+    let out = run_host("nat-notify", &["--config", &c, "master", "--dry-run"], &[]);
+    assert_exit(
+        &out,
+        2,
+        "instance VI_1: snat_to 203.0.113.77 is neither in floating_ips nor an address of this node",
+    );
+    // The node's own address, or a floating IP the MASTER adds: a plan that can run.
+    for ok in [
+        "interface = \"lo\"\nsnat_to = \"127.0.0.1\"\n",
+        "interface = \"lo\"\nfloating_ips = [\"203.0.113.10/32\"]\n",
+    ] {
+        write(ok);
+        let out = run_host("nat-notify", &["--config", &c, "master", "--dry-run"], &[]);
+        assert_exit(&out, 0, "");
+        assert!(
+            stdout(&out).contains("SNAT 198.51.100.0/24 -> "),
+            "{ok}: {}",
+            stdout(&out)
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -135,6 +135,9 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         return Ok(Exit::Ok);
     };
     let report = if cli.dry_run {
+        // A checker (hakit-setup runs this one) refuses a plan the node cannot carry out.
+        let nl = hakit_net::Netlink::open()?;
+        crate::validate::on_host(inst, &nl).map_err(usage_error)?;
         plan::dry_run(inst, state, settings.bgp.as_ref())
     } else {
         create_runtime(&settings.runtime)?;

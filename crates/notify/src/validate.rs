@@ -94,6 +94,58 @@ pub fn instance(i: &Instance) -> Result<(), String> {
             "instance {name}: at most {MAX_ADDRESSES} vrrp_vips and {MAX_ADDRESSES} floating_ips"
         ));
     }
+    // A SNAT rule needs a target and an interface, known now rather than at the first
+    // MASTER (where it would fail, and the fail-closed ruleset then drops all LAN egress).
+    if i.snat_source.is_some() {
+        if crate::plan::snat_to(i).is_none() {
+            return Err(format!(
+                "instance {name}: snat_source is set but nothing to NAT to: set snat_to = ADDRESS (this node's own address that the provider translates, e.g. the WAN interface's primary private IP on AWS, the anchor IP on DigitalOcean) or an IPv4 address in floating_ips"
+            ));
+        }
+        if i.interface.is_none() {
+            return Err(format!(
+                "instance {name}: snat_source is set but interface is not: the SNAT rule names the WAN interface, e.g. interface = \"eth0\""
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// What the dry run checks on the node itself, so that a plan that cannot be carried out is
+/// refused (exit 2) rather than printed: the instance's interface exists, and the SNAT
+/// target is one of the floating IPs (which the MASTER adds) or an address the node has.
+pub fn on_host(i: &Instance, nl: &hakit_net::Netlink) -> Result<(), String> {
+    let name = &i.name;
+    let links = nl
+        .links()
+        .map_err(|e| format!("reading this node's interfaces: {e:#}"))?;
+    if let Some(dev) = &i.interface {
+        if !links.iter().any(|l| &l.name == dev) {
+            let have: Vec<&str> = links
+                .iter()
+                .map(|l| l.name.as_str())
+                .filter(|n| *n != "lo")
+                .collect();
+            return Err(format!(
+                "instance {name}: interface = \"{}\": no such interface on this node (it has: {})",
+                shown(dev),
+                have.join(" ")
+            ));
+        }
+    }
+    if let (Some(_), Some(to)) = (i.snat_source, crate::plan::snat_to(i)) {
+        let floating = i.floating_ips.iter().any(|f| f.addr == to);
+        let own = nl
+            .addresses(None)
+            .map_err(|e| format!("reading this node's addresses: {e:#}"))?
+            .iter()
+            .any(|a| a.addr == to);
+        if !floating && !own {
+            return Err(format!(
+                "instance {name}: snat_to {to} is neither in floating_ips nor an address of this node: the provider translates only an address the node holds"
+            ));
+        }
+    }
     Ok(())
 }
 
