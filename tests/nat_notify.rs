@@ -901,3 +901,70 @@ fn bookkeeping_never_blocks_the_data_plane() {
     assert!(g.fip());
     assert_eq!(g.recorded()["state"], "MASTER");
 }
+
+/// The DRBD/NFS example's order, run by the real step runner (in a namespace, with the real
+/// address steps) against recording stand-ins for drbdadm, mount, umount and systemctl (real
+/// DRBD and nfsd need kernel modules this machine lacks): on MASTER promote, mount, start
+/// NFS, and only then add the service address; on BACKUP remove the address, stop NFS,
+/// unmount, demote. Each stand-in records whether the address was there when it ran. The
+/// order comes from the shipped examples/drbd-nfs/hakit.toml.
+#[test]
+fn storage_steps_run_in_the_examples_order() {
+    let example = std::fs::read_to_string("examples/drbd-nfs/hakit.toml").unwrap();
+    let orders: String = example
+        .lines()
+        .filter(|l| l.starts_with("master_steps") || l.starts_with("backup_steps"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_eq!(orders.lines().count(), 2, "the example states both orders");
+    let Some(g) = gateway(
+        "storage_steps_run_in_the_examples_order",
+        false,
+        "systemctl = \"@REC@/systemctl\"",
+        &format!(
+            "units = [\"nfs-server\"]\nunit_action = \"start\"\n\
+             up = [[\"@REC@/drbdadm\", \"primary\", \"r0\"], [\"@REC@/mount\", \"/dev/drbd0\", \"/srv\"]]\n\
+             down = [[\"@REC@/umount\", \"/srv\"], [\"@REC@/drbdadm\", \"secondary\", \"r0\"]]\n{orders}"
+        ),
+    ) else {
+        return;
+    };
+    let d = g.lab.dir().to_path_buf();
+    let text = std::fs::read_to_string(&g.conf)
+        .unwrap()
+        .replace("@REC@", &d.to_string_lossy());
+    std::fs::write(&g.conf, text).unwrap();
+    for name in ["systemctl", "drbdadm", "mount", "umount"] {
+        let p = d.join(name);
+        std::fs::write(
+            &p,
+            format!(
+                "#!/bin/sh\nif ip -o addr show dev eth0 | grep -q ' 203.0.113.10/'; then a=+addr; else a=-addr; fi\necho \"$(basename $0) $* $a\" >> {}/calls\n",
+                d.display()
+            ),
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let calls = || std::fs::read_to_string(d.join("calls")).unwrap_or_default();
+    g.vip(true);
+    let out = g.nn(&["master"]);
+    assert_exit(&out, 0, "");
+    assert_eq!(
+        calls(),
+        "drbdadm primary r0 -addr\nmount /dev/drbd0 /srv -addr\nsystemctl start nfs-server -addr\n",
+        "promote, mount, start NFS, all before the service address"
+    );
+    assert!(g.fip(), "the service address is added last");
+    std::fs::remove_file(d.join("calls")).unwrap();
+    g.vip(false);
+    let out = g.nn(&["backup"]);
+    assert_exit(&out, 0, "");
+    assert_eq!(
+        calls(),
+        "systemctl stop nfs-server -addr\numount /srv -addr\ndrbdadm secondary r0 -addr\n",
+        "the address first, then NFS, then unmount and demote"
+    );
+    assert!(!g.fip());
+}

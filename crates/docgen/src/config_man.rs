@@ -15,12 +15,13 @@ const FIP: &str = include_str!("../../fip/src/config.rs");
 const BGP: &str = include_str!("../../bgp/src/lib.rs");
 
 /// Each table of the file: its header, the struct that reads it, and where that struct is.
-pub const TABLES: [(&str, &str, &str); 9] = [
+pub const TABLES: [(&str, &str, &str); 10] = [
     ("[general]", "General", CORE),
     ("[garp]", "Garp", GARP),
     ("[notify]", "Notify", NOTIFY),
     ("[[notify.instance]]", "Instance", NOTIFY),
     ("[check]", "Check", CHECK),
+    ("[check.peer]", "PeerTable", CHECK),
     ("[[check.group]]", "Group", CHECK),
     ("[[check.probe]]", "Probe", CHECK),
     ("[fip]", "Fip", FIP),
@@ -61,7 +62,15 @@ pub fn keys(src: &str, name: &str) -> Vec<Key> {
             let name = rename.take().unwrap_or_else(|| field.trim().to_string());
             // Arrays of tables are documented as tables of their own, a probe's
             // kind-specific keys with their kind.
-            if !["Vec<Instance>", "Vec<Probe>", "Vec<Group>", "Keys"].contains(&ty) {
+            if ![
+                "Vec<Instance>",
+                "Vec<Probe>",
+                "Vec<Group>",
+                "Keys",
+                "Option<PeerTable>",
+            ]
+            .contains(&ty)
+            {
                 out.push(Key {
                     name,
                     kind: words(ty),

@@ -95,6 +95,16 @@ pub struct Instance {
     /// usually the reverse of `up`); every one is attempted.
     #[serde(default)]
     pub down: Vec<Vec<String>>,
+    /// The MASTER steps, group by group in this order (from `commands`, `units`, `address`,
+    /// `snat`, `conntrackd`, `bgp`; a group left out does not run). Default: conntrackd's
+    /// commit, address (and the provider claim), snat, bgp, conntrackd, units, commands.
+    /// Storage: `["commands", "units", "address"]` promotes and mounts before the service
+    /// starts, and adds the service address last.
+    pub master_steps: Option<Vec<StepName>>,
+    /// The BACKUP steps (and FAULT's and STOP's, before their own subsets), group by group
+    /// in this order. Default: bgp, commands, units, address, snat, conntrackd. Storage:
+    /// `["address", "units", "commands"]` stops the service before unmounting and demoting.
+    pub backup_steps: Option<Vec<StepName>>,
     /// Steps that run on FAULT, from `commands`, `units`, `address`, `snat`, `conntrackd`.
     pub fault_steps: Option<Vec<StepName>>,
     /// Steps that run on STOP (same names).

@@ -57,7 +57,7 @@ impl Step {
         match self {
             Step::CommandsDown | Step::CommandsUp => StepName::Commands,
             Step::UnitsDown | Step::UnitsUp => StepName::Units,
-            Step::AddressRemove | Step::AddressAdd | Step::Garp => StepName::Address,
+            Step::AddressRemove | Step::AddressAdd | Step::Garp | Step::Fip => StepName::Address,
             Step::SnatRemove | Step::SnatEnsure => StepName::Snat,
             Step::Announce => StepName::Bgp,
             _ => StepName::Conntrackd,
@@ -99,23 +99,38 @@ pub fn plan(state: State, inst: &Instance) -> Vec<Step> {
             None => steps,
         }
     };
+    // An explicit order (master_steps, backup_steps): group by group as listed, each
+    // group's steps in their default order; a group not listed does not run.
+    let ordered = |order: &Option<Vec<StepName>>, steps: Vec<Step>| -> Vec<Step> {
+        match order {
+            Some(o) => o
+                .iter()
+                .flat_map(|g| steps.iter().copied().filter(move |s| s.group() == *g))
+                .collect(),
+            None => steps,
+        }
+    };
+    let down = |last: Step| ordered(&inst.backup_steps, [&down[..], &[last]].concat());
     match state {
-        State::Master => vec![
-            ConntrackdCommit,
-            AddressAdd,
-            Garp,
-            Fip,
-            SnatEnsure,
-            // The announcement moves the traffic: it needs conntrackd's commit (first) and the
-            // SNAT rule, not the flush, resync and bulk send that follow.
-            Announce,
-            ConntrackdPrimary,
-            UnitsUp,
-            CommandsUp,
-        ],
-        State::Backup => [&down[..], &[ConntrackdBackup]].concat(),
-        State::Stop => only(&inst.stop_steps, [&down[..], &[ConntrackdBackup]].concat()),
-        State::Fault => only(&inst.fault_steps, [&down[..], &[ConntrackdFault]].concat()),
+        State::Master => ordered(
+            &inst.master_steps,
+            vec![
+                ConntrackdCommit,
+                AddressAdd,
+                Garp,
+                Fip,
+                SnatEnsure,
+                // The announcement moves the traffic: it needs conntrackd's commit (first)
+                // and the SNAT rule, not the flush, resync and bulk send that follow.
+                Announce,
+                ConntrackdPrimary,
+                UnitsUp,
+                CommandsUp,
+            ],
+        ),
+        State::Backup => down(ConntrackdBackup),
+        State::Stop => only(&inst.stop_steps, down(ConntrackdBackup)),
+        State::Fault => only(&inst.fault_steps, down(ConntrackdFault)),
         State::MasterRxLowerPri => vec![Garp, Fip, Announce],
     }
 }
@@ -288,5 +303,41 @@ fn describe(step: Step, i: &Instance, bgp: Option<&Speaker>, state: State) -> St
         Step::UnitsDown => units("stop"),
         Step::CommandsUp => cmds(&i.up),
         Step::CommandsDown => cmds(&i.down),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Step::*;
+
+    #[test]
+    fn explicit_orders_run_group_by_group() {
+        let mut i = Instance {
+            name: "VI_1".into(),
+            ..Instance::default()
+        };
+        // The default: the address first, the user's commands last.
+        assert_eq!(plan(State::Master, &i)[1], AddressAdd);
+        assert_eq!(plan(State::Master, &i).last(), Some(&CommandsUp));
+        assert_eq!(plan(State::Backup, &i)[1], CommandsDown);
+        // Storage: promote and mount, start the service, then its address.
+        i.master_steps = Some(vec![StepName::Commands, StepName::Units, StepName::Address]);
+        i.backup_steps = Some(vec![StepName::Address, StepName::Units, StepName::Commands]);
+        assert_eq!(
+            plan(State::Master, &i),
+            [CommandsUp, UnitsUp, AddressAdd, Garp, Fip]
+        );
+        assert_eq!(
+            plan(State::Backup, &i),
+            [AddressRemove, UnitsDown, CommandsDown]
+        );
+        // FAULT and STOP keep that order, then their own subsets.
+        i.fault_steps = Some(vec![StepName::Commands, StepName::Address]);
+        assert_eq!(plan(State::Fault, &i), [AddressRemove, CommandsDown]);
+        assert_eq!(
+            plan(State::Stop, &i),
+            [AddressRemove, UnitsDown, CommandsDown]
+        );
     }
 }
