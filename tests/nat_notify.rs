@@ -547,6 +547,15 @@ fn units_and_commands_run_exactly_as_configured() {
         "{}",
         stderr(&out)
     );
+    // status names the failing step and its error, not only "did not converge".
+    let st = g.nn(&["status"]);
+    assert_eq!(st.status.code(), Some(1), "{}", stdout(&st));
+    assert!(
+        stdout(&st).contains("last transition to MASTER did not converge: commands_up failed: ")
+            && stdout(&st).contains("fail up2"),
+        "{}",
+        stdout(&st)
+    );
 
     std::fs::remove_file(d.join("calls")).unwrap();
     g.vip(false);

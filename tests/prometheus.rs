@@ -430,7 +430,10 @@ fn alerts_fire_in_a_real_prometheus() {
     rig.notify("2a", "MASTER", "claim.toml");
     rig.expect(
         "2a MASTER with a failing claim",
-        &[want("HakitFloatingIPClaimFailing", "2a")],
+        &[
+            want("HakitFloatingIPClaimFailing", "2a"),
+            want("HakitMasterNotConverged", "2a"),
+        ],
         &[],
         settle,
     );

@@ -229,11 +229,28 @@ pub fn status(s: &Settings, instances: &[Instance]) -> anyhow::Result<Vec<Instan
                 inst.interface.as_deref().unwrap_or("its interface")
             ));
         }
-        if rec.state.is_some() && !rec.converged && !rec.superseded {
-            problems.push(format!(
-                "last transition to {} did not converge",
-                rec.state.map_or("?", State::as_str)
-            ));
+        if let (Some(state), false, false) = (rec.state, rec.converged, rec.superseded) {
+            // Which of that state's steps failed, and why (the record keeps every step's
+            // last result; only this state's plan counts).
+            let failed: Vec<String> = crate::plan::plan(state, inst)
+                .iter()
+                .filter_map(|step| {
+                    let r = rec.steps.get(step.name())?;
+                    (!r.ok).then(|| format!("{} failed: {}", step.name(), r.detail))
+                })
+                .collect();
+            problems.push(if failed.is_empty() {
+                format!(
+                    "last transition to {} did not converge (no step failed: it was left unfinished)",
+                    state.as_str()
+                )
+            } else {
+                format!(
+                    "last transition to {} did not converge: {}",
+                    state.as_str(),
+                    failed.join("; ")
+                )
+            });
         }
         let units = inst
             .units
