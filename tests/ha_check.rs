@@ -1188,3 +1188,83 @@ fn monitors_compare_notes_before_giving_the_role_away() {
     drop(own_b);
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// Hardening: a track-file directory other users can write is refused at start (exit 2, one
+/// line, nothing written): keepalived trusts whatever file is there. And the http probe's
+/// timeout bounds the whole probe: a server that drips its status line one byte at a time
+/// (each read well within the timeout) fails it. Root-free (loopback).
+#[test]
+fn monitor_refuses_a_shared_track_dir_and_http_bounds_the_whole_probe() {
+    use std::io::Write;
+    use std::os::unix::fs::PermissionsExt;
+    let d = std::env::temp_dir().join(format!("hakit-harden-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    let shared = d.join("shared");
+    std::fs::create_dir_all(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let conf = d.join("hakit.toml");
+    std::fs::write(
+        &conf,
+        format!(
+            "[general]\nruntime_dir = \"{}\"\nsyslog_socket = \"/nonexistent\"\n\n[check]\ntrack_file = \"{}\"\nmonitor_rt_priority = 0\n\n[[check.probe]]\nkind = \"link\"\ninterface = \"lo\"\n",
+            d.display(),
+            shared.join("uplink").display()
+        ),
+    )
+    .unwrap();
+    let out = run_host(
+        "ha-check",
+        &["--config", &conf.to_string_lossy(), "monitor"],
+        &[],
+    );
+    assert_exit(&out, 2, "can be written by other users");
+    assert_eq!(stderr(&out).trim().lines().count(), 1, "{}", stderr(&out));
+    assert!(
+        !shared.join("uplink").exists(),
+        "a refused start wrote the track file"
+    );
+
+    // The drip: one byte of "HTTP/1.1 204 No Content\r\n" every 60 ms (1.5 s in all) against
+    // a 300 ms timeout: each read is in time, the whole is not.
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        if let Ok((mut c, _)) = l.accept() {
+            for b in b"HTTP/1.1 204 No Content\r\n\r\n" {
+                if c.write_all(&[*b]).is_err() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(60));
+            }
+        }
+    });
+    let t0 = std::time::Instant::now();
+    let out = run_host(
+        "ha-check",
+        &[
+            "--syslog-socket",
+            "/nonexistent",
+            "http",
+            &format!("http://127.0.0.1:{port}/"),
+            "--timeout",
+            "300ms",
+        ],
+        &[],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let said = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(said.contains("no response within 300ms"), "{said}");
+    assert!(
+        t0.elapsed() < Duration::from_millis(1400),
+        "the probe waited for the whole drip: {:?}",
+        t0.elapsed()
+    );
+    let _ = server.join();
+    let _ = std::fs::remove_dir_all(&d);
+}

@@ -364,6 +364,23 @@ fn render_and_setup_never_leave_a_half_written_file() {
         assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
         assert!(!root.exists(), "{says}: something was written");
     }
+    // A values file whose name carries a newline: its name would add lines to every
+    // rendered file's header (nftables.conf is run by nft -f).
+    let evil = dir.join("pair\nflush ruleset\n.values");
+    std::fs::write(&evil, &base).unwrap();
+    let out = std::process::Command::new("scripts/hakit-setup")
+        .args(["--node", "a", "--root"])
+        .arg(&root)
+        .arg(&evil)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("control character"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!root.exists(), "something was written");
     // On the machine itself (no --root) an interface that is not there is refused: nft
     // would accept the name and drop everything. --dry-run: nothing is written either way.
     let v = dir.join("pair.values");

@@ -535,6 +535,18 @@ fn check_track_dir(track: &std::path::Path) -> anyhow::Result<()> {
             dir.display()
         )));
     }
+    // keepalived trusts whatever file is there: a directory another user can write lets
+    // that user replace the verdict (put a healthy node in FAULT, or keep a dead one MASTER).
+    use std::os::unix::fs::MetadataExt;
+    let me = nix::unistd::geteuid().as_raw();
+    if meta.mode() & 0o002 != 0 || (meta.uid() != 0 && meta.uid() != me) {
+        return Err(usage_error(format!(
+            "track file directory {} (mode {:o}, owner uid {}) can be written by other users, who could replace the verdict keepalived reads: use one only this user writes (hakit-monitor.service creates /run/hakit-monitor, mode 0755)",
+            dir.display(),
+            meta.mode() & 0o7777,
+            meta.uid()
+        )));
+    }
     Ok(())
 }
 

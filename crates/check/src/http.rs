@@ -84,11 +84,16 @@ pub fn get(
     let (fd, _) = tcp_connect(to, iface, source, timeout)?;
     let stream = TcpStream::from(fd);
     stream.set_nonblocking(false)?;
-    let left = timeout
-        .saturating_sub(start.elapsed())
-        .max(Duration::from_millis(1));
-    stream.set_read_timeout(Some(left))?;
-    stream.set_write_timeout(Some(left))?;
+    // The timeout bounds the whole probe, not each read: a server that drips one byte at a
+    // time must not keep an unhealthy probe passing (each read gets what is left).
+    let left = || {
+        timeout
+            .checked_sub(start.elapsed())
+            .filter(|l| !l.is_zero())
+    };
+    let first = left().with_context(|| format!("no response within {timeout:?}"))?;
+    stream.set_read_timeout(Some(first))?;
+    stream.set_write_timeout(Some(first))?;
     let mut s = stream;
     let req = format!(
         "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: hakit-ha-check\r\nConnection: close\r\n\r\n",
@@ -101,6 +106,10 @@ pub fn get(
         if buf.len() > 8192 {
             bail!("status line longer than 8 KiB");
         }
+        let Some(l) = left() else {
+            bail!("no response within {timeout:?}")
+        };
+        s.set_read_timeout(Some(l))?;
         match s.read(&mut chunk) {
             Ok(0) => bail!("connection closed before a status line"),
             Ok(n) => buf.extend_from_slice(&chunk[..n]),

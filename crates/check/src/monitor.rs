@@ -697,6 +697,16 @@ pub fn alive(track_file: &Path, max_age: Duration) -> anyhow::Result<Heartbeat> 
     }
     let hb: Heartbeat = serde_json::from_str(&text)
         .map_err(|e| anyhow::anyhow!("{} is not a heartbeat: {e}", path.display()))?;
+    // A heartbeat dated in the future is not fresh: it says nothing about now (a clock
+    // stepped back, or a file written by someone else to keep a dead monitor "alive").
+    let ahead = hb.at_ms.saturating_sub(now_ms());
+    if ahead > 2000 {
+        anyhow::bail!(
+            "the monitor's heartbeat is dated {:.1} s in the future (pid {}): not trusted",
+            ahead as f64 / 1000.0,
+            hb.pid
+        );
+    }
     let age = now_ms().saturating_sub(hb.at_ms);
     if age > max_age.as_millis() as u64 {
         anyhow::bail!(
@@ -798,6 +808,12 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("old"), "{e}");
+        hb.at_ms = now_ms() + 60_000;
+        write(&hb);
+        let e = alive(&track, Duration::from_secs(3))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("in the future"), "{e}");
         hb.at_ms = now_ms();
         hb.pid = u32::MAX - 1;
         write(&hb);
