@@ -381,6 +381,98 @@ fn render_and_setup_never_leave_a_half_written_file() {
         stderr(&out)
     );
     assert!(!root.exists(), "something was written");
+    // All or nothing: a later file that cannot be written leaves the earlier ones as they
+    // were (they used to be replaced, with "nothing was replaced" said after).
+    let v = dir.join("pair.values");
+    std::fs::write(&v, &base).unwrap();
+    let setup = |values: &std::path::Path| {
+        std::process::Command::new("scripts/hakit-setup")
+            .args(["--node", "a", "--root"])
+            .arg(&root)
+            .arg(values)
+            .output()
+            .unwrap()
+    };
+    assert!(setup(&v).status.success());
+    let snapshot = || -> Vec<(String, Vec<u8>)> {
+        let mut files = Vec::new();
+        let mut stack = vec![root.clone()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap().flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else {
+                    files.push((
+                        p.display().to_string(),
+                        std::fs::read(&p).unwrap_or_default(),
+                    ));
+                }
+            }
+        }
+        files.sort();
+        files
+    };
+    // New sync addresses change hakit.toml, nftables.conf and conntrackd.conf; conntrackd's
+    // directory cannot be created (a file stands in its way).
+    std::fs::write(
+        &v,
+        base.replace("A_SYNC=192.0.2.1", "A_SYNC=192.0.2.11")
+            .replace("B_SYNC=192.0.2.2", "B_SYNC=192.0.2.12"),
+    )
+    .unwrap();
+    let ctd = root.join("etc/conntrackd");
+    std::fs::remove_dir_all(&ctd).unwrap();
+    std::fs::write(&ctd, "in the way").unwrap();
+    let before = snapshot();
+    let out = setup(&v);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("nothing was replaced"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        snapshot(),
+        before,
+        "a file was replaced, or a temporary file left"
+    );
+    // Under --root, never through a link planted in the tree: a directory, or the backup
+    // name (its copy once overwrote a file outside the tree).
+    std::fs::remove_file(&ctd).unwrap();
+    let outside = dir.join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("keep"), "mine").unwrap();
+    let hakit_old = root.join("etc/hakit/hakit.toml.hakit-old");
+    let _ = std::fs::remove_file(&hakit_old);
+    std::os::unix::fs::symlink(outside.join("keep"), &hakit_old).unwrap();
+    let out = setup(&v);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("is a symbolic link"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        std::fs::read_to_string(outside.join("keep")).unwrap(),
+        "mine"
+    );
+    std::fs::remove_file(&hakit_old).unwrap();
+    std::os::unix::fs::symlink(&outside, &ctd).unwrap();
+    let out = setup(&v);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("is a symbolic link"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        std::fs::read_dir(&outside).unwrap().count(),
+        1,
+        "written through the planted link"
+    );
+    std::fs::remove_file(&ctd).unwrap();
+    let _ = std::fs::remove_dir_all(&root);
     // On the machine itself (no --root) an interface that is not there is refused: nft
     // would accept the name and drop everything. --dry-run: nothing is written either way.
     let v = dir.join("pair.values");
