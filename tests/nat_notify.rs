@@ -216,6 +216,14 @@ impl Gw {
     }
 }
 
+/// A recording stand-in for a program the lab has no real one of: `DIR/NAME`, a shell script.
+fn stand_in(dir: &std::path::Path, name: &str, body: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let p = dir.join(name);
+    std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
 fn json(out: &std::process::Output) -> serde_json::Value {
     serde_json::from_str(&stdout(out))
         .unwrap_or_else(|e| panic!("bad JSON ({e}): {}\n{}", stdout(out), stderr(out)))
@@ -504,17 +512,14 @@ fn units_and_commands_run_exactly_as_configured() {
         .replace("@REC@", &d.to_string_lossy());
     std::fs::write(&g.conf, text).unwrap();
     for (name, code) in [("systemctl", 0), ("cmd", 0), ("fail", 1)] {
-        let p = d.join(name);
-        std::fs::write(
-            &p,
-            format!(
-                "#!/bin/sh\necho \"$(basename $0) $*\" >> {}/calls\nexit {code}\n",
+        stand_in(
+            &d,
+            name,
+            &format!(
+                "echo \"$(basename $0) $*\" >> {}/calls\nexit {code}",
                 d.display()
             ),
-        )
-        .unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        );
     }
     let calls = || std::fs::read_to_string(d.join("calls")).unwrap_or_default();
 
@@ -944,17 +949,14 @@ fn storage_steps_run_in_the_examples_order() {
         .replace("@REC@", &d.to_string_lossy());
     std::fs::write(&g.conf, text).unwrap();
     for name in ["systemctl", "drbdadm", "mount", "umount"] {
-        let p = d.join(name);
-        std::fs::write(
-            &p,
-            format!(
-                "#!/bin/sh\nif ip -o addr show dev eth0 | grep -q ' 203.0.113.10/'; then a=+addr; else a=-addr; fi\necho \"$(basename $0) $* $a\" >> {}/calls\n",
+        stand_in(
+            &d,
+            name,
+            &format!(
+                "if ip -o addr show dev eth0 | grep -q ' 203.0.113.10/'; then a=+addr; else a=-addr; fi\necho \"$(basename $0) $* $a\" >> {}/calls",
                 d.display()
             ),
-        )
-        .unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        );
     }
     let calls = || std::fs::read_to_string(d.join("calls")).unwrap_or_default();
     g.vip(true);
