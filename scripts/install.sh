@@ -70,6 +70,8 @@ install -D -m 0644 "$top/packaging/hakit-watch.service" "$lib/systemd/system/hak
 # The uplink monitor the keepalived templates read through track_file (enabled by the
 # examples' install steps, not by the package).
 install -D -m 0644 "$top/packaging/hakit-monitor.service" "$lib/systemd/system/hakit-monitor.service"
+# keepalived real-time by inheritance (a drop-in for Debian's and RHEL's keepalived.service).
+install -D -m 0644 "$top/packaging/keepalived-realtime.conf" "$lib/systemd/system/keepalived.service.d/hakit-realtime.conf"
 
 # Templates, examples and the runbook, as the repository lays them out.
 (cd "$top" && find keepalived examples docs -type f) | while read -r f; do

@@ -104,6 +104,7 @@ grep -v ' root/root ' <<<"$listing" && fail "files not owned by root"
 # else creates), nf_conntrack before systemd-sysctl, and a postinst making the directories now.
 for f in ./usr/sbin/hakit-setup ./usr/lib/tmpfiles.d/hakit.conf ./usr/lib/modules-load.d/hakit.conf \
          ./usr/lib/systemd/system/hakit-watch.service ./usr/lib/systemd/system/hakit-monitor.service ./usr/share/man/man5/hakit.toml.5.gz \
+         ./usr/lib/systemd/system/keepalived.service.d/hakit-realtime.conf \
          ./usr/share/hakit/keepalived/nftables.conf.in ./usr/share/hakit/keepalived/render \
          ./usr/share/hakit/examples/bare-metal/hakit.toml.in; do
   grep -q " $f\$" <<<"$listing" || fail "$f is not in the package"

@@ -341,9 +341,10 @@ for n in a b; do
 done
 ok "the installed monitor's track file is on a tmpfs and it does not warn"
 # Priorities as shipped, under systemd in a container: the monitor's 20 ms tick thread
-# SCHED_RR (policy 2) at monitor_rt_priority's default 10; keepalived's VRRP process at the
-# template's vrrp_priority -20, not real-time (proc(5): fields 19, 40 and 41 of each
-# thread's stat).
+# SCHED_RR (policy 2) at monitor_rt_priority's default 10; keepalived's processes SCHED_RR 20
+# from hakit's keepalived.service drop-in (not vrrp_rt_priority, which breaks reloads), and
+# nat-notify, which keepalived starts as its FIFO script, back to normal (policy 0)
+# (proc(5): fields 19, 40 and 41 of each thread's stat).
 sched_of() { # node, pid: "comm nice priority policy" per thread
   inside "$1" sh -c 'for t in /proc/'"$2"'/task/*; do echo "$(cat $t/comm) $(sed "s/.*) //" $t/stat | cut -d" " -f17,38,39)"; done'
 }
@@ -351,13 +352,18 @@ for n in a b; do
   pid=$(inside "$n" systemctl show -P MainPID hakit-monitor.service)
   th=$(sched_of "$n" "$pid")
   grep -qx 'tick-20ms 0 10 2' <<<"$th" || fail "gw-$n: the monitor's 20 ms tick thread is not SCHED_RR 10: $th"
-  nice=no
+  rr=0 all=0
   for k in $(inside "$n" pidof keepalived); do
-    grep -q ' -20 0 0$' <<<"$(sched_of "$n" "$k")" && nice=yes
+    all=$((all + 1))
+    grep -q ' 0 20 2$' <<<"$(sched_of "$n" "$k")" && rr=$((rr + 1))
   done
-  [ $nice = yes ] || fail "gw-$n: no keepalived process runs at nice -20 (vrrp_priority)"
+  [ $all -ge 2 ] && [ $rr = $all ] || fail "gw-$n: $rr of $all keepalived processes run SCHED_RR 20 (the unit's drop-in)"
+  for k in $(inside "$n" pidof nat-notify); do
+    grep -q ' 0 0 0$' <<<"$(sched_of "$n" "$k" | head -n1)" \
+      || fail "gw-$n: nat-notify (keepalived's FIFO script) kept keepalived's real time: $(sched_of "$n" "$k")"
+  done
 done
-ok "priorities under systemd: the monitor's probes SCHED_RR 10, keepalived's VRRP process nice -20"
+ok "priorities under systemd: the monitor's probes SCHED_RR 10, keepalived SCHED_RR 20 from its drop-in, nat-notify normal"
 # Metrics through node_exporter, as Prometheus would scrape them; files readable by it.
 scrape() { nsenter -t "$(leader "$1")" -n curl -sf --max-time 5 http://127.0.0.1:9100/metrics; }
 serves_check() { matches '^hakit_ha_check_healthy' scrape a; }

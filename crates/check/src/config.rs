@@ -40,7 +40,7 @@ pub struct Check {
     pub track_file: Option<PathBuf>,
     /// `ha-check monitor`'s real-time priority (SCHED_RR, 1-99; 0: a normal process). Default
     /// 10: on a busy machine a normal process can wait 100 ms for a core, long enough for
-    /// four 20 ms probes to miss (keepalived's VRRP process runs at nice -20 in the templates).
+    /// four 20 ms probes to miss (keepalived runs SCHED_RR 20 from its unit, conntrackd RR 5).
     pub monitor_rt_priority: Option<u8>,
     /// `[check.peer]`: the pair's monitors compare notes over the sync link, and a node
     /// gives the role away (writes 1) only when the peer is healthier: a failure both see

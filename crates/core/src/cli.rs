@@ -30,6 +30,10 @@ impl Common {
     /// Loads the config file and starts logging; the syslog socket follows the usual
     /// precedence (flag > env > file > default).
     pub fn init<F: crate::config::ConfigFile>(&self, ident: &'static str) -> anyhow::Result<F> {
+        // Run by keepalived, a hook or check inherits its real time (hakit's unit drop-in):
+        // none of hakit's work needs it but the monitor's, which sets its own. Before any
+        // thread or child exists, so that all of them are normal too.
+        let normal = hakit_sys::sched::normal();
         // Log set-up must not depend on a file that may be broken: start with flag/env,
         // then re-read the socket path from the file only if neither gave one.
         let file = crate::config::load::<F>(self.config.as_deref());
@@ -44,6 +48,9 @@ impl Common {
             syslog_socket: socket,
             start: self.start,
         });
+        if let Err(e) = normal {
+            log::warn!("still real-time as started: {e:#}");
+        }
         file
     }
 }

@@ -31,6 +31,18 @@ pub struct Keepalived {
 
 /// Writes `conf` and starts keepalived in `ns`.
 pub fn start(lab: &mut Lab, ns: &Ns, name: &str, conf: &str) -> anyhow::Result<Keepalived> {
+    start_with(lab, ns, name, conf, false)
+}
+
+/// [`start`], real-time as hakit's keepalived.service drop-in starts it (`realtime`):
+/// SCHED_RR 20 inherited, RLIMIT_RTTIME 1 s (packaging/keepalived-realtime.conf).
+pub fn start_with(
+    lab: &mut Lab,
+    ns: &Ns,
+    name: &str,
+    conf: &str,
+    realtime: bool,
+) -> anyhow::Result<Keepalived> {
     let dir = lab.dir().to_path_buf();
     let conf_path = dir.join(format!("{name}.keepalived.conf"));
     fs::write(&conf_path, conf).with_context(|| format!("write {}", conf_path.display()))?;
@@ -42,23 +54,28 @@ pub fn start(lab: &mut Lab, ns: &Ns, name: &str, conf: &str) -> anyhow::Result<K
         vrrp_pid_file.to_string_lossy().to_string(),
     );
     let log_name = format!("{name}.keepalived");
-    let pid = lab.spawn(
-        ns,
-        &log_name,
-        &[
-            "keepalived",
-            "-f",
-            &c,
-            "-p",
-            &p,
-            "-r",
-            &r,
-            "--no-syslog",
-            "-l",
-            "-D",
-            "-n",
-        ],
-    )?;
+    let mut argv = vec![
+        "keepalived",
+        "-f",
+        &c,
+        "-p",
+        &p,
+        "-r",
+        &r,
+        "--no-syslog",
+        "-l",
+        "-D",
+        "-n",
+    ];
+    if realtime {
+        // What systemd does for CPUSchedulingPolicy=rr, CPUSchedulingPriority=20 and
+        // LimitRTTIME=1s, with util-linux's tools (each execs the next).
+        argv.splice(
+            0..0,
+            ["prlimit", "--rttime=1000000:1000000", "chrt", "-r", "20"],
+        );
+    }
+    let pid = lab.spawn(ns, &log_name, &argv)?;
     Ok(Keepalived {
         name: name.to_string(),
         conf: conf_path,

@@ -53,6 +53,31 @@ pub fn realtime(priority: u8, rttime: Duration) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Puts the calling thread back in normal scheduling (SCHED_OTHER) if it is real-time:
+/// hakit's hooks and checks inherit keepalived's real time (its unit sets it) and are not
+/// real-time work, nor are the programs they run. Nothing happens for a normal thread.
+pub fn normal() -> anyhow::Result<()> {
+    if current().is_none() {
+        return Ok(());
+    }
+    let param = zeroed_param();
+    // SAFETY: as in `realtime`: one initialised sched_param, read for the call only; pid 0
+    // is the calling thread.
+    #[allow(unsafe_code)]
+    let r = unsafe {
+        nix::libc::syscall(
+            nix::libc::SYS_sched_setscheduler,
+            0,
+            nix::libc::SCHED_OTHER,
+            &param as *const nix::libc::sched_param,
+        )
+    };
+    if r != 0 {
+        return Err(std::io::Error::last_os_error()).context("sched_setscheduler(SCHED_OTHER)");
+    }
+    Ok(())
+}
+
 /// A `sched_param` of zeros (musl's has fields glibc's lacks; only the priority is read).
 fn zeroed_param() -> nix::libc::sched_param {
     // SAFETY: sched_param is a C struct of integers (and, in musl, timespecs of integers):

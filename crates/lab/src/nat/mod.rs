@@ -555,13 +555,8 @@ interface = "eth0"
                 (false, None) => String::new(),
             };
             let track_file = run.join("monitor").join("uplink");
-            // As the shipped templates: keepalived's VRRP process at nice -20 (real time
-            // breaks its reloads, see keepalived/linode.conf.in), the monitor real-time.
-            let global = if opts.monitor {
-                format!("{global}    vrrp_priority -20\n")
-            } else {
-                global
-            };
+            // As shipped: keepalived real-time by inheritance (its unit's drop-in, here
+            // chrt: see start_keepalived), not vrrp_rt_priority, which breaks reloads.
             let (scripts, extra) = if opts.monitor {
                 // As the shipped templates wire it: the verdict by track_file (weight 0:
                 // FAULT at once), the monitor's heartbeat by a vrrp_script that demotes.
@@ -684,7 +679,13 @@ interface = "eth0"
         let n = &mut self.nodes[i];
         n.starts += 1;
         let name = format!("{}{}", n.role, n.starts);
-        let k = keepalived::start(&mut self.lab, &n.ns, &name, &n.keepalived_conf)?;
+        let k = keepalived::start_with(
+            &mut self.lab,
+            &n.ns,
+            &name,
+            &n.keepalived_conf,
+            self.opts.monitor,
+        )?;
         k.wait_ready(Duration::from_secs(10))?;
         n.keepalived = Some(k);
         Ok(())
