@@ -1053,9 +1053,7 @@ fn monitors_compare_notes_before_giving_the_role_away() {
             }
         }
     }
-    let d = std::env::temp_dir().join(format!("hakit-peer-test-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
+    let d = hakit_lab::TempDir::new("peer-test");
     // One UDP port free on both loopback addresses.
     let port = (0..50)
         .find_map(|_| {
@@ -1181,12 +1179,26 @@ fn monitors_compare_notes_before_giving_the_role_away() {
     let _ = b.wait();
     drop(kids);
     let _ = std::fs::remove_file(track("a"));
+    // It starts unhealthy: until the peer's first report or its silence it writes nothing
+    // (a 0 would lift the FAULT keepalived starts in, for a node with a dead uplink).
     kids = Kill(vec![start("a", "127.0.0.1", "127.0.0.2", closed_port)]);
-    assert!(wait("a", "1", 10), "a: {}", log("a"));
+    let mut seen = Vec::new();
+    let one = hakit_lab::wait_until(Duration::from_secs(10), Duration::from_millis(2), || {
+        let v = value("a").trim().to_string();
+        if seen.last() != Some(&v) {
+            seen.push(v.clone());
+        }
+        v == "1"
+    });
+    assert!(one.is_some(), "a: {}", log("a"));
+    assert!(
+        !seen.iter().any(|v| v == "0"),
+        "a wrote 0 while waiting for a peer that never spoke: {seen:?} {}",
+        log("a")
+    );
     assert!(log("a").contains("acting alone"), "{}", log("a"));
     drop(kids);
     drop(own_b);
-    let _ = std::fs::remove_dir_all(&d);
 }
 
 /// Hardening: a track-file directory other users can write is refused at start (exit 2, one
@@ -1197,8 +1209,7 @@ fn monitors_compare_notes_before_giving_the_role_away() {
 fn monitor_refuses_a_shared_track_dir_and_http_bounds_the_whole_probe() {
     use std::io::Write;
     use std::os::unix::fs::PermissionsExt;
-    let d = std::env::temp_dir().join(format!("hakit-harden-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
+    let d = hakit_lab::TempDir::new("harden");
     let shared = d.join("shared");
     std::fs::create_dir_all(&shared).unwrap();
     std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
@@ -1266,5 +1277,4 @@ fn monitor_refuses_a_shared_track_dir_and_http_bounds_the_whole_probe() {
         t0.elapsed()
     );
     let _ = server.join();
-    let _ = std::fs::remove_dir_all(&d);
 }

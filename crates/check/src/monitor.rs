@@ -434,6 +434,8 @@ pub fn run(
             None
         };
         if let Some(v) = &v {
+            // `wait`: hold without writing a first value (see `Decision::Wait`).
+            let mut wait = false;
             let (fault, why) = if v.healthy {
                 (false, String::new())
             } else if written == Some(true) {
@@ -455,6 +457,10 @@ pub fn run(
                         ) {
                             Decision::Fault(w) => (true, w),
                             Decision::Hold(w) => (false, w),
+                            Decision::Wait(w) => {
+                                wait = written.is_none();
+                                (false, w)
+                            }
                         }
                     }
                     _ => (true, String::new()),
@@ -471,7 +477,7 @@ pub fn run(
                 _ => {}
             }
             held = (!v.healthy && !fault).then_some(why.clone());
-            if written != Some(fault) {
+            if written != Some(fault) && !wait {
                 write_track(&settings.track_file, !fault)?;
                 since_ms = now_ms();
                 if fault {

@@ -265,6 +265,10 @@ pub enum Decision {
     Fault(String),
     /// Keep the role: the peer is no better off (why).
     Hold(String),
+    /// No report from the peer yet, and still within `silent_after` of starting to listen:
+    /// keep whatever is written; a monitor that has written nothing yet writes nothing (the
+    /// track file's initial FAULT stands until the peer's first report or its silence).
+    Wait(String),
 }
 
 /// Whether the peer is healthier for `m`, one of this node's probes that is down.
@@ -307,7 +311,7 @@ pub fn decide(
     let Some(peer) = peer else {
         // A monitor that just started waits for the peer's first report as for a late one.
         return if now.saturating_duration_since(listening) < silent_after {
-            Decision::Hold("waiting for the peer's first report".into())
+            Decision::Wait("waiting for the peer's first report".into())
         } else {
             Decision::Fault("no report from the peer: acting alone".into())
         };
@@ -605,7 +609,7 @@ mod tests {
         let just_started = now - 100 * MS;
         assert!(matches!(
             decide(&m, &f, None, (DEFAULT_SILENT_AFTER, 60 * MS), just_started, now),
-            Decision::Hold(ref w) if w.contains("first report")
+            Decision::Wait(ref w) if w.contains("first report")
         ));
         let p = seen(now - 100 * MS, false, &[("gw", false, None, None)]);
         assert!(
