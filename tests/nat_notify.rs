@@ -493,6 +493,43 @@ fn dry_run_changes_nothing() {
     assert!(!g.lab.dir().join("run/VI_1.state").exists());
 }
 
+/// Hardening (#30, class 1): a gateway with a large set (100,000 addresses, 2 MB of
+/// `nft -j list ruleset`, over the 1 MiB a child's output is kept to) still gets its SNAT
+/// rule on MASTER and loses it on BACKUP: hakit lists the ruleset without set contents,
+/// and an answer over any limit fails loudly instead of being cut and parsed.
+#[test]
+fn snat_is_kept_beside_a_large_set() {
+    let Some(g) = gateway("snat_is_kept_beside_a_large_set", false, "", "") else {
+        return;
+    };
+    let elements: Vec<String> = (0..100_000u32)
+        .map(|i| format!("2001:db8:2::{:x}:{:x}", i >> 16, i & 0xffff))
+        .collect();
+    let script = format!(
+        "table inet blocklist {{\n  set banned {{ type ipv6_addr; elements = {{ {} }} }}\n  \
+         chain forward {{\n    type filter hook forward priority 0;\n    ip6 saddr @banned drop\n  }}\n}}\n",
+        elements.join(", ")
+    );
+    let path = g.lab.dir().join("blocklist.nft");
+    std::fs::write(&path, script).unwrap();
+    let out = g.gw.exec(&["nft", "-f", &path.to_string_lossy()]).unwrap();
+    assert_exit(&out, 0, "");
+    let full = g.gw.exec(&["nft", "-j", "list", "ruleset"]).unwrap();
+    assert!(
+        full.stdout.len() > 1 << 20,
+        "the set is too small to show the defect: {} bytes",
+        full.stdout.len()
+    );
+    g.vip(true);
+    let out = g.nn(&["master"]);
+    assert_exit(&out, 0, "");
+    assert!(g.snat(), "{}", stderr(&out));
+    g.vip(false);
+    let out = g.nn(&["backup"]);
+    assert_exit(&out, 0, "");
+    assert!(!g.snat(), "{}", stderr(&out));
+}
+
 #[test]
 fn units_and_commands_run_exactly_as_configured() {
     let Some(g) = gateway(

@@ -41,7 +41,8 @@ pub const SECONDARY: Community = Community(65000 << 16 | 2);
 pub const GOBGP_API: &str = "127.0.0.1:50051";
 /// Default timeout of one speaker command.
 pub const TIMEOUT: Duration = Duration::from_secs(2);
-/// A speaker's JSON answer larger than this is refused (a full table is not what we ask for).
+/// A speaker's JSON answer larger than this is refused, read to the end and named in the
+/// error (a full table is not what we ask for).
 const MAX_OUTPUT: usize = 4 << 20;
 
 /// `[bgp]`: the local BGP speaker that announces the shared addresses.
@@ -386,7 +387,7 @@ impl Speaker {
     fn run(&self, args: &[String]) -> anyhow::Result<String> {
         let mut argv = self.base()?;
         argv.extend_from_slice(args);
-        let ran = exec::run(&argv, None, self.timeout)?;
+        let ran = exec::run_capped(&argv, None, self.timeout, MAX_OUTPUT)?;
         // vtysh exits 0 for some refusals and prints "% ..." instead: both are errors.
         let refused = ran
             .stdout
@@ -414,12 +415,6 @@ impl Speaker {
                     .join(" "),
                 ran.status,
                 hakit_core::logging::one_line(line)
-            );
-        }
-        if ran.stdout.len() > MAX_OUTPUT {
-            bail!(
-                "{}: answer larger than {MAX_OUTPUT} bytes",
-                self.kind_name()
             );
         }
         Ok(ran.stdout)

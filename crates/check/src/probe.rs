@@ -28,13 +28,13 @@ pub struct Tools {
     pub bgp: Option<hakit_bgp::Speaker>,
     /// Where the fip-owner probe caches provider answers (the runtime directory).
     pub cache_dir: PathBuf,
-    /// `nft -j list ruleset`, listed once per run and shared by every nft-rule probe and
+    /// `nft -j -t list ruleset`, listed once per run and shared by every nft-rule probe and
     /// the counter export (clones share it).
     pub ruleset: Arc<OnceLock<Result<String, String>>>,
 }
 
 impl Tools {
-    /// The ruleset as `nft -j list ruleset` prints it. The first caller runs nft (killed at
+    /// The ruleset as `nft -j -t list ruleset` prints it. The first caller runs nft (killed at
     /// `timeout`); concurrent callers wait for that one run, later ones reuse it.
     pub fn ruleset(&self, timeout: Duration) -> anyhow::Result<&str> {
         self.ruleset

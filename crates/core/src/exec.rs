@@ -81,8 +81,32 @@ pub const SECRET_VARS: [&str; 9] = [
 /// The timeout bounds the whole call: once the command has exited, output still held open
 /// by something it left running (`sh -c 'daemon &'`, init scripts) is read only as far as
 /// it is already there, never waited for.
+///
+/// Output is read to the end; a command that prints more than [`OUTPUT_CAP`] on stdout is
+/// an error, never a cut text handed to a parser (see [`run_capped`]).
 pub fn run(argv: &[String], stdin: Option<&[u8]>, timeout: Duration) -> anyhow::Result<Ran> {
-    spawn_and_wait(argv, stdin, timeout, false, &|| None)
+    run_capped(argv, stdin, timeout, OUTPUT_CAP)
+}
+
+/// [`run`] with its own stdout limit, for a command whose answer may legitimately be large
+/// (`nft -j list ruleset` on a gateway with big sets). Over `cap` is an error naming it.
+pub fn run_capped(
+    argv: &[String],
+    stdin: Option<&[u8]>,
+    timeout: Duration,
+    cap: usize,
+) -> anyhow::Result<Ran> {
+    spawn_and_wait(argv, stdin, timeout, false, &|| None, cap)
+}
+
+/// [`run_capped`] that fails on a non-zero exit, like [`run_ok`].
+pub fn run_ok_capped(
+    argv: &[String],
+    stdin: Option<&[u8]>,
+    timeout: Duration,
+    cap: usize,
+) -> anyhow::Result<Ran> {
+    ok_or_error(argv, run_capped(argv, stdin, timeout, cap)?)
 }
 
 /// [`run_ok`] that also stops the command (its whole process group) as soon as `stop`
@@ -93,13 +117,19 @@ pub fn run_ok_until(
     timeout: Duration,
     stop: &dyn Fn() -> Option<String>,
 ) -> anyhow::Result<Ran> {
-    ok_or_error(argv, spawn_and_wait(argv, None, timeout, false, stop)?)
+    ok_or_error(
+        argv,
+        spawn_and_wait(argv, None, timeout, false, stop, OUTPUT_CAP)?,
+    )
 }
 
 /// [`run_ok`] for the one kind of child documented to need the provider credentials:
 /// `ha-check watch`'s takeover command (typically `fip-claim`, which reads them).
 pub fn run_ok_with_credentials(argv: &[String], timeout: Duration) -> anyhow::Result<Ran> {
-    ok_or_error(argv, spawn_and_wait(argv, None, timeout, true, &|| None)?)
+    ok_or_error(
+        argv,
+        spawn_and_wait(argv, None, timeout, true, &|| None, OUTPUT_CAP)?,
+    )
 }
 
 fn spawn_and_wait(
@@ -108,6 +138,7 @@ fn spawn_and_wait(
     timeout: Duration,
     credentials: bool,
     stop: &dyn Fn() -> Option<String>,
+    cap: usize,
 ) -> anyhow::Result<Ran> {
     let (prog, args) = argv.split_first().context("empty command")?;
     let path = find(prog)?;
@@ -138,8 +169,8 @@ fn spawn_and_wait(
             let _ = pipe.write_all(&data);
         });
     }
-    let mut out = Output::new(child.stdout.take());
-    let mut err = Output::new(child.stderr.take());
+    let mut out = Output::new(child.stdout.take(), cap);
+    let mut err = Output::new(child.stderr.take(), STDERR_CAP);
     let mut pause = Duration::from_micros(50);
     let mut next_stop_check = start + Duration::from_millis(50);
     let kill = |child: &mut std::process::Child| {
@@ -180,6 +211,12 @@ fn spawn_and_wait(
     while !(out.done && err.done) && Instant::now() < grace {
         wait_and_read(&mut out, &mut err, Duration::from_millis(5));
     }
+    if out.over > 0 {
+        bail!(
+            "{shown}: printed more than {cap} bytes ({} in all): not used",
+            cap + out.over
+        );
+    }
     let ran = Ran {
         status,
         stdout: out.text(),
@@ -206,18 +243,24 @@ fn default_signals(cmd: &mut Command) {
     );
 }
 
-/// A child's output pipe, read without blocking.
+/// A child's output pipe, read without blocking, to the end: up to `cap` bytes are kept,
+/// the rest counted in `over` (stdout over its cap is an error; stderr is only ever shown,
+/// and a cut message is still a message).
 struct Output<R> {
     pipe: Option<R>,
     data: Vec<u8>,
+    cap: usize,
+    over: usize,
     done: bool,
 }
 
-/// At most this much of a command's output is kept (the rest is read and dropped).
-const OUTPUT_CAP: usize = 1 << 20;
+/// The default limit of a command's stdout.
+pub const OUTPUT_CAP: usize = 1 << 20;
+/// What is kept of a command's stderr (for error messages).
+const STDERR_CAP: usize = 64 << 10;
 
 impl<R: Read + std::os::fd::AsFd> Output<R> {
-    fn new(pipe: Option<R>) -> Self {
+    fn new(pipe: Option<R>, cap: usize) -> Self {
         if let Some(p) = &pipe {
             use nix::fcntl::{fcntl, FcntlArg, OFlag};
             let fd = p.as_fd();
@@ -232,6 +275,8 @@ impl<R: Read + std::os::fd::AsFd> Output<R> {
         Output {
             pipe,
             data: Vec::new(),
+            cap,
+            over: 0,
             done,
         }
     }
@@ -247,8 +292,9 @@ impl<R: Read + std::os::fd::AsFd> Output<R> {
                     return;
                 }
                 Ok(n) => {
-                    let room = OUTPUT_CAP.saturating_sub(self.data.len());
+                    let room = self.cap.saturating_sub(self.data.len());
                     self.data.extend_from_slice(&buf[..n.min(room)]);
+                    self.over = self.over.saturating_add(n.saturating_sub(room));
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
@@ -445,5 +491,22 @@ mod tests {
             format!("{e:#}"),
             "hakit-no-such-program: program not found on PATH"
         );
+    }
+
+    /// Output over the limit is an error, never a cut text for a parser; under a larger
+    /// limit the same output is read whole (and the child is never left blocked on a full
+    /// pipe: the 2 MiB are read to the end either way).
+    #[test]
+    fn output_over_the_limit_fails_loudly() {
+        let big = argv(&["sh", "-c", "head -c 2097152 /dev/zero | tr '\\0' x"]);
+        let e = run(&big, None, Duration::from_secs(10)).unwrap_err();
+        let e = format!("{e:#}");
+        assert!(
+            e.contains("printed more than 1048576 bytes (2097152 in all): not used"),
+            "{e}"
+        );
+        let r = run_capped(&big, None, Duration::from_secs(10), 4 << 20).unwrap();
+        assert_eq!(r.stdout.len(), 2 << 20);
+        assert!(r.stdout.bytes().all(|b| b == b'x'));
     }
 }

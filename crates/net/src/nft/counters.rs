@@ -1,5 +1,5 @@
 //! Named nftables counters for the metrics textfile, taken from ha-check's one
-//! `nft -j list ruleset` per run (shared with its nft-rule probes)
+//! `nft -j -t list ruleset` per run (shared with its nft-rule probes)
 //! so a drop-rate alert needs no extra exporter and no extra nft process. The shipped
 //! ruleset (keepalived/nftables.conf.in) counts its drops in named counters for this.
 
@@ -58,7 +58,7 @@ pub struct Counter {
     pub bytes: u64,
 }
 
-/// The named counters of `table` in `nft -j list ruleset` output: `{"nftables": [..., {"table":
+/// The named counters of `table` in `nft -j -t list ruleset` output: `{"nftables": [..., {"table":
 /// {"family": .., "name": ..}}, {"counter": {"family": .., "table": .., "name": ..,
 /// "packets": N, "bytes": N}}, ...]}`. A table that is not there is an error.
 pub fn parse(json: &str, table: &NftTable) -> anyhow::Result<Vec<Counter>> {
@@ -102,7 +102,7 @@ pub fn parse(json: &str, table: &NftTable) -> anyhow::Result<Vec<Counter>> {
 mod tests {
     use super::*;
 
-    /// `nft -j list ruleset`, captured from nft 1.0.6 (Debian 12) in a namespace: the table
+    /// `nft -j list ruleset` (no set here: `-t` changes nothing), captured from nft 1.0.6 (Debian 12) in a namespace: the table
     /// with its counter object, a rule using it, and another table with a counter of the
     /// same name.
     const LISTED: &str = r#"{"nftables": [{"metainfo": {"version": "1.0.6", "release_name": "Lester Gooch #5", "json_schema_version": 1}}, {"table": {"family": "inet", "name": "hakit_filter", "handle": 1}}, {"counter": {"family": "inet", "name": "input_drop", "table": "hakit_filter", "handle": 2, "packets": 7, "bytes": 420}}, {"chain": {"family": "inet", "table": "hakit_filter", "name": "input", "handle": 1, "type": "filter", "hook": "input", "prio": 0, "policy": "drop"}}, {"rule": {"family": "inet", "table": "hakit_filter", "chain": "input", "handle": 3, "expr": [{"counter": "input_drop"}, {"drop": null}]}}, {"table": {"family": "ip", "name": "other", "handle": 2}}, {"counter": {"family": "ip", "name": "input_drop", "table": "other", "handle": 1, "packets": 9, "bytes": 9}}]}"#;

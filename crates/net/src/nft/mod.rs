@@ -16,7 +16,14 @@ use hakit_core::exec;
 pub use counters::{Counter, NftTable};
 pub use snat::{parse_ruleset, Snat, SnatRule};
 
-/// `nft -j list ruleset`: the whole ruleset as JSON, within `timeout`.
+/// The largest ruleset listing read (set contents are never listed, see [`list_ruleset`]):
+/// over it, the listing is an error naming the size, never a cut text.
+pub const MAX_RULESET: usize = 64 << 20;
+
+/// `nft -j -t list ruleset`: every table, chain and rule as JSON, within `timeout`. Terse
+/// (`-t`): sets are listed without their elements, which nothing here reads; a gateway's
+/// block list of 100,000 addresses is 2 MB of JSON otherwise, on the failover path.
 pub fn list_ruleset(nft: &str, timeout: Duration) -> anyhow::Result<String> {
-    Ok(exec::run_ok(&exec::argv(&[nft, "-j", "list", "ruleset"]), None, timeout)?.stdout)
+    let argv = exec::argv(&[nft, "-j", "-t", "list", "ruleset"]);
+    Ok(exec::run_ok_capped(&argv, None, timeout, MAX_RULESET)?.stdout)
 }

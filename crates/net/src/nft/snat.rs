@@ -1,6 +1,6 @@
 //! The SNAT rule nat-notify keeps on the MASTER.
 //!
-//! Presence is decided semantically from `nft -j list ruleset`: any rule that SNATs the LAN
+//! Presence is decided semantically from `nft -j -t list ruleset`: any rule that SNATs the LAN
 //! prefix to the floating IP counts, whoever wrote it, so hakit never adds a duplicate of
 //! an operator's static rule. The rule hakit adds lives in its own table (default
 //! `ip hakit`, chain `postrouting`, a NAT hook at `srcnat` priority) and carries the comment
@@ -152,7 +152,7 @@ impl Snat {
     }
 }
 
-/// Extracts SNAT rules from `nft -j list ruleset` output.
+/// Extracts SNAT rules from `nft -j -t list ruleset` output.
 pub fn parse_ruleset(json: &str) -> anyhow::Result<Vec<SnatRule>> {
     let v: Value = serde_json::from_str(json).context("nft printed invalid JSON")?;
     let items = v["nftables"]
