@@ -1278,3 +1278,110 @@ fn monitor_refuses_a_shared_track_dir_and_http_bounds_the_whole_probe() {
     );
     let _ = server.join();
 }
+
+/// Hardening (#30, class 2): the route probe beside a BGP-sized table. 200,000 routes
+/// (a full IPv6 table's size; a full IPv4 table is ~1M): the monitor, real-time with its
+/// 200 ms RLIMIT_RTTIME, probes the default route every 20 ms for 3 s and stays alive and
+/// healthy, because it asks the kernel for one route instead of dumping the table (a dump
+/// ran past the limit: the kernel killed the monitor). Multipath next hops count, and a
+/// route that a more specific one shadows is named.
+#[test]
+fn route_probe_asks_for_one_route_beside_a_full_table() {
+    let Some(mut lab) = lab("route_probe_asks_for_one_route_beside_a_full_table") else {
+        return;
+    };
+    let gw = lab.ns("gw").unwrap();
+    let up = lab.ns("up").unwrap();
+    lab.veth(&gw, "eth0", &up, "eth0").unwrap();
+    gw.ip(&["addr", "add", "203.0.113.2/24", "dev", "eth0"])
+        .unwrap();
+    gw.ip(&["addr", "add", "2001:db8::2/64", "dev", "eth0", "nodad"])
+        .unwrap();
+    gw.ip(&["route", "add", "default", "via", "203.0.113.9"])
+        .unwrap();
+    let d = lab.dir().to_path_buf();
+    let batch: String = (0..200_000u32)
+        .map(|i| {
+            format!(
+                "route add 2001:db8:{:x}:{:x}::/64 via 2001:db8::9 dev eth0\n",
+                0x100 + (i >> 16),
+                i & 0xffff
+            )
+        })
+        .collect();
+    std::fs::write(d.join("table.batch"), batch).unwrap();
+    let out = gw
+        .exec(&[
+            "ip",
+            "-6",
+            "-batch",
+            &d.join("table.batch").to_string_lossy(),
+        ])
+        .unwrap();
+    assert_exit(&out, 0, "");
+    let conf = d.join("hakit.toml");
+    std::fs::write(
+        &conf,
+        format!(
+            "[general]\nruntime_dir = \"{d}/run\"\nsyslog_socket = \"{d}/no.sock\"\n\n[check]\n\
+             track_file = \"{d}/mon/uplink\"\n\n[[check.probe]]\nkind = \"route\"\n\
+             name = \"default\"\ninterface = \"eth0\"\ngateway = \"203.0.113.9\"\n\
+             interval = \"20ms\"\ntimeout = \"20ms\"\n",
+            d = d.display()
+        ),
+    )
+    .unwrap();
+    std::fs::create_dir_all(d.join("mon")).unwrap();
+    let c = conf.to_string_lossy().to_string();
+    let out = run_in(
+        &gw,
+        "ha-check",
+        &["--config", &c, "monitor", "--duration", "3s"],
+    );
+    assert_exit(&out, 0, "");
+    assert_eq!(
+        std::fs::read_to_string(d.join("mon/uplink"))
+            .unwrap()
+            .trim(),
+        "0",
+        "{}",
+        stderr(&out)
+    );
+    assert!(!stderr(&out).contains("UNHEALTHY"), "{}", stderr(&out));
+
+    // One-shot: the route as the kernel uses it, multipath included, and what shadows it.
+    let out = run_in(
+        &gw,
+        "ha-check",
+        &["route", "-i", "eth0", "--via", "203.0.113.9"],
+    );
+    assert_exit(&out, 0, "route default via 203.0.113.9 dev eth0");
+    gw.ip(&[
+        "route",
+        "add",
+        "198.51.100.0/24",
+        "nexthop",
+        "via",
+        "203.0.113.5",
+        "nexthop",
+        "via",
+        "203.0.113.6",
+    ])
+    .unwrap();
+    let out = run_in(
+        &gw,
+        "ha-check",
+        &["route", "198.51.100.0/24", "--via", "203.0.113.6"],
+    );
+    assert_exit(&out, 0, "");
+    gw.ip(&["route", "add", "198.51.100.0/25", "via", "203.0.113.7"])
+        .unwrap();
+    gw.ip(&["route", "add", "198.51.100.128/25", "via", "203.0.113.7"])
+        .unwrap();
+    let out = run_in(&gw, "ha-check", &["route", "198.51.100.0/24"]);
+    assert_exit(
+        &out,
+        1,
+        "no route 198.51.100.0/24: the kernel routes 198.51.100.0 by 198.51.100.0/25 via 203.0.113.7 dev eth0",
+    );
+}

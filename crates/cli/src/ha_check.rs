@@ -105,7 +105,7 @@ pub enum Cmd {
         #[arg(long)]
         absent: bool,
     },
-    /// A route for PREFIX (default 0.0.0.0/0) exists, optionally via DEV/GATEWAY
+    /// The kernel routes PREFIX (default 0.0.0.0/0) by that route, optionally out of DEV or via GATEWAY
     Route {
         prefix: Option<String>,
         #[arg(short, long, value_name = "DEV")]

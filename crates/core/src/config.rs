@@ -95,6 +95,23 @@ pub struct Cidr {
 }
 
 impl Cidr {
+    /// The first and the last address of the prefix (`198.51.100.0/24`: `.0` and `.255`).
+    pub fn bounds(&self) -> (std::net::IpAddr, std::net::IpAddr) {
+        use std::net::IpAddr::{V4, V6};
+        match self.addr {
+            V4(n) => {
+                let host = u32::MAX.checked_shr(u32::from(self.prefix)).unwrap_or(0);
+                let first = u32::from(n) & !host;
+                (V4(first.into()), V4((first | host).into()))
+            }
+            V6(n) => {
+                let host = u128::MAX.checked_shr(u32::from(self.prefix)).unwrap_or(0);
+                let first = u128::from(n) & !host;
+                (V6(first.into()), V6((first | host).into()))
+            }
+        }
+    }
+
     /// Whether `ip` falls inside this prefix.
     pub fn contains(&self, ip: std::net::IpAddr) -> bool {
         use std::net::IpAddr::{V4, V6};

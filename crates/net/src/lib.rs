@@ -24,4 +24,4 @@ pub mod nft;
 pub mod sock;
 pub mod systemd;
 
-pub use netlink::{Change, IfAddr, Link, Mac, Neighbour, Netlink, Route};
+pub use netlink::{Change, IfAddr, Link, Mac, Neighbour, Netlink, Nexthop, Route};

@@ -109,11 +109,20 @@ pub struct Neighbour {
     pub state: String,
 }
 
-/// A route of the main table.
+/// A route, as the kernel answers a lookup.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Route {
     pub dst: Option<IpAddr>,
     pub dst_len: u8,
+    /// The routing table it is in (254: main).
+    pub table: u32,
+    /// One, or each of a multipath route's.
+    pub nexthops: Vec<Nexthop>,
+}
+
+/// Where a route sends traffic: out of `oif`, via `gateway` (none: on link).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Nexthop {
     pub oif: Option<u32>,
     pub gateway: Option<IpAddr>,
 }
@@ -272,6 +281,22 @@ impl Netlink {
         }
     }
 
+    /// Looks a link up by index; `Ok(None)` when no such link exists.
+    pub fn link_by_index(&self, index: u32) -> anyhow::Result<Option<Link>> {
+        let msg = IfinfomsgBuilder::default()
+            .ifi_family(RtAddrFamily::Unspecified)
+            .ifi_type(Arphrd::Netrom) // 0: strict checking refuses any other value
+            .ifi_index(i32::try_from(index).context("link index out of range")?)
+            .build()?;
+        match self.request(Rtm::Getlink, NlmF::empty(), msg, |l: &Ifinfomsg| {
+            Some(parse_link(l))
+        }) {
+            Ok(mut links) => Ok(links.pop()),
+            Err(e) if errno_of(&e) == Some(nix::libc::ENODEV) => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("get link #{index}")),
+        }
+    }
+
     /// All links.
     pub fn links(&self) -> anyhow::Result<Vec<Link>> {
         let msg = IfinfomsgBuilder::default()
@@ -326,21 +351,51 @@ impl Netlink {
         }
     }
 
-    /// Routes of the main table, both families.
-    pub fn routes(&self) -> anyhow::Result<Vec<Route>> {
+    /// The route the kernel uses for `addr` (`RTM_GETROUTE` for one address with
+    /// `RTM_F_FIB_MATCH`: the routing entry itself, its prefix and next hops, as
+    /// `ip route get fibmatch` prints it), through the policy rules, from any table.
+    /// `Ok(None)` when the kernel has no unicast route there (unreachable, blackhole,
+    /// prohibit). One message whatever the size of the table: a gateway fed a full BGP
+    /// table holds a million routes, which a dump would copy on every probe.
+    pub fn route_to(&self, addr: IpAddr) -> anyhow::Result<Option<Route>> {
+        let (family, bytes, len): (_, Vec<u8>, u8) = match addr {
+            IpAddr::V4(a) => (RtAddrFamily::Inet, a.octets().to_vec(), 32),
+            IpAddr::V6(a) => (RtAddrFamily::Inet6, a.octets().to_vec(), 128),
+        };
+        let mut attrs = RtBuffer::new();
+        attrs.push(
+            RtattrBuilder::default()
+                .rta_type(Rta::Dst)
+                .rta_payload(Buffer::from(bytes))
+                .build()?,
+        );
         let msg = RtmsgBuilder::default()
-            .rtm_family(RtAddrFamily::Unspecified)
-            .rtm_dst_len(0)
+            .rtm_family(family)
+            .rtm_dst_len(len)
             .rtm_src_len(0)
             .rtm_tos(0)
             .rtm_table(RtTable::Unspec)
             .rtm_protocol(Rtprot::Unspec)
             .rtm_scope(RtScope::Universe)
             .rtm_type(Rtn::Unspec)
-            .rtm_flags(RtmF::empty())
+            // RTM_F_FIB_MATCH (linux/rtnetlink.h; neli names it on glibc targets only).
+            .rtm_flags(RtmF::from_bits_truncate(0x2000))
+            .rtattrs(attrs)
             .build()?;
-        self.request(Rtm::Getroute, NlmF::DUMP, msg, parse_route)
-            .context("dump routes")
+        match self.request(Rtm::Getroute, NlmF::empty(), msg, parse_route) {
+            Ok(mut r) => Ok(r.pop()),
+            // No route, or one that is not unicast (the kernel refuses to describe a
+            // blackhole's or prohibit route's FIB match with EINVAL).
+            Err(e)
+                if matches!(
+                    errno_of(&e),
+                    Some(nix::libc::ENETUNREACH | nix::libc::EHOSTUNREACH | nix::libc::EINVAL)
+                ) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(e).with_context(|| format!("get the route to {addr}")),
+        }
     }
 
     /// Neighbour entries, of one link or of all.
@@ -454,22 +509,64 @@ fn parse_addr(a: &Ifaddrmsg) -> Option<IfAddr> {
 
 fn parse_route(r: &Rtmsg) -> Option<Route> {
     let h = r.rtattrs().get_attr_handle();
-    let table = h
-        .get_attr_payload_as::<u32>(Rta::Table)
-        .unwrap_or(u32::from(u8::from(*r.rtm_table())));
-    if table != u32::from(nix::libc::RT_TABLE_MAIN) || *r.rtm_type() != Rtn::Unicast {
+    if *r.rtm_type() != Rtn::Unicast {
         return None;
     }
     let ip = |t: Rta| {
         h.get_attribute(t)
             .and_then(|a| ip_from_bytes(a.rta_payload().as_ref()))
     };
+    let mut nexthops = match h.get_attribute(Rta::Multipath) {
+        Some(a) => parse_multipath(a.rta_payload().as_ref()),
+        None => Vec::new(),
+    };
+    if nexthops.is_empty() {
+        nexthops.push(Nexthop {
+            oif: h.get_attr_payload_as::<u32>(Rta::Oif).ok(),
+            gateway: ip(Rta::Gateway),
+        });
+    }
     Some(Route {
         dst: ip(Rta::Dst),
         dst_len: *r.rtm_dst_len(),
-        oif: h.get_attr_payload_as::<u32>(Rta::Oif).ok(),
-        gateway: ip(Rta::Gateway),
+        table: h
+            .get_attr_payload_as::<u32>(Rta::Table)
+            .unwrap_or(u32::from(u8::from(*r.rtm_table()))),
+        nexthops,
     })
+}
+
+/// `RTA_MULTIPATH`: `struct rtnexthop { u16 len; u8 flags; u8 hops; i32 ifindex; }`, each
+/// followed by its own attributes (`RTA_GATEWAY`), all 4-byte aligned (linux/rtnetlink.h).
+fn parse_multipath(mut b: &[u8]) -> Vec<Nexthop> {
+    let align = |n: usize| (n + 3) & !3;
+    let mut out = Vec::new();
+    while b.len() >= 8 {
+        let len = usize::from(u16::from_ne_bytes([b[0], b[1]]));
+        if len < 8 || len > b.len() {
+            break;
+        }
+        let oif = u32::from_ne_bytes([b[4], b[5], b[6], b[7]]);
+        let mut gateway = None;
+        let mut attrs = &b[8..len];
+        while attrs.len() >= 4 {
+            let alen = usize::from(u16::from_ne_bytes([attrs[0], attrs[1]]));
+            let ty = u16::from_ne_bytes([attrs[2], attrs[3]]);
+            if alen < 4 || alen > attrs.len() {
+                break;
+            }
+            if ty == nix::libc::RTA_GATEWAY {
+                gateway = ip_from_bytes(&attrs[4..alen]);
+            }
+            attrs = &attrs[align(alen).min(attrs.len())..];
+        }
+        out.push(Nexthop {
+            oif: (oif > 0).then_some(oif),
+            gateway,
+        });
+        b = &b[align(len).min(b.len())..];
+    }
+    out
 }
 
 fn nud_name(n: &Nud) -> String {
@@ -514,6 +611,47 @@ fn parse_neigh(n: &Ndmsg) -> Option<Neighbour> {
 mod tests {
     use super::*;
 
+    /// Two next hops as the kernel encodes `nexthop via 203.0.113.5 dev #3 nexthop via
+    /// 203.0.113.6 dev #4`; a truncated or lying length ends the parse, never panics.
+    #[test]
+    fn multipath_next_hops() {
+        let hop = |oif: u32, gw: [u8; 4]| {
+            let mut b = Vec::new();
+            b.extend_from_slice(&16u16.to_ne_bytes()); // rtnh_len: 8 + an 8-byte attribute
+            b.extend_from_slice(&[0, 0]);
+            b.extend_from_slice(&oif.to_ne_bytes());
+            b.extend_from_slice(&8u16.to_ne_bytes());
+            b.extend_from_slice(&nix::libc::RTA_GATEWAY.to_ne_bytes());
+            b.extend_from_slice(&gw);
+            b
+        };
+        let mut b = hop(3, [203, 0, 113, 5]);
+        b.extend(hop(4, [203, 0, 113, 6]));
+        let hops = parse_multipath(&b);
+        assert_eq!(
+            hops,
+            [
+                Nexthop {
+                    oif: Some(3),
+                    gateway: Some("203.0.113.5".parse().unwrap())
+                },
+                Nexthop {
+                    oif: Some(4),
+                    gateway: Some("203.0.113.6".parse().unwrap())
+                }
+            ]
+        );
+        for cut in 0..b.len() {
+            assert!(parse_multipath(&b[..cut]).len() <= 2);
+        }
+        let mut lying = b.clone();
+        lying[0] = 0xff;
+        lying[1] = 0xff;
+        assert_eq!(parse_multipath(&lying), []);
+        lying[0..2].copy_from_slice(&3u16.to_ne_bytes());
+        assert_eq!(parse_multipath(&lying), []);
+    }
+
     #[test]
     fn mac_parses_and_prints() {
         let m: Mac = "02:00:5e:00:01:0a".parse().unwrap();
@@ -546,12 +684,15 @@ mod tests {
         assert_eq!(lo.name, "lo");
         assert!(lo.index > 0);
         assert!(nl.links().unwrap().iter().any(|l| l.index == lo.index));
+        assert_eq!(nl.link_by_index(lo.index).unwrap(), Some(lo.clone()));
+        assert_eq!(nl.link_by_index(i32::MAX as u32).unwrap(), None);
         for name in ["", "a/b", "sixteen-chars-xx", "a b", "hakit-no-such"] {
             assert_eq!(nl.link_by_name(name).unwrap(), None, "{name:?}");
         }
-        // Every namespace has at least its loopback routes in table local, none in main
-        // unless configured; the dump itself must work.
-        nl.routes().unwrap();
+        // A lookup answers whatever the namespace holds (a route or none), never an error.
+        nl.route_to("240.0.0.1".parse().unwrap()).unwrap();
+        nl.route_to("3fff:fff:ffff:ffff::1".parse().unwrap())
+            .unwrap();
         // Several requests on one socket keep their sequence numbers straight.
         for _ in 0..3 {
             nl.addresses(Some(lo.index)).unwrap();

@@ -112,16 +112,19 @@ pub fn status(s: &Settings, instances: &[Instance]) -> anyhow::Result<Vec<Instan
     let nl = Netlink::open()?;
     let addrs = nl.addresses(None)?;
     let links = nl.links()?;
-    let routes = nl.routes()?;
-    let default_route = routes
-        .iter()
-        .find(|r| r.dst_len == 0 && r.dst.is_none_or(|d| d.is_ipv4()))
-        .map(|r| {
-            let dev = r
+    // One route lookup each, never a dump of the table (a BGP-fed gateway holds a million
+    // routes): the default route is what the kernel uses for an address no table carries
+    // (240.0.0.1, reserved, RFC 1112 section 4).
+    let default_route = nl
+        .route_to(IpAddr::from([240, 0, 0, 1]))?
+        .filter(|r| r.dst_len == 0)
+        .and_then(|r| r.nexthops.first().copied())
+        .map(|h| {
+            let dev = h
                 .oif
                 .and_then(|i| links.iter().find(|l| l.index == i))
                 .map_or("?", |l| l.name.as_str());
-            match r.gateway {
+            match h.gateway {
                 Some(g) => format!("via {g} dev {dev}"),
                 None => format!("dev {dev}"),
             }
@@ -219,9 +222,20 @@ pub fn status(s: &Settings, instances: &[Instance]) -> anyhow::Result<Vec<Instan
             .and_then(|dev| links.iter().find(|l| l.name == dev))
             .map(|l| l.index);
         let routed_out_of_wan = wan.is_some_and(|i| {
-            routes
+            // A directly connected upstream: the kernel routes one of the WAN's own IPv4
+            // networks out of the WAN.
+            addrs
                 .iter()
-                .any(|r| r.oif == Some(i) && r.dst.is_none_or(|d| d.is_ipv4()))
+                .filter(|a| a.index == i && a.addr.is_ipv4())
+                .any(|a| {
+                    let net = hakit_core::config::Cidr {
+                        addr: a.addr,
+                        prefix: a.prefix,
+                    };
+                    nl.route_to(net.bounds().0).ok().flatten().is_some_and(|r| {
+                        r.dst_len > 0 && r.nexthops.iter().any(|h| h.oif == Some(i))
+                    })
+                })
         });
         if master && default_route.is_none() && !routed_out_of_wan {
             problems.push(format!(

@@ -815,10 +815,9 @@ interface = "eth0"
         self.inet
             .netlink(|nl| {
                 Ok(nl
-                    .routes()?
-                    .into_iter()
-                    .find(|r| r.dst == Some(fip) && r.dst_len == 32)
-                    .and_then(|r| r.gateway))
+                    .route_to(fip)?
+                    .filter(|r| r.dst == Some(fip) && r.dst_len == 32)
+                    .and_then(|r| r.nexthops.first().and_then(|h| h.gateway)))
             })
             .ok()
             .flatten()
