@@ -251,10 +251,9 @@ fn credentials_from_the_shared_file() {
     };
     let w = lab_py(&["setup", &m.1]);
     lab_py(&["auth", &m.1]);
-    let dir = std::env::temp_dir().join(format!("hakit-awscreds-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = hakit_lab::TempDir::new("awscreds");
     let file = dir.join("credentials");
-    std::fs::write(
+    secret(
         &file,
         format!(
             "[default]\naws_access_key_id = wrong\naws_secret_access_key = wrong\n\n[hakit]\naws_access_key_id = {}\naws_secret_access_key = {}\n",
@@ -296,7 +295,56 @@ fn credentials_from_the_shared_file() {
     // The default profile holds wrong keys: moto refuses the signature.
     let out = run_host("fip-claim", &args, &[("AWS_SHARED_CREDENTIALS_FILE", &f)]);
     assert_exit(&out, 1, "AuthFailure");
-    let _ = std::fs::remove_dir_all(&dir);
+
+    // Hardening (#30, class 5): the file says who fip-claim acts as, so it is checked as a
+    // token file is: not readable by others, not a link, not a FIFO (which would hang the
+    // claim), not another user's. Each refusal is a usage error (exit 2), nothing asked.
+    use std::os::unix::fs::PermissionsExt;
+    let with_file = |p: &std::path::Path| {
+        let p = p.to_string_lossy().to_string();
+        run_host(
+            "fip-claim",
+            &args,
+            &[
+                ("AWS_SHARED_CREDENTIALS_FILE", &p),
+                ("AWS_PROFILE", "hakit"),
+            ],
+        )
+    };
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    assert_exit(
+        &with_file(&file),
+        2,
+        "credentials file FILE: is readable by group or others (mode 644)"
+            .replace("FILE", &f)
+            .as_str(),
+    );
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let link = dir.join("link");
+    std::os::unix::fs::symlink(&file, &link).unwrap();
+    assert_exit(&with_file(&link), 2, "is a symbolic link");
+    let fifo = dir.join("fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    assert_exit(&with_file(&fifo), 2, "is not a regular file");
+    if nix::unistd::geteuid().is_root() {
+        let planted = dir.join("planted");
+        std::fs::copy(&file, &planted).unwrap();
+        std::fs::set_permissions(&planted, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::os::unix::fs::chown(&planted, Some(65534), Some(65534)).unwrap();
+        assert_exit(&with_file(&planted), 2, "belongs to uid 65534, not root");
+    }
+}
+
+/// Writes an AWS file as `aws configure` does: mode 0600.
+fn secret(path: &std::path::Path, text: String) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    std::io::Write::write_all(&mut f, text.as_bytes())
 }
 
 /// The `--check` arguments for the primary, with credentials left to the chain.
@@ -342,15 +390,14 @@ fn credentials_from_role_profiles_and_web_identity() {
     let w = lab_py(&["setup", &m.1]);
     let r = lab_py(&["role", &m.1]);
     lab_py(&["auth", &m.1]);
-    let dir = std::env::temp_dir().join(format!("hakit-awsroles-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = hakit_lab::TempDir::new("awsroles");
     let (creds, config, token) = (
         dir.join("credentials"),
         dir.join("config"),
         dir.join("token"),
     );
     let arn = r["role_arn"].as_str().unwrap();
-    std::fs::write(
+    secret(
         &creds,
         format!(
             "[base]\naws_access_key_id = {}\naws_secret_access_key = {}\n",
@@ -359,7 +406,7 @@ fn credentials_from_role_profiles_and_web_identity() {
         ),
     )
     .unwrap();
-    std::fs::write(
+    secret(
         &config,
         format!(
             "[default]\nregion = us-east-1\n\n[profile hakit]\nrole_arn = {arn}\nsource_profile = base\nrole_session_name = gw-a\n\n\
@@ -370,7 +417,7 @@ fn credentials_from_role_profiles_and_web_identity() {
         ),
     )
     .unwrap();
-    std::fs::write(&token, "eyJhbGciOiJSUzI1NiJ9.e30.c2ln\n").unwrap();
+    secret(&token, "eyJhbGciOiJSUzI1NiJ9.e30.c2ln\n".into()).unwrap();
     let (c, f) = (creds.to_string_lossy(), config.to_string_lossy());
     let files = [
         ("AWS_SHARED_CREDENTIALS_FILE", &*c),
@@ -451,7 +498,6 @@ fn credentials_from_role_profiles_and_web_identity() {
         assert_eq!(out.status.code(), Some(1), "{profile}: {}", stderr(&out));
         assert!(stderr(&out).contains(says), "{profile}: {}", stderr(&out));
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// The instance role as IMDS serves it: moto's metadata service answers the document in

@@ -83,27 +83,46 @@ pub enum Trust {
 /// deadline), the type and size are checked on the open file (`/dev/zero` as a config file
 /// exhausted memory), and at most `cap` bytes are read. Every refusal is a usage error.
 pub fn read_file(path: &Path, cap: u64, trust: Trust) -> anyhow::Result<String> {
-    use std::{io::Read, os::unix::fs::MetadataExt};
     let what = match trust {
         Trust::Config => "config",
         Trust::Secret => "token file",
     };
+    read_checked(path, cap, trust, what)?
+        .ok_or_else(|| crate::usage_error(format!("{what} {}: does not exist", path.display())))
+}
+
+/// [`read_file`] with [`Trust::Secret`]'s checks for a file that may be absent (`Ok(None)`),
+/// named `what` in refusals: the AWS shared credentials and config files and the web
+/// identity token, which say who fip-claim acts as.
+pub fn read_secret_if_exists(path: &Path, cap: u64, what: &str) -> anyhow::Result<Option<String>> {
+    read_checked(path, cap, Trust::Secret, what)
+}
+
+fn read_checked(path: &Path, cap: u64, trust: Trust, what: &str) -> anyhow::Result<Option<String>> {
+    use std::{io::Read, os::unix::fs::MetadataExt};
     let refuse = |why: String| crate::usage_error(format!("{what} {}: {why}", path.display()));
     let mut flags = nix::fcntl::OFlag::O_NONBLOCK.bits();
     if trust == Trust::Secret {
         flags |= libc_o_nofollow();
     }
-    let mut f = fs::OpenOptions::new()
+    let f = fs::OpenOptions::new()
         .read(true)
         .custom_flags(flags)
         .open(path)
         .map_err(|e| {
-            if e.raw_os_error() == Some(nix::errno::Errno::ELOOP as i32) {
-                refuse("is a symbolic link (refused for secrets)".into())
+            if e.kind() == std::io::ErrorKind::NotFound {
+                None
+            } else if e.raw_os_error() == Some(nix::errno::Errno::ELOOP as i32) {
+                Some(refuse("is a symbolic link (refused for secrets)".into()))
             } else {
-                refuse(e.to_string())
+                Some(refuse(e.to_string()))
             }
-        })?;
+        });
+    let mut f = match f {
+        Ok(f) => f,
+        Err(None) => return Ok(None),
+        Err(Some(e)) => return Err(e),
+    };
     let m = f.metadata().map_err(|e| refuse(e.to_string()))?;
     if !m.is_file() {
         return Err(refuse("is not a regular file".into()));
@@ -142,7 +161,7 @@ pub fn read_file(path: &Path, cap: u64, trust: Trust) -> anyhow::Result<String> 
     if text.len() as u64 > cap {
         return Err(refuse(format!("is more than {cap} bytes")));
     }
-    Ok(text)
+    Ok(Some(text))
 }
 
 /// Why [`Lock::acquire_unless`] returned without the lock.

@@ -82,20 +82,12 @@ pub fn parse_ini(text: &str, config: bool) -> BTreeMap<String, Profile> {
     out
 }
 
-fn read_small(path: &str) -> anyhow::Result<Option<String>> {
-    let f = match std::fs::File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e).with_context(|| format!("aws: reading {path}")),
-    };
-    let meta = f.metadata()?;
-    if !meta.is_file() || meta.len() > MAX_FILE {
-        bail!("aws: {path} is not a regular file under 1 MiB");
-    }
-    let mut text = String::new();
-    std::io::Read::read_to_string(&mut std::io::Read::take(f, MAX_FILE), &mut text)
-        .with_context(|| format!("aws: reading {path} (not UTF-8?)"))?;
-    Ok(Some(text))
+/// An AWS file, with the checks a token file has: never blocking (a FIFO), never through a
+/// link, root's (or the caller's), mode 0600 or stricter, in a directory no other user can
+/// write. These files say who fip-claim acts as; `aws configure` writes them 0600.
+fn read_small(path: &str, what: &str) -> anyhow::Result<Option<String>> {
+    hakit_core::runtime::read_secret_if_exists(std::path::Path::new(path), MAX_FILE, what)
+        .context("aws")
 }
 
 fn home_file(var: &str, name: &str) -> Option<String> {
@@ -120,14 +112,19 @@ impl Files {
     pub fn load() -> anyhow::Result<Files> {
         let mut profiles: BTreeMap<String, Profile> = BTreeMap::new();
         let mut read = Vec::new();
-        for (var, name, config) in [
-            ("AWS_CONFIG_FILE", "config", true),
-            ("AWS_SHARED_CREDENTIALS_FILE", "credentials", false),
+        for (var, name, config, what) in [
+            ("AWS_CONFIG_FILE", "config", true, "config file"),
+            (
+                "AWS_SHARED_CREDENTIALS_FILE",
+                "credentials",
+                false,
+                "credentials file",
+            ),
         ] {
             let Some(path) = home_file(var, name) else {
                 continue;
             };
-            if let Some(text) = read_small(&path)? {
+            if let Some(text) = read_small(&path, what)? {
                 for (p, kv) in parse_ini(&text, config) {
                     profiles.entry(p).or_default().extend(kv);
                 }
@@ -345,7 +342,7 @@ impl<'a> Resolver<'a, '_> {
     ) -> anyhow::Result<Credentials> {
         check_role_arn(arn)?;
         let session = session_name(session)?;
-        let token = read_small(file)?
+        let token = read_small(file, "web identity token file")?
             .with_context(|| format!("aws: web identity token file {file} does not exist"))?;
         let token = token.trim();
         if token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) {
