@@ -914,6 +914,72 @@ fn a_newer_state_stops_a_long_older_transition() {
 /// created (here under a regular file, as on a full or read-only /run) MASTER still moves
 /// the floating IP; state and intent files of another schema or plain garbage are read
 /// leniently and replaced.
+/// Hardening (#30, class 4): a newer state stops an older transition's running child in
+/// every step, the BGP speaker's included. A speaker command that hangs for 9 s (a
+/// stand-in gobgp, stateful like the real one) under the MASTER is stopped when BACKUP
+/// comes: the older MASTER gives way within a second, the newer BACKUP's role is the one
+/// the speaker keeps (before, the MASTER finished last and announced primary over it).
+#[test]
+fn a_newer_state_stops_a_slow_bgp_speaker() {
+    let Some(g) = gateway(
+        "a_newer_state_stops_a_slow_bgp_speaker",
+        false,
+        "lock_timeout = \"5s\"",
+        "announce = true",
+    ) else {
+        return;
+    };
+    let d = g.lab.dir().to_path_buf();
+    stand_in(
+        &d,
+        "gobgp",
+        &format!(
+            r#"d={d}
+echo "$*" >> $d/gobgp.calls
+if [ -e $d/slow ]; then rm -f $d/slow; sleep 9; fi
+case "$*" in
+  *"global rib add"*) case "$*" in *65000:1*) echo 4259840001 > $d/comm;; *65000:2*) echo 4259840002 > $d/comm;; esac ;;
+  *"global rib del"*) rm -f $d/comm ;;
+  *"global rib -a"*) if [ -e $d/comm ]; then printf '{{"203.0.113.10/32":[{{"attrs":[{{"type":8,"communities":[%s]}}]}}]}}' "$(cat $d/comm)"; else echo '{{}}'; fi ;;
+  *neighbor*) echo '[]' ;;
+esac"#,
+            d = d.display()
+        ),
+    );
+    let mut conf = std::fs::read_to_string(&g.conf).unwrap();
+    conf.push_str(&format!(
+        "\n[bgp]\nspeaker = \"gobgp\"\nprefixes = [\"203.0.113.10/32\"]\nprogram = \"{}\"\ntimeout = \"20s\"\n",
+        d.join("gobgp").display()
+    ));
+    std::fs::write(&g.conf, conf).unwrap();
+    std::fs::write(d.join("slow"), "").unwrap();
+    g.vip(true);
+    let t0 = std::time::Instant::now();
+    let mut master = g.spawn(&["master"]);
+    let slow = hakit_lab::wait_until(Duration::from_secs(5), Duration::from_millis(10), || {
+        !d.join("slow").exists()
+    });
+    assert!(slow.is_some(), "the MASTER never asked the speaker");
+    g.vip(false);
+    let out = g.nn(&["backup", "--json"]);
+    assert_exit(&out, 0, "");
+    assert_eq!(json(&out)["outcome"], "converged");
+    let code = master.wait().unwrap().code();
+    assert_eq!(code, Some(3), "the older MASTER gives way as superseded");
+    assert!(
+        t0.elapsed() < Duration::from_secs(6),
+        "the MASTER's speaker command ran on for {:?}",
+        t0.elapsed()
+    );
+    assert_eq!(
+        std::fs::read_to_string(d.join("comm")).unwrap().trim(),
+        "4259840002",
+        "the speaker keeps the newer BACKUP's role (65000:2); calls: {}",
+        std::fs::read_to_string(d.join("gobgp.calls")).unwrap_or_default()
+    );
+    assert_eq!(g.recorded()["state"], "BACKUP");
+}
+
 #[test]
 fn bookkeeping_never_blocks_the_data_plane() {
     let Some(g) = gateway("bookkeeping_never_blocks_the_data_plane", false, "", "") else {

@@ -315,13 +315,13 @@ impl Speaker {
     }
 
     /// The announced prefix that holds `ip`, and what the speaker originates for it.
-    pub fn read_ip(&self, ip: IpAddr) -> anyhow::Result<(Cidr, Seen)> {
+    pub fn read_ip(&self, ip: IpAddr, stop: exec::Stop) -> anyhow::Result<(Cidr, Seen)> {
         let prefix = *self
             .prefixes
             .iter()
             .find(|p| p.contains(ip))
             .with_context(|| format!("[bgp] prefixes do not include {ip}"))?;
-        Ok((prefix, self.read(&prefix)?))
+        Ok((prefix, self.read(&prefix, stop)?))
     }
 
     /// The role these communities say, if any.
@@ -384,10 +384,12 @@ impl Speaker {
         Ok(v)
     }
 
-    fn run(&self, args: &[String]) -> anyhow::Result<String> {
+    /// Runs one speaker command, stopped as soon as `stop` gives a reason (a newer state
+    /// superseded the transition driving the speaker).
+    fn run(&self, args: &[String], stop: exec::Stop) -> anyhow::Result<String> {
         let mut argv = self.base()?;
         argv.extend_from_slice(args);
-        let ran = exec::run_capped(&argv, None, self.timeout, MAX_OUTPUT)?;
+        let ran = exec::run_until(&argv, None, self.timeout, MAX_OUTPUT, stop)?;
         // vtysh exits 0 for some refusals and prints "% ..." instead: both are errors.
         let refused = ran
             .stdout
@@ -429,23 +431,26 @@ impl Speaker {
     }
 
     /// What the speaker originates for `prefix` now.
-    pub fn read(&self, prefix: &Cidr) -> anyhow::Result<Seen> {
+    pub fn read(&self, prefix: &Cidr, stop: exec::Stop) -> anyhow::Result<Seen> {
         let p = prefix.to_string();
         let fam = Self::family(prefix);
         match self.kind {
             Kind::Gobgp => {
-                let out = self.run(&args(&["global", "rib", "-a", fam, &p, "-j"]))?;
+                let out = self.run(&args(&["global", "rib", "-a", fam, &p, "-j"]), stop)?;
                 parse_gobgp_rib(&out, &p)
             }
             Kind::Frr => {
-                let out = self.run(&args(&["-c", &format!("show bgp {fam} unicast {p} json")]))?;
+                let out = self.run(
+                    &args(&["-c", &format!("show bgp {fam} unicast {p} json")]),
+                    stop,
+                )?;
                 parse_frr_prefix(&out)
             }
         }
     }
 
     /// Makes the speaker announce `prefix` as `target` (no read-back: see [`Speaker::ensure`]).
-    pub fn write(&self, prefix: &Cidr, target: Target) -> anyhow::Result<()> {
+    pub fn write(&self, prefix: &Cidr, target: Target, stop: exec::Stop) -> anyhow::Result<()> {
         let p = prefix.to_string();
         let fam = Self::family(prefix);
         match self.kind {
@@ -468,7 +473,7 @@ impl Speaker {
                     }
                     Target::Withdraw => args(&["global", "rib", "del", "-a", fam, &p]),
                 };
-                self.run(&a).map(|_| ())
+                self.run(&a, stop).map(|_| ())
             }
             Kind::Frr => {
                 let network = match target {
@@ -489,7 +494,7 @@ impl Speaker {
                     .into_iter()
                     .flat_map(|c| ["-c".to_string(), c])
                     .collect();
-                self.run(&a).map(|_| ())
+                self.run(&a, stop).map(|_| ())
             }
         }
     }
@@ -509,16 +514,20 @@ impl Speaker {
     }
 
     /// Brings every prefix to `target`: read, write only what differs, read back.
-    pub fn ensure(&self, target: Target) -> anyhow::Result<Applied> {
+    /// `stop` is asked before each prefix and stops a running speaker command.
+    pub fn ensure(&self, target: Target, stop: exec::Stop) -> anyhow::Result<Applied> {
         let mut applied = Applied::default();
         for p in &self.prefixes {
-            let before = self.read(p)?;
+            if let Some(why) = stop() {
+                bail!("superseded before {p}: {why}");
+            }
+            let before = self.read(p, stop)?;
             if self.is(&before, target) {
                 applied.unchanged.push(*p);
                 continue;
             }
-            self.write(p, target)?;
-            let after = self.read(p)?;
+            self.write(p, target, stop)?;
+            let after = self.read(p, stop)?;
             if !self.is(&after, target) {
                 bail!(
                     "{} did not take {p} {target}: it is {} after the change",
@@ -532,11 +541,11 @@ impl Speaker {
     }
 
     /// The role every prefix has now: `Some` when all agree.
-    pub fn current(&self) -> anyhow::Result<(Option<Target>, String)> {
+    pub fn current(&self, stop: exec::Stop) -> anyhow::Result<(Option<Target>, String)> {
         let mut all = Vec::new();
         let mut text = Vec::new();
         for p in &self.prefixes {
-            let seen = self.read(p)?;
+            let seen = self.read(p, stop)?;
             text.push(format!("{p} {}", self.describe(&seen)));
             all.push(match (&seen, self.role_of(&seen)) {
                 (Seen::Absent, _) => Some(Target::Withdraw),
@@ -554,10 +563,12 @@ impl Speaker {
     }
 
     /// The speaker's BGP sessions.
-    pub fn sessions(&self) -> anyhow::Result<Vec<Session>> {
+    pub fn sessions(&self, stop: exec::Stop) -> anyhow::Result<Vec<Session>> {
         match self.kind {
-            Kind::Gobgp => parse_gobgp_neighbors(&self.run(&args(&["neighbor", "-j"]))?),
-            Kind::Frr => parse_frr_neighbors(&self.run(&args(&["-c", "show bgp neighbors json"]))?),
+            Kind::Gobgp => parse_gobgp_neighbors(&self.run(&args(&["neighbor", "-j"]), stop)?),
+            Kind::Frr => {
+                parse_frr_neighbors(&self.run(&args(&["-c", "show bgp neighbors json"]), stop)?)
+            }
         }
     }
 }

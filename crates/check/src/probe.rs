@@ -39,7 +39,8 @@ impl Tools {
     pub fn ruleset(&self, timeout: Duration) -> anyhow::Result<&str> {
         self.ruleset
             .get_or_init(|| {
-                hakit_net::nft::list_ruleset(&self.nft, timeout).map_err(|e| format!("{e:#}"))
+                hakit_net::nft::list_ruleset(&self.nft, timeout, &hakit_core::exec::never)
+                    .map_err(|e| format!("{e:#}"))
             })
             .as_deref()
             .map_err(|e| anyhow::anyhow!("{e}"))

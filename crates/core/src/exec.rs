@@ -75,6 +75,16 @@ pub const SECRET_VARS: [&str; 9] = [
     "AWS_SECURITY_TOKEN",
 ];
 
+/// Asked every 50 ms while a child runs: `Some(reason)` stops it, its whole process
+/// group, at once (a transition that a newer state superseded must not keep the instance
+/// lock, nor finish after the newer one, for the rest of a slow command).
+pub type Stop<'a> = &'a dyn Fn() -> Option<String>;
+
+/// The [`Stop`] of a command nothing supersedes.
+pub fn never() -> Option<String> {
+    None
+}
+
 /// Runs `argv` with optional `stdin`, killing it after `timeout`. Errors only when it could
 /// not run or timed out; a non-zero exit is returned in [`Ran`] (see [`run_ok`]).
 ///
@@ -83,44 +93,33 @@ pub const SECRET_VARS: [&str; 9] = [
 /// it is already there, never waited for.
 ///
 /// Output is read to the end; a command that prints more than [`OUTPUT_CAP`] on stdout is
-/// an error, never a cut text handed to a parser (see [`run_capped`]).
+/// an error, never a cut text handed to a parser (see [`run_until`] for another limit).
 pub fn run(argv: &[String], stdin: Option<&[u8]>, timeout: Duration) -> anyhow::Result<Ran> {
-    run_capped(argv, stdin, timeout, OUTPUT_CAP)
+    run_until(argv, stdin, timeout, OUTPUT_CAP, &never)
 }
 
-/// [`run`] with its own stdout limit, for a command whose answer may legitimately be large
-/// (`nft -j list ruleset` on a gateway with big sets). Over `cap` is an error naming it.
-pub fn run_capped(
+/// [`run`] with its own stdout limit `cap` (`nft -j list ruleset` on a gateway with big
+/// sets may legitimately print more than the default; over `cap` is an error naming it),
+/// stopped as soon as `stop` gives a reason.
+pub fn run_until(
     argv: &[String],
     stdin: Option<&[u8]>,
     timeout: Duration,
     cap: usize,
+    stop: Stop,
 ) -> anyhow::Result<Ran> {
-    spawn_and_wait(argv, stdin, timeout, false, &|| None, cap)
+    spawn_and_wait(argv, stdin, timeout, false, stop, cap)
 }
 
-/// [`run_capped`] that fails on a non-zero exit, like [`run_ok`].
-pub fn run_ok_capped(
-    argv: &[String],
-    stdin: Option<&[u8]>,
-    timeout: Duration,
-    cap: usize,
-) -> anyhow::Result<Ran> {
-    ok_or_error(argv, run_capped(argv, stdin, timeout, cap)?)
-}
-
-/// [`run_ok`] that also stops the command (its whole process group) as soon as `stop`
-/// gives a reason, checked every 50 ms: a transition that a newer state superseded must
-/// not keep the instance lock for the rest of a long user command.
+/// [`run_until`] that fails on a non-zero exit, like [`run_ok`].
 pub fn run_ok_until(
     argv: &[String],
+    stdin: Option<&[u8]>,
     timeout: Duration,
-    stop: &dyn Fn() -> Option<String>,
+    cap: usize,
+    stop: Stop,
 ) -> anyhow::Result<Ran> {
-    ok_or_error(
-        argv,
-        spawn_and_wait(argv, None, timeout, false, stop, OUTPUT_CAP)?,
-    )
+    ok_or_error(argv, run_until(argv, stdin, timeout, cap, stop)?)
 }
 
 /// [`run_ok`] for the one kind of child documented to need the provider credentials:
@@ -128,7 +127,7 @@ pub fn run_ok_until(
 pub fn run_ok_with_credentials(argv: &[String], timeout: Duration) -> anyhow::Result<Ran> {
     ok_or_error(
         argv,
-        spawn_and_wait(argv, None, timeout, true, &|| None, OUTPUT_CAP)?,
+        spawn_and_wait(argv, None, timeout, true, &never, OUTPUT_CAP)?,
     )
 }
 
@@ -137,7 +136,7 @@ fn spawn_and_wait(
     stdin: Option<&[u8]>,
     timeout: Duration,
     credentials: bool,
-    stop: &dyn Fn() -> Option<String>,
+    stop: Stop,
     cap: usize,
 ) -> anyhow::Result<Ran> {
     let (prog, args) = argv.split_first().context("empty command")?;
@@ -505,7 +504,7 @@ mod tests {
             e.contains("printed more than 1048576 bytes (2097152 in all): not used"),
             "{e}"
         );
-        let r = run_capped(&big, None, Duration::from_secs(10), 4 << 20).unwrap();
+        let r = run_until(&big, None, Duration::from_secs(10), 4 << 20, &never).unwrap();
         assert_eq!(r.stdout.len(), 2 << 20);
         assert!(r.stdout.bytes().all(|b| b == b'x'));
     }

@@ -188,7 +188,9 @@ impl Provider for Linode {
         let Some(sp) = &self.o.speaker else {
             return Ok(None);
         };
-        let (_, seen) = sp.read_ip(self.ip).context("linode")?;
+        let (_, seen) = sp
+            .read_ip(self.ip, &hakit_core::exec::never)
+            .context("linode")?;
         let announced = Some(sp.describe(&seen));
         if !sp.is(&seen, hakit_bgp::Target::Announce(hakit_bgp::Role::Primary)) {
             return Ok(Some(Checked {

@@ -49,14 +49,17 @@ impl Starter {
     }
 }
 
-#[derive(Debug, Clone)]
-pub struct Conntrackd {
+#[derive(Clone)]
+pub struct Conntrackd<'a> {
     pub prog: String,
     pub config: PathBuf,
     pub timeout: Duration,
+    /// Stops a running `conntrackd` client, and the wait for a commit (a newer state
+    /// superseded the transition).
+    pub stop: exec::Stop<'a>,
 }
 
-impl Conntrackd {
+impl Conntrackd<'_> {
     fn cmd(&self, flag: &str) -> Vec<String> {
         vec![
             self.prog.clone(),
@@ -67,8 +70,14 @@ impl Conntrackd {
     }
 
     fn run(&self, flag: &str) -> anyhow::Result<exec::Ran> {
-        exec::run_ok(&self.cmd(flag), None, self.timeout)
-            .with_context(|| format!("conntrackd {flag}"))
+        exec::run_ok_until(
+            &self.cmd(flag),
+            None,
+            self.timeout,
+            exec::OUTPUT_CAP,
+            self.stop,
+        )
+        .with_context(|| format!("conntrackd {flag}"))
     }
 
     /// `-c`: commit the external cache to the kernel.
@@ -99,6 +108,9 @@ impl Conntrackd {
         if let Some(l) = log.as_ref().filter(|_| !self.external_cache_disabled()) {
             let start = Instant::now();
             while !commit_finished(&log_tail(l)) {
+                if let Some(why) = (self.stop)() {
+                    bail!("superseded while conntrackd committed: {why}");
+                }
                 if start.elapsed() > COMMIT_WAIT {
                     bail!(
                         "conntrackd: commit not finished after {COMMIT_WAIT:?} (per {})",
@@ -148,7 +160,7 @@ impl Conntrackd {
             self.config.to_string_lossy().into_owned(),
         ];
         argv.extend(flags.iter().map(|f| f.to_string()));
-        exec::run_ok(&argv, None, self.timeout)
+        exec::run_ok_until(&argv, None, self.timeout, exec::OUTPUT_CAP, self.stop)
             .with_context(|| format!("conntrackd {}", flags.join(" ")))
     }
 
@@ -160,7 +172,14 @@ impl Conntrackd {
 
     /// Whether conntrackd answers (`-s`).
     pub fn running(&self) -> bool {
-        exec::run(&self.cmd("-s"), None, self.timeout).is_ok_and(|r| r.success())
+        exec::run_until(
+            &self.cmd("-s"),
+            None,
+            self.timeout,
+            exec::OUTPUT_CAP,
+            self.stop,
+        )
+        .is_ok_and(|r| r.success())
     }
 
     /// Statistics text (`-s`), for `nat-notify status`.
@@ -182,8 +201,14 @@ impl Conntrackd {
                 Starter::Never => return Ok(false),
                 Starter::Systemd { systemctl, unit } => {
                     warn!("conntrackd does not answer; starting {unit} through systemd");
-                    exec::run_ok(&exec::argv(&[systemctl, "start", unit]), None, self.timeout)
-                        .with_context(|| format!("systemctl start {unit}"))?;
+                    exec::run_ok_until(
+                        &exec::argv(&[systemctl, "start", unit]),
+                        None,
+                        self.timeout,
+                        exec::OUTPUT_CAP,
+                        self.stop,
+                    )
+                    .with_context(|| format!("systemctl start {unit}"))?;
                 }
                 Starter::Daemon => {
                     if let Some(lock) = lock_file(&self.config) {

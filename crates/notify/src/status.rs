@@ -200,6 +200,7 @@ pub fn status(s: &Settings, instances: &[Instance]) -> anyhow::Result<Vec<Instan
                     to,
                     oifname: inst.interface.clone().unwrap_or_default(),
                     timeout: s.command_timeout,
+                    stop: &hakit_core::exec::never,
                 };
                 match n.present() {
                     Ok(p) => Some(p),
@@ -280,6 +281,7 @@ pub fn status(s: &Settings, instances: &[Instance]) -> anyhow::Result<Vec<Instan
                 prog: s.conntrackd.clone(),
                 config: c.clone(),
                 timeout: s.command_timeout,
+                stop: &hakit_core::exec::never,
             };
             match ct.stats() {
                 Ok(text) => text
@@ -382,7 +384,7 @@ fn bgp_status(
     state: Option<State>,
     problems: &mut Vec<String>,
 ) -> (Option<String>, Option<String>) {
-    let announcement = match b.current() {
+    let announcement = match b.current(&hakit_core::exec::never) {
         Ok((role, text)) => {
             let want = state.map(|st| crate::plan::announce_target(b, st));
             let primary = hakit_bgp::Target::Announce(hakit_bgp::Role::Primary);
@@ -411,7 +413,7 @@ fn bgp_status(
             None
         }
     };
-    let sessions = match b.sessions() {
+    let sessions = match b.sessions(&hakit_core::exec::never) {
         Ok(list) => {
             let up = list.iter().filter(|s| s.established).count();
             if up == 0 {

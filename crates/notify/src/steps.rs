@@ -107,15 +107,16 @@ struct Ctx<'c> {
     superseded: Supersede<'c>,
 }
 
-fn conntrackd(ctx: &Ctx) -> Option<Conntrackd> {
+fn conntrackd<'c>(ctx: &Ctx<'c>) -> Option<Conntrackd<'c>> {
     ctx.inst.conntrackd_config.as_ref().map(|c| Conntrackd {
         prog: ctx.s.conntrackd.clone(),
         config: c.clone(),
         timeout: ctx.s.command_timeout,
+        stop: ctx.superseded,
     })
 }
 
-fn snat(ctx: &Ctx) -> anyhow::Result<Option<Snat>> {
+fn snat<'c>(ctx: &Ctx<'c>) -> anyhow::Result<Option<Snat<'c>>> {
     let Some(source) = ctx.inst.snat_source else {
         return Ok(None);
     };
@@ -137,6 +138,7 @@ fn snat(ctx: &Ctx) -> anyhow::Result<Option<Snat>> {
             .clone()
             .context("snat needs the instance's interface")?,
         timeout: ctx.s.command_timeout,
+        stop: ctx.superseded,
     }))
 }
 
@@ -154,10 +156,10 @@ fn link_index(ctx: &Ctx) -> anyhow::Result<(String, u32)> {
 }
 
 /// The conntrackd role steps share: skip when not configured or already in that role.
-fn conntrackd_role(
-    ctx: &mut Ctx,
+fn conntrackd_role<'c>(
+    ctx: &mut Ctx<'c>,
     role: &str,
-    f: impl Fn(&Conntrackd) -> anyhow::Result<()>,
+    f: impl Fn(&Conntrackd<'c>) -> anyhow::Result<()>,
 ) -> anyhow::Result<StepResult> {
     let Some(c) = conntrackd(ctx) else {
         return Ok(StepResult::Skipped("conntrackd not configured".into()));
@@ -187,7 +189,9 @@ fn systemctl(ctx: &Ctx, verb: &str) -> anyhow::Result<StepResult> {
         }
         if let Err(e) = exec::run_ok_until(
             &exec::argv(&[&ctx.s.systemctl, verb, unit]),
+            None,
             ctx.s.command_timeout,
+            exec::OUTPUT_CAP,
             ctx.superseded,
         ) {
             errors.push(format!("{e:#}"));
@@ -220,7 +224,13 @@ fn commands(ctx: &Ctx, cmds: &[Vec<String>], stop_at_first: bool) -> anyhow::Res
                 cmds.len()
             );
         }
-        if let Err(e) = exec::run_ok_until(argv, ctx.s.command_timeout, ctx.superseded) {
+        if let Err(e) = exec::run_ok_until(
+            argv,
+            None,
+            ctx.s.command_timeout,
+            exec::OUTPUT_CAP,
+            ctx.superseded,
+        ) {
             errors.push(format!("{e:#}"));
             if stop_at_first {
                 let left = cmds.len() - n - 1;
@@ -413,7 +423,7 @@ fn announce(ctx: &mut Ctx) -> anyhow::Result<StepResult> {
         .context("announce is set but the config file has no [bgp] table")?;
     let target = announce_target(b, ctx.state);
     let prefixes = b.prefixes_text();
-    let err = match b.ensure(target) {
+    let err = match b.ensure(target, ctx.superseded) {
         Ok(a) if a.changed.is_empty() => {
             return Ok(StepResult::Unchanged(format!(
                 "{prefixes} already {target} on {}",
@@ -448,23 +458,27 @@ fn announce(ctx: &mut Ctx) -> anyhow::Result<StepResult> {
     );
     exec::run_ok_until(
         &exec::argv(&[&ctx.s.systemctl, "start", unit]),
+        None,
         ctx.s.command_timeout,
+        exec::OUTPUT_CAP,
         ctx.superseded,
     )?;
     // lelastic adds its paths (with the role it was started with) once its API is up:
     // setting the role before that would be overwritten.
     let first = b.prefixes[0];
     let until = Instant::now() + SPEAKER_START;
-    while !matches!(b.read(&first), Ok(hakit_bgp::Seen::Path(_))) && Instant::now() < until {
+    while !matches!(b.read(&first, ctx.superseded), Ok(hakit_bgp::Seen::Path(_)))
+        && Instant::now() < until
+    {
         if let Some(why) = (ctx.superseded)() {
             bail!("superseded while {unit} started: {why}");
         }
         thread::sleep(Duration::from_millis(100));
     }
-    b.ensure(target)
+    b.ensure(target, ctx.superseded)
         .with_context(|| format!("{unit} was started but"))?;
     let up = b
-        .sessions()
+        .sessions(ctx.superseded)
         .map_or(0, |s| s.iter().filter(|s| s.established).count());
     if up == 0 {
         // Not retried here: the sessions take seconds (GoBGP waits 5-9 s to connect), and

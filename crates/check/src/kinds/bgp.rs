@@ -80,7 +80,7 @@ fn bgp(
         .clone()
         .context("the bgp probe needs a [bgp] table")?;
     sp.timeout = sp.timeout.min(timeout);
-    let sessions = sp.sessions()?;
+    let sessions = sp.sessions(&hakit_core::exec::never)?;
     let up = sessions.iter().filter(|s| s.established).count();
     let need = min.unwrap_or(sessions.len()).max(1);
     let list = sessions
@@ -96,7 +96,7 @@ fn bgp(
     }
     let mut out = format!("{up} of {} session(s) established", sessions.len());
     if let Some(ip) = ip {
-        let (prefix, seen) = sp.read_ip(ip)?;
+        let (prefix, seen) = sp.read_ip(ip, &hakit_core::exec::never)?;
         let ok = match (community, &seen) {
             (Some(c), hakit_bgp::Seen::Path(cs)) => cs.contains(&c),
             (None, _) => sp.role_of(&seen).is_some(),

@@ -23,7 +23,8 @@ pub const MAX_RULESET: usize = 64 << 20;
 /// `nft -j -t list ruleset`: every table, chain and rule as JSON, within `timeout`. Terse
 /// (`-t`): sets are listed without their elements, which nothing here reads; a gateway's
 /// block list of 100,000 addresses is 2 MB of JSON otherwise, on the failover path.
-pub fn list_ruleset(nft: &str, timeout: Duration) -> anyhow::Result<String> {
+/// Stopped as soon as `stop` gives a reason.
+pub fn list_ruleset(nft: &str, timeout: Duration, stop: exec::Stop) -> anyhow::Result<String> {
     let argv = exec::argv(&[nft, "-j", "-t", "list", "ruleset"]);
-    Ok(exec::run_ok_capped(&argv, None, timeout, MAX_RULESET)?.stdout)
+    Ok(exec::run_ok_until(&argv, None, timeout, MAX_RULESET, stop)?.stdout)
 }

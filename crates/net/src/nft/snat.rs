@@ -33,8 +33,8 @@ impl SnatRule {
 }
 
 /// The SNAT a node should have.
-#[derive(Debug, Clone)]
-pub struct Snat {
+#[derive(Clone)]
+pub struct Snat<'a> {
     pub nft: String,
     pub table: String,
     pub instance: String,
@@ -42,6 +42,8 @@ pub struct Snat {
     pub to: IpAddr,
     pub oifname: String,
     pub timeout: Duration,
+    /// Stops a running `nft` (a newer state superseded the transition).
+    pub stop: exec::Stop<'a>,
 }
 
 /// A name as it may enter an `nft -f` script: letters, digits and `_ . : @ -`, at most 64.
@@ -68,14 +70,14 @@ fn delete_rule(r: &SnatRule) -> anyhow::Result<String> {
     ))
 }
 
-impl Snat {
+impl Snat<'_> {
     fn comment(&self) -> String {
         format!("hakit:{}", self.instance)
     }
 
     /// Every SNAT rule in the ruleset.
     pub fn list(&self) -> anyhow::Result<Vec<SnatRule>> {
-        parse_ruleset(&super::list_ruleset(&self.nft, self.timeout)?)
+        parse_ruleset(&super::list_ruleset(&self.nft, self.timeout, self.stop)?)
     }
 
     fn matches(&self, r: &SnatRule) -> bool {
@@ -118,10 +120,12 @@ impl Snat {
                 self.source, self.oifname
             ));
         }
-        exec::run_ok(
+        exec::run_ok_until(
             &exec::argv(&[&self.nft, "-f", "-"]),
             Some(script.as_bytes()),
             self.timeout,
+            exec::OUTPUT_CAP,
+            self.stop,
         )
         .with_context(|| format!("apply SNAT {} -> {}", self.source, self.to))?;
         Ok(true)
@@ -142,10 +146,12 @@ impl Snat {
             .iter()
             .map(delete_rule)
             .collect::<anyhow::Result<String>>()?;
-        exec::run_ok(
+        exec::run_ok_until(
             &exec::argv(&[&self.nft, "-f", "-"]),
             Some(script.as_bytes()),
             self.timeout,
+            exec::OUTPUT_CAP,
+            self.stop,
         )
         .context("remove SNAT rule")?;
         Ok(true)
