@@ -1385,3 +1385,203 @@ fn route_probe_asks_for_one_route_beside_a_full_table() {
         "no route 198.51.100.0/24: the kernel routes 198.51.100.0 by 198.51.100.0/25 via 203.0.113.7 dev eth0",
     );
 }
+
+/// An on-path host that forges ICMP errors, for as long as asked: "unreachable" about an
+/// echo from SRC to DST, with the identifier it last saw on IFACE (sniffed: a ping
+/// socket's errors are matched by it) and a random sequence; it cannot know the nonce in
+/// the request's payload, which is what an off-path attacker could not see either.
+const FORGE_ICMP: &str = r#"
+import random, socket, struct, sys, time
+src, dst, to, secs, iface = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4]), sys.argv[5]
+v6 = ":" in src
+def csum(b):
+    if len(b) % 2: b += b"\0"
+    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    while s >> 16: s = (s & 0xffff) + (s >> 16)
+    return ~s & 0xffff
+sniff = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
+sniff.bind((iface, 0))
+sniff.setblocking(False)
+fam = socket.AF_INET6 if v6 else socket.AF_INET
+s = socket.socket(fam, socket.SOCK_RAW, socket.IPPROTO_ICMPV6 if v6 else socket.IPPROTO_ICMP)
+ident, end, n = random.randrange(65536), time.time() + secs, 0
+while time.time() < end:
+    while True:
+        try:
+            f = sniff.recv(2048)
+        except BlockingIOError:
+            break
+        if v6 and f[12:14] == b"\x86\xdd" and f[20] == 58 and f[54] == 128 and f[38:54] == socket.inet_pton(fam, dst):
+            ident = struct.unpack("!H", f[58:60])[0]
+        if not v6 and f[12:14] == b"\x08\x00" and f[23] == 1 and f[30:34] == socket.inet_aton(dst):
+            icmp = f[14 + (f[14] & 15) * 4:]
+            if icmp[0] == 8: ident = struct.unpack("!H", icmp[4:6])[0]
+    seq = random.randrange(65536)
+    if v6:
+        echo = struct.pack("!BBHHH", 128, 0, 0, ident, seq) + bytes(16)
+        inner = struct.pack("!IHBB", 6 << 28, len(echo), 58, 64) + socket.inet_pton(fam, src) + socket.inet_pton(fam, dst)
+        # The kernel fills an ICMPv6 raw socket's checksum in.
+        s.sendto(struct.pack("!BBHI", 1, 3, 0, 0) + inner + echo, (to, 0))
+    else:
+        echo = struct.pack("!BBHHH", 8, 0, 0, ident, seq) + bytes(16)
+        inner = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(echo), 0, 0, 64, 1, 0, socket.inet_aton(src), socket.inet_aton(dst))
+        inner = inner[:10] + struct.pack("!H", csum(inner)) + inner[12:]
+        body = struct.pack("!BBHI", 3, 1, 0, 0) + inner + echo
+        s.sendto(body[:2] + struct.pack("!H", csum(body)) + body[4:], (to, 0))
+    n += 1
+    time.sleep(0.001)
+print("forged", n, "last identifier", ident, flush=True)
+"#;
+
+/// An echo responder that answers 300 ms late, IPv4 and IPv6 (raw sockets; the kernel's own
+/// answers are switched off).
+const LATE_ECHO: &str = r#"
+import socket, struct, threading, time
+def csum(b):
+    if len(b) % 2: b += b"\0"
+    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    while s >> 16: s = (s & 0xffff) + (s >> 16)
+    return ~s & 0xffff
+def serve(fam, proto, req, rep, ip_header):
+    s = socket.socket(fam, socket.SOCK_RAW, proto)
+    while True:
+        pkt, addr = s.recvfrom(4096)
+        icmp = pkt[(pkt[0] & 15) * 4:] if ip_header else pkt
+        if not icmp or icmp[0] != req: continue
+        out = bytes([rep, 0, 0, 0]) + icmp[4:]
+        if ip_header: out = out[:2] + struct.pack("!H", csum(out)) + out[4:]
+        time.sleep(0.3)
+        s.sendto(out, addr)
+threading.Thread(target=serve, args=(socket.AF_INET, socket.IPPROTO_ICMP, 8, 0, True), daemon=True).start()
+print("answering late", flush=True)
+serve(socket.AF_INET6, socket.IPPROTO_ICMPV6, 128, 129, False)
+"#;
+
+/// Hardening (#30, class 3): ICMP probes take only the errors about their own requests.
+/// The target answers 300 ms late; meanwhile the router, an
+/// on-link host, sprays forged "unreachable" errors quoting echoes to the target (the
+/// kernel hands such an error to a connected raw socket by its addresses alone): the probe
+/// still passes, IPv4 and IPv6. A real unreachable (the router's own, quoting the
+/// request) still fails the probe at once, with the kernel's reason.
+#[test]
+fn icmp_probe_ignores_forged_errors_and_keeps_real_ones() {
+    let Some(mut lab) = lab("icmp_probe_ignores_forged_errors_and_keeps_real_ones") else {
+        return;
+    };
+    let gw = lab.ns("gw").unwrap();
+    let rt = lab.ns("rt").unwrap();
+    let tgt = lab.ns("tgt").unwrap();
+    lab.veth(&gw, "eth0", &rt, "eth0").unwrap();
+    lab.veth(&rt, "eth1", &tgt, "eth0").unwrap();
+    for (ns, dev, addrs) in [
+        (&gw, "eth0", ["203.0.113.2/24", "2001:db8::2/64"]),
+        (&rt, "eth0", ["203.0.113.9/24", "2001:db8::9/64"]),
+        (&rt, "eth1", ["198.51.100.1/24", "2001:db8:1::1/64"]),
+        (&tgt, "eth0", ["198.51.100.9/24", "2001:db8:1::9/64"]),
+    ] {
+        for a in addrs {
+            ns.ip(&["addr", "add", a, "dev", dev, "nodad"]).unwrap();
+        }
+    }
+    gw.ip(&["route", "add", "198.51.100.0/24", "via", "203.0.113.9"])
+        .unwrap();
+    gw.ip(&[
+        "-6",
+        "route",
+        "add",
+        "2001:db8:1::/64",
+        "via",
+        "2001:db8::9",
+    ])
+    .unwrap();
+    tgt.ip(&["route", "add", "default", "via", "198.51.100.1"])
+        .unwrap();
+    tgt.ip(&["-6", "route", "add", "default", "via", "2001:db8:1::1"])
+        .unwrap();
+    for k in ["net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"] {
+        rt.exec(&["sysctl", "-qw", k]).unwrap();
+    }
+    // The target answers echoes 300 ms late (its kernel does not answer them; a raw socket
+    // does: this kernel has no sch_netem to delay them on the wire).
+    for k in [
+        "net.ipv4.icmp_echo_ignore_all=1",
+        "net.ipv6.icmp.echo_ignore_all=1",
+    ] {
+        tgt.exec(&["sysctl", "-qw", k]).unwrap();
+    }
+    lab.spawn(&tgt, "late", &["python3", "-c", LATE_ECHO])
+        .unwrap();
+    let d = lab.dir().to_path_buf();
+    // Both kinds of ICMP socket: raw (root, the namespace's default ping_group_range) and
+    // ping sockets (what systemd's sysctl defaults give every process on a host).
+    for (sockets, range) in [("raw", "1 0"), ("ping", "0 2147483647")] {
+        gw.exec(&[
+            "sysctl",
+            "-qw",
+            &format!("net.ipv4.ping_group_range={range}"),
+        ])
+        .unwrap();
+        for (family, src, dst) in [
+            ("IPv4", "203.0.113.2", "198.51.100.9"),
+            ("IPv6", "2001:db8::2", "2001:db8:1::9"),
+        ] {
+            let to = if family == "IPv4" {
+                "203.0.113.2"
+            } else {
+                "2001:db8::2"
+            };
+            let log = format!("forge-{sockets}-{family}");
+            // Neighbours resolved, and an identifier to sniff, before the forgeries start.
+            let _ = run_in(&gw, "ha-check", &["icmp", dst, "--timeout", "700ms"]);
+            lab.spawn(
+                &rt,
+                &log,
+                &["python3", "-c", FORGE_ICMP, src, dst, to, "3", "eth0"],
+            )
+            .unwrap();
+            std::thread::sleep(Duration::from_millis(500));
+            for _ in 0..3 {
+                let out = run_in(&gw, "ha-check", &["icmp", dst, "--timeout", "700ms"]);
+                let said = format!("{}{}", stdout(&out), stderr(&out));
+                assert_eq!(out.status.code(), Some(0), "{sockets} {family}: {said}");
+            }
+            let forged =
+                hakit_lab::wait_until(Duration::from_secs(5), Duration::from_millis(50), || {
+                    std::fs::read_to_string(d.join(format!("{log}.log")))
+                        .unwrap_or_default()
+                        .contains("forged")
+                });
+            assert!(
+                forged.is_some(),
+                "{sockets} {family}: the forger did not run"
+            );
+        }
+    }
+
+    // Real errors, from the router's own unreachable routes, fail the probe at once.
+    rt.ip(&["route", "add", "unreachable", "198.51.100.64/26"])
+        .unwrap();
+    rt.ip(&[
+        "-6",
+        "route",
+        "add",
+        "unreachable",
+        "2001:db8:1:0:8000::/65",
+    ])
+    .unwrap();
+    for (dst, says) in [
+        ("198.51.100.77", "No route to host"),
+        ("2001:db8:1:0:8000::7", "unreachable"),
+    ] {
+        let t0 = std::time::Instant::now();
+        let out = run_in(&gw, "ha-check", &["icmp", dst, "--timeout", "700ms"]);
+        let said = format!("{}{}", stdout(&out), stderr(&out));
+        assert_eq!(out.status.code(), Some(1), "{dst}: {said}");
+        assert!(said.contains(says), "{dst}: {said}");
+        assert!(
+            !said.contains("within"),
+            "{dst}: the real error was not taken ({:?}): {said}",
+            t0.elapsed()
+        );
+    }
+}

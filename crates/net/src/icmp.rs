@@ -6,6 +6,16 @@
 //! every ICMP packet the host receives unless connected (it is, to the target): replies are
 //! matched by identifier, sequence and a per-probe nonce in the payload, so parallel probes
 //! never take each other's replies.
+//!
+//! ICMP errors are matched the same way. The kernel hands an error to the socket by the
+//! quoted packet's identifier (ping sockets) or its addresses (a connected raw socket)
+//! alone, so any host that can send ICMP to the gateway could fail a probe with a forged
+//! "unreachable" quoting a guessed identifier or the well-known target. With
+//! `IP_RECVERR`/`IPV6_RECVERR` each error arrives on the error queue with the packet it
+//! quotes: it fails the round only when that packet is one of the round's own requests
+//! (identifier on raw sockets, sequence, and the nonce, which an off-path host cannot
+//! know). An error quoting fewer than 16 bytes of the request cannot be told from a
+//! forgery and is ignored: the round then ends at its timeout.
 
 use std::{
     net::{IpAddr, SocketAddr},
@@ -18,7 +28,10 @@ use anyhow::{bail, Context};
 use nix::{
     errno::Errno,
     poll::PollFlags,
-    sys::socket::{connect, recv, sendto, socket, MsgFlags, SockFlag, SockProtocol, SockType},
+    sys::socket::{
+        connect, recv, recvmsg, sendto, setsockopt, socket, sockopt, ControlMessageOwned, MsgFlags,
+        SockFlag, SockProtocol, SockType,
+    },
 };
 
 use crate::sock::{bind_to, family, sockaddr, wait};
@@ -63,16 +76,24 @@ fn open(target: IpAddr) -> anyhow::Result<Sock> {
         SockProtocol::IcmpV6
     };
     let flags = SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK;
-    match socket(family(target), SockType::Datagram, flags, proto) {
-        Ok(fd) => Ok(Sock { fd, raw: false }),
+    let s = match socket(family(target), SockType::Datagram, flags, proto) {
+        Ok(fd) => Sock { fd, raw: false },
         Err(Errno::EACCES | Errno::EPERM | Errno::EPROTONOSUPPORT) => {
             let fd = socket(family(target), SockType::Raw, flags, proto).context(
                 "ICMP: ping sockets not allowed (net.ipv4.ping_group_range) and no CAP_NET_RAW",
             )?;
-            Ok(Sock { fd, raw: true })
+            Sock { fd, raw: true }
         }
-        Err(e) => Err(e).context("open ICMP socket"),
+        Err(e) => return Err(e).context("open ICMP socket"),
+    };
+    // Errors on the error queue, with the packet they quote (see the module's notes).
+    if target.is_ipv4() {
+        setsockopt(&s.fd, sockopt::Ipv4RecvErr, &true)
+    } else {
+        setsockopt(&s.fd, sockopt::Ipv6RecvErr, &true)
     }
+    .context("ICMP socket: IP_RECVERR")?;
+    Ok(s)
 }
 
 /// Sends `count` echo requests to `target` and waits for any matching reply; returns the
@@ -136,7 +157,15 @@ impl Pinger {
     /// caller can wait for several probes in one poll (the monitor's tick).
     pub fn send(&self, count: u32) -> anyhow::Result<Round> {
         let mut buf = [0u8; 2048];
-        while recv(self.s.fd.as_raw_fd(), &mut buf, MsgFlags::empty()).is_ok() {}
+        loop {
+            match recv(self.s.fd.as_raw_fd(), &mut buf, MsgFlags::empty()) {
+                Ok(_) | Err(Errno::EINTR) => {}
+                Err(Errno::EAGAIN) => break,
+                // A pending error of an earlier round (its details are dropped below).
+                Err(_) => {}
+            }
+        }
+        let _ = self.own_error(None);
         let target = self.target;
         let id = (std::process::id() as u16) ^ SEQ.fetch_add(0x1111, Ordering::Relaxed);
         let nonce = nonce();
@@ -177,7 +206,8 @@ impl Pinger {
     }
 
     /// Reads what has arrived, without waiting: the round trip if a reply of `round` is
-    /// among it. An error queued on the socket (unreachable) is returned as such.
+    /// among it. An ICMP error that quotes one of the round's requests (unreachable) fails
+    /// it; any other error is dropped.
     pub fn read(&self, round: &Round) -> anyhow::Result<Option<Duration>> {
         let (s, target) = (&self.s, self.target);
         let rep = if target.is_ipv4() {
@@ -186,13 +216,29 @@ impl Pinger {
             ECHO_REPLY_V6
         };
         let mut buf = [0u8; 2048];
+        let mut errors = 0;
         loop {
             let n = match recv(s.fd.as_raw_fd(), &mut buf, MsgFlags::empty()) {
                 Ok(n) => n,
-                Err(Errno::EAGAIN) => return Ok(None),
+                Err(Errno::EAGAIN) => {
+                    return match self.own_error(Some(round)) {
+                        Some(e) => bail!("echo to {target}: {e}"),
+                        None => Ok(None),
+                    };
+                }
                 Err(Errno::EINTR) => continue,
-                // ICMP errors queued on the socket (unreachable) are reported here.
-                Err(e) => bail!("echo to {target}: {}", std::io::Error::from(e)),
+                // An ICMP error was queued (the socket's pending error, read once): whose
+                // it is, the error queue says.
+                Err(e) => {
+                    if let Some(e) = self.own_error(Some(round)) {
+                        bail!("echo to {target}: {e}");
+                    }
+                    errors += 1;
+                    if errors > 64 {
+                        bail!("echo to {target}: {}", std::io::Error::from(e));
+                    }
+                    continue;
+                }
             };
             // Raw IPv4 sockets deliver the IP header too.
             let off = if s.raw && target.is_ipv4() && n > 0 {
@@ -217,6 +263,63 @@ impl Pinger {
             }
             return Ok(Some(round.start.elapsed()));
         }
+    }
+
+    /// Empties the socket's error queue; returns the error (as the kernel names it) of the
+    /// first entry that quotes one of `round`'s requests. Every other entry is dropped:
+    /// an earlier round's, or a forgery.
+    fn own_error(&self, round: Option<&Round>) -> Option<String> {
+        let req = if self.target.is_ipv4() {
+            ECHO_REQUEST_V4
+        } else {
+            ECHO_REQUEST_V6
+        };
+        let mut found = None;
+        let mut buf = [0u8; 2048];
+        let mut cmsg = nix::cmsg_space!([u8; 256]);
+        for _ in 0..256 {
+            let (n, errno) = {
+                let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+                let Ok(m) = recvmsg::<()>(
+                    self.s.fd.as_raw_fd(),
+                    &mut iov,
+                    Some(&mut cmsg),
+                    MsgFlags::MSG_ERRQUEUE | MsgFlags::MSG_DONTWAIT,
+                ) else {
+                    break;
+                };
+                let errno = m.cmsgs().ok().and_then(|mut c| {
+                    c.find_map(|c| match c {
+                        ControlMessageOwned::Ipv4RecvErr(e, _)
+                        | ControlMessageOwned::Ipv6RecvErr(e, _) => {
+                            Some(i32::try_from(e.ee_errno).unwrap_or(0))
+                        }
+                        _ => None,
+                    })
+                });
+                (m.bytes, errno)
+            };
+            let (Some(round), Some(errno)) = (round, errno) else {
+                continue;
+            };
+            // The quoted request: its ICMP header and payload, as this socket sent them.
+            let q = &buf[..n.min(buf.len())];
+            let ours = q.len() >= 16
+                && q[0] == req
+                && (!self.s.raw || u16::from_be_bytes([q[4], q[5]]) == round.id)
+                && round.seqs.contains(&u16::from_be_bytes([q[6], q[7]]))
+                && q[8..16] == round.nonce;
+            if ours && found.is_none() {
+                found = Some(std::io::Error::from_raw_os_error(errno).to_string());
+            } else if !ours {
+                log::trace!(
+                    "ICMP error ({}) about echo to {} ignored: it quotes no request of this round",
+                    std::io::Error::from_raw_os_error(errno),
+                    self.target
+                );
+            }
+        }
+        found
     }
 
     /// The socket, to poll for [`Pinger::read`].
