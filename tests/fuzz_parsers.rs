@@ -56,6 +56,15 @@ const TOKENS: &[&str] = &[
     "FAULT",
     "STOP",
     "MASTER_RX_LOWER_PRI",
+    "hakit-peer 1 ",
+    "\n1 ",
+    "\n0 - ",
+    "4294967296",
+    "[profile ",
+    "role_arn = ",
+    "\"attrs\":",
+    "\"communities\":[",
+    "\"bgpState\":",
     "[[notify.instance]]",
     "[check]",
     "[[check.probe]]",
@@ -276,6 +285,61 @@ fn targets() -> Vec<Target> {
         }),
         ("url", seeds_from("", &["http://203.0.113.80:8080/generate_204", "https://[2001:db8::1]/x", "http://a@b/"]), |b| {
             let _ = hakit_check::http::parse_url(&text(b));
+        }),
+        // What a BGP speaker prints (gobgp and vtysh run as root children; their output is
+        // parsed for the announcement step, the bgp probe and status).
+        ("speaker-json", seeds_from("", &[
+            r#"{"203.0.113.10/32":[{"nlri":{"prefix":"203.0.113.10/32"},"age":1795901306,"best":true,"attrs":[{"type":1,"value":2},{"type":8,"communities":[4259840002]},{"type":3,"nexthop":"0.0.0.0"}],"stale":false}]}"#,
+            r#"{"prefix":"203.0.113.10/32","paths":[{"aspath":{"string":"65001"},"community":{"string":"65000:1","list":["65000:1"]},"peer":{"peerId":"2001:db8:ff::3"}},{"aspath":{"string":"Local"},"sourced":true,"local":true,"community":{"string":"no-export 65000:2","list":["no-export","65000:2"]}}]}"#,
+            r#"[{"conf":{"neighbor_address":"2001:db8:ff::1"},"state":{"session_state":6}},{"conf":{"neighbor_address":"2001:db8:ff::4"},"state":{"session_state":3}}]"#,
+            r#"{"2001:db8:ff::1":{"bgpState":"Established"},"2001:db8:ff::4":{"bgpState":"Active"}}"#,
+        ]), |b| {
+            let t = text(b);
+            let _ = hakit_bgp::parse_gobgp_rib(&t, "203.0.113.10/32");
+            let _ = hakit_bgp::parse_frr_prefix(&t);
+            let _ = hakit_bgp::parse_gobgp_neighbors(&t);
+            let _ = hakit_bgp::parse_frr_neighbors(&t);
+        }),
+        // The AWS shared credentials and config files (root's, but written by tools).
+        ("aws-ini", seeds_from("", &[
+            "[default]\naws_access_key_id = AKIDEXAMPLE\naws_secret_access_key = x\n\n[hakit]\naws_access_key_id = y\n",
+            "[default]\nregion = us-east-1\n\n[profile hakit]\nrole_arn = arn:aws:iam::1:role/r\nsource_profile = base\ns3 =\n  max_concurrent_requests = 2\n# c\n; c\n",
+        ]), |b| {
+            let t = text(b);
+            for config in [true, false] {
+                for (name, kv) in hakit_fip::aws_credentials::parse_ini(&t, config) {
+                    assert!(!name.contains('\n'), "a profile name with a newline: {name:?}");
+                    for (k, _) in kv {
+                        assert!(!k.contains('\n') && !k.contains('='), "a key {k:?}");
+                    }
+                }
+            }
+        }),
+        // The monitor's report to its peer, a UDP datagram from the sync link: the one
+        // network input that decides whether a node gives its role away.
+        ("peer-report", seeds_from("", &[
+            "hakit-peer 1 42 1\n1 5000 - gateway\n0 - 1200 ext-1\n- - - ext-2\n",
+            "hakit-peer 1 7 0\n",
+        ]), |b| {
+            if let Ok(r) = hakit_check::peer::Report::parse(b) {
+                // What parses, encodes back to something that parses to the same.
+                let again = hakit_check::peer::Report::parse(&r.encode()).expect("re-parse");
+                assert_eq!(again.encode(), r.encode());
+            }
+        }),
+        // The monitor's heartbeat file as nat-notify status reads it.
+        ("heartbeat", seeds_from("", &[
+            r#"{"pid":42,"at_ms":1764800000000,"healthy":false,"since_ms":1764799990000,"failing":["gateway: timeout"],"probes":3,"held":"the peer is unhealthy too"}"#,
+            r#"{"pid":1,"at_ms":18446744073709551615,"healthy":null,"since_ms":0,"failing":[],"probes":0}"#,
+        ]), |b| {
+            let _ = serde_json::from_slice::<hakit_core::heartbeat::Heartbeat>(b);
+            let dir = std::env::temp_dir().join(format!("hakit-fuzz-hb-{}", std::process::id()));
+            let _ = std::fs::create_dir_all(&dir);
+            let track = dir.join("uplink");
+            if std::fs::write(hakit_core::heartbeat::path(&track), b).is_ok() {
+                let (line, _) = hakit_notify::status::uplink_monitor(&track);
+                assert!(!line.contains('\n'), "a status line with a newline: {line:?}");
+            }
         }),
         // A DNS server's answer to the dns probe (the ID taken from the input itself, so
         // mutations reach past the ID check).

@@ -364,6 +364,15 @@ for n in a b; do
   done
 done
 ok "priorities under systemd: the monitor's probes SCHED_RR 10, keepalived SCHED_RR 20 from its drop-in, nat-notify normal"
+# Both long-running units sandboxed as shipped, as systemd itself rates them (the monitor
+# just proved its probes, real time and files work inside the walls; the watch does below).
+for u in hakit-monitor hakit-watch; do
+  score=$(inside a systemd-analyze security --no-pager "$u.service" 2>&1 | sed -n 's/.*Overall exposure level for [^:]*: \([0-9.]*\).*/\1/p')
+  [ -n "$score" ] && awk -v s="$score" 'BEGIN { exit !(s <= 4.5) }' \
+    || fail "$u.service: systemd-analyze security rates it ${score:-?} (want 4.5 or less)"
+  echo "systemd-lab: $u.service exposure $score"
+done
+ok "hakit-monitor and hakit-watch are sandboxed: systemd-analyze security 4.5 or less"
 # Metrics through node_exporter, as Prometheus would scrape them; files readable by it.
 scrape() { nsenter -t "$(leader "$1")" -n curl -sf --max-time 5 http://127.0.0.1:9100/metrics; }
 serves_check() { matches '^hakit_ha_check_healthy' scrape a; }

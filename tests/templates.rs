@@ -1018,3 +1018,124 @@ fn dashboard_is_valid_and_queries_only_real_metrics() {
         );
     }
 }
+
+/// Fuzzing `pair.values`, hakit-setup's one input (#30): the shipped values files with
+/// lines dropped, doubled and swapped, values replaced by hostile ones (shell syntax,
+/// control characters, out-of-range and malformed addresses, long strings) and names
+/// mixed up. Every run must end 0, 1 or 2 with no shell error, write nothing on a refusal,
+/// and never run what a value says (a `$(touch …)` marker). HAKIT_FUZZ_VALUES_SECONDS sets
+/// the budget (default 10); HAKIT_FUZZ_SEED replays a run.
+#[test]
+fn pair_values_survive_mutation() {
+    let seconds = env_number("HAKIT_FUZZ_VALUES_SECONDS", 10);
+    let seed = fuzz_seed();
+    eprintln!("pair.values fuzz: {seconds} s, HAKIT_FUZZ_SEED={seed}");
+    let mut rng = Rng(seed);
+    let dir = hakit_lab::TempDir::new("values-fuzz");
+    let marker = dir.join("pwned");
+    let hostile: Vec<String> = vec![
+        format!("$(touch {})", marker.display()),
+        format!("`touch {}`", marker.display()),
+        format!("x; touch {}", marker.display()),
+        "198.51.100.1/33".into(),
+        "198.51.100.256".into(),
+        "203.0.113.10 203.0.113.11".into(),
+        "2001:db8::1".into(),
+        "-1".into(),
+        "".into(),
+        " ".into(),
+        "eth0\tflush ruleset".into(),
+        "\"quoted\"".into(),
+        "a\\".into(),
+        "${PATH}".into(),
+        "*".into(),
+        "../../etc/passwd".into(),
+        "x".repeat(5000),
+        "é".into(),
+        "10.0.0.1".into(),
+        "0.0.0.0/0".into(),
+        "192.0.2.80 192.0.2.80".into(),
+    ];
+    let seeds: Vec<Vec<String>> = ["bare-metal", "aws", "digitalocean", "hetzner", "linode"]
+        .iter()
+        .map(|d| {
+            std::fs::read_to_string(format!("examples/{d}/pair.values"))
+                .unwrap()
+                .lines()
+                .map(str::to_string)
+                .collect()
+        })
+        .collect();
+    let start = std::time::Instant::now();
+    let mut runs = 0u32;
+    let mut codes = [0u32; 3];
+    while start.elapsed() < std::time::Duration::from_secs(seconds) || runs < 20 {
+        let mut lines = rng.pick(&seeds).clone();
+        for _ in 0..1 + rng.below(3) {
+            let i = rng.below(lines.len());
+            match rng.below(6) {
+                0 => {
+                    lines.remove(i);
+                }
+                1 => {
+                    let l = lines[i].clone();
+                    lines.insert(i, l);
+                }
+                2 => {
+                    let j = rng.below(lines.len());
+                    lines.swap(i, j);
+                }
+                3 | 4 => {
+                    if let Some((k, _)) = lines[i].clone().split_once('=') {
+                        lines[i] = format!("{k}={}", rng.pick(&hostile));
+                    }
+                }
+                _ => {
+                    let other = rng.pick(&seeds).clone();
+                    let j = rng.below(other.len());
+                    if let (Some((k, _)), Some((_, v))) =
+                        (lines[i].clone().split_once('='), other[j].split_once('='))
+                    {
+                        lines[i] = format!("{k}={v}");
+                    }
+                }
+            }
+        }
+        let values = dir.join("pair.values");
+        std::fs::write(&values, lines.join("\n") + "\n").unwrap();
+        let root = dir.join("root");
+        let _ = std::fs::remove_dir_all(&root);
+        let node = if rng.chance(2) { "a" } else { "b" };
+        let out = std::process::Command::new("scripts/hakit-setup")
+            .args(["--node", node, "--root"])
+            .arg(&root)
+            .arg(&values)
+            .output()
+            .unwrap();
+        let err = stderr(&out);
+        let replay = format!("HAKIT_FUZZ_SEED={seed}, run {runs}:\n{}", lines.join("\n"));
+        let code = out.status.code();
+        assert!(
+            matches!(code, Some(0..=2)),
+            "exit {code:?}: {err}\n{replay}"
+        );
+        for shell_error in [
+            "syntax error",
+            "unbound variable",
+            "command not found",
+            "bad substitution",
+            "integer expression",
+            "line ",
+        ] {
+            assert!(!err.contains(shell_error), "{shell_error}: {err}\n{replay}");
+        }
+        assert!(!marker.exists(), "a value was run as a command\n{replay}");
+        if code != Some(0) {
+            assert!(!root.exists(), "a refusal wrote files: {err}\n{replay}");
+            assert_eq!(err.trim().lines().count(), 1, "{err}\n{replay}");
+        }
+        codes[code.unwrap_or(0) as usize] += 1;
+        runs += 1;
+    }
+    eprintln!("pair.values fuzz: {runs} runs (exit 0/1/2: {codes:?})");
+}

@@ -696,11 +696,9 @@ fn probe_loop(
 /// by a process that still exists), else an error saying why.
 pub fn alive(track_file: &Path, max_age: Duration) -> anyhow::Result<Heartbeat> {
     let path = heartbeat_path(track_file);
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| anyhow::anyhow!("no heartbeat at {}: {e}", path.display()))?;
-    if text.len() > 64 * 1024 {
-        anyhow::bail!("{} is not a heartbeat (too large)", path.display());
-    }
+    // Never blocking (a FIFO in its place), at most 64 KiB.
+    let text = hakit_core::runtime::read_file(&path, 64 << 10, hakit_core::runtime::Trust::Config)
+        .map_err(|e| anyhow::anyhow!("no heartbeat at {}: {e:#}", path.display()))?;
     let hb: Heartbeat = serde_json::from_str(&text)
         .map_err(|e| anyhow::anyhow!("{} is not a heartbeat: {e}", path.display()))?;
     // A heartbeat dated in the future is not fresh: it says nothing about now (a clock

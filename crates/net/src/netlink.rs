@@ -109,6 +109,11 @@ pub struct Neighbour {
     pub state: String,
 }
 
+/// `RTM_F_FIB_MATCH` (linux/rtnetlink.h): a lookup answers the routing entry, not a clone.
+fn fib_match() -> RtmF {
+    RtmF::from_bits_retain(0x2000)
+}
+
 /// A route, as the kernel answers a lookup.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Route {
@@ -378,8 +383,10 @@ impl Netlink {
             .rtm_protocol(Rtprot::Unspec)
             .rtm_scope(RtScope::Universe)
             .rtm_type(Rtn::Unspec)
-            // RTM_F_FIB_MATCH (linux/rtnetlink.h; neli names it on glibc targets only).
-            .rtm_flags(RtmF::from_bits_truncate(0x2000))
+            // RTM_F_FIB_MATCH (linux/rtnetlink.h). neli names it on glibc targets only, and
+            // its from_bits_truncate drops the bit on musl (the static build): a lookup
+            // without it answers a cloned /32, never the route (the systemd lab saw it).
+            .rtm_flags(fib_match())
             .rtattrs(attrs)
             .build()?;
         match self.request(Rtm::Getroute, NlmF::empty(), msg, parse_route) {
@@ -610,6 +617,12 @@ fn parse_neigh(n: &Ndmsg) -> Option<Neighbour> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The flag survives on every target (the static musl build dropped it once).
+    #[test]
+    fn fib_match_flag_is_sent() {
+        assert_eq!(fib_match().bits(), 0x2000);
+    }
 
     /// Two next hops as the kernel encodes `nexthop via 203.0.113.5 dev #3 nexthop via
     /// 203.0.113.6 dev #4`; a truncated or lying length ends the parse, never panics.
