@@ -1,5 +1,5 @@
-//! fip-claim's Linode and Hetzner requests, validated by Prism against the providers' own
-//! OpenAPI documents (../shared/specs): Prism answers 422 to a request that breaks the
+//! fip-claim's Linode, Hetzner and DigitalOcean requests, validated by Prism against the
+//! providers' own OpenAPI documents (../shared/specs): Prism answers 422 to a request that breaks the
 //! spec, and then these tests fail. The specs' example responses are not real state, so
 //! each run ends at fip-claim's read-back ("the change is not visible"), after the write
 //! was accepted. Prism ignores `format: ip`; fip-claim only ever sends parsed addresses.
@@ -158,18 +158,68 @@ fn hetzner_assign_matches_the_spec() {
     );
 }
 
+/// DigitalOcean's Reserved IPs and reserved IPv6, against DigitalOcean's own document: the
+/// assign action on each (`/v2/reserved_ips/{ip}/actions`, `/v2/reserved_ipv6/{ip}/actions`).
+#[test]
+fn digitalocean_assign_matches_the_spec() {
+    let Some(p) = prism(
+        "digitalocean_assign_matches_the_spec",
+        "digitalocean-openapi.yaml",
+    ) else {
+        return;
+    };
+    let base = format!("{}/v2", p.1);
+    check(
+        &p,
+        "digitalocean",
+        "DIGITALOCEAN_TOKEN",
+        &base,
+        &["--ip", "192.0.2.1"],
+        "/v2/reserved_ips/192.0.2.1/actions",
+    );
+    check(
+        &p,
+        "digitalocean",
+        "DIGITALOCEAN_TOKEN",
+        &base,
+        &["--ip", "2001:db8::1"],
+        "/v2/reserved_ipv6/2001:db8::1/actions",
+    );
+}
+
 /// hakit's own fake provider answers as the providers' specs say: Prism's validating proxy
-/// stands between fip-claim and the fake, and any request or answer that breaks Linode's or
-/// Hetzner's document fails the run (the fake cannot drift from the real API unnoticed).
+/// stands between fip-claim and the fake, and any request or answer that breaks Linode's,
+/// Hetzner's or DigitalOcean's document fails the run (the fake cannot drift from the real API unnoticed).
 #[test]
 fn the_fake_provider_answers_as_the_specs_say() {
-    for (provider, spec, env, prefix) in [
-        ("linode", "linode-openapi.yaml", "LINODE_TOKEN", "/v4"),
+    for (provider, spec, env, prefix, ip) in [
+        (
+            "linode",
+            "linode-openapi.yaml",
+            "LINODE_TOKEN",
+            "/v4",
+            "203.0.113.10",
+        ),
+        (
+            "digitalocean",
+            "digitalocean-openapi.yaml",
+            "DIGITALOCEAN_TOKEN",
+            "/v2",
+            "203.0.113.10",
+        ),
+        (
+            "digitalocean",
+            "digitalocean-openapi.yaml",
+            "DIGITALOCEAN_TOKEN",
+            "/v2",
+            "2001:db8::10",
+        ),
         (
             "hetzner",
             "hetzner-cloud-openapi.unofficial.json",
             "HCLOUD_TOKEN",
             "/v1",
+            "203.0.113.10",
         ),
     ] {
         let port = TcpListener::bind("127.0.0.1:0")
@@ -185,7 +235,7 @@ fn the_fake_provider_answers_as_the_specs_say() {
                     "--provider",
                     provider,
                     "--ip",
-                    "203.0.113.10",
+                    ip,
                     "--owner",
                     "2",
                     "--node",
@@ -200,8 +250,9 @@ fn the_fake_provider_answers_as_the_specs_say() {
                 .spawn()
                 .unwrap(),
         );
-        // Linode's document lists its paths under /v4, Hetzner's under the server's /v1.
-        let (upstream, base) = if provider == "linode" {
+        // Linode's and DigitalOcean's documents list their paths under /v4 and /v2,
+        // Hetzner's under the server's /v1.
+        let (upstream, base) = if provider != "hetzner" {
             (fake_url.clone(), None)
         } else {
             (format!("{fake_url}{prefix}"), Some(()))
@@ -222,7 +273,7 @@ fn the_fake_provider_answers_as_the_specs_say() {
                 "--provider",
                 provider,
                 "--ip",
-                "203.0.113.10",
+                ip,
                 "--instance-id",
                 "1",
                 "--peer",

@@ -1,6 +1,13 @@
-//! DigitalOcean Reserved IPs: `POST /reserved_ips/{ip}/actions {"type":"assign",
-//! "droplet_id":n}`, then poll the action to `completed`. This droplet's ID comes from the
-//! metadata service (`/metadata/v1/id`) unless given.
+//! DigitalOcean Reserved IPs and reserved IPv6: `POST /reserved_ips/{ip}/actions` (or
+//! `/reserved_ipv6/{ip}/actions`) `{"type":"assign","droplet_id":n}`, then poll the action
+//! to `completed` (`/reserved_ips/{ip}/actions/{id}`; the IPv6 resource has no such path, so
+//! `/actions/{id}`). This droplet's ID comes from the metadata service (`/metadata/v1/id`)
+//! unless given. Every request is checked against DigitalOcean's own OpenAPI document
+//! (`tests/fip_claim_specs.rs`, through Prism).
+//!
+//! A token needs the custom scopes `reserved_ip:read`, `reserved_ip:update`, `droplet:read`
+//! (the document: without it the reserved IP's `droplet` is left out, and the holder would
+//! look like nobody) and, for reserved IPv6, `actions:read`.
 
 use std::{net::IpAddr, thread, time::Duration};
 
@@ -60,6 +67,16 @@ impl DigitalOcean {
         })
     }
 
+    /// The API's collection and object key for this address: `reserved_ips`/`reserved_ip`,
+    /// or `reserved_ipv6`/`reserved_ipv6`.
+    fn resource(&self) -> (&'static str, &'static str) {
+        if self.ip.is_ipv6() {
+            ("reserved_ipv6", "reserved_ipv6")
+        } else {
+            ("reserved_ips", "reserved_ip")
+        }
+    }
+
     fn get(&self, c: &Client, path: &str, call: &str) -> anyhow::Result<Value> {
         json(
             c,
@@ -91,9 +108,9 @@ impl Provider for DigitalOcean {
     }
 
     fn read(&mut self, c: &Client, me: &str) -> anyhow::Result<Held> {
-        let ip = self.ip;
-        let info = self.get(c, &format!("/reserved_ips/{ip}"), "GET /reserved_ips/{ip}")?;
-        let holder = info["reserved_ip"]["droplet"]["id"].as_u64();
+        let (ip, (path, key)) = (self.ip, self.resource());
+        let info = self.get(c, &format!("/{path}/{ip}"), &format!("GET /{path}/{{ip}}"))?;
+        let holder = info[key]["droplet"]["id"].as_u64();
         Ok(Held {
             ip: Some(ip),
             what: ip.to_string(),
@@ -114,11 +131,12 @@ impl Provider for DigitalOcean {
             return Ok(());
         }
         let (ip, me_n): (IpAddr, u64) = (self.ip, me.parse()?);
+        let (path, _) = self.resource();
         let req = api(
             "POST",
             &self.base,
-            &format!("/reserved_ips/{ip}/actions"),
-            "POST /reserved_ips/{ip}/actions",
+            &format!("/{path}/{ip}/actions"),
+            &format!("POST /{path}/{{ip}}/actions"),
             &self.token,
         )
         .header("Content-Type", "application/json")
@@ -136,11 +154,15 @@ impl Provider for DigitalOcean {
             .to_string();
         while status == "in-progress" {
             thread::sleep(Duration::from_millis(200));
-            let a = self.get(
-                c,
-                &format!("/reserved_ips/{ip}/actions/{id}"),
-                "GET /reserved_ips/{ip}/actions/{id}",
-            )?;
+            let a = if ip.is_ipv6() {
+                self.get(c, &format!("/actions/{id}"), "GET /actions/{id}")?
+            } else {
+                self.get(
+                    c,
+                    &format!("/reserved_ips/{ip}/actions/{id}"),
+                    "GET /reserved_ips/{ip}/actions/{id}",
+                )?
+            };
             status = a["action"]["status"]
                 .as_str()
                 .unwrap_or("in-progress")
