@@ -215,6 +215,31 @@ fn hetzner_and_digitalocean_poll_their_actions() {
         ),
     ] {
         let f = fake(provider, 5, 4, &[]);
+        // --check: 1 says "the peer owns it", read from the API...
+        let out = claim(provider, &f, &["--check"]);
+        assert_eq!(out.status.code(), Some(1), "{provider}: {}", stderr(&out));
+        // ...and 3 says "could not tell" (the API does not answer): never 1, on which a
+        // runbook would hand the role over.
+        let out = run_host(
+            "fip-claim",
+            &[
+                "--provider",
+                provider,
+                "--ip",
+                "203.0.113.10",
+                "--instance-id",
+                "5",
+                "--endpoint-url",
+                "http://127.0.0.1:9/api",
+                "--syslog-socket",
+                "/nonexistent",
+                "--deadline",
+                "2s",
+                "--check",
+            ],
+            &[(token_env(provider), "fake-token")],
+        );
+        assert_eq!(out.status.code(), Some(3), "{provider}: {}", stderr(&out));
         let out = claim(provider, &f, &["--peer", "4"]);
         assert_eq!(out.status.code(), Some(0), "{provider}: {}", stderr(&out));
         let polls = f.requests().iter().filter(|r| r.starts_with(poll)).count();

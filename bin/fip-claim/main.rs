@@ -64,6 +64,12 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
             hakit_core::logging::report_fatal(IDENT, &e);
             return Ok(Exit::Partial);
         }
+        // --check could not tell (the API or metadata did not answer): 3, never 1, which
+        // says "not the owner" and would make a runbook hand the role over on a blip.
+        Err(e) if mode == Mode::Check && Exit::of_error(&e) != Exit::Usage => {
+            hakit_core::logging::report_fatal(IDENT, &e);
+            return Ok(Exit::Partial);
+        }
         Err(e) => return Err(e),
     };
     if cli.json {

@@ -14,7 +14,8 @@ pub const IDENT: &str = "fip-claim";
 ///
 /// A node that already owns the IP makes no write and says "already converged". An IP held
 /// by a node outside the pair (--peer) is refused unless --force: that is also the
-/// shell's forced failover. --check only reads: exit 0 if this node owns the IP, 1 if not.
+/// shell's forced failover. --check only reads: exit 0 if this node owns the IP, 1 if not,
+/// 3 if it could not tell.
 /// Credentials come from the environment or files, never from the command line.
 #[derive(Debug, Parser)]
 #[command(name = IDENT, version = hakit_core::version!(), after_help = AFTER_HELP)]
@@ -80,7 +81,7 @@ pub struct Cli {
     /// Attempts per request (429, 5xx, throttling and transport errors are retried) [default: 5]
     #[arg(long, env = "HAKIT_FIP_ATTEMPTS", value_name = "N")]
     pub attempts: Option<u32>,
-    /// Read-only: exit 0 if this node owns the IP, 1 if not
+    /// Read-only: exit 0 if this node owns the IP, 1 if not, 3 if it could not tell
     #[arg(long, conflicts_with = "release")]
     pub check: bool,
     /// Linode: remove the IP from this node's shared set
@@ -115,4 +116,5 @@ Exit codes:
   0  this node owns the IP (claimed, or already converged; --check: owns it)
   1  the claim failed (--check: this node does not own the IP)
   2  usage error, or refused: the IP belongs to a node outside the pair (use --force)
-  3  partially applied: some changes were made and a later one failed (listed)";
+  3  partially applied: some changes were made and a later one failed (listed);
+     --check: could not tell (the provider or metadata service did not answer)";
