@@ -292,9 +292,10 @@ fn credentials_from_the_shared_file() {
         ],
     );
     assert_exit(&out, 0, "");
-    // The default profile holds wrong keys: moto refuses the signature.
+    // The default profile holds wrong keys: moto refuses the signature (--check could not
+    // tell: 3).
     let out = run_host("fip-claim", &args, &[("AWS_SHARED_CREDENTIALS_FILE", &f)]);
-    assert_exit(&out, 1, "AuthFailure");
+    assert_exit(&out, 3, "AuthFailure");
 
     // Hardening (#30, class 5): the file says who fip-claim acts as, so it is checked as a
     // token file is: not readable by others, not a link, not a FIFO (which would hang the
@@ -432,11 +433,12 @@ fn credentials_from_role_profiles_and_web_identity() {
         run_host("fip-claim", &argv, &env)
     };
 
-    // The base user may only assume the role: with its own keys moto refuses EC2.
+    // The base user may only assume the role: with its own keys moto refuses EC2 (--check
+    // could not tell: 3).
     let out = with(&[("AWS_PROFILE", "base")]);
     assert_exit(
         &out,
-        1,
+        3,
         "user/base is not authorized to perform: ec2:DescribeAddresses",
     );
 
@@ -495,7 +497,7 @@ fn credentials_from_role_profiles_and_web_identity() {
         ("missing", "AWS_PROFILE=\"missing\": no such profile in"),
     ] {
         let out = with(&[("AWS_PROFILE", profile)]);
-        assert_eq!(out.status.code(), Some(1), "{profile}: {}", stderr(&out));
+        assert_eq!(out.status.code(), Some(3), "{profile}: {}", stderr(&out));
         assert!(stderr(&out).contains(says), "{profile}: {}", stderr(&out));
     }
 }

@@ -627,3 +627,49 @@ fn hetzner_pages_contains_waits_for_the_reset_and_follows_a_running_assign() {
         .count();
     assert_eq!(posts, 1, "a second assign was started: {:?}", f.requests());
 }
+
+/// Every provider's metadata error names the provider, the URL asked and the likely cause
+/// (#32): "metadata instance-id: timeout: connect" was all an operator got before.
+#[test]
+fn metadata_errors_name_the_provider_the_url_and_the_cause() {
+    for (provider, path, cause) in [
+        ("aws", "/latest/api/token", "IMDS hop limit"),
+        ("linode", "/v1/token", "Metadata service"),
+        (
+            "hetzner",
+            "/hetzner/v1/metadata/instance-id",
+            "Hetzner Cloud server",
+        ),
+        ("digitalocean", "/metadata/v1/id", "is this a droplet"),
+    ] {
+        let out = run_host(
+            "fip-claim",
+            &[
+                "--provider",
+                provider,
+                "--ip",
+                "203.0.113.10",
+                "--metadata-url",
+                "http://127.0.0.1:9",
+                "--endpoint-url",
+                "http://127.0.0.1:9/api",
+                "--syslog-socket",
+                "/nonexistent",
+                "--deadline",
+                "1s",
+                "--check",
+            ],
+            &[(token_env(provider), "fake-token")],
+        );
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(3), "{provider}: {err}");
+        for says in [
+            format!("{provider} metadata service"),
+            format!("http://127.0.0.1:9{path}"),
+            cause.to_string(),
+            "--instance-id".into(),
+        ] {
+            assert!(err.contains(&says), "{provider}: no {says:?} in: {err}");
+        }
+    }
+}

@@ -81,11 +81,14 @@ impl<'a> Imds<'a> {
     pub(crate) fn open(client: &'a Client, base: &str) -> anyhow::Result<Imds<'a>> {
         let base = base.trim_end_matches('/').to_string();
         let req = Request::new("PUT", format!("{base}/latest/api/token"), "token")
-            .metadata()
+            .metadata("aws")
             .header("X-aws-ec2-metadata-token-ttl-seconds", "300");
         let r = client.send(&req, crate::http::retry_status)?;
         if r.status != 200 || r.body.trim().is_empty() {
-            bail!("aws IMDSv2 PUT /latest/api/token: HTTP {}", r.status);
+            return Err(crate::http::metadata_hint(
+                &req,
+                anyhow::anyhow!("IMDSv2 session token: HTTP {}", r.status),
+            ));
         }
         Ok(Imds {
             client,
@@ -101,11 +104,14 @@ impl<'a> Imds<'a> {
             format!("{}/latest/meta-data/{path}", self.base),
             format!("GET meta-data/{path}"),
         )
-        .metadata()
+        .metadata("aws")
         .secret("X-aws-ec2-metadata-token", self.token.clone());
         let r = self.client.send(&req, crate::http::retry_status)?;
         if r.status != 200 {
-            bail!("aws IMDS GET meta-data/{path}: HTTP {}", r.status);
+            return Err(crate::http::metadata_hint(
+                &req,
+                anyhow::anyhow!("HTTP {}", r.status),
+            ));
         }
         Ok(r.body)
     }

@@ -16,7 +16,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use anyhow::{anyhow, bail};
+use anyhow::anyhow;
 use hakit_core::debug;
 use hakit_core::usage_error;
 use log::warn;
@@ -225,14 +225,18 @@ pub struct Request {
     pub call: String,
     /// Never through a proxy (instance metadata: see [`Request::metadata`]).
     pub direct: bool,
+    /// The provider whose instance metadata service this asks (errors then say where,
+    /// and what usually causes it).
+    pub metadata_of: Option<&'static str>,
 }
 
 impl Request {
     /// An instance-metadata request: sent straight to the metadata service, never through
     /// `HTTPS_PROXY`/`HTTP_PROXY`/`ALL_PROXY` (which the API calls honour, with `NO_PROXY`):
     /// a proxy would answer with its own host's metadata, or see an IMDSv2 token.
-    pub fn metadata(mut self) -> Request {
+    pub fn metadata(mut self, provider: &'static str) -> Request {
         self.direct = true;
+        self.metadata_of = Some(provider);
         self
     }
 
@@ -243,6 +247,7 @@ impl Request {
             headers: Vec::new(),
             secret_headers: Vec::new(),
             body: None,
+            metadata_of: None,
             call: call.into(),
             direct: false,
         }
@@ -418,7 +423,10 @@ impl Client {
         loop {
             attempt += 1;
             if Instant::now() >= self.deadline {
-                bail!("{}: deadline passed before attempt {attempt}", req.call);
+                return Err(metadata_hint(
+                    req,
+                    anyhow!("{}: deadline passed before attempt {attempt}", req.call),
+                ));
             }
             let t = Instant::now();
             let result = self.once(req);
@@ -444,7 +452,10 @@ impl Client {
             if !again || attempt >= self.max_attempts || Instant::now() + delay >= self.deadline {
                 return match result {
                     Ok(r) => Ok(r),
-                    Err(e) => Err(anyhow!("{}: {e} (after {attempt} attempt(s))", req.call)),
+                    Err(e) => Err(metadata_hint(
+                        req,
+                        anyhow!("{}: {e} (after {attempt} attempt(s))", req.call),
+                    )),
                 };
             }
             warn!(
@@ -454,6 +465,30 @@ impl Client {
             );
             thread::sleep(delay);
         }
+    }
+}
+
+/// What usually keeps a provider's instance metadata service from answering.
+pub fn metadata_cause(provider: &str) -> &'static str {
+    match provider {
+        "aws" => "is this an EC2 instance? In a container the IMDS hop limit must be 2 or more (HttpPutResponseHopLimit); with IMDS off, give --instance-id, --eni and --region (or AWS_REGION) and credentials another way",
+        "linode" => "is this a Linode, in a region with the Metadata service? Or give --instance-id (the Linode's ID)",
+        "hetzner" => "is this a Hetzner Cloud server? Or give --instance-id (the server's ID)",
+        "digitalocean" => "is this a droplet? Or give --instance-id (the droplet's ID)",
+        _ => "is this an instance of that provider? Or give --instance-id",
+    }
+}
+
+/// An error of a metadata request, with the provider, the URL and the likely cause.
+pub fn metadata_hint(req: &Request, e: anyhow::Error) -> anyhow::Error {
+    match req.metadata_of {
+        Some(p) => anyhow!(
+            "{p} metadata service {} {}: {e:#}: {}",
+            req.method,
+            req.url,
+            metadata_cause(p)
+        ),
+        None => e,
     }
 }
 
@@ -579,7 +614,7 @@ mod tests {
         let url = format!("http://127.0.0.1:{port}/v1/token");
         let meta = client
             .send(
-                &Request::new("PUT", url.as_str(), "token").metadata(),
+                &Request::new("PUT", url.as_str(), "token").metadata("aws"),
                 |_| false,
             )
             .unwrap();

@@ -9,7 +9,7 @@
 
 use std::net::IpAddr;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use serde_json::{json, Value};
 
 use crate::{
@@ -57,26 +57,31 @@ pub struct Options {
 
 fn own_id(client: &Client, base: &str) -> anyhow::Result<u64> {
     let base = base.trim_end_matches('/');
-    let t = client.send(
-        &Request::new("PUT", format!("{base}/v1/token"), "metadata PUT /v1/token")
-            .metadata()
-            .header("Metadata-Token-Expiry-Seconds", "300"),
-        retry_status,
-    )?;
+    let req = Request::new("PUT", format!("{base}/v1/token"), "metadata PUT /v1/token")
+        .metadata("linode")
+        .header("Metadata-Token-Expiry-Seconds", "300");
+    let t = client.send(&req, retry_status)?;
     if t.status != 200 {
-        bail!("linode metadata PUT /v1/token: HTTP {}", t.status);
+        return Err(crate::http::metadata_hint(
+            &req,
+            anyhow::anyhow!("HTTP {}", t.status),
+        ));
     }
-    let r = client.send(
-        &Request::new(
-            "GET",
-            format!("{base}/v1/instance"),
-            "metadata GET /v1/instance",
-        )
-        .metadata()
-        .secret("Metadata-Token", t.body.trim().to_string())
-        .header("Accept", "application/json"),
-        retry_status,
-    )?;
+    let req = Request::new(
+        "GET",
+        format!("{base}/v1/instance"),
+        "metadata GET /v1/instance",
+    )
+    .metadata("linode")
+    .secret("Metadata-Token", t.body.trim().to_string())
+    .header("Accept", "application/json");
+    let r = client.send(&req, retry_status)?;
+    if r.status != 200 {
+        return Err(crate::http::metadata_hint(
+            &req,
+            anyhow::anyhow!("HTTP {}", r.status),
+        ));
+    }
     let v: Value =
         serde_json::from_str(&r.body).context("linode metadata GET /v1/instance: not JSON")?;
     v["id"]

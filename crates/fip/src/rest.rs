@@ -131,18 +131,22 @@ pub fn metadata_id(
     client: &Client,
     base: &str,
     path: &str,
-    name: &str,
+    name: &'static str,
     what: &str,
 ) -> anyhow::Result<u64> {
-    let r = client.send(
-        &Request::new(
-            "GET",
-            format!("{}{path}", base.trim_end_matches('/')),
-            format!("metadata {what}"),
-        )
-        .metadata(),
-        crate::http::retry_status,
-    )?;
+    let req = Request::new(
+        "GET",
+        format!("{}{path}", base.trim_end_matches('/')),
+        format!("metadata {what}"),
+    )
+    .metadata(name);
+    let r = client.send(&req, crate::http::retry_status)?;
+    if r.status != 200 {
+        return Err(crate::http::metadata_hint(
+            &req,
+            anyhow::anyhow!("HTTP {}", r.status),
+        ));
+    }
     r.body.trim().parse().with_context(|| {
         format!(
             "{name} metadata: {what} {:?} is not a number",
