@@ -168,6 +168,27 @@ fn linode_shares_the_union_and_releases_only_the_floating_ip() {
         "a converged run wrote"
     );
     assert_eq!(claim("linode", &f, &["--check"]).status.code(), Some(0));
+    // --check also says, read-only, whether the peer has the address (assigned or shared):
+    // peer 1 holds it; a node outside the pair's share set does not.
+    let writes = |f: &Fake| {
+        f.requests()
+            .iter()
+            .filter(|r| r.starts_with("POST"))
+            .count()
+    };
+    let before = writes(&f);
+    let out = claim("linode", &f, &["--check", "--peer", "1", "--peer", "3"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        json_of(&out)["peers_have"],
+        serde_json::json!({"1": true, "3": false})
+    );
+    assert!(
+        stderr(&out).contains("NOT on peer 3: a failover cannot move it there"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(writes(&f), before, "--check wrote");
     // Release removes only the floating IP.
     let out = claim("linode", &f, &["--release"]);
     assert_exit(&out, 0, "");

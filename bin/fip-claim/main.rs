@@ -92,6 +92,17 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
                 .as_deref()
                 .map_or(String::new(), |a| format!("; announced {a}"))
         );
+        for (peer, has) in out.peers_have.iter().flatten() {
+            if *has {
+                log::info!(
+                    "{ip}: on peer {peer} too (assigned or shared): a failover can move it there"
+                );
+            } else {
+                log::warn!(
+                    "{ip}: NOT on peer {peer}: a failover cannot move it there (fip-claim --peer {peer} on the node that has it shares it)"
+                );
+            }
+        }
         return Ok(if out.owned { Exit::Ok } else { Exit::Failed });
     }
     if out.already_converged {

@@ -189,23 +189,33 @@ impl Provider for Linode {
     /// With a BGP speaker, IP Sharing only authorises; the route servers follow the
     /// announcement. The role is read first (local, no API): a node that does not announce
     /// primary does not get the traffic, whatever the API says.
-    fn check(&mut self, c: &Client, me: &str) -> anyhow::Result<Option<Checked>> {
-        let Some(sp) = &self.o.speaker else {
-            return Ok(None);
-        };
-        let (_, seen) = sp
-            .read_ip(self.ip, &hakit_core::exec::never)
-            .context("linode")?;
-        let announced = Some(sp.describe(&seen));
-        if !sp.is(&seen, hakit_bgp::Target::Announce(hakit_bgp::Role::Primary)) {
-            return Ok(Some(Checked {
-                owned: false,
-                announced,
-            }));
+    /// Read-only: this node's role (the speaker's announced role, where there is one; else
+    /// the holder and the share set), and whether each peer has the address too.
+    fn check(&mut self, c: &Client, me: &str, peers: &[String]) -> anyhow::Result<Option<Checked>> {
+        let ip_s = self.ip.to_string();
+        let holder = self.holder(c)?.map(|h| h.to_string());
+        let mut peers_have = std::collections::BTreeMap::new();
+        for p in peers {
+            let has =
+                holder.as_deref() == Some(p.as_str()) || self.shared_now(c, p)?.contains(&ip_s);
+            peers_have.insert(p.clone(), has);
         }
-        let owned = self.shared_now(c, me)?.contains(&self.ip.to_string())
-            || self.holder(c)?.is_some_and(|h| h.to_string() == me);
-        Ok(Some(Checked { owned, announced }))
+        let on_me = holder.as_deref() == Some(me) || self.shared_now(c, me)?.contains(&ip_s);
+        let (owned, announced) = match &self.o.speaker {
+            Some(sp) => {
+                let (_, seen) = sp
+                    .read_ip(self.ip, &hakit_core::exec::never)
+                    .context("linode")?;
+                let primary = sp.is(&seen, hakit_bgp::Target::Announce(hakit_bgp::Role::Primary));
+                (primary && on_me, Some(sp.describe(&seen)))
+            }
+            None => (on_me, None),
+        };
+        Ok(Some(Checked {
+            owned,
+            announced,
+            peers_have: (!peers.is_empty()).then_some(peers_have),
+        }))
     }
 
     fn read(&mut self, c: &Client, me: &str) -> anyhow::Result<Held> {

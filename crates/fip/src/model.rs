@@ -67,6 +67,10 @@ pub struct Report {
     /// Where a BGP speaker announces the address: its role ("primary (65000:1)").
     #[serde(skip_serializing_if = "Option::is_none")]
     pub announced: Option<String>,
+    /// `--check` on Linode: each peer, and whether the address is on it (assigned or
+    /// shared), so that a failover can move it there.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peers_have: Option<std::collections::BTreeMap<String, bool>>,
     /// Writes performed (or, with --dry-run, that would be).
     pub changed: Vec<String>,
     /// --dry-run: the exact requests that would be sent, secrets redacted.

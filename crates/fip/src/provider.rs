@@ -103,10 +103,13 @@ pub struct Shape {
 }
 
 /// What `--check` found when the provider answers it otherwise than by the holder (Linode
-/// with a BGP speaker: the announced role decides).
+/// with a BGP speaker: the announced role decides), and what else it read.
 pub struct Checked {
     pub owned: bool,
     pub announced: Option<String>,
+    /// Each peer, and whether the address is on it (assigned or shared) so that a
+    /// failover can move it there (Linode's IP Sharing).
+    pub peers_have: Option<std::collections::BTreeMap<String, bool>>,
 }
 
 /// One cloud's floating IP.
@@ -117,8 +120,14 @@ pub trait Provider {
     /// flow asks once per run, a provider may keep it for the session.
     fn me(&mut self, c: &Client) -> anyhow::Result<String>;
 
-    /// `--check` by another authority than [`Provider::read`]; `None`: the holder decides.
-    fn check(&mut self, _c: &Client, _me: &str) -> anyhow::Result<Option<Checked>> {
+    /// `--check` by another authority than [`Provider::read`] (read-only); `None`: the
+    /// holder decides.
+    fn check(
+        &mut self,
+        _c: &Client,
+        _me: &str,
+        _peers: &[String],
+    ) -> anyhow::Result<Option<Checked>> {
         Ok(None)
     }
 
@@ -167,10 +176,11 @@ pub fn run(
         ..Report::default()
     };
     if mode == Mode::Check {
-        if let Some(ck) = p.check(c, &me)? {
+        if let Some(ck) = p.check(c, &me, peers)? {
             out.owned = ck.owned;
             out.already_converged = ck.owned;
             out.announced = ck.announced;
+            out.peers_have = ck.peers_have;
             out.calls = c.calls();
             return Ok(out);
         }
