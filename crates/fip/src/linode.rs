@@ -212,6 +212,8 @@ impl Provider for Linode {
             None => (on_me, None),
         };
         Ok(Some(Checked {
+            ip: Some(self.ip),
+            holder,
             owned,
             announced,
             peers_have: (!peers.is_empty()).then_some(peers_have),

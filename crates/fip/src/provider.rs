@@ -105,6 +105,9 @@ pub struct Shape {
 /// What `--check` found when the provider answers it otherwise than by the holder (Linode
 /// with a BGP speaker: the announced role decides), and what else it read.
 pub struct Checked {
+    pub ip: Option<std::net::IpAddr>,
+    /// Who holds the address at the provider (`None`: nobody).
+    pub holder: Option<String>,
     pub owned: bool,
     pub announced: Option<String>,
     /// Each peer, and whether the address is on it (assigned or shared) so that a
@@ -181,6 +184,8 @@ pub fn run(
             out.already_converged = ck.owned;
             out.announced = ck.announced;
             out.peers_have = ck.peers_have;
+            out.ip = ck.ip;
+            out.owner_before = ck.holder;
             out.calls = c.calls();
             return Ok(out);
         }
