@@ -150,7 +150,7 @@ chaos: deps static
 	$(CARGO) build --release --target $(MUSL) -p hakit-lab
 	$(STATIC_DIR)/hakit-chaos --bin-dir $(STATIC_DIR) --out-dir target/chaos
 	HAKIT_CHAOS_SOAK_SECONDS=$${HAKIT_CHAOS_SOAK_SECONDS:-180} \
-	  $(STATIC_DIR)/hakit-chaos --bin-dir $(STATIC_DIR) --out-dir target/chaos --lab monitor --only wan-down,gateway-dead,path-dead,shared-blip,monitor-killed,soak
+	  $(STATIC_DIR)/hakit-chaos --bin-dir $(STATIC_DIR) --out-dir target/chaos --lab monitor --only wan-down,gateway-dead,path-dead,shared-blip,vrrp-cut,monitor-killed,soak
 	$(STATIC_DIR)/hakit-chaos --bin-dir $(STATIC_DIR) --out-dir target/chaos --lab linode
 	$(STATIC_DIR)/hakit-chaos --bin-dir $(STATIC_DIR) --out-dir target/chaos --lab linode-frr
 
@@ -160,13 +160,15 @@ bench: deps static
 	$(CARGO) build --release --target $(MUSL) -p hakit-lab
 	target/release/hakit-bench --static-dir $(STATIC_DIR) --out BENCHMARKS.md
 
-# Only the uplink monitor's soak (the last scenario of make chaos, 180 s there): 2% loss
-# and 5 ms +- 5 ms of delay on each node's WAN and LAN (VRRP) egress, a CPU hog in each
-# node, ten keepalived reloads, for HAKIT_CHAOS_SOAK_SECONDS (default 600).
+# The long versions of two make chaos scenarios: the uplink monitor's soak (180 s there):
+# 2% loss and 5 ms +- 5 ms of delay on each node's WAN and LAN (VRRP) egress, a CPU hog in
+# each node, ten keepalived reloads, for HAKIT_CHAOS_SOAK_SECONDS (default 600); and the
+# VRRP path cut ten times for 30 s (2 x 5 s there).
 chaos-soak: deps static
 	$(CARGO) build --release --target $(MUSL) -p hakit-lab
 	HAKIT_CHAOS_SOAK_SECONDS=$${HAKIT_CHAOS_SOAK_SECONDS:-600} \
-	  $(STATIC_DIR)/hakit-chaos --bin-dir $(STATIC_DIR) --out-dir target/chaos --lab monitor --only soak
+	HAKIT_CHAOS_VRRP_CUTS=$${HAKIT_CHAOS_VRRP_CUTS:-10} HAKIT_CHAOS_VRRP_CUT_SECONDS=$${HAKIT_CHAOS_VRRP_CUT_SECONDS:-30} \
+	  $(STATIC_DIR)/hakit-chaos --bin-dir $(STATIC_DIR) --out-dir target/chaos --lab monitor --only vrrp-cut,soak
 
 lab-clean:
 	@$(CARGO) run -q -p hakit-lab --bin hakit-lab-clean

@@ -269,6 +269,17 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
                         p.port,
                         p.silent_after.map(HDuration::get),
                     )
+                    .map(|mut cfg| {
+                        cfg.runtime_dir = pick(
+                            cli.runtime_dir.clone(),
+                            file.general.runtime_dir.clone(),
+                            PathBuf::from(DEFAULT_DIR),
+                        );
+                        if let Some(pid) = &p.keepalived_pid_file {
+                            cfg.keepalived_pid = pid.clone();
+                        }
+                        cfg
+                    })
                 })
                 .transpose()
                 .map_err(usage_error)?;

@@ -67,6 +67,10 @@ pub struct PeerTable {
     /// A peer not heard from for this long counts as absent, and an unhealthy node then
     /// gives the role away as without this table [default: 250ms; 50ms-10s].
     pub silent_after: Option<HDuration>,
+    /// keepalived's pid file: this node tells the peer it is MASTER of an instance only
+    /// while this keepalived runs, and the peer's nat-notify then holds its provider
+    /// claim (a cut VRRP path, not a dead node) [default: /run/keepalived.pid].
+    pub keepalived_pid_file: Option<std::path::PathBuf>,
 }
 
 /// A quorum group: healthy when at least `min` of its probes pass.

@@ -370,12 +370,26 @@ pub fn run(
     let peer_latest = match &settings.peer {
         Some(cfg) => {
             let (states, probes, groups) = (states.clone(), probes.clone(), groups.clone());
+            let (rt_dir, pid_file) = (cfg.runtime_dir.clone(), cfg.keepalived_pid.clone());
+            // This node's VRRP roles, read at most every 100 ms (a few small files).
+            let mut roles: Option<(Instant, Vec<peer::ProbeReport>)> = None;
             Some(peer::spawn(
                 cfg,
                 every,
                 settings.rt_priority,
                 stop.clone(),
-                move |seq| report(&lock(&states), &probes, &groups, seq, Instant::now()),
+                move |seq| {
+                    let mut r = report(&lock(&states), &probes, &groups, seq, Instant::now());
+                    if roles
+                        .as_ref()
+                        .is_none_or(|(at, _)| at.elapsed() >= Duration::from_millis(100))
+                    {
+                        roles = Some((Instant::now(), peer::vrrp_roles(&rt_dir, &pid_file)));
+                    }
+                    r.probes
+                        .extend(roles.iter().flat_map(|(_, v)| v.iter().cloned()));
+                    r
+                },
             )?)
         }
         None => None,

@@ -27,9 +27,20 @@
 //! probes. A peer silent for `silent_after` (250 ms) is treated as absent: the node then
 //! acts alone, as without a `[check.peer]` table (FAULT on failure), since a dead peer
 //! cannot be worse off and a peer that cannot be heard cannot be compared.
+//!
+//! The reports also carry this node's VRRP role per instance, as pseudo-probes named
+//! `@vrrp:INSTANCE` (up: MASTER; a monitor of an older version takes them for probes it
+//! does not have, and ignores them): MASTER when nat-notify's newest intent for the
+//! instance is MASTER *and* keepalived runs (its pid file names a live keepalived; a
+//! crashed keepalived leaves its addresses behind but is no MASTER). The receiving monitor
+//! writes the peer's roles to `RUNTIME_DIR/peer.report` (at most every 100 ms, at once
+//! when they change), and nat-notify reads it before a provider claim: a peer that is
+//! MASTER and answers on the sync link means the VRRP path is cut, not the peer dead, and
+//! the claim is held (a second path between the nodes, the one keepalived lacks).
 
 use std::{
     net::{IpAddr, SocketAddr, UdpSocket},
+    path::{Path, PathBuf},
     sync::{
         atomic::{AtomicBool, Ordering},
         Arc, Mutex,
@@ -47,6 +58,13 @@ pub const DEFAULT_SILENT_AFTER: Duration = Duration::from_millis(250);
 /// The largest report accepted (a report of 64 probes is about 5 KB).
 const MAX_REPORT: usize = 16 * 1024;
 
+/// The pseudo-probe prefix of a VRRP role in a report.
+pub const VRRP: &str = "@vrrp:";
+/// The file, in the runtime directory, where the peer's VRRP roles are kept for nat-notify.
+pub const PEER_REPORT: &str = "peer.report";
+/// keepalived's pid file by default (keepalived's own default).
+pub const KEEPALIVED_PID: &str = "/run/keepalived.pid";
+
 /// `[check.peer]`, resolved.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PeerConfig {
@@ -56,6 +74,10 @@ pub struct PeerConfig {
     pub address: IpAddr,
     pub port: u16,
     pub silent_after: Duration,
+    /// Where nat-notify's intents are read and the peer's roles written.
+    pub runtime_dir: PathBuf,
+    /// keepalived's pid file (this node is MASTER only while it names a live keepalived).
+    pub keepalived_pid: PathBuf,
 }
 
 impl PeerConfig {
@@ -97,6 +119,8 @@ impl PeerConfig {
             address,
             port,
             silent_after,
+            runtime_dir: PathBuf::from(hakit_core::runtime::DEFAULT_DIR),
+            keepalived_pid: PathBuf::from(KEEPALIVED_PID),
         })
     }
 }
@@ -258,6 +282,76 @@ pub struct Failing {
     pub min: usize,
 }
 
+/// This node's VRRP role per instance (see the module's notes), as report lines: one per
+/// `INSTANCE.intents` in `runtime_dir` (at most 64), sorted by name.
+pub fn vrrp_roles(runtime_dir: &Path, keepalived_pid: &Path) -> Vec<ProbeReport> {
+    let alive = keepalived_alive(keepalived_pid);
+    let Ok(dir) = std::fs::read_dir(runtime_dir) else {
+        return Vec::new();
+    };
+    let mut out: Vec<ProbeReport> = dir
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let inst = name.strip_suffix(".intents")?.to_string();
+            let ok = !inst.is_empty()
+                && inst.len() <= 64
+                && inst
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+            ok.then(|| ProbeReport {
+                name: format!("{VRRP}{inst}"),
+                up: Some(alive && newest_intent_is_master(&e.path())),
+                ok_for_ms: None,
+                last_ok_ms: None,
+            })
+        })
+        .take(64)
+        .collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
+/// Whether `pid_file` names a running keepalived.
+fn keepalived_alive(pid_file: &Path) -> bool {
+    use hakit_core::runtime::{read_file, Trust};
+    let Ok(text) = read_file(pid_file, 64, Trust::Config) else {
+        return false;
+    };
+    let Ok(pid) = text.trim().parse::<u32>() else {
+        return false;
+    };
+    std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "keepalived")
+}
+
+/// Whether nat-notify's newest intent in `path` (`INSTANCE.intents`) is MASTER.
+fn newest_intent_is_master(path: &Path) -> bool {
+    use hakit_core::runtime::{read_file, Trust};
+    let Ok(text) = read_file(path, 64 << 10, Trust::Config) else {
+        return false;
+    };
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+    v["recent"]
+        .as_array()
+        .and_then(|a| a.last())
+        .and_then(|i| i["state"].as_str())
+        .is_some_and(|s| s == "MASTER" || s == "MASTER_RX_LOWER_PRI")
+}
+
+/// The peer's roles as `peer.report` holds them: `INSTANCE 1` (MASTER) or `INSTANCE 0`.
+fn roles_text(r: &Report) -> String {
+    r.probes
+        .iter()
+        .filter_map(|p| {
+            let inst = p.name.strip_prefix(VRRP)?;
+            Some(format!(
+                "{inst} {}\n",
+                if p.up == Some(true) { 1 } else { 0 }
+            ))
+        })
+        .collect()
+}
+
 /// What the monitor does with an unhealthy verdict.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Decision {
@@ -403,6 +497,11 @@ fn exchange(
     let mut seq = 0u64;
     let mut buf = vec![0u8; MAX_REPORT + 1];
     let mut next = Instant::now();
+    // The peer's roles for nat-notify: written when they change, and at least every
+    // 100 ms while reports arrive (the file's age tells nat-notify the peer is heard).
+    let roles_file = cfg.runtime_dir.join(PEER_REPORT);
+    let mut roles_written: Option<(Instant, String)> = None;
+    let mut said_roles_error = false;
     while !stop.load(Ordering::Relaxed) {
         let Some(s) = &sock else {
             match open(cfg, every) {
@@ -444,6 +543,25 @@ fn exchange(
                         info!("peer reports: heard from {}", cfg.address);
                         said_heard = true;
                     }
+                    let roles = roles_text(&r);
+                    let due = roles_written.as_ref().is_none_or(|(at, text)| {
+                        *text != roles || at.elapsed() >= Duration::from_millis(100)
+                    });
+                    if due && (!roles.is_empty() || roles_written.is_some()) {
+                        match hakit_core::runtime::write_atomic(
+                            &roles_file,
+                            roles.as_bytes(),
+                            0o644,
+                        ) {
+                            Ok(()) => said_roles_error = false,
+                            Err(e) if !said_roles_error => {
+                                warn!("peer reports: {e:#}");
+                                said_roles_error = true;
+                            }
+                            Err(_) => {}
+                        }
+                        roles_written = Some((Instant::now(), roles));
+                    }
                     *latest
                         .lock()
                         .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Seen {
@@ -478,6 +596,61 @@ mod tests {
     use super::*;
 
     const MS: Duration = Duration::from_millis(1);
+
+    /// This node is MASTER of an instance when nat-notify's newest intent says so and the
+    /// pid file names a live keepalived (a copy of sleep named keepalived here); not when
+    /// keepalived is gone. The roles travel as pseudo-probes and come out as peer.report.
+    #[test]
+    fn vrrp_roles_need_the_intent_and_a_live_keepalived() {
+        let d = std::env::temp_dir().join(format!("hakit-peer-roles-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(
+            d.join("VI_1.intents"),
+            r#"{"next":2,"recent":[{"generation":1,"state":"BACKUP"},{"generation":2,"state":"MASTER"}]}"#,
+        )
+        .unwrap();
+        std::fs::write(
+            d.join("VI_2.intents"),
+            r#"{"next":1,"recent":[{"generation":1,"state":"FAULT"}]}"#,
+        )
+        .unwrap();
+        let sleep = hakit_core::exec::find("sleep").unwrap();
+        let ka = d.join("keepalived");
+        std::fs::copy(&sleep, &ka).unwrap();
+        let mut child = std::process::Command::new(&ka).arg("30").spawn().unwrap();
+        let pid = d.join("keepalived.pid");
+        std::fs::write(&pid, format!("{}\n", child.id())).unwrap();
+        let up = |r: &[ProbeReport]| -> Vec<(String, Option<bool>)> {
+            r.iter().map(|p| (p.name.clone(), p.up)).collect()
+        };
+        let roles = vrrp_roles(&d, &pid);
+        assert_eq!(
+            up(&roles),
+            [
+                ("@vrrp:VI_1".into(), Some(true)),
+                ("@vrrp:VI_2".into(), Some(false))
+            ]
+        );
+        let r = Report {
+            seq: 1,
+            healthy: Some(true),
+            probes: roles,
+        };
+        let again = Report::parse(&r.encode()).unwrap();
+        assert_eq!(roles_text(&again), "VI_1 1\nVI_2 0\n");
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(
+            up(&vrrp_roles(&d, &pid)),
+            [
+                ("@vrrp:VI_1".into(), Some(false)),
+                ("@vrrp:VI_2".into(), Some(false))
+            ],
+            "a dead keepalived is no MASTER"
+        );
+        let _ = std::fs::remove_dir_all(&d);
+    }
 
     fn mine(name: &str, down_since: Option<Instant>, last_ok: bool) -> Mine {
         Mine {

@@ -126,6 +126,28 @@ impl Runtime {
         self.dir.join(format!("{}.{ext}", file_stem(instance)))
     }
 
+    /// Whether the peer's monitor said, within `fresh`, that the peer's keepalived is
+    /// MASTER of `instance` (`peer.report`, written by `ha-check monitor` from the reports
+    /// the monitors exchange on the sync link): `Some(why)`, for the provider claim to
+    /// hold. A file that is old, absent or unreadable says nothing.
+    pub fn peer_is_master(&self, instance: &str, fresh: Duration) -> Option<String> {
+        let path = self.dir.join("peer.report");
+        let meta = std::fs::symlink_metadata(&path).ok()?;
+        let age = meta.modified().ok()?.elapsed().ok()?;
+        if !meta.is_file() || age > fresh {
+            return None;
+        }
+        let text =
+            hakit_core::runtime::read_file(&path, 4096, hakit_core::runtime::Trust::Config).ok()?;
+        let line = format!("{} 1", file_stem(instance));
+        text.lines().any(|l| l == line).then(|| {
+            format!(
+                "the peer's keepalived is MASTER of {instance} and its monitor answers on the sync link ({} ms ago): the VRRP path is cut, the peer is not dead",
+                age.as_millis()
+            )
+        })
+    }
+
     /// Records a new intent and returns its generation (strictly increasing per instance).
     pub fn register(&self, instance: &str, state: State) -> anyhow::Result<u64> {
         let _g = Lock::acquire(
@@ -219,6 +241,37 @@ fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> anyhow::Result<Option
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The claim's second path: the peer's roles as the monitor wrote them, fresh or not.
+    #[test]
+    fn peer_is_master_only_when_said_so_recently() {
+        let d = std::env::temp_dir().join(format!("hakit-notify-peer-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        let rt = Runtime::open(&d).unwrap();
+        let fresh = Duration::from_millis(300);
+        assert_eq!(
+            rt.peer_is_master("VI_1", fresh),
+            None,
+            "no file says nothing"
+        );
+        let file = d.join("peer.report");
+        std::fs::write(&file, "VI_1 1\nVI_2 0\n").unwrap();
+        assert!(rt
+            .peer_is_master("VI_1", fresh)
+            .is_some_and(|w| w.contains("VRRP path is cut")));
+        assert_eq!(rt.peer_is_master("VI_2", fresh), None);
+        assert_eq!(rt.peer_is_master("VI_3", fresh), None);
+        // Old news: the peer's monitor stopped hearing it (or stopped).
+        let old = SystemTime::now() - Duration::from_secs(2);
+        std::fs::File::options()
+            .write(true)
+            .open(&file)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        assert_eq!(rt.peer_is_master("VI_1", fresh), None);
+        let _ = std::fs::remove_dir_all(&d);
+    }
 
     #[test]
     fn generations_increase_and_newer_are_found() {

@@ -18,7 +18,7 @@ use hakit_cli::nat_notify::UnitAction;
 use hakit_core::debug;
 use hakit_core::exec;
 use hakit_net::{garp, nft::Snat, Change, Netlink};
-use log::{error, warn};
+use log::{error, info, warn};
 
 use crate::{
     config::Instance,
@@ -511,23 +511,57 @@ fn start_claim(s: &Settings, inst: &Instance) -> anyhow::Result<Claim> {
     let stop = Arc::new(AtomicBool::new(false));
     let stopped = stop.clone();
     let (tx, rx) = mpsc::channel();
+    let runtime = s.runtime.clone();
     thread::Builder::new()
         .name("fip-claim".into())
         .spawn(move || {
-            let _ = tx.send(claim_loop(&cfg, &name, limit, &stopped));
+            let _ = tx.send(claim_loop(&cfg, &name, limit, &stopped, &runtime));
         })
         .context("start the provider-claim thread")?;
     Ok(Claim { rx, stop })
 }
+
+/// How fresh the peer's roles must be to hold a claim (the monitors write them at least
+/// every 100 ms while they hear each other).
+const PEER_FRESH: Duration = Duration::from_millis(300);
+/// How long a claim waits for a peer that still says MASTER before it gives up: the peer's
+/// own hook records its leaving MASTER within milliseconds, so a peer MASTER for this long
+/// is MASTER (a cut VRRP path), not slow.
+const PEER_HOLD: Duration = Duration::from_millis(500);
 
 fn claim_loop(
     cfg: &hakit_fip::config::Fip,
     name: &str,
     limit: Duration,
     stop: &AtomicBool,
+    runtime: &crate::runtime::Runtime,
 ) -> StepResult {
     let start = Instant::now();
     let mut pause = Duration::from_millis(200);
+    // A second path between the nodes: while the peer's monitor says, on the sync link,
+    // that the peer's keepalived is MASTER, this node became MASTER because the VRRP path
+    // is cut, not because the peer died. Both claiming would make them fight over the
+    // address by API; the claim is held, and the node reports the split (status, the
+    // HakitBothNodesMaster alert).
+    let mut held: Option<Instant> = None;
+    while let Some(why) = runtime.peer_is_master(name, PEER_FRESH) {
+        let since = *held.get_or_insert_with(|| {
+            warn!("{name}: not claiming the provider IP yet: {why}");
+            Instant::now()
+        });
+        if since.elapsed() >= PEER_HOLD {
+            return StepResult::Failed(format!(
+                "held, not claimed: {why} (split: both nodes MASTER)"
+            ));
+        }
+        if stop.load(Ordering::Relaxed) {
+            return StepResult::Skipped("superseded while the claim was held".into());
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    if held.is_some() {
+        info!("{name}: the peer is no longer MASTER: claiming the provider IP");
+    }
     // Resolved once (TLS agent, token; this node's identity after the first try), not on
     // every retry. A configuration that cannot make a session (no token) cannot be retried
     // into one.

@@ -1121,6 +1121,107 @@ fn shared_blips(nat: &mut NatLab) -> anyhow::Result<Row> {
     ))
 }
 
+/// (g) Only the VRRP path cut (#29 point 4): a's nftables drop VRRP (IP protocol 112) in
+/// and out, nothing else; the sync link and the data path stay up. b stops hearing adverts
+/// and becomes MASTER; its monitor still hears a's over the sync link, which says a's
+/// keepalived is MASTER, so b's nat-notify holds the provider claim: the provider's owner
+/// never changes, and both nodes record MASTER (what HakitBothNodesMaster counts). When
+/// the path returns, b hears a's adverts and goes BACKUP: one MASTER again. The LAN VIP is
+/// held by both for the cut's length (measured, not yet prevented).
+fn vrrp_cut(nat: &mut NatLab, cuts: u32, secs: u64) -> anyhow::Result<Row> {
+    let owner0 = nat.owner();
+    let writes = |nat: &NatLab| {
+        nat.cloud_requests()
+            .iter()
+            .filter(|r| !r.starts_with("GET "))
+            .count()
+    };
+    let writes0 = writes(nat);
+    let start = hakit_lab::nat::now_unix();
+    let recorded = |nat: &NatLab, i: usize| {
+        nat.status(i).ok().and_then(|(_, v)| {
+            v["instances"][0]["recorded_state"]
+                .as_str()
+                .map(str::to_string)
+        })
+    };
+    let vip = |nat: &NatLab, i: usize| {
+        nat.nodes[i]
+            .ns
+            .has_addr("eth1", hakit_lab::nat::VIP.parse().unwrap())
+            .unwrap_or(false)
+    };
+    let mut alert_ms = Vec::new();
+    let mut healed_ms = Vec::new();
+    let mut both_vip_ms = Vec::new();
+    let a_ns = nat.nodes[A].ns.clone();
+    for _ in 0..cuts {
+        hakit_lab::run_ok(&mut a_ns.command(&[
+            "nft",
+            "add table inet hakit_cut; add chain inet hakit_cut in { type filter hook input priority -300; }; add chain inet hakit_cut out { type filter hook output priority -300; }; add rule inet hakit_cut in ip protocol vrrp drop; add rule inet hakit_cut out ip protocol vrrp drop",
+        ]))?;
+        let t0 = Instant::now();
+        let mut alert = None;
+        let mut both_vip = Duration::ZERO;
+        let mut last = Instant::now();
+        while t0.elapsed() < Duration::from_secs(secs) {
+            let both = vip(nat, A) && vip(nat, B);
+            if both {
+                both_vip += last.elapsed();
+            }
+            last = Instant::now();
+            if alert.is_none()
+                && recorded(nat, A).as_deref() == Some("MASTER")
+                && recorded(nat, B).as_deref() == Some("MASTER")
+            {
+                alert = Some(t0.elapsed());
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        hakit_lab::run_ok(&mut a_ns.command(&["nft", "delete", "table", "inet", "hakit_cut"]))?;
+        let t1 = Instant::now();
+        let healed =
+            hakit_lab::wait_until(Duration::from_secs(15), Duration::from_millis(20), || {
+                recorded(nat, B).as_deref() == Some("BACKUP") && !vip(nat, B) && vip(nat, A)
+            });
+        alert_ms.push(alert.map_or(-1.0, |d| d.as_secs_f64() * 1000.0));
+        healed_ms.push(healed.map_or(-1.0, |_| t1.elapsed().as_secs_f64() * 1000.0));
+        both_vip_ms.push(both_vip.as_secs_f64() * 1000.0);
+        nat.wait_converged(A, Duration::from_secs(15))
+            .context("a is not the converged MASTER after the VRRP path returned")?;
+    }
+    let _ = nat.syslog.sync(Duration::from_secs(2));
+    let lines = nat.syslog.since(start);
+    let held = lines
+        .iter()
+        .filter(|(_, l)| l.contains("not claiming the provider IP yet"))
+        .count();
+    let owner1 = nat.owner();
+    let provider_writes = writes(nat) - writes0;
+    let fmt = |v: &[f64]| {
+        v.iter()
+            .map(|x| format!("{x:.0}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    Ok(row(
+        "(g) only the VRRP path cut (a drops IP protocol 112 in and out; sync link and data path up)",
+        "the provider's owner never changes and nothing is written to it; b holds its claim (the peer answers on the sync link); both nodes record MASTER (HakitBothNodesMaster's input) within 2 s; one MASTER (a) again when the path returns",
+        format!(
+            "{cuts} cuts of {secs} s: both recorded MASTER after {} ms; b's claim held {held} times; provider writes {provider_writes}, owner {owner0:?} -> {owner1:?}; healed to a alone after {} ms; LAN VIP on both for {} ms (not prevented yet)",
+            fmt(&alert_ms),
+            fmt(&healed_ms),
+            fmt(&both_vip_ms),
+        ),
+        owner0 == owner1
+            && provider_writes == 0
+            && held as u32 >= cuts
+            && alert_ms.iter().all(|&m| (0.0..=2000.0).contains(&m))
+            && healed_ms.iter().all(|&m| m >= 0.0),
+        json!({"cuts": cuts, "seconds": secs, "alert_ms": alert_ms, "healed_ms": healed_ms, "both_vip_ms": both_vip_ms, "held": held, "provider_writes": provider_writes}),
+    ))
+}
+
 /// Lines of keepalived's log on node `i` that say it entered FAULT.
 fn faults(nat: &NatLab, i: usize) -> usize {
     keepalived_log(nat, i)
@@ -1239,6 +1340,20 @@ fn monitor_lab(
 
     if want("shared-blip") {
         rows.push(shared_blips(&mut nat)?);
+    }
+
+    if want("vrrp-cut") {
+        let env = |k: &str, d: u64| -> u64 {
+            std::env::var(k)
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(d)
+        };
+        let (cuts, secs) = (
+            env("HAKIT_CHAOS_VRRP_CUTS", 2) as u32,
+            env("HAKIT_CHAOS_VRRP_CUT_SECONDS", 5),
+        );
+        rows.push(vrrp_cut(&mut nat, cuts, secs)?);
     }
 
     if want("monitor-killed") {

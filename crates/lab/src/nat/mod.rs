@@ -454,6 +454,7 @@ deadline = "150ms"
 [check.peer]
 bind = "192.0.2.{id}"
 address = "192.0.2.{other}"
+keepalived_pid_file = "{ka_pid}"
 
 # The upstream gateway, by ICMP and at layer 2, every 20 ms (the defaults): one group,
 # either answering is enough (as the shipped profiles).
@@ -504,6 +505,9 @@ interface = "eth0"
 "#,
                             track = run.join("monitor").join("uplink").display(),
                             other = 3 - id,
+                            // A link to the running keepalived's pid file (each start
+                            // has its own: start_keepalived points the link at it).
+                            ka_pid = d.join(format!("{role}.keepalived.pid")).display(),
                         )
                     } else {
                         format!(
@@ -687,6 +691,11 @@ interface = "eth0"
             self.opts.monitor,
         )?;
         k.wait_ready(Duration::from_secs(10))?;
+        // The monitor's [check.peer] keepalived_pid_file: one name for every start.
+        let link = self.lab.dir().join(format!("{}.keepalived.pid", n.role));
+        let _ = fs::remove_file(&link);
+        std::os::unix::fs::symlink(&k.pid_file, &link)
+            .with_context(|| format!("link {}", link.display()))?;
         n.keepalived = Some(k);
         Ok(())
     }
