@@ -573,6 +573,53 @@ fn ha_check_fip_owner_probe_reads_through_the_library_and_caches() {
         "{}",
         stdout(&out)
     );
+    // Judged by role (#34): where nat-notify's newest intent says BACKUP (and no keepalived
+    // runs here), not holding the address is healthy; holding it is not.
+    std::fs::write(
+        dir.join("run").join("VI_1.intents"),
+        r#"{"next":1,"recent":[{"generation":1,"state":"BACKUP"}]}"#,
+    )
+    .unwrap();
+    let by_role = || {
+        run_host(
+            "ha-check",
+            &["--config", &c, "--json", "fip-owner", "--cache", "0s"],
+            &[("LINODE_TOKEN", "fake-token")],
+        )
+    };
+    let out = by_role();
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("not owned, as a BACKUP: linode 203.0.113.10"),
+        "{}",
+        stdout(&out)
+    );
+    let out = run_host(
+        "fip-claim",
+        &[
+            "--provider",
+            "linode",
+            "--ip",
+            "203.0.113.10",
+            "--instance-id",
+            "2",
+            "--assign",
+            "--force",
+            "--endpoint-url",
+            &b,
+            "--syslog-socket",
+            "/nonexistent",
+        ],
+        &[("LINODE_TOKEN", "fake-token")],
+    );
+    assert_exit(&out, 0, "");
+    let out = by_role();
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("owned, but this node is not MASTER"),
+        "{}",
+        stdout(&out)
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

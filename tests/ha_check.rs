@@ -634,12 +634,13 @@ fn monitor_follows_the_uplink_and_refuses_bad_settings() {
         std::fs::write(
             &conf,
             format!(
-                "[general]\nruntime_dir = \"{rt}\"\nsyslog_socket = \"/nonexistent\"\n\n[check]\ntrack_file = \"{t}\"\n\n\
+                "[general]\nruntime_dir = \"{rt}\"\nsyslog_socket = \"/nonexistent\"\n\n[check]\ntrack_file = \"{t}\"\ntextfile = \"{p}\"\n\n\
                  [[check.probe]]\nkind = \"icmp\"\nname = \"gw\"\ntarget = \"203.0.113.9\"\ninterface = \"eth0\"\n{extra}\n\
                  [[check.probe]]\nkind = \"neighbour\"\nname = \"gw-arp\"\ntarget = \"203.0.113.9\"\ninterface = \"eth0\"\n\n\
                  [[check.probe]]\nkind = \"link\"\ninterface = \"eth0\"\n",
                 rt = d.join("run").display(),
-                t = track.display()
+                t = track.display(),
+                p = d.join("monitor.prom").display(),
             ),
         )
         .unwrap()
@@ -871,6 +872,33 @@ fn monitor_follows_the_uplink_and_refuses_bad_settings() {
     let hb = read_hb();
     assert!(fresh.is_some(), "the heartbeat never said healthy: {hb}");
     assert_eq!(hb["pid"].as_u64(), Some(u64::from(pid)));
+
+    // An operator's run by hand while the monitor runs leaves the monitor's metrics alone
+    // (#34): the textfile still says the monitor's 5 s interval, not a run's 1 s.
+    let prom_file = d.join("monitor.prom");
+    let interval_line = || {
+        std::fs::read_to_string(&prom_file)
+            .unwrap_or_default()
+            .lines()
+            .find(|l| l.starts_with("hakit_ha_check_interval_seconds"))
+            .map(str::to_string)
+    };
+    let published =
+        hakit_lab::wait_until(Duration::from_secs(10), Duration::from_millis(20), || {
+            interval_line().is_some()
+        });
+    assert!(published.is_some(), "the monitor wrote no textfile");
+    let by_hand = run_in(&e.gw, "ha-check", &["--config", &c, "-v"]);
+    assert!(
+        stderr(&by_hand).contains("this run leaves them alone"),
+        "{}",
+        stderr(&by_hand)
+    );
+    assert_eq!(
+        interval_line().as_deref(),
+        Some("hakit_ha_check_interval_seconds 5"),
+        "a run by hand rewrote the monitor's metrics"
+    );
 
     // Stopped: the heartbeat goes stale and monitor-alive says so.
     assert!(e.lab.signal_and_wait(

@@ -377,17 +377,37 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         bgp,
         fip: file.fip.provider.is_some().then_some(file.fip),
         cache_dir: rt.clone(),
+        keepalived_pid: c
+            .peer
+            .as_ref()
+            .and_then(|p| p.keepalived_pid_file.clone())
+            .unwrap_or_else(|| PathBuf::from(crate::peer::KEEPALIVED_PID)),
         ..Tools::default()
     };
     for (i, ck) in checked.iter().enumerate() {
         ck.needs(&tools)
             .map_err(|e| usage_error(format!("probe {}: {e}", i + 1)))?;
     }
-    let textfile = cli.textfile.or(c.textfile).or_else(|| {
-        file.general
-            .textfile_dir
-            .map(|d| d.join("hakit_ha_check.prom"))
-    });
+    // A one-shot run while the monitor runs (an operator's `ha-check -v`) disturbs
+    // nothing: the monitor owns the metrics (the same textfile and run counters), so the run
+    // writes none of them unless told where with --textfile.
+    let monitor_runs = monitor.is_none()
+        && cli.textfile.is_none()
+        && c.track_file
+            .as_ref()
+            .is_some_and(|t| crate::monitor::alive(t, hakit_core::heartbeat::STALE).is_ok());
+    if monitor_runs {
+        info!("the uplink monitor runs and writes the metrics: this run leaves them alone");
+    }
+    let textfile = cli
+        .textfile
+        .or(c.textfile)
+        .or_else(|| {
+            file.general
+                .textfile_dir
+                .map(|d| d.join("hakit_ha_check.prom"))
+        })
+        .filter(|_| !monitor_runs);
     let nft_table = cli
         .nft_counters
         .or(c.nft_counters)

@@ -28,6 +28,9 @@ pub struct Tools {
     pub bgp: Option<hakit_bgp::Speaker>,
     /// Where the fip-owner probe caches provider answers (the runtime directory).
     pub cache_dir: PathBuf,
+    /// keepalived's pid file (`[check.peer] keepalived_pid_file`): role-dependent probes
+    /// judge by this node's role, which needs a live keepalived.
+    pub keepalived_pid: PathBuf,
     /// `nft -j -t list ruleset`, listed once per run and shared by every nft-rule probe and
     /// the counter export (clones share it).
     pub ruleset: Arc<OnceLock<Result<String, String>>>,
@@ -56,6 +59,7 @@ impl Default for Tools {
             fip: None,
             bgp: None,
             cache_dir: PathBuf::from(hakit_core::runtime::DEFAULT_DIR),
+            keepalived_pid: PathBuf::from(crate::peer::KEEPALIVED_PID),
             ruleset: Arc::default(),
         }
     }

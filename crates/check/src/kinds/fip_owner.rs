@@ -1,5 +1,9 @@
-//! `fip-owner`: this node holds the floating IP at the cloud provider, read through the
-//! fip-claim library (read-only), the answer cached in the runtime directory.
+//! `fip-owner`: the provider's holder of the floating IP matches this node's role, read
+//! through the fip-claim library (read-only), the answer cached in the runtime directory.
+//! The role is nat-notify's newest intent for an instance with a live keepalived (as the
+//! monitors tell each other, [`crate::peer::vrrp_roles`]): a MASTER must hold the address,
+//! a BACKUP must not (a healthy BACKUP is healthy). Where no role is known (no keepalived
+//! hook has run here), owning it is what passes.
 
 use std::{net::IpAddr, time::Duration};
 
@@ -10,7 +14,7 @@ use crate::probe::Tools;
 
 pub const KIND: Def = Def {
     name: "fip-owner",
-    about: "This node holds the floating IP at the provider (settings from [fip]); role-dependent, so the monitor leaves it out.",
+    about: "The provider's holder of the floating IP matches this node's role (settings from [fip]): a MASTER holds it, a BACKUP does not; the monitor leaves it out.",
     keys: &[
         Key { name: "target", ty: "IP address", doc: "The floating IP [default: [fip] ip]." },
         Key {
@@ -122,9 +126,14 @@ fn fip_owner(
     } else {
         String::new()
     };
-    if owned {
-        Ok(format!("owned: {detail}{src}"))
-    } else {
-        bail!("NOT owned: {detail}{src}")
+    let roles = crate::peer::vrrp_roles(&tools.cache_dir, &tools.keepalived_pid);
+    let master = (!roles.is_empty()).then(|| roles.iter().any(|r| r.up == Some(true)));
+    match (master, owned) {
+        (Some(true) | None, true) => Ok(format!("owned: {detail}{src}")),
+        (Some(true) | None, false) => bail!("NOT owned: {detail}{src}"),
+        (Some(false), false) => Ok(format!("not owned, as a BACKUP: {detail}{src}")),
+        (Some(false), true) => bail!(
+            "owned, but this node is not MASTER (split brain or an unfinished release): {detail}{src}"
+        ),
     }
 }
