@@ -29,8 +29,8 @@ use nix::{
     errno::Errno,
     poll::PollFlags,
     sys::socket::{
-        connect, recv, recvmsg, sendto, setsockopt, socket, sockopt, ControlMessageOwned, MsgFlags,
-        SockFlag, SockProtocol, SockType,
+        connect, recv, recvmsg, sendto, setsockopt, socket, sockopt, MsgFlags, SockFlag,
+        SockProtocol, SockType,
     },
 };
 
@@ -165,7 +165,7 @@ impl Pinger {
                 Err(_) => {}
             }
         }
-        let _ = self.own_error(None);
+        self.own_error(None);
         let target = self.target;
         let id = (std::process::id() as u16) ^ SEQ.fetch_add(0x1111, Ordering::Relaxed);
         let nonce = nonce();
@@ -221,17 +221,17 @@ impl Pinger {
             let n = match recv(s.fd.as_raw_fd(), &mut buf, MsgFlags::empty()) {
                 Ok(n) => n,
                 Err(Errno::EAGAIN) => {
-                    return match self.own_error(Some(round)) {
-                        Some(e) => bail!("echo to {target}: {e}"),
-                        None => Ok(None),
-                    };
+                    if self.own_error(Some(round)) {
+                        bail!("echo to {target}: destination unreachable (an ICMP error)");
+                    }
+                    return Ok(None);
                 }
                 Err(Errno::EINTR) => continue,
                 // An ICMP error was queued (the socket's pending error, read once): whose
                 // it is, the error queue says.
                 Err(e) => {
-                    if let Some(e) = self.own_error(Some(round)) {
-                        bail!("echo to {target}: {e}");
+                    if self.own_error(Some(round)) {
+                        bail!("echo to {target}: {}", std::io::Error::from(e));
                     }
                     errors += 1;
                     if errors > 64 {
@@ -265,41 +265,32 @@ impl Pinger {
         }
     }
 
-    /// Empties the socket's error queue; returns the error (as the kernel names it) of the
-    /// first entry that quotes one of `round`'s requests. Every other entry is dropped:
-    /// an earlier round's, or a forgery.
-    fn own_error(&self, round: Option<&Round>) -> Option<String> {
+    /// Empties the socket's error queue; whether an entry quotes one of `round`'s
+    /// requests. Every other entry is dropped: an earlier round's, or a forgery. (The
+    /// error's errno is what `recv` returned just before: the kernel sets the socket's
+    /// pending error with each entry it queues; the queue's ancillary data is not parsed.)
+    fn own_error(&self, round: Option<&Round>) -> bool {
         let req = if self.target.is_ipv4() {
             ECHO_REQUEST_V4
         } else {
             ECHO_REQUEST_V6
         };
-        let mut found = None;
+        let mut found = false;
         let mut buf = [0u8; 2048];
-        let mut cmsg = nix::cmsg_space!([u8; 256]);
         for _ in 0..256 {
-            let (n, errno) = {
+            let n = {
                 let mut iov = [std::io::IoSliceMut::new(&mut buf)];
-                let Ok(m) = recvmsg::<()>(
+                match recvmsg::<()>(
                     self.s.fd.as_raw_fd(),
                     &mut iov,
-                    Some(&mut cmsg),
+                    None,
                     MsgFlags::MSG_ERRQUEUE | MsgFlags::MSG_DONTWAIT,
-                ) else {
-                    break;
-                };
-                let errno = m.cmsgs().ok().and_then(|mut c| {
-                    c.find_map(|c| match c {
-                        ControlMessageOwned::Ipv4RecvErr(e, _)
-                        | ControlMessageOwned::Ipv6RecvErr(e, _) => {
-                            Some(i32::try_from(e.ee_errno).unwrap_or(0))
-                        }
-                        _ => None,
-                    })
-                });
-                (m.bytes, errno)
+                ) {
+                    Ok(m) => m.bytes,
+                    Err(_) => break,
+                }
             };
-            let (Some(round), Some(errno)) = (round, errno) else {
+            let Some(round) = round else {
                 continue;
             };
             // The quoted request: its ICMP header and payload, as this socket sent them.
@@ -309,12 +300,11 @@ impl Pinger {
                 && (!self.s.raw || u16::from_be_bytes([q[4], q[5]]) == round.id)
                 && round.seqs.contains(&u16::from_be_bytes([q[6], q[7]]))
                 && q[8..16] == round.nonce;
-            if ours && found.is_none() {
-                found = Some(std::io::Error::from_raw_os_error(errno).to_string());
-            } else if !ours {
+            if ours {
+                found = true;
+            } else {
                 log::trace!(
-                    "ICMP error ({}) about echo to {} ignored: it quotes no request of this round",
-                    std::io::Error::from_raw_os_error(errno),
+                    "an ICMP error about echo to {} ignored: it quotes no request of this round",
                     self.target
                 );
             }
