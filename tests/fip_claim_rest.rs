@@ -543,25 +543,7 @@ fn ha_check_fip_owner_probe_reads_through_the_library_and_caches() {
     assert_eq!(api_calls(), n, "a cached answer made API calls");
     // Another node takes the IP (a forced assign as Linode 1); a fresh look says so.
     let b = base("linode", &f);
-    let out = run_host(
-        "fip-claim",
-        &[
-            "--provider",
-            "linode",
-            "--ip",
-            "203.0.113.10",
-            "--instance-id",
-            "1",
-            "--assign",
-            "--force",
-            "--endpoint-url",
-            &b,
-            "--syslog-socket",
-            "/nonexistent",
-        ],
-        &[("LINODE_TOKEN", "fake-token")],
-    );
-    assert_exit(&out, 0, "");
+    assign_to(&b, "1");
     let out = run_host(
         "ha-check",
         &["--config", &c, "--json", "fip-owner", "--cache", "0s"],
@@ -594,25 +576,7 @@ fn ha_check_fip_owner_probe_reads_through_the_library_and_caches() {
         "{}",
         stdout(&out)
     );
-    let out = run_host(
-        "fip-claim",
-        &[
-            "--provider",
-            "linode",
-            "--ip",
-            "203.0.113.10",
-            "--instance-id",
-            "2",
-            "--assign",
-            "--force",
-            "--endpoint-url",
-            &b,
-            "--syslog-socket",
-            "/nonexistent",
-        ],
-        &[("LINODE_TOKEN", "fake-token")],
-    );
-    assert_exit(&out, 0, "");
+    assign_to(&b, "2");
     let out = by_role();
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
     assert!(
@@ -621,6 +585,30 @@ fn ha_check_fip_owner_probe_reads_through_the_library_and_caches() {
         stdout(&out)
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A forced Linode assign of 203.0.113.10 to `node` at the API `base` (another node taking
+/// the address behind this one's back).
+fn assign_to(base: &str, node: &str) {
+    let out = run_host(
+        "fip-claim",
+        &[
+            "--provider",
+            "linode",
+            "--ip",
+            "203.0.113.10",
+            "--instance-id",
+            node,
+            "--assign",
+            "--force",
+            "--endpoint-url",
+            base,
+            "--syslog-socket",
+            "/nonexistent",
+        ],
+        &[("LINODE_TOKEN", "fake-token")],
+    );
+    assert_exit(&out, 0, "");
 }
 
 /// Hetzner as its API behaves (#16): a project with more Floating IPs than one page holds is

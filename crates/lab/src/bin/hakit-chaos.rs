@@ -1130,13 +1130,7 @@ fn shared_blips(nat: &mut NatLab) -> anyhow::Result<Row> {
 /// held by both for the cut's length (measured, not yet prevented).
 fn vrrp_cut(nat: &mut NatLab, cuts: u32, secs: u64) -> anyhow::Result<Row> {
     let owner0 = nat.owner();
-    let writes = |nat: &NatLab| {
-        nat.cloud_requests()
-            .iter()
-            .filter(|r| !r.starts_with("GET "))
-            .count()
-    };
-    let writes0 = writes(nat);
+    let writes0 = provider_writes(nat);
     let start = hakit_lab::nat::now_unix();
     let recorded = |nat: &NatLab, i: usize| {
         nat.status(i).ok().and_then(|(_, v)| {
@@ -1197,7 +1191,7 @@ fn vrrp_cut(nat: &mut NatLab, cuts: u32, secs: u64) -> anyhow::Result<Row> {
         .filter(|(_, l)| l.contains("not claiming the provider IP yet"))
         .count();
     let owner1 = nat.owner();
-    let provider_writes = writes(nat) - writes0;
+    let provider_writes = provider_writes(nat) - writes0;
     let fmt = |v: &[f64]| {
         v.iter()
             .map(|x| format!("{x:.0}"))
@@ -1220,6 +1214,14 @@ fn vrrp_cut(nat: &mut NatLab, cuts: u32, secs: u64) -> anyhow::Result<Row> {
             && healed_ms.iter().all(|&m| m >= 0.0),
         json!({"cuts": cuts, "seconds": secs, "alert_ms": alert_ms, "healed_ms": healed_ms, "both_vip_ms": both_vip_ms, "held": held, "provider_writes": provider_writes}),
     ))
+}
+
+/// Requests that could change something at the provider (all but reads), so far.
+fn provider_writes(nat: &NatLab) -> usize {
+    nat.cloud_requests()
+        .iter()
+        .filter(|r| !r.starts_with("GET "))
+        .count()
 }
 
 /// Lines of keepalived's log on node `i` that say it entered FAULT.
@@ -1561,13 +1563,7 @@ fn soak(nat: &mut NatLab) -> anyhow::Result<Row> {
                 .spawn(&ns, &log, &["sh", "-c", "while :; do :; done"])?,
         );
     }
-    let writes = |nat: &NatLab| {
-        nat.cloud_requests()
-            .iter()
-            .filter(|r| !r.starts_with("GET "))
-            .count()
-    };
-    let writes0 = writes(nat);
+    let writes0 = provider_writes(nat);
     // Ten keepalived reloads (SIGHUP, as `systemctl reload keepalived`), alternating nodes,
     // spread over the soak.
     const RELOADS: u32 = 10;
@@ -1605,7 +1601,7 @@ fn soak(nat: &mut NatLab) -> anyhow::Result<Row> {
         nat.lab
             .signal_and_wait(h, nix::sys::signal::Signal::SIGKILL, Duration::from_secs(5));
     }
-    let provider_writes = writes(nat) - writes0;
+    let provider_writes = provider_writes(nat) - writes0;
     let dropped = String::from_utf8_lossy(
         &nat.nodes[A]
             .ns
