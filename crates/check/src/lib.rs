@@ -19,5 +19,7 @@ pub mod kinds;
 pub mod monitor;
 pub mod peer;
 pub mod probe;
+pub mod rt;
 pub mod runner;
+pub mod tools;
 pub mod watch;

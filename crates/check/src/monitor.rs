@@ -45,18 +45,7 @@ use crate::{
 pub const MIN_INTERVAL: Duration = Duration::from_millis(5);
 /// How often the heartbeat is refreshed.
 pub const HEARTBEAT: Duration = Duration::from_millis(250);
-/// The bound under SCHED_RR: CPU time a thread may use without blocking (a probe blocks
-/// every few microseconds; a thread that spins is killed, and the unit restarts it).
-pub const RTTIME: Duration = Duration::from_millis(200);
-
-/// The calling thread real-time, if asked (per thread: the children a probe runs, `nft`
-/// or `systemctl`, are not; see hakit_core::sched).
-pub(crate) fn realtime(priority: u8) -> anyhow::Result<()> {
-    if priority == 0 {
-        return Ok(());
-    }
-    hakit_core::sched::realtime(priority, RTTIME)
-}
+pub use crate::rt::{realtime, RTTIME};
 
 /// A probe with its cadence and hysteresis.
 #[derive(Debug, Clone)]

@@ -471,7 +471,7 @@ pub fn spawn(
     let out: Latest = Arc::default();
     let (cfg, latest) = (cfg.clone(), out.clone());
     thread::Builder::new().name("peer".into()).spawn(move || {
-        let _ = crate::monitor::realtime(rt_priority);
+        let _ = crate::rt::realtime(rt_priority);
         exchange(&cfg, every, &stop, &latest, report)
     })?;
     Ok(out)

@@ -27,7 +27,7 @@ use anyhow::{bail, Context};
 use log::info;
 
 use crate::{
-    aws::Imds,
+    aws_query::Imds,
     http::{Client, Request},
     sigv4::{self, Credentials},
     xml,
@@ -388,10 +388,10 @@ impl<'a> Resolver<'a, '_> {
             .unwrap_or_else(|| format!("https://sts.{}.amazonaws.com", self.region))
             .trim_end_matches('/')
             .to_string();
-        let host = crate::aws::host_of(&url);
+        let host = crate::aws_query::host_of(&url);
         let mut body = format!("Action={action}&Version={STS_VERSION}");
         for (k, v) in params {
-            body.push_str(&format!("&{k}={}", crate::aws::encode(v)));
+            body.push_str(&format!("&{k}={}", crate::aws_query::encode(v)));
         }
         let mut req = Request::new("POST", format!("{url}/"), format!("sts:{action}"))
             .header("Content-Type", sigv4::CONTENT_TYPE);
@@ -419,7 +419,7 @@ impl<'a> Resolver<'a, '_> {
             .send(&req.body(body), crate::http::retry_status)
             .with_context(|| format!("aws sts {action}"))?;
         if r.status != 200 {
-            bail!("aws sts {action}: {}", crate::aws::error_text(&r));
+            bail!("aws sts {action}: {}", crate::aws_query::error_text(&r));
         }
         let n = xml::parse(&r.body)
             .with_context(|| format!("aws sts {action}: HTTP 200 but not STS XML"))?;

@@ -1,7 +1,8 @@
 //! Moving a floating IP at the cloud provider: the library behind `fip-claim`, and the
 //! provider step of `nat-notify` and the `fip-owner` probe of `ha-check`.
 //!
-//! * [`aws`]: Elastic IP, route tables, source/dest check (EC2 Query API, [`sigv4`], [`xml`]);
+//! * [`aws`]: Elastic IP, route tables, source/dest check (EC2 Query API, [`sigv4`], [`xml`],
+//!   [`aws_query`]: encoding, error texts and IMDSv2, shared with the credential chain);
 //!   [`aws_credentials`]: the AWS CLI's credential chain (role profiles, web identity, IMDS).
 //! * [`linode`]: IP Sharing (the union rule), assign, release.
 //! * [`hetzner`]: Floating IP assign + action polling.
@@ -15,6 +16,7 @@
 
 pub mod aws;
 pub mod aws_credentials;
+pub mod aws_query;
 pub mod config;
 pub mod digitalocean;
 pub mod hetzner;

@@ -94,13 +94,7 @@ impl Writes {
     }
 }
 
-/// A provider's name and the shape of its JSON errors.
-#[derive(Debug, Clone, Copy)]
-pub struct Shape {
-    pub name: &'static str,
-    /// The provider's error text from its error body (the caller clips it).
-    pub errors: fn(&Value) -> String,
-}
+pub use crate::rest::Shape;
 
 /// What `--check` found when the provider answers it otherwise than by the holder (Linode
 /// with a BGP speaker: the announced role decides), and what else it read.

@@ -10,10 +10,15 @@ use hakit_core::{
 };
 use serde_json::Value;
 
-use crate::{
-    http::{Client, Request, Response},
-    provider::Shape,
-};
+use crate::http::{Client, Request, Response};
+
+/// A provider's name and the shape of its JSON errors.
+#[derive(Debug, Clone, Copy)]
+pub struct Shape {
+    pub name: &'static str,
+    /// The provider's error text from its error body (the caller clips it).
+    pub errors: fn(&Value) -> String,
+}
 
 /// A bearer token, from the provider's environment variable or a file of mode 0600 (or
 /// stricter). Never from argv; never printed.

@@ -13,7 +13,7 @@ use std::{
 
 use anyhow::Context;
 
-use crate::nat::now_unix;
+use crate::now_unix;
 
 /// The marker [`Syslog::sync`] sends through the socket itself.
 const SYNC: &str = "hakit-lab-syslog-sync ";

@@ -1,7 +1,6 @@
 //! The two ways nat-notify runs: one hook invocation, or a `notify_fifo` reader.
 
 use std::{
-    collections::VecDeque,
     fs::File,
     io::{BufRead, BufReader},
     os::unix::fs::FileTypeExt,
@@ -18,7 +17,7 @@ use log::{error, info, warn};
 
 use crate::{
     config::Instance,
-    engine::{self, Settings},
+    engine::Settings,
     event::{self, Event, State},
     metrics,
     plan::{Ended, Report},
@@ -82,7 +81,7 @@ pub fn hook(
     let gen = generation(s, &inst.name, state)?;
     let nl = Netlink::open()?;
     let check = supersede::hook(&s.runtime, &nl, &inst.name, &inst.vrrp_vips, state, gen);
-    let report = engine::transition(s, inst, state, gen, &nl, &check)?;
+    let report = crate::steps::transition(s, inst, state, gen, &nl, &check)?;
     if let Err(e) = metrics::write_metrics(s, all) {
         warn!("{e:#}");
     }
@@ -164,9 +163,6 @@ pub fn check_fifo(path: &Path) -> anyhow::Result<()> {
 
 /// keepalived's FIFO lines are ~40 bytes; anything this long is not one of them.
 const MAX_LINE: usize = 4096;
-/// Queued events at most (after coalescing there are at most two per instance; this only
-/// bounds a flood of lines for instances that are not configured).
-const MAX_QUEUE: usize = 10_000;
 
 enum Line {
     Text,
@@ -226,38 +222,6 @@ fn capped(s: &str, n: usize) -> String {
     out
 }
 
-/// Queues `ev`, dropping the queued events of its instance it makes pointless (see
-/// [`coalesce`]), so a burst of any size leaves at most a couple of events per instance.
-pub fn push_coalesced(queue: &mut VecDeque<Event>, ev: Event) {
-    let rx = ev.state == State::MasterRxLowerPri;
-    queue.retain(|e| !(e.name == ev.name && (!rx || e.state == State::MasterRxLowerPri)));
-    if queue.len() >= MAX_QUEUE {
-        warn!("notify FIFO: {MAX_QUEUE} events queued; the oldest is dropped");
-        queue.pop_front();
-    }
-    queue.push_back(ev);
-}
-
-/// Only the newest event of an instance matters. Given the event just taken from the
-/// queue, returns the one to apply now, or `None` when a newer queued event makes it
-/// pointless: a later MASTER/BACKUP/FAULT/STOP of the same instance replaces it, and a
-/// later MASTER_RX_LOWER_PRI replaces an earlier one. MASTER_RX_LOWER_PRI events queued
-/// behind a MASTER are dropped (the MASTER transition re-announces anyway). keepalived
-/// sends MASTER_RX_LOWER_PRI with every advert it hears during a one-way VRRP loss (25/s at
-/// advert_int 0.04): applied one by one they kept a node re-announcing for minutes after the
-/// cut healed.
-pub fn coalesce(queue: &mut VecDeque<Event>, ev: Event) -> Option<Event> {
-    let rx = |e: &Event| e.state == State::MasterRxLowerPri;
-    let mut later = queue.iter().filter(|e| e.name == ev.name);
-    if later.clone().any(|e| !rx(e)) || (rx(&ev) && later.any(rx)) {
-        return None;
-    }
-    if !rx(&ev) && ev.state == State::Master {
-        queue.retain(|e| !(e.name == ev.name && rx(e)));
-    }
-    Some(ev)
-}
-
 /// keepalived signals its FIFO script when it shuts down, possibly while the STOP event is
 /// still queued or being applied. The reader ends at EOF instead (keepalived's exit closes
 /// the FIFO), so the last event is always handled in full.
@@ -283,7 +247,7 @@ fn fifo_event(
     };
     let gen = generation(s, &inst.name, ev.state)?;
     let check = supersede::fifo(&s.runtime, pending, &inst.name, gen);
-    let report = engine::transition(s, inst, ev.state, gen, nl, &check)?;
+    let report = crate::steps::transition(s, inst, ev.state, gen, nl, &check)?;
     if let Err(e) = metrics::write_metrics(s, all) {
         warn!("{e:#}");
     }
@@ -296,6 +260,7 @@ fn fifo_event(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::VecDeque;
 
     fn ev(name: &str, state: State) -> Event {
         Event {
@@ -308,7 +273,7 @@ mod tests {
         let mut q: VecDeque<Event> = events.iter().map(|(n, s)| ev(n, *s)).collect();
         let mut applied = Vec::new();
         while let Some(e) = q.pop_front() {
-            if let Some(e) = coalesce(&mut q, e) {
+            if let Some(e) = crate::supersede::coalesce(&mut q, e) {
                 applied.push((e.name, e.state));
             }
         }
@@ -349,7 +314,10 @@ mod tests {
         let mut q = VecDeque::new();
         for i in 0..100_000u32 {
             let state = [State::Master, State::Backup, State::MasterRxLowerPri][i as usize % 3];
-            push_coalesced(&mut q, ev(if i % 2 == 0 { "VI_1" } else { "VI_2" }, state));
+            crate::supersede::push_coalesced(
+                &mut q,
+                ev(if i % 2 == 0 { "VI_1" } else { "VI_2" }, state),
+            );
         }
         assert!(q.len() <= 4, "{q:?}");
         // The newest state of each instance survives.

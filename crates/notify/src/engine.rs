@@ -49,7 +49,6 @@ use std::{
 
 use crate::config::Instance;
 use hakit_core::debug;
-use hakit_net::Netlink;
 use log::{error, info, warn};
 
 use crate::{
@@ -131,25 +130,6 @@ pub trait Pending {
     fn wait(&mut self, wait: Duration) -> Option<StepResult>;
     /// Asks it to stop retrying (a newer state superseded this transition).
     fn stop(&mut self);
-}
-
-/// Runs the transition of `inst` to `state` (generation `gen`) on this node.
-pub fn transition(
-    s: &Settings,
-    inst: &Instance,
-    state: State,
-    gen: u64,
-    nl: &Netlink,
-    superseded: Supersede,
-) -> anyhow::Result<Report> {
-    run(
-        &mut crate::steps::Real::new(s, nl),
-        s,
-        inst,
-        state,
-        gen,
-        superseded,
-    )
 }
 
 /// A background step started by the loop: when, and its handle.

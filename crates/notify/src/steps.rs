@@ -91,6 +91,19 @@ impl Host for Real<'_> {
     }
 }
 
+/// Runs the transition of `inst` to `state` (generation `gen`) on this node: the engine's
+/// loop over the real host.
+pub fn transition(
+    s: &Settings,
+    inst: &Instance,
+    state: State,
+    gen: u64,
+    nl: &Netlink,
+    superseded: Supersede,
+) -> anyhow::Result<crate::plan::Report> {
+    crate::engine::run(&mut Real::new(s, nl), s, inst, state, gen, superseded)
+}
+
 /// One step's view of the transition and of the host.
 struct Ctx<'c> {
     s: &'c Settings,

@@ -87,7 +87,7 @@ impl Inbox {
     /// Queues an event (coalesced with what it makes pointless) and wakes the worker.
     pub fn push(&self, ev: Event) {
         if let Ok(mut q) = self.queue.lock() {
-            crate::app::push_coalesced(&mut q.0, ev);
+            push_coalesced(&mut q.0, ev);
             self.ready.notify_one();
         }
     }
@@ -106,7 +106,7 @@ impl Inbox {
         let mut q = self.queue.lock().ok()?;
         loop {
             while let Some(ev) = q.0.pop_front() {
-                if let Some(ev) = crate::app::coalesce(&mut q.0, ev) {
+                if let Some(ev) = coalesce(&mut q.0, ev) {
                     return Some(ev);
                 }
             }
@@ -149,6 +149,42 @@ pub fn fifo<'a>(
             .find(|i| i.state != State::MasterRxLowerPri)
             .map(|i| format!("newer {} (generation {})", i.state, i.generation))
     }
+}
+
+/// Queued events at most (after coalescing there are at most two per instance; this only
+/// bounds a flood of lines for instances that are not configured).
+pub const MAX_QUEUE: usize = 10_000;
+
+/// Queues `ev`, dropping the queued events of its instance it makes pointless (see
+/// [`coalesce`]), so a burst of any size leaves at most a couple of events per instance.
+pub fn push_coalesced(queue: &mut VecDeque<Event>, ev: Event) {
+    let rx = ev.state == State::MasterRxLowerPri;
+    queue.retain(|e| !(e.name == ev.name && (!rx || e.state == State::MasterRxLowerPri)));
+    if queue.len() >= MAX_QUEUE {
+        log::warn!("notify FIFO: {MAX_QUEUE} events queued; the oldest is dropped");
+        queue.pop_front();
+    }
+    queue.push_back(ev);
+}
+
+/// Only the newest event of an instance matters. Given the event just taken from the
+/// queue, returns the one to apply now, or `None` when a newer queued event makes it
+/// pointless: a later MASTER/BACKUP/FAULT/STOP of the same instance replaces it, and a
+/// later MASTER_RX_LOWER_PRI replaces an earlier one. MASTER_RX_LOWER_PRI events queued
+/// behind a MASTER are dropped (the MASTER transition re-announces anyway). keepalived
+/// sends MASTER_RX_LOWER_PRI with every advert it hears during a one-way VRRP loss (25/s at
+/// advert_int 0.04): applied one by one they kept a node re-announcing for minutes after the
+/// cut healed.
+pub fn coalesce(queue: &mut VecDeque<Event>, ev: Event) -> Option<Event> {
+    let rx = |e: &Event| e.state == State::MasterRxLowerPri;
+    let mut later = queue.iter().filter(|e| e.name == ev.name);
+    if later.clone().any(|e| !rx(e)) || (rx(&ev) && later.any(rx)) {
+        return None;
+    }
+    if !rx(&ev) && ev.state == State::Master {
+        queue.retain(|e| !(e.name == ev.name && rx(e)));
+    }
+    Some(ev)
 }
 
 #[cfg(test)]

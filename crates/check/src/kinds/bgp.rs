@@ -6,7 +6,7 @@ use std::{net::IpAddr, time::Duration};
 use anyhow::{bail, Context};
 
 use super::{Cx, Def, Key, Kind, Reader};
-use crate::probe::Tools;
+use crate::tools::Tools;
 
 pub const KIND: Def = Def {
     name: "bgp",

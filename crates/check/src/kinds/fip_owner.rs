@@ -10,7 +10,7 @@ use std::{net::IpAddr, time::Duration};
 use anyhow::{bail, Context};
 
 use super::{Class, Cx, Def, Key, Kind, Reader};
-use crate::probe::Tools;
+use crate::tools::Tools;
 
 pub const KIND: Def = Def {
     name: "fip-owner",

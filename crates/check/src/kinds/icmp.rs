@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use anyhow::Context;
 
 use super::{Class, Cx, Def, Key, Kind, Reader};
-use crate::probe::{Asked, Session};
+use crate::tools::{Asked, Session};
 
 pub const KIND: Def = Def {
     name: "icmp",

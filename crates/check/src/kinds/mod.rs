@@ -21,7 +21,7 @@ use std::{net::IpAddr, str::FromStr, time::Duration};
 
 use crate::{
     config::{Keys, Value},
-    probe::{Asked, Session, Tools},
+    tools::{Asked, Session, Tools},
 };
 
 mod address;

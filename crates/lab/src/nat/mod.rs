@@ -23,7 +23,7 @@ use std::{
     os::unix::fs::PermissionsExt,
     path::{Path, PathBuf},
     thread,
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::Duration,
 };
 
 use anyhow::{bail, Context};
@@ -47,13 +47,7 @@ pub const SERVER: &str = "203.0.113.254";
 pub const CLOUD: &str = "203.0.113.253";
 pub const CLIENT: &str = "198.51.100.50";
 
-/// Unix time now, in seconds.
-pub fn now_unix() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs_f64()
-}
+pub use crate::now_unix;
 
 /// How the pair is configured.
 #[derive(Debug, Clone)]
