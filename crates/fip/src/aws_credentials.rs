@@ -208,17 +208,20 @@ fn static_keys(p: &Profile) -> Option<Credentials> {
     })
 }
 
+/// The variables credentials are read from (kept from every child: `SECRET_VARS`).
+pub const SECRET_ENV: &[&str] = &[
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+];
+
 fn env_keys() -> Option<Credentials> {
-    match (
-        std::env::var("AWS_ACCESS_KEY_ID"),
-        std::env::var("AWS_SECRET_ACCESS_KEY"),
-    ) {
+    let [key, secret, token] = [SECRET_ENV[0], SECRET_ENV[1], SECRET_ENV[2]];
+    match (std::env::var(key), std::env::var(secret)) {
         (Ok(a), Ok(s)) if !a.is_empty() && !s.is_empty() => Some(Credentials {
             access_key: a,
             secret_key: s,
-            token: std::env::var("AWS_SESSION_TOKEN")
-                .ok()
-                .filter(|t| !t.is_empty()),
+            token: std::env::var(token).ok().filter(|t| !t.is_empty()),
         }),
         _ => None,
     }

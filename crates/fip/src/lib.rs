@@ -163,3 +163,25 @@ impl Session {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// Every variable a provider reads a credential from is one the children never get
+    /// (`hakit_core::exec::SECRET_VARS`): a provider added without it would hand its token
+    /// to `nft`, `systemctl` and every user command.
+    #[test]
+    fn every_credential_variable_is_kept_from_children() {
+        let read = [
+            crate::linode::TOKEN_VARS,
+            crate::hetzner::TOKEN_VARS,
+            crate::digitalocean::TOKEN_VARS,
+            crate::aws_credentials::SECRET_ENV,
+        ];
+        for v in read.iter().flat_map(|r| r.iter()) {
+            assert!(
+                hakit_core::exec::SECRET_VARS.contains(v),
+                "{v} is read as a credential but not in SECRET_VARS"
+            );
+        }
+    }
+}
