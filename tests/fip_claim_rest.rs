@@ -500,8 +500,7 @@ fn aws_identity_and_role_credentials_from_imdsv2() {
 #[test]
 fn ha_check_fip_owner_probe_reads_through_the_library_and_caches() {
     let f = fake("linode", 2, 2, &[]);
-    let dir = std::env::temp_dir().join(format!("hakit-fipowner-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = hakit_lab::TempDir::new("fipowner");
     let conf = dir.join("hakit.toml");
     std::fs::write(
         &conf,
@@ -584,7 +583,6 @@ fn ha_check_fip_owner_probe_reads_through_the_library_and_caches() {
         "{}",
         stdout(&out)
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A forced Linode assign of 203.0.113.10 to `node` at the API `base` (another node taking

@@ -403,6 +403,10 @@ fn every_parser_survives_mutated_input() {
         report.push(format!("{name}: {n} inputs"));
     }
     let _ = std::panic::take_hook();
+    // The heartbeat target's scratch directory.
+    let _ = std::fs::remove_dir_all(
+        std::env::temp_dir().join(format!("hakit-fuzz-hb-{}", std::process::id())),
+    );
     println!("fuzz seed {seed}: {}", report.join(", "));
     assert!(failures.is_empty(), "seed {seed}:\n{}", failures.join("\n"));
 }
