@@ -1052,7 +1052,7 @@ fn pair_values_survive_mutation() {
         "../../etc/passwd".into(),
         "x".repeat(5000),
         "é".into(),
-        "10.0.0.1".into(),
+        "192.0.2.1".into(), // a valid address, but in no prefix of the pair
         "0.0.0.0/0".into(),
         "192.0.2.80 192.0.2.80".into(),
     ];
