@@ -4,8 +4,8 @@
 #   make test   format, lint, cargo-deny, MSRV check, unit, CLI and namespace tests, static
 #               build checks, packages, chaos, the systemd lab, arm64 under qemu (root)
 #   make chaos  the acceptance scenarios on the NAT pair (vrrp_script and uplink-monitor
-#               profiles) and on the Linode (BGP) labs;
-#               target/chaos/chaos{,-monitor,-linode,-linode-frr}.{json,md}
+#               profiles), on the Linode (BGP) labs and a 50,000-flow table handed over;
+#               target/chaos/chaos{,-monitor,-linode,-linode-frr,-table}.{json,md}
 #   make bench  benchmarks; rewrites BENCHMARKS.md
 #   make fuzz   the parser and command-line fuzzers for 15 minutes
 #   make static fully static x86_64 binaries in $(STATIC_DIR) (ARCH=arm64: aarch64)
@@ -153,6 +153,8 @@ chaos: deps static
 	  $(STATIC_DIR)/hakit-chaos --bin-dir $(STATIC_DIR) --out-dir target/chaos --lab monitor --only wan-down,gateway-dead,path-dead,shared-blip,vrrp-cut,monitor-killed,soak
 	$(STATIC_DIR)/hakit-chaos --bin-dir $(STATIC_DIR) --out-dir target/chaos --lab linode
 	$(STATIC_DIR)/hakit-chaos --bin-dir $(STATIC_DIR) --out-dir target/chaos --lab linode-frr
+	HAKIT_CHAOS_TABLE_FLOWS=$${HAKIT_CHAOS_TABLE_FLOWS:-50000} \
+	  $(STATIC_DIR)/hakit-chaos --bin-dir $(STATIC_DIR) --out-dir target/chaos --lab table
 
 bench: deps static
 	@command -v aws >/dev/null || { echo "bench: installing the AWS CLI (PyPI), fip-claim's comparison"; python3 -m pip install -q --disable-pip-version-check awscli; }

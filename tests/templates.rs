@@ -343,6 +343,19 @@ fn render_and_setup_never_leave_a_half_written_file() {
             2,
             "CHECK_TARGETS: 198.51.100.9 is inside LAN_NET=198.51.100.0/24",
         ),
+        // A table too small for a gateway, or one no kernel would allocate.
+        (
+            format!("{base}CONNTRACK_MAX=4096\n"),
+            node_a,
+            2,
+            "CONNTRACK_MAX=4096 wants a number of connections from 65536 to 16777216",
+        ),
+        (
+            format!("{base}CONNTRACK_MAX=99999999\n"),
+            node_a,
+            2,
+            "CONNTRACK_MAX=99999999 is out of range: it wants a number of connections",
+        ),
         // The templates say PEER_ID; the user wrote (or forgot) B_ID.
         (
             aws.lines()
@@ -393,6 +406,34 @@ fn render_and_setup_never_leave_a_half_written_file() {
             .output()
             .unwrap()
     };
+    assert!(setup(&v).status.success());
+    // conntrackd's caches follow the kernel's table (#35): twice nf_conntrack_max, or a flow
+    // beyond them is never synchronised; the default as before (262144).
+    let ctd = || std::fs::read_to_string(root.join("etc/conntrackd/conntrackd.conf")).unwrap();
+    let sysctl = || std::fs::read_to_string(root.join("etc/sysctl.d/90-hakit.conf")).unwrap();
+    assert!(
+        ctd().contains("HashLimit 524288\n") && ctd().contains("HashSize 65536\n"),
+        "{}",
+        ctd()
+    );
+    assert!(
+        sysctl().contains("-net.netfilter.nf_conntrack_max = 262144\n"),
+        "{}",
+        sysctl()
+    );
+    let big = dir.join("big.values");
+    std::fs::write(&big, format!("{base}CONNTRACK_MAX=1048576\n")).unwrap();
+    assert!(setup(&big).status.success());
+    assert!(
+        ctd().contains("HashLimit 2097152\n") && ctd().contains("HashSize 262144\n"),
+        "{}",
+        ctd()
+    );
+    assert!(
+        sysctl().contains("-net.netfilter.nf_conntrack_max = 1048576\n"),
+        "{}",
+        sysctl()
+    );
     assert!(setup(&v).status.success());
     let snapshot = || -> Vec<(String, Vec<u8>)> {
         let mut files = Vec::new();
@@ -692,7 +733,8 @@ fn sysctl_file_applies_in_a_namespace() {
     // The template, rendered for a WAN interface the namespace has.
     let text = std::fs::read_to_string("keepalived/sysctl.d/90-hakit.conf.in")
         .unwrap()
-        .replace("@WAN_IF@", "lo");
+        .replace("@WAN_IF@", "lo")
+        .replace("@CONNTRACK_MAX@", "262144");
     let file = std::env::temp_dir().join(format!("hakit-sysctl-{}.conf", std::process::id()));
     std::fs::write(&file, &text).unwrap();
     let applied = ns

@@ -19,12 +19,25 @@ pub struct Conntrackd {
 /// The shipped template, `keepalived/conntrackd.conf.in`.
 pub const TEMPLATE: &str = include_str!("../../../keepalived/conntrackd.conf.in");
 
+/// The host's `nf_conntrack_max`: every namespace's table is bounded by it.
+pub fn kernel_max() -> u64 {
+    fs::read_to_string("/proc/sys/net/netfilter/nf_conntrack_max")
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+        .unwrap_or(262_144)
+}
+
 /// The configuration for a node whose sync address is `local`, its peer's `peer`, on
-/// `iface`: the shipped template with per-node lock, socket and log under `dir/name.*`.
+/// `iface`: the shipped template with per-node lock, socket and log under `dir/name.*`,
+/// its caches sized from the host's `nf_conntrack_max` as hakit-setup sizes them from
+/// CONNTRACK_MAX (twice it, a quarter of it).
 pub fn conf(dir: &std::path::Path, name: &str, local: &str, peer: &str, iface: &str) -> String {
     let run = dir.join(format!("{name}.conntrackd"));
     let _ = fs::create_dir_all(&run);
+    let max = kernel_max();
     TEMPLATE
+        .replace("@CONNTRACK_HASHLIMIT@", &(max * 2).to_string())
+        .replace("@CONNTRACK_HASHSIZE@", &(max / 4).to_string())
         .replace("@LOCAL@", local)
         .replace("@PEER@", peer)
         .replace("@SYNC_IF@", iface)

@@ -237,6 +237,11 @@ fn describe(step: Step, i: &Instance, bgp: Option<&Speaker>, state: State) -> St
         Some(c) => format!("conntrackd -C {} {what}", c.display()),
         None => "skip: conntrackd not configured".into(),
     };
+    // -t only where an external cache shadows the kernel table (crate::conntrackd).
+    let kernel_is_replica = i
+        .conntrackd_config
+        .as_deref()
+        .is_some_and(crate::conntrackd::external_cache_disabled);
     let cmds = |c: &[Vec<String>]| {
         if c.is_empty() {
             "skip: none configured".into()
@@ -254,7 +259,14 @@ fn describe(step: Step, i: &Instance, bgp: Option<&Speaker>, state: State) -> St
     match step {
         Step::ConntrackdCommit => ct("-c"),
         Step::ConntrackdPrimary => ct("-f, -R, -B"),
+        Step::ConntrackdBackup if kernel_is_replica => {
+            ct("-s (start with -d if down), -n (no -t: DisableExternalCache on)")
+        }
         Step::ConntrackdBackup => ct("-s (start with -d if down), -t, -n"),
+        Step::ConntrackdFault if kernel_is_replica => {
+            "nothing: DisableExternalCache on (-t would flush the peer's state from the kernel)"
+                .into()
+        }
         Step::ConntrackdFault => ct("-t"),
         Step::AddressAdd if !i.floating_ips.is_empty() => format!("add {} to {dev}", fips(i)),
         Step::AddressRemove if !i.floating_ips.is_empty() => {

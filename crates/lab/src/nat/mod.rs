@@ -34,6 +34,7 @@ use nix::{
 
 mod converge;
 mod measure;
+pub mod table;
 mod watch;
 
 pub use crate::syslog::Syslog;
@@ -264,6 +265,7 @@ impl NatLab {
             &sysctl,
             include_str!("../../../../keepalived/sysctl.d/90-hakit.conf.in")
                 .replace("@WAN_IF@", "eth0")
+                .replace("@CONNTRACK_MAX@", "262144")
                 .lines()
                 .filter(|l| !l.contains("nf_conntrack_max"))
                 .collect::<Vec<_>>()

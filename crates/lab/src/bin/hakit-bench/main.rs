@@ -23,6 +23,7 @@ mod fip;
 mod garp;
 mod notify;
 mod stats;
+mod table;
 mod uplink;
 
 use check::*;
@@ -31,6 +32,7 @@ use fip::*;
 use garp::*;
 use notify::*;
 use stats::*;
+use table::*;
 use uplink::*;
 
 const RUNS: usize = 30;
@@ -92,7 +94,7 @@ fn run() -> anyhow::Result<()> {
             "--only" => {
                 only = Some(
                     args.next()
-                        .context("--only needs garp|notify|fifo|check|fip|failover|linode|uplink|soak")?,
+                        .context("--only needs garp|notify|fifo|check|fip|failover|linode|uplink|soak|table")?,
                 )
             }
             "--soak-secs" => {
@@ -102,7 +104,7 @@ fn run() -> anyhow::Result<()> {
                     .context("--soak-secs needs a number of seconds")?
             }
             other => bail!(
-                "unknown argument {other:?} (usage: hakit-bench [--static-dir DIR] [--out FILE] [--only garp|notify|fifo|check|fip|failover|linode|uplink|soak] [--soak-secs N])"
+                "unknown argument {other:?} (usage: hakit-bench [--static-dir DIR] [--out FILE] [--only garp|notify|fifo|check|fip|failover|linode|uplink|soak|table] [--soak-secs N])"
             ),
         }
     }
@@ -145,6 +147,9 @@ fn run() -> anyhow::Result<()> {
     }
     if want("soak") {
         soak(&mut md, &static_dir, soak_secs)?;
+    }
+    if want("table") {
+        table(&mut md, &static_dir)?;
     }
     std::fs::write(&out, &md).with_context(|| format!("write {}", out.display()))?;
     print!("{md}");
