@@ -165,12 +165,15 @@ bench: deps static
 # The long versions of two make chaos scenarios: the uplink monitor's soak (180 s there):
 # 2% loss and 5 ms +- 5 ms of delay on each node's WAN and LAN (VRRP) egress, a CPU hog in
 # each node, ten keepalived reloads, for HAKIT_CHAOS_SOAK_SECONDS (default 600); and the
-# VRRP path cut ten times for 30 s (2 x 5 s there).
+# VRRP path cut ten times for 30 s (2 x 5 s there); then the soak again with the L2 fast
+# profile (PROFILE_SPEED=fast: 10 ms adverts, 4 missed), into target/chaos-fast.
 chaos-soak: deps static
 	$(CARGO) build --release --target $(MUSL) -p hakit-lab
 	HAKIT_CHAOS_SOAK_SECONDS=$${HAKIT_CHAOS_SOAK_SECONDS:-600} \
 	HAKIT_CHAOS_VRRP_CUTS=$${HAKIT_CHAOS_VRRP_CUTS:-10} HAKIT_CHAOS_VRRP_CUT_SECONDS=$${HAKIT_CHAOS_VRRP_CUT_SECONDS:-30} \
 	  $(STATIC_DIR)/hakit-chaos --bin-dir $(STATIC_DIR) --out-dir target/chaos --lab monitor --only vrrp-cut,soak
+	HAKIT_CHAOS_PROFILE=fast HAKIT_CHAOS_SOAK_SECONDS=$${HAKIT_CHAOS_SOAK_SECONDS:-600} \
+	  $(STATIC_DIR)/hakit-chaos --bin-dir $(STATIC_DIR) --out-dir target/chaos-fast --lab monitor --only soak
 
 lab-clean:
 	@$(CARGO) run -q -p hakit-lab --bin hakit-lab-clean

@@ -13,6 +13,9 @@ fn render(text: &str, dir: &std::path::Path) -> String {
         .replace("@LAN_VIP@", "198.51.100.1/24")
         .replace("@LAN_NET@", "198.51.100.0/24")
         .replace("@PRIORITY@", "150")
+        .replace("@VRID@", "51")
+        .replace("@ADVERT_INT@", "0.02")
+        .replace("@DOWN_TIMER_ADVERTS@", "6")
         .replace("@SELF_IP@", "198.51.100.2")
         .replace("@PEER_IP@", "198.51.100.3")
         .replace("@PEER_LAN@", "198.51.100.3")
@@ -161,7 +164,7 @@ fn example_files_are_their_templates_rendered() {
     assert_exit(
         &out,
         1,
-        "give a value for: LAN_IF LAN_VIP PEER_IP PRIORITY SELF_IP",
+        "give a value for: ADVERT_INT DOWN_TIMER_ADVERTS LAN_IF LAN_VIP PEER_IP PRIORITY SELF_IP VRID",
     );
     let out = r(&["keepalived/hetzner.conf.in", "LAN_IFF=eth1"]);
     assert_exit(&out, 2, "has no variable LAN_IFF");
@@ -343,6 +346,26 @@ fn render_and_setup_never_leave_a_half_written_file() {
             2,
             "CHECK_TARGETS: 198.51.100.9 is inside LAN_NET=198.51.100.0/24",
         ),
+        // The VRRP profile's values: a router ID VRRP has, an interval keepalived takes, and
+        // the 10 ms profile only where the VRRP path is a LAN segment the user owns.
+        (
+            format!("{base}VRID=256\n"),
+            node_a,
+            2,
+            "VRID=256 is out of range: it wants a VRRP router ID from 1 to 255",
+        ),
+        (
+            format!("{base}ADVERT_INT=0.001\n"),
+            node_a,
+            2,
+            "ADVERT_INT=0.001 wants seconds between VRRP adverts",
+        ),
+        (
+            format!("{aws}PROFILE_SPEED=fast\n"),
+            node_a,
+            2,
+            "PROFILE_SPEED=fast is for a LAN segment you own (bare-metal, linode): on aws",
+        ),
         // A table too small for a gateway, or one no kernel would allocate.
         (
             format!("{base}CONNTRACK_MAX=4096\n"),
@@ -433,6 +456,32 @@ fn render_and_setup_never_leave_a_half_written_file() {
         sysctl().contains("-net.netfilter.nf_conntrack_max = 1048576\n"),
         "{}",
         sysctl()
+    );
+    // The L2 fast profile: 10 ms adverts, 4 missed, priorities 254/253 (#29); ADVERT_INT and
+    // VRID as the user gives them.
+    let ka = || std::fs::read_to_string(root.join("etc/keepalived/keepalived.conf")).unwrap();
+    assert!(
+        ka().contains("    advert_int 0.02\n    down_timer_adverts 6\n")
+            && ka().contains("    priority 150\n"),
+        "{}",
+        ka()
+    );
+    let fast = dir.join("fast.values");
+    std::fs::write(&fast, format!("{base}PROFILE_SPEED=fast\nVRID=052\n")).unwrap();
+    assert!(setup(&fast).status.success());
+    assert!(
+        ka().contains("    advert_int 0.01\n    down_timer_adverts 4\n")
+            && ka().contains("    priority 254\n"),
+        "{}",
+        ka()
+    );
+    assert!(ka().contains("    virtual_router_id 52\n"), "{}", ka());
+    std::fs::write(&fast, format!("{base}ADVERT_INT=0.1\n")).unwrap();
+    assert!(setup(&fast).status.success());
+    assert!(
+        ka().contains("    advert_int 0.1\n    down_timer_adverts 6\n"),
+        "{}",
+        ka()
     );
     assert!(setup(&v).status.success());
     let snapshot = || -> Vec<(String, Vec<u8>)> {

@@ -343,6 +343,9 @@ pub fn clean_up_on_signals() -> anyhow::Result<()> {
                 }
             }
             unmount_labs(&mine);
+            for (path, value) in RESTORE.lock().map(|r| r.clone()).unwrap_or_default() {
+                let _ = fs::write(&path, value);
+            }
             if let Ok(entries) = fs::read_dir(std::env::temp_dir()) {
                 for e in entries.flatten() {
                     if e.file_name().to_string_lossy().starts_with(&mine) {
@@ -354,6 +357,17 @@ pub fn clean_up_on_signals() -> anyhow::Result<()> {
         })
         .context("signal thread")?;
     Ok(())
+}
+
+/// Host settings a run changed (a /proc/sys file and its old value), written back by the
+/// signal handler of [`clean_up_on_signals`]; the run itself restores them when it ends.
+static RESTORE: std::sync::Mutex<Vec<(PathBuf, String)>> = std::sync::Mutex::new(Vec::new());
+
+/// Notes that `path` held `value` before this run changed it: a signal puts it back.
+pub fn restore_on_signal(path: &Path, value: &str) {
+    if let Ok(mut r) = RESTORE.lock() {
+        r.push((path.to_path_buf(), value.to_string()));
+    }
 }
 
 /// Unmounts (lazily) `dir`.

@@ -6,7 +6,9 @@
 //! against a recording host below, without root.
 //!
 //! Order on MASTER (each step optional by configuration):
-//! 1. conntrackd commit (`-c`), before traffic can arrive;
+//! 1. conntrackd commit (`-c`) of the external cache, if there is one, started on its own
+//!    thread: conntrackd answers when the commit is done (19 s for a million flows), and
+//!    nothing of the data plane waits for it;
 //! 2. floating IPs onto the WAN interface (netlink);
 //! 3. GARP/NA: the first round synchronously, the rest on a thread so later steps do not
 //!    wait for the interval;
@@ -16,8 +18,9 @@
 //! 5. the SNAT rule (nft);
 //! 6. the `[bgp]` speaker's announcement set to primary, in place (`announce = true`: where
 //!    the provider routes by BGP, as Linode does, this is what moves the traffic; after the
-//!    SNAT rule and conntrackd's commit, so the traffic it attracts finds both);
-//! 7. conntrackd flush/resync/bulk (`-f` retried while the commit runs, `-R`, `-B`);
+//!    SNAT rule, so the traffic it attracts finds it; existing flows find their entries as
+//!    a commit proceeds, as they do when keepalived moves the VIP);
+//! 7. conntrackd flush/resync/bulk (after the commit has ended: `-f`, `-R`, `-B`);
 //! 8. units restarted/started (after the claim has finished); 9. user `up` commands in
 //!    order, stopping at the first failure.
 //!
@@ -267,11 +270,13 @@ pub fn run(
             report.reason = Some(why);
             break;
         }
-        if step.waits_for_background() {
-            // Units (lelastic announcing the route) and user commands come after the
-            // provider has the address: wait for the claim first.
-            failed |= join(&mut background, &mut turn, &mut report);
-        }
+        // Units (lelastic announcing the route) and user commands come after the provider
+        // has the address: they wait for the claim; conntrackd's flush and resync wait for
+        // its commit (and only for that).
+        let (now, later): (Vec<Started>, Vec<Started>) =
+            background.drain(..).partition(|b| step.waits_for(b.step));
+        background = later;
+        failed |= join(now, &mut turn, &mut report);
         if let Some(started) = host.start(step, &turn) {
             match started {
                 Ok(pending) => {
@@ -316,7 +321,7 @@ pub fn run(
         let ms = t.elapsed().as_secs_f64() * 1000.0;
         failed |= record_step(&mut turn, &mut report, step, result, ms);
     }
-    failed |= join(&mut background, &mut turn, &mut report);
+    failed |= join(background, &mut turn, &mut report);
     // A last step stopped because a newer state arrived is superseded, not failed.
     if failed && report.outcome == Ended::Converged {
         if let Some(why) = superseded() {
@@ -417,9 +422,9 @@ fn detail(r: &StepResult) -> String {
 /// to stop retrying as soon as a newer state supersedes this transition; returns whether
 /// one failed. A result is taken the moment it arrives; the supersession check (a netlink
 /// dump and a file read) runs only while one is still waiting, every 100 ms.
-fn join(background: &mut Vec<Started>, t: &mut Turn, report: &mut Report) -> bool {
+fn join(background: Vec<Started>, t: &mut Turn, report: &mut Report) -> bool {
     let mut failed = false;
-    for mut b in background.drain(..) {
+    for mut b in background {
         let mut stopped = false;
         let result = loop {
             if let Some(r) = b.pending.wait(Duration::from_millis(100)) {
@@ -468,6 +473,8 @@ mod tests {
         /// Fail this step this many times (then succeed).
         fail: HashMap<Step, u32>,
         claim: Claim,
+        /// conntrackd's commit runs in the background (an external cache to commit).
+        commit_background: bool,
         /// `Turn::same` as each step saw it.
         same: Vec<bool>,
     }
@@ -478,6 +485,7 @@ mod tests {
                 log: log.clone(),
                 fail: HashMap::new(),
                 claim: Claim::After(3),
+                commit_background: false,
                 same: Vec::new(),
             }
         }
@@ -501,13 +509,18 @@ mod tests {
         }
 
         fn start(&mut self, step: Step, t: &Turn) -> Option<anyhow::Result<Box<dyn Pending>>> {
-            if step != Step::Fip || t.inst.fip_claim != Some(true) {
-                return None;
-            }
-            self.log.borrow_mut().push("start fip_claim".into());
+            let (name, claim) = match step {
+                Step::Fip if t.inst.fip_claim == Some(true) => ("fip_claim", self.claim),
+                Step::ConntrackdCommit if self.commit_background => {
+                    ("conntrackd_commit", Claim::After(1))
+                }
+                _ => return None,
+            };
+            self.log.borrow_mut().push(format!("start {name}"));
             Some(Ok(Box::new(FakeClaim {
+                name,
                 log: self.log.clone(),
-                claim: self.claim,
+                claim,
                 stopped: false,
             })))
         }
@@ -518,6 +531,7 @@ mod tests {
     }
 
     struct FakeClaim {
+        name: &'static str,
         log: Log,
         claim: Claim,
         stopped: bool,
@@ -527,7 +541,9 @@ mod tests {
         fn wait(&mut self, _: Duration) -> Option<StepResult> {
             match &mut self.claim {
                 Claim::After(0) => {
-                    self.log.borrow_mut().push("fip_claim answered".into());
+                    self.log
+                        .borrow_mut()
+                        .push(format!("{} answered", self.name));
                     Some(StepResult::Changed("claimed".into()))
                 }
                 Claim::After(n) => {
@@ -542,7 +558,7 @@ mod tests {
         }
 
         fn stop(&mut self) {
-            self.log.borrow_mut().push("stop fip_claim".into());
+            self.log.borrow_mut().push(format!("stop {}", self.name));
             self.stopped = true;
         }
     }
@@ -644,6 +660,37 @@ mod tests {
         assert_eq!(rec.state, Some(State::Master));
         assert_eq!(rec.transitions_total.get("MASTER"), Some(&1));
         assert_eq!(rec.steps.len(), 9);
+    }
+
+    /// With an external cache, `conntrackd -c` answers only when the commit is done (19 s
+    /// for a million flows): it runs in the background, nothing of the data plane waits
+    /// for it, and the flush and resync wait for it alone, not for the provider (#35).
+    #[test]
+    fn the_commit_runs_beside_the_data_plane_and_the_flush_waits_for_it_alone() {
+        let (s, inst, log) = (settings("commit"), instance(), Log::default());
+        let mut fake = Fake::new(&log);
+        fake.commit_background = true;
+        let r = run(&mut fake, &s, &inst, State::Master, 1, &never).unwrap();
+        assert_eq!(
+            logged(&log),
+            [
+                "start conntrackd_commit",
+                "address_add",
+                "garp",
+                "start fip_claim",
+                "snat_ensure",
+                "bgp_announce",
+                "conntrackd_commit answered",
+                "conntrackd_primary",
+                "fip_claim answered",
+                "units_up",
+                "commands_up",
+                "settle",
+            ]
+        );
+        assert_eq!(r.steps[0].step, Step::ConntrackdCommit);
+        assert!(matches!(r.steps[0].result, StepResult::Changed(_)));
+        assert_eq!(r.outcome, Ended::Converged);
     }
 
     #[test]

@@ -73,8 +73,15 @@ impl Step {
     /// Whether the background steps started before it (the provider claim) must have
     /// finished first: units (lelastic announcing the route) and user commands come after
     /// the provider has the address.
-    pub fn waits_for_background(self) -> bool {
-        matches!(self, Step::UnitsUp | Step::CommandsUp)
+    /// Whether this step waits for `background` (a step started in the background) to end
+    /// first: units and user commands for everything started before them (the claim above
+    /// all), conntrackd's flush and resync for its commit.
+    pub fn waits_for(self, background: Step) -> bool {
+        match self {
+            Step::UnitsUp | Step::CommandsUp => true,
+            Step::ConntrackdPrimary => background == Step::ConntrackdCommit,
+            _ => false,
+        }
     }
 }
 
@@ -120,8 +127,8 @@ pub fn plan(state: State, inst: &Instance) -> Vec<Step> {
                 Garp,
                 Fip,
                 SnatEnsure,
-                // The announcement moves the traffic: it needs conntrackd's commit (first)
-                // and the SNAT rule, not the flush, resync and bulk send that follow.
+                // The announcement moves the traffic: it needs the SNAT rule, not the
+                // flush, resync and bulk send that follow (nor a commit, which runs beside).
                 Announce,
                 ConntrackdPrimary,
                 UnitsUp,
@@ -257,7 +264,11 @@ fn describe(step: Step, i: &Instance, bgp: Option<&Speaker>, state: State) -> St
         }
     };
     match step {
-        Step::ConntrackdCommit => ct("-c"),
+        Step::ConntrackdCommit if kernel_is_replica => {
+            "nothing: DisableExternalCache on (the kernel table already holds the peer's state)"
+                .into()
+        }
+        Step::ConntrackdCommit => ct("-c, in the background (only the flush waits for it)"),
         Step::ConntrackdPrimary => ct("-f, -R, -B"),
         Step::ConntrackdBackup if kernel_is_replica => {
             ct("-s (start with -d if down), -n (no -t: DisableExternalCache on)")

@@ -73,8 +73,15 @@ impl Host for Real<'_> {
     }
 
     fn start(&mut self, step: Step, t: &Turn) -> Option<anyhow::Result<Box<dyn Pending>>> {
-        (step == Step::Fip && t.inst.fip_claim == Some(true))
-            .then(|| start_claim(self.s, t.inst).map(|c| Box::new(c) as Box<dyn Pending>))
+        match step {
+            Step::Fip if t.inst.fip_claim == Some(true) => {
+                Some(start_claim(self.s, t.inst).map(|c| Box::new(c) as Box<dyn Pending>))
+            }
+            Step::ConntrackdCommit => {
+                start_commit(self.s, t).map(|c| c.map(|c| Box::new(c) as Box<dyn Pending>))
+            }
+            _ => None,
+        }
     }
 
     fn settle(&mut self, t: &Turn) {
@@ -511,6 +518,78 @@ fn announce(ctx: &mut Ctx) -> anyhow::Result<StepResult> {
 /// return traffic. Retried with backoff until it succeeds, `fip_retry_for` runs out, or a
 /// newer state supersedes this one; a refusal (the IP belongs to a node outside the pair)
 /// is not retried. Joined before units and user commands run (the loop joins it).
+/// How long the background commit's `conntrackd -c` may run: conntrackd answers it only
+/// when the commit has finished, 1.2 s for 100,000 flows and 19 s for 1,000,000 on the
+/// bench machine (BENCHMARKS.md, "A production-sized connection table").
+const COMMIT_CLIENT: Duration = Duration::from_secs(120);
+
+/// The external cache's commit on its own thread, when there is one to commit: `conntrackd
+/// -c` returns only when the commit has finished (seconds for a large table), and the
+/// address, GARP, claim and SNAT rule must not wait behind it. New flows are forwarded at
+/// once; an existing flow's packets are dropped (not NATed: the ruleset's forward and input
+/// chains) until its entry is committed. None (run in line, which says why it is nothing to
+/// do) when conntrackd is not configured, has no external cache, or already committed.
+fn start_commit(s: &Settings, t: &Turn) -> Option<anyhow::Result<Commit>> {
+    let config = t.inst.conntrackd_config.clone()?;
+    if crate::conntrackd::external_cache_disabled(&config)
+        || (t.same && t.prev.conntrackd.as_deref() == Some("primary"))
+    {
+        return None;
+    }
+    let prog = s.conntrackd.clone();
+    let stop = Arc::new(AtomicBool::new(false));
+    let stopped = stop.clone();
+    let (tx, rx) = mpsc::channel();
+    let started = thread::Builder::new()
+        .name("conntrackd-commit".into())
+        .spawn(move || {
+            let stop_fn = || {
+                stopped
+                    .load(Ordering::Relaxed)
+                    .then(|| "superseded".to_string())
+            };
+            let c = Conntrackd {
+                prog,
+                config,
+                timeout: COMMIT_CLIENT,
+                stop: &stop_fn,
+            };
+            let t0 = std::time::Instant::now();
+            let r = match c.commit() {
+                Ok(()) => StepResult::Changed(format!(
+                    "external cache committed to the kernel in {:.1} s",
+                    t0.elapsed().as_secs_f64()
+                )),
+                Err(e) => StepResult::Failed(format!("{e:#}")),
+            };
+            let _ = tx.send(r);
+        })
+        .context("start the conntrackd commit thread");
+    Some(started.map(|_| Commit { rx, stop }))
+}
+
+/// The background commit (see [`start_commit`]).
+struct Commit {
+    rx: Receiver<StepResult>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Pending for Commit {
+    fn wait(&mut self, wait: Duration) -> Option<StepResult> {
+        match self.rx.recv_timeout(wait) {
+            Ok(r) => Some(r),
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => Some(StepResult::Failed(
+                "the conntrackd commit thread panicked".into(),
+            )),
+        }
+    }
+
+    fn stop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
 fn start_claim(s: &Settings, inst: &Instance) -> anyhow::Result<Claim> {
     let mut cfg = s
         .fip

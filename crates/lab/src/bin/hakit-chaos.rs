@@ -3,7 +3,11 @@
 //! directory, prints the table, and exits 1 if any scenario failed (2 on a usage error).
 //!
 //! Usage: hakit-chaos [--bin-dir DIR] [--out-dir DIR] [--only NAME[,NAME...]]
-//!                    [--lab nat|linode|linode-frr]
+//!                    [--lab nat|monitor|table|linode|linode-frr]
+//!
+//! `--lab monitor`: the uplink monitor's profile (HAKIT_CHAOS_PROFILE=fast: the L2 fast
+//! VRRP profile). `--lab table`: a production-sized connection table handed over
+//! (HAKIT_CHAOS_TABLE_FLOWS, default 50,000; [`hakit_lab::nat::table`]).
 //!
 //! `--lab linode` runs Linode's routing for real ([`hakit_lab::bgp`]): an FRR route server,
 //! lelastic's GoBGP configuration on both gateways, hakit rewriting the announcement's
@@ -1245,10 +1249,17 @@ fn monitor_lab(
     const BLACKOUT_MS: f64 = 200.0;
     let mut opts = Opts::new(bin_dir);
     opts.monitor = true;
+    // HAKIT_CHAOS_PROFILE=fast: the L2 fast profile as hakit-setup renders it (make
+    // chaos-soak soaks both profiles).
+    if std::env::var("HAKIT_CHAOS_PROFILE").as_deref() == Ok("fast") {
+        opts.advert_int = "0.01".into();
+        opts.down_timer_adverts = Some(4);
+        opts.priorities = [254, 253];
+    }
     let started = Instant::now();
     println!(
-        "hakit chaos: NAT pair, uplink health by ha-check monitor (20 ms probes) and keepalived track_file; advert_int {} s",
-        opts.advert_int
+        "hakit chaos: NAT pair, uplink health by ha-check monitor (20 ms probes) and keepalived track_file; advert_int {} s, master down after {:?} adverts, priorities {:?}",
+        opts.advert_int, opts.down_timer_adverts, opts.priorities
     );
     let mut nat = NatLab::up(opts)?;
     println!(

@@ -62,6 +62,9 @@ pub struct Opts {
     /// keepalived's `down_timer_adverts`: adverts missed before the backup takes over (the
     /// shipped profile: 6, so that 2% loss on the VRRP path cannot take a pair down).
     pub down_timer_adverts: Option<u32>,
+    /// VRRP priorities of a and b (the standard profile: 150 and 100; the L2 fast one: 254
+    /// and 253, so the backup's skew time is ~0).
+    pub priorities: [u8; 2],
     /// keepalived's `preempt_delay` (seconds); `None` with `nopreempt` false: preempt at once.
     pub preempt_delay: Option<u32>,
     pub nopreempt: bool,
@@ -98,6 +101,7 @@ impl Opts {
             lab_bin_dir: bin_dir.to_path_buf(),
             advert_int: "0.02".into(),
             down_timer_adverts: Some(6),
+            priorities: [150, 100],
             preempt_delay: Some(1),
             nopreempt: false,
             external_cache: false,
@@ -272,7 +276,8 @@ impl NatLab {
                 .join("\n"),
         )?;
         let mut nodes = Vec::new();
-        for (ns, id, prio) in [(&a, 1u64, 150u8), (&b, 2, 100)] {
+        let [prio_a, prio_b] = opts.priorities;
+        for (ns, id, prio) in [(&a, 1u64, prio_a), (&b, 2, prio_b)] {
             let role = ns.name.rsplit('-').next().unwrap_or("x").to_string();
             let host = id + 1;
             let peer = 3 - id + 1;

@@ -4,14 +4,14 @@ use super::*;
 
 /// One failover measured in the NAT lab.
 pub(crate) struct Run {
-    blackout_ms: f64,
-    lost: u64,
+    pub(crate) blackout_ms: f64,
+    pub(crate) lost: u64,
     /// Event to VIP up on the new master (keepalived's own detection and takeover).
-    vrrp_ms: f64,
+    pub(crate) vrrp_ms: f64,
     /// VIP up on the new master to the provider routing the floating IP there: the hook.
-    hook_ms: f64,
-    retrans: u64,
-    tcp_ok: bool,
+    pub(crate) hook_ms: f64,
+    pub(crate) retrans: u64,
+    pub(crate) tcp_ok: bool,
 }
 
 pub(crate) fn owner_changed_at(nat: &hakit_lab::nat::NatLab) -> Option<f64> {
@@ -68,16 +68,19 @@ pub(crate) fn failover(md: &mut String, static_dir: &Path) -> anyhow::Result<()>
     use hakit_lab::nat::{NatLab, Opts};
     type Tweak = fn(&mut Opts);
     let configs: [(&str, Tweak); 4] = [
-        ("hakit, fast profile (advert_int 0.04 s)", |_| {}),
+        (
+            "hakit, standard profile (advert_int 0.02 s, 6 missed)",
+            |_| {},
+        ),
         ("hakit, keepalived defaults (advert_int 1 s)", |o| {
             o.advert_int = "1".into()
         }),
         (
-            "shell hook (primary-backup.sh, ip, arping, nft, curl), fast profile",
+            "shell hook (primary-backup.sh, ip, arping, nft, curl), standard profile",
             |o| o.shell_hook = true,
         ),
         (
-            "hakit, fast profile, conntrackd external cache on (commit on MASTER)",
+            "hakit, standard profile, conntrackd external cache on (commit on MASTER)",
             |o| o.external_cache = true,
         ),
     ];
@@ -137,10 +140,10 @@ pub(crate) fn failover(md: &mut String, static_dir: &Path) -> anyhow::Result<()>
             .map_or(f64::NAN, |m| m.3)
     };
     writeln!(md, "\nHook (VIP up to the provider routing the floating IP), hard failovers, shell / hakit: **{:.1}x** ({:.1} ms vs {:.1} ms): hakit starts the provider claim right after the first GARP, on its own thread; the shell hook runs primary-backup.sh first.", hook(2) / hook(0), hook(2), hook(0))?;
-    writeln!(md, "\nRatios of median blackouts, shell hook / hakit (fast profile): soft **{:.1}x**, hard **{:.1}x**. keepalived defaults / fast profile: soft {:.1}x, hard {:.1}x.", get(2, false) / get(0, false), get(2, true) / get(0, true), get(1, false) / get(0, false), get(1, true) / get(0, true))?;
+    writeln!(md, "\nRatios of median blackouts, shell hook / hakit (standard profile): soft **{:.1}x**, hard **{:.1}x**. keepalived defaults / standard profile: soft {:.1}x, hard {:.1}x.", get(2, false) / get(0, false), get(2, true) / get(0, true), get(1, false) / get(0, false), get(1, true) / get(0, true))?;
     writeln!(
         md,
-        "Targets with the fast profile: hard failover blackout ≤ 200 ms — {}; soft ≤ 15 ms — {}.\n",
+        "Targets with the standard profile: hard failover blackout ≤ 200 ms — {}; soft ≤ 15 ms — {}.\n",
         if get(0, true) <= 200.0 {
             "met"
         } else {
@@ -237,7 +240,7 @@ pub(crate) fn linode(md: &mut String, static_dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A soak: the fast profile under full CPU load for `secs`; any VRRP transition is a
+/// A soak: the standard profile under full CPU load for `secs`; any VRRP transition is a
 /// false failover.
 pub(crate) fn soak(md: &mut String, static_dir: &Path, secs: u64) -> anyhow::Result<()> {
     use hakit_lab::nat::{NatLab, Opts, Watch};
@@ -272,8 +275,8 @@ pub(crate) fn soak(md: &mut String, static_dir: &Path, secs: u64) -> anyhow::Res
                 .count()
         })
         .sum();
-    writeln!(md, "## Soak: the fast profile under full CPU load\n")?;
-    writeln!(md, "Method: the NAT lab with the fast profile (advert_int 0.04 s), idle traffic, {cpus} busy-loop processes (one per CPU, normal priority) for {secs} s. The VIP and floating IP on both nodes are polled every 1 ms; any change is a false failover. Load average before: {}, after: {}.\n", load0.split_whitespace().take(3).collect::<Vec<_>>().join(" "), load1.split_whitespace().take(3).collect::<Vec<_>>().join(" "))?;
+    writeln!(md, "## Soak: the standard profile under full CPU load\n")?;
+    writeln!(md, "Method: the NAT lab with the standard profile (advert_int 0.02 s, 6 missed), idle traffic, {cpus} busy-loop processes (one per CPU, normal priority) for {secs} s. The VIP and floating IP on both nodes are polled every 1 ms; any change is a false failover. Load average before: {}, after: {}.\n", load0.split_whitespace().take(3).collect::<Vec<_>>().join(" "), load1.split_whitespace().take(3).collect::<Vec<_>>().join(" "))?;
     writeln!(md, "Result: **{} address changes** on either node in {secs} s ({} state-change lines in keepalived's logs, counting both nodes' start-up). {}\n", events.len(), logs, if events.is_empty() { "No false failover." } else { "FALSE FAILOVERS — see the events." })?;
     for (t, e) in events.iter().take(10) {
         writeln!(md, "- {t:.3}: {e}")?;

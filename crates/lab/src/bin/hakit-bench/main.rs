@@ -22,6 +22,7 @@ mod failover;
 mod fip;
 mod garp;
 mod notify;
+mod profiles;
 mod stats;
 mod table;
 mod uplink;
@@ -31,6 +32,7 @@ use failover::*;
 use fip::*;
 use garp::*;
 use notify::*;
+use profiles::*;
 use stats::*;
 use table::*;
 use uplink::*;
@@ -94,7 +96,7 @@ fn run() -> anyhow::Result<()> {
             "--only" => {
                 only = Some(
                     args.next()
-                        .context("--only needs garp|notify|fifo|check|fip|failover|linode|uplink|soak|table")?,
+                        .context("--only needs garp|notify|fifo|check|fip|failover|profiles|linode|uplink|soak|table")?,
                 )
             }
             "--soak-secs" => {
@@ -104,7 +106,7 @@ fn run() -> anyhow::Result<()> {
                     .context("--soak-secs needs a number of seconds")?
             }
             other => bail!(
-                "unknown argument {other:?} (usage: hakit-bench [--static-dir DIR] [--out FILE] [--only garp|notify|fifo|check|fip|failover|linode|uplink|soak|table] [--soak-secs N])"
+                "unknown argument {other:?} (usage: hakit-bench [--static-dir DIR] [--out FILE] [--only garp|notify|fifo|check|fip|failover|profiles|linode|uplink|soak|table] [--soak-secs N])"
             ),
         }
     }
@@ -138,6 +140,9 @@ fn run() -> anyhow::Result<()> {
     }
     if want("failover") {
         failover(&mut md, &static_dir)?;
+    }
+    if want("profiles") {
+        profiles(&mut md, &static_dir)?;
     }
     if want("linode") {
         linode(&mut md, &static_dir)?;
