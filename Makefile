@@ -10,7 +10,7 @@
 #   make fuzz   the parser and command-line fuzzers for 15 minutes
 #   make static fully static x86_64 binaries in $(STATIC_DIR) (ARCH=arm64: aarch64)
 #   make install  binaries, man pages, completions, templates, default config
-#                 (PREFIX=/usr/local DESTDIR= SYSCONFDIR=/etc)
+#                 (PREFIX=/usr, where the templates and units call them; DESTDIR= SYSCONFDIR=/etc)
 #   make deb    the Debian package in target/deb/ (ARCH=arm64: the arm64 package)
 #   make rpm    the RPM (RHEL family) in target/rpm/, from the same install script
 #   make syslab the .deb and the README's install steps on two containers under real systemd
@@ -29,7 +29,7 @@ endif
 STATIC_DIR := target/$(MUSL)/release
 BINS := garp-burst nat-notify ha-check fip-claim
 GEN_DIR := target/docgen
-PREFIX ?= /usr/local
+PREFIX ?= /usr
 SYSCONFDIR ?= /etc
 DESTDIR ?=
 export CC_x86_64_unknown_linux_musl ?= musl-gcc

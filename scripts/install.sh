@@ -6,14 +6,15 @@
 # Usage: install.sh BIN_DIR GEN_DIR
 #   BIN_DIR  the static binaries (make static: target/x86_64-unknown-linux-musl/release)
 #   GEN_DIR  hakit-docgen's output (make docs: target/docgen)
-# Environment: DESTDIR (staging root, default empty), PREFIX (default /usr/local),
+# Environment: DESTDIR (staging root, default empty), PREFIX (default /usr: the keepalived
+#   templates and the units call /usr/sbin/nat-notify and /usr/sbin/ha-check),
 #   SYSCONFDIR (default /etc: the binaries look for /etc/hakit/hakit.toml whatever PREFIX is)
 # Exit codes: 0 installed, 1 a file is missing or could not be installed, 2 usage error
 set -euo pipefail
 
 [ $# -eq 2 ] || { sed -n '2,12p' "$0" >&2; exit 2; }
 bin_dir=$1 gen_dir=$2
-DESTDIR=${DESTDIR:-} PREFIX=${PREFIX:-/usr/local} SYSCONFDIR=${SYSCONFDIR:-/etc}
+DESTDIR=${DESTDIR:-} PREFIX=${PREFIX:-/usr} SYSCONFDIR=${SYSCONFDIR:-/etc}
 top=$(cd "$(dirname "$0")/.." && pwd)
 bins=(garp-burst nat-notify ha-check fip-claim)
 
@@ -49,12 +50,13 @@ chmod 0644 "$doc/THIRD-PARTY-NOTICES.gz"
 gzip -9n -c "$gen_dir/man/man5/hakit.toml.5" > "$share/man/man5/hakit.toml.5.gz"
 chmod 0644 "$share/man/man5/hakit.toml.5.gz"
 
-# hakit-setup renders a node's files from the templates under share/hakit (not the doc
-# directory: documentation may be left out of an installation, templates may not).
+# hakit-setup renders a node's files from the templates under share/hakit, and the examples
+# (pair.values, Linode's and AWS's extra files) live there too: not only in the doc directory,
+# which minimal and container images leave out.
 install -m 0755 "$top/scripts/hakit-setup" "$root/sbin/hakit-setup"
 gzip -9n -c "$top/packaging/hakit-setup.8" > "$share/man/man8/hakit-setup.8.gz"
 chmod 0644 "$share/man/man8/hakit-setup.8.gz"
-(cd "$top" && find keepalived -type f; find examples -name '*.in') | while read -r f; do
+(cd "$top" && find keepalived examples -type f) | while read -r f; do
   install -D -m 0644 "$top/$f" "$share/hakit/$f"
 done
 chmod 0755 "$share/hakit/keepalived/render"
@@ -90,7 +92,7 @@ else
   trap 'rm -f "$tmp"' EXIT
   {
     echo "# hakit's configuration: nothing is configured yet. Start from the example for your"
-    echo "# cloud in $PREFIX/share/doc/hakit/examples/ (linode, aws, hetzner, digitalocean,"
+    echo "# cloud in $PREFIX/share/hakit/examples/ (linode, aws, hetzner, digitalocean,"
     echo "# bare-metal, drbd-nfs) or uncomment below. Keep this file mode 0600: it may hold tokens."
     echo "#"
     sed -e 's/^\([^#[:space:]]\)/# \1/' "$top/examples/hakit.toml"

@@ -106,7 +106,8 @@ for f in ./usr/sbin/hakit-setup ./usr/lib/tmpfiles.d/hakit.conf ./usr/lib/module
          ./usr/lib/systemd/system/hakit-watch.service ./usr/lib/systemd/system/hakit-monitor.service ./usr/share/man/man5/hakit.toml.5.gz \
          ./usr/lib/systemd/system/keepalived.service.d/hakit-realtime.conf \
          ./usr/share/hakit/keepalived/nftables.conf.in ./usr/share/hakit/keepalived/render \
-         ./usr/share/hakit/examples/bare-metal/hakit.toml.in; do
+         ./usr/share/hakit/examples/bare-metal/hakit.toml.in ./usr/share/hakit/examples/bare-metal/pair.values \
+         ./usr/share/hakit/examples/linode/lelastic.service ./usr/share/hakit/examples/aws/iam-policy.json; do
   grep -q " $f\$" <<<"$listing" || fail "$f is not in the package"
 done
 dpkg-deb --fsys-tarfile "$deb" | tar -xOf - ./usr/lib/tmpfiles.d/hakit.conf | grep -q '^d /run/keepalived 0755 root root' \

@@ -282,10 +282,10 @@ ok "converged: gw-a MASTER, gw-b BACKUP, README verify steps exit 0 on both"
 # DigitalOcean examples' A_WAN_IP), eth1 198.51.100.2, eth2 192.0.2.1 and the installed
 # binaries. And one is refused where it is not: a NIC gw-a does not have.
 for ex in bare-metal aws digitalocean hetzner linode; do
-  out=$(inside a bash -c "hakit-setup --node a --dry-run /usr/share/doc/hakit/examples/$ex/pair.values 2>&1; echo \"exit \$?\"") || true
+  out=$(inside a bash -c "hakit-setup --node a --dry-run /usr/share/hakit/examples/$ex/pair.values 2>&1; echo \"exit \$?\"") || true
   grep -q '^exit 0$' <<<"$out" || fail "gw-a: the $ex example is refused by its checkers: $out"
 done
-out=$(inside a bash -c "sed 's/^SYNC_IF=.*/SYNC_IF=ens9/' /usr/share/doc/hakit/examples/aws/pair.values > /tmp/ens9.values; hakit-setup --node a --dry-run /tmp/ens9.values 2>&1; echo \"exit \$?\"") || true
+out=$(inside a bash -c "sed 's/^SYNC_IF=.*/SYNC_IF=ens9/' /usr/share/hakit/examples/aws/pair.values > /tmp/ens9.values; hakit-setup --node a --dry-run /tmp/ens9.values 2>&1; echo \"exit \$?\"") || true
 { grep -q 'SYNC_IF=ens9: no such interface on this machine' <<<"$out" && grep -q '^exit 2$' <<<"$out"; } \
   || fail "gw-a: an example naming a NIC the host lacks was not refused: $out"
 ok "every example passes its checkers on a host shaped like it; a missing NIC is refused"

@@ -179,7 +179,7 @@ pub fn render() -> String {
         "The default path; --config PATH or HAKIT_CONFIG name another.",
     )]);
     r.control("TP", []);
-    r.text([bold("/usr/share/doc/hakit/examples/")]);
+    r.text([bold("/usr/share/hakit/examples/")]);
     r.text([roman(
         "An annotated file with every key (hakit.toml) and one per cloud.",
     )]);

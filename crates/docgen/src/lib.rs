@@ -89,7 +89,7 @@ fn render_page(man: &clap_mangen::Man, cmd: &Command, w: &mut Vec<u8>) -> std::i
     roff.text([bold("/etc/hakit/hakit.toml")]);
     roff.text([roman(
         "Configuration file (TOML, mode 0600 when it holds secrets); flags and HAKIT_* \
-         variables override it. Annotated example: /usr/share/doc/hakit/examples/hakit.toml.",
+         variables override it. Annotated example: /usr/share/hakit/examples/hakit.toml.",
     )]);
     roff.control("TP", []);
     roff.text([bold("/usr/share/doc/hakit/")]);

@@ -536,7 +536,7 @@ fn start_commit(s: &Settings, t: &Turn) -> Option<anyhow::Result<Commit>> {
     {
         return None;
     }
-    let prog = s.conntrackd.clone();
+    let (prog, retries) = (s.conntrackd.clone(), s.retries);
     let stop = Arc::new(AtomicBool::new(false));
     let stopped = stop.clone();
     let (tx, rx) = mpsc::channel();
@@ -555,12 +555,24 @@ fn start_commit(s: &Settings, t: &Turn) -> Option<anyhow::Result<Commit>> {
                 stop: &stop_fn,
             };
             let t0 = std::time::Instant::now();
-            let r = match c.commit() {
-                Ok(()) => StepResult::Changed(format!(
-                    "external cache committed to the kernel in {:.1} s",
-                    t0.elapsed().as_secs_f64()
-                )),
-                Err(e) => StepResult::Failed(format!("{e:#}")),
+            // Retried as the loop retries a step in line (`retries`, the same pauses).
+            let mut attempt = 0;
+            let r = loop {
+                match c.commit() {
+                    Ok(()) => {
+                        break StepResult::Changed(format!(
+                            "external cache committed to the kernel in {:.1} s",
+                            t0.elapsed().as_secs_f64()
+                        ))
+                    }
+                    Err(e) if attempt < retries && stop_fn().is_none() => {
+                        attempt += 1;
+                        let pause = Duration::from_millis(50 << attempt.min(6));
+                        warn!("conntrackd commit: {e:#}; retry {attempt}/{retries} in {pause:?}");
+                        thread::sleep(pause);
+                    }
+                    Err(e) => break StepResult::Failed(format!("{e:#}")),
+                }
             };
             let _ = tx.send(r);
         })
