@@ -75,8 +75,9 @@ install -D -m 0644 "$top/packaging/hakit-monitor.service" "$lib/systemd/system/h
 # keepalived real-time by inheritance (a drop-in for Debian's and RHEL's keepalived.service).
 install -D -m 0644 "$top/packaging/keepalived-realtime.conf" "$lib/systemd/system/keepalived.service.d/hakit-realtime.conf"
 
-# Templates, examples and the runbook, as the repository lays them out.
-(cd "$top" && find keepalived examples docs -type f) | while read -r f; do
+# The runbook and the README (the templates and examples are in share/hakit, once: a second
+# copy here is waste, as rpmlint says).
+(cd "$top" && find docs -type f) | while read -r f; do
   install -D -m 0644 "$top/$f" "$doc/$f"
 done
 install -m 0644 "$top/README.md" "$doc/README.md"

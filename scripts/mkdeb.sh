@@ -82,7 +82,7 @@ Description: keepalived companions for highly available Linux NAT gateways
  watch), fip-claim (move a floating or elastic IP through the Linode, AWS,
  Hetzner or DigitalOcean API) and garp-burst (gratuitous ARPs and
  unsolicited neighbour advertisements). Templates for keepalived,
- conntrackd, nftables and sysctl are in /usr/share/doc/hakit.
+ conntrackd, nftables and sysctl are in /usr/share/hakit.
 CTRL
 echo /etc/hakit/hakit.toml > "$stage/DEBIAN/conffiles"
 install -m 0755 "$top/packaging/postinst" "$stage/DEBIAN/postinst"

@@ -54,7 +54,8 @@ pages=$(find "$stage/opt/hakit/share/man/man8" -name '*.8.gz' | wc -l)
 for f in keepalived/linode.conf.in keepalived/nftables.conf.in keepalived/conntrackd.conf.in \
          keepalived/sysctl.d/90-hakit.conf.in examples/aws/iam-policy.json \
          examples/monitoring/hakit-alerts.yml docs/runbook-failover.md README.md; do
-  cmp -s "$stage/opt/hakit/share/doc/hakit/$f" "$top/$f" || fail "doc/hakit/$f missing or different"
+  case $f in docs/*|README.md) at=doc/hakit ;; *) at=hakit ;; esac
+  cmp -s "$stage/opt/hakit/share/$at/$f" "$top/$f" || fail "share/$at/$f missing or different"
   ok
 done
 conf=$stage/etc/hakit/hakit.toml

@@ -92,10 +92,11 @@ fn render_page(man: &clap_mangen::Man, cmd: &Command, w: &mut Vec<u8>) -> std::i
          variables override it. Annotated example: /usr/share/hakit/examples/hakit.toml.",
     )]);
     roff.control("TP", []);
-    roff.text([bold("/usr/share/doc/hakit/")]);
+    roff.text([bold("/usr/share/hakit/")]);
     roff.text([roman(
-        "keepalived, nftables, conntrackd and sysctl templates, per-cloud examples, \
-         alert rules, dashboard and the failover runbook.",
+        "keepalived, nftables, conntrackd and sysctl templates (keepalived/), per-cloud \
+         examples, alert rules and dashboard (examples/); the failover runbook is in \
+         /usr/share/doc/hakit/docs/.",
     )]);
     roff.control("SH", ["SEE ALSO"]);
     let mut see: Vec<String> = ["garp-burst", "nat-notify", "ha-check", "fip-claim"]
