@@ -1753,9 +1753,9 @@ fn table_lab(bin_dir: &std::path::Path, want: &dyn Fn(&str) -> bool) -> anyhow::
     let s = &h.survival;
     rows.push(row(
         "table-crash",
-        "every sampled flow's next reply is translated by the new MASTER, more than 60 s after the backup's last transition",
+        "every sampled flow's next reply is translated by the new MASTER, more than 60 s after the backup's last transition, and every one of 500 established TCP connections carries the server's next byte",
         format!(
-            "{} flows filled in {:.1} s, on b after {}; b held {} at the crash; converged after {}; {}/{} sampled flows survived{}",
+            "{} flows filled in {:.1} s, on b after {}; b held {} at the crash; converged after {}; {}/{} sampled flows survived{}; TCP connections {}/{} (reset {}, silent {})",
             h.flows,
             h.fill.seconds,
             h.sync_s.map_or("never".into(), |s| format!("{s:.1} s")),
@@ -1763,14 +1763,16 @@ fn table_lab(bin_dir: &std::path::Path, want: &dyn Fn(&str) -> bool) -> anyhow::
             ms(h.converged_ms),
             s.survived,
             s.sampled,
-            if s.lost.is_empty() { String::new() } else { format!(" (lost e.g. {:?})", &s.lost[..s.lost.len().min(5)]) }
+            if s.lost.is_empty() { String::new() } else { format!(" (lost e.g. {:?})", &s.lost[..s.lost.len().min(5)]) },
+            h.tcp.survived, h.tcp.total, h.tcp.reset, h.tcp.silent
         ),
-        s.sampled > 0 && s.survived == s.sampled && h.converged_ms.is_some(),
+        s.sampled > 0 && s.survived == s.sampled && h.converged_ms.is_some() && h.tcp.total > 0 && h.tcp.survived == h.tcp.total,
         json!({
             "flows": h.flows, "fill_s": h.fill.seconds, "answered": h.fill.answered,
             "sync_s": h.sync_s, "backup_held": h.backup_held,
             "converged_ms": h.converged_ms, "commit_ms": h.commit_ms, "new_flow_gap_ms": h.new_flow_gap_ms, "commit_log": h.commit_log,
             "sampled": s.sampled, "survived": s.survived, "lost": s.lost,
+            "tcp": {"total": h.tcp.total, "survived": h.tcp.survived, "reset": h.tcp.reset, "silent": h.tcp.silent},
             "conntrackd_rss_kib": h.rss_kib, "conntrackd_cpu_s": h.cpu_s, "sync_bytes": h.sync_bytes,
         }),
     ));

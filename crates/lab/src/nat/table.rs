@@ -18,7 +18,8 @@
 
 use std::{
     collections::HashSet,
-    net::{Ipv4Addr, SocketAddrV4, UdpSocket},
+    io::{Read, Write},
+    net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream, UdpSocket},
     sync::{
         atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering},
         Arc,
@@ -305,6 +306,102 @@ impl Table {
     }
 }
 
+/// The server's port for [`TcpFlows`].
+const TCP_PORT: u16 = 5100;
+
+/// Established TCP connections through the pair, each checked after a failover: the server
+/// sends one byte on every connection and the client must read it. A connection whose
+/// entry the new MASTER lacks is silent (the ruleset drops the segment; the server's
+/// retransmissions meet the same), or reset.
+pub struct TcpFlows {
+    /// (client side, server side), by connection.
+    pairs: Vec<(TcpStream, TcpStream)>,
+}
+
+/// What [`TcpFlows::check`] saw.
+#[derive(Debug, Clone, Default)]
+pub struct TcpSurvival {
+    pub total: usize,
+    pub survived: usize,
+    pub reset: usize,
+    pub silent: usize,
+}
+
+impl TcpFlows {
+    /// Opens `n` connections from the LAN client to the server, through the pair.
+    pub fn open(nat: &NatLab, n: usize) -> anyhow::Result<TcpFlows> {
+        let server: SocketAddrV4 = SocketAddrV4::new(SERVER.parse()?, TCP_PORT);
+        let listener = nat.inet.within(|| Ok(TcpListener::bind(server)?))?;
+        // The server side learns each connection's index from its first 4 bytes.
+        let accept = thread::spawn(move || -> anyhow::Result<Vec<(u32, TcpStream)>> {
+            let mut got = Vec::with_capacity(n);
+            for _ in 0..n {
+                let (mut s, _) = listener.accept()?;
+                s.set_read_timeout(Some(Duration::from_secs(5)))?;
+                let mut id = [0u8; 4];
+                s.read_exact(&mut id)?;
+                got.push((u32::from_be_bytes(id), s));
+            }
+            Ok(got)
+        });
+        let clients: Vec<TcpStream> = nat.client.within(|| {
+            (0..n as u32)
+                .map(|i| {
+                    let mut c = TcpStream::connect_timeout(&server.into(), Duration::from_secs(3))
+                        .with_context(|| format!("TCP connection {i} through the pair"))?;
+                    c.write_all(&i.to_be_bytes())?;
+                    Ok(c)
+                })
+                .collect()
+        })?;
+        let mut servers = accept
+            .join()
+            .map_err(|_| anyhow::anyhow!("the accepting thread panicked"))??;
+        servers.sort_by_key(|(i, _)| *i);
+        Ok(TcpFlows {
+            pairs: clients
+                .into_iter()
+                .zip(servers.into_iter().map(|(_, s)| s))
+                .collect(),
+        })
+    }
+
+    /// One byte from the server on every connection; how many the client read within `wait`.
+    pub fn check(&self, wait: Duration) -> anyhow::Result<TcpSurvival> {
+        for (_, s) in &self.pairs {
+            let mut s = s;
+            s.write_all(b"x")?;
+        }
+        let mut done = vec![None::<bool>; self.pairs.len()];
+        let t0 = Instant::now();
+        for (c, _) in &self.pairs {
+            c.set_nonblocking(true)?;
+        }
+        let mut buf = [0u8; 16];
+        while t0.elapsed() < wait && done.iter().any(Option::is_none) {
+            for (k, (c, _)) in self.pairs.iter().enumerate() {
+                if done[k].is_some() {
+                    continue;
+                }
+                let mut c = c;
+                match c.read(&mut buf) {
+                    Ok(0) => done[k] = Some(false),
+                    Ok(_) => done[k] = Some(true),
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(_) => done[k] = Some(false),
+                }
+            }
+            thread::sleep(Duration::from_millis(5));
+        }
+        Ok(TcpSurvival {
+            total: done.len(),
+            survived: done.iter().filter(|d| **d == Some(true)).count(),
+            reset: done.iter().filter(|d| **d == Some(false)).count(),
+            silent: done.iter().filter(|d| d.is_none()).count(),
+        })
+    }
+}
+
 /// Connections in the kernel table of the namespace `ns` (its own count: each namespace has
 /// its own table, all bounded by the host's `nf_conntrack_max`).
 pub fn kernel_entries(ns: &crate::Ns) -> anyhow::Result<u64> {
@@ -419,6 +516,9 @@ impl NewFlows {
     }
 }
 
+/// Established TCP connections opened beside the UDP table in [`handover`].
+pub const TCP_CONNECTIONS: usize = 500;
+
 /// One handover of a filled table, measured.
 #[derive(Debug, Clone)]
 pub struct Handover {
@@ -438,6 +538,8 @@ pub struct Handover {
     /// What the new MASTER's conntrackd logged about commits, flushes and resyncs.
     pub commit_log: String,
     pub survival: Survival,
+    /// The established TCP connections opened beside the table ([`TCP_CONNECTIONS`]).
+    pub tcp: TcpSurvival,
     /// conntrackd (RSS KiB, CPU s during fill + sync) on the master and the backup.
     pub rss_kib: [u64; 2],
     pub cpu_s: [f64; 2],
@@ -475,8 +577,9 @@ pub fn handover(
     let tx0 = sync_tx_bytes(nat, a);
     let held0 = peer_state(nat, b);
     let (table, fill) = Table::fill(nat, flows, samples, rate)?;
+    let tcp_flows = TcpFlows::open(nat, TCP_CONNECTIONS)?;
     let t_sync = Instant::now();
-    let want = held0 + u64::from(fill.flows);
+    let want = held0 + u64::from(fill.flows) + TCP_CONNECTIONS as u64;
     let synced = crate::wait_until(
         Duration::from_secs(30 + u64::from(flows) / 5_000),
         Duration::from_millis(200),
@@ -520,6 +623,7 @@ pub fn handover(
     let new_flow_gap_ms = new_flows.finish();
     let fip: Ipv4Addr = super::FIP.parse()?;
     let survival = table.check(fip, Duration::from_secs(3))?;
+    let tcp = tcp_flows.check(Duration::from_secs(5))?;
     // What the new MASTER's conntrackd said about commits and flushes, since the lab began.
     let text = std::fs::read(&log).unwrap_or_default();
     let commit_log = String::from_utf8_lossy(&text)
@@ -538,6 +642,7 @@ pub fn handover(
         new_flow_gap_ms,
         commit_log,
         survival,
+        tcp,
         rss_kib,
         cpu_s,
         sync_bytes,

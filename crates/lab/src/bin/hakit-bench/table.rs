@@ -90,7 +90,8 @@ pub(crate) fn table(md: &mut String, static_dir: &Path) -> anyhow::Result<()> {
          established), synchronised to b by conntrackd (the shipped template, its caches sized \
          from the host's nf_conntrack_max = {} for the run, as hakit-setup sizes them from \
          CONNTRACK_MAX), held 65 s after b's last transition (conntrackd's PurgeTimeout: a flush \
-         scheduled by `conntrackd -t` has run by then), then failed over to b. 2,000 flows sampled \
+         scheduled by `conntrackd -t` has run by then), then failed over to b. 500 established TCP connections beside them; after the failover the \
+         server sends one byte on each, which the client must read (reset or silent: lost). 2,000 flows sampled \
          over the whole table: the server sends each its next reply to the floating IP and port \
          it saw; a flow survived when the client's socket of that flow received it. A new flow \
          every 2 ms from just before the failover until its end: the longest time between two answered ones. conntrackd RSS and \
@@ -103,9 +104,9 @@ pub(crate) fn table(md: &mut String, static_dir: &Path) -> anyhow::Result<()> {
     )?;
     writeln!(
         md,
-        "| flows | setup | filled (s) | on b after (s) | b held | converged | commit done | longest gap in new flows | sampled flows surviving | conntrackd RSS a / b | CPU a / b (fill+sync) | sync bytes |"
+        "| flows | setup | filled (s) | on b after (s) | b held | converged | commit done | longest gap in new flows | sampled flows surviving | TCP connections surviving (reset) | conntrackd RSS a / b | CPU a / b (fill+sync) | sync bytes |"
     )?;
-    writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|---|")?;
+    writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|---|---|")?;
     // HAKIT_BENCH_TABLE_SETUPS: which rows (0-3, comma-separated), all by default.
     let rows: Vec<usize> = std::env::var("HAKIT_BENCH_TABLE_SETUPS")
         .ok()
@@ -124,14 +125,14 @@ pub(crate) fn table(md: &mut String, static_dir: &Path) -> anyhow::Result<()> {
             let h = match result {
                 Ok(h) => h,
                 Err(e) => {
-                    writeln!(md, "| {flows} | {} | failed: {e:#} |||||||||||", s.name)?;
+                    writeln!(md, "| {flows} | {} | failed: {e:#} ||||||||||||", s.name)?;
                     continue;
                 }
             };
             let v = &h.survival;
             writeln!(
                 md,
-                "| {flows} | {} | {:.1} | {} | {} | {} | {} | {} | {}/{} ({:.2} %) | {:.0} / {:.0} MiB | {:.1} / {:.1} s | {:.1} MB |",
+                "| {flows} | {} | {:.1} | {} | {} | {} | {} | {} | {}/{} ({:.2} %) | {}/{} ({}) | {:.0} / {:.0} MiB | {:.1} / {:.1} s | {:.1} MB |",
                 s.name,
                 h.fill.seconds,
                 h.sync_s.map_or("never".into(), |t| format!("{t:.1}")),
@@ -142,6 +143,9 @@ pub(crate) fn table(md: &mut String, static_dir: &Path) -> anyhow::Result<()> {
                 v.survived,
                 v.sampled,
                 v.share() * 100.0,
+                h.tcp.survived,
+                h.tcp.total,
+                h.tcp.reset,
                 h.rss_kib[0] as f64 / 1024.0,
                 h.rss_kib[1] as f64 / 1024.0,
                 h.cpu_s[0],
