@@ -306,7 +306,7 @@ pub fn run(
                 Ok(r) => break r,
                 Err(e) if step.retriable() && attempt < s.retries && superseded().is_none() => {
                     attempt += 1;
-                    let pause = Duration::from_millis(50 << attempt.min(6));
+                    let pause = retry_pause(attempt);
                     warn!(
                         "{} {}: {e:#}; retry {attempt}/{} in {pause:?}",
                         inst.name,
@@ -416,6 +416,12 @@ fn detail(r: &StepResult) -> String {
         | StepResult::Failed(d)
         | StepResult::Planned(d) => d.clone(),
     }
+}
+
+/// The pause before retry `attempt` (1, 2, ...) of a failed step: 100 ms doubling, at most
+/// 3.2 s.
+pub(crate) fn retry_pause(attempt: u32) -> Duration {
+    Duration::from_millis(50 << attempt.min(6))
 }
 
 /// Waits for the background steps started so far and records their results, telling them

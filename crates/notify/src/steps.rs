@@ -529,7 +529,7 @@ const COMMIT_CLIENT: Duration = Duration::from_secs(120);
 /// once; an existing flow's packets are dropped (not NATed: the ruleset's forward and input
 /// chains) until its entry is committed. None (run in line, which says why it is nothing to
 /// do) when conntrackd is not configured, has no external cache, or already committed.
-fn start_commit(s: &Settings, t: &Turn) -> Option<anyhow::Result<Commit>> {
+fn start_commit(s: &Settings, t: &Turn) -> Option<anyhow::Result<Background>> {
     let config = t.inst.conntrackd_config.clone()?;
     if crate::conntrackd::external_cache_disabled(&config)
         || (t.same && t.prev.conntrackd.as_deref() == Some("primary"))
@@ -537,72 +537,42 @@ fn start_commit(s: &Settings, t: &Turn) -> Option<anyhow::Result<Commit>> {
         return None;
     }
     let (prog, retries) = (s.conntrackd.clone(), s.retries);
-    let stop = Arc::new(AtomicBool::new(false));
-    let stopped = stop.clone();
-    let (tx, rx) = mpsc::channel();
-    let started = thread::Builder::new()
-        .name("conntrackd-commit".into())
-        .spawn(move || {
-            let stop_fn = || {
-                stopped
-                    .load(Ordering::Relaxed)
-                    .then(|| "superseded".to_string())
-            };
-            let c = Conntrackd {
-                prog,
-                config,
-                timeout: COMMIT_CLIENT,
-                stop: &stop_fn,
-            };
-            let t0 = std::time::Instant::now();
-            // Retried as the loop retries a step in line (`retries`, the same pauses).
-            let mut attempt = 0;
-            let r = loop {
-                match c.commit() {
-                    Ok(()) => {
-                        break StepResult::Changed(format!(
-                            "external cache committed to the kernel in {:.1} s",
-                            t0.elapsed().as_secs_f64()
-                        ))
-                    }
-                    Err(e) if attempt < retries && stop_fn().is_none() => {
-                        attempt += 1;
-                        let pause = Duration::from_millis(50 << attempt.min(6));
-                        warn!("conntrackd commit: {e:#}; retry {attempt}/{retries} in {pause:?}");
-                        thread::sleep(pause);
-                    }
-                    Err(e) => break StepResult::Failed(format!("{e:#}")),
+    Some(Background::spawn("conntrackd-commit", move |stopped| {
+        let stop_fn = || {
+            stopped
+                .load(Ordering::Relaxed)
+                .then(|| "superseded".to_string())
+        };
+        let c = Conntrackd {
+            prog,
+            config,
+            timeout: COMMIT_CLIENT,
+            stop: &stop_fn,
+        };
+        let t0 = Instant::now();
+        // Retried as the loop retries a step in line (`retries`, the same pauses).
+        let mut attempt = 0;
+        loop {
+            match c.commit() {
+                Ok(()) => {
+                    break StepResult::Changed(format!(
+                        "external cache committed to the kernel in {:.1} s",
+                        t0.elapsed().as_secs_f64()
+                    ))
                 }
-            };
-            let _ = tx.send(r);
-        })
-        .context("start the conntrackd commit thread");
-    Some(started.map(|_| Commit { rx, stop }))
-}
-
-/// The background commit (see [`start_commit`]).
-struct Commit {
-    rx: Receiver<StepResult>,
-    stop: Arc<AtomicBool>,
-}
-
-impl Pending for Commit {
-    fn wait(&mut self, wait: Duration) -> Option<StepResult> {
-        match self.rx.recv_timeout(wait) {
-            Ok(r) => Some(r),
-            Err(RecvTimeoutError::Timeout) => None,
-            Err(RecvTimeoutError::Disconnected) => Some(StepResult::Failed(
-                "the conntrackd commit thread panicked".into(),
-            )),
+                Err(e) if attempt < retries && stop_fn().is_none() => {
+                    attempt += 1;
+                    let pause = crate::engine::retry_pause(attempt);
+                    warn!("conntrackd commit: {e:#}; retry {attempt}/{retries} in {pause:?}");
+                    thread::sleep(pause);
+                }
+                Err(e) => break StepResult::Failed(format!("{e:#}")),
+            }
         }
-    }
-
-    fn stop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-    }
+    }))
 }
 
-fn start_claim(s: &Settings, inst: &Instance) -> anyhow::Result<Claim> {
+fn start_claim(s: &Settings, inst: &Instance) -> anyhow::Result<Background> {
     let mut cfg = s
         .fip
         .clone()
@@ -612,17 +582,10 @@ fn start_claim(s: &Settings, inst: &Instance) -> anyhow::Result<Claim> {
         .fip_retry_for
         .map_or(Duration::from_secs(300), |d| d.get());
     let name = inst.name.clone();
-    let stop = Arc::new(AtomicBool::new(false));
-    let stopped = stop.clone();
-    let (tx, rx) = mpsc::channel();
     let runtime = s.runtime.clone();
-    thread::Builder::new()
-        .name("fip-claim".into())
-        .spawn(move || {
-            let _ = tx.send(claim_loop(&cfg, &name, limit, &stopped, &runtime));
-        })
-        .context("start the provider-claim thread")?;
-    Ok(Claim { rx, stop })
+    Background::spawn("fip-claim", move |stopped| {
+        claim_loop(&cfg, &name, limit, stopped, &runtime)
+    })
 }
 
 /// How fresh the peer's roles must be to hold a claim (the monitors write them at least
@@ -711,21 +674,42 @@ fn claim_loop(
     }
 }
 
-/// A provider claim running on its own thread: where its result arrives, and the flag that
-/// tells it to stop retrying.
-struct Claim {
+/// A step running on its own thread (the provider claim, conntrackd's commit): where its
+/// result arrives, and the flag that tells it to stop retrying.
+struct Background {
+    what: &'static str,
     rx: Receiver<StepResult>,
     stop: Arc<AtomicBool>,
 }
 
-impl Pending for Claim {
+impl Background {
+    /// Runs `f` on a thread named `what`; `f` watches the flag to stop early.
+    fn spawn(
+        what: &'static str,
+        f: impl FnOnce(&AtomicBool) -> StepResult + Send + 'static,
+    ) -> anyhow::Result<Background> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        let (tx, rx) = mpsc::channel();
+        thread::Builder::new()
+            .name(what.into())
+            .spawn(move || {
+                let _ = tx.send(f(&stopped));
+            })
+            .with_context(|| format!("start the {what} thread"))?;
+        Ok(Background { what, rx, stop })
+    }
+}
+
+impl Pending for Background {
     fn wait(&mut self, wait: Duration) -> Option<StepResult> {
         match self.rx.recv_timeout(wait) {
             Ok(r) => Some(r),
             Err(RecvTimeoutError::Timeout) => None,
-            Err(RecvTimeoutError::Disconnected) => Some(StepResult::Failed(
-                "the provider-claim thread panicked".into(),
-            )),
+            Err(RecvTimeoutError::Disconnected) => Some(StepResult::Failed(format!(
+                "the {} thread panicked",
+                self.what
+            ))),
         }
     }
 
