@@ -3,8 +3,10 @@
 //! * primary (MASTER): commit the external cache into the kernel (`-c`) first, before
 //!   traffic arrives, so returning packets of existing flows find their NAT state; then
 //!   flush the caches (`-f`), resync the internal cache from the kernel (`-R`) and send a
-//!   bulk update to the peer (`-B`). `-c` returns before the commit has finished, and a
-//!   `-f` sent meanwhile is refused ("commit still in progress"): it is retried, bounded.
+//!   bulk update to the peer (`-B`). `-c` answers when the commit has run (1.2 s for
+//!   100,000 flows, 19 s for a million: it runs on its own thread, see `steps`), but a `-f`
+//!   sent before the daemon clears its "committing" flag is refused: the flush waits for
+//!   the log, and is retried, bounded.
 //! * backup: check conntrackd answers (`-s`); if not, start it (through systemd where it is
 //!   the init system, else `-d` after removing a stale lock; never on STOP); shorten kernel
 //!   timers to expire zombie entries (`-t`, with an external cache only: see

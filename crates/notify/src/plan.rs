@@ -70,12 +70,10 @@ impl Step {
         !matches!(self, Step::CommandsUp | Step::CommandsDown | Step::Fip)
     }
 
-    /// Whether the background steps started before it (the provider claim) must have
-    /// finished first: units (lelastic announcing the route) and user commands come after
-    /// the provider has the address.
     /// Whether this step waits for `background` (a step started in the background) to end
-    /// first: units and user commands for everything started before them (the claim above
-    /// all), conntrackd's flush and resync for its commit.
+    /// first: units (lelastic announcing the route) and user commands for everything
+    /// started before them (the provider must have the address), conntrackd's flush and
+    /// resync for its commit.
     pub fn waits_for(self, background: Step) -> bool {
         match self {
             Step::UnitsUp | Step::CommandsUp => true,
