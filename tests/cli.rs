@@ -350,8 +350,10 @@ fn nat_examples_check_the_uplink_and_export_metrics() {
             "{p}: no link probe of the WAN {wan}"
         );
         let icmp: Vec<_> = probes.iter().filter(|p| kind(p) == "icmp").collect();
+        // On AWS the standby has no public IPv4: only the upstream gateway (the VPC router).
+        let want = if d == "aws" { 1 } else { 2 };
         assert!(
-            icmp.len() >= 2,
+            icmp.len() >= want,
             "{p}: the upstream gateway and a target beyond it"
         );
         for pr in icmp {

@@ -25,13 +25,28 @@ impl Drop for Moto {
 /// moto's server on a free loopback port, or None (loudly) where moto is not installed;
 /// under CI=true a missing moto is a failure.
 fn moto(test: &str) -> Option<Moto> {
+    moto_with(test, &[])
+}
+
+/// [`moto`] with the secondary-IP semantics AWS documents and moto 5.2 lacks
+/// (tests/aws/moto_server.py).
+fn moto_documented(test: &str) -> Option<Moto> {
+    moto_with(test, &["python3", "tests/aws/moto_server.py"])
+}
+
+fn moto_with(test: &str, wrapper: &[&str]) -> Option<Moto> {
     let bin = hakit_lab::require(test, "moto_server")?;
+    let (bin, pre): (std::path::PathBuf, &[&str]) = match wrapper.split_first() {
+        Some((py, rest)) => (py.into(), rest),
+        None => (bin, &[]),
+    };
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
     let child = Command::new(bin)
+        .args(pre)
         .args(["-H", "127.0.0.1", "-p", &port.to_string()])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -237,6 +252,118 @@ fn natganker_sequence_against_moto() {
         stolen["eni"],
         "refused means untouched"
     );
+}
+
+/// The AWS example's layout (WAN, LAN and sync ENI per instance): the Elastic IP goes to the
+/// WAN ENI (the one the internet gateway translates), the private route table to the LAN
+/// ENI (where the ruleset forwards from), and the source/dest check off on that LAN ENI,
+/// the one that forwards: the instance-level flag covers only the primary ENI.
+#[test]
+fn three_enis_route_to_the_lan_eni() {
+    let Some(m) = moto("three_enis_route_to_the_lan_eni") else {
+        return;
+    };
+    let w = lab_py(&["setup3", &m.1]);
+    let alloc = w["allocation"].as_str().unwrap();
+    let secret = w["secret"].as_str().unwrap();
+    let mut w2 = w.clone();
+    w2["secondary_eni"] = w["secondary_wan_eni"].clone();
+    let lan_ip = w["secondary_lan_ip"].as_str().unwrap();
+    let out = claim(&m.1, &w2, secret, &["--route-eni-ip", lan_ip]);
+    assert_exit(&out, 0, "");
+    let st = lab_py_as(&["state", &m.1, alloc], Some(&w));
+    assert_eq!(
+        st["eni"], w["secondary_wan_eni"],
+        "EIP on the WAN ENI: {st}"
+    );
+    let t0 = w["tables"][0].as_str().unwrap();
+    assert_eq!(
+        st["routes"][t0], w["secondary_lan_eni"],
+        "the private table targets the LAN ENI: {st}"
+    );
+    let checks = lab_py_as(&["enis", &m.1], Some(&w));
+    assert_eq!(
+        checks[w["secondary_lan_eni"].as_str().unwrap()]["check"],
+        false,
+        "{checks}"
+    );
+
+    // Converged: only reads.
+    let out = claim(&m.1, &w2, secret, &["--route-eni-ip", lan_ip]);
+    assert_exit(&out, 0, "");
+    let r = json_out(&out);
+    assert_eq!(r["already_converged"], true, "{r}");
+
+    // Back to the primary: its LAN ENI takes the route back from the secondary's.
+    let mut w1 = w.clone();
+    w1["secondary"] = w["primary"].clone();
+    w1["secondary_eni"] = w["primary_wan_eni"].clone();
+    w1["primary"] = w["secondary"].clone();
+    let out = claim(
+        &m.1,
+        &w1,
+        secret,
+        &["--route-eni-ip", w["primary_lan_ip"].as_str().unwrap()],
+    );
+    assert_exit(&out, 0, "");
+    let st = lab_py_as(&["state", &m.1, alloc], Some(&w));
+    assert_eq!(st["routes"][t0], w["primary_lan_eni"], "{st}");
+    assert_eq!(st["eni"], w["primary_wan_eni"], "{st}");
+
+    // An address no ENI of this instance holds: refused before any write.
+    let out = claim(&m.1, &w2, secret, &["--route-eni-ip", "198.51.100.99"]);
+    assert_exit(&out, 1, "no network interface of instance");
+    let st = lab_py_as(&["state", &m.1, alloc], Some(&w));
+    assert_eq!(
+        st["eni"], w["primary_wan_eni"],
+        "refused means untouched: {st}"
+    );
+}
+
+/// A secondary private IP carries the Elastic IP and both nodes' SNAT: the claim moves that
+/// address to this node's WAN ENI (AllowReassignment) with its association, so a flow
+/// synchronised from the peer keeps the address it was translated to.
+#[test]
+fn the_shared_private_ip_moves_with_the_elastic_ip() {
+    let Some(m) = moto_documented("the_shared_private_ip_moves_with_the_elastic_ip") else {
+        return;
+    };
+    let shared = "198.51.100.80";
+    let w = lab_py(&["setup3", &m.1, "203.0.113.10", shared]);
+    let alloc = w["allocation"].as_str().unwrap();
+    let secret = w["secret"].as_str().unwrap();
+    let mut w2 = w.clone();
+    w2["secondary_eni"] = w["secondary_wan_eni"].clone();
+    let lan_ip = w["secondary_lan_ip"].as_str().unwrap();
+    let args = ["--route-eni-ip", lan_ip, "--private-ip", shared];
+    let check = [&args[..], &["--check"]].concat();
+    assert_eq!(claim(&m.1, &w2, secret, &check).status.code(), Some(1));
+    let out = claim(&m.1, &w2, secret, &args);
+    assert_exit(&out, 0, "");
+    let r = json_out(&out);
+    assert!(
+        r["changed"]
+            .to_string()
+            .contains("AssignPrivateIpAddresses"),
+        "{r}"
+    );
+    let st = lab_py_as(&["state", &m.1, alloc], Some(&w));
+    assert_eq!(st["eni"], w["secondary_wan_eni"], "{st}");
+    assert_eq!(
+        st["private_ip"], shared,
+        "the Elastic IP on the shared address: {st}"
+    );
+    let enis = lab_py_as(&["enis", &m.1], Some(&w));
+    let ips = |k: &str| enis[w[k].as_str().unwrap()]["ips"].to_string();
+    assert!(ips("secondary_wan_eni").contains(shared), "{enis}");
+    assert!(
+        !ips("primary_wan_eni").contains(shared),
+        "moved, not copied: {enis}"
+    );
+    // Converged: reads only; --check says owner.
+    let r = json_out(&claim(&m.1, &w2, secret, &args));
+    assert_eq!(r["already_converged"], true, "{r}");
+    assert_eq!(claim(&m.1, &w2, secret, &check).status.code(), Some(0));
 }
 
 fn json_out(out: &std::process::Output) -> serde_json::Value {

@@ -366,6 +366,14 @@ fn render_and_setup_never_leave_a_half_written_file() {
             2,
             "PROFILE_SPEED=fast is for a LAN segment you own (bare-metal, linode): on aws",
         ),
+        // On AWS the standby has no public IPv4: hosts beyond the internet gateway would
+        // keep it in FAULT (make chaos --lab aws showed it).
+        (
+            format!("{aws}CHECK_TARGETS=192.0.2.80 192.0.2.81\n"),
+            node_a,
+            2,
+            "CHECK_TARGETS on aws: the standby has no public IPv4",
+        ),
         // A table too small for a gateway, or one no kernel would allocate.
         (
             format!("{base}CONNTRACK_MAX=4096\n"),

@@ -27,6 +27,8 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
         floating_ip_id: cli.floating_ip_id.or(f.floating_ip_id),
         instance_id: cli.instance_id.or(f.instance_id),
         eni: cli.eni.or(f.eni),
+        route_eni_ip: cli.route_eni_ip.or(f.route_eni_ip),
+        private_ip: cli.private_ip.or(f.private_ip),
         region: cli.region.or(f.region),
         peers: if cli.peers.is_empty() {
             f.peers

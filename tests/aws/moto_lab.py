@@ -4,6 +4,10 @@ client library), so what the test asserts never comes from hakit's code.
 
   moto_lab.py setup URL [N]      -> JSON: instances, ENIs, N route tables (default 2) whose
                                     default route targets the primary, EIP, IAM keys
+  moto_lab.py setup3 URL [EIP [SHARED]] -> JSON: the AWS example's layout: two instances, each with a
+                                    WAN (device 0), a LAN and a sync ENI; the private table's
+                                    default route targets the primary's LAN ENI, the EIP its WAN ENI
+  moto_lab.py enis URL           -> JSON: every ENI's source/dest check
   moto_lab.py state URL ALLOC    -> JSON: EIP holder, each table's default route target,
                                     source/dest check of every instance
   moto_lab.py steal URL ALLOC I  -> associate the EIP with instance I (a third owner)
@@ -70,6 +74,51 @@ def setup(url, count="2"):
     }))
 
 
+def setup3(url, address=None, shared=None):
+    ec2, iam = clients(url)
+    ami = ec2.describe_images()["Images"][0]["ImageId"]
+    vpc = ec2.create_vpc(CidrBlock="198.51.100.0/24")["Vpc"]["VpcId"]
+    sub = {name: ec2.create_subnet(VpcId=vpc, CidrBlock=cidr)["Subnet"]["SubnetId"]
+           for name, cidr in [("lan", "198.51.100.0/26"), ("wan", "198.51.100.64/26"), ("sync", "198.51.100.128/26")]}
+    out = {}
+    for role, host in [("primary", 10), ("secondary", 11)]:
+        inst = ec2.run_instances(ImageId=ami, MinCount=1, MaxCount=1, NetworkInterfaces=[
+            {"DeviceIndex": 0, "SubnetId": sub["wan"], "PrivateIpAddress": f"198.51.100.{64 + host}"}])["Instances"][0]
+        out[role] = inst["InstanceId"]
+        out[role + "_wan_eni"] = inst["NetworkInterfaces"][0]["NetworkInterfaceId"]
+        out[role + "_wan_mac"] = inst["NetworkInterfaces"][0]["MacAddress"]
+        out[role + "_wan_ip"] = f"198.51.100.{64 + host}"
+        for i, (name, base) in enumerate([("lan", 0), ("sync", 128)], start=1):
+            nic = ec2.create_network_interface(SubnetId=sub[name], PrivateIpAddress=f"198.51.100.{base + host}")["NetworkInterface"]
+            eni = nic["NetworkInterfaceId"]
+            ec2.attach_network_interface(NetworkInterfaceId=eni, InstanceId=inst["InstanceId"], DeviceIndex=i)
+            out[f"{role}_{name}_eni"] = eni
+            out[f"{role}_{name}_mac"] = nic["MacAddress"]
+            out[f"{role}_{name}_ip"] = f"198.51.100.{base + host}"
+    rt = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
+    ec2.create_route(RouteTableId=rt, DestinationCidrBlock="0.0.0.0/0", NetworkInterfaceId=out["primary_lan_eni"])
+    ec2.associate_route_table(RouteTableId=rt, SubnetId=sub["lan"])
+    eip = ec2.allocate_address(Domain="vpc", **({"Address": address} if address else {}))
+    # With SHARED: a secondary private IP of the primary's WAN ENI carries the EIP.
+    extra = {}
+    if shared:
+        ec2.assign_private_ip_addresses(NetworkInterfaceId=out["primary_wan_eni"], PrivateIpAddresses=[shared])
+        extra = {"PrivateIpAddress": shared}
+    ec2.associate_address(AllocationId=eip["AllocationId"], NetworkInterfaceId=out["primary_wan_eni"], **extra)
+    key = iam.create_access_key(UserName=iam.create_user(UserName="fip")["User"]["UserName"])["AccessKey"]
+    iam.put_user_policy(UserName="fip", PolicyName="fip-claim", PolicyDocument=json.dumps(
+        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "ec2:*", "Resource": "*"}]}))
+    out.update({"tables": [rt], "ip": eip["PublicIp"], "allocation": eip["AllocationId"],
+                "key": key["AccessKeyId"], "secret": key["SecretAccessKey"]})
+    print(json.dumps(out))
+
+
+def enis(url):
+    ec2, _ = clients(url)
+    print(json.dumps({n["NetworkInterfaceId"]: {"check": n["SourceDestCheck"], "ips": [a["PrivateIpAddress"] for a in n["PrivateIpAddresses"]]}
+                      for n in ec2.describe_network_interfaces()["NetworkInterfaces"]}))
+
+
 def state(url, alloc):
     ec2, _ = clients(url)
     addr = ec2.describe_addresses(AllocationIds=[alloc])["Addresses"][0]
@@ -86,7 +135,7 @@ def state(url, alloc):
             a = ec2.describe_instance_attribute(InstanceId=i["InstanceId"], Attribute="sourceDestCheck")
             checks[i["InstanceId"]] = a["SourceDestCheck"]["Value"]
     print(json.dumps({
-        "instance": addr.get("InstanceId"), "eni": addr.get("NetworkInterfaceId"),
+        "instance": addr.get("InstanceId"), "eni": addr.get("NetworkInterfaceId"), "private_ip": addr.get("PrivateIpAddress"),
         "routes": routes, "routes6": routes6, "source_dest_check": checks,
     }))
 
@@ -127,4 +176,4 @@ def auth(url, free="0"):
 
 if __name__ == "__main__":
     cmd, url, *rest = sys.argv[1:]
-    {"setup": setup, "state": state, "steal": steal, "steal-eni": steal_eni, "auth": auth, "role": role}[cmd](url, *rest)
+    {"setup": setup, "setup3": setup3, "enis": enis, "state": state, "steal": steal, "steal-eni": steal_eni, "auth": auth, "role": role}[cmd](url, *rest)

@@ -44,6 +44,12 @@ pub struct Cli {
     /// AWS: this node's network interface [default: from the metadata service]
     #[arg(long, env = "HAKIT_FIP_ENI", value_name = "ENI")]
     pub eni: Option<String>,
+    /// AWS: this node's private IPv4 on the LAN network interface: the routes point there and its source/dest check goes off [default: the Elastic IP's interface]
+    #[arg(long, env = "HAKIT_FIP_ROUTE_ENI_IP", value_name = "ADDR")]
+    pub route_eni_ip: Option<std::net::Ipv4Addr>,
+    /// AWS: the secondary private IPv4 (of the WAN ENI) the Elastic IP is on and both nodes SNAT to: moved here with its association
+    #[arg(long, env = "HAKIT_FIP_PRIVATE_IP", value_name = "ADDR")]
+    pub private_ip: Option<std::net::Ipv4Addr>,
     /// AWS: region [default: AWS_REGION, AWS_DEFAULT_REGION, else the metadata service]
     #[arg(long, env = "HAKIT_FIP_REGION", value_name = "REGION")]
     pub region: Option<String>,

@@ -6,6 +6,11 @@
 //! (every page) → `ReplaceRoute` for each route to a configured destination (default
 //! 0.0.0.0/0) whose target is the peer instance or its ENI; `DescribeInstanceAttribute`
 //! → `ModifyInstanceAttribute SourceDestCheck.Value=false` if the check is still on.
+//! With `route_eni_ip` (a multi-ENI instance: WAN, LAN, sync) the routes target the LAN
+//! ENI holding that address, found in `DescribeInstances`, and the check goes off on that
+//! ENI (`ModifyNetworkInterfaceAttribute`): the check is a flag of each ENI, and the
+//! instance-level call covers only the primary one (EC2 UG, using-eni.md; the NAT instance
+//! guide, VPC_NAT_Instance.md, turns it off on each ENI that forwards).
 //! After writes, `DescribeAddresses` again to verify. A converged node makes only reads.
 
 use std::{
@@ -44,6 +49,12 @@ pub struct Options {
     pub allocation_id: Option<String>,
     pub instance_id: Option<String>,
     pub eni: Option<String>,
+    /// This node's private IPv4 on the interface the route tables should target (the LAN
+    /// ENI of a multi-ENI instance); None: the Elastic IP's interface.
+    pub route_eni_ip: Option<std::net::Ipv4Addr>,
+    /// The secondary private IPv4 of the WAN ENI that carries the Elastic IP (and both
+    /// nodes' SNAT): moved to this node's ENI, the association with it.
+    pub private_ip: Option<std::net::Ipv4Addr>,
     pub region: Option<String>,
     /// Peer instance IDs: routes targeting them (or their ENIs) are moved.
     pub peers: Vec<String>,
@@ -135,6 +146,8 @@ struct Eip {
     ip: String,
     instance: Option<String>,
     eni: Option<String>,
+    /// The private IPv4 the association maps to.
+    private_ip: Option<String>,
 }
 
 fn describe_eip(ec2: &mut Ec2, o: &Options) -> anyhow::Result<Eip> {
@@ -168,6 +181,7 @@ fn describe_eip(ec2: &mut Ec2, o: &Options) -> anyhow::Result<Eip> {
         ip: item.get("publicIp").unwrap_or_default(),
         instance: item.get("instanceId"),
         eni: item.get("networkInterfaceId"),
+        private_ip: item.get("privateIpAddress"),
     })
 }
 
@@ -217,6 +231,11 @@ pub struct Aws {
     /// This node's VPC and the peers' network interfaces (read before a claim).
     vpc: Option<String>,
     peer_enis: Vec<String>,
+    /// With `route_eni_ip`: this node's ENI holding that address, and whether its
+    /// source/destination check is still on (read with the instances, before a claim).
+    route_eni: Option<(String, bool)>,
+    /// With `private_ip`: whether this node's ENI already holds it.
+    private_held: bool,
 }
 
 impl Aws {
@@ -227,6 +246,8 @@ impl Aws {
             eip: None,
             vpc: None,
             peer_enis: Vec::new(),
+            route_eni: None,
+            private_held: false,
         }
     }
 
@@ -316,7 +337,11 @@ impl Provider for Aws {
             ip: eip.ip.parse().ok().or(self.o.ip),
             what: eip.ip.clone(),
             holder: eip.instance.clone().or(eip.eni.clone()),
-            mine: eip.instance.as_deref() == Some(me) || (eni.is_some() && eip.eni == eni),
+            mine: (eip.instance.as_deref() == Some(me) || (eni.is_some() && eip.eni == eni))
+                && self
+                    .o
+                    .private_ip
+                    .is_none_or(|p| eip.private_ip.as_deref() == Some(p.to_string().as_str())),
         };
         self.eip = Some(eip);
         Ok(held)
@@ -336,7 +361,9 @@ impl Provider for Aws {
                 .enumerate()
                 .map(|(i, id)| p(&format!("Filter.1.Value.{}", i + 1), id)),
         );
-        let (mut vpc, mut peer_enis) = (None, Vec::new());
+        let (mut vpc, mut peer_enis, mut route_eni) = (None, Vec::new(), None);
+        let mut private_held = false;
+        let my_eni = self.who.as_ref().and_then(|w| w.eni.clone());
         if let Some(n) = self
             .ec2(c, false)?
             .call("DescribeInstances", &params, false)?
@@ -346,6 +373,13 @@ impl Provider for Aws {
                     let id = inst.get("instanceId").unwrap_or_default();
                     if id == me {
                         vpc = inst.get("vpcId");
+                        if let Some(want) = self.o.route_eni_ip {
+                            route_eni = route_eni_of(inst, want);
+                        }
+                        if let Some(p) = self.o.private_ip {
+                            private_held =
+                                my_eni.is_some() && route_eni_of(inst, p).map(|(e, _)| e) == my_eni;
+                        }
                     } else if self.o.peers.contains(&id) {
                         for nic in inst.items("networkInterfaceSet") {
                             peer_enis.extend(nic.get("networkInterfaceId"));
@@ -354,8 +388,13 @@ impl Provider for Aws {
                 }
             }
         }
+        if let (Some(want), None) = (self.o.route_eni_ip, &route_eni) {
+            bail!("aws: no network interface of instance {me} has the private IP {want} (route_eni_ip: this node's address on its LAN ENI)");
+        }
         self.vpc = vpc;
         self.peer_enis = peer_enis;
+        self.route_eni = route_eni;
+        self.private_held = private_held;
         Ok(self.peer_enis.clone())
     }
 
@@ -389,8 +428,46 @@ impl Aws {
         let eip = self.eip.as_ref().context("aws: Elastic IP not read")?;
         let vpc = &self.vpc;
         let peer_enis = &self.peer_enis;
+        // The routes' target: the LAN ENI when named, else the Elastic IP's interface.
+        let target = self
+            .route_eni
+            .as_ref()
+            .map(|(e, _)| e.clone())
+            .or(eni.clone());
         let mut done: Vec<String> = Vec::new();
-        if !mine {
+        if let (false, Some(ip)) = (mine, self.o.private_ip) {
+            // The shared private address first: on AWS its Elastic IP association moves with
+            // it (EC2 UG, MultipleIP.md); the association is then asserted, idempotently
+            // (EC2 API Reference, AssociateAddress), with the address named.
+            let e = eni.as_ref().context(
+                "aws: private_ip needs this node's WAN network interface (the metadata service's, or eni)",
+            )?;
+            let ip = ip.to_string();
+            if !self.private_held {
+                ec2.call(
+                    "AssignPrivateIpAddresses",
+                    &[
+                        p("NetworkInterfaceId", e),
+                        p("PrivateIpAddress.1", &ip),
+                        p("AllowReassignment", "true"),
+                    ],
+                    true,
+                )?;
+                done.push(format!("AssignPrivateIpAddresses {ip} -> {e}"));
+            }
+            ec2.call(
+                "AssociateAddress",
+                &[
+                    p("AllocationId", &eip.allocation_id),
+                    p("NetworkInterfaceId", e),
+                    p("PrivateIpAddress", &ip),
+                    p("AllowReassociation", "true"),
+                ],
+                true,
+            )
+            .map_err(|err| partial(err, &done))?;
+            done.push(format!("AssociateAddress {} -> {e} {ip}", eip.ip));
+        } else if !mine {
             let mut params = vec![
                 p("AllocationId", &eip.allocation_id),
                 p("AllowReassociation", "true"),
@@ -448,10 +525,13 @@ impl Aws {
                         continue;
                     }
                     let (ri, rn) = (route.get("instanceId"), route.get("networkInterfaceId"));
-                    let ours = ri.as_deref() == Some(instance) || (rn.is_some() && rn == eni);
+                    let ours = rn.is_some() && rn == target
+                        || self.route_eni.is_none() && ri.as_deref() == Some(instance);
                     let peer = ri.as_ref().is_some_and(|i| o.peers.contains(i))
                         || rn.as_ref().is_some_and(|n| peer_enis.contains(n));
-                    if !ours && peer {
+                    // This node, but not its LAN ENI (a route set up before route_eni_ip).
+                    let mine_elsewhere = ri.as_deref() == Some(instance);
+                    if !ours && (peer || mine_elsewhere) {
                         replace.push((id.clone(), dest));
                     }
                 }
@@ -468,13 +548,33 @@ impl Aws {
                 "DestinationCidrBlock"
             };
             let mut params = vec![p("RouteTableId", &table), p(key, &dest)];
-            match &eni {
+            match &target {
                 Some(e) => params.push(p("NetworkInterfaceId", e)),
                 None => params.push(p("InstanceId", instance)),
             }
             ec2.call("ReplaceRoute", &params, true)
                 .map_err(|e| partial(e, &done))?;
             done.push(format!("ReplaceRoute {table} {dest}"));
+        }
+        // The source/destination check, off where the forwarded packets cross: on the LAN
+        // ENI itself (a flag of each ENI; the instance-level call covers only the primary one
+        // and fails on a multi-ENI instance), else on the instance.
+        if let Some((e, on)) = &self.route_eni {
+            if *on {
+                ec2.call(
+                    "ModifyNetworkInterfaceAttribute",
+                    &[
+                        p("NetworkInterfaceId", e),
+                        p("SourceDestCheck.Value", "false"),
+                    ],
+                    true,
+                )
+                .map_err(|err| partial(err, &done))?;
+                done.push(format!(
+                    "ModifyNetworkInterfaceAttribute {e} SourceDestCheck=false"
+                ));
+            }
+            return Ok(done);
         }
         let attr = ec2
             .call(
@@ -502,6 +602,23 @@ impl Aws {
         }
         Ok(done)
     }
+}
+
+/// The ENI of `inst` (a DescribeInstances item) that holds `want` as a primary or secondary
+/// private IPv4, with its source/destination check (true when AWS leaves it out: the default).
+fn route_eni_of(inst: &xml::Node, want: std::net::Ipv4Addr) -> Option<(String, bool)> {
+    let want = want.to_string();
+    inst.items("networkInterfaceSet")
+        .into_iter()
+        .find_map(|nic| {
+            let holds = nic.get("privateIpAddress").as_deref() == Some(want.as_str())
+                || nic
+                    .items("privateIpAddressesSet")
+                    .iter()
+                    .any(|a| a.get("privateIpAddress").as_deref() == Some(want.as_str()));
+            let id = nic.get("networkInterfaceId")?;
+            holds.then(|| (id, nic.get("sourceDestCheck").as_deref() != Some("false")))
+        })
 }
 
 /// Once something changed, a failure is a partial application, naming both halves.

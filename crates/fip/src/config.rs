@@ -39,6 +39,15 @@ pub struct Fip {
     pub instance_id: Option<String>,
     /// aws: associate with this network interface instead of the instance.
     pub eni: Option<String>,
+    /// aws: this node's private IPv4 on the network interface that receives the LAN's traffic
+    /// (the LAN ENI): the private route tables are pointed at that interface and its
+    /// source/destination check is turned off [default: the interface the Elastic IP is on].
+    pub route_eni_ip: Option<std::net::Ipv4Addr>,
+    /// aws: a secondary private IPv4 of the WAN ENI that the Elastic IP is associated with and
+    /// both nodes SNAT to: it moves to this node's ENI with its association
+    /// (`AssignPrivateIpAddresses` `AllowReassignment`), so a flow synchronised from the peer
+    /// keeps its address [default: none: the Elastic IP on the ENI's primary address].
+    pub private_ip: Option<std::net::Ipv4Addr>,
     /// aws: the region [default: from the metadata service].
     pub region: Option<String>,
     /// The other node(s) of the pair by ID: an IP they hold may be taken; one held by anyone else is refused unless --force.

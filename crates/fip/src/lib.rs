@@ -99,6 +99,8 @@ impl Session {
                 allocation_id: f.allocation_id.clone(),
                 instance_id: f.instance_id.clone(),
                 eni: f.eni.clone(),
+                route_eni_ip: f.route_eni_ip,
+                private_ip: f.private_ip,
                 region: f.region.clone(),
                 peers: f.peers.clone(),
                 destinations: f.route_destinations.clone(),

@@ -25,6 +25,7 @@ pub mod nat;
 mod process;
 pub mod svg;
 pub mod syslog;
+pub mod vpc;
 
 use std::{
     fs,

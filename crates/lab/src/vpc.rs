@@ -1,0 +1,928 @@
+//! An AWS VPC, modelled from AWS's own documentation and driven by what EC2 (moto) says:
+//! the pair runs the AWS example exactly as `hakit-setup` renders it from one values file,
+//! and traffic moves only when fip-claim's API calls put the VPC in the right state.
+//!
+//! ```text
+//!               LAN subnet 198.51.100.0/26           WAN subnet 198.51.100.64/26
+//!  client .50 ─┬─ brlan ─┬─ eth1 a .10 ── a ── eth0 .74 ─┬─ brwan ─┬─ wan0 .65 ┐
+//!  (default    │         └─ eth1 b .11 ── b ── eth0 .75 ─┘         │ EC2 .70   │ vpc: the VPC
+//!   via .1)    └─ lan0 .1 (the VPC router) ─────────────────────────────────────┤ router, the
+//!                         sync0 a .138 ──── sync0 b .139                      │ IGW, EC2
+//!                                                                   igw0 203.0.113.1
+//!                                                                         │
+//!                                                         inet 203.0.113.254 (server)
+//! ```
+//!
+//! The rules, each from the provider's documentation (`../shared/PROVIDER-NETWORKS.md`,
+//! section 1, with the sources it resolves):
+//! 1. **A route names one ENI, and the packet arrives on that ENI's interface.** The LAN
+//!    subnet's route table sends `0.0.0.0/0` to whatever EC2 says the table targets: the
+//!    VPC router forwards to that ENI's private address on its own subnet, so a route to a
+//!    node's WAN ENI delivers LAN traffic on the node's WAN interface. A route naming only an
+//!    instance with several ENIs is a blackhole (`CreateRoute` `InstanceId` needs exactly one
+//!    attached ENI: EC2 API Reference, CreateRoute; Amazon VPC UG, VPC_Route_Tables.md).
+//! 2. **The source/destination check is a flag of each ENI** (EC2 UG, using-eni.md; the NAT
+//!    instance guide turns it off on each ENI that forwards, VPC_NAT_Instance.md): a frame
+//!    from a node's ENI whose source is not that ENI's address, or to it whose destination
+//!    is not, is dropped while EC2 says the ENI's check is on.
+//! 3. **The internet gateway translates one to one, and only mapped addresses** ("To enable
+//!    communication over the internet for IPv4, your instance must have a public IPv4
+//!    address or an Elastic IP address that's associated with a private IPv4 address on
+//!    your instance ... The internet gateway logically provides the one-to-one NAT":
+//!    Amazon VPC UG, VPC_Internet_Gateway.md): outbound, a private source with an Elastic
+//!    IP association becomes that Elastic IP, any other private source is dropped; inbound,
+//!    the Elastic IP becomes the associated private address. Stateless, as the gateway keeps
+//!    no flow state that could outlive an association.
+//! 4. **No multicast or broadcast forwarding in a subnet** (Amazon VPC UG, subnet-sizing.md:
+//!    "We do not support broadcast in a VPC"; multicast only through a multicast-enabled
+//!    transit gateway): IPv4 to 224.0.0.0/4 is dropped on both subnets, so VRRP works only
+//!    by unicast. (ARP still crosses the model's bridges: the fabric's own answers, which
+//!    this model does not imitate, would give the same addresses.)
+//! 5. **Reserved addresses**: the first four and the last of each subnet are AWS's
+//!    (subnet-sizing.md): the VPC router is `.1` of each subnet; no node, VIP or client
+//!    uses `.0`-`.3`.
+//! 6. **A secondary private address reaches the ENI that holds it**, and keeps its Elastic IP
+//!    association when it is reassigned (EC2 UG, MultipleIP.md): the VPC router sends it to
+//!    the holding ENI's primary address. moto 5.2 keeps neither the association's private
+//!    address nor a reassignment; tests/aws/moto_server.py adds both as AWS documents them.
+//! 7. **The EC2 API is reached inside the VPC** (an interface VPC endpoint, 198.51.100.70
+//!    here): the standby has no public IPv4 (with a second ENI attached, a node that loses
+//!    the Elastic IP gets no new public address: Amazon VPC UG, vpc-eips.md; EC2 UG,
+//!    using-eni.md), so through the internet gateway it could never claim the address.
+//!
+//! The model polls EC2 (moto) every 20 ms and applies what it reads to the namespaces; the
+//! provider's own API latency is modelled as zero. IMDSv2 is served per node (by the
+//! address it calls from) with the IDs and MACs moto gave the ENIs.
+
+use std::{
+    collections::BTreeMap,
+    fs,
+    io::{Read, Write},
+    net::{TcpListener, TcpStream},
+    path::{Path, PathBuf},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc, Mutex,
+    },
+    thread,
+    time::{Duration, Instant},
+};
+
+use anyhow::{bail, Context};
+use serde_json::Value;
+
+use crate::{Lab, Ns};
+
+pub const CLIENT: &str = "198.51.100.50";
+pub const SERVER: &str = "203.0.113.254";
+pub const EIP: &str = "203.0.113.10";
+/// The WAN ENI's secondary address that carries the Elastic IP and both nodes' SNAT.
+pub const SHARED: &str = "198.51.100.80";
+/// The interface VPC endpoint where the nodes reach EC2 (moto).
+pub const EC2: &str = "198.51.100.70";
+const EC2_PORT: u16 = 5000;
+/// The VPC router on the WAN subnet; the model's IMDS listens there too.
+const WAN_ROUTER: &str = "198.51.100.65";
+const IMDS_PORT: u16 = 8081;
+const POLL: Duration = Duration::from_millis(20);
+
+/// The values file a user writes for this VPC (the AWS example's, with the model's
+/// addresses): rendered by `hakit-setup` for each node.
+pub const PAIR_VALUES: &str = "PROFILE=aws
+WAN_IF=eth0
+LAN_IF=eth1
+SYNC_IF=sync0
+LAN_VIP=198.51.100.9/26
+LAN_NET=198.51.100.0/26
+FIP=203.0.113.10
+UPSTREAM_GW=198.51.100.65
+FIP_PRIVATE=198.51.100.80
+ADMIN_NET=203.0.113.0/24
+A_NAME=gw-a
+A_LAN=198.51.100.10
+A_SYNC=198.51.100.138
+B_NAME=gw-b
+B_LAN=198.51.100.11
+B_SYNC=198.51.100.139
+";
+
+/// One gateway instance.
+pub struct Node {
+    pub ns: Ns,
+    pub role: &'static str,
+    pub instance: String,
+    pub config: PathBuf,
+    pub keepalived: crate::keepalived::Keepalived,
+    pub pids: Vec<u32>,
+}
+
+/// The VPC with its pair, client, server and EC2.
+pub struct Vpc {
+    pub lab: Lab,
+    pub client: Ns,
+    pub inet: Ns,
+    pub vpc: Ns,
+    pub nodes: Vec<Node>,
+    /// moto's world: instance, ENI IDs and MACs, the LAN route table (see moto_lab.py setup3).
+    pub world: Value,
+    /// What the model applied, in order: (seconds since the model started, what).
+    pub applied: Arc<Mutex<Vec<(f64, String)>>>,
+    stop: Arc<AtomicBool>,
+    threads: Vec<thread::JoinHandle<()>>,
+    pub syslog: crate::syslog::Syslog,
+    traffic_bin: String,
+}
+
+/// EC2's view that the model acts on.
+#[derive(Debug, Clone, PartialEq, Default)]
+struct Seen {
+    /// The LAN table's default route: the next hop (an ENI's private address), or None for
+    /// a blackhole.
+    lan_default: Option<String>,
+    /// Elastic IP association: the private address it maps to.
+    eip_private: Option<String>,
+    /// Each node ENI (by ID): its source/destination check and its private addresses,
+    /// primary first.
+    enis: BTreeMap<String, (bool, Vec<String>)>,
+}
+
+fn bin(dir: &Path, name: &str) -> anyhow::Result<String> {
+    let p = dir.join(name);
+    anyhow::ensure!(p.is_file(), "{} is not built", p.display());
+    Ok(fs::canonicalize(&p)?.to_string_lossy().to_string())
+}
+
+impl Vpc {
+    /// Builds the VPC, renders the AWS example for both nodes with `hakit-setup` from
+    /// `values`, starts everything and waits until node a is MASTER and EC2 says so.
+    pub fn up(bin_dir: &Path, lab_bin_dir: &Path, values: &str) -> anyhow::Result<Vpc> {
+        for tool in [
+            "keepalived",
+            "conntrackd",
+            "nft",
+            "ip",
+            "moto_server",
+            "python3",
+        ] {
+            crate::which(tool)
+                .with_context(|| format!("{tool} is not installed (make deps installs it)"))?;
+        }
+        let traffic_bin = bin(lab_bin_dir, "hakit-lab-traffic")?;
+        let mut lab = Lab::new()?;
+        let d = lab.dir().to_path_buf();
+        let sw = lab.ns("sw")?;
+        let a = lab.ns("a")?;
+        let b = lab.ns("b")?;
+        let client = lab.ns("client")?;
+        let vpc = lab.ns("vpc")?;
+        let inet = lab.ns("inet")?;
+        lab.bridge(
+            &sw,
+            "brlan",
+            &[
+                (&a, "eth1"),
+                (&b, "eth1"),
+                (&client, "eth0"),
+                (&vpc, "lan0"),
+            ],
+        )?;
+        lab.bridge(&sw, "brwan", &[(&a, "eth0"), (&b, "eth0"), (&vpc, "wan0")])?;
+        lab.veth(&a, "sync0", &b, "sync0")?;
+        lab.veth(&vpc, "igw0", &inet, "eth0")?;
+        client.ip(&["addr", "add", &format!("{CLIENT}/26"), "dev", "eth0"])?;
+        client.ip(&["route", "add", "default", "via", "198.51.100.1"])?;
+        inet.ip(&["addr", "add", &format!("{SERVER}/24"), "dev", "eth0"])?;
+        inet.ip(&["route", "add", &format!("{EIP}/32"), "via", "203.0.113.1"])?;
+        lab.spawn(&inet, "server", &[&traffic_bin, "server", SERVER])?;
+        // Hosts on the internet a health check could ask.
+        for t in ["192.0.2.80/32", "192.0.2.81/32"] {
+            inet.ip(&["addr", "add", t, "dev", "lo"])?;
+        }
+        for (ifname, addr) in [
+            ("lan0", "198.51.100.1/26"),
+            ("wan0", "198.51.100.65/26"),
+            ("wan0", "198.51.100.70/26"),
+            ("igw0", "203.0.113.1/24"),
+        ] {
+            vpc.ip(&["addr", "add", addr, "dev", ifname])?;
+        }
+        crate::run_ok(&mut vpc.command(&[
+            "sysctl",
+            "-q",
+            "-w",
+            "net.ipv4.ip_forward=1",
+            "net.ipv4.conf.all.rp_filter=0",
+            "net.ipv4.conf.default.rp_filter=0",
+            "net.ipv4.conf.all.send_redirects=0",
+            "net.ipv4.conf.lan0.send_redirects=0",
+            "net.ipv4.conf.wan0.send_redirects=0",
+        ]))?;
+        // Rule 1: the LAN subnet's route table, consulted for what enters from the LAN.
+        vpc.ip(&["rule", "add", "iif", "lan0", "lookup", "100", "pref", "100"])?;
+        for (net, dev) in [("198.51.100.0/26", "lan0"), ("198.51.100.64/26", "wan0")] {
+            vpc.ip(&["route", "add", net, "dev", dev, "table", "100"])?;
+        }
+        vpc.ip(&["route", "add", "blackhole", "default", "table", "100"])?;
+        // The WAN (public) subnet's table: 0.0.0.0/0 to the internet gateway.
+        vpc.ip(&["route", "add", "default", "via", SERVER, "dev", "igw0"])?;
+        nft_stdin(&vpc, IGW_TABLE)?;
+        nft_stdin(&sw, &fabric_table(&[]))?;
+
+        // EC2, as moto, at the VPC endpoint; the world set up with boto3 (moto's client).
+        let moto_url = format!("http://{EC2}:{EC2_PORT}");
+        // moto with the secondary-IP semantics AWS documents (tests/aws/moto_server.py).
+        let moto_py = fs::canonicalize("tests/aws/moto_server.py")
+            .context("tests/aws/moto_server.py (run from the source tree)")?;
+        lab.spawn(
+            &vpc,
+            "moto",
+            &[
+                "python3",
+                &moto_py.to_string_lossy(),
+                "-H",
+                EC2,
+                "-p",
+                &EC2_PORT.to_string(),
+            ],
+        )?;
+        crate::wait_until(Duration::from_secs(20), Duration::from_millis(50), || {
+            vpc.within(|| Ok(TcpStream::connect((EC2, EC2_PORT)).is_ok()))
+                .unwrap_or(false)
+        })
+        .context("moto did not start")?;
+        let script = fs::canonicalize("tests/aws/moto_lab.py")
+            .context("tests/aws/moto_lab.py (run from the source tree)")?;
+        let out = vpc
+            .command(&[
+                "python3",
+                &script.to_string_lossy(),
+                "setup3",
+                &moto_url,
+                EIP,
+                SHARED,
+            ])
+            .output()?;
+        anyhow::ensure!(
+            out.status.success(),
+            "moto_lab.py setup3: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let world: Value = serde_json::from_slice(&out.stdout)?;
+        let w = |k: &str| world[k].as_str().unwrap_or_default().to_string();
+
+        // Each node's interfaces carry the MACs EC2 gave its ENIs (IMDS answers by MAC).
+        for (ns, role) in [(&a, "primary"), (&b, "secondary")] {
+            for (ifname, eni, base) in [
+                ("eth0", "wan", 64),
+                ("eth1", "lan", 0),
+                ("sync0", "sync", 128),
+            ] {
+                let mac = w(&format!("{role}_{eni}_mac"));
+                let host = if role == "primary" { 10 } else { 11 };
+                ns.ip(&["link", "set", ifname, "down"])?;
+                ns.ip(&["link", "set", ifname, "address", &mac])?;
+                ns.ip(&[
+                    "addr",
+                    "add",
+                    &format!("198.51.100.{}/26", base + host),
+                    "dev",
+                    ifname,
+                ])?;
+                ns.ip(&["link", "set", ifname, "up"])?;
+            }
+        }
+
+        let stop = Arc::new(AtomicBool::new(false));
+        let applied = Arc::new(Mutex::new(Vec::new()));
+        let threads = vec![
+            imds(&vpc, &world, stop.clone())?,
+            model(&vpc, &sw, &world, &moto_url, stop.clone(), applied.clone())?,
+        ];
+
+        let syslog = crate::syslog::Syslog::listen(&d.join("syslog.sock"))?;
+        // The instance IDs EC2 gave, as the user copies them from the console.
+        let values_path = d.join("pair.values");
+        fs::write(
+            &values_path,
+            format!("{values}A_ID={}\nB_ID={}\n", w("primary"), w("secondary")),
+        )?;
+        let mut nodes = Vec::new();
+        for (ns, role, inst) in [(&a, "a", w("primary")), (&b, "b", w("secondary"))] {
+            let mut node = render_and_start(
+                &mut lab,
+                bin_dir,
+                ns,
+                role,
+                &values_path,
+                &moto_url,
+                &syslog,
+            )?;
+            node.instance = inst;
+            nodes.push(node);
+        }
+        let v = Vpc {
+            lab,
+            client,
+            inet,
+            vpc,
+            nodes,
+            world,
+            applied,
+            stop,
+            threads,
+            syslog,
+            traffic_bin,
+        };
+        Ok(v)
+    }
+
+    /// EC2's state as moto's own client reads it (moto_lab.py state): the Elastic IP's
+    /// ENI and the LAN table's default route target.
+    pub fn ec2_state(&self) -> anyhow::Result<Value> {
+        let script = fs::canonicalize("tests/aws/moto_lab.py")?;
+        let alloc = self.world["allocation"].as_str().unwrap_or_default();
+        let out = self
+            .vpc
+            .command(&[
+                "python3",
+                &script.to_string_lossy(),
+                "state",
+                &format!("http://{EC2}:{EC2_PORT}"),
+                alloc,
+            ])
+            .output()?;
+        anyhow::ensure!(out.status.success(), "moto_lab.py state failed");
+        Ok(serde_json::from_slice(&out.stdout)?)
+    }
+
+    /// Whether EC2 points the Elastic IP and the LAN route at node `role` ("primary" or
+    /// "secondary"): its WAN ENI and its LAN ENI.
+    pub fn ec2_points_at(&self, role: &str) -> bool {
+        let Ok(st) = self.ec2_state() else {
+            return false;
+        };
+        let table = self.world["tables"][0].as_str().unwrap_or_default();
+        st["eni"] == self.world[format!("{role}_wan_eni")]
+            && st["routes"][table] == self.world[format!("{role}_lan_eni")]
+    }
+
+    /// Starts the LAN client's traffic (`hakit-lab-traffic client` flags).
+    pub fn traffic(
+        &mut self,
+        tag: &str,
+        flags: &[&str],
+    ) -> anyhow::Result<(u32, PathBuf, PathBuf)> {
+        let d = self.lab.dir().to_path_buf();
+        let (stop, out) = (d.join(format!("{tag}.stop")), d.join(format!("{tag}.json")));
+        let (s, o) = (
+            stop.to_string_lossy().to_string(),
+            out.to_string_lossy().to_string(),
+        );
+        let mut argv = vec![
+            self.traffic_bin.as_str(),
+            "client",
+            SERVER,
+            "--stop-file",
+            &s,
+            "--out",
+            &o,
+        ];
+        argv.extend_from_slice(flags);
+        let pid = self
+            .lab
+            .spawn(&self.client.clone(), &format!("traffic-{tag}"), &argv)?;
+        Ok((pid, stop, out))
+    }
+
+    /// Stops a traffic client and reads its report.
+    pub fn stop_traffic(&mut self, t: (u32, PathBuf, PathBuf)) -> anyhow::Result<Value> {
+        fs::write(&t.1, "")?;
+        let done = crate::wait_until(Duration::from_secs(10), Duration::from_millis(10), || {
+            t.2.exists()
+        });
+        self.lab.signal_and_wait(
+            t.0,
+            nix::sys::signal::Signal::SIGKILL,
+            Duration::from_secs(1),
+        );
+        done.context("traffic client wrote no report")?;
+        Ok(serde_json::from_slice(&fs::read(&t.2)?)?)
+    }
+
+    /// The source addresses the server sees on its established TCP connections (`ss`).
+    pub fn server_peers(&self) -> anyhow::Result<Vec<String>> {
+        let out = self.inet.exec(&["ss", "-Htn", "state", "established"])?;
+        Ok(String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(3))
+            .filter_map(|peer| peer.rsplit_once(':').map(|(a, _)| a.to_string()))
+            .collect())
+    }
+
+    /// A dead instance: keepalived, conntrackd and the monitor killed, its links down (the
+    /// fabric delivers nothing to it any more).
+    pub fn crash(&mut self, i: usize) -> anyhow::Result<()> {
+        self.nodes[i].keepalived.crash();
+        for pid in self.nodes[i].pids.clone() {
+            self.lab.signal_and_wait(
+                pid,
+                nix::sys::signal::Signal::SIGKILL,
+                Duration::from_secs(2),
+            );
+        }
+        for ifname in ["eth0", "eth1", "sync0"] {
+            self.nodes[i].ns.ip(&["link", "set", ifname, "down"])?;
+        }
+        Ok(())
+    }
+
+    /// nat-notify status of node `i` (exit code, text).
+    pub fn status(&self, i: usize, bin_dir: &Path) -> anyhow::Result<(i32, String)> {
+        let n = &self.nodes[i];
+        let nn = bin(bin_dir, "nat-notify")?;
+        let out =
+            n.ns.command(&[&nn, "--config", &n.config.to_string_lossy(), "status"])
+                .output()?;
+        Ok((
+            out.status.code().unwrap_or(-1),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        ))
+    }
+}
+
+impl Drop for Vpc {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+        self.lab.teardown();
+    }
+}
+
+/// Renders node `role`'s files with `hakit-setup --root` (the README's step), moves what a
+/// host keeps in /run, /etc and /usr/sbin into the lab, and starts conntrackd, the monitor
+/// and keepalived as their units would.
+fn render_and_start(
+    lab: &mut Lab,
+    bin_dir: &Path,
+    ns: &Ns,
+    role: &'static str,
+    values: &Path,
+    moto_url: &str,
+    syslog: &crate::syslog::Syslog,
+) -> anyhow::Result<Node> {
+    let d = lab.dir().to_path_buf();
+    let root = d.join(format!("{role}-root"));
+    let out = std::process::Command::new("scripts/hakit-setup")
+        .args(["--node", role, "--root"])
+        .arg(&root)
+        .arg(values)
+        .output()
+        .context("scripts/hakit-setup (run from the source tree)")?;
+    anyhow::ensure!(
+        out.status.success(),
+        "hakit-setup --node {role}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run = d.join(format!("{role}-run"));
+    lab.tmpfs(&run)?;
+    for sub in ["keepalived", "conntrackd", "hakit-monitor"] {
+        fs::create_dir_all(run.join(sub))?;
+    }
+    let textfiles = d.join(format!("{role}-textfiles"));
+    fs::create_dir_all(&textfiles)?;
+    let config = root.join("etc/hakit/hakit.toml");
+    let ctd = root.join("etc/conntrackd/conntrackd.conf");
+    let ka_pid = d.join(format!("{role}.keepalived.pid"));
+    let bins = fs::canonicalize(bin_dir)?;
+    let host_paths = |text: &str| -> String {
+        text.replace("/usr/sbin/", &format!("{}/", bins.display()))
+            .replace("/etc/hakit/hakit.toml", &config.to_string_lossy())
+            .replace("/etc/conntrackd/conntrackd.conf", &ctd.to_string_lossy())
+            .replace(
+                "/var/lib/prometheus/node-exporter",
+                &textfiles.to_string_lossy(),
+            )
+            .replace("/run/", &format!("{}/", run.display()))
+    };
+    // What differs from a host: the lab's runtime and syslog paths, and where EC2 and IMDS
+    // are (an interface endpoint and the model's metadata service).
+    let toml = host_paths(&fs::read_to_string(&config)?)
+        .replacen(
+            "[general]\n",
+            &format!(
+                "[general]\nruntime_dir = \"{}\"\nsyslog_socket = \"{}\"\n",
+                run.display(),
+                syslog.path.display()
+            ),
+            1,
+        )
+        .replacen(
+            "[fip]\n",
+            &format!(
+                "[fip]\nendpoint_url = \"{moto_url}\"\nmetadata_url = \"http://{WAN_ROUTER}:{IMDS_PORT}\"\n"
+            ),
+            1,
+        )
+        .replacen(
+            "[check.peer]\n",
+            &format!("[check.peer]\nkeepalived_pid_file = \"{}\"\n", ka_pid.display()),
+            1,
+        );
+    fs::write(&config, toml)?;
+    fs::write(&ctd, host_paths(&fs::read_to_string(&ctd)?))?;
+    let ka_conf = host_paths(&fs::read_to_string(
+        root.join("etc/keepalived/keepalived.conf"),
+    )?);
+
+    let sysctl: String = fs::read_to_string(root.join("etc/sysctl.d/90-hakit.conf"))?
+        .lines()
+        .filter(|l| !l.contains("nf_conntrack_max"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let sysctl_path = d.join(format!("{role}.sysctl.conf"));
+    fs::write(&sysctl_path, sysctl)?;
+    crate::run_ok(&mut ns.command(&["sysctl", "-q", "-p", &sysctl_path.to_string_lossy()]))?;
+    ns.ip(&["route", "add", "default", "via", WAN_ROUTER])?;
+    crate::run_ok(&mut ns.command(&[
+        "nft",
+        "-f",
+        &root.join("etc/nftables.conf").to_string_lossy(),
+    ]))?;
+
+    let mut pids = Vec::new();
+    let c = ctd.to_string_lossy().to_string();
+    pids.push(lab.spawn(ns, &format!("{role}.conntrackd"), &["conntrackd", "-C", &c])?);
+    crate::wait_until(Duration::from_secs(10), Duration::from_millis(20), || {
+        ns.command(&["conntrackd", "-C", &c, "-s"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    })
+    .with_context(|| format!("conntrackd on {role} did not answer"))?;
+    let ha_check = bin(bin_dir, "ha-check")?;
+    let cfg = config.to_string_lossy().to_string();
+    pids.push(lab.spawn(
+        ns,
+        &format!("{role}.monitor"),
+        &[&ha_check, "--config", &cfg, "monitor"],
+    )?);
+    let keepalived = crate::keepalived::start_with(lab, ns, role, &ka_conf, true)?;
+    keepalived.wait_ready(Duration::from_secs(10))?;
+    Ok(Node {
+        ns: ns.clone(),
+        role,
+        instance: String::new(),
+        config,
+        keepalived,
+        pids,
+    })
+}
+
+/// Rule 3, the internet gateway: stateless one-to-one NAT between private addresses with
+/// an Elastic IP association and those Elastic IPs (the maps the model fills), everything
+/// else from the VPC dropped on its way out.
+const IGW_TABLE: &str = "table ip hakit_igw {
+    map public { type ipv4_addr : ipv4_addr; }
+    map private { type ipv4_addr : ipv4_addr; }
+    chain inbound {
+        type filter hook prerouting priority -300; policy accept;
+        iifname \"igw0\" ip daddr set ip daddr map @private
+        iifname \"igw0\" ip daddr 203.0.113.0/24 ip daddr != 203.0.113.1 drop
+    }
+    chain outbound {
+        type filter hook postrouting priority 300; policy accept;
+        oifname \"igw0\" ip saddr set ip saddr map @public
+        oifname \"igw0\" ip saddr 198.51.100.0/24 drop
+    }
+}
+";
+
+/// Rules 2 and 4 in the fabric (the bridges): each node ENI's source/destination check
+/// (a frame from or to a node's port must carry one of its ENI's addresses while the check
+/// is on), and no multicast. `ports`: (bridge port, check on, the ENI's addresses).
+fn fabric_table(ports: &[(&str, bool, Vec<String>)]) -> String {
+    let mut rules = String::from("        ip daddr 224.0.0.0/4 drop\n");
+    for (port, on, ips) in ports {
+        if !on || ips.is_empty() {
+            continue;
+        }
+        let set = ips.join(", ");
+        rules.push_str(&format!(
+            "        iifname \"{port}\" ip saddr != {{ {set} }} drop\n        oifname \"{port}\" ip daddr != {{ {set} }} drop\n"
+        ));
+    }
+    format!(
+        "table bridge hakit_vpc {{}}\ndelete table bridge hakit_vpc\ntable bridge hakit_vpc {{\n    chain forward {{\n        type filter hook forward priority 0; policy accept;\n{rules}    }}\n}}\n"
+    )
+}
+
+/// The fabric's ports and the ENI behind each (moto_lab.py setup3's names).
+const PORTS: [(&str, &str); 4] = [
+    ("brlana", "primary_lan_eni"),
+    ("brlanb", "secondary_lan_eni"),
+    ("brwana", "primary_wan_eni"),
+    ("brwanb", "secondary_wan_eni"),
+];
+
+fn fabric_for(seen: &Seen, world: &Value) -> String {
+    let ports: Vec<(&str, bool, Vec<String>)> = PORTS
+        .iter()
+        .map(|(port, key)| {
+            let eni = world[*key].as_str().unwrap_or_default();
+            let (on, ips) = seen.enis.get(eni).cloned().unwrap_or((true, Vec::new()));
+            (*port, on, ips)
+        })
+        .collect();
+    fabric_table(&ports)
+}
+
+/// `nft -f -` in `ns` with `text` on its standard input.
+fn nft_stdin(ns: &Ns, text: &str) -> anyhow::Result<()> {
+    let mut child = ns
+        .command(&["nft", "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    child
+        .stdin
+        .take()
+        .context("nft stdin")?
+        .write_all(text.as_bytes())?;
+    let out = child.wait_with_output()?;
+    if !out.status.success() {
+        bail!(
+            "nft -f - in {}: {}",
+            ns.name,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(())
+}
+
+/// One unsigned EC2 Query API call (moto checks no signature unless told to).
+fn ec2_call(
+    url_host: &str,
+    action: &str,
+    params: &[(&str, &str)],
+) -> anyhow::Result<hakit_fip::xml::Node> {
+    let mut body = format!("Action={action}&Version={}", hakit_fip::aws::VERSION);
+    for (k, v) in params {
+        body.push_str(&format!(
+            "&{}={}",
+            hakit_fip::aws::encode(k),
+            hakit_fip::aws::encode(v)
+        ));
+    }
+    let mut s = TcpStream::connect(url_host)?;
+    s.set_read_timeout(Some(Duration::from_secs(2)))?;
+    write!(
+        s,
+        "POST / HTTP/1.1\r\nHost: {url_host}\r\nConnection: close\r\nContent-Type: application/x-www-form-urlencoded\r\nAuthorization: AWS4-HMAC-SHA256 Credential=model/20260101/us-east-1/ec2/aws4_request, SignedHeaders=host, Signature=0\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut resp = String::new();
+    s.read_to_string(&mut resp)?;
+    let xml = resp
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b)
+        .unwrap_or_default();
+    hakit_fip::xml::parse(xml).with_context(|| format!("moto {action}: {resp}"))
+}
+
+/// EC2's view, read from moto.
+fn read_ec2(host: &str, world: &Value) -> anyhow::Result<Seen> {
+    let w = |k: &str| world[k].as_str().unwrap_or_default().to_string();
+    let ip_of: BTreeMap<String, String> = ["primary", "secondary"]
+        .iter()
+        .flat_map(|r| {
+            [
+                (w(&format!("{r}_wan_eni")), w(&format!("{r}_wan_ip"))),
+                (w(&format!("{r}_lan_eni")), w(&format!("{r}_lan_ip"))),
+            ]
+        })
+        .collect();
+    let table = w("tables");
+    let table = world["tables"][0].as_str().unwrap_or(&table).to_string();
+    let rts = ec2_call(host, "DescribeRouteTables", &[("RouteTableId.1", &table)])?;
+    let mut lan_default = None;
+    for rt in rts.items("routeTableSet") {
+        for r in rt.items("routeSet") {
+            if r.get("destinationCidrBlock").as_deref() != Some("0.0.0.0/0") {
+                continue;
+            }
+            // Only an ENI target routes: an instance with three ENIs is no target.
+            lan_default = r
+                .get("networkInterfaceId")
+                .and_then(|e| ip_of.get(&e).cloned());
+        }
+    }
+    let eip = ec2_call(
+        host,
+        "DescribeAddresses",
+        &[("Filter.1.Name", "public-ip"), ("Filter.1.Value.1", EIP)],
+    )?;
+    let eip_private = eip
+        .items("addressesSet")
+        .first()
+        .and_then(|a| a.get("privateIpAddress"));
+    let nics = ec2_call(host, "DescribeNetworkInterfaces", &[])?;
+    let enis = nics
+        .items("networkInterfaceSet")
+        .iter()
+        .filter_map(|n| {
+            let id = n.get("networkInterfaceId")?;
+            let mut ips: Vec<String> = n.get("privateIpAddress").into_iter().collect();
+            for a in n.items("privateIpAddressesSet") {
+                if let Some(ip) = a.get("privateIpAddress") {
+                    if !ips.contains(&ip) {
+                        ips.push(ip);
+                    }
+                }
+            }
+            let on = n.get("sourceDestCheck").as_deref() != Some("false");
+            Some((id, (on, ips)))
+        })
+        .collect();
+    Ok(Seen {
+        lan_default,
+        eip_private,
+        enis,
+    })
+}
+
+/// The model: polls EC2 and applies each change to the namespaces.
+fn model(
+    vpc: &Ns,
+    sw: &Ns,
+    world: &Value,
+    moto_url: &str,
+    stop: Arc<AtomicBool>,
+    applied: Arc<Mutex<Vec<(f64, String)>>>,
+) -> anyhow::Result<thread::JoinHandle<()>> {
+    let (vpc, sw, world) = (vpc.clone(), sw.clone(), world.clone());
+    let host = moto_url.trim_start_matches("http://").to_string();
+    let t0 = Instant::now();
+    Ok(thread::spawn(move || {
+        if let Err(e) = vpc.enter() {
+            eprintln!("vpc model: {e:#}");
+            return;
+        }
+        let mut last = Seen {
+            lan_default: Some("unset".into()),
+            ..Seen::default()
+        };
+        while !stop.load(Ordering::Relaxed) {
+            match read_ec2(&host, &world) {
+                Ok(seen) if seen != last => {
+                    let mut log = Vec::new();
+                    if seen.lan_default != last.lan_default {
+                        let r = match &seen.lan_default {
+                            Some(hop) => {
+                                vpc.ip(&["route", "replace", "default", "via", hop, "table", "100"])
+                            }
+                            None => vpc.ip(&[
+                                "route",
+                                "replace",
+                                "blackhole",
+                                "default",
+                                "table",
+                                "100",
+                            ]),
+                        };
+                        log.push(format!("LAN route -> {:?} ({r:?})", seen.lan_default));
+                    }
+                    if seen.eip_private != last.eip_private {
+                        let mut nft = String::from(
+                            "flush map ip hakit_igw public\nflush map ip hakit_igw private\n",
+                        );
+                        if let Some(p) = &seen.eip_private {
+                            nft.push_str(&format!(
+                                "add element ip hakit_igw public {{ {p} : {EIP} }}\nadd element ip hakit_igw private {{ {EIP} : {p} }}\n"
+                            ));
+                        }
+                        let r = nft_stdin(&vpc, &nft);
+                        log.push(format!("Elastic IP -> {:?} ({r:?})", seen.eip_private));
+                    }
+                    if seen.enis != last.enis {
+                        let r = nft_stdin(&sw, &fabric_for(&seen, &world));
+                        log.push(format!(
+                            "ENIs (check on, addresses): {:?} ({r:?})",
+                            seen.enis.values().collect::<Vec<_>>()
+                        ));
+                        // A secondary address reaches the ENI that holds it (the VPC's
+                        // fabric, not ARP): a host route to that ENI's primary address.
+                        for (on_check, ips) in seen.enis.values() {
+                            let _ = on_check;
+                            let Some((primary, rest)) = ips.split_first() else {
+                                continue;
+                            };
+                            for ip in rest {
+                                let r = vpc.ip(&[
+                                    "route",
+                                    "replace",
+                                    &format!("{ip}/32"),
+                                    "via",
+                                    primary,
+                                ]);
+                                log.push(format!("{ip} -> {primary} ({r:?})"));
+                            }
+                        }
+                    }
+                    let t = t0.elapsed().as_secs_f64();
+                    if let Ok(mut a) = applied.lock() {
+                        a.extend(log.into_iter().map(|l| (t, l)));
+                    }
+                    last = seen;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    if let Ok(mut a) = applied.lock() {
+                        a.push((
+                            t0.elapsed().as_secs_f64(),
+                            format!("EC2 read failed: {e:#}"),
+                        ));
+                    }
+                }
+            }
+            thread::sleep(POLL);
+        }
+    }))
+}
+
+/// IMDSv2 for both nodes, told apart by the address they call from (their WAN ENI's).
+fn imds(vpc: &Ns, world: &Value, stop: Arc<AtomicBool>) -> anyhow::Result<thread::JoinHandle<()>> {
+    let listener = vpc.within(|| {
+        let l = TcpListener::bind((WAN_ROUTER, IMDS_PORT))?;
+        l.set_nonblocking(true)?;
+        Ok(l)
+    })?;
+    let world = world.clone();
+    Ok(thread::spawn(move || {
+        while !stop.load(Ordering::Relaxed) {
+            match listener.accept() {
+                Ok((s, peer)) => {
+                    let _ = s.set_nonblocking(false);
+                    let _ = imds_answer(s, &peer.ip().to_string(), &world);
+                }
+                Err(_) => thread::sleep(Duration::from_millis(5)),
+            }
+        }
+    }))
+}
+
+fn imds_answer(mut s: TcpStream, caller: &str, world: &Value) -> anyhow::Result<()> {
+    s.set_read_timeout(Some(Duration::from_secs(2)))?;
+    let mut buf = vec![0u8; 4096];
+    let n = s.read(&mut buf)?;
+    let req = String::from_utf8_lossy(&buf[..n]).to_string();
+    let line = req.lines().next().unwrap_or_default();
+    let mut parts = line.split_whitespace();
+    let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    let w = |k: &str| world[k].as_str().unwrap_or_default().to_string();
+    let role = if caller == w("primary_wan_ip") {
+        "primary"
+    } else if caller == w("secondary_wan_ip") {
+        "secondary"
+    } else {
+        bail!("IMDS: unknown caller {caller}")
+    };
+    let token_ok = req
+        .to_ascii_lowercase()
+        .contains("x-aws-ec2-metadata-token: model-token");
+    let macs: BTreeMap<String, String> = ["wan", "lan", "sync"]
+        .iter()
+        .map(|e| (w(&format!("{role}_{e}_mac")), w(&format!("{role}_{e}_eni"))))
+        .collect();
+    let (status, body) = match (method, path) {
+        ("PUT", "/latest/api/token") => (200, "model-token".to_string()),
+        _ if !token_ok => (401, String::new()),
+        (_, "/latest/meta-data/instance-id") => (200, w(role)),
+        (_, "/latest/meta-data/placement/region") => (200, "us-east-1".into()),
+        (_, "/latest/meta-data/mac") => (200, w(&format!("{role}_wan_mac"))),
+        (_, "/latest/meta-data/iam/security-credentials/") => (200, "hakit-nat".into()),
+        (_, "/latest/meta-data/iam/security-credentials/hakit-nat") => (
+            200,
+            r#"{"Code":"Success","AccessKeyId":"ASIAMODEL","SecretAccessKey":"model-secret","Token":"model-session","Expiration":"2099-01-01T00:00:00Z"}"#.into(),
+        ),
+        (_, p) => match p
+            .strip_prefix("/latest/meta-data/network/interfaces/macs/")
+            .and_then(|r| r.strip_suffix("/interface-id"))
+            .and_then(|mac| macs.get(mac))
+        {
+            Some(eni) => (200, eni.clone()),
+            None => (404, String::new()),
+        },
+    };
+    write!(
+        s,
+        "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    Ok(())
+}
