@@ -264,7 +264,14 @@ fn every_binary_survives_mutated_argv_env_and_config() {
         }
         std::fs::write(&conf, &text).unwrap();
         let mut cmd = Command::new("unshare");
-        cmd.arg("--net").arg("--").arg(bin(name)).args(&args);
+        // In the scratch directory: a relative path among the fuzzed values (a runtime or
+        // textfile directory named "tcp") lands there, never in the source tree.
+        let exe = std::fs::canonicalize(bin(name)).unwrap();
+        cmd.current_dir(&d)
+            .arg("--net")
+            .arg("--")
+            .arg(exe)
+            .args(&args);
         cmd.env_clear()
             .env(
                 "PATH",

@@ -269,7 +269,7 @@ fn three_enis_route_to_the_lan_eni() {
     let mut w2 = w.clone();
     w2["secondary_eni"] = w["secondary_wan_eni"].clone();
     let lan_ip = w["secondary_lan_ip"].as_str().unwrap();
-    let out = claim(&m.1, &w2, secret, &["--route-eni-ip", lan_ip]);
+    let out = claim(&m.1, &w2, secret, &["--lan-ip", lan_ip]);
     assert_exit(&out, 0, "");
     let st = lab_py_as(&["state", &m.1, alloc], Some(&w));
     assert_eq!(
@@ -289,7 +289,7 @@ fn three_enis_route_to_the_lan_eni() {
     );
 
     // Converged: only reads.
-    let out = claim(&m.1, &w2, secret, &["--route-eni-ip", lan_ip]);
+    let out = claim(&m.1, &w2, secret, &["--lan-ip", lan_ip]);
     assert_exit(&out, 0, "");
     let r = json_out(&out);
     assert_eq!(r["already_converged"], true, "{r}");
@@ -303,7 +303,7 @@ fn three_enis_route_to_the_lan_eni() {
         &m.1,
         &w1,
         secret,
-        &["--route-eni-ip", w["primary_lan_ip"].as_str().unwrap()],
+        &["--lan-ip", w["primary_lan_ip"].as_str().unwrap()],
     );
     assert_exit(&out, 0, "");
     let st = lab_py_as(&["state", &m.1, alloc], Some(&w));
@@ -311,7 +311,7 @@ fn three_enis_route_to_the_lan_eni() {
     assert_eq!(st["eni"], w["primary_wan_eni"], "{st}");
 
     // An address no ENI of this instance holds: refused before any write.
-    let out = claim(&m.1, &w2, secret, &["--route-eni-ip", "198.51.100.99"]);
+    let out = claim(&m.1, &w2, secret, &["--lan-ip", "198.51.100.99"]);
     assert_exit(&out, 1, "no network interface of instance");
     let st = lab_py_as(&["state", &m.1, alloc], Some(&w));
     assert_eq!(
@@ -335,7 +335,7 @@ fn the_shared_private_ip_moves_with_the_elastic_ip() {
     let mut w2 = w.clone();
     w2["secondary_eni"] = w["secondary_wan_eni"].clone();
     let lan_ip = w["secondary_lan_ip"].as_str().unwrap();
-    let args = ["--route-eni-ip", lan_ip, "--private-ip", shared];
+    let args = ["--lan-ip", lan_ip, "--private-ip", shared];
     let check = [&args[..], &["--check"]].concat();
     assert_eq!(claim(&m.1, &w2, secret, &check).status.code(), Some(1));
     let out = claim(&m.1, &w2, secret, &args);

@@ -314,3 +314,114 @@ fn the_fake_provider_answers_as_the_specs_say() {
         );
     }
 }
+
+/// Hetzner's Cloud Network route follows the Floating IP (a Cloud Network is routed: the
+/// LAN's egress is a network route to the MASTER, not a VIP): through Prism's validating
+/// proxy against Hetzner's document, a route through the peer is deleted and added again
+/// through this node, each action followed; a converged re-run writes nothing; a route
+/// through a server that is not a peer is refused and left alone.
+#[test]
+fn hetzner_network_route_follows_the_claim() {
+    let test = "hetzner_network_route_follows_the_claim";
+    for (start_gw, want_ok) in [("198.51.100.3", true), ("198.51.100.99", false)] {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let fake_url = format!("http://127.0.0.1:{port}");
+        let _fake = hakit_lab::Spawned(
+            Command::new(lab_bin("hakit-fake-cloud"))
+                .args([
+                    &format!("127.0.0.1:{port}"),
+                    "--provider",
+                    "hetzner",
+                    "--ip",
+                    "203.0.113.10",
+                    "--owner",
+                    "2",
+                    "--instant",
+                    "--net-route",
+                    &format!("0.0.0.0/0={start_gw}"),
+                ])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        let Some(p) = prism_proxy(
+            test,
+            "hetzner-cloud-openapi.unofficial.json",
+            &format!("{fake_url}/v1"),
+        ) else {
+            return;
+        };
+        // The fake's own state, asked directly (HTTP/1.0: the answer ends with the connection).
+        let route_gw = || {
+            use std::io::{Read, Write};
+            let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+            s.write_all(b"GET /v1/networks/9 HTTP/1.0\r\nAuthorization: Bearer fake-token\r\n\r\n")
+                .unwrap();
+            let mut text = String::new();
+            s.read_to_string(&mut text).unwrap();
+            let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+            let v: serde_json::Value = serde_json::from_str(body).unwrap();
+            v["network"]["routes"][0]["gateway"].clone()
+        };
+        let run = || {
+            run_host(
+                "fip-claim",
+                &[
+                    "--provider",
+                    "hetzner",
+                    "--ip",
+                    "203.0.113.10",
+                    "--instance-id",
+                    "1",
+                    "--peer",
+                    "2",
+                    "--network-id",
+                    "9",
+                    "--lan-ip",
+                    "198.51.100.2",
+                    "--peer-lan-ip",
+                    "198.51.100.3",
+                    "--endpoint-url",
+                    &p.1,
+                    "--syslog-socket",
+                    "/nonexistent",
+                    "--json",
+                ],
+                &[("HCLOUD_TOKEN", "fake-token")],
+            )
+        };
+        let out = run();
+        let log = std::fs::read_to_string(&p.2).unwrap_or_default();
+        assert!(!log.contains("Violation"), "{log}");
+        if !want_ok {
+            assert_ne!(out.status.code(), Some(0), "{}", stdout(&out));
+            assert!(
+                stderr(&out).contains("neither this node (198.51.100.2) nor a peer"),
+                "{}",
+                stderr(&out)
+            );
+            assert_eq!(route_gw(), start_gw, "refused means untouched");
+            continue;
+        }
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let r: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+        let changed = r["changed"].to_string();
+        assert!(
+            changed.contains("delete_route 0.0.0.0/0 via 198.51.100.3")
+                && changed.contains("add_route 0.0.0.0/0 via 198.51.100.2"),
+            "{r}"
+        );
+        assert_eq!(route_gw(), "198.51.100.2");
+        assert!(
+            log.contains("/actions/delete_route") && log.contains("/actions/add_route"),
+            "{log}"
+        );
+        let again: serde_json::Value = serde_json::from_str(&stdout(&run())).unwrap();
+        assert_eq!(again["already_converged"], true, "{again}");
+    }
+}

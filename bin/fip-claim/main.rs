@@ -27,8 +27,14 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
         floating_ip_id: cli.floating_ip_id.or(f.floating_ip_id),
         instance_id: cli.instance_id.or(f.instance_id),
         eni: cli.eni.or(f.eni),
-        route_eni_ip: cli.route_eni_ip.or(f.route_eni_ip),
+        lan_ip: cli.lan_ip.or(f.lan_ip),
         private_ip: cli.private_ip.or(f.private_ip),
+        network_id: cli.network_id.or(f.network_id),
+        peer_lan_ips: if cli.peer_lan_ips.is_empty() {
+            f.peer_lan_ips
+        } else {
+            cli.peer_lan_ips
+        },
         region: cli.region.or(f.region),
         peers: if cli.peers.is_empty() {
             f.peers

@@ -44,9 +44,15 @@ pub struct Cli {
     /// AWS: this node's network interface [default: from the metadata service]
     #[arg(long, env = "HAKIT_FIP_ENI", value_name = "ENI")]
     pub eni: Option<String>,
-    /// AWS: this node's private IPv4 on the LAN network interface: the routes point there and its source/dest check goes off [default: the Elastic IP's interface]
-    #[arg(long, env = "HAKIT_FIP_ROUTE_ENI_IP", value_name = "ADDR")]
-    pub route_eni_ip: Option<std::net::Ipv4Addr>,
+    /// This node's LAN address, where the LAN's default route should point (AWS: names the LAN ENI, whose source/dest check goes off; Hetzner: the network route's gateway)
+    #[arg(long, env = "HAKIT_FIP_LAN_IP", value_name = "ADDR")]
+    pub lan_ip: Option<std::net::Ipv4Addr>,
+    /// Hetzner: the Cloud Network whose default route follows the Floating IP (to --lan-ip)
+    #[arg(long, env = "HAKIT_FIP_NETWORK_ID", value_name = "ID")]
+    pub network_id: Option<u64>,
+    /// Hetzner: a peer's address on that network (repeatable): a route through it may be taken
+    #[arg(long = "peer-lan-ip", value_name = "ADDR")]
+    pub peer_lan_ips: Vec<std::net::Ipv4Addr>,
     /// AWS: the secondary private IPv4 (of the WAN ENI) the Elastic IP is on and both nodes SNAT to: moved here with its association
     #[arg(long, env = "HAKIT_FIP_PRIVATE_IP", value_name = "ADDR")]
     pub private_ip: Option<std::net::Ipv4Addr>,

@@ -6,7 +6,7 @@
 //! (every page) → `ReplaceRoute` for each route to a configured destination (default
 //! 0.0.0.0/0) whose target is the peer instance or its ENI; `DescribeInstanceAttribute`
 //! → `ModifyInstanceAttribute SourceDestCheck.Value=false` if the check is still on.
-//! With `route_eni_ip` (a multi-ENI instance: WAN, LAN, sync) the routes target the LAN
+//! With `lan_ip` (a multi-ENI instance: WAN, LAN, sync) the routes target the LAN
 //! ENI holding that address, found in `DescribeInstances`, and the check goes off on that
 //! ENI (`ModifyNetworkInterfaceAttribute`): the check is a flag of each ENI, and the
 //! instance-level call covers only the primary one (EC2 UG, using-eni.md; the NAT instance
@@ -51,7 +51,7 @@ pub struct Options {
     pub eni: Option<String>,
     /// This node's private IPv4 on the interface the route tables should target (the LAN
     /// ENI of a multi-ENI instance); None: the Elastic IP's interface.
-    pub route_eni_ip: Option<std::net::Ipv4Addr>,
+    pub lan_ip: Option<std::net::Ipv4Addr>,
     /// The secondary private IPv4 of the WAN ENI that carries the Elastic IP (and both
     /// nodes' SNAT): moved to this node's ENI, the association with it.
     pub private_ip: Option<std::net::Ipv4Addr>,
@@ -231,7 +231,7 @@ pub struct Aws {
     /// This node's VPC and the peers' network interfaces (read before a claim).
     vpc: Option<String>,
     peer_enis: Vec<String>,
-    /// With `route_eni_ip`: this node's ENI holding that address, and whether its
+    /// With `lan_ip`: this node's ENI holding that address, and whether its
     /// source/destination check is still on (read with the instances, before a claim).
     route_eni: Option<(String, bool)>,
     /// With `private_ip`: whether this node's ENI already holds it.
@@ -373,7 +373,7 @@ impl Provider for Aws {
                     let id = inst.get("instanceId").unwrap_or_default();
                     if id == me {
                         vpc = inst.get("vpcId");
-                        if let Some(want) = self.o.route_eni_ip {
+                        if let Some(want) = self.o.lan_ip {
                             route_eni = route_eni_of(inst, want);
                         }
                         if let Some(p) = self.o.private_ip {
@@ -388,8 +388,8 @@ impl Provider for Aws {
                 }
             }
         }
-        if let (Some(want), None) = (self.o.route_eni_ip, &route_eni) {
-            bail!("aws: no network interface of instance {me} has the private IP {want} (route_eni_ip: this node's address on its LAN ENI)");
+        if let (Some(want), None) = (self.o.lan_ip, &route_eni) {
+            bail!("aws: no network interface of instance {me} has the private IP {want} (lan_ip: this node's address on its LAN ENI)");
         }
         self.vpc = vpc;
         self.peer_enis = peer_enis;
@@ -529,7 +529,7 @@ impl Aws {
                         || self.route_eni.is_none() && ri.as_deref() == Some(instance);
                     let peer = ri.as_ref().is_some_and(|i| o.peers.contains(i))
                         || rn.as_ref().is_some_and(|n| peer_enis.contains(n));
-                    // This node, but not its LAN ENI (a route set up before route_eni_ip).
+                    // This node, but not its LAN ENI (a route set up before lan_ip).
                     let mine_elsewhere = ri.as_deref() == Some(instance);
                     if !ours && (peer || mine_elsewhere) {
                         replace.push((id.clone(), dest));

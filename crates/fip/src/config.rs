@@ -39,10 +39,19 @@ pub struct Fip {
     pub instance_id: Option<String>,
     /// aws: associate with this network interface instead of the instance.
     pub eni: Option<String>,
-    /// aws: this node's private IPv4 on the network interface that receives the LAN's traffic
-    /// (the LAN ENI): the private route tables are pointed at that interface and its
-    /// source/destination check is turned off [default: the interface the Elastic IP is on].
-    pub route_eni_ip: Option<std::net::Ipv4Addr>,
+    /// This node's private IPv4 on the LAN side, where the LAN's default route should point.
+    /// aws: it names the LAN ENI: the private route tables are pointed at that interface and
+    /// its source/destination check is turned off [default: the interface the Elastic IP is
+    /// on]. hetzner: the gateway of `network_id`'s routes.
+    pub lan_ip: Option<std::net::Ipv4Addr>,
+    /// hetzner: the Cloud Network whose routes (`route_destinations`, default 0.0.0.0/0)
+    /// follow the Floating IP: their gateway becomes `lan_ip` (a Cloud Network is routed:
+    /// a LAN VIP moved by GARP reaches nobody).
+    pub network_id: Option<u64>,
+    /// hetzner: the peers' addresses on that network: a route through one of them is taken,
+    /// a route through any other server refused.
+    #[serde(default)]
+    pub peer_lan_ips: Vec<std::net::Ipv4Addr>,
     /// aws: a secondary private IPv4 of the WAN ENI that the Elastic IP is associated with and
     /// both nodes SNAT to: it moves to this node's ENI with its association
     /// (`AssignPrivateIpAddresses` `AllowReassignment`), so a flow synchronised from the peer

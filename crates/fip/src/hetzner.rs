@@ -39,6 +39,22 @@ pub struct Options {
     pub server_id: Option<u64>,
     pub api_url: Option<String>,
     pub metadata_url: Option<String>,
+    /// The Cloud Network routes that follow the Floating IP.
+    pub network: Option<NetworkRoutes>,
+}
+
+/// A Cloud Network's routes pointed at this node with the Floating IP: a Cloud Network is
+/// routed (servers reach each other through its gateway, the first address of its range;
+/// Hetzner, Networks architecture), so the LAN's egress follows a network route
+/// (`destination` via `gateway`, Hetzner's NAT tutorial), not a VIP.
+#[derive(Debug, Clone)]
+pub struct NetworkRoutes {
+    pub id: u64,
+    /// This node's address on the network: the routes' gateway.
+    pub via: std::net::Ipv4Addr,
+    /// The peers' addresses: a route through one of them is taken.
+    pub peers: Vec<std::net::Ipv4Addr>,
+    pub destinations: Vec<String>,
 }
 
 fn retry(r: &Response) -> bool {
@@ -162,9 +178,135 @@ impl Provider for Hetzner {
         _mode: Mode,
         w: &mut Writes,
     ) -> anyhow::Result<()> {
-        if held.mine {
+        if !held.mine {
+            self.assign(c, me, w)?;
+        }
+        if let Some(n) = self.o.network.clone() {
+            self.routes(c, &n, w)?;
+        }
+        Ok(())
+    }
+}
+
+impl Hetzner {
+    /// The network's routes to each destination through this node: a route through a peer
+    /// is deleted and added again through this node (the API has no update; each change is
+    /// an action that must finish before the next, or the network answers `conflict`).
+    fn routes(&self, c: &Client, n: &NetworkRoutes, w: &mut Writes) -> anyhow::Result<()> {
+        let net = self.get(c, &format!("/networks/{}", n.id), "GET /networks/{id}")?;
+        let routes = net["network"]["routes"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let via = n.via.to_string();
+        for dest in &n.destinations {
+            let now = routes
+                .iter()
+                .find(|r| r["destination"].as_str() == Some(dest.as_str()))
+                .and_then(|r| r["gateway"].as_str().map(str::to_string));
+            match now.as_deref() {
+                Some(g) if g == via => continue,
+                Some(g) if !n.peers.iter().any(|p| p.to_string() == g) => bail!(
+                    "hetzner: network {} routes {dest} through {g}, which is neither this node ({via}) nor a peer (peer_lan_ips): refusing to take it",
+                    n.id
+                ),
+                Some(g) => self.route_action(c, n.id, "delete_route", dest, g, w)?,
+                None => {}
+            }
+            self.route_action(c, n.id, "add_route", dest, &via, w)?;
+        }
+        Ok(())
+    }
+
+    /// One route action, followed until it finished.
+    fn route_action(
+        &self,
+        c: &Client,
+        net: u64,
+        what: &str,
+        dest: &str,
+        gateway: &str,
+        w: &mut Writes,
+    ) -> anyhow::Result<()> {
+        let req = api(
+            "POST",
+            &self.base,
+            &format!("/networks/{net}/actions/{what}"),
+            &format!("POST /networks/{{id}}/actions/{what}"),
+            &self.token,
+        )
+        .header("Content-Type", "application/json")
+        .body(json!({"destination": dest, "gateway": gateway}).to_string());
+        let text = format!("{what} {dest} via {gateway} on network {net}");
+        if !w.begin(&req, text.clone()) {
             return Ok(());
         }
+        let action = json(c, &SHAPE, &req, retry)?["action"].clone();
+        let id = action["id"]
+            .as_u64()
+            .with_context(|| format!("hetzner: {what} returned no action"))?;
+        self.follow(
+            c,
+            &req,
+            id,
+            action["status"].as_str().unwrap_or("running"),
+            (what, &format!(" ({dest} via {gateway} on network {net})")),
+        )?;
+        w.made(text);
+        Ok(())
+    }
+
+    /// Polls action `id` (started by `req`) until it is no longer running: backed off
+    /// (200 ms doubling to 2 s) and never past the deadline, when the error says what is
+    /// pending, not which transport attempt did not happen. An action that ends in
+    /// `locked`, `conflict` or `rate_limit_exceeded` is started again (three times at most);
+    /// any other error is this call's.
+    fn follow(
+        &self,
+        c: &Client,
+        req: &crate::http::Request,
+        id: u64,
+        status: &str,
+        (what, of): (&str, &str),
+    ) -> anyhow::Result<()> {
+        let started = std::time::Instant::now();
+        let mut pause = Duration::from_millis(200);
+        let (mut id, mut status, mut attempts) = (id, status.to_string(), 0);
+        while status == "running" {
+            if c.time_left() <= pause {
+                bail!(
+                    "hetzner: {what} action {id}{of} still running after {:.1} s",
+                    started.elapsed().as_secs_f64()
+                );
+            }
+            thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_secs(2));
+            let a = self.get(c, &format!("/actions/{id}"), "GET /actions/{id}")?["action"].clone();
+            status = a["status"].as_str().unwrap_or("running").to_string();
+            if status != "error" {
+                continue;
+            }
+            let code = a["error"]["code"].as_str().unwrap_or("?").to_string();
+            if ["locked", "conflict", "rate_limit_exceeded"].contains(&code.as_str())
+                && attempts < 3
+            {
+                attempts += 1;
+                id = json(c, &SHAPE, req, retry)?["action"]["id"]
+                    .as_u64()
+                    .with_context(|| format!("hetzner: {what} returned no action"))?;
+                status = "running".into();
+                continue;
+            }
+            bail!(
+                "hetzner {what} action {id}{of}: error {code}: {}",
+                crate::rest::clip(a["error"]["message"].as_str().unwrap_or("?"))
+            );
+        }
+        Ok(())
+    }
+
+    /// The Floating IP assigned to this server, its action followed.
+    fn assign(&self, c: &Client, me: &str, w: &mut Writes) -> anyhow::Result<()> {
         let id = self.id.context("hetzner: Floating IP not read")?;
         let me_n: u64 = me.parse()?;
         let req = api(
@@ -199,7 +341,7 @@ impl Provider for Hetzner {
                 })
                 .and_then(|x| x["id"].as_u64())
         });
-        let (mut action_id, mut status) = match pending {
+        let (action_id, status) = match pending {
             Some(a) => {
                 log::info!(
                     "hetzner: assign action {a} of Floating IP {id} is still running: following it"
@@ -216,45 +358,8 @@ impl Provider for Hetzner {
                 )
             }
         };
-        let started = std::time::Instant::now();
-        let mut pause = Duration::from_millis(200);
-        let mut attempts = 0;
-        while status == "running" {
-            // Backed off (200 ms doubling to 2 s), and never past the deadline: then the
-            // error says what is pending, not which transport attempt did not happen.
-            if c.time_left() <= pause {
-                bail!(
-                    "hetzner: assign action {action_id} of Floating IP {id} still running after {:.1} s",
-                    started.elapsed().as_secs_f64()
-                );
-            }
-            thread::sleep(pause);
-            pause = (pause * 2).min(Duration::from_secs(2));
-            let a = self.get(c, &format!("/actions/{action_id}"), "GET /actions/{id}")?["action"]
-                .clone();
-            status = a["status"].as_str().unwrap_or("running").to_string();
-            match status.as_str() {
-                "running" => continue,
-                "error" => {
-                    let code = a["error"]["code"].as_str().unwrap_or("?").to_string();
-                    if ["locked", "conflict", "rate_limit_exceeded"].contains(&code.as_str())
-                        && attempts < 3
-                    {
-                        attempts += 1;
-                        action_id = json(c, &SHAPE, &req, retry)?["action"]["id"]
-                            .as_u64()
-                            .context("hetzner: assign returned no action")?;
-                        status = "running".into();
-                        continue;
-                    }
-                    bail!(
-                        "hetzner assign action {action_id}: error {code}: {}",
-                        crate::rest::clip(a["error"]["message"].as_str().unwrap_or("?"))
-                    );
-                }
-                _ => {}
-            }
-        }
+        let of = format!(" of Floating IP {id}");
+        self.follow(c, &req, action_id, &status, ("assign", &of))?;
         w.made(format!("assigned Floating IP {id} to server {me}"));
         Ok(())
     }

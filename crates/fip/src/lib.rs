@@ -99,7 +99,7 @@ impl Session {
                 allocation_id: f.allocation_id.clone(),
                 instance_id: f.instance_id.clone(),
                 eni: f.eni.clone(),
-                route_eni_ip: f.route_eni_ip,
+                lan_ip: f.lan_ip,
                 private_ip: f.private_ip,
                 region: f.region.clone(),
                 peers: f.peers.clone(),
@@ -125,6 +125,24 @@ impl Session {
                     server_id: id()?,
                     api_url: f.endpoint_url.clone(),
                     metadata_url: f.metadata_url.clone(),
+                    network: match (f.network_id, f.lan_ip) {
+                        (Some(id), Some(via)) => Some(hetzner::NetworkRoutes {
+                            id,
+                            via,
+                            peers: f.peer_lan_ips.clone(),
+                            destinations: if f.route_destinations.is_empty() {
+                                vec!["0.0.0.0/0".into()]
+                            } else {
+                                f.route_destinations.clone()
+                            },
+                        }),
+                        (Some(_), None) => {
+                            return Err(usage_error(
+                                "network_id needs lan_ip: this node's address on the network, the routes' gateway",
+                            ))
+                        }
+                        (None, _) => None,
+                    },
                 },
                 token(hetzner::TOKEN_VARS)?,
             )?),

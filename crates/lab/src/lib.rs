@@ -19,6 +19,8 @@
 pub mod bgp;
 pub mod capture;
 pub mod conntrackd;
+pub mod example;
+pub mod hcloud;
 pub mod impair;
 pub mod keepalived;
 pub mod nat;

@@ -3,7 +3,7 @@
 //! directory, prints the table, and exits 1 if any scenario failed (2 on a usage error).
 //!
 //! Usage: hakit-chaos [--bin-dir DIR] [--out-dir DIR] [--only NAME[,NAME...]]
-//!                    [--lab nat|monitor|table|aws|linode|linode-frr]
+//!                    [--lab nat|monitor|table|aws|hetzner|linode|linode-frr]
 //!
 //! `--lab monitor`: the uplink monitor's profile (HAKIT_CHAOS_PROFILE=fast: the L2 fast
 //! VRRP profile). `--lab table`: a production-sized connection table handed over
@@ -144,7 +144,7 @@ fn run() -> anyhow::Result<bool> {
     let mut which = "nat".to_string();
     while let Some(a) = args.next() {
         match a.as_str() {
-            "--lab" => which = args.next().context("--lab needs nat, monitor, table, aws, linode or linode-frr")?,
+            "--lab" => which = args.next().context("--lab needs nat, monitor, table, aws, hetzner, linode or linode-frr")?,
             "--bin-dir" => bin_dir = args.next().context("--bin-dir needs a path")?.into(),
             "--out-dir" => out_dir = args.next().context("--out-dir needs a path")?.into(),
             "--only" => {
@@ -157,7 +157,7 @@ fn run() -> anyhow::Result<bool> {
                 )
             }
             other => bail!(
-                "unknown argument {other:?} (usage: hakit-chaos [--bin-dir DIR] [--out-dir DIR] [--only NAME,...] [--lab nat|monitor|table|aws|linode|linode-frr])"
+                "unknown argument {other:?} (usage: hakit-chaos [--bin-dir DIR] [--out-dir DIR] [--only NAME,...] [--lab nat|monitor|table|aws|hetzner|linode|linode-frr])"
             ),
         }
     }
@@ -170,9 +170,15 @@ fn run() -> anyhow::Result<bool> {
         "nat" => None,
         "linode" => Some(bgp::Speaker::Gobgp),
         "linode-frr" => Some(bgp::Speaker::Frr),
-        "monitor" | "table" | "aws" => None,
-        other => bail!("--lab {other:?}: expected nat, monitor, table, aws, linode or linode-frr"),
+        "monitor" | "table" | "aws" | "hetzner" => None,
+        other => bail!(
+            "--lab {other:?}: expected nat, monitor, table, aws, hetzner, linode or linode-frr"
+        ),
     };
+    if which == "hetzner" {
+        let rows = hetzner_lab(&bin_dir, &want)?;
+        return write_results(&rows, &out_dir, "chaos-hetzner", started);
+    }
     if which == "aws" {
         let rows = aws_lab(&bin_dir, &want)?;
         return write_results(&rows, &out_dir, "chaos-aws", started);
@@ -1740,80 +1746,119 @@ fn table_flows() -> u32 {
 /// 2,000 flows sampled over the whole table checked end to end.
 /// `--lab aws`: the AWS example, rendered by hakit-setup from one values file, in a VPC
 /// modelled from AWS's documentation and driven by EC2's state in moto
-/// ([`hakit_lab::vpc`]): a LAN client's TCP stream to a server beyond the internet gateway
-/// through a graceful failover, the return, and a crash of the MASTER instance.
+/// ([`hakit_lab::vpc`]).
 fn aws_lab(bin_dir: &std::path::Path, want: &dyn Fn(&str) -> bool) -> anyhow::Result<Vec<Row>> {
-    use hakit_lab::vpc::{self, Vpc};
-    let mut rows = Vec::new();
     if !want("aws") {
-        return Ok(rows);
+        return Ok(Vec::new());
     }
     let started = Instant::now();
-    let mut v = Vpc::up(bin_dir, bin_dir, vpc::PAIR_VALUES)?;
+    let mut v = hakit_lab::vpc::Vpc::up(bin_dir, bin_dir, hakit_lab::vpc::PAIR_VALUES)?;
     println!(
         "hakit chaos: the AWS example in a modelled VPC; lab up in {:.1} s ({}-*)",
         started.elapsed().as_secs_f64(),
-        v.lab.prefix()
+        v.pair.lab.prefix()
     );
-    let converged = |v: &Vpc, role: &str, secs: u64| {
+    Ok(vec![modelled_failovers(
+        "aws",
+        "the AWS example as hakit-setup renders it, in a VPC model (routes to one ENI, per-ENI source/dest check, a 1:1 internet gateway, no multicast, EC2 behind an interface endpoint)",
+        "EC2 (moto) moves the Elastic IP and the LAN route",
+        hakit_lab::vpc::EIP,
+        &mut v,
+        bin_dir,
+    )?])
+}
+
+/// `--lab hetzner`: the Hetzner example, rendered by hakit-setup from one values file, on a
+/// Cloud Network modelled from Hetzner's documentation and driven by the API's state
+/// ([`hakit_lab::hcloud`]).
+fn hetzner_lab(bin_dir: &std::path::Path, want: &dyn Fn(&str) -> bool) -> anyhow::Result<Vec<Row>> {
+    if !want("hetzner") {
+        return Ok(Vec::new());
+    }
+    let started = Instant::now();
+    let mut h = hakit_lab::hcloud::HCloud::up(bin_dir, bin_dir, hakit_lab::hcloud::PAIR_VALUES)?;
+    println!(
+        "hakit chaos: the Hetzner example on a modelled Cloud Network; lab up in {:.1} s ({}-*)",
+        started.elapsed().as_secs_f64(),
+        h.pair.lab.prefix()
+    );
+    Ok(vec![modelled_failovers(
+        "hetzner",
+        "the Hetzner example as hakit-setup renders it, on a Cloud Network model (routed: each server reaches others only through the network's gateway, only allocated addresses delivered, the network's routes steer the rest; the Floating IP delivered to its server only)",
+        "the API moves the Floating IP and the network's route 0.0.0.0/0",
+        hakit_lab::hcloud::FIP,
+        &mut h,
+        bin_dir,
+    )?])
+}
+
+/// A provider's network model with the example's pair in it: a graceful failover to b, a
+/// back as BACKUP, and a crash of b back to a. Each must move the provider's state to the
+/// new MASTER, leave its nat-notify status clean, and carry a new TCP stream from the LAN
+/// client to the server, seen from `public`; the stream established before the first
+/// failover must carry on through both (byte for byte, no silence of 5 s or more).
+fn modelled_failovers(
+    name: &'static str,
+    model: &str,
+    moves: &str,
+    public: &str,
+    m: &mut dyn hakit_lab::example::Modelled,
+    bin_dir: &std::path::Path,
+) -> anyhow::Result<Row> {
+    let converged = |m: &dyn hakit_lab::example::Modelled, i: usize, secs: u64| {
         hakit_lab::wait_until(Duration::from_secs(secs), Duration::from_millis(20), || {
-            v.ec2_points_at(role)
+            m.points_at(i)
         })
         .is_some()
     };
-    // A new TCP stream from the LAN client: byte-exact for a second, and the server sees
-    // it come from the Elastic IP.
-    let fresh = |v: &mut Vpc, tag: &str| -> anyhow::Result<(bool, Vec<String>)> {
-        let t = v.traffic(tag, &["--tcp"])?;
+    // A new TCP stream from the LAN client: byte-exact for a second, seen from `public`.
+    let fresh = |m: &mut dyn hakit_lab::example::Modelled,
+                 tag: &str|
+     -> anyhow::Result<(bool, Vec<String>)> {
+        let t = m.pair_mut().traffic(tag, &["--tcp"])?;
         thread::sleep(Duration::from_millis(1000));
-        let peers = v.server_peers()?;
-        let r = v.stop_traffic(t)?;
+        let peers = m.pair().server_peers()?;
+        let r = m.pair_mut().stop_traffic(t)?;
         let ok = r["tcp"]["connected"] == true
             && r["tcp"]["first_mismatch_offset"].is_null()
             && r["tcp"]["bytes"].as_u64().unwrap_or(0) > 100_000
-            && peers.iter().any(|p| p == vpc::EIP)
-            && peers.iter().all(|p| p == vpc::EIP);
+            && peers.iter().any(|p| p == public)
+            && peers.iter().all(|p| p == public);
         Ok((ok, peers))
     };
-    // At start, EC2 already points at a (setup); a must become MASTER and stay the target.
+    let status = |m: &dyn hakit_lab::example::Modelled, i: usize| m.pair().status(i, bin_dir);
     let a_master =
         hakit_lab::wait_until(Duration::from_secs(30), Duration::from_millis(50), || {
-            v.status(A, bin_dir)
-                .is_ok_and(|(c, t)| c == 0 && t.contains("MASTER"))
+            status(m, A).is_ok_and(|(c, t)| c == 0 && t.contains("MASTER"))
         })
         .is_some();
-    let up_ok = a_master && converged(&v, "primary", 10);
-    let (fresh0, _) = fresh(&mut v, "aws-start")?;
-    // The established stream across both failovers: measured, reported.
-    let long = v.traffic("aws-long", &["--tcp"])?;
+    let up_ok = a_master && converged(m, A, 10);
+    let (fresh0, _) = fresh(m, &format!("{name}-start"))?;
+    let long = m.pair_mut().traffic(&format!("{name}-long"), &["--tcp"])?;
     thread::sleep(Duration::from_millis(1000));
-    // Graceful: keepalived stopped on a; b takes the Elastic IP and the route.
-    v.nodes[A].keepalived.stop();
+    // Graceful: keepalived stopped on a.
+    m.pair().nodes[A].keepalived.stop();
     let t0 = Instant::now();
-    let to_b = converged(&v, "secondary", 30);
+    let to_b = converged(m, B, 30);
     let graceful_s = t0.elapsed().as_secs_f64();
     thread::sleep(Duration::from_millis(500));
-    let b_status = v.status(B, bin_dir)?;
-    let (fresh_b, peers_b) = fresh(&mut v, "aws-b")?;
-    // The crash: a comes back (BACKUP during preempt_delay), then b, the MASTER, dies.
-    let ka = hakit_lab::keepalived::start_with(
-        &mut v.lab,
-        &v.nodes[A].ns.clone(),
-        "a2",
-        &std::fs::read_to_string(&v.nodes[A].keepalived.conf)?,
-        true,
-    )?;
+    let b_status = status(m, B)?;
+    let (fresh_b, peers_b) = fresh(m, &format!("{name}-b"))?;
+    // a comes back (BACKUP during preempt_delay), then b, the MASTER, dies.
+    let conf = std::fs::read_to_string(&m.pair().nodes[A].keepalived.conf)?;
+    let ns = m.pair().nodes[A].ns.clone();
+    let ka = hakit_lab::keepalived::start_with(&mut m.pair_mut().lab, &ns, "a2", &conf, true)?;
     ka.wait_ready(Duration::from_secs(10))?;
     thread::sleep(Duration::from_millis(3000));
-    let b_kept = v.ec2_points_at("secondary");
-    v.crash(B)?;
+    let b_kept = m.points_at(B);
+    m.pair_mut().crash(B)?;
     let t1 = Instant::now();
-    let to_a = converged(&v, "primary", 30);
+    let to_a = converged(m, A, 30);
     let crash_s = t1.elapsed().as_secs_f64();
     thread::sleep(Duration::from_millis(500));
-    let a_status = v.status(A, bin_dir)?;
-    let (fresh_a, peers_a) = fresh(&mut v, "aws-a")?;
-    let report = v.stop_traffic(long)?;
+    let a_status = status(m, A)?;
+    let (fresh_a, peers_a) = fresh(m, &format!("{name}-a"))?;
+    let report = m.pair_mut().stop_traffic(long)?;
     let bins: Vec<u64> = report["tcp"]["bins_bytes"]
         .as_array()
         .map(|b| b.iter().filter_map(Value::as_u64).collect())
@@ -1826,11 +1871,6 @@ fn aws_lab(bin_dir: &std::path::Path, want: &dyn Fn(&str) -> bool) -> anyhow::Re
         .max()
         .unwrap_or(0);
     let long_ok = flowing_at_end && report["tcp"]["first_mismatch_offset"].is_null();
-    let applied: Vec<String> = v
-        .applied
-        .lock()
-        .map(|a| a.iter().map(|(t, l)| format!("{t:.3} {l}")).collect())
-        .unwrap_or_default();
     let pass = up_ok
         && fresh0
         && to_b
@@ -1842,21 +1882,21 @@ fn aws_lab(bin_dir: &std::path::Path, want: &dyn Fn(&str) -> bool) -> anyhow::Re
         && fresh_a
         && long_ok
         && longest_stall_ms < 5000;
-    rows.push(row(
-        "aws",
-        "the AWS example as hakit-setup renders it, in a VPC model (routes to one ENI, per-ENI source/dest check, a 1:1 internet gateway, no multicast, EC2 behind an interface endpoint): a graceful failover to b and a crash of b back to a each move the Elastic IP and the LAN route through EC2 (moto), nat-notify status is clean on the new MASTER, a new TCP stream from the LAN client reaches the server from the Elastic IP, byte for byte, and the stream established before the first failover carries on through both (byte for byte, no silence of 5 s or more)",
+    Ok(row(
+        name,
+        &format!("{model}: a graceful failover to b and a crash of b back to a each: {moves} to the new MASTER, nat-notify status is clean there, and a new TCP stream from the LAN client reaches the server from {public}, byte for byte; the stream established before the first failover carries on through both (byte for byte, no silence of 5 s or more)"),
         format!(
-            "a MASTER at start {up_ok}, new stream {fresh0}; graceful: EC2 on b after {graceful_s:.2} s, status exit {}, new stream {fresh_b} (server saw {peers_b:?}); a back as BACKUP, b kept the role {b_kept}; crash of b: EC2 on a after {crash_s:.2} s, status exit {}, new stream {fresh_a} (server saw {peers_a:?}); the established stream {}",
+            "a MASTER at start {up_ok}, new stream {fresh0}; graceful: provider on b after {graceful_s:.2} s, status exit {}, new stream {fresh_b} (server saw {peers_b:?}); a back as BACKUP, b kept the role {b_kept}; crash of b: provider on a after {crash_s:.2} s, status exit {}, new stream {fresh_a} (server saw {peers_a:?}); the established stream {}",
             b_status.0,
             a_status.0,
             if long_ok { format!("survived both (longest silence {longest_stall_ms} ms)") } else { format!("stalled and never resumed ({} bytes)", report["tcp"]["bytes"]) }
         ),
         pass,
         json!({"graceful_s": graceful_s, "crash_s": crash_s, "b_status": b_status.1, "a_status": a_status.1,
-               "established_stream_survived": long_ok, "established_longest_stall_ms": longest_stall_ms, "established_tcp": {"bytes": report["tcp"]["bytes"], "alive_at_end": report["tcp"]["alive_at_end"]},
-               "model": applied}),
-    ));
-    Ok(rows)
+               "established_stream_survived": long_ok, "established_longest_stall_ms": longest_stall_ms,
+               "established_tcp": {"bytes": report["tcp"]["bytes"], "alive_at_end": report["tcp"]["alive_at_end"]},
+               "model": m.applied()}),
+    ))
 }
 
 fn table_lab(bin_dir: &std::path::Path, want: &dyn Fn(&str) -> bool) -> anyhow::Result<Vec<Row>> {

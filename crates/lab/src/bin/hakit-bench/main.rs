@@ -22,6 +22,7 @@ mod failover;
 mod fip;
 mod garp;
 mod notify;
+mod platforms;
 mod profiles;
 mod stats;
 mod table;
@@ -32,6 +33,7 @@ use failover::*;
 use fip::*;
 use garp::*;
 use notify::*;
+use platforms::*;
 use profiles::*;
 use stats::*;
 use table::*;
@@ -96,7 +98,7 @@ fn run() -> anyhow::Result<()> {
             "--only" => {
                 only = Some(
                     args.next()
-                        .context("--only needs garp|notify|fifo|check|fip|failover|profiles|linode|uplink|soak|table")?,
+                        .context("--only needs garp|notify|fifo|check|fip|failover|profiles|platforms|linode|uplink|soak|table")?,
                 )
             }
             "--soak-secs" => {
@@ -106,7 +108,7 @@ fn run() -> anyhow::Result<()> {
                     .context("--soak-secs needs a number of seconds")?
             }
             other => bail!(
-                "unknown argument {other:?} (usage: hakit-bench [--static-dir DIR] [--out FILE] [--only garp|notify|fifo|check|fip|failover|profiles|linode|uplink|soak|table] [--soak-secs N])"
+                "unknown argument {other:?} (usage: hakit-bench [--static-dir DIR] [--out FILE] [--only garp|notify|fifo|check|fip|failover|profiles|platforms|linode|uplink|soak|table] [--soak-secs N])"
             ),
         }
     }
@@ -143,6 +145,9 @@ fn run() -> anyhow::Result<()> {
     }
     if want("profiles") {
         profiles(&mut md, &static_dir)?;
+    }
+    if want("platforms") {
+        platforms(&mut md, &static_dir)?;
     }
     if want("linode") {
         linode(&mut md, &static_dir)?;

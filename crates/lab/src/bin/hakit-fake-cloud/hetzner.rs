@@ -82,6 +82,57 @@ pub(crate) fn route(s: &mut State, r: &Req) -> Option<(u16, String)> {
             let target = json["server"].as_u64().unwrap_or(0);
             actions::start(s, "hetzner", target)
         }
+        ("GET", ["v1", "networks", "9"]) => (200, format!(r#"{{"network":{}}}"#, network(s))),
+        ("POST", ["v1", "networks", "9", "actions", what @ ("add_route" | "delete_route")]) => {
+            let (dest, gw) = (
+                json["destination"].as_str().unwrap_or_default().to_string(),
+                json["gateway"].as_str().unwrap_or_default().to_string(),
+            );
+            let at = s.net_routes.iter().position(|(d, _)| *d == dest);
+            // Hetzner refuses a route that overlaps another and deletes only one that exists.
+            match (*what, at) {
+                ("add_route", Some(_)) => {
+                    return Some((
+                        422,
+                        error_body(
+                            "hetzner",
+                            "invalid_input",
+                            "route overlaps an existing route",
+                        ),
+                    ))
+                }
+                ("delete_route", None) => {
+                    return Some((404, error_body("hetzner", "not_found", "route not found")))
+                }
+                ("delete_route", Some(i)) if s.net_routes[i].1 != gw => {
+                    return Some((404, error_body("hetzner", "not_found", "route not found")))
+                }
+                ("add_route", None) => s.net_routes.push((dest, gw)),
+                (_, Some(i)) => {
+                    s.net_routes.remove(i);
+                }
+                _ => {}
+            }
+            s.net_routes_changed();
+            s.next_action += 1;
+            let id = s.next_action;
+            let status = if s.instant { "success" } else { "running" };
+            s.net_actions.push(id);
+            (
+                201,
+                format!(r#"{{"action":{}}}"#, network_action(id, what, status)),
+            )
+        }
+        ("GET", ["v1", "actions", id]) if s.net_actions.iter().any(|a| a.to_string() == *id) => {
+            let id: u64 = id.parse().unwrap_or(0);
+            (
+                200,
+                format!(
+                    r#"{{"action":{}}}"#,
+                    network_action(id, "add_route", "success")
+                ),
+            )
+        }
         ("GET", ["v1", "actions", id]) => actions::poll(s, "hetzner", id.parse().unwrap_or(0)),
         _ => return None,
     })
@@ -106,5 +157,30 @@ pub(crate) fn hetzner_action(id: u64, status: &str, server: &str) -> String {
     };
     format!(
         r#"{{"id":{id},"command":"assign_floating_ip","status":"{status}","progress":{progress},"started":"2026-01-01T00:00:00+00:00","finished":{finished},"resources":[{{"id":{server},"type":"server"}},{{"id":7,"type":"floating_ip"}}],"error":null}}"#
+    )
+}
+
+/// Network 9 with its routes, every property Hetzner's API document requires.
+fn network(s: &State) -> String {
+    let routes: Vec<String> = s
+        .net_routes
+        .iter()
+        .map(|(d, g)| format!(r#"{{"destination":"{d}","gateway":"{g}"}}"#))
+        .collect();
+    format!(
+        r#"{{"id":9,"name":"lan","ip_range":"198.51.100.0/24","subnets":[],"routes":[{}],"servers":[],"load_balancers":[],"protection":{{"delete":false}},"labels":{{}},"created":"2026-01-01T00:00:00+00:00","expose_routes_to_vswitch":false}}"#,
+        routes.join(",")
+    )
+}
+
+/// A network route action with every property Hetzner's API document requires.
+fn network_action(id: u64, command: &str, status: &str) -> String {
+    let (progress, finished) = if status == "running" {
+        (50, "null")
+    } else {
+        (100, r#""2026-01-01T00:00:01+00:00""#)
+    };
+    format!(
+        r#"{{"id":{id},"command":"{command}","status":"{status}","progress":{progress},"started":"2026-01-01T00:00:00+00:00","finished":{finished},"resources":[{{"id":9,"type":"network"}}],"error":null}}"#
     )
 }

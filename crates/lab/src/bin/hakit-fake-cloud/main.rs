@@ -17,6 +17,9 @@
 //! requests never answered), garbage (200 with a non-JSON body), truncated (200 with cut
 //! JSON), 401, 403 (with the provider's error shape), reset (one Hetzner-style 429 with only
 //! `RateLimit-Reset`, two seconds ahead), stuck (actions never finish).
+//! `--net-route DEST=GW` (Hetzner, repeatable): network 9's routes at start; `--network-ns
+//! NS`: the default route of namespace NS follows network 9's route to 0.0.0.0/0 (the Cloud
+//! Network's router), a blackhole without one.
 //! `--extra-fips N` (Hetzner): N other Floating IPs listed before this one, paged as the API
 //! pages (`page`, `per_page`, `meta.pagination.next_page`). Token: "Bearer fake-token".
 
@@ -63,6 +66,12 @@ pub(crate) struct State {
     /// Lab: node ID -> the address it calls from (and the next hop of its route).
     nodes: Vec<(u64, std::net::IpAddr)>,
     route_ns: Option<String>,
+    /// Hetzner: the Cloud Network's routes (destination, gateway), and the namespace whose
+    /// routes follow them (`--network-ns`: the network's own router).
+    net_routes: Vec<(String, String)>,
+    /// The network route actions started (they finish on their first poll).
+    net_actions: Vec<u64>,
+    network_ns: Option<String>,
     instant: bool,
     control_dir: Option<std::path::PathBuf>,
     extra_fips: u64,
@@ -91,6 +100,30 @@ impl State {
             .unwrap_or_default()
             .as_secs_f64();
         now < until
+    }
+
+    /// After a change of the network's routes: the network's router follows them.
+    fn net_routes_changed(&self) {
+        let Some(ns) = &self.network_ns else {
+            return;
+        };
+        for dest in ["0.0.0.0/0"] {
+            let argv: Vec<String> = match self.net_routes.iter().find(|(d, _)| d == dest) {
+                Some((_, gw)) => ["-n", ns, "route", "replace", "default", "via", gw]
+                    .map(str::to_string)
+                    .to_vec(),
+                None => ["-n", ns, "route", "replace", "blackhole", "default"]
+                    .map(str::to_string)
+                    .to_vec(),
+            };
+            let ok = std::process::Command::new("ip")
+                .args(&argv)
+                .status()
+                .is_ok_and(|s| s.success());
+            if !ok {
+                eprintln!("hakit-fake-cloud: could not apply {argv:?}");
+            }
+        }
     }
 
     /// After a change of owner: point the floating IP's route at the owner and publish it.
@@ -373,6 +406,14 @@ fn main() -> std::process::ExitCode {
     let st = Arc::new(Mutex::new(State {
         nodes,
         route_ns: opt("--route-ns"),
+        net_routes: args
+            .windows(2)
+            .filter(|w| w[0] == "--net-route")
+            .filter_map(|w| w[1].split_once('='))
+            .map(|(d, g)| (d.to_string(), g.to_string()))
+            .collect(),
+        network_ns: opt("--network-ns"),
+        net_actions: Vec::new(),
         instant: args.iter().any(|a| a == "--instant"),
         control_dir: opt("--control-dir").map(std::path::PathBuf::from),
         extra_fips: opt("--extra-fips")
@@ -411,6 +452,7 @@ fn main() -> std::process::ExitCode {
     };
     if let Ok(s) = st.lock() {
         s.owner_changed();
+        s.net_routes_changed();
     }
     println!("listening on {addr}");
     for c in listener.incoming().flatten() {
