@@ -13,6 +13,8 @@
 #                 (PREFIX=/usr, where the templates and units call them; DESTDIR= SYSCONFDIR=/etc)
 #   make deb    the Debian package in target/deb/ (ARCH=arm64: the arm64 package)
 #   make rpm    the RPM (RHEL family) in target/rpm/, from the same install script
+#   make dist   release artefacts in target/dist/: static tarballs, .deb and .rpm for
+#               x86_64 and aarch64, SHA256SUMS (version from the git tag)
 #   make syslab the .deb and the README's install steps on two containers under real systemd
 #   make lab-clean  remove namespaces left by a killed test run
 
@@ -42,7 +44,7 @@ export HAKIT_COMMIT := $(shell git rev-parse --short=12 HEAD 2>/dev/null)$(shell
 # Rust needs ~/.cargo/bin; a root shell from sudo may not have it.
 export PATH := $(HOME)/.cargo/bin:$(PATH):/usr/sbin:/sbin
 
-.PHONY: all deps build static docs install deb rpm package syslab examples validate msrv deny arm64 unit test fuzz demo demo-linode chaos chaos-soak bench lab-clean clean
+.PHONY: all deps build static docs install deb rpm dist package syslab examples validate msrv deny arm64 unit test fuzz demo demo-linode chaos chaos-soak bench lab-clean clean
 
 all: build
 
@@ -99,9 +101,13 @@ examples:
 	@set -- $$(sed -n '1s/^# Rendered by: render //p' examples/drbd-nfs/keepalived.conf); \
 	  keepalived/render -o examples/drbd-nfs/keepalived.conf "$$@" && echo "rendered examples/drbd-nfs"
 
+# Every shell script git tracks (by its #! line), for shellcheck.
+SCRIPTS = $(shell git ls-files -z | xargs -0 awk 'FNR == 1 && /^\#!.*(bash|\/sh)/ { print FILENAME } { nextfile }' 2>/dev/null)
+
 validate:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	shellcheck $(SCRIPTS)
 
 # Unit, CLI and namespace tests. Namespace tests need root; under CI=true they fail
 # instead of skipping.
@@ -126,7 +132,13 @@ arm64: deps
 	$(MAKE) --no-print-directory static deb ARCH=arm64
 	CARGO="$(CARGO)" tests/arm64.sh target/$(TRIPLE_arm64)/release $$(ls target/deb/hakit_*_arm64.deb | head -n1)
 
-test: deps validate deny msrv unit static package chaos syslab arm64
+# The release artefacts in target/dist (static tarballs, .deb and .rpm for x86_64 and
+# aarch64, SHA256SUMS; scripts/dist.sh), then checked as a user would (tests/dist.sh).
+dist: deps
+	scripts/dist.sh
+	tests/dist.sh target/dist
+
+test: deps validate deny msrv unit static package chaos syslab arm64 dist
 	@echo "make test: all checks passed"
 
 # The parser fuzzer (tests/fuzz_parsers.rs) and the CLI fuzzer (tests/cli_fuzz.rs), longer

@@ -7,6 +7,7 @@ set -euo pipefail
 pkgs=(keepalived nftables conntrack conntrackd tcpdump iproute2 iputils-arping iputils-ping
       procps musl-tools file curl time openssl prometheus prometheus-node-exporter
       man-db zsh fish lintian    # readers of the man pages, completions and package in tests
+      shellcheck                 # make validate: every shell script
       rpm rpmlint cpio           # make rpm (rpmbuild) and its tests (private rpm root, rpm2cpio)
       systemd-container debootstrap    # the systemd lab: Debian 12 containers, real systemd
       frr gobgpd                       # the Linode lab: a real route server and lelastic's GoBGP

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs hakit: the four static binaries, man pages, bash/zsh/fish completions, the
-# templates and examples under the doc directory, and a default /etc/hakit/hakit.toml
+# templates and examples under share/hakit, the units, and a default /etc/hakit/hakit.toml
 # (mode 0600) that configures nothing until edited. An existing config is never touched.
 #
 # Usage: install.sh BIN_DIR GEN_DIR

@@ -39,7 +39,7 @@ for d in /etc/hakit /usr/share/hakit /usr/share/doc/hakit; do
 done
 
 # SPDX: hakit's own licence and those of the crates linked into the binaries.
-spdx="Apache-2.0 AND ($(sed 's/, / AND /g' <<<"$licences"))"
+spdx="Apache-2.0 AND (${licences//, / AND })"
 cat > "$work/hakit.spec" <<SPEC
 Name:           hakit
 Version:        $version

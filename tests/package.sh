@@ -15,7 +15,7 @@
 set -euo pipefail
 
 [ $# -eq 3 ] || { sed -n '2,14p' "$0" >&2; exit 2; }
-bin_dir=$1 gen_dir=$2 out=$3
+bin_dir=$1 gen_dir=$2
 top=$(cd "$(dirname "$0")/.." && pwd)
 bins=(garp-burst nat-notify ha-check fip-claim)
 
@@ -73,7 +73,7 @@ expect_missing() { # binary, expected message, args...
   msg=$("$stage/opt/hakit/sbin/$b" --config "$conf" --syslog-socket /dev/null "$@" 2>&1 </dev/null)
   rc=$?
   set -e
-  [ $rc -eq 2 ] && [[ $msg == *"$want"* ]] || fail "$b with the default config: exit $rc: $msg"
+  { [ $rc -eq 2 ] && [[ $msg == *"$want"* ]]; } || fail "$b with the default config: exit $rc: $msg"
   ok
 }
 expect_missing garp-burst "no interface"

@@ -66,7 +66,6 @@ fi
 P=hksd$(( $$ % 10000 ))
 run=$cache/run-$P
 lan=$P-lan up=$P-up
-declare -A nspawn_pid=()
 pids=()
 
 cleanup() {
@@ -302,6 +301,7 @@ for n in a b; do
       || fail "gw-$n: $m.prom is not 0644 (node_exporter runs as prometheus)"
   done
   # A closed pipe is a normal end of output, on the installed binaries too.
+  # shellcheck disable=SC2016 # expanded inside the container, not here
   out=$(inside "$n" bash -c 'nat-notify status | true; echo "exit ${PIPESTATUS[0]}"' 2>&1) || true
   [ "$out" = "exit 0" ] || fail "gw-$n: nat-notify status | true: $out"
 done
@@ -316,6 +316,7 @@ inside a pgrep -f 'nat-notify .*fifo' >/dev/null || fail "no nat-notify FIFO rea
 # conntrackd runs under its own unit (Type=notify, Systemd on), not in keepalived's cgroup.
 for n in a b; do
   [ "$(inside "$n" systemctl is-active conntrackd.service)" = active ] || fail "gw-$n: conntrackd.service not active"
+  # shellcheck disable=SC2016 # expanded inside the container, not here
   cg=$(inside "$n" sh -c 'cat /proc/$(pidof conntrackd)/cgroup' | tail -n1)
   case $cg in *conntrackd.service*) ;; *) fail "gw-$n: conntrackd is not in its unit's cgroup: $cg" ;; esac
 done
@@ -346,6 +347,7 @@ ok "the installed monitor's track file is on a tmpfs and it does not warn"
 # nat-notify, which keepalived starts as its FIFO script, back to normal (policy 0)
 # (proc(5): fields 19, 40 and 41 of each thread's stat).
 sched_of() { # node, pid: "comm nice priority policy" per thread
+  # shellcheck disable=SC2016 # expanded inside the container, not here
   inside "$1" sh -c 'for t in /proc/'"$2"'/task/*; do echo "$(cat $t/comm) $(sed "s/.*) //" $t/stat | cut -d" " -f17,38,39)"; done'
 }
 for n in a b; do
@@ -357,7 +359,7 @@ for n in a b; do
     all=$((all + 1))
     grep -q ' 0 20 2$' <<<"$(sched_of "$n" "$k")" && rr=$((rr + 1))
   done
-  [ $all -ge 2 ] && [ $rr = $all ] || fail "gw-$n: $rr of $all keepalived processes run SCHED_RR 20 (the unit's drop-in)"
+  { [ $all -ge 2 ] && [ $rr = $all ]; } || fail "gw-$n: $rr of $all keepalived processes run SCHED_RR 20 (the unit's drop-in)"
   for k in $(inside "$n" pidof nat-notify); do
     grep -q ' 0 0 0$' <<<"$(sched_of "$n" "$k" | head -n1)" \
       || fail "gw-$n: nat-notify (keepalived's FIFO script) kept keepalived's real time: $(sched_of "$n" "$k")"
@@ -368,7 +370,7 @@ ok "priorities under systemd: the monitor's probes SCHED_RR 10, keepalived SCHED
 # just proved its probes, real time and files work inside the walls; the watch does below).
 for u in hakit-monitor hakit-watch; do
   score=$(inside a systemd-analyze security --no-pager "$u.service" 2>&1 | sed -n 's/.*Overall exposure level for [^:]*: \([0-9.]*\).*/\1/p')
-  [ -n "$score" ] && awk -v s="$score" 'BEGIN { exit !(s <= 4.5) }' \
+  { [ -n "$score" ] && awk -v s="$score" 'BEGIN { exit !(s <= 4.5) }'; } \
     || fail "$u.service: systemd-analyze security rates it ${score:-?} (want 4.5 or less)"
   echo "systemd-lab: $u.service exposure $score"
 done
@@ -403,7 +405,7 @@ sleep 0.2
 ip netns exec "$lan" "$bin_dir/hakit-lab-traffic" client 192.0.2.80 --tcp --udp-ms 1 \
   --stop-file "$run/stop-traffic" --out "$run/traffic.json" > "$run/client.log" 2>&1 &
 client=$!
-pids+=($client)
+pids+=("$client")
 sleep 1
 phase() { echo "$(date +%s.%N) $*" >> "$run/phases"; echo "systemd-lab: -- $*"; }
 
@@ -511,6 +513,7 @@ if inside b pgrep -x conntrackd >/dev/null; then fail "gw-b: a conntrackd runs a
 inside b systemctl start keepalived.service
 ctd_active() { [ "$(inside b systemctl is-active conntrackd.service)" = active ]; }
 wait_for 15 "gw-b's BACKUP transition starts conntrackd.service" ctd_active
+# shellcheck disable=SC2016 # expanded inside the container, not here
 cg=$(inside b sh -c 'cat /proc/$(pidof conntrackd)/cgroup' | tail -n1)
 case $cg in *conntrackd.service*) ;; *) fail "gw-b: conntrackd was started outside its unit: $cg" ;; esac
 matches 'starting conntrackd.service through systemd' inside b journalctl -t nat-notify --no-pager \

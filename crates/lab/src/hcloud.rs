@@ -53,7 +53,7 @@ pub const PAIR_VALUES: &str = "PROFILE=hetzner
 WAN_IF=eth0
 LAN_IF=eth1
 SYNC_IF=sync0
-LAN_VIP=198.51.100.9/24
+LAN_VIP=198.51.100.9/32
 LAN_NET=198.51.100.0/24
 FIP=203.0.113.10
 UPSTREAM_GW=203.0.113.1
@@ -112,11 +112,12 @@ impl HCloud {
             hnet.ip(&["route", "add", &format!("{addr}/32"), "dev", port])?;
             ns.ip(&["addr", "add", &format!("{addr}/32"), "dev", ifname])?;
             ns.ip(&["route", "add", &format!("{NET_GW}/32"), "dev", ifname])?;
+            // The gateway answers ARP for its own address only: a server that ARPs for
+            // another host of the network gets no answer, as on Hetzner.
             crate::run_ok(&mut hnet.command(&[
                 "sysctl",
                 "-q",
                 "-w",
-                &format!("net.ipv4.conf.{port}.proxy_arp=1"),
                 &format!("net.ipv4.conf.{port}.rp_filter=0"),
             ]))?;
         }

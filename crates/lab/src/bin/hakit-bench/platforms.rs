@@ -7,9 +7,13 @@ use hakit_lab::example::{blackout, Modelled};
 
 pub(crate) const PLATFORM_ROUNDS: usize = 5;
 
+/// One failover: the blackout (ms) and the seconds until the provider pointed at the new
+/// MASTER (None: not within 30 s).
+type Failover = (f64, Option<f64>);
+
 /// One round on a fresh lab: a graceful failover a -> b (keepalived stopped on a), a back
 /// as BACKUP, then a crash of b (every process killed, links down) -> a.
-fn round(m: &mut dyn Modelled, k: usize) -> anyhow::Result<[(f64, Option<f64>); 2]> {
+fn round(m: &mut dyn Modelled, k: usize) -> anyhow::Result<[Failover; 2]> {
     hakit_lab::wait_until(Duration::from_secs(30), Duration::from_millis(50), || {
         m.points_at(0)
     })
@@ -31,7 +35,7 @@ fn round(m: &mut dyn Modelled, k: usize) -> anyhow::Result<[(f64, Option<f64>); 
 pub(crate) fn platforms(md: &mut String, static_dir: &Path) -> anyhow::Result<()> {
     writeln!(md, "## The cloud examples in their providers' network models (`hakit-bench --only platforms`)\n")?;
     writeln!(md, "Method: each example rendered by `hakit-setup` from one values file, run in its provider's network model (`crates/lab/src/vpc.rs`, `crates/lab/src/hcloud.rs`: each rule cited from the provider's documentation there), {PLATFORM_ROUNDS} rounds per platform on a fresh lab each, alternating platforms: a graceful failover (keepalived stopped on the MASTER), the node back as BACKUP, then a crash of the new MASTER (every process killed, its links down). Blackout: the longest silence of a UDP echo every 1 ms from the LAN client through the pair to a server beyond the provider's edge. Provider: event to the provider's state, as the model applies it, pointing at the new MASTER. API latency: AWS's is moto's own (a Python server on this machine, tens of ms per call, several calls per claim); Hetzner's is modelled as zero (actions finish at once). Medians, worst in brackets.\n")?;
-    let mut rows: Vec<(&str, Vec<[(f64, Option<f64>); 2]>)> = vec![
+    let mut rows: Vec<(&str, Vec<[Failover; 2]>)> = vec![
         ("AWS (VPC model, EC2 as moto)", Vec::new()),
         ("Hetzner (Cloud Network model)", Vec::new()),
     ];
@@ -53,12 +57,12 @@ pub(crate) fn platforms(md: &mut String, static_dir: &Path) -> anyhow::Result<()
     writeln!(md, "| platform | graceful: blackout | graceful: provider | crash: blackout | crash: provider |")?;
     writeln!(md, "|---|---|---|---|---|")?;
     for (name, runs) in &rows {
-        let col = |i: usize, f: &dyn Fn(&(f64, Option<f64>)) -> f64| {
+        let col = |i: usize, f: &dyn Fn(&Failover) -> f64| {
             let mut v: Vec<f64> = runs.iter().map(|r| f(&r[i])).collect();
             let worst = v.iter().cloned().fold(0.0, f64::max);
             format!("{:.0} ms ({worst:.0})", median(&mut v))
         };
-        let ms = |r: &(f64, Option<f64>)| r.1.map_or(f64::INFINITY, |s| s * 1000.0);
+        let ms = |r: &Failover| r.1.map_or(f64::INFINITY, |s| s * 1000.0);
         writeln!(
             md,
             "| {name} | {} | {} | {} | {} |",

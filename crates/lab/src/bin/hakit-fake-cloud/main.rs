@@ -107,8 +107,10 @@ impl State {
         let Some(ns) = &self.network_ns else {
             return;
         };
-        for dest in ["0.0.0.0/0"] {
-            let argv: Vec<String> = match self.net_routes.iter().find(|(d, _)| d == dest) {
+        // The route the NAT pair moves: the default one.
+        let dest = "0.0.0.0/0";
+        {
+            let argv: Vec<String> = match self.net_routes.iter().find(|(d, _)| d.as_str() == dest) {
                 Some((_, gw)) => ["-n", ns, "route", "replace", "default", "via", gw]
                     .map(str::to_string)
                     .to_vec(),
