@@ -634,13 +634,14 @@ fn monitor_follows_the_uplink_and_refuses_bad_settings() {
         std::fs::write(
             &conf,
             format!(
-                "[general]\nruntime_dir = \"{rt}\"\nsyslog_socket = \"/nonexistent\"\n\n[check]\ntrack_file = \"{t}\"\ntextfile = \"{p}\"\n\n\
+                "[general]\nruntime_dir = \"{rt}\"\nsyslog_socket = \"/nonexistent\"\n\n[check]\ntrack_file = \"{t}\"\ntextfile = \"{p}\"\ndrain_file = \"{dr}\"\n\n\
                  [[check.probe]]\nkind = \"icmp\"\nname = \"gw\"\ntarget = \"203.0.113.9\"\ninterface = \"eth0\"\n{extra}\n\
                  [[check.probe]]\nkind = \"neighbour\"\nname = \"gw-arp\"\ntarget = \"203.0.113.9\"\ninterface = \"eth0\"\n\n\
                  [[check.probe]]\nkind = \"link\"\ninterface = \"eth0\"\n",
                 rt = d.join("run").display(),
                 t = track.display(),
                 p = d.join("monitor.prom").display(),
+                dr = d.join("state").join("drain").display(),
             ),
         )
         .unwrap()
@@ -793,6 +794,47 @@ fn monitor_follows_the_uplink_and_refuses_bad_settings() {
     );
     let alive = run_in(&e.gw, "ha-check", &["--config", &c, "monitor-alive"]);
     assert_exit(&alive, 0, "");
+
+    // Drained for maintenance: 1 whatever the probes say, the reason in the heartbeat (what
+    // nat-notify status shows); undrained: the healthy verdict again. The flag is a file
+    // on disk (a reboot keeps it: the systemd lab reboots a drained node).
+    let out = run_in(
+        &e.gw,
+        "ha-check",
+        &["--config", &c, "drain", "kernel", "upgrade"],
+    );
+    assert_exit(&out, 0, "");
+    assert!(
+        stdout(&out).contains("until `ha-check undrain`"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        wait_value("1"),
+        "drained, but the track file still says {:?}",
+        value()
+    );
+    let beat = || std::fs::read_to_string(hakit_core::heartbeat::path(&track)).unwrap_or_default();
+    assert!(
+        hakit_lab::wait_until(Duration::from_secs(2), Duration::from_millis(20), || {
+            beat().contains("\"drained\":\"kernel upgrade\"")
+        })
+        .is_some(),
+        "{}",
+        beat()
+    );
+    let out = run_in(&e.gw, "ha-check", &["--config", &c, "drain", "two\nlines"]);
+    assert_exit(&out, 2, "one line");
+    let out = run_in(&e.gw, "ha-check", &["--config", &c, "undrain"]);
+    assert_exit(&out, 0, "");
+    assert!(
+        wait_value("0"),
+        "undrained, but the track file still says {:?}",
+        value()
+    );
+    let out = run_in(&e.gw, "ha-check", &["--config", &c, "undrain"]);
+    assert_exit(&out, 0, "");
+    assert!(stdout(&out).contains("not drained"), "{}", stdout(&out));
     // A track file on a disk is said once at start (its heartbeat can stall with the
     // disk); as the kernel names the directory's file system.
     let fs_type = |dir: &std::path::Path| {

@@ -448,6 +448,25 @@ inside a systemctl start keepalived.service
 wait_for 25 "gw-a takes the role back" master_is a || { show_status; exit 1; }
 ok "BACKUP reboot, then failover to it and back"
 
+phase "drain gw-a for maintenance, across a reboot"
+# A drained node gives the role away once and never takes it back, whatever keepalived's
+# preemption, until undrained: the flag is on disk (/var/lib/hakit/drain).
+away_from_a() { has_fip b && ! has_fip a; }
+drained_a() { inside a nat-notify status 2>&1 | grep -q 'DRAINED (kernel upgrade)'; }
+inside a ha-check drain kernel upgrade >/dev/null || fail "gw-a: ha-check drain failed"
+wait_for 10 "gw-b takes over from the drained gw-a" away_from_a || { show_status; exit 1; }
+wait_for 5 "gw-a's status says it is drained, and why" drained_a || { show_status; exit 1; }
+boots_a=$(boots a)
+inside a systemctl reboot || true
+wait_for 60 "gw-a comes back from its reboot" rebooted a "$boots_a"
+wait_for 60 "gw-a boots again" booted a
+sleep 15   # past preempt_delay (10 s): an undrained gw-a would have taken the role back
+away_from_a || { show_status; fail "gw-a took the role back while drained (after its reboot)"; }
+drained_a || { show_status; fail "gw-a's status lost the drain across the reboot"; }
+inside a ha-check undrain >/dev/null || fail "gw-a: ha-check undrain failed"
+wait_for 30 "gw-a takes the role back once undrained" master_is a || { show_status; exit 1; }
+ok "drain: gw-b took over, gw-a stayed BACKUP across its reboot, and took the role back when undrained"
+
 phase "traffic stops"
 touch "$run/stop-traffic"
 wait "$client" || fail "the traffic client failed: $(cat "$run/client.log")"

@@ -160,9 +160,11 @@ fn adhoc(cmd: Cmd) -> Result<Probe, Exit> {
             set("interface", s(interface));
             timeout = t;
         }
-        Cmd::Watch { .. } | Cmd::Monitor { .. } | Cmd::MonitorAlive { .. } => {
-            return Err(Exit::Usage)
-        }
+        Cmd::Watch { .. }
+        | Cmd::Monitor { .. }
+        | Cmd::MonitorAlive { .. }
+        | Cmd::Drain { .. }
+        | Cmd::Undrain => return Err(Exit::Usage),
     }
     p.keys = keys;
     p.timeout = timeout;
@@ -178,6 +180,58 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
     let deadline = pick(cli.deadline, c.deadline, HDuration(interval * 4 / 5)).get();
     if deadline.is_zero() {
         return Err(usage_error("the deadline must be longer than 0"));
+    }
+    let drain_file = c
+        .drain_file
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(hakit_core::heartbeat::DRAIN_FILE));
+    match &cli.cmd {
+        Some(Cmd::Drain { reason }) => {
+            let reason = reason.join(" ");
+            if reason.chars().any(char::is_control) || reason.len() > 200 {
+                return Err(usage_error(
+                    "the reason is one line of at most 200 characters",
+                ));
+            }
+            if let Some(dir) = drain_file.parent() {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| anyhow::anyhow!("create {}: {e}", dir.display()))?;
+            }
+            hakit_core::runtime::write_atomic(
+                &drain_file,
+                format!("{reason}\n").as_bytes(),
+                0o644,
+            )?;
+            warn!(
+                "drained: {}",
+                if reason.is_empty() {
+                    "no reason given"
+                } else {
+                    &reason
+                }
+            );
+            hakit_core::outln!(
+                "drained ({}): the monitor gives the role away within 250 ms and keeps it away, across reboots, until `ha-check undrain`",
+                drain_file.display()
+            );
+            return Ok(Exit::Ok);
+        }
+        Some(Cmd::Undrain) => {
+            match std::fs::remove_file(&drain_file) {
+                Ok(()) => {
+                    info!("undrained");
+                    hakit_core::outln!(
+                        "undrained: the monitor's verdict decides again (keepalived may take the role back)"
+                    );
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    hakit_core::outln!("not drained ({} does not exist)", drain_file.display())
+                }
+                Err(e) => anyhow::bail!("remove {}: {e}", drain_file.display()),
+            }
+            return Ok(Exit::Ok);
+        }
+        _ => {}
     }
     if let Some(Cmd::Watch {
         peer,
@@ -459,6 +513,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
                 max_duration: duration,
                 rt_priority,
                 peer,
+                drain_file: drain_file.clone(),
             },
             stop,
             every,

@@ -38,6 +38,11 @@ pub struct Check {
     /// keepalived's `track_file` that `ha-check monitor` writes (0 healthy, 1 not) on every
     /// change of verdict, with its heartbeat beside it (`FILE.heartbeat`).
     pub track_file: Option<PathBuf>,
+    /// The maintenance flag `ha-check drain` writes and `ha-check undrain` removes: while it
+    /// exists the monitor writes 1 to the track file (keepalived: FAULT), so the node gives
+    /// the role away and never takes it back, across reboots, until undrained
+    /// [default: /var/lib/hakit/drain].
+    pub drain_file: Option<PathBuf>,
     /// `ha-check monitor`'s real-time priority (SCHED_RR, 1-99; 0: a normal process). Default
     /// 10: on a busy machine a normal process can wait 100 ms for a core, long enough for
     /// four 20 ms probes to miss (keepalived runs SCHED_RR 20 from its unit, conntrackd RR 5).

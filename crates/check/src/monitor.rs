@@ -73,6 +73,8 @@ pub struct Settings {
     pub rt_priority: u8,
     /// `[check.peer]`: compare notes with the peer's monitor before giving the role away.
     pub peer: Option<PeerConfig>,
+    /// `ha-check drain`'s flag: while it exists the track file says 1.
+    pub drain_file: PathBuf,
 }
 
 impl Settings {
@@ -393,6 +395,7 @@ pub fn run(
     let mut next_publish = Instant::now() + publish_every;
     let mut beat_error = false;
     let beat_file = settings.heartbeat_file();
+    let mut drained: Option<String> = None;
     loop {
         if stop.load(Ordering::Relaxed)
             || settings.max_duration.is_some_and(|d| start.elapsed() >= d)
@@ -431,12 +434,35 @@ pub fn run(
                 anyhow::bail!("every probe thread ended")
             }
         }
+        // The drain flag, read every round (at least every heartbeat): drained, the node
+        // gives the role away whatever the probes say; undrained, the verdict decides again.
+        let drain_now = hakit_core::heartbeat::drained(&settings.drain_file);
+        if drain_now != drained {
+            match &drain_now {
+                Some(r) => warn!("drained ({r}): giving the role away until ha-check undrain"),
+                None => info!("undrained: the verdict decides again"),
+            }
+            drained = drain_now;
+            changed = true;
+            next_beat = Instant::now();
+        }
         let v = if changed || held.is_some() {
             verdict(&lock(&states), &probes, &groups)
         } else {
             None
         };
-        if let Some(v) = &v {
+        if let Some(reason) = &drained {
+            held = None;
+            if written != Some(true) {
+                write_track(&settings.track_file, false)?;
+                since_ms = now_ms();
+                warn!(
+                    "{} written 1 (drained: {reason})",
+                    settings.track_file.display()
+                );
+                written = Some(true);
+            }
+        } else if let Some(v) = &v {
             // `wait`: hold without writing a first value (see `Decision::Wait`).
             let mut wait = false;
             let (fault, why) = if v.healthy {
@@ -519,6 +545,7 @@ pub fn run(
                 failing: current.as_ref().map(failing).unwrap_or_default(),
                 probes: probes.len(),
                 held: held.clone(),
+                drained: drained.clone(),
             };
             let r = runtime::write_atomic(&beat_file, &serde_json::to_vec(&hb)?, 0o644);
             match (&r, beat_error) {
@@ -795,6 +822,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let track = dir.join("uplink");
         let mut hb = Heartbeat {
+            drained: None,
             pid: std::process::id(),
             at_ms: now_ms(),
             healthy: Some(true),

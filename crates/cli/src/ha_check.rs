@@ -191,6 +191,18 @@ pub enum Cmd {
         #[arg(long, default_value = "2s", value_name = "DUR")]
         max_age: HDuration,
     },
+    /// Drain this node for maintenance: the monitor gives the role away (track file 1,
+    /// keepalived FAULT) and keeps it away, across reboots, until `ha-check undrain`
+    ///
+    /// Writes `drain_file` ([check], default /var/lib/hakit/drain) with REASON; the running
+    /// monitor reads it within a heartbeat (250 ms). `nat-notify status` shows the reason.
+    Drain {
+        /// Why, shown by `nat-notify status` and in the monitor's log
+        #[arg(value_name = "REASON")]
+        reason: Vec<String>,
+    },
+    /// End a drain: the monitor's verdict decides again (keepalived may take the role back)
+    Undrain,
     /// Watch a peer (clouds without VRRP); after --fall failures run CMD until it succeeds
     Watch {
         /// The primary's address [default: watch_peer in [check]; there is no other default]

@@ -37,11 +37,53 @@ pub struct Heartbeat {
     /// Unhealthy, but keeping the role: why (the peer is no better off; see `[check.peer]`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub held: Option<String>,
+    /// Drained by `ha-check drain`: the reason given (the track file says 1 whatever the
+    /// probes say).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drained: Option<String>,
+}
+
+/// Where `ha-check drain` leaves its flag unless `[check] drain_file` says otherwise: on
+/// disk, so a drain survives a reboot.
+pub const DRAIN_FILE: &str = "/var/lib/hakit/drain";
+
+/// The drain flag's reason, if the node is drained (`None`: not drained, or unreadable).
+pub fn drained(file: &Path) -> Option<String> {
+    let text = crate::runtime::read_file(file, 4096, crate::runtime::Trust::Config).ok()?;
+    let reason = text.lines().next().unwrap_or("").trim();
+    Some(if reason.is_empty() {
+        "no reason given".to_string()
+    } else {
+        reason
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(200)
+            .collect()
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_drain_flag_says_why() {
+        let dir = std::env::temp_dir().join(format!("hakit-drain-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("drain");
+        assert_eq!(drained(&f), None, "no file: not drained");
+        std::fs::write(&f, "kernel upgrade\nmore\n").unwrap();
+        assert_eq!(drained(&f).as_deref(), Some("kernel upgrade"));
+        std::fs::write(&f, "").unwrap();
+        assert_eq!(drained(&f).as_deref(), Some("no reason given"));
+        std::fs::write(&f, "a\u{1b}[31mb").unwrap();
+        assert_eq!(
+            drained(&f).as_deref(),
+            Some("a[31mb"),
+            "control characters dropped"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn beside_the_track_file() {

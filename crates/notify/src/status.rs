@@ -86,6 +86,10 @@ pub fn uplink_monitor(track_file: &std::path::Path) -> (String, Option<String>) 
         .map(|a| a.iter().filter_map(|f| f.as_str()).collect())
         .unwrap_or_default();
     let verdict = match v["healthy"].as_bool() {
+        _ if v["drained"].is_string() => format!(
+            "DRAINED ({}) for {since:.1} s: the role stays with the peer until ha-check undrain",
+            v["drained"].as_str().unwrap_or_default()
+        ),
         Some(true) => format!("healthy for {since:.1} s"),
         Some(false) => format!("UNHEALTHY for {since:.1} s: {}", failing.join("; ")),
         None => "no verdict yet".into(),
@@ -99,6 +103,8 @@ pub fn uplink_monitor(track_file: &std::path::Path) -> (String, Option<String>) 
             "uplink monitor: heartbeat {:.1} s old (pid {pid}): dead or hung, keepalived demotes this node",
             age as f64 / 1000.0
         ))
+    } else if v["drained"].is_string() {
+        None
     } else if v["healthy"].as_bool() == Some(false) {
         Some(format!("uplink monitor: unhealthy: {}", failing.join("; ")))
     } else {
