@@ -211,12 +211,18 @@ fn every_binary_survives_mutated_argv_env_and_config() {
         "fail",
         "ignore",
         "/dev/zero",
-        "/nonexistent",
         &long,
     ]
     .iter()
     .map(|s| s.to_string())
-    .chain([d_s.clone(), token.to_string_lossy().to_string()])
+    // A path that does not exist, in the scratch directory: a fuzzed `--textfile` or
+    // runtime directory writes there, never on the host (it once left /nonexistent behind,
+    // which a later test takes for a missing HOME).
+    .chain([
+        d_s.clone(),
+        token.to_string_lossy().to_string(),
+        d.join("nonexistent").to_string_lossy().to_string(),
+    ])
     .collect();
     let env_keys = [
         "HAKIT_GARP_COUNT",

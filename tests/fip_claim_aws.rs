@@ -338,6 +338,27 @@ fn the_shared_private_ip_moves_with_the_elastic_ip() {
     let args = ["--lan-ip", lan_ip, "--private-ip", shared];
     let check = [&args[..], &["--check"]].concat();
     assert_eq!(claim(&m.1, &w2, secret, &check).status.code(), Some(1));
+    // The writes as sent (--dry-run): the address moved with AllowReassignment, the Elastic
+    // IP associated with AllowReassociation=true stated (AWS documents a default that older
+    // accounts and moto do not follow), both naming the WAN ENI (a multi-ENI instance).
+    let plan = json_out(&claim(
+        &m.1,
+        &w2,
+        secret,
+        &[&args[..], &["--dry-run"]].concat(),
+    ));
+    let planned = plan["planned"].to_string();
+    let wan = w["secondary_wan_eni"].as_str().unwrap();
+    for want in [
+        "Action=AssignPrivateIpAddresses".to_string(),
+        "AllowReassignment=true".to_string(),
+        "Action=AssociateAddress".to_string(),
+        "AllowReassociation=true".to_string(),
+        format!("NetworkInterfaceId={wan}"),
+        format!("PrivateIpAddress={shared}"),
+    ] {
+        assert!(planned.contains(&want), "{want} not in {planned}");
+    }
     let out = claim(&m.1, &w2, secret, &args);
     assert_exit(&out, 0, "");
     let r = json_out(&out);
