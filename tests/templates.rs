@@ -366,6 +366,13 @@ fn render_and_setup_never_leave_a_half_written_file() {
             2,
             "PROFILE_SPEED=fast is for a LAN segment you own (bare-metal, linode): on aws",
         ),
+        // AWS keeps five addresses of every subnet: a node on one never gets its traffic.
+        (
+            aws.replace("A_LAN=198.51.100.10", "A_LAN=198.51.100.2"),
+            node_a,
+            2,
+            "A_LAN=198.51.100.2 is one of the five addresses AWS keeps in LAN_NET=198.51.100.0/24",
+        ),
         // On AWS the standby has no public IPv4: hosts beyond the internet gateway would
         // keep it in FAULT (make chaos --lab aws showed it).
         (
