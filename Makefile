@@ -44,17 +44,21 @@ export HAKIT_COMMIT := $(shell git rev-parse --short=12 HEAD 2>/dev/null)$(shell
 # Rust needs ~/.cargo/bin; a root shell from sudo may not have it.
 export PATH := $(HOME)/.cargo/bin:$(PATH):/usr/sbin:/sbin
 
-.PHONY: all deps build static docs install deb rpm dist package syslab examples validate msrv deny arm64 unit test fuzz demo demo-linode chaos chaos-soak bench lab-clean clean
+.PHONY: all deps deps-build build static docs install deb rpm dist package syslab examples validate msrv deny arm64 unit test fuzz demo demo-linode chaos chaos-soak bench lab-clean clean
 
 all: build
 
 deps:
 	@scripts/deps.sh
 
+# Only what building the release needs (make static, deb, rpm, dist): no test stack.
+deps-build:
+	@scripts/deps.sh --build
+
 build:
 	$(CARGO) build --release --bins
 
-static: deps
+static: deps-build
 	$(CARGO) build --release --target $(MUSL) --bins
 	@scripts/check-static.sh $(STATIC_DIR) $(BINS)
 
@@ -134,7 +138,7 @@ arm64: deps
 
 # The release artefacts in target/dist (static tarballs, .deb and .rpm for x86_64 and
 # aarch64, SHA256SUMS; scripts/dist.sh), then checked as a user would (tests/dist.sh).
-dist: deps
+dist: deps-build
 	scripts/dist.sh
 	tests/dist.sh target/dist
 

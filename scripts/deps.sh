@@ -2,8 +2,21 @@
 # Installs what hakit's build, tests, demo and benchmarks need on a fresh Debian machine:
 # Debian packages (keepalived, nftables, conntrack-tools, tcpdump, musl-tools, ...) and the
 # Rust musl target. Idempotent and quiet when everything is already there.
+#
+#   scripts/deps.sh           everything (make test, make demo, make bench)
+#   scripts/deps.sh --build   only what building the release needs (make static, deb, rpm,
+#                             dist): the musl and aarch64 toolchains, file, python3 (the
+#                             licence notices), rpmbuild; no test stack
 set -euo pipefail
 
+build_only=0
+case ${1:-} in
+  --build) build_only=1 ;;
+  '') ;;
+  *) echo "deps: unknown option $1 (--build, or nothing)" >&2; exit 2 ;;
+esac
+
+build_pkgs=(musl-tools file python3 rpm cpio gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
 pkgs=(keepalived nftables conntrack conntrackd tcpdump iproute2 iputils-arping iputils-ping
       procps musl-tools file curl time openssl prometheus prometheus-node-exporter
       man-db zsh fish lintian    # readers of the man pages, completions and package in tests
@@ -13,6 +26,7 @@ pkgs=(keepalived nftables conntrack conntrackd tcpdump iproute2 iputils-arping i
       frr gobgpd                       # the Linode lab: a real route server and lelastic's GoBGP
       dnsmasq-base                     # a real resolver for the dns probe
       gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static)  # make arm64 (ring's C; qemu-user)
+if [ "$build_only" -eq 1 ]; then pkgs=("${build_pkgs[@]}"); fi
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -34,6 +48,8 @@ for t in x86_64-unknown-linux-musl aarch64-unknown-linux-musl; do
     rustup target add "$t"
   fi
 done
+[ "$build_only" -eq 0 ] || exit 0
+
 # The MSRV toolchain (Cargo.toml's rust-version), for `make msrv`.
 msrv=$(sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml)
 if ! rustup toolchain list 2>/dev/null | grep -q "^$msrv"; then

@@ -4,7 +4,7 @@
 # out as `make install PREFIX=/usr` lays them out), the .deb and the .rpm, and SHA256SUMS.
 #
 # Usage: scripts/dist.sh   (from make dist; needs Rust, the two musl targets, the aarch64
-#   cross linker, dpkg-deb and rpmbuild: scripts/deps.sh --build installs them)
+#   cross linker, dpkg-deb and rpmbuild: `scripts/deps.sh --build`, which make dist runs, installs them)
 # The version: the tag on HEAD (vX.Y.Z), which must be Cargo.toml's version; untagged, the
 # tarballs say X.Y.Z+g<commit> (the packages carry Cargo.toml's X.Y.Z either way).
 # Exit codes: 0 built; 1 a build step failed or the tag and Cargo.toml disagree.
