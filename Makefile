@@ -175,7 +175,7 @@ chaos: deps static
 	  $(STATIC_DIR)/hakit-chaos --bin-dir $(STATIC_DIR) --out-dir target/chaos --lab table
 
 bench: deps static
-	@command -v aws >/dev/null || { echo "bench: installing the AWS CLI (PyPI), fip-claim's comparison"; python3 -m pip install -q --disable-pip-version-check awscli; }
+	@[ -x .tools/venv/bin/aws ] || { echo "bench: installing the AWS CLI (PyPI) into .tools/venv, fip-claim's comparison"; .tools/venv/bin/pip install -q --disable-pip-version-check awscli; }
 	$(CARGO) build --release -p hakit-lab
 	$(CARGO) build --release --target $(MUSL) -p hakit-lab
 	target/release/hakit-bench --static-dir $(STATIC_DIR) --out BENCHMARKS.md

@@ -19,6 +19,7 @@ esac
 build_pkgs=(musl-tools file python3 rpm cpio gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
 pkgs=(keepalived nftables conntrack conntrackd tcpdump iproute2 iputils-arping iputils-ping
       procps musl-tools file curl time openssl prometheus prometheus-node-exporter
+      python3-venv               # the PyPI tools' virtual environment (.tools/venv)
       man-db zsh fish lintian    # readers of the man pages, completions and package in tests
       shellcheck                 # make validate: every shell script
       rpm rpmlint cpio           # make rpm (rpmbuild) and its tests (private rpm root, rpm2cpio)
@@ -68,10 +69,14 @@ if ! cargo deny --version 2>/dev/null | grep -qx "cargo-deny $DENY_VERSION"; the
   cargo install cargo-deny --version "$DENY_VERSION" --locked --debug --quiet
 fi
 
-# fip-claim's AWS tests run against moto's EC2 server (loopback only).
-if ! command -v moto_server >/dev/null 2>&1; then
-  echo "deps: installing moto (PyPI) for the AWS tests"
-  python3 -m pip install -q --disable-pip-version-check 'moto[ec2,server]'
+# fip-claim's AWS tests and the VPC model run against moto's EC2 server (loopback only),
+# in the checkout's virtual environment: Debian 12's pip refuses system-wide installs (PEP
+# 668). Pinned: tests/aws/moto_server.py adds two documented semantics to this version.
+venv=.tools/venv
+if [ ! -x "$venv/bin/moto_server" ]; then
+  echo "deps: installing moto (PyPI) into $venv for the AWS tests"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check 'moto[ec2,server]==5.2.1'
 fi
 
 # Prism validates fip-claim's Linode and Hetzner requests against the providers' OpenAPI

@@ -31,7 +31,8 @@ fn moto(test: &str) -> Option<Moto> {
 /// [`moto`] with the secondary-IP semantics AWS documents and moto 5.2 lacks
 /// (tests/aws/moto_server.py).
 fn moto_documented(test: &str) -> Option<Moto> {
-    moto_with(test, &["python3", "tests/aws/moto_server.py"])
+    let py = hakit_lab::python3();
+    moto_with(test, &[&py, "tests/aws/moto_server.py"])
 }
 
 fn moto_with(test: &str, wrapper: &[&str]) -> Option<Moto> {
@@ -65,7 +66,7 @@ fn lab_py(args: &[&str]) -> serde_json::Value {
 }
 
 fn lab_py_as(args: &[&str], keys: Option<&serde_json::Value>) -> serde_json::Value {
-    let mut cmd = Command::new("python3");
+    let mut cmd = Command::new(hakit_lab::python3());
     cmd.arg("tests/aws/moto_lab.py").args(args);
     if let Some(w) = keys {
         cmd.env("MOTO_KEY", w["key"].as_str().unwrap())

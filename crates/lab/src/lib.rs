@@ -88,12 +88,27 @@ pub fn require(test: &str, prog: &str) -> Option<PathBuf> {
 /// Looks a program up on PATH (and the sbin directories, which non-login PATHs lack).
 pub fn which(prog: &str) -> Option<PathBuf> {
     let path = std::env::var("PATH").unwrap_or_default();
-    let found = path
-        .split(':')
+    let venv = VENV_BIN.to_string();
+    let found = std::iter::once(venv.as_str())
+        .chain(path.split(':'))
         .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"])
         .map(|d| Path::new(d).join(prog))
         .find(|p| p.is_file());
     found
+}
+
+/// The checkout's virtual environment for the PyPI tools (moto, boto3, the AWS CLI):
+/// `scripts/deps.sh` makes it (Debian 12's own pip refuses system-wide installs, PEP 668).
+pub const VENV_BIN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../.tools/venv/bin");
+
+/// The Python that has those tools: the virtual environment's, else the system's.
+pub fn python3() -> String {
+    let venv = Path::new(VENV_BIN).join("python3");
+    if venv.is_file() {
+        venv.to_string_lossy().into_owned()
+    } else {
+        "python3".into()
+    }
 }
 
 /// A set of namespaces and processes, torn down on drop.

@@ -220,7 +220,7 @@ impl Vpc {
             &vpc,
             "moto",
             &[
-                "python3",
+                &crate::python3(),
                 &moto_py.to_string_lossy(),
                 "-H",
                 EC2,
@@ -237,7 +237,7 @@ impl Vpc {
             .context("tests/aws/moto_lab.py (run from the source tree)")?;
         let out = vpc
             .command(&[
-                "python3",
+                &crate::python3(),
                 &script.to_string_lossy(),
                 "setup3",
                 &moto_url,
@@ -334,7 +334,7 @@ impl Vpc {
         let out = self
             .vpc
             .command(&[
-                "python3",
+                &crate::python3(),
                 &script.to_string_lossy(),
                 "state",
                 &format!("http://{EC2}:{EC2_PORT}"),

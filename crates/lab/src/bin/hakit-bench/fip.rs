@@ -57,7 +57,7 @@ pub(crate) fn fip_world(
     })
     .context("moto did not start")?;
     let py = |args: &[&str]| -> anyhow::Result<String> {
-        let out = Command::new("python3")
+        let out = Command::new(hakit_lab::python3())
             .arg("tests/aws/moto_lab.py")
             .args(args)
             .output()?;
