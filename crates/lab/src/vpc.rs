@@ -485,9 +485,8 @@ fn read_ec2(host: &str, world: &Value) -> anyhow::Result<Seen> {
             ]
         })
         .collect();
-    let table = w("tables");
-    let table = world["tables"][0].as_str().unwrap_or(&table).to_string();
-    let rts = ec2_call(host, "DescribeRouteTables", &[("RouteTableId.1", &table)])?;
+    let table = world["tables"][0].as_str().unwrap_or_default();
+    let rts = ec2_call(host, "DescribeRouteTables", &[("RouteTableId.1", table)])?;
     let mut lan_default = None;
     for rt in rts.items("routeTableSet") {
         for r in rt.items("routeSet") {
