@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Builds the Debian package: scripts/install.sh into a staging root with PREFIX=/usr,
-# then control, conffiles and md5sums, packed by dpkg-deb with root ownership.
+# then control, the maintainer scripts (packaging/scriptlets.sh) and md5sums, packed by
+# dpkg-deb with root ownership. No conffile: hakit-setup rewrites /etc/hakit/hakit.toml, so
+# the package ships its default as /usr/share/hakit/hakit.toml and the postinst copies it
+# only where there is none (an upgrade never prompts, nor overwrites).
 # The binaries are static, so the package depends on nothing; keepalived, nftables and
 # conntrackd are recommended.
 #
@@ -25,6 +28,9 @@ deb=$out/hakit_${version}_$arch.deb
 rm -rf "$stage" "$deb"
 mkdir -p "$out"
 DESTDIR=$stage PREFIX=/usr SYSCONFDIR=/etc "$top/scripts/install.sh" "$bin_dir" "$gen_dir" >&2
+install -m 0644 "$stage/etc/hakit/hakit.toml" "$stage/usr/share/hakit/hakit.toml"
+rm -r "$stage/etc/hakit"
+rmdir "$stage/etc" 2>/dev/null || true
 
 doc=$stage/usr/share/doc/hakit
 # The licences of the linked crates, from the notices make docs generated.
@@ -55,8 +61,11 @@ install -d -m 0755 "$stage/usr/share/lintian/overrides"
 cat > "$stage/usr/share/lintian/overrides/hakit" <<OVR
 # hakit ships fully static binaries on purpose (no runtime dependencies on a gateway).
 hakit: statically-linked-binary [usr/sbin/*]
-# The config holds provider API tokens.
-hakit: non-standard-file-perm 0600 != 0644 [etc/hakit/hakit.toml]
+# The scripts are shared with the RPM (packaging/scriptlets.sh) and ask systemd what runs
+# (is-active, is-enabled: only a running unit is restarted, keepalived stopped only when its
+# configuration is hakit-setup's), which init-system-helpers cannot; each call is guarded by
+# a running systemd and no DPKG_ROOT.
+hakit: maintainer-script-calls-systemctl *
 # A template for /etc/nftables.conf (Debian runs that file with nft); never run from here.
 hakit: unusual-interpreter /usr/sbin/nft [usr/share/hakit/keepalived/nftables.conf.in]
 OVR
@@ -84,11 +93,21 @@ Description: keepalived companions for highly available Linux NAT gateways
  unsolicited neighbour advertisements). Templates for keepalived,
  conntrackd, nftables and sysctl are in /usr/share/hakit.
 CTRL
-echo /etc/hakit/hakit.toml > "$stage/DEBIAN/conffiles"
-install -m 0755 "$top/packaging/postinst" "$stage/DEBIAN/postinst"
-(cd "$stage" && find . -path ./DEBIAN -prune -o -path ./etc -prune -o -type f -print0 \
+# Each maintainer script: the shared functions, then what dpkg's call means (deb-postinst(5),
+# deb-prerm(5), deb-postrm(5)).
+script() { # name, case body
+  { printf '#!/bin/sh\nset -e\n'; sed '1,/^$/d' "$top/packaging/scriptlets.sh"
+    printf '\ncase "$1" in\n%s\nesac\nexit 0\n' "$2"; } > "$stage/DEBIAN/$1"
+  chmod 0755 "$stage/DEBIAN/$1"
+}
+script postinst '  configure) hakit_configure "${2:-}" ;;
+  abort-upgrade|abort-remove|abort-deconfigure) hakit_configure "" ;;'
+script prerm '  remove) hakit_remove ;;'
+script postrm '  remove) hakit_removed ;;
+  purge) hakit_purge ;;'
+(cd "$stage" && find . -path ./DEBIAN -prune -o -type f -print0 \
   | sort -z | xargs -0 md5sum | sed 's| \./| |') > "$stage/DEBIAN/md5sums"
-chmod 0644 "$stage/DEBIAN/control" "$stage/DEBIAN/conffiles" "$stage/DEBIAN/md5sums"
+chmod 0644 "$stage/DEBIAN/control" "$stage/DEBIAN/md5sums"
 dpkg-deb --root-owner-group -Zxz --build "$stage" "$deb" >&2
 rm -rf "$stage"
 echo "$deb"

@@ -67,11 +67,18 @@ keepalived, conntrackd, nftables and sysctl templates it renders.
 cp -a $stage/. %{buildroot}/
 
 %post
-# The runtime directories now, not only at the next boot (keepalived's notify FIFO lives in
-# /run/keepalived, which nothing else creates).
-if [ -d /run/systemd/system ]; then
-    systemd-tmpfiles --create hakit.conf >/dev/null 2>&1 || :
-fi
+# packaging/scriptlets.sh, as in the .deb: \$1 is 1 on an install, 2 on an upgrade.
+$(sed '1,/^$/d' "$top/packaging/scriptlets.sh")
+if [ "\$1" -ge 2 ]; then hakit_configure "an earlier version"; else hakit_configure ""; fi
+
+%preun
+$(sed '1,/^$/d' "$top/packaging/scriptlets.sh")
+if [ "\$1" -eq 0 ]; then hakit_remove; fi
+
+%postun
+# Erased (\$1 0): what the .deb's remove does; there is no purge here: the rendered files stay.
+$(sed '1,/^$/d' "$top/packaging/scriptlets.sh")
+if [ "\$1" -eq 0 ]; then hakit_removed; fi
 
 %files
 $(cat "$files")

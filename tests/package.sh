@@ -7,8 +7,11 @@
 #     and lintian finds no error and no warning;
 #  3. dpkg -i into a private root (dpkg --root, so the machine's own package database is
 #     never touched): the installed binaries run, the man page renders, the bash
-#     completion completes; dpkg -r removes everything but the conffile, dpkg -P that too,
-#     and nothing is left behind.
+#     completion completes; a re-install (an upgrade) keeps the edited config without a
+#     prompt; dpkg -r removes everything but the config and what hakit-setup rendered (and
+#     the metrics files), dpkg -P removes what hakit-setup rendered and puts back a file it
+#     replaced, keeps the operator's values file, and nothing else is left behind. (The
+#     scripts' systemd side runs in the systemd lab: make syslab.)
 # Needs root (dpkg's ownership); without root it skips loudly, under CI=true it fails.
 #
 # Usage: tests/package.sh BIN_DIR GEN_DIR OUT_DIR
@@ -92,10 +95,13 @@ deb=$("$top/scripts/mkdeb.sh" "$bin_dir" "$gen_dir" "$work/deb" 2>/dev/null)
 dpkg-deb --field "$deb" Package | grep -qx hakit || fail "Package field"
 dpkg-deb --field "$deb" Architecture | grep -qx amd64 || fail "Architecture field"
 [ -z "$(dpkg-deb --field "$deb" Depends)" ] || fail "a static package should depend on nothing"
-dpkg-deb --info "$deb" conffiles | grep -qx /etc/hakit/hakit.toml || fail "conffiles"
+# No conffile: hakit-setup rewrites the config, and a conffile it rewrote would make an
+# upgrade stop at a prompt. The default ships under /usr/share and the postinst installs it.
+dpkg-deb --info "$deb" conffiles >/dev/null 2>&1 && fail "the package has conffiles: $(dpkg-deb --info "$deb" conffiles)"
 listing=$(dpkg-deb --contents "$deb")
-grep -q '^-rw------- root/root .* \./etc/hakit/hakit\.toml$' <<<"$listing" \
-  || fail "the config is not root-owned mode 0600 in the archive"
+grep -q ' \./etc/' <<<"$listing" && fail "the package ships files in /etc: $(grep ' \./etc/' <<<"$listing")"
+grep -q '^-rw-r--r-- root/root .* \./usr/share/hakit/hakit\.toml$' <<<"$listing" \
+  || fail "the default config is not in the archive as /usr/share/hakit/hakit.toml"
 for b in "${bins[@]}"; do
   grep -q "^-rwxr-xr-x root/root .* \./usr/sbin/$b\$" <<<"$listing" || fail "/usr/sbin/$b in the archive"
 done
@@ -114,6 +120,11 @@ done
 dpkg-deb --fsys-tarfile "$deb" | tar -xOf - ./usr/lib/tmpfiles.d/hakit.conf | grep -q '^d /run/keepalived 0755 root root' \
   || fail "tmpfiles.d does not create /run/keepalived"
 dpkg-deb --info "$deb" postinst | grep -q 'systemd-tmpfiles --create hakit.conf' || fail "postinst does not create the runtime directories"
+# Each script carries all the functions and uses some (SC2317: the others "unreachable").
+for s in postinst prerm postrm; do
+  dpkg-deb --info "$deb" "$s" > "$work/$s" || fail "the package has no $s"
+  command -v shellcheck >/dev/null && { shellcheck -s sh -e SC2317 "$work/$s" || fail "$s: shellcheck"; }
+done
 # Binary redistribution carries the linked crates' licences and notices.
 notices=$(dpkg-deb --fsys-tarfile "$deb" | tar -xOf - ./usr/share/doc/hakit/THIRD-PARTY-NOTICES.gz | gunzip)
 for want in 'neli 0.7.5 .*BSD-3-Clause' 'rustls-webpki .*ISC' '^--- LICENSE' 'ring 0.17'; do
@@ -161,15 +172,40 @@ words=$(bash --norc -c 'source "$1"; COMP_WORDS=(nat-notify ma); COMP_CWORD=1
   "$root/usr/share/bash-completion/completions/nat-notify")
 [ "$words" = "master master-rx-lower-pri" ] || fail "installed bash completion offers: $words"
 ok
-# The operator edits the config; dpkg -r keeps it (a conffile), dpkg -P removes it.
+# The operator edits the config; a re-install (dpkg's upgrade path) keeps it, silently.
 echo '# edited' >> "$root/etc/hakit/hakit.toml"
-dpkgr -r hakit >/dev/null || fail "dpkg -r"
-left=$(cd "$root" && find . -mindepth 1 -path ./var/lib/dpkg -prune -o -print | sort)
-[ "$left" = "$(printf './etc\n./etc/hakit\n./etc/hakit/hakit.toml\n./var\n./var/lib')" ] \
-  || fail "dpkg -r left more than the conffile: $left"
-dpkgr -P hakit >/dev/null || fail "dpkg -P"
-left=$(cd "$root" && find . -mindepth 1 -path ./var/lib/dpkg -prune -o -print | sort)
-[ "$left" = "$(printf './var\n./var/lib')" ] || fail "dpkg -P left files behind: $left"
+dpkgr -i "$deb" < /dev/null > "$work/reinstall.log" 2>&1 || fail "dpkg -i over the installed package: $(cat "$work/reinstall.log")"
+tail -n1 "$root/etc/hakit/hakit.toml" | grep -qx '# edited' || fail "an upgrade overwrote the edited config"
+[ "$(mode_of "$root/etc/hakit/hakit.toml")" = 600 ] || fail "config mode after the upgrade"
+ok
+# What a node set up by hakit-setup has besides the package's files: the rendered files
+# (one of them replaced another package's file, kept as .hakit-old), the metrics, a drain
+# flag, and the operator's values file.
+rendered='# Rendered by: hakit-setup --node a pair.values (profile bare-metal; edit the values, not this file)'
+mkdir -p "$root/etc/sysctl.d" "$root/etc/keepalived" "$root/etc/conntrackd" \
+  "$root/var/lib/prometheus/node-exporter" "$root/var/lib/hakit"
+for f in etc/sysctl.d/90-hakit.conf etc/keepalived/keepalived.conf etc/conntrackd/conntrackd.conf; do
+  printf '%s\nrendered\n' "$rendered" > "$root/$f"
+done
+printf '#!/usr/sbin/nft -f\n%s\nrendered\n' "$rendered" > "$root/etc/nftables.conf"
+echo 'the distribution s ruleset' > "$root/etc/nftables.conf.hakit-old"
+echo 'A_LAN=198.51.100.2' > "$root/etc/hakit/pair.values"
+touch "$root/var/lib/prometheus/node-exporter/hakit_nat_notify.prom" "$root/var/lib/hakit/drain"
+dpkgr -r hakit >/dev/null 2>&1 || fail "dpkg -r"
+[ -e "$root/var/lib/prometheus/node-exporter/hakit_nat_notify.prom" ] && fail "dpkg -r left hakit's metrics for node_exporter to serve"
+left=$(cd "$root" && find . -mindepth 1 -path ./var/lib/dpkg -prune -o -type f -print | sort | tr '\n' ' ')
+[ "$left" = "./etc/conntrackd/conntrackd.conf ./etc/hakit/hakit.toml ./etc/hakit/pair.values ./etc/keepalived/keepalived.conf ./etc/nftables.conf ./etc/nftables.conf.hakit-old ./etc/sysctl.d/90-hakit.conf ./var/lib/hakit/drain " ] \
+  || fail "dpkg -r left other files than the configuration: $left"
+said=$(dpkgr -P hakit 2>&1) || fail "dpkg -P: $said"
+[ "$(cat "$root/etc/nftables.conf")" = 'the distribution s ruleset' ] || fail "dpkg -P did not put back the ruleset hakit-setup replaced"
+grep -q 'conntrackd.conf is still hakit-setup' <<<"$said" || fail "dpkg -P did not say that conntrackd.conf is still hakit's: $said"
+grep -q '/etc/hakit kept' <<<"$said" || fail "dpkg -P did not say why /etc/hakit stays: $said"
+left=$(cd "$root" && find . -mindepth 1 -path ./var/lib/dpkg -prune -o -type f -print | sort | tr '\n' ' ')
+[ "$left" = "./etc/conntrackd/conntrackd.conf ./etc/hakit/pair.values ./etc/nftables.conf " ] \
+  || fail "dpkg -P left files behind (or removed the operator's): $left"
+rm -r "$root/etc"
+left=$(cd "$root" && find . -mindepth 1 -path ./var/lib/dpkg -prune -o -print | sort | tr '\n' ' ')
+[ "$left" = "./var ./var/lib ./var/lib/prometheus ./var/lib/prometheus/node-exporter " ] || fail "dpkg -P left files behind: $left"
 dpkgr -s hakit >/dev/null 2>&1 && fail "still known to dpkg after dpkg -P"
 ok
 

@@ -43,7 +43,12 @@ done
 grep -q ' [a-z]*l[a-z]* /usr/share/doc/hakit/THIRD-PARTY-NOTICES.gz$' <<<"$listing" || fail "the notices are not %license"
 grep -q ' /usr/lib/tmpfiles.d/hakit.conf$' <<<"$listing" || fail "tmpfiles.d"
 grep -v ' root:root ' <<<"$listing" && fail "files not owned by root"
-q --scripts | grep -q 'systemd-tmpfiles --create hakit.conf' || fail "%post does not create the runtime directories"
+scripts=$(q --scripts)
+grep -q 'systemd-tmpfiles --create hakit.conf' <<<"$scripts" || fail "%post does not create the runtime directories"
+# The .deb's scriptlets (packaging/scriptlets.sh): an erase stops and disables hakit's units.
+for want in '^preuninstall scriptlet' 'hakit_remove; fi$' '^postuninstall scriptlet' 'hakit_removed; fi$'; do
+  grep -q "$want" <<<"$scripts" || fail "the rpm's scriptlets lack $want"
+done
 ok
 
 # Install into a private rpm root (scriptlets need the root's own shell: not run here;
@@ -59,7 +64,8 @@ done
 # The installed (empty) config parses: nat-notify gets as far as "nothing configured".
 said=$("$root/usr/sbin/nat-notify" --config "$root/etc/hakit/hakit.toml" master --dry-run 2>&1 || true)
 grep -q 'no instance configured' <<<"$said" || fail "installed nat-notify with the installed config: $said"
-rpmr -V hakit || fail "rpm -V: the installed files differ from the package"
+# --nodeps: the private root has no package providing /bin/sh, which the erase scriptlets need.
+rpmr -V --nodeps hakit || fail "rpm -V: the installed files differ from the package"
 rpmr -q hakit >/dev/null || fail "not registered"
 ok
 rpmr -e --noscripts hakit || fail "rpm -e"

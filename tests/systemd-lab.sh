@@ -15,6 +15,9 @@
 # Scenarios, under a LAN client sending 1 ms UDP echoes and one byte-checked TCP stream
 # through the NAT: boot and converge; soft failover (systemctl stop keepalived); return;
 # systemctl restart keepalived; reboot the MASTER; reboot the BACKUP, then fail over to it;
+# drain across a reboot; the README's upgrade to a newer package, node by node (status names
+# a FIFO reader left on the replaced binary); dpkg -r and -P on the BACKUP, then the README's
+# install again;
 # nat-notify status right on both nodes after each step; node_exporter serves hakit's metrics;
 # journalctl -t nat-notify has the transitions; status exits 1 on a MASTER with forwarding
 # off and without its notify FIFO reader; the AWS peer-watch unit as shipped refuses to
@@ -466,6 +469,66 @@ drained_a || { show_status; fail "gw-a's status lost the drain across the reboot
 inside a ha-check undrain >/dev/null || fail "gw-a: ha-check undrain failed"
 wait_for 30 "gw-a takes the role back once undrained" master_is a || { show_status; exit 1; }
 ok "drain: gw-b took over, gw-a stayed BACKUP across its reboot, and took the role back when undrained"
+
+phase "upgrade both nodes by the README, the BACKUP gw-b first"
+# The next release: this package with a higher version (the maintainer scripts are what an
+# upgrade runs; the old package's prerm and the new one's postinst are both this tree's).
+ver=$(dpkg-deb -f "$deb" Version)
+rm -rf "$run/next"
+dpkg-deb -R "$deb" "$run/next"
+sed -i "s/^Version: .*/Version: $ver+next1/" "$run/next/DEBIAN/control"
+dpkg-deb --root-owner-group -Zxz -b "$run/next" "$run/hakit_${ver}+next1_amd64.deb" >/dev/null
+upgrade_from=$(date +%s)
+masters_since() { inside "$1" journalctl -t nat-notify --no-pager -o cat --since "@$upgrade_from" | grep -c 'converged to MASTER' || true; }
+for n in b a; do
+  rm -f "$run/$n/root/root/"hakit_*_amd64.deb
+  cp "$run/hakit_${ver}+next1_amd64.deb" "$run/$n/root/root/"
+  if [ $n = b ]; then
+    # Between the package and keepalived's restart, status says the reader is stale.
+    stale() { matches 'runs a binary that has since been replaced' inside b nat-notify status; }
+    sh_in b "ha-check drain 'upgrade check' >/dev/null && dpkg -i ./hakit_*_amd64.deb >/dev/null 2>&1"
+    wait_for 5 "gw-b's status names the FIFO reader still on the replaced binary" stale
+    sh_in b "systemctl restart keepalived.service && ha-check undrain >/dev/null"
+    wait_for 30 "gw-b clean BACKUP again" master_is a || { show_status; exit 1; }
+    stale && fail "gw-b's status still says the reader is stale after keepalived's restart"
+  fi
+  run_section Upgrade "$n"
+  # shellcheck disable=SC2016 # a dpkg-query format, not an expansion
+  [ "$(inside "$n" dpkg-query -W -f '${Version}' hakit)" = "$ver+next1" ] || fail "gw-$n: not upgraded"
+done
+wait_for 30 "gw-a MASTER again after the upgrade" master_is a || { show_status; exit 1; }
+for n in a b; do
+  m=$(masters_since "$n")
+  [ "$m" -le 1 ] || fail "gw-$n became MASTER $m times during the upgrade (at most once)"
+  # shellcheck disable=SC2016 # expanded inside the container, not here
+  exes=$(inside "$n" sh -c 'for p in $(pidof nat-notify ha-check); do readlink /proc/$p/exe; done')
+  grep -q deleted <<<"$exes" && fail "gw-$n: a hakit process still runs a replaced binary after the upgrade: $exes"
+done
+ok "both nodes upgraded by the README under traffic: gw-b took over $(masters_since b) time(s), gw-a $(masters_since a); no process on an old binary"
+
+phase "remove and purge hakit on the BACKUP gw-b, then install it again by the README"
+sh_in b "dpkg -r hakit > /root/remove.log 2>&1" || fail "gw-b: dpkg -r: $(inside b cat /root/remove.log)"
+for u in hakit-monitor hakit-watch keepalived; do
+  [ "$(inside b systemctl is-active "$u.service")" = active ] && fail "gw-b: $u.service still runs after dpkg -r"
+  [ "$(inside b systemctl is-enabled "$u.service" 2>/dev/null)" = enabled ] && fail "gw-b: $u.service still enabled after dpkg -r"
+done
+for p in nat-notify ha-check keepalived; do
+  inside b pgrep -x "$p" >/dev/null && fail "gw-b: $p runs after dpkg -r: $(inside b pgrep -a -x "$p")"
+done
+matches 'this node leaves the pair now' inside b cat /root/remove.log || fail "gw-b: dpkg -r did not say keepalived stops"
+inside b test -e /var/lib/prometheus/node-exporter/hakit_nat_notify.prom && fail "gw-b: dpkg -r left hakit's metrics"
+status_ok a || { show_status; fail "gw-a disturbed by the BACKUP's removal"; }
+sh_in b "dpkg -P hakit > /root/purge.log 2>&1" || fail "gw-b: dpkg -P: $(inside b cat /root/purge.log)"
+for f in /etc/hakit/hakit.toml /etc/keepalived/keepalived.conf /etc/sysctl.d/90-hakit.conf; do
+  inside b test -e "$f" && fail "gw-b: $f left after dpkg -P"
+done
+matches 'Rendered by: hakit-setup' inside b head -n 2 /etc/nftables.conf && fail "gw-b: dpkg -P did not put back Debian's /etc/nftables.conf"
+inside b test -f /etc/hakit/pair.values || fail "gw-b: dpkg -P removed the operator's values file"
+[ -z "$(inside b systemctl list-unit-files --no-legend 'hakit*')" ] || fail "gw-b: hakit units known after dpkg -P"
+ok "dpkg -r on the BACKUP: nothing running or enabled, the MASTER undisturbed; dpkg -P: rendered files gone, Debian's ruleset back, the values file kept"
+run_section Install b
+wait_for 30 "gw-b, installed again, a clean BACKUP" master_is a || { show_status; exit 1; }
+ok "gw-b installed again by the README's steps after the purge"
 
 phase "traffic stops"
 touch "$run/stop-traffic"

@@ -468,44 +468,54 @@ fn fifo_reader_problem(keepalived_config: &std::path::Path) -> Option<String> {
     let procs = processes();
     if !procs
         .iter()
-        .any(|argv| basename(argv.first()) == "keepalived")
+        .any(|(_, argv)| basename(argv.first()) == "keepalived")
     {
         return None;
     }
-    let reader = procs.iter().any(|argv| {
-        basename(argv.first()) == "nat-notify" && argv.iter().skip(1).any(|a| a == "fifo")
-    });
-    (!reader).then(|| {
-        format!(
+    let readers: Vec<u32> = procs
+        .iter()
+        .filter(|(_, argv)| {
+            basename(argv.first()) == "nat-notify" && argv.iter().skip(1).any(|a| a == "fifo")
+        })
+        .map(|(pid, _)| *pid)
+        .collect();
+    if readers.is_empty() {
+        return Some(format!(
             "keepalived runs with nat-notify as its notify FIFO script ({}) but no nat-notify FIFO reader is alive: no event is applied (journalctl -u keepalived)",
             keepalived_config.display()
-        )
-    })
+        ));
+    }
+    // An upgrade replaces the binary under a running reader, which goes on applying the
+    // previous version's code until keepalived restarts it (the package never restarts
+    // keepalived: on the MASTER that is a failover).
+    let replaced = readers.iter().find(|pid| {
+        std::fs::read_link(format!("/proc/{pid}/exe"))
+            .is_ok_and(|exe| exe.to_string_lossy().ends_with(" (deleted)"))
+    })?;
+    Some(format!(
+        "the nat-notify FIFO reader (pid {replaced}) runs a binary that has since been replaced (an upgrade): restart keepalived while this node is BACKUP (on the MASTER: ha-check drain first)"
+    ))
 }
 
 fn basename(arg: Option<&String>) -> &str {
     arg.map_or("", |a| a.rsplit('/').next().unwrap_or(a))
 }
 
-/// Every process's argv (from /proc; kernel threads and vanished processes skipped).
-fn processes() -> Vec<Vec<String>> {
+/// Every process's PID and argv (from /proc; kernel threads and vanished processes skipped).
+fn processes() -> Vec<(u32, Vec<String>)> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
     dir.flatten()
-        .filter(|e| {
-            e.file_name()
-                .to_string_lossy()
-                .bytes()
-                .all(|b| b.is_ascii_digit())
-        })
-        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
-        .filter(|c| !c.is_empty())
-        .map(|c| {
-            c.split(|&b| b == 0)
+        .filter_map(|e| {
+            let pid = e.file_name().to_str()?.parse::<u32>().ok()?;
+            let c = std::fs::read(e.path().join("cmdline")).ok()?;
+            let argv: Vec<String> = c
+                .split(|&b| b == 0)
                 .filter(|a| !a.is_empty())
                 .map(|a| String::from_utf8_lossy(a).into_owned())
-                .collect()
+                .collect();
+            (!argv.is_empty()).then_some((pid, argv))
         })
         .collect()
 }
