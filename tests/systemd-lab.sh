@@ -17,7 +17,9 @@
 # systemctl restart keepalived; reboot the MASTER; reboot the BACKUP, then fail over to it;
 # drain across a reboot; the README's upgrade to a newer package, node by node (status names
 # a FIFO reader left on the replaced binary); dpkg -r and -P on the BACKUP, then the README's
-# install again;
+# install again; at the end, hakit purged from both and the pair deployed again by the Ansible
+# role (ansible/site.yml: converge, validate with a graceful and a crash failover), a second
+# run changing nothing, drift corrected, and a planted split brain failing validate.yml;
 # nat-notify status right on both nodes after each step; node_exporter serves hakit's metrics;
 # journalctl -t nat-notify has the transitions; status exits 1 on a MASTER with forwarding
 # off and without its notify FIFO reader; the AWS peer-watch unit as shipped refuses to
@@ -39,7 +41,7 @@ skip() {
   echo "systemd-lab: SKIPPED: $*" >&2; exit 0
 }
 [ "$(id -u)" -eq 0 ] || skip "needs root"
-for p in systemd-nspawn debootstrap ip nsenter; do
+for p in systemd-nspawn debootstrap ip nsenter ansible-playbook; do
   command -v "$p" >/dev/null || skip "$p missing (scripts/deps.sh installs it)"
 done
 [ -f "$deb" ] || { echo "systemd-lab: no package $1 (make deb)" >&2; exit 1; }
@@ -48,7 +50,8 @@ done
 # ---------------------------------------------------------------------------------------
 # The base image: debootstrap once, cached under target/ between local runs.
 cache=$top/target/systemd-lab
-pkgs=systemd,systemd-sysv,dbus,iproute2,procps,kmod,keepalived,nftables,conntrackd,conntrack,prometheus-node-exporter,openssh-server
+# python3 and python3-apt: what Ansible's modules need on a managed node (the role's test).
+pkgs=systemd,systemd-sysv,dbus,iproute2,procps,kmod,keepalived,nftables,conntrackd,conntrack,prometheus-node-exporter,openssh-server,python3,python3-apt
 base=$cache/base-$(printf '%s' "$pkgs" | md5sum | cut -c1-8)
 if [ ! -f "$base/.hakit-ready" ]; then
   mirror=$(sed -n 's/^URIs: *//p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -n1)
@@ -643,5 +646,62 @@ took_over() { matches 'taking over' inside b journalctl -u hakit-watch.service -
 wait_for 15 "hakit-watch notices a dead primary" took_over
 inside b systemctl stop hakit-watch.service
 ok "hakit-watch takes over once gw-a stops answering (negative control)"
+
+# ---------------------------------------------------------------------------------------
+# The Ansible role and its validation play (ansible/), on the same two nodes, from scratch:
+# hakit purged from both, then site.yml (the role, then validate.yml with a graceful and a
+# crash failover); a second run changes nothing; drift (the MASTER's SNAT rule flushed, a
+# rendered file edited) is put back and said; a planted split brain fails the validation.
+# Ansible reaches the containers through nsenter (tests/ansible/connection_plugins).
+for n in b a; do
+  sh_in "$n" "dpkg -P hakit > /root/purge.log 2>&1" || fail "gw-$n: dpkg -P before the Ansible run: $(inside "$n" cat /root/purge.log)"
+done
+inventory() {
+  echo "hakit:"
+  echo "  hosts:"
+  for n in a b; do echo "    gw-$n: { hakit_nsenter_pid: $(leader "$n"), hakit_node: $n }"; done
+  echo "  vars:"
+  echo "    hakit_package: $deb"
+  echo "    hakit_values:"
+  grep -E '^[A-Z][A-Z0-9_]*=' "$top/examples/bare-metal/pair.values" | sed 's/^\([^=]*\)=\(.*\)$/      \1: "\2"/'
+}
+inventory > "$run/inventory.yml"
+play() { # log name, playbook, extra args...
+  local log=$run/ansible-$1.log book=$2; shift 2
+  ANSIBLE_CONNECTION_PLUGINS=$top/tests/ansible/connection_plugins ANSIBLE_ROLES_PATH=$top/ansible/roles \
+    ANSIBLE_NOCOLOR=1 ANSIBLE_RETRY_FILES_ENABLED=False ANSIBLE_PYTHON_INTERPRETER=/usr/bin/python3 \
+    ANSIBLE_LOCAL_TEMP="$run/ansible-tmp" \
+    ansible-playbook -i "$run/inventory.yml" -c hakit_nsenter "$top/ansible/$book" "$@" > "$log" 2>&1
+}
+changed_of() { sed -n "s/^gw-$2 *: ok=[0-9]* *changed=\([0-9]*\).*/\1/p" "$run/ansible-$1.log"; }
+play converge site.yml || { tail -n 40 "$run/ansible-converge.log" >&2; fail "ansible: site.yml (role and validation) failed on the purged pair"; }
+grep -q 'graceful failover: gw-b took over' "$run/ansible-converge.log" || fail "ansible: no graceful failover measured: $(grep -m3 'took over' "$run/ansible-converge.log")"
+grep -q 'crash failover: gw-b took over' "$run/ansible-converge.log" || fail "ansible: no crash failover measured"
+master_is a || { show_status; fail "ansible: gw-a is not the only MASTER after site.yml"; }
+ok "ansible: the role converged the purged pair and validate.yml passed ($(grep -o '[a-z]* failover: gw-b took over [0-9.]* s' "$run/ansible-converge.log" | sort -u | tr '\n' ';'))"
+play again site.yml -e hakit_failover=false || { tail -n 40 "$run/ansible-again.log" >&2; fail "ansible: the second run failed"; }
+for n in a b; do
+  [ "$(changed_of again "$n")" = 0 ] || { grep -B2 -A6 '^changed' "$run/ansible-again.log" >&2; fail "ansible: the second run changed $(changed_of again "$n") thing(s) on gw-$n"; }
+done
+ok "ansible: a second run changes nothing on either node"
+inside a nft flush chain ip hakit postrouting
+sh_in b "echo '# edited by hand' >> /etc/sysctl.d/90-hakit.conf"
+play drift site.yml -e hakit_failover=false || { tail -n 40 "$run/ansible-drift.log" >&2; fail "ansible: the run after drift failed"; }
+grep -q 'SNAT rule absent on the MASTER' "$run/ansible-drift.log" || fail "ansible: the run after drift did not say it put back the SNAT rule"
+grep -q 'wrote /etc/sysctl.d/90-hakit.conf' "$run/ansible-drift.log" || fail "ansible: the run after drift did not say it rewrote the edited file"
+matches 'snat to 203.0.113.10' inside a nft list table ip hakit || fail "ansible: gw-a's SNAT rule not put back"
+matches 'edited by hand' inside b cat /etc/sysctl.d/90-hakit.conf && fail "ansible: gw-b's edited file not put back"
+ok "ansible: drift corrected and said (the MASTER's SNAT rule, an edited rendered file)"
+# A split brain: gw-b stops hearing VRRP and becomes MASTER beside gw-a.
+inside b nft add table ip hksplit
+inside b nft add chain ip hksplit in '{ type filter hook input priority -300; }'
+inside b nft add rule ip hksplit in ip protocol 112 drop   # VRRP (no /etc/protocols in the image)
+both() { has_fip a && has_fip b; }
+wait_for 10 "the planted split brain: both nodes hold the floating IP" both
+if play split validate.yml -e hakit_failover=false; then fail "ansible: validate.yml passed on a split brain"; fi
+grep -q 'want exactly one' "$run/ansible-split.log" || fail "ansible: validate.yml failed on the split brain without saying why: $(tail -n 5 "$run/ansible-split.log")"
+inside b nft delete table ip hksplit
+wait_for 30 "the pair heals once VRRP is heard again" master_is a || { show_status; exit 1; }
+ok "ansible: validate.yml fails on a planted split brain (both MASTER) and says so"
 
 echo "systemd-lab: all checks passed in $(( $(date +%s) - t_start )) s"
