@@ -80,7 +80,7 @@ hakit_purge() {
   rm -rf "$hakit_root/var/lib/hakit"
   rm -f "$hakit_root/etc/hakit/hakit.toml" "$hakit_root/etc/hakit/hakit.toml.hakit-old"
   for f in /etc/sysctl.d/90-hakit.conf "$hakit_keepalived_conf" /etc/nftables.conf \
-           /etc/conntrackd/conntrackd.conf; do
+           /etc/sysconfig/nftables.conf /etc/conntrackd/conntrackd.conf; do
     p=$hakit_root$f
     if [ -e "$p.hakit-old" ] && ! hakit_rendered "$f.hakit-old"; then
       mv -f "$p.hakit-old" "$p"
@@ -90,7 +90,7 @@ hakit_purge() {
     rm -f "$p.hakit-old"
     hakit_rendered "$f" || continue
     case $f in
-      /etc/nftables.conf|/etc/conntrackd/conntrackd.conf)
+      /etc/nftables.conf|/etc/sysconfig/nftables.conf|/etc/conntrackd/conntrackd.conf)
         # Another package's file: never left missing (nftables.service would fail).
         hakit_say "$f is still hakit-setup's (no earlier file to restore): edit or replace it" ;;
       *) rm -f "$p" ;;

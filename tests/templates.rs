@@ -1245,3 +1245,66 @@ fn pair_values_survive_mutation() {
     }
     eprintln!("pair.values fuzz: {runs} runs (exit 0/1/2: {codes:?})");
 }
+
+/// The distribution decides where the ruleset goes (#33 point 4): RHEL's and Fedora's
+/// nftables.service loads /etc/sysconfig/nftables.conf, Debian's /etc/nftables.conf, told
+/// by the target's os-release (read, never sourced). An enabled firewalld, whose zones
+/// filter forwarding beside hakit's tables, is refused before anything is written.
+#[test]
+fn the_ruleset_goes_where_the_distributions_nftables_service_reads_it() {
+    let dir = std::env::temp_dir().join(format!("hakit-distro-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let setup = |root: &std::path::Path| {
+        std::process::Command::new("scripts/hakit-setup")
+            .args(["--node", "a", "--root"])
+            .arg(root)
+            .arg("examples/bare-metal/pair.values")
+            .output()
+            .unwrap()
+    };
+    let os_release = [
+        ("debian", "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nID=debian\n", false),
+        ("rhel", "NAME=\"Red Hat Enterprise Linux\"\nID=\"rhel\"\nID_LIKE=\"fedora\"\nVERSION_ID=\"9.4\"\n", true),
+        ("rocky", "ID=\"rocky\"\nID_LIKE=\"rhel centos fedora\"\n", true),
+        // A hostile os-release is text, never run.
+        ("hostile", "ID=$(touch /tmp/hakit-pwned)\nID_LIKE=`reboot`\n", false),
+    ];
+    for (name, text, sysconfig) in os_release {
+        let root = dir.join(name);
+        std::fs::create_dir_all(root.join("etc")).unwrap();
+        std::fs::write(root.join("etc/os-release"), text).unwrap();
+        let out = setup(&root);
+        assert!(out.status.success(), "{name}: {}", stderr(&out));
+        let (there, not) = if sysconfig {
+            ("etc/sysconfig/nftables.conf", "etc/nftables.conf")
+        } else {
+            ("etc/nftables.conf", "etc/sysconfig/nftables.conf")
+        };
+        let ruleset = std::fs::read_to_string(root.join(there)).unwrap_or_default();
+        assert!(
+            ruleset.starts_with("#!/usr/sbin/nft -f\n"),
+            "{name}: {there}: {ruleset:.80}"
+        );
+        assert!(!root.join(not).exists(), "{name}: {not} written too");
+    }
+    assert!(!std::path::Path::new("/tmp/hakit-pwned").exists());
+    // firewalld enabled (its link in multi-user.target.wants): exit 1, one line, nothing written.
+    let root = dir.join("firewalld");
+    let wants = root.join("etc/systemd/system/multi-user.target.wants");
+    std::fs::create_dir_all(&wants).unwrap();
+    std::os::unix::fs::symlink(
+        "/usr/lib/systemd/system/firewalld.service",
+        wants.join("firewalld.service"),
+    )
+    .unwrap();
+    let out = setup(&root);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("firewalld is enabled"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
+    assert!(!root.join("etc/keepalived").exists() && !root.join("etc/hakit").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
