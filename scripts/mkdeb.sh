@@ -95,11 +95,13 @@ Description: keepalived companions for highly available Linux NAT gateways
 CTRL
 # Each maintainer script: the shared functions, then what dpkg's call means (deb-postinst(5),
 # deb-prerm(5), deb-postrm(5)).
+# shellcheck disable=SC2016 # $1 and $2 of the generated scripts, not of this one
 script() { # name, case body
   { printf '#!/bin/sh\nset -e\n'; sed '1,/^$/d' "$top/packaging/scriptlets.sh"
     printf '\ncase "$1" in\n%s\nesac\nexit 0\n' "$2"; } > "$stage/DEBIAN/$1"
   chmod 0755 "$stage/DEBIAN/$1"
 }
+# shellcheck disable=SC2016 # dpkg's arguments, expanded when the script runs
 script postinst '  configure) hakit_configure "${2:-}" ;;
   abort-upgrade|abort-remove|abort-deconfigure) hakit_configure "" ;;'
 script prerm '  remove) hakit_remove ;;'

@@ -203,7 +203,7 @@ grep -q '/etc/hakit kept' <<<"$said" || fail "dpkg -P did not say why /etc/hakit
 left=$(cd "$root" && find . -mindepth 1 -path ./var/lib/dpkg -prune -o -type f -print | sort | tr '\n' ' ')
 [ "$left" = "./etc/conntrackd/conntrackd.conf ./etc/hakit/pair.values ./etc/nftables.conf " ] \
   || fail "dpkg -P left files behind (or removed the operator's): $left"
-rm -r "$root/etc"
+rm -r "${root:?}/etc"
 left=$(cd "$root" && find . -mindepth 1 -path ./var/lib/dpkg -prune -o -print | sort | tr '\n' ' ')
 [ "$left" = "./var ./var/lib ./var/lib/prometheus ./var/lib/prometheus/node-exporter " ] || fail "dpkg -P left files behind: $left"
 dpkgr -s hakit >/dev/null 2>&1 && fail "still known to dpkg after dpkg -P"
