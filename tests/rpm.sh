@@ -68,6 +68,27 @@ grep -q 'no instance configured' <<<"$said" || fail "installed nat-notify with t
 rpmr -V --nodeps hakit || fail "rpm -V: the installed files differ from the package"
 rpmr -q hakit >/dev/null || fail "not registered"
 ok
+# The scriptlets themselves, as rpm would run them for this root (their paths under
+# DPKG_ROOT, as packaging/scriptlets.sh reads it; systemd is left alone there): %post of an
+# install and of an upgrade keeps the config, %preun and %postun of an erase remove hakit's
+# metrics, which node_exporter would otherwise serve for ever.
+scriptlet() { # the header rpm -q --scripts prints before the body
+  awk -v h="$1" 'index($0, h) == 1 { on = 1; next } /^[a-z]* *scriptlet \(using/ { on = 0 } on' <<<"$scripts"
+}
+echo '# edited' >> "$root/etc/hakit/hakit.toml"
+grep -q 'hakit_configure ""; fi$' <<<"$(scriptlet 'postinstall scriptlet')" || fail "no %post body found"
+for n in 1 2; do
+  DPKG_ROOT=$root sh -c "$(scriptlet 'postinstall scriptlet')" sh "$n" || fail "%post $n failed"
+done
+tail -n1 "$root/etc/hakit/hakit.toml" | grep -qx '# edited' || fail "%post changed the edited config"
+mkdir -p "$root/var/lib/prometheus/node-exporter"
+touch "$root/var/lib/prometheus/node-exporter/hakit_nat_notify.prom"
+DPKG_ROOT=$root sh -c "$(scriptlet 'preuninstall scriptlet')" sh 0 || fail "%preun 0 failed"
+DPKG_ROOT=$root sh -c "$(scriptlet 'postuninstall scriptlet')" sh 0 || fail "%postun 0 failed"
+[ -e "$root/var/lib/prometheus/node-exporter/hakit_nat_notify.prom" ] && fail "%postun of an erase left hakit's metrics"
+rm -r "${root:?}/var/lib/prometheus"
+sed -i '$d' "$root/etc/hakit/hakit.toml"
+ok
 rpmr -e --noscripts hakit || fail "rpm -e"
 [ -z "$(find "$root/usr" "$root/etc" -type f 2>/dev/null)" ] || fail "left behind: $(find "$root/usr" "$root/etc" -type f | head)"
 ok
