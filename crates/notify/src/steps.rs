@@ -512,12 +512,6 @@ fn announce(ctx: &mut Ctx) -> anyhow::Result<StepResult> {
     )))
 }
 
-/// Step 4: claim the floating IP at the provider through the fip-claim library, on a thread
-/// of its own, so the local steps after it (SNAT, conntrackd) do not wait for a network API
-/// and the API does not wait for them: in a routed cloud the claim is what brings the
-/// return traffic. Retried with backoff until it succeeds, `fip_retry_for` runs out, or a
-/// newer state supersedes this one; a refusal (the IP belongs to a node outside the pair)
-/// is not retried. Joined before units and user commands run (the loop joins it).
 /// How long the background commit's `conntrackd -c` may run: conntrackd answers it only
 /// when the commit has finished, 1.2 s for 100,000 flows and 19 s for 1,000,000 on the
 /// bench machine (BENCHMARKS.md, "A production-sized connection table").
@@ -572,6 +566,12 @@ fn start_commit(s: &Settings, t: &Turn) -> Option<anyhow::Result<Background>> {
     }))
 }
 
+/// The provider claim: the floating IP claimed through the fip-claim library, on a thread
+/// of its own, so the local steps after it (SNAT, conntrackd) do not wait for a network API
+/// and the API does not wait for them: in a routed cloud the claim is what brings the
+/// return traffic. Retried with backoff until it succeeds, `fip_retry_for` runs out, or a
+/// newer state supersedes this one; a refusal (the IP belongs to a node outside the pair)
+/// is not retried. Joined before units and user commands run (the loop joins it).
 fn start_claim(s: &Settings, inst: &Instance) -> anyhow::Result<Background> {
     let mut cfg = s
         .fip
