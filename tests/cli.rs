@@ -632,6 +632,27 @@ fn checkers_refuse_a_plan_that_cannot_work() {
         2,
         "instance VI_1: snat_to 203.0.113.77 is neither in floating_ips nor an address of this node",
     );
+    // A claim without a provider to claim from: refused at load by every command (it was
+    // exit 1 at the first MASTER).
+    write("interface = \"lo\"\nsnat_to = \"127.0.0.1\"\nfip_claim = true\n");
+    for args in [
+        &["master", "--dry-run"][..],
+        &["master"][..],
+        &["status"][..],
+    ] {
+        let mut argv = vec!["--config", c.as_str()];
+        argv.extend_from_slice(args);
+        let out = run_host("nat-notify", &argv, &[]);
+        assert_exit(
+            &out,
+            2,
+            "instance VI_1: fip_claim = true needs a [fip] table with a provider",
+        );
+        assert!(
+            !dir.join("run").exists(),
+            "{args:?}: the runtime directory was made"
+        );
+    }
     // The node's own address, or a floating IP the MASTER adds: a plan that can run.
     for ok in [
         "interface = \"lo\"\nsnat_to = \"127.0.0.1\"\n",

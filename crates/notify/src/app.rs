@@ -20,7 +20,7 @@ use crate::{
     engine::Settings,
     event::{self, Event, State},
     metrics,
-    plan::{Ended, Report},
+    report::{Ended, Report},
     supersede,
 };
 

@@ -1,8 +1,9 @@
 //! One transition of one instance: the ordered, idempotent steps.
 //!
 //! This file is the loop (order, retries, supersession, background steps, the record);
-//! what each step does to the host is behind [`Host`] (the real one: [`crate::steps`]),
-//! what runs in which order is [`crate::plan`]. The loop's behaviours are unit-tested
+//! what each step does is behind [`Host`] ([`crate::effects::Stepper`]: the step resolved
+//! by [`crate::action`], then applied, for real by [`crate::steps`]), what runs in which
+//! order is [`crate::plan`]. The loop's behaviours are unit-tested
 //! against a recording host below, without root.
 //!
 //! Order on MASTER (each step optional by configuration):
@@ -56,7 +57,8 @@ use log::{error, info, warn};
 
 use crate::{
     event::State,
-    plan::{plan, Ended, Report, Step, StepReport, StepResult},
+    plan::{plan, Step},
+    report::{Ended, Report, StepReport, StepResult},
     runtime::{now_unix, Recorded, Runtime, StepRecord},
 };
 
@@ -112,9 +114,8 @@ pub struct Turn<'a> {
 }
 
 /// Every effect of a transition on the node and beyond: the one seam between the loop
-/// and the world. [`crate::steps::Real`] is netlink, packet sockets, nft, conntrackd,
-/// systemctl, the provider and the BGP speaker; the tests' host records and fails on
-/// demand.
+/// and the world. [`crate::effects::Stepper`] resolves each step and applies its action
+/// (for real: [`crate::steps::Real`]); the tests' host below records and fails on demand.
 pub trait Host {
     /// Runs `step` once (the loop retries a retriable failure).
     fn run(&mut self, step: Step, t: &mut Turn) -> anyhow::Result<StepResult>;
@@ -281,11 +282,8 @@ pub fn run(
             match started {
                 Ok(pending) => {
                     // Its place in the report, filled in when it is joined.
-                    report.steps.push(StepReport {
-                        step,
-                        result: StepResult::Planned("running".into()),
-                        ms: 0.0,
-                    });
+                    let running = StepResult::Planned("running".into());
+                    report.steps.push(StepReport::new(step, running, 0.0));
                     background.push(Started {
                         step,
                         at: Instant::now(),
@@ -396,7 +394,7 @@ fn record_step(t: &mut Turn, report: &mut Report, step: Step, result: StepResult
             seconds: ms / 1000.0,
         },
     );
-    let entry = StepReport { step, result, ms };
+    let entry = StepReport::new(step, result, ms);
     match report
         .steps
         .iter_mut()

@@ -1,11 +1,10 @@
 //! What a transition does, before anything is done: the step vocabulary, the plan of each
-//! state, the report's types and the dry run. Pure: no I/O, so every plan is unit-tested.
+//! state and the report's types. Pure: no I/O, so every plan is unit-tested. What each
+//! step then decides is [`crate::action`].
 
 use std::net::IpAddr;
 
 use hakit_bgp::{Demote, Role, Speaker, Target};
-use hakit_cli::nat_notify::UnitAction;
-use hakit_core::config::Cidr;
 
 use crate::config::{Instance, StepName};
 use serde::Serialize;
@@ -140,78 +139,6 @@ pub fn plan(state: State, inst: &Instance) -> Vec<Step> {
     }
 }
 
-/// What one step did.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "snake_case", tag = "result", content = "detail")]
-pub enum StepResult {
-    Changed(String),
-    Unchanged(String),
-    Skipped(String),
-    Failed(String),
-    Planned(String),
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct StepReport {
-    pub step: Step,
-    #[serde(flatten)]
-    pub result: StepResult,
-    pub ms: f64,
-}
-
-/// How a transition ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Ended {
-    Converged,
-    Failed,
-    Superseded,
-    DryRun,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Report {
-    pub instance: String,
-    pub state: State,
-    pub generation: u64,
-    pub outcome: Ended,
-    pub reason: Option<String>,
-    pub already_converged: bool,
-    pub steps: Vec<StepReport>,
-    pub ms: f64,
-}
-
-/// Check run before each step: `Some(reason)` stops the transition as superseded.
-/// Describes what `state` would do, without changing anything.
-pub fn dry_run(inst: &Instance, state: State, bgp: Option<&Speaker>) -> Report {
-    let steps = plan(state, inst)
-        .into_iter()
-        .map(|step| StepReport {
-            step,
-            result: StepResult::Planned(describe(step, inst, bgp, state)),
-            ms: 0.0,
-        })
-        .collect();
-    Report {
-        instance: inst.name.clone(),
-        state,
-        generation: 0,
-        outcome: Ended::DryRun,
-        reason: None,
-        already_converged: false,
-        steps,
-        ms: 0.0,
-    }
-}
-
-fn fips(inst: &Instance) -> String {
-    inst.floating_ips
-        .iter()
-        .map(Cidr::to_string)
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 /// The address the LAN is NATed to: `snat_to`, else the first IPv4 floating IP.
 pub fn snat_to(i: &Instance) -> Option<IpAddr> {
     i.snat_to.or_else(|| {
@@ -233,97 +160,6 @@ pub fn announce_target(b: &Speaker, state: State) -> Target {
         State::Backup => Target::Announce(Role::Secondary),
         State::Fault => demote(b.fault),
         State::Stop => demote(b.stop),
-    }
-}
-
-fn describe(step: Step, i: &Instance, bgp: Option<&Speaker>, state: State) -> String {
-    let dev = i.interface.as_deref().unwrap_or("?");
-    let ct = |what: &str| match &i.conntrackd_config {
-        Some(c) => format!("conntrackd -C {} {what}", c.display()),
-        None => "skip: conntrackd not configured".into(),
-    };
-    // -t only where an external cache shadows the kernel table (crate::conntrackd).
-    let kernel_is_replica = i
-        .conntrackd_config
-        .as_deref()
-        .is_some_and(crate::conntrackd::external_cache_disabled);
-    let cmds = |c: &[Vec<String>]| {
-        if c.is_empty() {
-            "skip: none configured".into()
-        } else {
-            c.iter().map(|a| a.join(" ")).collect::<Vec<_>>().join("; ")
-        }
-    };
-    let units = |verb: &str| {
-        if i.units.is_empty() {
-            "skip: none configured".into()
-        } else {
-            format!("systemctl {verb} {}", i.units.join(" "))
-        }
-    };
-    match step {
-        Step::ConntrackdCommit if kernel_is_replica => {
-            "nothing: DisableExternalCache on (the kernel table already holds the peer's state)"
-                .into()
-        }
-        Step::ConntrackdCommit => ct("-c, in the background (only the flush waits for it)"),
-        Step::ConntrackdPrimary => ct("-f, -R, -B"),
-        Step::ConntrackdBackup if kernel_is_replica => {
-            ct("-s (start with -d if down), -n (no -t: DisableExternalCache on)")
-        }
-        Step::ConntrackdBackup => ct("-s (start with -d if down), -t, -n"),
-        Step::ConntrackdFault if kernel_is_replica => {
-            "nothing: DisableExternalCache on (-t would flush the peer's state from the kernel)"
-                .into()
-        }
-        Step::ConntrackdFault => ct("-t"),
-        Step::AddressAdd if !i.floating_ips.is_empty() => format!("add {} to {dev}", fips(i)),
-        Step::AddressRemove if !i.floating_ips.is_empty() => {
-            format!("remove {} from {dev}", fips(i))
-        }
-        Step::Garp if !i.floating_ips.is_empty() => format!("announce {} on {dev}", fips(i)),
-        Step::AddressAdd | Step::AddressRemove | Step::Garp => "skip: no floating IPs".into(),
-        Step::SnatEnsure | Step::SnatRemove => match &i.snat_source {
-            Some(src) => format!(
-                "{} SNAT {src} -> {} (nft)",
-                if step == Step::SnatEnsure {
-                    "ensure"
-                } else {
-                    "remove"
-                },
-                snat_to(i).map_or("?".into(), |a| a.to_string())
-            ),
-            None => "skip: snat_source not configured".into(),
-        },
-        Step::Fip if i.fip_claim == Some(true) => format!(
-            "claim {} at the provider ([fip] settings), retried until done or superseded",
-            i.fip_ip.map_or("[fip] ip".to_string(), |a| a.to_string())
-        ),
-        Step::Fip => "skip: provider claim not configured".into(),
-        Step::Announce if i.announce == Some(true) => match bgp {
-            Some(b) => {
-                let t = announce_target(b, state);
-                format!(
-                    "{} {} {t} on {}",
-                    if t == Target::Withdraw {
-                        "withdraw"
-                    } else {
-                        "announce"
-                    },
-                    b.prefixes_text(),
-                    b.kind_name()
-                )
-            }
-            None => "fails: announce is set but there is no [bgp] table".into(),
-        },
-        Step::Announce => "skip: announce not configured".into(),
-        Step::UnitsUp => units(match i.unit_action {
-            Some(UnitAction::Start) => "start",
-            _ => "restart",
-        }),
-        Step::UnitsDown => units("stop"),
-        Step::CommandsUp => cmds(&i.up),
-        Step::CommandsDown => cmds(&i.down),
     }
 }
 

@@ -1,7 +1,7 @@
 //! nat-notify's run: the configuration layers resolved (file, environment, flags) and
 //! validated (exit 2, one line, nothing changed), then the mode the command line asks
 //! for, handed to [`crate::app`] (one state, the FIFO reader), [`crate::status`] or
-//! [`crate::plan::dry_run`].
+//! [`crate::effects::dry_run`].
 
 use std::{path::PathBuf, time::Duration};
 
@@ -13,7 +13,6 @@ use crate::{
     config::{self, Instance, NotifyFile},
     engine::Settings,
     event::{self, State},
-    plan,
     runtime::Runtime,
     status, validate,
 };
@@ -24,11 +23,9 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
     let file: NotifyFile<hakit_bgp::Config> = cli.common.init(IDENT)?;
     let (g, n, fip) = (file.general, file.notify, file.fip);
     let monitor_track_file = file.check.track_file;
-    let bgp = if file.bgp == hakit_bgp::Config::default() {
-        None
-    } else {
-        Some(hakit_bgp::Speaker::new(&file.bgp).map_err(usage_error)?)
-    };
+    let bgp = (file.bgp != hakit_bgp::Config::default())
+        .then(|| hakit_bgp::Speaker::new(&file.bgp).map_err(usage_error))
+        .transpose()?;
     let secs = |d: Option<HDuration>, f: Option<HDuration>, default: u64| {
         pick(d, f, HDuration(Duration::from_secs(default))).get()
     };
@@ -50,25 +47,12 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
     }
     let retries = pick(cli.settings.retries, n.retries, 2);
     if retries > validate::MAX_RETRIES {
-        return Err(usage_error(format!(
-            "retries is at most {}",
-            validate::MAX_RETRIES
-        )));
+        let most = validate::MAX_RETRIES;
+        return Err(usage_error(format!("retries is at most {most}")));
     }
     for i in &instances {
         validate::instance(i).map_err(usage_error)?;
-        if i.announce == Some(true) && bgp.is_none() {
-            return Err(usage_error(format!(
-                "instance {}: announce = true needs a [bgp] table (speaker, prefixes)",
-                i.name
-            )));
-        }
-        if !i.floating_ips.is_empty() && i.interface.is_none() {
-            return Err(usage_error(format!(
-                "instance {}: floating_ips need an interface",
-                i.name
-            )));
-        }
+        with_tables(i, fip.provider.is_some(), bgp.is_some()).map_err(usage_error)?;
     }
     // The runtime directory is created only once every usage check has passed, and only by
     // a command that records something (not status, not --dry-run).
@@ -138,7 +122,11 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         // A checker (hakit-setup runs this one) refuses a plan the node cannot carry out.
         let nl = hakit_net::Netlink::open()?;
         crate::validate::on_host(inst, &nl).map_err(usage_error)?;
-        plan::dry_run(inst, state, settings.bgp.as_ref())
+        let tables = crate::action::Tables {
+            fip: settings.fip.as_ref(),
+            bgp: settings.bgp.as_ref(),
+        };
+        crate::effects::dry_run(inst, state, tables)
     } else {
         create_runtime(&settings.runtime)?;
         app::hook(&settings, &instances, inst, state)?
@@ -146,15 +134,45 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
     if cli.json {
         hakit_core::outln!("{}", serde_json::to_string(&report)?);
     } else if cli.dry_run {
-        hakit_core::outln!("{} {state}: would run, in order:", report.instance);
-        for s in &report.steps {
-            let crate::plan::StepResult::Planned(d) = &s.result else {
-                continue;
-            };
-            hakit_core::outln!("  {:<20} {d}", s.step.name());
-        }
+        print_dry_run(&report, state);
     }
     Ok(app::exit_of(&report))
+}
+
+/// What an instance needs beside it: the `[bgp]` table to announce, the `[fip]` table to
+/// claim, an interface for its floating IPs (exit 2 at load, not exit 1 at the first MASTER).
+fn with_tables(i: &Instance, fip: bool, bgp: bool) -> Result<(), String> {
+    let name = &i.name;
+    if i.announce == Some(true) && !bgp {
+        return Err(format!(
+            "instance {name}: announce = true needs a [bgp] table (speaker, prefixes)"
+        ));
+    }
+    if i.fip_claim == Some(true) && !fip {
+        return Err(format!(
+            "instance {name}: fip_claim = true needs a [fip] table with a provider"
+        ));
+    }
+    if !i.floating_ips.is_empty() && i.interface.is_none() {
+        return Err(format!("instance {name}: floating_ips need an interface"));
+    }
+    Ok(())
+}
+
+/// The dry run as text: each step and what it would do (or why it fails).
+fn print_dry_run(report: &crate::report::Report, state: State) {
+    hakit_core::outln!("{} {state}: would run, in order:", report.instance);
+    for s in &report.steps {
+        match &s.result {
+            crate::report::StepResult::Planned(d) => {
+                hakit_core::outln!("  {:<20} {d}", s.step.name())
+            }
+            crate::report::StepResult::Failed(d) => {
+                hakit_core::outln!("  {:<20} fails: {d}", s.step.name())
+            }
+            _ => {}
+        }
+    }
 }
 
 /// Creates the runtime directory. One another user could write into is refused (exit 2);

@@ -1,9 +1,11 @@
-//! The real [`Host`]: what each step does to the node and beyond (netlink, packet sockets,
+//! The real effects: what each action does to the node and beyond (netlink, packet sockets,
 //! nft, conntrackd, systemctl, the provider through the fip-claim library, the BGP speaker).
-//! Every step checks before it changes and says which it did.
+//! What a step decides is [`crate::action`]; every action checks before it changes and
+//! says which it did.
 
 use std::{
     net::IpAddr,
+    path::PathBuf,
     sync::{
         atomic::{AtomicBool, Ordering},
         mpsc::{self, Receiver, RecvTimeoutError},
@@ -14,29 +16,30 @@ use std::{
 };
 
 use anyhow::{bail, Context};
-use hakit_cli::nat_notify::UnitAction;
+use hakit_core::config::Cidr;
 use hakit_core::debug;
 use hakit_core::exec;
 use hakit_net::{garp, nft::Snat, Change, Netlink};
 use log::{error, info, warn};
 
 use crate::{
+    action::{Action, Role, Tables},
     config::Instance,
     conntrackd::{Conntrackd, Starter},
-    engine::{Host, Pending, Settings, Supersede, Turn},
+    effects::{Effects, Stepper},
+    engine::{Pending, Settings, Supersede, Turn},
     event::State,
-    plan::{announce_target, snat_to, Step, StepResult},
-    runtime::Recorded,
+    report::StepResult,
 };
 
-/// The real host: netlink, packet sockets, nft, conntrackd, systemctl, the provider and the
-/// BGP speaker. One per transition (it keeps what the address step did for the GARP step).
+/// The real effects: netlink, packet sockets, nft, conntrackd, systemctl, the provider and
+/// the BGP speaker. One per transition (it keeps what the address action did for GARP).
 pub struct Real<'a> {
     s: &'a Settings,
     nl: &'a Netlink,
     added: Vec<IpAddr>,
-    /// This transition's address step put (or found) every floating IP on the interface,
-    /// so the GARP step need not dump the addresses again to check them.
+    /// This transition's address action put (or found) every floating IP on the interface,
+    /// so GARP need not dump the addresses again to check them.
     addresses_on: bool,
     garp_rest: Option<JoinHandle<anyhow::Result<garp::Report>>>,
 }
@@ -53,35 +56,98 @@ impl<'a> Real<'a> {
     }
 }
 
-impl Host for Real<'_> {
-    fn run(&mut self, step: Step, t: &mut Turn) -> anyhow::Result<StepResult> {
-        let mut ctx = Ctx {
-            s: self.s,
-            inst: t.inst,
-            nl: self.nl,
-            same: t.same,
-            prev: t.prev,
-            rec: &mut *t.rec,
-            added: &mut self.added,
-            addresses_on: &mut self.addresses_on,
-            force_garp: t.force_garp,
-            state: t.state,
-            garp_rest: &mut self.garp_rest,
-            superseded: t.superseded,
-        };
-        run_step(&mut ctx, step)
+impl Effects for Real<'_> {
+    fn apply(&mut self, action: &Action, t: &mut Turn) -> anyhow::Result<StepResult> {
+        let s = self.s;
+        match action {
+            Action::ConntrackdCommit { config } => {
+                conntrackd(s, config, t.superseded).commit()?;
+                Ok(StepResult::Changed(
+                    "external cache committed to the kernel".into(),
+                ))
+            }
+            Action::Conntrackd { config, role, .. } => {
+                let c = conntrackd(s, config, t.superseded);
+                let name = match role {
+                    Role::Primary => {
+                        c.primary()?;
+                        "primary"
+                    }
+                    Role::Fault => {
+                        c.fault()?;
+                        "fault"
+                    }
+                    Role::Backup { start } => {
+                        let starter = if *start {
+                            Starter::for_this_node(&s.systemctl)
+                        } else {
+                            Starter::Never
+                        };
+                        if !c.backup(&starter)? {
+                            return Ok(StepResult::Unchanged(
+                                "conntrackd is not running; not started on STOP".into(),
+                            ));
+                        }
+                        "backup"
+                    }
+                };
+                t.rec.conntrackd = Some(name.to_string());
+                Ok(StepResult::Changed(format!("conntrackd now {name}")))
+            }
+            Action::Addresses { dev, add, cidrs } => self.addresses(dev, *add, cidrs),
+            Action::Garp {
+                dev,
+                ips,
+                rounds,
+                interval,
+            } => self.garp(dev, ips, *rounds, *interval),
+            Action::Snat {
+                ensure,
+                table,
+                source,
+                to,
+                oifname,
+            } => {
+                let n = Snat {
+                    nft: s.nft.clone(),
+                    table: table.clone(),
+                    instance: t.inst.name.clone(),
+                    source: *source,
+                    to: *to,
+                    oifname: oifname.clone(),
+                    timeout: s.command_timeout,
+                    stop: t.superseded,
+                };
+                Ok(match (ensure, *ensure && n.ensure()?) {
+                    (true, true) => {
+                        StepResult::Changed(format!("SNAT {source} -> {to} on {oifname} added"))
+                    }
+                    (true, false) => {
+                        StepResult::Unchanged(format!("SNAT {source} -> {to} present"))
+                    }
+                    (false, _) if n.remove()? => {
+                        StepResult::Changed(format!("SNAT {source} -> {to} removed"))
+                    }
+                    (false, _) => StepResult::Unchanged("no hakit SNAT rule present".into()),
+                })
+            }
+            Action::Claim { .. } => bail!("the provider claim runs in the background"),
+            Action::Announce { target, .. } => announce(s, t, *target),
+            Action::Units { verb, units } => systemctl(s, t, verb, units),
+            Action::Commands {
+                argv,
+                stop_at_first,
+            } => commands(s, t, argv, *stop_at_first),
+        }
     }
 
-    fn start(&mut self, step: Step, t: &Turn) -> Option<anyhow::Result<Box<dyn Pending>>> {
-        match step {
-            Step::Fip if t.inst.fip_claim == Some(true) => {
-                Some(start_claim(self.s, t.inst).map(|c| Box::new(c) as Box<dyn Pending>))
-            }
-            Step::ConntrackdCommit => {
-                start_commit(self.s, t).map(|c| c.map(|c| Box::new(c) as Box<dyn Pending>))
-            }
-            _ => None,
-        }
+    fn start(&mut self, action: &Action, t: &Turn) -> anyhow::Result<Box<dyn Pending>> {
+        let b = match action {
+            Action::Claim { ip, retry_for } => start_claim(self.s, t.inst, *ip, *retry_for)?,
+            Action::ConntrackdCommit { config } => start_commit(self.s, config.clone())?,
+            _ => bail!("{} is not a background action", action.describe()),
+        };
+        Ok(Box::new(b))
     }
 
     fn settle(&mut self, t: &Turn) {
@@ -96,10 +162,88 @@ impl Host for Real<'_> {
             }
         }
     }
+
+    fn added(&self) -> bool {
+        !self.added.is_empty()
+    }
+}
+
+impl Real<'_> {
+    fn link_index(&self, dev: &str) -> anyhow::Result<u32> {
+        Ok(self
+            .nl
+            .link_by_name(dev)?
+            .with_context(|| format!("interface {dev} does not exist"))?
+            .index)
+    }
+
+    fn addresses(&mut self, dev: &str, add: bool, cidrs: &[Cidr]) -> anyhow::Result<StepResult> {
+        let index = self.link_index(dev)?;
+        let (mut changed, mut same) = (Vec::new(), Vec::new());
+        for c in cidrs {
+            let r = if add {
+                self.nl.add_address(index, c.addr, c.prefix)?
+            } else {
+                self.nl.del_address(index, c.addr, c.prefix)?
+            };
+            match r {
+                Change::Applied => changed.push(c.to_string()),
+                Change::AlreadyThere => same.push(c.to_string()),
+            }
+            if r == Change::Applied && add {
+                self.added.push(c.addr);
+            }
+        }
+        self.addresses_on = add;
+        let (done, prep, already) = if add {
+            ("added", "to", "on")
+        } else {
+            ("removed", "from", "absent from")
+        };
+        Ok(if changed.is_empty() {
+            StepResult::Unchanged(format!("{} already {already} {dev}", same.join(", ")))
+        } else {
+            StepResult::Changed(format!("{done} {} {prep} {dev}", changed.join(", ")))
+        })
+    }
+
+    fn garp(
+        &mut self,
+        dev: &str,
+        ips: &[IpAddr],
+        rounds: u32,
+        interval: Duration,
+    ) -> anyhow::Result<StepResult> {
+        let plan = garp::Plan {
+            interface: dev.to_string(),
+            ips: ips.to_vec(),
+            count: 1,
+            interval,
+            reply: false,
+            force: self.addresses_on,
+            router: None,
+        };
+        let burst = garp::resolve(self.nl, &plan)?;
+        let first = burst.send()?;
+        if rounds > 1 {
+            let mut rest = burst.clone();
+            rest.count = rounds - 1;
+            self.garp_rest = Some(thread::spawn(move || {
+                thread::sleep(interval);
+                rest.send()
+            }));
+        }
+        Ok(StepResult::Changed(format!(
+            "announced on {dev}: first round of {} frame(s) after {:.3} ms, {} more round(s) every {interval:?}",
+            first.frames_sent,
+            first.first_frame_after.as_secs_f64() * 1000.0,
+            rounds - 1
+        )))
+    }
 }
 
 /// Runs the transition of `inst` to `state` (generation `gen`) on this node: the engine's
-/// loop over the real host.
+/// loop over the real effects.
 pub fn transition(
     s: &Settings,
     inst: &Instance,
@@ -107,112 +251,36 @@ pub fn transition(
     gen: u64,
     nl: &Netlink,
     superseded: Supersede,
-) -> anyhow::Result<crate::plan::Report> {
-    crate::engine::run(&mut Real::new(s, nl), s, inst, state, gen, superseded)
-}
-
-/// One step's view of the transition and of the host.
-struct Ctx<'c> {
-    s: &'c Settings,
-    inst: &'c Instance,
-    nl: &'c Netlink,
-    same: bool,
-    prev: &'c Recorded,
-    rec: &'c mut Recorded,
-    added: &'c mut Vec<IpAddr>,
-    addresses_on: &'c mut bool,
-    force_garp: bool,
-    state: State,
-    garp_rest: &'c mut Option<JoinHandle<anyhow::Result<garp::Report>>>,
-    superseded: Supersede<'c>,
-}
-
-fn conntrackd<'c>(ctx: &Ctx<'c>) -> Option<Conntrackd<'c>> {
-    ctx.inst.conntrackd_config.as_ref().map(|c| Conntrackd {
-        prog: ctx.s.conntrackd.clone(),
-        config: c.clone(),
-        timeout: ctx.s.command_timeout,
-        stop: ctx.superseded,
-    })
-}
-
-fn snat<'c>(ctx: &Ctx<'c>) -> anyhow::Result<Option<Snat<'c>>> {
-    let Some(source) = ctx.inst.snat_source else {
-        return Ok(None);
+) -> anyhow::Result<crate::report::Report> {
+    let tables = Tables {
+        fip: s.fip.as_ref(),
+        bgp: s.bgp.as_ref(),
     };
-    let to = snat_to(ctx.inst)
-        .context("snat_source is set but neither snat_to nor an IPv4 floating IP is configured")?;
-    Ok(Some(Snat {
-        nft: ctx.s.nft.clone(),
-        table: ctx
-            .inst
-            .snat_table
-            .clone()
-            .unwrap_or_else(|| "hakit".into()),
-        instance: ctx.inst.name.clone(),
-        source,
-        to,
-        oifname: ctx
-            .inst
-            .interface
-            .clone()
-            .context("snat needs the instance's interface")?,
-        timeout: ctx.s.command_timeout,
-        stop: ctx.superseded,
-    }))
+    let mut host = Stepper::new(Real::new(s, nl), tables);
+    crate::engine::run(&mut host, s, inst, state, gen, superseded)
 }
 
-fn link_index(ctx: &Ctx) -> anyhow::Result<(String, u32)> {
-    let dev = ctx
-        .inst
-        .interface
-        .clone()
-        .context("floating_ips need the instance's interface")?;
-    let link = ctx
-        .nl
-        .link_by_name(&dev)?
-        .with_context(|| format!("interface {dev} does not exist"))?;
-    Ok((dev, link.index))
+fn conntrackd<'c>(s: &Settings, config: &std::path::Path, stop: Supersede<'c>) -> Conntrackd<'c> {
+    Conntrackd {
+        prog: s.conntrackd.clone(),
+        config: config.to_path_buf(),
+        timeout: s.command_timeout,
+        stop,
+    }
 }
 
-/// The conntrackd role steps share: skip when not configured or already in that role.
-fn conntrackd_role<'c>(
-    ctx: &mut Ctx<'c>,
-    role: &str,
-    f: impl Fn(&Conntrackd<'c>) -> anyhow::Result<()>,
-) -> anyhow::Result<StepResult> {
-    let Some(c) = conntrackd(ctx) else {
-        return Ok(StepResult::Skipped("conntrackd not configured".into()));
-    };
-    if ctx.same && ctx.prev.conntrackd.as_deref() == Some(role) {
-        return Ok(StepResult::Unchanged(format!("conntrackd already {role}")));
-    }
-    f(&c)?;
-    ctx.rec.conntrackd = Some(role.to_string());
-    Ok(StepResult::Changed(format!("conntrackd now {role}")))
-}
-
-fn systemctl(ctx: &Ctx, verb: &str) -> anyhow::Result<StepResult> {
-    if ctx.inst.units.is_empty() {
-        return Ok(StepResult::Skipped("no units configured".into()));
-    }
-    if ctx.same {
-        return Ok(StepResult::Unchanged(format!(
-            "units already handled: {}",
-            ctx.inst.units.join(" ")
-        )));
-    }
+fn systemctl(s: &Settings, t: &Turn, verb: &str, units: &[String]) -> anyhow::Result<StepResult> {
     let mut errors = Vec::new();
-    for unit in &ctx.inst.units {
-        if let Some(why) = (ctx.superseded)() {
+    for unit in units {
+        if let Some(why) = (t.superseded)() {
             bail!("superseded before {verb} {unit}: {why}");
         }
         if let Err(e) = exec::run_ok_until(
-            &exec::argv(&[&ctx.s.systemctl, verb, unit]),
+            &exec::argv(&[&s.systemctl, verb, unit]),
             None,
-            ctx.s.command_timeout,
+            s.command_timeout,
             exec::OUTPUT_CAP,
-            ctx.superseded,
+            t.superseded,
         ) {
             errors.push(format!("{e:#}"));
         }
@@ -220,24 +288,18 @@ fn systemctl(ctx: &Ctx, verb: &str) -> anyhow::Result<StepResult> {
     if !errors.is_empty() {
         bail!("{}", errors.join("; "));
     }
-    Ok(StepResult::Changed(format!(
-        "{verb} {}",
-        ctx.inst.units.join(" ")
-    )))
+    Ok(StepResult::Changed(format!("{verb} {}", units.join(" "))))
 }
 
-fn commands(ctx: &Ctx, cmds: &[Vec<String>], stop_at_first: bool) -> anyhow::Result<StepResult> {
-    if cmds.is_empty() {
-        return Ok(StepResult::Skipped("no commands configured".into()));
-    }
-    if ctx.same {
-        return Ok(StepResult::Unchanged(
-            "commands already run for this state".into(),
-        ));
-    }
+fn commands(
+    s: &Settings,
+    t: &Turn,
+    cmds: &[Vec<String>],
+    stop_at_first: bool,
+) -> anyhow::Result<StepResult> {
     let mut errors = Vec::new();
     for (n, argv) in cmds.iter().enumerate() {
-        if let Some(why) = (ctx.superseded)() {
+        if let Some(why) = (t.superseded)() {
             bail!(
                 "superseded before command {} of {}: {why}",
                 n + 1,
@@ -247,9 +309,9 @@ fn commands(ctx: &Ctx, cmds: &[Vec<String>], stop_at_first: bool) -> anyhow::Res
         if let Err(e) = exec::run_ok_until(
             argv,
             None,
-            ctx.s.command_timeout,
+            s.command_timeout,
             exec::OUTPUT_CAP,
-            ctx.superseded,
+            t.superseded,
         ) {
             errors.push(format!("{e:#}"));
             if stop_at_first {
@@ -267,163 +329,6 @@ fn commands(ctx: &Ctx, cmds: &[Vec<String>], stop_at_first: bool) -> anyhow::Res
     )))
 }
 
-fn run_step(ctx: &mut Ctx, step: Step) -> anyhow::Result<StepResult> {
-    match step {
-        Step::ConntrackdCommit => {
-            let Some(c) = conntrackd(ctx) else {
-                return Ok(StepResult::Skipped("conntrackd not configured".into()));
-            };
-            if ctx.same && ctx.prev.conntrackd.as_deref() == Some("primary") {
-                return Ok(StepResult::Unchanged(
-                    "external cache already committed".into(),
-                ));
-            }
-            if c.external_cache_disabled() {
-                return Ok(StepResult::Unchanged(
-                    "external cache disabled: the kernel table already holds the peer's state"
-                        .into(),
-                ));
-            }
-            c.commit()?;
-            Ok(StepResult::Changed(
-                "external cache committed to the kernel".into(),
-            ))
-        }
-        Step::ConntrackdPrimary => conntrackd_role(ctx, "primary", Conntrackd::primary),
-        Step::ConntrackdBackup => {
-            let start = if ctx.state == State::Stop {
-                Starter::Never
-            } else {
-                Starter::for_this_node(&ctx.s.systemctl)
-            };
-            let Some(c) = conntrackd(ctx) else {
-                return Ok(StepResult::Skipped("conntrackd not configured".into()));
-            };
-            if ctx.same && ctx.prev.conntrackd.as_deref() == Some("backup") {
-                return Ok(StepResult::Unchanged("conntrackd already backup".into()));
-            }
-            if c.backup(&start)? {
-                ctx.rec.conntrackd = Some("backup".into());
-                Ok(StepResult::Changed("conntrackd now backup".into()))
-            } else {
-                Ok(StepResult::Unchanged(
-                    "conntrackd is not running; not started on STOP".into(),
-                ))
-            }
-        }
-        Step::ConntrackdFault => conntrackd_role(ctx, "fault", Conntrackd::fault),
-        Step::AddressAdd | Step::AddressRemove => {
-            if ctx.inst.floating_ips.is_empty() {
-                return Ok(StepResult::Skipped("no floating IPs".into()));
-            }
-            let (dev, index) = link_index(ctx)?;
-            let (mut changed, mut same) = (Vec::new(), Vec::new());
-            for c in &ctx.inst.floating_ips {
-                let r = if step == Step::AddressAdd {
-                    ctx.nl.add_address(index, c.addr, c.prefix)?
-                } else {
-                    ctx.nl.del_address(index, c.addr, c.prefix)?
-                };
-                match r {
-                    Change::Applied => changed.push(c.to_string()),
-                    Change::AlreadyThere => same.push(c.to_string()),
-                }
-                if r == Change::Applied && step == Step::AddressAdd {
-                    ctx.added.push(c.addr);
-                }
-            }
-            *ctx.addresses_on = step == Step::AddressAdd;
-            let (done, prep, already) = if step == Step::AddressAdd {
-                ("added", "to", "on")
-            } else {
-                ("removed", "from", "absent from")
-            };
-            if changed.is_empty() {
-                Ok(StepResult::Unchanged(format!(
-                    "{} already {already} {dev}",
-                    same.join(", ")
-                )))
-            } else {
-                Ok(StepResult::Changed(format!(
-                    "{done} {} {prep} {dev}",
-                    changed.join(", ")
-                )))
-            }
-        }
-        Step::Garp => {
-            if ctx.inst.floating_ips.is_empty() {
-                return Ok(StepResult::Skipped("no floating IPs".into()));
-            }
-            if ctx.same && ctx.added.is_empty() && !ctx.force_garp {
-                return Ok(StepResult::Unchanged("already announced".into()));
-            }
-            let (dev, _) = link_index(ctx)?;
-            let count = ctx.inst.garp_count.unwrap_or(3).max(1);
-            let interval = ctx
-                .inst
-                .garp_interval
-                .map_or(Duration::from_millis(100), |d| d.get());
-            let plan = garp::Plan {
-                interface: dev.clone(),
-                ips: ctx.inst.floating_ips.iter().map(|c| c.addr).collect(),
-                count: 1,
-                interval,
-                reply: false,
-                force: *ctx.addresses_on,
-                router: None,
-            };
-            let burst = garp::resolve(ctx.nl, &plan)?;
-            let first = burst.send()?;
-            if count > 1 {
-                let mut rest = burst.clone();
-                rest.count = count - 1;
-                *ctx.garp_rest = Some(thread::spawn(move || {
-                    thread::sleep(interval);
-                    rest.send()
-                }));
-            }
-            Ok(StepResult::Changed(format!(
-                "announced on {dev}: first round of {} frame(s) after {:.3} ms, {} more round(s) every {interval:?}",
-                first.frames_sent,
-                first.first_frame_after.as_secs_f64() * 1000.0,
-                count - 1
-            )))
-        }
-        Step::SnatEnsure => match snat(ctx)? {
-            None => Ok(StepResult::Skipped("snat_source not configured".into())),
-            Some(n) => Ok(if n.ensure()? {
-                StepResult::Changed(format!(
-                    "SNAT {} -> {} on {} added",
-                    n.source, n.to, n.oifname
-                ))
-            } else {
-                StepResult::Unchanged(format!("SNAT {} -> {} present", n.source, n.to))
-            }),
-        },
-        Step::SnatRemove => match snat(ctx)? {
-            None => Ok(StepResult::Skipped("snat_source not configured".into())),
-            Some(n) => Ok(if n.remove()? {
-                StepResult::Changed(format!("SNAT {} -> {} removed", n.source, n.to))
-            } else {
-                StepResult::Unchanged("no hakit SNAT rule present".into())
-            }),
-        },
-        // Started on its own thread by the transition loop when configured.
-        Step::Fip => Ok(StepResult::Skipped("provider claim not configured".into())),
-        Step::UnitsUp => systemctl(
-            ctx,
-            match ctx.inst.unit_action {
-                Some(UnitAction::Start) => "start",
-                _ => "restart",
-            },
-        ),
-        Step::Announce => announce(ctx),
-        Step::UnitsDown => systemctl(ctx, "stop"),
-        Step::CommandsUp => commands(ctx, &ctx.inst.up, true),
-        Step::CommandsDown => commands(ctx, &ctx.inst.down, false),
-    }
-}
-
 /// How long a speaker started by the announcement step gets to come up and announce what
 /// it was started with, before the step sets the role over it.
 const SPEAKER_START: Duration = Duration::from_secs(10);
@@ -432,18 +337,13 @@ const SPEAKER_START: Duration = Duration::from_secs(10);
 /// what differs, read back; never a restart). A speaker that does not answer is said to be
 /// down loudly and started (never on STOP) through its unit; the step then fails until the
 /// speaker has a session to announce on.
-fn announce(ctx: &mut Ctx) -> anyhow::Result<StepResult> {
-    if ctx.inst.announce != Some(true) {
-        return Ok(StepResult::Skipped("announce not configured".into()));
-    }
-    let b = ctx
-        .s
+fn announce(s: &Settings, t: &Turn, target: hakit_bgp::Target) -> anyhow::Result<StepResult> {
+    let b = s
         .bgp
         .as_ref()
         .context("announce is set but the config file has no [bgp] table")?;
-    let target = announce_target(b, ctx.state);
     let prefixes = b.prefixes_text();
-    let err = match b.ensure(target, ctx.superseded) {
+    let err = match b.ensure(target, t.superseded) {
         Ok(a) if a.changed.is_empty() => {
             return Ok(StepResult::Unchanged(format!(
                 "{prefixes} already {target} on {}",
@@ -464,41 +364,41 @@ fn announce(ctx: &mut Ctx) -> anyhow::Result<StepResult> {
         }
         Err(e) => e,
     };
-    let Some(unit) = b.unit.as_deref().filter(|_| ctx.state != State::Stop) else {
+    let Some(unit) = b.unit.as_deref().filter(|_| t.state != State::Stop) else {
         return Err(err);
     };
-    let active = hakit_net::systemd::unit_state(&ctx.s.systemctl, unit, ctx.s.command_timeout)
+    let active = hakit_net::systemd::unit_state(&s.systemctl, unit, s.command_timeout)
         .is_ok_and(|u| u.active);
     if active {
         return Err(err);
     }
     error!(
         "{}: the bgp speaker is not running ({unit} inactive; {err:#}): starting it",
-        ctx.inst.name
+        t.inst.name
     );
     exec::run_ok_until(
-        &exec::argv(&[&ctx.s.systemctl, "start", unit]),
+        &exec::argv(&[&s.systemctl, "start", unit]),
         None,
-        ctx.s.command_timeout,
+        s.command_timeout,
         exec::OUTPUT_CAP,
-        ctx.superseded,
+        t.superseded,
     )?;
     // lelastic adds its paths (with the role it was started with) once its API is up:
     // setting the role before that would be overwritten.
     let first = b.prefixes[0];
     let until = Instant::now() + SPEAKER_START;
-    while !matches!(b.read(&first, ctx.superseded), Ok(hakit_bgp::Seen::Path(_)))
+    while !matches!(b.read(&first, t.superseded), Ok(hakit_bgp::Seen::Path(_)))
         && Instant::now() < until
     {
-        if let Some(why) = (ctx.superseded)() {
+        if let Some(why) = (t.superseded)() {
             bail!("superseded while {unit} started: {why}");
         }
         thread::sleep(Duration::from_millis(100));
     }
-    b.ensure(target, ctx.superseded)
+    b.ensure(target, t.superseded)
         .with_context(|| format!("{unit} was started but"))?;
     let up = b
-        .sessions(ctx.superseded)
+        .sessions(t.superseded)
         .map_or(0, |s| s.iter().filter(|s| s.established).count());
     if up == 0 {
         // Not retried here: the sessions take seconds (GoBGP waits 5-9 s to connect), and
@@ -523,15 +423,9 @@ const COMMIT_CLIENT: Duration = Duration::from_secs(120);
 /// once; an existing flow's packets are dropped (not NATed: the ruleset's forward and input
 /// chains) until its entry is committed. None (run in line, which says why it is nothing to
 /// do) when conntrackd is not configured, has no external cache, or already committed.
-fn start_commit(s: &Settings, t: &Turn) -> Option<anyhow::Result<Background>> {
-    let config = t.inst.conntrackd_config.clone()?;
-    if crate::conntrackd::external_cache_disabled(&config)
-        || (t.same && t.prev.conntrackd.as_deref() == Some("primary"))
-    {
-        return None;
-    }
+fn start_commit(s: &Settings, config: PathBuf) -> anyhow::Result<Background> {
     let (prog, retries) = (s.conntrackd.clone(), s.retries);
-    Some(Background::spawn("conntrackd-commit", move |stopped| {
+    Background::spawn("conntrackd-commit", move |stopped| {
         let stop_fn = || {
             stopped
                 .load(Ordering::Relaxed)
@@ -563,7 +457,7 @@ fn start_commit(s: &Settings, t: &Turn) -> Option<anyhow::Result<Background>> {
                 Err(e) => break StepResult::Failed(format!("{e:#}")),
             }
         }
-    }))
+    })
 }
 
 /// The provider claim: the floating IP claimed through the fip-claim library, on a thread
@@ -572,15 +466,17 @@ fn start_commit(s: &Settings, t: &Turn) -> Option<anyhow::Result<Background>> {
 /// return traffic. Retried with backoff until it succeeds, `fip_retry_for` runs out, or a
 /// newer state supersedes this one; a refusal (the IP belongs to a node outside the pair)
 /// is not retried. Joined before units and user commands run (the loop joins it).
-fn start_claim(s: &Settings, inst: &Instance) -> anyhow::Result<Background> {
+fn start_claim(
+    s: &Settings,
+    inst: &Instance,
+    ip: Option<IpAddr>,
+    limit: Duration,
+) -> anyhow::Result<Background> {
     let mut cfg = s
         .fip
         .clone()
         .context("fip_claim is set but the config file has no [fip] table with a provider")?;
-    cfg.ip = inst.fip_ip.or(cfg.ip);
-    let limit = inst
-        .fip_retry_for
-        .map_or(Duration::from_secs(300), |d| d.get());
+    cfg.ip = ip;
     let name = inst.name.clone();
     let runtime = s.runtime.clone();
     Background::spawn("fip-claim", move |stopped| {
