@@ -896,9 +896,11 @@ fn alert_rules_pass_promtool_and_their_unit_tests() {
         }
     }
     assert!(exprs.contains("hakit_nat_notify_fifo_heartbeat_timestamp_seconds"));
-    // Every runbook link names a section that exists.
-    let runbook = std::fs::read_to_string("docs/runbook-failover.md").unwrap();
-    let slugs: Vec<String> = runbook
+    // Every runbook link is absolute (Alertmanager and Grafana open it from anywhere: the
+    // base from the server's external label, else the project's docs) and names a section
+    // of the incident card that exists.
+    let card = std::fs::read_to_string("docs/incident-card.md").unwrap();
+    let slugs: Vec<String> = card
         .lines()
         .filter_map(|l| l.strip_prefix("## "))
         .map(|h| {
@@ -912,7 +914,15 @@ fn alert_rules_pass_promtool_and_their_unit_tests() {
     let mut links = 0;
     for l in rules.lines() {
         if let Some(url) = l.trim_start().strip_prefix("runbook_url: ") {
-            let anchor = url.trim_matches('"').split('#').nth(1).unwrap_or("");
+            let url = url.trim_matches(['"', '\'']);
+            assert!(
+                url.starts_with(
+                    "{{ with $externalLabels.hakit_runbook_base }}{{ . }}{{ else }}https://"
+                ),
+                "{url}: not absolute"
+            );
+            let (page, anchor) = url.rsplit_once('#').unwrap_or((url, ""));
+            assert!(page.ends_with("{{ end }}/incident-card.md"), "{url}");
             assert!(
                 slugs.iter().any(|s| s == anchor),
                 "{url}: no such section in {slugs:?}"
