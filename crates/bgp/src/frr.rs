@@ -1,0 +1,200 @@
+//! FRR through `vtysh`: the local path of a prefix from `show bgp`, a role written as
+//! `network PREFIX route-map ROLE` under `router bgp ASN` followed by an outbound soft
+//! refresh (so the route-map's community reaches the peers now), the sessions from `show
+//! bgp neighbors`. vtysh answers some refusals with exit 0 and a `%` line: the speaker's
+//! runner treats both as errors.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use serde_json::Value;
+
+use crate::{args, json, Community, Dialect, Role, Seen, Session, Target};
+
+/// FRR's bgpd, its `router bgp` AS and the route-maps that set each role's community.
+#[derive(Debug)]
+pub struct Frr {
+    pub asn: u32,
+    /// The route-maps of the primary and the secondary role.
+    pub maps: [String; 2],
+    /// vtysh's `--vty_socket` directory (FRR's own by default).
+    pub vty_socket: Option<PathBuf>,
+}
+
+impl Dialect for Frr {
+    fn name(&self) -> &'static str {
+        "frr"
+    }
+
+    fn program(&self) -> &'static str {
+        "vtysh"
+    }
+
+    fn connect_args(&self) -> Vec<String> {
+        match &self.vty_socket {
+            Some(d) => vec!["--vty_socket".into(), d.to_string_lossy().to_string()],
+            None => Vec::new(),
+        }
+    }
+
+    fn at(&self) -> String {
+        format!(
+            "FRR vty {}",
+            self.vty_socket
+                .as_ref()
+                .map_or("(default)".into(), |d| d.display().to_string())
+        )
+    }
+
+    fn read_args(&self, family: &str, prefix: &str) -> Vec<String> {
+        args(&["-c", &format!("show bgp {family} unicast {prefix} json")])
+    }
+
+    fn parse_read(&self, out: &str, _prefix: &str) -> anyhow::Result<Seen> {
+        parse_frr_prefix(out)
+    }
+
+    fn write_args(
+        &self,
+        family: &str,
+        prefix: &str,
+        target: Target,
+        _community: Option<Community>,
+    ) -> Vec<String> {
+        let network = match target {
+            Target::Announce(Role::Primary) => {
+                format!("network {prefix} route-map {}", self.maps[0])
+            }
+            Target::Announce(Role::Secondary) => {
+                format!("network {prefix} route-map {}", self.maps[1])
+            }
+            Target::Withdraw => format!("no network {prefix}"),
+        };
+        [
+            "configure terminal".to_string(),
+            format!("router bgp {}", self.asn),
+            format!("address-family {family} unicast"),
+            network,
+            "end".into(),
+            // The route-map's community reaches the peers now, not at the next route-map
+            // update timer.
+            format!("clear bgp {family} unicast * soft out"),
+        ]
+        .into_iter()
+        .flat_map(|c| ["-c".to_string(), c])
+        .collect()
+    }
+
+    fn sessions_args(&self) -> Vec<String> {
+        args(&["-c", "show bgp neighbors json"])
+    }
+
+    fn parse_sessions(&self, out: &str) -> anyhow::Result<Vec<Session>> {
+        parse_frr_neighbors(out)
+    }
+}
+
+/// `vtysh -c 'show bgp FAMILY unicast PREFIX json'`: `paths[]`, the local one with
+/// `"sourced": true` (or `"local": true`), communities under `community.list`.
+pub fn parse_frr_prefix(out: &str) -> anyhow::Result<Seen> {
+    let v = json(out, "vtysh show bgp")?;
+    let paths = v["paths"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+    for path in paths {
+        let local = path["sourced"] == Value::Bool(true) || path["local"] == Value::Bool(true);
+        if !local {
+            continue;
+        }
+        let mut comms = Vec::new();
+        for c in path["community"]["list"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+        {
+            let s = c
+                .as_str()
+                .context("vtysh show bgp: a community is not a string")?;
+            // Well-known names (no-export, …) are not role communities: skipped.
+            if let Ok(c) = s.parse::<Community>() {
+                comms.push(c);
+            }
+        }
+        return Ok(Seen::Path(comms));
+    }
+    Ok(Seen::Absent)
+}
+
+/// `vtysh -c 'show bgp neighbors json'`: `{ADDRESS: {bgpState}}`.
+pub fn parse_frr_neighbors(out: &str) -> anyhow::Result<Vec<Session>> {
+    let v = json(out, "vtysh show bgp neighbors")?;
+    let map = match &v {
+        Value::Null => return Ok(Vec::new()),
+        Value::Object(m) => m,
+        _ => bail!("vtysh show bgp neighbors: not an object"),
+    };
+    Ok(map
+        .iter()
+        .filter(|(_, n)| n.get("bgpState").is_some())
+        .map(|(k, n)| {
+            let state = n["bgpState"].as_str().unwrap_or("Unknown");
+            Session {
+                peer: hakit_core::logging::one_line(k),
+                established: state == "Established",
+                state: hakit_core::logging::one_line(state),
+            }
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::SECONDARY;
+
+    // Trimmed from Debian's FRR 8.4 `show bgp ipv4 unicast 203.0.113.10/32 json`.
+    const FRR_PREFIX: &str = r#"{"prefix":"203.0.113.10/32","paths":[
+      {"aspath":{"string":"65001"},"community":{"string":"65000:1","list":["65000:1"]},"peer":{"peerId":"2001:db8:ff::3"}},
+      {"aspath":{"string":"Local"},"sourced":true,"local":true,"community":{"string":"no-export 65000:2","list":["no-export","65000:2"]}}]}"#;
+
+    #[test]
+    fn frr_gives_the_sourced_path_role() {
+        let s = crate::Speaker::new(&crate::Config {
+            speaker: Some(crate::Kind::Frr),
+            prefixes: vec!["203.0.113.10/32".parse().unwrap()],
+            frr_asn: Some(65001),
+            ..crate::Config::default()
+        })
+        .unwrap();
+        let seen = parse_frr_prefix(FRR_PREFIX).unwrap();
+        assert_eq!(seen, Seen::Path(vec![SECONDARY]));
+        assert_eq!(s.describe(&seen), "secondary (65000:2)");
+        assert_eq!(parse_frr_prefix("{}").unwrap(), Seen::Absent);
+    }
+
+    #[test]
+    fn frr_commands_configure_the_route_map_and_refresh() {
+        let f = Frr {
+            asn: 65001,
+            maps: ["primary".into(), "secondary".into()],
+            vty_socket: Some("/run/frr-lab".into()),
+        };
+        assert_eq!(f.connect_args(), ["--vty_socket", "/run/frr-lab"]);
+        let w = f.write_args(
+            "ipv4",
+            "203.0.113.10/32",
+            Target::Announce(Role::Secondary),
+            None,
+        );
+        let cmds: Vec<&String> = w.iter().skip(1).step_by(2).collect();
+        assert_eq!(cmds[1], "router bgp 65001");
+        assert_eq!(cmds[3], "network 203.0.113.10/32 route-map secondary");
+        assert_eq!(cmds[5], "clear bgp ipv4 unicast * soft out");
+        assert!(w.iter().step_by(2).all(|a| a == "-c"));
+    }
+
+    #[test]
+    fn frr_sessions_parse() {
+        let f = r#"{"2001:db8:ff::1":{"bgpState":"Established"},"2001:db8:ff::4":{"bgpState":"Active"}}"#;
+        let s = parse_frr_neighbors(f).unwrap();
+        assert_eq!(s.iter().filter(|s| s.established).count(), 1);
+    }
+}

@@ -1,0 +1,290 @@
+//! The configured speaker: `[bgp]` validated, and a role brought to every announced prefix
+//! in place (read, write only what differs, read back), whatever the daemon: its commands
+//! are its [`Dialect`]'s.
+
+use std::{
+    net::{IpAddr, SocketAddr},
+    sync::Arc,
+    time::Duration,
+};
+
+use anyhow::{bail, Context};
+use hakit_core::{config::Cidr, duration::HDuration, exec};
+
+use crate::{
+    frr::Frr, gobgp::Gobgp, Community, Config, Demote, Dialect, Kind, Role, Seen, Session, Target,
+    GOBGP_API, MAX_OUTPUT, PRIMARY, SECONDARY, TIMEOUT,
+};
+
+/// The configured speaker, validated.
+#[derive(Debug, Clone)]
+pub struct Speaker {
+    pub kind: Kind,
+    pub program: String,
+    /// The daemon's command-line dialect (one file per speaker: gobgp.rs, frr.rs).
+    dialect: Arc<dyn Dialect>,
+    pub primary: Community,
+    pub secondary: Community,
+    pub prefixes: Vec<Cidr>,
+    pub fault: Demote,
+    pub stop: Demote,
+    pub unit: Option<String>,
+    pub timeout: Duration,
+}
+
+impl Speaker {
+    /// Validates `[bgp]` (every error is a configuration error: exit 2).
+    pub fn new(c: &Config) -> Result<Speaker, String> {
+        let kind = c
+            .speaker
+            .ok_or("[bgp] speaker is required (gobgp or frr)")?;
+        crate::config::networks(&c.prefixes)?;
+        let primary = crate::config::community(&c.primary, PRIMARY, "primary")?;
+        let secondary = crate::config::community(&c.secondary, SECONDARY, "secondary")?;
+        if primary == secondary {
+            return Err("[bgp] primary and secondary are the same community".into());
+        }
+        let api: SocketAddr = c
+            .gobgp_api
+            .as_deref()
+            .unwrap_or(GOBGP_API)
+            .parse()
+            .map_err(|_| "[bgp] gobgp_api: expected host:port, e.g. 127.0.0.1:50051".to_string())?;
+        let map = crate::config::route_map;
+        let maps = [
+            map(&c.frr_primary_route_map, "primary", "frr_primary_route_map")?,
+            map(
+                &c.frr_secondary_route_map,
+                "secondary",
+                "frr_secondary_route_map",
+            )?,
+        ];
+        // The one place that knows the speakers: each is a file behind `Dialect`.
+        let dialect: Arc<dyn Dialect> = match kind {
+            Kind::Gobgp => Arc::new(Gobgp { api }),
+            Kind::Frr => Arc::new(Frr {
+                asn: c
+                    .frr_asn
+                    .filter(|a| *a != 0)
+                    .ok_or("[bgp] frr_asn is required for speaker = \"frr\" (router bgp ASN)")?,
+                maps,
+                vty_socket: c.frr_vty_socket.clone(),
+            }),
+        };
+        crate::config::unit(c.unit.as_deref())?;
+        let program = c
+            .program
+            .clone()
+            .unwrap_or_else(|| dialect.program().to_string());
+        if program.is_empty() || program.starts_with('-') || program.contains('\0') {
+            return Err(format!("[bgp] program: {program:?} is not a program"));
+        }
+        Ok(Speaker {
+            kind,
+            program,
+            dialect,
+            primary,
+            secondary,
+            prefixes: c.prefixes.clone(),
+            fault: c.fault.unwrap_or(Demote::Secondary),
+            stop: c.stop.unwrap_or(Demote::Secondary),
+            unit: c.unit.clone(),
+            timeout: c.timeout.map_or(TIMEOUT, HDuration::get),
+        })
+    }
+
+    /// The prefixes, for messages: `203.0.113.10/32, 2001:db8::/64`.
+    pub fn prefixes_text(&self) -> String {
+        self.prefixes
+            .iter()
+            .map(Cidr::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    pub fn kind_name(&self) -> &'static str {
+        self.dialect.name()
+    }
+
+    /// The announced prefix that holds `ip`, and what the speaker originates for it.
+    pub fn read_ip(&self, ip: IpAddr, stop: exec::Stop) -> anyhow::Result<(Cidr, Seen)> {
+        let prefix = *self
+            .prefixes
+            .iter()
+            .find(|p| p.contains(ip))
+            .with_context(|| format!("[bgp] prefixes do not include {ip}"))?;
+        Ok((prefix, self.read(&prefix, stop)?))
+    }
+
+    /// The role these communities say, if any.
+    pub fn role_of(&self, seen: &Seen) -> Option<Role> {
+        match seen {
+            Seen::Path(c) if c.contains(&self.primary) => Some(Role::Primary),
+            Seen::Path(c) if c.contains(&self.secondary) => Some(Role::Secondary),
+            _ => None,
+        }
+    }
+
+    /// Whether `seen` is what `target` asks for.
+    pub fn is(&self, seen: &Seen, target: Target) -> bool {
+        match target {
+            Target::Withdraw => *seen == Seen::Absent,
+            Target::Announce(r) => match seen {
+                // Exactly one role community: a path tagged with both is ambiguous.
+                Seen::Path(c) => {
+                    self.role_of(seen) == Some(r)
+                        && !(c.contains(&self.primary) && c.contains(&self.secondary))
+                }
+                Seen::Absent => false,
+            },
+        }
+    }
+
+    /// Describes `seen` in a log line.
+    pub fn describe(&self, seen: &Seen) -> String {
+        match seen {
+            Seen::Absent => "not announced".into(),
+            Seen::Path(c) => {
+                let list = c.iter().map(Community::to_string).collect::<Vec<_>>();
+                match self.role_of(seen) {
+                    Some(r) => format!("{} ({})", r.name(), list.join(" ")),
+                    None => format!("announced without a role community ({})", list.join(" ")),
+                }
+            }
+        }
+    }
+
+    fn base(&self) -> anyhow::Result<Vec<String>> {
+        let prog = exec::find(&self.program)
+            .with_context(|| format!("bgp speaker {}", self.kind_name()))?;
+        let mut v = vec![prog.to_string_lossy().to_string()];
+        v.extend(self.dialect.connect_args());
+        Ok(v)
+    }
+
+    /// Runs one speaker command, stopped as soon as `stop` gives a reason (a newer state
+    /// superseded the transition driving the speaker).
+    fn run(&self, args: &[String], stop: exec::Stop) -> anyhow::Result<String> {
+        let mut argv = self.base()?;
+        argv.extend_from_slice(args);
+        let ran = exec::run_until(&argv, None, self.timeout, MAX_OUTPUT, stop)?;
+        // vtysh exits 0 for some refusals and prints "% ..." instead: both are errors.
+        let refused = ran
+            .stdout
+            .lines()
+            .chain(ran.stderr.lines())
+            .find(|l| l.trim_start().starts_with('%'));
+        if !ran.success() || refused.is_some() {
+            let line = refused.unwrap_or_else(|| ran.first_error_line());
+            let at = self.dialect.at();
+            bail!(
+                "{at}: {} {}: {} ({})",
+                self.kind_name(),
+                args.iter()
+                    .filter(|a| a.as_str() != "-c")
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                ran.status,
+                hakit_core::logging::one_line(line)
+            );
+        }
+        Ok(ran.stdout)
+    }
+
+    fn family(p: &Cidr) -> &'static str {
+        if p.addr.is_ipv4() {
+            "ipv4"
+        } else {
+            "ipv6"
+        }
+    }
+
+    /// What the speaker originates for `prefix` now.
+    pub fn read(&self, prefix: &Cidr, stop: exec::Stop) -> anyhow::Result<Seen> {
+        let p = prefix.to_string();
+        let out = self.run(&self.dialect.read_args(Self::family(prefix), &p), stop)?;
+        self.dialect.parse_read(&out, &p)
+    }
+
+    /// Makes the speaker announce `prefix` as `target` (no read-back: see [`Speaker::ensure`]).
+    pub fn write(&self, prefix: &Cidr, target: Target, stop: exec::Stop) -> anyhow::Result<()> {
+        let community = match target {
+            Target::Announce(r) => Some(self.community(r)),
+            Target::Withdraw => None,
+        };
+        let a =
+            self.dialect
+                .write_args(Self::family(prefix), &prefix.to_string(), target, community);
+        self.run(&a, stop).map(|_| ())
+    }
+
+    pub fn community(&self, r: Role) -> Community {
+        match r {
+            Role::Primary => self.primary,
+            Role::Secondary => self.secondary,
+        }
+    }
+
+    /// Brings every prefix to `target`: read, write only what differs, read back.
+    /// `stop` is asked before each prefix and stops a running speaker command.
+    pub fn ensure(&self, target: Target, stop: exec::Stop) -> anyhow::Result<Applied> {
+        let mut applied = Applied::default();
+        for p in &self.prefixes {
+            if let Some(why) = stop() {
+                bail!("superseded before {p}: {why}");
+            }
+            let before = self.read(p, stop)?;
+            if self.is(&before, target) {
+                applied.unchanged.push(*p);
+                continue;
+            }
+            self.write(p, target, stop)?;
+            let after = self.read(p, stop)?;
+            if !self.is(&after, target) {
+                bail!(
+                    "{} did not take {p} {target}: it is {} after the change",
+                    self.kind_name(),
+                    self.describe(&after)
+                );
+            }
+            applied.changed.push((*p, self.describe(&before)));
+        }
+        Ok(applied)
+    }
+
+    /// The role every prefix has now: `Some` when all agree.
+    pub fn current(&self, stop: exec::Stop) -> anyhow::Result<(Option<Target>, String)> {
+        let mut all = Vec::new();
+        let mut text = Vec::new();
+        for p in &self.prefixes {
+            let seen = self.read(p, stop)?;
+            text.push(format!("{p} {}", self.describe(&seen)));
+            all.push(match (&seen, self.role_of(&seen)) {
+                (Seen::Absent, _) => Some(Target::Withdraw),
+                (_, Some(r)) if self.is(&seen, Target::Announce(r)) => Some(Target::Announce(r)),
+                _ => None,
+            });
+        }
+        let first = all.first().copied().flatten();
+        let agreed = if all.iter().all(|t| *t == first) {
+            first
+        } else {
+            None
+        };
+        Ok((agreed, text.join(", ")))
+    }
+
+    /// The speaker's BGP sessions.
+    pub fn sessions(&self, stop: exec::Stop) -> anyhow::Result<Vec<Session>> {
+        let out = self.run(&self.dialect.sessions_args(), stop)?;
+        self.dialect.parse_sessions(&out)
+    }
+}
+
+/// What [`Speaker::ensure`] did: prefixes changed (with what they were) and unchanged.
+#[derive(Debug, Default, Clone)]
+pub struct Applied {
+    pub changed: Vec<(Cidr, String)>,
+    pub unchanged: Vec<Cidr>,
+}
