@@ -12,7 +12,7 @@ const GARP: &str = include_str!("../../net/src/garp.rs");
 const NOTIFY: &str = include_str!("../../notify/src/config.rs");
 const CHECK: &str = include_str!("../../check/src/config.rs");
 const FIP: &str = include_str!("../../fip/src/config.rs");
-const BGP: &str = include_str!("../../bgp/src/lib.rs");
+const BGP: &str = include_str!("../../bgp/src/config.rs");
 
 /// Each table of the file: its header, the struct that reads it, and where that struct is.
 pub const TABLES: [(&str, &str, &str); 10] = [
