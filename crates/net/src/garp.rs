@@ -115,12 +115,18 @@ fn ser_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
 /// Validates `plan` against the kernel's view of the interface and builds the frames.
 /// Every refusal is a usage error (exit 2): retrying cannot help.
 pub fn resolve(nl: &Netlink, plan: &Plan) -> anyhow::Result<Burst> {
-    if plan.count == 0 {
-        return Err(usage_error("count must be at least 1"));
-    }
     let link = nl
         .link_by_name(&plan.interface)?
         .ok_or_else(|| usage_error(format!("unknown interface {:?}", plan.interface)))?;
+    resolve_on(nl, plan, &link)
+}
+
+/// [`resolve`] on a link the caller has just looked up (nat-notify's address action: the
+/// interface is not looked up twice in one transition).
+pub fn resolve_on(nl: &Netlink, plan: &Plan, link: &Link) -> anyhow::Result<Burst> {
+    if plan.count == 0 {
+        return Err(usage_error("count must be at least 1"));
+    }
     if !link.up {
         return Err(usage_error(format!("interface {} is down", link.name)));
     }
@@ -211,7 +217,7 @@ pub fn resolve(nl: &Netlink, plan: &Plan) -> anyhow::Result<Burst> {
         }
     }
     Ok(Burst {
-        link,
+        link: link.clone(),
         frames: out,
         count: plan.count,
         interval: plan.interval,

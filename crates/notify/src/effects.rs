@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::{
     action::{resolve, Action, Observed, Resolved, Tables},
     config::Instance,
-    engine::{Host, Pending, Turn},
+    engine::{Host, Pending, Ran, Turn},
     event::State,
     plan::{plan, Step},
     report::{Ended, Report, StepReport, StepResult},
@@ -18,17 +18,17 @@ use crate::{
 
 /// What applies an action.
 pub trait Effects {
-    /// Applies `action` in line (the loop retries a retriable failure).
-    fn apply(&mut self, action: &Action, t: &mut Turn) -> anyhow::Result<StepResult>;
-    /// Starts a background action (the provider claim, conntrackd's commit).
-    fn start(&mut self, action: &Action, t: &Turn) -> anyhow::Result<Box<dyn Pending>>;
+    /// Applies `action`: in line, or started in the background when it runs there
+    /// ([`Action::background`]: the provider claim, conntrackd's commit). The loop retries
+    /// a retriable failure.
+    fn apply(&mut self, action: &Action, t: &mut Turn) -> anyhow::Result<Ran>;
     /// Waits for what the actions left running without a result of their own.
     fn settle(&mut self, t: &Turn);
     /// Whether this transition's address action added an address (observed, for GARP).
     fn added(&self) -> bool;
 }
 
-/// The loop's host over any [`Effects`]: each step resolved, then applied.
+/// The loop's host over any [`Effects`]: each step resolved once, then applied.
 pub struct Stepper<'a, E> {
     pub effects: E,
     tables: Tables<'a>,
@@ -52,19 +52,11 @@ impl<'a, E: Effects> Stepper<'a, E> {
 }
 
 impl<E: Effects> Host for Stepper<'_, E> {
-    fn run(&mut self, step: Step, t: &mut Turn) -> anyhow::Result<StepResult> {
+    fn run(&mut self, step: Step, t: &mut Turn) -> anyhow::Result<Ran> {
         match self.resolve(step, t)? {
-            Resolved::Skip(why) => Ok(StepResult::Skipped(why)),
-            Resolved::Unchanged(why) => Ok(StepResult::Unchanged(why)),
+            Resolved::Skip(why) => Ok(Ran::Done(StepResult::Skipped(why))),
+            Resolved::Unchanged(why) => Ok(Ran::Done(StepResult::Unchanged(why))),
             Resolved::Do(a) => self.effects.apply(&a, t),
-        }
-    }
-
-    fn start(&mut self, step: Step, t: &Turn) -> Option<anyhow::Result<Box<dyn Pending>>> {
-        match self.resolve(step, t) {
-            Ok(Resolved::Do(a)) if a.background() => Some(self.effects.start(&a, t)),
-            // A step that cannot be resolved fails in line, where the loop reports it.
-            _ => None,
         }
     }
 
@@ -94,13 +86,14 @@ pub struct Recorder {
 }
 
 impl Effects for Recorder {
-    fn apply(&mut self, action: &Action, _: &mut Turn) -> anyhow::Result<StepResult> {
+    fn apply(&mut self, action: &Action, _: &mut Turn) -> anyhow::Result<Ran> {
         self.applied.push(action.clone());
-        Ok(StepResult::Changed(action.describe()))
-    }
-    fn start(&mut self, action: &Action, _: &Turn) -> anyhow::Result<Box<dyn Pending>> {
-        self.applied.push(action.clone());
-        Ok(Box::new(Done(Some(StepResult::Changed(action.describe())))))
+        let done = StepResult::Changed(action.describe());
+        Ok(if action.background() {
+            Ran::Started(Box::new(Done(Some(done))))
+        } else {
+            Ran::Done(done)
+        })
     }
     fn settle(&mut self, _: &Turn) {}
     fn added(&self) -> bool {

@@ -117,15 +117,19 @@ pub struct Turn<'a> {
 /// and the world. [`crate::effects::Stepper`] resolves each step and applies its action
 /// (for real: [`crate::steps::Real`]); the tests' host below records and fails on demand.
 pub trait Host {
-    /// Runs `step` once (the loop retries a retriable failure).
-    fn run(&mut self, step: Step, t: &mut Turn) -> anyhow::Result<StepResult>;
-    /// Starts `step` in the background when it runs there for this instance (the provider
-    /// claim: a network API must not hold up the local data plane, nor it the API);
-    /// `None` runs it in line.
-    fn start(&mut self, step: Step, t: &Turn) -> Option<anyhow::Result<Box<dyn Pending>>>;
+    /// Runs `step` once: done in line, or started in the background (the provider claim:
+    /// a network API must not hold up the local data plane, nor it the API; conntrackd's
+    /// commit of a large cache). The loop retries a retriable failure.
+    fn run(&mut self, step: Step, t: &mut Turn) -> anyhow::Result<Ran>;
     /// Waits for what the steps left running that has no result of its own (later GARP
     /// rounds), at the end of the transition.
     fn settle(&mut self, t: &Turn);
+}
+
+/// What running a step did: its result, or a handle to it running in the background.
+pub enum Ran {
+    Done(StepResult),
+    Started(Box<dyn Pending>),
 }
 
 /// A step running in the background.
@@ -278,30 +282,19 @@ pub fn run(
             background.drain(..).partition(|b| step.waits_for(b.step));
         background = later;
         failed |= join(now, &mut turn, &mut report);
-        if let Some(started) = host.start(step, &turn) {
-            match started {
-                Ok(pending) => {
-                    // Its place in the report, filled in when it is joined.
-                    let running = StepResult::Planned("running".into());
-                    report.steps.push(StepReport::new(step, running, 0.0));
-                    background.push(Started {
-                        step,
-                        at: Instant::now(),
-                        pending,
-                    });
-                }
-                Err(e) => {
-                    let r = StepResult::Failed(format!("{e:#}"));
-                    failed |= record_step(&mut turn, &mut report, step, r, 0.0);
-                }
-            }
-            continue;
-        }
         let t = Instant::now();
         let mut attempt = 0;
         let result = loop {
             match host.run(step, &mut turn) {
-                Ok(r) => break r,
+                Ok(Ran::Done(r)) => break Some(r),
+                Ok(Ran::Started(pending)) => {
+                    background.push(Started {
+                        step,
+                        at: t,
+                        pending,
+                    });
+                    break None;
+                }
                 Err(e) if step.retriable() && attempt < s.retries && superseded().is_none() => {
                     attempt += 1;
                     let pause = retry_pause(attempt);
@@ -313,8 +306,14 @@ pub fn run(
                     );
                     thread::sleep(pause);
                 }
-                Err(e) => break StepResult::Failed(format!("{e:#}")),
+                Err(e) => break Some(StepResult::Failed(format!("{e:#}"))),
             }
+        };
+        let Some(result) = result else {
+            // Its place in the report, filled in when it is joined.
+            let running = StepResult::Planned("running".into());
+            report.steps.push(StepReport::new(step, running, 0.0));
+            continue;
         };
         let ms = t.elapsed().as_secs_f64() * 1000.0;
         failed |= record_step(&mut turn, &mut report, step, result, ms);
@@ -496,7 +495,23 @@ mod tests {
     }
 
     impl Host for Fake {
-        fn run(&mut self, step: Step, t: &mut Turn) -> anyhow::Result<StepResult> {
+        fn run(&mut self, step: Step, t: &mut Turn) -> anyhow::Result<Ran> {
+            let background = match step {
+                Step::Fip if t.inst.fip_claim == Some(true) => Some(("fip_claim", self.claim)),
+                Step::ConntrackdCommit if self.commit_background => {
+                    Some(("conntrackd_commit", Claim::After(1)))
+                }
+                _ => None,
+            };
+            if let Some((name, claim)) = background {
+                self.log.borrow_mut().push(format!("start {name}"));
+                return Ok(Ran::Started(Box::new(FakeClaim {
+                    name,
+                    log: self.log.clone(),
+                    claim,
+                    stopped: false,
+                })));
+            }
             self.log.borrow_mut().push(step.name().to_string());
             self.same.push(t.same);
             if let Some(n) = self.fail.get_mut(&step) {
@@ -505,28 +520,11 @@ mod tests {
                     anyhow::bail!("{} broke", step.name());
                 }
             }
-            Ok(if t.same {
+            Ok(Ran::Done(if t.same {
                 StepResult::Unchanged("as before".into())
             } else {
                 StepResult::Changed("done".into())
-            })
-        }
-
-        fn start(&mut self, step: Step, t: &Turn) -> Option<anyhow::Result<Box<dyn Pending>>> {
-            let (name, claim) = match step {
-                Step::Fip if t.inst.fip_claim == Some(true) => ("fip_claim", self.claim),
-                Step::ConntrackdCommit if self.commit_background => {
-                    ("conntrackd_commit", Claim::After(1))
-                }
-                _ => return None,
-            };
-            self.log.borrow_mut().push(format!("start {name}"));
-            Some(Ok(Box::new(FakeClaim {
-                name,
-                log: self.log.clone(),
-                claim,
-                stopped: false,
-            })))
+            }))
         }
 
         fn settle(&mut self, _: &Turn) {

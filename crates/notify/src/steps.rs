@@ -19,7 +19,7 @@ use anyhow::{bail, Context};
 use hakit_core::config::Cidr;
 use hakit_core::debug;
 use hakit_core::exec;
-use hakit_net::{garp, nft::Snat, Change, Netlink};
+use hakit_net::{garp, nft::Snat, Change, Link, Netlink};
 use log::{error, info, warn};
 
 use crate::{
@@ -27,7 +27,7 @@ use crate::{
     config::Instance,
     conntrackd::{Conntrackd, Starter},
     effects::{Effects, Stepper},
-    engine::{Pending, Settings, Supersede, Turn},
+    engine::{Pending, Ran, Settings, Supersede, Turn},
     event::State,
     report::StepResult,
 };
@@ -38,9 +38,9 @@ pub struct Real<'a> {
     s: &'a Settings,
     nl: &'a Netlink,
     added: Vec<IpAddr>,
-    /// This transition's address action put (or found) every floating IP on the interface,
-    /// so GARP need not dump the addresses again to check them.
-    addresses_on: bool,
+    /// The interface this transition's address action put (or found) every floating IP on:
+    /// GARP neither looks the link up again nor dumps the addresses to check them.
+    addresses_on: Option<Link>,
     garp_rest: Option<JoinHandle<anyhow::Result<garp::Report>>>,
 }
 
@@ -50,57 +50,31 @@ impl<'a> Real<'a> {
             s,
             nl,
             added: Vec::new(),
-            addresses_on: false,
+            addresses_on: None,
             garp_rest: None,
         }
     }
 }
 
 impl Effects for Real<'_> {
-    fn apply(&mut self, action: &Action, t: &mut Turn) -> anyhow::Result<StepResult> {
+    fn apply(&mut self, action: &Action, t: &mut Turn) -> anyhow::Result<Ran> {
         let s = self.s;
-        match action {
+        let done = match action {
             Action::ConntrackdCommit { config } => {
-                conntrackd(s, config, t.superseded).commit()?;
-                Ok(StepResult::Changed(
-                    "external cache committed to the kernel".into(),
-                ))
+                return Ok(Ran::Started(Box::new(start_commit(s, config.clone())?)))
             }
-            Action::Conntrackd { config, role, .. } => {
-                let c = conntrackd(s, config, t.superseded);
-                let name = match role {
-                    Role::Primary => {
-                        c.primary()?;
-                        "primary"
-                    }
-                    Role::Fault => {
-                        c.fault()?;
-                        "fault"
-                    }
-                    Role::Backup { start } => {
-                        let starter = if *start {
-                            Starter::for_this_node(&s.systemctl)
-                        } else {
-                            Starter::Never
-                        };
-                        if !c.backup(&starter)? {
-                            return Ok(StepResult::Unchanged(
-                                "conntrackd is not running; not started on STOP".into(),
-                            ));
-                        }
-                        "backup"
-                    }
-                };
-                t.rec.conntrackd = Some(name.to_string());
-                Ok(StepResult::Changed(format!("conntrackd now {name}")))
+            Action::Claim { ip, retry_for } => {
+                let claim = start_claim(s, t.inst, *ip, *retry_for)?;
+                return Ok(Ran::Started(Box::new(claim)));
             }
-            Action::Addresses { dev, add, cidrs } => self.addresses(dev, *add, cidrs),
+            Action::Conntrackd { config, role, .. } => conntrackd_role(s, t, config, *role)?,
+            Action::Addresses { dev, add, cidrs } => self.addresses(dev, *add, cidrs)?,
             Action::Garp {
                 dev,
                 ips,
                 rounds,
                 interval,
-            } => self.garp(dev, ips, *rounds, *interval),
+            } => self.garp(dev, ips, *rounds, *interval)?,
             Action::Snat {
                 ensure,
                 table,
@@ -118,36 +92,27 @@ impl Effects for Real<'_> {
                     timeout: s.command_timeout,
                     stop: t.superseded,
                 };
-                Ok(match (ensure, *ensure && n.ensure()?) {
-                    (true, true) => {
-                        StepResult::Changed(format!("SNAT {source} -> {to} on {oifname} added"))
+                let rule = format!("SNAT {source} -> {to}");
+                if *ensure {
+                    if n.ensure()? {
+                        StepResult::Changed(format!("{rule} on {oifname} added"))
+                    } else {
+                        StepResult::Unchanged(format!("{rule} present"))
                     }
-                    (true, false) => {
-                        StepResult::Unchanged(format!("SNAT {source} -> {to} present"))
-                    }
-                    (false, _) if n.remove()? => {
-                        StepResult::Changed(format!("SNAT {source} -> {to} removed"))
-                    }
-                    (false, _) => StepResult::Unchanged("no hakit SNAT rule present".into()),
-                })
+                } else if n.remove()? {
+                    StepResult::Changed(format!("{rule} removed"))
+                } else {
+                    StepResult::Unchanged("no hakit SNAT rule present".into())
+                }
             }
-            Action::Claim { .. } => bail!("the provider claim runs in the background"),
-            Action::Announce { target, .. } => announce(s, t, *target),
-            Action::Units { verb, units } => systemctl(s, t, verb, units),
+            Action::Announce { target, .. } => announce(s, t, *target)?,
+            Action::Units { verb, units } => systemctl(s, t, verb, units)?,
             Action::Commands {
                 argv,
                 stop_at_first,
-            } => commands(s, t, argv, *stop_at_first),
-        }
-    }
-
-    fn start(&mut self, action: &Action, t: &Turn) -> anyhow::Result<Box<dyn Pending>> {
-        let b = match action {
-            Action::Claim { ip, retry_for } => start_claim(self.s, t.inst, *ip, *retry_for)?,
-            Action::ConntrackdCommit { config } => start_commit(self.s, config.clone())?,
-            _ => bail!("{} is not a background action", action.describe()),
+            } => commands(s, t, argv, *stop_at_first)?,
         };
-        Ok(Box::new(b))
+        Ok(Ran::Done(done))
     }
 
     fn settle(&mut self, t: &Turn) {
@@ -169,16 +134,12 @@ impl Effects for Real<'_> {
 }
 
 impl Real<'_> {
-    fn link_index(&self, dev: &str) -> anyhow::Result<u32> {
-        Ok(self
+    fn addresses(&mut self, dev: &str, add: bool, cidrs: &[Cidr]) -> anyhow::Result<StepResult> {
+        let link = self
             .nl
             .link_by_name(dev)?
-            .with_context(|| format!("interface {dev} does not exist"))?
-            .index)
-    }
-
-    fn addresses(&mut self, dev: &str, add: bool, cidrs: &[Cidr]) -> anyhow::Result<StepResult> {
-        let index = self.link_index(dev)?;
+            .with_context(|| format!("interface {dev} does not exist"))?;
+        let index = link.index;
         let (mut changed, mut same) = (Vec::new(), Vec::new());
         for c in cidrs {
             let r = if add {
@@ -194,7 +155,7 @@ impl Real<'_> {
                 self.added.push(c.addr);
             }
         }
-        self.addresses_on = add;
+        self.addresses_on = add.then_some(link);
         let (done, prep, already) = if add {
             ("added", "to", "on")
         } else {
@@ -214,16 +175,20 @@ impl Real<'_> {
         rounds: u32,
         interval: Duration,
     ) -> anyhow::Result<StepResult> {
+        let on = self.addresses_on.as_ref().filter(|l| l.name == dev);
         let plan = garp::Plan {
             interface: dev.to_string(),
             ips: ips.to_vec(),
             count: 1,
             interval,
             reply: false,
-            force: self.addresses_on,
+            force: on.is_some(),
             router: None,
         };
-        let burst = garp::resolve(self.nl, &plan)?;
+        let burst = match on {
+            Some(link) => garp::resolve_on(self.nl, &plan, link)?,
+            None => garp::resolve(self.nl, &plan)?,
+        };
         let first = burst.send()?;
         if rounds > 1 {
             let mut rest = burst.clone();
@@ -258,6 +223,41 @@ pub fn transition(
     };
     let mut host = Stepper::new(Real::new(s, nl), tables);
     crate::engine::run(&mut host, s, inst, state, gen, superseded)
+}
+
+/// Commands conntrackd's role and notes it in the record.
+fn conntrackd_role(
+    s: &Settings,
+    t: &mut Turn,
+    config: &std::path::Path,
+    role: Role,
+) -> anyhow::Result<StepResult> {
+    let c = conntrackd(s, config, t.superseded);
+    let name = match role {
+        Role::Primary => {
+            c.primary()?;
+            "primary"
+        }
+        Role::Fault => {
+            c.fault()?;
+            "fault"
+        }
+        Role::Backup { start } => {
+            let starter = if start {
+                Starter::for_this_node(&s.systemctl)
+            } else {
+                Starter::Never
+            };
+            if !c.backup(&starter)? {
+                return Ok(StepResult::Unchanged(
+                    "conntrackd is not running; not started on STOP".into(),
+                ));
+            }
+            "backup"
+        }
+    };
+    t.rec.conntrackd = Some(name.to_string());
+    Ok(StepResult::Changed(format!("conntrackd now {name}")))
 }
 
 fn conntrackd<'c>(s: &Settings, config: &std::path::Path, stop: Supersede<'c>) -> Conntrackd<'c> {
