@@ -703,5 +703,15 @@ grep -q 'want exactly one' "$run/ansible-split.log" || fail "ansible: validate.y
 inside b nft delete table ip hksplit
 wait_for 30 "the pair heals once VRRP is heard again" master_is a || { show_status; exit 1; }
 ok "ansible: validate.yml fails on a planted split brain (both MASTER) and says so"
+# validate.yml started while the other node holds the role (gw-a just started, within its
+# preempt_delay, as right after the role ran on a pair whose gw-b came up first): it waits
+# for the pair at rest, then fails over from the preferred node and back.
+inside a systemctl stop keepalived.service
+wait_for 10 "gw-b takes over from the stopped gw-a" master_is b || { show_status; exit 1; }
+inside a systemctl start keepalived.service
+play preempt validate.yml || { tail -n 40 "$run/ansible-preempt.log" >&2; fail "ansible: validate.yml failed when started while gw-b held the role"; }
+grep -q 'graceful failover: gw-b took over' "$run/ansible-preempt.log" || fail "ansible: validate.yml did not fail over from the preferred gw-a: $(grep -m3 'took over' "$run/ansible-preempt.log")"
+master_is a || { show_status; fail "ansible: gw-a is not the only MASTER after validate.yml"; }
+ok "ansible: validate.yml waits out preempt_delay when the other node holds the role, then fails over from the preferred one"
 
 echo "systemd-lab: all checks passed in $(( $(date +%s) - t_start )) s"
