@@ -61,19 +61,27 @@ pub fn find(prog: &str) -> anyhow::Result<PathBuf> {
         .map_err(|_| anyhow!("{prog}: program not found on PATH"))
 }
 
-/// Variables that hold provider credentials: read once by hakit, never handed to a child
-/// (`nft`, `systemctl`, a conntrackd daemon that would keep them for life, user commands).
-pub const SECRET_VARS: [&str; 9] = [
-    "HCLOUD_TOKEN",
-    "LINODE_TOKEN",
-    "LINODE_CLI_TOKEN",
-    "DIGITALOCEAN_TOKEN",
-    "DIGITALOCEAN_ACCESS_TOKEN",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECURITY_TOKEN",
-];
+/// Whether an environment variable holds a secret, by its name: a token, a secret key, a
+/// password, credentials (every provider's: `HCLOUD_TOKEN`, `LINODE_CLI_TOKEN`,
+/// `DIGITALOCEAN_ACCESS_TOKEN`, `AWS_SECRET_ACCESS_KEY`, `AWS_ACCESS_KEY_ID`,
+/// `AWS_SESSION_TOKEN`...). A rule, not a list: a provider declares the variables it reads
+/// in its own file, and a new one is kept from children without an edit here (the
+/// provider crate's test holds each of them to this rule).
+pub fn is_secret(name: &str) -> bool {
+    let n = name.to_ascii_uppercase();
+    [
+        "TOKEN",
+        "SECRET",
+        "PASSWORD",
+        "PASSWD",
+        "CREDENTIAL",
+        "ACCESS_KEY",
+        "API_KEY",
+        "APIKEY",
+    ]
+    .iter()
+    .any(|w| n.contains(w))
+}
 
 /// Asked every 50 ms while a child runs: `Some(reason)` stops it, its whole process
 /// group, at once (a transition that a newer state superseded must not keep the instance
@@ -156,8 +164,12 @@ fn spawn_and_wait(
         // Own process group, so a timeout kills the command and everything it started.
         .process_group(0);
     if !credentials {
-        for v in SECRET_VARS {
-            cmd.env_remove(v);
+        // Read once by hakit, never handed to a child (`nft`, `systemctl`, a conntrackd
+        // daemon that would keep them for life, user commands).
+        for (name, _) in std::env::vars_os() {
+            if is_secret(&name.to_string_lossy()) {
+                cmd.env_remove(name);
+            }
         }
     }
     default_signals(&mut cmd);
@@ -441,9 +453,12 @@ mod tests {
     fn children_get_default_signals_and_no_secrets() {
         use nix::sys::signal::Signal;
         let old = hakit_sys::signal::ignore(Signal::SIGHUP).unwrap();
-        // A secret in our own environment, as a token variable would be (no other test of
-        // this binary reads or writes it).
+        // Secrets in our own environment, as token variables would be (no other test of
+        // this binary reads or writes them): a provider's, and one of a provider hakit does
+        // not have yet (the rule keeps it too).
         std::env::set_var("HCLOUD_TOKEN", "hakit-test-secret");
+        std::env::set_var("EXAMPLECLOUD_API_TOKEN", "hakit-test-secret-2");
+        std::env::set_var("HAKIT_TEST_PLAIN", "hakit-test-plain");
         let r = run(
             &argv(&["sh", "-c", "grep -E '^SigIgn' /proc/self/status; env"]),
             None,
@@ -465,13 +480,15 @@ mod tests {
             0,
             "SIGHUP still ignored: {ign}"
         );
-        for v in SECRET_VARS {
+        for v in ["HCLOUD_TOKEN", "EXAMPLECLOUD_API_TOKEN"] {
             assert!(
                 !r.stdout.contains(&format!("{v}=")),
                 "{v} reached the child"
             );
         }
         assert!(!r.stdout.contains("hakit-test-secret"));
+        // Not everything is removed: a variable that is no secret reaches the child.
+        assert!(r.stdout.contains("HAKIT_TEST_PLAIN=hakit-test-plain"));
     }
 
     fn libc_sighup() -> i32 {

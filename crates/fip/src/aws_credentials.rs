@@ -208,7 +208,7 @@ fn static_keys(p: &Profile) -> Option<Credentials> {
     })
 }
 
-/// The variables credentials are read from (kept from every child: `SECRET_VARS`).
+/// The variables credentials are read from (kept from every child: `hakit_core::exec::is_secret`).
 pub const SECRET_ENV: &[&str] = &[
     "AWS_ACCESS_KEY_ID",
     "AWS_SECRET_ACCESS_KEY",

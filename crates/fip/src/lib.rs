@@ -187,8 +187,8 @@ impl Session {
 #[cfg(test)]
 mod tests {
     /// Every variable a provider reads a credential from is one the children never get
-    /// (`hakit_core::exec::SECRET_VARS`): a provider added without it would hand its token
-    /// to `nft`, `systemctl` and every user command.
+    /// (`hakit_core::exec::is_secret`): a provider whose token variable the rule missed
+    /// would hand it to `nft`, `systemctl` and every user command.
     #[test]
     fn every_credential_variable_is_kept_from_children() {
         let read = [
@@ -199,8 +199,8 @@ mod tests {
         ];
         for v in read.iter().flat_map(|r| r.iter()) {
             assert!(
-                hakit_core::exec::SECRET_VARS.contains(v),
-                "{v} is read as a credential but not in SECRET_VARS"
+                hakit_core::exec::is_secret(v),
+                "{v} is read as a credential but exec would hand it to children"
             );
         }
     }
