@@ -235,17 +235,7 @@ pub enum Cmd {
 }
 
 pub const AFTER_HELP: &str = "\
-keepalived.conf:
-  vrrp_script chk_gateway {
-      script \"/usr/sbin/ha-check --interval 1s\"
-      interval 1
-      timeout 2
-      fall 2
-      rise 2
-      weight -30
-  }
-
-
+keepalived.conf (as hakit-setup renders keepalived/*.conf.in):
   # ha-check monitor (hakit-monitor.service): keepalived acts on the file at once
   track_file hakit_uplink {
       file /run/hakit-monitor/uplink
@@ -253,11 +243,21 @@ keepalived.conf:
       init_file 1         # FAULT until the monitor has a verdict
   }
   vrrp_script chk_hakit_monitor {
-      script \"/usr/sbin/ha-check monitor-alive\"
+      script \"/usr/sbin/ha-check --config /etc/hakit/hakit.toml monitor-alive\"
       interval 1
+      timeout 1
       fall 2
       rise 1
-      weight -60          # a dead monitor demotes the node
+      weight -30          # a dead monitor demotes the node
+  }
+  # or, for keepalived without track_file, every probe once a second:
+  vrrp_script chk_hakit {
+      script \"/usr/sbin/ha-check --config /etc/hakit/hakit.toml --interval 1s\"
+      interval 1
+      timeout 1
+      fall 2
+      rise 2
+      weight -30
   }
 
 Exit codes:

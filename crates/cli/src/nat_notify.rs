@@ -66,6 +66,12 @@ pub enum Cmd {
         path: PathBuf,
     },
     /// Show the node's state per instance; exit 1 if it is inconsistent
+    ///
+    /// Per instance: the state nat-notify recorded and keepalived's, the floating IPs,
+    /// the SNAT rule, the route out, units, conntrackd, the provider's owner of the IP and
+    /// the BGP announcement where configured, the uplink monitor's verdict or drain; then
+    /// every problem found, one line each (the man page lists them all).
+    #[command(after_help = STATUS_EXIT)]
     Status,
 }
 
@@ -180,10 +186,13 @@ pub enum UnitAction {
 
 pub const AFTER_HELP: &str = "\
 keepalived.conf, three ways (snippets in keepalived/):
-  notify_master \"/usr/sbin/nat-notify master --instance VI_1\"   (also backup, fault, stop)
-  notify \"/usr/sbin/nat-notify\"          keepalived appends INSTANCE NAME STATE PRIORITY
-  vrrp_notify_fifo /run/keepalived.fifo
-  vrrp_notify_fifo_script \"/usr/sbin/nat-notify fifo\"   recommended: events arrive in order
+  vrrp_notify_fifo /run/keepalived/vrrp_notify.fifo
+  vrrp_notify_fifo_script \"/usr/sbin/nat-notify --config /etc/hakit/hakit.toml fifo\"
+      recommended (global_defs): events arrive in order
+  notify \"/usr/sbin/nat-notify --config /etc/hakit/hakit.toml\"
+      keepalived appends INSTANCE NAME STATE PRIORITY
+  notify_master \"/usr/sbin/nat-notify --config /etc/hakit/hakit.toml master --instance VI_1\"
+      also notify_backup, notify_fault, notify_stop
 
 Exit codes:
   0  converged (or nothing to do, or unknown instance ignored)
@@ -192,6 +201,12 @@ Exit codes:
   3  superseded by a newer state before finishing; the newer hook converges
   fifo mode runs until keepalived closes the FIFO, then exits 0; each event's outcome
   is logged (a failed event never stops the reader)";
+
+const STATUS_EXIT: &str = "\
+Exit codes:
+  0  every instance is consistent (no problem line)
+  1  at least one problem: the node is inconsistent (each printed, also with --json)
+  2  usage or configuration error";
 
 impl InstanceArgs {
     pub fn any(&self) -> bool {

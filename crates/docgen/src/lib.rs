@@ -14,6 +14,9 @@ use std::{
 use anyhow::{Context, Result};
 
 pub mod config_man;
+pub mod examples;
+#[cfg(test)]
+mod snippets;
 use clap::{Command, CommandFactory};
 use clap_complete::Shell;
 use roff::{bold, roman, Roff};
@@ -40,30 +43,95 @@ pub fn man_pages(cmd: &Command, dir: &Path) -> Result<Vec<PathBuf>> {
     let mut cmd = cmd.clone().disable_help_subcommand(true);
     cmd.build();
     let mut written = Vec::new();
-    render_man(&cmd, dir, &mut written)?;
+    render_man(&cmd, dir, &[], &mut written)?;
     Ok(written)
 }
 
-fn render_man(cmd: &Command, dir: &Path, written: &mut Vec<PathBuf>) -> Result<()> {
+fn render_man(
+    cmd: &Command,
+    dir: &Path,
+    inherited: &[Section],
+    written: &mut Vec<PathBuf>,
+) -> Result<()> {
     let man = clap_mangen::Man::new(cmd.clone())
         .section(SECTION)
         .manual("hakit")
         .source(format!("hakit {}", env!("CARGO_PKG_VERSION")));
-    let page = dir.join(man.get_filename());
+    let file = man.get_filename();
+    let page = dir.join(&file);
+    let name = file.strip_suffix(&format!(".{SECTION}")).unwrap_or(&file);
+    let sections = page_sections(cmd, name, inherited);
     let mut buf = Vec::new();
-    render_page(&man, cmd, &mut buf).with_context(|| format!("rendering {}", page.display()))?;
+    render_page(&man, cmd, &sections, &mut buf)
+        .with_context(|| format!("rendering {}", page.display()))?;
     write(&page, &buf)?;
     written.push(page);
+    // A subcommand's page has its parent's EXIT STATUS unless its help says its own.
+    let exit: Vec<Section> = sections
+        .into_iter()
+        .filter(|s| s.title == "EXIT STATUS")
+        .collect();
     for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
-        render_man(sub, dir, written)?;
+        render_man(sub, dir, &exit, written)?;
     }
     Ok(())
+}
+
+/// A man section made from help text (or the examples table): its title, an optional
+/// first line naming it in full, and its lines, set without filling.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Section {
+    pub title: String,
+    pub lead: Option<String>,
+    pub lines: Vec<String>,
+}
+
+/// The sections of page `name` after clap's: its help text's, then EXIT STATUS from its
+/// parent if it has none of its own, then EXAMPLES from [`examples`] if it has none, then
+/// the problems `nat-notify status` reports on its own page.
+fn page_sections(cmd: &Command, name: &str, inherited: &[Section]) -> Vec<Section> {
+    let mut sections = match cmd.get_after_long_help().or_else(|| cmd.get_after_help()) {
+        Some(text) => after_help_sections(&text.to_string()),
+        None => Vec::new(),
+    };
+    let has = |v: &[Section], t: &str| v.iter().any(|s| s.title == t);
+    if !has(&sections, "EXAMPLES") {
+        if let Some(lines) = examples::lines(name) {
+            sections.push(Section {
+                title: "EXAMPLES".into(),
+                lead: None,
+                lines,
+            });
+        }
+    }
+    if !has(&sections, "EXIT STATUS") {
+        sections.extend(inherited.iter().cloned());
+    }
+    if name == "nat-notify-status" {
+        sections.push(Section {
+            title: "PROBLEMS".into(),
+            lead: Some(
+                "Each problem is one line after the instance's; any problem makes the exit status 1"
+                    .into(),
+            ),
+            lines: hakit_notify::status::PROBLEMS
+                .iter()
+                .flat_map(|(line, why)| [format!("  {}", readable(line)), format!("      {why}")])
+                .collect(),
+        });
+    }
+    sections
 }
 
 /// clap_mangen's sections, then the after-help text as real man sections (EXIT STATUS,
 /// EXAMPLES, ...) kept in no-fill mode so tables and keepalived snippets stay aligned,
 /// then FILES and SEE ALSO.
-fn render_page(man: &clap_mangen::Man, cmd: &Command, w: &mut Vec<u8>) -> std::io::Result<()> {
+fn render_page(
+    man: &clap_mangen::Man,
+    cmd: &Command,
+    sections: &[Section],
+    w: &mut Vec<u8>,
+) -> std::io::Result<()> {
     man.render_title(w)?;
     man.render_name_section(w)?;
     man.render_synopsis_section(w)?;
@@ -75,8 +143,17 @@ fn render_page(man: &clap_mangen::Man, cmd: &Command, w: &mut Vec<u8>) -> std::i
         man.render_subcommands_section(w)?;
     }
     let mut roff = Roff::new();
-    if let Some(text) = cmd.get_after_long_help().or_else(|| cmd.get_after_help()) {
-        after_help_sections(&mut roff, &text.to_string());
+    for sec in sections {
+        roff.control("SH", [sec.title.as_str()]);
+        if let Some(lead) = &sec.lead {
+            roff.text([roman(format!("{lead}:"))]);
+        }
+        roff.control("PP", []);
+        roff.control("nf", []);
+        for line in &sec.lines {
+            roff.text([roman(line.as_str())]);
+        }
+        roff.control("fi", []);
     }
     let top = cmd
         .get_name()
@@ -109,13 +186,48 @@ fn render_page(man: &clap_mangen::Man, cmd: &Command, w: &mut Vec<u8>) -> std::i
     roff.to_writer(w)
 }
 
+/// A format string as a reader sees it: each `{…}` placeholder as "..." (ASCII: groff
+/// in the C locale has no ellipsis).
+fn readable(fmt: &str) -> String {
+    let mut out = String::new();
+    let mut depth = 0;
+    for c in fmt.chars() {
+        match c {
+            '{' => {
+                if depth == 0 {
+                    out.push_str("...");
+                }
+                depth += 1;
+            }
+            '}' if depth > 0 => depth -= 1,
+            _ if depth == 0 => out.push(c),
+            _ => {}
+        }
+    }
+    out
+}
+
 /// Splits help text like "Exit codes:\n  0  ...\n\nExamples:\n  ..." into sections. A
-/// paragraph's first line names it: "Exit codes" becomes EXIT STATUS, "keepalived.conf,
-/// three ways (...)" becomes KEEPALIVED.CONF with the full line kept as its first line.
-fn after_help_sections(roff: &mut Roff, text: &str) {
+/// paragraph whose first line is unindented and ends in ':' starts one: "Exit codes"
+/// becomes EXIT STATUS, "keepalived.conf, three ways (...)" becomes KEEPALIVED.CONF with
+/// the full line kept as its lead; any other paragraph continues the section before it.
+pub fn after_help_sections(text: &str) -> Vec<Section> {
+    let mut out: Vec<Section> = Vec::new();
     for para in text.split("\n\n") {
-        let mut lines = para.lines();
-        let Some(first) = lines.next() else { continue };
+        let mut lines = para.lines().peekable();
+        let Some(first) = lines.peek().copied() else {
+            continue;
+        };
+        let heading = !first.starts_with(' ') && first.ends_with(':');
+        match out.last_mut() {
+            Some(last) if !heading => {
+                last.lines.push(String::new());
+                last.lines.extend(lines.map(str::to_string));
+                continue;
+            }
+            _ => {}
+        }
+        lines.next();
         let head = first.trim_end_matches(':');
         let short = head
             .split([',', '(', ':'])
@@ -127,17 +239,15 @@ fn after_help_sections(roff: &mut Roff, text: &str) {
             "EXIT CODES" => "EXIT STATUS".to_string(),
             _ => short,
         };
-        roff.control("SH", [title.as_str()]);
-        if !head.eq_ignore_ascii_case(&title) && head.to_uppercase() != "EXIT CODES" {
-            roff.text([roman(format!("{head}:"))]);
-        }
-        roff.control("PP", []);
-        roff.control("nf", []);
-        for line in lines {
-            roff.text([roman(line)]);
-        }
-        roff.control("fi", []);
+        let lead = (!head.eq_ignore_ascii_case(&title) && head.to_uppercase() != "EXIT CODES")
+            .then(|| head.to_string());
+        out.push(Section {
+            title,
+            lead,
+            lines: lines.map(str::to_string).collect(),
+        });
     }
+    out
 }
 
 pub fn completions(cmd: &Command, dir: &Path) -> Result<Vec<PathBuf>> {
@@ -220,5 +330,46 @@ mod tests {
         for c in cmds {
             c.debug_assert();
         }
+    }
+
+    /// Every page of section 8 has EXAMPLES and EXIT STATUS (a subcommand's page its
+    /// parent's exit codes unless it has its own), no section without a title, and
+    /// nat-notify-status(8) names every problem status can report.
+    #[test]
+    fn every_page_has_examples_and_exit_status() {
+        let dir = std::env::temp_dir().join(format!("hakit-docgen-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        super::generate(&dir).unwrap();
+        let mut pages = 0;
+        for e in std::fs::read_dir(dir.join("man/man8")).unwrap() {
+            let p = e.unwrap().path();
+            let page = std::fs::read_to_string(&p).unwrap();
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            for want in [".SH EXAMPLES", ".SH \"EXIT STATUS\""] {
+                assert!(page.contains(want), "{name}: no {want}");
+            }
+            assert!(
+                !page.lines().any(|l| l.trim_end() == ".SH"),
+                "{name}: a section without a title"
+            );
+            pages += 1;
+        }
+        assert!(pages >= 29, "only {pages} pages");
+        let status = std::fs::read_to_string(dir.join("man/man8/nat-notify-status.8")).unwrap();
+        assert!(status.contains(".SH PROBLEMS"));
+        for (line, _) in hakit_notify::status::PROBLEMS {
+            let shown = super::readable(line)
+                .replace('-', "\\-")
+                .replace('\'', "\\*(Aq");
+            assert!(
+                status.contains(&shown),
+                "nat-notify-status(8) lacks {shown}"
+            );
+        }
+        assert!(
+            status.contains("every instance is consistent"),
+            "nat-notify-status(8) has nat-notify's exit codes, not its own"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -19,6 +19,129 @@ use hakit_net::nft::Snat;
 
 use crate::{conntrackd::Conntrackd, engine::Settings, event::State};
 
+/// A problem line of `nat-notify status`: `format!`, marked so that the test below can
+/// hold every one of them to [`PROBLEMS`], which nat-notify-status(8) lists.
+macro_rules! problem {
+    ($($arg:tt)*) => {{
+        #[allow(clippy::useless_format)]
+        let line = format!($($arg)*);
+        line
+    }};
+}
+
+/// Every problem `nat-notify status` can report (as its format string: `{…}` is filled in),
+/// with what it means; nat-notify-status(8) lists them.
+pub const PROBLEMS: &[(&str, &str)] = &[
+    (
+        "uplink monitor: the heartbeat file is not a heartbeat",
+        "ha-check monitor's heartbeat file holds something else: hakit-monitor.service is not the writer (systemctl status hakit-monitor)",
+    ),
+    (
+        "uplink monitor: heartbeat {:.1} s old (pid {pid}): dead or hung, keepalived demotes this node",
+        "the monitor stopped refreshing its heartbeat; chk_hakit_monitor fails and lowers the priority (journalctl -u hakit-monitor)",
+    ),
+    (
+        "uplink monitor: unhealthy: {}",
+        "the monitor's probes fail (listed): the track file says 1 and keepalived holds this node in FAULT",
+    ),
+    (
+        "keepalived is MASTER (holds {}) but nat-notify recorded {recorded}: its notify hook did not run or failed (journalctl -t nat-notify; does the notify FIFO's directory exist?)",
+        "keepalived took the role but the transition was never applied: no SNAT, no floating IP",
+    ),
+    (
+        "nat-notify recorded MASTER but keepalived does not hold {}: keepalived is not MASTER",
+        "the last applied transition is stale: keepalived's BACKUP/FAULT event did not arrive",
+    ),
+    (
+        "MASTER with {} = {}: this node does not route the LAN (apply /etc/sysctl.d/90-hakit.conf)",
+        "forwarding is off on the MASTER: the LAN's traffic stops here",
+    ),
+    (
+        "MASTER without its floating IP {}",
+        "the address step did not run or the address was removed since",
+    ),
+    (
+        "floating IP {} present on a node that is {st}",
+        "a BACKUP still answers for the floating IP: traffic may arrive at the wrong node",
+    ),
+    (
+        "cannot read nftables: {e:#}",
+        "the SNAT check could not run (nft missing or failing)",
+    ),
+    (
+        "MASTER without its SNAT rule",
+        "the MASTER forwards without translating: the fail-closed rule drops all LAN egress (nat-notify master puts it back)",
+    ),
+    (
+        "MASTER without a route out: no default route and none via {}",
+        "the MASTER has nowhere to send the LAN's traffic",
+    ),
+    (
+        "last transition to {} did not converge (no step failed: it was left unfinished)",
+        "the hook was killed or superseded and nothing finished it",
+    ),
+    (
+        "last transition to {} did not converge: {}",
+        "steps failed (listed with their errors): the node is half-applied until the next event or nat-notify STATE",
+    ),
+    (
+        "conntrackd does not answer: {e:#}",
+        "conntrackd is down or hung: flows are not synchronised to the peer",
+    ),
+    (
+        "split brain: VRRP address {vip} is also answered by {} on {} (another MASTER)",
+        "another node answers ARP for this node's VRRP address: both are MASTER",
+    ),
+    (
+        "cannot probe {vip} on {}: {e:#}",
+        "the split-brain ARP probe could not run",
+    ),
+    (
+        "split brain or unfinished claim: this node ({}) is MASTER but the provider routes {ip} to {owner}",
+        "the provider sends the floating IP's traffic elsewhere: the claim failed or another node took it",
+    ),
+    (
+        "the provider routes {ip} to this node ({}), which is not MASTER",
+        "traffic arrives at a BACKUP: the MASTER's claim has not happened",
+    ),
+    (
+        "cannot ask the provider who owns {ip}: {e:#}",
+        "the provider API did not answer (token, network, rate limit)",
+    ),
+    (
+        "MASTER but the {} speaker announces {text}: traffic is routed to the peer (or nowhere)",
+        "the BGP announcement does not follow the role",
+    ),
+    (
+        "{st} but the {} speaker announces {text}: the route servers send traffic here",
+        "a node that is not MASTER still attracts the traffic",
+    ),
+    (
+        "{st} should announce {} but the {} speaker announces {text}",
+        "the speaker's announcement differs from the one this role commands",
+    ),
+    (
+        "the bgp speaker does not answer: {e:#}",
+        "gobgpd, FRR or BIRD is down or its control socket is unreachable",
+    ),
+    (
+        "no BGP session established ({} configured): nothing this node announces reaches the route servers",
+        "every session to the route servers is down",
+    ),
+    (
+        "cannot list the bgp sessions: {e:#}",
+        "the speaker's session list could not be read",
+    ),
+    (
+        "keepalived runs with nat-notify as its notify FIFO script ({}) but no nat-notify FIFO reader is alive: no event is applied (journalctl -u keepalived)",
+        "keepalived's events go nowhere: the next failover will not be applied",
+    ),
+    (
+        "the nat-notify FIFO reader (pid {replaced}) runs a binary that has since been replaced (an upgrade): restart keepalived while this node is BACKUP (on the MASTER: ha-check drain first)",
+        "events are applied by the old version until keepalived restarts",
+    ),
+];
+
 /// How long the split-brain ARP probe listens for other holders of a VRRP address.
 const ARP_WAIT: Duration = Duration::from_millis(200);
 
@@ -76,7 +199,9 @@ pub fn uplink_monitor(track_file: &std::path::Path) -> (String, Option<String>) 
     let (Some(at), Some(pid)) = (v["at_ms"].as_u64(), v["pid"].as_u64()) else {
         return (
             "unreadable heartbeat".into(),
-            Some("uplink monitor: the heartbeat file is not a heartbeat".into()),
+            Some(problem!(
+                "uplink monitor: the heartbeat file is not a heartbeat"
+            )),
         );
     };
     let age = now.saturating_sub(at);
@@ -99,14 +224,17 @@ pub fn uplink_monitor(track_file: &std::path::Path) -> (String, Option<String>) 
         age as f64 / 1000.0
     );
     let problem = if age > hakit_core::heartbeat::STALE.as_millis() as u64 {
-        Some(format!(
+        Some(problem!(
             "uplink monitor: heartbeat {:.1} s old (pid {pid}): dead or hung, keepalived demotes this node",
             age as f64 / 1000.0
         ))
     } else if v["drained"].is_string() {
         None
     } else if v["healthy"].as_bool() == Some(false) {
-        Some(format!("uplink monitor: unhealthy: {}", failing.join("; ")))
+        Some(problem!(
+            "uplink monitor: unhealthy: {}",
+            failing.join("; ")
+        ))
     } else {
         None
     };
@@ -145,11 +273,11 @@ pub fn status(s: &Settings, instances: &[Instance]) -> anyhow::Result<Vec<Instan
         let keepalived_master = crate::supersede::vips_held(&nl, &inst.vrrp_vips);
         let recorded = rec.state.map_or("nothing".to_string(), |s| s.to_string());
         match keepalived_master {
-            Some(true) if rec.state != Some(State::Master) => problems.push(format!(
+            Some(true) if rec.state != Some(State::Master) => problems.push(problem!(
                 "keepalived is MASTER (holds {}) but nat-notify recorded {recorded}: its notify hook did not run or failed (journalctl -t nat-notify; does the notify FIFO's directory exist?)",
                 join(&inst.vrrp_vips)
             )),
-            Some(false) if rec.state == Some(State::Master) => problems.push(format!(
+            Some(false) if rec.state == Some(State::Master) => problems.push(problem!(
                 "nat-notify recorded MASTER but keepalived does not hold {}: keepalived is not MASTER",
                 join(&inst.vrrp_vips)
             )),
@@ -174,7 +302,7 @@ pub fn status(s: &Settings, instances: &[Instance]) -> anyhow::Result<Vec<Instan
                     .map(|v| v.trim().to_string())
                     .unwrap_or_default();
                 if wanted && value != "1" {
-                    problems.push(format!(
+                    problems.push(problem!(
                         "MASTER with {} = {}: this node does not route the LAN (apply /etc/sysctl.d/90-hakit.conf)",
                         key.replace('/', "."),
                         if value.is_empty() { "?" } else { &value }
@@ -184,13 +312,13 @@ pub fn status(s: &Settings, instances: &[Instance]) -> anyhow::Result<Vec<Instan
         }
         for f in &fips {
             if master && !f.present {
-                problems.push(format!("MASTER without its floating IP {}", f.ip));
+                problems.push(problem!("MASTER without its floating IP {}", f.ip));
             }
             if !master && f.present {
                 let st = rec
                     .state
                     .map_or("no recorded state".to_string(), |s| s.to_string());
-                problems.push(format!(
+                problems.push(problem!(
                     "floating IP {} present on a node that is {st}",
                     f.ip
                 ));
@@ -211,7 +339,7 @@ pub fn status(s: &Settings, instances: &[Instance]) -> anyhow::Result<Vec<Instan
                 match n.present() {
                     Ok(p) => Some(p),
                     Err(e) => {
-                        problems.push(format!("cannot read nftables: {e:#}"));
+                        problems.push(problem!("cannot read nftables: {e:#}"));
                         None
                     }
                 }
@@ -219,7 +347,7 @@ pub fn status(s: &Settings, instances: &[Instance]) -> anyhow::Result<Vec<Instan
             _ => None,
         };
         if master && snat_present == Some(false) {
-            problems.push("MASTER without its SNAT rule".into());
+            problems.push(problem!("MASTER without its SNAT rule"));
         }
         // The WAN is reachable the way the node routes: by a default route, or, where the
         // upstream is directly connected, by a route out of the instance's WAN interface.
@@ -245,7 +373,7 @@ pub fn status(s: &Settings, instances: &[Instance]) -> anyhow::Result<Vec<Instan
                 })
         });
         if master && default_route.is_none() && !routed_out_of_wan {
-            problems.push(format!(
+            problems.push(problem!(
                 "MASTER without a route out: no default route and none via {}",
                 inst.interface.as_deref().unwrap_or("its interface")
             ));
@@ -261,12 +389,12 @@ pub fn status(s: &Settings, instances: &[Instance]) -> anyhow::Result<Vec<Instan
                 })
                 .collect();
             problems.push(if failed.is_empty() {
-                format!(
+                problem!(
                     "last transition to {} did not converge (no step failed: it was left unfinished)",
                     state.as_str()
                 )
             } else {
-                format!(
+                problem!(
                     "last transition to {} did not converge: {}",
                     state.as_str(),
                     failed.join("; ")
@@ -298,7 +426,7 @@ pub fn status(s: &Settings, instances: &[Instance]) -> anyhow::Result<Vec<Instan
                     .take(300)
                     .collect(),
                 Err(e) => {
-                    problems.push(format!("conntrackd does not answer: {e:#}"));
+                    problems.push(problem!("conntrackd does not answer: {e:#}"));
                     "not running".into()
                 }
             }
@@ -315,7 +443,7 @@ pub fn status(s: &Settings, instances: &[Instance]) -> anyhow::Result<Vec<Instan
             match hakit_net::garp::arp_claimants(link, *v4, ARP_WAIT) {
                 Ok(macs) if !macs.is_empty() => {
                     let macs: Vec<String> = macs.iter().map(|m| m.to_string()).collect();
-                    problems.push(format!(
+                    problems.push(problem!(
                         "split brain: VRRP address {vip} is also answered by {} on {} (another MASTER)",
                         macs.join(", "),
                         link.name
@@ -323,7 +451,7 @@ pub fn status(s: &Settings, instances: &[Instance]) -> anyhow::Result<Vec<Instan
                     vip_also_held_by.extend(macs);
                 }
                 Ok(_) => {}
-                Err(e) => problems.push(format!("cannot probe {vip} on {}: {e:#}", link.name)),
+                Err(e) => problems.push(problem!("cannot probe {vip} on {}: {e:#}", link.name)),
             }
         }
         let mut provider_owner = None;
@@ -337,19 +465,19 @@ pub fn status(s: &Settings, instances: &[Instance]) -> anyhow::Result<Vec<Instan
                 Ok(o) => {
                     let owner = o.owner_before.clone().unwrap_or_else(|| "nobody".into());
                     if master && !o.owned {
-                        problems.push(format!(
+                        problems.push(problem!(
                             "split brain or unfinished claim: this node ({}) is MASTER but the provider routes {ip} to {owner}",
                             o.this_node
                         ));
                     } else if !master && o.owned {
-                        problems.push(format!(
+                        problems.push(problem!(
                             "the provider routes {ip} to this node ({}), which is not MASTER",
                             o.this_node
                         ));
                     }
                     provider_owner = Some(owner);
                 }
-                Err(e) => problems.push(format!("cannot ask the provider who owns {ip}: {e:#}")),
+                Err(e) => problems.push(problem!("cannot ask the provider who owns {ip}: {e:#}")),
             }
         }
         let (bgp_announcement, bgp_sessions) = match (inst.announce, &s.bgp) {
@@ -395,16 +523,16 @@ fn bgp_status(
             let want = state.map(|st| crate::plan::announce_target(b, st));
             let primary = hakit_bgp::Target::Announce(hakit_bgp::Role::Primary);
             match (state, role) {
-                (Some(State::Master), r) if r != Some(primary) => problems.push(format!(
+                (Some(State::Master), r) if r != Some(primary) => problems.push(problem!(
                     "MASTER but the {} speaker announces {text}: traffic is routed to the peer (or nowhere)",
                     b.kind_name()
                 )),
-                (Some(st), Some(r)) if st != State::Master && r == primary => problems.push(format!(
+                (Some(st), Some(r)) if st != State::Master && r == primary => problems.push(problem!(
                     "{st} but the {} speaker announces {text}: the route servers send traffic here",
                     b.kind_name()
                 )),
                 (Some(st), r) if want.is_some() && r != want && st != State::Master => {
-                    problems.push(format!(
+                    problems.push(problem!(
                         "{st} should announce {} but the {} speaker announces {text}",
                         want.map_or("?".into(), |w| w.to_string()),
                         b.kind_name()
@@ -415,7 +543,7 @@ fn bgp_status(
             Some(text)
         }
         Err(e) => {
-            problems.push(format!("the bgp speaker does not answer: {e:#}"));
+            problems.push(problem!("the bgp speaker does not answer: {e:#}"));
             None
         }
     };
@@ -423,7 +551,7 @@ fn bgp_status(
         Ok(list) => {
             let up = list.iter().filter(|s| s.established).count();
             if up == 0 {
-                problems.push(format!(
+                problems.push(problem!(
                     "no BGP session established ({} configured): nothing this node announces reaches the route servers",
                     list.len()
                 ));
@@ -437,7 +565,7 @@ fn bgp_status(
         }
         Err(e) => {
             if announcement.is_some() {
-                problems.push(format!("cannot list the bgp sessions: {e:#}"));
+                problems.push(problem!("cannot list the bgp sessions: {e:#}"));
             }
             None
         }
@@ -480,7 +608,7 @@ fn fifo_reader_problem(keepalived_config: &std::path::Path) -> Option<String> {
         .map(|(pid, _)| *pid)
         .collect();
     if readers.is_empty() {
-        return Some(format!(
+        return Some(problem!(
             "keepalived runs with nat-notify as its notify FIFO script ({}) but no nat-notify FIFO reader is alive: no event is applied (journalctl -u keepalived)",
             keepalived_config.display()
         ));
@@ -492,7 +620,7 @@ fn fifo_reader_problem(keepalived_config: &std::path::Path) -> Option<String> {
         std::fs::read_link(format!("/proc/{pid}/exe"))
             .is_ok_and(|exe| exe.to_string_lossy().ends_with(" (deleted)"))
     })?;
-    Some(format!(
+    Some(problem!(
         "the nat-notify FIFO reader (pid {replaced}) runs a binary that has since been replaced (an upgrade): restart keepalived while this node is BACKUP (on the MASTER: ha-check drain first)"
     ))
 }
@@ -518,4 +646,51 @@ fn processes() -> Vec<(u32, Vec<String>)> {
             (!argv.is_empty()).then_some((pid, argv))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every problem this file reports is listed in [`super::PROBLEMS`] (and so in
+    /// nat-notify-status(8)), and every listed one is still reported: the problem lines
+    /// are the format strings of the `problem!` calls above.
+    #[test]
+    fn every_problem_is_listed_and_every_listed_one_exists() {
+        let src = include_str!("status.rs");
+        let code = &src[..src.find("#[cfg(test)]").unwrap()];
+        let mut found = Vec::new();
+        let mut rest = &code[code.find("macro_rules! problem").unwrap() + 20..];
+        while let Some(at) = rest.find("problem!(") {
+            let after = rest[at + 9..].trim_start();
+            let lit = after
+                .strip_prefix('"')
+                .and_then(|a| a.find('"').map(|end| &a[..end]))
+                .unwrap_or_else(|| panic!("problem! without a literal: {}", &after[..40]));
+            found.push(lit.to_string());
+            rest = &rest[at + 9..];
+        }
+        assert!(
+            found.len() >= 20,
+            "only {} problem! calls found",
+            found.len()
+        );
+        for unmarked in ["problems.push(format!", "problems.push(\""] {
+            assert!(
+                !code.contains(unmarked),
+                "a problem without problem!: {unmarked}"
+            );
+        }
+        for lit in &found {
+            assert!(
+                super::PROBLEMS.iter().any(|(p, _)| p == lit),
+                "a problem not in PROBLEMS (nor in the man page): {lit}"
+            );
+        }
+        for (p, why) in super::PROBLEMS {
+            assert!(!why.is_empty(), "{p}: no explanation");
+            assert!(
+                found.iter().any(|f| f == p),
+                "PROBLEMS lists {p:?}, which nothing reports"
+            );
+        }
+    }
 }
