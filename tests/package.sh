@@ -117,6 +117,8 @@ for f in ./usr/sbin/hakit-setup ./usr/lib/tmpfiles.d/hakit.conf ./usr/lib/module
          ./usr/share/hakit/examples/linode/lelastic.service ./usr/share/hakit/examples/aws/iam-policy.json; do
   grep -q " $f\$" <<<"$listing" || fail "$f is not in the package"
 done
+# The lab's templates are a test tool: nothing of crates/lab reaches a node.
+grep -q 'lab' <<<"$(grep ' \./usr/share/hakit/keepalived/' <<<"$listing")" && fail "a lab template is in the package"
 dpkg-deb --fsys-tarfile "$deb" | tar -xOf - ./usr/lib/tmpfiles.d/hakit.conf | grep -q '^d /run/keepalived 0755 root root' \
   || fail "tmpfiles.d does not create /run/keepalived"
 dpkg-deb --info "$deb" postinst | grep -q 'systemd-tmpfiles --create hakit.conf' || fail "postinst does not create the runtime directories"

@@ -178,7 +178,7 @@ fn template_headers_name_exactly_their_variables() {
         .unwrap()
         .flatten()
         .map(|e| e.path().to_string_lossy().into_owned())
-        .filter(|p| p.ends_with(".in") && !p.ends_with("lab-vrrp.conf.in"))
+        .filter(|p| p.ends_with(".in"))
         .collect();
     files.push("keepalived/sysctl.d/90-hakit.conf.in".into());
     for f in files {

@@ -132,8 +132,8 @@ impl Keepalived {
     }
 }
 
-/// The lab's VRRP template, `keepalived/lab-vrrp.conf.in`.
-pub const TEMPLATE: &str = include_str!("../../../keepalived/lab-vrrp.conf.in");
+/// The lab's VRRP template, `crates/lab/templates/vrrp.conf.in` (a lab tool, not shipped).
+pub const TEMPLATE: &str = include_str!("../templates/vrrp.conf.in");
 
 /// One instance `VI_1` of [`TEMPLATE`], VRRP version 3; fields left at their default
 /// render as nothing.
