@@ -66,7 +66,7 @@ fn keepalived_templates_and_examples_pass_keepalived_t() {
     lab.veth(&ns, "eth0", &peer, "eth0").unwrap();
     lab.veth(&ns, "eth1", &peer, "eth1").unwrap();
     let dir = lab.dir().to_path_buf();
-    let files = ["linode", "aws", "hetzner", "drbd-nfs"]
+    let files = ["multicast", "unicast", "drbd-nfs"]
         .iter()
         .map(|t| format!("keepalived/{t}.conf.in"))
         .chain(
@@ -160,13 +160,13 @@ fn example_files_are_their_templates_rendered() {
             .output()
             .unwrap()
     };
-    let out = r(&["hetzner.conf.in", "ROUTER_ID=gw-a"]);
+    let out = r(&["unicast.conf.in", "ROUTER_ID=gw-a"]);
     assert_exit(
         &out,
         1,
         "give a value for: ADVERT_INT DOWN_TIMER_ADVERTS LAN_IF LAN_VIP PEER_IP PRIORITY SELF_IP VRID",
     );
-    let out = r(&["keepalived/hetzner.conf.in", "LAN_IFF=eth1"]);
+    let out = r(&["keepalived/unicast.conf.in", "LAN_IFF=eth1"]);
     assert_exit(&out, 2, "has no variable LAN_IFF");
 }
 
@@ -236,7 +236,7 @@ fn render_and_setup_never_leave_a_half_written_file() {
     let out2 = std::process::Command::new(std::fs::canonicalize("keepalived/render").unwrap())
         .arg("-o")
         .arg(&conf)
-        .args(["hetzner.conf.in", "ROUTER_ID=gw-a"])
+        .args(["unicast.conf.in", "ROUTER_ID=gw-a"])
         .current_dir("/")
         .output()
         .unwrap();
