@@ -196,43 +196,11 @@ pub fn run(
         return Ok(report);
     }
     let prev = s.runtime.recorded(&inst.name).unwrap_or_default();
-    // The state to re-assert is the newest one keepalived asked for, not only the one
-    // recorded: a BACKUP hook that registered but has not run yet makes this node BACKUP.
-    // Only a re-assertion needs it (the intent log is read from disk: not on every hook).
-    let asked = if state == State::MasterRxLowerPri {
-        s.runtime
-            .newer_intents(&inst.name, 0)
-            .ok()
-            .and_then(|i| {
-                i.into_iter()
-                    .rev()
-                    .find(|i| i.state != State::MasterRxLowerPri)
-            })
-            .map(|i| i.state)
-    } else {
-        None
-    };
-    if state == State::MasterRxLowerPri
-        && (prev.state != Some(State::Master) || asked.is_some_and(|a| a != State::Master))
-    {
-        info!(
-            "{}: MASTER_RX_LOWER_PRI while recorded as {}: nothing to re-assert",
-            inst.name,
-            asked.or(prev.state).map_or("nothing", State::as_str)
-        );
-        report.reason = Some("not MASTER".into());
-        return Ok(report);
-    }
-    if state == State::MasterRxLowerPri
-        && prev.converged
-        && (0.0..REASSERT_EVERY.as_secs_f64()).contains(&(now_unix() - prev.reasserted_unix))
-    {
-        debug!(
-            "{}: MASTER_RX_LOWER_PRI within {REASSERT_EVERY:?} of the last one: already re-asserted",
-            inst.name
-        );
-        report.reason = Some("re-asserted moments ago".into());
-        return Ok(report);
+    if state == State::MasterRxLowerPri {
+        if let Some(why) = nothing_to_reassert(s, inst, &prev) {
+            report.reason = Some(why.into());
+            return Ok(report);
+        }
     }
     let target = if state == State::MasterRxLowerPri {
         State::Master
@@ -262,6 +230,75 @@ pub fn run(
         force_garp: state == State::MasterRxLowerPri,
         superseded,
     };
+    let failed = run_steps(host, s, &mut turn, &mut report);
+    host.settle(&turn);
+    report.already_converged = same
+        && report.outcome == Ended::Converged
+        && !failed
+        && report
+            .steps
+            .iter()
+            .all(|r| !matches!(r.result, StepResult::Changed(_)));
+    if failed && report.outcome == Ended::Converged {
+        report.outcome = Ended::Failed;
+    }
+    rec.converged = report.outcome == Ended::Converged;
+    rec.superseded = report.outcome == Ended::Superseded;
+    rec.duration_seconds = start.elapsed().as_secs_f64();
+    if !report.already_converged && state != State::MasterRxLowerPri {
+        *rec.transitions_total
+            .entry(target.as_str().to_string())
+            .or_default() += 1;
+    }
+    if let Err(e) = s.runtime.record(&inst.name, &rec) {
+        warn!("{}: {e:#}: the transition goes on unrecorded", inst.name);
+    }
+    report.ms = start.elapsed().as_secs_f64() * 1000.0;
+    log_outcome(inst, target, &report);
+    Ok(report)
+}
+
+/// Why a MASTER_RX_LOWER_PRI has nothing to re-assert, if so: the node is not MASTER
+/// (recorded, or by the newest state keepalived asked for: a BACKUP hook that registered
+/// but has not run yet makes this node BACKUP), or it re-asserted moments ago.
+fn nothing_to_reassert(s: &Settings, inst: &Instance, prev: &Recorded) -> Option<&'static str> {
+    // The intent log is read from disk only here, not on every hook.
+    let asked = s
+        .runtime
+        .newer_intents(&inst.name, 0)
+        .ok()
+        .and_then(|i| {
+            i.into_iter()
+                .rev()
+                .find(|i| i.state != State::MasterRxLowerPri)
+        })
+        .map(|i| i.state);
+    if prev.state != Some(State::Master) || asked.is_some_and(|a| a != State::Master) {
+        info!(
+            "{}: MASTER_RX_LOWER_PRI while recorded as {}: nothing to re-assert",
+            inst.name,
+            asked.or(prev.state).map_or("nothing", State::as_str)
+        );
+        return Some("not MASTER");
+    }
+    if prev.converged
+        && (0.0..REASSERT_EVERY.as_secs_f64()).contains(&(now_unix() - prev.reasserted_unix))
+    {
+        debug!(
+            "{}: MASTER_RX_LOWER_PRI within {REASSERT_EVERY:?} of the last one: already re-asserted",
+            inst.name
+        );
+        return Some("re-asserted moments ago");
+    }
+    None
+}
+
+/// Runs the plan's steps in order (retrying, starting the background ones, joining them
+/// where a later step waits), then joins what is still running; returns whether a step
+/// failed. Stops at the first check that finds the transition superseded.
+fn run_steps(host: &mut dyn Host, s: &Settings, turn: &mut Turn, report: &mut Report) -> bool {
+    let (inst, state, superseded) = (turn.inst, turn.state, turn.superseded);
+    let gen = report.generation;
     let mut background: Vec<Started> = Vec::new();
     let mut failed = false;
     for step in plan(state, inst) {
@@ -281,11 +318,11 @@ pub fn run(
         let (now, later): (Vec<Started>, Vec<Started>) =
             background.drain(..).partition(|b| step.waits_for(b.step));
         background = later;
-        failed |= join(now, &mut turn, &mut report);
+        failed |= join(now, turn, report);
         let t = Instant::now();
         let mut attempt = 0;
         let result = loop {
-            match host.run(step, &mut turn) {
+            match host.run(step, turn) {
                 Ok(Ran::Done(r)) => break Some(r),
                 Ok(Ran::Started(pending)) => {
                     background.push(Started {
@@ -316,9 +353,9 @@ pub fn run(
             continue;
         };
         let ms = t.elapsed().as_secs_f64() * 1000.0;
-        failed |= record_step(&mut turn, &mut report, step, result, ms);
+        failed |= record_step(turn, report, step, result, ms);
     }
-    failed |= join(background, &mut turn, &mut report);
+    failed |= join(background, turn, report);
     // A last step stopped because a newer state arrived is superseded, not failed.
     if failed && report.outcome == Ended::Converged {
         if let Some(why) = superseded() {
@@ -326,29 +363,10 @@ pub fn run(
             report.reason = Some(why);
         }
     }
-    host.settle(&turn);
-    report.already_converged = same
-        && report.outcome == Ended::Converged
-        && !failed
-        && report
-            .steps
-            .iter()
-            .all(|r| !matches!(r.result, StepResult::Changed(_)));
-    if failed && report.outcome == Ended::Converged {
-        report.outcome = Ended::Failed;
-    }
-    rec.converged = report.outcome == Ended::Converged;
-    rec.superseded = report.outcome == Ended::Superseded;
-    rec.duration_seconds = start.elapsed().as_secs_f64();
-    if !report.already_converged && state != State::MasterRxLowerPri {
-        *rec.transitions_total
-            .entry(target.as_str().to_string())
-            .or_default() += 1;
-    }
-    if let Err(e) = s.runtime.record(&inst.name, &rec) {
-        warn!("{}: {e:#}: the transition goes on unrecorded", inst.name);
-    }
-    report.ms = start.elapsed().as_secs_f64() * 1000.0;
+    failed
+}
+
+fn log_outcome(inst: &Instance, target: State, report: &Report) {
     match report.outcome {
         Ended::Converged if report.already_converged => {
             info!(
@@ -363,7 +381,6 @@ pub fn run(
         ),
         _ => {}
     }
-    Ok(report)
 }
 
 /// Logs a step's result and records it in the state file and the report; returns whether
