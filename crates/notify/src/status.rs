@@ -17,7 +17,7 @@ use hakit_net::Netlink;
 
 use hakit_net::nft::Snat;
 
-use crate::{conntrackd::Conntrackd, engine::Settings, event::State};
+use crate::{conntrackd::Conntrackd, engine::Settings, event::State, runtime::Recorded};
 
 /// A problem line of `nat-notify status`: `format!`, marked so that the test below can
 /// hold every one of them to [`PROBLEMS`], which nat-notify-status(8) lists.
@@ -246,10 +246,81 @@ pub fn status(s: &Settings, instances: &[Instance]) -> anyhow::Result<Vec<Instan
     let nl = Netlink::open()?;
     let addrs = nl.addresses(None)?;
     let links = nl.links()?;
-    // One route lookup each, never a dump of the table (a BGP-fed gateway holds a million
-    // routes): the default route is what the kernel uses for an address no table carries
-    // (240.0.0.1, reserved, RFC 1112 section 4).
-    let default_route = nl
+    let node = Node {
+        default_route: default_route(&nl, &links)?,
+        nl: &nl,
+        addrs: &addrs,
+        links: &links,
+    };
+    let fifo_problem = fifo_reader_problem(&s.keepalived_config);
+    let mut out = Vec::new();
+    for inst in instances {
+        let mut problems: Vec<String> = fifo_problem.iter().cloned().collect();
+        let seen = observe(s, &node, inst, &mut problems)?;
+        problems.extend(CHECKS.iter().flat_map(|check| check(inst, &seen)));
+        let master = seen.rec.state == Some(State::Master);
+        let conntrackd = inst
+            .conntrackd_config
+            .as_ref()
+            .map(|c| conntrackd_line(s, c, &mut problems));
+        let vip_also_held_by = split_brain_probe(&node, inst, &mut problems);
+        let provider_owner = match (inst.fip_claim, &s.fip) {
+            (Some(true), Some(fip)) => provider_owner(inst, fip, master, &mut problems),
+            _ => None,
+        };
+        let (bgp_announcement, bgp_sessions) = match (inst.announce, &s.bgp) {
+            (Some(true), Some(b)) => bgp_status(b, seen.rec.state, &mut problems),
+            _ => (None, None),
+        };
+        let uplink_monitor = s.monitor_track_file.as_deref().map(|t| {
+            let (line, problem) = uplink_monitor(t);
+            problems.extend(problem);
+            line
+        });
+        let units = inst
+            .units
+            .iter()
+            .map(|u| {
+                let st = hakit_net::systemd::unit_state(&s.systemctl, u, s.command_timeout)
+                    .map_or_else(|e| format!("unknown ({e:#})"), |u| u.word);
+                (u.clone(), st)
+            })
+            .collect();
+        out.push(InstanceStatus {
+            bgp_announcement,
+            bgp_sessions,
+            uplink_monitor,
+            vip_also_held_by,
+            provider_owner,
+            instance: inst.name.clone(),
+            recorded_state: seen.rec.state,
+            converged: seen.rec.converged,
+            generation: seen.rec.generation,
+            last_transition_unix: seen.rec.at_unix,
+            floating_ips: seen.fips,
+            snat_present: seen.snat_present,
+            default_route: seen.default_route,
+            units,
+            conntrackd,
+            problems,
+        });
+    }
+    Ok(out)
+}
+
+/// The node as read once for every instance: its addresses, links and default route.
+struct Node<'a> {
+    nl: &'a Netlink,
+    addrs: &'a [hakit_net::IfAddr],
+    links: &'a [hakit_net::Link],
+    default_route: Option<String>,
+}
+
+/// The default route, "via GATEWAY dev DEV" or "dev DEV". One route lookup, never a dump
+/// of the table (a BGP-fed gateway holds a million routes): the default route is what the
+/// kernel uses for an address no table carries (240.0.0.1, reserved, RFC 1112 section 4).
+fn default_route(nl: &Netlink, links: &[hakit_net::Link]) -> anyhow::Result<Option<String>> {
+    Ok(nl
         .route_to(IpAddr::from([240, 0, 0, 1]))?
         .filter(|r| r.dst_len == 0)
         .and_then(|r| r.nexthops.first().copied())
@@ -262,253 +333,320 @@ pub fn status(s: &Settings, instances: &[Instance]) -> anyhow::Result<Vec<Instan
                 Some(g) => format!("via {g} dev {dev}"),
                 None => format!("dev {dev}"),
             }
-        });
-    let fifo_problem = fifo_reader_problem(&s.keepalived_config);
-    let mut out = Vec::new();
-    for inst in instances {
-        let rec = s.runtime.recorded(&inst.name)?;
-        let mut problems = Vec::new();
-        problems.extend(fifo_problem.clone());
-        // keepalived's own view: it holds an instance's VRRP addresses exactly while MASTER.
-        let keepalived_master = crate::supersede::vips_held(&nl, &inst.vrrp_vips);
-        let recorded = rec.state.map_or("nothing".to_string(), |s| s.to_string());
-        match keepalived_master {
-            Some(true) if rec.state != Some(State::Master) => problems.push(problem!(
-                "keepalived is MASTER (holds {}) but nat-notify recorded {recorded}: its notify hook did not run or failed (journalctl -t nat-notify; does the notify FIFO's directory exist?)",
-                join(&inst.vrrp_vips)
-            )),
-            Some(false) if rec.state == Some(State::Master) => problems.push(problem!(
-                "nat-notify recorded MASTER but keepalived does not hold {}: keepalived is not MASTER",
-                join(&inst.vrrp_vips)
-            )),
-            _ => {}
+        }))
+}
+
+/// One instance as `status` observed it: what the [`CHECKS`] judge, each reading only
+/// this (so each is unit-tested on a recorded observation, without root).
+#[derive(Debug, Clone, Default)]
+pub struct Seen {
+    /// What nat-notify recorded of its last transition.
+    pub rec: Recorded,
+    /// keepalived holds the instance's VRRP addresses (it does exactly while MASTER);
+    /// `None` without VRRP addresses to tell by.
+    pub keepalived_master: Option<bool>,
+    pub fips: Vec<FloatingIp>,
+    /// `net.ipv4.ip_forward` and `net.ipv6.conf.all.forwarding` ("" if unreadable).
+    pub ip_forward: String,
+    pub ipv6_forwarding: String,
+    /// The SNAT rule is in nftables (`None`: no SNAT configured, or nft unreadable).
+    pub snat_present: Option<bool>,
+    pub default_route: Option<String>,
+    /// The kernel routes one of the WAN interface's own IPv4 networks out of it (a
+    /// directly connected upstream needs no default route).
+    pub routed_out_of_wan: bool,
+}
+
+/// A check: the problems it finds in an observed instance.
+type Check = fn(&Instance, &Seen) -> Vec<String>;
+
+/// What `status` judges, in the order the problems are listed.
+const CHECKS: &[Check] = &[
+    vrrp_view,
+    forwarding,
+    floating_ips,
+    snat_rule,
+    route_out,
+    convergence,
+];
+
+fn observe(
+    s: &Settings,
+    node: &Node,
+    inst: &Instance,
+    problems: &mut Vec<String>,
+) -> anyhow::Result<Seen> {
+    let rec = s.runtime.recorded(&inst.name)?;
+    let sysctl = |key: &str| {
+        std::fs::read_to_string(format!("/proc/sys/{key}"))
+            .map(|v| v.trim().to_string())
+            .unwrap_or_default()
+    };
+    let snat_present = match (inst.snat_source, crate::plan::snat_to(inst)) {
+        (Some(source), Some(to)) => {
+            let n = Snat {
+                nft: s.nft.clone(),
+                table: inst.snat_table.clone().unwrap_or_else(|| "hakit".into()),
+                instance: inst.name.clone(),
+                source,
+                to,
+                oifname: inst.interface.clone().unwrap_or_default(),
+                timeout: s.command_timeout,
+                stop: &hakit_core::exec::never,
+            };
+            match n.present() {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    problems.push(problem!("cannot read nftables: {e:#}"));
+                    None
+                }
+            }
         }
-        let fips: Vec<FloatingIp> = inst
+        _ => None,
+    };
+    let wan = inst
+        .interface
+        .as_deref()
+        .and_then(|dev| node.links.iter().find(|l| l.name == dev))
+        .map(|l| l.index);
+    let routed_out_of_wan = wan.is_some_and(|i| {
+        node.addrs
+            .iter()
+            .filter(|a| a.index == i && a.addr.is_ipv4())
+            .any(|a| {
+                let net = hakit_core::config::Cidr {
+                    addr: a.addr,
+                    prefix: a.prefix,
+                };
+                node.nl
+                    .route_to(net.bounds().0)
+                    .ok()
+                    .flatten()
+                    .is_some_and(|r| r.dst_len > 0 && r.nexthops.iter().any(|h| h.oif == Some(i)))
+            })
+    });
+    Ok(Seen {
+        keepalived_master: crate::supersede::vips_held(node.nl, &inst.vrrp_vips),
+        fips: inst
             .floating_ips
             .iter()
             .map(|c| FloatingIp {
                 ip: c.to_string(),
-                present: addrs.iter().any(|a| a.addr == c.addr),
+                present: node.addrs.iter().any(|a| a.addr == c.addr),
             })
-            .collect();
-        let master = rec.state == Some(State::Master);
-        if master || keepalived_master == Some(true) {
-            for (key, v6) in [
-                ("net/ipv4/ip_forward", false),
-                ("net/ipv6/conf/all/forwarding", true),
-            ] {
-                let wanted = inst.floating_ips.iter().any(|c| c.addr.is_ipv6() == v6) || !v6;
-                let value = std::fs::read_to_string(format!("/proc/sys/{key}"))
-                    .map(|v| v.trim().to_string())
-                    .unwrap_or_default();
-                if wanted && value != "1" {
-                    problems.push(problem!(
-                        "MASTER with {} = {}: this node does not route the LAN (apply /etc/sysctl.d/90-hakit.conf)",
-                        key.replace('/', "."),
-                        if value.is_empty() { "?" } else { &value }
-                    ));
-                }
-            }
+            .collect(),
+        ip_forward: sysctl("net/ipv4/ip_forward"),
+        ipv6_forwarding: sysctl("net/ipv6/conf/all/forwarding"),
+        snat_present,
+        default_route: node.default_route.clone(),
+        routed_out_of_wan,
+        rec,
+    })
+}
+
+/// keepalived's view against nat-notify's record.
+fn vrrp_view(inst: &Instance, seen: &Seen) -> Vec<String> {
+    let recorded = seen
+        .rec
+        .state
+        .map_or("nothing".to_string(), |s| s.to_string());
+    let master = seen.rec.state == Some(State::Master);
+    match seen.keepalived_master {
+        Some(true) if !master => vec![problem!(
+            "keepalived is MASTER (holds {}) but nat-notify recorded {recorded}: its notify hook did not run or failed (journalctl -t nat-notify; does the notify FIFO's directory exist?)",
+            join(&inst.vrrp_vips)
+        )],
+        Some(false) if master => vec![problem!(
+            "nat-notify recorded MASTER but keepalived does not hold {}: keepalived is not MASTER",
+            join(&inst.vrrp_vips)
+        )],
+        _ => Vec::new(),
+    }
+}
+
+/// A MASTER (recorded, or by keepalived's view) forwards: IPv4 always, IPv6 when it has
+/// an IPv6 floating IP.
+fn forwarding(inst: &Instance, seen: &Seen) -> Vec<String> {
+    if seen.rec.state != Some(State::Master) && seen.keepalived_master != Some(true) {
+        return Vec::new();
+    }
+    let v6 = inst.floating_ips.iter().any(|c| c.addr.is_ipv6());
+    [
+        ("net.ipv4.ip_forward", &seen.ip_forward, true),
+        ("net.ipv6.conf.all.forwarding", &seen.ipv6_forwarding, v6),
+    ]
+    .into_iter()
+    .filter(|(_, value, wanted)| *wanted && value.as_str() != "1")
+    .map(|(key, value, _)| {
+        problem!(
+            "MASTER with {} = {}: this node does not route the LAN (apply /etc/sysctl.d/90-hakit.conf)",
+            key,
+            if value.is_empty() { "?" } else { value }
+        )
+    })
+    .collect()
+}
+
+/// The floating IPs are on the MASTER and nowhere else.
+fn floating_ips(_: &Instance, seen: &Seen) -> Vec<String> {
+    let master = seen.rec.state == Some(State::Master);
+    let mut out = Vec::new();
+    for f in &seen.fips {
+        if master && !f.present {
+            out.push(problem!("MASTER without its floating IP {}", f.ip));
         }
-        for f in &fips {
-            if master && !f.present {
-                problems.push(problem!("MASTER without its floating IP {}", f.ip));
-            }
-            if !master && f.present {
-                let st = rec
-                    .state
-                    .map_or("no recorded state".to_string(), |s| s.to_string());
-                problems.push(problem!(
-                    "floating IP {} present on a node that is {st}",
-                    f.ip
-                ));
-            }
-        }
-        let snat_present = match (inst.snat_source, crate::plan::snat_to(inst)) {
-            (Some(source), Some(to)) => {
-                let n = Snat {
-                    nft: s.nft.clone(),
-                    table: inst.snat_table.clone().unwrap_or_else(|| "hakit".into()),
-                    instance: inst.name.clone(),
-                    source,
-                    to,
-                    oifname: inst.interface.clone().unwrap_or_default(),
-                    timeout: s.command_timeout,
-                    stop: &hakit_core::exec::never,
-                };
-                match n.present() {
-                    Ok(p) => Some(p),
-                    Err(e) => {
-                        problems.push(problem!("cannot read nftables: {e:#}"));
-                        None
-                    }
-                }
-            }
-            _ => None,
-        };
-        if master && snat_present == Some(false) {
-            problems.push(problem!("MASTER without its SNAT rule"));
-        }
-        // The WAN is reachable the way the node routes: by a default route, or, where the
-        // upstream is directly connected, by a route out of the instance's WAN interface.
-        let wan = inst
-            .interface
-            .as_deref()
-            .and_then(|dev| links.iter().find(|l| l.name == dev))
-            .map(|l| l.index);
-        let routed_out_of_wan = wan.is_some_and(|i| {
-            // A directly connected upstream: the kernel routes one of the WAN's own IPv4
-            // networks out of the WAN.
-            addrs
-                .iter()
-                .filter(|a| a.index == i && a.addr.is_ipv4())
-                .any(|a| {
-                    let net = hakit_core::config::Cidr {
-                        addr: a.addr,
-                        prefix: a.prefix,
-                    };
-                    nl.route_to(net.bounds().0).ok().flatten().is_some_and(|r| {
-                        r.dst_len > 0 && r.nexthops.iter().any(|h| h.oif == Some(i))
-                    })
-                })
-        });
-        if master && default_route.is_none() && !routed_out_of_wan {
-            problems.push(problem!(
-                "MASTER without a route out: no default route and none via {}",
-                inst.interface.as_deref().unwrap_or("its interface")
+        if !master && f.present {
+            let st = seen
+                .rec
+                .state
+                .map_or("no recorded state".to_string(), |s| s.to_string());
+            out.push(problem!(
+                "floating IP {} present on a node that is {st}",
+                f.ip
             ));
         }
-        if let (Some(state), false, false) = (rec.state, rec.converged, rec.superseded) {
-            // Which of that state's steps failed, and why (the record keeps every step's
-            // last result; only this state's plan counts).
-            let failed: Vec<String> = crate::plan::plan(state, inst)
-                .iter()
-                .filter_map(|step| {
-                    let r = rec.steps.get(step.name())?;
-                    (!r.ok).then(|| format!("{} failed: {}", step.name(), r.detail))
-                })
-                .collect();
-            problems.push(if failed.is_empty() {
-                problem!(
-                    "last transition to {} did not converge (no step failed: it was left unfinished)",
-                    state.as_str()
-                )
-            } else {
-                problem!(
-                    "last transition to {} did not converge: {}",
-                    state.as_str(),
-                    failed.join("; ")
-                )
-            });
-        }
-        let units = inst
-            .units
-            .iter()
-            .map(|u| {
-                let st = hakit_net::systemd::unit_state(&s.systemctl, u, s.command_timeout)
-                    .map_or_else(|e| format!("unknown ({e:#})"), |u| u.word);
-                (u.clone(), st)
-            })
-            .collect();
-        let conntrackd = inst.conntrackd_config.as_ref().map(|c| {
-            let ct = Conntrackd {
-                prog: s.conntrackd.clone(),
-                config: c.clone(),
-                timeout: s.command_timeout,
-                stop: &hakit_core::exec::never,
-            };
-            match ct.stats() {
-                Ok(text) => text
-                    .split_whitespace()
-                    .collect::<Vec<_>>()
-                    .join(" ")
-                    .chars()
-                    .take(300)
-                    .collect(),
-                Err(e) => {
-                    problems.push(problem!("conntrackd does not answer: {e:#}"));
-                    "not running".into()
-                }
-            }
-        });
-        let mut vip_also_held_by = Vec::new();
-        for vip in &inst.vrrp_vips {
-            let IpAddr::V4(v4) = vip else { continue };
-            let Some(held) = addrs.iter().find(|a| a.addr == *vip) else {
-                continue;
-            };
-            let Some(link) = links.iter().find(|l| l.index == held.index) else {
-                continue;
-            };
-            match hakit_net::garp::arp_claimants(link, *v4, ARP_WAIT) {
-                Ok(macs) if !macs.is_empty() => {
-                    let macs: Vec<String> = macs.iter().map(|m| m.to_string()).collect();
-                    problems.push(problem!(
-                        "split brain: VRRP address {vip} is also answered by {} on {} (another MASTER)",
-                        macs.join(", "),
-                        link.name
-                    ));
-                    vip_also_held_by.extend(macs);
-                }
-                Ok(_) => {}
-                Err(e) => problems.push(problem!("cannot probe {vip} on {}: {e:#}", link.name)),
-            }
-        }
-        let mut provider_owner = None;
-        if let (Some(true), Some(fip)) = (inst.fip_claim, &s.fip) {
-            let mut cfg = fip.clone();
-            cfg.ip = inst.fip_ip.or(cfg.ip);
-            let ip = cfg
-                .ip
-                .map_or("the floating IP".to_string(), |i| i.to_string());
-            match hakit_fip::run(&cfg, hakit_fip::model::Mode::Check, false, false) {
-                Ok(o) => {
-                    let owner = o.owner_before.clone().unwrap_or_else(|| "nobody".into());
-                    if master && !o.owned {
-                        problems.push(problem!(
-                            "split brain or unfinished claim: this node ({}) is MASTER but the provider routes {ip} to {owner}",
-                            o.this_node
-                        ));
-                    } else if !master && o.owned {
-                        problems.push(problem!(
-                            "the provider routes {ip} to this node ({}), which is not MASTER",
-                            o.this_node
-                        ));
-                    }
-                    provider_owner = Some(owner);
-                }
-                Err(e) => problems.push(problem!("cannot ask the provider who owns {ip}: {e:#}")),
-            }
-        }
-        let (bgp_announcement, bgp_sessions) = match (inst.announce, &s.bgp) {
-            (Some(true), Some(b)) => bgp_status(b, rec.state, &mut problems),
-            _ => (None, None),
-        };
-        let uplink_monitor = s.monitor_track_file.as_deref().map(|t| {
-            let (line, problem) = uplink_monitor(t);
-            problems.extend(problem);
-            line
-        });
-        out.push(InstanceStatus {
-            bgp_announcement,
-            bgp_sessions,
-            uplink_monitor,
-            vip_also_held_by,
-            provider_owner,
-            instance: inst.name.clone(),
-            recorded_state: rec.state,
-            converged: rec.converged,
-            generation: rec.generation,
-            last_transition_unix: rec.at_unix,
-            floating_ips: fips,
-            snat_present,
-            default_route: default_route.clone(),
-            units,
-            conntrackd,
-            problems,
-        });
     }
-    Ok(out)
+    out
+}
+
+fn snat_rule(_: &Instance, seen: &Seen) -> Vec<String> {
+    if seen.rec.state == Some(State::Master) && seen.snat_present == Some(false) {
+        vec![problem!("MASTER without its SNAT rule")]
+    } else {
+        Vec::new()
+    }
+}
+
+/// The WAN is reachable the way the node routes: by a default route, or, where the
+/// upstream is directly connected, by a route out of the instance's WAN interface.
+fn route_out(inst: &Instance, seen: &Seen) -> Vec<String> {
+    if seen.rec.state == Some(State::Master)
+        && seen.default_route.is_none()
+        && !seen.routed_out_of_wan
+    {
+        vec![problem!(
+            "MASTER without a route out: no default route and none via {}",
+            inst.interface.as_deref().unwrap_or("its interface")
+        )]
+    } else {
+        Vec::new()
+    }
+}
+
+/// The last transition converged; if not, which of that state's steps failed and why
+/// (the record keeps every step's last result; only this state's plan counts).
+fn convergence(inst: &Instance, seen: &Seen) -> Vec<String> {
+    let rec = &seen.rec;
+    let (Some(state), false, false) = (rec.state, rec.converged, rec.superseded) else {
+        return Vec::new();
+    };
+    let failed: Vec<String> = crate::plan::plan(state, inst)
+        .iter()
+        .filter_map(|step| {
+            let r = rec.steps.get(step.name())?;
+            (!r.ok).then(|| format!("{} failed: {}", step.name(), r.detail))
+        })
+        .collect();
+    vec![if failed.is_empty() {
+        problem!(
+            "last transition to {} did not converge (no step failed: it was left unfinished)",
+            state.as_str()
+        )
+    } else {
+        problem!(
+            "last transition to {} did not converge: {}",
+            state.as_str(),
+            failed.join("; ")
+        )
+    }]
+}
+
+/// conntrackd's statistics in one line, or "not running" (a problem).
+fn conntrackd_line(s: &Settings, config: &std::path::Path, problems: &mut Vec<String>) -> String {
+    let ct = Conntrackd {
+        prog: s.conntrackd.clone(),
+        config: config.to_path_buf(),
+        timeout: s.command_timeout,
+        stop: &hakit_core::exec::never,
+    };
+    match ct.stats() {
+        Ok(text) => text
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .chars()
+            .take(300)
+            .collect(),
+        Err(e) => {
+            problems.push(problem!("conntrackd does not answer: {e:#}"));
+            "not running".into()
+        }
+    }
+}
+
+/// For every VRRP address this node holds, an ARP probe: who else answers for it (another
+/// MASTER does). Returns their MACs.
+fn split_brain_probe(node: &Node, inst: &Instance, problems: &mut Vec<String>) -> Vec<String> {
+    let mut others = Vec::new();
+    for vip in &inst.vrrp_vips {
+        let IpAddr::V4(v4) = vip else { continue };
+        let Some(held) = node.addrs.iter().find(|a| a.addr == *vip) else {
+            continue;
+        };
+        let Some(link) = node.links.iter().find(|l| l.index == held.index) else {
+            continue;
+        };
+        match hakit_net::garp::arp_claimants(link, *v4, ARP_WAIT) {
+            Ok(macs) if !macs.is_empty() => {
+                let macs: Vec<String> = macs.iter().map(|m| m.to_string()).collect();
+                problems.push(problem!(
+                    "split brain: VRRP address {vip} is also answered by {} on {} (another MASTER)",
+                    macs.join(", "),
+                    link.name
+                ));
+                others.extend(macs);
+            }
+            Ok(_) => {}
+            Err(e) => problems.push(problem!("cannot probe {vip} on {}: {e:#}", link.name)),
+        }
+    }
+    others
+}
+
+/// Who the provider routes the floating IP to (read only), which must be this node
+/// exactly when it is MASTER.
+fn provider_owner(
+    inst: &Instance,
+    fip: &hakit_fip::config::Fip,
+    master: bool,
+    problems: &mut Vec<String>,
+) -> Option<String> {
+    let mut cfg = fip.clone();
+    cfg.ip = inst.fip_ip.or(cfg.ip);
+    let ip = cfg
+        .ip
+        .map_or("the floating IP".to_string(), |i| i.to_string());
+    match hakit_fip::run(&cfg, hakit_fip::model::Mode::Check, false, false) {
+        Ok(o) => {
+            let owner = o.owner_before.clone().unwrap_or_else(|| "nobody".into());
+            if master && !o.owned {
+                problems.push(problem!(
+                    "split brain or unfinished claim: this node ({}) is MASTER but the provider routes {ip} to {owner}",
+                    o.this_node
+                ));
+            } else if !master && o.owned {
+                problems.push(problem!(
+                    "the provider routes {ip} to this node ({}), which is not MASTER",
+                    o.this_node
+                ));
+            }
+            Some(owner)
+        }
+        Err(e) => {
+            problems.push(problem!("cannot ask the provider who owns {ip}: {e:#}"));
+            None
+        }
+    }
 }
 
 /// The announcement's role against the recorded state: a MASTER must announce primary,
@@ -650,6 +788,159 @@ fn processes() -> Vec<(u32, Vec<String>)> {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use crate::runtime::StepRecord;
+
+    fn inst() -> Instance {
+        Instance {
+            name: "VI_1".into(),
+            interface: Some("eth0".into()),
+            floating_ips: vec!["203.0.113.10/32".parse().unwrap()],
+            vrrp_vips: vec!["198.51.100.1".parse().unwrap()],
+            snat_source: Some("198.51.100.0/24".parse().unwrap()),
+            ..Instance::default()
+        }
+    }
+
+    /// A converged MASTER that holds everything: no check finds a problem.
+    fn healthy_master() -> Seen {
+        Seen {
+            rec: Recorded {
+                state: Some(State::Master),
+                converged: true,
+                ..Recorded::default()
+            },
+            keepalived_master: Some(true),
+            fips: vec![FloatingIp {
+                ip: "203.0.113.10/32".into(),
+                present: true,
+            }],
+            ip_forward: "1".into(),
+            ipv6_forwarding: "0".into(),
+            snat_present: Some(true),
+            default_route: Some("via 203.0.113.1 dev eth0".into()),
+            routed_out_of_wan: true,
+        }
+    }
+
+    fn problems(seen: &Seen) -> Vec<String> {
+        CHECKS.iter().flat_map(|c| c(&inst(), seen)).collect()
+    }
+
+    #[test]
+    fn a_healthy_master_and_a_healthy_backup_have_no_problem() {
+        assert_eq!(problems(&healthy_master()), Vec::<String>::new());
+        let mut backup = healthy_master();
+        backup.rec.state = Some(State::Backup);
+        backup.keepalived_master = Some(false);
+        backup.fips[0].present = false;
+        backup.snat_present = Some(false);
+        backup.default_route = None;
+        backup.ip_forward = "0".into();
+        assert_eq!(problems(&backup), Vec::<String>::new());
+    }
+
+    #[test]
+    fn keepalived_and_the_record_disagreeing_is_a_problem_both_ways() {
+        let mut s = healthy_master();
+        s.rec.state = Some(State::Backup);
+        s.fips[0].present = false;
+        let p = vrrp_view(&inst(), &s);
+        assert!(
+            p[0].starts_with(
+                "keepalived is MASTER (holds 198.51.100.1) but nat-notify recorded BACKUP"
+            ),
+            "{p:?}"
+        );
+        let mut s = healthy_master();
+        s.keepalived_master = Some(false);
+        assert!(vrrp_view(&inst(), &s)[0].contains("keepalived is not MASTER"));
+        s.keepalived_master = None;
+        assert!(
+            vrrp_view(&inst(), &s).is_empty(),
+            "no VRRP address: nothing to tell by"
+        );
+    }
+
+    #[test]
+    fn a_master_that_does_not_forward_is_a_problem() {
+        let mut s = healthy_master();
+        s.ip_forward = "0".into();
+        assert_eq!(
+            forwarding(&inst(), &s),
+            ["MASTER with net.ipv4.ip_forward = 0: this node does not route the LAN (apply /etc/sysctl.d/90-hakit.conf)"]
+        );
+        s.ip_forward = String::new();
+        assert!(forwarding(&inst(), &s)[0].contains("= ?"));
+        // IPv6 forwarding matters only with an IPv6 floating IP.
+        let mut v6 = inst();
+        v6.floating_ips.push("2001:db8::10/128".parse().unwrap());
+        let s = healthy_master();
+        assert!(forwarding(&inst(), &s).is_empty());
+        assert!(forwarding(&v6, &s)[0].contains("net.ipv6.conf.all.forwarding = 0"));
+    }
+
+    #[test]
+    fn floating_ips_belong_on_the_master_alone() {
+        let mut s = healthy_master();
+        s.fips[0].present = false;
+        assert_eq!(
+            floating_ips(&inst(), &s),
+            ["MASTER without its floating IP 203.0.113.10/32"]
+        );
+        let mut s = healthy_master();
+        s.rec.state = Some(State::Backup);
+        assert_eq!(
+            floating_ips(&inst(), &s),
+            ["floating IP 203.0.113.10/32 present on a node that is BACKUP"]
+        );
+        s.rec.state = None;
+        assert!(floating_ips(&inst(), &s)[0].ends_with("no recorded state"));
+    }
+
+    #[test]
+    fn a_master_without_snat_or_a_route_out_is_a_problem() {
+        let mut s = healthy_master();
+        s.snat_present = Some(false);
+        assert_eq!(snat_rule(&inst(), &s), ["MASTER without its SNAT rule"]);
+        s.snat_present = None;
+        assert!(snat_rule(&inst(), &s).is_empty(), "unknown is not absent");
+        let mut s = healthy_master();
+        s.default_route = None;
+        assert!(
+            route_out(&inst(), &s).is_empty(),
+            "a directly connected upstream"
+        );
+        s.routed_out_of_wan = false;
+        assert_eq!(
+            route_out(&inst(), &s),
+            ["MASTER without a route out: no default route and none via eth0"]
+        );
+    }
+
+    #[test]
+    fn an_unconverged_transition_names_its_failed_steps() {
+        let mut s = healthy_master();
+        s.rec.converged = false;
+        assert!(convergence(&inst(), &s)[0].contains("left unfinished"));
+        s.rec.steps.insert(
+            "snat_ensure".into(),
+            StepRecord {
+                ok: false,
+                detail: "nft: no such table".into(),
+                seconds: 0.0,
+            },
+        );
+        assert_eq!(
+            convergence(&inst(), &s),
+            ["last transition to MASTER did not converge: snat_ensure failed: nft: no such table"]
+        );
+        s.rec.superseded = true;
+        assert!(
+            convergence(&inst(), &s).is_empty(),
+            "a superseded one is the newer one's"
+        );
+    }
     /// Every problem this file reports is listed in [`super::PROBLEMS`] (and so in
     /// nat-notify-status(8)), and every listed one is still reported: the problem lines
     /// are the format strings of the `problem!` calls above.
