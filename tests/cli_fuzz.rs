@@ -129,6 +129,7 @@ fn flags(bin: &str) -> &'static [&'static str] {
 }
 
 #[test]
+#[ignore = "needs root (network namespaces): make integration"]
 fn every_binary_survives_mutated_argv_env_and_config() {
     if !nix::unistd::geteuid().is_root() || which("unshare").is_none() {
         let why = "cli fuzz needs root and unshare (a network namespace per run)";

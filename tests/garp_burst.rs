@@ -13,6 +13,7 @@ use util::*;
 const FILTER: &str = "arp or (icmp6 and ip6[40] == 136)";
 
 #[test]
+#[ignore = "needs root (network namespaces): make integration"]
 fn frames_on_the_wire_are_exact_and_spaced() {
     let Some(mut lab) = lab("frames_on_the_wire_are_exact_and_spaced") else {
         return;
@@ -118,6 +119,7 @@ fn frames_on_the_wire_are_exact_and_spaced() {
 }
 
 #[test]
+#[ignore = "needs root (network namespaces): make integration"]
 fn router_flag_follows_ipv6_forwarding() {
     let Some(mut lab) = lab("router_flag_follows_ipv6_forwarding") else {
         return;
@@ -148,6 +150,7 @@ fn router_flag_follows_ipv6_forwarding() {
 }
 
 #[test]
+#[ignore = "needs root (network namespaces): make integration"]
 fn neighbours_learn_the_new_mac() {
     let Some(mut lab) = lab("neighbours_learn_the_new_mac") else {
         return;
@@ -185,6 +188,7 @@ fn neighbours_learn_the_new_mac() {
 }
 
 #[test]
+#[ignore = "needs root (network namespaces): make integration"]
 fn refusals_exit_2_and_send_nothing() {
     let Some(mut lab) = lab("refusals_exit_2_and_send_nothing") else {
         return;
@@ -254,6 +258,7 @@ fn refusals_exit_2_and_send_nothing() {
 }
 
 #[test]
+#[ignore = "needs root (network namespaces): make integration"]
 fn dry_run_sends_nothing_and_config_layers_apply() {
     let Some(mut lab) = lab("dry_run_sends_nothing_and_config_layers_apply") else {
         return;
@@ -304,6 +309,7 @@ fn dry_run_sends_nothing_and_config_layers_apply() {
 }
 
 #[test]
+#[ignore = "needs root (network namespaces): make integration"]
 fn logs_reach_syslog_with_ident() {
     let Some(mut lab) = lab("logs_reach_syslog_with_ident") else {
         return;

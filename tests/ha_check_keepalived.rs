@@ -8,6 +8,7 @@ use hakit_lab::{keepalived, wait_until};
 use util::*;
 
 #[test]
+#[ignore = "needs root (network namespaces): make integration"]
 fn vrrp_script_drops_priority_on_uplink_loss_and_preempts_back() {
     let Some(mut lab) = lab("vrrp_script_drops_priority_on_uplink_loss_and_preempts_back") else {
         return;
@@ -110,6 +111,7 @@ fn vrrp_script_drops_priority_on_uplink_loss_and_preempts_back() {
 }
 
 #[test]
+#[ignore = "needs root (network namespaces): make integration"]
 fn peer_watch_runs_the_takeover_until_it_succeeds() {
     let Some(mut lab) = lab("peer_watch_runs_the_takeover_until_it_succeeds") else {
         return;
@@ -201,6 +203,7 @@ fn peer_watch_runs_the_takeover_until_it_succeeds() {
 }
 
 #[test]
+#[ignore = "needs root (network namespaces): make integration"]
 fn peer_watch_methods_tcp_and_ssh() {
     let Some(mut lab) = lab("peer_watch_methods_tcp_and_ssh") else {
         return;

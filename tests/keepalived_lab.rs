@@ -9,6 +9,7 @@ use hakit_lab::{keepalived, syslog::Syslog};
 use util::*;
 
 #[test]
+#[ignore = "needs root (network namespaces): make integration"]
 fn vip_moves_to_backup_when_master_stops() {
     let Some(mut lab) = lab("vip_moves_to_backup_when_master_stops") else {
         return;
@@ -80,6 +81,7 @@ fn vip_moves_to_backup_when_master_stops() {
 /// (its namespaces, tmpfs mounts and scratch directory, found by the dead pid in their
 /// names) and leaves a live process's lab alone.
 #[test]
+#[ignore = "needs root (network namespaces): make integration"]
 fn a_new_lab_removes_what_an_exited_run_left() {
     if !hakit_lab::available("a_new_lab_removes_what_an_exited_run_left") {
         return;

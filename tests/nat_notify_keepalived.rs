@@ -197,16 +197,19 @@ fn failover(test: &str, form: &str) {
 }
 
 #[test]
+#[ignore = "needs root (network namespaces): make integration"]
 fn keepalived_per_state_hooks() {
     failover("keepalived_per_state_hooks", "hooks");
 }
 
 #[test]
+#[ignore = "needs root (network namespaces): make integration"]
 fn keepalived_generic_notify() {
     failover("keepalived_generic_notify", "generic");
 }
 
 #[test]
+#[ignore = "needs root (network namespaces): make integration"]
 fn keepalived_notify_fifo() {
     failover("keepalived_notify_fifo", "fifo");
 }

@@ -238,6 +238,7 @@ fn write_configs(d: &Path, node: &str, pair: &str) {
 }
 
 #[test]
+#[ignore = "needs root (network namespaces): make integration"]
 fn alerts_fire_in_a_real_prometheus() {
     let (Some(prometheus), Some(exporter)) = (
         hakit_lab::require(TEST, "prometheus"),

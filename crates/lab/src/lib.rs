@@ -50,6 +50,12 @@ static NEXT_LAB: AtomicU32 = AtomicU32::new(0);
 /// Whether this process can build labs. Without root: `false` with a loud message, except
 /// under CI (`CI=true`) where a skipped lab test is a failure, so this panics.
 pub fn available(test: &str) -> bool {
+    if std::env::var_os("HAKIT_UNIT_ONLY").is_some() {
+        panic!(
+            "{test} needs network namespaces but runs in make unit (root-free tests only): \
+             mark it #[ignore = \"needs root (network namespaces): make integration\"]"
+        );
+    }
     let root = nix::unistd::geteuid().is_root();
     let ip = which("ip").is_some();
     if root && ip {
@@ -622,4 +628,16 @@ pub fn now_unix() -> f64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default()
         .as_secs_f64()
+}
+
+#[cfg(test)]
+mod tests {
+    /// make unit runs only root-free tests: a namespace test that is not #[ignore]d
+    /// reaches `available` there and fails, instead of passing as a skip.
+    #[test]
+    #[should_panic(expected = "runs in make unit")]
+    fn a_namespace_test_left_in_make_unit_fails() {
+        std::env::set_var("HAKIT_UNIT_ONLY", "1");
+        super::available("a_namespace_test_left_in_make_unit_fails");
+    }
 }
