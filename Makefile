@@ -155,7 +155,7 @@ test: deps validate deny msrv unit integration static package chaos syslab arm64
 # than the 30 s + 20 s they get in make test. Crashing inputs land in target/fuzz-crashes/.
 fuzz: deps
 	HAKIT_FUZZ_SECONDS=$${HAKIT_FUZZ_SECONDS:-600} HAKIT_CLI_FUZZ_SECONDS=$${HAKIT_CLI_FUZZ_SECONDS:-300} \
-	  $(CARGO) test --test fuzz_parsers --test cli_fuzz -- --nocapture
+	  $(CARGO) test --test fuzz_parsers --test cli_fuzz -- --include-ignored --nocapture
 
 demo: deps
 	$(CARGO) build --release --bins -p hakit -p hakit-lab

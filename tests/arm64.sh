@@ -63,7 +63,7 @@ for b in "${bins[@]}"; do
   chmod 755 "$work/run/$b"
 done
 HAKIT_TEST_BIN_DIR=$work/run $cargo test \
-  --test garp_burst --test nat_notify --test ha_check --test fip_claim_rest -- \
+  --test garp_burst --test nat_notify --test ha_check --test fip_claim_rest -- --include-ignored \
   frames_on_the_wire_are_exact_and_spaced neighbours_learn_the_new_mac refusals_exit_2 \
   master_then_backup_with_real_nft_and_conntrackd \
   every_probe_passes_then_each_fails https_verifies_against_the_given_ca \
