@@ -391,14 +391,15 @@ fn units_and_commands(step: Step, inst: &Instance, obs: &Observed) -> anyhow::Re
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     //! Every step kind resolved, without root: what it does, when it has nothing to do,
     //! and what it refuses.
 
     use super::*;
     use crate::plan::plan;
 
-    fn inst() -> Instance {
+    /// An instance with every step kind configured (also status's tests' fixture).
+    pub(crate) fn inst() -> Instance {
         Instance {
             name: "VI_1".into(),
             interface: Some("eth0".into()),

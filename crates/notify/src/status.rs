@@ -426,7 +426,8 @@ fn observe(
             })
     });
     Ok(Seen {
-        keepalived_master: crate::supersede::vips_held(node.nl, &inst.vrrp_vips),
+        // From the dump status took once, not a dump per instance.
+        keepalived_master: crate::supersede::vips_on(node.addrs, &inst.vrrp_vips),
         fips: inst
             .floating_ips
             .iter()
@@ -793,12 +794,8 @@ mod tests {
 
     fn inst() -> Instance {
         Instance {
-            name: "VI_1".into(),
-            interface: Some("eth0".into()),
-            floating_ips: vec!["203.0.113.10/32".parse().unwrap()],
             vrrp_vips: vec!["198.51.100.1".parse().unwrap()],
-            snat_source: Some("198.51.100.0/24".parse().unwrap()),
-            ..Instance::default()
+            ..crate::action::tests::inst()
         }
     }
 

@@ -34,8 +34,13 @@ pub fn vips_held(nl: &Netlink, vips: &[IpAddr]) -> Option<bool> {
     if vips.is_empty() {
         return None;
     }
-    let addrs = nl.addresses(None).ok()?;
-    Some(vips.iter().all(|v| addrs.iter().any(|a| a.addr == *v)))
+    vips_on(&nl.addresses(None).ok()?, vips)
+}
+
+/// Whether all of `vips` are among `addrs` (a dump already taken); `None` when none are
+/// configured.
+pub fn vips_on(addrs: &[hakit_net::IfAddr], vips: &[IpAddr]) -> Option<bool> {
+    (!vips.is_empty()).then(|| vips.iter().all(|v| addrs.iter().any(|a| a.addr == *v)))
 }
 
 /// The hook-mode check for a transition of `instance` to `state` with generation `gen`.
