@@ -60,6 +60,7 @@ build:
 
 static: deps-build
 	$(CARGO) build --release --target $(MUSL) --bins
+	@scripts/drop-unwind-tables.sh $(STATIC_DIR) $(BINS)
 	@scripts/check-static.sh $(STATIC_DIR) $(BINS)
 
 # Man pages and bash/zsh/fish completions, rendered from the binaries' clap definitions, and

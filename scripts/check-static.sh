@@ -12,6 +12,11 @@ for b in "$@"; do
     *"statically linked"*|*"static-pie linked"*) ;;
     *) echo "static: $b is not static: $kind" >&2; fail=1 ;;
   esac
+  # The unwind tables are dropped after every build (drop-unwind-tables.sh): a binary
+  # that still has them was not made by `make static`.
+  if command -v readelf >/dev/null && readelf -S -W "$f" | grep -q ' \.eh_frame '; then
+    echo "static: $b still has .eh_frame: run scripts/drop-unwind-tables.sh (make static does)" >&2; fail=1
+  fi
   size=$(stat -c %s "$f")
   limit=2621440            # 2.5 MiB
   [ "$b" = garp-burst ] && limit=1048576   # 1 MiB

@@ -331,6 +331,7 @@ fn targets() -> Vec<Target> {
         ("heartbeat", seeds_from("", &[
             r#"{"pid":42,"at_ms":1764800000000,"healthy":false,"since_ms":1764799990000,"failing":["gateway: timeout"],"probes":3,"held":"the peer is unhealthy too"}"#,
             r#"{"pid":1,"at_ms":18446744073709551615,"healthy":null,"since_ms":0,"failing":[],"probes":0}"#,
+            r#"{"pid":7,"at_ms":1764800000000,"healthy":false,"since_ms":0,"failing":[],"probes":2,"standing_down":"the VRRP path is cut:\nx","drained":"a\u0000b"}"#,
         ]), |b| {
             let _ = serde_json::from_slice::<hakit_core::heartbeat::Heartbeat>(b);
             let dir = std::env::temp_dir().join(format!("hakit-fuzz-hb-{}", std::process::id()));
@@ -339,6 +340,17 @@ fn targets() -> Vec<Target> {
             if std::fs::write(hakit_core::heartbeat::path(&track), b).is_ok() {
                 let (line, _) = hakit_notify::status::uplink_monitor(&track);
                 assert!(!line.contains('\n'), "a status line with a newline: {line:?}");
+            }
+        }),
+        // A packet of IP protocol 112 as the monitor's raw socket receives it, from anyone
+        // on the VRRP link.
+        ("vrrp-advert", vec![
+            vec![0x45, 0xc0, 0, 0x20, 5, 0x69, 0, 0, 0xff, 0x70, 0xaa, 0xfc, 198, 51, 100, 2, 224, 0, 0, 18, 0x31, 51, 150, 1, 0, 2, 3, 0xcf, 198, 51, 100, 1],
+            vec![0x46, 0, 0, 0x24, 0, 0, 0, 0, 0xff, 0x70, 0, 0, 198, 51, 100, 3, 198, 51, 100, 2, 1, 1, 0, 0, 0x21, 7, 100, 1, 0, 1, 0, 0],
+        ], |b| {
+            if let Some(a) = hakit_net::vrrp::parse(b) {
+                assert!(a.interval <= std::time::Duration::from_secs(255), "{a:?}");
+                assert_eq!(a.source.octets(), [b[12], b[13], b[14], b[15]]);
             }
         }),
         // A DNS server's answer to the dns probe (the ID taken from the input itself, so

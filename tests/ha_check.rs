@@ -667,6 +667,11 @@ fn monitor_follows_the_uplink_and_refuses_bad_settings() {
             "fall and rise must be at least 1",
         ),
         (
+            "\n[check.peer]\nbind = \"192.0.2.1\"\naddress = \"192.0.2.2\"\nvrrp_address = \"2001:db8::2\"\n",
+            vec!["monitor"],
+            "vrrp_address 2001:db8::2",
+        ),
+        (
             "",
             vec!["monitor", "--track-file", "/proc/hakit-no/uplink"],
             "track file directory",

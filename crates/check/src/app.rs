@@ -313,28 +313,15 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
                 usage_error("no track file: set track_file in [check] or give --track-file")
             })?;
             check_track_dir(&track)?;
+            let runtime_dir = pick(
+                cli.runtime_dir.clone(),
+                file.general.runtime_dir.clone(),
+                PathBuf::from(DEFAULT_DIR),
+            );
             let peer = c
                 .peer
                 .as_ref()
-                .map(|p| {
-                    crate::peer::PeerConfig::new(
-                        p.bind,
-                        p.address,
-                        p.port,
-                        p.silent_after.map(HDuration::get),
-                    )
-                    .map(|mut cfg| {
-                        cfg.runtime_dir = pick(
-                            cli.runtime_dir.clone(),
-                            file.general.runtime_dir.clone(),
-                            PathBuf::from(DEFAULT_DIR),
-                        );
-                        if let Some(pid) = &p.keepalived_pid_file {
-                            cfg.keepalived_pid = pid.clone();
-                        }
-                        cfg
-                    })
-                })
+                .map(|p| crate::peer::PeerConfig::from_table(p, runtime_dir))
                 .transpose()
                 .map_err(usage_error)?;
             let rt = rt_priority.or(c.monitor_rt_priority).unwrap_or(10);
@@ -484,9 +471,16 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
             track.display()
         );
         let pair = file.general.pair.clone();
-        let mut publish = |v: &Verdict| {
+        let mut publish = |v: &Verdict, standing_down: bool| {
             if let Some(path) = &textfile {
                 let mut t = metrics(pair.as_deref(), v, None);
+                t.add(
+                    "hakit_vrrp_path_cut",
+                    Kind::Gauge,
+                    "1 while this node stands down because only the VRRP path is cut: the peer reports MASTER over the sync link, its adverts do not arrive.",
+                    &[],
+                    f64::from(u8::from(standing_down)),
+                );
                 // The counters the alerts read, per published verdict (every textfile
                 // interval and every change), kept in the runtime directory as for runs.
                 let (runs, failures) = count_run(&rt, v.healthy);

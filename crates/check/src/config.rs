@@ -76,6 +76,12 @@ pub struct PeerTable {
     /// while this keepalived runs, and the peer's nat-notify then holds its provider
     /// claim (a cut VRRP path, not a dead node) [default: /run/keepalived.pid].
     pub keepalived_pid_file: Option<std::path::PathBuf>,
+    /// The address the peer's VRRP adverts come from (its `unicast_src_ip`, or its address
+    /// on the VRRP interface), IPv4: the monitor listens for them, and when they stop while
+    /// the peer still reports MASTER over the sync link (only the VRRP path is cut) the
+    /// newer MASTER stands down (track file 1) until they return, so the LAN VIP is not
+    /// held by both [default: not listened for].
+    pub vrrp_address: Option<std::net::IpAddr>,
 }
 
 /// A quorum group: healthy when at least `min` of its probes pass.

@@ -21,5 +21,6 @@ pub mod peer;
 pub mod probe;
 pub mod rt;
 pub mod runner;
+pub mod split;
 pub mod tools;
 pub mod watch;

@@ -39,6 +39,7 @@ use crate::{
     peer::{self, Decision, PeerConfig},
     probe::{Checked, ProbeResult, Tools},
     runner::{judge, Verdict},
+    split,
 };
 
 /// The shortest probe interval accepted.
@@ -224,7 +225,7 @@ struct Change {
 
 /// The states, also when a probe thread panicked while holding them (never poisoned for
 /// good: the data is a plain record, valid after any partial update).
-fn lock(m: &Mutex<Vec<State>>) -> std::sync::MutexGuard<'_, Vec<State>> {
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
@@ -247,6 +248,47 @@ fn verdict(states: &[State], probes: &[Monitored], groups: &[Group]) -> Option<V
     })
 }
 
+/// This node's VRRP roles, shared by the reports and the watch over the VRRP path.
+type SharedRoles = Arc<Mutex<Option<peer::Roles>>>;
+
+/// Why the track file says 1 whatever the probes say: drained, or standing down.
+fn forced(drained: Option<&str>, standing: Option<&split::Standing>) -> Option<String> {
+    drained
+        .map(|r| format!("drained: {r}"))
+        .or_else(|| standing.map(|s| format!("standing down for {}", s.instance)))
+}
+
+/// This node's VRRP roles, read again when `max_age` old.
+fn own(roles: &SharedRoles, max_age: Duration, now: Instant) -> Vec<(String, Option<Instant>)> {
+    lock(roles)
+        .as_mut()
+        .map(|r| r.current(max_age, now).to_vec())
+        .unwrap_or_default()
+}
+
+/// Starts the exchange with the peer's monitor ([`crate::peer`]): every `every`, this
+/// node's probes and its VRRP roles (read at most every 50 ms: a few small files).
+fn exchange(
+    cfg: &PeerConfig,
+    settings: &Settings,
+    every: Duration,
+    stop: &Arc<AtomicBool>,
+    (states, probes, groups): (&Arc<Mutex<Vec<State>>>, &[Monitored], &[Group]),
+    roles: &SharedRoles,
+) -> anyhow::Result<peer::Latest> {
+    let (states, probes, groups) = (states.clone(), probes.to_vec(), groups.to_vec());
+    let roles = roles.clone();
+    peer::spawn(cfg, every, settings.rt_priority, stop.clone(), move |seq| {
+        let now = Instant::now();
+        let mut r = report(&lock(&states), &probes, &groups, seq, now);
+        if let Some(roles) = lock(&roles).as_mut() {
+            r.probes
+                .extend(roles.report(Duration::from_millis(50), now));
+        }
+        r
+    })
+}
+
 /// Runs until `stop` (or `max_duration`). `publish` is called with the verdict on every
 /// change and at least every `publish_every` (the Prometheus textfile).
 pub fn run(
@@ -256,7 +298,7 @@ pub fn run(
     settings: Settings,
     stop: Arc<AtomicBool>,
     publish_every: Duration,
-    publish: &mut dyn FnMut(&Verdict),
+    publish: &mut dyn FnMut(&Verdict, bool),
 ) -> anyhow::Result<()> {
     let start = Instant::now();
     match realtime(settings.rt_priority) {
@@ -358,33 +400,21 @@ pub fn run(
         .clamp(Duration::from_millis(10), HEARTBEAT);
     let stale = every * 3;
     let listening = Instant::now();
+    let roles = Arc::new(Mutex::new(settings.peer.as_ref().map(peer::Roles::new)));
     let peer_latest = match &settings.peer {
-        Some(cfg) => {
-            let (states, probes, groups) = (states.clone(), probes.clone(), groups.clone());
-            let (rt_dir, pid_file) = (cfg.runtime_dir.clone(), cfg.keepalived_pid.clone());
-            // This node's VRRP roles, read at most every 100 ms (a few small files).
-            let mut roles: Option<(Instant, Vec<peer::ProbeReport>)> = None;
-            Some(peer::spawn(
-                cfg,
-                every,
-                settings.rt_priority,
-                stop.clone(),
-                move |seq| {
-                    let mut r = report(&lock(&states), &probes, &groups, seq, Instant::now());
-                    if roles
-                        .as_ref()
-                        .is_none_or(|(at, _)| at.elapsed() >= Duration::from_millis(100))
-                    {
-                        roles = Some((Instant::now(), peer::vrrp_roles(&rt_dir, &pid_file)));
-                    }
-                    r.probes
-                        .extend(roles.iter().flat_map(|(_, v)| v.iter().cloned()));
-                    r
-                },
-            )?)
-        }
+        Some(cfg) => Some(exchange(
+            cfg,
+            &settings,
+            every,
+            &stop,
+            (&states, &probes, &groups),
+            &roles,
+        )?),
         None => None,
     };
+    // The peer's VRRP adverts, heard beside keepalived: a cut VRRP path makes the newer
+    // MASTER stand down (see [`crate::split`]).
+    let mut split = split::Watch::open(settings.peer.as_ref(), every);
 
     // The verdict, and what the track file says (true: 1, give the role away).
     let mut healthy: Option<bool> = None;
@@ -403,8 +433,8 @@ pub fn run(
             break;
         }
         let mut wait = next_beat.saturating_duration_since(Instant::now());
-        if held.is_some() {
-            // Holding: decide again as the peer's reports come.
+        if held.is_some() || split.is_some() {
+            // Holding, or watching for a cut VRRP path: decide again as reports come.
             wait = wait.min(every);
         }
         let mut changed = false;
@@ -446,20 +476,29 @@ pub fn run(
             changed = true;
             next_beat = Instant::now();
         }
+        if let (Some(w), Some(latest)) = (&mut split, &peer_latest) {
+            let now = Instant::now();
+            if w.update(
+                peer::latest(latest).as_ref(),
+                &mut || own(&roles, every, now),
+                now,
+            ) {
+                changed = true;
+                (next_beat, next_publish) = (now, now);
+            }
+        }
+        let standing = split.as_ref().and_then(|w| w.standing.as_ref());
         let v = if changed || held.is_some() {
             verdict(&lock(&states), &probes, &groups)
         } else {
             None
         };
-        if let Some(reason) = &drained {
+        if let Some(reason) = forced(drained.as_deref(), standing) {
             held = None;
             if written != Some(true) {
                 write_track(&settings.track_file, false)?;
                 since_ms = now_ms();
-                warn!(
-                    "{} written 1 (drained: {reason})",
-                    settings.track_file.display()
-                );
+                warn!("{} written 1 ({reason})", settings.track_file.display());
                 written = Some(true);
             }
         } else if let Some(v) = &v {
@@ -529,7 +568,7 @@ pub fn run(
             if verdict_changed {
                 // The heartbeat says the new verdict at once (nat-notify status reads it).
                 next_beat = Instant::now();
-                publish(v);
+                publish(v, standing.is_some());
                 next_publish = Instant::now() + publish_every;
             }
         }
@@ -546,6 +585,7 @@ pub fn run(
                 probes: probes.len(),
                 held: held.clone(),
                 drained: drained.clone(),
+                standing_down: standing.map(|s| s.why.clone()),
             };
             let r = runtime::write_atomic(&beat_file, &serde_json::to_vec(&hb)?, 0o644);
             match (&r, beat_error) {
@@ -556,7 +596,7 @@ pub fn run(
             beat_error = r.is_err();
             if now >= next_publish {
                 if let Some(v) = &current {
-                    publish(v);
+                    publish(v, standing.is_some());
                 }
                 next_publish = now + publish_every;
             }
@@ -823,6 +863,7 @@ mod tests {
         let track = dir.join("uplink");
         let mut hb = Heartbeat {
             drained: None,
+            standing_down: None,
             pid: std::process::id(),
             at_ms: now_ms(),
             healthy: Some(true),

@@ -32,7 +32,9 @@
 //! `@vrrp:INSTANCE` (up: MASTER; a monitor of an older version takes them for probes it
 //! does not have, and ignores them): MASTER when nat-notify's newest intent for the
 //! instance is MASTER *and* keepalived runs (its pid file names a live keepalived; a
-//! crashed keepalived leaves its addresses behind but is no MASTER). The receiving monitor
+//! crashed keepalived leaves its addresses behind but is no MASTER), with for how long
+//! (`ok_for_ms`) and how long ago the roles were read (`last_ok_ms`, at most 50 ms: what
+//! `split.rs` needs to tell a cut VRRP path from a crash). The receiving monitor
 //! writes the peer's roles to `RUNTIME_DIR/peer.report` (at most every 100 ms, at once
 //! when they change), and nat-notify reads it before a provider claim: a peer that is
 //! MASTER and answers on the sync link means the VRRP path is cut, not the peer dead, and
@@ -78,6 +80,8 @@ pub struct PeerConfig {
     pub runtime_dir: PathBuf,
     /// keepalived's pid file (this node is MASTER only while it names a live keepalived).
     pub keepalived_pid: PathBuf,
+    /// Where the peer's VRRP adverts come from (see `split.rs`).
+    pub vrrp_peer: Option<std::net::Ipv4Addr>,
 }
 
 impl PeerConfig {
@@ -121,7 +125,34 @@ impl PeerConfig {
             silent_after,
             runtime_dir: PathBuf::from(hakit_core::runtime::DEFAULT_DIR),
             keepalived_pid: PathBuf::from(KEEPALIVED_PID),
+            vrrp_peer: None,
         })
+    }
+}
+
+impl PeerConfig {
+    /// `[check.peer]` as written, checked (exit 2 at load, naming the key);
+    /// `runtime_dir` is where nat-notify's intents are.
+    pub fn from_table(
+        t: &crate::config::PeerTable,
+        runtime_dir: PathBuf,
+    ) -> Result<PeerConfig, String> {
+        let mut cfg = PeerConfig::new(
+            t.bind,
+            t.address,
+            t.port,
+            t.silent_after.map(hakit_core::duration::HDuration::get),
+        )?;
+        cfg.runtime_dir = runtime_dir;
+        if let Some(pid) = &t.keepalived_pid_file {
+            cfg.keepalived_pid = pid.clone();
+        }
+        cfg.vrrp_peer = match t.vrrp_address {
+            None => None,
+            Some(IpAddr::V4(a)) if !a.is_unspecified() && !a.is_multicast() && !a.is_broadcast() => Some(a),
+            Some(a) => return Err(format!("[check.peer] vrrp_address {a}: give the peer's unicast IPv4 address its VRRP adverts come from (IPv6 VRRP is not listened for)")),
+        };
+        Ok(cfg)
     }
 }
 
@@ -248,11 +279,11 @@ pub struct Seen {
 }
 
 impl Seen {
-    fn probe(&self, name: &str) -> Option<&ProbeReport> {
+    pub(crate) fn probe(&self, name: &str) -> Option<&ProbeReport> {
         self.report.probes.iter().find(|p| p.name == name)
     }
 
-    fn ago(&self, ms: Option<u64>) -> Option<Instant> {
+    pub(crate) fn ago(&self, ms: Option<u64>) -> Option<Instant> {
         self.at.checked_sub(Duration::from_millis(ms?))
     }
 }
@@ -310,6 +341,68 @@ pub fn vrrp_roles(runtime_dir: &Path, keepalived_pid: &Path) -> Vec<ProbeReport>
         .collect();
     out.sort_by(|a, b| a.name.cmp(&b.name));
     out
+}
+
+/// This node's VRRP roles, each with when it became MASTER on this monitor's clock (to a
+/// read's precision): the reports say "MASTER for N ms" (`ok_for_ms` of the `@vrrp:` lines),
+/// and `split.rs` compares the two nodes' ages.
+#[derive(Debug)]
+pub struct Roles {
+    runtime_dir: PathBuf,
+    keepalived_pid: PathBuf,
+    read: Option<Instant>,
+    since: Vec<(String, Option<Instant>)>,
+}
+
+impl Roles {
+    pub fn new(cfg: &PeerConfig) -> Roles {
+        Roles {
+            runtime_dir: cfg.runtime_dir.clone(),
+            keepalived_pid: cfg.keepalived_pid.clone(),
+            read: None,
+            since: Vec::new(),
+        }
+    }
+
+    /// Instance -> MASTER since (`None`: not MASTER), read again when the last read is
+    /// `max_age` old.
+    pub fn current(&mut self, max_age: Duration, now: Instant) -> &[(String, Option<Instant>)] {
+        if self
+            .read
+            .is_none_or(|t| now.saturating_duration_since(t) >= max_age)
+        {
+            let old = std::mem::take(&mut self.since);
+            self.since = vrrp_roles(&self.runtime_dir, &self.keepalived_pid)
+                .into_iter()
+                .filter_map(|p| {
+                    let inst = p.name.strip_prefix(VRRP)?.to_string();
+                    let was = old.iter().find(|(i, _)| *i == inst).and_then(|(_, s)| *s);
+                    let since = (p.up == Some(true)).then(|| was.unwrap_or(now));
+                    Some((inst, since))
+                })
+                .collect();
+            self.read = Some(now);
+        }
+        &self.since
+    }
+
+    /// The report's `@vrrp:` lines: up while MASTER, `ok_for_ms` for how long, and
+    /// `last_ok_ms` how long ago the roles were read (the receiver knows the role is no
+    /// older than that).
+    pub fn report(&mut self, max_age: Duration, now: Instant) -> Vec<ProbeReport> {
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        self.current(max_age, now);
+        let read = self.read.map(|t| ms(now.saturating_duration_since(t)));
+        self.since
+            .iter()
+            .map(|(inst, since)| ProbeReport {
+                name: format!("{VRRP}{inst}"),
+                up: Some(since.is_some()),
+                ok_for_ms: since.map(|s| ms(now.saturating_duration_since(s))),
+                last_ok_ms: read,
+            })
+            .collect()
+    }
 }
 
 /// Whether `pid_file` names a running keepalived.

@@ -41,6 +41,9 @@ pub struct Heartbeat {
     /// probes say).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drained: Option<String>,
+    /// Standing down because only the VRRP path is cut (the track file says 1): why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub standing_down: Option<String>,
 }
 
 /// Where `ha-check drain` leaves its flag unless `[check] drain_file` says otherwise: on

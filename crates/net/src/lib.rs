@@ -14,6 +14,7 @@
 //! * [`sock`]: sockets bound to an interface and/or source address; polling with deadlines.
 //! * [`nft`]: nftables through `nft` (the SNAT rule, named counters, the ruleset).
 //! * [`systemd`]: a unit's state through `systemctl`.
+//! * [`vrrp`]: the VRRP advertisements the host receives (a raw socket beside keepalived's).
 
 pub mod frames;
 pub mod garp;
@@ -23,5 +24,6 @@ pub mod netlink;
 pub mod nft;
 pub mod sock;
 pub mod systemd;
+pub mod vrrp;
 
 pub use netlink::{Change, IfAddr, Link, Mac, Neighbour, Netlink, Nexthop, Route};

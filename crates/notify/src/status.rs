@@ -45,6 +45,10 @@ pub const PROBLEMS: &[(&str, &str)] = &[
         "the monitor's probes fail (listed): the track file says 1 and keepalived holds this node in FAULT",
     ),
     (
+        "uplink monitor: {}",
+        "standing down: only the VRRP path is cut (the peer reports MASTER over the sync link, its adverts do not arrive); the track file says 1 until they return: mend the path (a switch port, a rule dropping IP protocol 112)",
+    ),
+    (
         "keepalived is MASTER (holds {}) but nat-notify recorded {recorded}: its notify hook did not run or failed (journalctl -t nat-notify; does the notify FIFO's directory exist?)",
         "keepalived took the role but the transition was never applied: no SNAT, no floating IP",
     ),
@@ -213,7 +217,11 @@ pub fn uplink_monitor(track_file: &std::path::Path) -> (String, Option<String>) 
     let verdict = match v["healthy"].as_bool() {
         _ if v["drained"].is_string() => format!(
             "DRAINED ({}) for {since:.1} s: the role stays with the peer until ha-check undrain",
-            v["drained"].as_str().unwrap_or_default()
+            one_line(v["drained"].as_str().unwrap_or_default())
+        ),
+        _ if v["standing_down"].is_string() => format!(
+            "STANDING DOWN for {since:.1} s: {}",
+            one_line(v["standing_down"].as_str().unwrap_or_default())
         ),
         Some(true) => format!("healthy for {since:.1} s"),
         Some(false) => format!("UNHEALTHY for {since:.1} s: {}", failing.join("; ")),
@@ -230,6 +238,8 @@ pub fn uplink_monitor(track_file: &std::path::Path) -> (String, Option<String>) 
         ))
     } else if v["drained"].is_string() {
         None
+    } else if let Some(why) = v["standing_down"].as_str() {
+        Some(problem!("uplink monitor: {}", one_line(why)))
     } else if v["healthy"].as_bool() == Some(false) {
         Some(problem!(
             "uplink monitor: unhealthy: {}",
@@ -239,6 +249,13 @@ pub fn uplink_monitor(track_file: &std::path::Path) -> (String, Option<String>) 
         None
     };
     (line, problem)
+}
+
+/// A text from a file, as one line of the report (control characters as spaces).
+fn one_line(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
 }
 
 /// Looks at every configured instance.
@@ -791,6 +808,39 @@ fn processes() -> Vec<(u32, Vec<String>)> {
 mod tests {
     use super::*;
     use crate::runtime::StepRecord;
+
+    /// The monitor's heartbeat as status reads it: drained is no problem (asked for),
+    /// standing down is (the VRRP path needs mending), unhealthy is.
+    #[test]
+    fn the_monitors_heartbeat_says_what_it_is_doing() {
+        let dir = std::env::temp_dir().join(format!("hakit-status-hb-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let track = dir.join("uplink");
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        let beat = |extra: &str| {
+            std::fs::write(
+                hakit_core::heartbeat::path(&track),
+                format!(r#"{{"pid":1,"at_ms":{now},"healthy":false,"since_ms":{now},"failing":[],"probes":2{extra}}}"#),
+            )
+            .unwrap();
+            uplink_monitor(&track)
+        };
+        let (line, problem) = beat(r#","standing_down":"the VRRP path is cut: no advert""#);
+        assert!(line.starts_with("STANDING DOWN for"), "{line}");
+        assert_eq!(
+            problem.as_deref(),
+            Some("uplink monitor: the VRRP path is cut: no advert")
+        );
+        let (line, problem) = beat(r#","drained":"kernel upgrade""#);
+        assert!(line.starts_with("DRAINED (kernel upgrade)"), "{line}");
+        assert_eq!(problem, None);
+        let (_, problem) = beat("");
+        assert_eq!(problem.as_deref(), Some("uplink monitor: unhealthy: "));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     fn inst() -> Instance {
         Instance {

@@ -6,7 +6,9 @@
 //! * [`sched`]: real-time scheduling (musl's wrappers are stubs, so the system calls).
 //! * [`signal`]: ignoring signals, and their defaults restored in a child before exec.
 //! * [`packet`]: `sockaddr_ll`, the address of an AF_PACKET socket.
+//! * [`rawip`]: a raw IPv4 socket for a protocol nix does not name (VRRP).
 
 pub mod packet;
+pub mod rawip;
 pub mod sched;
 pub mod signal;

@@ -1141,11 +1141,12 @@ fn shared_blips(nat: &mut NatLab) -> anyhow::Result<Row> {
 
 /// (g) Only the VRRP path cut (#29 point 4): a's nftables drop VRRP (IP protocol 112) in
 /// and out, nothing else; the sync link and the data path stay up. b stops hearing adverts
-/// and becomes MASTER; its monitor still hears a's over the sync link, which says a's
-/// keepalived is MASTER, so b's nat-notify holds the provider claim: the provider's owner
-/// never changes, and both nodes record MASTER (what HakitBothNodesMaster counts). When
-/// the path returns, b hears a's adverts and goes BACKUP: one MASTER again. The LAN VIP is
-/// held by both for the cut's length (measured, not yet prevented).
+/// and becomes MASTER; its nat-notify holds the provider claim (a's monitor says, over the
+/// sync link, that a is MASTER), and its monitor, which hears a's reports but not a's
+/// adverts, stands b down (track file 1: FAULT, the LAN VIP removed) until the adverts
+/// return. The provider's owner never changes; the LAN VIP is on both nodes for less than
+/// one master-down interval; b's heartbeat says it stands down (the alert's input) within
+/// 2 s; when the path returns, b stands again as BACKUP: one MASTER, a.
 fn vrrp_cut(nat: &mut NatLab, cuts: u32, secs: u64) -> anyhow::Result<Row> {
     let owner0 = nat.owner();
     let writes0 = provider_writes(nat);
@@ -1163,9 +1164,17 @@ fn vrrp_cut(nat: &mut NatLab, cuts: u32, secs: u64) -> anyhow::Result<Row> {
             .has_addr("eth1", hakit_lab::nat::VIP.parse().unwrap())
             .unwrap_or(false)
     };
+    let b_beat = hakit_core::heartbeat::path(&nat.nodes[B].track_file);
+    let standing = || {
+        std::fs::read_to_string(&b_beat)
+            .ok()
+            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+            .is_some_and(|v| v["standing_down"].is_string())
+    };
     let mut alert_ms = Vec::new();
     let mut healed_ms = Vec::new();
     let mut both_vip_ms = Vec::new();
+    let mut b_master_ms = Vec::new();
     let a_ns = nat.nodes[A].ns.clone();
     for _ in 0..cuts {
         hakit_lab::run_ok(&mut a_ns.command(&[
@@ -1175,20 +1184,22 @@ fn vrrp_cut(nat: &mut NatLab, cuts: u32, secs: u64) -> anyhow::Result<Row> {
         let t0 = Instant::now();
         let mut alert = None;
         let mut both_vip = Duration::ZERO;
+        let mut b_master = Duration::ZERO;
         let mut last = Instant::now();
         while t0.elapsed() < Duration::from_secs(secs) {
-            let both = vip(nat, A) && vip(nat, B);
-            if both {
-                both_vip += last.elapsed();
-            }
+            let (a, b) = (vip(nat, A), vip(nat, B));
+            let dt = last.elapsed();
             last = Instant::now();
-            if alert.is_none()
-                && recorded(nat, A).as_deref() == Some("MASTER")
-                && recorded(nat, B).as_deref() == Some("MASTER")
-            {
+            if a && b {
+                both_vip += dt;
+            }
+            if b {
+                b_master += dt;
+            }
+            if alert.is_none() && standing() {
                 alert = Some(t0.elapsed());
             }
-            thread::sleep(Duration::from_millis(20));
+            thread::sleep(Duration::from_millis(10));
         }
         hakit_lab::run_ok(&mut a_ns.command(&["nft", "delete", "table", "inet", "hakit_cut"]))?;
         let t1 = Instant::now();
@@ -1199,6 +1210,7 @@ fn vrrp_cut(nat: &mut NatLab, cuts: u32, secs: u64) -> anyhow::Result<Row> {
         alert_ms.push(alert.map_or(-1.0, |d| d.as_secs_f64() * 1000.0));
         healed_ms.push(healed.map_or(-1.0, |_| t1.elapsed().as_secs_f64() * 1000.0));
         both_vip_ms.push(both_vip.as_secs_f64() * 1000.0);
+        b_master_ms.push(b_master.as_secs_f64() * 1000.0);
         nat.wait_converged(A, Duration::from_secs(15))
             .context("a is not the converged MASTER after the VRRP path returned")?;
     }
@@ -1208,6 +1220,16 @@ fn vrrp_cut(nat: &mut NatLab, cuts: u32, secs: u64) -> anyhow::Result<Row> {
         .iter()
         .filter(|(_, l)| l.contains("not claiming the provider IP yet"))
         .count();
+    let stood = lines
+        .iter()
+        .filter(|(_, l)| l.contains("the VRRP path is cut: no advert from the peer"))
+        .count();
+    for (_, l) in lines
+        .iter()
+        .filter(|(_, l)| l.contains("VRRP") || l.contains("standing"))
+    {
+        println!("    {l}");
+    }
     let owner1 = nat.owner();
     let provider_writes = provider_writes(nat) - writes0;
     let fmt = |v: &[f64]| {
@@ -1216,21 +1238,28 @@ fn vrrp_cut(nat: &mut NatLab, cuts: u32, secs: u64) -> anyhow::Result<Row> {
             .collect::<Vec<_>>()
             .join(", ")
     };
+    // keepalived's master-down interval for b in this lab: its missed adverts plus the
+    // skew, (256 - priority) / 256 adverts.
+    let advert_ms = nat.opts.advert_int.parse::<f64>().unwrap_or(1.0) * 1000.0;
+    let missed = f64::from(nat.opts.down_timer_adverts.unwrap_or(3));
+    let mdi_ms = (missed + (256.0 - f64::from(nat.opts.priorities[B])) / 256.0) * advert_ms;
     Ok(row(
         "(g) only the VRRP path cut (a drops IP protocol 112 in and out; sync link and data path up)",
-        "the provider's owner never changes and nothing is written to it; b holds its claim (the peer answers on the sync link); both nodes record MASTER (HakitBothNodesMaster's input) within 2 s; one MASTER (a) again when the path returns",
+        &format!("the provider's owner never changes and nothing is written to it; b stands down (heartbeat, the alert's input) within 2 s; the LAN VIP on both nodes for less than one master-down interval ({mdi_ms:.0} ms) per cut; one MASTER (a) again when the path returns"),
         format!(
-            "{cuts} cuts of {secs} s: both recorded MASTER after {} ms; b's claim held {held} times; provider writes {provider_writes}, owner {owner0:?} -> {owner1:?}; healed to a alone after {} ms; LAN VIP on both for {} ms (not prevented yet)",
+            "{cuts} cuts of {secs} s: b stood down after {} ms ({stood} times in its log); LAN VIP on both for {} ms, on b for {} ms; b's claim held {held} times; provider writes {provider_writes}, owner {owner0:?} -> {owner1:?}; healed to a alone after {} ms",
             fmt(&alert_ms),
-            fmt(&healed_ms),
             fmt(&both_vip_ms),
+            fmt(&b_master_ms),
+            fmt(&healed_ms),
         ),
         owner0 == owner1
             && provider_writes == 0
-            && held as u32 >= cuts
+            && stood as u32 >= cuts
             && alert_ms.iter().all(|&m| (0.0..=2000.0).contains(&m))
+            && both_vip_ms.iter().all(|&m| m < mdi_ms)
             && healed_ms.iter().all(|&m| m >= 0.0),
-        json!({"cuts": cuts, "seconds": secs, "alert_ms": alert_ms, "healed_ms": healed_ms, "both_vip_ms": both_vip_ms, "held": held, "provider_writes": provider_writes}),
+        json!({"cuts": cuts, "seconds": secs, "alert_ms": alert_ms, "healed_ms": healed_ms, "both_vip_ms": both_vip_ms, "b_vip_ms": b_master_ms, "master_down_ms": mdi_ms, "held": held, "stood": stood, "provider_writes": provider_writes}),
     ))
 }
 

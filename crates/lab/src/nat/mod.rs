@@ -450,12 +450,12 @@ deadline = "150ms"
                     check = if opts.monitor {
                         format!(
                             r#"track_file = "{track}"
-
 # The monitors compare notes over the sync link: no FAULT unless the peer is healthier.
 [check.peer]
 bind = "192.0.2.{id}"
 address = "192.0.2.{other}"
 keepalived_pid_file = "{ka_pid}"
+vrrp_address = "198.51.100.{peer}"
 
 # The upstream gateway, by ICMP and at layer 2, every 20 ms (the defaults): one group,
 # either answering is enough (as the shipped profiles).
