@@ -1121,6 +1121,7 @@ fn dashboard_is_valid_and_queries_only_real_metrics() {
         ("HakitFloatingIPClaimFailing", "hakit_nat_notify_step_ok"),
         ("HakitHealthCheckFailing", "hakit_ha_check_failures_total"),
         ("HakitVrrpPathCut", "hakit_vrrp_path_cut"),
+        ("HakitVrrpAdvertsLost", "hakit_vrrp_adverts_missed_total"),
         (
             "HakitWriterSilent",
             "hakit_nat_notify_fifo_heartbeat_timestamp_seconds",

@@ -471,16 +471,10 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
             track.display()
         );
         let pair = file.general.pair.clone();
-        let mut publish = |v: &Verdict, standing_down: bool| {
+        let mut publish = |v: &Verdict, vrrp: &crate::split::PathReport| {
             if let Some(path) = &textfile {
                 let mut t = metrics(pair.as_deref(), v, None);
-                t.add(
-                    "hakit_vrrp_path_cut",
-                    Kind::Gauge,
-                    "1 while this node stands down because only the VRRP path is cut: the peer reports MASTER over the sync link, its adverts do not arrive.",
-                    &[],
-                    f64::from(u8::from(standing_down)),
-                );
+                vrrp_metrics(&mut t, vrrp);
                 // The counters the alerts read, per published verdict (every textfile
                 // interval and every change), kept in the runtime directory as for runs.
                 let (runs, failures) = count_run(&rt, v.healthy);
@@ -751,6 +745,67 @@ fn add_counters(t: &mut Textfile, runs: u64, failures: u64) {
         &[],
         failures as f64,
     );
+}
+
+/// The VRRP path as the monitor hears it (see `split.rs`); the names beside keepalived's
+/// exporters' are in the README ("VRRP path metrics").
+fn vrrp_metrics(t: &mut Textfile, p: &crate::split::PathReport) {
+    t.add(
+        "hakit_vrrp_path_cut",
+        Kind::Gauge,
+        "1 while this node stands down because only the VRRP path is cut: the peer reports MASTER over the sync link, its adverts do not arrive.",
+        &[],
+        f64::from(u8::from(p.standing_down)),
+    );
+    if !p.listening {
+        return;
+    }
+    let counters = [
+        (
+            "hakit_vrrp_adverts_received_total",
+            "VRRP adverts heard from the peer.",
+            p.received,
+        ),
+        (
+            "hakit_vrrp_adverts_missed_total",
+            "VRRP adverts the peer's announced interval promised and that did not arrive.",
+            p.missed,
+        ),
+        (
+            "hakit_vrrp_priority_zero_received_total",
+            "Priority-0 adverts from the peer (its keepalived resigning).",
+            p.priority_zero,
+        ),
+    ];
+    for (name, help, n) in counters {
+        t.add(name, Kind::Counter, help, &[], n as f64);
+    }
+    if let Some(iv) = p.interval {
+        t.add(
+            "hakit_vrrp_advert_interval_seconds",
+            Kind::Gauge,
+            "The advert interval the peer announces.",
+            &[],
+            iv.as_secs_f64(),
+        );
+    }
+    if let Some(g) = p.gaps {
+        let gaps = [
+            (
+                "hakit_vrrp_advert_gap_max_seconds",
+                "The longest gap between the peer's adverts since the last write.",
+                g.max,
+            ),
+            (
+                "hakit_vrrp_advert_gap_p99_seconds",
+                "The 99th percentile of the gaps between the peer's adverts since the last write.",
+                g.p99,
+            ),
+        ];
+        for (name, help, d) in gaps {
+            t.add(name, Kind::Gauge, help, &[], d.as_secs_f64());
+        }
+    }
 }
 
 fn metrics(

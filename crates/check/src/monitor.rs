@@ -248,6 +248,9 @@ fn verdict(states: &[State], probes: &[Monitored], groups: &[Group]) -> Option<V
     })
 }
 
+/// What this node's reports are made of: the probes' states, the probes, the groups.
+type Reported<'a> = (&'a Arc<Mutex<Vec<State>>>, &'a [Monitored], &'a [Group]);
+
 /// This node's VRRP roles, shared by the reports and the watch over the VRRP path.
 type SharedRoles = Arc<Mutex<Option<peer::Roles>>>;
 
@@ -273,7 +276,7 @@ fn exchange(
     settings: &Settings,
     every: Duration,
     stop: &Arc<AtomicBool>,
-    (states, probes, groups): (&Arc<Mutex<Vec<State>>>, &[Monitored], &[Group]),
+    (states, probes, groups): Reported<'_>,
     roles: &SharedRoles,
 ) -> anyhow::Result<peer::Latest> {
     let (states, probes, groups) = (states.clone(), probes.to_vec(), groups.to_vec());
@@ -298,7 +301,7 @@ pub fn run(
     settings: Settings,
     stop: Arc<AtomicBool>,
     publish_every: Duration,
-    publish: &mut dyn FnMut(&Verdict, bool),
+    publish: &mut dyn FnMut(&Verdict, &split::PathReport),
 ) -> anyhow::Result<()> {
     let start = Instant::now();
     match realtime(settings.rt_priority) {
@@ -487,13 +490,13 @@ pub fn run(
                 (next_beat, next_publish) = (now, now);
             }
         }
-        let standing = split.as_ref().and_then(|w| w.standing.as_ref());
+        let standing = split.as_ref().and_then(|w| w.standing.clone());
         let v = if changed || held.is_some() {
             verdict(&lock(&states), &probes, &groups)
         } else {
             None
         };
-        if let Some(reason) = forced(drained.as_deref(), standing) {
+        if let Some(reason) = forced(drained.as_deref(), standing.as_ref()) {
             held = None;
             if written != Some(true) {
                 write_track(&settings.track_file, false)?;
@@ -568,7 +571,7 @@ pub fn run(
             if verdict_changed {
                 // The heartbeat says the new verdict at once (nat-notify status reads it).
                 next_beat = Instant::now();
-                publish(v, standing.is_some());
+                publish(v, &split::report(split.as_mut()));
                 next_publish = Instant::now() + publish_every;
             }
         }
@@ -585,7 +588,7 @@ pub fn run(
                 probes: probes.len(),
                 held: held.clone(),
                 drained: drained.clone(),
-                standing_down: standing.map(|s| s.why.clone()),
+                standing_down: standing.map(|s| s.why),
             };
             let r = runtime::write_atomic(&beat_file, &serde_json::to_vec(&hb)?, 0o644);
             match (&r, beat_error) {
@@ -596,7 +599,7 @@ pub fn run(
             beat_error = r.is_err();
             if now >= next_publish {
                 if let Some(v) = &current {
-                    publish(v, standing.is_some());
+                    publish(v, &split::report(split.as_mut()));
                 }
                 next_publish = now + publish_every;
             }

@@ -29,7 +29,7 @@
 
 use std::{
     net::{IpAddr, Ipv4Addr},
-    time::{Duration, Instant},
+    time::{Duration, Instant, SystemTime},
 };
 
 use log::{info, warn};
@@ -49,12 +49,13 @@ pub struct Advert {
     pub priority: u8,
 }
 
-/// The peer's adverts as the monitor's loop drains them (every report interval: an
-/// advert's time is known to that precision).
+/// The peer's adverts as the monitor's loop drains them (each placed at the time the
+/// kernel received it), and what they say about the VRRP path.
 pub struct Adverts {
     listener: hakit_net::vrrp::Listener,
     peer: Ipv4Addr,
     last: Option<Advert>,
+    pub path: PathStats,
 }
 
 impl Adverts {
@@ -64,21 +65,89 @@ impl Adverts {
             listener: hakit_net::vrrp::Listener::open()?,
             peer,
             last: None,
+            path: PathStats::default(),
         })
     }
 
     /// The last advert heard from the peer, after reading what arrived since the last call.
     pub fn last(&mut self, now: Instant) -> std::io::Result<Option<Advert>> {
-        while let Some(a) = self.listener.try_next()? {
-            if a.source == self.peer {
-                self.last = Some(Advert {
-                    at: now,
-                    interval: a.interval,
-                    priority: a.priority,
-                });
+        let wall = SystemTime::now();
+        while let Some((a, arrived)) = self.listener.try_next()? {
+            if a.source != self.peer {
+                continue;
             }
+            let at = now
+                .checked_sub(wall.duration_since(arrived).unwrap_or_default())
+                .unwrap_or(now);
+            let advert = Advert {
+                at,
+                interval: a.interval,
+                priority: a.priority,
+            };
+            self.path.heard(self.last.as_ref(), &advert);
+            self.last = Some(advert);
         }
         Ok(self.last)
+    }
+}
+
+/// The VRRP path as the peer's adverts show it (what keepalived does not export without
+/// root and signals): counters since the monitor started, gaps since the last [`take`].
+///
+/// [`take`]: PathStats::take
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PathStats {
+    /// Adverts heard from the peer.
+    pub received: u64,
+    /// Adverts that should have come and did not: for each gap longer than 1.5 announced
+    /// intervals, the intervals it spans less one.
+    pub missed: u64,
+    /// Priority-0 adverts (the peer's keepalived resigning: a graceful stop).
+    pub priority_zero: u64,
+    /// The interval the peer announces.
+    pub interval: Option<Duration>,
+    /// The gaps between consecutive adverts since the last take.
+    gaps: Vec<Duration>,
+}
+
+/// The gaps of one window: the longest and the 99th percentile.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Gaps {
+    pub max: Duration,
+    pub p99: Duration,
+}
+
+impl PathStats {
+    /// One more advert, `prev` the one before.
+    pub fn heard(&mut self, prev: Option<&Advert>, a: &Advert) {
+        self.received += 1;
+        if a.priority == 0 {
+            self.priority_zero += 1;
+        }
+        self.interval = Some(a.interval);
+        let Some(prev) = prev else { return };
+        let gap = a.at.saturating_duration_since(prev.at);
+        if self.gaps.len() < 100_000 {
+            self.gaps.push(gap);
+        }
+        let iv = a.interval.as_secs_f64();
+        if iv > 0.0 && gap.as_secs_f64() > 1.5 * iv {
+            self.missed += (gap.as_secs_f64() / iv).round() as u64 - 1;
+        }
+    }
+
+    /// The gaps since the last take (`None`: fewer than two adverts), and a new window.
+    pub fn take(&mut self) -> Option<Gaps> {
+        let mut g = std::mem::take(&mut self.gaps);
+        if g.is_empty() {
+            return None;
+        }
+        g.sort_unstable();
+        let rank = (g.len() * 99).div_ceil(100).max(1) - 1;
+        Some(Gaps {
+            max: g[g.len() - 1],
+            p99: g[rank],
+        })
     }
 }
 
@@ -111,6 +180,20 @@ impl Watch {
                 warn!("VRRP adverts from {from}: raw socket: {e}; a cut VRRP path leaves the LAN VIP on both nodes");
                 None
             }
+        }
+    }
+
+    /// What the textfile says of the VRRP path; the gaps' window starts again.
+    pub fn report(&mut self) -> PathReport {
+        let p = &mut self.adverts.path;
+        PathReport {
+            standing_down: self.standing.is_some(),
+            listening: true,
+            received: p.received,
+            missed: p.missed,
+            priority_zero: p.priority_zero,
+            interval: p.interval,
+            gaps: p.take(),
         }
     }
 
@@ -151,6 +234,24 @@ impl Watch {
         }
         was != self.standing.is_some()
     }
+}
+
+/// The VRRP path for the textfile: standing down, and (while listening) the adverts.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PathReport {
+    pub standing_down: bool,
+    /// Adverts are listened for (`[check.peer] vrrp_address`): the rest means something.
+    pub listening: bool,
+    pub received: u64,
+    pub missed: u64,
+    pub priority_zero: u64,
+    pub interval: Option<Duration>,
+    pub gaps: Option<Gaps>,
+}
+
+/// The path's report, or that nothing listens.
+pub fn report(w: Option<&mut Watch>) -> PathReport {
+    w.map(Watch::report).unwrap_or_default()
 }
 
 /// This node standing down for an instance.
@@ -443,6 +544,43 @@ mod tests {
             ),
             Split::Clear(String::new())
         );
+    }
+
+    /// 20 ms adverts, one lost, then three lost, one a resignation: what the textfile says.
+    #[test]
+    fn the_path_counts_what_arrived_and_what_did_not() {
+        let t0 = Instant::now();
+        let mut p = PathStats::default();
+        let mut prev: Option<Advert> = None;
+        let mut hear = |p: &mut PathStats, ms: u64, priority: u8| {
+            let a = Advert {
+                at: t0 + MS(ms),
+                interval: MS(20),
+                priority,
+            };
+            p.heard(prev.as_ref(), &a);
+            prev = Some(a);
+        };
+        for ms in [0, 20, 40, 80, 100, 121, 200] {
+            hear(&mut p, ms, 100);
+        }
+        hear(&mut p, 219, 0);
+        assert_eq!(p.received, 8);
+        // 40 -> 80 spans one lost advert, 121 -> 200 three (79 ms is ~4 intervals); 21 and
+        // 19 ms are jitter, not loss.
+        assert_eq!(p.missed, 1 + 3);
+        assert_eq!(p.priority_zero, 1);
+        assert_eq!(p.interval, Some(MS(20)));
+        let g = p.take().unwrap();
+        assert_eq!((g.max, g.p99), (MS(79), MS(79)));
+        assert_eq!(p.take(), None, "a new window");
+        assert_eq!(p.received, 8, "counters stay");
+        // A hundred gaps: the 99th percentile is the 99th smallest, the one long gap is max.
+        for i in 1..=100u64 {
+            hear(&mut p, 219 + i * 20 + u64::from(i == 100) * 1000, 100);
+        }
+        let g = p.take().unwrap();
+        assert_eq!((g.p99, g.max), (MS(20), MS(1020)));
     }
 
     #[test]

@@ -15,10 +15,13 @@
 use std::{
     net::Ipv4Addr,
     os::fd::{AsRawFd, OwnedFd},
-    time::Duration,
+    time::{Duration, SystemTime},
 };
 
-use nix::{errno::Errno, sys::socket::MsgFlags};
+use nix::{
+    errno::Errno,
+    sys::socket::{recvmsg, setsockopt, sockopt, ControlMessageOwned, MsgFlags},
+};
 
 /// IP protocol number of VRRP.
 pub const PROTOCOL: u8 = 112;
@@ -63,7 +66,8 @@ pub fn parse(pkt: &[u8]) -> Option<Advert> {
 }
 
 /// A socket that receives the host's VRRP advertisements (non-blocking: the caller drains
-/// it on its own schedule; the kernel queues what arrives meanwhile).
+/// it on its own schedule; the kernel queues what arrives meanwhile, each with the time it
+/// arrived, so a late drain does not blur the gaps between adverts).
 pub struct Listener {
     fd: OwnedFd,
     buf: Vec<u8>,
@@ -73,26 +77,43 @@ impl Listener {
     /// Needs CAP_NET_RAW.
     pub fn open() -> std::io::Result<Listener> {
         let fd = hakit_sys::rawip::socket(PROTOCOL)?;
+        setsockopt(&fd, sockopt::ReceiveTimestampns, &true)?;
         Ok(Listener {
             fd,
             buf: vec![0; 2048],
         })
     }
 
-    /// The next queued advertisement, `None` when the queue is empty (what is not an
-    /// advert is skipped).
-    pub fn try_next(&mut self) -> std::io::Result<Option<Advert>> {
+    /// The next queued advertisement with when it arrived (the kernel's receive time, on
+    /// the wall clock), `None` when the queue is empty (what is not an advert is skipped).
+    pub fn try_next(&mut self) -> std::io::Result<Option<(Advert, SystemTime)>> {
         loop {
-            match nix::sys::socket::recv(self.fd.as_raw_fd(), &mut self.buf, MsgFlags::MSG_DONTWAIT)
-            {
-                Ok(n) => {
-                    if let Some(a) = parse(&self.buf[..n]) {
-                        return Ok(Some(a));
+            let mut cmsg = nix::cmsg_space!(nix::sys::time::TimeSpec);
+            let (n, at) = {
+                let mut iov = [std::io::IoSliceMut::new(&mut self.buf)];
+                match recvmsg::<()>(
+                    self.fd.as_raw_fd(),
+                    &mut iov,
+                    Some(&mut cmsg),
+                    MsgFlags::MSG_DONTWAIT,
+                ) {
+                    Ok(m) => {
+                        let at = m.cmsgs().ok().into_iter().flatten().find_map(|c| match c {
+                            ControlMessageOwned::ScmTimestampns(t) => {
+                                let d = Duration::from(t);
+                                SystemTime::UNIX_EPOCH.checked_add(d)
+                            }
+                            _ => None,
+                        });
+                        (m.bytes, at)
                     }
+                    Err(Errno::EAGAIN) => return Ok(None),
+                    Err(Errno::EINTR) => continue,
+                    Err(e) => return Err(e.into()),
                 }
-                Err(Errno::EAGAIN) => return Ok(None),
-                Err(Errno::EINTR) => {}
-                Err(e) => return Err(e.into()),
+            };
+            if let Some(a) = parse(&self.buf[..n.min(self.buf.len())]) {
+                return Ok(Some((a, at.unwrap_or_else(SystemTime::now))));
             }
         }
     }
@@ -186,12 +207,20 @@ mod root_tests {
         let to = SockaddrIn::new(127, 0, 0, 1, 0);
         sendto(tx.as_raw_fd(), &vrrp, &to, MsgFlags::empty()).unwrap();
         let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        let sent = SystemTime::now();
+        std::thread::sleep(Duration::from_millis(50));
         let mut got = None;
         while got.is_none() && std::time::Instant::now() < deadline {
             got = l.try_next().unwrap();
             std::thread::sleep(Duration::from_millis(5));
         }
-        let a = got.expect("the advert");
+        let (a, at) = got.expect("the advert");
+        // The kernel's arrival time, not the (50 ms later) read's.
+        let lag = at.duration_since(sent).unwrap_or_default();
+        assert!(
+            lag < Duration::from_millis(40),
+            "arrived {lag:?} after sending"
+        );
         assert_eq!(a.source, Ipv4Addr::LOCALHOST);
         assert_eq!(
             (a.vrid, a.priority, a.interval),

@@ -1171,6 +1171,23 @@ fn vrrp_cut(nat: &mut NatLab, cuts: u32, secs: u64) -> anyhow::Result<Row> {
             .and_then(|t| serde_json::from_str::<Value>(&t).ok())
             .is_some_and(|v| v["standing_down"].is_string())
     };
+    // b's textfile: what the monitor says of the VRRP path (adverts heard, missed).
+    let b_prom = nat.nodes[B].track_file.with_extension("prom");
+    let counter = |name: &str| -> f64 {
+        std::fs::read_to_string(&b_prom)
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| {
+                let rest = l.strip_prefix(name)?;
+                (rest.starts_with('{') || rest.starts_with(' '))
+                    .then(|| rest.rsplit(' ').next()?.parse().ok())?
+            })
+            .unwrap_or(-1.0)
+    };
+    let (received0, missed0) = (
+        counter("hakit_vrrp_adverts_received_total"),
+        counter("hakit_vrrp_adverts_missed_total"),
+    );
     let mut alert_ms = Vec::new();
     let mut healed_ms = Vec::new();
     let mut both_vip_ms = Vec::new();
@@ -1230,6 +1247,9 @@ fn vrrp_cut(nat: &mut NatLab, cuts: u32, secs: u64) -> anyhow::Result<Row> {
     {
         println!("    {l}");
     }
+    // The counters as published after the last heal (the standing-again write).
+    let adverts_missed = counter("hakit_vrrp_adverts_missed_total") - missed0;
+    let adverts_received = counter("hakit_vrrp_adverts_received_total") - received0;
     let owner1 = nat.owner();
     let provider_writes = provider_writes(nat) - writes0;
     let fmt = |v: &[f64]| {
@@ -1243,11 +1263,14 @@ fn vrrp_cut(nat: &mut NatLab, cuts: u32, secs: u64) -> anyhow::Result<Row> {
     let advert_ms = nat.opts.advert_int.parse::<f64>().unwrap_or(1.0) * 1000.0;
     let missed = f64::from(nat.opts.down_timer_adverts.unwrap_or(3));
     let mdi_ms = (missed + (256.0 - f64::from(nat.opts.priorities[B])) / 256.0) * advert_ms;
+    // Each cut hides secs / advert_int adverts from b; its textfile must count them.
+    let lost = f64::from(cuts) * (secs as f64 * 1000.0 / advert_ms - 1.0);
+    let counted = adverts_missed >= 0.9 * lost && adverts_missed <= 1.1 * lost + 10.0;
     Ok(row(
         "(g) only the VRRP path cut (a drops IP protocol 112 in and out; sync link and data path up)",
-        &format!("the provider's owner never changes and nothing is written to it; b stands down (heartbeat, the alert's input) within 2 s; the LAN VIP on both nodes for less than one master-down interval ({mdi_ms:.0} ms) per cut; one MASTER (a) again when the path returns"),
+        &format!("the provider's owner never changes and nothing is written to it; b stands down (heartbeat, the alert's input) within 2 s; the LAN VIP on both nodes for less than one master-down interval ({mdi_ms:.0} ms) per cut; one MASTER (a) again when the path returns; b's textfile counts the adverts the cuts hid ({lost:.0} +- 10 %)"),
         format!(
-            "{cuts} cuts of {secs} s: b stood down after {} ms ({stood} times in its log); LAN VIP on both for {} ms, on b for {} ms; b's claim held {held} times; provider writes {provider_writes}, owner {owner0:?} -> {owner1:?}; healed to a alone after {} ms",
+            "{cuts} cuts of {secs} s: b stood down after {} ms ({stood} times in its log); LAN VIP on both for {} ms, on b for {} ms; b's claim held {held} times; provider writes {provider_writes}, owner {owner0:?} -> {owner1:?}; healed to a alone after {} ms; b's textfile: {adverts_received} adverts heard, {adverts_missed} missed",
             fmt(&alert_ms),
             fmt(&both_vip_ms),
             fmt(&b_master_ms),
@@ -1258,8 +1281,9 @@ fn vrrp_cut(nat: &mut NatLab, cuts: u32, secs: u64) -> anyhow::Result<Row> {
             && stood as u32 >= cuts
             && alert_ms.iter().all(|&m| (0.0..=2000.0).contains(&m))
             && both_vip_ms.iter().all(|&m| m < mdi_ms)
-            && healed_ms.iter().all(|&m| m >= 0.0),
-        json!({"cuts": cuts, "seconds": secs, "alert_ms": alert_ms, "healed_ms": healed_ms, "both_vip_ms": both_vip_ms, "b_vip_ms": b_master_ms, "master_down_ms": mdi_ms, "held": held, "stood": stood, "provider_writes": provider_writes}),
+            && healed_ms.iter().all(|&m| m >= 0.0)
+            && counted,
+        json!({"cuts": cuts, "seconds": secs, "adverts_missed": adverts_missed, "adverts_received": adverts_received, "alert_ms": alert_ms, "healed_ms": healed_ms, "both_vip_ms": both_vip_ms, "b_vip_ms": b_master_ms, "master_down_ms": mdi_ms, "held": held, "stood": stood, "provider_writes": provider_writes}),
     ))
 }
 

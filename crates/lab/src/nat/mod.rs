@@ -450,7 +450,7 @@ deadline = "150ms"
                     check = if opts.monitor {
                         format!(
                             r#"track_file = "{track}"
-# The monitors compare notes over the sync link: no FAULT unless the peer is healthier.
+textfile = "{track}.prom"
 [check.peer]
 bind = "192.0.2.{id}"
 address = "192.0.2.{other}"
