@@ -31,8 +31,9 @@
 //! The reports also carry this node's VRRP role per instance, as pseudo-probes named
 //! `@vrrp:INSTANCE` (up: MASTER; a monitor of an older version takes them for probes it
 //! does not have, and ignores them): MASTER when nat-notify's newest intent for the
-//! instance is MASTER *and* keepalived runs (its pid file names a live keepalived; a
-//! crashed keepalived leaves its addresses behind but is no MASTER), with for how long
+//! instance is MASTER *and* keepalived runs (its pid file names a live keepalived, and
+//! neither it nor a child of it is stopped or a zombie; a crashed or frozen keepalived
+//! leaves its addresses behind but sends no advert and is no MASTER), with for how long
 //! (`ok_for_ms`) and how long ago the roles were read (`last_ok_ms`, at most 50 ms: what
 //! `split.rs` needs to tell a cut VRRP path from a crash). The receiving monitor
 //! writes the peer's roles to `RUNTIME_DIR/peer.report` (at most every 100 ms, at once
@@ -406,6 +407,10 @@ impl Roles {
 }
 
 /// Whether `pid_file` names a running keepalived.
+/// Running: the process and its children (keepalived's VRRP and checker processes) are
+/// keepalived and none is stopped, traced or a zombie. A frozen keepalived (SIGSTOP, as
+/// validate.yml's crash does it) still has its pid and its addresses but sends no advert:
+/// it is no MASTER, or the peer would stand down for a node that died.
 fn keepalived_alive(pid_file: &Path) -> bool {
     use hakit_core::runtime::{read_file, Trust};
     let Ok(text) = read_file(pid_file, 64, Trust::Config) else {
@@ -414,7 +419,26 @@ fn keepalived_alive(pid_file: &Path) -> bool {
     let Ok(pid) = text.trim().parse::<u32>() else {
         return false;
     };
-    std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "keepalived")
+    let children =
+        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+    running_keepalived(pid)
+        && children
+            .split_whitespace()
+            .filter_map(|c| c.parse().ok())
+            .all(running_keepalived)
+}
+
+/// `/proc/PID/stat` names keepalived in a state that runs (not T, t, Z or X).
+fn running_keepalived(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+        return false;
+    };
+    let comm = &stat[open + 1..close.max(open + 1)];
+    let state = stat[close + 1..].trim_start().chars().next();
+    comm == "keepalived" && !matches!(state, None | Some('T' | 't' | 'Z' | 'X' | 'x'))
 }
 
 /// Whether nat-notify's newest intent in `path` (`INSTANCE.intents`) is MASTER.
@@ -732,6 +756,20 @@ mod tests {
         };
         let again = Report::parse(&r.encode()).unwrap();
         assert_eq!(roles_text(&again), "VI_1 1\nVI_2 0\n");
+        // Frozen (SIGSTOP): alive, but sending nothing: no MASTER; thawed, MASTER again.
+        let p = nix::unistd::Pid::from_raw(child.id() as i32);
+        nix::sys::signal::kill(p, nix::sys::signal::Signal::SIGSTOP).unwrap();
+        let frozen = (0..200).any(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            up(&vrrp_roles(&d, &pid))[0].1 == Some(false)
+        });
+        assert!(frozen, "a stopped keepalived is no MASTER");
+        nix::sys::signal::kill(p, nix::sys::signal::Signal::SIGCONT).unwrap();
+        let thawed = (0..200).any(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            up(&vrrp_roles(&d, &pid))[0].1 == Some(true)
+        });
+        assert!(thawed, "running again");
         let _ = child.kill();
         let _ = child.wait();
         assert_eq!(
