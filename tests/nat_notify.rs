@@ -495,6 +495,118 @@ fn dry_run_changes_nothing() {
     assert!(!g.lab.dir().join("run/VI_1.state").exists());
 }
 
+/// DigitalOcean's anchor gateway (#27): with `egress_gateway`, the MASTER routes the NATed
+/// LAN via that gateway by policy rules while its own traffic keeps the default route;
+/// status names a missing route, the next `master` puts it back, BACKUP takes it off.
+#[test]
+#[ignore = "needs root (network namespaces): make integration"]
+fn egress_gateway_follows_the_role() {
+    let Some(g) = gateway(
+        "egress_gateway_follows_the_role",
+        false,
+        "",
+        "egress_gateway = \"203.0.113.253\"",
+    ) else {
+        return;
+    };
+    g.wan
+        .ip(&["addr", "add", "203.0.113.253/24", "dev", "eth0"])
+        .unwrap();
+    let fwd =
+        g.gw.exec(&["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"])
+            .unwrap();
+    assert!(fwd.status.success(), "{fwd:?}");
+    // Lookups only (no packet is sent): beyond every network of this lab.
+    let lan_route = || {
+        let out =
+            g.gw.exec(&[
+                "ip",
+                "route",
+                "get",
+                "240.0.0.1",
+                "from",
+                "198.51.100.50",
+                "iif",
+                "eth1",
+            ])
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let own_route = || {
+        let out = g.gw.exec(&["ip", "route", "get", "240.0.0.1"]).unwrap();
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let out = g.nn(&["master", "--dry-run"]);
+    assert_exit(&out, 0, "");
+    assert!(
+        stdout(&out).contains(
+            "ensure SNAT 198.51.100.0/24 -> 203.0.113.10 on eth0 (nft), and from 198.51.100.0/24 via 203.0.113.253 on eth0 (policy rules, table 1147)"
+        ),
+        "{}",
+        stdout(&out)
+    );
+    assert!(lan_route().contains("via 203.0.113.254"), "{}", lan_route());
+    g.vip(true);
+    let out = g.nn(&["master", "--json"]);
+    assert_exit(&out, 0, "");
+    let r = json(&out);
+    let snat = step(&r, "snat_ensure");
+    assert!(
+        snat["result"] == "changed"
+            && snat["detail"]
+                .as_str()
+                .is_some_and(|t| t
+                    .contains("egress from 198.51.100.0/24 via 203.0.113.253 (table 1147) added")),
+        "{snat}"
+    );
+    // What the kernel does with a forwarded LAN packet, and with the node's own.
+    assert!(
+        lan_route().contains("via 203.0.113.253 dev eth0"),
+        "{}",
+        lan_route()
+    );
+    assert!(
+        own_route().contains("via 203.0.113.254 dev eth0"),
+        "{}",
+        own_route()
+    );
+    let status = |want: bool| {
+        let out = g.nn(&["status"]);
+        let text = stdout(&out);
+        assert_eq!(
+            text.contains("MASTER without its egress route via 203.0.113.253 (table 1147)"),
+            want,
+            "{text}"
+        );
+        if want {
+            assert_eq!(out.status.code(), Some(1), "{text}");
+        }
+    };
+    status(false);
+    // Somebody (a network manager) takes the route away: status says so, master mends it.
+    g.gw.ip(&["route", "del", "default", "table", "1147"])
+        .unwrap();
+    assert!(lan_route().contains("via 203.0.113.254"), "{}", lan_route());
+    status(true);
+    let out = g.nn(&["master", "--json"]);
+    assert_exit(&out, 0, "");
+    assert!(
+        lan_route().contains("via 203.0.113.253 dev eth0"),
+        "{}",
+        lan_route()
+    );
+    status(false);
+    // BACKUP takes the rules and the route off with the SNAT rule.
+    g.vip(false);
+    let out = g.nn(&["backup", "--json"]);
+    assert_exit(&out, 0, "");
+    let rules = g.gw.exec(&["ip", "rule", "show"]).unwrap();
+    let rules = String::from_utf8_lossy(&rules.stdout).to_string();
+    assert!(!rules.contains("198.51.100.0/24"), "{rules}");
+    assert!(lan_route().contains("via 203.0.113.254"), "{}", lan_route());
+    assert!(!g.snat());
+}
+
 /// Hardening (#30, class 1): a gateway with a large set (100,000 addresses, 2 MB of
 /// `nft -j list ruleset`, over the 1 MiB a child's output is kept to) still gets its SNAT
 /// rule on MASTER and loses it on BACKUP: hakit lists the ruleset without set contents,

@@ -22,7 +22,7 @@
 # run changing nothing, drift corrected, and a planted split brain failing validate.yml;
 # nat-notify status right on both nodes after each step; node_exporter serves hakit's metrics;
 # journalctl -t nat-notify has the transitions; status exits 1 on a MASTER with forwarding
-# off and without its notify FIFO reader; the AWS peer-watch unit as shipped refuses to
+# off and without its notify FIFO reader; the peer-watch unit as shipped refuses to
 # start without a peer and does not take over from a healthy primary.
 #
 # Usage: systemd-lab.sh DEB BIN_DIR   (BIN_DIR: the static build, for the traffic tool)
@@ -607,7 +607,7 @@ wait_for 10 "gw-b clean BACKUP again" master_is a || { show_status; exit 1; }
 ok "STOP leaves a stopped conntrackd alone; BACKUP starts it through systemd"
 
 # ---------------------------------------------------------------------------------------
-# The AWS peer-watch unit, as shipped, on gw-b watching gw-a.
+# The peer-watch unit, as shipped, on gw-b watching gw-a.
 # The package ships the unit (not enabled): nothing to copy.
 sh_in b "systemctl cat hakit-watch.service >/dev/null"
 inside b systemctl start hakit-watch.service || true

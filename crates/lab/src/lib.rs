@@ -19,6 +19,7 @@
 pub mod bgp;
 pub mod capture;
 pub mod conntrackd;
+pub mod digitalocean;
 pub mod example;
 pub mod hcloud;
 pub mod impair;

@@ -4,6 +4,7 @@
 //!
 //! * [`netlink`]: links, addresses and neighbours (what keepalived hooks and checks read
 //!   and change), with idempotent add/delete.
+//! * [`egress`]: an egress gateway by policy routing (two rules, one route in a table).
 //! * [`frames`]: byte-exact gratuitous ARP and unsolicited neighbour advertisement frames,
 //!   pure functions tested against golden bytes.
 //! * [`garp`]: the burst itself (validation, the socket, the timing), a library call for
@@ -16,6 +17,7 @@
 //! * [`systemd`]: a unit's state through `systemctl`.
 //! * [`vrrp`]: the VRRP advertisements the host receives (a raw socket beside keepalived's).
 
+pub mod egress;
 pub mod frames;
 pub mod garp;
 pub mod icmp;

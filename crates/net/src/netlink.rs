@@ -173,7 +173,7 @@ fn kernel_err<M>(err: &neli::err::Nlmsgerr<M>) -> anyhow::Error {
     })
 }
 
-fn errno_of(e: &anyhow::Error) -> Option<i32> {
+pub(crate) fn errno_of(e: &anyhow::Error) -> Option<i32> {
     e.downcast_ref::<KernelError>().map(|k| k.errno)
 }
 
@@ -205,7 +205,7 @@ impl Netlink {
     /// Sends a request and maps the payload of every reply message through `parse`.
     /// Non-dump requests always ask for an ACK, so every request ends on an explicit
     /// ACK, error or NLMSG_DONE, never on a guess.
-    fn request<P, R, X>(
+    pub(crate) fn request<P, R, X>(
         &self,
         ty: Rtm,
         flags: NlmF,
@@ -483,7 +483,7 @@ fn parse_link(l: &Ifinfomsg) -> Link {
     }
 }
 
-fn ip_from_bytes(b: &[u8]) -> Option<IpAddr> {
+pub(crate) fn ip_from_bytes(b: &[u8]) -> Option<IpAddr> {
     match b.len() {
         4 => Some(IpAddr::V4(Ipv4Addr::from(<[u8; 4]>::try_from(b).ok()?))),
         16 => Some(IpAddr::V6(Ipv6Addr::from(<[u8; 16]>::try_from(b).ok()?))),
@@ -514,7 +514,7 @@ fn parse_addr(a: &Ifaddrmsg) -> Option<IfAddr> {
     })
 }
 
-fn parse_route(r: &Rtmsg) -> Option<Route> {
+pub(crate) fn parse_route(r: &Rtmsg) -> Option<Route> {
     let h = r.rtattrs().get_attr_handle();
     if *r.rtm_type() != Rtn::Unicast {
         return None;

@@ -62,7 +62,8 @@ pub enum Action {
         #[serde(serialize_with = "millis")]
         interval: Duration,
     },
-    /// The SNAT rule ensured (`ensure`) or removed.
+    /// The SNAT rule ensured (`ensure`) or removed; with `egress`, the policy routing that
+    /// sends the LAN's traffic via that gateway on `oifname` too.
     Snat {
         ensure: bool,
         table: String,
@@ -70,6 +71,8 @@ pub enum Action {
         source: Cidr,
         to: IpAddr,
         oifname: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        egress: Option<Egress>,
     },
     /// The provider claim (in the background), retried for up to `retry_for`.
     Claim {
@@ -92,6 +95,16 @@ pub enum Action {
         stop_at_first: bool,
     },
 }
+
+/// An egress gateway's route and its table (the rules: [`hakit_net::egress`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Egress {
+    pub gateway: IpAddr,
+    pub table: u32,
+}
+
+/// The egress route's table when the instance names none.
+pub const EGRESS_TABLE: u32 = 1147;
 
 fn text<S: Serializer, T: std::fmt::Display>(v: &T, s: S) -> Result<S::Ok, S::Error> {
     s.collect_str(v)
@@ -165,10 +178,15 @@ impl Action {
                 source,
                 to,
                 oifname,
+                egress,
                 ..
             } => format!(
-                "{} SNAT {source} -> {to} on {oifname} (nft)",
-                if *ensure { "ensure" } else { "remove" }
+                "{} SNAT {source} -> {to} on {oifname} (nft){}",
+                if *ensure { "ensure" } else { "remove" },
+                egress.map_or(String::new(), |e| format!(
+                    ", and from {source} via {} on {oifname} (policy rules, table {})",
+                    e.gateway, e.table
+                ))
             ),
             Action::Claim { ip, .. } => format!(
                 "claim {} at the provider ([fip] settings), retried until done or superseded",
@@ -283,6 +301,10 @@ pub fn resolve(
                     .interface
                     .clone()
                     .context("snat needs the instance's interface")?,
+                egress: inst.egress_gateway.map(|gateway| Egress {
+                    gateway,
+                    table: inst.egress_table.unwrap_or(EGRESS_TABLE),
+                }),
             }))
         }
         Step::Fip if inst.fip_claim != Some(true) => skip("provider claim not configured"),

@@ -81,6 +81,14 @@ pub struct Instance {
     pub snat_to: Option<std::net::IpAddr>,
     /// nftables table (family ip) hakit keeps its SNAT chain in.
     pub snat_table: Option<String>,
+    /// The gateway the LAN's NATed traffic leaves through, when it is not the node's default
+    /// one (DigitalOcean's anchor gateway): with the SNAT rule, the MASTER ensures the
+    /// policy rules `from snat_source` (main table's specific routes first) and a default
+    /// route via this gateway on `interface` in `egress_table`; the node's own traffic keeps
+    /// its default route.
+    pub egress_gateway: Option<std::net::IpAddr>,
+    /// The routing table of that default route [default: 1147].
+    pub egress_table: Option<u32>,
     /// conntrackd configuration file; enables the conntrackd steps.
     pub conntrackd_config: Option<PathBuf>,
     /// Units restarted (or started) on MASTER and stopped on BACKUP/FAULT/STOP.

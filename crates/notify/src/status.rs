@@ -81,6 +81,14 @@ pub const PROBLEMS: &[(&str, &str)] = &[
         "the MASTER has nowhere to send the LAN's traffic",
     ),
     (
+        "MASTER without its egress route via {} (table {}): the LAN's traffic leaves by the default gateway, where the provider does not translate it",
+        "the policy rules or the route of egress_gateway are missing or point elsewhere (nat-notify master puts them back)",
+    ),
+    (
+        "cannot read the routing rules: {e:#}",
+        "the egress route check could not run",
+    ),
+    (
         "last transition to {} did not converge (no step failed: it was left unfinished)",
         "the hook was killed or superseded and nothing finished it",
     ),
@@ -372,6 +380,9 @@ pub struct Seen {
     /// The kernel routes one of the WAN interface's own IPv4 networks out of it (a
     /// directly connected upstream needs no default route).
     pub routed_out_of_wan: bool,
+    /// egress_gateway's rules and route are in place as configured (`None`: no egress
+    /// gateway configured, or the rules unreadable).
+    pub egress_present: Option<bool>,
 }
 
 /// A check: the problems it finds in an observed instance.
@@ -384,6 +395,7 @@ const CHECKS: &[Check] = &[
     floating_ips,
     snat_rule,
     route_out,
+    egress_route,
     convergence,
 ];
 
@@ -442,6 +454,24 @@ fn observe(
                     .is_some_and(|r| r.dst_len > 0 && r.nexthops.iter().any(|h| h.oif == Some(i)))
             })
     });
+    let egress_present = match (inst.egress_gateway, inst.snat_source, wan) {
+        (Some(gw), Some(source), Some(oif)) => {
+            let table = inst.egress_table.unwrap_or(crate::action::EGRESS_TABLE);
+            let read = node.nl.egress_rules(source, table).and_then(|rules| {
+                Ok(rules && node.nl.egress_route(table, gw.is_ipv4())? == Some((gw, oif)))
+            });
+            match read {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    problems.push(problem!("cannot read the routing rules: {e:#}"));
+                    None
+                }
+            }
+        }
+        // The interface is gone: the address and route checks say so.
+        (Some(_), Some(_), None) => Some(false),
+        _ => None,
+    };
     Ok(Seen {
         // From the dump status took once, not a dump per instance.
         keepalived_master: crate::supersede::vips_on(node.addrs, &inst.vrrp_vips),
@@ -458,6 +488,7 @@ fn observe(
         snat_present,
         default_route: node.default_route.clone(),
         routed_out_of_wan,
+        egress_present,
         rec,
     })
 }
@@ -548,6 +579,20 @@ fn route_out(inst: &Instance, seen: &Seen) -> Vec<String> {
         )]
     } else {
         Vec::new()
+    }
+}
+
+/// The LAN's traffic leaves by the egress gateway on a MASTER that has one configured.
+fn egress_route(inst: &Instance, seen: &Seen) -> Vec<String> {
+    match inst.egress_gateway {
+        Some(gw) if seen.rec.state == Some(State::Master) && seen.egress_present == Some(false) => {
+            vec![problem!(
+                "MASTER without its egress route via {} (table {}): the LAN's traffic leaves by the default gateway, where the provider does not translate it",
+                gw,
+                inst.egress_table.unwrap_or(crate::action::EGRESS_TABLE)
+            )]
+        }
+        _ => Vec::new(),
     }
 }
 
@@ -867,6 +912,7 @@ mod tests {
             snat_present: Some(true),
             default_route: Some("via 203.0.113.1 dev eth0".into()),
             routed_out_of_wan: true,
+            egress_present: None,
         }
     }
 
@@ -943,6 +989,27 @@ mod tests {
         );
         s.rec.state = None;
         assert!(floating_ips(&inst(), &s)[0].ends_with("no recorded state"));
+    }
+
+    #[test]
+    fn a_master_without_its_egress_route_is_a_problem() {
+        let mut i = inst();
+        let mut s = healthy_master();
+        s.egress_present = Some(false);
+        assert!(egress_route(&i, &s).is_empty(), "none configured");
+        i.egress_gateway = Some("203.0.113.17".parse().unwrap());
+        assert_eq!(
+            egress_route(&i, &s),
+            ["MASTER without its egress route via 203.0.113.17 (table 1147): the LAN's traffic leaves by the default gateway, where the provider does not translate it"]
+        );
+        s.egress_present = None;
+        assert!(egress_route(&i, &s).is_empty(), "unknown is not absent");
+        s.egress_present = Some(true);
+        assert!(egress_route(&i, &s).is_empty());
+        let mut backup = s.clone();
+        backup.rec.state = Some(State::Backup);
+        backup.egress_present = Some(false);
+        assert!(egress_route(&i, &backup).is_empty(), "a BACKUP needs none");
     }
 
     #[test]

@@ -81,7 +81,14 @@ impl Effects for Real<'_> {
                 source,
                 to,
                 oifname,
+                egress,
             } => {
+                // The route first on the way up and last on the way down: the SNAT rule
+                // never translates traffic that the wrong gateway would carry.
+                let routed = match egress {
+                    Some(e) if *ensure => Some(self.egress(*source, oifname, *e, true)?),
+                    _ => None,
+                };
                 let n = Snat {
                     nft: s.nft.clone(),
                     table: table.clone(),
@@ -93,7 +100,7 @@ impl Effects for Real<'_> {
                     stop: t.superseded,
                 };
                 let rule = format!("SNAT {source} -> {to}");
-                if *ensure {
+                let nat = if *ensure {
                     if n.ensure()? {
                         StepResult::Changed(format!("{rule} on {oifname} added"))
                     } else {
@@ -103,6 +110,14 @@ impl Effects for Real<'_> {
                     StepResult::Changed(format!("{rule} removed"))
                 } else {
                     StepResult::Unchanged("no hakit SNAT rule present".into())
+                };
+                let routed = match egress {
+                    Some(e) if !*ensure => Some(self.egress(*source, oifname, *e, false)?),
+                    _ => routed,
+                };
+                match routed {
+                    Some(r) => both(nat, r),
+                    None => nat,
                 }
             }
             Action::Announce { target, .. } => announce(s, t, *target)?,
@@ -134,6 +149,38 @@ impl Effects for Real<'_> {
 }
 
 impl Real<'_> {
+    /// The egress gateway's policy routing, ensured or removed: (changed, what).
+    fn egress(
+        &self,
+        source: Cidr,
+        dev: &str,
+        e: crate::action::Egress,
+        ensure: bool,
+    ) -> anyhow::Result<(bool, String)> {
+        let link = self
+            .nl
+            .link_by_name(dev)?
+            .with_context(|| format!("no interface {dev} for the egress route"))?;
+        let egress = hakit_net::egress::Egress {
+            source,
+            gateway: e.gateway,
+            oif: link.index,
+            table: e.table,
+        };
+        let what = format!("egress from {source} via {} (table {})", e.gateway, e.table);
+        Ok(if ensure {
+            match self.nl.ensure_egress(&egress)? {
+                Change::Applied => (true, format!("{what} added")),
+                Change::AlreadyThere => (false, format!("{what} present")),
+            }
+        } else {
+            match self.nl.remove_egress(&egress)? {
+                Change::Applied => (true, format!("{what} removed")),
+                Change::AlreadyThere => (false, "no egress route present".into()),
+            }
+        })
+    }
+
     fn addresses(&mut self, dev: &str, add: bool, cidrs: &[Cidr]) -> anyhow::Result<StepResult> {
         let link = self
             .nl
@@ -209,6 +256,16 @@ impl Real<'_> {
 
 /// Runs the transition of `inst` to `state` (generation `gen`) on this node: the engine's
 /// loop over the real effects.
+/// The SNAT rule's result with the egress route's: changed when either changed.
+fn both(nat: StepResult, (changed, what): (bool, String)) -> StepResult {
+    match nat {
+        StepResult::Changed(n) => StepResult::Changed(format!("{n}; {what}")),
+        StepResult::Unchanged(n) if changed => StepResult::Changed(format!("{n}; {what}")),
+        StepResult::Unchanged(n) => StepResult::Unchanged(format!("{n}; {what}")),
+        other => other,
+    }
+}
+
 pub fn transition(
     s: &Settings,
     inst: &Instance,

@@ -108,6 +108,42 @@ pub fn instance(i: &Instance) -> Result<(), String> {
             ));
         }
     }
+    egress(i)
+}
+
+/// An egress gateway goes with the SNAT rule, in its family, through a table of its own.
+fn egress(i: &Instance) -> Result<(), String> {
+    let name = &i.name;
+    if i.egress_table.is_some() && i.egress_gateway.is_none() {
+        return Err(format!(
+            "instance {name}: egress_table is set but egress_gateway is not"
+        ));
+    }
+    let Some(gw) = i.egress_gateway else {
+        return Ok(());
+    };
+    let Some(source) = i.snat_source else {
+        return Err(format!(
+            "instance {name}: egress_gateway = \"{gw}\" routes the NATed LAN: it needs snat_source"
+        ));
+    };
+    if source.addr.is_ipv4() != gw.is_ipv4() {
+        return Err(format!(
+            "instance {name}: egress_gateway = \"{gw}\" is not of snat_source's family ({source})"
+        ));
+    }
+    if gw.is_unspecified() || gw.is_multicast() || gw.is_loopback() {
+        return Err(format!(
+            "instance {name}: egress_gateway = \"{gw}\" is no gateway (a unicast address on interface's network, e.g. the anchor gateway)"
+        ));
+    }
+    if let Some(t) = i.egress_table {
+        if !hakit_net::egress::usable_table(t) {
+            return Err(format!(
+                "instance {name}: egress_table = {t} is the kernel's own (0, 253 default, 254 main, 255 local): pick another, e.g. 1147"
+            ));
+        }
+    }
     Ok(())
 }
 
@@ -212,5 +248,68 @@ mod tests {
         i.garp_count = Some(3);
         i.vrrp_vips = vec!["198.51.100.1".parse().unwrap(); 10_000];
         assert!(instance(&i).unwrap_err().contains("vrrp_vips"));
+    }
+
+    #[test]
+    fn an_egress_gateway_goes_with_snat_in_its_family_and_a_table_of_its_own() {
+        let ok = Instance {
+            name: "VI_1".into(),
+            interface: Some("eth0".into()),
+            snat_source: Some("198.51.100.0/24".parse().unwrap()),
+            snat_to: Some("203.0.113.18".parse().unwrap()),
+            egress_gateway: Some("203.0.113.17".parse().unwrap()),
+            ..Instance::default()
+        };
+        assert_eq!(instance(&ok), Ok(()));
+        let refused = |i: Instance, key: &str| {
+            let e = instance(&i).unwrap_err();
+            assert!(e.contains(key) && !e.contains('\n'), "{e}");
+        };
+        refused(
+            Instance {
+                snat_source: None,
+                snat_to: None,
+                ..ok.clone()
+            },
+            "it needs snat_source",
+        );
+        refused(
+            Instance {
+                egress_gateway: Some("2001:db8::1".parse().unwrap()),
+                ..ok.clone()
+            },
+            "not of snat_source's family",
+        );
+        refused(
+            Instance {
+                egress_gateway: Some("0.0.0.0".parse().unwrap()),
+                ..ok.clone()
+            },
+            "is no gateway",
+        );
+        for t in [0, 253, 254, 255] {
+            refused(
+                Instance {
+                    egress_table: Some(t),
+                    ..ok.clone()
+                },
+                "the kernel's own",
+            );
+        }
+        refused(
+            Instance {
+                egress_gateway: None,
+                egress_table: Some(1147),
+                ..ok.clone()
+            },
+            "egress_table is set but egress_gateway is not",
+        );
+        assert_eq!(
+            instance(&Instance {
+                egress_table: Some(100),
+                ..ok
+            }),
+            Ok(())
+        );
     }
 }

@@ -223,6 +223,8 @@ fn udp_flow(server: SocketAddr, every: Duration, stop: Arc<AtomicBool>, t0: f64)
             }
         }
     }
+    // Probes lost at the end, after the last one answered: a flow that never came back.
+    let tail_lost = seen.iter().rev().take_while(|s| !**s).count() as u64;
     let arrivals: Vec<(f64, u64)> = times.iter().map(|t| (*t, 1)).collect();
     json!({
         "interval_ms": every.as_secs_f64() * 1000.0,
@@ -234,6 +236,7 @@ fn udp_flow(server: SocketAddr, every: Duration, stop: Arc<AtomicBool>, t0: f64)
         "blackout_after": gap_at,
         "longest_loss_run": best,
         "longest_loss_run_from": best_from,
+        "tail_lost": tail_lost,
         "bins": bins(t0, end, &arrivals),
     })
 }

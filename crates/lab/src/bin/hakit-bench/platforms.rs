@@ -34,10 +34,11 @@ fn round(m: &mut dyn Modelled, k: usize) -> anyhow::Result<[Failover; 2]> {
 
 pub(crate) fn platforms(md: &mut String, static_dir: &Path) -> anyhow::Result<()> {
     writeln!(md, "## The cloud examples in their providers' network models (`hakit-bench --only platforms`)\n")?;
-    writeln!(md, "Method: each example rendered by `hakit-setup` from one values file, run in its provider's network model (`crates/lab/src/vpc.rs`, `crates/lab/src/hcloud.rs`: each rule cited from the provider's documentation there), {PLATFORM_ROUNDS} rounds per platform on a fresh lab each, alternating platforms: a graceful failover (keepalived stopped on the MASTER), the node back as BACKUP, then a crash of the new MASTER (every process killed, its links down). Blackout: the longest silence of a UDP echo every 1 ms from the LAN client through the pair to a server beyond the provider's edge. Provider: event to the provider's state, as the model applies it, pointing at the new MASTER. API latency: AWS's is moto's own (a Python server on this machine, tens of ms per call, several calls per claim); Hetzner's is modelled as zero (actions finish at once). Medians, worst in brackets.\n")?;
+    writeln!(md, "Method: each example rendered by `hakit-setup` from one values file, run in its provider's network model (`crates/lab/src/vpc.rs`, `crates/lab/src/hcloud.rs`, `crates/lab/src/digitalocean.rs`: each rule cited from the provider's documentation there), {PLATFORM_ROUNDS} rounds per platform on a fresh lab each, alternating platforms: a graceful failover (keepalived stopped on the MASTER), the node back as BACKUP, then a crash of the new MASTER (every process killed, its links down). Blackout: the longest silence of a UDP echo every 1 ms from the LAN client through the pair to a server beyond the provider's edge. Provider: event to the provider's state, as the model applies it, pointing at the new MASTER. API latency: AWS's is moto's own (a Python server on this machine, tens of ms per call, several calls per claim); Hetzner's and DigitalOcean's are modelled as zero (actions finish at once). Medians, worst in brackets. *flow lost*: the echo's flow never answered again: on DigitalOcean an established flow keeps the anchor IP of the droplet that opened it and cannot move (the example's README), so there the provider column, when the anchor gateway translates for the new MASTER, is when new flows pass.\n")?;
     let mut rows: Vec<(&str, Vec<[Failover; 2]>)> = vec![
         ("AWS (VPC model, EC2 as moto)", Vec::new()),
         ("Hetzner (Cloud Network model)", Vec::new()),
+        ("DigitalOcean (anchor gateway model)", Vec::new()),
     ];
     for k in 0..PLATFORM_ROUNDS {
         {
@@ -53,6 +54,14 @@ pub(crate) fn platforms(md: &mut String, static_dir: &Path) -> anyhow::Result<()
             )?;
             rows[1].1.push(round(&mut h, k)?);
         }
+        {
+            let mut d = hakit_lab::digitalocean::DoCloud::up(
+                static_dir,
+                static_dir,
+                hakit_lab::digitalocean::PAIR_VALUES,
+            )?;
+            rows[2].1.push(round(&mut d, k)?);
+        }
     }
     writeln!(md, "| platform | graceful: blackout | graceful: provider | crash: blackout | crash: provider |")?;
     writeln!(md, "|---|---|---|---|---|")?;
@@ -60,7 +69,19 @@ pub(crate) fn platforms(md: &mut String, static_dir: &Path) -> anyhow::Result<()
         let col = |i: usize, f: &dyn Fn(&Failover) -> f64| {
             let mut v: Vec<f64> = runs.iter().map(|r| f(&r[i])).collect();
             let worst = v.iter().cloned().fold(0.0, f64::max);
-            format!("{:.0} ms ({worst:.0})", median(&mut v))
+            let shown = |x: f64| {
+                if x.is_finite() {
+                    format!("{x:.0}")
+                } else {
+                    "flow lost".to_string()
+                }
+            };
+            let med = median(&mut v);
+            if med.is_finite() {
+                format!("{} ms ({})", shown(med), shown(worst))
+            } else {
+                format!("{} ({})", shown(med), shown(worst))
+            }
         };
         let ms = |r: &Failover| r.1.map_or(f64::INFINITY, |s| s * 1000.0);
         writeln!(

@@ -20,6 +20,8 @@
 //! `--net-route DEST=GW` (Hetzner, repeatable): network 9's routes at start; `--network-ns
 //! NS`: the default route of namespace NS follows network 9's route to 0.0.0.0/0 (the Cloud
 //! Network's router), a blackhole without one.
+//! `--edge-ns NS --anchor ID=ADDR ...` (DigitalOcean): namespace NS is the anchor
+//! gateway, and translates the Reserved IP to and from the owner's anchor address.
 //! `--extra-fips N` (Hetzner): N other Floating IPs listed before this one, paged as the API
 //! pages (`page`, `per_page`, `meta.pagination.next_page`). Token: "Bearer fake-token".
 
@@ -72,6 +74,11 @@ pub(crate) struct State {
     /// The network route actions started (they finish on their first poll).
     net_actions: Vec<u64>,
     network_ns: Option<String>,
+    /// DigitalOcean: the anchor gateway's namespace (`--edge-ns`), where the Reserved IP is
+    /// translated to and from the anchor IP (`--anchor ID=ADDR`) of the droplet it is
+    /// assigned to.
+    edge_ns: Option<String>,
+    anchors: Vec<(u64, String)>,
     instant: bool,
     control_dir: Option<std::path::PathBuf>,
     extra_fips: u64,
@@ -128,8 +135,51 @@ impl State {
         }
     }
 
+    /// DigitalOcean's anchor gateway after a change of owner (DigitalOcean, "Find
+    /// information about Droplet anchor IPs": traffic between a Reserved IP and its droplet
+    /// flows through the droplet's anchor IP; the anchor is reachable only by its droplet and
+    /// by the Reserved IP assigned to it): inbound to the Reserved IP is translated to the
+    /// owner's anchor, and only the owner's anchor leaves as the Reserved IP; no owner, no
+    /// translation. Interfaces: `ext` towards the internet.
+    fn anchor_gateway_changed(&self) {
+        let Some(ns) = &self.edge_ns else {
+            return;
+        };
+        let anchor = self
+            .anchors
+            .iter()
+            .find(|(id, _)| Some(*id) == self.owner)
+            .map(|(_, a)| a.clone());
+        let ip = &self.ip;
+        let rules = match anchor {
+            Some(a) => format!(
+                "chain pre {{ type nat hook prerouting priority dstnat; iifname \"ext\" ip daddr {ip} dnat to {a}; }}\n\
+                 chain post {{ type nat hook postrouting priority srcnat; oifname \"ext\" ip saddr {a} snat to {ip}; }}\n"
+            ),
+            None => String::new(),
+        };
+        let text = format!(
+            "table ip do_reserved\ndelete table ip do_reserved\ntable ip do_reserved {{\n{rules}}}\n"
+        );
+        let ok = std::process::Command::new("ip")
+            .args(["netns", "exec", ns, "nft", "-f", "-"])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .and_then(|mut c| {
+                if let Some(mut i) = c.stdin.take() {
+                    i.write_all(text.as_bytes())?;
+                }
+                c.wait()
+            })
+            .is_ok_and(|s| s.success());
+        if !ok {
+            eprintln!("hakit-fake-cloud: could not apply the Reserved IP's translation in {ns}");
+        }
+    }
+
     /// After a change of owner: point the floating IP's route at the owner and publish it.
     fn owner_changed(&self) {
+        self.anchor_gateway_changed();
         let owner = self.owner.map_or("none".to_string(), |o| o.to_string());
         if let (Some(ns), Some(hop)) = (
             &self.route_ns,
@@ -415,6 +465,13 @@ fn main() -> std::process::ExitCode {
             .map(|(d, g)| (d.to_string(), g.to_string()))
             .collect(),
         network_ns: opt("--network-ns"),
+        edge_ns: opt("--edge-ns"),
+        anchors: args
+            .windows(2)
+            .filter(|w| w[0] == "--anchor")
+            .filter_map(|w| w[1].split_once('='))
+            .filter_map(|(id, a)| Some((id.parse().ok()?, a.to_string())))
+            .collect(),
         net_actions: Vec::new(),
         instant: args.iter().any(|a| a == "--instant"),
         control_dir: opt("--control-dir").map(std::path::PathBuf::from),
