@@ -10,10 +10,8 @@ mod util;
 
 use std::{
     collections::HashMap,
-    io::{Read, Write},
-    net::TcpStream,
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     sync::{
         atomic::{AtomicBool, Ordering},
         Arc, Mutex,
@@ -31,32 +29,6 @@ const NODES: [(&str, &str, bool); 4] = [
     ("2a", "p2", true),
     ("2b", "p2", false),
 ];
-
-/// A child killed (and reaped) when dropped.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
-}
-
-fn get(port: u16, path: &str) -> Option<String> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).ok()?;
-    out.split_once("\r\n\r\n").map(|(_, b)| b.to_string())
-}
 
 /// One expected alert: its name, the node it is about (`None`: a pair-level alert, for the
 /// pair given), an extra label that must match, and whether it may still be pending.
@@ -125,7 +97,7 @@ impl Rig {
 
     /// The alerts Prometheus has now: (name, instance or pair, extra labels, state).
     fn alerts(&self) -> Vec<serde_json::Value> {
-        get(self.prom_port, "/api/v1/alerts")
+        http_get(self.prom_port, "/api/v1/alerts")
             .and_then(|b| serde_json::from_str::<serde_json::Value>(&b).ok())
             .and_then(|v| v["data"]["alerts"].as_array().cloned())
             .unwrap_or_default()
@@ -285,30 +257,12 @@ fn alerts_fire_in_a_real_prometheus() {
             }
         ));
     }
-    let rules = std::fs::canonicalize("examples/monitoring/hakit-alerts.yml").unwrap();
-    let conf = d.join("prometheus.yml");
-    std::fs::write(
-        &conf,
-        format!(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - {}\nscrape_configs:\n  - job_name: hakit\n    static_configs:\n{targets}",
-            rules.display()
-        ),
-    )
-    .unwrap();
-    let prom_port = free_port();
-    let log = std::fs::File::create(d.join("prometheus.log")).unwrap();
-    procs.push(Proc(
-        Command::new(&prometheus)
-            .args([
-                &format!("--config.file={}", conf.display()),
-                &format!("--storage.tsdb.path={}", d.join("tsdb").display()),
-                &format!("--web.listen-address=127.0.0.1:{prom_port}"),
-            ])
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start prometheus"),
-    ));
+    let (p, prom_port) = start_prometheus(
+        &prometheus,
+        &d,
+        &format!("  - job_name: hakit\n    static_configs:\n{targets}"),
+    );
+    procs.push(p);
 
     let rig = Rig {
         dir: d.clone(),
@@ -386,7 +340,7 @@ fn alerts_fire_in_a_real_prometheus() {
             "/api/v1/query?query={}",
             query.replace('(', "%28").replace(')', "%29")
         );
-        while get(prom_port, &path)
+        while http_get(prom_port, &path)
             .and_then(|b| serde_json::from_str::<serde_json::Value>(&b).ok())
             .and_then(|v| {
                 v["data"]["result"][0]["value"][1]
@@ -398,7 +352,7 @@ fn alerts_fire_in_a_real_prometheus() {
             assert!(
                 start.elapsed() < settle,
                 "Prometheus never saw {query} = {n}: {:?}",
-                get(prom_port, &path)
+                http_get(prom_port, &path)
             );
             thread::sleep(Duration::from_millis(250));
         }

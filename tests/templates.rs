@@ -859,27 +859,25 @@ fn alert_rules_pass_promtool_and_their_unit_tests() {
         return;
     };
     let dir = "examples/monitoring";
-    let out = std::process::Command::new(&p)
-        .args(["check", "rules", "hakit-alerts.yml"])
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = std::process::Command::new(&p)
-        .args(["test", "rules", "hakit-alerts.test.yml"])
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    // The rules, the fleet's scrape configuration (the providers' discovery, relabeled to
+    // `pair`), and the rules' unit tests.
+    for args in [
+        ["check", "rules", "hakit-alerts.yml"],
+        ["check", "config", "prometheus-fleet.yml"],
+        ["test", "rules", "hakit-alerts.test.yml"],
+    ] {
+        let out = std::process::Command::new(&p)
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "promtool {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
     // Every hakit metric the rules use is one the binaries write (README's table).
     let rules = std::fs::read_to_string(format!("{dir}/hakit-alerts.yml")).unwrap();
     let readme = std::fs::read_to_string("README.md").unwrap();

@@ -275,3 +275,65 @@ pub fn fuzz_seed() -> u64 {
         .as_nanos() as u64;
     env_number("HAKIT_FUZZ_SEED", clock | 1)
 }
+
+/// A free TCP port on loopback (for a server the test starts).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// The body of `GET path` from a server on loopback (HTTP/1.0), if it answered.
+pub fn http_get(port: u16, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    out.split_once("\r\n\r\n").map(|(_, b)| b.to_string())
+}
+
+/// A child killed (and reaped) when dropped.
+pub struct Proc(pub std::process::Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A Prometheus on a free loopback port that scrapes and evaluates every second with the
+/// shipped rules (`examples/monitoring/hakit-alerts.yml`); `scrape_configs` is the YAML
+/// under `scrape_configs:`. Its configuration, storage and log go in `dir`.
+pub fn start_prometheus(
+    bin: &std::path::Path,
+    dir: &std::path::Path,
+    scrape_configs: &str,
+) -> (Proc, u16) {
+    let rules = std::fs::canonicalize("examples/monitoring/hakit-alerts.yml").unwrap();
+    let conf = dir.join("prometheus.yml");
+    std::fs::write(
+        &conf,
+        format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - {}\nscrape_configs:\n{scrape_configs}",
+            rules.display()
+        ),
+    )
+    .unwrap();
+    let port = free_port();
+    let log = std::fs::File::create(dir.join("prometheus.log")).unwrap();
+    let child = Command::new(bin)
+        .args([
+            &format!("--config.file={}", conf.display()),
+            &format!("--storage.tsdb.path={}", dir.join("tsdb").display()),
+            &format!("--web.listen-address=127.0.0.1:{port}"),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start prometheus");
+    (Proc(child), port)
+}

@@ -856,7 +856,8 @@ fn metrics(
             o.ms / 1000.0,
         );
     }
-    for g in &v.groups {
+    // Configured quorum groups only: a probe's implicit group of one repeats its probe_up.
+    for g in v.groups.iter().filter(|g| !g.name.starts_with("probe:")) {
         t.add(
             "hakit_ha_check_group_passed",
             Kind::Gauge,

@@ -60,6 +60,18 @@ impl Textfile {
         t
     }
 
+    /// `hakit_build_info{version} 1`: which release runs on the node. One writer carries
+    /// it (nat-notify's file): node_exporter refuses a series found in two files.
+    pub fn build_info(&mut self) {
+        self.add(
+            "hakit_build_info",
+            Kind::Gauge,
+            "1, labelled with hakit's version.",
+            &[("version", env!("CARGO_PKG_VERSION"))],
+            1.0,
+        );
+    }
+
     /// Adds one sample. The first call for a name fixes its help and type.
     pub fn add(&mut self, name: &str, kind: Kind, help: &str, labels: &[(&str, &str)], value: f64) {
         let fam = self

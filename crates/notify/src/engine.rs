@@ -408,6 +408,7 @@ fn record_step(t: &mut Turn, report: &mut Report, step: Step, result: StepResult
             ok: !failed,
             detail: detail(&result),
             seconds: ms / 1000.0,
+            skipped: matches!(result, StepResult::Skipped(_)),
         },
     );
     let entry = StepReport::new(step, result, ms);

@@ -11,6 +11,7 @@ pub fn write_metrics(s: &Settings, instances: &[Instance]) -> anyhow::Result<()>
         return Ok(());
     };
     let mut t = Textfile::for_pair(s.pair.as_deref());
+    t.build_info();
     if let Some(every) = s.heartbeat {
         t.add(
             "hakit_nat_notify_fifo_heartbeat_timestamp_seconds",
@@ -69,7 +70,8 @@ pub fn write_metrics(s: &Settings, instances: &[Instance]) -> anyhow::Result<()>
             &[("vrrp_instance", i)],
             r.duration_seconds,
         );
-        for (step, rec) in &r.steps {
+        // A step with nothing to do has nothing to say: a fleet pays for every series.
+        for (step, rec) in r.steps.iter().filter(|(_, rec)| !rec.skipped) {
             t.add(
                 "hakit_nat_notify_step_duration_seconds",
                 Kind::Gauge,

@@ -45,6 +45,9 @@ pub struct StepRecord {
     pub ok: bool,
     pub detail: String,
     pub seconds: f64,
+    /// Nothing to do here (not configured for the instance, or superseded): no metric.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub skipped: bool,
 }
 
 /// What the last transition of an instance did.

@@ -1043,6 +1043,7 @@ mod tests {
                 ok: false,
                 detail: "nft: no such table".into(),
                 seconds: 0.0,
+                skipped: false,
             },
         );
         assert_eq!(
