@@ -546,6 +546,32 @@ fn egress_gateway_follows_the_role() {
         stdout(&out)
     );
     assert!(lan_route().contains("via 203.0.113.254"), "{}", lan_route());
+    // A gateway on no network of the interface (sync0's here) is refused by the dry run,
+    // the checker hakit-setup runs, instead of failing at the first MASTER.
+    let off_link = g.lab.dir().join("off-link.toml");
+    std::fs::write(
+        &off_link,
+        std::fs::read_to_string(&g.conf).unwrap().replace(
+            "egress_gateway = \"203.0.113.253\"",
+            "egress_gateway = \"192.0.2.77\"",
+        ),
+    )
+    .unwrap();
+    let out = run_in(
+        &g.gw,
+        "nat-notify",
+        &[
+            "--config",
+            &off_link.to_string_lossy(),
+            "master",
+            "--dry-run",
+        ],
+    );
+    assert_exit(
+        &out,
+        2,
+        "egress_gateway 192.0.2.77 is on no network of eth0",
+    );
     g.vip(true);
     let out = g.nn(&["master", "--json"]);
     assert_exit(&out, 0, "");

@@ -182,7 +182,38 @@ pub fn on_host(i: &Instance, nl: &hakit_net::Netlink) -> Result<(), String> {
             ));
         }
     }
-    Ok(())
+    on_link(i, &links, nl)
+}
+
+/// An egress gateway is on a network of the instance's interface (the kernel refuses a
+/// route via anything else, at the first MASTER).
+fn on_link(i: &Instance, links: &[hakit_net::Link], nl: &hakit_net::Netlink) -> Result<(), String> {
+    let (Some(gw), Some(dev)) = (i.egress_gateway, &i.interface) else {
+        return Ok(());
+    };
+    let Some(link) = links.iter().find(|l| &l.name == dev) else {
+        return Ok(());
+    };
+    let nets = nl
+        .addresses(Some(link.index))
+        .map_err(|e| format!("reading this node's addresses: {e:#}"))?;
+    let on = nets.iter().any(|a| {
+        let net = hakit_core::config::Cidr {
+            addr: a.addr,
+            prefix: a.prefix,
+        };
+        let (first, last) = net.bounds();
+        a.addr.is_ipv4() == gw.is_ipv4() && first <= gw && gw <= last
+    });
+    if on {
+        Ok(())
+    } else {
+        Err(format!(
+            "instance {}: egress_gateway {gw} is on no network of {}: a gateway must be on the link (the anchor gateway is on the anchor IP's network)",
+            i.name,
+            shown(dev)
+        ))
+    }
 }
 
 /// A value as it may appear in one log line: capped, control characters escaped.
