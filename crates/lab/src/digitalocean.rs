@@ -33,12 +33,12 @@
 //!
 //! The API's latency is modelled as zero (`--instant`): its actions finish at once.
 
-use std::{fs, path::Path, time::Duration};
+use std::path::Path;
 
 use anyhow::Context;
 
 use crate::{
-    example::{bin, nft_stdin, render_and_start, Modelled, Pair},
+    example::{bin, nft_stdin, FakeCloud, Modelled, Pair},
     Lab,
 };
 
@@ -79,9 +79,7 @@ B_ID=2
 /// The VPC, the two gateways and the internet beyond, with the pair, client, server and API.
 pub struct DoCloud {
     pub pair: Pair,
-    /// The fake API's control directory (`owner`) and request log.
-    control: std::path::PathBuf,
-    log: std::path::PathBuf,
+    cloud: FakeCloud,
 }
 
 impl DoCloud {
@@ -95,7 +93,6 @@ impl DoCloud {
         let traffic_bin = bin(lab_bin_dir, "hakit-lab-traffic")?;
         let fake = bin(lab_bin_dir, "hakit-fake-cloud")?;
         let mut lab = Lab::new()?;
-        let d = lab.dir().to_path_buf();
         let sw = lab.ns("sw")?;
         let a = lab.ns("a")?;
         let b = lab.ns("b")?;
@@ -135,24 +132,15 @@ impl DoCloud {
         gateways(&mut lab, &a, &b, &pgw, &agw, &inet)?;
 
         lab.spawn(&inet, "server", &[&traffic_bin, "server", SERVER])?;
-        let control = d.join("cloud");
-        fs::create_dir_all(&control)?;
-        let log = d.join("cloud-requests.log");
-        let (c, l, listen) = (
-            control.to_string_lossy().to_string(),
-            log.to_string_lossy().to_string(),
-            format!("{API}:8080"),
-        );
         let (node_a, node_b) = (format!("1={}", PUBLIC[0]), format!("2={}", PUBLIC[1]));
         let (anchor_a, anchor_b) = (format!("1={}", ANCHORS[0]), format!("2={}", ANCHORS[1]));
-        lab.spawn(
+        let cloud = FakeCloud::start(
+            &mut lab,
             &inet,
-            "cloud",
+            &fake,
+            "digitalocean",
+            API,
             &[
-                &fake,
-                &listen,
-                "--provider",
-                "digitalocean",
                 "--ip",
                 FIP,
                 "--owner",
@@ -167,46 +155,18 @@ impl DoCloud {
                 &anchor_b,
                 "--edge-ns",
                 &agw.name,
-                "--instant",
-                "--control-dir",
-                &c,
-                "--log",
-                &l,
             ],
         )?;
-        crate::wait_until(Duration::from_secs(10), Duration::from_millis(20), || {
-            control.join("owner").exists()
-        })
-        .context("the fake DigitalOcean API did not start")?;
-
-        let syslog = crate::syslog::Syslog::listen(&d.join("syslog.sock"))?;
-        let values_path = d.join("pair.values");
-        fs::write(&values_path, values)?;
-        let token = d.join("do.token");
-        fs::write(&token, "fake-token\n")?;
-        fs::set_permissions(
-            &token,
-            <fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o600),
+        let (nodes, syslog) = cloud.render_pair(
+            &mut lab,
+            bin_dir,
+            [&a, &b],
+            values,
+            "/etc/hakit/do.token",
+            API,
+            "v2",
+            "203.0.113.1",
         )?;
-        let token_s = token.to_string_lossy().to_string();
-        let fip = format!(
-            "endpoint_url = \"http://{API}:8080/v2\"\nmetadata_url = \"http://{API}:8080\"\n"
-        );
-        let mut nodes = Vec::new();
-        for (ns, role) in [(&a, "a"), (&b, "b")] {
-            let node = render_and_start(
-                &mut lab,
-                bin_dir,
-                ns,
-                role,
-                &values_path,
-                &fip,
-                "203.0.113.1",
-                &[("/etc/hakit/do.token", &token_s)],
-                &syslog,
-            )?;
-            nodes.push(node);
-        }
         Ok(DoCloud {
             pair: Pair {
                 lab,
@@ -217,8 +177,7 @@ impl DoCloud {
                 traffic_bin,
                 server: SERVER,
             },
-            control,
-            log,
+            cloud,
         })
     }
 }
@@ -315,16 +274,10 @@ impl Modelled for DoCloud {
         &mut self.pair
     }
     fn points_at(&self, i: usize) -> bool {
-        let owner = fs::read_to_string(self.control.join("owner")).unwrap_or_default();
-        owner.trim() == (i + 1).to_string()
+        self.cloud.owner_is(i)
     }
     fn applied(&self) -> Vec<String> {
-        fs::read_to_string(&self.log)
-            .unwrap_or_default()
-            .lines()
-            .filter(|l| l.starts_with("POST"))
-            .map(str::to_string)
-            .collect()
+        self.cloud.posts()
     }
     /// Rule 3: a flow keeps the anchor of the droplet that opened it.
     fn keeps_established(&self) -> bool {

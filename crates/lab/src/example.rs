@@ -270,6 +270,107 @@ pub fn render_and_start(
     })
 }
 
+/// A provider's REST API and metadata service: `hakit-fake-cloud` serving `provider` on
+/// `api`:8080 in `inet`, its owner published in the lab's `cloud/owner` and every request
+/// logged to `cloud-requests.log` (what the models follow and report). `args`: the
+/// provider's own flags. Returns once the fake published its first owner.
+pub struct FakeCloud {
+    pub control: PathBuf,
+    pub log: PathBuf,
+}
+
+impl FakeCloud {
+    pub fn start(
+        lab: &mut Lab,
+        inet: &Ns,
+        fake: &str,
+        provider: &str,
+        api: &str,
+        args: &[&str],
+    ) -> anyhow::Result<FakeCloud> {
+        let d = lab.dir().to_path_buf();
+        let control = d.join("cloud");
+        fs::create_dir_all(&control)?;
+        let log = d.join("cloud-requests.log");
+        let (c, l, listen) = (
+            control.to_string_lossy().to_string(),
+            log.to_string_lossy().to_string(),
+            format!("{api}:8080"),
+        );
+        let mut argv = vec![fake, &listen, "--provider", provider, "--instant"];
+        argv.extend_from_slice(args);
+        argv.extend_from_slice(&["--control-dir", &c, "--log", &l]);
+        lab.spawn(inet, "cloud", &argv)?;
+        crate::wait_until(Duration::from_secs(10), Duration::from_millis(20), || {
+            control.join("owner").exists()
+        })
+        .with_context(|| format!("the fake {provider} API did not start"))?;
+        Ok(FakeCloud { control, log })
+    }
+
+    /// Whether the provider's API state says node `i` (ID `i + 1`) holds the address.
+    pub fn owner_is(&self, i: usize) -> bool {
+        let owner = fs::read_to_string(self.control.join("owner")).unwrap_or_default();
+        owner.trim() == (i + 1).to_string()
+    }
+
+    /// The changes the API was asked for, one line each.
+    pub fn posts(&self) -> Vec<String> {
+        fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.starts_with("POST"))
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Renders and starts both nodes from `values` (the example's token file at
+    /// `token_path`, e.g. `/etc/hakit/do.token`, pointed at a lab copy), with fip-claim
+    /// talking to this fake at `api`'s `/{version}`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn render_pair(
+        &self,
+        lab: &mut Lab,
+        bin_dir: &Path,
+        nodes: [&Ns; 2],
+        values: &str,
+        token_path: &str,
+        api: &str,
+        version: &str,
+        wan_gw: &str,
+    ) -> anyhow::Result<(Vec<Node>, crate::syslog::Syslog)> {
+        let d = lab.dir().to_path_buf();
+        let syslog = crate::syslog::Syslog::listen(&d.join("syslog.sock"))?;
+        let values_path = d.join("pair.values");
+        fs::write(&values_path, values)?;
+        let token = d.join("provider.token");
+        fs::write(&token, "fake-token\n")?;
+        fs::set_permissions(
+            &token,
+            <fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o600),
+        )?;
+        let token_s = token.to_string_lossy().to_string();
+        let fip = format!(
+            "endpoint_url = \"http://{api}:8080/{version}\"\nmetadata_url = \"http://{api}:8080\"\n"
+        );
+        let mut out = Vec::new();
+        for (ns, role) in [(nodes[0], "a"), (nodes[1], "b")] {
+            out.push(render_and_start(
+                lab,
+                bin_dir,
+                ns,
+                role,
+                &values_path,
+                &fip,
+                wan_gw,
+                &[(token_path, &token_s)],
+                &syslog,
+            )?);
+        }
+        Ok((out, syslog))
+    }
+}
+
 /// `nft -f -` in `ns` with `text` on its standard input.
 pub fn nft_stdin(ns: &Ns, text: &str) -> anyhow::Result<()> {
     let mut child = ns
@@ -313,13 +414,14 @@ pub fn blackout(
         m.points_at(to)
     })
     .map(|_| t0.elapsed().as_secs_f64());
-    std::thread::sleep(Duration::from_millis(1000));
+    let after = Duration::from_millis(1000);
+    std::thread::sleep(after);
     let r = m.pair_mut().stop_traffic(t)?;
     let u = &r["udp_1ms"];
-    // The last second after the move went unanswered: the flow is gone, not slow.
-    let gone = u["tail_lost"].as_u64().unwrap_or(0) as f64
-        * u["interval_ms"].as_f64().unwrap_or(1.0)
-        >= 900.0;
+    // Nine tenths of the time after the move went unanswered: the flow is gone, not slow.
+    let unanswered_ms =
+        u["tail_lost"].as_u64().unwrap_or(0) as f64 * u["interval_ms"].as_f64().unwrap_or(1.0);
+    let gone = unanswered_ms >= 0.9 * after.as_secs_f64() * 1000.0;
     let silence = if gone {
         f64::INFINITY
     } else {

@@ -30,12 +30,12 @@
 //!
 //! The API's latency is modelled as zero (`--instant`): its actions finish at once.
 
-use std::{fs, path::Path, time::Duration};
+use std::path::Path;
 
 use anyhow::Context;
 
 use crate::{
-    example::{bin, render_and_start, Modelled, Pair},
+    example::{bin, FakeCloud, Modelled, Pair},
     Lab,
 };
 
@@ -75,9 +75,7 @@ NETWORK_ID=9
 pub struct HCloud {
     pub pair: Pair,
     pub hnet: crate::Ns,
-    /// The fake API's control directory (`owner`) and request log.
-    control: std::path::PathBuf,
-    log: std::path::PathBuf,
+    cloud: FakeCloud,
 }
 
 impl HCloud {
@@ -91,7 +89,6 @@ impl HCloud {
         let traffic_bin = bin(lab_bin_dir, "hakit-lab-traffic")?;
         let fake = bin(lab_bin_dir, "hakit-fake-cloud")?;
         let mut lab = Lab::new()?;
-        let d = lab.dir().to_path_buf();
         let sw = lab.ns("sw")?;
         let a = lab.ns("a")?;
         let b = lab.ns("b")?;
@@ -175,23 +172,14 @@ impl HCloud {
             ])?;
         }
         lab.spawn(&inet, "server", &[&traffic_bin, "server", SERVER])?;
-        let control = d.join("cloud");
-        fs::create_dir_all(&control)?;
-        let log = d.join("cloud-requests.log");
-        let (c, l, listen) = (
-            control.to_string_lossy().to_string(),
-            log.to_string_lossy().to_string(),
-            format!("{API}:8080"),
-        );
         let route = format!("0.0.0.0/0={}", LANS[0]);
-        lab.spawn(
+        let cloud = FakeCloud::start(
+            &mut lab,
             &inet,
-            "cloud",
+            &fake,
+            "hetzner",
+            API,
             &[
-                &fake,
-                &listen,
-                "--provider",
-                "hetzner",
                 "--ip",
                 FIP,
                 "--owner",
@@ -200,52 +188,24 @@ impl HCloud {
                 "1=203.0.113.2",
                 "--node",
                 "2=203.0.113.3",
-                "--instant",
                 "--route-ns",
                 &inet.name,
                 "--network-ns",
                 &hnet.name,
                 "--net-route",
                 &route,
-                "--control-dir",
-                &c,
-                "--log",
-                &l,
             ],
         )?;
-        crate::wait_until(Duration::from_secs(10), Duration::from_millis(20), || {
-            control.join("owner").exists()
-        })
-        .context("the fake Hetzner API did not start")?;
-
-        let syslog = crate::syslog::Syslog::listen(&d.join("syslog.sock"))?;
-        let values_path = d.join("pair.values");
-        fs::write(&values_path, values)?;
-        let token = d.join("hcloud.token");
-        fs::write(&token, "fake-token\n")?;
-        fs::set_permissions(
-            &token,
-            <fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o600),
+        let (nodes, syslog) = cloud.render_pair(
+            &mut lab,
+            bin_dir,
+            [&a, &b],
+            values,
+            "/etc/hakit/hcloud.token",
+            API,
+            "v1",
+            "203.0.113.1",
         )?;
-        let token_s = token.to_string_lossy().to_string();
-        let fip = format!(
-            "endpoint_url = \"http://{API}:8080/v1\"\nmetadata_url = \"http://{API}:8080\"\n"
-        );
-        let mut nodes = Vec::new();
-        for (ns, role) in [(&a, "a"), (&b, "b")] {
-            let node = render_and_start(
-                &mut lab,
-                bin_dir,
-                ns,
-                role,
-                &values_path,
-                &fip,
-                "203.0.113.1",
-                &[("/etc/hakit/hcloud.token", &token_s)],
-                &syslog,
-            )?;
-            nodes.push(node);
-        }
         Ok(HCloud {
             pair: Pair {
                 lab,
@@ -257,8 +217,7 @@ impl HCloud {
                 server: SERVER,
             },
             hnet,
-            control,
-            log,
+            cloud,
         })
     }
 
@@ -283,16 +242,10 @@ impl Modelled for HCloud {
         &mut self.pair
     }
     fn points_at(&self, i: usize) -> bool {
-        let owner = fs::read_to_string(self.control.join("owner")).unwrap_or_default();
-        owner.trim() == (i + 1).to_string() && self.egress().as_deref() == Some(LANS[i])
+        self.cloud.owner_is(i) && self.egress().as_deref() == Some(LANS[i])
     }
     fn applied(&self) -> Vec<String> {
-        fs::read_to_string(&self.log)
-            .unwrap_or_default()
-            .lines()
-            .filter(|l| l.starts_with("POST"))
-            .map(str::to_string)
-            .collect()
+        self.cloud.posts()
     }
 }
 

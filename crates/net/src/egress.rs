@@ -27,14 +27,14 @@ use hakit_core::config::Cidr;
 use neli::{
     consts::{
         nl::NlmF,
-        rtnl::{RtAddrFamily, RtScope, RtTable, Rta, Rtm, RtmF, Rtn, Rtprot},
+        rtnl::{Rta, Rtm, RtmF, Rtn, Rtprot},
     },
-    rtnl::{RtattrBuilder, Rtmsg, RtmsgBuilder},
+    rtnl::{Rtattr, Rtmsg},
     types::{Buffer, RtBuffer},
 };
 use serde::Serialize;
 
-use crate::netlink::{errno_of, Change, Netlink};
+use crate::netlink::{errno_of, family, ip_bytes, rta, rtmsg, Change, Netlink};
 
 /// The main routing table (linux/rtnetlink.h `RT_TABLE_MAIN`).
 const MAIN: u32 = 254;
@@ -63,73 +63,71 @@ pub fn usable_table(t: u32) -> bool {
     t != 0 && !(253..=255).contains(&t)
 }
 
-fn family(ip: IpAddr) -> RtAddrFamily {
-    if ip.is_ipv4() {
-        RtAddrFamily::Inet
-    } else {
-        RtAddrFamily::Inet6
-    }
+fn u32_attr(ty: Rta, v: u32) -> anyhow::Result<Rtattr<Rta, Buffer>> {
+    rta(ty, v.to_ne_bytes().to_vec())
 }
 
-fn bytes(ip: IpAddr) -> Vec<u8> {
-    match ip {
-        IpAddr::V4(a) => a.octets().to_vec(),
-        IpAddr::V6(a) => a.octets().to_vec(),
-    }
-}
-
-fn attr(ty: Rta, payload: Vec<u8>) -> anyhow::Result<neli::rtnl::Rtattr<Rta, Buffer>> {
-    Ok(RtattrBuilder::default()
-        .rta_type(ty)
-        .rta_payload(Buffer::from(payload))
-        .build()?)
-}
-
-/// The rule `pref PREF from SOURCE lookup TABLE [suppress_prefixlength 0]`.
+/// The rule `pref PREF from SOURCE lookup TABLE [suppress_prefixlength 0]` (its action,
+/// FR_ACT_TO_TBL, has RTN_UNICAST's number).
 fn rule(source: Cidr, table: u32, pref: u32, suppress: bool) -> anyhow::Result<Rtmsg> {
     let mut attrs = RtBuffer::new();
     if source.prefix > 0 {
-        attrs.push(attr(Rta::Src, bytes(source.addr))?);
+        attrs.push(rta(Rta::Src, ip_bytes(source.addr))?);
     }
-    attrs.push(attr(Rta::Priority, pref.to_ne_bytes().to_vec())?);
-    attrs.push(attr(Rta::Table, table.to_ne_bytes().to_vec())?);
+    attrs.push(u32_attr(Rta::Priority, pref)?);
+    attrs.push(u32_attr(Rta::Table, table)?);
     if suppress {
-        attrs.push(attr(SUPPRESS_PREFIXLEN, 0u32.to_ne_bytes().to_vec())?);
+        attrs.push(u32_attr(SUPPRESS_PREFIXLEN, 0)?);
     }
-    Ok(RtmsgBuilder::default()
-        .rtm_family(family(source.addr))
-        .rtm_dst_len(0)
-        .rtm_src_len(source.prefix)
-        .rtm_tos(0)
-        .rtm_table(RtTable::Unspec)
-        // The reserved bytes.
-        .rtm_protocol(Rtprot::Unspec)
-        .rtm_scope(RtScope::Universe)
-        // FR_ACT_TO_TBL.
-        .rtm_type(Rtn::Unicast)
-        .rtm_flags(RtmF::empty())
-        .rtattrs(attrs)
-        .build()?)
+    let v4 = source.addr.is_ipv4();
+    rtmsg(
+        family(v4),
+        0,
+        source.prefix,
+        Rtprot::Unspec,
+        Rtn::Unicast,
+        RtmF::empty(),
+        attrs,
+    )
 }
 
-/// The route `default via GATEWAY dev OIF table TABLE`.
-fn route(e: &Egress) -> anyhow::Result<Rtmsg> {
+/// The default route of `table`: via (gateway, link) to add it; without, any (to delete).
+fn default_route(v4: bool, table: u32, via: Option<(IpAddr, u32)>) -> anyhow::Result<Rtmsg> {
     let mut attrs = RtBuffer::new();
-    attrs.push(attr(Rta::Table, e.table.to_ne_bytes().to_vec())?);
-    attrs.push(attr(Rta::Gateway, bytes(e.gateway))?);
-    attrs.push(attr(Rta::Oif, e.oif.to_ne_bytes().to_vec())?);
-    Ok(RtmsgBuilder::default()
-        .rtm_family(family(e.gateway))
-        .rtm_dst_len(0)
-        .rtm_src_len(0)
-        .rtm_tos(0)
-        .rtm_table(RtTable::Unspec)
-        .rtm_protocol(Rtprot::Static)
-        .rtm_scope(RtScope::Universe)
-        .rtm_type(Rtn::Unicast)
-        .rtm_flags(RtmF::empty())
-        .rtattrs(attrs)
-        .build()?)
+    attrs.push(u32_attr(Rta::Table, table)?);
+    // A delete matches on what it names: no gateway, link or protocol (0) is any.
+    let mut protocol = Rtprot::Unspec;
+    if let Some((gateway, oif)) = via {
+        attrs.push(rta(Rta::Gateway, ip_bytes(gateway))?);
+        attrs.push(u32_attr(Rta::Oif, oif)?);
+        protocol = Rtprot::Static;
+    }
+    rtmsg(
+        family(v4),
+        0,
+        0,
+        protocol,
+        Rtn::Unicast,
+        RtmF::empty(),
+        attrs,
+    )
+}
+
+/// A dump request (of one table's routes with `table`, else of the rules).
+fn dump(v4: bool, table: Option<u32>) -> anyhow::Result<Rtmsg> {
+    let mut attrs = RtBuffer::new();
+    if let Some(t) = table {
+        attrs.push(u32_attr(Rta::Table, t)?);
+    }
+    rtmsg(
+        family(v4),
+        0,
+        0,
+        Rtprot::Unspec,
+        Rtn::Unspec,
+        RtmF::empty(),
+        attrs,
+    )
 }
 
 impl Netlink {
@@ -160,10 +158,11 @@ impl Netlink {
         let what = || format!("default via {} in table {}", e.gateway, e.table);
         let there = self.egress_route(e.table, e.source.addr.is_ipv4())?;
         if there.as_ref() != Some(&(e.gateway, e.oif)) {
+            let msg = default_route(e.gateway.is_ipv4(), e.table, Some((e.gateway, e.oif)))?;
             self.request(
                 Rtm::Newroute,
                 NlmF::CREATE | NlmF::REPLACE,
-                route(e)?,
+                msg,
                 |_: &Rtmsg| Some(()),
             )
             .with_context(|| format!("add the route {}", what()))?;
@@ -198,12 +197,9 @@ impl Netlink {
             .egress_route(e.table, e.source.addr.is_ipv4())?
             .is_some()
         {
-            match self.request(
-                Rtm::Delroute,
-                NlmF::empty(),
-                route(e)?,
-                |_: &Rtmsg| Some(()),
-            ) {
+            // Whatever its gateway or link: the table is the egress's own.
+            let msg = default_route(e.source.addr.is_ipv4(), e.table, None)?;
+            match self.request(Rtm::Delroute, NlmF::empty(), msg, |_: &Rtmsg| Some(())) {
                 Ok(_) => changed = true,
                 Err(err) if errno_of(&err) == Some(nix::libc::ESRCH) => {}
                 Err(err) => {
@@ -222,24 +218,7 @@ impl Netlink {
     /// The default route of `table` (gateway, link), if it has a unicast one. A dump of
     /// that table only (strict checking filters by RTA_TABLE), never of the main table.
     pub fn egress_route(&self, table: u32, v4: bool) -> anyhow::Result<Option<(IpAddr, u32)>> {
-        let mut attrs = RtBuffer::new();
-        attrs.push(attr(Rta::Table, table.to_ne_bytes().to_vec())?);
-        let msg = RtmsgBuilder::default()
-            .rtm_family(if v4 {
-                RtAddrFamily::Inet
-            } else {
-                RtAddrFamily::Inet6
-            })
-            .rtm_dst_len(0)
-            .rtm_src_len(0)
-            .rtm_tos(0)
-            .rtm_table(RtTable::Unspec)
-            .rtm_protocol(Rtprot::Unspec)
-            .rtm_scope(RtScope::Universe)
-            .rtm_type(Rtn::Unspec)
-            .rtm_flags(RtmF::empty())
-            .rtattrs(attrs)
-            .build()?;
+        let msg = dump(v4, Some(table))?;
         let routes = match self.request(Rtm::Getroute, NlmF::DUMP, msg, crate::netlink::parse_route)
         {
             Ok(r) => r,
@@ -258,18 +237,7 @@ impl Netlink {
 
     /// Whether both rules of `source`'s egress through `table` are in place.
     pub fn egress_rules(&self, source: Cidr, table: u32) -> anyhow::Result<bool> {
-        let msg = RtmsgBuilder::default()
-            .rtm_family(family(source.addr))
-            .rtm_dst_len(0)
-            .rtm_src_len(0)
-            .rtm_tos(0)
-            .rtm_table(RtTable::Unspec)
-            .rtm_protocol(Rtprot::Unspec)
-            .rtm_scope(RtScope::Universe)
-            .rtm_type(Rtn::Unspec)
-            .rtm_flags(RtmF::empty())
-            .rtattrs(RtBuffer::new())
-            .build()?;
+        let msg = dump(source.addr.is_ipv4(), None)?;
         let rules = self
             .request(Rtm::Getrule, NlmF::DUMP, msg, |r: &Rtmsg| {
                 let h = r.rtattrs().get_attr_handle();
@@ -444,6 +412,19 @@ mod root_tests {
             assert_eq!(
                 nl.egress_route(1147, true).unwrap(),
                 Some((moved.gateway, eth0.index))
+            );
+            // Somebody points the table elsewhere: remove still takes it off.
+            ip(
+                &ns2,
+                &[
+                    "route",
+                    "replace",
+                    "default",
+                    "via",
+                    "203.0.113.1",
+                    "table",
+                    "1147",
+                ],
             );
             assert_eq!(nl.remove_egress(&moved).unwrap(), Change::Applied);
             assert_eq!(nl.remove_egress(&moved).unwrap(), Change::AlreadyThere);

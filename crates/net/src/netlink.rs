@@ -363,32 +363,21 @@ impl Netlink {
     /// prohibit). One message whatever the size of the table: a gateway fed a full BGP
     /// table holds a million routes, which a dump would copy on every probe.
     pub fn route_to(&self, addr: IpAddr) -> anyhow::Result<Option<Route>> {
-        let (family, bytes, len): (_, Vec<u8>, u8) = match addr {
-            IpAddr::V4(a) => (RtAddrFamily::Inet, a.octets().to_vec(), 32),
-            IpAddr::V6(a) => (RtAddrFamily::Inet6, a.octets().to_vec(), 128),
-        };
+        let len = if addr.is_ipv4() { 32 } else { 128 };
         let mut attrs = RtBuffer::new();
-        attrs.push(
-            RtattrBuilder::default()
-                .rta_type(Rta::Dst)
-                .rta_payload(Buffer::from(bytes))
-                .build()?,
-        );
-        let msg = RtmsgBuilder::default()
-            .rtm_family(family)
-            .rtm_dst_len(len)
-            .rtm_src_len(0)
-            .rtm_tos(0)
-            .rtm_table(RtTable::Unspec)
-            .rtm_protocol(Rtprot::Unspec)
-            .rtm_scope(RtScope::Universe)
-            .rtm_type(Rtn::Unspec)
-            // RTM_F_FIB_MATCH (linux/rtnetlink.h). neli names it on glibc targets only, and
-            // its from_bits_truncate drops the bit on musl (the static build): a lookup
-            // without it answers a cloned /32, never the route (the systemd lab saw it).
-            .rtm_flags(fib_match())
-            .rtattrs(attrs)
-            .build()?;
+        attrs.push(rta(Rta::Dst, ip_bytes(addr))?);
+        // RTM_F_FIB_MATCH (linux/rtnetlink.h). neli names it on glibc targets only, and its
+        // from_bits_truncate drops the bit on musl (the static build): a lookup without it
+        // answers a cloned /32, never the route (the systemd lab saw it).
+        let msg = rtmsg(
+            family(addr.is_ipv4()),
+            len,
+            0,
+            Rtprot::Unspec,
+            Rtn::Unspec,
+            fib_match(),
+            attrs,
+        )?;
         match self.request(Rtm::Getroute, NlmF::empty(), msg, parse_route) {
             Ok(mut r) => Ok(r.pop()),
             // No route, or one that is not unicast (the kernel refuses to describe a
@@ -422,6 +411,56 @@ impl Netlink {
             .filter(|n| index.is_none_or(|i| n.index == i))
             .collect())
     }
+}
+
+/// An attribute of a route or rule message.
+pub(crate) fn rta(ty: Rta, payload: Vec<u8>) -> anyhow::Result<neli::rtnl::Rtattr<Rta, Buffer>> {
+    Ok(RtattrBuilder::default()
+        .rta_type(ty)
+        .rta_payload(Buffer::from(payload))
+        .build()?)
+}
+
+/// An address's bytes, in network order.
+pub(crate) fn ip_bytes(ip: IpAddr) -> Vec<u8> {
+    match ip {
+        IpAddr::V4(a) => a.octets().to_vec(),
+        IpAddr::V6(a) => a.octets().to_vec(),
+    }
+}
+
+pub(crate) fn family(v4: bool) -> RtAddrFamily {
+    if v4 {
+        RtAddrFamily::Inet
+    } else {
+        RtAddrFamily::Inet6
+    }
+}
+
+/// An `rtmsg` with the table left to RTA_TABLE, scope universe, tos 0. A FIB rule's header
+/// (linux/fib_rules.h) has this layout too: protocol and scope are its reserved bytes, the
+/// type its action.
+pub(crate) fn rtmsg(
+    family: RtAddrFamily,
+    dst_len: u8,
+    src_len: u8,
+    protocol: Rtprot,
+    kind: Rtn,
+    flags: RtmF,
+    attrs: RtBuffer<Rta, Buffer>,
+) -> anyhow::Result<Rtmsg> {
+    Ok(RtmsgBuilder::default()
+        .rtm_family(family)
+        .rtm_dst_len(dst_len)
+        .rtm_src_len(src_len)
+        .rtm_tos(0)
+        .rtm_table(RtTable::Unspec)
+        .rtm_protocol(protocol)
+        .rtm_scope(RtScope::Universe)
+        .rtm_type(kind)
+        .rtm_flags(flags)
+        .rtattrs(attrs)
+        .build()?)
 }
 
 fn addr_msg(index: u32, addr: IpAddr, prefix: u8) -> anyhow::Result<Ifaddrmsg> {
