@@ -5,7 +5,7 @@
 #               build checks, packages, chaos, the systemd lab, arm64 under qemu (root)
 #   make chaos  the acceptance scenarios on the NAT pair (vrrp_script and uplink-monitor
 #               profiles), on the Linode (BGP) labs and a 50,000-flow table handed over;
-#               target/chaos/chaos{,-monitor,-aws,-hetzner,-digitalocean,-linode,-linode-frr,-table}.{json,md}
+#               target/chaos/chaos{,-monitor,-aws,-hetzner,-digitalocean,-linode,-linode-frr,-linode-bird,-table}.{json,md}
 #   make bench  benchmarks; rewrites BENCHMARKS.md
 #   make fuzz   the parser and command-line fuzzers for 15 minutes
 #   make static fully static x86_64 binaries in $(STATIC_DIR) (ARCH=arm64: aarch64)
@@ -179,6 +179,7 @@ chaos: deps static
 	$(STATIC_DIR)/hakit-chaos --bin-dir $(STATIC_DIR) --out-dir target/chaos --lab digitalocean
 	$(STATIC_DIR)/hakit-chaos --bin-dir $(STATIC_DIR) --out-dir target/chaos --lab linode
 	$(STATIC_DIR)/hakit-chaos --bin-dir $(STATIC_DIR) --out-dir target/chaos --lab linode-frr
+	$(STATIC_DIR)/hakit-chaos --bin-dir $(STATIC_DIR) --out-dir target/chaos --lab linode-bird
 	HAKIT_CHAOS_TABLE_FLOWS=$${HAKIT_CHAOS_TABLE_FLOWS:-50000} \
 	  $(STATIC_DIR)/hakit-chaos --bin-dir $(STATIC_DIR) --out-dir target/chaos --lab table
 

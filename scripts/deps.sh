@@ -25,7 +25,7 @@ pkgs=(keepalived nftables conntrack conntrackd tcpdump iproute2 iputils-arping i
       rpm rpmlint cpio           # make rpm (rpmbuild) and its tests (private rpm root, rpm2cpio)
       systemd-container debootstrap    # the systemd lab: Debian 12 containers, real systemd
       ansible-core                     # the systemd lab: the Ansible role and validation play
-      frr gobgpd                       # the Linode lab: a real route server and lelastic's GoBGP
+      frr gobgpd bird2                 # the Linode lab: a real route server, lelastic's GoBGP, BIRD
       dnsmasq-base                     # a real resolver for the dns probe
       gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static)  # make arm64 (ring's C; qemu-user)
 if [ "$build_only" -eq 1 ]; then pkgs=("${build_pkgs[@]}"); fi

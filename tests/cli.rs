@@ -476,11 +476,16 @@ fn bgp_config(tag: &str, body: &str) -> (std::path::PathBuf, String) {
 #[test]
 fn bad_bgp_tables_are_usage_errors() {
     for (tag, body, want) in [
-        ("kind", "[bgp]\nspeaker = \"bird\"\nprefixes = [\"203.0.113.10/32\"]\n", "unknown variant `bird`"),
+        ("kind", "[bgp]\nspeaker = \"quagga\"\nprefixes = [\"203.0.113.10/32\"]\n", "unknown variant `quagga`"),
+        ("bird", "[bgp]\nspeaker = \"bird\"\nprefixes = [\"203.0.113.10/32\"]\nbird_roles_file = \"roles.conf\"\n", "bird_roles_file: \"roles.conf\" is not an absolute file path"),
         ("none", "", "announce = true needs a [bgp] table"),
         ("asn", "[bgp]\nspeaker = \"frr\"\nprefixes = [\"203.0.113.10/32\"]\n", "frr_asn is required"),
         ("comm", "[bgp]\nspeaker = \"gobgp\"\nprefixes = [\"203.0.113.10/32\"]\nprimary = \"65000:70000\"\n", "invalid community"),
         ("host", "[bgp]\nspeaker = \"gobgp\"\nprefixes = [\"203.0.113.10/24\"]\n", "host bits"),
+        // Per-IP roles: an instance's own prefixes are [bgp]'s, and no two instances move one.
+        ("own", "[[notify.instance]]\nname = \"VI_2\"\nannounce = true\nannounce_prefixes = [\"203.0.113.11/32\"]\n\n[bgp]\nspeaker = \"gobgp\"\nprefixes = [\"203.0.113.10/32\"]\n", "announce_prefixes: 203.0.113.11/32 is not in [bgp] prefixes"),
+        ("twice", "[[notify.instance]]\nname = \"VI_2\"\nannounce = true\nannounce_prefixes = [\"203.0.113.11/32\"]\n\n[bgp]\nspeaker = \"gobgp\"\nprefixes = [\"203.0.113.10/32\", \"203.0.113.11/32\"]\n", "instances VI_1 and VI_2 both announce every [bgp] prefix"),
+        ("alone", "[[notify.instance]]\nname = \"VI_2\"\nannounce_prefixes = [\"203.0.113.10/32\"]\n\n[bgp]\nspeaker = \"gobgp\"\nprefixes = [\"203.0.113.10/32\"]\n", "announce_prefixes without announce = true"),
     ] {
         let (dir, conf) = bgp_config(tag, body);
         let out = run_host("nat-notify", &["--config", &conf, "INSTANCE", "VI_1", "MASTER", "100"], &[]);

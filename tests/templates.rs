@@ -1323,3 +1323,54 @@ fn the_ruleset_goes_where_the_distributions_nftables_service_reads_it() {
     assert!(!root.join("etc/keepalived").exists() && !root.join("etc/hakit").exists());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The Linode README's BIRD files: the roles file is exactly what nat-notify writes (with the
+/// secondary role), and BIRD parses bird.conf with it included (`bird -p`).
+#[test]
+fn linode_readme_bird_files_are_what_hakit_writes_and_bird_parses() {
+    let name = "linode_readme_bird_files_are_what_hakit_writes_and_bird_parses";
+    let readme = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/linode/README.md"),
+    )
+    .unwrap();
+    let blocks: Vec<&str> = readme.split("```\n").skip(1).step_by(2).collect();
+    let block = |head: &str| {
+        blocks
+            .iter()
+            .find(|b| b.starts_with(head))
+            .unwrap_or_else(|| panic!("no block starting {head:?} in the Linode README"))
+            .split_once('\n')
+            .unwrap()
+            .1
+            .to_string()
+    };
+    let roles = block("# /etc/bird/hakit-roles.conf");
+    let written = hakit_bgp::bird_roles(&[("203.0.113.10/32".to_string(), hakit_bgp::SECONDARY)]);
+    assert_eq!(
+        roles, written,
+        "the README's roles file is not what nat-notify writes"
+    );
+    let Some(bird) = hakit_lab::require(name, "bird") else {
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("hakit-bird-readme-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let roles_path = dir.join("hakit-roles.conf");
+    std::fs::write(&roles_path, &roles).unwrap();
+    let conf = block("# /etc/bird/bird.conf")
+        .replace("/etc/bird/hakit-roles.conf", &roles_path.to_string_lossy())
+        .replace("ROUTE_SERVER_IPV6", "2001:db8:ff::254");
+    let conf_path = dir.join("bird.conf");
+    std::fs::write(&conf_path, conf).unwrap();
+    let out = std::process::Command::new(bird)
+        .args(["-p", "-c"])
+        .arg(&conf_path)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        out.status.success(),
+        "bird -p: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

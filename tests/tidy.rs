@@ -35,7 +35,6 @@ const OVER_BUDGET: &[(&str, usize)] = &[
     ("crates/check/src/app.rs::run", 425),
     ("crates/check/src/monitor.rs::run", 316),
     ("crates/fip/src/aws.rs::moves", 180),
-    ("crates/lab/src/bin/hakit-chaos.rs::linode", 356),
     ("crates/lab/src/bin/hakit-chaos.rs::monitor_lab", 209),
     ("crates/lab/src/bin/hakit-chaos.rs::run", 231),
     ("crates/lab/src/bin/hakit-chaos.rs::soak", 264),

@@ -1,7 +1,10 @@
 //! `[bgp]` as the file has it, and the checks of its values (each a configuration error:
 //! exit 2, naming the key).
 
-use std::{net::IpAddr, path::PathBuf};
+use std::{
+    net::IpAddr,
+    path::{Path, PathBuf},
+};
 
 use hakit_core::{config::Cidr, duration::HDuration};
 use serde::Deserialize;
@@ -12,7 +15,7 @@ use crate::Community;
 #[derive(Debug, Default, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// `gobgp` (lelastic, or any GoBGP daemon) or `frr`.
+    /// `gobgp` (lelastic, or any GoBGP daemon), `frr` or `bird` (BIRD 2).
     pub speaker: Option<Kind>,
     /// The prefixes this pair announces (lelastic: each address on `lo`, IPv4 as /32,
     /// IPv6 as /64 or /56).
@@ -38,10 +41,15 @@ pub struct Config {
     pub frr_secondary_route_map: Option<String>,
     /// frr: vtysh's `--vty_socket` directory (default: FRR's own).
     pub frr_vty_socket: Option<PathBuf>,
+    /// bird: the roles file hakit writes and bird.conf includes (`include "FILE";` at the
+    /// top level) [default: /etc/bird/hakit-roles.conf].
+    pub bird_roles_file: Option<PathBuf>,
+    /// bird: birdc's control socket (`-s`) [default: BIRD's own].
+    pub bird_socket: Option<PathBuf>,
     /// The speaker's systemd unit (e.g. `lelastic.service`, `frr.service`): started, never
     /// restarted, when the speaker does not answer.
     pub unit: Option<String>,
-    /// The `gobgp` or `vtysh` program, found on PATH unless a path [default: by speaker].
+    /// The `gobgp`, `vtysh` or `birdc` program, found on PATH unless a path [default: by speaker].
     pub program: Option<String>,
     /// Timeout of each speaker command [default: 2s].
     pub timeout: Option<HDuration>,
@@ -52,6 +60,7 @@ pub struct Config {
 pub enum Kind {
     Gobgp,
     Frr,
+    Bird,
 }
 
 /// What FAULT/STOP do to the announcement.
@@ -115,6 +124,24 @@ pub(crate) fn route_map(v: &Option<String>, d: &str, key: &str) -> Result<String
     } else {
         Err(format!(
             "[bgp] {key}: {m:?} is not a route-map name (letters, digits, _ . -)"
+        ))
+    }
+}
+
+/// A BIRD path (`key`'s value, or `default`): absolute, nothing BIRD's `include` string or
+/// birdc's argument could misread.
+pub(crate) fn bird_path(
+    v: Option<&Path>,
+    default: impl AsRef<Path>,
+    key: &str,
+) -> Result<PathBuf, String> {
+    let p = v.unwrap_or(default.as_ref());
+    if crate::bird::path_ok(p) {
+        Ok(p.to_path_buf())
+    } else {
+        Err(format!(
+            "[bgp] {key}: {:?} is not an absolute file path (no .., quotes or control characters)",
+            p.display().to_string()
         ))
     }
 }

@@ -2,7 +2,10 @@
 //! `network PREFIX route-map ROLE` under `router bgp ASN` followed by an outbound soft
 //! refresh (so the route-map's community reaches the peers now), the sessions from `show
 //! bgp neighbors`. vtysh answers some refusals with exit 0 and a `%` line: the speaker's
-//! runner treats both as errors.
+//! runner treats both as errors. Each vtysh start costs ~30 ms (it connects to every
+//! daemon), so the reads of all prefixes are one call (one `-c` each, the JSON documents
+//! printed one after the other) and so are the writes (one configuration session): a
+//! transition is three vtysh calls whatever the number of shared prefixes.
 
 use std::path::PathBuf;
 
@@ -19,6 +22,21 @@ pub struct Frr {
     pub maps: [String; 2],
     /// vtysh's `--vty_socket` directory (FRR's own by default).
     pub vty_socket: Option<PathBuf>,
+}
+
+impl Frr {
+    /// The `network` line that gives `prefix` the role `target` (or withdraws it).
+    fn network(&self, prefix: &str, target: Target) -> String {
+        match target {
+            Target::Announce(Role::Primary) => {
+                format!("network {prefix} route-map {}", self.maps[0])
+            }
+            Target::Announce(Role::Secondary) => {
+                format!("network {prefix} route-map {}", self.maps[1])
+            }
+            Target::Withdraw => format!("no network {prefix}"),
+        }
+    }
 }
 
 impl Dialect for Frr {
@@ -54,23 +72,15 @@ impl Dialect for Frr {
         parse_frr_prefix(out)
     }
 
-    fn write_args(
+    fn write(
         &self,
         family: &str,
         prefix: &str,
         target: Target,
         _community: Option<Community>,
-    ) -> Vec<String> {
-        let network = match target {
-            Target::Announce(Role::Primary) => {
-                format!("network {prefix} route-map {}", self.maps[0])
-            }
-            Target::Announce(Role::Secondary) => {
-                format!("network {prefix} route-map {}", self.maps[1])
-            }
-            Target::Withdraw => format!("no network {prefix}"),
-        };
-        [
+    ) -> anyhow::Result<Vec<String>> {
+        let network = self.network(prefix, target);
+        Ok([
             "configure terminal".to_string(),
             format!("router bgp {}", self.asn),
             format!("address-family {family} unicast"),
@@ -82,7 +92,74 @@ impl Dialect for Frr {
         ]
         .into_iter()
         .flat_map(|c| ["-c".to_string(), c])
-        .collect()
+        .collect())
+    }
+
+    fn refused<'a>(&self, out: &'a str) -> Option<&'a str> {
+        out.lines().find(|l| l.trim_start().starts_with('%'))
+    }
+
+    fn read_many_args(&self, prefixes: &[(&str, String)]) -> Option<Vec<String>> {
+        Some(
+            prefixes
+                .iter()
+                .flat_map(|(f, p)| ["-c".to_string(), format!("show bgp {f} unicast {p} json")])
+                .collect(),
+        )
+    }
+
+    fn parse_read_many(&self, out: &str, prefixes: &[(&str, String)]) -> anyhow::Result<Vec<Seen>> {
+        // vtysh prints one JSON document per command, one after the other.
+        let docs = serde_json::Deserializer::from_str(out)
+            .into_iter::<Value>()
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| anyhow::anyhow!("vtysh show bgp: not JSON ({e})"))?;
+        if docs.len() != prefixes.len() {
+            bail!(
+                "vtysh show bgp: {} answers for {} prefixes",
+                docs.len(),
+                prefixes.len()
+            );
+        }
+        docs.iter().map(frr_local_path).collect()
+    }
+
+    fn write_many(
+        &self,
+        prefixes: &[(&str, String)],
+        target: Target,
+        _community: Option<Community>,
+    ) -> Option<Vec<String>> {
+        let mut cmds = vec![
+            "configure terminal".to_string(),
+            format!("router bgp {}", self.asn),
+        ];
+        let mut families: Vec<&str> = Vec::new();
+        for (f, _) in prefixes {
+            if !families.contains(f) {
+                families.push(f);
+            }
+        }
+        for f in &families {
+            cmds.push(format!("address-family {f} unicast"));
+            for (_, p) in prefixes.iter().filter(|(pf, _)| pf == f) {
+                cmds.push(self.network(p, target));
+            }
+            cmds.push("exit-address-family".into());
+        }
+        cmds.push("end".into());
+        // The route-map's community reaches the peers now, not at the next route-map
+        // update timer.
+        cmds.extend(
+            families
+                .iter()
+                .map(|f| format!("clear bgp {f} unicast * soft out")),
+        );
+        Some(
+            cmds.into_iter()
+                .flat_map(|c| ["-c".to_string(), c])
+                .collect(),
+        )
     }
 
     fn sessions_args(&self) -> Vec<String> {
@@ -97,7 +174,11 @@ impl Dialect for Frr {
 /// `vtysh -c 'show bgp FAMILY unicast PREFIX json'`: `paths[]`, the local one with
 /// `"sourced": true` (or `"local": true`), communities under `community.list`.
 pub fn parse_frr_prefix(out: &str) -> anyhow::Result<Seen> {
-    let v = json(out, "vtysh show bgp")?;
+    frr_local_path(&json(out, "vtysh show bgp")?)
+}
+
+/// The local path in one `show bgp … json` answer.
+fn frr_local_path(v: &Value) -> anyhow::Result<Seen> {
     let paths = v["paths"].as_array().map(Vec::as_slice).unwrap_or(&[]);
     for path in paths {
         let local = path["sourced"] == Value::Bool(true) || path["local"] == Value::Bool(true);
@@ -178,17 +259,72 @@ mod tests {
             vty_socket: Some("/run/frr-lab".into()),
         };
         assert_eq!(f.connect_args(), ["--vty_socket", "/run/frr-lab"]);
-        let w = f.write_args(
-            "ipv4",
-            "203.0.113.10/32",
-            Target::Announce(Role::Secondary),
-            None,
-        );
+        let w = f
+            .write(
+                "ipv4",
+                "203.0.113.10/32",
+                Target::Announce(Role::Secondary),
+                None,
+            )
+            .unwrap();
         let cmds: Vec<&String> = w.iter().skip(1).step_by(2).collect();
         assert_eq!(cmds[1], "router bgp 65001");
         assert_eq!(cmds[3], "network 203.0.113.10/32 route-map secondary");
         assert_eq!(cmds[5], "clear bgp ipv4 unicast * soft out");
         assert!(w.iter().step_by(2).all(|a| a == "-c"));
+    }
+
+    #[test]
+    fn frr_reads_and_writes_every_prefix_in_one_call() {
+        let f = Frr {
+            asn: 65001,
+            maps: ["primary".into(), "secondary".into()],
+            vty_socket: None,
+        };
+        let list = [
+            ("ipv4", "203.0.113.10/32".to_string()),
+            ("ipv6", "2001:db8:1::/64".to_string()),
+            ("ipv4", "203.0.113.11/32".to_string()),
+        ];
+        let r = f.read_many_args(&list).unwrap();
+        assert_eq!(r.len(), 6);
+        assert_eq!(r[3], "show bgp ipv6 unicast 2001:db8:1::/64 json");
+        // Three documents, one after the other, as vtysh prints them.
+        let out = format!("{FRR_PREFIX}\n{{}}\n{FRR_PREFIX}\n");
+        let seen = f.parse_read_many(&out, &list).unwrap();
+        assert_eq!(
+            seen,
+            [
+                Seen::Path(vec![SECONDARY]),
+                Seen::Absent,
+                Seen::Path(vec![SECONDARY])
+            ]
+        );
+        assert!(
+            f.parse_read_many("{}", &list).is_err(),
+            "one answer for three prefixes"
+        );
+        let w = f
+            .write_many(&list, Target::Announce(Role::Primary), None)
+            .unwrap();
+        let cmds: Vec<&str> = w.iter().skip(1).step_by(2).map(String::as_str).collect();
+        assert_eq!(
+            cmds,
+            [
+                "configure terminal",
+                "router bgp 65001",
+                "address-family ipv4 unicast",
+                "network 203.0.113.10/32 route-map primary",
+                "network 203.0.113.11/32 route-map primary",
+                "exit-address-family",
+                "address-family ipv6 unicast",
+                "network 2001:db8:1::/64 route-map primary",
+                "exit-address-family",
+                "end",
+                "clear bgp ipv4 unicast * soft out",
+                "clear bgp ipv6 unicast * soft out",
+            ]
+        );
     }
 
     #[test]

@@ -46,14 +46,14 @@ impl Dialect for Gobgp {
         parse_gobgp_rib(out, prefix)
     }
 
-    fn write_args(
+    fn write(
         &self,
         family: &str,
         prefix: &str,
         target: Target,
         community: Option<Community>,
-    ) -> Vec<String> {
-        match (target, community) {
+    ) -> anyhow::Result<Vec<String>> {
+        Ok(match (target, community) {
             (Target::Announce(_), Some(c)) => args(&[
                 "global",
                 "rib",
@@ -67,7 +67,7 @@ impl Dialect for Gobgp {
                 &c.to_string(),
             ]),
             _ => args(&["global", "rib", "del", "-a", family, prefix]),
-        }
+        })
     }
 
     fn sessions_args(&self) -> Vec<String> {
@@ -211,17 +211,21 @@ mod tests {
             api: "127.0.0.1:50051".parse().unwrap(),
         };
         assert_eq!(g.connect_args(), ["-u", "127.0.0.1", "-p", "50051"]);
-        let add = g.write_args(
-            "ipv4",
-            "203.0.113.10/32",
-            Target::Announce(Role::Primary),
-            Some(PRIMARY),
-        );
+        let add = g
+            .write(
+                "ipv4",
+                "203.0.113.10/32",
+                Target::Announce(Role::Primary),
+                Some(PRIMARY),
+            )
+            .unwrap();
         assert_eq!(
             add.join(" "),
             "global rib add -a ipv4 203.0.113.10/32 origin incomplete community 65000:1"
         );
-        let del = g.write_args("ipv6", "2001:db8::/64", Target::Withdraw, None);
+        let del = g
+            .write("ipv6", "2001:db8::/64", Target::Withdraw, None)
+            .unwrap();
         assert_eq!(del.join(" "), "global rib del -a ipv6 2001:db8::/64");
     }
 

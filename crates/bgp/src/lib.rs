@@ -13,13 +13,15 @@
 //!   communities) and changes nothing when the role is already right;
 //! * writes the path again with the new community (GoBGP: `gobgp global rib add`, which
 //!   replaces the locally originated path; FRR: `network PREFIX route-map ROLE` under
-//!   `router bgp ASN` and an outbound soft refresh), or withdraws it;
+//!   `router bgp ASN` and an outbound soft refresh; BIRD: the static route's community in
+//!   hakit's roles file and `birdc configure`), or withdraws it;
 //! * reads it back, so a speaker that refused the change (an unknown route-map, a
 //!   community it filters) is a failed step, never a silent one.
 //!
 //! The speakers' own command-line tools are the interface (`gobgp` talks to GoBGP's gRPC
 //! API, `vtysh` to FRR's daemons), found on PATH, run without a shell under a timeout. Each
-//! speaker is one file behind [`Dialect`] ([`gobgp`], [`frr`]): its commands and its output's
+//! speaker is one file behind [`Dialect`] ([`gobgp`], [`frr`], [`bird`]: BIRD's roles live
+//! in a file it includes, taken by `birdc configure`): its commands and its output's
 //! parser; [`speaker`] is what they share (validation, the read-write-read-back, sessions).
 //! Their output is outside input: parsed as JSON with size caps, never trusted to be
 //! well-formed.
@@ -29,11 +31,13 @@ use std::{str::FromStr, time::Duration};
 use anyhow::anyhow;
 use serde_json::Value;
 
+mod bird;
 mod config;
 mod frr;
 mod gobgp;
 mod speaker;
 
+pub use bird::{bird_roles, parse_bird_protocols, parse_bird_route};
 pub use config::{Config, Demote, Kind};
 pub use frr::{parse_frr_neighbors, parse_frr_prefix};
 pub use gobgp::{parse_gobgp_neighbors, parse_gobgp_rib};
@@ -44,6 +48,8 @@ pub const PRIMARY: Community = Community(65000 << 16 | 1);
 pub const SECONDARY: Community = Community(65000 << 16 | 2);
 /// lelastic's GoBGP API address.
 pub const GOBGP_API: &str = "127.0.0.1:50051";
+/// The roles file hakit writes for BIRD (included from bird.conf).
+pub const BIRD_ROLES: &str = "/etc/bird/hakit-roles.conf";
 /// Default timeout of one speaker command.
 pub const TIMEOUT: Duration = Duration::from_secs(2);
 /// A speaker's JSON answer larger than this is refused, read to the end and named in the
@@ -135,15 +141,45 @@ pub trait Dialect: std::fmt::Debug + Send + Sync {
     fn read_args(&self, family: &str, prefix: &str) -> Vec<String>;
     /// What that command's output says: the local path's communities, or none.
     fn parse_read(&self, out: &str, prefix: &str) -> anyhow::Result<Seen>;
-    /// The command that announces `prefix` as `target` (with the role's `community`) or
-    /// withdraws it.
-    fn write_args(
+    /// Prepares announcing `prefix` as `target` (with the role's `community`) or
+    /// withdrawing it, and returns the command that makes the daemon take it (GoBGP and FRR
+    /// prepare nothing; BIRD rewrites its roles file).
+    fn write(
         &self,
         family: &str,
         prefix: &str,
         target: Target,
         community: Option<Community>,
-    ) -> Vec<String>;
+    ) -> anyhow::Result<Vec<String>>;
+    /// The line of a command's output that says the daemon refused it although it exited
+    /// 0 (vtysh's `% …`, birdc's 8xxx/9xxx reply codes), if any.
+    fn refused<'a>(&self, out: &'a str) -> Option<&'a str> {
+        let _ = out;
+        None
+    }
+    /// One command that shows the local paths of all `prefixes` (family, prefix) at once,
+    /// where the daemon's tool takes several (vtysh: one `-c` each, ~30 ms a start), and
+    /// its parser (one [`Seen`] per prefix, in order). None: one read per prefix.
+    fn read_many_args(&self, prefixes: &[(&str, String)]) -> Option<Vec<String>> {
+        let _ = prefixes;
+        None
+    }
+    fn parse_read_many(&self, out: &str, prefixes: &[(&str, String)]) -> anyhow::Result<Vec<Seen>> {
+        let _ = (out, prefixes);
+        anyhow::bail!("{} reads one prefix at a time", self.name())
+    }
+    /// One command that writes `target` for all `prefixes` at once, where the daemon takes
+    /// several changes in one go (vtysh: one configuration session). None: one write per
+    /// prefix.
+    fn write_many(
+        &self,
+        prefixes: &[(&str, String)],
+        target: Target,
+        community: Option<Community>,
+    ) -> Option<Vec<String>> {
+        let _ = (prefixes, target, community);
+        None
+    }
     /// The command that lists the BGP sessions, and its parser.
     fn sessions_args(&self) -> Vec<String>;
     fn parse_sessions(&self, out: &str) -> anyhow::Result<Vec<Session>>;
@@ -192,6 +228,8 @@ mod tests {
             let _ = parse_frr_prefix(out);
             let _ = parse_gobgp_neighbors(out);
             let _ = parse_frr_neighbors(out);
+            let _ = parse_bird_route(out, "203.0.113.10/32");
+            let _ = parse_bird_protocols(out);
         }
     }
 

@@ -12,8 +12,8 @@ use anyhow::{bail, Context};
 use hakit_core::{config::Cidr, duration::HDuration, exec};
 
 use crate::{
-    frr::Frr, gobgp::Gobgp, Community, Config, Demote, Dialect, Kind, Role, Seen, Session, Target,
-    GOBGP_API, MAX_OUTPUT, PRIMARY, SECONDARY, TIMEOUT,
+    bird::Bird, frr::Frr, gobgp::Gobgp, Community, Config, Demote, Dialect, Kind, Role, Seen,
+    Session, Target, BIRD_ROLES, GOBGP_API, MAX_OUTPUT, PRIMARY, SECONDARY, TIMEOUT,
 };
 
 /// The configured speaker, validated.
@@ -21,7 +21,7 @@ use crate::{
 pub struct Speaker {
     pub kind: Kind,
     pub program: String,
-    /// The daemon's command-line dialect (one file per speaker: gobgp.rs, frr.rs).
+    /// The daemon's command-line dialect (one file per speaker: gobgp.rs, frr.rs, bird.rs).
     dialect: Arc<dyn Dialect>,
     pub primary: Community,
     pub secondary: Community,
@@ -37,7 +37,7 @@ impl Speaker {
     pub fn new(c: &Config) -> Result<Speaker, String> {
         let kind = c
             .speaker
-            .ok_or("[bgp] speaker is required (gobgp or frr)")?;
+            .ok_or("[bgp] speaker is required (gobgp, frr or bird)")?;
         crate::config::networks(&c.prefixes)?;
         let primary = crate::config::community(&c.primary, PRIMARY, "primary")?;
         let secondary = crate::config::community(&c.secondary, SECONDARY, "secondary")?;
@@ -70,6 +70,18 @@ impl Speaker {
                 maps,
                 vty_socket: c.frr_vty_socket.clone(),
             }),
+            Kind::Bird => Arc::new(Bird {
+                roles: crate::config::bird_path(
+                    c.bird_roles_file.as_deref(),
+                    BIRD_ROLES,
+                    "bird_roles_file",
+                )?,
+                socket: c
+                    .bird_socket
+                    .as_deref()
+                    .map(|s| crate::config::bird_path(Some(s), s, "bird_socket"))
+                    .transpose()?,
+            }),
         };
         crate::config::unit(c.unit.as_deref())?;
         let program = c
@@ -91,6 +103,16 @@ impl Speaker {
             unit: c.unit.clone(),
             timeout: c.timeout.map_or(TIMEOUT, HDuration::get),
         })
+    }
+
+    /// This speaker for the prefixes in `subset` only (all when it is empty): an instance's
+    /// own shared addresses, where a pair runs one instance per address (per-IP roles).
+    pub fn only(&self, subset: &[Cidr]) -> Speaker {
+        let mut s = self.clone();
+        if !subset.is_empty() {
+            s.prefixes.retain(|p| subset.contains(p));
+        }
+        s
     }
 
     /// The prefixes, for messages: `203.0.113.10/32, 2001:db8::/64`.
@@ -168,12 +190,11 @@ impl Speaker {
         let mut argv = self.base()?;
         argv.extend_from_slice(args);
         let ran = exec::run_until(&argv, None, self.timeout, MAX_OUTPUT, stop)?;
-        // vtysh exits 0 for some refusals and prints "% ..." instead: both are errors.
-        let refused = ran
-            .stdout
-            .lines()
-            .chain(ran.stderr.lines())
-            .find(|l| l.trim_start().starts_with('%'));
+        // vtysh and birdc exit 0 for some refusals and say so in a line: both are errors.
+        let refused = self
+            .dialect
+            .refused(&ran.stdout)
+            .or_else(|| self.dialect.refused(&ran.stderr));
         if !ran.success() || refused.is_some() {
             let line = refused.unwrap_or_else(|| ran.first_error_line());
             let at = self.dialect.at();
@@ -213,9 +234,9 @@ impl Speaker {
             Target::Announce(r) => Some(self.community(r)),
             Target::Withdraw => None,
         };
-        let a =
-            self.dialect
-                .write_args(Self::family(prefix), &prefix.to_string(), target, community);
+        let a = self
+            .dialect
+            .write(Self::family(prefix), &prefix.to_string(), target, community)?;
         self.run(&a, stop).map(|_| ())
     }
 
@@ -226,29 +247,79 @@ impl Speaker {
         }
     }
 
-    /// Brings every prefix to `target`: read, write only what differs, read back.
-    /// `stop` is asked before each prefix and stops a running speaker command.
+    /// What the speaker originates for each of `prefixes`, in order: one command where
+    /// the dialect reads several at once, one per prefix otherwise.
+    pub fn read_all(&self, prefixes: &[Cidr], stop: exec::Stop) -> anyhow::Result<Vec<Seen>> {
+        let list = Self::list(prefixes);
+        match self.dialect.read_many_args(&list) {
+            Some(args) if prefixes.len() > 1 => {
+                let out = self.run(&args, stop)?;
+                self.dialect.parse_read_many(&out, &list)
+            }
+            _ => prefixes.iter().map(|p| self.read(p, stop)).collect(),
+        }
+    }
+
+    fn list(prefixes: &[Cidr]) -> Vec<(&'static str, String)> {
+        prefixes
+            .iter()
+            .map(|p| (Self::family(p), p.to_string()))
+            .collect()
+    }
+
+    /// Brings every prefix to `target`: read, write only what differs, read back (each
+    /// phase one speaker command where the dialect takes several prefixes at once).
+    /// `stop` is asked before each phase and stops a running speaker command.
     pub fn ensure(&self, target: Target, stop: exec::Stop) -> anyhow::Result<Applied> {
         let mut applied = Applied::default();
-        for p in &self.prefixes {
-            if let Some(why) = stop() {
-                bail!("superseded before {p}: {why}");
-            }
-            let before = self.read(p, stop)?;
-            if self.is(&before, target) {
+        if let Some(why) = stop() {
+            bail!("superseded before {}: {why}", self.prefixes_text());
+        }
+        let before = self.read_all(&self.prefixes, stop)?;
+        let mut todo = Vec::new();
+        for (p, seen) in self.prefixes.iter().zip(&before) {
+            if self.is(seen, target) {
                 applied.unchanged.push(*p);
-                continue;
+            } else {
+                todo.push(*p);
+                applied.changed.push((*p, self.describe(seen)));
             }
-            self.write(p, target, stop)?;
-            let after = self.read(p, stop)?;
-            if !self.is(&after, target) {
+        }
+        if todo.is_empty() {
+            return Ok(applied);
+        }
+        if let Some(why) = stop() {
+            bail!("superseded before {}: {why}", todo[0]);
+        }
+        let community = match target {
+            Target::Announce(r) => Some(self.community(r)),
+            Target::Withdraw => None,
+        };
+        match self
+            .dialect
+            .write_many(&Self::list(&todo), target, community)
+        {
+            Some(args) if todo.len() > 1 => {
+                self.run(&args, stop)?;
+            }
+            _ => {
+                for p in &todo {
+                    if let Some(why) = stop() {
+                        bail!("superseded before {p}: {why}");
+                    }
+                    self.write(p, target, stop)?;
+                }
+            }
+        }
+        let after = self.read_all(&todo, stop)?;
+        for (p, seen) in todo.iter().zip(&after) {
+            if !self.is(seen, target) {
                 bail!(
                     "{} did not take {p} {target}: it is {} after the change",
                     self.kind_name(),
-                    self.describe(&after)
+                    self.describe(seen)
                 );
             }
-            applied.changed.push((*p, self.describe(&before)));
         }
         Ok(applied)
     }
@@ -257,8 +328,11 @@ impl Speaker {
     pub fn current(&self, stop: exec::Stop) -> anyhow::Result<(Option<Target>, String)> {
         let mut all = Vec::new();
         let mut text = Vec::new();
-        for p in &self.prefixes {
-            let seen = self.read(p, stop)?;
+        for (p, seen) in self
+            .prefixes
+            .iter()
+            .zip(self.read_all(&self.prefixes, stop)?)
+        {
             text.push(format!("{p} {}", self.describe(&seen)));
             all.push(match (&seen, self.role_of(&seen)) {
                 (Seen::Absent, _) => Some(Target::Withdraw),

@@ -13,6 +13,16 @@ const NOTIFY: &str = include_str!("../../notify/src/config.rs");
 const CHECK: &str = include_str!("../../check/src/config.rs");
 const FIP: &str = include_str!("../../fip/src/config.rs");
 const BGP: &str = include_str!("../../bgp/src/config.rs");
+/// Where the value enums the tables name live (serde reads them lowercase).
+const ENUMS: [&str; 7] = [
+    CORE,
+    GARP,
+    NOTIFY,
+    CHECK,
+    FIP,
+    BGP,
+    include_str!("../../cli/src/nat_notify.rs"),
+];
 
 /// Each table of the file: its header, the struct that reads it, and where that struct is.
 pub const TABLES: [(&str, &str, &str); 10] = [
@@ -114,15 +124,29 @@ fn words(ty: &str) -> String {
         "PathBuf" => "path",
         "IpAddr" => "IP address",
         "Cidr" => "address/prefix",
-        "Provider" => "aws | linode | hetzner | digitalocean",
-        "UnknownInstance" => "ignore | fail",
-        "UnitAction" => "restart | start",
-        "StepName" => "commands | units | address | snat | conntrackd | bgp",
-        "Kind" => "gobgp | frr",
-        "Demote" => "secondary | withdraw",
-        other => other,
+        other => return enum_words(other).unwrap_or_else(|| other.to_string()),
     }
     .to_string()
+}
+
+/// `pub enum NAME`'s variants as the file spells them (`gobgp | frr | bird`), from the
+/// source that declares it: a variant added is in the page on the next build.
+fn enum_words(name: &str) -> Option<String> {
+    let head = format!("pub enum {name} {{");
+    let src = ENUMS.iter().find(|s| s.contains(&head))?;
+    let body = src.split(&head).nth(1)?.split('}').next()?;
+    let v: Vec<String> = body
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("//") && !l.starts_with('#'))
+        .map(|l| {
+            l.split(|c: char| !c.is_ascii_alphanumeric())
+                .next()
+                .unwrap_or("")
+                .to_ascii_lowercase()
+        })
+        .collect();
+    (!v.is_empty()).then(|| v.join(" | "))
 }
 
 /// Each probe kind and its own keys, from the kinds' definitions (hakit-check's registry).
@@ -245,6 +269,10 @@ mod tests {
         let bgp = keys(BGP, "Config");
         assert!(bgp
             .iter()
-            .any(|k| k.name == "speaker" && k.kind == "gobgp | frr"));
+            .any(|k| k.name == "speaker" && k.kind == "gobgp | frr | bird"));
+        let fip = keys(FIP, "Fip");
+        assert!(fip
+            .iter()
+            .any(|k| k.name == "provider" && k.kind == "aws | linode | hetzner | digitalocean"));
     }
 }

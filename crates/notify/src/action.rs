@@ -321,9 +321,10 @@ pub fn resolve(
         }
         Step::Announce if inst.announce != Some(true) => skip("announce not configured"),
         Step::Announce => {
-            let b = tables
+            let b = &tables
                 .bgp
-                .context("announce is set but the config file has no [bgp] table")?;
+                .context("announce is set but the config file has no [bgp] table")?
+                .only(&inst.announce_prefixes);
             Ok(Do(Action::Announce {
                 target: announce_target(b, obs.state),
                 prefixes: b.prefixes_text(),

@@ -127,6 +127,12 @@ pub struct Instance {
     /// Set the role of the `[bgp]` speaker's announcement: primary on MASTER, secondary
     /// on BACKUP (FAULT and STOP as `[bgp]` says), in place.
     pub announce: Option<bool>,
+    /// The `[bgp]` prefixes this instance's role moves [default: all of them]. A pair that
+    /// shares several addresses with a primary each (per-IP active/standby: two instances
+    /// in opposite roles) names each instance's own; no prefix may belong to two
+    /// instances.
+    #[serde(default)]
+    pub announce_prefixes: Vec<hakit_core::config::Cidr>,
 }
 
 /// Names of the optional step groups on FAULT/STOP.

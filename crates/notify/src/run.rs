@@ -52,8 +52,9 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
     }
     for i in &instances {
         validate::instance(i).map_err(usage_error)?;
-        with_tables(i, fip.provider.is_some(), bgp.is_some()).map_err(usage_error)?;
+        with_tables(i, fip.provider.is_some(), bgp.as_ref()).map_err(usage_error)?;
     }
+    announced_once(&instances).map_err(usage_error)?;
     // The runtime directory is created only once every usage check has passed, and only by
     // a command that records something (not status, not --dry-run).
     if let Some(p) = &g.pair {
@@ -141,11 +142,27 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
 
 /// What an instance needs beside it: the `[bgp]` table to announce, the `[fip]` table to
 /// claim, an interface for its floating IPs (exit 2 at load, not exit 1 at the first MASTER).
-fn with_tables(i: &Instance, fip: bool, bgp: bool) -> Result<(), String> {
+fn with_tables(i: &Instance, fip: bool, bgp: Option<&hakit_bgp::Speaker>) -> Result<(), String> {
     let name = &i.name;
-    if i.announce == Some(true) && !bgp {
+    if i.announce == Some(true) && bgp.is_none() {
         return Err(format!(
             "instance {name}: announce = true needs a [bgp] table (speaker, prefixes)"
+        ));
+    }
+    if !i.announce_prefixes.is_empty() && i.announce != Some(true) {
+        return Err(format!(
+            "instance {name}: announce_prefixes without announce = true"
+        ));
+    }
+    if let (Some(b), Some(p)) = (
+        bgp,
+        i.announce_prefixes
+            .iter()
+            .find(|p| !bgp.is_some_and(|b| b.prefixes.contains(p))),
+    ) {
+        return Err(format!(
+            "instance {name}: announce_prefixes: {p} is not in [bgp] prefixes ({})",
+            b.prefixes_text()
         ));
     }
     if i.fip_claim == Some(true) && !fip {
@@ -155,6 +172,34 @@ fn with_tables(i: &Instance, fip: bool, bgp: bool) -> Result<(), String> {
     }
     if !i.floating_ips.is_empty() && i.interface.is_none() {
         return Err(format!("instance {name}: floating_ips need an interface"));
+    }
+    Ok(())
+}
+
+/// No prefix is moved by two instances (they would fight over its role): instances that
+/// announce either name disjoint `announce_prefixes`, or only one announces.
+fn announced_once(instances: &[Instance]) -> Result<(), String> {
+    let announcing: Vec<&Instance> = instances
+        .iter()
+        .filter(|i| i.announce == Some(true))
+        .collect();
+    for (k, a) in announcing.iter().enumerate() {
+        for b in &announcing[k + 1..] {
+            let shared = if a.announce_prefixes.is_empty() || b.announce_prefixes.is_empty() {
+                Some("every [bgp] prefix".to_string())
+            } else {
+                a.announce_prefixes
+                    .iter()
+                    .find(|p| b.announce_prefixes.contains(p))
+                    .map(ToString::to_string)
+            };
+            if let Some(p) = shared {
+                return Err(format!(
+                    "instances {} and {} both announce {p}: give each its own announce_prefixes",
+                    a.name, b.name
+                ));
+            }
+        }
     }
     Ok(())
 }

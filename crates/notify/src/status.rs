@@ -294,7 +294,11 @@ pub fn status(s: &Settings, instances: &[Instance]) -> anyhow::Result<Vec<Instan
             _ => None,
         };
         let (bgp_announcement, bgp_sessions) = match (inst.announce, &s.bgp) {
-            (Some(true), Some(b)) => bgp_status(b, seen.rec.state, &mut problems),
+            (Some(true), Some(b)) => bgp_status(
+                &b.only(&inst.announce_prefixes),
+                seen.rec.state,
+                &mut problems,
+            ),
             _ => (None, None),
         };
         let uplink_monitor = s.monitor_track_file.as_deref().map(|t| {

@@ -395,10 +395,11 @@ const SPEAKER_START: Duration = Duration::from_secs(10);
 /// down loudly and started (never on STOP) through its unit; the step then fails until the
 /// speaker has a session to announce on.
 fn announce(s: &Settings, t: &Turn, target: hakit_bgp::Target) -> anyhow::Result<StepResult> {
-    let b = s
+    let b = &s
         .bgp
         .as_ref()
-        .context("announce is set but the config file has no [bgp] table")?;
+        .context("announce is set but the config file has no [bgp] table")?
+        .only(&t.inst.announce_prefixes);
     let prefixes = b.prefixes_text();
     let err = match b.ensure(target, t.superseded) {
         Ok(a) if a.changed.is_empty() => {

@@ -80,6 +80,17 @@ impl NatLab {
                 n.wan6, n.wan_ll
             ));
         }
+        // The shared IPv6 ranges VI_1 moves follow the shared address.
+        for r in self.moved6.iter().copied() {
+            let via = bgp::routed_via(&self.inet, r);
+            if via.as_deref() != Some(n.wan6.as_str()) && via.as_deref() != Some(n.wan_ll.as_str())
+            {
+                missing.push(format!(
+                    "route server routes {r} via {via:?}, not {}",
+                    n.role
+                ));
+            }
+        }
         if !n.snat() {
             missing.push(format!("no SNAT rule on {}", n.role));
         }
@@ -110,7 +121,11 @@ impl NatLab {
     pub fn announced(&self, i: usize) -> String {
         let n = &self.nodes[i];
         match self.opts.bgp {
-            Some(b) => bgp::announced(&n.ns, b.speaker, n.frr.as_ref(), &format!("{FIP}/32")),
+            Some(_) => bgp::role_name(
+                n.daemon
+                    .as_ref()
+                    .and_then(|d| d.seen(&n.ns, &format!("{FIP}/32"))),
+            ),
             None => "not in BGP mode".into(),
         }
     }
@@ -119,23 +134,10 @@ impl NatLab {
     pub fn wait_session(&self, i: usize, timeout: Duration) -> anyhow::Result<()> {
         let n = &self.nodes[i];
         wait_until(timeout, Duration::from_millis(100), || {
-            let out = match &n.frr {
-                Some(f) => f.vtysh(&n.ns, &["show bgp neighbors json"]).ok(),
-                None => crate::run(
-                    &mut n.ns.command(&["gobgp", "neighbor", "-j"]),
-                    Duration::from_secs(5),
-                )
-                .ok()
-                .map(|o| String::from_utf8_lossy(&o.stdout).to_string()),
-            };
-            out.is_some_and(|o| {
-                let s = if n.frr.is_some() {
-                    hakit_bgp::parse_frr_neighbors(&o)
-                } else {
-                    hakit_bgp::parse_gobgp_neighbors(&o)
-                };
-                s.is_ok_and(|s| s.iter().any(|s| s.established))
-            })
+            n.daemon
+                .as_ref()
+                .and_then(|d| d.sessions(&n.ns))
+                .is_some_and(|s| s.iter().any(|s| s.established))
         })
         .map(|_| ())
         .with_context(|| {

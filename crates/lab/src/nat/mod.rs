@@ -43,7 +43,7 @@ pub use measure::{Measured, Traffic};
 pub use watch::Watch;
 
 pub const VIP: &str = "198.51.100.1";
-pub const FIP: &str = "203.0.113.10";
+pub const FIP: &str = bgp::SHARED;
 pub const SERVER: &str = "203.0.113.254";
 pub const CLOUD: &str = "203.0.113.253";
 pub const CLIENT: &str = "198.51.100.50";
@@ -128,12 +128,12 @@ pub struct Node {
     pub keepalived: Option<Keepalived>,
     pub conntrackd: conntrackd::Conntrackd,
     /// BGP mode: the WAN's IPv6 address (the next hop the route server sees), lelastic's
-    /// control script (GoBGP) or the node's FRR.
+    /// control script (GoBGP) and the node's speaker.
     pub wan6: String,
     /// BGP mode: eth0's link-local address (FRR's speaker sends it as the next hop).
     pub wan_ll: String,
     pub speaker_script: Option<PathBuf>,
-    pub frr: Option<bgp::Frr>,
+    pub daemon: Option<bgp::Daemon>,
     starts: u32,
     stopping: Option<u32>,
     /// Monitor profile: the running `ha-check monitor`, its track file and its starts.
@@ -153,6 +153,9 @@ pub struct NatLab {
     pub syslog: Syslog,
     pub control: PathBuf,
     cloud_log: PathBuf,
+    /// BGP mode: the shared IPv6 ranges that follow VI_1 (all of them, unless a scenario
+    /// gives some to another instance).
+    pub moved6: Vec<&'static str>,
 }
 
 fn bin(dir: &Path, name: &str) -> anyhow::Result<String> {
@@ -291,7 +294,7 @@ impl NatLab {
             }
             crate::run_ok(&mut ns.command(&["sysctl", "-q", "-p", &sysctl.to_string_lossy()]))?;
             let wan6 = format!("2001:db8:ff::{host}");
-            let (mut speaker_script, mut frr) = (None, None);
+            let (mut speaker_script, mut daemon) = (None, None);
             if let Some(b) = opts.bgp {
                 // The route server's FRR sends router advertisements (extended next hop):
                 // the gateway keeps the one static address the route server peers with.
@@ -305,28 +308,13 @@ impl NatLab {
                     "net.ipv6.conf.eth0.keep_addr_on_down=1",
                 ]))?;
                 ns.ip(&["addr", "add", &format!("{wan6}/64"), "dev", "eth0", "nodad"])?;
-                // The shared IP lives on lo of both nodes, as Linode documents.
-                ns.ip(&["addr", "add", &format!("{FIP}/32"), "dev", "lo"])?;
-                match b.speaker {
-                    bgp::Speaker::Gobgp => {
-                        let sc = bgp::lelastic_script(&d, &role, FIP)?;
-                        let first = match b.method {
-                            bgp::Method::RestartOnMaster if id == 1 => "primary",
-                            _ => "secondary",
-                        };
-                        crate::run_ok(&mut ns.command(&[&sc.to_string_lossy(), "start", first]))?;
-                        speaker_script = Some(sc);
-                    }
-                    bgp::Speaker::Frr => {
-                        frr = Some(bgp::start_frr(
-                            &mut lab,
-                            ns,
-                            &role,
-                            &bgp::frr_gateway_conf(&wan, FIP),
-                            0,
-                        )?);
-                    }
-                }
+                bgp::shared_on_lo(ns, FIP)?;
+                let first = match b.method {
+                    bgp::Method::RestartOnMaster if id == 1 => "primary",
+                    _ => "secondary",
+                };
+                let (sc, dm) = bgp::start_gateway(&mut lab, ns, &d, &role, &wan, b.speaker, first)?;
+                (speaker_script, daemon) = (sc, Some(dm));
             }
             let rules = crate::nftables_ruleset(&[
                 ("WAN_IF", "eth0"),
@@ -401,18 +389,13 @@ endpoint_url = "http://{CLOUD}:8080/v1""#
                             "up = [[\"{script}\", \"restart\", \"primary\"]]\ndown = [[\"{script}\", \"restart\", \"secondary\"]]\n"
                         ),
                     };
-                    let speaker = match (b.speaker, &frr) {
-                        (bgp::Speaker::Frr, Some(f)) => format!(
-                            "speaker = \"frr\"\nfrr_asn = 65001\nfrr_vty_socket = \"{}\"\n",
-                            f.dir.display()
-                        ),
-                        // lelastic's unit, started through (the lab's) systemctl when dead.
-                        _ => "speaker = \"gobgp\"\nunit = \"lelastic.service\"\n".to_string(),
-                    };
+                    let speaker = daemon
+                        .as_ref()
+                        .map_or(String::new(), bgp::Daemon::hakit_conf);
                     (
                         format!("snat_to = \"{FIP}\"\n{announce}"),
                         format!(
-                            "provider = \"linode\"\nendpoint_url = \"http://{CLOUD}:8080/v4\"\n\n[bgp]\n{speaker}prefixes = [\"{FIP}/32\"]"
+                            "provider = \"linode\"\nendpoint_url = \"http://{CLOUD}:8080/v4\"\n\n[bgp]\n{speaker}"
                         ),
                     )
                 }
@@ -629,7 +612,7 @@ interface = "eth0"
                 },
                 wan6,
                 speaker_script,
-                frr,
+                daemon,
                 starts: 0,
                 stopping: None,
                 monitor: None,
@@ -647,6 +630,7 @@ interface = "eth0"
             syslog,
             control,
             cloud_log,
+            moved6: bgp::RANGES6.to_vec(),
         };
         crate::wait_until(Duration::from_secs(10), Duration::from_millis(20), || {
             nat.owner().is_some()
@@ -837,11 +821,7 @@ interface = "eth0"
     /// server, which keeps the path until its hold timer expires).
     pub fn kill_speaker(&mut self, i: usize) {
         let n = &self.nodes[i];
-        let pidfiles: Vec<PathBuf> = match (&n.speaker_script, &n.frr) {
-            (Some(_), _) => vec![self.lab.dir().join(format!("{}-gobgpd.pid", n.role))],
-            (_, Some(f)) => vec![f.dir.join("bgpd.pid"), f.dir.join("zebra.pid")],
-            _ => Vec::new(),
-        };
+        let pidfiles = n.daemon.as_ref().map_or(Vec::new(), |d| d.pidfiles.clone());
         for p in pidfiles {
             if let Some(pid) = fs::read_to_string(&p)
                 .ok()
@@ -856,21 +836,28 @@ interface = "eth0"
         }
     }
 
-    /// BGP mode: starts node `i`'s speaker again (lelastic as secondary, or FRR with its
-    /// configuration), as a reboot would.
+    /// BGP mode: starts node `i`'s speaker again, as a reboot would: lelastic as `role`,
+    /// FRR with frr.conf's role (secondary: the one set through vtysh is lost), BIRD with
+    /// the roles file hakit last wrote.
     pub fn start_speaker(&mut self, i: usize, role: &str) -> anyhow::Result<()> {
         let n = &self.nodes[i];
+        let Some(speaker) = n.daemon.as_ref().map(|d| d.speaker) else {
+            return Ok(());
+        };
         if let Some(sc) = &n.speaker_script {
             crate::run_ok(&mut n.ns.command(&[&sc.to_string_lossy(), "restart", role]))?;
-        } else if n.frr.is_some() {
-            // systemctl restart frr: the running configuration (the role set through
-            // vtysh) is lost; frr.conf's (secondary) comes back.
-            self.kill_speaker(i);
-            let n = &self.nodes[i];
-            let (ns, r, wan) = (n.ns.clone(), n.role.clone(), n.wan.clone());
-            let f = bgp::start_frr(&mut self.lab, &ns, &r, &bgp::frr_gateway_conf(&wan, FIP), 0)?;
-            self.nodes[i].frr = Some(f);
+            return Ok(());
         }
+        self.kill_speaker(i);
+        let n = &self.nodes[i];
+        let (ns, r, wan, d) = (
+            n.ns.clone(),
+            n.role.clone(),
+            n.wan.clone(),
+            self.lab.dir().to_path_buf(),
+        );
+        let (_, d) = bgp::start_gateway(&mut self.lab, &ns, &d, &r, &wan, speaker, role)?;
+        self.nodes[i].daemon = Some(d);
         Ok(())
     }
 

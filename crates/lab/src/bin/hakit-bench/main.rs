@@ -24,6 +24,7 @@ mod garp;
 mod notify;
 mod platforms;
 mod profiles;
+mod speakers;
 mod stats;
 mod table;
 mod uplink;
@@ -35,6 +36,7 @@ use garp::*;
 use notify::*;
 use platforms::*;
 use profiles::*;
+use speakers::speakers;
 use stats::*;
 use table::*;
 use uplink::*;
@@ -98,7 +100,7 @@ fn run() -> anyhow::Result<()> {
             "--only" => {
                 only = Some(
                     args.next()
-                        .context("--only needs garp|notify|fifo|check|fip|failover|profiles|platforms|linode|uplink|soak|table")?,
+                        .context("--only needs garp|notify|fifo|check|fip|failover|profiles|platforms|linode|speakers|uplink|soak|table")?,
                 )
             }
             "--soak-secs" => {
@@ -108,7 +110,7 @@ fn run() -> anyhow::Result<()> {
                     .context("--soak-secs needs a number of seconds")?
             }
             other => bail!(
-                "unknown argument {other:?} (usage: hakit-bench [--static-dir DIR] [--out FILE] [--only garp|notify|fifo|check|fip|failover|profiles|platforms|linode|uplink|soak|table] [--soak-secs N])"
+                "unknown argument {other:?} (usage: hakit-bench [--static-dir DIR] [--out FILE] [--only garp|notify|fifo|check|fip|failover|profiles|platforms|linode|speakers|uplink|soak|table] [--soak-secs N])"
             ),
         }
     }
@@ -151,6 +153,9 @@ fn run() -> anyhow::Result<()> {
     }
     if want("linode") {
         linode(&mut md, &static_dir)?;
+    }
+    if want("speakers") {
+        speakers(&mut md, &static_dir)?;
     }
     if want("uplink") {
         uplink(&mut md, &static_dir)?;
