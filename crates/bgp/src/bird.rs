@@ -87,11 +87,10 @@ impl Dialect for Bird {
 
     fn write(
         &self,
-        _family: &str,
-        prefix: &str,
+        prefixes: &[(&str, String)],
         target: Target,
         community: Option<Community>,
-    ) -> anyhow::Result<Vec<String>> {
+    ) -> anyhow::Result<Vec<Vec<String>>> {
         // Two instances (per-IP roles) may change their own prefixes at once: the read,
         // change and rewrite of the one file is theirs in turn.
         let mut lock = self.roles.clone().into_os_string();
@@ -113,13 +112,16 @@ impl Dialect for Bird {
                 self.roles.display()
             )
         })?;
-        match (target, community) {
-            (Target::Announce(_), Some(c)) => roles.insert(prefix.to_string(), c),
-            _ => roles.remove(prefix),
-        };
+        for (_, prefix) in prefixes {
+            match (target, community) {
+                (Target::Announce(_), Some(c)) => roles.insert(prefix.clone(), c),
+                _ => roles.remove(prefix),
+            };
+        }
+        // One rewrite and one `configure` for every prefix of the transition.
         hakit_core::runtime::write_atomic(&self.roles, render_roles(&roles).as_bytes(), 0o644)
             .with_context(|| format!("BIRD roles file {}", self.roles.display()))?;
-        Ok(vec!["configure".into()])
+        Ok(vec![vec!["configure".into()]])
     }
 
     fn refused<'a>(&self, out: &'a str) -> Option<&'a str> {
@@ -341,30 +343,25 @@ mod tests {
             socket: Some("/run/x.ctl".into()),
         };
         assert_eq!(b.connect_args(), ["-s", "/run/x.ctl", "-v"]);
+        let one = |p: &str| [(if p.contains(':') { "ipv6" } else { "ipv4" }, p.to_string())];
         let w = b
             .write(
-                "ipv4",
-                "203.0.113.10/32",
+                &one("203.0.113.10/32"),
                 Target::Announce(Role::Primary),
                 Some(PRIMARY),
             )
             .unwrap();
-        assert_eq!(w, ["configure"]);
-        b.write(
-            "ipv6",
-            "2001:db8:1::/64",
-            Target::Announce(Role::Secondary),
-            Some(SECONDARY),
-        )
-        .unwrap();
-        b.write(
-            "ipv4",
-            "203.0.113.11/32",
-            Target::Announce(Role::Secondary),
-            Some(SECONDARY),
-        )
-        .unwrap();
-        b.write("ipv4", "203.0.113.11/32", Target::Withdraw, None)
+        assert_eq!(w, [["configure"]]);
+        // Two prefixes at once: one rewrite, one configure.
+        let two = [
+            ("ipv6", "2001:db8:1::/64".to_string()),
+            ("ipv4", "203.0.113.11/32".to_string()),
+        ];
+        let w = b
+            .write(&two, Target::Announce(Role::Secondary), Some(SECONDARY))
+            .unwrap();
+        assert_eq!(w, [["configure"]]);
+        b.write(&one("203.0.113.11/32"), Target::Withdraw, None)
             .unwrap();
         let text = std::fs::read_to_string(&b.roles).unwrap();
         assert_eq!(
@@ -383,7 +380,7 @@ mod tests {
         // A line hakit did not write is refused, naming the file; nothing is rewritten.
         std::fs::write(&b.roles, text.clone() + "protocol bgp x {}\n").unwrap();
         let e = b
-            .write("ipv4", "203.0.113.10/32", Target::Withdraw, None)
+            .write(&one("203.0.113.10/32"), Target::Withdraw, None)
             .unwrap_err();
         assert!(
             format!("{e:#}").contains("edited by hand") && format!("{e:#}").contains("line 11"),

@@ -128,14 +128,9 @@ pub(crate) fn route_map(v: &Option<String>, d: &str, key: &str) -> Result<String
     }
 }
 
-/// A BIRD path (`key`'s value, or `default`): absolute, nothing BIRD's `include` string or
-/// birdc's argument could misread.
-pub(crate) fn bird_path(
-    v: Option<&Path>,
-    default: impl AsRef<Path>,
-    key: &str,
-) -> Result<PathBuf, String> {
-    let p = v.unwrap_or(default.as_ref());
+/// A BIRD path (`key`'s value): absolute, nothing BIRD's `include` string or birdc's
+/// argument could misread.
+pub(crate) fn bird_path(p: &Path, key: &str) -> Result<PathBuf, String> {
     if crate::bird::path_ok(p) {
         Ok(p.to_path_buf())
     } else {

@@ -72,29 +72,6 @@ impl Dialect for Frr {
         parse_frr_prefix(out)
     }
 
-    fn write(
-        &self,
-        family: &str,
-        prefix: &str,
-        target: Target,
-        _community: Option<Community>,
-    ) -> anyhow::Result<Vec<String>> {
-        let network = self.network(prefix, target);
-        Ok([
-            "configure terminal".to_string(),
-            format!("router bgp {}", self.asn),
-            format!("address-family {family} unicast"),
-            network,
-            "end".into(),
-            // The route-map's community reaches the peers now, not at the next route-map
-            // update timer.
-            format!("clear bgp {family} unicast * soft out"),
-        ]
-        .into_iter()
-        .flat_map(|c| ["-c".to_string(), c])
-        .collect())
-    }
-
     fn refused<'a>(&self, out: &'a str) -> Option<&'a str> {
         out.lines().find(|l| l.trim_start().starts_with('%'))
     }
@@ -124,12 +101,12 @@ impl Dialect for Frr {
         docs.iter().map(frr_local_path).collect()
     }
 
-    fn write_many(
+    fn write(
         &self,
         prefixes: &[(&str, String)],
         target: Target,
         _community: Option<Community>,
-    ) -> Option<Vec<String>> {
+    ) -> anyhow::Result<Vec<Vec<String>>> {
         let mut cmds = vec![
             "configure terminal".to_string(),
             format!("router bgp {}", self.asn),
@@ -155,11 +132,10 @@ impl Dialect for Frr {
                 .iter()
                 .map(|f| format!("clear bgp {f} unicast * soft out")),
         );
-        Some(
-            cmds.into_iter()
-                .flat_map(|c| ["-c".to_string(), c])
-                .collect(),
-        )
+        Ok(vec![cmds
+            .into_iter()
+            .flat_map(|c| ["-c".to_string(), c])
+            .collect()])
     }
 
     fn sessions_args(&self) -> Vec<String> {
@@ -261,17 +237,17 @@ mod tests {
         assert_eq!(f.connect_args(), ["--vty_socket", "/run/frr-lab"]);
         let w = f
             .write(
-                "ipv4",
-                "203.0.113.10/32",
+                &[("ipv4", "203.0.113.10/32".to_string())],
                 Target::Announce(Role::Secondary),
                 None,
             )
             .unwrap();
-        let cmds: Vec<&String> = w.iter().skip(1).step_by(2).collect();
+        assert_eq!(w.len(), 1, "one vtysh call");
+        let cmds: Vec<&String> = w[0].iter().skip(1).step_by(2).collect();
         assert_eq!(cmds[1], "router bgp 65001");
         assert_eq!(cmds[3], "network 203.0.113.10/32 route-map secondary");
-        assert_eq!(cmds[5], "clear bgp ipv4 unicast * soft out");
-        assert!(w.iter().step_by(2).all(|a| a == "-c"));
+        assert_eq!(cmds[6], "clear bgp ipv4 unicast * soft out");
+        assert!(w[0].iter().step_by(2).all(|a| a == "-c"));
     }
 
     #[test]
@@ -305,9 +281,10 @@ mod tests {
             "one answer for three prefixes"
         );
         let w = f
-            .write_many(&list, Target::Announce(Role::Primary), None)
+            .write(&list, Target::Announce(Role::Primary), None)
             .unwrap();
-        let cmds: Vec<&str> = w.iter().skip(1).step_by(2).map(String::as_str).collect();
+        assert_eq!(w.len(), 1, "one vtysh call for every prefix");
+        let cmds: Vec<&str> = w[0].iter().skip(1).step_by(2).map(String::as_str).collect();
         assert_eq!(
             cmds,
             [

@@ -48,26 +48,14 @@ impl Dialect for Gobgp {
 
     fn write(
         &self,
-        family: &str,
-        prefix: &str,
+        prefixes: &[(&str, String)],
         target: Target,
         community: Option<Community>,
-    ) -> anyhow::Result<Vec<String>> {
-        Ok(match (target, community) {
-            (Target::Announce(_), Some(c)) => args(&[
-                "global",
-                "rib",
-                "add",
-                "-a",
-                family,
-                prefix,
-                "origin",
-                "incomplete",
-                "community",
-                &c.to_string(),
-            ]),
-            _ => args(&["global", "rib", "del", "-a", family, prefix]),
-        })
+    ) -> anyhow::Result<Vec<Vec<String>>> {
+        Ok(prefixes
+            .iter()
+            .map(|(f, p)| rib_write(f, p, target, community))
+            .collect())
     }
 
     fn sessions_args(&self) -> Vec<String> {
@@ -76,6 +64,30 @@ impl Dialect for Gobgp {
 
     fn parse_sessions(&self, out: &str) -> anyhow::Result<Vec<Session>> {
         parse_gobgp_neighbors(out)
+    }
+}
+
+/// `gobgp global rib add` (it replaces the locally originated path) or `del`, one prefix.
+fn rib_write(
+    family: &str,
+    prefix: &str,
+    target: Target,
+    community: Option<Community>,
+) -> Vec<String> {
+    match (target, community) {
+        (Target::Announce(_), Some(c)) => args(&[
+            "global",
+            "rib",
+            "add",
+            "-a",
+            family,
+            prefix,
+            "origin",
+            "incomplete",
+            "community",
+            &c.to_string(),
+        ]),
+        _ => args(&["global", "rib", "del", "-a", family, prefix]),
     }
 }
 
@@ -211,22 +223,20 @@ mod tests {
             api: "127.0.0.1:50051".parse().unwrap(),
         };
         assert_eq!(g.connect_args(), ["-u", "127.0.0.1", "-p", "50051"]);
+        let two = [
+            ("ipv4", "203.0.113.10/32".to_string()),
+            ("ipv6", "2001:db8::/64".to_string()),
+        ];
         let add = g
-            .write(
-                "ipv4",
-                "203.0.113.10/32",
-                Target::Announce(Role::Primary),
-                Some(PRIMARY),
-            )
+            .write(&two, Target::Announce(Role::Primary), Some(PRIMARY))
             .unwrap();
         assert_eq!(
-            add.join(" "),
+            add[0].join(" "),
             "global rib add -a ipv4 203.0.113.10/32 origin incomplete community 65000:1"
         );
-        let del = g
-            .write("ipv6", "2001:db8::/64", Target::Withdraw, None)
-            .unwrap();
-        assert_eq!(del.join(" "), "global rib del -a ipv6 2001:db8::/64");
+        assert_eq!(add.len(), 2, "one command per prefix");
+        let del = g.write(&two[1..], Target::Withdraw, None).unwrap();
+        assert_eq!(del[0].join(" "), "global rib del -a ipv6 2001:db8::/64");
     }
 
     #[test]

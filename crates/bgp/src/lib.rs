@@ -141,16 +141,16 @@ pub trait Dialect: std::fmt::Debug + Send + Sync {
     fn read_args(&self, family: &str, prefix: &str) -> Vec<String>;
     /// What that command's output says: the local path's communities, or none.
     fn parse_read(&self, out: &str, prefix: &str) -> anyhow::Result<Seen>;
-    /// Prepares announcing `prefix` as `target` (with the role's `community`) or
-    /// withdrawing it, and returns the command that makes the daemon take it (GoBGP and FRR
-    /// prepare nothing; BIRD rewrites its roles file).
+    /// Prepares announcing each of `prefixes` (family, prefix) as `target` (with the
+    /// role's `community`) or withdrawing them, and returns the commands that make the
+    /// daemon take it, run in order: one per prefix (GoBGP), one configuration session for
+    /// all (FRR), or the roles file rewritten once and one `configure` (BIRD).
     fn write(
         &self,
-        family: &str,
-        prefix: &str,
+        prefixes: &[(&str, String)],
         target: Target,
         community: Option<Community>,
-    ) -> anyhow::Result<Vec<String>>;
+    ) -> anyhow::Result<Vec<Vec<String>>>;
     /// The line of a command's output that says the daemon refused it although it exited
     /// 0 (vtysh's `% …`, birdc's 8xxx/9xxx reply codes), if any.
     fn refused<'a>(&self, out: &'a str) -> Option<&'a str> {
@@ -167,18 +167,6 @@ pub trait Dialect: std::fmt::Debug + Send + Sync {
     fn parse_read_many(&self, out: &str, prefixes: &[(&str, String)]) -> anyhow::Result<Vec<Seen>> {
         let _ = (out, prefixes);
         anyhow::bail!("{} reads one prefix at a time", self.name())
-    }
-    /// One command that writes `target` for all `prefixes` at once, where the daemon takes
-    /// several changes in one go (vtysh: one configuration session). None: one write per
-    /// prefix.
-    fn write_many(
-        &self,
-        prefixes: &[(&str, String)],
-        target: Target,
-        community: Option<Community>,
-    ) -> Option<Vec<String>> {
-        let _ = (prefixes, target, community);
-        None
     }
     /// The command that lists the BGP sessions, and its parser.
     fn sessions_args(&self) -> Vec<String>;

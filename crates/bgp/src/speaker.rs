@@ -72,14 +72,15 @@ impl Speaker {
             }),
             Kind::Bird => Arc::new(Bird {
                 roles: crate::config::bird_path(
-                    c.bird_roles_file.as_deref(),
-                    BIRD_ROLES,
+                    c.bird_roles_file
+                        .as_deref()
+                        .unwrap_or(std::path::Path::new(BIRD_ROLES)),
                     "bird_roles_file",
                 )?,
                 socket: c
                     .bird_socket
                     .as_deref()
-                    .map(|s| crate::config::bird_path(Some(s), s, "bird_socket"))
+                    .map(|s| crate::config::bird_path(s, "bird_socket"))
                     .transpose()?,
             }),
         };
@@ -117,11 +118,7 @@ impl Speaker {
 
     /// The prefixes, for messages: `203.0.113.10/32, 2001:db8::/64`.
     pub fn prefixes_text(&self) -> String {
-        self.prefixes
-            .iter()
-            .map(Cidr::to_string)
-            .collect::<Vec<_>>()
-            .join(", ")
+        prefixes_text(&self.prefixes)
     }
 
     pub fn kind_name(&self) -> &'static str {
@@ -228,16 +225,23 @@ impl Speaker {
         self.dialect.parse_read(&out, &p)
     }
 
-    /// Makes the speaker announce `prefix` as `target` (no read-back: see [`Speaker::ensure`]).
-    pub fn write(&self, prefix: &Cidr, target: Target, stop: exec::Stop) -> anyhow::Result<()> {
+    /// Makes the speaker announce `prefixes` as `target` (no read-back: see
+    /// [`Speaker::ensure`]): the dialect's commands, `stop` asked before each.
+    pub fn write(&self, prefixes: &[Cidr], target: Target, stop: exec::Stop) -> anyhow::Result<()> {
         let community = match target {
             Target::Announce(r) => Some(self.community(r)),
             Target::Withdraw => None,
         };
-        let a = self
+        for cmd in self
             .dialect
-            .write(Self::family(prefix), &prefix.to_string(), target, community)?;
-        self.run(&a, stop).map(|_| ())
+            .write(&Self::list(prefixes), target, community)?
+        {
+            if let Some(why) = stop() {
+                bail!("superseded before {}: {why}", prefixes_text(prefixes));
+            }
+            self.run(&cmd, stop)?;
+        }
+        Ok(())
     }
 
     pub fn community(&self, r: Role) -> Community {
@@ -288,29 +292,7 @@ impl Speaker {
         if todo.is_empty() {
             return Ok(applied);
         }
-        if let Some(why) = stop() {
-            bail!("superseded before {}: {why}", todo[0]);
-        }
-        let community = match target {
-            Target::Announce(r) => Some(self.community(r)),
-            Target::Withdraw => None,
-        };
-        match self
-            .dialect
-            .write_many(&Self::list(&todo), target, community)
-        {
-            Some(args) if todo.len() > 1 => {
-                self.run(&args, stop)?;
-            }
-            _ => {
-                for p in &todo {
-                    if let Some(why) = stop() {
-                        bail!("superseded before {p}: {why}");
-                    }
-                    self.write(p, target, stop)?;
-                }
-            }
-        }
+        self.write(&todo, target, stop)?;
         let after = self.read_all(&todo, stop)?;
         for (p, seen) in todo.iter().zip(&after) {
             if !self.is(seen, target) {
@@ -354,6 +336,14 @@ impl Speaker {
         let out = self.run(&self.dialect.sessions_args(), stop)?;
         self.dialect.parse_sessions(&out)
     }
+}
+
+fn prefixes_text(prefixes: &[Cidr]) -> String {
+    prefixes
+        .iter()
+        .map(Cidr::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// What [`Speaker::ensure`] did: prefixes changed (with what they were) and unchanged.

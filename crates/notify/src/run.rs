@@ -154,15 +154,16 @@ fn with_tables(i: &Instance, fip: bool, bgp: Option<&hakit_bgp::Speaker>) -> Res
             "instance {name}: announce_prefixes without announce = true"
         ));
     }
-    if let (Some(b), Some(p)) = (
-        bgp,
-        i.announce_prefixes
+    let foreign = bgp.and_then(|b| {
+        let p = i
+            .announce_prefixes
             .iter()
-            .find(|p| !bgp.is_some_and(|b| b.prefixes.contains(p))),
-    ) {
+            .find(|p| !b.prefixes.contains(p))?;
+        Some((p, b.prefixes_text()))
+    });
+    if let Some((p, all)) = foreign {
         return Err(format!(
-            "instance {name}: announce_prefixes: {p} is not in [bgp] prefixes ({})",
-            b.prefixes_text()
+            "instance {name}: announce_prefixes: {p} is not in [bgp] prefixes ({all})"
         ));
     }
     if i.fip_claim == Some(true) && !fip {
