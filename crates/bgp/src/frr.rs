@@ -1,11 +1,13 @@
 //! FRR through `vtysh`: the local path of a prefix from `show bgp`, a role written as
-//! `network PREFIX route-map ROLE` under `router bgp ASN` followed by an outbound soft
-//! refresh (so the route-map's community reaches the peers now), the sessions from `show
-//! bgp neighbors`. vtysh answers some refusals with exit 0 and a `%` line: the speaker's
-//! runner treats both as errors. Each vtysh start costs ~30 ms (it connects to every
-//! daemon), so the reads of all prefixes are one call (one `-c` each, the JSON documents
-//! printed one after the other) and so are the writes (one configuration session): a
-//! transition is three vtysh calls whatever the number of shared prefixes.
+//! `network PREFIX route-map ROLE` under `router bgp ASN` (bgpd re-applies the route-map to
+//! the path it originates and sends the update: no soft refresh, which re-sends every
+//! route to every peer and measurably widened the tail), the sessions from `show bgp
+//! neighbors`. vtysh answers some refusals with exit 0 and a `%` line: the speaker's
+//! runner treats both as errors. Each vtysh start costs ~20 ms of CPU (its own command
+//! tree, whatever it connects to), so the reads of all prefixes are one call (one `-c`
+//! each, the JSON documents printed one after the other) and the write is one
+//! configuration session that ends with the same reads: a transition is two vtysh calls
+//! whatever the number of shared prefixes.
 
 use std::path::PathBuf;
 
@@ -125,17 +127,17 @@ impl Dialect for Frr {
             cmds.push("exit-address-family".into());
         }
         cmds.push("end".into());
-        // The route-map's community reaches the peers now, not at the next route-map
-        // update timer.
-        cmds.extend(
-            families
-                .iter()
-                .map(|f| format!("clear bgp {f} unicast * soft out")),
-        );
-        Ok(vec![cmds
+        let mut call: Vec<String> = cmds
             .into_iter()
             .flat_map(|c| ["-c".to_string(), c])
-            .collect()])
+            .collect();
+        // The read-back in the same call (see `write_reads_back`).
+        call.extend(self.read_many_args(prefixes).unwrap_or_default());
+        Ok(vec![call])
+    }
+
+    fn write_reads_back(&self) -> bool {
+        true
     }
 
     fn sessions_args(&self) -> Vec<String> {
@@ -228,7 +230,7 @@ mod tests {
     }
 
     #[test]
-    fn frr_commands_configure_the_route_map_and_refresh() {
+    fn frr_commands_configure_the_route_map_and_read_back() {
         let f = Frr {
             asn: 65001,
             maps: ["primary".into(), "secondary".into()],
@@ -246,7 +248,9 @@ mod tests {
         let cmds: Vec<&String> = w[0].iter().skip(1).step_by(2).collect();
         assert_eq!(cmds[1], "router bgp 65001");
         assert_eq!(cmds[3], "network 203.0.113.10/32 route-map secondary");
-        assert_eq!(cmds[6], "clear bgp ipv4 unicast * soft out");
+        assert_eq!(cmds[5], "end");
+        assert_eq!(cmds[6], "show bgp ipv4 unicast 203.0.113.10/32 json");
+        assert_eq!(cmds.len(), 7, "no soft refresh");
         assert!(w[0].iter().step_by(2).all(|a| a == "-c"));
     }
 
@@ -298,8 +302,9 @@ mod tests {
                 "network 2001:db8:1::/64 route-map primary",
                 "exit-address-family",
                 "end",
-                "clear bgp ipv4 unicast * soft out",
-                "clear bgp ipv6 unicast * soft out",
+                "show bgp ipv4 unicast 203.0.113.10/32 json",
+                "show bgp ipv6 unicast 2001:db8:1::/64 json",
+                "show bgp ipv4 unicast 203.0.113.11/32 json",
             ]
         );
     }

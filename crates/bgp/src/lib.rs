@@ -13,10 +13,11 @@
 //!   communities) and changes nothing when the role is already right;
 //! * writes the path again with the new community (GoBGP: `gobgp global rib add`, which
 //!   replaces the locally originated path; FRR: `network PREFIX route-map ROLE` under
-//!   `router bgp ASN` and an outbound soft refresh; BIRD: the static route's community in
+//!   `router bgp ASN`; BIRD: the static route's community in
 //!   hakit's roles file and `birdc configure`), or withdraws it;
 //! * reads it back, so a speaker that refused the change (an unknown route-map, a
-//!   community it filters) is a failed step, never a silent one.
+//!   community it filters) is a failed step, never a silent one (FRR in the same vtysh
+//!   call as the write, read once more if that answer is not yet the new role).
 //!
 //! The speakers' own command-line tools are the interface (`gobgp` talks to GoBGP's gRPC
 //! API, `vtysh` to FRR's daemons), found on PATH, run without a shell under a timeout. Each
@@ -151,6 +152,12 @@ pub trait Dialect: std::fmt::Debug + Send + Sync {
         target: Target,
         community: Option<Community>,
     ) -> anyhow::Result<Vec<Vec<String>>>;
+    /// Whether the last command of [`Dialect::write`] ends with [`Dialect::read_many_args`]
+    /// for the written prefixes, so that its output is the read-back (vtysh runs `show`
+    /// after `end` in the same call, one start fewer on the failover path).
+    fn write_reads_back(&self) -> bool {
+        false
+    }
     /// The line of a command's output that says the daemon refused it although it exited
     /// 0 (vtysh's `% …`, birdc's 8xxx/9xxx reply codes), if any.
     fn refused<'a>(&self, out: &'a str) -> Option<&'a str> {

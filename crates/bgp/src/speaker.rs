@@ -225,23 +225,31 @@ impl Speaker {
         self.dialect.parse_read(&out, &p)
     }
 
-    /// Makes the speaker announce `prefixes` as `target` (no read-back: see
-    /// [`Speaker::ensure`]): the dialect's commands, `stop` asked before each.
-    pub fn write(&self, prefixes: &[Cidr], target: Target, stop: exec::Stop) -> anyhow::Result<()> {
+    /// Makes the speaker announce `prefixes` as `target`: the dialect's commands, `stop`
+    /// asked before each. Returns what the speaker originates for each afterwards when the
+    /// dialect's write reads back in the same call ([`Dialect::write_reads_back`]).
+    fn write(
+        &self,
+        prefixes: &[Cidr],
+        target: Target,
+        stop: exec::Stop,
+    ) -> anyhow::Result<Option<Vec<Seen>>> {
         let community = match target {
             Target::Announce(r) => Some(self.community(r)),
             Target::Withdraw => None,
         };
-        for cmd in self
-            .dialect
-            .write(&Self::list(prefixes), target, community)?
-        {
+        let list = Self::list(prefixes);
+        let mut out = String::new();
+        for cmd in self.dialect.write(&list, target, community)? {
             if let Some(why) = stop() {
                 bail!("superseded before {}: {why}", prefixes_text(prefixes));
             }
-            self.run(&cmd, stop)?;
+            out = self.run(&cmd, stop)?;
         }
-        Ok(())
+        if !self.dialect.write_reads_back() {
+            return Ok(None);
+        }
+        self.dialect.parse_read_many(&out, &list).map(Some)
     }
 
     pub fn community(&self, r: Role) -> Community {
@@ -292,8 +300,12 @@ impl Speaker {
         if todo.is_empty() {
             return Ok(applied);
         }
-        self.write(&todo, target, stop)?;
-        let after = self.read_all(&todo, stop)?;
+        let after = match self.write(&todo, target, stop)? {
+            Some(seen) if seen.iter().all(|s| self.is(s, target)) => seen,
+            // Read (again): a daemon may answer before it has applied all of it (FRR
+            // checks a network new to it against its routes first).
+            _ => self.read_all(&todo, stop)?,
+        };
         for (p, seen) in todo.iter().zip(&after) {
             if !self.is(seen, target) {
                 bail!(
