@@ -227,7 +227,8 @@ impl Speaker {
 
     /// Makes the speaker announce `prefixes` as `target`: the dialect's commands, `stop`
     /// asked before each. Returns what the speaker originates for each afterwards when the
-    /// dialect's write reads back in the same call ([`Dialect::write_reads_back`]).
+    /// dialect's write reads back in the same call ([`Dialect::write_reads_back`]) and its
+    /// answer parses.
     fn write(
         &self,
         prefixes: &[Cidr],
@@ -246,10 +247,12 @@ impl Speaker {
             }
             out = self.run(&cmd, stop)?;
         }
-        if !self.dialect.write_reads_back() {
-            return Ok(None);
-        }
-        self.dialect.parse_read_many(&out, &list).map(Some)
+        // An answer that does not parse is no failure of the write: `ensure` reads again.
+        Ok(self
+            .dialect
+            .write_reads_back()
+            .then(|| self.dialect.parse_read_many(&out, &list).ok())
+            .flatten())
     }
 
     pub fn community(&self, r: Role) -> Community {
