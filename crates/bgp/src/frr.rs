@@ -5,9 +5,9 @@
 //! neighbors`. vtysh answers some refusals with exit 0 and a `%` line: the speaker's
 //! runner treats both as errors. Each vtysh start costs ~20 ms of CPU (its own command
 //! tree, whatever it connects to), so the reads of all prefixes are one call (one `-c`
-//! each, the JSON documents printed one after the other) and the write is one
-//! configuration session that ends with the same reads: a transition is two vtysh calls
-//! whatever the number of shared prefixes.
+//! each, the JSON documents printed one after the other) and an announcement is one call
+//! whatever the number of shared prefixes: the reads, one configuration session, the
+//! reads again (a withdrawal reads first: `no network` of an absent prefix is refused).
 
 use std::path::PathBuf;
 
@@ -127,16 +127,17 @@ impl Dialect for Frr {
             cmds.push("exit-address-family".into());
         }
         cmds.push("end".into());
-        let mut call: Vec<String> = cmds
-            .into_iter()
-            .flat_map(|c| ["-c".to_string(), c])
-            .collect();
-        // The read-back in the same call (see `write_reads_back`).
-        call.extend(self.read_many_args(prefixes).unwrap_or_default());
+        // The reads before and after, in the same call (see `write_reads_around`).
+        let reads = self.read_many_args(prefixes).unwrap_or_default();
+        let mut call = reads.clone();
+        call.extend(cmds.into_iter().flat_map(|c| ["-c".to_string(), c]));
+        call.extend(reads);
         Ok(vec![call])
     }
 
-    fn write_reads_back(&self) -> bool {
+    /// Re-applying `network PREFIX route-map ROLE` with the role it has changes nothing in
+    /// bgpd (no update is sent for unchanged attributes).
+    fn write_reads_around(&self) -> bool {
         true
     }
 
@@ -230,7 +231,7 @@ mod tests {
     }
 
     #[test]
-    fn frr_commands_configure_the_route_map_and_read_back() {
+    fn frr_commands_read_configure_the_route_map_and_read_again() {
         let f = Frr {
             asn: 65001,
             maps: ["primary".into(), "secondary".into()],
@@ -246,11 +247,14 @@ mod tests {
             .unwrap();
         assert_eq!(w.len(), 1, "one vtysh call");
         let cmds: Vec<&String> = w[0].iter().skip(1).step_by(2).collect();
-        assert_eq!(cmds[1], "router bgp 65001");
-        assert_eq!(cmds[3], "network 203.0.113.10/32 route-map secondary");
-        assert_eq!(cmds[5], "end");
-        assert_eq!(cmds[6], "show bgp ipv4 unicast 203.0.113.10/32 json");
-        assert_eq!(cmds.len(), 7, "no soft refresh");
+        assert_eq!(cmds[0], "show bgp ipv4 unicast 203.0.113.10/32 json");
+        assert_eq!(cmds[1], "configure terminal");
+        assert_eq!(cmds[2], "router bgp 65001");
+        assert_eq!(cmds[4], "network 203.0.113.10/32 route-map secondary");
+        assert_eq!(cmds[6], "end");
+        assert_eq!(cmds[7], "show bgp ipv4 unicast 203.0.113.10/32 json");
+        assert_eq!(cmds.len(), 8, "no soft refresh");
+        assert!(f.write_reads_around());
         assert!(w[0].iter().step_by(2).all(|a| a == "-c"));
     }
 
@@ -292,6 +296,9 @@ mod tests {
         assert_eq!(
             cmds,
             [
+                "show bgp ipv4 unicast 203.0.113.10/32 json",
+                "show bgp ipv6 unicast 2001:db8:1::/64 json",
+                "show bgp ipv4 unicast 203.0.113.11/32 json",
                 "configure terminal",
                 "router bgp 65001",
                 "address-family ipv4 unicast",
@@ -307,6 +314,91 @@ mod tests {
                 "show bgp ipv4 unicast 203.0.113.11/32 json",
             ]
         );
+    }
+
+    /// A speaker whose vtysh is `script` (a shell fake that logs its calls).
+    fn fake_vtysh(tag: &str, script: &str) -> (crate::Speaker, std::path::PathBuf) {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("hakit-frr-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let (prog, calls) = (dir.join("vtysh"), dir.join("calls"));
+        let script = script.replace("CALLS", &calls.display().to_string());
+        std::fs::write(
+            &prog,
+            format!("#!/bin/sh\necho \"$*\" >> {}\n{script}", calls.display()),
+        )
+        .unwrap();
+        std::fs::set_permissions(&prog, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let s = crate::Speaker::new(&crate::Config {
+            speaker: Some(crate::Kind::Frr),
+            prefixes: vec![
+                "203.0.113.10/32".parse().unwrap(),
+                "203.0.113.11/32".parse().unwrap(),
+            ],
+            frr_asn: Some(65001),
+            program: Some(prog.display().to_string()),
+            ..crate::Config::default()
+        })
+        .unwrap();
+        (s, calls)
+    }
+
+    /// An announcement is one vtysh start (the reads, the write, the reads again): a prefix
+    /// already in its role is unchanged, the other says what it was; an answer after the
+    /// write that does not show the new role yet is read once more.
+    #[test]
+    fn an_announcement_is_one_vtysh_start() {
+        let primary = FRR_PREFIX.replace("65000:2", "65000:1");
+        let docs = |d: &[&str]| d.join("\n");
+        let (s, calls) = fake_vtysh(
+            "one",
+            &format!(
+                "cat <<'EOF'\n{}\nEOF\n",
+                docs(&[FRR_PREFIX, &primary, &primary, &primary])
+            ),
+        );
+        let a = s.ensure(Target::Announce(Role::Primary), &|| None).unwrap();
+        let log = std::fs::read_to_string(&calls).unwrap();
+        assert_eq!(log.lines().count(), 1, "one vtysh start: {log}");
+        assert!(
+            log.starts_with("-c show bgp ipv4 unicast 203.0.113.10/32 json"),
+            "{log}"
+        );
+        assert_eq!(a.unchanged, ["203.0.113.11/32".parse().unwrap()]);
+        assert_eq!(a.changed.len(), 1);
+        assert_eq!(a.changed[0].1, "secondary (65000:2)");
+        // The first answer still shows the old role: read again, once.
+        let stale = docs(&[FRR_PREFIX, FRR_PREFIX, FRR_PREFIX, FRR_PREFIX]);
+        let (s, calls) = fake_vtysh(
+            "again",
+            &format!(
+                "if [ $(wc -l < CALLS) -gt 1 ]; then cat <<'EOF'\n{}\nEOF\nelse cat <<'EOF'\n{stale}\nEOF\nfi\n",
+                docs(&[&primary, &primary])
+            ),
+        );
+        let a = s.ensure(Target::Announce(Role::Primary), &|| None).unwrap();
+        assert_eq!(std::fs::read_to_string(&calls).unwrap().lines().count(), 2);
+        assert_eq!(a.changed.len(), 2);
+        // And still the old role then: the step fails, naming it.
+        let (s, _) = fake_vtysh(
+            "never",
+            &format!(
+                "case \"$*\" in *configure*) cat <<'EOF'\n{stale}\nEOF\n;; *) cat <<'EOF'\n{}\nEOF\n;; esac\n",
+                docs(&[FRR_PREFIX, FRR_PREFIX])
+            ),
+        );
+        let e = s
+            .ensure(Target::Announce(Role::Primary), &|| None)
+            .unwrap_err();
+        assert!(
+            format!("{e:#}").contains("did not take 203.0.113.10/32"),
+            "{e:#}"
+        );
+        for tag in ["one", "again", "never"] {
+            let dir = format!("hakit-frr-{tag}-{}", std::process::id());
+            let _ = std::fs::remove_dir_all(std::env::temp_dir().join(dir));
+        }
     }
 
     #[test]

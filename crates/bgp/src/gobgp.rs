@@ -249,4 +249,40 @@ mod tests {
         assert!(parse_gobgp_rib("[", "203.0.113.10/32").is_err());
         assert!(parse_gobgp_neighbors("{}").is_err());
     }
+
+    /// Where the CLI reads one prefix per start, the reads of a transition run side by
+    /// side: the fake gobgp answers only once all three reads have started (a rendezvous,
+    /// bounded at 3 s), and each read may take 1 s, so reads one after the other fail.
+    #[test]
+    fn the_reads_of_several_prefixes_run_side_by_side() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("hakit-gobgp-reads-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let prog = dir.join("gobgp");
+        let d = dir.display();
+        let rib = GOBGP_RIB.replace("203.0.113.10/32", "PREFIX");
+        std::fs::write(
+            &prog,
+            format!(
+                "#!/bin/sh\ntouch {d}/m.$$\ni=0\nwhile [ $(ls {d} | grep -c '^m\\.') -lt 3 ] && [ $i -lt 150 ]; do sleep 0.02; i=$((i+1)); done\nfor a in \"$@\"; do case \"$a\" in */*) p=$a;; esac; done\necho '{rib}' | sed \"s#PREFIX#$p#g\"\n"
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&prog, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let s = crate::Speaker::new(&crate::Config {
+            speaker: Some(crate::Kind::Gobgp),
+            prefixes: ["203.0.113.10/32", "203.0.113.11/32", "2001:db8:1::/64"]
+                .iter()
+                .map(|p| p.parse().unwrap())
+                .collect(),
+            program: Some(prog.display().to_string()),
+            timeout: Some(hakit_core::HDuration(std::time::Duration::from_secs(1))),
+            ..crate::Config::default()
+        })
+        .unwrap();
+        let seen = s.read_all(&s.prefixes, &|| None).unwrap();
+        assert_eq!(seen, vec![Seen::Path(vec![SECONDARY]); 3]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

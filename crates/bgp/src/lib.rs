@@ -152,10 +152,12 @@ pub trait Dialect: std::fmt::Debug + Send + Sync {
         target: Target,
         community: Option<Community>,
     ) -> anyhow::Result<Vec<Vec<String>>>;
-    /// Whether the last command of [`Dialect::write`] ends with [`Dialect::read_many_args`]
-    /// for the written prefixes, so that its output is the read-back (vtysh runs `show`
-    /// after `end` in the same call, one start fewer on the failover path).
-    fn write_reads_back(&self) -> bool {
+    /// Whether the last command of [`Dialect::write`] starts and ends with
+    /// [`Dialect::read_many_args`] for the written prefixes, so that its output is the
+    /// reads before and after the write (vtysh runs `show` before `configure terminal` and
+    /// after `end` in the same call: an announcement is one vtysh start on the failover
+    /// path). Such a dialect must take a write of a role a prefix already has as a no-op.
+    fn write_reads_around(&self) -> bool {
         false
     }
     /// The line of a command's output that says the daemon refused it although it exited

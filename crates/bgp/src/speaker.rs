@@ -226,15 +226,15 @@ impl Speaker {
     }
 
     /// Makes the speaker announce `prefixes` as `target`: the dialect's commands, `stop`
-    /// asked before each. Returns what the speaker originates for each afterwards when the
-    /// dialect's write reads back in the same call ([`Dialect::write_reads_back`]) and its
-    /// answer parses.
+    /// asked before each. Returns what the speaker originated for each before and after
+    /// the write when the dialect reads around it in the same call
+    /// ([`Dialect::write_reads_around`]) and its answer parses.
     fn write(
         &self,
         prefixes: &[Cidr],
         target: Target,
         stop: exec::Stop,
-    ) -> anyhow::Result<Option<Vec<Seen>>> {
+    ) -> anyhow::Result<Option<(Vec<Seen>, Vec<Seen>)>> {
         let community = match target {
             Target::Announce(r) => Some(self.community(r)),
             Target::Withdraw => None,
@@ -247,12 +247,20 @@ impl Speaker {
             }
             out = self.run(&cmd, stop)?;
         }
-        // An answer that does not parse is no failure of the write: `ensure` reads again.
+        if !self.dialect.write_reads_around() {
+            return Ok(None);
+        }
+        // The prefixes' reads twice over; an answer that does not parse is no failure of
+        // the write: `ensure` reads again.
+        let twice: Vec<(&str, String)> = list.iter().chain(&list).cloned().collect();
         Ok(self
             .dialect
-            .write_reads_back()
-            .then(|| self.dialect.parse_read_many(&out, &list).ok())
-            .flatten())
+            .parse_read_many(&out, &twice)
+            .ok()
+            .map(|mut seen| {
+                let after = seen.split_off(list.len());
+                (seen, after)
+            }))
     }
 
     pub fn community(&self, r: Role) -> Community {
@@ -271,7 +279,32 @@ impl Speaker {
                 let out = self.run(&args, stop)?;
                 self.dialect.parse_read_many(&out, &list)
             }
-            _ => prefixes.iter().map(|p| self.read(p, stop)).collect(),
+            _ if prefixes.len() < 2 => prefixes.iter().map(|p| self.read(p, stop)).collect(),
+            // One command per prefix (GoBGP's CLI): side by side, so that a transition
+            // waits for one start, not one per prefix. Asked once before: each read is
+            // short and bounded by the speaker's timeout.
+            _ => {
+                if let Some(why) = stop() {
+                    bail!(
+                        "superseded before reading {}: {why}",
+                        prefixes_text(prefixes)
+                    );
+                }
+                let never = || None;
+                std::thread::scope(|s| {
+                    let reads: Vec<_> = prefixes
+                        .iter()
+                        .map(|p| s.spawn(move || self.read(p, &never)))
+                        .collect();
+                    reads
+                        .into_iter()
+                        .map(|r| {
+                            r.join()
+                                .unwrap_or_else(|_| bail!("a read's thread panicked"))
+                        })
+                        .collect()
+                })
+            }
         }
     }
 
@@ -290,21 +323,43 @@ impl Speaker {
         if let Some(why) = stop() {
             bail!("superseded before {}: {why}", self.prefixes_text());
         }
-        let before = self.read_all(&self.prefixes, stop)?;
+        // A dialect that reads around its write (FRR) announces in one call: every prefix
+        // written, the reads before say which changed. A withdrawal reads first.
+        let around = self.dialect.write_reads_around() && target != Target::Withdraw;
+        let written = if around {
+            Some(self.write(&self.prefixes, target, stop)?)
+        } else {
+            None
+        };
+        let before = match &written {
+            Some(w) => w.as_ref().map(|(before, _)| before.clone()),
+            None => Some(self.read_all(&self.prefixes, stop)?),
+        };
         let mut todo = Vec::new();
-        for (p, seen) in self.prefixes.iter().zip(&before) {
-            if self.is(seen, target) {
-                applied.unchanged.push(*p);
-            } else {
-                todo.push(*p);
-                applied.changed.push((*p, self.describe(seen)));
+        for (i, p) in self.prefixes.iter().enumerate() {
+            match before.as_ref().and_then(|b| b.get(i)) {
+                Some(seen) if self.is(seen, target) => applied.unchanged.push(*p),
+                Some(seen) => {
+                    applied.changed.push((*p, self.describe(seen)));
+                    todo.push(*p);
+                }
+                // Written in one call whose answer did not parse: what it was is unknown.
+                None => {
+                    applied.changed.push((*p, "not read".into()));
+                    todo.push(*p);
+                }
             }
         }
         if todo.is_empty() {
             return Ok(applied);
         }
-        let after = match self.write(&todo, target, stop)? {
-            Some(seen) if seen.iter().all(|s| self.is(s, target)) => seen,
+        // Around, every prefix was written and is checked; else only those that changed.
+        let (written, todo) = match written {
+            Some(w) => (w, self.prefixes.clone()),
+            None => (self.write(&todo, target, stop)?, todo),
+        };
+        let after = match written {
+            Some((_, seen)) if seen.iter().all(|s| self.is(s, target)) => seen,
             // Read (again): a daemon may answer before it has applied all of it (FRR
             // checks a network new to it against its routes first).
             _ => self.read_all(&todo, stop)?,

@@ -482,39 +482,19 @@ const COMMIT_CLIENT: Duration = Duration::from_secs(120);
 /// chains) until its entry is committed. None (run in line, which says why it is nothing to
 /// do) when conntrackd is not configured, has no external cache, or already committed.
 fn start_commit(s: &Settings, config: PathBuf) -> anyhow::Result<Background> {
-    let (prog, retries) = (s.conntrackd.clone(), s.retries);
-    Background::spawn("conntrackd-commit", move |stopped| {
-        let stop_fn = || {
-            stopped
-                .load(Ordering::Relaxed)
-                .then(|| "superseded".to_string())
-        };
-        let c = Conntrackd {
-            prog,
-            config,
+    let (prog, t0) = (s.conntrackd.clone(), Instant::now());
+    Background::retried("conntrackd-commit", s.retries, move |stop| {
+        Conntrackd {
+            prog: prog.clone(),
+            config: config.clone(),
             timeout: COMMIT_CLIENT,
-            stop: &stop_fn,
-        };
-        let t0 = Instant::now();
-        // Retried as the loop retries a step in line (`retries`, the same pauses).
-        let mut attempt = 0;
-        loop {
-            match c.commit() {
-                Ok(()) => {
-                    break StepResult::Changed(format!(
-                        "external cache committed to the kernel in {:.1} s",
-                        t0.elapsed().as_secs_f64()
-                    ))
-                }
-                Err(e) if attempt < retries && stop_fn().is_none() => {
-                    attempt += 1;
-                    let pause = crate::engine::retry_pause(attempt);
-                    warn!("conntrackd commit: {e:#}; retry {attempt}/{retries} in {pause:?}");
-                    thread::sleep(pause);
-                }
-                Err(e) => break StepResult::Failed(format!("{e:#}")),
-            }
+            stop,
         }
+        .commit()?;
+        Ok(StepResult::Changed(format!(
+            "external cache committed to the kernel in {:.1} s",
+            t0.elapsed().as_secs_f64()
+        )))
     })
 }
 
@@ -652,6 +632,37 @@ impl Background {
             })
             .with_context(|| format!("start the {what} thread"))?;
         Ok(Background { what, rx, stop })
+    }
+}
+
+impl Background {
+    /// [`Background::spawn`], retried as the loop retries a step in line (`retries`, the
+    /// same pauses) until `f` succeeds, fails for the last time or is told to stop.
+    fn retried(
+        what: &'static str,
+        retries: u32,
+        mut f: impl FnMut(exec::Stop) -> anyhow::Result<StepResult> + Send + 'static,
+    ) -> anyhow::Result<Background> {
+        Background::spawn(what, move |stopped| {
+            let stop_fn = || {
+                stopped
+                    .load(Ordering::Relaxed)
+                    .then(|| "superseded".to_string())
+            };
+            let mut attempt = 0;
+            loop {
+                match f(&stop_fn) {
+                    Ok(r) => break r,
+                    Err(e) if attempt < retries && stop_fn().is_none() => {
+                        attempt += 1;
+                        let pause = crate::engine::retry_pause(attempt);
+                        warn!("{what}: {e:#}; retry {attempt}/{retries} in {pause:?}");
+                        thread::sleep(pause);
+                    }
+                    Err(e) => break StepResult::Failed(format!("{e:#}")),
+                }
+            }
+        })
     }
 }
 

@@ -3,9 +3,10 @@
 //! directory, prints the table, and exits 1 if any scenario failed (2 on a usage error).
 //!
 //! Usage: hakit-chaos [--bin-dir DIR] [--out-dir DIR] [--only NAME[,NAME...]]
-//!                    [--lab nat|monitor|table|aws|hetzner|digitalocean|linode|linode-frr|linode-bird]
+//!                    [--lab nat|l2|monitor|table|aws|hetzner|digitalocean|linode|linode-frr|linode-bird]
 //!
-//! `--lab monitor`: the uplink monitor's profile (HAKIT_CHAOS_PROFILE=fast: the L2 fast
+//! `--lab l2`: bare metal with the L2 fast profile (the floating IP on-link, found by the
+//! upstream through nat-notify's gratuitous ARP; `chaos-l2.*`). `--lab monitor`: the uplink monitor's profile (HAKIT_CHAOS_PROFILE=fast: the L2 fast
 //! VRRP profile). `--lab table`: a production-sized connection table handed over
 //! (HAKIT_CHAOS_TABLE_FLOWS, default 50,000; [`hakit_lab::nat::table`]).
 //!
@@ -145,7 +146,7 @@ fn run() -> anyhow::Result<bool> {
     let mut which = "nat".to_string();
     while let Some(a) = args.next() {
         match a.as_str() {
-            "--lab" => which = args.next().context("--lab needs nat, monitor, table, aws, hetzner, digitalocean, linode, linode-frr or linode-bird")?,
+            "--lab" => which = args.next().context("--lab needs nat, l2, monitor, table, aws, hetzner, digitalocean, linode, linode-frr or linode-bird")?,
             "--bin-dir" => bin_dir = args.next().context("--bin-dir needs a path")?.into(),
             "--out-dir" => out_dir = args.next().context("--out-dir needs a path")?.into(),
             "--only" => {
@@ -158,7 +159,7 @@ fn run() -> anyhow::Result<bool> {
                 )
             }
             other => bail!(
-                "unknown argument {other:?} (usage: hakit-chaos [--bin-dir DIR] [--out-dir DIR] [--only NAME,...] [--lab nat|monitor|table|aws|hetzner|digitalocean|linode|linode-frr|linode-bird])"
+                "unknown argument {other:?} (usage: hakit-chaos [--bin-dir DIR] [--out-dir DIR] [--only NAME,...] [--lab nat|l2|monitor|table|aws|hetzner|digitalocean|linode|linode-frr|linode-bird])"
             ),
         }
     }
@@ -168,13 +169,13 @@ fn run() -> anyhow::Result<bool> {
     let want = |n: &str| only.as_ref().is_none_or(|o| o.iter().any(|x| x == n));
     let started = Instant::now();
     let speaker = match which.as_str() {
-        "nat" => None,
+        "nat" | "l2" => None,
         "linode" => Some(bgp::Speaker::Gobgp),
         "linode-frr" => Some(bgp::Speaker::Frr),
         "linode-bird" => Some(bgp::Speaker::Bird),
         "monitor" | "table" | "aws" | "hetzner" | "digitalocean" => None,
         other => bail!(
-            "--lab {other:?}: expected nat, monitor, table, aws, hetzner, digitalocean, linode, linode-frr or linode-bird"
+            "--lab {other:?}: expected nat, l2, monitor, table, aws, hetzner, digitalocean, linode, linode-frr or linode-bird"
         ),
     };
     type LabFn = fn(&std::path::Path, &dyn Fn(&str) -> bool) -> anyhow::Result<Vec<Row>>;
@@ -196,7 +197,7 @@ fn run() -> anyhow::Result<bool> {
         let rows = linode(&bin_dir, speaker, &want)?;
         return write_results(&rows, &out_dir, &format!("chaos-{which}"), started);
     }
-    let opts = Opts::new(&bin_dir);
+    let (opts, file) = nat_opts(&which, &bin_dir);
     println!(
         "hakit chaos: NAT pair in namespaces, VRRP v3 advert_int {} s, preempt_delay {} s, conntrackd FTFW (external cache {})",
         opts.advert_int,
@@ -266,7 +267,7 @@ fn run() -> anyhow::Result<bool> {
     if want("hard") {
         let (f, data) = failover(&mut nat, "hard", B, false, |n| n.crash(A))?;
         rows.push(row(
-            "hard failover (SIGKILL both keepalived processes, links down)",
+            "hard failover (links down, then SIGKILL both keepalived processes)",
             &format!("backup takes over on its own; blackout < {HARD_MS} ms"),
             format!(
                 "converged after {}; blackout {:.1} ms, {} probes lost",
@@ -366,7 +367,20 @@ fn run() -> anyhow::Result<bool> {
     }
 
     nat.lab.teardown();
-    write_results(&rows, &out_dir, "chaos", started)
+    write_results(&rows, &out_dir, file, started)
+}
+
+/// The NAT lab's pair (`nat`: the provider routes the floating IP), or `l2`: bare metal
+/// with the L2 fast profile (PROFILE_SPEED=fast), the floating IP found by ARP. With the
+/// file its results go to.
+fn nat_opts(which: &str, bin_dir: &std::path::Path) -> (Opts, &'static str) {
+    let mut opts = Opts::new(bin_dir);
+    if which != "l2" {
+        return (opts, "chaos");
+    }
+    opts.l2 = true;
+    opts.fast_profile();
+    (opts, "chaos-l2")
 }
 
 /// Writes `<name>.json` and `<name>.md`, prints the table; whether every row passed.
@@ -1493,9 +1507,7 @@ fn monitor_lab(
     // HAKIT_CHAOS_PROFILE=fast: the L2 fast profile as hakit-setup renders it (make
     // chaos-soak soaks both profiles).
     if std::env::var("HAKIT_CHAOS_PROFILE").as_deref() == Ok("fast") {
-        opts.advert_int = "0.01".into();
-        opts.down_timer_adverts = Some(4);
-        opts.priorities = [254, 253];
+        opts.fast_profile();
     }
     let started = Instant::now();
     println!(

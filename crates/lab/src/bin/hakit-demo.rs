@@ -222,7 +222,9 @@ fn run() -> anyhow::Result<()> {
     print_panel(&p);
     panels.push(p);
 
-    println!("\n[3] hard failover: SIGKILL both keepalived processes on a, all of a's links down");
+    println!(
+        "\n[3] hard failover: all of a's links down, then SIGKILL both keepalived processes on a"
+    );
     let p = scenario(&mut nat, "hard failover (crash a)", "hard", B, false, |n| {
         n.crash(A)
     })?;

@@ -38,11 +38,19 @@ impl NatLab {
         if peer_alive && o.ns.has_addr("eth0", fip).unwrap_or(false) {
             missing.push(format!("FIP still on {}", o.role));
         }
-        if self.owner() != Some(n.id) {
-            missing.push(format!("provider owner {:?}", self.owner()));
-        }
-        if self.fip_route_via() != n.wan.parse().ok() {
-            missing.push(format!("FIP routed via {:?}", self.fip_route_via()));
+        if self.opts.l2 {
+            // The upstream's ARP entry, once it has one, names the MASTER's WAN MAC.
+            let (seen, mac) = (self.fip_neighbour(), n.ns.mac("eth0").ok());
+            if seen.is_some() && seen != mac {
+                missing.push(format!("upstream has {FIP} at {seen:?}, not {mac:?}"));
+            }
+        } else {
+            if self.owner() != Some(n.id) {
+                missing.push(format!("provider owner {:?}", self.owner()));
+            }
+            if self.fip_route_via() != n.wan.parse().ok() {
+                missing.push(format!("FIP routed via {:?}", self.fip_route_via()));
+            }
         }
         if !self.opts.shell_hook {
             if !n.snat() {

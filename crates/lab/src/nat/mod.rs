@@ -83,6 +83,11 @@ pub struct Opts {
     /// The seed design's health check instead of ha-check: `ha-check.sh` (ping the gateway
     /// once, `-W 1`) as a vrrp_script with interval 2, fall 2.
     pub seed_check: bool,
+    /// Bare metal as it routes (the L2 profiles): the floating IP is on-link on the WAN
+    /// segment and the upstream learns who holds it by ARP (nat-notify's gratuitous ARP
+    /// after it adds the address), as in examples/bare-metal; no provider moves a route
+    /// and nat-notify claims nothing.
+    pub l2: bool,
 }
 
 /// An address beyond the upstream gateway (on `inet`'s loopback): the monitor's
@@ -109,7 +114,16 @@ impl Opts {
             bgp: None,
             monitor: false,
             seed_check: false,
+            l2: false,
         }
+    }
+
+    /// The L2 fast profile as hakit-setup renders it (PROFILE_SPEED=fast): VRRPv3 adverts
+    /// every 10 ms, master down after 4 missed, priorities 254/253 (skew time ~0).
+    pub fn fast_profile(&mut self) {
+        self.advert_int = "0.01".into();
+        self.down_timer_adverts = Some(4);
+        self.priorities = [254, 253];
     }
 }
 
@@ -156,6 +170,193 @@ pub struct NatLab {
     /// BGP mode: the shared IPv6 ranges that follow VI_1 (all of them, unless a scenario
     /// gives some to another instance).
     pub moved6: Vec<&'static str>,
+}
+
+/// What [`hakit_toml`] needs of a node.
+struct TomlFor<'a> {
+    id: u64,
+    role: &'a str,
+    run: &'a Path,
+    sock: &'a Path,
+    ctd: &'a Path,
+    token: &'a Path,
+    d: &'a Path,
+    systemctl: &'a str,
+    speaker_script: Option<&'a Path>,
+    daemon: Option<&'a bgp::Daemon>,
+}
+
+/// A node's hakit.toml: the instance, the provider (or the BGP speaker) and the uplink
+/// check as the NAT lab runs it.
+fn hakit_toml(opts: &Opts, n: &TomlFor) -> String {
+    let TomlFor {
+        id,
+        role,
+        run,
+        sock,
+        ctd,
+        token,
+        d,
+        systemctl,
+        speaker_script,
+        daemon,
+    } = n;
+    let id = *id;
+    // The peer's last octet on the LAN (a is .2, b is .3).
+    let peer = 4 - id;
+    let (instance, fip) = match opts.bgp {
+        None => (
+            format!(
+                r#"floating_ips = ["{FIP}/32"]
+garp_count = 2
+garp_interval = "20ms"
+{claim}"#,
+                claim = if opts.l2 {
+                    ""
+                } else {
+                    "fip_claim = true\nfip_retry_for = \"60s\"\n"
+                }
+            ),
+            format!(
+                r#"provider = "hetzner"
+endpoint_url = "http://{CLOUD}:8080/v1""#
+            ),
+        ),
+        Some(b) => {
+            let script = speaker_script
+                .as_ref()
+                .map_or(String::new(), |p| p.display().to_string());
+            let mine = if id == 1 { "primary" } else { "secondary" };
+            let announce = match b.method {
+                bgp::Method::InPlace => "announce = true\n".to_string(),
+                bgp::Method::RestartOnMaster => format!(
+                    "up = [[\"{script}\", \"restart\", \"{mine}\"]]\ndown = [[\"{script}\", \"stop\"]]\n"
+                ),
+                bgp::Method::RestartSwapped => format!(
+                    "up = [[\"{script}\", \"restart\", \"primary\"]]\ndown = [[\"{script}\", \"restart\", \"secondary\"]]\n"
+                ),
+            };
+            let speaker = daemon.map_or(String::new(), |d| d.hakit_conf());
+            (
+                format!("snat_to = \"{FIP}\"\n{announce}"),
+                format!(
+                    "provider = \"linode\"\nendpoint_url = \"http://{CLOUD}:8080/v4\"\n\n[bgp]\n{speaker}"
+                ),
+            )
+        }
+    };
+    format!(
+        r#"[general]
+runtime_dir = "{run}"
+syslog_socket = "{sock}"
+
+[notify]
+command_timeout = "5s"
+{systemctl}
+[[notify.instance]]
+name = "VI_1"
+interface = "eth0"
+vrrp_vips = ["{VIP}"]
+snat_source = "198.51.100.0/24"
+conntrackd_config = "{ctd}"
+{instance}
+[fip]
+ip = "{FIP}"
+instance_id = "{id}"
+peers = ["{other}"]
+metadata_url = "http://{CLOUD}:8080"
+token_file = "{token}"
+timeout = "1s"
+deadline = "3s"
+{fip}
+
+[check]
+deadline = "150ms"
+{check}"#,
+        check = if opts.monitor {
+            format!(
+                r#"track_file = "{track}"
+textfile = "{track}.prom"
+[check.peer]
+bind = "192.0.2.{id}"
+address = "192.0.2.{other}"
+keepalived_pid_file = "{ka_pid}"
+vrrp_address = "198.51.100.{peer}"
+
+# The upstream gateway, by ICMP and at layer 2, every 20 ms (the defaults): one group,
+# either answering is enough (as the shipped profiles).
+[[check.group]]
+name = "gateway"
+min = 1
+
+[[check.probe]]
+kind = "icmp"
+name = "gateway"
+target = "{SERVER}"
+interface = "eth0"
+group = "gateway"
+
+[[check.probe]]
+kind = "neighbour"
+name = "gateway-arp"
+target = "{SERVER}"
+interface = "eth0"
+group = "gateway"
+
+# Beyond the gateway: two hosts, any one answering is enough.
+[[check.probe]]
+kind = "icmp"
+name = "external"
+target = "{EXTERNAL}"
+group = "external"
+
+[[check.probe]]
+kind = "icmp"
+name = "external-2"
+target = "{EXTERNAL2}"
+group = "external"
+
+[[check.group]]
+name = "external"
+min = 1
+
+# The kernel's view, re-checked on every netlink event.
+[[check.probe]]
+kind = "link"
+interface = "eth0"
+
+[[check.probe]]
+kind = "route"
+target = "0.0.0.0/0"
+interface = "eth0"
+"#,
+                track = run.join("monitor").join("uplink").display(),
+                other = 3 - id,
+                // A link to the running keepalived's pid file (each start
+                // has its own: start_keepalived points the link at it).
+                ka_pid = d.join(format!("{role}.keepalived.pid")).display(),
+            )
+        } else {
+            format!(
+                r#"
+[[check.probe]]
+kind = "icmp"
+name = "uplink"
+target = "{SERVER}"
+interface = "eth0"
+
+[[check.probe]]
+kind = "link"
+interface = "eth0"
+"#
+            )
+        },
+        run = run.display(),
+        sock = sock.display(),
+        ctd = ctd.display(),
+        other = 3 - id,
+        token = token.display(),
+    )
 }
 
 fn bin(dir: &Path, name: &str) -> anyhow::Result<String> {
@@ -236,6 +437,9 @@ impl NatLab {
         if opts.bgp.is_some() {
             // Linode: the API only authorises (IP Sharing); the route server routes.
             cloud_argv.extend(["--provider", "linode"]);
+        } else if opts.l2 {
+            // Nothing routes the floating IP: it is on-link here, found by ARP.
+            cloud_argv.extend(["--provider", "hetzner"]);
         } else {
             cloud_argv.extend(["--provider", "hetzner", "--route-ns", &inet.name]);
         }
@@ -360,161 +564,22 @@ impl NatLab {
                 ),
                 None => String::new(),
             };
-            let (instance, fip) = match opts.bgp {
-                None => (
-                    format!(
-                        r#"floating_ips = ["{FIP}/32"]
-garp_count = 2
-garp_interval = "20ms"
-fip_claim = true
-fip_retry_for = "60s"
-"#
-                    ),
-                    format!(
-                        r#"provider = "hetzner"
-endpoint_url = "http://{CLOUD}:8080/v1""#
-                    ),
-                ),
-                Some(b) => {
-                    let script = speaker_script
-                        .as_ref()
-                        .map_or(String::new(), |p| p.display().to_string());
-                    let mine = if id == 1 { "primary" } else { "secondary" };
-                    let announce = match b.method {
-                        bgp::Method::InPlace => "announce = true\n".to_string(),
-                        bgp::Method::RestartOnMaster => format!(
-                            "up = [[\"{script}\", \"restart\", \"{mine}\"]]\ndown = [[\"{script}\", \"stop\"]]\n"
-                        ),
-                        bgp::Method::RestartSwapped => format!(
-                            "up = [[\"{script}\", \"restart\", \"primary\"]]\ndown = [[\"{script}\", \"restart\", \"secondary\"]]\n"
-                        ),
-                    };
-                    let speaker = daemon
-                        .as_ref()
-                        .map_or(String::new(), bgp::Daemon::hakit_conf);
-                    (
-                        format!("snat_to = \"{FIP}\"\n{announce}"),
-                        format!(
-                            "provider = \"linode\"\nendpoint_url = \"http://{CLOUD}:8080/v4\"\n\n[bgp]\n{speaker}"
-                        ),
-                    )
-                }
-            };
-            fs::write(
-                &config,
-                format!(
-                    r#"[general]
-runtime_dir = "{run}"
-syslog_socket = "{sock}"
-
-[notify]
-command_timeout = "5s"
-{systemctl}
-[[notify.instance]]
-name = "VI_1"
-interface = "eth0"
-vrrp_vips = ["{VIP}"]
-snat_source = "198.51.100.0/24"
-conntrackd_config = "{ctd}"
-{instance}
-[fip]
-ip = "{FIP}"
-instance_id = "{id}"
-peers = ["{other}"]
-metadata_url = "http://{CLOUD}:8080"
-token_file = "{token}"
-timeout = "1s"
-deadline = "3s"
-{fip}
-
-[check]
-deadline = "150ms"
-{check}"#,
-                    check = if opts.monitor {
-                        format!(
-                            r#"track_file = "{track}"
-textfile = "{track}.prom"
-[check.peer]
-bind = "192.0.2.{id}"
-address = "192.0.2.{other}"
-keepalived_pid_file = "{ka_pid}"
-vrrp_address = "198.51.100.{peer}"
-
-# The upstream gateway, by ICMP and at layer 2, every 20 ms (the defaults): one group,
-# either answering is enough (as the shipped profiles).
-[[check.group]]
-name = "gateway"
-min = 1
-
-[[check.probe]]
-kind = "icmp"
-name = "gateway"
-target = "{SERVER}"
-interface = "eth0"
-group = "gateway"
-
-[[check.probe]]
-kind = "neighbour"
-name = "gateway-arp"
-target = "{SERVER}"
-interface = "eth0"
-group = "gateway"
-
-# Beyond the gateway: two hosts, any one answering is enough.
-[[check.probe]]
-kind = "icmp"
-name = "external"
-target = "{EXTERNAL}"
-group = "external"
-
-[[check.probe]]
-kind = "icmp"
-name = "external-2"
-target = "{EXTERNAL2}"
-group = "external"
-
-[[check.group]]
-name = "external"
-min = 1
-
-# The kernel's view, re-checked on every netlink event.
-[[check.probe]]
-kind = "link"
-interface = "eth0"
-
-[[check.probe]]
-kind = "route"
-target = "0.0.0.0/0"
-interface = "eth0"
-"#,
-                            track = run.join("monitor").join("uplink").display(),
-                            other = 3 - id,
-                            // A link to the running keepalived's pid file (each start
-                            // has its own: start_keepalived points the link at it).
-                            ka_pid = d.join(format!("{role}.keepalived.pid")).display(),
-                        )
-                    } else {
-                        format!(
-                            r#"
-[[check.probe]]
-kind = "icmp"
-name = "uplink"
-target = "{SERVER}"
-interface = "eth0"
-
-[[check.probe]]
-kind = "link"
-interface = "eth0"
-"#
-                        )
-                    },
-                    run = run.display(),
-                    sock = syslog.path.display(),
-                    ctd = ctd.conf.display(),
-                    other = 3 - id,
-                    token = token.display(),
-                ),
-            )?;
+            let toml = hakit_toml(
+                &opts,
+                &TomlFor {
+                    id,
+                    role: &role,
+                    run: &run,
+                    sock: &syslog.path,
+                    ctd: &ctd.conf,
+                    token: &token,
+                    d: &d,
+                    systemctl: &systemctl,
+                    speaker_script: speaker_script.as_deref(),
+                    daemon: daemon.as_ref(),
+                },
+            );
+            fs::write(&config, toml)?;
             let cfg = config.to_string_lossy().to_string();
             let fifo = d.join(format!("{role}.vrrp.fifo"));
             let (global, hooks) = if opts.shell_hook {
@@ -736,14 +801,15 @@ interface = "eth0"
         }
     }
 
-    /// A crash of node `i`: SIGKILL to both keepalived processes, every link down.
+    /// A crash of node `i`: every link down, then SIGKILL to both keepalived processes (and
+    /// in BGP mode the speaker).
     pub fn crash(&mut self, i: usize) -> anyhow::Result<()> {
-        if self.opts.bgp.is_some() {
-            // Power lost: the links go first, so the dying speaker's kernel cannot send a
-            // FIN that would tell the route server at once.
-            for l in ["eth0", "eth1", "sync0"] {
-                self.nodes[i].ns.ip(&["link", "set", l, "down"])?;
-            }
+        // Power lost: the links go first, the LAN leg first, so that the VRRP adverts and
+        // the forwarding stop at the same instant (were keepalived killed first, the node
+        // would forward for a few ms past its last advert and flatter the blackout), and a
+        // dying BGP speaker's kernel cannot send a FIN that would tell the route server.
+        for l in ["eth1", "eth0", "sync0"] {
+            self.nodes[i].ns.ip(&["link", "set", l, "down"])?;
         }
         if let Some(k) = self.nodes[i].keepalived.take() {
             k.crash();
@@ -752,10 +818,6 @@ interface = "eth0"
         }
         if self.opts.bgp.is_some() {
             self.kill_speaker(i);
-            return Ok(());
-        }
-        for l in ["eth0", "eth1", "sync0"] {
-            self.nodes[i].ns.ip(&["link", "set", l, "down"])?;
         }
         Ok(())
     }
@@ -804,6 +866,21 @@ interface = "eth0"
     }
 
     /// The next hop the "internet" uses for the floating IP.
+    /// L2: the MAC the upstream's ARP entry for the floating IP names (none while it has
+    /// no usable entry).
+    pub fn fip_neighbour(&self) -> Option<hakit_net::Mac> {
+        let fip: IpAddr = FIP.parse().ok()?;
+        self.inet
+            .netlink(|nl| {
+                Ok(nl.neighbours(None)?.into_iter().find_map(|e| {
+                    let usable = !matches!(e.state.as_str(), "failed" | "incomplete");
+                    (e.addr == fip && usable).then_some(e.mac).flatten()
+                }))
+            })
+            .ok()
+            .flatten()
+    }
+
     pub fn fip_route_via(&self) -> Option<IpAddr> {
         let fip: IpAddr = FIP.parse().ok()?;
         self.inet

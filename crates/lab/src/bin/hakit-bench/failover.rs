@@ -8,7 +8,8 @@ pub(crate) struct Run {
     pub(crate) lost: u64,
     /// Event to VIP up on the new master (keepalived's own detection and takeover).
     pub(crate) vrrp_ms: f64,
-    /// VIP up on the new master to the provider routing the floating IP there: the hook.
+    /// VIP up on the new master to the provider routing the floating IP there (L2: to the
+    /// floating IP up there, announced by ARP at once): the hook.
     pub(crate) hook_ms: f64,
     pub(crate) retrans: u64,
     pub(crate) tcp_ok: bool,
@@ -45,7 +46,13 @@ pub(crate) fn one_failover(
     let vip_up = m
         .first("VIP up on b")
         .context("the VIP never came up on b")?;
-    let routed = owner_changed_at(nat).context("the provider never moved the floating IP")?;
+    // L2: nat-notify sends its gratuitous ARP as soon as the address is up.
+    let routed = if nat.opts.l2 {
+        m.first("FIP up on b")
+            .context("the floating IP never came up on b")?
+    } else {
+        owner_changed_at(nat).context("the provider never moved the floating IP")?
+    };
     // Restore a as MASTER.
     if hard {
         nat.links_up(0)?;
@@ -85,7 +92,7 @@ pub(crate) fn failover(md: &mut String, static_dir: &Path) -> anyhow::Result<()>
         ),
     ];
     writeln!(md, "## Failover in the NAT lab (`hakit_lab::nat`)\n")?;
-    writeln!(md, "Method: the full pair of `make demo`/`make chaos` (keepalived VRRP v3, nat-notify on the notify FIFO, ha-check, the shipped strict nftables ruleset, conntrackd FTFW, a fake provider that routes the floating IP to its owner). Per configuration {FAILOVER_RUNS} soft failovers (SIGTERM to keepalived on the master) and {FAILOVER_RUNS} hard ones (SIGKILL both keepalived processes, every link down), each followed by a restore. The LAN client measures through the NAT: a UDP echo every 1 ms (blackout = longest silence beyond the 1 ms interval) and a fresh TCP stream per run checked byte by byte; TCP retransmissions are the server's (`ss -ti`) during the run. VRRP = event to the VIP on the new master (netlink, polled every 1 ms inside its namespace); hook = VIP up to the provider routing the floating IP to the new master (the fake provider's owner file, written right after it moved the route). Medians, with the worst run in brackets.\n")?;
+    writeln!(md, "Method: the full pair of `make demo`/`make chaos` (keepalived VRRP v3, nat-notify on the notify FIFO, ha-check, the shipped strict nftables ruleset, conntrackd FTFW, a fake provider that routes the floating IP to its owner). Per configuration {FAILOVER_RUNS} soft failovers (SIGTERM to keepalived on the master) and {FAILOVER_RUNS} hard ones (every link down, the LAN leg first, then SIGKILL both keepalived processes), each followed by a restore. The LAN client measures through the NAT: a UDP echo every 1 ms (blackout = longest silence beyond the 1 ms interval) and a fresh TCP stream per run checked byte by byte; TCP retransmissions are the server's (`ss -ti`) during the run. VRRP = event to the VIP on the new master (netlink, polled every 1 ms inside its namespace); hook = VIP up to the provider routing the floating IP to the new master (the fake provider's owner file, written right after it moved the route). Medians, with the worst run in brackets.\n")?;
     writeln!(md, "| configuration | failover | blackout | probes lost | VRRP | hook | TCP survived | TCP retransmissions |")?;
     writeln!(md, "|---|---|---|---|---|---|---|---|")?;
     let mut medians = Vec::new();

@@ -45,13 +45,14 @@ pub(crate) fn profiles(md: &mut String, static_dir: &Path) -> anyhow::Result<()>
         md,
         "## The VRRP profiles: standard and L2 fast (`hakit-bench --only profiles`)\n"
     )?;
-    writeln!(md, "Method: two NAT labs up at once (the pair of the failover section above), one per profile as hakit-setup renders it (`PROFILE_SPEED=standard` / `fast`); {PROFILE_RUNS} crash failovers per profile (SIGKILL both keepalived processes of the master, every link down), alternating between the labs so machine load hits both alike, each followed by a restore. Blackout at the LAN client: a UDP echo every 1 ms through the NAT (longest silence beyond the interval), and a TCP stream per run checked byte by byte. VRRP = event to the VIP on the new master. CPU: both keepalived processes of each node over 10 s idle with the pair up (at 50 and 100 adverts/s). Medians, worst run in brackets.\n")?;
+    writeln!(md, "Method: two NAT labs up at once (the pair of the failover section above), one per profile as hakit-setup renders it (`PROFILE_SPEED=standard` / `fast`), both on L2 as bare metal routes (examples/bare-metal): the floating IP is on-link on the WAN segment and the upstream learns its holder from nat-notify's gratuitous ARP, no provider in the path; {PROFILE_RUNS} crash failovers per profile (every link of the master down, the LAN leg first, then SIGKILL to both keepalived processes: adverts and forwarding stop at once), alternating between the labs so machine load hits both alike, each followed by a restore. Blackout at the LAN client: a UDP echo every 1 ms through the NAT (longest silence beyond the interval), and a TCP stream per run checked byte by byte. VRRP = event to the VIP on the new master; FIP = the VIP up to the floating IP up there (nat-notify, from keepalived's notify FIFO; its gratuitous ARP follows at once). CPU: both keepalived processes of each node over 10 s idle with the pair up (at 50 and 100 adverts/s). Medians, worst run in brackets.\n")?;
     let mut labs = Vec::new();
     for p in &PROFILES {
         let mut opts = Opts::new(static_dir);
         opts.advert_int = p.advert_int.into();
         opts.down_timer_adverts = Some(p.down_timer_adverts);
         opts.priorities = p.priorities;
+        opts.l2 = true;
         labs.push(NatLab::up(opts)?);
     }
     // Idle CPU first, both labs up (the same seconds for both).
@@ -76,8 +77,8 @@ pub(crate) fn profiles(md: &mut String, static_dir: &Path) -> anyhow::Result<()>
             runs[i].push(one_failover(nat, true, &format!("p{i}-{k}"))?);
         }
     }
-    writeln!(md, "| profile | blackout | VRRP | probes lost | TCP survived | keepalived CPU, master / backup |")?;
-    writeln!(md, "|---|---|---|---|---|---|")?;
+    writeln!(md, "| profile | blackout | VRRP | FIP | probes lost | TCP survived | keepalived CPU, master / backup |")?;
+    writeln!(md, "|---|---|---|---|---|---|---|")?;
     let mut medians = Vec::new();
     for (i, p) in PROFILES.iter().enumerate() {
         let col = |f: fn(&Run) -> f64| {
@@ -87,13 +88,14 @@ pub(crate) fn profiles(md: &mut String, static_dir: &Path) -> anyhow::Result<()>
         };
         let (bo, bo_w) = col(|r| r.blackout_ms);
         let (vr, vr_w) = col(|r| r.vrrp_ms);
+        let (hk, hk_w) = col(|r| r.hook_ms);
         let (lost, lost_w) = col(|r| r.lost as f64);
         let ok = runs[i].iter().filter(|r| r.tcp_ok).count();
         let mut all: Vec<f64> = runs[i].iter().map(|r| r.blackout_ms).collect();
         all.sort_by(f64::total_cmp);
         writeln!(
             md,
-            "| {} | {bo:.1} ms ({bo_w:.1}) | {vr:.1} ms ({vr_w:.1}) | {lost:.0} ({lost_w:.0}) | {ok}/{} | {:.2}% / {:.2}% of a core |",
+            "| {} | {bo:.1} ms ({bo_w:.1}) | {vr:.1} ms ({vr_w:.1}) | {hk:.1} ms ({hk_w:.1}) | {lost:.0} ({lost_w:.0}) | {ok}/{} | {:.2}% / {:.2}% of a core |",
             p.name,
             runs[i].len(),
             cpu[i][0],
