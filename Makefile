@@ -44,7 +44,7 @@ export HAKIT_COMMIT := $(shell git rev-parse --short=12 HEAD 2>/dev/null)$(shell
 # Rust needs ~/.cargo/bin; a root shell from sudo may not have it.
 export PATH := $(HOME)/.cargo/bin:$(PATH):/usr/sbin:/sbin
 
-.PHONY: all deps deps-build build static docs install deb rpm dist package syslab examples validate msrv deny arm64 unit integration test fuzz demo demo-linode chaos chaos-soak bench lab-clean clean
+.PHONY: all deps deps-build build static docs install deb rpm dist package syslab examples validate msrv deny arm64 unit integration test fuzz demo demo-linode chaos chaos-soak chaos-margin bench lab-clean clean
 
 all: build
 
@@ -202,6 +202,23 @@ chaos-soak: deps static
 	  $(STATIC_DIR)/hakit-chaos --bin-dir $(STATIC_DIR) --out-dir target/chaos --lab monitor --only vrrp-cut,soak
 	HAKIT_CHAOS_PROFILE=fast HAKIT_CHAOS_SOAK_SECONDS=$${HAKIT_CHAOS_SOAK_SECONDS:-600} \
 	  $(STATIC_DIR)/hakit-chaos --bin-dir $(STATIC_DIR) --out-dir target/chaos-fast --lab monitor --only soak
+
+# How far the soak's impairment can rise before the pair flaps (BENCHMARKS.md, "Margins"):
+# the soak (e) for 60 s per step, loss rising with the delay as shipped, then the delay
+# rising with the loss as shipped, for both profiles. A step that flaps fails its row, which
+# is the point: the results are read from target/chaos-margin/*/chaos-monitor.json.
+chaos-margin: deps static
+	$(CARGO) build --release --target $(MUSL) -p hakit-lab
+	for p in standard fast; do \
+	  for l in 10 20 30; do \
+	    HAKIT_CHAOS_PROFILE=$$p HAKIT_CHAOS_SOAK_SECONDS=60 HAKIT_CHAOS_SOAK_LOSS=$$l \
+	      $(STATIC_DIR)/hakit-chaos --bin-dir $(STATIC_DIR) --out-dir target/chaos-margin/$$p-loss$$l --lab monitor --only soak || true; \
+	  done; \
+	  for d in 20 40; do \
+	    HAKIT_CHAOS_PROFILE=$$p HAKIT_CHAOS_SOAK_SECONDS=60 HAKIT_CHAOS_SOAK_DELAY_MS=$$d \
+	      $(STATIC_DIR)/hakit-chaos --bin-dir $(STATIC_DIR) --out-dir target/chaos-margin/$$p-delay$$d --lab monitor --only soak || true; \
+	  done; \
+	done
 
 lab-clean:
 	@$(CARGO) run -q -p hakit-lab --bin hakit-lab-clean

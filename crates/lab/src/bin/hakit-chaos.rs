@@ -1704,15 +1704,31 @@ fn monitor_lab(
     Ok(rows)
 }
 
+/// A number from the environment, `default` when unset or not a number.
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The soak's length (s), loss (%) and delay (ms, and as much jitter): 600, 2 and 5 unless
+/// the environment says otherwise.
+fn soak_params() -> (u64, u64, u64) {
+    (
+        env_u64("HAKIT_CHAOS_SOAK_SECONDS", 600),
+        env_u64("HAKIT_CHAOS_SOAK_LOSS", 2),
+        env_u64("HAKIT_CHAOS_SOAK_DELAY_MS", 5),
+    )
+}
+
 /// (e): 2% random loss and 5 ms +- 5 ms of delay on both gateways' uplinks (egress, as
 /// netem), every core busy,
 /// for HAKIT_CHAOS_SOAK_SECONDS (default 600): no false failover. Also the monitor's CPU
-/// per second and its resident memory at the start and the end.
+/// per second and its resident memory at the start and the end. HAKIT_CHAOS_SOAK_LOSS (%)
+/// and HAKIT_CHAOS_SOAK_DELAY_MS raise the impairment to find the margin (BENCHMARKS.md).
 fn soak(nat: &mut NatLab) -> anyhow::Result<Row> {
-    let secs: u64 = std::env::var("HAKIT_CHAOS_SOAK_SECONDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(600);
+    let (secs, loss, delay) = soak_params();
     // What `tc qdisc add dev DEV root netem delay 5ms 5ms loss 2%` does on each gateway's
     // links, per link: the WAN (eth0, what the uplink probes cross) and the LAN (eth1, where
     // the VRRP adverts go). An egress qdisc: what the gateway sends. This machine's kernel
@@ -1734,8 +1750,8 @@ fn soak(nat: &mut NatLab) -> anyhow::Result<Row> {
                 &sw,
                 bridge,
                 &format!("{bridge}{}", n.role),
-                Duration::from_millis(5),
-                Duration::from_millis(5),
+                Duration::from_millis(delay),
+                Duration::from_millis(delay),
             )?);
         }
     }
@@ -1762,7 +1778,7 @@ fn soak(nat: &mut NatLab) -> anyhow::Result<Row> {
                 "mod",
                 "100",
                 "<",
-                "2",
+                &loss.to_string(),
                 "counter",
                 "drop",
             ]))?;
@@ -1836,7 +1852,7 @@ fn soak(nat: &mut NatLab) -> anyhow::Result<Row> {
     // spread over the soak.
     const RELOADS: u32 = 10;
     println!(
-        "  soak: 2% loss and 5 ms +- 5 ms delay on each node's {} and {} egress (as netem: nftables, a user-space forwarder), a CPU hog in each node, {RELOADS} keepalived reloads, {secs} s",
+        "  soak: {loss}% loss and {delay} ms +- {delay} ms delay on each node's {} and {} egress (as netem: nftables, a user-space forwarder), a CPU hog in each node, {RELOADS} keepalived reloads, {secs} s",
         LINKS[0].0, LINKS[1].0
     );
     let (cpu0, rss0) = (cpu(pid), rss(pid));
@@ -1951,10 +1967,11 @@ fn soak(nat: &mut NatLab) -> anyhow::Result<Row> {
         .map(|(t, l)| format!("{:.3} {l}", t - soak_start))
         .collect();
     Ok(row(
-        "(e) 2% loss and 5 ms +- 5 ms delay on the uplinks and the VRRP path (each node's WAN and LAN egress, as netem), a CPU hog in each node, ten keepalived reloads",
+        "(e) random loss and delay on the uplinks and the VRRP path (each node's WAN and LAN egress, as netem), a CPU hog in each node, ten keepalived reloads",
         "no false failover: a's track file never 1, no FAULT and no transition on either node, no provider write, a still the converged MASTER",
         format!(
-            "{elapsed:.0} s, {dropped} frames dropped on a's WAN and LAN, {delayed} frames delayed 0-10 ms (ping a -> gateway: rtt min/avg/max/mdev {rtt}); {reloads} keepalived reloads; track file went to 1: {ones} times; FAULTs a/b: {}/{}; nat-notify transitions: {transitions}; provider writes: {provider_writes}; a still master: {}; monitor CPU {cpu_pct:.2}% of a core; RSS {} kB at start, {} kB at end, {} kB max",
+            "{loss}% loss, {delay} ms +- {delay} ms delay: {elapsed:.0} s, {dropped} frames dropped on a's WAN and LAN, {delayed} frames delayed 0-{} ms (ping a -> gateway: rtt min/avg/max/mdev {rtt}); {reloads} keepalived reloads; track file went to 1: {ones} times; FAULTs a/b: {}/{}; nat-notify transitions: {transitions}; provider writes: {provider_writes}; a still master: {}; monitor CPU {cpu_pct:.2}% of a core; RSS {} kB at start, {} kB at end, {} kB max",
+            2 * delay,
             faults1.0 - faults0.0,
             faults1.1 - faults0.1,
             if master_kept { "yes" } else { "no" },
