@@ -100,7 +100,7 @@ fn flags(bin: &str) -> &'static [&'static str] {
             "--snat-source",
             "--to",
             "--absent",
-            "--via",
+            "--gateway",
             "-v",
             "--config",
         ],

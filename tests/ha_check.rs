@@ -1435,7 +1435,7 @@ fn route_probe_asks_for_one_route_beside_a_full_table() {
     let out = run_in(
         &gw,
         "ha-check",
-        &["route", "-i", "eth0", "--via", "203.0.113.9"],
+        &["route", "-i", "eth0", "--gateway", "203.0.113.9"],
     );
     assert_exit(&out, 0, "route default via 203.0.113.9 dev eth0");
     gw.ip(&[
@@ -1453,7 +1453,7 @@ fn route_probe_asks_for_one_route_beside_a_full_table() {
     let out = run_in(
         &gw,
         "ha-check",
-        &["route", "198.51.100.0/24", "--via", "203.0.113.6"],
+        &["route", "198.51.100.0/24", "--gateway", "203.0.113.6"],
     );
     assert_exit(&out, 0, "");
     gw.ip(&["route", "add", "198.51.100.0/25", "via", "203.0.113.7"])

@@ -20,7 +20,7 @@ use hakit_net::nft::{counters, Counter, NftTable};
 use log::{info, warn};
 
 use crate::{
-    config::{CheckFile, Group, Keys, Probe, Value},
+    config::{CheckFile, Group, Probe},
     kinds::Class,
     monitor::{self, Monitored},
     probe::{self, Checked, Tools},
@@ -30,150 +30,12 @@ use crate::{
 
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
 
-/// The probe a subcommand names (`ha-check icmp 192.0.2.1`), as its table would say it.
-fn adhoc(cmd: Cmd) -> Result<Probe, Exit> {
-    let mut p = Probe::default();
-    let mut kind = |k: &str| p.kind = Some(k.to_string());
-    let mut keys = Keys::default();
-    let mut set = |k: &str, v: Option<Value>| {
-        if let Some(v) = v {
-            keys.0.insert(k.to_string(), v);
-        }
-    };
-    let s = |v: String| Some(Value::Str(v));
-    let ip = |v: Option<std::net::IpAddr>| v.map(|i| Value::Str(i.to_string()));
-    let mut timeout = None;
-    match cmd {
-        Cmd::Icmp {
-            target,
-            count,
-            bind: b,
-        } => {
-            kind("icmp");
-            set("target", s(target));
-            set("count", count.map(|c| Value::Int(c.into())));
-            set("interface", b.interface.map(Value::Str));
-            set("source", ip(b.source));
-            timeout = b.timeout;
-        }
-        Cmd::Http {
-            url,
-            status,
-            ca_file,
-            bind: b,
-        } => {
-            kind("http");
-            set("url", s(url));
-            set("status", status.map(|c| Value::Int(c.into())));
-            set(
-                "ca_file",
-                ca_file.map(|f| Value::Str(f.to_string_lossy().into_owned())),
-            );
-            set("interface", b.interface.map(Value::Str));
-            set("source", ip(b.source));
-            timeout = b.timeout;
-        }
-        Cmd::Tcp { target, bind: b } => {
-            kind("tcp");
-            set("target", s(target));
-            set("interface", b.interface.map(Value::Str));
-            set("source", ip(b.source));
-            timeout = b.timeout;
-        }
-        Cmd::Link { interface } => {
-            kind("link");
-            set("interface", s(interface));
-        }
-        Cmd::Address {
-            address,
-            interface,
-            absent,
-        } => {
-            kind("address");
-            set("target", s(address));
-            set("interface", s(interface));
-            set("absent", absent.then_some(Value::Bool(true)));
-        }
-        Cmd::Route {
-            prefix,
-            interface,
-            via,
-        } => {
-            kind("route");
-            set("target", prefix.map(Value::Str));
-            set("interface", interface.map(Value::Str));
-            set("gateway", ip(via));
-        }
-        Cmd::NftRule { snat_source, to } => {
-            kind("nft-rule");
-            set("snat_source", s(snat_source.to_string()));
-            set("to", ip(Some(to)));
-        }
-        Cmd::Conntrack { max_usage } => {
-            kind("conntrack");
-            set("max_usage", max_usage.map(Value::Float));
-        }
-        Cmd::Sysctl { expect } => {
-            kind("sysctl");
-            set("expect", Some(Value::List(expect)));
-        }
-        Cmd::Service {
-            unit,
-            pidfile,
-            process,
-        } => {
-            kind("service");
-            set("unit", unit.map(Value::Str));
-            set(
-                "pidfile",
-                pidfile.map(|f| Value::Str(f.to_string_lossy().into_owned())),
-            );
-            set("process", process.map(Value::Str));
-        }
-        Cmd::Drbd {
-            resource,
-            role,
-            connection,
-            disk,
-        } => {
-            kind("drbd");
-            set("resource", s(resource));
-            set("role", role.map(Value::Str));
-            set("connection", connection.map(Value::Str));
-            set("disk", disk.map(Value::Str));
-        }
-        Cmd::FipOwner { ip: addr, cache } => {
-            kind("fip-owner");
-            set("target", addr.map(Value::Str));
-            set(
-                "cache",
-                cache.map(|c| Value::Str(format!("{}ms", c.get().as_millis()))),
-            );
-        }
-        Cmd::Neighbour {
-            target,
-            interface,
-            timeout: t,
-        } => {
-            kind("neighbour");
-            set("target", s(target));
-            set("interface", s(interface));
-            timeout = t;
-        }
-        Cmd::Watch { .. }
-        | Cmd::Monitor { .. }
-        | Cmd::MonitorAlive { .. }
-        | Cmd::Drain { .. }
-        | Cmd::Undrain => return Err(Exit::Usage),
-    }
-    p.keys = keys;
-    p.timeout = timeout;
-    Ok(p)
-}
-
 /// Runs what the command line asks: the probes once (keepalived's `vrrp_script`), one
 /// ad-hoc probe, the monitor, monitor-alive or the peer watch.
-pub fn run(cli: Cli) -> anyhow::Result<Exit> {
+///
+/// `shortcut` is the probe a kind's subcommand names (`ha-check icmp 192.0.2.1`), parsed by
+/// [`crate::shortcut`].
+pub fn run(cli: Cli, shortcut: Option<Probe>) -> anyhow::Result<Exit> {
     let file: CheckFile<hakit_bgp::Config> = cli.common.init(IDENT)?;
     let c = file.check;
     let interval = pick(cli.interval, c.interval, HDuration(DEFAULT_INTERVAL)).get();
@@ -341,13 +203,9 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         }
         _ => None,
     };
-    let adhoc_run = cli.cmd.is_some() && monitor.is_none();
-    let cmd = if monitor.is_some() { None } else { cli.cmd };
-    let (probes, groups): (Vec<Probe>, Vec<Group>) = match cmd {
-        Some(cmd) => (
-            vec![adhoc(cmd).map_err(|_| usage_error("not a probe"))?],
-            Vec::new(),
-        ),
+    let adhoc_run = shortcut.is_some();
+    let (probes, groups): (Vec<Probe>, Vec<Group>) = match shortcut {
+        Some(p) => (vec![p], Vec::new()),
         None => (c.probes, c.groups),
     };
     if probes.is_empty() {

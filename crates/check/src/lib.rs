@@ -7,6 +7,7 @@
 //!   DRBD, the provider's owner, BGP, DNS), and the recipe for adding one (the sockets
 //!   and ICMP they use are hakit-net's).
 //! * [`probe`]: a probe validated by its kind and run (once, or kept in a session).
+//! * [`shortcut`]: the probe kinds' subcommands (`ha-check dns …`), made from [`kinds::KINDS`].
 //! * [`runner`]: every probe in parallel under one deadline, then quorum groups.
 //! * [`monitor`]: the probes continuously, the verdict to keepalived's `track_file`.
 //! * [`peer`]: the pair's monitors compare notes: no FAULT unless the peer is healthier.
@@ -21,6 +22,7 @@ pub mod peer;
 pub mod probe;
 pub mod rt;
 pub mod runner;
+pub mod shortcut;
 pub mod split;
 pub mod tools;
 pub mod watch;

@@ -3,8 +3,8 @@
 
 use std::{net::IpAddr, path::PathBuf};
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
-use hakit_core::{cli::Common, config::Cidr, HDuration};
+use clap::{Parser, Subcommand, ValueEnum};
+use hakit_core::{cli::Common, HDuration};
 
 pub const IDENT: &str = "ha-check";
 /// Health checks for keepalived's vrrp_script: many probes, in parallel, one deadline.
@@ -45,118 +45,11 @@ pub struct Cli {
     pub common: Common,
 }
 
-#[derive(Debug, Args, Clone, Default)]
-pub struct Bind {
-    /// Send from this interface
-    #[arg(short, long, value_name = "DEV")]
-    pub interface: Option<String>,
-    /// Send from this source address
-    #[arg(long, value_name = "ADDR")]
-    pub source: Option<IpAddr>,
-    /// Probe timeout [default: the deadline]
-    #[arg(long, value_name = "DUR")]
-    pub timeout: Option<HDuration>,
-}
-
+/// The modes. Each probe kind's shortcut (`ha-check icmp 192.0.2.1 -i eth0`,
+/// `ha-check dns …`) is added to these by `hakit_check::shortcut`, generated from the kind's
+/// definition, so that this crate needs no list of kinds.
 #[derive(Debug, Subcommand)]
 pub enum Cmd {
-    /// ICMP/ICMPv6 echo to TARGET
-    Icmp {
-        target: String,
-        #[arg(short, long, value_name = "N")]
-        count: Option<u32>,
-        #[command(flatten)]
-        bind: Bind,
-    },
-    /// GET URL and expect a status
-    Http {
-        url: String,
-        /// Expected status [default: 204]
-        #[arg(long, value_name = "CODE")]
-        status: Option<u16>,
-        /// Extra CA certificate (PEM) for https
-        #[arg(long, value_name = "PATH")]
-        ca_file: Option<PathBuf>,
-        #[command(flatten)]
-        bind: Bind,
-    },
-    /// TCP connect to HOST:PORT
-    Tcp {
-        target: String,
-        #[command(flatten)]
-        bind: Bind,
-    },
-    /// TARGET answers ARP (IPv4) or neighbour solicitation (IPv6) on the interface
-    Neighbour {
-        target: String,
-        #[arg(short, long, value_name = "DEV")]
-        interface: String,
-        /// How long to wait for the answer [default: the deadline]
-        #[arg(long, value_name = "DUR")]
-        timeout: Option<HDuration>,
-    },
-    /// Interface exists, is up and has carrier
-    Link { interface: String },
-    /// ADDR is (or with --absent, is not) on the interface
-    Address {
-        address: String,
-        #[arg(short, long, value_name = "DEV")]
-        interface: String,
-        #[arg(long)]
-        absent: bool,
-    },
-    /// The kernel routes PREFIX (default 0.0.0.0/0) by that route, optionally out of DEV or via GATEWAY
-    Route {
-        prefix: Option<String>,
-        #[arg(short, long, value_name = "DEV")]
-        interface: Option<String>,
-        #[arg(long, value_name = "GATEWAY")]
-        via: Option<IpAddr>,
-    },
-    /// The SNAT rule from the LAN prefix to the floating IP is in nftables
-    NftRule {
-        #[arg(long, value_name = "CIDR")]
-        snat_source: Cidr,
-        #[arg(long, value_name = "ADDR")]
-        to: IpAddr,
-    },
-    /// nf_conntrack_count / nf_conntrack_max below a fraction
-    Conntrack {
-        #[arg(long, value_name = "FRACTION")]
-        max_usage: Option<f64>,
-    },
-    /// Sysctls have the expected values (KEY=VALUE ...)
-    Sysctl {
-        #[arg(required = true)]
-        expect: Vec<String>,
-    },
-    /// A systemd unit is active, or a process is alive by pidfile or name
-    Service {
-        #[arg(long)]
-        unit: Option<String>,
-        #[arg(long)]
-        pidfile: Option<PathBuf>,
-        #[arg(long)]
-        process: Option<String>,
-    },
-    /// A DRBD resource has the expected role, connection and disk state
-    Drbd {
-        resource: String,
-        #[arg(long)]
-        role: Option<String>,
-        #[arg(long)]
-        connection: Option<String>,
-        #[arg(long)]
-        disk: Option<String>,
-    },
-    /// This node owns the floating IP at the provider ([fip] table; read-only, cached)
-    FipOwner {
-        /// The floating IP [default: ip in [fip]]
-        ip: Option<String>,
-        /// Reuse a provider answer this long [default: 30s]
-        #[arg(long, value_name = "DUR")]
-        cache: Option<HDuration>,
-    },
     /// Run the configured probes continuously; write keepalived's track_file on every change
     ///
     /// Each probe runs at its own `interval` (20ms for icmp and neighbour, 1s for most

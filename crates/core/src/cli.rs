@@ -71,21 +71,41 @@ pub fn finish(ident: &'static str, result: anyhow::Result<Exit>) -> std::process
 pub fn parse<P: clap::Parser>(ident: &'static str) -> P {
     match P::try_parse() {
         Ok(p) => p,
-        Err(e) => {
-            if e.use_stderr() {
-                // One line, as every usage error of ours: clap's own adds a "try --help"
-                // paragraph (and usage blocks for some errors).
-                let text = e.to_string();
-                let first = text.lines().next().unwrap_or_default();
-                let socket = std::env::var_os("HAKIT_SYSLOG_SOCKET").map(PathBuf::from);
-                logging::syslog_once(ident, socket, &format!("usage error: {first}"));
-                use std::io::Write;
-                let _ = writeln!(std::io::stderr(), "{first} (see {ident} --help)");
-                std::process::exit(Exit::Usage as i32);
-            }
-            e.exit()
-        }
+        Err(e) => usage_exit(ident, e),
     }
+}
+
+/// [`parse`] with a command built at run time (ha-check adds its probe kinds' shortcuts to
+/// its derived definitions): the parsed definitions and the matches, for what they lack.
+pub fn parse_command<P: clap::FromArgMatches>(
+    ident: &'static str,
+    mut cmd: clap::Command,
+) -> (P, clap::ArgMatches) {
+    let parsed = cmd
+        .try_get_matches_from_mut(std::env::args_os())
+        .and_then(|m| P::from_arg_matches(&m).map(|p| (p, m)))
+        .map_err(|e| e.format(&mut cmd));
+    match parsed {
+        Ok(p) => p,
+        Err(e) => usage_exit(ident, e),
+    }
+}
+
+/// Reports a command-line error clap found and exits: a usage error is one line on stderr
+/// and in syslog, exit 2; `--help` and `--version` print and exit 0.
+fn usage_exit(ident: &'static str, e: clap::Error) -> ! {
+    if e.use_stderr() {
+        // One line, as every usage error of ours: clap's own adds a "try --help"
+        // paragraph (and usage blocks for some errors).
+        let text = e.to_string();
+        let first = text.lines().next().unwrap_or_default();
+        let socket = std::env::var_os("HAKIT_SYSLOG_SOCKET").map(PathBuf::from);
+        logging::syslog_once(ident, socket, &format!("usage error: {first}"));
+        use std::io::Write;
+        let _ = writeln!(std::io::stderr(), "{first} (see {ident} --help)");
+        std::process::exit(Exit::Usage as i32);
+    }
+    e.exit()
 }
 
 /// Set once standard output has been closed by its reader (`nat-notify status | head -1`).

@@ -161,7 +161,7 @@ fn kinds(r: &mut Roff) {
         r.text([roman(ascii(d.about))]);
         for k in d.keys {
             r.control("TP", []);
-            r.text([bold(k.name), roman(" ("), italic(k.ty), roman(")")]);
+            r.text([bold(k.name), roman(" ("), italic(k.ty.words()), roman(")")]);
             r.text([roman(ascii(k.doc))]);
         }
     }

@@ -60,7 +60,7 @@ pub const EXAMPLES: &[(&str, &[(&str, &str)])] = &[
     ]),
     ("ha-check-route", &[
         ("ha-check route", "there is a default route"),
-        ("ha-check route 0.0.0.0/0 -i eth0 --via 203.0.113.1", "the default route goes out of eth0 via the gateway"),
+        ("ha-check route 0.0.0.0/0 -i eth0 --gateway 203.0.113.1", "the default route goes out of eth0 via the gateway"),
     ]),
     ("ha-check-nft-rule", &[
         ("ha-check nft-rule --snat-source 198.51.100.0/24 --to 203.0.113.10", "the MASTER's SNAT rule is in nftables"),
@@ -77,6 +77,14 @@ pub const EXAMPLES: &[(&str, &[(&str, &str)])] = &[
     ]),
     ("ha-check-drbd", &[
         ("ha-check drbd r0 --role Primary --connection Connected --disk UpToDate", "the resource as on a healthy primary"),
+    ]),
+    ("ha-check-dns", &[
+        ("ha-check dns 192.0.2.53 --query gw.example", "the LAN's resolver answers NOERROR for gw.example"),
+        ("ha-check dns 192.0.2.53:5353 --query gw.example --address 198.51.100.1", "and the answer holds that address"),
+    ]),
+    ("ha-check-bgp", &[
+        ("ha-check bgp", "every session of [bgp] is established"),
+        ("ha-check bgp 203.0.113.10 --community 65000:100", "and the floating IP is announced with the MASTER's community"),
     ]),
     ("ha-check-fip-owner", &[
         ("ha-check fip-owner", "the provider says this node owns the ip of [fip] (read-only, cached 30 s)"),

@@ -21,7 +21,7 @@ use clap::{Command, CommandFactory};
 use clap_complete::Shell;
 use roff::{bold, roman, Roff};
 
-use hakit_cli::{fip_claim, garp_burst, ha_check, nat_notify};
+use hakit_cli::{fip_claim, garp_burst, nat_notify};
 
 /// Man section 8: the binaries are system administration commands installed in /usr/sbin.
 pub const SECTION: &str = "8";
@@ -31,7 +31,7 @@ pub fn commands() -> Vec<Command> {
     vec![
         garp_burst::Cli::command(),
         nat_notify::Cli::command(),
-        ha_check::Cli::command(),
+        hakit_check::shortcut::command(),
         fip_claim::Cli::command(),
     ]
 }

@@ -4,7 +4,7 @@ use std::net::IpAddr;
 
 use anyhow::{bail, Context};
 
-use super::{Class, Cx, Def, Key, Kind, Reader};
+use super::{Class, Cx, Def, Key, Kind, Reader, Ty};
 
 pub const KIND: Def = Def {
     name: "address",
@@ -12,20 +12,21 @@ pub const KIND: Def = Def {
     keys: &[
         Key {
             name: "target",
-            ty: "IP address",
+            ty: Ty::Text("IP address"),
             doc: "The address (required).",
         },
         Key {
             name: "interface",
-            ty: "string",
+            ty: Ty::Text("string"),
             doc: "The interface (required).",
         },
         Key {
             name: "absent",
-            ty: "boolean",
+            ty: Ty::Bool,
             doc: "Pass when the address is not there [default: false].",
         },
     ],
+    args: &["target"],
     build,
 };
 

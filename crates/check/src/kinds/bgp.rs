@@ -5,7 +5,7 @@ use std::{net::IpAddr, time::Duration};
 
 use anyhow::{bail, Context};
 
-use super::{Cx, Def, Key, Kind, Reader};
+use super::{Cx, Def, Key, Kind, Reader, Ty};
 use crate::tools::Tools;
 
 pub const KIND: Def = Def {
@@ -14,20 +14,21 @@ pub const KIND: Def = Def {
     keys: &[
         Key {
             name: "target",
-            ty: "IP address",
+            ty: Ty::Text("IP address"),
             doc: "Check that this address's prefix is announced (with either role's community unless community is given).",
         },
         Key {
             name: "sessions",
-            ty: "integer",
+            ty: Ty::Int,
             doc: "Sessions that must be established [default: all].",
         },
         Key {
             name: "community",
-            ty: "string",
+            ty: Ty::Text("string"),
             doc: "The community the announcement must carry, e.g. \"65000:1\".",
         },
     ],
+    args: &["target"],
     build,
 };
 

@@ -3,16 +3,17 @@
 
 use anyhow::{bail, Context};
 
-use super::{Cx, Def, Key, Kind, Reader};
+use super::{Cx, Def, Key, Kind, Reader, Ty};
 
 pub const KIND: Def = Def {
     name: "conntrack",
     about: "The conntrack table is used below the limit (nf_conntrack_count / nf_conntrack_max).",
     keys: &[Key {
         name: "max_usage",
-        ty: "number",
+        ty: Ty::Number,
         doc: "The highest share in use that passes, in (0, 1] [default: 0.9].",
     }],
+    args: &[],
     build,
 };
 

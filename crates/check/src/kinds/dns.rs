@@ -19,7 +19,7 @@ use nix::{
     sys::socket::{connect, recv, send, socket, MsgFlags, SockFlag, SockType},
 };
 
-use super::{Cx, Def, Key, Kind, Reader};
+use super::{Cx, Def, Key, Kind, Reader, Ty};
 use hakit_net::sock;
 
 pub const KIND: Def = Def {
@@ -28,22 +28,23 @@ pub const KIND: Def = Def {
     keys: &[
         Key {
             name: "target",
-            ty: "IP address or IP:port",
+            ty: Ty::Text("IP address or IP:port"),
             doc: "The server (required); port 53 unless given.",
         },
         Key {
             name: "query",
-            ty: "string",
+            ty: Ty::Text("string"),
             doc: "The name asked for (required), e.g. \"gw.example\".",
         },
         Key {
             name: "address",
-            ty: "IP address",
+            ty: Ty::Text("IP address"),
             doc: "An address the answer must hold; its family picks the question (A or AAAA) [default: A, any NOERROR answer passes].",
         },
-        Key { name: "interface", ty: "string", doc: "Bind to this interface." },
-        Key { name: "source", ty: "IP address", doc: "Source address to bind." },
+        Key { name: "interface", ty: Ty::Text("string"), doc: "Bind to this interface." },
+        Key { name: "source", ty: Ty::Text("IP address"), doc: "Source address to bind." },
     ],
+    args: &["target"],
     build,
 };
 

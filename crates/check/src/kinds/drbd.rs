@@ -3,7 +3,7 @@
 use anyhow::bail;
 use hakit_core::exec;
 
-use super::{Cx, Def, Key, Kind, Reader};
+use super::{Cx, Def, Key, Kind, Reader, Ty};
 
 pub const KIND: Def = Def {
     name: "drbd",
@@ -11,25 +11,26 @@ pub const KIND: Def = Def {
     keys: &[
         Key {
             name: "resource",
-            ty: "string",
+            ty: Ty::Text("string"),
             doc: "The DRBD resource (required).",
         },
         Key {
             name: "role",
-            ty: "string",
+            ty: Ty::Text("string"),
             doc: "Expected role (drbdadm role), e.g. Primary.",
         },
         Key {
             name: "connection",
-            ty: "string",
+            ty: Ty::Text("string"),
             doc: "Expected connection state (drbdadm cstate), e.g. Connected.",
         },
         Key {
             name: "disk",
-            ty: "string",
+            ty: Ty::Text("string"),
             doc: "Expected disk state (drbdadm dstate), e.g. UpToDate.",
         },
     ],
+    args: &["resource"],
     build,
 };
 

@@ -9,20 +9,21 @@ use std::{net::IpAddr, time::Duration};
 
 use anyhow::{bail, Context};
 
-use super::{Class, Cx, Def, Key, Kind, Reader};
+use super::{Class, Cx, Def, Key, Kind, Reader, Ty};
 use crate::tools::Tools;
 
 pub const KIND: Def = Def {
     name: "fip-owner",
     about: "The provider's holder of the floating IP matches this node's role (settings from [fip]): a MASTER holds it, a BACKUP does not; the monitor leaves it out.",
     keys: &[
-        Key { name: "target", ty: "IP address", doc: "The floating IP [default: [fip] ip]." },
+        Key { name: "target", ty: Ty::Text("IP address"), doc: "The floating IP [default: [fip] ip]." },
         Key {
             name: "cache",
-            ty: "duration",
+            ty: Ty::Text("duration"),
             doc: "How long a provider's answer is reused [default: 30s].",
         },
     ],
+    args: &["target"],
     build,
 };
 

@@ -4,7 +4,7 @@ use std::{net::IpAddr, path::PathBuf};
 
 use anyhow::bail;
 
-use super::{Cx, Def, Key, Kind, Reader};
+use super::{Cx, Def, Key, Kind, Reader, Ty};
 use crate::http::{self, Url};
 
 pub const KIND: Def = Def {
@@ -13,30 +13,31 @@ pub const KIND: Def = Def {
     keys: &[
         Key {
             name: "url",
-            ty: "string",
+            ty: Ty::Text("string"),
             doc: "http:// or https:// URL (required).",
         },
         Key {
             name: "status",
-            ty: "integer",
+            ty: Ty::Int,
             doc: "The status expected [default: 204].",
         },
         Key {
             name: "interface",
-            ty: "string",
+            ty: Ty::Text("string"),
             doc: "Bind to this interface (http:// only).",
         },
         Key {
             name: "source",
-            ty: "IP address",
+            ty: Ty::Text("IP address"),
             doc: "Source address to bind (http:// only).",
         },
         Key {
             name: "ca_file",
-            ty: "path",
+            ty: Ty::Text("path"),
             doc: "https: verify against this CA bundle instead of the system's.",
         },
     ],
+    args: &["url"],
     build,
 };
 

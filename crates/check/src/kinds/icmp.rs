@@ -4,7 +4,7 @@ use std::net::IpAddr;
 
 use anyhow::Context;
 
-use super::{Class, Cx, Def, Key, Kind, Reader};
+use super::{Class, Cx, Def, Key, Kind, Reader, Ty};
 use crate::tools::{Asked, Session};
 
 pub const KIND: Def = Def {
@@ -13,25 +13,26 @@ pub const KIND: Def = Def {
     keys: &[
         Key {
             name: "target",
-            ty: "IP address",
+            ty: Ty::Text("IP address"),
             doc: "The host to ping (required).",
         },
         Key {
             name: "interface",
-            ty: "string",
+            ty: Ty::Text("string"),
             doc: "Bind to this interface (the WAN).",
         },
         Key {
             name: "source",
-            ty: "IP address",
+            ty: Ty::Text("IP address"),
             doc: "Source address to bind.",
         },
         Key {
             name: "count",
-            ty: "integer",
+            ty: Ty::Int,
             doc: "Echo requests per run, 1 to 100 [default: 1]; one reply passes.",
         },
     ],
+    args: &["target"],
     build,
 };
 

@@ -2,16 +2,17 @@
 
 use anyhow::{bail, Context};
 
-use super::{Class, Cx, Def, Key, Kind, Reader};
+use super::{Class, Cx, Def, Key, Kind, Reader, Ty};
 
 pub const KIND: Def = Def {
     name: "link",
     about: "The interface is up and has carrier.",
     keys: &[Key {
         name: "interface",
-        ty: "string",
+        ty: Ty::Text("string"),
         doc: "The interface (required).",
     }],
+    args: &["interface"],
     build,
 };
 

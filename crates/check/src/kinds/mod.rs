@@ -14,8 +14,8 @@
 //!    written this way: the file, these two lines, its fuzz target and its test.)
 //!
 //! That is all the configuration file, validation, the one-shot run, the parallel runner,
-//! the monitor, the metrics and the man page need. A command-line shortcut
-//! (`ha-check ntp …`) is optional: one subcommand in hakit-cli and one arm in `app::adhoc`.
+//! the monitor, the metrics, the man pages and the command-line shortcut (`ha-check ntp …`,
+//! generated from the keys by [`crate::shortcut`]; `args` names its positional ones) need.
 
 use std::{net::IpAddr, str::FromStr, time::Duration};
 
@@ -78,6 +78,10 @@ pub struct Def {
     /// The keys this kind takes besides the common ones (kind, name, group, timeout,
     /// interval, fall, rise).
     pub keys: &'static [Key],
+    /// The keys its command-line shortcut takes as positional arguments, in order
+    /// (`ha-check icmp 192.0.2.1`); every other key is an option named after it
+    /// (`--ca-file` for `ca_file`, `-i` also for `interface`). See [`crate::shortcut`].
+    pub args: &'static [&'static str],
     /// Reads the keys; the error names the kind and the key.
     pub build: fn(&Reader) -> Result<Box<dyn Kind>, String>,
 }
@@ -85,9 +89,36 @@ pub struct Def {
 /// One key a kind takes.
 pub struct Key {
     pub name: &'static str,
-    /// The value's type in words, as the man page shows it.
-    pub ty: &'static str,
+    pub ty: Ty,
     pub doc: &'static str,
+}
+
+/// A key's type: what the configuration file's value and the shortcut's argument must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ty {
+    /// A string; the words say what it holds ("IP address", "path"), as the man page shows.
+    Text(&'static str),
+    /// An integer.
+    Int,
+    /// A number (an integer or a fraction).
+    Number,
+    /// true or false; a flag on the command line.
+    Bool,
+    /// A list of strings; one or more arguments on the command line.
+    List,
+}
+
+impl Ty {
+    /// The type in words, as the man page shows it.
+    pub fn words(self) -> &'static str {
+        match self {
+            Ty::Text(w) => w,
+            Ty::Int => "integer",
+            Ty::Number => "number",
+            Ty::Bool => "boolean",
+            Ty::List => "list of strings",
+        }
+    }
 }
 
 impl Def {
@@ -221,15 +252,26 @@ pub struct Reader<'a> {
 }
 
 impl Reader<'_> {
-    fn get(&self, key: &str) -> Result<Option<&Value>, String> {
-        if !self.def.takes(key) {
-            // A kind reading a key it does not declare is a bug of ours: say so, loudly.
-            return Err(format!(
+    /// The value of `key`, read as `read` (a string, an integer…): a key the kind does not
+    /// declare, or declares with another type, is a bug of ours, said loudly (the man page
+    /// and the command-line shortcut are made from the declaration).
+    fn get(&self, key: &str, read: Ty) -> Result<Option<&Value>, String> {
+        let declared = self.def.keys.iter().find(|k| k.name == key).map(|k| k.ty);
+        match declared {
+            None => Err(format!(
                 "{} probe: reads undeclared key `{key}` (hakit bug)",
                 self.def.name
-            ));
+            )),
+            Some(ty) if std::mem::discriminant(&ty) != std::mem::discriminant(&read) => {
+                Err(format!(
+                    "{} probe: reads `{key}` as {} but declares {} (hakit bug)",
+                    self.def.name,
+                    read.words(),
+                    ty.words()
+                ))
+            }
+            Some(_) => Ok(self.keys.0.get(key)),
         }
-        Ok(self.keys.0.get(key))
     }
 
     fn wrong(&self, key: &str, what: &str) -> String {
@@ -243,7 +285,7 @@ impl Reader<'_> {
 
     /// A string key.
     pub fn string(&self, key: &str) -> Result<Option<String>, String> {
-        match self.get(key)? {
+        match self.get(key, Ty::Text("string"))? {
             None => Ok(None),
             Some(Value::Str(s)) => Ok(Some(s.clone())),
             Some(_) => Err(self.wrong(key, "a string")),
@@ -284,7 +326,7 @@ impl Reader<'_> {
 
     /// An integer that fits `T`.
     pub fn int<T: TryFrom<i64>>(&self, key: &str) -> Result<Option<T>, String> {
-        match self.get(key)? {
+        match self.get(key, Ty::Int)? {
             None => Ok(None),
             Some(Value::Int(i)) => T::try_from(*i)
                 .map(Some)
@@ -295,7 +337,7 @@ impl Reader<'_> {
 
     /// A number (an integer is one too).
     pub fn float(&self, key: &str) -> Result<Option<f64>, String> {
-        match self.get(key)? {
+        match self.get(key, Ty::Number)? {
             None => Ok(None),
             Some(Value::Float(f)) => Ok(Some(*f)),
             Some(Value::Int(i)) => Ok(Some(*i as f64)),
@@ -305,7 +347,7 @@ impl Reader<'_> {
 
     /// A boolean.
     pub fn bool(&self, key: &str) -> Result<Option<bool>, String> {
-        match self.get(key)? {
+        match self.get(key, Ty::Bool)? {
             None => Ok(None),
             Some(Value::Bool(b)) => Ok(Some(*b)),
             Some(_) => Err(self.wrong(key, "true or false")),
@@ -314,7 +356,7 @@ impl Reader<'_> {
 
     /// A list of strings (empty when not set).
     pub fn strings(&self, key: &str) -> Result<Vec<String>, String> {
-        match self.get(key)? {
+        match self.get(key, Ty::List)? {
             None => Ok(Vec::new()),
             Some(Value::List(l)) => Ok(l.clone()),
             Some(_) => Err(self.wrong(key, "a list of strings")),
@@ -344,7 +386,7 @@ mod tests {
             assert!(!d.about.is_empty(), "{}: no description", d.name);
             for k in d.keys {
                 assert!(
-                    !k.doc.is_empty() && !k.ty.is_empty(),
+                    !k.doc.is_empty() && !k.ty.words().is_empty(),
                     "{}.{}",
                     d.name,
                     k.name
@@ -368,7 +410,7 @@ mod tests {
     fn kinds_read_only_declared_keys() {
         for d in KINDS {
             let err = d.validate(&Keys::default()).err().unwrap_or_default();
-            assert!(!err.contains("undeclared"), "{}: {err}", d.name);
+            assert!(!err.contains("hakit bug"), "{}: {err}", d.name);
             let all = Keys(
                 d.keys
                     .iter()
@@ -376,7 +418,7 @@ mod tests {
                     .collect(),
             );
             let err = d.validate(&all).err().unwrap_or_default();
-            assert!(!err.contains("undeclared"), "{}: {err}", d.name);
+            assert!(!err.contains("hakit bug"), "{}: {err}", d.name);
         }
     }
 

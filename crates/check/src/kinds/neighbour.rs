@@ -5,7 +5,7 @@ use std::net::IpAddr;
 
 use anyhow::Context;
 
-use super::{Class, Cx, Def, Key, Kind, Reader};
+use super::{Class, Cx, Def, Key, Kind, Reader, Ty};
 use crate::tools::{Asked, Session};
 
 pub const KIND: Def = Def {
@@ -14,15 +14,16 @@ pub const KIND: Def = Def {
     keys: &[
         Key {
             name: "target",
-            ty: "IP address",
+            ty: Ty::Text("IP address"),
             doc: "The neighbour, the upstream gateway (required).",
         },
         Key {
             name: "interface",
-            ty: "string",
+            ty: Ty::Text("string"),
             doc: "The interface it is on (required).",
         },
     ],
+    args: &["target"],
     build,
 };
 

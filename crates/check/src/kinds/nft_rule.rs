@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use anyhow::bail;
 use hakit_core::config::Cidr;
 
-use super::{Class, Cx, Def, Key, Kind, Reader};
+use super::{Class, Cx, Def, Key, Kind, Reader, Ty};
 
 pub const KIND: Def = Def {
     name: "nft-rule",
@@ -13,15 +13,16 @@ pub const KIND: Def = Def {
     keys: &[
         Key {
             name: "snat_source",
-            ty: "prefix",
+            ty: Ty::Text("prefix"),
             doc: "The network translated (required).",
         },
         Key {
             name: "to",
-            ty: "IP address",
+            ty: Ty::Text("IP address"),
             doc: "The address it is translated to (required).",
         },
     ],
+    args: &[],
     build,
 };
 

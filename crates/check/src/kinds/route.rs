@@ -15,16 +15,17 @@ use anyhow::{bail, Context};
 use hakit_core::config::Cidr;
 use hakit_net::{Netlink, Route as KernelRoute};
 
-use super::{Class, Cx, Def, Key, Kind, Reader};
+use super::{Class, Cx, Def, Key, Kind, Reader, Ty};
 
 pub const KIND: Def = Def {
     name: "route",
     about: "The kernel routes the prefix (the default route unless told) by that route, out of the interface or via the gateway if given (one route lookup, whatever the table's size).",
     keys: &[
-        Key { name: "target", ty: "prefix", doc: "The route's prefix [default: 0.0.0.0/0]." },
-        Key { name: "interface", ty: "string", doc: "The route goes out of this interface." },
-        Key { name: "gateway", ty: "IP address", doc: "The route goes via this gateway." },
+        Key { name: "target", ty: Ty::Text("prefix"), doc: "The route's prefix [default: 0.0.0.0/0]." },
+        Key { name: "interface", ty: Ty::Text("string"), doc: "The route goes out of this interface." },
+        Key { name: "gateway", ty: Ty::Text("IP address"), doc: "The route goes via this gateway." },
     ],
+    args: &["target"],
     build,
 };
 

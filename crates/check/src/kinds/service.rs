@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 
-use super::{Cx, Def, Key, Kind, Reader};
+use super::{Cx, Def, Key, Kind, Reader, Ty};
 
 pub const KIND: Def = Def {
     name: "service",
@@ -13,20 +13,21 @@ pub const KIND: Def = Def {
     keys: &[
         Key {
             name: "unit",
-            ty: "string",
+            ty: Ty::Text("string"),
             doc: "A systemd unit that must be active.",
         },
         Key {
             name: "pidfile",
-            ty: "path",
+            ty: Ty::Text("path"),
             doc: "A pidfile whose process must be alive.",
         },
         Key {
             name: "process",
-            ty: "string",
+            ty: Ty::Text("string"),
             doc: "A process name (as /proc/PID/comm shows it).",
         },
     ],
+    args: &[],
     build,
 };
 

@@ -2,16 +2,17 @@
 
 use anyhow::{bail, Context};
 
-use super::{Cx, Def, Key, Kind, Reader};
+use super::{Cx, Def, Key, Kind, Reader, Ty};
 
 pub const KIND: Def = Def {
     name: "sysctl",
     about: "Kernel settings have the expected values.",
     keys: &[Key {
         name: "expect",
-        ty: "list of strings",
+        ty: Ty::List,
         doc: "key=value pairs, e.g. [\"net.ipv4.ip_forward=1\"] (required).",
     }],
+    args: &["expect"],
     build,
 };
 

@@ -2,7 +2,7 @@
 
 use std::net::IpAddr;
 
-use super::{Cx, Def, Key, Kind, Reader};
+use super::{Cx, Def, Key, Kind, Reader, Ty};
 use hakit_net::sock;
 
 pub const KIND: Def = Def {
@@ -11,20 +11,21 @@ pub const KIND: Def = Def {
     keys: &[
         Key {
             name: "target",
-            ty: "host:port",
+            ty: Ty::Text("host:port"),
             doc: "Where to connect (required).",
         },
         Key {
             name: "interface",
-            ty: "string",
+            ty: Ty::Text("string"),
             doc: "Bind to this interface.",
         },
         Key {
             name: "source",
-            ty: "IP address",
+            ty: Ty::Text("IP address"),
             doc: "Source address to bind.",
         },
     ],
+    args: &["target"],
     build,
 };
 
