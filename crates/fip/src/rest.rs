@@ -36,6 +36,11 @@ impl Token {
     /// then the provider CLI's (`LINODE_CLI_TOKEN` for linode-cli, `DIGITALOCEAN_ACCESS_TOKEN`
     /// for doctl), so a host already set up for the provider's tool needs nothing more.
     pub fn load(envs: &[&str], file: Option<&Path>) -> anyhow::Result<Token> {
+        // A token variable that exec's rule does not know would be handed to nft,
+        // systemctl and every user command: a bug of ours, refused before it is read.
+        if let Some(v) = envs.iter().find(|v| !hakit_core::exec::is_secret(v)) {
+            bail!("hakit bug: {v} is read as a token but exec would hand it to children");
+        }
         let found = envs.iter().find_map(|e| match std::env::var(e) {
             Ok(t) if !t.trim().is_empty() => Some((t, e.to_string())),
             _ => None,
