@@ -11,6 +11,7 @@
 //! * [`runner`]: every probe in parallel under one deadline, then quorum groups.
 //! * [`monitor`]: the probes continuously, the verdict to keepalived's `track_file`.
 //! * [`peer`]: the pair's monitors compare notes: no FAULT unless the peer is healthier.
+//! * [`roles`]: this node's VRRP role per instance, as the reports carry it.
 //! * [`watch`]: peer-watch mode for clouds without VRRP.
 
 pub mod app;
@@ -20,6 +21,7 @@ pub mod kinds;
 pub mod monitor;
 pub mod peer;
 pub mod probe;
+pub mod roles;
 pub mod rt;
 pub mod runner;
 pub mod shortcut;

@@ -423,19 +423,42 @@ impl Aws {
     /// Returns what was done (or, under --dry-run, planned); a failure after a change is
     /// a partial application, naming both halves.
     fn moves(&self, ec2: &mut Ec2, instance: &str, mine: bool) -> anyhow::Result<Vec<String>> {
-        let o = &self.o;
+        let mut done: Vec<String> = Vec::new();
+        if !mine {
+            self.associate(ec2, instance, &mut done)?;
+        }
+        // The routes' target: the LAN ENI when named, else the Elastic IP's interface.
+        let eni = self.who.as_ref().and_then(|w| w.eni.clone());
+        let target = self.route_eni.as_ref().map(|(e, _)| e.clone()).or(eni);
+        for (table, dest) in self.routes_to_move(ec2, instance, target.as_ref(), &done)? {
+            let key = if dest.contains(':') {
+                "DestinationIpv6CidrBlock"
+            } else {
+                "DestinationCidrBlock"
+            };
+            let mut params = vec![p("RouteTableId", &table), p(key, &dest)];
+            match &target {
+                Some(e) => params.push(p("NetworkInterfaceId", e)),
+                None => params.push(p("InstanceId", instance)),
+            }
+            ec2.call("ReplaceRoute", &params, true)
+                .map_err(|e| partial(e, &done))?;
+            done.push(format!("ReplaceRoute {table} {dest}"));
+        }
+        self.source_dest_check(ec2, instance, &mut done)?;
+        Ok(done)
+    }
+
+    /// The Elastic IP to this node (with the shared private address if one is configured).
+    fn associate(
+        &self,
+        ec2: &mut Ec2,
+        instance: &str,
+        done: &mut Vec<String>,
+    ) -> anyhow::Result<()> {
         let eni = self.who.as_ref().and_then(|w| w.eni.clone());
         let eip = self.eip.as_ref().context("aws: Elastic IP not read")?;
-        let vpc = &self.vpc;
-        let peer_enis = &self.peer_enis;
-        // The routes' target: the LAN ENI when named, else the Elastic IP's interface.
-        let target = self
-            .route_eni
-            .as_ref()
-            .map(|(e, _)| e.clone())
-            .or(eni.clone());
-        let mut done: Vec<String> = Vec::new();
-        if let (false, Some(ip)) = (mine, self.o.private_ip) {
+        if let Some(ip) = self.o.private_ip {
             // The shared private address first: on AWS its Elastic IP association moves with
             // it (EC2 UG, MultipleIP.md); the association is then asserted, idempotently
             // (EC2 API Reference, AssociateAddress), with the address named.
@@ -465,9 +488,9 @@ impl Aws {
                 ],
                 true,
             )
-            .map_err(|err| partial(err, &done))?;
+            .map_err(|err| partial(err, done))?;
             done.push(format!("AssociateAddress {} -> {e} {ip}", eip.ip));
-        } else if !mine {
+        } else {
             let mut params = vec![
                 p("AllocationId", &eip.allocation_id),
                 p("AllowReassociation", "true"),
@@ -483,6 +506,18 @@ impl Aws {
                 eni.clone().unwrap_or(instance.to_string())
             ));
         }
+        Ok(())
+    }
+
+    /// The route tables' routes that must point here: (table, destination).
+    fn routes_to_move(
+        &self,
+        ec2: &mut Ec2,
+        instance: &str,
+        target: Option<&String>,
+        done: &[String],
+    ) -> anyhow::Result<Vec<(String, String)>> {
+        let (o, vpc, peer_enis) = (&self.o, &self.vpc, &self.peer_enis);
         // Routes move only when they target this pair's peers (an instance ID or a peer's ENI),
         // in this node's VPC. --force widens who may hold the Elastic IP, never whose routes
         // are taken: it once moved an unrelated NAT instance's route table. IPv6 default routes
@@ -507,7 +542,7 @@ impl Aws {
             }
             let page = ec2
                 .call("DescribeRouteTables", &params, false)
-                .map_err(|e| partial(e, &done))?
+                .map_err(|e| partial(e, done))?
                 .context("DescribeRouteTables")?;
             for rt in page.items("routeTableSet") {
                 let id = rt.get("routeTableId").unwrap_or_default();
@@ -525,7 +560,7 @@ impl Aws {
                         continue;
                     }
                     let (ri, rn) = (route.get("instanceId"), route.get("networkInterfaceId"));
-                    let ours = rn.is_some() && rn == target
+                    let ours = rn.is_some() && rn.as_ref() == target
                         || self.route_eni.is_none() && ri.as_deref() == Some(instance);
                     let peer = ri.as_ref().is_some_and(|i| o.peers.contains(i))
                         || rn.as_ref().is_some_and(|n| peer_enis.contains(n));
@@ -541,21 +576,16 @@ impl Aws {
                 break;
             }
         }
-        for (table, dest) in replace {
-            let key = if dest.contains(':') {
-                "DestinationIpv6CidrBlock"
-            } else {
-                "DestinationCidrBlock"
-            };
-            let mut params = vec![p("RouteTableId", &table), p(key, &dest)];
-            match &target {
-                Some(e) => params.push(p("NetworkInterfaceId", e)),
-                None => params.push(p("InstanceId", instance)),
-            }
-            ec2.call("ReplaceRoute", &params, true)
-                .map_err(|e| partial(e, &done))?;
-            done.push(format!("ReplaceRoute {table} {dest}"));
-        }
+        Ok(replace)
+    }
+
+    /// The source/destination check off where the forwarded packets cross.
+    fn source_dest_check(
+        &self,
+        ec2: &mut Ec2,
+        instance: &str,
+        done: &mut Vec<String>,
+    ) -> anyhow::Result<()> {
         // The source/destination check, off where the forwarded packets cross: on the LAN
         // ENI itself (a flag of each ENI; the instance-level call covers only the primary one
         // and fails on a multi-ENI instance), else on the instance.
@@ -569,12 +599,12 @@ impl Aws {
                     ],
                     true,
                 )
-                .map_err(|err| partial(err, &done))?;
+                .map_err(|err| partial(err, done))?;
                 done.push(format!(
                     "ModifyNetworkInterfaceAttribute {e} SourceDestCheck=false"
                 ));
             }
-            return Ok(done);
+            return Ok(());
         }
         let attr = ec2
             .call(
@@ -582,7 +612,7 @@ impl Aws {
                 &[p("InstanceId", instance), p("Attribute", "sourceDestCheck")],
                 false,
             )
-            .map_err(|e| partial(e, &done))?;
+            .map_err(|e| partial(e, done))?;
         let check_on = attr
             .and_then(|n| n.get("sourceDestCheck/value"))
             .is_some_and(|v| v == "true");
@@ -595,12 +625,12 @@ impl Aws {
                 ],
                 true,
             )
-            .map_err(|e| partial(e, &done))?;
+            .map_err(|e| partial(e, done))?;
             done.push(format!(
                 "ModifyInstanceAttribute {instance} SourceDestCheck=false"
             ));
         }
-        Ok(done)
+        Ok(())
     }
 }
 

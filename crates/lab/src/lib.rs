@@ -22,6 +22,7 @@ pub mod conntrackd;
 pub mod digitalocean;
 pub mod example;
 pub mod hcloud;
+pub mod imds;
 pub mod impair;
 pub mod keepalived;
 pub mod nat;

@@ -1,7 +1,7 @@
 //! `fip-owner`: the provider's holder of the floating IP matches this node's role, read
 //! through the fip-claim library (read-only), the answer cached in the runtime directory.
 //! The role is nat-notify's newest intent for an instance with a live keepalived (as the
-//! monitors tell each other, [`crate::peer::vrrp_roles`]): a MASTER must hold the address,
+//! monitors tell each other, [`crate::roles::vrrp_roles`]): a MASTER must hold the address,
 //! a BACKUP must not (a healthy BACKUP is healthy). Where no role is known (no keepalived
 //! hook has run here), owning it is what passes.
 
@@ -127,7 +127,7 @@ fn fip_owner(
     } else {
         String::new()
     };
-    let roles = crate::peer::vrrp_roles(&tools.cache_dir, &tools.keepalived_pid);
+    let roles = crate::roles::vrrp_roles(&tools.cache_dir, &tools.keepalived_pid);
     let master = (!roles.is_empty()).then(|| roles.iter().any(|r| r.up == Some(true)));
     match (master, owned) {
         (Some(true) | None, true) => Ok(format!("owned: {detail}{src}")),

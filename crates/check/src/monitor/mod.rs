@@ -36,6 +36,7 @@ use crate::{
     config::Group,
     peer::{self, Decision, PeerConfig},
     probe::Tools,
+    roles::Roles,
     runner::{judge, Verdict},
     split,
 };
@@ -163,7 +164,7 @@ fn verdict(states: &[State], probes: &[Monitored], groups: &[Group]) -> Option<V
 type Reported<'a> = (&'a Arc<Mutex<Vec<State>>>, &'a [Monitored], &'a [Group]);
 
 /// This node's VRRP roles, shared by the reports and the watch over the VRRP path.
-type SharedRoles = Arc<Mutex<Option<peer::Roles>>>;
+type SharedRoles = Arc<Mutex<Option<Roles>>>;
 
 /// Why the track file says 1 whatever the probes say: drained, or standing down.
 fn forced(drained: Option<&str>, standing: Option<&split::Standing>) -> Option<String> {
@@ -229,7 +230,7 @@ pub fn run(
         .clamp(Duration::from_millis(10), HEARTBEAT);
     let stale = every * 3;
     let listening = Instant::now();
-    let roles = Arc::new(Mutex::new(settings.peer.as_ref().map(peer::Roles::new)));
+    let roles = Arc::new(Mutex::new(settings.peer.as_ref().map(Roles::new)));
     let peer_latest = match &settings.peer {
         Some(cfg) => Some(exchange(
             cfg,

@@ -33,14 +33,18 @@ use nix::{
 };
 
 mod converge;
+mod files;
 mod measure;
 pub mod table;
 mod watch;
+mod world;
 
 pub use crate::syslog::Syslog;
 use crate::{bgp, conntrackd, keepalived, keepalived::Keepalived, wait_until, Lab, Ns};
+use files::{hakit_toml, keepalived_conf, load_ruleset, sysctl_file, Hooks, TomlFor};
 pub use measure::{Measured, Traffic};
 pub use watch::Watch;
+use world::{gateway_speaker, world};
 
 pub const VIP: &str = "198.51.100.1";
 pub const FIP: &str = bgp::SHARED;
@@ -172,193 +176,6 @@ pub struct NatLab {
     pub moved6: Vec<&'static str>,
 }
 
-/// What [`hakit_toml`] needs of a node.
-struct TomlFor<'a> {
-    id: u64,
-    role: &'a str,
-    run: &'a Path,
-    sock: &'a Path,
-    ctd: &'a Path,
-    token: &'a Path,
-    d: &'a Path,
-    systemctl: &'a str,
-    speaker_script: Option<&'a Path>,
-    daemon: Option<&'a bgp::Daemon>,
-}
-
-/// A node's hakit.toml: the instance, the provider (or the BGP speaker) and the uplink
-/// check as the NAT lab runs it.
-fn hakit_toml(opts: &Opts, n: &TomlFor) -> String {
-    let TomlFor {
-        id,
-        role,
-        run,
-        sock,
-        ctd,
-        token,
-        d,
-        systemctl,
-        speaker_script,
-        daemon,
-    } = n;
-    let id = *id;
-    // The peer's last octet on the LAN (a is .2, b is .3).
-    let peer = 4 - id;
-    let (instance, fip) = match opts.bgp {
-        None => (
-            format!(
-                r#"floating_ips = ["{FIP}/32"]
-garp_count = 2
-garp_interval = "20ms"
-{claim}"#,
-                claim = if opts.l2 {
-                    ""
-                } else {
-                    "fip_claim = true\nfip_retry_for = \"60s\"\n"
-                }
-            ),
-            format!(
-                r#"provider = "hetzner"
-endpoint_url = "http://{CLOUD}:8080/v1""#
-            ),
-        ),
-        Some(b) => {
-            let script = speaker_script
-                .as_ref()
-                .map_or(String::new(), |p| p.display().to_string());
-            let mine = if id == 1 { "primary" } else { "secondary" };
-            let announce = match b.method {
-                bgp::Method::InPlace => "announce = true\n".to_string(),
-                bgp::Method::RestartOnMaster => format!(
-                    "up = [[\"{script}\", \"restart\", \"{mine}\"]]\ndown = [[\"{script}\", \"stop\"]]\n"
-                ),
-                bgp::Method::RestartSwapped => format!(
-                    "up = [[\"{script}\", \"restart\", \"primary\"]]\ndown = [[\"{script}\", \"restart\", \"secondary\"]]\n"
-                ),
-            };
-            let speaker = daemon.map_or(String::new(), |d| d.hakit_conf());
-            (
-                format!("snat_to = \"{FIP}\"\n{announce}"),
-                format!(
-                    "provider = \"linode\"\nendpoint_url = \"http://{CLOUD}:8080/v4\"\n\n[bgp]\n{speaker}"
-                ),
-            )
-        }
-    };
-    format!(
-        r#"[general]
-runtime_dir = "{run}"
-syslog_socket = "{sock}"
-
-[notify]
-command_timeout = "5s"
-{systemctl}
-[[notify.instance]]
-name = "VI_1"
-interface = "eth0"
-vrrp_vips = ["{VIP}"]
-snat_source = "198.51.100.0/24"
-conntrackd_config = "{ctd}"
-{instance}
-[fip]
-ip = "{FIP}"
-instance_id = "{id}"
-peers = ["{other}"]
-metadata_url = "http://{CLOUD}:8080"
-token_file = "{token}"
-timeout = "1s"
-deadline = "3s"
-{fip}
-
-[check]
-deadline = "150ms"
-{check}"#,
-        check = if opts.monitor {
-            format!(
-                r#"track_file = "{track}"
-textfile = "{track}.prom"
-[check.peer]
-bind = "192.0.2.{id}"
-address = "192.0.2.{other}"
-keepalived_pid_file = "{ka_pid}"
-vrrp_address = "198.51.100.{peer}"
-
-# The upstream gateway, by ICMP and at layer 2, every 20 ms (the defaults): one group,
-# either answering is enough (as the shipped profiles).
-[[check.group]]
-name = "gateway"
-min = 1
-
-[[check.probe]]
-kind = "icmp"
-name = "gateway"
-target = "{SERVER}"
-interface = "eth0"
-group = "gateway"
-
-[[check.probe]]
-kind = "neighbour"
-name = "gateway-arp"
-target = "{SERVER}"
-interface = "eth0"
-group = "gateway"
-
-# Beyond the gateway: two hosts, any one answering is enough.
-[[check.probe]]
-kind = "icmp"
-name = "external"
-target = "{EXTERNAL}"
-group = "external"
-
-[[check.probe]]
-kind = "icmp"
-name = "external-2"
-target = "{EXTERNAL2}"
-group = "external"
-
-[[check.group]]
-name = "external"
-min = 1
-
-# The kernel's view, re-checked on every netlink event.
-[[check.probe]]
-kind = "link"
-interface = "eth0"
-
-[[check.probe]]
-kind = "route"
-target = "0.0.0.0/0"
-interface = "eth0"
-"#,
-                track = run.join("monitor").join("uplink").display(),
-                other = 3 - id,
-                // A link to the running keepalived's pid file (each start
-                // has its own: start_keepalived points the link at it).
-                ka_pid = d.join(format!("{role}.keepalived.pid")).display(),
-            )
-        } else {
-            format!(
-                r#"
-[[check.probe]]
-kind = "icmp"
-name = "uplink"
-target = "{SERVER}"
-interface = "eth0"
-
-[[check.probe]]
-kind = "link"
-interface = "eth0"
-"#
-            )
-        },
-        run = run.display(),
-        sock = sock.display(),
-        ctd = ctd.display(),
-        other = 3 - id,
-        token = token.display(),
-    )
-}
-
 fn bin(dir: &Path, name: &str) -> anyhow::Result<String> {
     let p = dir.join(name);
     if !p.is_file() {
@@ -409,85 +226,14 @@ impl NatLab {
         cloud.ip(&["addr", "add", &format!("{CLOUD}/24"), "dev", "eth0"])?;
 
         let syslog = Syslog::listen(&d.join("syslog.sock"))?;
-        let control = d.join("cloud");
-        lab.tmpfs(&control)?;
-        let cloud_log = d.join("cloud-requests.log");
-        let (control_s, log_s) = (
-            control.to_string_lossy().to_string(),
-            cloud_log.to_string_lossy().to_string(),
-        );
-        let mut cloud_argv = vec![
-            fake.as_str(),
-            "--ip",
-            FIP,
-            "--owner",
-            "1",
-            "--node",
-            "1=203.0.113.2",
-            "--node",
-            "2=203.0.113.3",
-            "--instant",
-            "--control-dir",
-            &control_s,
-            "--log",
-            &log_s,
-        ];
-        let listen = format!("{CLOUD}:8080");
-        cloud_argv.insert(1, &listen);
-        if opts.bgp.is_some() {
-            // Linode: the API only authorises (IP Sharing); the route server routes.
-            cloud_argv.extend(["--provider", "linode"]);
-        } else if opts.l2 {
-            // Nothing routes the floating IP: it is on-link here, found by ARP.
-            cloud_argv.extend(["--provider", "hetzner"]);
-        } else {
-            cloud_argv.extend(["--provider", "hetzner", "--route-ns", &inet.name]);
-        }
-        lab.spawn(&cloud, "cloud", &cloud_argv)?;
-        if opts.bgp.is_some() {
-            inet.ip(&[
-                "addr",
-                "add",
-                &format!("{}/64", bgp::RS),
-                "dev",
-                "eth0",
-                "nodad",
-            ])?;
-            // The shared IP sits in the WAN prefix and both gateways hold it on lo: were it
-            // on-link here, the "internet" would ARP for it whenever no BGP path exists and
-            // reach a gateway no route server chose. Only the upper half is on-link (plus
-            // the gateways' own addresses): no path means no traffic, as on Linode.
-            inet.ip(&["addr", "del", &format!("{SERVER}/24"), "dev", "eth0"])?;
-            inet.ip(&["addr", "add", &format!("{SERVER}/25"), "dev", "eth0"])?;
-            for gw in ["203.0.113.2", "203.0.113.3"] {
-                inet.ip(&["route", "add", &format!("{gw}/32"), "dev", "eth0"])?;
-            }
-            let conf = bgp::route_server_conf(FIP, &["2001:db8:ff::2", "2001:db8:ff::3"]);
-            bgp::start_frr(&mut lab, &inet, "rs", &conf, 179)?;
-        }
-        lab.spawn(&inet, "server", &[&traffic, "server", SERVER])?;
-        if opts.monitor {
-            inet.ip(&["addr", "add", &format!("{EXTERNAL}/32"), "dev", "lo"])?;
-            inet.ip(&["addr", "add", &format!("{EXTERNAL2}/32"), "dev", "lo"])?;
-        }
+        let (control, cloud_log) = world(&mut lab, &opts, &fake, &traffic, &cloud, &inet)?;
 
-        let sysctl = d.join("hakit-sysctl.conf");
-        fs::write(
-            &sysctl,
-            include_str!("../../../../keepalived/sysctl.d/90-hakit.conf.in")
-                .replace("@WAN_IF@", "eth0")
-                .replace("@CONNTRACK_MAX@", "262144")
-                .lines()
-                .filter(|l| !l.contains("nf_conntrack_max"))
-                .collect::<Vec<_>>()
-                .join("\n"),
-        )?;
+        let sysctl = sysctl_file(&d)?;
         let mut nodes = Vec::new();
         let [prio_a, prio_b] = opts.priorities;
         for (ns, id, prio) in [(&a, 1u64, prio_a), (&b, 2, prio_b)] {
             let role = ns.name.rsplit('-').next().unwrap_or("x").to_string();
             let host = id + 1;
-            let peer = 3 - id + 1;
             let (wan, lan) = (format!("203.0.113.{host}"), format!("198.51.100.{host}"));
             ns.ip(&["addr", "add", &format!("{wan}/24"), "dev", "eth0"])?;
             ns.ip(&["addr", "add", &format!("{lan}/24"), "dev", "eth1"])?;
@@ -498,41 +244,11 @@ impl NatLab {
             }
             crate::run_ok(&mut ns.command(&["sysctl", "-q", "-p", &sysctl.to_string_lossy()]))?;
             let wan6 = format!("2001:db8:ff::{host}");
-            let (mut speaker_script, mut daemon) = (None, None);
-            if let Some(b) = opts.bgp {
-                // The route server's FRR sends router advertisements (extended next hop):
-                // the gateway keeps the one static address the route server peers with.
-                crate::run_ok(&mut ns.command(&[
-                    "sysctl",
-                    "-q",
-                    "-w",
-                    "net.ipv6.conf.eth0.autoconf=0",
-                    "net.ipv6.conf.eth0.accept_ra=0",
-                    // A static address survives a link bounce, as networkd restores it.
-                    "net.ipv6.conf.eth0.keep_addr_on_down=1",
-                ]))?;
-                ns.ip(&["addr", "add", &format!("{wan6}/64"), "dev", "eth0", "nodad"])?;
-                bgp::shared_on_lo(ns, FIP)?;
-                let first = match b.method {
-                    bgp::Method::RestartOnMaster if id == 1 => "primary",
-                    _ => "secondary",
-                };
-                let (sc, dm) = bgp::start_gateway(&mut lab, ns, &d, &role, &wan, b.speaker, first)?;
-                (speaker_script, daemon) = (sc, Some(dm));
-            }
-            let rules = crate::nftables_ruleset(&[
-                ("WAN_IF", "eth0"),
-                ("LAN_IF", "eth1"),
-                ("SYNC_IF", "sync0"),
-                ("LAN_NET", "198.51.100.0/24"),
-                ("FIP", FIP),
-                ("PEER_LAN", &format!("198.51.100.{peer}")),
-                ("PEER_SYNC", &format!("192.0.2.{}", 3 - id)),
-                ("ADMIN_NET", "192.0.2.0/24"),
-            ]);
-            let rules_path = d.join(format!("{role}.nft"));
-            fs::write(&rules_path, rules)?;
-            crate::run_ok(&mut ns.command(&["nft", "-f", &rules_path.to_string_lossy()]))?;
+            let (speaker_script, daemon) = match opts.bgp {
+                Some(b) => gateway_speaker(&mut lab, ns, &role, id, (&wan, &wan6), b)?,
+                None => (None, None),
+            };
+            load_ruleset(ns, &d, &role, id)?;
 
             let ctd = conntrackd::start_with(
                 &mut lab,
@@ -581,83 +297,20 @@ impl NatLab {
             );
             fs::write(&config, toml)?;
             let cfg = config.to_string_lossy().to_string();
-            let fifo = d.join(format!("{role}.vrrp.fifo"));
-            let (global, hooks) = if opts.shell_hook {
-                let hook = d.join(format!("{role}-hook.sh"));
-                fs::write(&hook, shell_hook(id, &ctd.conf))?;
-                fs::set_permissions(&hook, fs::Permissions::from_mode(0o755))?;
-                let h = hook.display();
-                (
-                    String::new(),
-                    format!(
-                        "    notify_master \"{h} primary\"\n    notify_backup \"{h} backup\"\n    notify_fault \"{h} backup\"\n    notify_stop \"{h} backup\"\n"
-                    ),
-                )
-            } else {
-                (
-                    format!(
-                        "    vrrp_notify_fifo {}\n    vrrp_notify_fifo_script \"{nat_notify} --config {cfg} fifo\"\n",
-                        fifo.display()
-                    ),
-                    String::new(),
-                )
-            };
-            let preempt = match (opts.nopreempt, opts.preempt_delay) {
-                (true, _) => "    nopreempt\n".to_string(),
-                (false, Some(s)) => format!("    preempt_delay {s}\n"),
-                (false, None) => String::new(),
-            };
-            let track_file = run.join("monitor").join("uplink");
-            // As shipped: keepalived real-time by inheritance (its unit's drop-in, here
-            // chrt: see start_keepalived), not vrrp_rt_priority, which breaks reloads.
-            let (scripts, extra) = if opts.monitor {
-                // As the shipped templates wire it: the verdict by track_file (weight 0:
-                // FAULT at once), the monitor's heartbeat by a vrrp_script that demotes.
-                (
-                    format!(
-                        "track_file hakit_uplink {{\n    file {tf}\n    weight 0\n    init_file 1\n}}\nvrrp_script chk_hakit_monitor {{\n    script \"{ha_check} --config {cfg} monitor-alive\"\n    interval 1\n    timeout 1\n    fall 2\n    rise 1\n    weight -60\n}}\n",
-                        tf = track_file.display()
-                    ),
-                    format!(
-                        "{hooks}{preempt}    track_file {{\n        hakit_uplink\n    }}\n    track_script {{\n        chk_hakit_monitor\n    }}\n"
-                    ),
-                )
-            } else if opts.seed_check {
-                let sh = d.join(format!("{role}-ha-check.sh"));
-                fs::write(
-                    &sh,
-                    format!("#!/bin/sh\n# The seed design's check: the uplink answers one ping.\nexec ping -c 1 -W 1 -I eth0 {SERVER} >/dev/null 2>&1\n"),
-                )?;
-                fs::set_permissions(&sh, fs::Permissions::from_mode(0o755))?;
-                (
-                    format!(
-                        "vrrp_script chk_gateway {{\n    script \"{}\"\n    interval 2\n    timeout 2\n    fall 2\n    rise 2\n    weight -60\n}}\n",
-                        sh.display()
-                    ),
-                    format!("{hooks}{preempt}    track_script {{\n        chk_gateway\n    }}\n"),
-                )
-            } else {
-                (
-                    format!(
-                        "vrrp_script chk_gateway {{\n    script \"{ha_check} --config {cfg}\"\n    interval 1\n    timeout 1\n    fall 2\n    rise 2\n    weight -60\n}}\n"
-                    ),
-                    format!("{hooks}{preempt}    track_script {{\n        chk_gateway\n    }}\n"),
-                )
-            };
-            let kconf = keepalived::Vrrp {
-                router_id: &role,
-                iface: "eth1",
-                priority: prio,
-                advert_int: &opts.advert_int,
-                vip: &format!("{VIP}/24"),
-                extra: &match opts.down_timer_adverts {
-                    Some(n) => format!("    down_timer_adverts {n}\n{extra}"),
-                    None => extra.clone(),
+            let (kconf, track_file) = keepalived_conf(
+                &opts,
+                &Hooks {
+                    role: &role,
+                    id,
+                    prio,
+                    d: &d,
+                    run: &run,
+                    cfg: &cfg,
+                    ctd_conf: &ctd.conf,
+                    nat_notify: &nat_notify,
+                    ha_check: &ha_check,
                 },
-                global: &global,
-                scripts: &scripts,
-            }
-            .render();
+            )?;
             nodes.push(Node {
                 ns: ns.clone(),
                 role,
@@ -1015,34 +668,4 @@ impl Node {
             .and_then(|v| self.ns.has_addr("eth0", v).ok())
             .unwrap_or(false)
     }
-}
-
-/// The baseline: what people run today as keepalived hooks.
-fn shell_hook(id: u64, ctd_conf: &Path) -> String {
-    let arping = crate::which("arping").map_or("arping".into(), |p| p.display().to_string());
-    format!(
-        r#"#!/bin/sh
-# Baseline hook: conntrack-tools' primary-backup.sh, ip addr, arping, nft, curl.
-CTD=/usr/share/doc/conntrackd/examples/sync/primary-backup.sh
-case "$1" in
-primary)
-    sed -e 's#^CONNTRACKD_CONFIG=.*#CONNTRACKD_CONFIG={ctd}#' "$CTD" | sh -s primary
-    ip addr add {FIP}/32 dev eth0 2>/dev/null
-    {arping} -U -c 1 -I eth0 {FIP} >/dev/null 2>&1 &
-    nft add rule ip hakit postrouting ip saddr 198.51.100.0/24 oifname eth0 snat to {FIP} comment '"hakit:VI_1"'
-    curl -s -m 3 -X POST -H 'Authorization: Bearer fake-token' -H 'Content-Type: application/json' \
-        -d '{{"server":{id}}}' http://{CLOUD}:8080/v1/floating_ips/7/actions/assign >/dev/null
-    ;;
-backup)
-    ip addr del {FIP}/32 dev eth0 2>/dev/null
-    for h in $(nft -a list chain ip hakit postrouting | sed -n 's/.*"hakit:VI_1".*handle \([0-9]*\)/\1/p'); do
-        nft delete rule ip hakit postrouting handle "$h"
-    done
-    sed -e 's#^CONNTRACKD_CONFIG=.*#CONNTRACKD_CONFIG={ctd}#' "$CTD" | sh -s backup
-    ;;
-esac
-exit 0
-"#,
-        ctd = ctd_conf.display()
-    )
 }

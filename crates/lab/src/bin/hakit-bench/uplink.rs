@@ -85,35 +85,12 @@ pub(crate) fn monitor_cpu(
     nat: &hakit_lab::nat::NatLab,
 ) -> anyhow::Result<(f64, f64, f64, u64, u64)> {
     let pid = nat.nodes[0].monitor.context("no monitor")?;
-    let ticks = |pid: u32| -> f64 {
-        std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .ok()
-            .and_then(|s| {
-                let f: Vec<String> = s
-                    .rsplit_once(')')?
-                    .1
-                    .split_whitespace()
-                    .map(str::to_string)
-                    .collect();
-                Some(f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?)
-            })
-            .unwrap_or(f64::NAN)
-    };
-    let rss = |pid: u32| -> u64 {
-        std::fs::read_to_string(format!("/proc/{pid}/status"))
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find_map(|l| l.strip_prefix("VmRSS:"))?
-                    .split_whitespace()
-                    .next()?
-                    .parse()
-                    .ok()
-            })
-            .unwrap_or(0)
+    let cpu_rss = |pid: u32| {
+        let (rss, cpu) = hakit_lab::nat::table::rss_cpu(pid);
+        (cpu, rss)
     };
     let secs = 60u64;
-    let (t0, r0) = (ticks(pid), rss(pid));
+    let (t0, r0) = cpu_rss(pid);
     let start = std::time::Instant::now();
     let a = &nat.nodes[0].ns;
     let pings: Vec<_> = [
@@ -134,10 +111,10 @@ pub(crate) fn monitor_cpu(
     }
     let ping_ms = children_cpu_ms() - c0;
     let el = start.elapsed().as_secs_f64();
-    let (t1, r1) = (ticks(pid), rss(pid));
+    let (t1, r1) = cpu_rss(pid);
     Ok((
         el,
-        (t1 - t0) / 100.0 / el * 100.0,
+        (t1 - t0) / el * 100.0,
         ping_ms / 1000.0 / el * 100.0,
         r0,
         r1,

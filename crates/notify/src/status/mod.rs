@@ -17,7 +17,7 @@ use hakit_net::Netlink;
 
 use hakit_net::nft::Snat;
 
-use crate::{conntrackd::Conntrackd, engine::Settings, event::State, runtime::Recorded};
+use crate::{conntrackd::Conntrackd, engine::Settings, event::State};
 
 /// A problem line of `nat-notify status`: `format!`, marked so that the test below can
 /// hold every one of them to [`PROBLEMS`], which nat-notify-status(8) lists.
@@ -28,6 +28,10 @@ macro_rules! problem {
         line
     }};
 }
+
+mod checks;
+use checks::CHECKS;
+pub use checks::{FloatingIp, Seen};
 
 /// Every problem `nat-notify status` can report (as its format string: `{…}` is filled in),
 /// with what it means; nat-notify-status(8) lists them.
@@ -156,12 +160,6 @@ pub const PROBLEMS: &[(&str, &str)] = &[
 
 /// How long the split-brain ARP probe listens for other holders of a VRRP address.
 const ARP_WAIT: Duration = Duration::from_millis(200);
-
-#[derive(Debug, Clone, Serialize)]
-pub struct FloatingIp {
-    pub ip: String,
-    pub present: bool,
-}
 
 #[derive(Debug, Clone, Serialize)]
 pub struct InstanceStatus {
@@ -365,44 +363,6 @@ fn default_route(nl: &Netlink, links: &[hakit_net::Link]) -> anyhow::Result<Opti
         }))
 }
 
-/// One instance as `status` observed it: what the [`CHECKS`] judge, each reading only
-/// this (so each is unit-tested on a recorded observation, without root).
-#[derive(Debug, Clone, Default)]
-pub struct Seen {
-    /// What nat-notify recorded of its last transition.
-    pub rec: Recorded,
-    /// keepalived holds the instance's VRRP addresses (it does exactly while MASTER);
-    /// `None` without VRRP addresses to tell by.
-    pub keepalived_master: Option<bool>,
-    pub fips: Vec<FloatingIp>,
-    /// `net.ipv4.ip_forward` and `net.ipv6.conf.all.forwarding` ("" if unreadable).
-    pub ip_forward: String,
-    pub ipv6_forwarding: String,
-    /// The SNAT rule is in nftables (`None`: no SNAT configured, or nft unreadable).
-    pub snat_present: Option<bool>,
-    pub default_route: Option<String>,
-    /// The kernel routes one of the WAN interface's own IPv4 networks out of it (a
-    /// directly connected upstream needs no default route).
-    pub routed_out_of_wan: bool,
-    /// egress_gateway's rules and route are in place as configured (`None`: no egress
-    /// gateway configured, or the rules unreadable).
-    pub egress_present: Option<bool>,
-}
-
-/// A check: the problems it finds in an observed instance.
-type Check = fn(&Instance, &Seen) -> Vec<String>;
-
-/// What `status` judges, in the order the problems are listed.
-const CHECKS: &[Check] = &[
-    vrrp_view,
-    forwarding,
-    floating_ips,
-    snat_rule,
-    route_out,
-    egress_route,
-    convergence,
-];
-
 fn observe(
     s: &Settings,
     node: &Node,
@@ -495,137 +455,6 @@ fn observe(
         egress_present,
         rec,
     })
-}
-
-/// keepalived's view against nat-notify's record.
-fn vrrp_view(inst: &Instance, seen: &Seen) -> Vec<String> {
-    let recorded = seen
-        .rec
-        .state
-        .map_or("nothing".to_string(), |s| s.to_string());
-    let master = seen.rec.state == Some(State::Master);
-    match seen.keepalived_master {
-        Some(true) if !master => vec![problem!(
-            "keepalived is MASTER (holds {}) but nat-notify recorded {recorded}: its notify hook did not run or failed (journalctl -t nat-notify; does the notify FIFO's directory exist?)",
-            join(&inst.vrrp_vips)
-        )],
-        Some(false) if master => vec![problem!(
-            "nat-notify recorded MASTER but keepalived does not hold {}: keepalived is not MASTER",
-            join(&inst.vrrp_vips)
-        )],
-        _ => Vec::new(),
-    }
-}
-
-/// A MASTER (recorded, or by keepalived's view) forwards: IPv4 always, IPv6 when it has
-/// an IPv6 floating IP.
-fn forwarding(inst: &Instance, seen: &Seen) -> Vec<String> {
-    if seen.rec.state != Some(State::Master) && seen.keepalived_master != Some(true) {
-        return Vec::new();
-    }
-    let v6 = inst.floating_ips.iter().any(|c| c.addr.is_ipv6());
-    [
-        ("net.ipv4.ip_forward", &seen.ip_forward, true),
-        ("net.ipv6.conf.all.forwarding", &seen.ipv6_forwarding, v6),
-    ]
-    .into_iter()
-    .filter(|(_, value, wanted)| *wanted && value.as_str() != "1")
-    .map(|(key, value, _)| {
-        problem!(
-            "MASTER with {} = {}: this node does not route the LAN (apply /etc/sysctl.d/90-hakit.conf)",
-            key,
-            if value.is_empty() { "?" } else { value }
-        )
-    })
-    .collect()
-}
-
-/// The floating IPs are on the MASTER and nowhere else.
-fn floating_ips(_: &Instance, seen: &Seen) -> Vec<String> {
-    let master = seen.rec.state == Some(State::Master);
-    let mut out = Vec::new();
-    for f in &seen.fips {
-        if master && !f.present {
-            out.push(problem!("MASTER without its floating IP {}", f.ip));
-        }
-        if !master && f.present {
-            let st = seen
-                .rec
-                .state
-                .map_or("no recorded state".to_string(), |s| s.to_string());
-            out.push(problem!(
-                "floating IP {} present on a node that is {st}",
-                f.ip
-            ));
-        }
-    }
-    out
-}
-
-fn snat_rule(_: &Instance, seen: &Seen) -> Vec<String> {
-    if seen.rec.state == Some(State::Master) && seen.snat_present == Some(false) {
-        vec![problem!("MASTER without its SNAT rule")]
-    } else {
-        Vec::new()
-    }
-}
-
-/// The WAN is reachable the way the node routes: by a default route, or, where the
-/// upstream is directly connected, by a route out of the instance's WAN interface.
-fn route_out(inst: &Instance, seen: &Seen) -> Vec<String> {
-    if seen.rec.state == Some(State::Master)
-        && seen.default_route.is_none()
-        && !seen.routed_out_of_wan
-    {
-        vec![problem!(
-            "MASTER without a route out: no default route and none via {}",
-            inst.interface.as_deref().unwrap_or("its interface")
-        )]
-    } else {
-        Vec::new()
-    }
-}
-
-/// The LAN's traffic leaves by the egress gateway on a MASTER that has one configured.
-fn egress_route(inst: &Instance, seen: &Seen) -> Vec<String> {
-    match inst.egress_gateway {
-        Some(gw) if seen.rec.state == Some(State::Master) && seen.egress_present == Some(false) => {
-            vec![problem!(
-                "MASTER without its egress route via {} (table {}): the LAN's traffic leaves by the default gateway, where the provider does not translate it",
-                gw,
-                inst.egress_table.unwrap_or(crate::action::EGRESS_TABLE)
-            )]
-        }
-        _ => Vec::new(),
-    }
-}
-
-/// The last transition converged; if not, which of that state's steps failed and why
-/// (the record keeps every step's last result; only this state's plan counts).
-fn convergence(inst: &Instance, seen: &Seen) -> Vec<String> {
-    let rec = &seen.rec;
-    let (Some(state), false, false) = (rec.state, rec.converged, rec.superseded) else {
-        return Vec::new();
-    };
-    let failed: Vec<String> = crate::plan::plan(state, inst)
-        .iter()
-        .filter_map(|step| {
-            let r = rec.steps.get(step.name())?;
-            (!r.ok).then(|| format!("{} failed: {}", step.name(), r.detail))
-        })
-        .collect();
-    vec![if failed.is_empty() {
-        problem!(
-            "last transition to {} did not converge (no step failed: it was left unfinished)",
-            state.as_str()
-        )
-    } else {
-        problem!(
-            "last transition to {} did not converge: {}",
-            state.as_str(),
-            failed.join("; ")
-        )
-    }]
 }
 
 /// conntrackd's statistics in one line, or "not running" (a problem).
@@ -778,13 +607,6 @@ fn bgp_status(
     (announcement, sessions)
 }
 
-fn join(ips: &[IpAddr]) -> String {
-    ips.iter()
-        .map(IpAddr::to_string)
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 /// When keepalived's configuration names nat-notify as its notify FIFO script and
 /// keepalived runs, a nat-notify FIFO reader must be alive: without one, no event is
 /// applied while keepalived looks healthy (a FIFO whose directory does not exist is the
@@ -856,7 +678,8 @@ fn processes() -> Vec<(u32, Vec<String>)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime::StepRecord;
+    use crate::runtime::{Recorded, StepRecord};
+    use checks::*;
 
     /// The monitor's heartbeat as status reads it: drained is no problem (asked for),
     /// standing down is (the VRRP path needs mending), unhealthy is.
@@ -1060,13 +883,17 @@ mod tests {
             "a superseded one is the newer one's"
         );
     }
-    /// Every problem this file reports is listed in [`super::PROBLEMS`] (and so in
+    /// Every problem this module reports (mod.rs and checks.rs) is listed in [`super::PROBLEMS`] (and so in
     /// nat-notify-status(8)), and every listed one is still reported: the problem lines
     /// are the format strings of the `problem!` calls above.
     #[test]
     fn every_problem_is_listed_and_every_listed_one_exists() {
-        let src = include_str!("status.rs");
-        let code = &src[..src.find("#[cfg(test)]").unwrap()];
+        let src = include_str!("mod.rs");
+        let code = format!(
+            "{}{}",
+            &src[..src.find("#[cfg(test)]").unwrap()],
+            include_str!("checks.rs")
+        );
         let mut found = Vec::new();
         let mut rest = &code[code.find("macro_rules! problem").unwrap() + 20..];
         while let Some(at) = rest.find("problem!(") {
