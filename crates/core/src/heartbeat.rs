@@ -46,6 +46,40 @@ pub struct Heartbeat {
     pub standing_down: Option<String>,
 }
 
+/// Why a heartbeat could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unread {
+    /// No file (or not a regular file, or unreadable): the monitor never wrote one here.
+    Missing(String),
+    /// A file that does not hold a heartbeat.
+    NotAHeartbeat(String),
+}
+
+impl std::fmt::Display for Unread {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unread::Missing(e) | Unread::NotAHeartbeat(e) => f.write_str(e),
+        }
+    }
+}
+
+/// The heartbeat beside `track_file`: never blocking (a FIFO in its place), at most 64 KiB.
+/// The one reader: `monitor-alive`, `nat-notify status` and the lab all read it here.
+pub fn read(track_file: &Path) -> Result<Heartbeat, Unread> {
+    let p = path(track_file);
+    let text = crate::runtime::read_file(&p, 64 << 10, crate::runtime::Trust::Config)
+        .map_err(|e| Unread::Missing(format!("no heartbeat at {}: {e:#}", p.display())))?;
+    serde_json::from_str(&text)
+        .map_err(|e| Unread::NotAHeartbeat(format!("{} is not a heartbeat: {e}", p.display())))
+}
+
+impl Heartbeat {
+    /// How old it is at `now_ms` (0 if dated later).
+    pub fn age_ms(&self, now_ms: u64) -> u64 {
+        now_ms.saturating_sub(self.at_ms)
+    }
+}
+
 /// Where `ha-check drain` leaves its flag unless `[check] drain_file` says otherwise: on
 /// disk, so a drain survives a reboot.
 pub const DRAIN_FILE: &str = "/var/lib/hakit/drain";
@@ -68,6 +102,31 @@ pub fn drained(file: &Path) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_heartbeat_is_read_or_said_why_not() {
+        let dir = std::env::temp_dir().join(format!("hakit-hb-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let track = dir.join("uplink");
+        assert!(matches!(read(&track), Err(Unread::Missing(_))));
+        std::fs::write(path(&track), "not json").unwrap();
+        assert!(matches!(read(&track), Err(Unread::NotAHeartbeat(_))));
+        let hb = Heartbeat {
+            pid: 7,
+            at_ms: 1_000,
+            healthy: Some(true),
+            since_ms: 500,
+            failing: Vec::new(),
+            probes: 2,
+            held: None,
+            drained: Some("kernel upgrade".into()),
+            standing_down: None,
+        };
+        std::fs::write(path(&track), serde_json::to_vec(&hb).unwrap()).unwrap();
+        assert_eq!(read(&track), Ok(hb.clone()));
+        assert_eq!((hb.age_ms(1_250), hb.age_ms(900)), (250, 0));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn a_drain_flag_says_why() {

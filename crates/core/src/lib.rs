@@ -12,11 +12,14 @@
 //! * [`runtime`]: the runtime directory, exclusive locks and atomic file replacement.
 //! * [`metrics`]: a Prometheus textfile writer (written atomically).
 //! * [`sched`]: real-time scheduling, bounded, for the loops that must keep their cadence.
+//! * [`clock`], [`sysctl`], [`heartbeat`]: the wall clock, kernel settings and the uplink
+//!   monitor's heartbeat, each read one way by every binary.
 //!
 //! Library code here never prints and never exits; only [`cli::finish`] does, on behalf of
 //! `main`.
 
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod duration;
 pub mod exec;
@@ -25,6 +28,7 @@ pub mod heartbeat;
 pub mod logging;
 pub mod metrics;
 pub mod runtime;
+pub mod sysctl;
 pub use hakit_sys::sched;
 
 pub use duration::HDuration;

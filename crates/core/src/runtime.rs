@@ -335,9 +335,7 @@ fn random_u64() -> u64 {
     {
         return u64::from_ne_bytes(b);
     }
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
+    let t = crate::clock::since_epoch();
     (t.as_nanos() as u64) ^ (u64::from(std::process::id()) << 32)
 }
 

@@ -13,10 +13,7 @@
 //! guide, VPC_NAT_Instance.md, turns it off on each ENI that forwards).
 //! After writes, `DescribeAddresses` again to verify. A converged node makes only reads.
 
-use std::{
-    net::IpAddr,
-    time::{SystemTime, UNIX_EPOCH},
-};
+use std::net::IpAddr;
 
 use anyhow::{bail, Context};
 use log::info;
@@ -86,9 +83,7 @@ impl Ec2<'_> {
         for (k, v) in params {
             body.push_str(&format!("&{}={}", encode(k), encode(v)));
         }
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
+        let now = hakit_core::clock::since_epoch().as_secs();
         let signed = sigv4::sign(
             &self.creds,
             &self.region,

@@ -18,10 +18,7 @@
 //! Not supported (a clear error): `credential_source = EcsContainer`, SSO profiles,
 //! `credential_process` (it would run a program as root from a file).
 
-use std::{
-    collections::BTreeMap,
-    time::{SystemTime, UNIX_EPOCH},
-};
+use std::collections::BTreeMap;
 
 use anyhow::{bail, Context};
 use log::info;
@@ -399,9 +396,7 @@ impl<'a> Resolver<'a, '_> {
         let mut req = Request::new("POST", format!("{url}/"), format!("sts:{action}"))
             .header("Content-Type", sigv4::CONTENT_TYPE);
         if let Some(creds) = signer {
-            let now = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs());
+            let now = hakit_core::clock::since_epoch().as_secs();
             let s = sigv4::sign(
                 creds,
                 self.region,

@@ -325,10 +325,7 @@ pub struct Client {
 
 impl Client {
     pub fn new(agent: ureq::Agent, overall: Duration, max_attempts: u32) -> Client {
-        let seed = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(1, |d| d.as_nanos() as u64)
-            | 1;
+        let seed = hakit_core::clock::since_epoch().as_nanos() as u64 | 1;
         Client {
             agent,
             deadline: Instant::now() + overall,
@@ -398,9 +395,7 @@ impl Client {
                 .then(|| header("ratelimit-reset"))
                 .flatten()
                 .map(|reset| {
-                    let now = std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .unwrap_or_default();
+                    let now = hakit_core::clock::since_epoch();
                     Duration::from_secs(reset).saturating_sub(now) + Duration::from_millis(100)
                 })
         });

@@ -236,9 +236,8 @@ fn dedup(ips: &[IpAddr]) -> Vec<IpAddr> {
 }
 
 fn ipv6_forwarding(dev: &str) -> bool {
-    std::fs::read_to_string(format!("/proc/sys/net/ipv6/conf/{dev}/forwarding"))
-        .map(|s| s.trim() == "1")
-        .unwrap_or(false)
+    hakit_core::sysctl::read_parts(&["net", "ipv6", "conf", dev, "forwarding"])
+        .is_ok_and(|v| v == "1")
 }
 
 /// The process's packet socket, opened on first use and never closed before exit.
@@ -248,19 +247,32 @@ fn ipv6_forwarding(dev: &str) -> bool {
 /// delay every later step, so one socket serves the whole process (a FIFO reader sends
 /// many bursts) and the kernel closes it at exit, after the work is done. Protocol 0: the
 /// socket only sends; the kernel never queues received frames on it.
-fn packet_socket() -> anyhow::Result<BorrowedFd<'static>> {
+fn sending_socket() -> anyhow::Result<BorrowedFd<'static>> {
     static SOCKET: OnceLock<OwnedFd> = OnceLock::new();
     if let Some(s) = SOCKET.get() {
         return Ok(s.as_fd());
     }
-    let s = socket::socket(
-        AddressFamily::Packet,
-        SockType::Raw,
-        SockFlag::SOCK_CLOEXEC,
-        None,
-    )
-    .context("open AF_PACKET socket (needs CAP_NET_RAW)")?;
+    let s = packet_socket(SockFlag::SOCK_CLOEXEC)?;
     Ok(SOCKET.get_or_init(|| s).as_fd())
+}
+
+/// A raw `AF_PACKET` socket (the only kind hakit opens: frames it builds itself).
+pub(crate) fn packet_socket(flags: SockFlag) -> anyhow::Result<OwnedFd> {
+    socket::socket(AddressFamily::Packet, SockType::Raw, flags, None)
+        .context("open AF_PACKET socket (needs CAP_NET_RAW)")
+}
+
+/// A non-blocking `AF_PACKET` socket bound to `link` and `ethertype`: it receives only that
+/// link's frames of that EtherType; `addr` (with `dst`) is where it sends.
+pub(crate) fn bound_packet_socket(
+    link: &Link,
+    ethertype: u16,
+    dst: Mac,
+) -> anyhow::Result<(OwnedFd, LinkAddr)> {
+    let sock = packet_socket(SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK)?;
+    let addr = link_addr(link.index, ethertype, dst)?;
+    socket::bind(sock.as_raw_fd(), &addr).with_context(|| format!("bind to {}", link.name))?;
+    Ok((sock, addr))
 }
 
 /// `sockaddr_ll` for sending one frame: interface, EtherType and destination MAC.
@@ -281,7 +293,7 @@ impl Burst {
     pub fn send(&self) -> anyhow::Result<Report> {
         let start = Instant::now();
         let name = &self.link.name;
-        let sock = packet_socket()?;
+        let sock = sending_socket()?;
         let dests = self
             .frames
             .iter()
@@ -349,19 +361,8 @@ pub fn arp_claimants(
     let mac = link
         .mac
         .with_context(|| format!("{} has no MAC address", link.name))?;
-    let sock = socket::socket(
-        AddressFamily::Packet,
-        SockType::Raw,
-        SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
-        None,
-    )
-    .context("open AF_PACKET socket (needs CAP_NET_RAW)")?;
-    // Binding with the ARP EtherType starts delivery of ARP frames on this interface only.
-    socket::bind(
-        sock.as_raw_fd(),
-        &link_addr(link.index, frames::ETH_P_ARP, frames::BROADCAST)?,
-    )
-    .with_context(|| format!("bind ARP socket to {}", link.name))?;
+    // Bound with the ARP EtherType: delivery of ARP frames on this interface only.
+    let (sock, _) = bound_packet_socket(link, frames::ETH_P_ARP, frames::BROADCAST)?;
     socket::sendto(
         sock.as_raw_fd(),
         &frames::arp_probe(mac, ip),

@@ -21,7 +21,7 @@ use std::{
     net::{IpAddr, SocketAddr},
     os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd},
     sync::atomic::{AtomicU16, Ordering},
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant},
 };
 
 use anyhow::{bail, Context};
@@ -45,10 +45,7 @@ const ECHO_REPLY_V6: u8 = 129;
 static SEQ: AtomicU16 = AtomicU16::new(1);
 
 fn nonce() -> [u8; 8] {
-    let t = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_nanos() as u64;
+    let t = hakit_core::clock::since_epoch().as_nanos() as u64;
     (t ^ (u64::from(std::process::id()) << 32) ^ u64::from(SEQ.load(Ordering::Relaxed)))
         .to_be_bytes()
 }

@@ -25,7 +25,6 @@ use nix::{
 
 use crate::{
     frames,
-    garp::link_addr,
     netlink::{Link, Mac, Netlink},
 };
 
@@ -81,16 +80,8 @@ impl Asker {
                 )
             }
         };
-        let sock = socket::socket(
-            AddressFamily::Packet,
-            SockType::Raw,
-            SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
-            None,
-        )
-        .context("open AF_PACKET socket (needs CAP_NET_RAW)")?;
         // Bound to the EtherType and the interface: only that link's ARP (or IPv6) frames.
-        let addr = link_addr(link.index, ethertype, dst)?;
-        socket::bind(sock.as_raw_fd(), &addr).with_context(|| format!("bind to {}", link.name))?;
+        let (sock, addr) = crate::garp::bound_packet_socket(link, ethertype, dst)?;
         Ok(Asker {
             sock,
             frame,

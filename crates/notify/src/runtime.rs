@@ -13,7 +13,7 @@
 use std::{
     collections::BTreeMap,
     path::{Path, PathBuf},
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::Duration,
 };
 
 use hakit_core::runtime::{ensure_private_dir, write_atomic, Lock, LockWait};
@@ -97,12 +97,7 @@ pub fn file_stem(instance: &str) -> String {
     }
 }
 
-pub fn now_unix() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs_f64()
-}
+pub use hakit_core::clock::unix_secs as now_unix;
 
 impl Runtime {
     /// Creates (or checks) the directory and returns it.
@@ -244,6 +239,7 @@ fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> anyhow::Result<Option
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::SystemTime;
 
     /// The claim's second path: the peer's roles as the monitor wrote them, fresh or not.
     #[test]

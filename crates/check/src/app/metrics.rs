@@ -106,10 +106,7 @@ pub(super) fn metrics(
         &[],
         v.ms / 1000.0,
     );
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs_f64();
+    let now = hakit_core::clock::unix_secs();
     t.add(
         "hakit_ha_check_last_run_timestamp_seconds",
         Kind::Gauge,

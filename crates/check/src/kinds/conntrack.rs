@@ -37,12 +37,10 @@ impl Kind for Conntrack {
 
     fn run(&self, _cx: &mut Cx<'_>) -> anyhow::Result<String> {
         let read = |f: &str| -> anyhow::Result<f64> {
-            let p = format!("/proc/sys/net/netfilter/{f}");
-            std::fs::read_to_string(&p)
-                .with_context(|| format!("read {p} (is nf_conntrack loaded?)"))?
-                .trim()
+            hakit_core::sysctl::read_parts(&["net", "netfilter", f])
+                .context("is nf_conntrack loaded?")?
                 .parse::<f64>()
-                .with_context(|| format!("parse {p}"))
+                .with_context(|| format!("parse net.netfilter.{f}"))
         };
         let (count, limit) = (read("nf_conntrack_count")?, read("nf_conntrack_max")?);
         let usage = if limit > 0.0 { count / limit } else { 1.0 };

@@ -77,10 +77,7 @@ fn fip_owner(
     let path = tools
         .cache_dir
         .join(format!("ha-check.fip-owner.{key}.json"));
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs_f64();
+    let now = hakit_core::clock::unix_secs();
     // A cache in a directory another user can write could claim ownership: it is trusted
     // (and written) only in a private one.
     let private = hakit_core::runtime::ensure_private_dir(&tools.cache_dir).is_ok();

@@ -1,6 +1,6 @@
 //! `sysctl`: kernel settings have the values a gateway needs (forwarding on, …).
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 
 use super::{Cx, Def, Key, Kind, Reader, Ty};
 
@@ -26,10 +26,10 @@ fn build(r: &Reader) -> Result<Box<dyn Kind>, String> {
         let (k, v) = e
             .split_once('=')
             .ok_or_else(|| format!("sysctl probe: {e:?} is not key=value"))?;
-        if k.is_empty() || k.contains("..") || k.starts_with('/') {
-            return Err(format!("sysctl probe: bad key {k:?}"));
-        }
-        expect.push((k.trim().to_string(), v.trim().to_string()));
+        let k = k.trim();
+        // The one reader's rule (sysctl(8)'s notation, never outside /proc/sys), at load.
+        hakit_core::sysctl::path(k).map_err(|e| format!("sysctl probe: {e}"))?;
+        expect.push((k.to_string(), v.trim().to_string()));
     }
     Ok(Box::new(Sysctl { expect }))
 }
@@ -51,8 +51,7 @@ impl Kind for Sysctl {
     fn run(&self, _cx: &mut Cx<'_>) -> anyhow::Result<String> {
         let mut bad = Vec::new();
         for (k, v) in &self.expect {
-            let p = format!("/proc/sys/{}", k.replace('.', "/"));
-            let got = std::fs::read_to_string(&p).with_context(|| format!("read {k}"))?;
+            let got = hakit_core::sysctl::read(k)?;
             let got = got.split_whitespace().collect::<Vec<_>>().join(" ");
             let want = v.split_whitespace().collect::<Vec<_>>().join(" ");
             if got != want {

@@ -26,7 +26,7 @@ use std::{
         atomic::{AtomicBool, Ordering},
         mpsc, Arc, Mutex,
     },
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant},
 };
 
 use hakit_core::runtime;
@@ -73,11 +73,7 @@ impl Settings {
 
 pub use hakit_core::heartbeat::{path as heartbeat_path, Heartbeat};
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
+use hakit_core::clock::unix_ms as now_ms;
 
 /// What this node tells the peer's monitor ([`crate::peer`]).
 fn report(
@@ -524,12 +520,7 @@ pub fn write_track(path: &Path, healthy: bool) -> anyhow::Result<()> {
 /// Reads the heartbeat and judges it: Ok(heartbeat) when fresh (written within `max_age`
 /// by a process that still exists), else an error saying why.
 pub fn alive(track_file: &Path, max_age: Duration) -> anyhow::Result<Heartbeat> {
-    let path = heartbeat_path(track_file);
-    // Never blocking (a FIFO in its place), at most 64 KiB.
-    let text = hakit_core::runtime::read_file(&path, 64 << 10, hakit_core::runtime::Trust::Config)
-        .map_err(|e| anyhow::anyhow!("no heartbeat at {}: {e:#}", path.display()))?;
-    let hb: Heartbeat = serde_json::from_str(&text)
-        .map_err(|e| anyhow::anyhow!("{} is not a heartbeat: {e}", path.display()))?;
+    let hb = hakit_core::heartbeat::read(track_file).map_err(anyhow::Error::msg)?;
     // A heartbeat dated in the future is not fresh: it says nothing about now (a clock
     // stepped back, or a file written by someone else to keep a dead monitor "alive").
     let ahead = hb.at_ms.saturating_sub(now_ms());

@@ -120,14 +120,8 @@ impl Snat<'_> {
                 self.source, self.oifname
             ));
         }
-        exec::run_ok_until(
-            &exec::argv(&[&self.nft, "-f", "-"]),
-            Some(script.as_bytes()),
-            self.timeout,
-            exec::OUTPUT_CAP,
-            self.stop,
-        )
-        .with_context(|| format!("apply SNAT {} -> {}", self.source, self.to))?;
+        self.apply(&script)
+            .with_context(|| format!("apply SNAT {} -> {}", self.source, self.to))?;
         Ok(true)
     }
 
@@ -146,6 +140,12 @@ impl Snat<'_> {
             .iter()
             .map(delete_rule)
             .collect::<anyhow::Result<String>>()?;
+        self.apply(&script).context("remove SNAT rule")?;
+        Ok(true)
+    }
+
+    /// Runs `script` through `nft -f -`, one transaction, stopped with the transition.
+    fn apply(&self, script: &str) -> anyhow::Result<()> {
         exec::run_ok_until(
             &exec::argv(&[&self.nft, "-f", "-"]),
             Some(script.as_bytes()),
@@ -153,8 +153,7 @@ impl Snat<'_> {
             exec::OUTPUT_CAP,
             self.stop,
         )
-        .context("remove SNAT rule")?;
-        Ok(true)
+        .map(|_| ())
     }
 }
 

@@ -189,49 +189,35 @@ pub struct InstanceStatus {
 /// The uplink monitor as `ha-check monitor` left it in `FILE.heartbeat`: a line for the
 /// status, and the problem it shows, if any.
 pub fn uplink_monitor(track_file: &std::path::Path) -> (String, Option<String>) {
-    let hb = hakit_core::heartbeat::path(track_file);
-    let text =
-        match hakit_core::runtime::read_file(&hb, 64 << 10, hakit_core::runtime::Trust::Config) {
-            Ok(t) => t,
-            Err(e) => {
-                let p = format!(
-                    "uplink monitor: no heartbeat ({e:#}); is hakit-monitor.service running?"
-                );
-                return ("no heartbeat".into(), Some(p));
-            }
-        };
-    // The fields of hakit_core::heartbeat::Heartbeat, read loosely (a Value costs this
-    // binary less than a second deserializer).
-    let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
-    let (Some(at), Some(pid)) = (v["at_ms"].as_u64(), v["pid"].as_u64()) else {
-        return (
-            "unreadable heartbeat".into(),
-            Some(problem!(
-                "uplink monitor: the heartbeat file is not a heartbeat"
-            )),
-        );
+    use hakit_core::heartbeat::{read, Unread};
+    let hb = match read(track_file) {
+        Ok(hb) => hb,
+        Err(Unread::Missing(e)) => {
+            let p = format!("uplink monitor: {e}; is hakit-monitor.service running?");
+            return ("no heartbeat".into(), Some(p));
+        }
+        Err(Unread::NotAHeartbeat(_)) => {
+            return (
+                "unreadable heartbeat".into(),
+                Some(problem!(
+                    "uplink monitor: the heartbeat file is not a heartbeat"
+                )),
+            )
+        }
     };
-    let age = now.saturating_sub(at);
-    let since = now.saturating_sub(v["since_ms"].as_u64().unwrap_or(at)) as f64 / 1000.0;
-    let failing: Vec<&str> = v["failing"]
-        .as_array()
-        .map(|a| a.iter().filter_map(|f| f.as_str()).collect())
-        .unwrap_or_default();
-    let verdict = match v["healthy"].as_bool() {
-        _ if v["drained"].is_string() => format!(
+    let now = hakit_core::clock::unix_ms();
+    let (age, pid) = (hb.age_ms(now), hb.pid);
+    let since = now.saturating_sub(hb.since_ms) as f64 / 1000.0;
+    let failing = hb.failing.join("; ");
+    let verdict = match (&hb.drained, &hb.standing_down, hb.healthy) {
+        (Some(r), _, _) => format!(
             "DRAINED ({}) for {since:.1} s: the role stays with the peer until ha-check undrain",
-            one_line(v["drained"].as_str().unwrap_or_default())
+            one_line(r)
         ),
-        _ if v["standing_down"].is_string() => format!(
-            "STANDING DOWN for {since:.1} s: {}",
-            one_line(v["standing_down"].as_str().unwrap_or_default())
-        ),
-        Some(true) => format!("healthy for {since:.1} s"),
-        Some(false) => format!("UNHEALTHY for {since:.1} s: {}", failing.join("; ")),
-        None => "no verdict yet".into(),
+        (_, Some(why), _) => format!("STANDING DOWN for {since:.1} s: {}", one_line(why)),
+        (_, _, Some(true)) => format!("healthy for {since:.1} s"),
+        (_, _, Some(false)) => format!("UNHEALTHY for {since:.1} s: {failing}"),
+        (_, _, None) => "no verdict yet".into(),
     };
     let line = format!(
         "{verdict} (heartbeat {:.1} s old, pid {pid})",
@@ -242,15 +228,12 @@ pub fn uplink_monitor(track_file: &std::path::Path) -> (String, Option<String>) 
             "uplink monitor: heartbeat {:.1} s old (pid {pid}): dead or hung, keepalived demotes this node",
             age as f64 / 1000.0
         ))
-    } else if v["drained"].is_string() {
+    } else if hb.drained.is_some() {
         None
-    } else if let Some(why) = v["standing_down"].as_str() {
+    } else if let Some(why) = &hb.standing_down {
         Some(problem!("uplink monitor: {}", one_line(why)))
-    } else if v["healthy"].as_bool() == Some(false) {
-        Some(problem!(
-            "uplink monitor: unhealthy: {}",
-            failing.join("; ")
-        ))
+    } else if hb.healthy == Some(false) {
+        Some(problem!("uplink monitor: unhealthy: {}", failing))
     } else {
         None
     };
@@ -370,11 +353,7 @@ fn observe(
     problems: &mut Vec<String>,
 ) -> anyhow::Result<Seen> {
     let rec = s.runtime.recorded(&inst.name)?;
-    let sysctl = |key: &str| {
-        std::fs::read_to_string(format!("/proc/sys/{key}"))
-            .map(|v| v.trim().to_string())
-            .unwrap_or_default()
-    };
+    let sysctl = |key: &str| hakit_core::sysctl::read(key).unwrap_or_default();
     let snat_present = match (inst.snat_source, crate::plan::snat_to(inst)) {
         (Some(source), Some(to)) => {
             let n = Snat {
@@ -447,8 +426,8 @@ fn observe(
                 present: node.addrs.iter().any(|a| a.addr == c.addr),
             })
             .collect(),
-        ip_forward: sysctl("net/ipv4/ip_forward"),
-        ipv6_forwarding: sysctl("net/ipv6/conf/all/forwarding"),
+        ip_forward: sysctl("net.ipv4.ip_forward"),
+        ipv6_forwarding: sysctl("net.ipv6.conf.all.forwarding"),
         snat_present,
         default_route: node.default_route.clone(),
         routed_out_of_wan,
