@@ -62,7 +62,8 @@ fn vrrp_script_drops_priority_on_uplink_loss_and_preempts_back() {
                 scripts: &scripts,
                 ..Default::default()
             }
-            .render(),
+            .render()
+            .unwrap(),
         )
         .unwrap();
         k.wait_ready(Duration::from_secs(10)).unwrap();

@@ -34,14 +34,16 @@ fn vip_moves_to_backup_when_master_stops() {
         priority: 150,
         ..node
     }
-    .render();
+    .render()
+    .unwrap();
     let conf_b = keepalived::Vrrp {
         router_id: "b",
         priority: 100,
         extra: &hook,
         ..node
     }
-    .render();
+    .render()
+    .unwrap();
     let ka = keepalived::start(&mut lab, &a, "a", &conf_a).unwrap();
     let kb = keepalived::start(&mut lab, &b, "b", &conf_b).unwrap();
     ka.wait_ready(Duration::from_secs(10)).unwrap();

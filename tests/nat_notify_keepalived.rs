@@ -148,7 +148,8 @@ fn failover(test: &str, form: &str) {
             global: &global_lines,
             ..Default::default()
         }
-        .render();
+        .render()
+        .unwrap();
         let k = keepalived::start(&mut lab, ns, &role, &kconf).unwrap();
         k.wait_ready(Duration::from_secs(10)).unwrap();
         nodes.push((

@@ -54,7 +54,7 @@ done
 pages=$(find "$stage/opt/hakit/share/man/man8" -name '*.8.gz' | wc -l)
 # The generated pages plus hakit-setup(8), which is written by hand (a shell script).
 [ "$pages" -eq "$(( $(find "$gen_dir/man/man8" -name '*.8' | wc -l) + 1 ))" ] || fail "$pages man pages installed"
-for f in keepalived/multicast.conf.in keepalived/nftables.conf.in keepalived/conntrackd.conf.in \
+for f in keepalived/keepalived.conf.in keepalived/nftables.conf.in keepalived/conntrackd.conf.in \
          keepalived/sysctl.d/90-hakit.conf.in examples/aws/iam-policy.json \
          examples/monitoring/hakit-alerts.yml docs/runbook-failover.md README.md; do
   case $f in docs/*|README.md) at=doc/hakit ;; *) at=hakit ;; esac

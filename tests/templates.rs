@@ -5,24 +5,44 @@ mod util;
 
 use util::*;
 
-fn render(text: &str, dir: &std::path::Path) -> String {
-    text.replace("@ROUTER_ID@", "gw-a")
-        .replace("@LAN_IF@", "eth1")
-        .replace("@WAN_IF@", "eth0")
-        .replace("@SYNC_IF@", "sync0")
-        .replace("@LAN_VIP@", "198.51.100.1/24")
-        .replace("@LAN_NET@", "198.51.100.0/24")
-        .replace("@PRIORITY@", "150")
-        .replace("@VRID@", "51")
-        .replace("@ADVERT_INT@", "0.02")
-        .replace("@DOWN_TIMER_ADVERTS@", "6")
-        .replace("@SELF_IP@", "198.51.100.2")
-        .replace("@PEER_IP@", "198.51.100.3")
-        .replace("@PEER_LAN@", "198.51.100.3")
-        .replace("@PEER_SYNC@", "192.0.2.2")
-        .replace("@ADMIN_NET@", "203.0.113.0/24")
-        .replace("@FIP@", "203.0.113.10")
-        .replace("/usr/sbin/nat-notify", &bin("nat-notify"))
+/// The values the tests give the templates (each template takes the ones it uses).
+const VALUES: &[(&str, &str)] = &[
+    ("ROUTER_ID", "gw-a"),
+    ("LAN_IF", "eth1"),
+    ("WAN_IF", "eth0"),
+    ("SYNC_IF", "sync0"),
+    ("LAN_VIP", "198.51.100.1/24"),
+    ("LAN_NET", "198.51.100.0/24"),
+    ("PRIORITY", "150"),
+    ("VRID", "51"),
+    ("ADVERT_INT", "0.02"),
+    ("DOWN_TIMER_ADVERTS", "6"),
+    ("UNICAST", MULTICAST),
+    ("PEER_LAN", "198.51.100.3"),
+    ("PEER_SYNC", "192.0.2.2"),
+    ("ADMIN_NET", "203.0.113.0/24"),
+];
+
+/// keepalived.conf.in's transport, as hakit-setup fills it in: multicast, or unicast.
+const MULTICAST: &str = "    # multicast VRRP on the shared LAN segment: no unicast peers";
+const UNICAST: &str =
+    "    unicast_src_ip 198.51.100.2\n    unicast_peer {\n        198.51.100.3\n    }";
+
+/// `template` (under keepalived/) rendered by keepalived/render, the one renderer, with
+/// [`VALUES`] (`over` replaces some), then pointed at this test's binaries and files.
+fn render(template: &str, over: &[(&str, &str)], dir: &std::path::Path) -> String {
+    let text = std::fs::read_to_string(format!("keepalived/{template}")).unwrap();
+    let vars: Vec<(&str, &str)> = VALUES
+        .iter()
+        .map(|(k, v)| over.iter().find(|(o, _)| o == k).map_or((*k, *v), |o| *o))
+        .filter(|(k, _)| text.contains(&format!("@{k}@")))
+        .collect();
+    local(hakit_lab::render(template, &vars).unwrap(), dir)
+}
+
+/// A rendered file pointed at this test's binaries, config and FIFO.
+fn local(text: String, dir: &std::path::Path) -> String {
+    text.replace("/usr/sbin/nat-notify", &bin("nat-notify"))
         .replace("/usr/sbin/ha-check", &bin("ha-check"))
         .replace(
             "/etc/hakit/hakit.toml",
@@ -67,17 +87,27 @@ fn keepalived_templates_and_examples_pass_keepalived_t() {
     lab.veth(&ns, "eth0", &peer, "eth0").unwrap();
     lab.veth(&ns, "eth1", &peer, "eth1").unwrap();
     let dir = lab.dir().to_path_buf();
-    let files = ["multicast", "unicast", "drbd-nfs"]
-        .iter()
-        .map(|t| format!("keepalived/{t}.conf.in"))
-        .chain(
-            EXAMPLE_DIRS
-                .iter()
-                .map(|d| format!("examples/{d}/keepalived.conf")),
-        );
-    for (i, t) in files.enumerate() {
-        let text = std::fs::read_to_string(&t).unwrap();
-        let conf = render(&text, &dir);
+    let templates = [
+        (
+            "keepalived.conf.in (multicast)",
+            render("keepalived.conf.in", &[], &dir),
+        ),
+        (
+            "keepalived.conf.in (unicast)",
+            render("keepalived.conf.in", &[("UNICAST", UNICAST)], &dir),
+        ),
+        ("drbd-nfs.conf.in", render("drbd-nfs.conf.in", &[], &dir)),
+    ];
+    let examples = EXAMPLE_DIRS.iter().map(|d| {
+        let t = format!("examples/{d}/keepalived.conf");
+        let text = local(std::fs::read_to_string(&t).unwrap(), &dir);
+        (t, text)
+    });
+    let files = templates
+        .into_iter()
+        .map(|(t, c)| (t.to_string(), c))
+        .chain(examples);
+    for (i, (t, conf)) in files.enumerate() {
         assert!(!conf.contains('@'), "{t}: unrendered variable");
         let path = dir.join(format!("{i}.conf"));
         std::fs::write(&path, &conf).unwrap();
@@ -161,13 +191,13 @@ fn example_files_are_their_templates_rendered() {
             .output()
             .unwrap()
     };
-    let out = r(&["unicast.conf.in", "ROUTER_ID=gw-a"]);
+    let out = r(&["keepalived.conf.in", "ROUTER_ID=gw-a"]);
     assert_exit(
         &out,
         1,
-        "give a value for: ADVERT_INT DOWN_TIMER_ADVERTS LAN_IF LAN_VIP PEER_IP PRIORITY SELF_IP VRID",
+        "give a value for: ADVERT_INT DOWN_TIMER_ADVERTS LAN_IF LAN_VIP PRIORITY UNICAST VRID",
     );
-    let out = r(&["keepalived/unicast.conf.in", "LAN_IFF=eth1"]);
+    let out = r(&["keepalived/keepalived.conf.in", "LAN_IFF=eth1"]);
     assert_exit(&out, 2, "has no variable LAN_IFF");
 }
 
@@ -237,7 +267,7 @@ fn render_and_setup_never_leave_a_half_written_file() {
     let out2 = std::process::Command::new(std::fs::canonicalize("keepalived/render").unwrap())
         .arg("-o")
         .arg(&conf)
-        .args(["unicast.conf.in", "ROUTER_ID=gw-a"])
+        .args(["keepalived.conf.in", "ROUTER_ID=gw-a"])
         .current_dir("/")
         .output()
         .unwrap();
@@ -606,10 +636,7 @@ fn nftables_ruleset_loads_fails_closed_and_keeps_natnotifys_rule() {
     };
     let ns = lab.ns("gw").unwrap();
     let dir = lab.dir().to_path_buf();
-    let text = render(
-        &std::fs::read_to_string("keepalived/nftables.conf.in").unwrap(),
-        &dir,
-    );
+    let text = render("nftables.conf.in", &[], &dir);
     assert!(!text.contains('@'), "unrendered variable");
     let path = dir.join("nftables.conf");
     std::fs::write(&path, &text).unwrap();
@@ -694,14 +721,7 @@ fn nftables_drops_are_counted_and_exported_by_ha_check() {
     let (ns, wan) = gw_and_wan(&mut lab);
     let d = lab.dir().to_path_buf();
     let rules = d.join("nftables.conf");
-    std::fs::write(
-        &rules,
-        render(
-            &std::fs::read_to_string("keepalived/nftables.conf.in").unwrap(),
-            &d,
-        ),
-    )
-    .unwrap();
+    std::fs::write(&rules, render("nftables.conf.in", &[], &d)).unwrap();
     let out = ns.exec(&["nft", "-f", &rules.to_string_lossy()]).unwrap();
     assert!(out.status.success(), "nft -f: {}", stderr(&out));
     wan.within(|| {
@@ -799,10 +819,11 @@ fn sysctl_file_applies_in_a_namespace() {
         .status
         .success());
     // The template, rendered for a WAN interface the namespace has.
-    let text = std::fs::read_to_string("keepalived/sysctl.d/90-hakit.conf.in")
-        .unwrap()
-        .replace("@WAN_IF@", "lo")
-        .replace("@CONNTRACK_MAX@", "262144");
+    let text = hakit_lab::render(
+        "sysctl.d/90-hakit.conf.in",
+        &[("WAN_IF", "lo"), ("CONNTRACK_MAX", "262144")],
+    )
+    .unwrap();
     let file = std::env::temp_dir().join(format!("hakit-sysctl-{}.conf", std::process::id()));
     std::fs::write(&file, &text).unwrap();
     let applied = ns

@@ -16,9 +16,6 @@ pub struct Conntrackd {
     pub pid: u32,
 }
 
-/// The shipped template, `keepalived/conntrackd.conf.in`.
-pub const TEMPLATE: &str = include_str!("../../../keepalived/conntrackd.conf.in");
-
 /// The host's `nf_conntrack_max`: every namespace's table is bounded by it.
 pub fn kernel_max() -> u64 {
     fs::read_to_string("/proc/sys/net/netfilter/nf_conntrack_max")
@@ -31,17 +28,27 @@ pub fn kernel_max() -> u64 {
 /// `iface`: the shipped template with per-node lock, socket and log under `dir/name.*`,
 /// its caches sized from the host's `nf_conntrack_max` as hakit-setup sizes them from
 /// CONNTRACK_MAX (twice it, a quarter of it).
-pub fn conf(dir: &std::path::Path, name: &str, local: &str, peer: &str, iface: &str) -> String {
+pub fn conf(
+    dir: &std::path::Path,
+    name: &str,
+    local: &str,
+    peer: &str,
+    iface: &str,
+) -> anyhow::Result<String> {
     let run = dir.join(format!("{name}.conntrackd"));
     let _ = fs::create_dir_all(&run);
     let max = kernel_max();
-    TEMPLATE
-        .replace("@CONNTRACK_HASHLIMIT@", &(max * 2).to_string())
-        .replace("@CONNTRACK_HASHSIZE@", &(max / 4).to_string())
-        .replace("@LOCAL@", local)
-        .replace("@PEER@", peer)
-        .replace("@SYNC_IF@", iface)
-        .replace("@RUN@", &run.to_string_lossy())
+    crate::render(
+        "conntrackd.conf.in",
+        &[
+            ("CONNTRACK_HASHLIMIT", &(max * 2).to_string()),
+            ("CONNTRACK_HASHSIZE", &(max / 4).to_string()),
+            ("LOCAL", local),
+            ("PEER", peer),
+            ("SYNC_IF", iface),
+            ("RUN", &run.to_string_lossy()),
+        ],
+    )
 }
 
 /// Writes the config and starts conntrackd in the foreground in `ns`; waits until it answers.
@@ -68,7 +75,7 @@ pub fn start_with(
 ) -> anyhow::Result<Conntrackd> {
     let dir = lab.dir().to_path_buf();
     let conf_path = dir.join(format!("{name}.conntrackd.conf"));
-    fs::write(&conf_path, edit(conf(&dir, name, local, peer, iface)))?;
+    fs::write(&conf_path, edit(conf(&dir, name, local, peer, iface)?))?;
     let c = conf_path.to_string_lossy().to_string();
     let pid = lab.spawn(
         ns,

@@ -132,8 +132,8 @@ impl Keepalived {
     }
 }
 
-/// The lab's VRRP template, `crates/lab/templates/vrrp.conf.in` (a lab tool, not shipped).
-pub const TEMPLATE: &str = include_str!("../templates/vrrp.conf.in");
+/// The lab's VRRP template (a lab tool, not shipped), rendered by the one renderer.
+pub const TEMPLATE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/templates/vrrp.conf.in");
 
 /// One instance `VI_1` of [`TEMPLATE`], VRRP version 3; fields left at their default
 /// render as nothing.
@@ -154,16 +154,20 @@ pub struct Vrrp<'a> {
 }
 
 impl Vrrp<'_> {
-    pub fn render(&self) -> String {
-        TEMPLATE
-            .replace("@SCRIPTS@", self.scripts)
-            .replace("@GLOBAL@", self.global)
-            .replace("@ROUTER_ID@", self.router_id)
-            .replace("@IFACE@", self.iface)
-            .replace("@PRIORITY@", &self.priority.to_string())
-            .replace("@ADVERT_INT@", self.advert_int)
-            .replace("@VIP@", self.vip)
-            .replace("@EXTRA@", self.extra)
+    pub fn render(&self) -> anyhow::Result<String> {
+        crate::render(
+            TEMPLATE,
+            &[
+                ("SCRIPTS", self.scripts),
+                ("GLOBAL", self.global),
+                ("ROUTER_ID", self.router_id),
+                ("IFACE", self.iface),
+                ("PRIORITY", &self.priority.to_string()),
+                ("ADVERT_INT", self.advert_int),
+                ("VIP", self.vip),
+                ("EXTRA", self.extra),
+            ],
+        )
     }
 }
 
@@ -179,9 +183,11 @@ mod tests {
             vip: "192.0.2.100/24",
             extra: "    notify_master \"/bin/true\"",
             global: "    vrrp_garp_master_delay 1",
-            scripts: "vrrp_script s {\n    script \"/bin/true\"\n}",
+            // An & stays an & (bash 5.2 put the match in its place, unquoted).
+            scripts: "vrrp_script s {\n    script \"/bin/sh -c 'sleep 1 &'\"\n}",
         }
-        .render();
+        .render()
+        .unwrap();
         assert!(!c.contains('@'), "unrendered variable:\n{c}");
         for want in [
             "priority 150",
@@ -189,6 +195,7 @@ mod tests {
             "notify_master \"/bin/true\"",
             "vrrp_garp_master_delay 1",
             "vrrp_script s {",
+            "'sleep 1 &'",
         ] {
             assert!(c.contains(want), "no {want:?} in:\n{c}");
         }

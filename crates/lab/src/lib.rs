@@ -565,15 +565,26 @@ impl Ns {
     }
 }
 
-/// The shipped ruleset, `keepalived/nftables.conf.in`.
-pub const NFTABLES_TEMPLATE: &str = include_str!("../../../keepalived/nftables.conf.in");
+/// `keepalived/render`, the one renderer of hakit's templates: hakit-setup renders a node's
+/// files with it, an operator their own, and the lab and the tests theirs.
+pub const RENDER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../keepalived/render");
 
-/// [`NFTABLES_TEMPLATE`] with each `@NAME@` replaced.
-pub fn nftables_ruleset(vars: &[(&str, &str)]) -> String {
-    vars.iter()
-        .fold(NFTABLES_TEMPLATE.to_string(), |t, (k, v)| {
-            t.replace(&format!("@{k}@"), v)
-        })
+/// `template` (a path, or a name under `keepalived/`) rendered by [`RENDER`] with exactly
+/// its variables: a missing one or one it does not use is an error, as for an operator.
+pub fn render(template: &str, vars: &[(&str, &str)]) -> anyhow::Result<String> {
+    let mut argv = vec![RENDER.to_string(), template.to_string()];
+    argv.extend(vars.iter().map(|(k, v)| format!("{k}={v}")));
+    let out = std::process::Command::new(&argv[0])
+        .args(&argv[1..])
+        .output()
+        .with_context(|| format!("run {RENDER}"))?;
+    if !out.status.success() {
+        bail!(
+            "render {template}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    String::from_utf8(out.stdout).context("render: not UTF-8")
 }
 
 /// Polls `cond` every `step` until it holds or `timeout` passes; returns the time it took.

@@ -5,7 +5,6 @@
 use std::{path::PathBuf, time::Duration};
 
 use hakit_core::{usage_error, HDuration};
-use log::info;
 
 use crate::{
     config::{Check, Group, Probe},
@@ -22,6 +21,9 @@ pub(super) struct Resolved {
     pub monitored: Vec<Monitored>,
     pub groups: Vec<Group>,
     pub tools: Tools,
+    /// The role-dependent probes the monitor leaves out (said once it starts, never before
+    /// a refusal: a refusal is one line).
+    pub left_out: Vec<String>,
 }
 
 /// What the whole file says beside `[check]` that the probes need.
@@ -47,12 +49,14 @@ pub(super) fn resolve(
     }
     let mut checked: Vec<Checked> = Vec::new();
     let mut monitored: Vec<Monitored> = Vec::new();
+    let mut left_out = Vec::new();
     for (i, p) in probes.iter().enumerate() {
         let mut ck = probe::validate(p, cx.deadline)
             .map_err(|e| usage_error(format!("probe {}: {e}", i + 1)))?;
         if cx.monitor {
-            if let Some(m) = monitored_probe(i, p, &mut ck)? {
-                monitored.push(m);
+            match monitored_probe(i, p, &mut ck)? {
+                Some(m) => monitored.push(m),
+                None => left_out.push(ck.name.clone()),
             }
         }
         checked.push(ck);
@@ -98,6 +102,7 @@ pub(super) fn resolve(
         monitored,
         groups,
         tools,
+        left_out,
     })
 }
 
@@ -122,10 +127,6 @@ fn monitored_probe(i: usize, p: &Probe, ck: &mut Checked) -> anyhow::Result<Opti
     if ck.class() == Class::Provider {
         // It fails on the BACKUP by design: in a track file (weight 0) that would be a
         // FAULT, and a BACKUP in FAULT can never take over.
-        info!(
-            "{}: role-dependent (fails on the BACKUP), not part of the monitor's verdict",
-            ck.name
-        );
         return Ok(None);
     }
     // A monitored probe answers within its interval unless told otherwise.

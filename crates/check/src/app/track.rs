@@ -51,6 +51,9 @@ pub(super) fn run(
     pair: Option<String>,
     rt: PathBuf,
 ) -> anyhow::Result<Exit> {
+    for name in &r.left_out {
+        info!("{name}: role-dependent (fails on the BACKUP), not part of the monitor's verdict");
+    }
     let stop = Arc::new(AtomicBool::new(false));
     super::signals::stop_on_signals(stop.clone());
     info!(

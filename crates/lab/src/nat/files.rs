@@ -294,7 +294,7 @@ pub(super) fn keepalived_conf(opts: &Opts, h: &Hooks) -> anyhow::Result<(String,
         global: &global,
         scripts: &scripts,
     }
-    .render();
+    .render()?;
     Ok((kconf, track_file))
 }
 
@@ -303,13 +303,14 @@ pub(super) fn sysctl_file(d: &Path) -> anyhow::Result<PathBuf> {
     let sysctl = d.join("hakit-sysctl.conf");
     fs::write(
         &sysctl,
-        include_str!("../../../../keepalived/sysctl.d/90-hakit.conf.in")
-            .replace("@WAN_IF@", "eth0")
-            .replace("@CONNTRACK_MAX@", "262144")
-            .lines()
-            .filter(|l| !l.contains("nf_conntrack_max"))
-            .collect::<Vec<_>>()
-            .join("\n"),
+        crate::render(
+            "sysctl.d/90-hakit.conf.in",
+            &[("WAN_IF", "eth0"), ("CONNTRACK_MAX", "262144")],
+        )?
+        .lines()
+        .filter(|l| !l.contains("nf_conntrack_max"))
+        .collect::<Vec<_>>()
+        .join("\n"),
     )?;
     Ok(sysctl)
 }
@@ -317,16 +318,18 @@ pub(super) fn sysctl_file(d: &Path) -> anyhow::Result<PathBuf> {
 /// The shipped strict nftables ruleset, rendered for node `id` and loaded.
 pub(super) fn load_ruleset(ns: &Ns, d: &Path, role: &str, id: u64) -> anyhow::Result<()> {
     let peer = 3 - id + 1;
-    let rules = crate::nftables_ruleset(&[
-        ("WAN_IF", "eth0"),
-        ("LAN_IF", "eth1"),
-        ("SYNC_IF", "sync0"),
-        ("LAN_NET", "198.51.100.0/24"),
-        ("FIP", FIP),
-        ("PEER_LAN", &format!("198.51.100.{peer}")),
-        ("PEER_SYNC", &format!("192.0.2.{}", 3 - id)),
-        ("ADMIN_NET", "192.0.2.0/24"),
-    ]);
+    let rules = crate::render(
+        "nftables.conf.in",
+        &[
+            ("WAN_IF", "eth0"),
+            ("LAN_IF", "eth1"),
+            ("SYNC_IF", "sync0"),
+            ("LAN_NET", "198.51.100.0/24"),
+            ("PEER_LAN", &format!("198.51.100.{peer}")),
+            ("PEER_SYNC", &format!("192.0.2.{}", 3 - id)),
+            ("ADMIN_NET", "192.0.2.0/24"),
+        ],
+    )?;
     let rules_path = d.join(format!("{role}.nft"));
     fs::write(&rules_path, rules)?;
     crate::run_ok(&mut ns.command(&["nft", "-f", &rules_path.to_string_lossy()]))?;
