@@ -201,6 +201,72 @@ fn example_files_are_their_templates_rendered() {
     assert_exit(&out, 2, "has no variable LAN_IFF");
 }
 
+/// A profile is an example directory: one added beside the shipped ones (its hakit.toml.in
+/// and its VRRP transport) is rendered by hakit-setup without an edit to hakit-setup.
+#[test]
+fn a_new_profile_is_a_new_example_directory() {
+    let share = std::env::temp_dir().join(format!("hakit-share-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&share);
+    for d in ["keepalived", "keepalived/sysctl.d", "examples/trial"] {
+        std::fs::create_dir_all(share.join(d)).unwrap();
+    }
+    for f in std::fs::read_dir("keepalived").unwrap().flatten() {
+        if f.path().is_file() {
+            std::fs::copy(f.path(), share.join("keepalived").join(f.file_name())).unwrap();
+        }
+    }
+    std::fs::copy(
+        "keepalived/sysctl.d/90-hakit.conf.in",
+        share.join("keepalived/sysctl.d/90-hakit.conf.in"),
+    )
+    .unwrap();
+    std::fs::copy(
+        "examples/bare-metal/hakit.toml.in",
+        share.join("examples/trial/hakit.toml.in"),
+    )
+    .unwrap();
+    std::fs::write(share.join("examples/trial/vrrp-transport"), "unicast\n").unwrap();
+    let values = share.join("pair.values");
+    std::fs::write(
+        &values,
+        std::fs::read_to_string("examples/bare-metal/pair.values")
+            .unwrap()
+            .replace("PROFILE=bare-metal", "PROFILE=trial"),
+    )
+    .unwrap();
+    let root = share.join("root");
+    let out = std::process::Command::new("scripts/hakit-setup")
+        .args(["--node", "a", "--root"])
+        .arg(&root)
+        .arg(&values)
+        .env("HAKIT_SHARE", &share)
+        .output()
+        .unwrap();
+    assert_exit(&out, 0, "");
+    let conf = std::fs::read_to_string(root.join("etc/keepalived/keepalived.conf")).unwrap();
+    assert!(
+        conf.contains(
+            "    unicast_src_ip 198.51.100.2\n    unicast_peer {\n        198.51.100.3\n    }"
+        ),
+        "{conf}"
+    );
+    // A directory that says no transport is refused, naming the file.
+    std::fs::write(share.join("examples/trial/vrrp-transport"), "broadcast\n").unwrap();
+    let out = std::process::Command::new("scripts/hakit-setup")
+        .args(["--node", "a", "--root"])
+        .arg(&root)
+        .arg(&values)
+        .env("HAKIT_SHARE", &share)
+        .output()
+        .unwrap();
+    assert_exit(
+        &out,
+        1,
+        "vrrp-transport: multicast or unicast, not broadcast",
+    );
+    std::fs::remove_dir_all(&share).unwrap();
+}
+
 /// Every template's "Variables:" header names exactly the variables it uses (render refuses
 /// any other name, so a wrong header sends the operator into an error).
 #[test]
@@ -395,7 +461,14 @@ fn render_and_setup_never_leave_a_half_written_file() {
             format!("{aws}PROFILE_SPEED=fast\n"),
             node_a,
             2,
-            "PROFILE_SPEED=fast is for a LAN segment you own (bare-metal, linode): on aws",
+            "PROFILE_SPEED=fast is for a LAN segment you own (the multicast profiles: bare-metal, linode): on aws",
+        ),
+        // The profiles are the example directories: another name is refused with the list.
+        (
+            base.replace("PROFILE=bare-metal", "PROFILE=vultr"),
+            node_a,
+            2,
+            "PROFILE=vultr is not a profile (one of: aws bare-metal digitalocean hetzner linode)",
         ),
         // AWS keeps five addresses of every subnet: a node on one never gets its traffic.
         (

@@ -33,8 +33,19 @@ const FN_BUDGET_LAB: usize = 200;
 /// and one brought within budget must leave this list (#31 point 6 emptied it).
 const OVER_BUDGET: &[(&str, usize)] = &[];
 
-/// Longest source file, in lines before its tests.
+/// Longest source file, in lines before its tests; a BGP speaker's file is shorter (one
+/// dialect each, behind the one trait: #31 point 5).
 const FILE_BUDGET: usize = 700;
+const FILE_BUDGET_BGP: usize = 300;
+
+/// The budget of the file at `path`.
+fn file_budget(path: &str) -> usize {
+    if path.starts_with("crates/bgp/") {
+        FILE_BUDGET_BGP
+    } else {
+        FILE_BUDGET
+    }
+}
 /// The files over it today, with their length now: a ratchet as [`OVER_BUDGET`].
 const FILES_OVER_BUDGET: &[(&str, usize)] = &[];
 
@@ -452,7 +463,14 @@ fn every_checker_bites() {
         [("crates/core/src/x.rs::long".to_string(), FN_BUDGET + 5)]
     );
     assert!(over_budget("crates/lab/src/x.rs", &code_only(&long)).is_empty());
-    // File length: the tests do not count.
+    // File length: the tests do not count; a speaker's file has the smaller budget.
+    assert_eq!(
+        (
+            file_budget("crates/bgp/src/x.rs"),
+            file_budget("crates/notify/src/x.rs")
+        ),
+        (FILE_BUDGET_BGP, FILE_BUDGET)
+    );
     assert_eq!(
         lines_before_tests("//! x\nfn a() {}\n#[cfg(test)]\nmod tests {}\n"),
         2

@@ -289,19 +289,10 @@ pub fn bird_roles(roles: &[(String, Community)]) -> String {
     render_roles(&roles.iter().cloned().collect())
 }
 
-/// `[bgp] bird_roles_file` and `bird_socket`: absolute paths, nothing BIRD's `include`
-/// string or birdc's argument could misread.
-pub(crate) fn path_ok(p: &Path) -> bool {
-    let s = p.to_string_lossy();
-    p.is_absolute()
-        && !s.contains(['"', '\n', '\0', '\\'])
-        && !p.components().any(|c| c == std::path::Component::ParentDir)
-        && p.file_name().is_some()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::path_ok;
     use crate::{Role, PRIMARY, SECONDARY};
 
     // Recorded from Debian's BIRD 2.0.12 (`birdc -v`).

@@ -131,7 +131,7 @@ pub(crate) fn route_map(v: &Option<String>, d: &str, key: &str) -> Result<String
 /// A BIRD path (`key`'s value): absolute, nothing BIRD's `include` string or birdc's
 /// argument could misread.
 pub(crate) fn bird_path(p: &Path, key: &str) -> Result<PathBuf, String> {
-    if crate::bird::path_ok(p) {
+    if path_ok(p) {
         Ok(p.to_path_buf())
     } else {
         Err(format!(
@@ -149,4 +149,14 @@ pub(crate) fn unit(u: Option<&str>) -> Result<(), String> {
         }
         _ => Ok(()),
     }
+}
+
+/// `[bgp] bird_roles_file` and `bird_socket`: absolute paths, nothing BIRD's `include`
+/// string or birdc's argument could misread.
+pub(crate) fn path_ok(p: &std::path::Path) -> bool {
+    let s = p.to_string_lossy();
+    p.is_absolute()
+        && !s.contains(['"', '\n', '\0', '\\'])
+        && !p.components().any(|c| c == std::path::Component::ParentDir)
+        && p.file_name().is_some()
 }

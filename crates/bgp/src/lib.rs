@@ -32,17 +32,20 @@ use std::{str::FromStr, time::Duration};
 use anyhow::anyhow;
 use serde_json::Value;
 
+mod apply;
 mod bird;
 mod config;
 mod frr;
 mod gobgp;
+mod setup;
 mod speaker;
 
+pub use apply::Applied;
 pub use bird::{bird_roles, parse_bird_protocols, parse_bird_route};
 pub use config::{Config, Demote, Kind};
 pub use frr::{parse_frr_neighbors, parse_frr_prefix};
 pub use gobgp::{parse_gobgp_neighbors, parse_gobgp_rib};
-pub use speaker::{Applied, Speaker};
+pub use speaker::Speaker;
 
 /// lelastic's communities (and Linode's FRR guide's).
 pub const PRIMARY: Community = Community(65000 << 16 | 1);

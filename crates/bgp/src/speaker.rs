@@ -2,19 +2,12 @@
 //! in place (read, write only what differs, read back), whatever the daemon: its commands
 //! are its [`Dialect`]'s.
 
-use std::{
-    net::{IpAddr, SocketAddr},
-    sync::Arc,
-    time::Duration,
-};
+use std::{net::IpAddr, sync::Arc, time::Duration};
 
 use anyhow::{bail, Context};
-use hakit_core::{config::Cidr, duration::HDuration, exec};
+use hakit_core::{config::Cidr, exec};
 
-use crate::{
-    bird::Bird, frr::Frr, gobgp::Gobgp, Community, Config, Demote, Dialect, Kind, Role, Seen,
-    Session, Target, BIRD_ROLES, GOBGP_API, MAX_OUTPUT, PRIMARY, SECONDARY, TIMEOUT,
-};
+use crate::{Community, Demote, Dialect, Kind, Role, Seen, Session, Target, MAX_OUTPUT};
 
 /// The configured speaker, validated.
 #[derive(Debug, Clone)]
@@ -22,7 +15,7 @@ pub struct Speaker {
     pub kind: Kind,
     pub program: String,
     /// The daemon's command-line dialect (one file per speaker: gobgp.rs, frr.rs, bird.rs).
-    dialect: Arc<dyn Dialect>,
+    pub(crate) dialect: Arc<dyn Dialect>,
     pub primary: Community,
     pub secondary: Community,
     pub prefixes: Vec<Cidr>,
@@ -33,79 +26,6 @@ pub struct Speaker {
 }
 
 impl Speaker {
-    /// Validates `[bgp]` (every error is a configuration error: exit 2).
-    pub fn new(c: &Config) -> Result<Speaker, String> {
-        let kind = c
-            .speaker
-            .ok_or("[bgp] speaker is required (gobgp, frr or bird)")?;
-        crate::config::networks(&c.prefixes)?;
-        let primary = crate::config::community(&c.primary, PRIMARY, "primary")?;
-        let secondary = crate::config::community(&c.secondary, SECONDARY, "secondary")?;
-        if primary == secondary {
-            return Err("[bgp] primary and secondary are the same community".into());
-        }
-        let api: SocketAddr = c
-            .gobgp_api
-            .as_deref()
-            .unwrap_or(GOBGP_API)
-            .parse()
-            .map_err(|_| "[bgp] gobgp_api: expected host:port, e.g. 127.0.0.1:50051".to_string())?;
-        let map = crate::config::route_map;
-        let maps = [
-            map(&c.frr_primary_route_map, "primary", "frr_primary_route_map")?,
-            map(
-                &c.frr_secondary_route_map,
-                "secondary",
-                "frr_secondary_route_map",
-            )?,
-        ];
-        // The one place that knows the speakers: each is a file behind `Dialect`.
-        let dialect: Arc<dyn Dialect> = match kind {
-            Kind::Gobgp => Arc::new(Gobgp { api }),
-            Kind::Frr => Arc::new(Frr {
-                asn: c
-                    .frr_asn
-                    .filter(|a| *a != 0)
-                    .ok_or("[bgp] frr_asn is required for speaker = \"frr\" (router bgp ASN)")?,
-                maps,
-                vty_socket: c.frr_vty_socket.clone(),
-            }),
-            Kind::Bird => Arc::new(Bird {
-                roles: crate::config::bird_path(
-                    c.bird_roles_file
-                        .as_deref()
-                        .unwrap_or(std::path::Path::new(BIRD_ROLES)),
-                    "bird_roles_file",
-                )?,
-                socket: c
-                    .bird_socket
-                    .as_deref()
-                    .map(|s| crate::config::bird_path(s, "bird_socket"))
-                    .transpose()?,
-            }),
-        };
-        crate::config::unit(c.unit.as_deref())?;
-        let program = c
-            .program
-            .clone()
-            .unwrap_or_else(|| dialect.program().to_string());
-        if program.is_empty() || program.starts_with('-') || program.contains('\0') {
-            return Err(format!("[bgp] program: {program:?} is not a program"));
-        }
-        Ok(Speaker {
-            kind,
-            program,
-            dialect,
-            primary,
-            secondary,
-            prefixes: c.prefixes.clone(),
-            fault: c.fault.unwrap_or(Demote::Secondary),
-            stop: c.stop.unwrap_or(Demote::Secondary),
-            unit: c.unit.clone(),
-            timeout: c.timeout.map_or(TIMEOUT, HDuration::get),
-        })
-    }
-
     /// This speaker for the prefixes in `subset` only (all when it is empty): an instance's
     /// own shared addresses, where a pair runs one instance per address (per-IP roles).
     pub fn only(&self, subset: &[Cidr]) -> Speaker {
@@ -173,7 +93,7 @@ impl Speaker {
         }
     }
 
-    fn base(&self) -> anyhow::Result<Vec<String>> {
+    pub(crate) fn base(&self) -> anyhow::Result<Vec<String>> {
         let prog = exec::find(&self.program)
             .with_context(|| format!("bgp speaker {}", self.kind_name()))?;
         let mut v = vec![prog.to_string_lossy().to_string()];
@@ -183,7 +103,7 @@ impl Speaker {
 
     /// Runs one speaker command, stopped as soon as `stop` gives a reason (a newer state
     /// superseded the transition driving the speaker).
-    fn run(&self, args: &[String], stop: exec::Stop) -> anyhow::Result<String> {
+    pub(crate) fn run(&self, args: &[String], stop: exec::Stop) -> anyhow::Result<String> {
         let mut argv = self.base()?;
         argv.extend_from_slice(args);
         let ran = exec::run_until(&argv, None, self.timeout, MAX_OUTPUT, stop)?;
@@ -229,7 +149,7 @@ impl Speaker {
     /// asked before each. Returns what the speaker originated for each before and after
     /// the write when the dialect reads around it in the same call
     /// ([`Dialect::write_reads_around`]) and its answer parses.
-    fn write(
+    pub(crate) fn write(
         &self,
         prefixes: &[Cidr],
         target: Target,
@@ -308,97 +228,11 @@ impl Speaker {
         }
     }
 
-    fn list(prefixes: &[Cidr]) -> Vec<(&'static str, String)> {
+    pub(crate) fn list(prefixes: &[Cidr]) -> Vec<(&'static str, String)> {
         prefixes
             .iter()
             .map(|p| (Self::family(p), p.to_string()))
             .collect()
-    }
-
-    /// Brings every prefix to `target`: read, write only what differs, read back (each
-    /// phase one speaker command where the dialect takes several prefixes at once).
-    /// `stop` is asked before each phase and stops a running speaker command.
-    pub fn ensure(&self, target: Target, stop: exec::Stop) -> anyhow::Result<Applied> {
-        let mut applied = Applied::default();
-        if let Some(why) = stop() {
-            bail!("superseded before {}: {why}", self.prefixes_text());
-        }
-        // A dialect that reads around its write (FRR) announces in one call: every prefix
-        // written, the reads before say which changed. A withdrawal reads first.
-        let around = self.dialect.write_reads_around() && target != Target::Withdraw;
-        let written = if around {
-            Some(self.write(&self.prefixes, target, stop)?)
-        } else {
-            None
-        };
-        let before = match &written {
-            Some(w) => w.as_ref().map(|(before, _)| before.clone()),
-            None => Some(self.read_all(&self.prefixes, stop)?),
-        };
-        let mut todo = Vec::new();
-        for (i, p) in self.prefixes.iter().enumerate() {
-            match before.as_ref().and_then(|b| b.get(i)) {
-                Some(seen) if self.is(seen, target) => applied.unchanged.push(*p),
-                Some(seen) => {
-                    applied.changed.push((*p, self.describe(seen)));
-                    todo.push(*p);
-                }
-                // Written in one call whose answer did not parse: what it was is unknown.
-                None => {
-                    applied.changed.push((*p, "not read".into()));
-                    todo.push(*p);
-                }
-            }
-        }
-        if todo.is_empty() {
-            return Ok(applied);
-        }
-        // Around, every prefix was written and is checked; else only those that changed.
-        let (written, todo) = match written {
-            Some(w) => (w, self.prefixes.clone()),
-            None => (self.write(&todo, target, stop)?, todo),
-        };
-        let after = match written {
-            Some((_, seen)) if seen.iter().all(|s| self.is(s, target)) => seen,
-            // Read (again): a daemon may answer before it has applied all of it (FRR
-            // checks a network new to it against its routes first).
-            _ => self.read_all(&todo, stop)?,
-        };
-        for (p, seen) in todo.iter().zip(&after) {
-            if !self.is(seen, target) {
-                bail!(
-                    "{} did not take {p} {target}: it is {} after the change",
-                    self.kind_name(),
-                    self.describe(seen)
-                );
-            }
-        }
-        Ok(applied)
-    }
-
-    /// The role every prefix has now: `Some` when all agree.
-    pub fn current(&self, stop: exec::Stop) -> anyhow::Result<(Option<Target>, String)> {
-        let mut all = Vec::new();
-        let mut text = Vec::new();
-        for (p, seen) in self
-            .prefixes
-            .iter()
-            .zip(self.read_all(&self.prefixes, stop)?)
-        {
-            text.push(format!("{p} {}", self.describe(&seen)));
-            all.push(match (&seen, self.role_of(&seen)) {
-                (Seen::Absent, _) => Some(Target::Withdraw),
-                (_, Some(r)) if self.is(&seen, Target::Announce(r)) => Some(Target::Announce(r)),
-                _ => None,
-            });
-        }
-        let first = all.first().copied().flatten();
-        let agreed = if all.iter().all(|t| *t == first) {
-            first
-        } else {
-            None
-        };
-        Ok((agreed, text.join(", ")))
     }
 
     /// The speaker's BGP sessions.
@@ -414,11 +248,4 @@ fn prefixes_text(prefixes: &[Cidr]) -> String {
         .map(Cidr::to_string)
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-/// What [`Speaker::ensure`] did: prefixes changed (with what they were) and unchanged.
-#[derive(Debug, Default, Clone)]
-pub struct Applied {
-    pub changed: Vec<(Cidr, String)>,
-    pub unchanged: Vec<Cidr>,
 }
