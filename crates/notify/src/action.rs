@@ -26,20 +26,50 @@ use crate::{
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// `-f`, `-R`, `-B`: flush the caches, resync the kernel table, send a bulk update.
-    Primary,
+    /// Without `flush_external` only the internal cache is flushed (`-f internal`): the
+    /// external cache still backs the flows the peer forwards for another instance.
+    Primary { flush_external: bool },
     /// `-s`, `-t`, `-n`; the daemon started through its unit first if it is down and
-    /// `start` (never on STOP).
-    Backup { start: bool },
-    /// `-t`.
-    Fault,
+    /// `start` (never on STOP). Without `purge` no `-t`: this node still holds a MASTER
+    /// instance, whose live flows `-t`'s scheduled flush would delete.
+    Backup { start: bool, purge: bool },
+    /// `-t` when `purge` (as for [`Role::Backup`]).
+    Fault { purge: bool },
+}
+
+/// This node's other instances that share the instance's conntrackd (active-active: two
+/// instances in opposite roles, each node MASTER of one), as their last transitions
+/// recorded them. conntrackd's commands are per node, not per instance: a purge or a flush
+/// for one instance reaches the other's flows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Siblings {
+    /// How many (0: the one-instance profile).
+    pub count: usize,
+    /// How many of them are MASTER here.
+    pub master: usize,
+}
+
+impl Siblings {
+    /// No other instance is MASTER here: the node's kernel table holds no live flow of its
+    /// own once this instance goes down, and `-t` may purge it.
+    pub fn none_master(self) -> bool {
+        self.master == 0
+    }
+
+    /// Every other instance is MASTER here: the peer forwards nothing, every flow is in
+    /// this kernel table once committed, and the external cache may be flushed.
+    pub fn all_master(self) -> bool {
+        self.master == self.count
+    }
 }
 
 /// One effect of a transition, as the dry run prints it and a run applies it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum Action {
-    /// `conntrackd -c`: the external cache into the kernel table (in the background).
-    ConntrackdCommit { config: PathBuf },
+    /// `conntrackd -c`: the external cache into the kernel table (in the background), and
+    /// `-c expect`, the expectations (FTP, SIP helpers), when `ExpectationSync` is on.
+    ConntrackdCommit { config: PathBuf, expect: bool },
     /// A conntrackd role; `replica`: DisableExternalCache is on (the kernel table holds the
     /// peer's flows, so nothing is committed or shortened).
     Conntrackd {
@@ -129,28 +159,44 @@ impl Action {
     pub fn describe(&self) -> String {
         let list = |v: &[Cidr]| v.iter().map(Cidr::to_string).collect::<Vec<_>>().join(", ");
         match self {
-            Action::ConntrackdCommit { config } => format!(
-                "conntrackd -C {} -c, in the background (only the flush waits for it)",
-                config.display()
+            Action::ConntrackdCommit { config, expect } => format!(
+                "conntrackd -C {} -c{}, in the background (only the flush waits for it)",
+                config.display(),
+                if *expect { ", -c expect" } else { "" }
             ),
             Action::Conntrackd {
                 config,
                 role,
                 replica,
             } => {
+                let keep = "; no -t: another instance is MASTER here";
                 let what = match (role, replica) {
-                    (Role::Primary, _) => "-f, -R, -B",
-                    (Role::Backup { start: true }, false) => "-s (start with -d if down), -t, -n",
-                    (Role::Backup { start: true }, true) => {
-                        "-s (start with -d if down), -n (no -t: DisableExternalCache on)"
+                    (Role::Primary { flush_external: true }, _) => "-f, -R, -B".to_string(),
+                    (Role::Primary { flush_external: false }, _) => {
+                        "-f internal, -R, -B (the external cache backs the peer's other instance)".to_string()
                     }
-                    (Role::Backup { start: false }, false) => "-s, -t, -n (not started if down: STOP)",
-                    (Role::Backup { start: false }, true) => {
-                        "-s, -n (not started if down: STOP; no -t: DisableExternalCache on)"
-                    }
-                    (Role::Fault, false) => "-t",
-                    (Role::Fault, true) => {
+                    (Role::Backup { start, purge }, replica) => format!(
+                        "-s{}{}, -n{}",
+                        if *start {
+                            " (start with -d if down)"
+                        } else {
+                            " (not started if down: STOP)"
+                        },
+                        if *purge && !*replica { ", -t" } else { "" },
+                        if *replica {
+                            " (no -t: DisableExternalCache on)"
+                        } else if !*purge {
+                            keep
+                        } else {
+                            ""
+                        }
+                    ),
+                    (Role::Fault { .. }, true) => {
                         return "nothing: DisableExternalCache on (-t would flush the peer's state from the kernel)".into()
+                    }
+                    (Role::Fault { purge: true }, false) => "-t".to_string(),
+                    (Role::Fault { purge: false }, false) => {
+                        return "nothing: another instance is MASTER here (-t would flush its live flows)".into()
                     }
                 };
                 format!("conntrackd -C {} {what}", config.display())
@@ -243,6 +289,8 @@ pub struct Observed<'a> {
 pub struct Tables<'a> {
     pub fip: Option<&'a hakit_fip::config::Fip>,
     pub bgp: Option<&'a Speaker>,
+    /// The instances beside it that share its conntrackd.
+    pub siblings: Siblings,
 }
 
 /// What `step` does for `inst` now. Pure but for reading conntrackd's configuration file.
@@ -263,7 +311,7 @@ pub fn resolve(
         Step::ConntrackdCommit
         | Step::ConntrackdPrimary
         | Step::ConntrackdBackup
-        | Step::ConntrackdFault => conntrackd(step, inst, obs),
+        | Step::ConntrackdFault => conntrackd(step, inst, tables.siblings, obs),
         Step::UnitsUp | Step::UnitsDown | Step::CommandsUp | Step::CommandsDown => {
             units_and_commands(step, inst, obs)
         }
@@ -336,12 +384,20 @@ pub fn resolve(
 
 /// The conntrackd steps: commit (of an external cache), then the role of the state; a role
 /// already commanded by a converged transition to the same state is not repeated.
-fn conntrackd(step: Step, inst: &Instance, obs: &Observed) -> anyhow::Result<Resolved> {
+fn conntrackd(
+    step: Step,
+    inst: &Instance,
+    siblings: Siblings,
+    obs: &Observed,
+) -> anyhow::Result<Resolved> {
     let Some(config) = inst.conntrackd_config.clone() else {
         return Ok(Resolved::Skip("conntrackd not configured".into()));
     };
     let was = |role: &str| obs.same && obs.prev.conntrackd.as_deref() == Some(role);
     let replica = crate::conntrackd::external_cache_disabled(&config);
+    // Per node, not per instance (active-active): purge only when no other instance is
+    // MASTER here, flush the external cache only when every one is.
+    let purge = siblings.none_master();
     let (role, name) = match step {
         Step::ConntrackdCommit if was("primary") => {
             return Ok(Resolved::Unchanged(
@@ -353,15 +409,24 @@ fn conntrackd(step: Step, inst: &Instance, obs: &Observed) -> anyhow::Result<Res
                 "external cache disabled: the kernel table already holds the peer's state".into(),
             ))
         }
-        Step::ConntrackdCommit => return Ok(Resolved::Do(Action::ConntrackdCommit { config })),
-        Step::ConntrackdPrimary => (Role::Primary, "primary"),
+        Step::ConntrackdCommit => {
+            let expect = crate::conntrackd::expectation_sync(&config);
+            return Ok(Resolved::Do(Action::ConntrackdCommit { config, expect }));
+        }
+        Step::ConntrackdPrimary => (
+            Role::Primary {
+                flush_external: siblings.all_master(),
+            },
+            "primary",
+        ),
         Step::ConntrackdBackup => (
             Role::Backup {
                 start: obs.state != State::Stop,
+                purge,
             },
             "backup",
         ),
-        _ => (Role::Fault, "fault"),
+        _ => (Role::Fault { purge }, "fault"),
     };
     if was(name) {
         return Ok(Resolved::Unchanged(format!("conntrackd already {name}")));
@@ -552,8 +617,20 @@ pub(crate) mod tests {
             Resolved::Do(Action::Conntrackd { role, .. }) => role,
             r => panic!("{r:?}"),
         };
-        assert_eq!(backup(State::Backup), Role::Backup { start: true });
-        assert_eq!(backup(State::Stop), Role::Backup { start: false });
+        assert_eq!(
+            backup(State::Backup),
+            Role::Backup {
+                start: true,
+                purge: true
+            }
+        );
+        assert_eq!(
+            backup(State::Stop),
+            Role::Backup {
+                start: false,
+                purge: true
+            }
+        );
         let o = obs(State::Backup, false, &prev);
         assert!(matches!(
             go(Step::AddressRemove, &i, &o),
@@ -576,10 +653,129 @@ pub(crate) mod tests {
         assert!(matches!(
             go(Step::ConntrackdFault, &i, &obs(State::Fault, false, &prev)),
             Resolved::Do(Action::Conntrackd {
-                role: Role::Fault,
+                role: Role::Fault { purge: true },
                 ..
             })
         ));
+    }
+
+    /// Active-active: conntrackd's commands reach every instance's flows, so the policy is
+    /// per node. A node going down for one instance while MASTER of another never purges
+    /// (`-t` would flush that instance's live flows PurgeTimeout later); gaining one while
+    /// the peer keeps another flushes only the internal cache (the external one backs the
+    /// peer's flows); the commit brings the expectations when they are synced. The
+    /// one-instance profile (no siblings) keeps its commands.
+    #[test]
+    fn conntrackd_is_driven_per_node_when_instances_share_it() {
+        let dir = std::env::temp_dir().join(format!("hakit-aa-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let conf = dir.join("conntrackd.conf");
+        std::fs::write(
+            &conf,
+            "Sync {\n  Mode FTFW {\n    DisableExternalCache off\n  }\n  Options {\n    ExpectationSync on\n  }\n}\n",
+        )
+        .unwrap();
+        let mut i = inst();
+        i.conntrackd_config = Some(conf.clone());
+        let prev = Recorded::default();
+        let role = |step, state, siblings: Siblings| {
+            let t = Tables {
+                siblings,
+                ..Tables::default()
+            };
+            match resolve(step, &i, t, &obs(state, false, &prev)).unwrap() {
+                Resolved::Do(Action::Conntrackd { role, .. }) => role,
+                r => panic!("{r:?}"),
+            }
+        };
+        let alone = Siblings::default();
+        let other_master = Siblings {
+            count: 1,
+            master: 1,
+        };
+        let other_backup = Siblings {
+            count: 1,
+            master: 0,
+        };
+        // The one-instance profile: as before.
+        assert_eq!(
+            role(Step::ConntrackdPrimary, State::Master, alone),
+            Role::Primary {
+                flush_external: true
+            }
+        );
+        assert_eq!(
+            role(Step::ConntrackdFault, State::Fault, alone),
+            Role::Fault { purge: true }
+        );
+        // B goes BACKUP here while A stays MASTER here: no purge.
+        assert_eq!(
+            role(Step::ConntrackdBackup, State::Backup, other_master),
+            Role::Backup {
+                start: true,
+                purge: false
+            }
+        );
+        assert_eq!(
+            role(Step::ConntrackdFault, State::Fault, other_master),
+            Role::Fault { purge: false }
+        );
+        assert_eq!(
+            role(Step::ConntrackdBackup, State::Backup, other_backup),
+            Role::Backup {
+                start: true,
+                purge: true
+            }
+        );
+        // Gaining B while the peer keeps A: the external cache stays; gaining the last one
+        // (every instance here, the peer forwards nothing): flushed.
+        assert_eq!(
+            role(Step::ConntrackdPrimary, State::Master, other_backup),
+            Role::Primary {
+                flush_external: false
+            }
+        );
+        assert_eq!(
+            role(Step::ConntrackdPrimary, State::Master, other_master),
+            Role::Primary {
+                flush_external: true
+            }
+        );
+        // The commit brings the expectations when conntrackd syncs them, and says so.
+        let commit = resolve(
+            Step::ConntrackdCommit,
+            &i,
+            Tables::default(),
+            &obs(State::Master, false, &prev),
+        )
+        .unwrap();
+        let Resolved::Do(a @ Action::ConntrackdCommit { expect: true, .. }) = commit else {
+            panic!("{commit:?}")
+        };
+        assert!(a.describe().contains("-c, -c expect"), "{}", a.describe());
+        let d = Action::Conntrackd {
+            config: conf.clone(),
+            role: Role::Fault { purge: false },
+            replica: false,
+        }
+        .describe();
+        assert!(d.contains("another instance is MASTER here"), "{d}");
+        std::fs::write(&conf, "Sync {\n  Mode FTFW {\n  }\n}\n").unwrap();
+        let commit = resolve(
+            Step::ConntrackdCommit,
+            &i,
+            Tables::default(),
+            &obs(State::Master, false, &prev),
+        )
+        .unwrap();
+        assert!(
+            matches!(
+                commit,
+                Resolved::Do(Action::ConntrackdCommit { expect: false, .. })
+            ),
+            "{commit:?}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
@@ -602,7 +798,7 @@ pub(crate) mod tests {
             &i,
             Tables {
                 fip: Some(&fip),
-                bgp: None,
+                ..Tables::default()
             },
             &o,
         )

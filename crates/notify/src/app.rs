@@ -81,7 +81,7 @@ pub fn hook(
     let gen = generation(s, &inst.name, state)?;
     let nl = Netlink::open()?;
     let check = supersede::hook(&s.runtime, &nl, &inst.name, &inst.vrrp_vips, state, gen);
-    let report = crate::steps::transition(s, inst, state, gen, &nl, &check)?;
+    let report = crate::steps::transition(s, all, inst, state, gen, &nl, &check)?;
     if let Err(e) = metrics::write_metrics(s, all) {
         warn!("{e:#}");
     }
@@ -247,7 +247,7 @@ fn fifo_event(
     };
     let gen = generation(s, &inst.name, ev.state)?;
     let check = supersede::fifo(&s.runtime, pending, &inst.name, gen);
-    let report = crate::steps::transition(s, inst, ev.state, gen, nl, &check)?;
+    let report = crate::steps::transition(s, all, inst, ev.state, gen, nl, &check)?;
     if let Err(e) = metrics::write_metrics(s, all) {
         warn!("{e:#}");
     }

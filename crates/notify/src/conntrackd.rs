@@ -85,9 +85,14 @@ impl Conntrackd<'_> {
         .with_context(|| format!("conntrackd {flag}"))
     }
 
-    /// `-c`: commit the external cache to the kernel.
-    pub fn commit(&self) -> anyhow::Result<()> {
-        self.run("-c").map(|_| ())
+    /// `-c`: commit the external cache to the kernel; with `expect`, then `-c expect`, the
+    /// expectations (a helper's FTP data or SIP media flow keeps its way through).
+    pub fn commit(&self, expect: bool) -> anyhow::Result<()> {
+        self.run("-c")?;
+        if expect {
+            self.run_args(&["-c", "expect"])?;
+        }
+        Ok(())
     }
 
     /// `DisableExternalCache on`: the peer's state goes straight into the kernel table,
@@ -107,7 +112,17 @@ impl Conntrackd<'_> {
     /// `-f`, verify it by the log (or, without a log file, by the external cache being
     /// empty); if it was dropped, flush the internal cache (`-f internal`, which the flag
     /// does not block) and warn, rather than report a flush that did not happen.
-    pub fn primary(&self) -> anyhow::Result<()> {
+    ///
+    /// Without `flush_external` (another instance of this node is the peer's: active-active)
+    /// only the internal cache is flushed: the external cache backs the flows the peer
+    /// forwards, and a flush would leave this node nothing to commit when the peer dies.
+    pub fn primary(&self, flush_external: bool) -> anyhow::Result<()> {
+        if !flush_external {
+            self.run_args(&["-f", "internal"])?;
+            self.run("-R")?;
+            self.run("-B")?;
+            return Ok(());
+        }
         let log = log_file(&self.config);
         if let Some(l) = log.as_ref().filter(|_| !self.external_cache_disabled()) {
             let start = Instant::now();
@@ -199,7 +214,9 @@ impl Conntrackd<'_> {
     /// `systemctl stop keepalived`), and with `-d` only where there is no service manager.
     ///
     /// Returns false when conntrackd was down and left down (STOP).
-    pub fn backup(&self, start: &Starter) -> anyhow::Result<bool> {
+    /// Without `purge` no `-t`: another instance of this node is MASTER (active-active), and
+    /// `-t`'s scheduled flush would delete its live flows PurgeTimeout seconds later.
+    pub fn backup(&self, start: &Starter, purge: bool) -> anyhow::Result<bool> {
         if !self.running() {
             match start {
                 Starter::Never => return Ok(false),
@@ -235,14 +252,19 @@ impl Conntrackd<'_> {
                 thread::sleep(Duration::from_millis(20));
             }
         }
-        self.shorten_timers()?;
+        if purge {
+            self.shorten_timers()?;
+        }
         self.run("-n")?;
         Ok(true)
     }
 
-    /// The fault sequence.
-    pub fn fault(&self) -> anyhow::Result<()> {
-        self.shorten_timers()
+    /// The fault sequence: `-t` when `purge` (see [`Conntrackd::backup`]).
+    pub fn fault(&self, purge: bool) -> anyhow::Result<()> {
+        if purge {
+            self.shorten_timers()?;
+        }
+        Ok(())
     }
 
     /// `-t`, only where the kernel table is not the replica. With an external cache the
@@ -261,6 +283,12 @@ impl Conntrackd<'_> {
         }
         self.run("-t").map(|_| ())
     }
+}
+
+/// Whether the configuration at `config` syncs expectations (`ExpectationSync on`).
+pub fn expectation_sync(config: &Path) -> bool {
+    config_value(config, "ExpectationSync")
+        .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "on" | "yes"))
 }
 
 /// Whether the configuration at `config` says `DisableExternalCache on`.
@@ -386,15 +414,17 @@ mod tests {
             "Sync {\n  Mode FTFW {\n    DisableExternalCache on\n  }\n}\n",
         )
         .unwrap();
-        assert!(c.fault().is_ok());
+        assert!(c.fault(true).is_ok());
         std::fs::write(
             &p,
             "Sync {\n  Mode FTFW {\n    DisableExternalCache off\n  }\n}\n",
         )
         .unwrap();
-        assert!(c.fault().is_err());
+        assert!(c.fault(true).is_err());
+        // Another instance is MASTER here (active-active): no -t asked, nothing run.
+        assert!(c.fault(false).is_ok());
         std::fs::write(&p, "Sync {\n  Mode FTFW {\n  }\n}\n").unwrap();
-        assert!(c.fault().is_err());
+        assert!(c.fault(true).is_err());
         let _ = std::fs::remove_dir_all(&d);
     }
 

@@ -184,6 +184,7 @@ mod tests {
         let tables = Tables {
             fip: Some(&fip),
             bgp: None,
+            siblings: Default::default(),
         };
         for state in [State::Master, State::Backup, State::Fault, State::Stop] {
             let s = Settings {

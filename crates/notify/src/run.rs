@@ -126,6 +126,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         let tables = crate::action::Tables {
             fip: settings.fip.as_ref(),
             bgp: settings.bgp.as_ref(),
+            siblings: crate::steps::siblings(&settings.runtime, &instances, inst),
         };
         crate::effects::dry_run(inst, state, tables)
     } else {

@@ -23,7 +23,7 @@ use hakit_net::{garp, nft::Snat, Change, Link, Netlink};
 use log::{error, info, warn};
 
 use crate::{
-    action::{Action, Role, Tables},
+    action::{Action, Role, Siblings, Tables},
     config::Instance,
     conntrackd::{Conntrackd, Starter},
     effects::{Effects, Stepper},
@@ -60,8 +60,12 @@ impl Effects for Real<'_> {
     fn apply(&mut self, action: &Action, t: &mut Turn) -> anyhow::Result<Ran> {
         let s = self.s;
         let done = match action {
-            Action::ConntrackdCommit { config } => {
-                return Ok(Ran::Started(Box::new(start_commit(s, config.clone())?)))
+            Action::ConntrackdCommit { config, expect } => {
+                return Ok(Ran::Started(Box::new(start_commit(
+                    s,
+                    config.clone(),
+                    *expect,
+                )?)))
             }
             Action::Claim { ip, retry_for } => {
                 let claim = start_claim(s, t.inst, *ip, *retry_for)?;
@@ -268,6 +272,7 @@ fn both(nat: StepResult, (changed, what): (bool, String)) -> StepResult {
 
 pub fn transition(
     s: &Settings,
+    all: &[Instance],
     inst: &Instance,
     state: State,
     gen: u64,
@@ -277,9 +282,36 @@ pub fn transition(
     let tables = Tables {
         fip: s.fip.as_ref(),
         bgp: s.bgp.as_ref(),
+        siblings: siblings(&s.runtime, all, inst),
     };
     let mut host = Stepper::new(Real::new(s, nl), tables);
     crate::engine::run(&mut host, s, inst, state, gen, superseded)
+}
+
+/// The instances of `all` beside `inst` that share its conntrackd, and how many of them are
+/// MASTER here as their records say (the FIFO reader runs transitions one at a time, so the
+/// record of an earlier event is written before a later one reads it). An unreadable
+/// record counts as MASTER: a flush or a purge that is not needed costs flows, one left out
+/// costs nothing but stale entries.
+pub fn siblings(rt: &crate::runtime::Runtime, all: &[Instance], inst: &Instance) -> Siblings {
+    let Some(cfg) = &inst.conntrackd_config else {
+        return Siblings::default();
+    };
+    let others: Vec<&Instance> = all
+        .iter()
+        .filter(|i| i.name != inst.name && i.conntrackd_config.as_ref() == Some(cfg))
+        .collect();
+    let master = others
+        .iter()
+        .filter(|i| match rt.recorded(&i.name) {
+            Ok(r) => matches!(r.state, Some(State::Master | State::MasterRxLowerPri)),
+            Err(_) => true,
+        })
+        .count();
+    Siblings {
+        count: others.len(),
+        master,
+    }
 }
 
 /// Commands conntrackd's role and notes it in the record.
@@ -291,21 +323,21 @@ fn conntrackd_role(
 ) -> anyhow::Result<StepResult> {
     let c = conntrackd(s, config, t.superseded);
     let name = match role {
-        Role::Primary => {
-            c.primary()?;
+        Role::Primary { flush_external } => {
+            c.primary(flush_external)?;
             "primary"
         }
-        Role::Fault => {
-            c.fault()?;
+        Role::Fault { purge } => {
+            c.fault(purge)?;
             "fault"
         }
-        Role::Backup { start } => {
+        Role::Backup { start, purge } => {
             let starter = if start {
                 Starter::for_this_node(&s.systemctl)
             } else {
                 Starter::Never
             };
-            if !c.backup(&starter)? {
+            if !c.backup(&starter, purge)? {
                 return Ok(StepResult::Unchanged(
                     "conntrackd is not running; not started on STOP".into(),
                 ));
@@ -481,7 +513,7 @@ const COMMIT_CLIENT: Duration = Duration::from_secs(120);
 /// once; an existing flow's packets are dropped (not NATed: the ruleset's forward and input
 /// chains) until its entry is committed. None (run in line, which says why it is nothing to
 /// do) when conntrackd is not configured, has no external cache, or already committed.
-fn start_commit(s: &Settings, config: PathBuf) -> anyhow::Result<Background> {
+fn start_commit(s: &Settings, config: PathBuf, expect: bool) -> anyhow::Result<Background> {
     let (prog, t0) = (s.conntrackd.clone(), Instant::now());
     Background::retried("conntrackd-commit", s.retries, move |stop| {
         Conntrackd {
@@ -490,7 +522,7 @@ fn start_commit(s: &Settings, config: PathBuf) -> anyhow::Result<Background> {
             timeout: COMMIT_CLIENT,
             stop,
         }
-        .commit()?;
+        .commit(expect)?;
         Ok(StepResult::Changed(format!(
             "external cache committed to the kernel in {:.1} s",
             t0.elapsed().as_secs_f64()
@@ -680,5 +712,56 @@ impl Pending for Background {
 
     fn stop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::{Recorded, Runtime};
+
+    /// The siblings of an instance are the others sharing its conntrackd configuration,
+    /// MASTER as their records say (none recorded yet: not MASTER).
+    #[test]
+    fn siblings_are_read_from_the_records() {
+        let dir = std::env::temp_dir().join(format!("hakit-siblings-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let rt = Runtime::at(&dir);
+        let inst = |name: &str, ctd: Option<&str>| Instance {
+            name: name.into(),
+            conntrackd_config: ctd.map(Into::into),
+            ..Instance::default()
+        };
+        let all = [
+            inst("VI_A", Some("/etc/conntrackd/conntrackd.conf")),
+            inst("VI_B", Some("/etc/conntrackd/conntrackd.conf")),
+            inst("VI_C", Some("/etc/conntrackd/other.conf")),
+            inst("VI_D", None),
+        ];
+        assert_eq!(
+            siblings(&rt, &all, &all[1]),
+            Siblings {
+                count: 1,
+                master: 0
+            }
+        );
+        rt.record(
+            "VI_A",
+            &Recorded {
+                state: Some(State::Master),
+                ..Recorded::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            siblings(&rt, &all, &all[1]),
+            Siblings {
+                count: 1,
+                master: 1
+            }
+        );
+        assert_eq!(siblings(&rt, &all, &all[2]), Siblings::default());
+        assert_eq!(siblings(&rt, &all, &all[3]), Siblings::default());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
