@@ -18,7 +18,7 @@ use crate::{
     config::Instance,
     event::State,
     plan::{announce_target, snat_to, Step},
-    runtime::Recorded,
+    runtime::{Recorded, Siblings},
 };
 
 /// conntrackd's role commands (conntrackd(8)).
@@ -35,32 +35,6 @@ pub enum Role {
     Backup { start: bool, purge: bool },
     /// `-t` when `purge` (as for [`Role::Backup`]).
     Fault { purge: bool },
-}
-
-/// This node's other instances that share the instance's conntrackd (active-active: two
-/// instances in opposite roles, each node MASTER of one), as their last transitions
-/// recorded them. conntrackd's commands are per node, not per instance: a purge or a flush
-/// for one instance reaches the other's flows.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct Siblings {
-    /// How many (0: the one-instance profile).
-    pub count: usize,
-    /// How many of them are MASTER here.
-    pub master: usize,
-}
-
-impl Siblings {
-    /// No other instance is MASTER here: the node's kernel table holds no live flow of its
-    /// own once this instance goes down, and `-t` may purge it.
-    pub fn none_master(self) -> bool {
-        self.master == 0
-    }
-
-    /// Every other instance is MASTER here: the peer forwards nothing, every flow is in
-    /// this kernel table once committed, and the external cache may be flushed.
-    pub fn all_master(self) -> bool {
-        self.master == self.count
-    }
 }
 
 /// One effect of a transition, as the dry run prints it and a run applies it.

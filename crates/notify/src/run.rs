@@ -120,15 +120,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         return Ok(Exit::Ok);
     };
     let report = if cli.dry_run {
-        // A checker (hakit-setup runs this one) refuses a plan the node cannot carry out.
-        let nl = hakit_net::Netlink::open()?;
-        crate::validate::on_host(inst, &nl).map_err(usage_error)?;
-        let tables = crate::action::Tables {
-            fip: settings.fip.as_ref(),
-            bgp: settings.bgp.as_ref(),
-            siblings: crate::steps::siblings(&settings.runtime, &instances, inst),
-        };
-        crate::effects::dry_run(inst, state, tables)
+        dry_run(&settings, &instances, inst, state)?
     } else {
         create_runtime(&settings.runtime)?;
         app::hook(&settings, &instances, inst, state)?
@@ -204,6 +196,24 @@ fn announced_once(instances: &[Instance]) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// What a transition to `state` would do, said and changed nothing. A checker (hakit-setup
+/// runs this one): a plan the node cannot carry out is refused (exit 2).
+fn dry_run(
+    settings: &Settings,
+    instances: &[Instance],
+    inst: &Instance,
+    state: State,
+) -> anyhow::Result<crate::report::Report> {
+    let nl = hakit_net::Netlink::open()?;
+    crate::validate::on_host(inst, &nl).map_err(usage_error)?;
+    let tables = crate::action::Tables {
+        fip: settings.fip.as_ref(),
+        bgp: settings.bgp.as_ref(),
+        siblings: settings.runtime.siblings(instances, inst),
+    };
+    Ok(crate::effects::dry_run(inst, state, tables))
 }
 
 /// The dry run as text: each step and what it would do (or why it fails).

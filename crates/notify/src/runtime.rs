@@ -19,7 +19,7 @@ use std::{
 use hakit_core::runtime::{ensure_private_dir, write_atomic, Lock, LockWait};
 use serde::{Deserialize, Serialize};
 
-use crate::event::State;
+use crate::{config::Instance, event::State};
 
 /// How many recent intents the log keeps.
 const INTENT_LOG: usize = 64;
@@ -208,6 +208,58 @@ impl Runtime {
             0o644,
         )
     }
+
+    /// The instances of `all` beside `inst` that share its conntrackd, and how many of them are
+    /// MASTER here as their records say (the FIFO reader runs transitions one at a time, so the
+    /// record of an earlier event is written before a later one reads it). An unreadable
+    /// record counts as MASTER: a flush or a purge that is not needed costs flows, one left out
+    /// costs nothing but stale entries.
+    pub fn siblings(&self, all: &[Instance], inst: &Instance) -> Siblings {
+        let Some(cfg) = &inst.conntrackd_config else {
+            return Siblings::default();
+        };
+        let others: Vec<&Instance> = all
+            .iter()
+            .filter(|i| i.name != inst.name && i.conntrackd_config.as_ref() == Some(cfg))
+            .collect();
+        let master = others
+            .iter()
+            .filter(|i| match self.recorded(&i.name) {
+                Ok(r) => matches!(r.state, Some(State::Master | State::MasterRxLowerPri)),
+                Err(_) => true,
+            })
+            .count();
+        Siblings {
+            count: others.len(),
+            master,
+        }
+    }
+}
+
+/// This node's other instances that share the instance's conntrackd (active-active: two
+/// instances in opposite roles, each node MASTER of one), as their last transitions
+/// recorded them. conntrackd's commands are per node, not per instance: a purge or a flush
+/// for one instance reaches the other's flows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Siblings {
+    /// How many (0: the one-instance profile).
+    pub count: usize,
+    /// How many of them are MASTER here.
+    pub master: usize,
+}
+
+impl Siblings {
+    /// No other instance is MASTER here: the node's kernel table holds no live flow of its
+    /// own once this instance goes down, and `-t` may purge it.
+    pub fn none_master(self) -> bool {
+        self.master == 0
+    }
+
+    /// Every other instance is MASTER here: the peer forwards nothing, every flow is in
+    /// this kernel table once committed, and the external cache may be flushed.
+    pub fn all_master(self) -> bool {
+        self.master == self.count
+    }
 }
 
 /// Reads a bookkeeping file leniently: bookkeeping must never keep the data plane from
@@ -239,6 +291,52 @@ fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> anyhow::Result<Option
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The siblings of an instance are the others sharing its conntrackd configuration,
+    /// MASTER as their records say (none recorded yet: not MASTER).
+    #[test]
+    fn siblings_are_read_from_the_records() {
+        let dir = std::env::temp_dir().join(format!("hakit-siblings-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let rt = Runtime::at(&dir);
+        let inst = |name: &str, ctd: Option<&str>| Instance {
+            name: name.into(),
+            conntrackd_config: ctd.map(Into::into),
+            ..Instance::default()
+        };
+        let all = [
+            inst("VI_A", Some("/etc/conntrackd/conntrackd.conf")),
+            inst("VI_B", Some("/etc/conntrackd/conntrackd.conf")),
+            inst("VI_C", Some("/etc/conntrackd/other.conf")),
+            inst("VI_D", None),
+        ];
+        assert_eq!(
+            rt.siblings(&all, &all[1]),
+            Siblings {
+                count: 1,
+                master: 0
+            }
+        );
+        rt.record(
+            "VI_A",
+            &Recorded {
+                state: Some(State::Master),
+                ..Recorded::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            rt.siblings(&all, &all[1]),
+            Siblings {
+                count: 1,
+                master: 1
+            }
+        );
+        assert_eq!(rt.siblings(&all, &all[2]), Siblings::default());
+        assert_eq!(rt.siblings(&all, &all[3]), Siblings::default());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     use std::time::SystemTime;
 
     /// The claim's second path: the peer's roles as the monitor wrote them, fresh or not.

@@ -23,7 +23,7 @@ use hakit_net::{garp, nft::Snat, Change, Link, Netlink};
 use log::{error, info, warn};
 
 use crate::{
-    action::{Action, Role, Siblings, Tables},
+    action::{Action, Role, Tables},
     config::Instance,
     conntrackd::{Conntrackd, Starter},
     effects::{Effects, Stepper},
@@ -282,36 +282,10 @@ pub fn transition(
     let tables = Tables {
         fip: s.fip.as_ref(),
         bgp: s.bgp.as_ref(),
-        siblings: siblings(&s.runtime, all, inst),
+        siblings: s.runtime.siblings(all, inst),
     };
     let mut host = Stepper::new(Real::new(s, nl), tables);
     crate::engine::run(&mut host, s, inst, state, gen, superseded)
-}
-
-/// The instances of `all` beside `inst` that share its conntrackd, and how many of them are
-/// MASTER here as their records say (the FIFO reader runs transitions one at a time, so the
-/// record of an earlier event is written before a later one reads it). An unreadable
-/// record counts as MASTER: a flush or a purge that is not needed costs flows, one left out
-/// costs nothing but stale entries.
-pub fn siblings(rt: &crate::runtime::Runtime, all: &[Instance], inst: &Instance) -> Siblings {
-    let Some(cfg) = &inst.conntrackd_config else {
-        return Siblings::default();
-    };
-    let others: Vec<&Instance> = all
-        .iter()
-        .filter(|i| i.name != inst.name && i.conntrackd_config.as_ref() == Some(cfg))
-        .collect();
-    let master = others
-        .iter()
-        .filter(|i| match rt.recorded(&i.name) {
-            Ok(r) => matches!(r.state, Some(State::Master | State::MasterRxLowerPri)),
-            Err(_) => true,
-        })
-        .count();
-    Siblings {
-        count: others.len(),
-        master,
-    }
 }
 
 /// Commands conntrackd's role and notes it in the record.
@@ -712,56 +686,5 @@ impl Pending for Background {
 
     fn stop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::runtime::{Recorded, Runtime};
-
-    /// The siblings of an instance are the others sharing its conntrackd configuration,
-    /// MASTER as their records say (none recorded yet: not MASTER).
-    #[test]
-    fn siblings_are_read_from_the_records() {
-        let dir = std::env::temp_dir().join(format!("hakit-siblings-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let rt = Runtime::at(&dir);
-        let inst = |name: &str, ctd: Option<&str>| Instance {
-            name: name.into(),
-            conntrackd_config: ctd.map(Into::into),
-            ..Instance::default()
-        };
-        let all = [
-            inst("VI_A", Some("/etc/conntrackd/conntrackd.conf")),
-            inst("VI_B", Some("/etc/conntrackd/conntrackd.conf")),
-            inst("VI_C", Some("/etc/conntrackd/other.conf")),
-            inst("VI_D", None),
-        ];
-        assert_eq!(
-            siblings(&rt, &all, &all[1]),
-            Siblings {
-                count: 1,
-                master: 0
-            }
-        );
-        rt.record(
-            "VI_A",
-            &Recorded {
-                state: Some(State::Master),
-                ..Recorded::default()
-            },
-        )
-        .unwrap();
-        assert_eq!(
-            siblings(&rt, &all, &all[1]),
-            Siblings {
-                count: 1,
-                master: 1
-            }
-        );
-        assert_eq!(siblings(&rt, &all, &all[2]), Siblings::default());
-        assert_eq!(siblings(&rt, &all, &all[3]), Siblings::default());
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
