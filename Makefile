@@ -173,6 +173,7 @@ chaos: deps static
 	$(CARGO) build --release --target $(MUSL) -p hakit-lab
 	$(STATIC_DIR)/hakit-chaos --bin-dir $(STATIC_DIR) --out-dir target/chaos
 	$(STATIC_DIR)/hakit-chaos --bin-dir $(STATIC_DIR) --out-dir target/chaos --lab l2 --only soft,hard
+	$(STATIC_DIR)/hakit-chaos --bin-dir $(STATIC_DIR) --out-dir target/chaos --lab active
 	HAKIT_CHAOS_SOAK_SECONDS=$${HAKIT_CHAOS_SOAK_SECONDS:-180} \
 	  $(STATIC_DIR)/hakit-chaos --bin-dir $(STATIC_DIR) --out-dir target/chaos --lab monitor --only wan-down,gateway-dead,path-dead,shared-blip,vrrp-cut,monitor-killed,soak
 	$(STATIC_DIR)/hakit-chaos --bin-dir $(STATIC_DIR) --out-dir target/chaos --lab aws

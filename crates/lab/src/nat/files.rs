@@ -281,6 +281,11 @@ pub(super) fn keepalived_conf(opts: &Opts, h: &Hooks) -> anyhow::Result<(String,
             format!("{hooks}{preempt}    track_script {{\n        chk_gateway\n    }}\n"),
         )
     };
+    let scripts = if opts.active_active {
+        scripts + &super::second::vrrp_instance(opts, id, run)
+    } else {
+        scripts
+    };
     let kconf = keepalived::Vrrp {
         router_id: role,
         iface: "eth1",

@@ -72,6 +72,12 @@ pub struct Traffic {
 impl NatLab {
     /// Starts a traffic client on the LAN client (see `hakit-lab-traffic`).
     pub fn traffic(&mut self, tag: &str, flags: &[&str]) -> anyhow::Result<Traffic> {
+        let ns = self.client.clone();
+        self.traffic_from(&ns, tag, flags)
+    }
+
+    /// [`NatLab::traffic`] from the client in `ns`.
+    pub fn traffic_from(&mut self, ns: &Ns, tag: &str, flags: &[&str]) -> anyhow::Result<Traffic> {
         let traffic = bin(&self.opts.lab_bin_dir, "hakit-lab-traffic")?;
         let d = self.lab.dir().to_path_buf();
         let stop = d.join(format!("{tag}.stop"));
@@ -92,9 +98,7 @@ impl NatLab {
             &o,
         ];
         argv.extend_from_slice(flags);
-        let pid = self
-            .lab
-            .spawn(&self.client, &format!("traffic-{tag}"), &argv)?;
+        let pid = self.lab.spawn(ns, &format!("traffic-{tag}"), &argv)?;
         Ok(Traffic { pid, stop, out })
     }
 

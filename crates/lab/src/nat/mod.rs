@@ -35,6 +35,7 @@ use nix::{
 mod converge;
 mod files;
 mod measure;
+pub mod second;
 pub mod table;
 mod watch;
 mod world;
@@ -92,6 +93,10 @@ pub struct Opts {
     /// after it adds the address), as in examples/bare-metal; no provider moves a route
     /// and nat-notify claims nothing.
     pub l2: bool,
+    /// Active-active ([`second`]): a second instance, VI_2, in the opposite roles, with its
+    /// own VIP, floating IP and client; conntrackd's external cache on, PurgeTimeout 5 s.
+    /// With `l2` (its floating IP is found by ARP).
+    pub active_active: bool,
 }
 
 /// An address beyond the upstream gateway (on `inet`'s loopback): the monitor's
@@ -113,6 +118,7 @@ impl Opts {
             priorities: [150, 100],
             preempt_delay: Some(1),
             nopreempt: false,
+            active_active: false,
             external_cache: false,
             shell_hook: false,
             bgp: None,
@@ -165,6 +171,8 @@ pub struct NatLab {
     pub lab: Lab,
     pub opts: Opts,
     pub client: Ns,
+    /// VI_2's client (active-active).
+    pub client2: Option<Ns>,
     pub inet: Ns,
     pub cloud: Ns,
     pub nodes: Vec<Node>,
@@ -204,11 +212,10 @@ impl NatLab {
         let client = lab.ns("client")?;
         let inet = lab.ns("inet")?;
         let cloud = lab.ns("cloud")?;
-        lab.bridge(
-            &sw,
-            "brlan",
-            &[(&a, "eth1"), (&b, "eth1"), (&client, "eth0")],
-        )?;
+        let client2 = second::client(&mut lab, &opts)?;
+        let mut lan = vec![(&a, "eth1"), (&b, "eth1"), (&client, "eth0")];
+        lan.extend(client2.iter().map(|c| (c, "eth0")));
+        lab.bridge(&sw, "brlan", &lan)?;
         lab.bridge(
             &sw,
             "brwan",
@@ -222,6 +229,9 @@ impl NatLab {
         lab.veth(&a, "sync0", &b, "sync0")?;
         client.ip(&["addr", "add", &format!("{CLIENT}/24"), "dev", "eth0"])?;
         client.ip(&["route", "add", "default", "via", VIP])?;
+        if let Some(c) = &client2 {
+            second::client_addresses(c)?;
+        }
         inet.ip(&["addr", "add", &format!("{SERVER}/24"), "dev", "eth0"])?;
         cloud.ip(&["addr", "add", &format!("{CLOUD}/24"), "dev", "eth0"])?;
 
@@ -257,13 +267,7 @@ impl NatLab {
                 &format!("192.0.2.{id}"),
                 &format!("192.0.2.{}", 3 - id),
                 "sync0",
-                |c| {
-                    if opts.external_cache {
-                        c.replace("DisableExternalCache on", "DisableExternalCache off")
-                    } else {
-                        c
-                    }
-                },
+                |c| second::conntrackd_conf(&opts, c),
             )?;
             // As /run on a node: a tmpfs (nat-notify's runtime directory, the monitor's
             // track file and heartbeat).
@@ -295,7 +299,7 @@ impl NatLab {
                     daemon: daemon.as_ref(),
                 },
             );
-            fs::write(&config, toml)?;
+            fs::write(&config, second::hakit_toml(&opts, toml, &ctd.conf))?;
             let cfg = config.to_string_lossy().to_string();
             let (kconf, track_file) = keepalived_conf(
                 &opts,
@@ -342,6 +346,7 @@ impl NatLab {
             lab,
             opts,
             client,
+            client2,
             inet,
             cloud,
             nodes,
@@ -373,6 +378,9 @@ impl NatLab {
                 "lab start: node a never became the converged MASTER: {e:#}\nhook log:\n{}",
                 nat.syslog_tail(20)
             );
+        }
+        if nat.opts.active_active {
+            nat.wait_second(1, Duration::from_secs(20))?;
         }
         Ok(nat)
     }

@@ -3,12 +3,15 @@
 //! directory, prints the table, and exits 1 if any scenario failed (2 on a usage error).
 //!
 //! Usage: hakit-chaos [--bin-dir DIR] [--out-dir DIR] [--only NAME[,NAME...]]
-//!                    [--lab nat|l2|monitor|table|aws|hetzner|digitalocean|linode|linode-frr|linode-bird]
+//!                    [--lab nat|l2|monitor|table|active|aws|hetzner|digitalocean|linode|linode-frr|linode-bird]
 //!
 //! `--lab l2`: bare metal with the L2 fast profile (the floating IP on-link, found by the
 //! upstream through nat-notify's gratuitous ARP; `chaos-l2.*`). `--lab monitor`: the uplink monitor's profile (HAKIT_CHAOS_PROFILE=fast: the L2 fast
 //! VRRP profile). `--lab table`: a production-sized connection table handed over
 //! (HAKIT_CHAOS_TABLE_FLOWS, default 50,000; [`hakit_lab::nat::table`]).
+//!
+//! `--lab active`: active-active, two instances in opposite roles, each node MASTER of one,
+//! conntrackd's external cache and a short PurgeTimeout (`chaos-active.*`).
 //!
 //! `--lab linode` runs Linode's routing for real ([`hakit_lab::bgp`]): an FRR route server,
 //! lelastic's GoBGP configuration on both gateways, hakit rewriting the announcement's
@@ -30,12 +33,13 @@ use hakit_lab::{
 };
 use serde_json::{json, Value};
 
+mod active;
 mod cloud;
 mod faults;
 mod linode;
 mod monitor;
 mod soak;
-use {cloud::*, faults::*, linode::*, monitor::*, soak::*};
+use {active::*, cloud::*, faults::*, linode::*, monitor::*, soak::*};
 
 const A: usize = 0;
 const B: usize = 1;
@@ -161,7 +165,7 @@ fn args() -> anyhow::Result<Args> {
     let mut which = "nat".to_string();
     while let Some(a) = args.next() {
         match a.as_str() {
-            "--lab" => which = args.next().context("--lab needs nat, l2, monitor, table, aws, hetzner, digitalocean, linode, linode-frr or linode-bird")?,
+            "--lab" => which = args.next().context("--lab needs nat, l2, monitor, table, active, aws, hetzner, digitalocean, linode, linode-frr or linode-bird")?,
             "--bin-dir" => bin_dir = args.next().context("--bin-dir needs a path")?.into(),
             "--out-dir" => out_dir = args.next().context("--out-dir needs a path")?.into(),
             "--only" => {
@@ -174,7 +178,7 @@ fn args() -> anyhow::Result<Args> {
                 )
             }
             other => bail!(
-                "unknown argument {other:?} (usage: hakit-chaos [--bin-dir DIR] [--out-dir DIR] [--only NAME,...] [--lab nat|l2|monitor|table|aws|hetzner|digitalocean|linode|linode-frr|linode-bird])"
+                "unknown argument {other:?} (usage: hakit-chaos [--bin-dir DIR] [--out-dir DIR] [--only NAME,...] [--lab nat|l2|monitor|table|active|aws|hetzner|digitalocean|linode|linode-frr|linode-bird])"
             ),
         }
     }
@@ -203,9 +207,9 @@ fn run() -> anyhow::Result<bool> {
         "linode" => Some(bgp::Speaker::Gobgp),
         "linode-frr" => Some(bgp::Speaker::Frr),
         "linode-bird" => Some(bgp::Speaker::Bird),
-        "monitor" | "table" | "aws" | "hetzner" | "digitalocean" => None,
+        "monitor" | "table" | "active" | "aws" | "hetzner" | "digitalocean" => None,
         other => bail!(
-            "--lab {other:?}: expected nat, l2, monitor, table, aws, hetzner, digitalocean, linode, linode-frr or linode-bird"
+            "--lab {other:?}: expected nat, l2, monitor, table, active, aws, hetzner, digitalocean, linode, linode-frr or linode-bird"
         ),
     };
     type LabFn = fn(&std::path::Path, &dyn Fn(&str) -> bool) -> anyhow::Result<Vec<Row>>;
@@ -214,6 +218,7 @@ fn run() -> anyhow::Result<bool> {
         "aws" => Some((aws_lab, "chaos-aws")),
         "digitalocean" => Some((digitalocean_lab, "chaos-digitalocean")),
         "table" => Some((table_lab, "chaos-table")),
+        "active" => Some((active_lab, "chaos-active")),
         _ => None,
     };
     if let Some((lab, file)) = one {
