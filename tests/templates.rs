@@ -235,14 +235,16 @@ fn a_new_profile_is_a_new_example_directory() {
     )
     .unwrap();
     let root = share.join("root");
-    let out = std::process::Command::new("scripts/hakit-setup")
-        .args(["--node", "a", "--root"])
-        .arg(&root)
-        .arg(&values)
-        .env("HAKIT_SHARE", &share)
-        .output()
-        .unwrap();
-    assert_exit(&out, 0, "");
+    let setup = || {
+        std::process::Command::new("scripts/hakit-setup")
+            .args(["--node", "a", "--root"])
+            .arg(&root)
+            .arg(&values)
+            .env("HAKIT_SHARE", &share)
+            .output()
+            .unwrap()
+    };
+    assert_exit(&setup(), 0, "");
     let conf = std::fs::read_to_string(root.join("etc/keepalived/keepalived.conf")).unwrap();
     assert!(
         conf.contains(
@@ -252,15 +254,8 @@ fn a_new_profile_is_a_new_example_directory() {
     );
     // A directory that says no transport is refused, naming the file.
     std::fs::write(share.join("examples/trial/vrrp-transport"), "broadcast\n").unwrap();
-    let out = std::process::Command::new("scripts/hakit-setup")
-        .args(["--node", "a", "--root"])
-        .arg(&root)
-        .arg(&values)
-        .env("HAKIT_SHARE", &share)
-        .output()
-        .unwrap();
     assert_exit(
-        &out,
+        &setup(),
         1,
         "vrrp-transport: multicast or unicast, not broadcast",
     );

@@ -34,11 +34,7 @@ pub(crate) fn active_lab(
         "hakit chaos, active-active: VI_1 (a MASTER) and VI_2 (b MASTER), conntrackd FTFW with its external cache, PurgeTimeout {PURGE_TIMEOUT_S} s"
     );
     let mut nat = NatLab::up(opts)?;
-    println!(
-        "  lab up in {:.1} s ({}-*)",
-        started.elapsed().as_secs_f64(),
-        nat.lab.prefix()
-    );
+    lab_up(started, &nat.lab);
     let mut rows = Vec::new();
     let a_udp = nat.traffic("a-udp", &["--udp-ms", "10"])?;
     let a_tcp = nat.traffic("a-tcp", &["--tcp"])?;

@@ -22,11 +22,7 @@ pub(crate) fn linode(
         opts.advert_int
     );
     let mut nat = NatLab::up(opts)?;
-    println!(
-        "  lab up in {:.1} s ({}-*)",
-        started.elapsed().as_secs_f64(),
-        nat.lab.prefix()
-    );
+    lab_up(started, &nat.lab);
     let mut rows = Vec::new();
     // IP Sharing is set up once (the union of each Linode's shared set and the IP), then
     // the API is declared down for the rest of the run: no failover may need it.

@@ -121,6 +121,15 @@ fn tcp_row(name: &'static str, report: &Value, retrans: Option<u64>, spans: &[&s
     )
 }
 
+/// Says how long the lab took to come up, and its namespaces' prefix.
+fn lab_up(started: Instant, lab: &hakit_lab::Lab) {
+    println!(
+        "  lab up in {:.1} s ({}-*)",
+        started.elapsed().as_secs_f64(),
+        lab.prefix()
+    );
+}
+
 fn ms(v: Option<f64>) -> String {
     v.map_or("never".into(), |v| format!("{v:.0} ms"))
 }
@@ -240,11 +249,7 @@ fn run() -> anyhow::Result<bool> {
         if opts.external_cache { "on" } else { "off" }
     );
     let mut nat = NatLab::up(opts)?;
-    println!(
-        "  lab up in {:.1} s ({}-*)",
-        started.elapsed().as_secs_f64(),
-        nat.lab.prefix()
-    );
+    lab_up(started, &nat.lab);
     let mut rows: Vec<Row> = Vec::new();
 
     // The long-running flows: one TCP stream across every failover up to the uplink loss,

@@ -187,11 +187,7 @@ pub(crate) fn monitor_lab(
         opts.advert_int, opts.down_timer_adverts, opts.priorities
     );
     let mut nat = NatLab::up(opts)?;
-    println!(
-        "  lab up in {:.1} s ({}-*)",
-        started.elapsed().as_secs_f64(),
-        nat.lab.prefix()
-    );
+    lab_up(started, &nat.lab);
     let mut rows = Vec::new();
     let long = nat.traffic("long", &["--tcp"])?;
     thread::sleep(Duration::from_millis(800));
