@@ -88,7 +88,7 @@ command_timeout = "5s"
 name = "VI_1"
 interface = "eth0"
 vrrp_vips = ["{VIP}"]
-snat_source = "198.51.100.0/24"
+snat_source = "{lan}"
 conntrackd_config = "{ctd}"
 {instance}
 [fip]
@@ -104,6 +104,12 @@ deadline = "3s"
 [check]
 deadline = "150ms"
 {check}"#,
+        // Active-active: VI_1 NATs its half of the LAN, VI_2 the other.
+        lan = if opts.active_active {
+            super::second::LAN1
+        } else {
+            "198.51.100.0/24"
+        },
         check = if opts.monitor {
             format!(
                 r#"track_file = "{track}"

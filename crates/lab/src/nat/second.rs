@@ -52,16 +52,13 @@ pub(super) fn conntrackd_conf(opts: &Opts, c: String) -> String {
     }
 }
 
-/// A node's hakit.toml as the options say: in this profile VI_1 NATs its half of the LAN
-/// and VI_2's table follows.
+/// A node's hakit.toml as the options say: in this profile VI_2's table follows VI_1's
+/// (which NATs [`LAN1`], see `files::hakit_toml`).
 pub(super) fn hakit_toml(opts: &Opts, toml: String, ctd: &Path) -> String {
     if !opts.active_active {
         return toml;
     }
-    toml.replace(
-        "snat_source = \"198.51.100.0/24\"",
-        &format!("snat_source = \"{LAN1}\""),
-    ) + &notify_instance(ctd)
+    toml + &notify_instance(ctd)
 }
 
 /// VI_2's table in a node's hakit.toml (the same conntrackd as VI_1).
