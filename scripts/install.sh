@@ -74,6 +74,7 @@ install -D -m 0644 "$top/packaging/hakit-watch.service" "$lib/systemd/system/hak
 install -D -m 0644 "$top/packaging/hakit-monitor.service" "$lib/systemd/system/hakit-monitor.service"
 # keepalived real-time by inheritance (a drop-in for Debian's and RHEL's keepalived.service).
 install -D -m 0644 "$top/packaging/keepalived-realtime.conf" "$lib/systemd/system/keepalived.service.d/hakit-realtime.conf"
+install -D -m 0644 "$top/packaging/keepalived-stop.conf" "$lib/systemd/system/keepalived.service.d/hakit-stop.conf"
 
 # The runbook and the README (the templates and examples are in share/hakit, once: a second
 # copy here is waste, as rpmlint says).
@@ -93,7 +94,7 @@ else
   trap 'rm -f "$tmp"' EXIT
   {
     echo "# hakit's configuration: nothing is configured yet. Start from the example for your"
-    echo "# cloud in $PREFIX/share/hakit/examples/ (linode, aws, hetzner, digitalocean,"
+    echo "# cloud in $PREFIX/share/hakit/examples/ (linode, aws, hetzner, digitalocean, active-active,"
     echo "# bare-metal, drbd-nfs) or uncomment below. Keep this file mode 0600: it may hold tokens."
     echo "#"
     sed -e 's/^\([^#[:space:]]\)/# \1/' "$top/examples/hakit.toml"

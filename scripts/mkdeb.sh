@@ -79,6 +79,7 @@ Version: $version
 Architecture: $arch
 Maintainer: hakit maintainers <hakit@example.invalid>
 Installed-Size: $size
+Depends: netbase
 Recommends: keepalived, nftables, conntrackd
 Suggests: conntrack, prometheus-node-exporter
 Section: net

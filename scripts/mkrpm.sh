@@ -50,8 +50,10 @@ Group:          System Environment/Daemons
 Packager:       hakit maintainers <hakit@example.invalid>
 URL:            https://example.invalid/hakit
 # The architecture comes from rpmbuild --target (BuildArch would refuse a cross build).
-# Static binaries: nothing to require; what a gateway runs beside them is recommended.
+# Static binaries: nothing to require but a file; what a gateway runs beside them is recommended.
 AutoReqProv:    no
+# conntrackd resolves its filter's protocol names there (the setup package provides it).
+Requires:       /etc/protocols
 Recommends:     keepalived nftables conntrack-tools
 
 %description

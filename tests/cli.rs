@@ -330,7 +330,7 @@ fn a_closed_stdout_pipe_is_not_a_panic() {
 /// 198.51.100.0/24), and the example writes its metrics where Debian's node_exporter reads.
 #[test]
 fn nat_examples_check_the_uplink_and_export_metrics() {
-    for d in ["bare-metal", "linode", "aws", "hetzner", "digitalocean"] {
+    for d in nat_profiles() {
         let p = format!("examples/{d}/hakit.toml");
         let text = std::fs::read_to_string(&p).unwrap();
         let f: Whole = hakit_core::config::parse(&text).unwrap();

@@ -183,14 +183,10 @@ fn seeds_from(dir: &str, inline: &[&str]) -> Vec<Vec<u8>> {
 
 fn targets() -> Vec<Target> {
     let mut configs = vec![std::fs::read("examples/hakit.toml").unwrap()];
-    for d in [
-        "bare-metal",
-        "linode",
-        "aws",
-        "hetzner",
-        "digitalocean",
-        "drbd-nfs",
-    ] {
+    for d in util::nat_profiles()
+        .into_iter()
+        .chain(["drbd-nfs".to_string()])
+    {
         if let Ok(b) = std::fs::read(format!("examples/{d}/hakit.toml")) {
             configs.push(b);
         }

@@ -495,6 +495,91 @@ fn dry_run_changes_nothing() {
     assert!(!g.lab.dir().join("run/VI_1.state").exists());
 }
 
+/// `stop --all` (hakit's keepalived.service drop-in runs it after keepalived ends, a
+/// SIGKILL included): every instance released in one call, each whole; again, nothing to do.
+#[test]
+#[ignore = "needs root (network namespaces): make integration"]
+fn stop_all_releases_every_instance() {
+    let Some(g) = gateway("stop_all_releases_every_instance", false, "", "") else {
+        return;
+    };
+    let fip2 = "203.0.113.11";
+    let mut text = std::fs::read_to_string(&g.conf).unwrap();
+    text.push_str(&format!(
+        "\n[[notify.instance]]\nname = \"VI_2\"\ninterface = \"eth0\"\nfloating_ips = [\"{fip2}/32\"]\ngarp_count = 1\n"
+    ));
+    std::fs::write(&g.conf, text).unwrap();
+    g.vip(true);
+    assert_exit(&g.nn(&["master", "--instance", "VI_1"]), 0, "");
+    assert_exit(&g.nn(&["master", "--instance", "VI_2"]), 0, "");
+    let fip2_held = || g.gw.has_addr("eth0", ip(fip2)).unwrap();
+    assert!(g.fip() && g.snat() && fip2_held());
+    // Without --all a node with two instances must be told which.
+    assert_exit(&g.nn(&["stop"]), 2, "several instances are configured");
+    // keepalived killed: its VIP is still on eth1. In a PID namespace of their own (no
+    // keepalived of the host's other labs in sight), first beside a live "keepalived": the
+    // VIP is its to remove, so VI_1's STOP is refused as stale and nothing of VI_1 moves.
+    let (nn, c) = (bin("nat-notify"), g.conf.to_string_lossy().to_string());
+    let fake = g.lab.dir().join("keepalived");
+    std::fs::copy("/bin/sleep", &fake).unwrap();
+    let alive = format!(
+        "{} 30 & sleep 0.2; {nn} --config {c} stop --all; rc=$?; kill $!; exit $rc",
+        fake.display()
+    );
+    let alone = |script: &str| {
+        g.gw.exec(&[
+            "unshare",
+            "--pid",
+            "--fork",
+            "--mount-proc",
+            "sh",
+            "-c",
+            script,
+        ])
+        .unwrap()
+    };
+    let out = alone(&alive);
+    assert!(
+        g.gw.has_addr("eth1", ip(VIP)).unwrap(),
+        "the VIP of a live keepalived was removed"
+    );
+    assert!(
+        g.fip() && g.snat(),
+        "VI_1 stopped although keepalived holds its VIP: {}",
+        stderr(&out)
+    );
+    assert!(stderr(&out).contains("superseded"), "{}", stderr(&out));
+    // No keepalived left (killed): the VIP is removed, said, and every instance stops.
+    let out = alone(&format!("{nn} --config {c} stop --all --json"));
+    assert_exit(&out, 0, "");
+    assert!(
+        !g.gw.has_addr("eth1", ip(VIP)).unwrap(),
+        "keepalived's leftover VIP kept"
+    );
+    assert!(
+        stderr(&out)
+            .contains("keepalived is gone and left its VIP 198.51.100.1/24 on eth1: removed"),
+        "{}",
+        stderr(&out)
+    );
+    let reports: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let names: Vec<&str> = reports
+        .iter()
+        .map(|r| r["instance"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["VI_1", "VI_2"], "{}", stdout(&out));
+    assert!(
+        !g.fip() && !g.snat() && !fip2_held(),
+        "an instance kept its address or rule"
+    );
+    // Idempotent: after a graceful stop (keepalived's own STOP) it finds nothing to do.
+    assert_exit(&g.nn(&["stop", "--all"]), 0, "");
+    assert!(!g.fip() && !fip2_held());
+}
+
 /// DigitalOcean's anchor gateway (#27): with `egress_gateway`, the MASTER routes the NATed
 /// LAN via that gateway by policy rules while its own traffic keeps the default route;
 /// status names a missing route, the next `master` puts it back, BACKUP takes it off.

@@ -54,7 +54,7 @@ done
 pages=$(find "$stage/opt/hakit/share/man/man8" -name '*.8.gz' | wc -l)
 # The generated pages plus hakit-setup(8), which is written by hand (a shell script).
 [ "$pages" -eq "$(( $(find "$gen_dir/man/man8" -name '*.8' | wc -l) + 1 ))" ] || fail "$pages man pages installed"
-for f in keepalived/keepalived.conf.in keepalived/nftables.conf.in keepalived/conntrackd.conf.in \
+for f in keepalived/keepalived.conf.in keepalived/vrrp-instance.conf.in keepalived/nftables.conf.in keepalived/conntrackd.conf.in \
          keepalived/sysctl.d/90-hakit.conf.in examples/aws/iam-policy.json \
          examples/monitoring/hakit-alerts.yml docs/runbook-failover.md README.md; do
   case $f in docs/*|README.md) at=doc/hakit ;; *) at=hakit ;; esac
@@ -94,7 +94,9 @@ deb=$("$top/scripts/mkdeb.sh" "$bin_dir" "$gen_dir" "$work/deb" 2>/dev/null)
 [ -f "$deb" ] || fail "mkdeb.sh made no package"
 dpkg-deb --field "$deb" Package | grep -qx hakit || fail "Package field"
 dpkg-deb --field "$deb" Architecture | grep -qx amd64 || fail "Architecture field"
-[ -z "$(dpkg-deb --field "$deb" Depends)" ] || fail "a static package should depend on nothing"
+# Static binaries need no library; the one dependency is netbase's /etc/protocols, where
+# conntrackd resolves the protocols it synchronises (without it it synchronises nothing).
+[ "$(dpkg-deb --field "$deb" Depends)" = netbase ] || fail "Depends: $(dpkg-deb --field "$deb" Depends), want netbase alone"
 # No conffile: hakit-setup rewrites the config, and a conffile it rewrote would make an
 # upgrade stop at a prompt. The default ships under /usr/share and the postinst installs it.
 dpkg-deb --info "$deb" conffiles >/dev/null 2>&1 && fail "the package has conffiles: $(dpkg-deb --info "$deb" conffiles)"
@@ -112,6 +114,7 @@ grep -v ' root/root ' <<<"$listing" && fail "files not owned by root"
 for f in ./usr/sbin/hakit-setup ./usr/lib/tmpfiles.d/hakit.conf ./usr/lib/modules-load.d/hakit.conf \
          ./usr/lib/systemd/system/hakit-watch.service ./usr/lib/systemd/system/hakit-monitor.service ./usr/share/man/man5/hakit.toml.5.gz \
          ./usr/lib/systemd/system/keepalived.service.d/hakit-realtime.conf \
+         ./usr/lib/systemd/system/keepalived.service.d/hakit-stop.conf \
          ./usr/share/hakit/keepalived/nftables.conf.in ./usr/share/hakit/keepalived/render \
          ./usr/share/hakit/examples/bare-metal/hakit.toml.in ./usr/share/hakit/examples/bare-metal/pair.values \
          ./usr/share/hakit/examples/linode/lelastic.service ./usr/share/hakit/examples/aws/iam-policy.json; do
@@ -152,7 +155,8 @@ fi
 root=$work/root
 mkdir -p "$root/var/lib/dpkg/info" "$root/var/lib/dpkg/updates"
 : > "$root/var/lib/dpkg/status"
-dpkgr() { dpkg --root="$root" --log=/dev/null --force-script-chrootless "$@"; }
+# The private root has no netbase (the one Depends): --force-depends.
+dpkgr() { dpkg --root="$root" --log=/dev/null --force-script-chrootless --force-depends "$@"; }
 dpkgr -i "$deb" >/dev/null || fail "dpkg -i"
 dpkgr -s hakit | grep -qx 'Status: install ok installed' || fail "not installed after dpkg -i"
 [ "$(mode_of "$root/etc/hakit/hakit.toml")" = 600 ] || fail "installed config mode $(mode_of "$root/etc/hakit/hakit.toml")"

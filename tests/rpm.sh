@@ -31,7 +31,10 @@ pkg=$("$top/scripts/mkrpm.sh" "$bin_dir" "$gen_dir" "$out" 2>"$work/build.log") 
 q() { rpm -qp "$@" "$pkg" 2>/dev/null; }
 [ "$(q --qf '%{NAME} %{ARCH}')" = "hakit x86_64" ] || fail "name/arch: $(q --qf '%{NAME} %{ARCH}')"
 q --qf '%{LICENSE}' | grep -q 'BSD-3-Clause' || fail "License does not name the linked crates' licences"
-! q --requires | grep -q -v -e '^rpmlib(' -e '^/bin/sh$' || fail "a static package should require nothing but its scriptlet's shell: $(q --requires)"
+# Static binaries: nothing but the scriptlets' shell and /etc/protocols (where conntrackd
+# resolves the protocols it synchronises; the setup package provides it).
+! q --requires | grep -q -v -e '^rpmlib(' -e '^/bin/sh$' -e '^/etc/protocols$' || fail "a static package should require nothing but its scriptlet's shell and /etc/protocols: $(q --requires)"
+q --requires | grep -qx /etc/protocols || fail "the package does not require /etc/protocols"
 q --recommends | grep -qx keepalived || fail "keepalived is not recommended"
 ok
 listing=$(q --qf '[%{FILEMODES:perms} %{FILEUSERNAME}:%{FILEGROUPNAME} %{FILEFLAGS:fflags} %{FILENAMES}\n]')

@@ -18,6 +18,7 @@ const VALUES: &[(&str, &str)] = &[
     ("ADVERT_INT", "0.02"),
     ("DOWN_TIMER_ADVERTS", "6"),
     ("UNICAST", MULTICAST),
+    ("INSTANCE", "VI_1"),
     ("PEER_LAN", "198.51.100.3"),
     ("PEER_SYNC", "192.0.2.2"),
     ("ADMIN_NET", "203.0.113.0/24"),
@@ -30,14 +31,25 @@ const UNICAST: &str =
 
 /// `template` (under keepalived/) rendered by keepalived/render, the one renderer, with
 /// [`VALUES`] (`over` replaces some), then pointed at this test's binaries and files.
+/// keepalived.conf.in's INSTANCES is vrrp-instance.conf.in rendered with the same values.
 fn render(template: &str, over: &[(&str, &str)], dir: &std::path::Path) -> String {
+    local(render_plain(template, over), dir)
+}
+
+fn render_plain(template: &str, over: &[(&str, &str)]) -> String {
     let text = std::fs::read_to_string(format!("keepalived/{template}")).unwrap();
+    // As hakit-setup embeds it: without the template's own leading comment.
+    let instance = text.contains("@INSTANCES@").then(|| {
+        let i = render_plain("vrrp-instance.conf.in", over);
+        i[i.find("\nvrrp_instance").unwrap() + 1..].to_string()
+    });
     let vars: Vec<(&str, &str)> = VALUES
         .iter()
         .map(|(k, v)| over.iter().find(|(o, _)| o == k).map_or((*k, *v), |o| *o))
+        .chain(instance.as_deref().map(|i| ("INSTANCES", i)))
         .filter(|(k, _)| text.contains(&format!("@{k}@")))
         .collect();
-    local(hakit_lab::render(template, &vars).unwrap(), dir)
+    hakit_lab::render(template, &vars).unwrap()
 }
 
 /// A rendered file pointed at this test's binaries, config and FIFO.
@@ -66,15 +78,13 @@ fn gw_and_wan(lab: &mut hakit_lab::Lab) -> (hakit_lab::Ns, hakit_lab::Ns) {
     (ns, wan)
 }
 
-/// Every keepalived template, and every example directory's rendered keepalived.conf.
-const EXAMPLE_DIRS: [&str; 6] = [
-    "linode",
-    "aws",
-    "hetzner",
-    "digitalocean",
-    "bare-metal",
-    "drbd-nfs",
-];
+/// Every example directory with a keepalived.conf: the NAT profiles and drbd-nfs.
+fn example_dirs() -> Vec<String> {
+    nat_profiles()
+        .into_iter()
+        .chain(["drbd-nfs".to_string()])
+        .collect()
+}
 
 #[test]
 #[ignore = "needs root (network namespaces): make integration"]
@@ -98,7 +108,7 @@ fn keepalived_templates_and_examples_pass_keepalived_t() {
         ),
         ("drbd-nfs.conf.in", render("drbd-nfs.conf.in", &[], &dir)),
     ];
-    let examples = EXAMPLE_DIRS.iter().map(|d| {
+    let examples = example_dirs().into_iter().map(|d| {
         let t = format!("examples/{d}/keepalived.conf");
         let text = local(std::fs::read_to_string(&t).unwrap(), &dir);
         (t, text)
@@ -145,7 +155,7 @@ fn keepalived_templates_and_examples_pass_keepalived_t() {
 #[test]
 fn example_files_are_their_templates_rendered() {
     let root = std::env::temp_dir().join(format!("hakit-examples-{}", std::process::id()));
-    for d in EXAMPLE_DIRS {
+    for d in example_dirs() {
         let path = format!("examples/{d}/keepalived.conf");
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
         if d == "drbd-nfs" {
@@ -191,12 +201,14 @@ fn example_files_are_their_templates_rendered() {
             .output()
             .unwrap()
     };
-    let out = r(&["keepalived.conf.in", "ROUTER_ID=gw-a"]);
+    let out = r(&["vrrp-instance.conf.in", "INSTANCE=VI_1"]);
     assert_exit(
         &out,
         1,
         "give a value for: ADVERT_INT DOWN_TIMER_ADVERTS LAN_IF LAN_VIP PRIORITY UNICAST VRID",
     );
+    let out = r(&["keepalived.conf.in", "ROUTER_ID=gw-a"]);
+    assert_exit(&out, 1, "give a value for: INSTANCES");
     let out = r(&["keepalived/keepalived.conf.in", "LAN_IFF=eth1"]);
     assert_exit(&out, 2, "has no variable LAN_IFF");
 }
@@ -260,6 +272,127 @@ fn a_new_profile_is_a_new_example_directory() {
         "vrrp-transport: multicast or unicast, not broadcast",
     );
     std::fs::remove_dir_all(&share).unwrap();
+}
+
+/// The roles every profile renders, from both nodes' keepalived.conf: one VRRP instance per
+/// `[[notify.instance]]` of its hakit.toml, each preferring one node (VI_1 node a, VI_2 node
+/// b: active-active), and each tracked script's weight big enough that a node whose check
+/// fails (a dead monitor: chk_hakit_monitor) falls below its peer, so the peer takes over.
+/// The shipped -30 did not: 150 - 30 = 120 stayed above the peer's 100.
+#[test]
+fn every_profile_hands_each_instance_over_when_its_check_fails() {
+    let base = std::env::temp_dir().join(format!("hakit-roles-{}", std::process::id()));
+    let mut seen_two = false;
+    for d in nat_profiles() {
+        let values = std::fs::read_to_string(format!("examples/{d}/pair.values")).unwrap();
+        let multicast = std::fs::read_to_string(format!("examples/{d}/vrrp-transport"))
+            .unwrap()
+            .starts_with("multicast");
+        let speeds: &[&str] = if multicast {
+            &["", "PROFILE_SPEED=fast\n"]
+        } else {
+            &[""]
+        };
+        for speed in speeds {
+            let v = base.join(format!("{d}.values"));
+            std::fs::create_dir_all(&base).unwrap();
+            std::fs::write(&v, format!("{values}{speed}")).unwrap();
+            let conf = |node: &str| {
+                let root = base.join(format!("{d}-{node}"));
+                let _ = std::fs::remove_dir_all(&root);
+                let out = std::process::Command::new("scripts/hakit-setup")
+                    .args(["--node", node, "--root"])
+                    .arg(&root)
+                    .arg(&v)
+                    .output()
+                    .unwrap();
+                assert_exit(&out, 0, "");
+                let read = |f: &str| std::fs::read_to_string(root.join(f)).unwrap();
+                (
+                    read("etc/keepalived/keepalived.conf"),
+                    read("etc/hakit/hakit.toml"),
+                )
+            };
+            let ((ka, toml), (kb, _)) = (conf("a"), conf("b"));
+            let notify: Vec<String> = toml
+                .split("[[notify.instance]]")
+                .skip(1)
+                .map(|t| value_of(t, "name").trim_matches('"').to_string())
+                .collect();
+            let (ia, ib) = (instances(&ka), instances(&kb));
+            let names: Vec<&String> = ia.iter().map(|i| &i.0).collect();
+            assert_eq!(
+                names,
+                notify.iter().collect::<Vec<_>>(),
+                "{d}{speed}: instances"
+            );
+            seen_two |= ia.len() == 2;
+            let weights = script_weights(&ka);
+            for ((name, pa, scripts), (_, pb, _)) in ia.iter().zip(&ib) {
+                let (preferred, other) = if name == "VI_2" {
+                    (*pb, *pa)
+                } else {
+                    (*pa, *pb)
+                };
+                assert!(
+                    preferred > other,
+                    "{d}{speed}: {name} prefers no node ({pa}, {pb})"
+                );
+                for s in scripts {
+                    let w = weights[s.as_str()];
+                    assert!(
+                        preferred + w < other,
+                        "{d}{speed}: {name}: {s} fails on the preferred node: {preferred} {w:+} is not below {other}"
+                    );
+                }
+                assert!(!scripts.is_empty(), "{d}{speed}: {name} tracks no script");
+            }
+        }
+    }
+    assert!(seen_two, "no profile with two instances");
+    let _ = std::fs::remove_dir_all(&base);
+}
+
+/// A `key value` (or `key = value`) line's value in a block of text.
+fn value_of<'a>(text: &'a str, key: &str) -> &'a str {
+    text.lines()
+        .map(str::trim)
+        .find_map(|l| {
+            l.strip_prefix(key)
+                .filter(|r| r.starts_with([' ', '=']))
+                .map(|r| r.trim_start_matches([' ', '=']).trim())
+        })
+        .unwrap_or_else(|| panic!("no {key} in:\n{text}"))
+}
+
+/// Each vrrp_instance of a keepalived.conf: its name, priority and tracked scripts.
+fn instances(conf: &str) -> Vec<(String, i32, Vec<String>)> {
+    conf.split("\nvrrp_instance ")
+        .skip(1)
+        .map(|b| {
+            let name = b.split_whitespace().next().unwrap().to_string();
+            let prio = value_of(b, "priority").parse().unwrap();
+            let scripts = b
+                .split_once("track_script {")
+                .map(|(_, r)| r.split('}').next().unwrap())
+                .unwrap_or_default()
+                .split_whitespace()
+                .map(str::to_string)
+                .collect();
+            (name, prio, scripts)
+        })
+        .collect()
+}
+
+/// The weight of each vrrp_script of a keepalived.conf.
+fn script_weights(conf: &str) -> std::collections::HashMap<&str, i32> {
+    conf.split("\nvrrp_script ")
+        .skip(1)
+        .map(|b| {
+            let name = b.split_whitespace().next().unwrap();
+            (name, value_of(b, "weight").parse().unwrap())
+        })
+        .collect()
 }
 
 /// Every template's "Variables:" header names exactly the variables it uses (render refuses
@@ -363,6 +496,7 @@ fn render_and_setup_never_leave_a_half_written_file() {
     let root = dir.join("root");
     let base = std::fs::read_to_string("examples/bare-metal/pair.values").unwrap();
     let aws = std::fs::read_to_string("examples/aws/pair.values").unwrap();
+    let aa = std::fs::read_to_string("examples/active-active/pair.values").unwrap();
     let node_a = ["--node", "a"].as_slice();
     for (values, args, code, says) in [
         (
@@ -463,7 +597,7 @@ fn render_and_setup_never_leave_a_half_written_file() {
             base.replace("PROFILE=bare-metal", "PROFILE=vultr"),
             node_a,
             2,
-            "PROFILE=vultr is not a profile (one of: aws bare-metal digitalocean hetzner linode)",
+            "PROFILE=vultr is not a profile (one of: active-active aws bare-metal digitalocean hetzner linode)",
         ),
         // AWS keeps five addresses of every subnet: a node on one never gets its traffic.
         (
@@ -492,6 +626,50 @@ fn render_and_setup_never_leave_a_half_written_file() {
             node_a,
             2,
             "CONNTRACK_MAX=99999999 is out of range: it wants a number of connections",
+        ),
+        // Active-active: the second instance's values, named as the user writes them, each
+        // instance its own part of the LAN, VIP and floating IP, and a router ID for VI_2.
+        (
+            aa.replace("LAN_VIP2=198.51.100.129/24\n", ""),
+            node_a,
+            1,
+            "give a value for: LAN_VIP2",
+        ),
+        (
+            aa.replace("LAN_NET2=198.51.100.128/25", "LAN_NET2=198.51.100.64/26"),
+            node_a,
+            2,
+            "LAN_NET1=198.51.100.0/25 and LAN_NET2=198.51.100.64/26 overlap",
+        ),
+        (
+            aa.replace("FIP2=203.0.113.11", "FIP2=203.0.113.10"),
+            node_a,
+            2,
+            "FIP and FIP2 are both 203.0.113.10",
+        ),
+        (
+            aa.replace("LAN_VIP2=198.51.100.129/24", "LAN_VIP2=198.51.100.1/24"),
+            node_a,
+            2,
+            "LAN_VIP and LAN_VIP2 are both 198.51.100.1",
+        ),
+        (
+            aa.replace("LAN_VIP2=198.51.100.129/24", "LAN_VIP2=192.0.2.129/24"),
+            node_a,
+            2,
+            "LAN_VIP2=192.0.2.129/24 is outside LAN_NET=198.51.100.0/24",
+        ),
+        (
+            aa.replace("LAN_NET1=198.51.100.0/25", "LAN_NET1=198.51.100.0/23"),
+            node_a,
+            2,
+            "LAN_NET1=198.51.100.0/23 is wider than LAN_NET=198.51.100.0/24",
+        ),
+        (
+            format!("{aa}VRID=255\n"),
+            node_a,
+            2,
+            "VRID=255: the profile active-active has two instances, VI_2 takes VRID + 1",
         ),
         // The templates say PEER_ID; the user wrote (or forgot) B_ID.
         (
@@ -1266,7 +1444,7 @@ fn pair_values_survive_mutation() {
         "0.0.0.0/0".into(),
         "192.0.2.80 192.0.2.80".into(),
     ];
-    let seeds: Vec<Vec<String>> = ["bare-metal", "aws", "digitalocean", "hetzner", "linode"]
+    let seeds: Vec<Vec<String>> = nat_profiles()
         .iter()
         .map(|d| {
             std::fs::read_to_string(format!("examples/{d}/pair.values"))

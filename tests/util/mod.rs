@@ -337,3 +337,17 @@ pub fn start_prometheus(
         .expect("start prometheus");
     (Proc(child), port)
 }
+
+/// The NAT profiles: the example directories with a `hakit.toml.in` (hakit-setup's list),
+/// sorted. A new profile is a new directory; no test keeps a list of its own.
+#[allow(dead_code)]
+pub fn nat_profiles() -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir("examples")
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().join("hakit.toml.in").is_file())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}

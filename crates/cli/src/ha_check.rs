@@ -141,7 +141,7 @@ keepalived.conf (as hakit-setup renders keepalived/*.conf.in):
       timeout 1
       fall 2
       rise 1
-      weight -30          # a dead monitor demotes the node
+      weight -60          # a dead monitor demotes the node
   }
   # or, for keepalived without track_file, every probe once a second:
   vrrp_script chk_hakit {
@@ -150,7 +150,7 @@ keepalived.conf (as hakit-setup renders keepalived/*.conf.in):
       timeout 1
       fall 2
       rise 2
-      weight -30
+      weight -60
   }
 
 Exit codes:

@@ -51,7 +51,18 @@ pub enum Cmd {
     /// Enter FAULT (notify_fault)
     Fault,
     /// keepalived is stopping (notify_stop)
-    Stop,
+    ///
+    /// With --all, every configured instance: what hakit's keepalived.service drop-in runs
+    /// after keepalived's main process ends for any reason (ExecStopPost). A killed keepalived
+    /// (OOM, a crash, SIGKILL) sends no notify_stop and leaves its VIPs on the LAN interface:
+    /// this node would keep answering for them and for its floating IPs beside the peer.
+    /// When no keepalived process is left, --all first removes the instances' vrrp_vips
+    /// still held here (each said in the log). After a graceful stop it changes nothing.
+    Stop {
+        /// Every configured instance, one after another (the worst exit code)
+        #[arg(long, conflicts_with = "instance")]
+        all: bool,
+    },
     /// A MASTER heard a lower-priority advert: re-announce and re-claim
     MasterRxLowerPri,
     /// Generic notify: keepalived appends INSTANCE NAME STATE PRIORITY

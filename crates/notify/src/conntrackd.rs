@@ -297,6 +297,51 @@ pub fn external_cache_disabled(config: &Path) -> bool {
         .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "on" | "yes"))
 }
 
+/// The protocols a conntrackd configuration's `Protocol Accept` / `Protocol Ignore` block
+/// names that `protocols` (the text of /etc/protocols) does not know. conntrackd resolves
+/// each name with getprotobyname(3) and, for one it cannot find, only logs a warning and
+/// leaves it out of the filter: with `Protocol Accept { TCP UDP ICMP }` and no
+/// /etc/protocols (a minimal image without netbase) it synchronises nothing at all, and
+/// every flow is lost at the next failover (the systemd lab's containers did exactly this).
+/// Names are matched as getprotobyname does: exactly, against the name and its aliases.
+pub fn unknown_filter_protocols(config: &str, protocols: &str) -> Vec<String> {
+    let known: std::collections::HashSet<&str> = protocols
+        .lines()
+        .map(|l| l.split('#').next().unwrap_or(""))
+        .flat_map(|l| {
+            let mut w = l.split_whitespace();
+            let name = w.next();
+            let _number = w.next();
+            name.into_iter().chain(w)
+        })
+        .collect();
+    let mut unknown = Vec::new();
+    let mut inside = false;
+    for line in config
+        .lines()
+        .map(|l| l.split('#').next().unwrap_or("").trim())
+    {
+        let mut words = line.split_whitespace().peekable();
+        if !inside {
+            if words.next() == Some("Protocol") && matches!(words.next(), Some("Accept" | "Ignore"))
+            {
+                inside = true;
+            } else {
+                continue;
+            }
+        }
+        for w in words {
+            match w {
+                "{" => {}
+                "}" => inside = false,
+                p if inside && !known.contains(p) => unknown.push(p.to_string()),
+                _ => {}
+            }
+        }
+    }
+    unknown
+}
+
 /// The value of a `Key value` line in a conntrackd configuration.
 fn config_value(config: &Path, key: &str) -> Option<String> {
     let text = std::fs::read_to_string(config).ok()?;
@@ -372,6 +417,33 @@ pub fn external_entries(stats: &str) -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
+    /// The shipped template's filter against Debian's /etc/protocols, a file without ICMP,
+    /// and none at all (the minimal image).
+    #[test]
+    fn filter_protocols_are_checked_as_getprotobyname_finds_them() {
+        let conf = include_str!("../../../keepalived/conntrackd.conf.in");
+        let debian = "ip\t0\tIP\t\t# internet protocol\nicmp\t1\tICMP\ntcp\t6\tTCP\nudp\t17\tUDP\n";
+        assert!(super::unknown_filter_protocols(conf, debian).is_empty());
+        assert_eq!(
+            super::unknown_filter_protocols(conf, "tcp 6 TCP\nudp 17 UDP\n"),
+            ["ICMP"]
+        );
+        assert_eq!(
+            super::unknown_filter_protocols(conf, ""),
+            ["TCP", "UDP", "ICMP"]
+        );
+        // Exact, as getprotobyname: "tcp" is not "TCP" unless listed as its alias.
+        assert_eq!(
+            super::unknown_filter_protocols("Protocol Accept {\n TCP\n}\n", "tcp 6\n"),
+            ["TCP"]
+        );
+        // Blocks on one line, and Ignore as well as Accept.
+        assert_eq!(
+            super::unknown_filter_protocols("Protocol Ignore { sctp }\nUDP\n", "udp 17 UDP\n"),
+            ["sctp"]
+        );
+    }
+
     use super::*;
 
     // conntrackd 1.4.7 `-s`, abridged.

@@ -104,7 +104,10 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         Cmd::Master => (explicit, State::Master),
         Cmd::Backup => (explicit, State::Backup),
         Cmd::Fault => (explicit, State::Fault),
-        Cmd::Stop => (explicit, State::Stop),
+        Cmd::Stop { all: true } => {
+            return stop_all(&settings, &instances, cli.dry_run, cli.json);
+        }
+        Cmd::Stop { all: false } => (explicit, State::Stop),
         Cmd::MasterRxLowerPri => (explicit, State::MasterRxLowerPri),
     };
     let name = match name {
@@ -131,6 +134,93 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         print_dry_run(&report, state);
     }
     Ok(app::exit_of(&report))
+}
+
+/// `stop --all`: STOP for every configured instance in turn, each whole (one failing does
+/// not keep the others' addresses and rules in place); the worst exit code.
+fn stop_all(
+    settings: &Settings,
+    instances: &[Instance],
+    dry: bool,
+    json: bool,
+) -> anyhow::Result<Exit> {
+    if !dry {
+        create_runtime(&settings.runtime)?;
+        if !keepalived_alive() {
+            release_vips(instances);
+        }
+    }
+    let mut worst = Exit::Ok;
+    for inst in instances {
+        let report = if dry {
+            dry_run(settings, instances, inst, State::Stop)?
+        } else {
+            app::hook(settings, instances, inst, State::Stop)?
+        };
+        if json {
+            hakit_core::outln!("{}", serde_json::to_string(&report)?);
+        } else if dry {
+            print_dry_run(&report, State::Stop);
+        }
+        // A failed instance outweighs a partial (superseded) one, which outweighs success.
+        let rank = |e: Exit| match e {
+            Exit::Ok => 0,
+            Exit::Partial => 1,
+            Exit::Failed | Exit::Usage => 2,
+        };
+        let this = app::exit_of(&report);
+        if rank(this) > rank(worst) {
+            worst = this;
+        }
+    }
+    Ok(worst)
+}
+
+/// Whether a keepalived process runs (in this PID namespace).
+fn keepalived_alive() -> bool {
+    std::fs::read_dir("/proc").is_ok_and(|d| {
+        d.flatten().any(|e| {
+            e.file_name()
+                .to_str()
+                .is_some_and(|n| n.parse::<u32>().is_ok())
+                && std::fs::read_to_string(e.path().join("comm"))
+                    .is_ok_and(|c| c.trim_end() == "keepalived")
+        })
+    })
+}
+
+/// keepalived removes its VIPs when it stops, but one that was killed leaves them on the
+/// interface: the LAN would then have two gateways answering for the same address, and
+/// STOP would be refused as stale (keepalived's VIPs say MASTER). With no keepalived left,
+/// the instances' `vrrp_vips` still held here are removed first, each said in the log.
+fn release_vips(instances: &[Instance]) {
+    let dump = hakit_net::Netlink::open().and_then(|nl| nl.addresses(None).map(|a| (nl, a)));
+    let (nl, addrs) = match dump {
+        Ok(d) => d,
+        Err(e) => return log::warn!("cannot look for keepalived's leftover VIPs: {e:#}"),
+    };
+    for inst in instances {
+        for a in addrs.iter().filter(|a| inst.vrrp_vips.contains(&a.addr)) {
+            let dev = nl
+                .link_by_index(a.index)
+                .ok()
+                .flatten()
+                .map_or_else(|| format!("index {}", a.index), |l| l.name);
+            match nl.del_address(a.index, a.addr, a.prefix) {
+                Ok(_) => log::warn!(
+                    "{}: keepalived is gone and left its VIP {}/{} on {dev}: removed",
+                    inst.name,
+                    a.addr,
+                    a.prefix
+                ),
+                Err(e) => log::warn!(
+                    "{}: keepalived is gone and left its VIP {}: cannot remove it: {e:#}",
+                    inst.name,
+                    a.addr
+                ),
+            }
+        }
+    }
 }
 
 /// What an instance needs beside it: the `[bgp]` table to announce, the `[fip]` table to

@@ -1,7 +1,8 @@
 //! Traffic for the failover lab: what a LAN client behind the NAT pair does, measured.
 //!
 //! ```text
-//! hakit-lab-traffic server ADDR            TCP pattern stream on :5001, UDP echo on :5002
+//! hakit-lab-traffic server ADDR            TCP pattern stream on :5001, UDP echo on :5002;
+//!                                          prints each client's source address (tcp/udp from)
 //! hakit-lab-traffic client ADDR --stop-file F --out F.json [--tcp] [--udp-ms N ...]
 //! ```
 //!
@@ -51,12 +52,20 @@ fn server(addr: &str) -> anyhow::Result<()> {
     let udp = UdpSocket::bind((addr, UDP_PORT)).with_context(|| format!("bind {addr}"))?;
     thread::spawn(move || {
         let mut buf = [0u8; 2048];
+        let mut sources = std::collections::HashSet::new();
         while let Ok((n, from)) = udp.recv_from(&mut buf) {
+            // Each new source address once: the public address a NAT gave the client.
+            if sources.insert(from.ip()) {
+                let _ = writeln!(std::io::stdout(), "udp from {}", from.ip());
+            }
             let _ = udp.send_to(&buf[..n], from);
         }
     });
     println!("serving on {addr}: tcp {TCP_PORT}, udp {UDP_PORT}");
     for conn in tcp.incoming().flatten() {
+        if let Ok(peer) = conn.peer_addr() {
+            let _ = writeln!(std::io::stdout(), "tcp from {}", peer.ip());
+        }
         thread::spawn(move || {
             let _ = conn.set_nodelay(true);
             let mut conn = conn;
@@ -111,7 +120,9 @@ fn tcp_flow(server: SocketAddr, stop: Arc<AtomicBool>, t0: f64) -> Value {
     let mut expect = vec![0u8; 65536];
     let (mut off, mut mismatch, mut error) = (0u64, None::<u64>, None::<String>);
     let mut arrivals: Vec<(f64, u64)> = Vec::new();
-    let mut times: Vec<f64> = Vec::new();
+    // From the connection to the end: a stream that stops for good is one long stall, not
+    // the longest gap between the bytes that did come.
+    let mut times: Vec<f64> = vec![now_unix()];
     while !stop.load(Ordering::Relaxed) {
         match conn.read(&mut buf) {
             Ok(0) => {
@@ -142,14 +153,19 @@ fn tcp_flow(server: SocketAddr, stop: Arc<AtomicBool>, t0: f64) -> Value {
         }
     }
     let end = now_unix();
+    times.push(end);
     let (stall, stall_at) = longest_gap(&times, 0.001);
+    // Alive: no error, and the stream still flowing (bytes within the last 2 s): a connection
+    // that silently stopped delivering is not one that survived.
+    let flowing = arrivals.last().is_some_and(|(t, _)| end - t < 2.0);
     json!({
         "connected": true,
         "local_port": local,
         "bytes": off,
         "first_mismatch_offset": mismatch,
         "error": error,
-        "alive_at_end": error.is_none(),
+        "alive_at_end": error.is_none() && flowing,
+        "flowing_at_end": flowing,
         "longest_stall_ms": stall * 1000.0,
         "longest_stall_at": stall_at,
         "bins_bytes": bins(t0, end, &arrivals),

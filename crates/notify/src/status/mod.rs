@@ -37,6 +37,10 @@ pub use checks::{FloatingIp, Seen};
 /// with what it means; nat-notify-status(8) lists them.
 pub const PROBLEMS: &[(&str, &str)] = &[
     (
+        "conntrackd's filter names protocols {PROTOCOLS} lacks ({names}): their flows are not synchronised",
+        "conntrackd resolves the names of its Protocol Accept filter with getprotobyname(3) and leaves out, with a warning only, those it cannot find: without /etc/protocols (a minimal image: install netbase) it synchronises nothing and every flow is lost at the next failover",
+    ),
+    (
         "uplink monitor: the heartbeat file is not a heartbeat",
         "ha-check monitor's heartbeat file holds something else: hakit-monitor.service is not the writer (systemctl status hakit-monitor)",
     ),
@@ -436,6 +440,9 @@ fn observe(
     })
 }
 
+/// Where getprotobyname(3), and so conntrackd's filter, finds protocol names.
+const PROTOCOLS: &str = "/etc/protocols";
+
 /// conntrackd's statistics in one line, or "not running" (a problem).
 fn conntrackd_line(s: &Settings, config: &std::path::Path, problems: &mut Vec<String>) -> String {
     let ct = Conntrackd {
@@ -444,6 +451,17 @@ fn conntrackd_line(s: &Settings, config: &std::path::Path, problems: &mut Vec<St
         timeout: s.command_timeout,
         stop: &hakit_core::exec::never,
     };
+    // A filter naming protocols this node cannot resolve syncs none of their flows, while
+    // conntrackd runs and answers as if all were well.
+    let conf = std::fs::read_to_string(config).unwrap_or_default();
+    let protocols = std::fs::read_to_string(PROTOCOLS).unwrap_or_default();
+    let unknown = crate::conntrackd::unknown_filter_protocols(&conf, &protocols);
+    if !unknown.is_empty() {
+        let names = unknown.join(", ");
+        problems.push(problem!(
+            "conntrackd's filter names protocols {PROTOCOLS} lacks ({names}): their flows are not synchronised"
+        ));
+    }
     match ct.stats() {
         Ok(text) => text
             .split_whitespace()
