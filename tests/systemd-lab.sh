@@ -800,9 +800,12 @@ phase "active-active: systemctl start keepalived on gw-b (VI_2 back after preemp
 inside b systemctl start keepalived.service
 wait_for 30 "gw-b takes VI_2 back" holds a b || { show_status; exit 1; }
 sleep 2   # conntrackd settles before the next move
-phase "active-active: gw-b's keepalived SIGKILLed (VI_2 moves to gw-a)"
+phase "active-active: gw-b's keepalived frozen and killed, a crash (VI_2 moves to gw-a)"
 killed_at=$(date +%s)
-inside b systemctl kill -s KILL keepalived.service
+# Frozen first, then killed: a crash, where no keepalived process cleans up. (SIGKILL alone
+# races: the VRRP child may see its parent die first and remove its VIPs itself; CI saw both.)
+inside b systemctl kill -s SIGSTOP keepalived.service
+inside b systemctl kill -s SIGKILL keepalived.service
 # The killed keepalived sent no STOP: hakit's drop-in (hakit-stop.conf, ExecStopPost) released
 # gw-b's floating IP and SNAT rule, else gw-b would answer for FIP2 beside gw-a.
 aa_diag() { # what both nodes hold and say, for a failed step
@@ -822,6 +825,8 @@ matches 'converged to STOP' inside b journalctl -t nat-notify --no-pager --since
   || fail "gw-b: no STOP transition after keepalived was killed (the ExecStopPost drop-in)"
 # keepalived killed leaves its LAN VIP on eth1 (two gateways for the upper half's hosts):
 # the drop-in removed it, and said so.
+vip2_gone() { ! matches ' 198\.51\.100\.129/' inside b ip -o addr show dev eth1; }
+wait_for 5 "gw-b no longer holds VI_2's LAN VIP" vip2_gone
 matches 'keepalived is gone and left its VIP 198.51.100.129/24 on eth1: removed' \
   inside b journalctl -t nat-notify --no-pager --since "@$killed_at" \
   || fail "gw-b: the killed keepalived's VIP was not removed by the drop-in"
