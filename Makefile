@@ -91,7 +91,7 @@ package: static docs
 # The .deb and the bare-metal README's steps on two Debian 12 containers under a real
 # systemd (tests/systemd-lab.sh; root; the base image is cached in target/systemd-lab).
 syslab: deps deb
-	$(CARGO) build --release --target $(MUSL) -p hakit-lab --bin hakit-lab-traffic
+	$(CARGO) build --release --target $(MUSL) -p hakit-lab --bin hakit-lab-traffic --bin hakit-fake-cloud
 	tests/systemd-lab.sh $$(ls target/deb/hakit_*_amd64.deb | head -n1) $(STATIC_DIR)
 
 # Re-renders examples/*/keepalived.conf from their templates (the command is each file's
@@ -106,8 +106,9 @@ examples:
 	@set -- $$(sed -n '1s/^# Rendered by: render //p' examples/drbd-nfs/keepalived.conf); \
 	  keepalived/render -o examples/drbd-nfs/keepalived.conf "$$@" && echo "rendered examples/drbd-nfs"
 
-# Every shell script git tracks (by its #! line), for shellcheck.
-SCRIPTS = $(shell git ls-files -z | xargs -0 awk 'FNR == 1 && /^\#!.*(bash|\/sh)/ { print FILENAME } { nextfile }' 2>/dev/null)
+# Every shell script git tracks (by its #! line, or a sourced file's shellcheck shell=
+# directive), for shellcheck.
+SCRIPTS = $(shell git ls-files -z | xargs -0 awk 'FNR == 1 && (/^\#!.*(bash|\/sh)/ || /^\# shellcheck shell=/) { print FILENAME } { nextfile }' 2>/dev/null)
 
 validate:
 	$(CARGO) fmt --all --check

@@ -22,6 +22,9 @@
 # run changing nothing, drift corrected, and a planted split brain failing validate.yml;
 # then the active-active profile installed by examples/active-active/README.md on the same
 # nodes (both forwarding, a client per LAN half, VI_2 moved gracefully and by a crash);
+# last, the Hetzner and DigitalOcean examples, each installed by its README behind a model of
+# its provider's network with a fake provider API (tests/systemd-lab-clouds.sh; alone:
+# HAKIT_SYSLAB_ONLY=clouds);
 # nat-notify status right on both nodes after each step; node_exporter serves hakit's metrics;
 # journalctl -t nat-notify has the transitions; status exits 1 on a MASTER with forwarding
 # off and without its notify FIFO reader; the peer-watch unit as shipped refuses to
@@ -91,7 +94,7 @@ cleanup() {
   pkill -KILL -f "systemd-nspawn .*-M $P-" 2>/dev/null
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
-  for ns in "$lan" "$up" "$P-lan2"; do
+  for ns in "$lan" "$up" "$P-lan2" "$P-hnet" "$P-hc" "$P-pgw" "$P-agw" "$P-inet"; do
     ip netns pids "$ns" 2>/dev/null | xargs -r kill -KILL 2>/dev/null
     ip netns del "$ns" 2>/dev/null
   done
@@ -255,6 +258,52 @@ boots() { if [ -f "$run/$1.boots" ]; then wc -l < "$run/$1.boots"; else echo 0; 
 rebooted() { [ "$(boots "$1")" -gt "$2" ]; }
 show_status() { for n in a b; do echo "--- gw-$n: nat-notify status"; inside "$n" nat-notify status || true; done; }
 
+phase() { echo "$(date +%s.%N) $*" >> "$run/phases"; echo "systemd-lab: -- $*"; }
+# The traffic report (hakit-lab-traffic's JSON) judged by phase: no UDP blackout over 50 ms,
+# the TCP stream byte-exact and alive at the end.
+traffic_ok() { # report.json phases
+  python3 - "$1" "$2" <<'EOF'
+import json, sys
+r = json.load(open(sys.argv[1]))
+phases = [l.split(' ', 1) for l in open(sys.argv[2]).read().splitlines()]
+def during(t):
+    name = 'before the first failover'
+    for at, what in phases:
+        if float(at) <= t:
+            name = what
+    return name
+bad = []
+for key, flow in r.items():
+    if not isinstance(flow, dict):
+        continue
+    if 'blackout_ms' in flow:
+        lost_ms = flow['longest_loss_run'] * flow['interval_ms']
+        print(f"udp {flow['interval_ms']:.0f} ms: {flow['sent']} sent, {flow['lost']} lost, "
+              f"longest loss run {lost_ms:.0f} ms ({during(flow['longest_loss_run_from'])}), "
+              f"longest silence {flow['blackout_ms']:.1f} ms ({during(flow['blackout_after'])})")
+        # A blackout loses the probes sent during it; a silence with nothing lost is the
+        # answers coming late (this 2-core host under a 1 MB/s stream, two containers and
+        # dpkg), which a generous bound still catches when it grows.
+        if lost_ms > 50:
+            bad.append(f"UDP blackout of {lost_ms:.0f} ms (probes lost in a row) during: {during(flow['longest_loss_run_from'])}")
+        if flow['blackout_ms'] > 250:
+            bad.append(f"UDP silence of {flow['blackout_ms']:.1f} ms during: {during(flow['blackout_after'])}")
+    if 'bytes' in flow:
+        print(f"tcp: {flow['bytes']} bytes, mismatch at {flow['first_mismatch_offset']}, "
+              f"alive at end {flow['alive_at_end']}, longest stall {flow['longest_stall_ms']:.1f} ms "
+              f"({during(flow['longest_stall_at'])})")
+        if flow['first_mismatch_offset'] is not None or not flow['alive_at_end']:
+            bad.append(f"TCP stream broken: {flow.get('error')} at offset {flow['first_mismatch_offset']}")
+        # A stream that stalls for a second (or stops for good: the stall runs to the end)
+        # did not survive in any sense a user would accept.
+        if flow['longest_stall_ms'] > 1000:
+            bad.append(f"TCP stream stalled {flow['longest_stall_ms']:.0f} ms during: {during(flow['longest_stall_at'])}")
+for b in bad:
+    print('FAIL:', b, file=sys.stderr)
+sys.exit(1 if bad else 0)
+EOF
+}
+
 for n in a b; do wait_for 120 "gw-$n boots with systemd as PID 1" booted "$n"; done
 ok "both containers booted ($(inside a systemctl --version | head -n1))"
 
@@ -275,9 +324,18 @@ run_section() { # section, node [README]
     echo "systemd-lab: gw-$2: README \"$1\" block $i"
     sh_in "$2" "set -e -x; $b" > "$run/$2.readme.$i.log" 2>&1 \
       || { cat "$run/$2.readme.$i.log" >&2; fail "gw-$2: README \"$1\" block $i failed"; }
+    # A step that is the user's own (editing pair.values for this network): the cloud phases'.
+    [ -z "${after_block:-}" ] || "$after_block" "$2" "$b"
   done < <(blocks "$1" "${3:-$readme}")
   [ $i -gt 0 ] || fail "README has no sh blocks under \"## $1\""
 }
+# HAKIT_SYSLAB_ONLY=clouds: only the cloud examples' phases (they set the nodes up themselves).
+if [ "${HAKIT_SYSLAB_ONLY:-}" = clouds ]; then
+  # shellcheck source=tests/systemd-lab-clouds.sh
+  source "$top/tests/systemd-lab-clouds.sh"
+  echo "systemd-lab: the cloud phases passed in $(( $(date +%s) - t_start )) s"
+  exit 0
+fi
 for n in a b; do run_section Install "$n"; done
 ok "README install steps ran on both nodes"
 wait_for 20 "gw-a becomes MASTER with the floating IP, both statuses clean" master_is a \
@@ -420,51 +478,6 @@ sleep 1
 # silently dead in this lab until netbase was in the image: no /etc/protocols).
 synced() { matches 'dport=5001 .*ESTABLISHED\|ESTABLISHED .*dport=5001' inside b conntrack -L -p tcp --dport 5001; }
 wait_for 10 "gw-b's kernel holds the TCP stream's conntrack entry (conntrackd synchronised it)" synced
-phase() { echo "$(date +%s.%N) $*" >> "$run/phases"; echo "systemd-lab: -- $*"; }
-# The traffic report (hakit-lab-traffic's JSON) judged by phase: no UDP blackout over 50 ms,
-# the TCP stream byte-exact and alive at the end.
-traffic_ok() { # report.json phases
-  python3 - "$1" "$2" <<'EOF'
-import json, sys
-r = json.load(open(sys.argv[1]))
-phases = [l.split(' ', 1) for l in open(sys.argv[2]).read().splitlines()]
-def during(t):
-    name = 'before the first failover'
-    for at, what in phases:
-        if float(at) <= t:
-            name = what
-    return name
-bad = []
-for key, flow in r.items():
-    if not isinstance(flow, dict):
-        continue
-    if 'blackout_ms' in flow:
-        lost_ms = flow['longest_loss_run'] * flow['interval_ms']
-        print(f"udp {flow['interval_ms']:.0f} ms: {flow['sent']} sent, {flow['lost']} lost, "
-              f"longest loss run {lost_ms:.0f} ms ({during(flow['longest_loss_run_from'])}), "
-              f"longest silence {flow['blackout_ms']:.1f} ms ({during(flow['blackout_after'])})")
-        # A blackout loses the probes sent during it; a silence with nothing lost is the
-        # answers coming late (this 2-core host under a 1 MB/s stream, two containers and
-        # dpkg), which a generous bound still catches when it grows.
-        if lost_ms > 50:
-            bad.append(f"UDP blackout of {lost_ms:.0f} ms (probes lost in a row) during: {during(flow['longest_loss_run_from'])}")
-        if flow['blackout_ms'] > 250:
-            bad.append(f"UDP silence of {flow['blackout_ms']:.1f} ms during: {during(flow['blackout_after'])}")
-    if 'bytes' in flow:
-        print(f"tcp: {flow['bytes']} bytes, mismatch at {flow['first_mismatch_offset']}, "
-              f"alive at end {flow['alive_at_end']}, longest stall {flow['longest_stall_ms']:.1f} ms "
-              f"({during(flow['longest_stall_at'])})")
-        if flow['first_mismatch_offset'] is not None or not flow['alive_at_end']:
-            bad.append(f"TCP stream broken: {flow.get('error')} at offset {flow['first_mismatch_offset']}")
-        # A stream that stalls for a second (or stops for good: the stall runs to the end)
-        # did not survive in any sense a user would accept.
-        if flow['longest_stall_ms'] > 1000:
-            bad.append(f"TCP stream stalled {flow['longest_stall_ms']:.0f} ms during: {during(flow['longest_stall_at'])}")
-for b in bad:
-    print('FAIL:', b, file=sys.stderr)
-sys.exit(1 if bad else 0)
-EOF
-}
 
 phase "soft failover: systemctl stop keepalived on gw-a"
 inside a systemctl stop keepalived.service
@@ -729,12 +742,19 @@ grep -q 'wrote /etc/sysctl.d/90-hakit.conf' "$run/ansible-drift.log" || fail "an
 matches 'snat to 203.0.113.10' inside a nft list table ip hakit || fail "ansible: gw-a's SNAT rule not put back"
 matches 'edited by hand' inside b cat /etc/sysctl.d/90-hakit.conf && fail "ansible: gw-b's edited file not put back"
 ok "ansible: drift corrected and said (the MASTER's SNAT rule, an edited rendered file)"
-# A split brain: gw-b stops hearing VRRP and becomes MASTER beside gw-a.
+# A split brain: gw-b hears neither VRRP nor gw-a's monitor on the sync link, and becomes
+# MASTER beside gw-a. (With only VRRP cut, the monitor sees the peer alive on the sync link
+# and the newer MASTER stands down, crates/check/src/split.rs: a split hakit heals itself,
+# which is not what this plants. A fresh-clone CI run caught both MASTERs in that short
+# window only some of the time.)
 inside b nft add table ip hksplit
 inside b nft add chain ip hksplit in '{ type filter hook input priority -300; }'
 inside b nft add rule ip hksplit in ip protocol 112 drop   # VRRP
+inside b nft add rule ip hksplit in ip saddr 192.0.2.1 drop   # gw-a on the sync link
 both() { has_fip a && has_fip b; }
-wait_for 10 "the planted split brain: both nodes hold the floating IP" both
+wait_for 30 "the planted split brain: both nodes hold the floating IP" both
+sleep 2
+both || { show_status; fail "the planted split brain did not hold: both nodes held the floating IP, then not"; }
 if play split validate.yml -e hakit_failover=false; then fail "ansible: validate.yml passed on a split brain"; fi
 grep -q 'want exactly one' "$run/ansible-split.log" || fail "ansible: validate.yml failed on the split brain without saying why: $(tail -n 5 "$run/ansible-split.log")"
 inside b nft delete table ip hksplit
@@ -848,5 +868,10 @@ if grep -v 'from 203\.0\.113\.1[01]$' <<<"$seen"; then
   fail "active-active: the server saw a source other than the two floating IPs (above)"
 fi
 ok "active-active: both halves' TCP streams byte-exact and flowing, and UDP flows without a 50 ms blackout, across VI_2's graceful and crash moves; the server saw each half from its own floating IP"
+
+# ---------------------------------------------------------------------------------------
+# The cloud examples, each by its README behind its provider's network model.
+# shellcheck source=tests/systemd-lab-clouds.sh
+source "$top/tests/systemd-lab-clouds.sh"
 
 echo "systemd-lab: all checks passed in $(( $(date +%s) - t_start )) s"

@@ -274,6 +274,62 @@ fn a_new_profile_is_a_new_example_directory() {
     std::fs::remove_dir_all(&share).unwrap();
 }
 
+/// API_URL and METADATA_URL (an AWS VPC endpoint without private DNS, a proxy, the systemd
+/// lab's fake provider) become fip-claim's `endpoint_url` and `metadata_url` in every cloud
+/// profile, and without them the profile names the public endpoints in a comment only.
+#[test]
+fn api_and_metadata_urls_reach_fip_claims_config() {
+    let dir = std::env::temp_dir().join(format!("hakit-urls-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    for profile in ["aws", "digitalocean", "hetzner", "linode"] {
+        let shipped = std::fs::read_to_string(format!("examples/{profile}/pair.values")).unwrap();
+        for (extra, want) in [
+            (
+                "API_URL=http://203.0.113.253:8080/v2\nMETADATA_URL=http://203.0.113.253:8080\n",
+                Some(("http://203.0.113.253:8080/v2", "http://203.0.113.253:8080")),
+            ),
+            ("", None),
+        ] {
+            let values = dir.join(format!("{profile}.values"));
+            std::fs::write(&values, format!("{shipped}{extra}")).unwrap();
+            let root = dir.join(format!("root-{profile}"));
+            let _ = std::fs::remove_dir_all(&root);
+            let out = std::process::Command::new("scripts/hakit-setup")
+                .args(["--node", "b", "--root"])
+                .arg(&root)
+                .arg(&values)
+                .output()
+                .unwrap();
+            assert_exit(&out, 0, "");
+            let toml = std::fs::read_to_string(root.join("etc/hakit/hakit.toml")).unwrap();
+            let fip: Vec<&str> = toml
+                .split("[fip]\n")
+                .nth(1)
+                .unwrap()
+                .lines()
+                .take_while(|l| !l.starts_with('['))
+                .collect();
+            let key = |k: &str| {
+                fip.iter()
+                    .find_map(|l| l.strip_prefix(&format!("{k} = \"")))
+                    .map(|v| v.trim_end_matches('"'))
+            };
+            match want {
+                Some((api, md)) => {
+                    assert_eq!(key("endpoint_url"), Some(api), "{profile}: {toml}");
+                    assert_eq!(key("metadata_url"), Some(md), "{profile}: {toml}");
+                }
+                None => {
+                    assert_eq!(key("endpoint_url"), None, "{profile}: {toml}");
+                    assert_eq!(key("metadata_url"), None, "{profile}: {toml}");
+                }
+            }
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// The roles every profile renders, from both nodes' keepalived.conf: one VRRP instance per
 /// `[[notify.instance]]` of its hakit.toml, each preferring one node (VI_1 node a, VI_2 node
 /// b: active-active), and each tracked script's weight big enough that a node whose check
@@ -670,6 +726,26 @@ fn render_and_setup_never_leave_a_half_written_file() {
             node_a,
             2,
             "VRID=255: the profile active-active has two instances, VI_2 takes VRID + 1",
+        ),
+        // Where fip-claim reaches the provider: a URL, nothing a TOML string could be
+        // broken out of; the metadata service without a path.
+        (
+            format!("{aws}API_URL=https://ec2.example\"\n"),
+            node_a,
+            2,
+            "API_URL=https://ec2.example\" wants the provider API's base URL",
+        ),
+        (
+            format!("{aws}API_URL=file:///etc/shadow\n"),
+            node_a,
+            2,
+            "API_URL=file:///etc/shadow wants the provider API's base URL",
+        ),
+        (
+            format!("{aws}METADATA_URL=http://169.254.169.254/latest\n"),
+            node_a,
+            2,
+            "METADATA_URL=http://169.254.169.254/latest wants the metadata service",
         ),
         // The templates say PEER_ID; the user wrote (or forgot) B_ID.
         (
