@@ -91,7 +91,7 @@ package: static docs
 # The .deb and the bare-metal README's steps on two Debian 12 containers under a real
 # systemd (tests/systemd-lab.sh; root; the base image is cached in target/systemd-lab).
 syslab: deps deb
-	$(CARGO) build --release --target $(MUSL) -p hakit-lab --bin hakit-lab-traffic --bin hakit-fake-cloud
+	$(CARGO) build --release --target $(MUSL) -p hakit-lab --bin hakit-lab-traffic --bin hakit-fake-cloud --bin hakit-vpc --bin hakit-lab-conf
 	tests/systemd-lab.sh $$(ls target/deb/hakit_*_amd64.deb | head -n1) $(STATIC_DIR)
 
 # Re-renders examples/*/keepalived.conf from their templates (the command is each file's

@@ -1676,16 +1676,14 @@ fn linode_readme_bird_files_are_what_hakit_writes_and_bird_parses() {
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/linode/README.md"),
     )
     .unwrap();
-    let blocks: Vec<&str> = readme.split("```\n").skip(1).step_by(2).collect();
+    // A fenced block (no language) whose first line starts with `head`, without that line.
     let block = |head: &str| {
-        blocks
-            .iter()
-            .find(|b| b.starts_with(head))
-            .unwrap_or_else(|| panic!("no block starting {head:?} in the Linode README"))
-            .split_once('\n')
-            .unwrap()
-            .1
-            .to_string()
+        let at = readme
+            .find(&format!("```\n{head}"))
+            .unwrap_or_else(|| panic!("no block starting {head:?} in the Linode README"));
+        let start = at + readme[at + 4..].find('\n').unwrap() + 5;
+        let len = readme[start..].find("```\n").unwrap();
+        readme[start..start + len].to_string()
     };
     let roles = block("# /etc/bird/hakit-roles.conf");
     let written = hakit_bgp::bird_roles(&[("203.0.113.10/32".to_string(), hakit_bgp::SECONDARY)]);

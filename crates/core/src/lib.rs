@@ -27,6 +27,7 @@ pub mod exit;
 pub mod heartbeat;
 pub mod logging;
 pub mod metrics;
+pub mod procs;
 pub mod runtime;
 pub mod sysctl;
 pub use hakit_sys::sched;

@@ -150,6 +150,12 @@ fn stop_all(
             release_vips(instances);
         }
     }
+    // A failed instance outweighs a partial (superseded) one, which outweighs success.
+    let rank = |e: Exit| match e {
+        Exit::Ok => 0,
+        Exit::Partial => 1,
+        Exit::Failed | Exit::Usage => 2,
+    };
     let mut worst = Exit::Ok;
     for inst in instances {
         let report = if dry {
@@ -162,12 +168,6 @@ fn stop_all(
         } else if dry {
             print_dry_run(&report, State::Stop);
         }
-        // A failed instance outweighs a partial (superseded) one, which outweighs success.
-        let rank = |e: Exit| match e {
-            Exit::Ok => 0,
-            Exit::Partial => 1,
-            Exit::Failed | Exit::Usage => 2,
-        };
         let this = app::exit_of(&report);
         if rank(this) > rank(worst) {
             worst = this;
@@ -178,15 +178,7 @@ fn stop_all(
 
 /// Whether a keepalived process runs (in this PID namespace).
 fn keepalived_alive() -> bool {
-    std::fs::read_dir("/proc").is_ok_and(|d| {
-        d.flatten().any(|e| {
-            e.file_name()
-                .to_str()
-                .is_some_and(|n| n.parse::<u32>().is_ok())
-                && std::fs::read_to_string(e.path().join("comm"))
-                    .is_ok_and(|c| c.trim_end() == "keepalived")
-        })
-    })
+    hakit_core::procs::find_comm("keepalived").is_some()
 }
 
 /// keepalived removes its VIPs when it stops, but one that was killed leaves them on the

@@ -91,21 +91,8 @@ impl Kind for Service {
             };
         }
         let name = self.process.as_deref().unwrap_or_default();
-        for e in std::fs::read_dir("/proc").context("read /proc")?.flatten() {
-            if e.file_name()
-                .to_string_lossy()
-                .bytes()
-                .all(|b| b.is_ascii_digit())
-            {
-                if let Ok(comm) = std::fs::read_to_string(e.path().join("comm")) {
-                    if comm.trim_end() == name {
-                        return Ok(format!(
-                            "process {name} running (pid {})",
-                            e.file_name().to_string_lossy()
-                        ));
-                    }
-                }
-            }
+        if let Some(pid) = hakit_core::procs::find_comm(name) {
+            return Ok(format!("process {name} running (pid {pid})"));
         }
         bail!("no process named {name}")
     }

@@ -21,7 +21,10 @@ pub const SECONDARY: &str = "65000:2";
 /// lelastic's hold time (keepalive 3 s): a crashed speaker's path stays this long.
 pub const HOLD_S: f64 = 9.0;
 
-/// The route server's configuration (see the module docs).
+/// The route server's configuration (see the module docs). It waits for the Linodes to
+/// connect (`passive`): lelastic's GoBGP listens on no port (`port = -1`, lelastic_conf), so
+/// Linode's route servers cannot be the side that connects, and a gateway's firewall (the
+/// shipped ruleset drops what it does not expect) never sees their SYNs.
 pub fn route_server_conf(shared: &str, linodes: &[&str]) -> String {
     let mut c = format!(
         "frr defaults traditional
@@ -48,6 +51,7 @@ router bgp 65000
  neighbor linodes timers 3 9
  neighbor linodes timers connect 5
  neighbor linodes ebgp-multihop 16
+ neighbor linodes passive
 ",
         RANGES6[0], RANGES6[1]
     );

@@ -617,7 +617,7 @@ fn fifo_reader_problem(keepalived_config: &std::path::Path) -> Option<String> {
     if !wants_reader {
         return None;
     }
-    let procs = processes();
+    let procs = hakit_core::procs::with_argv();
     if !procs
         .iter()
         .any(|(_, argv)| basename(argv.first()) == "keepalived")
@@ -651,25 +651,6 @@ fn fifo_reader_problem(keepalived_config: &std::path::Path) -> Option<String> {
 
 fn basename(arg: Option<&String>) -> &str {
     arg.map_or("", |a| a.rsplit('/').next().unwrap_or(a))
-}
-
-/// Every process's PID and argv (from /proc; kernel threads and vanished processes skipped).
-fn processes() -> Vec<(u32, Vec<String>)> {
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    dir.flatten()
-        .filter_map(|e| {
-            let pid = e.file_name().to_str()?.parse::<u32>().ok()?;
-            let c = std::fs::read(e.path().join("cmdline")).ok()?;
-            let argv: Vec<String> = c
-                .split(|&b| b == 0)
-                .filter(|a| !a.is_empty())
-                .map(|a| String::from_utf8_lossy(a).into_owned())
-                .collect();
-            (!argv.is_empty()).then_some((pid, argv))
-        })
-        .collect()
 }
 
 #[cfg(test)]

@@ -55,9 +55,7 @@
 //! address it calls from) with the IDs and MACs moto gave the ENIs.
 
 use std::{
-    collections::BTreeMap,
     fs,
-    io::{Read, Write},
     net::TcpStream,
     path::Path,
     sync::{
@@ -75,6 +73,9 @@ use crate::{
     example::{bin, nft_stdin, render_and_start, Pair},
     Lab, Ns,
 };
+
+mod ec2;
+use ec2::{read_ec2, Seen};
 
 pub const CLIENT: &str = "198.51.100.50";
 pub const SERVER: &str = "203.0.113.254";
@@ -120,19 +121,6 @@ pub struct Vpc {
     pub applied: Arc<Mutex<Vec<(f64, String)>>>,
     stop: Arc<AtomicBool>,
     threads: Vec<thread::JoinHandle<()>>,
-}
-
-/// EC2's view that the model acts on.
-#[derive(Debug, Clone, PartialEq, Default)]
-struct Seen {
-    /// The LAN table's default route: the next hop (an ENI's private address), or None for
-    /// a blackhole.
-    lan_default: Option<String>,
-    /// Elastic IP association: the private address it maps to.
-    eip_private: Option<String>,
-    /// Each node ENI (by ID): its source/destination check and its private addresses,
-    /// primary first.
-    enis: BTreeMap<String, (bool, Vec<String>)>,
 }
 
 impl Vpc {
@@ -181,76 +169,24 @@ impl Vpc {
         for t in ["192.0.2.80/32", "192.0.2.81/32"] {
             inet.ip(&["addr", "add", t, "dev", "lo"])?;
         }
-        for (ifname, addr) in [
-            ("lan0", "198.51.100.1/26"),
-            ("wan0", "198.51.100.65/26"),
-            ("wan0", "198.51.100.70/26"),
-            ("igw0", "203.0.113.1/24"),
-        ] {
-            vpc.ip(&["addr", "add", addr, "dev", ifname])?;
-        }
-        crate::run_ok(&mut vpc.command(&[
-            "sysctl",
-            "-q",
-            "-w",
-            "net.ipv4.ip_forward=1",
-            "net.ipv4.conf.all.rp_filter=0",
-            "net.ipv4.conf.default.rp_filter=0",
-            "net.ipv4.conf.all.send_redirects=0",
-            "net.ipv4.conf.lan0.send_redirects=0",
-            "net.ipv4.conf.wan0.send_redirects=0",
-        ]))?;
-        // Rule 1: the LAN subnet's route table, consulted for what enters from the LAN.
-        vpc.ip(&["rule", "add", "iif", "lan0", "lookup", "100", "pref", "100"])?;
-        for (net, dev) in [("198.51.100.0/26", "lan0"), ("198.51.100.64/26", "wan0")] {
-            vpc.ip(&["route", "add", net, "dev", dev, "table", "100"])?;
-        }
-        vpc.ip(&["route", "add", "blackhole", "default", "table", "100"])?;
-        // The WAN (public) subnet's table: 0.0.0.0/0 to the internet gateway.
-        vpc.ip(&["route", "add", "default", "via", SERVER, "dev", "igw0"])?;
-        nft_stdin(&vpc, IGW_TABLE)?;
-        nft_stdin(&sw, &fabric_table(&[]))?;
+        router(&vpc)?;
+        Fabric::lab(&sw).apply_empty()?;
 
         // EC2, as moto, at the VPC endpoint; the world set up with boto3 (moto's client).
-        let moto_url = format!("http://{EC2}:{EC2_PORT}");
         // moto with the secondary-IP semantics AWS documents (tests/aws/moto_server.py).
-        let moto_py = fs::canonicalize("tests/aws/moto_server.py")
-            .context("tests/aws/moto_server.py (run from the source tree)")?;
+        let moto_url = EC2_URL.to_string();
+        let moto = moto_argv()?;
         lab.spawn(
             &vpc,
             "moto",
-            &[
-                &crate::python3(),
-                &moto_py.to_string_lossy(),
-                "-H",
-                EC2,
-                "-p",
-                &EC2_PORT.to_string(),
-            ],
+            &moto.iter().map(String::as_str).collect::<Vec<_>>(),
         )?;
         crate::wait_until(Duration::from_secs(20), Duration::from_millis(50), || {
             vpc.within(|| Ok(TcpStream::connect((EC2, EC2_PORT)).is_ok()))
                 .unwrap_or(false)
         })
         .context("moto did not start")?;
-        let script = fs::canonicalize("tests/aws/moto_lab.py")
-            .context("tests/aws/moto_lab.py (run from the source tree)")?;
-        let out = vpc
-            .command(&[
-                &crate::python3(),
-                &script.to_string_lossy(),
-                "setup3",
-                &moto_url,
-                EIP,
-                SHARED,
-            ])
-            .output()?;
-        anyhow::ensure!(
-            out.status.success(),
-            "moto_lab.py setup3: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let world: Value = serde_json::from_slice(&out.stdout)?;
+        let world = ec2_world(&vpc, &moto_url)?;
         let w = |k: &str| world[k].as_str().unwrap_or_default().to_string();
 
         // Each node's interfaces carry the MACs EC2 gave its ENIs (IMDS answers by MAC).
@@ -277,10 +213,13 @@ impl Vpc {
 
         let stop = Arc::new(AtomicBool::new(false));
         let applied = Arc::new(Mutex::new(Vec::new()));
-        let threads = vec![
-            crate::imds::serve(&vpc, (WAN_ROUTER, IMDS_PORT), &world, stop.clone())?,
-            model(&vpc, &sw, &world, &moto_url, stop.clone(), applied.clone())?,
-        ];
+        let threads = serve(
+            &vpc,
+            Fabric::lab(&sw),
+            &world,
+            stop.clone(),
+            applied.clone(),
+        )?;
 
         let syslog = crate::syslog::Syslog::listen(&d.join("syslog.sock"))?;
         // The instance IDs EC2 gave, as the user copies them from the console.
@@ -385,6 +324,99 @@ impl Drop for Vpc {
     }
 }
 
+/// The VPC router, the internet gateway and the EC2 endpoint in namespace `vpc`, whose
+/// ports `lan0` (the LAN subnet), `wan0` (the WAN subnet) and `igw0` (towards the internet)
+/// exist: rules 1, 3 and 5's addresses, and the gateway's one-to-one translation (empty
+/// until the model reads an association).
+pub fn router(vpc: &Ns) -> anyhow::Result<()> {
+    for (ifname, addr) in [
+        ("lan0", "198.51.100.1/26"),
+        ("wan0", "198.51.100.65/26"),
+        ("wan0", "198.51.100.70/26"),
+        ("igw0", "203.0.113.1/24"),
+    ] {
+        vpc.ip(&["addr", "add", addr, "dev", ifname])?;
+    }
+    crate::run_ok(&mut vpc.command(&[
+        "sysctl",
+        "-q",
+        "-w",
+        "net.ipv4.ip_forward=1",
+        "net.ipv4.conf.all.rp_filter=0",
+        "net.ipv4.conf.default.rp_filter=0",
+        "net.ipv4.conf.all.send_redirects=0",
+        "net.ipv4.conf.lan0.send_redirects=0",
+        "net.ipv4.conf.wan0.send_redirects=0",
+    ]))?;
+    // Rule 1: the LAN subnet's route table, consulted for what enters from the LAN.
+    vpc.ip(&["rule", "add", "iif", "lan0", "lookup", "100", "pref", "100"])?;
+    for (net, dev) in [("198.51.100.0/26", "lan0"), ("198.51.100.64/26", "wan0")] {
+        vpc.ip(&["route", "add", net, "dev", dev, "table", "100"])?;
+    }
+    vpc.ip(&["route", "add", "blackhole", "default", "table", "100"])?;
+    // The WAN (public) subnet's table: 0.0.0.0/0 to the internet gateway.
+    vpc.ip(&["route", "add", "default", "via", SERVER, "dev", "igw0"])?;
+    nft_stdin(vpc, IGW_TABLE)?;
+    Ok(())
+}
+
+/// moto's EC2 (tests/aws/moto_server.py) as argv, to run in the VPC's namespace.
+pub fn moto_argv() -> anyhow::Result<Vec<String>> {
+    let moto_py = fs::canonicalize("tests/aws/moto_server.py")
+        .context("tests/aws/moto_server.py (run from the source tree)")?;
+    Ok(vec![
+        crate::python3(),
+        moto_py.to_string_lossy().to_string(),
+        "-H".into(),
+        EC2.into(),
+        "-p".into(),
+        EC2_PORT.to_string(),
+    ])
+}
+
+/// The AWS example's world in moto (moto_lab.py setup3): both instances with their WAN, LAN
+/// and sync ENIs, the LAN table's default route to the primary's LAN ENI, the Elastic IP
+/// on the shared secondary address of its WAN ENI.
+pub fn ec2_world(vpc: &Ns, moto_url: &str) -> anyhow::Result<Value> {
+    let script = fs::canonicalize("tests/aws/moto_lab.py")
+        .context("tests/aws/moto_lab.py (run from the source tree)")?;
+    let out = vpc
+        .command(&[
+            &crate::python3(),
+            &script.to_string_lossy(),
+            "setup3",
+            moto_url,
+            EIP,
+            SHARED,
+        ])
+        .output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "moto_lab.py setup3: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(serde_json::from_slice(&out.stdout)?)
+}
+
+/// The EC2 endpoint's URL (`EC2`:`EC2_PORT`) and the model's metadata service (IMDSv2, per
+/// node, at the WAN router `WAN_ROUTER`:`IMDS_PORT`).
+pub const EC2_URL: &str = "http://198.51.100.70:5000";
+pub const IMDS_URL: &str = "http://198.51.100.65:8081";
+
+/// The metadata service and the model, on threads, for a VPC built elsewhere.
+pub fn serve(
+    vpc: &Ns,
+    fabric: Fabric,
+    world: &Value,
+    stop: Arc<AtomicBool>,
+    applied: Arc<Mutex<Vec<(f64, String)>>>,
+) -> anyhow::Result<Vec<thread::JoinHandle<()>>> {
+    Ok(vec![
+        crate::imds::serve(vpc, (WAN_ROUTER, IMDS_PORT), world, stop.clone())?,
+        model(vpc, fabric, world, EC2_URL, stop, applied)?,
+    ])
+}
+
 /// Rule 3, the internet gateway: stateless one-to-one NAT between private addresses with
 /// an Elastic IP association and those Elastic IPs (the maps the model fills), everything
 /// else from the VPC dropped on its way out.
@@ -423,126 +455,66 @@ fn fabric_table(ports: &[(&str, bool, Vec<String>)]) -> String {
     )
 }
 
-/// The fabric's ports and the ENI behind each (moto_lab.py setup3's names).
-const PORTS: [(&str, &str); 4] = [
-    ("brlana", "primary_lan_eni"),
-    ("brlanb", "secondary_lan_eni"),
-    ("brwana", "primary_wan_eni"),
-    ("brwanb", "secondary_wan_eni"),
-];
-
-fn fabric_for(seen: &Seen, world: &Value) -> String {
-    let ports: Vec<(&str, bool, Vec<String>)> = PORTS
-        .iter()
-        .map(|(port, key)| {
-            let eni = world[*key].as_str().unwrap_or_default();
-            let (on, ips) = seen.enis.get(eni).cloned().unwrap_or((true, Vec::new()));
-            (*port, on, ips)
-        })
-        .collect();
-    fabric_table(&ports)
+/// The subnets' switches (namespaces holding the bridges) and their ports: each port's
+/// interface name and the ENI behind it (moto_lab.py setup3's names, e.g. primary_lan_eni).
+pub struct Fabric {
+    pub switches: Vec<Ns>,
+    pub ports: Vec<(String, String)>,
 }
 
-/// One unsigned EC2 Query API call (moto checks no signature unless told to).
-fn ec2_call(
-    url_host: &str,
-    action: &str,
-    params: &[(&str, &str)],
-) -> anyhow::Result<hakit_fip::xml::Node> {
-    let mut body = format!("Action={action}&Version={}", hakit_fip::aws::VERSION);
-    for (k, v) in params {
-        body.push_str(&format!(
-            "&{}={}",
-            hakit_fip::aws::encode(k),
-            hakit_fip::aws::encode(v)
-        ));
-    }
-    let mut s = TcpStream::connect(url_host)?;
-    s.set_read_timeout(Some(Duration::from_secs(2)))?;
-    write!(
-        s,
-        "POST / HTTP/1.1\r\nHost: {url_host}\r\nConnection: close\r\nContent-Type: application/x-www-form-urlencoded\r\nAuthorization: AWS4-HMAC-SHA256 Credential=model/20260101/us-east-1/ec2/aws4_request, SignedHeaders=host, Signature=0\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )?;
-    let mut resp = String::new();
-    s.read_to_string(&mut resp)?;
-    let xml = resp
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b)
-        .unwrap_or_default();
-    hakit_fip::xml::parse(xml).with_context(|| format!("moto {action}: {resp}"))
-}
-
-/// EC2's view, read from moto.
-fn read_ec2(host: &str, world: &Value) -> anyhow::Result<Seen> {
-    let w = |k: &str| world[k].as_str().unwrap_or_default().to_string();
-    let ip_of: BTreeMap<String, String> = ["primary", "secondary"]
-        .iter()
-        .flat_map(|r| {
-            [
-                (w(&format!("{r}_wan_eni")), w(&format!("{r}_wan_ip"))),
-                (w(&format!("{r}_lan_eni")), w(&format!("{r}_lan_ip"))),
+impl Fabric {
+    /// The chaos lab's: both subnets' bridges in one namespace, ports named by `Lab::bridge`.
+    fn lab(sw: &Ns) -> Fabric {
+        Fabric {
+            switches: vec![sw.clone()],
+            ports: [
+                ("brlana", "primary_lan_eni"),
+                ("brlanb", "secondary_lan_eni"),
+                ("brwana", "primary_wan_eni"),
+                ("brwanb", "secondary_wan_eni"),
             ]
-        })
-        .collect();
-    let table = world["tables"][0].as_str().unwrap_or_default();
-    let rts = ec2_call(host, "DescribeRouteTables", &[("RouteTableId.1", table)])?;
-    let mut lan_default = None;
-    for rt in rts.items("routeTableSet") {
-        for r in rt.items("routeSet") {
-            if r.get("destinationCidrBlock").as_deref() != Some("0.0.0.0/0") {
-                continue;
-            }
-            // Only an ENI target routes: an instance with three ENIs is no target.
-            lan_default = r
-                .get("networkInterfaceId")
-                .and_then(|e| ip_of.get(&e).cloned());
+            .map(|(p, k)| (p.to_string(), k.to_string()))
+            .to_vec(),
         }
     }
-    let eip = ec2_call(
-        host,
-        "DescribeAddresses",
-        &[("Filter.1.Name", "public-ip"), ("Filter.1.Value.1", EIP)],
-    )?;
-    let eip_private = eip
-        .items("addressesSet")
-        .first()
-        .and_then(|a| a.get("privateIpAddress"));
-    let nics = ec2_call(host, "DescribeNetworkInterfaces", &[])?;
-    let enis = nics
-        .items("networkInterfaceSet")
-        .iter()
-        .filter_map(|n| {
-            let id = n.get("networkInterfaceId")?;
-            let mut ips: Vec<String> = n.get("privateIpAddress").into_iter().collect();
-            for a in n.items("privateIpAddressesSet") {
-                if let Some(ip) = a.get("privateIpAddress") {
-                    if !ips.contains(&ip) {
-                        ips.push(ip);
-                    }
-                }
-            }
-            let on = n.get("sourceDestCheck").as_deref() != Some("false");
-            Some((id, (on, ips)))
-        })
-        .collect();
-    Ok(Seen {
-        lan_default,
-        eip_private,
-        enis,
-    })
+
+    /// Every switch's table before EC2 was read: rule 4 (no multicast) only.
+    pub fn apply_empty(&self) -> anyhow::Result<()> {
+        self.apply(None, &Value::Null)
+    }
+
+    /// Every switch's table: rules 2 and 4 for the ENIs as EC2 says they are.
+    fn apply(&self, seen: Option<&Seen>, world: &Value) -> anyhow::Result<()> {
+        let ports: Vec<(&str, bool, Vec<String>)> = match seen {
+            None => Vec::new(),
+            Some(seen) => self
+                .ports
+                .iter()
+                .map(|(port, key)| {
+                    let eni = world[key.as_str()].as_str().unwrap_or_default();
+                    let (on, ips) = seen.enis.get(eni).cloned().unwrap_or((true, Vec::new()));
+                    (port.as_str(), on, ips)
+                })
+                .collect(),
+        };
+        let table = fabric_table(&ports);
+        for sw in &self.switches {
+            nft_stdin(sw, &table)?;
+        }
+        Ok(())
+    }
 }
 
 /// The model: polls EC2 and applies each change to the namespaces.
-fn model(
+pub fn model(
     vpc: &Ns,
-    sw: &Ns,
+    fabric: Fabric,
     world: &Value,
     moto_url: &str,
     stop: Arc<AtomicBool>,
     applied: Arc<Mutex<Vec<(f64, String)>>>,
 ) -> anyhow::Result<thread::JoinHandle<()>> {
-    let (vpc, sw, world) = (vpc.clone(), sw.clone(), world.clone());
+    let (vpc, world) = (vpc.clone(), world.clone());
     let host = moto_url.trim_start_matches("http://").to_string();
     let t0 = Instant::now();
     Ok(thread::spawn(move || {
@@ -587,7 +559,7 @@ fn model(
                         log.push(format!("Elastic IP -> {:?} ({r:?})", seen.eip_private));
                     }
                     if seen.enis != last.enis {
-                        let r = nft_stdin(&sw, &fabric_for(&seen, &world));
+                        let r = fabric.apply(Some(&seen), &world);
                         log.push(format!(
                             "ENIs (check on, addresses): {:?} ({r:?})",
                             seen.enis.values().collect::<Vec<_>>()
