@@ -543,9 +543,15 @@ done
 echo "systemd-lab: console step (done in the model): the shared IP 203.0.113.10 is gw-a's"
 start_cloud "$up" "$run/li-cloud" --provider linode --ip 203.0.113.10 --owner 12345 \
   --node 12345=203.0.113.2 --node 12346=203.0.113.3
-# The lab's hosts are IPv6 too now: neither node takes a router advertisement's address.
 for n in a b; do
   h=$([ $n = a ] && echo 2 || echo 3)
+  # The machine's own setting: its one static IPv6 address, the one the route server peers
+  # with. FRR sends router advertisements for the extended next hop, and hakit's sysctl file
+  # accepts them on the WAN (accept_ra 2, for a Linode's SLAAC address): without this the
+  # node would also take a SLAAC address, connect from it, and be refused by the route
+  # server (seen in this lab; make chaos's Linode lab sets the same).
+  echo 'net.ipv6.conf.eth0.autoconf = 0' | inside "$n" tee /etc/sysctl.d/80-lab-static-ipv6.conf > /dev/null
+  inside "$n" sysctl -q -w net.ipv6.conf.eth0.autoconf=0
   net_config "$n" "$(wan_file 203.0.113.1 "Address=203.0.113.$h/24" "Address=2001:db8:ff::$h/64" IPv6AcceptRA=no LinkLocalAddressing=ipv6)" \
     "$(lan_file "198.51.100.$h/24")"
   # lelastic, built from github.com/linode/lelastic (a download the lab cannot make): the
