@@ -54,6 +54,6 @@ mod tests {
         let ours = with_argv().into_iter().find(|(p, _)| *p == me);
         let (_, argv) = ours.expect("this process listed");
         let exe = std::env::args().next().unwrap();
-        assert!(argv.iter().any(|a| *a == exe), "{argv:?} lacks {exe}");
+        assert!(argv.contains(&exe), "{argv:?} lacks {exe}");
     }
 }
